@@ -1,0 +1,22 @@
+// Logging for every program: pino JSON lines on stderr (stdout stays for command output and --json).
+// Secrets never go into a log call; redact paths below are the last line of defence, not the policy.
+import { type Logger, pino } from "pino";
+
+export type { Logger };
+
+export function createLogger(name: string, level = process.env.EE_LOG_LEVEL ?? "info"): Logger {
+  return pino(
+    {
+      name,
+      level,
+      redact: {
+        paths: ["*.token", "*.secret", "*.admin_token", "*.authorization", "*.private_key"],
+        censor: "[redacted]",
+      },
+    },
+    pino.destination(2),
+  );
+}
+
+/** A logger that drops everything: the default in tests that do not assert on logs. */
+export const silentLogger: Logger = pino({ level: "silent" });
