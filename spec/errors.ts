@@ -1,0 +1,168 @@
+// Typed errors with stable codes: one class per failure family, each mapped once to an HTTP status
+// and a WebSocket close code. Every code the product can emit is listed in ERROR_CODES, which spec/errors.md
+// documents (a test keeps the two in step). Imports nothing: machines/, agent/ and actors/ all use it.
+
+/** Every stable error code, with the one-line meaning that operators and clients see in spec/errors.md. */
+export const ERROR_CODES = {
+  // Protocol: frames on the agent WebSocket.
+  "EE-PROTO-UNDECODABLE": "The frame is not a msgpack-encoded envelope.",
+  "EE-PROTO-TOO-LARGE": "The frame exceeds the size cap for the agent channel.",
+  "EE-PROTO-TEXT-FRAME": "Text frames are not accepted; send binary msgpack frames.",
+  "EE-PROTO-VERSION": "The envelope version is not supported.",
+  "EE-PROTO-UNKNOWN-TYPE": "The envelope type is unknown.",
+  "EE-PROTO-INVALID-BODY": "The message body does not match its schema.",
+  "EE-PROTO-UNEXPECTED": "The message is valid but not expected in the session's current state.",
+  "EE-PROTO-ABUSE": "Too many bad frames on one connection; the connection is closed.",
+  "EE-PROTO-REGISTER-TIMEOUT": "The agent did not register before the challenge expired.",
+  "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
+  "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
+  // Attestation: quote and nonce checks (reason codes of refused registrations).
+  "EE-ATT-QUOTE-MALFORMED": "The quote cannot be parsed (truncated, bad lengths or layout).",
+  "EE-ATT-QUOTE-VERSION": "The quote version is not 4 or 5.",
+  "EE-ATT-KEY-TYPE": "The attestation key type is not ECDSA-256 with P-256.",
+  "EE-ATT-TEE-TYPE": "The quote is not from a TDX TEE (tee_type 0x81).",
+  "EE-ATT-QE-VENDOR": "The QE vendor ID is not Intel's.",
+  "EE-ATT-CERT-DATA": "The certification data is not a type 6 QE report holding a type 5 PCK chain.",
+  "EE-ATT-QUOTE-SIGNATURE": "The quote signature does not verify with the attestation key.",
+  "EE-ATT-QE-REPORT-SIGNATURE": "The QE report signature does not verify with the PCK leaf key.",
+  "EE-ATT-QE-BINDING": "The QE report data does not bind the attestation key and QE auth data.",
+  "EE-ATT-CHAIN-INVALID": "The PCK certificate chain is malformed, broken, expired or badly signed.",
+  "EE-ATT-ROOT-UNTRUSTED": "The PCK chain does not end in a trusted root.",
+  "EE-ATT-NONCE-UNKNOWN": "The nonce was not issued to this connection.",
+  "EE-ATT-NONCE-EXPIRED": "The nonce expired before the registration arrived.",
+  "EE-ATT-NONCE-REPLAYED": "The nonce was already used.",
+  "EE-ATT-REPORTDATA-MISMATCH": "REPORTDATA does not equal the binding of the nonce and the agent key.",
+  "EE-ATT-POP-INVALID": "The agent key proof-of-possession signature does not verify.",
+  "EE-ATT-PROVIDER": "The quote provider failed to produce a quote.",
+  // Registration policy.
+  "EE-REG-NODE-SIZE": "The node_size is not one of the configured sizes.",
+  "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
+  "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
+  "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
+  // REST and generic request errors.
+  "EE-AUTH-MISSING": "No bearer token was given.",
+  "EE-AUTH-INVALID": "The bearer token is not valid.",
+  "EE-REQ-INVALID": "The request is not valid.",
+  "EE-NOT-FOUND": "The resource does not exist.",
+  "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
+  "EE-CONFIG-INVALID": "A configuration value is missing or invalid.",
+  "EE-INTERNAL": "An internal error; the details are in the server log, never in the response.",
+  "EE-CLI-UNREACHABLE": "eectl could not reach the control plane at --cp / EE_CP_URL.",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+export type CodeOf<P extends string> = Extract<ErrorCode, `${P}${string}`>;
+
+/** WebSocket close codes the agent channel uses; documented in spec/protocol.md. */
+export const WS_CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  tooLarge: 1009,
+  internal: 1011,
+  protocol: 4000,
+  abuse: 4001,
+  version: 4002,
+  rejected: 4003,
+  registerTimeout: 4004,
+  superseded: 4009,
+} as const;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+/** Base of every typed error. Subclasses fix the family's HTTP status and WS close code. */
+export abstract class EeError<C extends ErrorCode = ErrorCode> extends Error {
+  abstract readonly httpStatus: number;
+  abstract readonly wsClose: number;
+  readonly code: C;
+  readonly details: unknown;
+
+  constructor(code: C, message?: string, details?: unknown) {
+    super(message ?? ERROR_CODES[code]);
+    this.code = code;
+    this.details = details;
+  }
+
+  toBody(): ErrorBody {
+    const error: ErrorBody["error"] = { code: this.code, message: this.message };
+    if (this.details !== undefined) error.details = this.details;
+    return { error };
+  }
+}
+
+/** A frame on the agent channel broke the wire protocol. */
+export class ProtocolError extends EeError<CodeOf<"EE-PROTO-">> {
+  override readonly name = "ProtocolError";
+  readonly httpStatus = 400;
+  get wsClose(): number {
+    switch (this.code) {
+      case "EE-PROTO-TOO-LARGE":
+        return WS_CLOSE.tooLarge;
+      case "EE-PROTO-VERSION":
+        return WS_CLOSE.version;
+      case "EE-PROTO-ABUSE":
+        return WS_CLOSE.abuse;
+      case "EE-PROTO-REGISTER-TIMEOUT":
+        return WS_CLOSE.registerTimeout;
+      case "EE-PROTO-SUPERSEDED":
+        return WS_CLOSE.superseded;
+      case "EE-PROTO-SHUTDOWN":
+        return WS_CLOSE.goingAway;
+      default:
+        return WS_CLOSE.protocol;
+    }
+  }
+}
+
+/** A quote or nonce did not prove what it claims; `code` is the reason code. */
+export class AttestationError extends EeError<CodeOf<"EE-ATT-">> {
+  override readonly name = "AttestationError";
+  readonly httpStatus = 422;
+  readonly wsClose = WS_CLOSE.rejected;
+}
+
+/** Registration policy refused an otherwise well-attested agent. */
+export class RegistrationError extends EeError<CodeOf<"EE-REG-">> {
+  override readonly name = "RegistrationError";
+  readonly httpStatus = 409;
+  readonly wsClose = WS_CLOSE.rejected;
+}
+
+/** Missing or wrong credentials. */
+export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
+  override readonly name = "AuthError";
+  readonly httpStatus = 401;
+  readonly wsClose = WS_CLOSE.rejected;
+}
+
+/** A request or configuration that does not validate. */
+export class ValidationError extends EeError<"EE-REQ-INVALID" | "EE-CONFIG-INVALID"> {
+  override readonly name = "ValidationError";
+  readonly httpStatus = 400;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
+export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
+  override readonly name = "NotFoundError";
+  readonly httpStatus = 404;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
+export class NotReadyError extends EeError<"EE-NOT-READY"> {
+  override readonly name = "NotReadyError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.goingAway;
+}
+
+export class InternalError extends EeError<"EE-INTERNAL"> {
+  override readonly name = "InternalError";
+  readonly httpStatus = 500;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
+/** Turns anything thrown into a typed error; unknown errors become EE-INTERNAL without leaking their text. */
+export function toEeError(err: unknown): EeError {
+  if (err instanceof EeError) return err;
+  return new InternalError("EE-INTERNAL");
+}

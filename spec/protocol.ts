@@ -1,0 +1,117 @@
+// The agent-channel wire protocol in code: envelope and message schemas (zod), which side may send which type,
+// and the size cap. spec/protocol.md is the prose version of this file. Pure: imports no I/O, so machines/,
+// agent/ and actors/ can all share it.
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+/** Hard cap on one inbound frame. A register frame (quote ≈ 5 KiB + snapshot) is far below it. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+/** Path of the agent WebSocket on the control plane. */
+export const CONNECT_PATH = "/api/v2/agents/connect";
+
+const bytes = (len?: number) => {
+  const base = z.custom<Uint8Array>((v) => v instanceof Uint8Array, {
+    message: "must be binary (msgpack bin)",
+  });
+  return len === undefined ? base : base.refine((b) => b.length === len, { message: `must be ${len} bytes` });
+};
+const msEpoch = z.number().int().nonnegative();
+const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** vm_name: a DNS label, so it can name hosts, units and containers. */
+export const vmNameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a lowercase DNS label");
+/** datacenter: `provider:zone`, e.g. `baremetal:local`, `gcp:us-central1-a`. */
+export const datacenterSchema = z
+  .string()
+  .max(128)
+  .regex(/^[a-z0-9][a-z0-9-]*:[a-z0-9][a-z0-9._-]*$/, "must be provider:zone");
+export const nodeSizeSchema = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[a-z0-9][a-z0-9-]*$/);
+
+/** What the agent runs, as it reports it; the agent is the truth for this (rehydration reads it). */
+export const workloadReportSchema = z.object({
+  deployment_id: z.string().min(1).max(128),
+  app: z.string().min(1).max(128),
+  status: z.enum(["deploying", "healthy", "failed", "stopped"]),
+  compose_hash: z.string().max(128).optional(),
+});
+
+/** The agent's view of itself, sent with registration so a CP can rebuild its runtime state. */
+export const agentSnapshotSchema = z.object({
+  workload: workloadReportSchema.nullable(),
+  heartbeat_seq: seq,
+  started_at: msEpoch,
+});
+
+export const messageSchemas = {
+  /** CP → agent, first frame on every connection. */
+  challenge: z.object({ nonce: bytes(32), expires_at: msEpoch, server_time: msEpoch }),
+  /** agent → CP: the answer to the challenge. */
+  register: z.object({
+    vm_name: vmNameSchema,
+    // Checked by registration policy (EE-REG-* reason codes), not by the frame schema.
+    node_size: z.string().min(1).max(64),
+    datacenter: z.string().min(1).max(128),
+    agent_pubkey: bytes(32),
+    nonce: bytes(32),
+    quote: bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes"),
+    pop: bytes(64),
+    agent_version: z.string().max(64).optional(),
+    snapshot: agentSnapshotSchema.optional(),
+  }),
+  /** CP → agent: registration accepted. */
+  registered: z.object({
+    agent_id: z.string(),
+    session_id: z.string(),
+    heartbeat_ms: z.number().int().positive(),
+    stale_after_ms: z.number().int().positive(),
+    server_time: msEpoch,
+  }),
+  /** agent → CP, every heartbeat_ms. */
+  heartbeat: z.object({ seq, sent_at: msEpoch, workload: workloadReportSchema.nullable().optional() }),
+  /** CP → agent, answers a heartbeat (`re` = the heartbeat's id). */
+  heartbeat_ack: z.object({ seq, server_time: msEpoch }),
+  /** either way: a refused or malformed frame (`re` = the offending frame's id, when it had one). */
+  error: z.object({ code: z.string().max(64), message: z.string().max(1024) }),
+} as const;
+
+export type MessageType = keyof typeof messageSchemas;
+export type MessageBody<T extends MessageType> = z.infer<(typeof messageSchemas)[T]>;
+export type AgentSnapshot = z.infer<typeof agentSnapshotSchema>;
+export type WorkloadReport = z.infer<typeof workloadReportSchema>;
+
+/** Which side may send each type; a frame of the wrong direction is EE-PROTO-UNKNOWN-TYPE for the receiver. */
+export const SENT_BY: Record<MessageType, "cp" | "agent" | "both"> = {
+  challenge: "cp",
+  register: "agent",
+  registered: "cp",
+  heartbeat: "agent",
+  heartbeat_ack: "cp",
+  error: "both",
+};
+
+export const envelopeSchema = z.object({
+  v: z.number().int(),
+  type: z.string().max(32),
+  id: seq.optional(),
+  re: seq.optional(),
+  body: z.unknown(),
+});
+
+export interface Envelope<T extends MessageType = MessageType> {
+  v: typeof PROTOCOL_VERSION;
+  type: T;
+  id?: number;
+  re?: number;
+  body: MessageBody<T>;
+}
+
+/** A decoded, validated frame: a union over message types so `switch (env.type)` narrows the body. */
+export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType];
