@@ -1,0 +1,208 @@
+// Composition root of the control plane: opens the store, builds trust anchors, the supervisor and read model,
+// wires the agent channel and the REST API onto one HTTP server. Bootstrap state (admin token digest, trust
+// roots) comes from flags and files here; runtime state lives only in the actors.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { InspectionEvent } from "xstate";
+import { loadDevRootPem } from "../attestation/dev-pki.ts";
+import { createTrustAnchors } from "../attestation/trust.ts";
+import type { Logger } from "../lib/log.ts";
+import { ValidationError } from "../spec/errors.ts";
+import { loadOpenApi } from "../spec/openapi.ts";
+import { createRestApp } from "../transport/rest/app.ts";
+import { hashToken } from "../transport/rest/auth.ts";
+import type { CpView } from "../transport/rest/view.ts";
+import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
+import { AgentIndex } from "./agent-index.ts";
+import { NonceBook } from "./nonce-book.ts";
+import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
+import { openDatabase } from "./store/db.ts";
+import { EventLog } from "./store/event-log.ts";
+import { Supervisor } from "./supervisor.ts";
+
+export interface ControlPlaneOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  log: Logger;
+  /** Else EE_ADMIN_TOKEN (read by the CLI), else the digest stored in the data dir, else generated. */
+  adminToken?: string;
+  /** Trust the development root in this directory (created by `eectl attest dev-init`). */
+  devAttestationDir?: string;
+  heartbeatMs?: number;
+  staleAfterMs?: number;
+  forgetAfterMs?: number;
+  challengeTtlMs?: number;
+  nodeSizes?: readonly string[];
+  inspect?: (event: InspectionEvent) => void;
+}
+
+export interface ControlPlane {
+  url: string;
+  wsUrl: string;
+  port: number;
+  /** Set only when this start generated the token: it is shown once and stored as a digest. */
+  generatedAdminToken: string | null;
+  supervisor: Supervisor;
+  index: AgentIndex;
+  events: EventLog;
+  stop(): Promise<void>;
+}
+
+const ADMIN_DIGEST_FILE = "admin-token.sha256";
+
+export const CP_DEFAULTS = {
+  heartbeatMs: 5_000,
+  staleAfterMs: 15_000,
+  forgetAfterMs: 24 * 3600_000,
+  challengeTtlMs: 30_000,
+};
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const { log } = opts;
+  const heartbeatMs = opts.heartbeatMs ?? CP_DEFAULTS.heartbeatMs;
+  const staleAfterMs = opts.staleAfterMs ?? CP_DEFAULTS.staleAfterMs;
+  const forgetAfterMs = opts.forgetAfterMs ?? CP_DEFAULTS.forgetAfterMs;
+  if (staleAfterMs <= heartbeatMs) {
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `stale-after-ms (${staleAfterMs}) must exceed the heartbeat interval (${heartbeatMs})`,
+    );
+  }
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const { digest: adminDigest, generated } = adminTokenDigest(opts.dataDir, opts.adminToken);
+
+  let devRootPem: string | undefined;
+  if (opts.devAttestationDir) {
+    devRootPem = loadDevRootPem(opts.devAttestationDir);
+    log.warn(
+      { dir: opts.devAttestationDir },
+      "DEV ATTESTATION ENABLED: quotes signed by a development root are trusted. Never use this in production.",
+    );
+  }
+  const trust = createTrustAnchors(devRootPem === undefined ? {} : { devRootPem });
+
+  const db = openDatabase(opts.dataDir);
+  const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
+  const index = new AgentIndex({ staleAfterMs });
+  const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
+  const channel = new AgentChannel({ log });
+  const supervisor = new Supervisor({
+    link: channel,
+    index,
+    events,
+    log,
+    heartbeatMs,
+    staleAfterMs,
+    forgetAfterMs,
+    policy: { trust, nodeSizes: new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES) },
+    ...(opts.inspect ? { inspect: opts.inspect } : {}),
+  });
+
+  const sink: ChannelSink = {
+    opened: (connId, at) => {
+      const { nonce, expiresAt } = nonces.issue(connId, at);
+      return { nonce, expires_at: expiresAt, server_time: at };
+    },
+    registerFrame: (connId, sessionId, body, at) => {
+      gateRegister(nonces, connId, body, at);
+      return supervisor.register({ connId, sessionId, nonce: body.nonce, body, at });
+    },
+    heartbeat: (agentId, connId, env) =>
+      supervisor.heartbeat(agentId, connId, env.id, env.body.seq, env.body.workload),
+    closed: (connId, agentId) => {
+      nonces.forget(connId);
+      if (agentId !== null) supervisor.disconnected(agentId, connId);
+    },
+    refused: (connId, code, remote) =>
+      events.append({
+        at: Date.now(),
+        kind: "agent.refused",
+        data: { conn: connId, reason: code, remote: remote ?? null },
+      }),
+  };
+  channel.bind(sink);
+
+  const view: CpView = {
+    readiness: () => ({ ready: true, reason: "serving" }),
+    agents: () => index.values(),
+    agent: (id) => index.get(id),
+    machine: (id) => {
+      const snap = supervisor.get(id)?.getSnapshot();
+      return snap ? { value: snap.value, context: snap.context } : undefined;
+    },
+    onTransition: (listener) => index.onTransition(listener),
+    events: (q) => events.list(q),
+  };
+  const app = createRestApp({ view, adminTokenDigest: adminDigest, openapi: loadOpenApi, log });
+  const server = createServer(app.callback());
+  channel.attach(server);
+  await listen(server, opts.host, opts.port);
+  const port = (server.address() as AddressInfo).port;
+  const hostForUrl = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  events.append({
+    at: Date.now(),
+    kind: "cp.started",
+    data: { port, dev_attestation: devRootPem !== undefined },
+  });
+  log.info({ port, data_dir: opts.dataDir }, "control plane serving");
+
+  return {
+    url: `http://${hostForUrl}:${port}`,
+    wsUrl: `ws://${hostForUrl}:${port}`,
+    port,
+    generatedAdminToken: generated,
+    supervisor,
+    index,
+    events,
+    stop: async () => {
+      await channel.shutdown();
+      supervisor.stopAll();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      events.append({ at: Date.now(), kind: "cp.stopped", data: {} });
+      events.flush();
+      db.close();
+    },
+  };
+}
+
+/**
+ * The admin token's digest: from the given token (stored for the next start), else the stored digest, else a
+ * new token, generated here and returned so the caller can show it once. Only the digest touches the disk.
+ */
+function adminTokenDigest(
+  dataDir: string,
+  token: string | undefined,
+): { digest: Buffer; generated: string | null } {
+  const file = join(dataDir, ADMIN_DIGEST_FILE);
+  let generated: string | null = null;
+  if (token === undefined && existsSync(file)) {
+    const hex = readFileSync(file, "utf8").trim();
+    if (!/^[0-9a-f]{64}$/.test(hex))
+      throw new ValidationError("EE-CONFIG-INVALID", `${file} is not a SHA-256 hex digest`);
+    return { digest: Buffer.from(hex, "hex"), generated: null };
+  }
+  if (token === undefined) {
+    generated = `ee_${randomBytes(24).toString("base64url")}`;
+    token = generated;
+  }
+  if (token.length < 16)
+    throw new ValidationError("EE-CONFIG-INVALID", "the admin token must be at least 16 characters");
+  const digest = hashToken(token);
+  writeFileSync(file, `${digest.toString("hex")}\n`, { mode: 0o600 });
+  return { digest, generated };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

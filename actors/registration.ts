@@ -1,0 +1,99 @@
+// Registration checks, in two steps. The connection gate (nonce, proof of possession) runs on the register
+// frame before any actor sees it, so nobody can disturb another agent's session. Verification (quote, nonce
+// binding, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
+import { verifyPop } from "../attestation/agent-key.ts";
+import { reportDataFor, reportDataMatches } from "../attestation/report-data.ts";
+import type { TrustAnchors } from "../attestation/trust.ts";
+import { verifyQuote } from "../attestation/verify.ts";
+import type { AgentFacts, PendingRegistration } from "../machines/agent-session.ts";
+import { AttestationError, RegistrationError } from "../spec/errors.ts";
+import { datacenterSchema } from "../spec/protocol.ts";
+import type { NonceBook } from "./nonce-book.ts";
+
+export const DEFAULT_NODE_SIZES = ["tiny", "standard", "llm"] as const;
+
+/** The agent now holding a vm_name, as the drift check needs it. */
+export interface VmNameHolder {
+  agentId: string;
+  facts: AgentFacts;
+  /** True while the holder heartbeats within stale_after_ms. */
+  live: boolean;
+}
+
+export interface RegistrationPolicy {
+  trust: TrustAnchors;
+  nodeSizes: ReadonlySet<string>;
+  holderOf(vmName: string): VmNameHolder | undefined;
+}
+
+/** Gate: the nonce was issued to this connection, is fresh and unused, and the agent holds its key. */
+export function gateRegister(
+  nonces: NonceBook,
+  connId: number,
+  body: { nonce: Uint8Array; agent_pubkey: Uint8Array; pop: Uint8Array },
+  now: number,
+): void {
+  const verdict = nonces.consume(connId, body.nonce, now);
+  if (verdict !== "ok") throw new AttestationError(verdict);
+  if (!verifyPop(body.agent_pubkey, body.nonce, body.pop)) throw new AttestationError("EE-ATT-POP-INVALID");
+}
+
+export function verifyRegistration(
+  policy: RegistrationPolicy,
+  agentId: string,
+  reg: PendingRegistration,
+): AgentFacts {
+  const { body } = reg;
+  if (!policy.nodeSizes.has(body.node_size)) {
+    throw new RegistrationError(
+      "EE-REG-NODE-SIZE",
+      `node_size "${body.node_size}" is not one of the configured sizes`,
+      {
+        allowed: [...policy.nodeSizes],
+      },
+    );
+  }
+  if (!datacenterSchema.safeParse(body.datacenter).success) {
+    throw new RegistrationError(
+      "EE-REG-DATACENTER",
+      `datacenter "${body.datacenter}" is not of the form provider:zone`,
+    );
+  }
+  const quote = verifyQuote(body.quote, { trust: policy.trust, at: new Date(reg.at) });
+  const expected = reportDataFor("register", reg.nonce, body.agent_pubkey);
+  if (!reportDataMatches(quote.reportData, expected))
+    throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
+
+  const facts: AgentFacts = {
+    vm_name: body.vm_name,
+    node_size: body.node_size,
+    datacenter: body.datacenter,
+    mrtd: quote.mrtd,
+    rtmr: quote.rtmr,
+    trust_root: quote.root,
+    agent_version: body.agent_version ?? null,
+  };
+  checkDrift(policy.holderOf(body.vm_name), agentId, facts);
+  return facts;
+}
+
+function checkDrift(holder: VmNameHolder | undefined, agentId: string, facts: AgentFacts): void {
+  if (!holder?.live) return;
+  const drifted = (["mrtd", "node_size", "datacenter"] as const).filter((k) => holder.facts[k] !== facts[k]);
+  if (drifted.length > 0) {
+    throw new RegistrationError(
+      "EE-REG-DRIFT",
+      `vm_name "${facts.vm_name}" is live with a different ${drifted.join(", ")}`,
+      {
+        vm_name: facts.vm_name,
+        fields: Object.fromEntries(drifted.map((k) => [k, { live: holder.facts[k], seen: facts[k] }])),
+      },
+    );
+  }
+  if (holder.agentId !== agentId) {
+    throw new RegistrationError(
+      "EE-REG-DUPLICATE-VM-NAME",
+      `vm_name "${facts.vm_name}" is held by live agent ${holder.agentId}`,
+    );
+  }
+}

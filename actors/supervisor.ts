@@ -1,0 +1,291 @@
+// The supervisor: one root XState actor per agent in a Map (not spawned children: spawning copies the parent's
+// children object, which is quadratic at 10k agents). It provides the session machine's effects (frames,
+// audit), observes every actor for errors and recreates a crashed one from its last known facts, and removes
+// actors that reach a final state. It never touches sockets: frames go through the AgentLink port.
+import { type Actor, createActor, fromPromise, type InspectionEvent } from "xstate";
+import { agentIdFromPubkey } from "../attestation/agent-key.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  type AgentFacts,
+  agentSessionMachine,
+  type PendingRegistration,
+  type RestoreInput,
+  reasonOf,
+  type SessionEvent,
+  topLevelState,
+} from "../machines/agent-session.ts";
+import { WS_CLOSE } from "../spec/errors.ts";
+import type { WorkloadReport } from "../spec/protocol.ts";
+import { encodeFrame } from "../transport/frame.ts";
+import type { AgentIndex } from "./agent-index.ts";
+import { type RegistrationPolicy, verifyRegistration } from "./registration.ts";
+import type { EventLog } from "./store/event-log.ts";
+
+/** How the supervisor reaches an agent's socket; implemented by transport/ws-server.ts. */
+export interface AgentLink {
+  send(connId: number, frame: Uint8Array): void;
+  close(connId: number, code: number, reason: string): void;
+}
+
+export interface SupervisorOptions {
+  link: AgentLink;
+  index: AgentIndex;
+  events: EventLog;
+  policy: Omit<RegistrationPolicy, "holderOf">;
+  log: Logger;
+  heartbeatMs: number;
+  staleAfterMs: number;
+  forgetAfterMs: number;
+  /** Restarts allowed per agent within restartWindowMs before the supervisor gives up on it. */
+  maxRestarts?: number;
+  restartWindowMs?: number;
+  inspect?: (event: InspectionEvent) => void;
+  now?: () => number;
+}
+
+type SessionActor = Actor<typeof agentSessionMachine>;
+
+interface Supervised {
+  actor: SessionActor;
+  restarts: number[];
+}
+
+export class Supervisor {
+  readonly #o: Required<Omit<SupervisorOptions, "inspect">> & Pick<SupervisorOptions, "inspect">;
+  readonly #actors = new Map<string, Supervised>();
+  readonly #machine;
+  readonly #policy: RegistrationPolicy;
+
+  constructor(opts: SupervisorOptions) {
+    this.#o = { maxRestarts: 5, restartWindowMs: 60_000, now: Date.now, ...opts };
+    const { index } = opts;
+    this.#policy = {
+      ...opts.policy,
+      holderOf: (vmName) => index.holderOf(vmName, (id) => this.#facts(id), this.#o.now()),
+    };
+    this.#machine = this.#provideEffects();
+  }
+
+  get size(): number {
+    return this.#actors.size;
+  }
+
+  get(agentId: string): SessionActor | undefined {
+    return this.#actors.get(agentId)?.actor;
+  }
+
+  /**
+   * A register frame passed the connection gate: route it to the agent's actor, creating it if new.
+   * An older connection of the same agent is closed as superseded.
+   */
+  register(registration: PendingRegistration): string {
+    const agentId = agentIdFromPubkey(registration.body.agent_pubkey);
+    const existing = this.#actors.get(agentId);
+    if (existing) {
+      const oldConn = existing.actor.getSnapshot().context.connId;
+      if (oldConn !== null && oldConn !== registration.connId) {
+        this.#o.link.close(oldConn, WS_CLOSE.superseded, "EE-PROTO-SUPERSEDED");
+      }
+      existing.actor.send({ type: "REGISTER", registration });
+    } else {
+      this.#start(agentId, { register: registration }, []);
+    }
+    return agentId;
+  }
+
+  heartbeat(
+    agentId: string,
+    connId: number,
+    id: number | undefined,
+    seq: number,
+    workload?: WorkloadReport | null,
+  ): void {
+    this.#send(agentId, { type: "HEARTBEAT", connId, id, seq, at: this.#o.now(), workload });
+  }
+
+  disconnected(agentId: string, connId: number): void {
+    this.#send(agentId, { type: "DISCONNECTED", connId, at: this.#o.now() });
+  }
+
+  send(agentId: string, event: SessionEvent): boolean {
+    return this.#send(agentId, event);
+  }
+
+  /** Stops every actor (shutdown). Runtime state is not persisted: agents re-register with the next CP. */
+  stopAll(): void {
+    for (const [agentId, s] of this.#actors) {
+      this.#actors.delete(agentId);
+      s.actor.stop();
+    }
+  }
+
+  #send(agentId: string, event: SessionEvent): boolean {
+    const s = this.#actors.get(agentId);
+    if (!s) return false;
+    s.actor.send(event);
+    return true;
+  }
+
+  #facts(agentId: string): AgentFacts | null {
+    return this.#actors.get(agentId)?.actor.getSnapshot().context.facts ?? null;
+  }
+
+  #start(
+    agentId: string,
+    input: { register?: PendingRegistration; restore?: RestoreInput },
+    restarts: number[],
+  ): void {
+    const { staleAfterMs, forgetAfterMs, inspect } = this.#o;
+    const actor = createActor(this.#machine, {
+      input: { agentId, staleAfterMs, forgetAfterMs, ...input },
+      ...(inspect ? { inspect } : {}),
+    });
+    const supervised: Supervised = { actor, restarts };
+    this.#actors.set(agentId, supervised);
+    actor.subscribe({
+      next: (snap) => {
+        if (this.#actors.get(agentId) !== supervised) return;
+        const state = topLevelState(snap.value);
+        this.#o.index.update(state, snap.context, this.#o.now());
+        if (snap.status === "done") this.#remove(agentId, supervised);
+      },
+      // An unobserved actor error is rethrown in a timer and kills Node: every actor is observed here.
+      error: (err) => this.#recover(agentId, supervised, err),
+    });
+    actor.start();
+  }
+
+  #remove(agentId: string, supervised: Supervised): void {
+    if (this.#actors.get(agentId) !== supervised) return;
+    this.#actors.delete(agentId);
+    this.#o.index.remove(agentId);
+    supervised.actor.stop();
+  }
+
+  #recover(agentId: string, crashed: Supervised, err: unknown): void {
+    if (this.#actors.get(agentId) !== crashed) return;
+    const ctx = crashed.actor.getSnapshot().context;
+    const now = this.#o.now();
+    const restarts = [...crashed.restarts.filter((t) => now - t < this.#o.restartWindowMs), now];
+    const reason = `actor crashed: ${err instanceof Error ? err.message : String(err)}`;
+    this.#o.log.error({ agent_id: agentId, err, restarts: restarts.length }, "agent session actor crashed");
+    this.#o.events.append({
+      at: now,
+      kind: "agent.actor_crashed",
+      agent_id: agentId,
+      data: { reason, restarts: restarts.length },
+    });
+    this.#remove(agentId, crashed);
+    // Without verified facts there is nothing to restore from; with too many crashes, restoring is a loop.
+    if (!ctx.facts || restarts.length > this.#o.maxRestarts) {
+      if (ctx.connId !== null) this.#o.link.close(ctx.connId, WS_CLOSE.internal, "EE-INTERNAL");
+      return;
+    }
+    const phase = ctx.phase;
+    this.#start(
+      agentId,
+      {
+        restore: {
+          facts: ctx.facts,
+          phase,
+          connId: ctx.connId,
+          sessionId: ctx.sessionId,
+          deploymentId: ctx.deploymentId,
+          app: ctx.app,
+          registeredAt: ctx.registeredAt,
+          lastHeartbeatAt: ctx.lastHeartbeatAt,
+          heartbeatSeq: ctx.heartbeatSeq,
+          reason,
+        },
+      },
+      restarts,
+    );
+  }
+
+  #provideEffects() {
+    const { link, events, index, log, heartbeatMs, staleAfterMs } = this.#o;
+    const now = () => this.#o.now();
+    const sendError = (connId: number | null, code: string, message: string, re?: number) => {
+      if (connId !== null)
+        link.send(connId, encodeFrame("error", { code, message }, re === undefined ? {} : { re }));
+    };
+    return agentSessionMachine.provide({
+      actors: {
+        verifyRegistration: fromPromise<AgentFacts, PendingRegistration>(async ({ input }) =>
+          verifyRegistration(this.#policy, agentIdFromPubkey(input.body.agent_pubkey), input),
+        ),
+      },
+      actions: {
+        sendRegistered: ({ context }) => {
+          const facts = context.facts!;
+          // A new agent taking over a vm_name whose holder went stale replaces it.
+          const previous = index.agentIdForVmName(facts.vm_name);
+          if (previous && previous !== context.agentId) {
+            const old = this.#actors.get(previous);
+            if (old) this.#remove(previous, old);
+            events.append({
+              at: now(),
+              kind: "agent.replaced",
+              agent_id: previous,
+              data: { by: context.agentId },
+            });
+          }
+          events.recordAgent({ agent_id: context.agentId, ...facts, at: now() });
+          if (context.connId === null) return;
+          link.send(
+            context.connId,
+            encodeFrame("registered", {
+              agent_id: context.agentId,
+              session_id: context.sessionId ?? "",
+              heartbeat_ms: heartbeatMs,
+              stale_after_ms: staleAfterMs,
+              server_time: now(),
+            }),
+          );
+        },
+        ackHeartbeat: ({ event }) => {
+          if (event.type !== "HEARTBEAT") return;
+          link.send(
+            event.connId,
+            encodeFrame("heartbeat_ack", { seq: event.seq, server_time: now() }, { re: event.id }),
+          );
+        },
+        refuse: ({ context, event }) => {
+          const err = "error" in event ? event.error : undefined;
+          const code = reasonOf(err);
+          const message =
+            err instanceof Error && code !== "EE-INTERNAL" ? err.message : "registration failed";
+          if (code === "EE-INTERNAL")
+            log.error({ agent_id: context.agentId, err }, "registration verification failed unexpectedly");
+          sendError(context.connId, code, message);
+          if (context.connId !== null) link.close(context.connId, WS_CLOSE.rejected, code);
+        },
+        replyUnexpected: ({ event }) => {
+          if (event.type !== "HEARTBEAT") return;
+          sendError(
+            event.connId,
+            "EE-PROTO-UNEXPECTED",
+            "heartbeat before the registration was accepted",
+            event.id,
+          );
+        },
+        record: ({ context }, { kind }) => {
+          const data: Record<string, unknown> = {
+            vm_name: context.facts?.vm_name ?? context.pending?.body.vm_name,
+          };
+          if (context.reason) data.reason = context.reason;
+          if (context.deploymentId) data.deployment_id = context.deploymentId;
+          if (kind === "agent.registered" && context.facts) {
+            Object.assign(data, {
+              node_size: context.facts.node_size,
+              datacenter: context.facts.datacenter,
+              mrtd: context.facts.mrtd,
+              trust_root: context.facts.trust_root,
+            });
+          }
+          events.append({ at: now(), kind, agent_id: context.agentId, data });
+        },
+      },
+    });
+  }
+}

@@ -1,0 +1,334 @@
+// The control plane's view of one agent: a pure XState machine, one root actor per agent (actors/supervisor.ts).
+// It imports no I/O: frames, audit records and quote verification are effects the supervisor provides with
+// machine.provide(). Events carry their own receipt time (`at`), so the machine never reads a clock.
+import { assign, fromPromise, setup } from "xstate";
+import type { MessageBody, WorkloadReport } from "../spec/protocol.ts";
+
+/** Top-level states; `state` in the REST listing is exactly one of these. */
+export type SessionState =
+  /** Connected and answered the challenge; its quote and registration policy are being checked. */
+  | "challenged"
+  /** Attested and admitted; runs no workload; eligible for placement. */
+  | "registered"
+  /** A deployment has been dispatched to it and has not passed its health gate yet. */
+  | "deploying"
+  /** Runs a workload that passed its health gate. */
+  | "healthy"
+  /** No heartbeat within stale_after_ms; kept so it can come back on its next heartbeat or reconnect. */
+  | "stale"
+  /** Final: verification or policy refused it; the supervisor removes the actor. */
+  | "rejected"
+  /** Final: stale for forget_after_ms; the supervisor removes the actor. */
+  | "gone";
+
+/** What the agent proved and declared at registration; kept so a crashed actor can be recreated from it. */
+export interface AgentFacts {
+  vm_name: string;
+  node_size: string;
+  datacenter: string;
+  mrtd: string;
+  rtmr: string[];
+  trust_root: string;
+  agent_version: string | null;
+}
+
+/** A register frame waiting for verification. Cleared once verified: quotes are ~5 KiB and N is large. */
+export interface PendingRegistration {
+  connId: number;
+  sessionId: string;
+  nonce: Uint8Array;
+  body: MessageBody<"register">;
+  at: number;
+}
+
+type Phase = "registered" | "deploying" | "healthy";
+
+export interface SessionContext {
+  agentId: string;
+  staleAfterMs: number;
+  forgetAfterMs: number;
+  /** The transport's id for the socket currently attached, or null while disconnected. */
+  connId: number | null;
+  sessionId: string | null;
+  pending: PendingRegistration | null;
+  facts: AgentFacts | null;
+  /** The live phase to return to when a stale agent heartbeats again. */
+  phase: Phase;
+  deploymentId: string | null;
+  app: string | null;
+  registeredAt: number | null;
+  lastHeartbeatAt: number | null;
+  heartbeatSeq: number;
+  /** Why the session last left the happy path: a reason code (EE-ATT-…, EE-REG-…) or a supervisor note. */
+  reason: string | null;
+  /** Set when the actor was recreated from known facts rather than created by a registration. */
+  restored: boolean;
+}
+
+/** Facts to recreate a session in a live phase (after a crash, or rehydrated from an agent snapshot). */
+export interface RestoreInput {
+  facts: AgentFacts;
+  phase: Phase;
+  connId: number | null;
+  sessionId: string | null;
+  deploymentId: string | null;
+  app: string | null;
+  registeredAt: number | null;
+  lastHeartbeatAt: number | null;
+  heartbeatSeq: number;
+  reason: string;
+}
+
+export interface SessionInput {
+  agentId: string;
+  staleAfterMs: number;
+  forgetAfterMs: number;
+  register?: PendingRegistration;
+  restore?: RestoreInput;
+}
+
+export type SessionEvent =
+  /** A register frame that passed the connection gate (nonce, proof of possession) on connection connId. */
+  | { type: "REGISTER"; registration: PendingRegistration }
+  | {
+      type: "HEARTBEAT";
+      connId: number;
+      id: number | undefined;
+      seq: number;
+      at: number;
+      workload?: WorkloadReport | null;
+    }
+  /** The socket connId closed. Staleness still comes from missing heartbeats, not from the close. */
+  | { type: "DISCONNECTED"; connId: number; at: number }
+  | { type: "DEPLOY"; deploymentId: string; app: string; at: number }
+  | { type: "DEPLOY_HEALTHY"; deploymentId: string; at: number }
+  | { type: "DEPLOY_FAILED"; deploymentId: string; reason: string; at: number }
+  | { type: "UNDEPLOYED"; deploymentId: string; at: number };
+
+/** Audit kinds the machine asks to record (actors/ maps them to event-log rows). */
+export type SessionAuditKind =
+  | "agent.registered"
+  | "agent.rejected"
+  | "agent.stale"
+  | "agent.recovered"
+  | "agent.forgotten"
+  | "agent.deploying"
+  | "agent.healthy"
+  | "agent.deploy_failed"
+  | "agent.undeployed";
+
+function workloadPhase(w: WorkloadReport | null | undefined): Phase {
+  if (w?.status === "healthy") return "healthy";
+  if (w?.status === "deploying") return "deploying";
+  return "registered";
+}
+
+const verifyNotProvided = fromPromise<AgentFacts, PendingRegistration>(async () => {
+  throw new Error("verifyRegistration must be provided by the supervisor");
+});
+
+export const agentSessionMachine = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+  },
+  actors: {
+    // Provided by the supervisor: quote verification + registration policy. Resolves with the agent's facts;
+    // rejects with an AttestationError / RegistrationError whose code becomes the reason.
+    verifyRegistration: verifyNotProvided,
+  },
+  actions: {
+    // Effects, provided by the supervisor; their implementations read the context and the current event.
+    sendRegistered: () => {},
+    ackHeartbeat: () => {},
+    refuse: () => {},
+    replyUnexpected: () => {},
+    record: (_, _params: { kind: SessionAuditKind }) => {},
+    trackHeartbeat: assign(({ context, event }) =>
+      event.type === "HEARTBEAT" ? { lastHeartbeatAt: event.at, heartbeatSeq: event.seq } : context,
+    ),
+    adoptVerified: assign(({ context, event }) => {
+      const reg = context.pending;
+      if (!reg || !("output" in event)) return context;
+      const workload = reg.body.snapshot?.workload ?? null;
+      const phase = workloadPhase(workload);
+      return {
+        facts: event.output as AgentFacts,
+        pending: null,
+        phase,
+        deploymentId: phase === "registered" ? null : (workload?.deployment_id ?? null),
+        app: phase === "registered" ? null : (workload?.app ?? null),
+        registeredAt: reg.at,
+        lastHeartbeatAt: reg.at,
+        heartbeatSeq: reg.body.snapshot?.heartbeat_seq ?? 0,
+        reason: null,
+      };
+    }),
+    noteRefusal: assign(({ event }) => ({
+      pending: null,
+      reason: "error" in event ? reasonOf(event.error) : null,
+    })),
+    takeDeployment: assign(({ context, event }) =>
+      event.type === "DEPLOY" ? { deploymentId: event.deploymentId, app: event.app } : context,
+    ),
+    noteDeployFailure: assign(({ context, event }) =>
+      event.type === "DEPLOY_FAILED" ? { reason: event.reason } : context,
+    ),
+  },
+  guards: {
+    isCurrentConnection: ({ context, event }) => "connId" in event && event.connId === context.connId,
+    isRestore: ({ context }) => context.restored,
+    phaseIs: ({ context }, params: { phase: Phase }) => context.phase === params.phase,
+    isCurrentDeployment: ({ context, event }) =>
+      "deploymentId" in event && event.deploymentId === context.deploymentId,
+  },
+  delays: {
+    staleAfter: ({ context }) => context.staleAfterMs,
+    forgetAfter: ({ context }) => context.forgetAfterMs,
+  },
+}).createMachine({
+  id: "agentSession",
+  context: ({ input }) => {
+    const r = input.restore;
+    return {
+      agentId: input.agentId,
+      staleAfterMs: input.staleAfterMs,
+      forgetAfterMs: input.forgetAfterMs,
+      connId: r?.connId ?? input.register?.connId ?? null,
+      sessionId: r?.sessionId ?? input.register?.sessionId ?? null,
+      pending: input.register ?? null,
+      facts: r?.facts ?? null,
+      phase: r?.phase ?? "registered",
+      deploymentId: r?.deploymentId ?? null,
+      app: r?.app ?? null,
+      registeredAt: r?.registeredAt ?? null,
+      lastHeartbeatAt: r?.lastHeartbeatAt ?? null,
+      heartbeatSeq: r?.heartbeatSeq ?? 0,
+      reason: r?.reason ?? null,
+      restored: r !== undefined,
+    };
+  },
+  initial: "boot",
+  on: {
+    // Every new connection is challenged again, whatever the agent was doing: trust is per connection.
+    REGISTER: {
+      target: ".challenged",
+      reenter: true,
+      actions: assign(({ event }) => ({
+        pending: event.registration,
+        connId: event.registration.connId,
+        sessionId: event.registration.sessionId,
+        restored: false,
+      })),
+    },
+    DISCONNECTED: { guard: "isCurrentConnection", actions: assign({ connId: null }) },
+  },
+  states: {
+    // Transient: a restored actor resumes its phase, a new one starts by being verified.
+    boot: {
+      always: [{ guard: "isRestore", target: "resume" }, { target: "challenged" }],
+    },
+    // Transient: enter the live phase recorded in context.
+    resume: {
+      always: [
+        { guard: { type: "phaseIs", params: { phase: "healthy" } }, target: "healthy" },
+        { guard: { type: "phaseIs", params: { phase: "deploying" } }, target: "deploying" },
+        { target: "registered" },
+      ],
+    },
+    challenged: {
+      invoke: {
+        src: "verifyRegistration",
+        input: ({ context }) => context.pending!,
+        onDone: {
+          target: "resume",
+          actions: [
+            "adoptVerified",
+            "sendRegistered",
+            { type: "record", params: { kind: "agent.registered" } },
+          ],
+        },
+        onError: {
+          target: "rejected",
+          actions: ["refuse", "noteRefusal", { type: "record", params: { kind: "agent.rejected" } }],
+        },
+      },
+      on: { HEARTBEAT: { actions: "replyUnexpected" } },
+    },
+    registered: {
+      entry: assign({ phase: "registered" as const, deploymentId: null, app: null }),
+      after: { staleAfter: "stale" },
+      on: {
+        // Re-entering restarts the `after` timer: that is how a heartbeat re-arms staleness.
+        HEARTBEAT: { target: "registered", reenter: true, actions: ["trackHeartbeat", "ackHeartbeat"] },
+        DEPLOY: {
+          target: "deploying",
+          actions: ["takeDeployment", { type: "record", params: { kind: "agent.deploying" } }],
+        },
+      },
+    },
+    deploying: {
+      entry: assign({ phase: "deploying" as const }),
+      after: { staleAfter: "stale" },
+      on: {
+        HEARTBEAT: { target: "deploying", reenter: true, actions: ["trackHeartbeat", "ackHeartbeat"] },
+        DEPLOY_HEALTHY: {
+          guard: "isCurrentDeployment",
+          target: "healthy",
+          actions: { type: "record", params: { kind: "agent.healthy" } },
+        },
+        DEPLOY_FAILED: {
+          guard: "isCurrentDeployment",
+          target: "registered",
+          actions: ["noteDeployFailure", { type: "record", params: { kind: "agent.deploy_failed" } }],
+        },
+      },
+    },
+    healthy: {
+      entry: assign({ phase: "healthy" as const }),
+      after: { staleAfter: "stale" },
+      on: {
+        HEARTBEAT: { target: "healthy", reenter: true, actions: ["trackHeartbeat", "ackHeartbeat"] },
+        UNDEPLOYED: {
+          guard: "isCurrentDeployment",
+          target: "registered",
+          actions: { type: "record", params: { kind: "agent.undeployed" } },
+        },
+        DEPLOY: {
+          target: "deploying",
+          actions: ["takeDeployment", { type: "record", params: { kind: "agent.deploying" } }],
+        },
+      },
+    },
+    stale: {
+      entry: [assign({ reason: "heartbeat timeout" }), { type: "record", params: { kind: "agent.stale" } }],
+      after: { forgetAfter: "gone" },
+      on: {
+        HEARTBEAT: {
+          target: "resume",
+          actions: [
+            "trackHeartbeat",
+            "ackHeartbeat",
+            assign({ reason: null }),
+            { type: "record", params: { kind: "agent.recovered" } },
+          ],
+        },
+      },
+    },
+    rejected: { type: "final" },
+    gone: { type: "final", entry: { type: "record", params: { kind: "agent.forgotten" } } },
+  },
+});
+
+/** The stable reason code carried by a verification failure, or EE-INTERNAL for anything untyped. */
+export function reasonOf(err: unknown): string {
+  return typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
+    ? err.code
+    : "EE-INTERNAL";
+}
+
+/** The top-level state name of a snapshot value (`state` in listings). */
+export function topLevelState(value: unknown): SessionState {
+  return (typeof value === "string" ? value : Object.keys(value as object)[0]) as SessionState;
+}

@@ -1,0 +1,113 @@
+// The control plane's REST API (Koa + @koa/router): public probes and the served contract, then everything
+// under /api/v2 behind the admin bearer token. Handlers only translate HTTP to CpView calls and back.
+import { PassThrough } from "node:stream";
+import { Router } from "@koa/router";
+import Koa from "koa";
+import type { Logger } from "../../lib/log.ts";
+import { NotFoundError, ValidationError } from "../../spec/errors.ts";
+import { requireAdmin } from "./auth.ts";
+import { errorMapper } from "./errors.ts";
+import { agentJson, toPlainJson, transitionJson } from "./json.ts";
+import type { CpView } from "./view.ts";
+
+export interface RestOptions {
+  view: CpView;
+  adminTokenDigest: Buffer;
+  openapi: () => unknown;
+  log: Logger;
+  /** Interval of SSE keep-alive comments on watch streams. */
+  keepAliveMs?: number;
+}
+
+export function createRestApp(opts: RestOptions): Koa {
+  const { view } = opts;
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true; // errors are logged by errorMapper, once, with context
+
+  const open = new Router();
+  open.get("/healthz", (ctx) => {
+    ctx.body = { status: "ok" };
+  });
+  open.get("/readyz", (ctx) => {
+    const r = view.readiness();
+    ctx.status = r.ready ? 200 : 503;
+    ctx.body = r.ready ? { status: "ready" } : { error: { code: "EE-NOT-READY", message: r.reason } };
+  });
+  open.get("/openapi.json", (ctx) => {
+    ctx.body = opts.openapi();
+  });
+
+  const api = new Router({ prefix: "/api/v2" });
+  api.use(requireAdmin(opts.adminTokenDigest));
+  api.get("/agents", (ctx) => {
+    const state = queryString(ctx.query.state, "state");
+    const nodeSize = queryString(ctx.query.node_size, "node_size");
+    const out = [];
+    for (const r of view.agents()) {
+      if (state && r.state !== state) continue;
+      if (nodeSize && r.node_size !== nodeSize) continue;
+      out.push(agentJson(r));
+    }
+    ctx.body = { agents: out };
+  });
+  // Registered before /agents/:id: agent ids always start with agt_, so "events" cannot be one.
+  api.get("/agents/events", (ctx) => {
+    const stream = new PassThrough();
+    const write = (event: string, data: unknown) =>
+      stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    ctx.req.socket.setTimeout(0);
+    ctx.req.socket.setNoDelay(true);
+    ctx.set({ "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" });
+    ctx.status = 200;
+    ctx.body = stream;
+    if (ctx.query.initial === "1" || ctx.query.initial === "true") {
+      for (const r of view.agents()) write("agent", agentJson(r));
+    }
+    write("ready", {});
+    const off = view.onTransition((t) => write("transition", transitionJson(t)));
+    const keepAlive = setInterval(() => stream.write(": keep-alive\n\n"), opts.keepAliveMs ?? 15_000);
+    const done = () => {
+      off();
+      clearInterval(keepAlive);
+      stream.end();
+    };
+    ctx.req.on("close", done);
+    stream.on("error", done);
+  });
+  api.get("/agents/:id", (ctx) => {
+    const id = ctx.params.id!;
+    const rec = view.agent(id);
+    const machine = view.machine(id);
+    if (!rec || !machine)
+      throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+    ctx.body = { ...agentJson(rec), machine: toPlainJson(machine) };
+  });
+  api.get("/events", (ctx) => {
+    const after = queryInt(ctx.query.after, "after");
+    const limit = queryInt(ctx.query.limit, "limit");
+    const agentId = queryString(ctx.query.agent_id, "agent_id");
+    const kind = queryString(ctx.query.kind, "kind");
+    ctx.body = { events: view.events({ after, limit, agentId, kind }) };
+  });
+
+  app.use(errorMapper(opts.log));
+  app.use(open.routes()).use(open.allowedMethods());
+  app.use(api.routes()).use(api.allowedMethods());
+  return app;
+}
+
+function queryString(v: string | string[] | undefined, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (Array.isArray(v) || v.length > 128)
+    throw new ValidationError("EE-REQ-INVALID", `query parameter ${name} is invalid`);
+  return v;
+}
+
+function queryInt(v: string | string[] | undefined, name: string): number | undefined {
+  const s = queryString(v, name);
+  if (s === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(s))
+    throw new ValidationError("EE-REQ-INVALID", `query parameter ${name} must be a non-negative integer`);
+  return Number(s);
+}

@@ -1,0 +1,19 @@
+// What the REST layer may see of the CP runtime: a narrow read/command port, implemented by
+// actors/control-plane.ts. Keeps Koa handlers free of actor internals and easy to read in one place.
+import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
+import type { EventRecord } from "../../actors/store/event-log.ts";
+
+export interface Readiness {
+  ready: boolean;
+  reason: string;
+}
+
+export interface CpView {
+  readiness(): Readiness;
+  agents(): Iterable<AgentRecord>;
+  agent(agentId: string): AgentRecord | undefined;
+  /** The live actor's snapshot: state value and context, for operators and the Stately inspector. */
+  machine(agentId: string): { value: unknown; context: unknown } | undefined;
+  onTransition(listener: (t: Transition) => void): () => void;
+  events(opts: { after?: number; limit?: number; agentId?: string; kind?: string }): EventRecord[];
+}

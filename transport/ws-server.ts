@@ -1,0 +1,238 @@
+// The CP end of the agent channel: accepts WebSocket upgrades on CONNECT_PATH, sends the challenge, decodes and
+// validates every inbound frame, and hands valid messages to a ChannelSink (the CP runtime). It owns sockets,
+// per-connection abuse counting and close codes; it knows nothing about actors. Imports spec/ and frame only.
+
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { type RawData, WebSocket, WebSocketServer } from "ws";
+import type { Logger } from "../lib/log.ts";
+import { EeError, ProtocolError, toEeError, WS_CLOSE } from "../spec/errors.ts";
+import { type AnyEnvelope, CONNECT_PATH, MAX_FRAME_BYTES, type MessageBody } from "../spec/protocol.ts";
+import { decodeFrame, encodeFrame, FrameError } from "./frame.ts";
+
+/** What the channel needs from the CP runtime. Throwing an EeError from registerFrame refuses the agent. */
+export interface ChannelSink {
+  /** A socket opened: issue its challenge. */
+  opened(connId: number, at: number): MessageBody<"challenge">;
+  /** A register frame arrived on a connection that has not registered; returns the agent id it claims. */
+  registerFrame(connId: number, sessionId: string, body: MessageBody<"register">, at: number): string;
+  heartbeat(agentId: string, connId: number, env: AnyEnvelope & { type: "heartbeat" }): void;
+  /** A socket closed (agentId is null when it never got past the gate). */
+  closed(connId: number, agentId: string | null): void;
+  /** A connection was refused before any actor saw it (gate failures, abuse): for the audit trail. */
+  refused(connId: number, code: string, remote: string | undefined): void;
+}
+
+export interface AgentChannelOptions {
+  log: Logger;
+  /** Bad frames tolerated per connection within badFrameWindowMs before it is closed as abusive. */
+  maxBadFrames?: number;
+  badFrameWindowMs?: number;
+}
+
+/** How long after its nonce expires an unregistered connection is closed (4004). */
+export const REGISTER_GRACE_MS = 2000;
+
+interface Connection {
+  id: number;
+  sessionId: string;
+  ws: WebSocket;
+  remote: string | undefined;
+  agentId: string | null;
+  badFrames: number[];
+  registerTimer: NodeJS.Timeout | null;
+}
+
+export class AgentChannel {
+  readonly #wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+  });
+  readonly #conns = new Map<number, Connection>();
+  readonly #log: Logger;
+  readonly #maxBad: number;
+  readonly #badWindowMs: number;
+  #sink: ChannelSink | null = null;
+  #nextId = 1;
+  #closing = false;
+
+  constructor(opts: AgentChannelOptions) {
+    this.#log = opts.log;
+    this.#maxBad = opts.maxBadFrames ?? 5;
+    this.#badWindowMs = opts.badFrameWindowMs ?? 10_000;
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** The sink is bound after construction because the runtime needs the channel (as its link) first. */
+  bind(sink: ChannelSink): void {
+    this.#sink = sink;
+  }
+
+  /** Routes upgrades for CONNECT_PATH on server to this channel; other upgrade paths are refused. */
+  attach(server: Server): void {
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? "").split("?")[0];
+      if (path !== CONNECT_PATH || this.#closing) {
+        socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
+    });
+  }
+
+  send(connId: number, frame: Uint8Array): void {
+    const c = this.#conns.get(connId);
+    if (c && c.ws.readyState === WebSocket.OPEN) c.ws.send(frame, { binary: true });
+  }
+
+  close(connId: number, code: number, reason: string): void {
+    const c = this.#conns.get(connId);
+    if (c) c.ws.close(code, reason);
+  }
+
+  /** Closes every connection with 1001 so agents reconnect to the next CP. */
+  async shutdown(): Promise<void> {
+    this.#closing = true;
+    const closed = [...this.#conns.values()].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          c.ws.once("close", () => resolve());
+          c.ws.close(WS_CLOSE.goingAway, "EE-PROTO-SHUTDOWN");
+          setTimeout(() => {
+            c.ws.terminate();
+            resolve();
+          }, 1000).unref();
+        }),
+    );
+    await Promise.all(closed);
+    this.#wss.close();
+  }
+
+  #accept(ws: WebSocket, req: IncomingMessage): void {
+    const sink = this.#sink;
+    if (!sink) throw new Error("AgentChannel used before bind()");
+    const conn: Connection = {
+      id: this.#nextId++,
+      sessionId: randomUUID(),
+      ws,
+      remote: req.socket.remoteAddress,
+      agentId: null,
+      badFrames: [],
+      registerTimer: null,
+    };
+    this.#conns.set(conn.id, conn);
+    ws.on("message", (data, isBinary) => this.#onMessage(conn, data, isBinary));
+    // ws emits 'error' for protocol violations (e.g. a frame over maxPayload, closed with 1009 by ws itself);
+    // an unhandled 'error' event would crash the process.
+    ws.on("error", (err) => this.#log.debug({ conn: conn.id, err: err.message }, "agent socket error"));
+    ws.on("close", () => this.#onClose(conn));
+
+    const challenge = sink.opened(conn.id, Date.now());
+    ws.send(encodeFrame("challenge", challenge), { binary: true });
+    // The close comes a grace period after the nonce expires, so a late register is told its nonce expired.
+    conn.registerTimer = setTimeout(
+      () => this.#refuse(conn, new ProtocolError("EE-PROTO-REGISTER-TIMEOUT")),
+      Math.max(0, challenge.expires_at - Date.now()) + REGISTER_GRACE_MS,
+    );
+  }
+
+  #onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+    const sink = this.#sink!;
+    if (!isBinary) {
+      this.#refuse(conn, new ProtocolError("EE-PROTO-TEXT-FRAME"));
+      return;
+    }
+    let env: AnyEnvelope;
+    try {
+      env = decodeFrame(toBytes(data), "cp");
+    } catch (err) {
+      this.#badFrame(conn, err);
+      return;
+    }
+    try {
+      switch (env.type) {
+        case "register": {
+          if (conn.agentId !== null)
+            throw new FrameError("EE-PROTO-UNEXPECTED", "already registered on this connection");
+          if (conn.registerTimer) clearTimeout(conn.registerTimer);
+          conn.registerTimer = null;
+          conn.agentId = sink.registerFrame(conn.id, conn.sessionId, env.body, Date.now());
+          return;
+        }
+        case "heartbeat":
+          if (conn.agentId === null) throw new FrameError("EE-PROTO-UNEXPECTED", "heartbeat before register");
+          sink.heartbeat(conn.agentId, conn.id, env);
+          return;
+        case "error":
+          this.#log.warn(
+            { conn: conn.id, agent_id: conn.agentId, code: env.body.code },
+            "agent reported an error",
+          );
+          return;
+        default:
+          throw new FrameError("EE-PROTO-UNEXPECTED", `"${env.type}" is not handled by the control plane`);
+      }
+    } catch (err) {
+      if (err instanceof FrameError) {
+        err.re = env.id;
+        this.#badFrame(conn, err);
+      } else this.#refuse(conn, toEeError(err), env.id);
+    }
+  }
+
+  #badFrame(conn: Connection, err: unknown): void {
+    const e = err instanceof EeError ? err : toEeError(err);
+    const re = err instanceof FrameError ? err.re : undefined;
+    // An undecodable frame means the peer does not speak the protocol: no point in a conversation.
+    if (
+      e.code === "EE-PROTO-UNDECODABLE" ||
+      e.code === "EE-PROTO-VERSION" ||
+      e.code === "EE-PROTO-TOO-LARGE"
+    ) {
+      this.#refuse(conn, e, re);
+      return;
+    }
+    const now = Date.now();
+    conn.badFrames = conn.badFrames.filter((t) => now - t < this.#badWindowMs);
+    conn.badFrames.push(now);
+    if (conn.badFrames.length > this.#maxBad) {
+      this.#refuse(conn, new ProtocolError("EE-PROTO-ABUSE", `more than ${this.#maxBad} bad frames`), re);
+      return;
+    }
+    this.#sendError(conn, e, re);
+  }
+
+  /** Sends the error frame, then closes with the error family's close code. */
+  #refuse(conn: Connection, err: EeError, re?: number): void {
+    if (err.code === "EE-INTERNAL") this.#log.error({ conn: conn.id, err }, "agent channel internal error");
+    this.#sendError(conn, err, re);
+    this.#sink?.refused(conn.id, err.code, conn.remote);
+    conn.ws.close(err.wsClose, err.code);
+  }
+
+  #sendError(conn: Connection, err: EeError, re?: number): void {
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
+    const frame = encodeFrame(
+      "error",
+      { code: err.code, message: err.message },
+      re === undefined ? {} : { re },
+    );
+    conn.ws.send(frame, { binary: true });
+  }
+
+  #onClose(conn: Connection): void {
+    if (conn.registerTimer) clearTimeout(conn.registerTimer);
+    this.#conns.delete(conn.id);
+    this.#sink?.closed(conn.id, conn.agentId);
+  }
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+}
