@@ -1,0 +1,199 @@
+// The agent's configuration: the schema (zod), the source chain that finds it, and a loggable view of it.
+// Sources are tried in order and the first one that holds a config wins; today there is one (a JSON file from
+// --config or EASYENCLAVE_CONFIG), config-drive and kernel-cmdline sources join the chain later. Every failure
+// is a ValidationError EE-CONFIG-INVALID naming the source and the key. May import spec/ and node:fs only.
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { ValidationError } from "../spec/errors.ts";
+import { datacenterSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
+
+export const DEFAULT_HEARTBEAT_MS = 5000;
+
+/** `host:port` (IPv6 hosts in brackets), port 0 meaning "any free port"; null when malformed. */
+export function parseHostPort(value: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!host || !Number.isInteger(port) || port > 65_535) return null;
+  return { host, port };
+}
+
+function isCpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (
+      (u.protocol === "ws:" || u.protocol === "wss:") && !u.search && !u.hash && !u.username && !u.password
+    );
+  } catch {
+    return false;
+  }
+}
+
+const attestationSchema = z.discriminatedUnion(
+  "provider",
+  [
+    z.strictObject({
+      provider: z.literal("dev"),
+      dir: z.string().min(1, "must be a directory path"),
+      mrtd: z
+        .string()
+        .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters (48 bytes)")
+        .transform((s) => s.toLowerCase())
+        .optional(),
+    }),
+    z.strictObject({ provider: z.literal("tsm") }),
+  ],
+  { error: 'must be {"provider": "dev", "dir": DIR, "mrtd"?: HEX96} or {"provider": "tsm"}' },
+);
+
+export const agentConfigSchema = z.strictObject({
+  control_plane_url: z
+    .string()
+    .refine(isCpUrl, "must be a ws:// or wss:// URL without query, fragment or credentials")
+    // The connect path is appended to it, so a trailing slash would double up.
+    .transform((s) => s.replace(/\/+$/, "")),
+  vm_name: vmNameSchema,
+  node_size: nodeSizeSchema,
+  datacenter: datacenterSchema,
+  api_listen: z.string().refine((s) => parseHostPort(s) !== null, "must be host:port (port 0..65535)"),
+  data_dir: z.string().min(1, "must be a directory path"),
+  heartbeat_interval_ms: z
+    .number()
+    .int("must be an integer")
+    .min(100, "must be at least 100")
+    .max(600_000, "must be at most 600000")
+    .default(DEFAULT_HEARTBEAT_MS),
+  attestation: attestationSchema,
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type AttestationConfig = AgentConfig["attestation"];
+
+/** One finding against a config: the key (dotted path, or `<root>`) and what is wrong with it. */
+export interface ConfigIssue {
+  key: string;
+  message: string;
+}
+
+function issuesOf(error: z.ZodError): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const issue of error.issues) {
+    const at = issue.path.map(String);
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) out.push({ key: [...at, key].join("."), message: "unknown key" });
+    } else {
+      out.push({ key: at.join(".") || "<root>", message: issue.message });
+    }
+  }
+  return out;
+}
+
+/** Validates a raw config value read from `source`; throws EE-CONFIG-INVALID listing every bad key. */
+export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
+  const parsed = agentConfigSchema.safeParse(raw, {
+    error: (iss) => (iss.code === "invalid_type" && iss.input === undefined ? "is required" : undefined),
+  });
+  if (parsed.success) return parsed.data;
+  const issues = issuesOf(parsed.error);
+  const text = issues.map((i) => `${i.key}: ${i.message}`).join("; ");
+  throw new ValidationError("EE-CONFIG-INVALID", `${source}: ${text}`, { source, issues });
+}
+
+/** A place a config may come from. */
+export interface ConfigSource {
+  /** Shown in logs and errors, e.g. `file:/etc/easyenclave/agent.json`. */
+  readonly name: string;
+  /** The raw config value, or null when this source holds none (the chain moves on). */
+  read(): Promise<{ raw: unknown } | null>;
+}
+
+export interface LoadedConfig {
+  source: string;
+  config: AgentConfig;
+}
+
+/** A JSON file named explicitly: a missing or unreadable file is an error, not "no config here". */
+export function fileSource(path: string): ConfigSource {
+  const abs = resolve(path);
+  const name = `file:${abs}`;
+  return {
+    name,
+    async read() {
+      let text: string;
+      try {
+        text = await readFile(abs, "utf8");
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? "read failed";
+        throw new ValidationError("EE-CONFIG-INVALID", `${name}: cannot read the config file (${code})`, {
+          source: name,
+        });
+      }
+      try {
+        return { raw: JSON.parse(text) as unknown };
+      } catch (err) {
+        throw new ValidationError(
+          "EE-CONFIG-INVALID",
+          `${name}: not valid JSON (${(err as Error).message})`,
+          {
+            source: name,
+          },
+        );
+      }
+    },
+  };
+}
+
+/** The ordered sources for a start: an explicit --config file alone, else the environment's chain. */
+export function configSources(opts: {
+  configPath?: string | undefined;
+  env: NodeJS.ProcessEnv;
+}): ConfigSource[] {
+  if (opts.configPath) return [fileSource(opts.configPath)];
+  const sources: ConfigSource[] = [];
+  const envPath = opts.env.EASYENCLAVE_CONFIG;
+  if (envPath) sources.push(fileSource(envPath));
+  return sources;
+}
+
+/** Reads the sources in order and returns the first config found, validated, with the name of its source. */
+export async function loadFromChain(sources: readonly ConfigSource[]): Promise<LoadedConfig> {
+  for (const src of sources) {
+    const found = await src.read();
+    if (found === null) continue;
+    return { source: src.name, config: parseAgentConfig(found.raw, src.name) };
+  }
+  const tried = sources.map((s) => s.name).join(", ") || "none";
+  throw new ValidationError(
+    "EE-CONFIG-INVALID",
+    `no agent config found (sources tried: ${tried}); pass --config FILE or set EASYENCLAVE_CONFIG`,
+    { source: null },
+  );
+}
+
+export function loadAgentConfig(opts: {
+  configPath?: string | undefined;
+  env: NodeJS.ProcessEnv;
+}): Promise<LoadedConfig> {
+  return loadFromChain(configSources(opts));
+}
+
+/**
+ * A copy of the config that is safe to log. Built field by field, so a secret added to the schema later stays
+ * out of logs until someone decides how to show it.
+ */
+export function describeConfig(cfg: AgentConfig): Record<string, unknown> {
+  return {
+    control_plane_url: cfg.control_plane_url,
+    vm_name: cfg.vm_name,
+    node_size: cfg.node_size,
+    datacenter: cfg.datacenter,
+    api_listen: cfg.api_listen,
+    data_dir: cfg.data_dir,
+    heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+    attestation:
+      cfg.attestation.provider === "dev"
+        ? { provider: "dev", dir: cfg.attestation.dir, mrtd: cfg.attestation.mrtd ?? null }
+        : { provider: "tsm" },
+  };
+}

@@ -1,0 +1,243 @@
+// The agent's client of the control plane: runs machines/agent-connection.ts and provides its effects over a
+// `ws` WebSocket to `${control_plane_url}${CONNECT_PATH}`. It turns socket events into machine events (each
+// inbound frame decoded and validated first) and the machine's actions into frames. Only the current socket may
+// talk to the machine: events from a socket the machine already dropped are ignored. May import machines/,
+// transport/, attestation/, spec/ and lib/; never actors/.
+
+import { type RawData, WebSocket } from "ws";
+import { createActor, fromPromise } from "xstate";
+import { signPop } from "../attestation/agent-key.ts";
+import type { QuoteProvider } from "../attestation/providers/provider.ts";
+import { reportDataFor } from "../attestation/report-data.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  agentConnectionMachine,
+  CONNECT_TIMEOUT_MS,
+  type ConnectionView,
+  connectionView,
+  type RegisterParams,
+} from "../machines/agent-connection.ts";
+import { ProtocolError } from "../spec/errors.ts";
+import { CONNECT_PATH, MAX_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
+import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
+import type { AgentIdentity } from "./identity.ts";
+
+/** How long a closing socket gets to finish the close handshake before it is torn down. */
+const CLOSE_GRACE_MS = 2000;
+/** The error body's message field is capped by the protocol schema. */
+const MAX_ERROR_MESSAGE = 1024;
+
+export interface CpClientOptions {
+  /** control_plane_url from the config (ws:// or wss://, no trailing slash). */
+  url: string;
+  identity: Pick<AgentIdentity, "agentId" | "publicKey" | "privateKey">;
+  registration: Pick<MessageBody<"register">, "vm_name" | "node_size" | "datacenter">;
+  heartbeatMs: number;
+  quoteProvider: QuoteProvider;
+  /** When the agent process started (ms epoch): `started_at` in the register snapshot. */
+  startedAt: number;
+  agentVersion: string;
+  log: Logger;
+  /** Seed of the backoff jitter; random unless a test fixes it. */
+  jitterSeed?: number;
+}
+
+export interface CpClient {
+  /** The link as it is now. */
+  view(): ConnectionView;
+  /** Called whenever the top-level state or the last error changes; returns the unsubscribe function. */
+  subscribe(listener: (view: ConnectionView) => void): () => void;
+  /** Closes the socket with 1000 and stops the machine; resolves once the socket is closed. */
+  stop(): Promise<void>;
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+function waitClosed(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    // A CP that never answers the close handshake must not hold the agent's shutdown hostage.
+    const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+    ws.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export function startCpClient(opts: CpClientOptions): CpClient {
+  const { identity, log } = opts;
+  const endpoint = `${opts.url}${CONNECT_PATH}`;
+  let socket: WebSocket | null = null;
+  const closing = new Set<WebSocket>();
+  let nextFrameId = 1;
+
+  function send<T extends MessageType>(
+    type: T,
+    body: MessageBody<T>,
+    ids: { id?: number; re?: number } = {},
+  ): void {
+    const ws = socket;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    try {
+      ws.send(encodeFrame(type, body, ids), { binary: true }, (err) => {
+        if (err) log.warn({ type, err: err.message }, "sending a frame failed");
+      });
+    } catch (err) {
+      log.warn({ type, err: (err as Error).message }, "sending a frame failed");
+    }
+  }
+
+  function sendError(code: string, message: string, re: number | undefined): void {
+    send("error", { code, message: message.slice(0, MAX_ERROR_MESSAGE) }, re === undefined ? {} : { re });
+  }
+
+  function onMessage(data: RawData, isBinary: boolean): void {
+    if (!isBinary) {
+      log.warn({ code: "EE-PROTO-TEXT-FRAME" }, "text frame from the control plane");
+      sendError("EE-PROTO-TEXT-FRAME", "text frames are not accepted; send binary msgpack frames", undefined);
+      return;
+    }
+    let envelope: ReturnType<typeof decodeFrame>;
+    try {
+      envelope = decodeFrame(toBuffer(data), "agent");
+    } catch (err) {
+      const code = err instanceof ProtocolError ? err.code : "EE-PROTO-UNDECODABLE";
+      const message = err instanceof ProtocolError ? err.message : "frame could not be decoded";
+      log.warn({ code, detail: message }, "bad frame from the control plane");
+      sendError(code, message, err instanceof FrameError ? err.re : undefined);
+      return;
+    }
+    actor.send({ type: "FRAME", envelope, at: Date.now() });
+  }
+
+  function open(): void {
+    const ws = new WebSocket(endpoint, { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    ws.binaryType = "nodebuffer";
+    socket = ws;
+    log.debug({ url: endpoint }, "connecting to the control plane");
+    ws.on("open", () => {
+      if (socket === ws) actor.send({ type: "SOCKET_OPEN" });
+    });
+    ws.on("message", (data, isBinary) => {
+      if (socket === ws) onMessage(data, isBinary);
+    });
+    ws.on("close", (code, reason) => {
+      closing.delete(ws);
+      if (socket !== ws) return;
+      socket = null;
+      actor.send({ type: "SOCKET_CLOSED", code, reason: reason.toString("utf8") });
+    });
+    // ws always follows an error with a close, which is what the machine reacts to; this only keeps it logged.
+    ws.on("error", (err) => log.debug({ err: err.message }, "control plane socket error"));
+  }
+
+  function close(code: number, reason: string): void {
+    const ws = socket;
+    socket = null;
+    if (!ws) return;
+    closing.add(ws);
+    ws.close(code, reason);
+    void waitClosed(ws);
+  }
+
+  function register(p: RegisterParams): void {
+    send(
+      "register",
+      {
+        ...opts.registration,
+        agent_pubkey: new Uint8Array(identity.publicKey),
+        nonce: new Uint8Array(p.nonce),
+        quote: new Uint8Array(p.quote),
+        pop: signPop(identity.privateKey, p.nonce),
+        agent_version: opts.agentVersion,
+        snapshot: { workload: null, heartbeat_seq: p.heartbeatSeq, started_at: opts.startedAt },
+      },
+      p.re === undefined ? { id: nextFrameId++ } : { id: nextFrameId++, re: p.re },
+    );
+  }
+
+  const machine = agentConnectionMachine.provide({
+    actors: {
+      quote: fromPromise<Uint8Array, { nonce: Uint8Array }>(async ({ input }) => {
+        try {
+          return await opts.quoteProvider.getQuote(
+            reportDataFor("register", input.nonce, identity.publicKey),
+          );
+        } catch (err) {
+          log.error(
+            { provider: opts.quoteProvider.name, err: (err as Error).message },
+            "quote provider failed",
+          );
+          throw err;
+        }
+      }),
+    },
+    actions: {
+      openSocket: () => open(),
+      closeSocket: (_, p) => close(p.code, p.reason),
+      sendRegister: (_, p) => register(p),
+      sendHeartbeat: (_, p) =>
+        send("heartbeat", { seq: p.seq, sent_at: Date.now(), workload: null }, { id: nextFrameId++ }),
+      rejectUnexpected: (_, p) => {
+        log.warn({ code: "EE-PROTO-UNEXPECTED", type: p.type }, "unexpected frame from the control plane");
+        sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);
+      },
+    },
+  });
+
+  const actor = createActor(machine, {
+    input: {
+      agentId: identity.agentId,
+      heartbeatMs: opts.heartbeatMs,
+      jitterSeed: opts.jitterSeed ?? Math.floor(Math.random() * 2 ** 32),
+    },
+  });
+
+  let current = connectionView(actor.getSnapshot());
+  const listeners = new Set<(view: ConnectionView) => void>();
+  actor.subscribe({
+    next: (snapshot) => {
+      const next = connectionView(snapshot);
+      const prev = current;
+      current = next;
+      if (next.state === prev.state && next.lastError === prev.lastError) return;
+      logTransition(log, prev, next);
+      for (const listener of listeners) listener(next);
+    },
+    // An unobserved actor error would be rethrown in a timer and kill the process.
+    error: (err) => log.error({ err: (err as Error).message }, "connection machine failed"),
+  });
+  actor.start();
+
+  return {
+    view: () => current,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async stop() {
+      actor.send({ type: "STOP" });
+      actor.stop();
+      listeners.clear();
+      await Promise.all([...closing].map(waitClosed));
+    },
+  };
+}
+
+function logTransition(log: Logger, prev: ConnectionView, next: ConnectionView): void {
+  if (next.state === "registered" && prev.state !== "registered") {
+    log.info({ session_id: next.sessionId }, "registered with the control plane");
+  } else if (next.state === "disconnected" && prev.state !== "disconnected") {
+    log.warn(
+      { was: prev.state, why: next.lastDisconnect, last_error: next.lastError, retry_in_ms: next.retryInMs },
+      "control plane link down",
+    );
+  } else {
+    log.debug({ from: prev.state, to: next.state, last_error: next.lastError }, "control plane link");
+  }
+}

@@ -1,0 +1,48 @@
+// The body of the agent's `GET /api/health`: who the agent is, how its link to the CP stands, and which quote
+// provider it runs (so nobody mistakes a dev agent for a real TD). Pure: imports types only.
+import type { AgentConnectionState, ConnectionView } from "../machines/agent-connection.ts";
+
+/** What does not change while the agent runs. */
+export interface HealthFacts {
+  agentId: string;
+  vmName: string;
+  nodeSize: string;
+  datacenter: string;
+  attestationProvider: string;
+  version: string;
+  /** Agent start (ms epoch), for uptime. */
+  startedAt: number;
+}
+
+export interface AgentHealth {
+  /** The agent process answers; the CP link has its own fields. */
+  status: "ok";
+  agent_id: string;
+  vm_name: string;
+  node_size: string;
+  datacenter: string;
+  connection: AgentConnectionState;
+  registered: boolean;
+  /** The last stable error code of the CP link (e.g. the CP's EE-ATT-… refusal), when there is one. */
+  last_error?: string;
+  attestation_provider: string;
+  version: string;
+  uptime_s: number;
+}
+
+export function buildHealth(facts: HealthFacts, link: ConnectionView, now: number): AgentHealth {
+  const health: AgentHealth = {
+    status: "ok",
+    agent_id: facts.agentId,
+    vm_name: facts.vmName,
+    node_size: facts.nodeSize,
+    datacenter: facts.datacenter,
+    connection: link.state,
+    registered: link.registered,
+    attestation_provider: facts.attestationProvider,
+    version: facts.version,
+    uptime_s: Math.max(0, Math.floor((now - facts.startedAt) / 1000)),
+  };
+  if (link.lastError !== null) health.last_error = link.lastError;
+  return health;
+}
