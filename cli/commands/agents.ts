@@ -1,0 +1,179 @@
+// `eectl agents list|show|watch`: operators inspecting live agent state through the CP's REST API.
+import { setTimeout as sleep } from "node:timers/promises";
+import { Command, Option } from "clipanion";
+import { EeCommand } from "../base.ts";
+import { operatorOptions } from "../options.ts";
+import { RestClient } from "../rest-client.ts";
+import { age, table } from "../table.ts";
+
+interface AgentJson {
+  agent_id: string;
+  vm_name: string | null;
+  node_size: string | null;
+  datacenter: string | null;
+  state: string;
+  connected: boolean;
+  last_heartbeat_at: string | null;
+  deployment_id: string | null;
+  reason: string | null;
+  rehydrated: boolean;
+  machine?: { value: unknown; context: unknown };
+  [k: string]: unknown;
+}
+
+export class AgentsListCommand extends EeCommand {
+  static override paths = [["agents", "list"]];
+  static override usage = Command.Usage({
+    description: "List the agents the control plane knows, with their live state",
+    examples: [
+      ["Table", "eectl agents list --cp http://127.0.0.1:8080 --token $EE_TOKEN"],
+      ["Only stale agents as JSON", "eectl agents list --state stale --json"],
+    ],
+  });
+  o = operatorOptions();
+  state = Option.String("--state", { description: "Only agents in this state" });
+  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+
+  async run(): Promise<number> {
+    const client = new RestClient(this.o.cp, this.o.token);
+    const q = this.state ? `?state=${encodeURIComponent(this.state)}` : "";
+    const { agents } = await client.get<{ agents: AgentJson[] }>(`/api/v2/agents${q}`);
+    if (this.asJson) {
+      this.json({ agents });
+      return 0;
+    }
+    const rows = agents.map((a) => [
+      a.agent_id,
+      a.vm_name ?? "-",
+      a.node_size ?? "-",
+      a.datacenter ?? "-",
+      a.state + (a.rehydrated ? " (rehydrated)" : ""),
+      age(a.last_heartbeat_at),
+      a.deployment_id ?? "-",
+      a.reason ?? "",
+    ]);
+    this.context.stdout.write(
+      table(["AGENT", "VM", "SIZE", "DATACENTER", "STATE", "HEARTBEAT", "DEPLOYMENT", "REASON"], rows),
+    );
+    return 0;
+  }
+}
+
+export class AgentsShowCommand extends EeCommand {
+  static override paths = [["agents", "show"]];
+  static override usage = Command.Usage({
+    description: "Show one agent, including its live machine state and context",
+    examples: [["Show an agent", "eectl agents show agt_0123456789abcdef01234567"]],
+  });
+  o = operatorOptions();
+  id = Option.String({ name: "AGENT_ID" });
+  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+
+  async run(): Promise<number> {
+    const client = new RestClient(this.o.cp, this.o.token);
+    const a = await client.get<AgentJson>(`/api/v2/agents/${encodeURIComponent(this.id)}`);
+    if (this.asJson) {
+      this.json(a);
+      return 0;
+    }
+    const { machine, ...fields } = a;
+    const lines = Object.entries(fields).map(
+      ([k, v]) => `${k}: ${typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)}`,
+    );
+    lines.push(
+      `machine.value: ${JSON.stringify(machine?.value)}`,
+      `machine.context: ${JSON.stringify(machine?.context, null, 2)}`,
+    );
+    this.context.stdout.write(`${lines.join("\n")}\n`);
+    return 0;
+  }
+}
+
+export class AgentsWatchCommand extends EeCommand {
+  static override paths = [["agents", "watch"]];
+  static override usage = Command.Usage({
+    description: "Stream agent state transitions, one line each, until interrupted",
+    details:
+      "Reconnects (with backoff) when the control plane goes away, so it can watch across CP restarts.",
+    examples: [
+      ["Watch", "eectl agents watch"],
+      ["As JSON lines", "eectl agents watch --json"],
+    ],
+  });
+  o = operatorOptions();
+  asJson = Option.Boolean("--json", false, { description: "One JSON object per line" });
+  initial = Option.Boolean("--initial", false, {
+    description: "First print every known agent's current state",
+  });
+
+  async run(): Promise<number> {
+    const client = new RestClient(this.o.cp, this.o.token);
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    let delay = 500;
+    while (!abort.signal.aborted) {
+      try {
+        const res = await client.stream(
+          `/api/v2/agents/events${this.initial ? "?initial=1" : ""}`,
+          abort.signal,
+        );
+        delay = 500;
+        await this.#consume(res);
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        // Authentication and bad requests will not fix themselves: report them instead of looping.
+        if (
+          typeof err === "object" &&
+          err !== null &&
+          "status" in err &&
+          (err.status === 401 || err.status === 400)
+        )
+          throw err;
+        this.context.stderr.write(
+          `eectl: stream lost (${err instanceof Error ? err.message : String(err)}); retrying in ${delay} ms\n`,
+        );
+      }
+      if (abort.signal.aborted) break;
+      await sleep(delay).catch(() => {});
+      delay = Math.min(delay * 2, 10_000);
+    }
+    return 0;
+  }
+
+  async #consume(res: Response): Promise<void> {
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buf = "";
+    for await (const chunk of res.body) {
+      buf += decoder.decode(chunk as Uint8Array, { stream: true });
+      let cut = buf.indexOf("\n\n");
+      while (cut >= 0) {
+        this.#event(buf.slice(0, cut));
+        buf = buf.slice(cut + 2);
+        cut = buf.indexOf("\n\n");
+      }
+    }
+  }
+
+  #event(block: string): void {
+    let event = "message";
+    let data = "";
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event: ")) event = line.slice(7);
+      else if (line.startsWith("data: ")) data += line.slice(6);
+    }
+    if (event !== "transition" && event !== "agent") return;
+    const d = JSON.parse(data) as Record<string, string | null>;
+    if (this.asJson) {
+      this.context.stdout.write(`${JSON.stringify({ event, ...d })}\n`);
+      return;
+    }
+    const line =
+      event === "agent"
+        ? `${new Date().toISOString()} ${d.agent_id} ${d.vm_name ?? "-"} is ${d.state}`
+        : `${d.at} ${d.agent_id} ${d.vm_name ?? "-"} ${d.from ?? "(new)"} -> ${d.to}${d.reason ? ` (${d.reason})` : ""}`;
+    this.context.stdout.write(`${line}\n`);
+  }
+}

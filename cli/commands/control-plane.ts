@@ -1,0 +1,78 @@
+// `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
+import { Command, Option } from "clipanion";
+import { CP_DEFAULTS, startControlPlane } from "../../actors/control-plane.ts";
+import { createLogger } from "../../lib/log.ts";
+import { EeCommand } from "../base.ts";
+import { parseHostPort, parsePositiveInt } from "../options.ts";
+import { untilSignal } from "../signals.ts";
+
+export class ControlPlaneCommand extends EeCommand {
+  static override paths = [["control-plane"]];
+  static override usage = Command.Usage({
+    description: "Run the control plane",
+    details: `
+      Serves the REST API and the agent WebSocket (\`/api/v2/agents/connect\`) on one port, keeps its audit
+      log in SQLite under the data dir, and holds one supervised actor per connected agent.
+
+      The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one generated on the first start
+      (printed once; only its SHA-256 digest is stored, in DATA_DIR/admin-token.sha256).
+    `,
+    examples: [
+      [
+        "Serve on the default port with dev attestation",
+        "eectl control-plane --listen 127.0.0.1:8080 --data-dir ./.easyenclave --dev-attestation ./.easyenclave/dev-attestation",
+      ],
+    ],
+  });
+
+  listen = Option.String("--listen", "127.0.0.1:8080", { description: "HOST:PORT to serve on" });
+  dataDir = Option.String("--data-dir", "./.easyenclave", {
+    description: "Directory for the SQLite store and bootstrap files",
+  });
+  adminToken = Option.String("--admin-token", {
+    description: "Admin bearer token (default: $EE_ADMIN_TOKEN, else generated)",
+  });
+  devAttestation = Option.String("--dev-attestation", {
+    description:
+      "Trust the development attestation root in DIR (from `eectl attest dev-init`). Never in production.",
+  });
+  heartbeatMs = Option.String("--heartbeat-ms", {
+    description: `Heartbeat interval asked of agents (default ${CP_DEFAULTS.heartbeatMs})`,
+  });
+  staleAfterMs = Option.String("--stale-after-ms", {
+    description: `An agent silent this long is stale (default ${CP_DEFAULTS.staleAfterMs})`,
+  });
+  forgetAfterMs = Option.String("--forget-after-ms", {
+    description: `A stale agent is forgotten after this long (default ${CP_DEFAULTS.forgetAfterMs})`,
+  });
+  nodeSizes = Option.String("--node-sizes", {
+    description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
+  });
+
+  async run(): Promise<number> {
+    const { host, port } = parseHostPort(this.listen, "--listen");
+    const log = createLogger("control-plane");
+    const cp = await startControlPlane({
+      host,
+      port,
+      dataDir: this.dataDir,
+      log,
+      adminToken: this.adminToken ?? process.env.EE_ADMIN_TOKEN,
+      devAttestationDir: this.devAttestation,
+      heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
+      staleAfterMs: parsePositiveInt(this.staleAfterMs, "--stale-after-ms"),
+      forgetAfterMs: parsePositiveInt(this.forgetAfterMs, "--forget-after-ms"),
+      nodeSizes: this.nodeSizes
+        ?.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    });
+    const out = this.context.stdout;
+    out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
+    if (cp.generatedAdminToken) out.write(`admin token (shown once): ${cp.generatedAdminToken}\n`);
+    const signal = await untilSignal();
+    log.info({ signal }, "stopping");
+    await cp.stop();
+    return 0;
+  }
+}

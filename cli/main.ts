@@ -1,0 +1,23 @@
+// The eectl command line: every program (control plane, agent, installer) and operator command is a clipanion
+// command registered here. Commands live in cli/commands/, one file per command family.
+import { Builtins, Cli } from "clipanion";
+import { AgentCommand } from "./commands/agent.ts";
+import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
+import { AttestDevInitCommand } from "./commands/attest.ts";
+import { ControlPlaneCommand } from "./commands/control-plane.ts";
+
+const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: "0.1.0" });
+cli.register(Builtins.HelpCommand);
+cli.register(Builtins.VersionCommand);
+for (const command of [
+  ControlPlaneCommand,
+  AgentCommand,
+  AttestDevInitCommand,
+  AgentsListCommand,
+  AgentsShowCommand,
+  AgentsWatchCommand,
+]) {
+  cli.register(command);
+}
+
+cli.runExit(process.argv.slice(2));

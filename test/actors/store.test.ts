@@ -1,0 +1,77 @@
+// The SQLite store on a real temp file: migrations apply once, the event log is append-only, batched and
+// ordered by a monotonic id, and a failing write does not throw into the runtime.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "ava";
+import { openDatabase, schemaVersion } from "../../actors/store/db.ts";
+import { EventLog } from "../../actors/store/event-log.ts";
+import { MIGRATIONS } from "../../actors/store/migrations.ts";
+
+function tempDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "ee-store-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("migrations run once and reopen cleanly", (t) => {
+  const dir = tempDir(t);
+  const db = openDatabase(dir);
+  t.is(schemaVersion(db), MIGRATIONS.at(-1)!.version);
+  t.is(db.pragma("journal_mode", { simple: true }), "wal");
+  db.close();
+  const again = openDatabase(dir);
+  t.is(
+    (again.prepare("SELECT COUNT(*) AS n FROM schema_migrations").get() as { n: number }).n,
+    MIGRATIONS.length,
+  );
+  again.close();
+});
+
+test("events are batched, flushed on read, and paged by monotonic id", async (t) => {
+  const db = openDatabase(tempDir(t));
+  const log = new EventLog(db, (err) => t.fail(String(err)));
+  for (let i = 0; i < 250; i++)
+    log.append({
+      at: i,
+      kind: i % 2 ? "agent.stale" : "agent.registered",
+      agent_id: `agt_${i % 3}`,
+      data: { i },
+    });
+  const first = log.list({ limit: 100 });
+  t.is(first.length, 100);
+  t.deepEqual(
+    first.map((e) => e.data.i),
+    [...Array(100).keys()],
+  );
+  const next = log.list({ after: first.at(-1)!.id, limit: 1000 });
+  t.is(next.length, 150);
+  t.true(next.every((e, i) => i === 0 || e.id > next[i - 1]!.id));
+  t.is(log.list({ kind: "agent.stale", limit: 1000 }).length, 125);
+  t.is(log.list({ agentId: "agt_0", limit: 1000 }).length, 84);
+  await new Promise((r) => setImmediate(r));
+  db.close();
+});
+
+test("known agents are upserted with a registration count", (t) => {
+  const db = openDatabase(tempDir(t));
+  const log = new EventLog(db, (err) => t.fail(String(err)));
+  const a = { agent_id: "agt_a", vm_name: "vm-a", node_size: "tiny", datacenter: "x:y", mrtd: "00", at: 1 };
+  log.recordAgent(a);
+  log.recordAgent({ ...a, at: 2, node_size: "llm" });
+  t.is(log.knownAgentCount(), 1);
+  const row = db.prepare("SELECT * FROM agents").get() as Record<string, unknown>;
+  t.like(row, { node_size: "llm", registrations: 2, first_registered_at: 1, last_registered_at: 2 });
+  db.close();
+});
+
+test("a write failure is reported, not thrown", (t) => {
+  const db = openDatabase(tempDir(t));
+  const errors: unknown[] = [];
+  const log = new EventLog(db, (err) => errors.push(err));
+  db.exec("DROP TABLE events");
+  log.append({ at: 1, kind: "x" });
+  t.notThrows(() => log.flush());
+  t.is(errors.length, 1);
+  db.close();
+});

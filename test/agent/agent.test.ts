@@ -1,0 +1,152 @@
+// A started agent whose control plane is not there: its local HTTP API still answers, and says so.
+import { mkdtemp } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "ava";
+import { startAgent } from "../../agent/agent.ts";
+import { parseAgentConfig } from "../../agent/config.ts";
+import type { AgentHealth } from "../../agent/health.ts";
+import { AGENT_VERSION } from "../../agent/version.ts";
+import { devInit } from "../../attestation/dev-pki.ts";
+import type { QuoteProvider } from "../../attestation/providers/provider.ts";
+import { ValidationError } from "../../spec/errors.ts";
+
+const fixedQuote: QuoteProvider = { name: "test", getQuote: async () => new Uint8Array(64) };
+
+/** A loopback port nothing listens on: bound, noted, released. */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+async function config(over: Record<string, unknown> = {}) {
+  return parseAgentConfig(
+    {
+      control_plane_url: `ws://127.0.0.1:${await closedPort()}`,
+      vm_name: "vm-h",
+      node_size: "tiny",
+      datacenter: "baremetal:local",
+      api_listen: "127.0.0.1:0",
+      data_dir: join(await mkdtemp(join(tmpdir(), "ee-agent-")), "data"),
+      heartbeat_interval_ms: 200,
+      attestation: { provider: "tsm" },
+      ...over,
+    },
+    "test",
+  );
+}
+
+test("health of an agent whose CP is unreachable: ok, not registered, link down or retrying", async (t) => {
+  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  t.teardown(() => agent.stop());
+  t.regex(agent.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+  t.regex(agent.agentId, /^agt_[0-9a-f]{24}$/);
+
+  const res = await fetch(`${agent.apiUrl}/api/health`);
+  t.is(res.status, 200);
+  t.regex(res.headers.get("content-type") ?? "", /application\/json/);
+  const body = (await res.json()) as AgentHealth;
+  t.like(body, {
+    status: "ok",
+    agent_id: agent.agentId,
+    vm_name: "vm-h",
+    node_size: "tiny",
+    datacenter: "baremetal:local",
+    registered: false,
+    attestation_provider: "test",
+    version: AGENT_VERSION,
+  });
+  t.true(["connecting", "disconnected"].includes(body.connection), body.connection);
+  t.true(Number.isInteger(body.uptime_s) && body.uptime_s >= 0);
+  t.is(agent.state().registered, false);
+});
+
+test("the link's state changes reach onStateChange", async (t) => {
+  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  t.teardown(() => agent.stop());
+  const seen = await new Promise<string>((resolve) => {
+    if (agent.state().state === "disconnected") resolve("disconnected");
+    const off = agent.onStateChange((v) => {
+      off();
+      resolve(v.state);
+    });
+  });
+  t.true(["connecting", "disconnected"].includes(seen));
+});
+
+test("other paths answer a JSON 404 without a stack", async (t) => {
+  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  t.teardown(() => agent.stop());
+  for (const [method, path] of [
+    ["GET", "/"],
+    ["GET", "/api/nope"],
+    ["POST", "/api/health"],
+  ] as const) {
+    const res = await fetch(`${agent.apiUrl}${path}`, { method });
+    t.is(res.status, 404, `${method} ${path}`);
+    const body = (await res.json()) as { error: { code: string; message: string; stack?: unknown } };
+    t.is(body.error.code, "EE-NOT-FOUND");
+    t.is(body.error.message, `no route for ${method} ${path}`);
+    t.false(JSON.stringify(body).includes("at "), "no stack frames");
+  }
+});
+
+test("the same data_dir gives the same agent_id across restarts", async (t) => {
+  const cfg = await config();
+  const a = await startAgent(cfg, { quoteProvider: fixedQuote });
+  await a.stop();
+  const b = await startAgent(cfg, { quoteProvider: fixedQuote });
+  t.teardown(() => b.stop());
+  t.is(b.agentId, a.agentId);
+});
+
+test("stop closes the HTTP server; a second stop is harmless", async (t) => {
+  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  await agent.stop();
+  await agent.stop();
+  await t.throwsAsync(fetch(`${agent.apiUrl}/api/health`));
+});
+
+test("an api_listen already in use is a config error, and nothing is left running", async (t) => {
+  const first = await startAgent(await config(), { quoteProvider: fixedQuote });
+  t.teardown(() => first.stop());
+  const taken = first.apiUrl.replace("http://", "");
+  const err = await t.throwsAsync(
+    startAgent(await config({ api_listen: taken }), { quoteProvider: fixedQuote }),
+    {
+      instanceOf: ValidationError,
+    },
+  );
+  t.is(err.code, "EE-CONFIG-INVALID");
+  t.regex(err.message, /^api_listen 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)$/);
+});
+
+test("the tsm provider is refused clearly until it exists", async (t) => {
+  const err = await t.throwsAsync(startAgent(await config()), { instanceOf: ValidationError });
+  t.is(err.code, "EE-CONFIG-INVALID");
+  t.regex(err.message, /tsm provider not available yet/);
+});
+
+test("the dev provider named by the config is used and reported in health", async (t) => {
+  const devDir = await mkdtemp(join(tmpdir(), "ee-agent-dev-"));
+  await devInit(devDir);
+  const agent = await startAgent(await config({ attestation: { provider: "dev", dir: devDir } }));
+  t.teardown(() => agent.stop());
+  const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
+  t.is(body.attestation_provider, "dev");
+});
+
+test("a dev attestation dir without a dev root is a config error", async (t) => {
+  const empty = await mkdtemp(join(tmpdir(), "ee-agent-nodev-"));
+  const err = await t.throwsAsync(
+    startAgent(await config({ attestation: { provider: "dev", dir: empty } })),
+    {
+      instanceOf: ValidationError,
+    },
+  );
+  t.is(err.code, "EE-CONFIG-INVALID");
+});

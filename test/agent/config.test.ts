@@ -1,0 +1,195 @@
+// Agent config: the schema, the source chain (--config, EASYENCLAVE_CONFIG) and the loggable view.
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "ava";
+import {
+  type ConfigSource,
+  describeConfig,
+  loadAgentConfig,
+  loadFromChain,
+  parseAgentConfig,
+  parseHostPort,
+} from "../../agent/config.ts";
+import { ValidationError } from "../../spec/errors.ts";
+
+const valid = {
+  control_plane_url: "ws://127.0.0.1:8080/",
+  vm_name: "agent-1",
+  node_size: "tiny",
+  datacenter: "baremetal:local",
+  api_listen: "127.0.0.1:9001",
+  data_dir: "/var/lib/easyenclave",
+  attestation: { provider: "dev", dir: "/tmp/dev-att", mrtd: "AB".repeat(48) },
+};
+
+async function writeConfig(value: unknown): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "ee-agent-config-"));
+  const path = join(dir, "agent.json");
+  await writeFile(path, typeof value === "string" ? value : JSON.stringify(value));
+  return path;
+}
+
+function configError(t: import("ava").ExecutionContext, fn: () => unknown): ValidationError {
+  const err = t.throws(fn, { instanceOf: ValidationError });
+  t.is(err.code, "EE-CONFIG-INVALID");
+  return err;
+}
+
+test("a valid config loads with defaults filled and values normalised", (t) => {
+  const cfg = parseAgentConfig(valid, "test");
+  t.is(cfg.heartbeat_interval_ms, 5000);
+  t.is(
+    cfg.control_plane_url,
+    "ws://127.0.0.1:8080",
+    "trailing slash dropped before the connect path is added",
+  );
+  t.deepEqual(cfg.attestation, { provider: "dev", dir: "/tmp/dev-att", mrtd: "ab".repeat(48) });
+  const tsm = parseAgentConfig(
+    { ...valid, attestation: { provider: "tsm" }, heartbeat_interval_ms: 100, api_listen: "[::1]:0" },
+    "test",
+  );
+  t.deepEqual(tsm.attestation, { provider: "tsm" });
+  t.is(tsm.heartbeat_interval_ms, 100);
+  t.is(
+    parseAgentConfig({ ...valid, control_plane_url: "wss://cp.example.com" }, "t").control_plane_url,
+    "wss://cp.example.com",
+  );
+});
+
+// [the key the error must name, the top-level key to set, its bad value, a word the message must hold]
+const badValues: [string, string, unknown, string][] = [
+  ["control_plane_url", "control_plane_url", "http://127.0.0.1:8080", "ws:// or wss://"],
+  ["control_plane_url", "control_plane_url", "not a url", "ws:// or wss://"],
+  ["control_plane_url", "control_plane_url", "ws://h:1/?x=1", "without query"],
+  ["vm_name", "vm_name", "Agent_1", "DNS label"],
+  ["node_size", "node_size", "", "Too small"],
+  ["datacenter", "datacenter", "baremetal", "provider:zone"],
+  ["api_listen", "api_listen", "127.0.0.1", "host:port"],
+  ["api_listen", "api_listen", "127.0.0.1:70000", "host:port"],
+  ["data_dir", "data_dir", "", "directory path"],
+  ["heartbeat_interval_ms", "heartbeat_interval_ms", 99, "at least 100"],
+  ["heartbeat_interval_ms", "heartbeat_interval_ms", 1000.5, "integer"],
+  ["heartbeat_interval_ms", "heartbeat_interval_ms", "5000", "expected number"],
+  ["attestation.provider", "attestation", { provider: "sgx" }, '"provider": "tsm"'],
+  ["attestation", "attestation", "dev", '"provider": "tsm"'],
+];
+
+for (const [named, key, value, hint] of badValues) {
+  test(`a bad ${key} (${JSON.stringify(value)}) is refused by name`, (t) => {
+    const err = configError(t, () => parseAgentConfig({ ...valid, [key]: value }, "file:/etc/agent.json"));
+    t.true(err.message.startsWith(`file:/etc/agent.json: ${named}: `), err.message);
+    t.true(err.message.includes(hint), err.message);
+    t.like(err.details, { source: "file:/etc/agent.json", issues: [{ key: named }] });
+  });
+}
+
+test("nested attestation keys are named with their path", (t) => {
+  const noDir = configError(t, () => parseAgentConfig({ ...valid, attestation: { provider: "dev" } }, "s"));
+  t.is(noDir.message, "s: attestation.dir: is required");
+  const badMrtd = configError(t, () =>
+    parseAgentConfig({ ...valid, attestation: { provider: "dev", dir: "d", mrtd: "abc" } }, "s"),
+  );
+  t.regex(badMrtd.message, /attestation\.mrtd: must be 96 hex/);
+  const tsmDir = configError(t, () =>
+    parseAgentConfig({ ...valid, attestation: { provider: "tsm", dir: "d" } }, "s"),
+  );
+  t.is(tsmDir.message, "s: attestation.dir: unknown key");
+});
+
+test("unknown keys are refused, each by name", (t) => {
+  const err = configError(t, () => parseAgentConfig({ ...valid, colour: "blue", heartbeat_ms: 5 }, "s"));
+  t.is(err.message, "s: colour: unknown key; heartbeat_ms: unknown key");
+});
+
+test("missing keys are each named as required", (t) => {
+  const { vm_name: _v, data_dir: _d, ...rest } = valid;
+  const err = configError(t, () => parseAgentConfig(rest, "s"));
+  t.is(err.message, "s: vm_name: is required; data_dir: is required");
+});
+
+test("a config that is not an object is refused", (t) => {
+  const err = configError(t, () => parseAgentConfig([1, 2], "s"));
+  t.regex(err.message, /^s: <root>: /);
+});
+
+test("--config names the file source; its name is in the result", async (t) => {
+  const path = await writeConfig(valid);
+  const loaded = await loadAgentConfig({ configPath: path, env: {} });
+  t.is(loaded.source, `file:${path}`);
+  t.is(loaded.config.vm_name, "agent-1");
+});
+
+test("without --config, EASYENCLAVE_CONFIG names the file; --config wins over it", async (t) => {
+  const path = await writeConfig(valid);
+  const other = await writeConfig({ ...valid, vm_name: "agent-2" });
+  t.is((await loadAgentConfig({ env: { EASYENCLAVE_CONFIG: path } })).config.vm_name, "agent-1");
+  t.is(
+    (await loadAgentConfig({ configPath: other, env: { EASYENCLAVE_CONFIG: path } })).config.vm_name,
+    "agent-2",
+  );
+});
+
+test("a missing file is an error naming the source", async (t) => {
+  const err = await t.throwsAsync(loadAgentConfig({ configPath: "/nonexistent/agent.json", env: {} }), {
+    instanceOf: ValidationError,
+  });
+  t.is(err.code, "EE-CONFIG-INVALID");
+  t.is(err.message, "file:/nonexistent/agent.json: cannot read the config file (ENOENT)");
+});
+
+test("bad JSON is an error naming the source", async (t) => {
+  const path = await writeConfig("{ not json");
+  const err = await t.throwsAsync(loadAgentConfig({ configPath: path, env: {} }), {
+    instanceOf: ValidationError,
+  });
+  t.is(err.code, "EE-CONFIG-INVALID");
+  t.true(err.message.startsWith(`file:${path}: not valid JSON`), err.message);
+});
+
+test("a bad key in a file names the file and the key", async (t) => {
+  const path = await writeConfig({ ...valid, datacenter: "nowhere" });
+  const err = await t.throwsAsync(loadAgentConfig({ configPath: path, env: {} }), {
+    instanceOf: ValidationError,
+  });
+  t.true(err.message.startsWith(`file:${path}: datacenter: `), err.message);
+});
+
+test("no source at all says how to give one", async (t) => {
+  const err = await t.throwsAsync(loadAgentConfig({ env: {} }), { instanceOf: ValidationError });
+  t.regex(err.message, /no agent config found.*--config FILE or set EASYENCLAVE_CONFIG/);
+});
+
+test("the chain skips sources that hold no config and takes the first that does", async (t) => {
+  const empty: ConfigSource = { name: "empty", read: async () => null };
+  const full: ConfigSource = { name: "full", read: async () => ({ raw: valid }) };
+  const never: ConfigSource = {
+    name: "never",
+    read: async () => {
+      throw new Error("must not be read");
+    },
+  };
+  t.is((await loadFromChain([empty, full, never])).source, "full");
+});
+
+test("describeConfig lists the effective values field by field", (t) => {
+  const cfg = parseAgentConfig(valid, "s");
+  t.deepEqual(describeConfig(cfg), {
+    control_plane_url: "ws://127.0.0.1:8080",
+    vm_name: "agent-1",
+    node_size: "tiny",
+    datacenter: "baremetal:local",
+    api_listen: "127.0.0.1:9001",
+    data_dir: "/var/lib/easyenclave",
+    heartbeat_interval_ms: 5000,
+    attestation: { provider: "dev", dir: "/tmp/dev-att", mrtd: "ab".repeat(48) },
+  });
+});
+
+test("parseHostPort accepts names, IPv4, bracketed IPv6 and port 0", (t) => {
+  t.deepEqual(parseHostPort("localhost:9001"), { host: "localhost", port: 9001 });
+  t.deepEqual(parseHostPort("[::1]:0"), { host: "::1", port: 0 });
+  t.is(parseHostPort("::1:80"), null);
+  t.is(parseHostPort(":80"), null);
+  t.is(parseHostPort("h:65536"), null);
+});

@@ -1,0 +1,76 @@
+// The REST surface: auth, probes, errors in the contract's shape, the served OpenAPI document, and the watch
+// stream of transitions.
+import test from "ava";
+import { agentConfig, RawAgent, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+
+test("every /api/v2 route needs the admin token", async (t) => {
+  const { api } = await startTestCp(t);
+  for (const path of ["/api/v2/agents", "/api/v2/agents/agt_x", "/api/v2/events", "/api/v2/agents/events"]) {
+    const missing = await api<{ error: { code: string } }>(path, { token: null });
+    t.is(missing.status, 401, path);
+    t.is(missing.body.error.code, "EE-AUTH-MISSING");
+    const wrong = await api<{ error: { code: string } }>(path, { token: "not-the-token-at-all" });
+    t.is(wrong.status, 401);
+    t.is(wrong.body.error.code, "EE-AUTH-INVALID");
+  }
+});
+
+test("probes and the contract are public; errors have the contract's shape", async (t) => {
+  const { api } = await startTestCp(t);
+  t.deepEqual((await api("/healthz", { token: null })).body, { status: "ok" });
+  t.is((await api("/readyz", { token: null })).status, 200);
+  const doc = await api<{ openapi: string; paths: Record<string, unknown> }>("/openapi.json", {
+    token: null,
+  });
+  t.is(doc.body.openapi, "3.1.0");
+  t.truthy(doc.body.paths["/api/v2/agents/{agent_id}"]);
+  const nf = await api<{ error: { code: string; message: string } }>("/api/v2/agents/agt_nobody");
+  t.is(nf.status, 404);
+  t.is(nf.body.error.code, "EE-NOT-FOUND");
+  const noRoute = await api<{ error: { code: string } }>("/api/v2/nothing-here");
+  t.is(noRoute.status, 404);
+  const badQuery = await api<{ error: { code: string } }>("/api/v2/events?after=-1");
+  t.is(badQuery.status, 400);
+  t.is(badQuery.body.error.code, "EE-REQ-INVALID");
+});
+
+test("the agents listing filters by state", async (t) => {
+  const { cp, devDir, api } = await startTestCp(t);
+  const a = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-f" }));
+  await waitFor("registered", () => cp.index.get(a.agentId)?.state === "registered");
+  t.is((await api<{ agents: unknown[] }>("/api/v2/agents?state=registered")).body.agents.length, 1);
+  t.is((await api<{ agents: unknown[] }>("/api/v2/agents?state=stale")).body.agents.length, 0);
+});
+
+test("the watch stream reports transitions as they happen", async (t) => {
+  const { cp, devDir } = await startTestCp(t, { heartbeatMs: 100, staleAfterMs: 300 });
+  const abort = new AbortController();
+  t.teardown(() => abort.abort());
+  const res = await fetch(`${cp.url}/api/v2/agents/events`, {
+    headers: { authorization: "Bearer test-admin-token-0123456789" },
+    signal: abort.signal,
+  });
+  t.is(res.headers.get("content-type"), "text/event-stream");
+  const reader = res.body!.getReader();
+  let text = "";
+  const read = async (until: RegExp) => {
+    while (!until.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+  };
+  await read(/event: ready/);
+  const raw = await RawAgent.connect(t, cp.wsUrl);
+  await raw.register(devDir);
+  await read(/"to":"stale"/);
+  const transitions = text
+    .split("\n\n")
+    .filter((b) => b.startsWith("event: transition"))
+    .map((b) => JSON.parse(b.split("data: ")[1]!) as { from: string | null; to: string; agent_id: string });
+  t.deepEqual(
+    transitions.map((x) => `${x.from}->${x.to}`),
+    ["null->challenged", "challenged->registered", "registered->stale"],
+  );
+  t.true(transitions.every((x) => x.agent_id === raw.agentId));
+});

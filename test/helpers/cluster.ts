@@ -1,0 +1,259 @@
+// Test fixtures that run the real thing on loopback: a control plane on a temp data dir with a dev attestation
+// root, agents in-process or as `eectl agent` child processes, and RawAgent, a hand-driven protocol client for
+// hostile and edge-case frames. Everything registers teardown with the ava test that made it.
+import { type ChildProcess, spawn } from "node:child_process";
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ExecutionContext } from "ava";
+import WebSocket from "ws";
+import {
+  type ControlPlane,
+  type ControlPlaneOptions,
+  startControlPlane,
+} from "../../actors/control-plane.ts";
+import { type RunningAgent, startAgent } from "../../agent/agent.ts";
+import { type AgentConfig, parseAgentConfig } from "../../agent/config.ts";
+import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agent-key.ts";
+import { devInit } from "../../attestation/dev-pki.ts";
+import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
+import { reportDataFor } from "../../attestation/report-data.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
+import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+export const REPO = new URL("../../", import.meta.url).pathname;
+
+export function tempDir(t: ExecutionContext, prefix = "ee-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const devRoots = new Map<string, Promise<string>>();
+/** One dev attestation root per test file (per name): creating one costs a few key generations. */
+export function devRoot(name = "default"): Promise<string> {
+  let p = devRoots.get(name);
+  if (!p) {
+    const dir = mkdtempSync(join(tmpdir(), `ee-dev-${name}-`));
+    p = devInit(dir).then(() => dir);
+    devRoots.set(name, p);
+  }
+  return p;
+}
+
+export interface TestCp {
+  cp: ControlPlane;
+  devDir: string;
+  dataDir: string;
+  api<T = unknown>(
+    path: string,
+    init?: RequestInit & { token?: string | null },
+  ): Promise<{ status: number; body: T }>;
+}
+
+export async function startTestCp(
+  t: ExecutionContext,
+  opts: Partial<ControlPlaneOptions> = {},
+): Promise<TestCp> {
+  const devDir = opts.devAttestationDir ?? (await devRoot());
+  const dataDir = opts.dataDir ?? tempDir(t, "ee-cp-");
+  const cp = await startControlPlane({
+    host: "127.0.0.1",
+    port: 0,
+    dataDir,
+    log: silentLogger,
+    adminToken: ADMIN_TOKEN,
+    devAttestationDir: devDir,
+    heartbeatMs: 200,
+    staleAfterMs: 1000,
+    ...opts,
+  });
+  let stopped = false;
+  const stop = cp.stop;
+  cp.stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await stop();
+  };
+  t.teardown(() => cp.stop());
+  return {
+    cp,
+    devDir,
+    dataDir,
+    api: async (path, init = {}) => {
+      const headers = new Headers(init.headers);
+      const token = init.token === undefined ? ADMIN_TOKEN : init.token;
+      if (token !== null) headers.set("authorization", `Bearer ${token}`);
+      const res = await fetch(`${cp.url}${path}`, { ...init, headers });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : null) as never };
+    },
+  };
+}
+
+export function agentConfig(
+  t: ExecutionContext,
+  cpWsUrl: string,
+  devDir: string,
+  over: Partial<AgentConfig> = {},
+): AgentConfig {
+  return parseAgentConfig(
+    {
+      control_plane_url: cpWsUrl,
+      vm_name: "vm-1",
+      node_size: "tiny",
+      datacenter: "baremetal:local",
+      api_listen: "127.0.0.1:0",
+      data_dir: tempDir(t, "ee-agent-"),
+      heartbeat_interval_ms: 200,
+      attestation: { provider: "dev", dir: devDir },
+      ...over,
+    },
+    "test",
+  );
+}
+
+export async function startTestAgent(t: ExecutionContext, config: AgentConfig): Promise<RunningAgent> {
+  const agent = await startAgent(config, { log: silentLogger });
+  t.teardown(() => agent.stop());
+  return agent;
+}
+
+/** Runs `eectl agent --config FILE` as a child process: the way to kill an agent for real (SIGKILL). */
+export function spawnAgent(t: ExecutionContext, config: AgentConfig): ChildProcess {
+  const file = join(tempDir(t, "ee-agent-cfg-"), "config.json");
+  writeFileSync(file, JSON.stringify(config));
+  const child = spawn(process.execPath, [join(REPO, "bin/eectl.js"), "agent", "--config", file], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, EE_LOG_LEVEL: "warn" },
+  });
+  child.stderr?.resume();
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  return child;
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function agentState(cp: ControlPlane, agentId: string): string | undefined {
+  return cp.index.get(agentId)?.state;
+}
+
+/**
+ * A protocol client driven by hand: connect, read frames, send anything (valid or not). Owns an Ed25519 key
+ * and can produce a dev quote for any REPORTDATA, so tests can forge each part of a registration.
+ */
+export class RawAgent {
+  readonly ws: WebSocket;
+  readonly frames: AnyEnvelope[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly key: { privateKey: KeyObject; pub: Uint8Array };
+  readonly #waiters: (() => void)[] = [];
+  #nextId = 1;
+
+  private constructor(ws: WebSocket, key?: RawAgent["key"]) {
+    this.ws = ws;
+    const kp = generateKeyPairSync("ed25519");
+    this.key = key ?? { privateKey: kp.privateKey, pub: rawPublicKey(kp.publicKey) };
+    this.closed = new Promise((resolve) =>
+      ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    ws.on("message", (data) => {
+      this.frames.push(decodeFrame(new Uint8Array(data as Buffer), "agent"));
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    ws.on("error", () => {});
+  }
+
+  get agentId(): string {
+    return agentIdFromPubkey(this.key.pub);
+  }
+
+  static async connect(t: ExecutionContext, wsUrl: string, key?: RawAgent["key"]): Promise<RawAgent> {
+    const ws = new WebSocket(`${wsUrl}${CONNECT_PATH}`);
+    const raw = new RawAgent(ws, key);
+    t.teardown(() => ws.terminate());
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    return raw;
+  }
+
+  async next<T extends MessageType>(
+    type: T,
+    timeoutMs = 5000,
+  ): Promise<AnyEnvelope & { type: T; body: MessageBody<T> }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.frames.findIndex((f) => f.type === type);
+      if (i >= 0) return this.frames.splice(i, 1)[0] as never;
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(
+          `no ${type} frame within ${timeoutMs} ms (have: ${this.frames.map((f) => f.type).join(",")})`,
+        );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  send<T extends MessageType>(type: T, body: MessageBody<T>): number {
+    const id = this.#nextId++;
+    this.ws.send(encodeFrame(type, body, { id }));
+    return id;
+  }
+
+  sendRaw(data: Uint8Array | string): void {
+    this.ws.send(data);
+  }
+
+  /** A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere. */
+  async registerBody(
+    devDir: string,
+    nonce: Uint8Array,
+    over: Partial<MessageBody<"register">> = {},
+    opts: { quoteNonce?: Uint8Array; mrtd?: string } = {},
+  ): Promise<MessageBody<"register">> {
+    const provider = createDevQuoteProvider(opts.mrtd ? { dir: devDir, mrtd: opts.mrtd } : { dir: devDir });
+    const quote = await provider.getQuote(reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub));
+    return {
+      vm_name: "raw-1",
+      node_size: "tiny",
+      datacenter: "baremetal:local",
+      agent_pubkey: this.key.pub,
+      nonce,
+      quote,
+      pop: signPop(this.key.privateKey, nonce),
+      ...over,
+    };
+  }
+
+  /** Answers the challenge with a valid registration and waits for `registered`. */
+  async register(devDir: string, over: Partial<MessageBody<"register">> = {}, opts: { mrtd?: string } = {}) {
+    const { body } = await this.next("challenge");
+    this.send("register", await this.registerBody(devDir, body.nonce, over, opts));
+    return this.next("registered");
+  }
+}
