@@ -1,5 +1,4 @@
-// Parsing helpers shared by commands: host:port, positive integers, and the operator connection (--cp, --token).
-import { Option } from "clipanion";
+// Parsing helpers shared by commands: host:port, positive integers, (the operator connection is cli/operator-command.ts).
 import { ValidationError } from "../spec/errors.ts";
 
 export function parseHostPort(value: string, flag: string): { host: string; port: number } {
@@ -16,14 +15,4 @@ export function parsePositiveInt(value: string | undefined, flag: string): numbe
     throw new ValidationError("EE-CONFIG-INVALID", `${flag}: expected a positive integer, got "${value}"`);
   }
   return Number(value);
-}
-
-/** --cp and --token for operator commands, with EE_CP_URL / EE_TOKEN as fallbacks. */
-export function operatorOptions() {
-  return {
-    cp: Option.String("--cp", {
-      description: "Control plane URL (default: $EE_CP_URL, else http://127.0.0.1:8080)",
-    }),
-    token: Option.String("--token", { description: "Bearer token (default: $EE_TOKEN)" }),
-  };
 }

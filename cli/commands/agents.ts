@@ -1,9 +1,7 @@
 // `eectl agents list|show|watch`: operators inspecting live agent state through the CP's REST API.
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
-import { EeCommand } from "../base.ts";
-import { operatorOptions } from "../options.ts";
-import { RestClient } from "../rest-client.ts";
+import { OperatorCommand } from "../operator-command.ts";
 import { age, table } from "../table.ts";
 
 interface AgentJson {
@@ -21,7 +19,7 @@ interface AgentJson {
   [k: string]: unknown;
 }
 
-export class AgentsListCommand extends EeCommand {
+export class AgentsListCommand extends OperatorCommand {
   static override paths = [["agents", "list"]];
   static override usage = Command.Usage({
     description: "List the agents the control plane knows, with their live state",
@@ -30,12 +28,11 @@ export class AgentsListCommand extends EeCommand {
       ["Only stale agents as JSON", "eectl agents list --state stale --json"],
     ],
   });
-  o = operatorOptions();
   state = Option.String("--state", { description: "Only agents in this state" });
   asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
 
   async run(): Promise<number> {
-    const client = new RestClient(this.o.cp, this.o.token);
+    const client = this.client();
     const q = this.state ? `?state=${encodeURIComponent(this.state)}` : "";
     const { agents } = await client.get<{ agents: AgentJson[] }>(`/api/v2/agents${q}`);
     if (this.asJson) {
@@ -59,18 +56,17 @@ export class AgentsListCommand extends EeCommand {
   }
 }
 
-export class AgentsShowCommand extends EeCommand {
+export class AgentsShowCommand extends OperatorCommand {
   static override paths = [["agents", "show"]];
   static override usage = Command.Usage({
     description: "Show one agent, including its live machine state and context",
     examples: [["Show an agent", "eectl agents show agt_0123456789abcdef01234567"]],
   });
-  o = operatorOptions();
   id = Option.String({ name: "AGENT_ID" });
   asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
 
   async run(): Promise<number> {
-    const client = new RestClient(this.o.cp, this.o.token);
+    const client = this.client();
     const a = await client.get<AgentJson>(`/api/v2/agents/${encodeURIComponent(this.id)}`);
     if (this.asJson) {
       this.json(a);
@@ -89,7 +85,7 @@ export class AgentsShowCommand extends EeCommand {
   }
 }
 
-export class AgentsWatchCommand extends EeCommand {
+export class AgentsWatchCommand extends OperatorCommand {
   static override paths = [["agents", "watch"]];
   static override usage = Command.Usage({
     description: "Stream agent state transitions, one line each, until interrupted",
@@ -100,14 +96,13 @@ export class AgentsWatchCommand extends EeCommand {
       ["As JSON lines", "eectl agents watch --json"],
     ],
   });
-  o = operatorOptions();
   asJson = Option.Boolean("--json", false, { description: "One JSON object per line" });
   initial = Option.Boolean("--initial", false, {
     description: "First print every known agent's current state",
   });
 
   async run(): Promise<number> {
-    const client = new RestClient(this.o.cp, this.o.token);
+    const client = this.client();
     const abort = new AbortController();
     const stop = () => abort.abort();
     process.once("SIGINT", stop);

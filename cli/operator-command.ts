@@ -1,0 +1,16 @@
+// Base of the operator commands that talk to a control plane over REST: --cp and --token (with EE_CP_URL and
+// EE_TOKEN as fallbacks). Options must be direct class fields for clipanion to see them, hence a base class.
+import { Option } from "clipanion";
+import { EeCommand } from "./base.ts";
+import { RestClient } from "./rest-client.ts";
+
+export abstract class OperatorCommand extends EeCommand {
+  cp = Option.String("--cp", {
+    description: "Control plane URL (default: $EE_CP_URL, else http://127.0.0.1:8080)",
+  });
+  token = Option.String("--token", { description: "Bearer token (default: $EE_TOKEN)" });
+
+  client(): RestClient {
+    return new RestClient(this.cp, this.token);
+  }
+}

@@ -1,0 +1,86 @@
+// `npm start`: a control plane on 127.0.0.1:8080 with its SQLite store under ./.easyenclave/, plus one local
+// agent with dev attestation. A local development loop, not a deployment: it creates the dev attestation root
+// and keeps the admin token in ./.easyenclave/admin-token (0600) so restarts print the same one.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startControlPlane } from "../actors/control-plane.ts";
+import { startAgent } from "../agent/agent.ts";
+import { parseAgentConfig } from "../agent/config.ts";
+import { DEV_PKI_FILES, devInit } from "../attestation/dev-pki.ts";
+import { createLogger } from "../lib/log.ts";
+import { untilSignal } from "./signals.ts";
+
+const root = resolve(process.env.EE_HOME ?? ".easyenclave");
+const port = Number(process.env.EE_PORT ?? 8080);
+const devDir = join(root, "dev-attestation");
+mkdirSync(root, { recursive: true, mode: 0o700 });
+if (!existsSync(join(devDir, DEV_PKI_FILES.rootCert))) await devInit(devDir);
+
+const tokenFile = join(root, "admin-token");
+const adminToken =
+  process.env.EE_ADMIN_TOKEN ??
+  (existsSync(tokenFile)
+    ? readFileSync(tokenFile, "utf8").trim()
+    : `ee_${randomBytes(24).toString("base64url")}`);
+if (!process.env.EE_ADMIN_TOKEN) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
+
+const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL ?? "warn");
+const cp = await startControlPlane({
+  host: "127.0.0.1",
+  port,
+  dataDir: join(root, "cp"),
+  log: log.child({ part: "control-plane" }),
+  adminToken,
+  devAttestationDir: devDir,
+});
+const agent = await startAgent(
+  parseAgentConfig(
+    {
+      control_plane_url: cp.wsUrl,
+      vm_name: "local-agent",
+      node_size: "tiny",
+      datacenter: "baremetal:local",
+      api_listen: process.env.EE_AGENT_LISTEN ?? "127.0.0.1:9001",
+      data_dir: join(root, "agent"),
+      heartbeat_interval_ms: 5000,
+      attestation: { provider: "dev", dir: devDir },
+    },
+    "npm start",
+  ),
+  { log: log.child({ part: "agent" }) },
+);
+
+const registered = await new Promise<boolean>((done) => {
+  if (agent.state().state === "registered") return done(true);
+  const timer = setTimeout(() => done(false), 15_000);
+  const off = agent.onStateChange((v) => {
+    if (v.state !== "registered") return;
+    clearTimeout(timer);
+    off();
+    done(true);
+  });
+});
+
+process.stdout.write(`
+EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
+
+  control plane   ${cp.url}          (REST, OpenAPI at ${cp.url}/openapi.json)
+  agent socket    ${cp.wsUrl}/api/v2/agents/connect
+  local agent     ${agent.agentId} "local-agent" ${registered ? "registered" : "NOT registered yet"}, API at ${agent.apiUrl}/api/health
+  admin token     ${adminToken}
+  data            ${root}
+
+Try:
+  export EE_CP_URL=${cp.url} EE_TOKEN=${adminToken}
+  npx eectl agents list
+  npx eectl agents show ${agent.agentId}
+  npx eectl agents watch
+
+Ctrl-C stops both.
+`);
+
+await untilSignal();
+await agent.stop();
+await cp.stop();
+process.exit(0);

@@ -1,0 +1,113 @@
+// The supervisor with real parts (dev quotes, the verifier, SQLite event log) and a recording AgentLink that
+// can be told to fail: a crashing actor is recreated from its facts, and given up on after too many crashes.
+import { generateKeyPairSync } from "node:crypto";
+import test from "ava";
+import { AgentIndex } from "../../actors/agent-index.ts";
+import { NonceBook } from "../../actors/nonce-book.ts";
+import { openDatabase } from "../../actors/store/db.ts";
+import { EventLog } from "../../actors/store/event-log.ts";
+import { type AgentLink, Supervisor } from "../../actors/supervisor.ts";
+import { rawPublicKey, signPop } from "../../attestation/agent-key.ts";
+import { loadDevRootPem } from "../../attestation/dev-pki.ts";
+import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
+import { reportDataFor } from "../../attestation/report-data.ts";
+import { createTrustAnchors } from "../../attestation/trust.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { decodeFrame } from "../../transport/frame.ts";
+import { devRoot, tempDir, waitFor } from "../helpers/cluster.ts";
+
+class RecordingLink implements AgentLink {
+  sent: string[] = [];
+  closed: { connId: number; code: number }[] = [];
+  failSends = 0;
+  send(_connId: number, frame: Uint8Array): void {
+    if (this.failSends > 0) {
+      this.failSends--;
+      throw new Error("socket write failed");
+    }
+    this.sent.push(decodeFrame(frame, "agent").type);
+  }
+  close(connId: number, code: number): void {
+    this.closed.push({ connId, code });
+  }
+}
+
+async function setup(t: import("ava").ExecutionContext) {
+  const devDir = await devRoot();
+  const db = openDatabase(tempDir(t));
+  const events = new EventLog(db, (err) => t.fail(String(err)));
+  const link = new RecordingLink();
+  const index = new AgentIndex({ staleAfterMs: 60_000 });
+  const sup = new Supervisor({
+    link,
+    index,
+    events,
+    log: silentLogger,
+    heartbeatMs: 1000,
+    staleAfterMs: 60_000,
+    forgetAfterMs: 600_000,
+    policy: {
+      trust: createTrustAnchors({ devRootPem: loadDevRootPem(devDir) }),
+      nodeSizes: new Set(["tiny"]),
+    },
+  });
+  t.teardown(() => {
+    sup.stopAll();
+    events.flush();
+    db.close();
+  });
+  const nonces = new NonceBook({ ttlMs: 10_000 });
+  const kp = generateKeyPairSync("ed25519");
+  const pub = rawPublicKey(kp.publicKey);
+  const { nonce } = nonces.issue(1, Date.now());
+  const quote = await createDevQuoteProvider({ dir: devDir }).getQuote(reportDataFor("register", nonce, pub));
+  const agentId = sup.register({
+    connId: 1,
+    sessionId: "s1",
+    nonce,
+    at: Date.now(),
+    body: {
+      vm_name: "vm-x",
+      node_size: "tiny",
+      datacenter: "baremetal:local",
+      agent_pubkey: pub,
+      nonce,
+      quote,
+      pop: signPop(kp.privateKey, nonce),
+    },
+  });
+  await waitFor("registered", () => index.get(agentId)?.state === "registered");
+  return { sup, link, index, events, agentId };
+}
+
+test("a crashed actor is recreated in its phase from its facts, and the crash is audited", async (t) => {
+  const { sup, link, index, events, agentId } = await setup(t);
+  t.deepEqual(link.sent, ["registered"]);
+  sup.send(agentId, { type: "DEPLOY", deploymentId: "dep_1", app: "web", at: Date.now() });
+  sup.send(agentId, { type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: Date.now() });
+  const before = sup.get(agentId);
+
+  link.failSends = 1;
+  sup.heartbeat(agentId, 1, 7, 1); // the ack's send throws inside the actor
+  await waitFor("recreated", () => sup.get(agentId) !== before && sup.get(agentId));
+  const rec = index.get(agentId)!;
+  t.is(rec.state, "healthy");
+  t.is(rec.deployment_id, "dep_1");
+  t.true(rec.restored);
+  t.regex(rec.reason ?? "", /actor crashed: socket write failed/);
+  t.is(events.list({ kind: "agent.actor_crashed" }).length, 1);
+
+  sup.heartbeat(agentId, 1, 8, 2);
+  t.is(link.sent.at(-1), "heartbeat_ack", "the recreated actor serves the same connection");
+});
+
+test("an agent whose actor keeps crashing is dropped and its connection closed", async (t) => {
+  const { sup, link, index, agentId } = await setup(t);
+  for (let i = 0; i < 6; i++) {
+    link.failSends = 1;
+    sup.heartbeat(agentId, 1, i, i);
+  }
+  await waitFor("dropped", () => sup.get(agentId) === undefined);
+  t.is(index.get(agentId), undefined);
+  t.deepEqual(link.closed, [{ connId: 1, code: 1011 }]);
+});
