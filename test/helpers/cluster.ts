@@ -38,6 +38,8 @@ export function devRoot(name = "default"): Promise<string> {
   let p = devRoots.get(name);
   if (!p) {
     const dir = mkdtempSync(join(tmpdir(), `ee-dev-${name}-`));
+    // Shared by every test in the file, so it outlives any one test's teardown.
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     p = devInit(dir).then(() => dir);
     devRoots.set(name, p);
   }
