@@ -1,8 +1,9 @@
 // Picks the quote provider the config names: `dev` (development PCK chain from `eectl attest dev-init`) or
-// `tsm` (ConfigFS-TSM on a real TD, not wired yet). May import attestation/providers/ and spec/.
+// `tsm` (ConfigFS-TSM on a real TD, at the kernel's default report root). May import attestation/providers/ and
+// spec/.
 import { createDevQuoteProvider } from "../attestation/providers/dev.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
-import { ValidationError } from "../spec/errors.ts";
+import { createTsmQuoteProvider } from "../attestation/providers/tsm.ts";
 import type { AttestationConfig } from "./config.ts";
 
 export function quoteProviderFor(att: AttestationConfig): QuoteProvider {
@@ -11,7 +12,7 @@ export function quoteProviderFor(att: AttestationConfig): QuoteProvider {
       att.mrtd === undefined ? { dir: att.dir } : { dir: att.dir, mrtd: att.mrtd },
     );
   }
-  throw new ValidationError("EE-CONFIG-INVALID", "attestation.provider: tsm provider not available yet", {
-    key: "attestation.provider",
-  });
+  // No configfs check here: a missing report root surfaces as EE-ATT-PROVIDER on the first quote, which the
+  // agent logs and retries with its connection, so the local API still comes up to say what is wrong.
+  return createTsmQuoteProvider();
 }

@@ -1,16 +1,21 @@
-// A started agent whose control plane is not there: its local HTTP API still answers, and says so.
+// A started agent whose CP is absent (or only challenges): its local HTTP API still answers, and says so.
+import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
-import { createServer } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
+import { WebSocketServer } from "ws";
 import { startAgent } from "../../agent/agent.ts";
 import { parseAgentConfig } from "../../agent/config.ts";
 import type { AgentHealth } from "../../agent/health.ts";
 import { AGENT_VERSION } from "../../agent/version.ts";
 import { devInit } from "../../attestation/dev-pki.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
+import { TSM_REPORT_ROOT } from "../../attestation/providers/tsm.ts";
 import { ValidationError } from "../../spec/errors.ts";
+import { CONNECT_PATH } from "../../spec/protocol.ts";
+import { encodeFrame } from "../../transport/frame.ts";
 
 const fixedQuote: QuoteProvider = { name: "test", getQuote: async () => new Uint8Array(64) };
 
@@ -125,11 +130,58 @@ test("an api_listen already in use is a config error, and nothing is left runnin
   t.regex(err.message, /^api_listen 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)$/);
 });
 
-test("the tsm provider is refused clearly until it exists", async (t) => {
-  const err = await t.throwsAsync(startAgent(await config()), { instanceOf: ValidationError });
-  t.is(err.code, "EE-CONFIG-INVALID");
-  t.regex(err.message, /tsm provider not available yet/);
+test("the tsm provider named by the config is used and reported in health", async (t) => {
+  const agent = await startAgent(await config());
+  t.teardown(() => agent.stop());
+  const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
+  t.is(body.attestation_provider, "tsm");
 });
+
+// Only meaningful where ConfigFS-TSM is absent; on a real TD the quote would succeed.
+const withoutConfigfsTsm = existsSync(TSM_REPORT_ROOT) ? test.skip : test;
+
+withoutConfigfsTsm(
+  "a tsm agent without configfs starts and reports the quote failure in health",
+  async (t) => {
+    // A CP that only ever challenges: enough to make the agent ask its provider for a quote.
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, path: CONNECT_PATH });
+    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+    wss.on("connection", (ws) =>
+      ws.send(
+        encodeFrame(
+          "challenge",
+          { nonce: new Uint8Array(32), expires_at: Date.now() + 10_000, server_time: Date.now() },
+          { id: 1 },
+        ),
+      ),
+    );
+    t.teardown(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const c of wss.clients) c.terminate();
+          wss.close(() => resolve());
+        }),
+    );
+    const port = (wss.address() as AddressInfo).port;
+    const agent = await startAgent(await config({ control_plane_url: `ws://127.0.0.1:${port}` }));
+    t.teardown(() => agent.stop());
+    await new Promise<void>((resolve) => {
+      if (agent.state().lastError === "EE-ATT-PROVIDER") resolve();
+      const off = agent.onStateChange((v) => {
+        if (v.lastError !== "EE-ATT-PROVIDER") return;
+        off();
+        resolve();
+      });
+    });
+    const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
+    t.like(body, {
+      status: "ok",
+      registered: false,
+      attestation_provider: "tsm",
+      last_error: "EE-ATT-PROVIDER",
+    });
+  },
+);
 
 test("the dev provider named by the config is used and reported in health", async (t) => {
   const devDir = await mkdtemp(join(tmpdir(), "ee-agent-dev-"));
