@@ -2,6 +2,7 @@
 // with its own mode (strict refuses, warn admits and records, disabled skips). The JSON file format is the
 // zod schema below (documented in spec/policy.md). Pure: evaluates facts, never reads files or clocks.
 import { z } from "zod";
+import type { CodeOf } from "../spec/errors.ts";
 
 export type PolicyMode = "strict" | "warn" | "disabled";
 

@@ -4,6 +4,7 @@ import { Builtins, Cli } from "clipanion";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
+import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 
 const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: "0.1.0" });
@@ -13,6 +14,7 @@ for (const command of [
   ControlPlaneCommand,
   AgentCommand,
   AttestDevInitCommand,
+  AttestVerifyCommand,
   AgentsListCommand,
   AgentsShowCommand,
   AgentsWatchCommand,

@@ -28,12 +28,33 @@ export const ERROR_CODES = {
   "EE-ATT-QE-BINDING": "The QE report data does not bind the attestation key and QE auth data.",
   "EE-ATT-CHAIN-INVALID": "The PCK certificate chain is malformed, broken, expired or badly signed.",
   "EE-ATT-ROOT-UNTRUSTED": "The PCK chain does not end in a trusted root.",
+  "EE-ATT-COLLATERAL-MALFORMED":
+    "The quote collateral cannot be parsed (JSON, hex, CRL DER or certificate chain).",
+  "EE-ATT-COLLATERAL-SIGNATURE":
+    "The TCB info or QE identity is not signed by an Intel TCB signing certificate under the root.",
+  "EE-ATT-CRL": "A CRL is not signed by its issuer, or the PCK CRL issuer is not the PCK leaf's issuer.",
+  "EE-ATT-REVOKED": "The PCK leaf or PCK CA certificate is revoked.",
+  "EE-ATT-COLLATERAL-EXPIRED":
+    "A CRL, the TCB info, the QE identity or the TCB signing certificate is not current.",
+  "EE-ATT-QE-IDENTITY":
+    "The quoting enclave does not match the QE identity (MRSIGNER, ISVPRODID, MISCSELECT, ATTRIBUTES, ISVSVN).",
+  "EE-ATT-FMSPC-MISMATCH": "The PCK certificate's FMSPC or PCEID differs from the TCB info's.",
+  "EE-ATT-TCB-MODULE":
+    "The TDX module identity (MRSIGNERSEAM, SEAMATTRIBUTES, SVN) matches no TCB info entry.",
+  "EE-ATT-TCB-LEVEL": "No TCB level of the TCB info applies to the platform (TCB level not supported).",
+  "EE-ATT-TCB-REVOKED": "The platform's TCB level is revoked.",
   "EE-ATT-NONCE-UNKNOWN": "The nonce was not issued to this connection.",
   "EE-ATT-NONCE-EXPIRED": "The nonce expired before the registration arrived.",
   "EE-ATT-NONCE-REPLAYED": "The nonce was already used.",
   "EE-ATT-REPORTDATA-MISMATCH": "REPORTDATA does not equal the binding of the nonce and the agent key.",
   "EE-ATT-POP-INVALID": "The agent key proof-of-possession signature does not verify.",
   "EE-ATT-PROVIDER": "The quote provider failed to produce a quote.",
+  "EE-ATT-MRTD-NOT-ALLOWED":
+    "Measurement policy: the MRTD is not in the allowlist for the agent's node_size.",
+  "EE-ATT-RTMR-NOT-ALLOWED":
+    "Measurement policy: the RTMRs match no allowlist entry for the agent's node_size.",
+  "EE-ATT-TCB-STATUS": "Measurement policy: the TCB status or an advisory ID is not allowed.",
+  "EE-ATT-DEBUG-TD": "Measurement policy: the TD runs with the DEBUG attribute, which the policy refuses.",
   // Registration policy.
   "EE-REG-NODE-SIZE": "The node_size is not one of the configured sizes.",
   "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
