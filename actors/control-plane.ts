@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { InspectionEvent } from "xstate";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
+import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import type { Logger } from "../lib/log.ts";
 import { ValidationError } from "../spec/errors.ts";
@@ -37,6 +38,8 @@ export interface ControlPlaneOptions {
   forgetAfterMs?: number;
   challengeTtlMs?: number;
   nodeSizes?: readonly string[];
+  /** Measurement policy (from `--policy FILE`); DEFAULT_POLICY when absent. */
+  policy?: MeasurementPolicy;
   inspect?: (event: InspectionEvent) => void;
 }
 
@@ -98,7 +101,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatMs,
     staleAfterMs,
     forgetAfterMs,
-    policy: { trust, nodeSizes: new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES) },
+    policy: {
+      trust,
+      measurement: opts.policy ?? DEFAULT_POLICY,
+      nodeSizes: new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES),
+    },
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
 

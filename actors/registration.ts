@@ -2,6 +2,7 @@
 // frame before any actor sees it, so nobody can disturb another agent's session. Verification (quote, nonce
 // binding, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
 import { verifyPop } from "../attestation/agent-key.ts";
+import { describeFinding, evaluatePolicy, type MeasurementPolicy } from "../attestation/policy.ts";
 import { reportDataFor, reportDataMatches } from "../attestation/report-data.ts";
 import type { TrustAnchors } from "../attestation/trust.ts";
 import { verifyQuote } from "../attestation/verify.ts";
@@ -22,6 +23,7 @@ export interface VmNameHolder {
 
 export interface RegistrationPolicy {
   trust: TrustAnchors;
+  measurement: MeasurementPolicy;
   nodeSizes: ReadonlySet<string>;
   holderOf(vmName: string): VmNameHolder | undefined;
 }
@@ -64,6 +66,16 @@ export function verifyRegistration(
   if (!reportDataMatches(quote.reportData, expected))
     throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
 
+  const verdict = evaluatePolicy(policy.measurement, {
+    node_size: body.node_size,
+    mrtd: quote.mrtd,
+    rtmr: quote.rtmr,
+    td_attributes: quote.td_attributes,
+  });
+  const refusal = verdict.findings.find((f) => f.mode === "strict");
+  if (refusal)
+    throw new AttestationError(refusal.code, describeFinding(refusal), { findings: verdict.findings });
+
   const facts: AgentFacts = {
     vm_name: body.vm_name,
     node_size: body.node_size,
@@ -72,6 +84,7 @@ export function verifyRegistration(
     rtmr: quote.rtmr,
     trust_root: quote.root,
     agent_version: body.agent_version ?? null,
+    policy_warnings: verdict.findings.map((f) => `${f.code}: ${describeFinding(f)}`),
   };
   checkDrift(policy.holderOf(body.vm_name), agentId, facts);
   return facts;

@@ -284,6 +284,14 @@ export class Supervisor {
             });
           }
           events.append({ at: now(), kind, agent_id: context.agentId, data });
+          if (kind === "agent.registered" && context.facts?.policy_warnings.length) {
+            events.append({
+              at: now(),
+              kind: "attestation.warning",
+              agent_id: context.agentId,
+              data: { vm_name: context.facts.vm_name, warnings: context.facts.policy_warnings },
+            });
+          }
         },
       },
     });

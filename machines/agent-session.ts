@@ -30,6 +30,8 @@ export interface AgentFacts {
   rtmr: string[];
   trust_root: string;
   agent_version: string | null;
+  /** Measurement-policy findings in `warn` mode: admitted, recorded, shown to operators. */
+  policy_warnings: string[];
 }
 
 /** A register frame waiting for verification. Cleared once verified: quotes are ~5 KiB and N is large. */

@@ -1,6 +1,7 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
 import { Command, Option } from "clipanion";
 import { CP_DEFAULTS, startControlPlane } from "../../actors/control-plane.ts";
+import { loadPolicyFile } from "../../actors/policy-file.ts";
 import { createLogger } from "../../lib/log.ts";
 import { EeCommand } from "../base.ts";
 import { parseHostPort, parsePositiveInt } from "../options.ts";
@@ -36,6 +37,10 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "Trust the development attestation root in DIR (from `eectl attest dev-init`). Never in production.",
   });
+  policy = Option.String("--policy", {
+    description:
+      "Measurement policy JSON (spec/policy.md); default: debug TDs refused, measurements unchecked",
+  });
   heartbeatMs = Option.String("--heartbeat-ms", {
     description: `Heartbeat interval asked of agents (default ${CP_DEFAULTS.heartbeatMs})`,
   });
@@ -62,6 +67,7 @@ export class ControlPlaneCommand extends EeCommand {
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
       staleAfterMs: parsePositiveInt(this.staleAfterMs, "--stale-after-ms"),
       forgetAfterMs: parsePositiveInt(this.forgetAfterMs, "--forget-after-ms"),
+      ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       nodeSizes: this.nodeSizes
         ?.split(",")
         .map((s) => s.trim())

@@ -9,6 +9,7 @@ import { EventLog } from "../../actors/store/event-log.ts";
 import { type AgentLink, Supervisor } from "../../actors/supervisor.ts";
 import { rawPublicKey, signPop } from "../../attestation/agent-key.ts";
 import { loadDevRootPem } from "../../attestation/dev-pki.ts";
+import { DEFAULT_POLICY } from "../../attestation/policy.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import { createTrustAnchors } from "../../attestation/trust.ts";
@@ -48,6 +49,7 @@ async function setup(t: import("ava").ExecutionContext) {
     forgetAfterMs: 600_000,
     policy: {
       trust: createTrustAnchors({ devRootPem: loadDevRootPem(devDir) }),
+      measurement: DEFAULT_POLICY,
       nodeSizes: new Set(["tiny"]),
     },
   });

@@ -18,6 +18,7 @@ const facts: AgentFacts = {
   rtmr: ["0".repeat(96), "0".repeat(96), "0".repeat(96), "0".repeat(96)],
   trust_root: "dev",
   agent_version: "test",
+  policy_warnings: [],
 };
 
 function registration(
