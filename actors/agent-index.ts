@@ -18,6 +18,8 @@ export interface AgentRecord {
   app: string | null;
   mrtd: string | null;
   trust_root: string | null;
+  attestation_status: "ok" | "failed";
+  attested_at: number | null;
   reason: string | null;
   restored: boolean;
 }
@@ -74,6 +76,8 @@ export class AgentIndex {
     rec.app = ctx.app;
     rec.mrtd = ctx.facts?.mrtd ?? null;
     rec.trust_root = ctx.facts?.trust_root ?? null;
+    rec.attestation_status = ctx.attestation.status;
+    rec.attested_at = ctx.attestation.at;
     rec.reason = ctx.reason;
     rec.restored = ctx.restored;
     if (ctx.facts && this.#byVmName.get(ctx.facts.vm_name) !== ctx.agentId && state !== "challenged") {

@@ -19,6 +19,7 @@ import type { CpView } from "../transport/rest/view.ts";
 import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { NonceBook } from "./nonce-book.ts";
+import { Reattestor } from "./reattestation.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { openDatabase } from "./store/db.ts";
 import { EventLog } from "./store/event-log.ts";
@@ -37,6 +38,8 @@ export interface ControlPlaneOptions {
   staleAfterMs?: number;
   forgetAfterMs?: number;
   challengeTtlMs?: number;
+  /** Re-attest every registered agent this often (purpose `refresh`). */
+  reattestMs?: number;
   nodeSizes?: readonly string[];
   /** Measurement policy (from `--policy FILE`); DEFAULT_POLICY when absent. */
   policy?: MeasurementPolicy;
@@ -62,6 +65,7 @@ export const CP_DEFAULTS = {
   staleAfterMs: 15_000,
   forgetAfterMs: 24 * 3600_000,
   challengeTtlMs: 30_000,
+  reattestMs: 600_000,
 };
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -93,6 +97,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
   const channel = new AgentChannel({ log });
+  const measurement = opts.policy ?? DEFAULT_POLICY;
   const supervisor = new Supervisor({
     link: channel,
     index,
@@ -103,11 +108,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     forgetAfterMs,
     policy: {
       trust,
-      measurement: opts.policy ?? DEFAULT_POLICY,
+      measurement,
       nodeSizes: new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES),
     },
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
+
+  const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
+  const reattestor = new Reattestor({
+    supervisor,
+    index,
+    link: channel,
+    policy: { trust, measurement },
+    log,
+    intervalMs: reattestMs,
+    timeoutMs: Math.min(30_000, reattestMs),
+  });
+  reattestor.start();
 
   const sink: ChannelSink = {
     opened: (connId, at) => {
@@ -120,9 +137,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     heartbeat: (agentId, connId, env) =>
       supervisor.heartbeat(agentId, connId, env.id, env.body.seq, env.body.workload),
+    attestation: (agentId, connId, env) => reattestor.answer(agentId, connId, env.re, env.body),
     closed: (connId, agentId) => {
       nonces.forget(connId);
-      if (agentId !== null) supervisor.disconnected(agentId, connId);
+      if (agentId === null) return;
+      reattestor.forget(agentId);
+      supervisor.disconnected(agentId, connId);
     },
     refused: (connId, code, remote) =>
       events.append({
@@ -166,6 +186,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     stop: async () => {
+      reattestor.stop();
       await channel.shutdown();
       supervisor.stopAll();
       server.closeAllConnections();

@@ -2,10 +2,15 @@
 // frame before any actor sees it, so nobody can disturb another agent's session. Verification (quote, nonce
 // binding, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
 import { verifyPop } from "../attestation/agent-key.ts";
-import { describeFinding, evaluatePolicy, type MeasurementPolicy } from "../attestation/policy.ts";
-import { reportDataFor, reportDataMatches } from "../attestation/report-data.ts";
+import {
+  describeFinding,
+  evaluatePolicy,
+  type MeasurementPolicy,
+  type PolicyVerdict,
+} from "../attestation/policy.ts";
+import { type BindingPurpose, reportDataFor, reportDataMatches } from "../attestation/report-data.ts";
 import type { TrustAnchors } from "../attestation/trust.ts";
-import { verifyQuote } from "../attestation/verify.ts";
+import { type VerifiedQuote, verifyQuote } from "../attestation/verify.ts";
 import type { AgentFacts, PendingRegistration } from "../machines/agent-session.ts";
 import { AttestationError, RegistrationError } from "../spec/errors.ts";
 import { datacenterSchema } from "../spec/protocol.ts";
@@ -61,20 +66,14 @@ export function verifyRegistration(
       `datacenter "${body.datacenter}" is not of the form provider:zone`,
     );
   }
-  const quote = verifyQuote(body.quote, { trust: policy.trust, at: new Date(reg.at) });
-  const expected = reportDataFor("register", reg.nonce, body.agent_pubkey);
-  if (!reportDataMatches(quote.reportData, expected))
-    throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
-
-  const verdict = evaluatePolicy(policy.measurement, {
-    node_size: body.node_size,
-    mrtd: quote.mrtd,
-    rtmr: quote.rtmr,
-    td_attributes: quote.td_attributes,
+  const { quote, verdict } = verifyBoundQuote(policy, {
+    quote: body.quote,
+    purpose: "register",
+    nonce: reg.nonce,
+    pubkey: body.agent_pubkey,
+    nodeSize: body.node_size,
+    at: reg.at,
   });
-  const refusal = verdict.findings.find((f) => f.mode === "strict");
-  if (refusal)
-    throw new AttestationError(refusal.code, describeFinding(refusal), { findings: verdict.findings });
 
   const facts: AgentFacts = {
     vm_name: body.vm_name,
@@ -83,11 +82,43 @@ export function verifyRegistration(
     mrtd: quote.mrtd,
     rtmr: quote.rtmr,
     trust_root: quote.root,
+    agent_pubkey: Buffer.from(body.agent_pubkey).toString("hex"),
     agent_version: body.agent_version ?? null,
     policy_warnings: verdict.findings.map((f) => `${f.code}: ${describeFinding(f)}`),
   };
   checkDrift(policy.holderOf(body.vm_name), agentId, facts);
   return facts;
+}
+
+/**
+ * Verifies a quote that must bind `nonce` and `pubkey` for `purpose`, then applies the measurement policy:
+ * the part registration and re-attestation share. Throws the first refusing finding; returns warnings.
+ */
+export function verifyBoundQuote(
+  policy: Pick<RegistrationPolicy, "trust" | "measurement">,
+  q: {
+    quote: Uint8Array;
+    purpose: BindingPurpose;
+    nonce: Uint8Array;
+    pubkey: Uint8Array;
+    nodeSize: string;
+    at: number;
+  },
+): { quote: VerifiedQuote; verdict: PolicyVerdict } {
+  const quote = verifyQuote(q.quote, { trust: policy.trust, at: new Date(q.at) });
+  if (!reportDataMatches(quote.reportData, reportDataFor(q.purpose, q.nonce, q.pubkey))) {
+    throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
+  }
+  const verdict = evaluatePolicy(policy.measurement, {
+    node_size: q.nodeSize,
+    mrtd: quote.mrtd,
+    rtmr: quote.rtmr,
+    td_attributes: quote.td_attributes,
+  });
+  const refusal = verdict.findings.find((f) => f.mode === "strict");
+  if (refusal)
+    throw new AttestationError(refusal.code, describeFinding(refusal), { findings: verdict.findings });
+  return { quote, verdict };
 }
 
 function checkDrift(holder: VmNameHolder | undefined, agentId: string, facts: AgentFacts): void {

@@ -17,6 +17,7 @@ import {
   connectionView,
   type RegisterParams,
 } from "../machines/agent-connection.ts";
+import { attestationRefreshMachine, type RefreshRequest } from "../machines/attestation-refresh.ts";
 import { ProtocolError } from "../spec/errors.ts";
 import { CONNECT_PATH, MAX_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
@@ -112,6 +113,11 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       sendError(code, message, err instanceof FrameError ? err.re : undefined);
       return;
     }
+    // Re-attestation requests are served by their own machine, whatever the connection machine is doing.
+    if (envelope.type === "attest") {
+      refresh.send({ type: "ATTEST", request: { id: envelope.id, nonce: envelope.body.nonce } });
+      return;
+    }
     actor.send({ type: "FRAME", envelope, at: Date.now() });
   }
 
@@ -190,6 +196,26 @@ export function startCpClient(opts: CpClientOptions): CpClient {
     },
   });
 
+  const refresh = createActor(
+    attestationRefreshMachine.provide({
+      actors: {
+        quote: fromPromise<Uint8Array, RefreshRequest>(({ input }) =>
+          opts.quoteProvider.getQuote(reportDataFor("refresh", input.nonce, identity.publicKey)),
+        ),
+      },
+      actions: {
+        sendAttestation: (_, p) =>
+          send("attestation", { quote: new Uint8Array(p.quote) }, p.re === undefined ? {} : { re: p.re }),
+        sendFailure: (_, p) => {
+          log.warn({ code: p.code }, "re-attestation failed");
+          sendError(p.code, p.message, p.re);
+        },
+      },
+    }),
+  );
+  refresh.subscribe({ error: (err) => log.error({ err }, "re-attestation actor failed") });
+  refresh.start();
+
   const actor = createActor(machine, {
     input: {
       agentId: identity.agentId,
@@ -223,6 +249,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
     async stop() {
       actor.send({ type: "STOP" });
       actor.stop();
+      refresh.stop();
       listeners.clear();
       await Promise.all([...closing].map(waitClosed));
     },

@@ -55,11 +55,11 @@ export interface MeasuredFacts {
   advisory_ids?: readonly string[];
 }
 
-export type FindingCode =
-  | "EE-ATT-MRTD-NOT-ALLOWED"
-  | "EE-ATT-RTMR-NOT-ALLOWED"
-  | "EE-ATT-TCB-STATUS"
-  | "EE-ATT-DEBUG-TD";
+/** Reason codes of policy findings; Extract keeps them tied to the catalog in spec/errors.ts. */
+export type FindingCode = Extract<
+  CodeOf<"EE-ATT-">,
+  "EE-ATT-MRTD-NOT-ALLOWED" | "EE-ATT-RTMR-NOT-ALLOWED" | "EE-ATT-TCB-STATUS" | "EE-ATT-DEBUG-TD"
+>;
 
 /** One policy mismatch: which register, what was seen, what is accepted, and under which mode. */
 export interface Finding {

@@ -29,6 +29,8 @@ export interface AgentFacts {
   mrtd: string;
   rtmr: string[];
   trust_root: string;
+  /** Ed25519 public key, hex: re-attestation quotes must bind it. */
+  agent_pubkey: string;
   agent_version: string | null;
   /** Measurement-policy findings in `warn` mode: admitted, recorded, shown to operators. */
   policy_warnings: string[];
@@ -63,6 +65,8 @@ export interface SessionContext {
   heartbeatSeq: number;
   /** Why the session last left the happy path: a reason code (EE-ATT-…, EE-REG-…) or a supervisor note. */
   reason: string | null;
+  /** Outcome of the latest (re-)attestation: a failed one takes the agent out of placement. */
+  attestation: { status: "ok" | "failed"; at: number | null };
   /** Set when the actor was recreated from known facts rather than created by a registration. */
   restored: boolean;
 }
@@ -105,7 +109,10 @@ export type SessionEvent =
   | { type: "DEPLOY"; deploymentId: string; app: string; at: number }
   | { type: "DEPLOY_HEALTHY"; deploymentId: string; at: number }
   | { type: "DEPLOY_FAILED"; deploymentId: string; reason: string; at: number }
-  | { type: "UNDEPLOYED"; deploymentId: string; at: number };
+  | { type: "UNDEPLOYED"; deploymentId: string; at: number }
+  /** A periodic re-attestation verified (ok) or failed with a reason code. */
+  | { type: "REATTESTED"; at: number }
+  | { type: "REATTESTATION_FAILED"; reason: string; at: number };
 
 /** Audit kinds the machine asks to record (actors/ maps them to event-log rows). */
 export type SessionAuditKind =
@@ -117,7 +124,9 @@ export type SessionAuditKind =
   | "agent.deploying"
   | "agent.healthy"
   | "agent.deploy_failed"
-  | "agent.undeployed";
+  | "agent.undeployed"
+  | "agent.reattested"
+  | "agent.reattestation_failed";
 
 function workloadPhase(w: WorkloadReport | null | undefined): Phase {
   if (w?.status === "healthy") return "healthy";
@@ -165,6 +174,7 @@ export const agentSessionMachine = setup({
         lastHeartbeatAt: reg.at,
         heartbeatSeq: reg.body.snapshot?.heartbeat_seq ?? 0,
         reason: null,
+        attestation: { status: "ok" as const, at: reg.at },
       };
     }),
     noteRefusal: assign(({ event }) => ({
@@ -208,6 +218,7 @@ export const agentSessionMachine = setup({
       lastHeartbeatAt: r?.lastHeartbeatAt ?? null,
       heartbeatSeq: r?.heartbeatSeq ?? 0,
       reason: r?.reason ?? null,
+      attestation: { status: "ok" as const, at: r?.registeredAt ?? input.register?.at ?? null },
       restored: r !== undefined,
     };
   },
@@ -225,6 +236,24 @@ export const agentSessionMachine = setup({
       })),
     },
     DISCONNECTED: { guard: "isCurrentConnection", actions: assign({ connId: null }) },
+    REATTESTED: {
+      actions: [
+        assign(({ context, event }) => ({
+          attestation: { status: "ok" as const, at: event.at },
+          reason: context.attestation.status === "failed" ? null : context.reason,
+        })),
+        { type: "record", params: { kind: "agent.reattested" } },
+      ],
+    },
+    REATTESTATION_FAILED: {
+      actions: [
+        assign(({ event }) => ({
+          attestation: { status: "failed" as const, at: event.at },
+          reason: event.reason,
+        })),
+        { type: "record", params: { kind: "agent.reattestation_failed" } },
+      ],
+    },
   },
   states: {
     // Transient: a restored actor resumes its phase, a new one starts by being verified.

@@ -49,6 +49,9 @@ export const ERROR_CODES = {
   "EE-ATT-REPORTDATA-MISMATCH": "REPORTDATA does not equal the binding of the nonce and the agent key.",
   "EE-ATT-POP-INVALID": "The agent key proof-of-possession signature does not verify.",
   "EE-ATT-PROVIDER": "The quote provider failed to produce a quote.",
+  "EE-ATT-MEASUREMENT-CHANGED":
+    "Re-attestation: the MRTD or RTMRs differ from those the agent registered with.",
+  "EE-ATT-REFRESH-TIMEOUT": "Re-attestation: the agent did not answer the attest request in time.",
   "EE-ATT-MRTD-NOT-ALLOWED":
     "Measurement policy: the MRTD is not in the allowlist for the agent's node_size.",
   "EE-ATT-RTMR-NOT-ALLOWED":

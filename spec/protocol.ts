@@ -78,6 +78,12 @@ export const messageSchemas = {
   heartbeat: z.object({ seq, sent_at: msEpoch, workload: workloadReportSchema.nullable().optional() }),
   /** CP → agent, answers a heartbeat (`re` = the heartbeat's id). */
   heartbeat_ack: z.object({ seq, server_time: msEpoch }),
+  /** CP → agent, with an id: re-attest now; the quote must bind `nonce` with purpose `refresh`. */
+  attest: z.object({ nonce: bytes(32), purpose: z.literal("refresh") }),
+  /** agent → CP, `re` = the attest request's id. */
+  attestation: z.object({
+    quote: bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes"),
+  }),
   /** either way: a refused or malformed frame (`re` = the offending frame's id, when it had one). */
   error: z.object({ code: z.string().max(64), message: z.string().max(1024) }),
 } as const;
@@ -94,6 +100,8 @@ export const SENT_BY: Record<MessageType, "cp" | "agent" | "both"> = {
   registered: "cp",
   heartbeat: "agent",
   heartbeat_ack: "cp",
+  attest: "cp",
+  attestation: "agent",
   error: "both",
 };
 

@@ -18,6 +18,8 @@ export interface ChannelSink {
   /** A register frame arrived on a connection that has not registered; returns the agent id it claims. */
   registerFrame(connId: number, sessionId: string, body: MessageBody<"register">, at: number): string;
   heartbeat(agentId: string, connId: number, env: AnyEnvelope & { type: "heartbeat" }): void;
+  /** The answer to a re-attestation request (`re` = the request's id). */
+  attestation(agentId: string, connId: number, env: AnyEnvelope & { type: "attestation" }): void;
   /** A socket closed (agentId is null when it never got past the gate). */
   closed(connId: number, agentId: string | null): void;
   /** A connection was refused before any actor saw it (gate failures, abuse): for the audit trail. */
@@ -167,6 +169,11 @@ export class AgentChannel {
         case "heartbeat":
           if (conn.agentId === null) throw new FrameError("EE-PROTO-UNEXPECTED", "heartbeat before register");
           sink.heartbeat(conn.agentId, conn.id, env);
+          return;
+        case "attestation":
+          if (conn.agentId === null)
+            throw new FrameError("EE-PROTO-UNEXPECTED", "attestation before register");
+          sink.attestation(conn.agentId, conn.id, env);
           return;
         case "error":
           this.#log.warn(

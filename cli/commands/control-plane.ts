@@ -50,6 +50,9 @@ export class ControlPlaneCommand extends EeCommand {
   forgetAfterMs = Option.String("--forget-after-ms", {
     description: `A stale agent is forgotten after this long (default ${CP_DEFAULTS.forgetAfterMs})`,
   });
+  reattestMs = Option.String("--reattest-ms", {
+    description: `Re-attest registered agents this often (default ${CP_DEFAULTS.reattestMs})`,
+  });
   nodeSizes = Option.String("--node-sizes", {
     description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
   });
@@ -67,6 +70,7 @@ export class ControlPlaneCommand extends EeCommand {
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
       staleAfterMs: parsePositiveInt(this.staleAfterMs, "--stale-after-ms"),
       forgetAfterMs: parsePositiveInt(this.forgetAfterMs, "--forget-after-ms"),
+      reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       nodeSizes: this.nodeSizes
         ?.split(",")

@@ -19,6 +19,7 @@ const facts: AgentFacts = {
   trust_root: "dev",
   agent_version: "test",
   policy_warnings: [],
+  agent_pubkey: "00".repeat(32),
 };
 
 function registration(

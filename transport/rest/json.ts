@@ -16,7 +16,12 @@ export function agentJson(r: AgentRecord) {
     last_heartbeat_at: iso(r.last_heartbeat_at),
     deployment_id: r.deployment_id,
     app: r.app,
-    attestation: { mrtd: r.mrtd, trust_root: r.trust_root },
+    attestation: {
+      status: r.attestation_status,
+      attested_at: iso(r.attested_at),
+      mrtd: r.mrtd,
+      trust_root: r.trust_root,
+    },
     reason: r.reason,
     rehydrated: r.restored,
   };

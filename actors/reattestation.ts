@@ -1,0 +1,133 @@
+// Periodic re-attestation: every interval each registered, connected agent is sent an `attest` request with a
+// fresh nonce and must answer with a quote bound for purpose `refresh`, verified like a registration's and with
+// the measurements it registered with. The verdict goes to the agent's actor (REATTESTED or
+// REATTESTATION_FAILED); a failed agent stays connected but out of placement until a later success.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "../lib/log.ts";
+import { AttestationError } from "../spec/errors.ts";
+import type { MessageBody } from "../spec/protocol.ts";
+import { encodeFrame } from "../transport/frame.ts";
+import type { AgentIndex } from "./agent-index.ts";
+import { type RegistrationPolicy, verifyBoundQuote } from "./registration.ts";
+import type { AgentLink, Supervisor } from "./supervisor.ts";
+
+const LIVE = new Set(["registered", "deploying", "healthy"]);
+
+interface Pending {
+  id: number;
+  connId: number;
+  nonce: Uint8Array;
+  deadline: number;
+}
+
+export interface ReattestorOptions {
+  supervisor: Supervisor;
+  index: AgentIndex;
+  link: AgentLink;
+  policy: Pick<RegistrationPolicy, "trust" | "measurement">;
+  log: Logger;
+  intervalMs: number;
+  timeoutMs: number;
+  now?: () => number;
+}
+
+export class Reattestor {
+  readonly #o: Required<ReattestorOptions>;
+  readonly #pending = new Map<string, Pending>();
+  readonly #lastSent = new Map<string, number>();
+  #timer: NodeJS.Timeout | null = null;
+  #nextId = 1;
+
+  constructor(opts: ReattestorOptions) {
+    this.#o = { now: Date.now, ...opts };
+  }
+
+  /** Scans a tenth of the interval at a time (at most once a second), so requests spread out. */
+  start(): void {
+    const tick = Math.max(50, Math.min(1000, Math.floor(this.#o.intervalMs / 10)));
+    this.#timer = setInterval(() => this.scan(), tick);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Sends due requests and fails the ones past their deadline. */
+  scan(): void {
+    const now = this.#o.now();
+    for (const [agentId, p] of this.#pending) {
+      if (now > p.deadline) {
+        this.#pending.delete(agentId);
+        this.#fail(agentId, new AttestationError("EE-ATT-REFRESH-TIMEOUT"));
+      }
+    }
+    for (const rec of this.#o.index.values()) {
+      if (!LIVE.has(rec.state) || !rec.connected || this.#pending.has(rec.agent_id)) continue;
+      const since = this.#lastSent.get(rec.agent_id) ?? rec.registered_at ?? now;
+      if (now - since < this.#o.intervalMs) continue;
+      const connId = this.#o.supervisor.get(rec.agent_id)?.getSnapshot().context.connId;
+      if (connId === null || connId === undefined) continue;
+      const p: Pending = {
+        id: this.#nextId++,
+        connId,
+        nonce: new Uint8Array(randomBytes(32)),
+        deadline: now + this.#o.timeoutMs,
+      };
+      this.#pending.set(rec.agent_id, p);
+      this.#lastSent.set(rec.agent_id, now);
+      this.#o.link.send(connId, encodeFrame("attest", { nonce: p.nonce, purpose: "refresh" }, { id: p.id }));
+    }
+  }
+
+  /** An `attestation` frame from agentId on connId, answering request `re`. */
+  answer(agentId: string, connId: number, re: number | undefined, body: MessageBody<"attestation">): void {
+    const p = this.#pending.get(agentId);
+    if (!p || p.id !== re || p.connId !== connId) {
+      this.#o.log.warn({ agent_id: agentId, re }, "attestation answer to no pending request");
+      return;
+    }
+    this.#pending.delete(agentId);
+    const facts = this.#o.supervisor.get(agentId)?.getSnapshot().context.facts;
+    if (!facts) return;
+    const now = this.#o.now();
+    try {
+      const { quote } = verifyBoundQuote(this.#o.policy, {
+        quote: body.quote,
+        purpose: "refresh",
+        nonce: p.nonce,
+        pubkey: Buffer.from(facts.agent_pubkey, "hex"),
+        nodeSize: facts.node_size,
+        at: now,
+      });
+      const changed = quote.mrtd !== facts.mrtd || quote.rtmr.some((r, i) => r !== facts.rtmr[i]);
+      if (changed) {
+        throw new AttestationError(
+          "EE-ATT-MEASUREMENT-CHANGED",
+          "MRTD or RTMRs differ from those at registration",
+          {
+            registered: { mrtd: facts.mrtd, rtmr: facts.rtmr },
+            seen: { mrtd: quote.mrtd, rtmr: quote.rtmr },
+          },
+        );
+      }
+      this.#o.supervisor.send(agentId, { type: "REATTESTED", at: now });
+    } catch (err) {
+      this.#fail(agentId, err);
+    }
+  }
+
+  /** The agent's connection closed or it re-registered: its outstanding request is void. */
+  forget(agentId: string): void {
+    this.#pending.delete(agentId);
+    this.#lastSent.delete(agentId);
+  }
+
+  #fail(agentId: string, err: unknown): void {
+    const reason = err instanceof AttestationError ? err.code : "EE-INTERNAL";
+    if (reason === "EE-INTERNAL")
+      this.#o.log.error({ agent_id: agentId, err }, "re-attestation failed unexpectedly");
+    this.#o.supervisor.send(agentId, { type: "REATTESTATION_FAILED", reason, at: this.#o.now() });
+  }
+}
