@@ -68,7 +68,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     version: AGENT_VERSION,
     startedAt,
   };
-  const app = createHttpApi({ health: () => buildHealth(facts, client.view(), Date.now()), log });
+  const app = createHttpApi({
+    health: () => buildHealth(facts, client.view(), Date.now()),
+    agentPubkey: identity.publicKey,
+    quoteProvider,
+    log,
+  });
   let server: Awaited<ReturnType<typeof listenHttpApi>>;
   try {
     server = await listenHttpApi(app, listen);

@@ -28,6 +28,18 @@ export interface AgentHealth {
   attestation_provider: string;
   version: string;
   uptime_s: number;
+  /** Only with `?attest=true&nonce=…`: a fresh quote binding the caller's nonce and the agent key. */
+  attestation?: HealthAttestation;
+}
+
+/** A quote over reportDataFor("health", nonce, agent_pubkey); hex is lowercase, the quote is base64. */
+export interface HealthAttestation {
+  provider: string;
+  purpose: "health";
+  nonce: string;
+  agent_pubkey: string;
+  report_data: string;
+  quote: string;
 }
 
 export function buildHealth(facts: HealthFacts, link: ConnectionView, now: number): AgentHealth {
