@@ -1,0 +1,102 @@
+// `npm run bench [-- PHASE... --seconds N --agents N]`: the load benchmark's entry point. Parses the CLI, runs
+// the chosen phases in order, prints a table on stderr and, as the last line of stdout, one JSON object (the
+// keys in /work/shared/CONTRACT.md) so scripts can read the figures without parsing the table.
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { attestPhase } from "./attest-phase.ts";
+import type { BenchOptions, Figure, Phase } from "./phase.ts";
+
+// The scale issue adds register, heartbeat, deploy, rehydrate and list phases here.
+const PHASES: readonly Phase[] = [attestPhase];
+
+function usage(message: string): never {
+  process.stderr.write(
+    `bench: ${message}\nusage: bench [${PHASES.map((p) => p.name).join("|")}]... [--seconds N] [--agents N]\n`,
+  );
+  process.exit(2);
+}
+
+function parseCli(argv: string[]): { phases: Phase[]; seconds: number; agents: number | null } {
+  let parsed: ReturnType<
+    typeof parseArgs<{
+      options: { seconds: { type: "string" }; agents: { type: "string" } };
+      allowPositionals: true;
+    }>
+  >;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { seconds: { type: "string" }, agents: { type: "string" } },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    usage(err instanceof Error ? err.message : String(err));
+  }
+  const { values, positionals } = parsed;
+  const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
+  if (!Number.isFinite(seconds) || seconds <= 0) usage(`--seconds must be a positive number`);
+  const agents = values.agents === undefined ? null : Number(values.agents);
+  if (agents !== null && !(Number.isInteger(agents) && agents > 0))
+    usage(`--agents must be a positive integer`);
+  const phases =
+    positionals.length === 0
+      ? [...PHASES]
+      : positionals.map((name) => {
+          const phase = PHASES.find((p) => p.name === name);
+          if (phase === undefined) usage(`unknown phase "${name}"`);
+          return phase;
+        });
+  return { phases, seconds, agents };
+}
+
+function formatValue(value: number | null, unit: string): string {
+  return value === null ? "n/a" : `${Math.round(value).toLocaleString("en-US")}${unit}`;
+}
+
+function table(figures: Record<string, Figure>): string {
+  const rows = Object.values(figures).map((f) => {
+    const base = f.baseline === undefined ? undefined : figures[f.baseline]?.value;
+    const ratio =
+      f.value !== null && base ? (f.value / base).toFixed(3) : f.baseline ? "n/a" : "1 (baseline)";
+    return [f.label, formatValue(f.value, f.unit), ratio];
+  });
+  const all = [["figure", "value", "ratio to baseline"], ...rows];
+  const widths = [0, 1, 2].map((c) => Math.max(...all.map((r) => r[c]!.length)));
+  return all
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2));
+  const opts: BenchOptions = {
+    seconds: cli.seconds,
+    agents: cli.agents,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+  const metrics: Record<string, number | null> = {};
+  const figures: Record<string, Figure> = {};
+  for (const phase of cli.phases) {
+    const result = await phase.run(opts);
+    Object.assign(metrics, result.metrics);
+    Object.assign(figures, result.figures);
+    for (const note of result.notes) opts.log(`note: ${note}`);
+  }
+  opts.log(`\n${table(figures)}\n`);
+  const out = {
+    ...metrics,
+    agents: cli.agents,
+    phases: cli.phases.map((p) => p.name),
+    seconds: cli.seconds,
+    cpus: cpus().length,
+    node: process.version,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+await main();
