@@ -42,6 +42,20 @@ export interface TrustAnchors {
 export function createTrustAnchors(opts: { devRootPem?: string } = {}): TrustAnchors {
   const anchors = [anchorFromPem("intel", INTEL_SGX_ROOT_CA_PEM)];
   if (opts.devRootPem !== undefined) anchors.push(anchorFromPem("dev", opts.devRootPem));
+  return anchorSet(anchors);
+}
+
+/**
+ * Trust only `pem` (e.g. `eectl attest verify --root`): labelled "intel" when it is the Intel root, else "dev".
+ * Throws EE-CONFIG-INVALID unless it is one self-signed CA certificate.
+ */
+export function trustOnly(pem: string): TrustAnchors {
+  const intel = anchorFromPem("intel", INTEL_SGX_ROOT_CA_PEM);
+  const given = anchorFromPem("dev", pem);
+  return anchorSet([given.fingerprint === intel.fingerprint ? intel : given]);
+}
+
+function anchorSet(anchors: TrustAnchor[]): TrustAnchors {
   const byFingerprint = new Map(anchors.map((a) => [a.fingerprint, a]));
   return {
     anchors,

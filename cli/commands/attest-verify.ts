@@ -2,13 +2,11 @@
 // report, quote signature) and, with --collateral, evaluates Intel's CRLs, TCB info and QE identity to a TCB
 // status. The JSON output (CONTRACT.md) is stable for scripts; the exit status is 0 only when every check passed.
 // Imports attestation/ modules, spec/errors.ts and cli/base.ts.
-import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Command, Option } from "clipanion";
 import { type CollateralResult, evaluateCollateral, parseCollateral } from "../../attestation/collateral.ts";
-import { parsePemCertificates } from "../../attestation/pem.ts";
 import { parseQuote } from "../../attestation/quote.ts";
-import { createTrustAnchors, type TrustAnchors } from "../../attestation/trust.ts";
+import { createTrustAnchors, type TrustAnchors, trustOnly } from "../../attestation/trust.ts";
 import { type QuoteCheck, type VerifiedQuote, verifyQuote } from "../../attestation/verify.ts";
 import { AttestationError, ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
@@ -141,28 +139,13 @@ function parseAt(text: string): Date {
   return at;
 }
 
-/** Trust anchors holding only `pem`: "intel" when it is the Intel root, else "dev". */
+/** Trust anchors holding only the --root certificate; its problems are the caller's (EE-REQ-INVALID). */
 function rootOnly(pem: string): TrustAnchors {
-  const invalid = (why: string) => new ValidationError("EE-REQ-INVALID", `--root: ${why}`);
-  let ders: Uint8Array[];
   try {
-    ders = parsePemCertificates(pem);
+    return trustOnly(pem);
   } catch (err) {
-    throw invalid((err as Error).message);
+    throw new ValidationError("EE-REQ-INVALID", `--root: ${(err as Error).message}`);
   }
-  const [der, ...rest] = ders;
-  if (der === undefined || rest.length > 0) throw invalid(`expected one certificate, found ${ders.length}`);
-  const cert = new X509Certificate(der);
-  if (!cert.ca || !cert.checkIssued(cert) || !cert.verify(cert.publicKey))
-    throw invalid("not a self-signed CA");
-  const fingerprint = createHash("sha256").update(der).digest("hex");
-  const intel = createTrustAnchors().anchors[0];
-  const label = intel !== undefined && intel.fingerprint === fingerprint ? "intel" : "dev";
-  const anchor = { label, cert, der, fingerprint } as const;
-  return {
-    anchors: [anchor],
-    match: (candidate) => (Buffer.from(candidate).equals(der) ? anchor : undefined),
-  };
 }
 
 /** The quote's fields when it parses (even if it does not verify), nulls otherwise. */

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { loadDevRootPem } from "../../attestation/dev-pki.ts";
-import { createTrustAnchors } from "../../attestation/trust.ts";
+import { createTrustAnchors, INTEL_SGX_ROOT_CA_PEM, trustOnly } from "../../attestation/trust.ts";
 import { devSetup } from "./fixtures.ts";
 
 const INTEL_FINGERPRINT = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
@@ -48,4 +48,16 @@ test("a dev root that is not one self-signed CA certificate is a config error", 
     );
   }
   t.true(new X509Certificate(root).ca);
+});
+
+test("trustOnly holds just the given root, labelled intel only when it is the Intel root", async (t) => {
+  const devPem = loadDevRootPem((await devSetup(t)).dir);
+  const dev = trustOnly(devPem);
+  t.deepEqual(
+    dev.anchors.map((a) => a.label),
+    ["dev"],
+  );
+  t.is(trustOnly(INTEL_SGX_ROOT_CA_PEM).anchors[0]?.label, "intel");
+  t.is(dev.match(createTrustAnchors().anchors[0]!.der), undefined, "the Intel root is not trusted alongside");
+  t.throws(() => trustOnly("not a pem"), { instanceOf: Error });
 });
