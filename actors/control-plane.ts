@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { InspectionEvent } from "xstate";
+import type { CollateralStore } from "../attestation/collateral-store.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
@@ -43,6 +44,8 @@ export interface ControlPlaneOptions {
   nodeSizes?: readonly string[];
   /** Measurement policy (from `--policy FILE`); DEFAULT_POLICY when absent. */
   policy?: MeasurementPolicy;
+  /** Collateral (`--collateral PATH`) for the platforms it covers: CRLs, TCB info, QE identity, TCB status. */
+  collateral?: CollateralStore;
   inspect?: (event: InspectionEvent) => void;
 }
 
@@ -109,6 +112,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     policy: {
       trust,
       measurement,
+      ...(opts.collateral ? { collateral: opts.collateral } : {}),
       nodeSizes: new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES),
     },
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
@@ -119,7 +123,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     supervisor,
     index,
     link: channel,
-    policy: { trust, measurement },
+    policy: { trust, measurement, ...(opts.collateral ? { collateral: opts.collateral } : {}) },
     log,
     intervalMs: reattestMs,
     timeoutMs: Math.min(30_000, reattestMs),

@@ -1,7 +1,9 @@
 // Registration checks, in two steps. The connection gate (nonce, proof of possession) runs on the register
 // frame before any actor sees it, so nobody can disturb another agent's session. Verification (quote, nonce
-// binding, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
+// binding, collateral where configured, measurement policy, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
 import { verifyPop } from "../attestation/agent-key.ts";
+import { evaluateCollateral, requireCollateral } from "../attestation/collateral.ts";
+import type { CollateralStore } from "../attestation/collateral-store.ts";
 import {
   describeFinding,
   evaluatePolicy,
@@ -29,6 +31,8 @@ export interface VmNameHolder {
 export interface RegistrationPolicy {
   trust: TrustAnchors;
   measurement: MeasurementPolicy;
+  /** When set, quotes from platforms it covers must pass collateral checks and get a TCB status. */
+  collateral?: CollateralStore;
   nodeSizes: ReadonlySet<string>;
   holderOf(vmName: string): VmNameHolder | undefined;
 }
@@ -95,7 +99,7 @@ export function verifyRegistration(
  * the part registration and re-attestation share. Throws the first refusing finding; returns warnings.
  */
 export function verifyBoundQuote(
-  policy: Pick<RegistrationPolicy, "trust" | "measurement">,
+  policy: Pick<RegistrationPolicy, "trust" | "measurement" | "collateral">,
   q: {
     quote: Uint8Array;
     purpose: BindingPurpose;
@@ -105,7 +109,11 @@ export function verifyBoundQuote(
     at: number;
   },
 ): { quote: VerifiedQuote; verdict: PolicyVerdict } {
-  const quote = verifyQuote(q.quote, { trust: policy.trust, at: new Date(q.at) });
+  const at = new Date(q.at);
+  const quote = verifyQuote(q.quote, { trust: policy.trust, at });
+  const collateral = policy.collateral?.forFmspc(quote.pck_leaf.fmspc);
+  const tcb = collateral ? evaluateCollateral(q.quote, quote, collateral, at) : undefined;
+  if (tcb) requireCollateral(tcb);
   if (!reportDataMatches(quote.reportData, reportDataFor(q.purpose, q.nonce, q.pubkey))) {
     throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
   }
@@ -114,6 +122,7 @@ export function verifyBoundQuote(
     mrtd: quote.mrtd,
     rtmr: quote.rtmr,
     td_attributes: quote.td_attributes,
+    ...(tcb ? { tcb_status: tcb.tcb_status, advisory_ids: tcb.advisory_ids } : {}),
   });
   const refusal = verdict.findings.find((f) => f.mode === "strict");
   if (refusal)

@@ -2,6 +2,7 @@
 import { Command, Option } from "clipanion";
 import { CP_DEFAULTS, startControlPlane } from "../../actors/control-plane.ts";
 import { loadPolicyFile } from "../../actors/policy-file.ts";
+import { loadCollateralStore } from "../../attestation/collateral-store.ts";
 import { createLogger } from "../../lib/log.ts";
 import { EeCommand } from "../base.ts";
 import { parseHostPort, parsePositiveInt } from "../options.ts";
@@ -41,6 +42,10 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "Measurement policy JSON (spec/policy.md); default: debug TDs refused, measurements unchecked",
   });
+  collateral = Option.String("--collateral", {
+    description:
+      "QuoteCollateralV3 JSON file or directory of *.collateral.json (CRLs, TCB info, QE identity)",
+  });
   heartbeatMs = Option.String("--heartbeat-ms", {
     description: `Heartbeat interval asked of agents (default ${CP_DEFAULTS.heartbeatMs})`,
   });
@@ -72,6 +77,7 @@ export class ControlPlaneCommand extends EeCommand {
       forgetAfterMs: parsePositiveInt(this.forgetAfterMs, "--forget-after-ms"),
       reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
+      ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       nodeSizes: this.nodeSizes
         ?.split(",")
         .map((s) => s.trim())
