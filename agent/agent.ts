@@ -2,10 +2,11 @@
 // reverse. The CLI (cli/commands/agent.ts) and `npm start` both start the agent through startAgent.
 // May import agent/, attestation/, machines/, spec/ and lib/; never actors/.
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
+import { parseHostPort } from "../lib/host-port.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import type { ConnectionView } from "../machines/agent-connection.ts";
 import { ValidationError } from "../spec/errors.ts";
-import { type AgentConfig, parseHostPort } from "./config.ts";
+import type { AgentConfig } from "./config.ts";
 import { startCpClient } from "./cp-client.ts";
 import { buildHealth } from "./health.ts";
 import { createHttpApi, listenHttpApi } from "./http-api.ts";

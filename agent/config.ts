@@ -5,19 +5,11 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { parseHostPort } from "../lib/host-port.ts";
 import { ValidationError } from "../spec/errors.ts";
 import { datacenterSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
 
 export const DEFAULT_HEARTBEAT_MS = 5000;
-
-/** `host:port` (IPv6 hosts in brackets), port 0 meaning "any free port"; null when malformed. */
-export function parseHostPort(value: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value);
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
-  if (!host || !Number.isInteger(port) || port > 65_535) return null;
-  return { host, port };
-}
 
 function isCpUrl(value: string): boolean {
   try {

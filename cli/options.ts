@@ -1,12 +1,12 @@
-// Parsing helpers shared by commands: host:port, positive integers, (the operator connection is cli/operator-command.ts).
+// Parsing helpers for command flags: HOST:PORT and positive integers, each failing with EE-CONFIG-INVALID naming the flag.
+import { parseHostPort } from "../lib/host-port.ts";
 import { ValidationError } from "../spec/errors.ts";
 
-export function parseHostPort(value: string, flag: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port > 65535)
-    throw new ValidationError("EE-CONFIG-INVALID", `${flag}: expected HOST:PORT, got "${value}"`);
-  return { host: (m[1] ?? m[2])!, port };
+/** A HOST:PORT flag, or EE-CONFIG-INVALID naming the flag. */
+export function hostPortFlag(value: string, flag: string): { host: string; port: number } {
+  const hp = parseHostPort(value);
+  if (!hp) throw new ValidationError("EE-CONFIG-INVALID", `${flag}: expected HOST:PORT, got "${value}"`);
+  return hp;
 }
 
 export function parsePositiveInt(value: string | undefined, flag: string): number | undefined {

@@ -5,7 +5,7 @@ import { loadPolicyFile } from "../../actors/policy-file.ts";
 import { loadCollateralStore } from "../../attestation/collateral-store.ts";
 import { createLogger } from "../../lib/log.ts";
 import { EeCommand } from "../base.ts";
-import { parseHostPort, parsePositiveInt } from "../options.ts";
+import { hostPortFlag, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
 
 export class ControlPlaneCommand extends EeCommand {
@@ -63,7 +63,7 @@ export class ControlPlaneCommand extends EeCommand {
   });
 
   async run(): Promise<number> {
-    const { host, port } = parseHostPort(this.listen, "--listen");
+    const { host, port } = hostPortFlag(this.listen, "--listen");
     const log = createLogger("control-plane");
     const cp = await startControlPlane({
       host,

@@ -9,8 +9,8 @@ import {
   loadAgentConfig,
   loadFromChain,
   parseAgentConfig,
-  parseHostPort,
 } from "../../agent/config.ts";
+import { parseHostPort } from "../../lib/host-port.ts";
 import { ValidationError } from "../../spec/errors.ts";
 
 const valid = {
