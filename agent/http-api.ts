@@ -1,7 +1,8 @@
 // The agent's local HTTP API on `api_listen` (Koa): `GET /api/health` (optionally with a fresh quote, see
 // attestHealth) today; every other path answers a JSON 404 until the workload proxy lands. Errors go out as
 // `{"error": {code, message}}` and never carry a stack.
-// May import spec/, lib/, agent/health.ts, attestation/report-data.ts and the quote provider port (types).
+// May import spec/, lib/, transport/rest/errors.ts, agent/health.ts, attestation/report-data.ts and the quote
+// provider port (types).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Router } from "@koa/router";
@@ -9,7 +10,8 @@ import Koa from "koa";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
-import { EeError, NotFoundError, toEeError, ValidationError, WS_CLOSE } from "../spec/errors.ts";
+import { EeError, ValidationError, WS_CLOSE } from "../spec/errors.ts";
+import { errorMapper } from "../transport/rest/errors.ts";
 import type { AgentHealth, HealthAttestation } from "./health.ts";
 
 export interface HttpApiDeps {
@@ -110,17 +112,8 @@ export function createHttpApi(deps: HttpApiDeps): Koa {
   const app = new Koa();
   const router = new Router();
 
-  app.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      const ee = toEeError(err);
-      // Untyped errors are logged here in full and leave as a bare EE-INTERNAL.
-      if (ee.code === "EE-INTERNAL") deps.log.error({ err }, "agent API request failed");
-      ctx.status = ee.httpStatus;
-      ctx.body = ee.toBody();
-    }
-  });
+  app.silent = true; // errorMapper logs, once, with context
+  app.use(errorMapper(deps.log));
 
   const limiter = createLimiter(deps.quoteLimits ?? HEALTH_QUOTE_LIMITS);
   const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
@@ -163,10 +156,8 @@ export function createHttpApi(deps: HttpApiDeps): Koa {
     }
   });
 
+  // Unmatched paths fall through to errorMapper's EE-NOT-FOUND until the workload proxy lands.
   app.use(router.routes());
-  app.use((ctx) => {
-    throw new NotFoundError("EE-NOT-FOUND", `no route for ${ctx.method} ${ctx.path}`);
-  });
   return app;
 }
 
