@@ -107,18 +107,19 @@ export class AgentIndex {
     return this.#byVmName.get(vmName);
   }
 
-  holderOf(
-    vmName: string,
-    facts: (agentId: string) => VmNameHolder["facts"] | null,
-    now: number,
-  ): VmNameHolder | undefined {
+  /** The agent holding vmName, with the facts drift is judged on; live while it heartbeats within stale_after. */
+  holderOf(vmName: string, now: number): VmNameHolder | undefined {
     const agentId = this.#byVmName.get(vmName);
-    if (!agentId) return undefined;
-    const rec = this.#records.get(agentId);
-    const f = facts(agentId);
-    if (!rec || !f) return undefined;
+    const rec = agentId === undefined ? undefined : this.#records.get(agentId);
+    if (!rec?.mrtd || !rec.node_size || !rec.datacenter) return undefined;
     const live = rec.last_heartbeat_at !== null && now - rec.last_heartbeat_at < this.#staleAfterMs;
-    return { agentId, facts: f, live };
+    return {
+      agentId: rec.agent_id,
+      mrtd: rec.mrtd,
+      node_size: rec.node_size,
+      datacenter: rec.datacenter,
+      live,
+    };
   }
 
   onTransition(listener: (t: Transition) => void): () => void {

@@ -21,9 +21,8 @@ import type { NonceBook } from "./nonce-book.ts";
 export const DEFAULT_NODE_SIZES = ["tiny", "standard", "llm"] as const;
 
 /** The agent now holding a vm_name, as the drift check needs it. */
-export interface VmNameHolder {
+export interface VmNameHolder extends Pick<AgentFacts, "mrtd" | "node_size" | "datacenter"> {
   agentId: string;
-  facts: AgentFacts;
   /** True while the holder heartbeats within stale_after_ms. */
   live: boolean;
 }
@@ -132,14 +131,14 @@ export function verifyBoundQuote(
 
 function checkDrift(holder: VmNameHolder | undefined, agentId: string, facts: AgentFacts): void {
   if (!holder?.live) return;
-  const drifted = (["mrtd", "node_size", "datacenter"] as const).filter((k) => holder.facts[k] !== facts[k]);
+  const drifted = (["mrtd", "node_size", "datacenter"] as const).filter((k) => holder[k] !== facts[k]);
   if (drifted.length > 0) {
     throw new RegistrationError(
       "EE-REG-DRIFT",
       `vm_name "${facts.vm_name}" is live with a different ${drifted.join(", ")}`,
       {
         vm_name: facts.vm_name,
-        fields: Object.fromEntries(drifted.map((k) => [k, { live: holder.facts[k], seen: facts[k] }])),
+        fields: Object.fromEntries(drifted.map((k) => [k, { live: holder[k], seen: facts[k] }])),
       },
     );
   }

@@ -61,7 +61,7 @@ export class Supervisor {
     const { index } = opts;
     this.#policy = {
       ...opts.policy,
-      holderOf: (vmName) => index.holderOf(vmName, (id) => this.#facts(id), this.#o.now()),
+      holderOf: (vmName) => index.holderOf(vmName, this.#o.now()),
     };
     this.#machine = this.#provideEffects();
   }
@@ -124,10 +124,6 @@ export class Supervisor {
     if (!s) return false;
     s.actor.send(event);
     return true;
-  }
-
-  #facts(agentId: string): AgentFacts | null {
-    return this.#actors.get(agentId)?.actor.getSnapshot().context.facts ?? null;
   }
 
   #start(
