@@ -1,18 +1,10 @@
 // The SQLite store on a real temp file: migrations apply once, the event log is append-only, batched and
 // ordered by a monotonic id, and a failing write does not throw into the runtime.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import test from "ava";
 import { openDatabase, schemaVersion } from "../../actors/store/db.ts";
 import { EventLog } from "../../actors/store/event-log.ts";
 import { MIGRATIONS } from "../../actors/store/migrations.ts";
-
-function tempDir(t: { teardown(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), "ee-store-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from "../helpers/temp.ts";
 
 test("migrations run once and reopen cleanly", (t) => {
   const dir = tempDir(t);

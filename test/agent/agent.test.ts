@@ -1,7 +1,7 @@
 // A started agent whose CP is absent (or only challenges): its local HTTP API still answers, and says so.
 import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
@@ -16,17 +16,9 @@ import { TSM_REPORT_ROOT } from "../../attestation/providers/tsm.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { encodeFrame } from "../../transport/frame.ts";
+import { closedPort } from "../helpers/temp.ts";
 
 const fixedQuote: QuoteProvider = { name: "test", getQuote: async () => new Uint8Array(64) };
-
-/** A loopback port nothing listens on: bound, noted, released. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 async function config(over: Record<string, unknown> = {}) {
   return parseAgentConfig(

@@ -2,7 +2,6 @@
 // the dev root and binds the caller's nonce and the agent key; bad nonces are refused; provider failures and
 // floods answer 503 EE-ATT-PROVIDER without ever holding more quotes in flight than the limit.
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import { startAgent } from "../../agent/agent.ts";
 import type { AgentHealth } from "../../agent/health.ts";
@@ -17,14 +16,19 @@ import { verifyQuote } from "../../attestation/verify.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { AttestationError, type ErrorBody } from "../../spec/errors.ts";
 import { agentConfig, devRoot } from "../helpers/cluster.ts";
+import { closedPort } from "../helpers/temp.ts";
 
-/** A loopback port nothing listens on: bound, noted, released. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
+/** A provider returning a fixed blob that counts how often it was asked (to prove no quote was taken). */
+function countingProvider(): QuoteProvider & { quotes: number } {
+  const provider = {
+    name: "test",
+    quotes: 0,
+    getQuote: async () => {
+      provider.quotes++;
+      return new Uint8Array(64);
+    },
+  };
+  return provider;
 }
 
 interface Started {
@@ -104,14 +108,7 @@ test("two attested health calls with different nonces give different bindings", 
 });
 
 test("without attest=true the response carries no attestation", async (t) => {
-  let quotes = 0;
-  const counting: QuoteProvider = {
-    name: "test",
-    getQuote: async () => {
-      quotes++;
-      return new Uint8Array(64);
-    },
-  };
+  const counting = countingProvider();
   const agent = await startDevAgent(t, counting);
   for (const query of ["", "?attest=false", `?attest=false&nonce=${"ab".repeat(16)}`, "?nonce=zz"]) {
     const { status, body } = await health(agent.apiUrl, query);
@@ -119,7 +116,7 @@ test("without attest=true the response carries no attestation", async (t) => {
     t.is((body as AgentHealth).status, "ok", query);
     t.false("attestation" in (body as object), query);
   }
-  t.is(quotes, 0, "no quote was requested");
+  t.is(counting.quotes, 0, "no quote was requested");
 });
 
 const badQueries: [string, string, RegExp][] = [
@@ -135,14 +132,7 @@ const badQueries: [string, string, RegExp][] = [
 ];
 
 test("bad attest or nonce parameters: 400 EE-REQ-INVALID naming the parameter, and no quote taken", async (t) => {
-  let quotes = 0;
-  const counting: QuoteProvider = {
-    name: "test",
-    getQuote: async () => {
-      quotes++;
-      return new Uint8Array(64);
-    },
-  };
+  const counting = countingProvider();
   const agent = await startDevAgent(t, counting);
   for (const [title, query, message] of badQueries) {
     const { status, body } = await health(agent.apiUrl, query);
@@ -151,7 +141,7 @@ test("bad attest or nonce parameters: 400 EE-REQ-INVALID naming the parameter, a
     t.is(err.code, "EE-REQ-INVALID", title);
     t.regex(err.message, message, title);
   }
-  t.is(quotes, 0);
+  t.is(counting.quotes, 0);
 });
 
 test("a failing quote provider: 503 EE-ATT-PROVIDER with Retry-After, and its internals stay in the log", async (t) => {

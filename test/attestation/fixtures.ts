@@ -1,13 +1,13 @@
 // Shared fixtures for the attestation tests: temp dev PKIs, the byte offsets of a dev (v4) quote, byte surgery
 // and a probe that reports which AttestationError code a verification raised.
-import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import { devInit, loadDevRootPem } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider, type DevQuoteProviderOptions } from "../../attestation/providers/dev.ts";
 import { createTrustAnchors, type TrustAnchors } from "../../attestation/trust.ts";
 import { AttestationError } from "../../spec/errors.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /** The real quote samples; absent outside the EasyEnclave workspace. */
 export const SHARED_QUOTES = new URL("../../../shared/tdx-quotes/", import.meta.url);
@@ -39,11 +39,7 @@ export const DEV_QUOTE = {
   pckChain: 1258,
 } as const;
 
-export function tempDir(t: ExecutionContext, prefix = "ee-att-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+export { tempDir };
 
 export interface DevSetup {
   dir: string;

@@ -22,15 +22,12 @@ import { reportDataFor } from "../../attestation/report-data.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
+import { tempDir } from "./temp.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const REPO = new URL("../../", import.meta.url).pathname;
 
-export function tempDir(t: ExecutionContext, prefix = "ee-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+export { tempDir } from "./temp.ts";
 
 const devRoots = new Map<string, Promise<string>>();
 /** One dev attestation root per test file (per name): creating one costs a few key generations. */
