@@ -1,16 +1,14 @@
 // Agent identity: the Ed25519 key is created once under data_dir (0700 dir, 0600 file) and reused.
-import { chmod, mkdtemp, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
 import { AGENT_KEY_FILE, loadOrCreateIdentity } from "../../agent/identity.ts";
 import { agentIdFromPubkey, signPop, verifyPop } from "../../attestation/agent-key.ts";
 import { ValidationError } from "../../spec/errors.ts";
-
-const tempDir = () => mkdtemp(join(tmpdir(), "ee-agent-id-"));
+import { tempDir } from "../helpers/temp.ts";
 
 test("the first start creates the key; later starts reuse it and keep the agent_id", async (t) => {
-  const dataDir = join(await tempDir(), "data", "agent");
+  const dataDir = join(tempDir(t, "ee-agent-id-"), "data", "agent");
   const first = await loadOrCreateIdentity(dataDir);
   t.true(first.created);
   t.is(first.publicKey.length, 32);
@@ -28,21 +26,21 @@ test("the first start creates the key; later starts reuse it and keep the agent_
 });
 
 test("data_dir is created 0700 and the key file 0600", async (t) => {
-  const dataDir = join(await tempDir(), "d");
+  const dataDir = join(tempDir(t, "ee-agent-id-"), "d");
   const id = await loadOrCreateIdentity(dataDir);
   t.is((await stat(dataDir)).mode & 0o777, 0o700);
   t.is((await stat(id.keyPath)).mode & 0o777, 0o600);
 });
 
 test("an existing data_dir is used as it is", async (t) => {
-  const dataDir = await tempDir();
+  const dataDir = tempDir(t, "ee-agent-id-");
   await chmod(dataDir, 0o750);
   await loadOrCreateIdentity(dataDir);
   t.is((await stat(dataDir)).mode & 0o777, 0o750);
 });
 
 test("a key others can read is refused", async (t) => {
-  const dataDir = await tempDir();
+  const dataDir = tempDir(t, "ee-agent-id-");
   const id = await loadOrCreateIdentity(dataDir);
   await chmod(id.keyPath, 0o644);
   const err = await t.throwsAsync(loadOrCreateIdentity(dataDir), { instanceOf: ValidationError });
@@ -51,7 +49,7 @@ test("a key others can read is refused", async (t) => {
 });
 
 test("a corrupt or non-Ed25519 key file is refused, never overwritten", async (t) => {
-  const dataDir = await tempDir();
+  const dataDir = tempDir(t, "ee-agent-id-");
   const keyPath = join(dataDir, AGENT_KEY_FILE);
   await writeFile(keyPath, "garbage", { mode: 0o600 });
   const err = await t.throwsAsync(loadOrCreateIdentity(dataDir), { instanceOf: ValidationError });
