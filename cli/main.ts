@@ -1,13 +1,14 @@
 // The eectl command line: every program (control plane, agent, installer) and operator command is a clipanion
 // command registered here. Commands live in cli/commands/, one file per command family.
 import { Builtins, Cli } from "clipanion";
+import { AGENT_VERSION } from "../agent/version.ts";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 
-const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: "0.1.0" });
+const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: AGENT_VERSION });
 cli.register(Builtins.HelpCommand);
 cli.register(Builtins.VersionCommand);
 for (const command of [

@@ -1,6 +1,6 @@
 // The operator commands' REST client: bearer auth, JSON in and out, and typed errors from the contract's
 // error body, so every command reports `CODE: message` the same way.
-import { AuthError, type ErrorCode, InternalError, ValidationError } from "../spec/errors.ts";
+import { AuthError, type ErrorCode, ValidationError } from "../spec/errors.ts";
 
 export class RestError extends Error {
   readonly status: number;
@@ -83,5 +83,5 @@ async function toRestError(res: Response): Promise<RestError> {
   } catch {
     // not a contract error body; fall through
   }
-  return new RestError(res.status, new InternalError("EE-INTERNAL").code, `HTTP ${res.status}`);
+  return new RestError(res.status, "EE-INTERNAL", `HTTP ${res.status} without an error body`);
 }
