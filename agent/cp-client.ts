@@ -19,7 +19,7 @@ import {
 } from "../machines/agent-connection.ts";
 import { attestationRefreshMachine, type RefreshRequest } from "../machines/attestation-refresh.ts";
 import { ProtocolError } from "../spec/errors.ts";
-import { CONNECT_PATH, MAX_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
+import { CONNECT_PATH, MAX_CP_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
 import type { AgentIdentity } from "./identity.ts";
 
@@ -122,7 +122,10 @@ export function startCpClient(opts: CpClientOptions): CpClient {
   }
 
   function open(): void {
-    const ws = new WebSocket(endpoint, { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const ws = new WebSocket(endpoint, {
+      maxPayload: MAX_CP_FRAME_BYTES,
+      handshakeTimeout: CONNECT_TIMEOUT_MS,
+    });
     ws.binaryType = "nodebuffer";
     socket = ws;
     log.debug({ url: endpoint }, "connecting to the control plane");

@@ -63,9 +63,40 @@ export const ERROR_CODES = {
   "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
   "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
   "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
+  // Compose files: refused before anything runs.
+  "EE-COMPOSE-INVALID": "The compose file is not valid YAML or does not have the Compose shape.",
+  "EE-COMPOSE-UNSUPPORTED":
+    "The compose file uses a key or value outside the supported subset (named in the message).",
+  "EE-COMPOSE-BIND-MOUNT": "A volume mounts a host path outside the agent's allowlist.",
+  "EE-COMPOSE-CONTEXT-TOO-LARGE": "The build context is larger than the agent accepts.",
+  // Workloads on an agent: deploy, gate, run, undeploy.
+  "EE-WORKLOAD-ENGINE": "The Docker engine is unreachable or answered with an unexpected error.",
+  "EE-WORKLOAD-IMAGE-MISSING": "An image is neither present locally nor buildable from the deployment.",
+  "EE-WORKLOAD-BUILD-FAILED": "Building an image from the build context failed.",
+  "EE-WORKLOAD-PORT-CONFLICT": "A published host port is already in use.",
+  "EE-WORKLOAD-START-FAILED": "A container could not be created or started.",
+  "EE-WORKLOAD-EXITED": "A container exited before the workload passed its health gate.",
+  "EE-WORKLOAD-HEALTH-TIMEOUT": "The workload did not pass its health check within timeout_s.",
+  "EE-WORKLOAD-BUSY": "The agent already runs (or is deploying) another workload.",
+  "EE-WORKLOAD-NONE": "The agent runs no workload (nothing to proxy to, log or undeploy).",
+  "EE-WORKLOAD-AGENT-LOST": "The agent disconnected or went stale before the deployment finished.",
+  // Placement: why an agent cannot take a deployment (per-agent reasons in a 409's details).
+  "EE-PLACE-NO-AGENT": "No agent fits the deployment; error.details lists every agent considered and why.",
+  "EE-PLACE-NODE-SIZE": "Placement: the agent's node_size is not the one requested.",
+  "EE-PLACE-DATACENTER": "Placement: the agent's datacenter is not the one requested.",
+  "EE-PLACE-NOT-ATTESTED": "Placement: the agent's last re-attestation failed or is stale.",
+  "EE-PLACE-BUSY": "Placement: the agent already runs or is deploying a workload.",
+  "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
+  "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
+  // Conflicts with the current state of a resource.
+  "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",
+  "EE-CONFLICT-IDEMPOTENCY": "The Idempotency-Key was used before with a different request body.",
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
+  "EE-AUTH-SIGNATURE": "The request's HMAC signature is missing or does not verify with the agent secret.",
+  "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
+  "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
@@ -164,6 +195,34 @@ export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
 export class ValidationError extends EeError<"EE-REQ-INVALID" | "EE-CONFIG-INVALID"> {
   override readonly name = "ValidationError";
   readonly httpStatus = 400;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
+/** A compose file the agent will not run; nothing was created. */
+export class ComposeError extends EeError<CodeOf<"EE-COMPOSE-">> {
+  override readonly name = "ComposeError";
+  readonly httpStatus = 400;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
+/** A workload failed on the agent (deploy, gate, run); the agent removed what it created. */
+export class WorkloadError extends EeError<CodeOf<"EE-WORKLOAD-">> {
+  override readonly name = "WorkloadError";
+  readonly httpStatus = 422;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
+/** No agent can take a deployment; `details.agents` gives each agent's reason codes. */
+export class PlacementError extends EeError<CodeOf<"EE-PLACE-">> {
+  override readonly name = "PlacementError";
+  readonly httpStatus = 409;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
+/** The request conflicts with the resource's current state or with an earlier request. */
+export class ConflictError extends EeError<CodeOf<"EE-CONFLICT-">> {
+  override readonly name = "ConflictError";
+  readonly httpStatus = 409;
   readonly wsClose = WS_CLOSE.protocol;
 }
 

@@ -4,8 +4,14 @@
 import { z } from "zod";
 
 export const PROTOCOL_VERSION = 1;
-/** Hard cap on one inbound frame. A register frame (quote ≈ 5 KiB + snapshot) is far below it. */
+/** Hard cap on one frame from an agent. A register frame (quote ≈ 5 KiB + snapshot) is far below it. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/** Largest build context a deploy may carry (a tar archive). */
+export const MAX_CONTEXT_BYTES = 4 * 1024 * 1024;
+/** Largest compose file, in UTF-8 bytes. */
+export const MAX_COMPOSE_BYTES = 256 * 1024;
+/** Hard cap on one frame from the CP: a deploy with the largest compose and build context fits. */
+export const MAX_CP_FRAME_BYTES = MAX_CONTEXT_BYTES + MAX_COMPOSE_BYTES + 64 * 1024;
 /** Path of the agent WebSocket on the control plane. */
 export const CONNECT_PATH = "/api/v2/agents/connect";
 
@@ -34,6 +40,37 @@ export const nodeSizeSchema = z
   .min(1)
   .max(32)
   .regex(/^[a-z0-9][a-z0-9-]*$/);
+
+/** Deployment ids: `d-` and lowercase hex or a DNS-label-like token, so they can name Docker projects. */
+export const deploymentIdSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9-]*$/, "must be lowercase letters, digits and dashes");
+/** App names: the same shape, so `app@version` references and container names stay simple. */
+export const appNameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, "must start with a lowercase letter or digit; then [a-z0-9._-]");
+
+/** How the agent decides a workload is healthy: an HTTP GET on a published host port must answer 2xx. */
+export const healthSpecSchema = z.object({
+  port: z.number().int().min(1).max(65535),
+  path: z.string().startsWith("/").max(512).default("/"),
+  timeout_s: z.number().int().min(1).max(3600).default(60),
+});
+
+/** The agent's deploy gate, step by step; `running` is the only healthy end, `failed` carries a code. */
+export const workloadStepSchema = z.enum([
+  "preparing",
+  "starting",
+  "gating",
+  "running",
+  "failed",
+  "stopping",
+  "stopped",
+]);
 
 /** What the agent runs, as it reports it; the agent is the truth for this (rehydration reads it). */
 export const workloadReportSchema = z.object({
@@ -73,6 +110,8 @@ export const messageSchemas = {
     heartbeat_ms: z.number().int().positive(),
     stale_after_ms: z.number().int().positive(),
     server_time: msEpoch,
+    /** Per-agent secret for HMAC-signed writes to the agent's HTTP API (deploy, undeploy); new each session. */
+    api_secret: bytes(32).optional(),
   }),
   /** agent → CP, every heartbeat_ms. */
   heartbeat: z.object({ seq, sent_at: msEpoch, workload: workloadReportSchema.nullable().optional() }),
@@ -84,6 +123,57 @@ export const messageSchemas = {
   attestation: z.object({
     quote: bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes"),
   }),
+  /** CP → agent, with an id: run this Compose app; progress comes back as deploy_status frames. */
+  deploy: z.object({
+    deployment_id: deploymentIdSchema,
+    app: appNameSchema,
+    compose: z.string().min(1).max(MAX_COMPOSE_BYTES),
+    context: bytes()
+      .refine((b) => b.length <= MAX_CONTEXT_BYTES, `must be at most ${MAX_CONTEXT_BYTES} bytes`)
+      .optional(),
+    health: healthSpecSchema.optional(),
+  }),
+  /** CP → agent, with an id: stop and remove the deployment. */
+  undeploy: z.object({ deployment_id: deploymentIdSchema }),
+  /** agent → CP: one step of a deploy or undeploy (`re` = the request's id when it answers one). */
+  deploy_status: z.object({
+    deployment_id: deploymentIdSchema,
+    step: workloadStepSchema,
+    at: msEpoch,
+    code: z.string().max(64).optional(),
+    message: z.string().max(1024).optional(),
+    compose_hash: z.string().max(128).optional(),
+    /** Image id by service, once prepared. */
+    images: z.record(z.string().max(64), z.string().max(128)).optional(),
+  }),
+  /** CP → agent, with an id: container logs (answered by log_chunk frames; `follow` streams until cancel). */
+  logs: z.object({
+    tail: z.number().int().min(0).max(100_000).optional(),
+    since: msEpoch.optional(),
+    follow: z.boolean().optional(),
+  }),
+  /** agent → CP, `re` = the logs request's id: a batch of lines; `done` ends the answer. */
+  log_chunk: z.object({
+    lines: z
+      .array(
+        z.object({
+          service: z.string().max(128),
+          stream: z.enum(["stdout", "stderr"]),
+          ts: z.string().max(40),
+          text: z.string().max(16 * 1024),
+        }),
+      )
+      .max(1000),
+    done: z.boolean(),
+  }),
+  /** CP → agent, `re` = a streaming request's id: stop answering it. */
+  cancel: z.object({}),
+  /** CP → agent, with an id: container and host stats (answered by a `reply`). */
+  stats: z.object({}),
+  /** CP → agent, with an id: the agent's state snapshot (answered by a `reply`). */
+  snapshot: z.object({}),
+  /** agent → CP, `re` = the request's id: its answer (the agent HTTP API's JSON for the same request). */
+  reply: z.object({ result: z.record(z.string(), z.unknown()) }),
   /** either way: a refused or malformed frame (`re` = the offending frame's id, when it had one). */
   error: z.object({ code: z.string().max(64), message: z.string().max(1024) }),
 } as const;
@@ -92,6 +182,8 @@ export type MessageType = keyof typeof messageSchemas;
 export type MessageBody<T extends MessageType> = z.infer<(typeof messageSchemas)[T]>;
 export type AgentSnapshot = z.infer<typeof agentSnapshotSchema>;
 export type WorkloadReport = z.infer<typeof workloadReportSchema>;
+export type HealthSpec = z.infer<typeof healthSpecSchema>;
+export type WorkloadStep = z.infer<typeof workloadStepSchema>;
 
 /** Which side may send each type; a frame of the wrong direction is EE-PROTO-UNKNOWN-TYPE for the receiver. */
 export const SENT_BY: Record<MessageType, "cp" | "agent" | "both"> = {
@@ -102,6 +194,15 @@ export const SENT_BY: Record<MessageType, "cp" | "agent" | "both"> = {
   heartbeat_ack: "cp",
   attest: "cp",
   attestation: "agent",
+  deploy: "cp",
+  undeploy: "cp",
+  deploy_status: "agent",
+  logs: "cp",
+  log_chunk: "agent",
+  cancel: "cp",
+  stats: "cp",
+  snapshot: "cp",
+  reply: "agent",
   error: "both",
 };
 

@@ -6,6 +6,7 @@ import { ProtocolError } from "../spec/errors.ts";
 import {
   type AnyEnvelope,
   envelopeSchema,
+  MAX_CP_FRAME_BYTES,
   MAX_FRAME_BYTES,
   type MessageBody,
   type MessageType,
@@ -47,8 +48,9 @@ function fail(code: ProtocolError["code"], message: string, re?: number): never 
  * Throws FrameError with a stable code; never returns a partially valid envelope.
  */
 export function decodeFrame(data: Uint8Array, at: Side): AnyEnvelope {
-  if (data.length > MAX_FRAME_BYTES)
-    fail("EE-PROTO-TOO-LARGE", `frame of ${data.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  // Agents receive deploys with build contexts; the CP's cap stays small because agents are many and untrusted.
+  const cap = at === "agent" ? MAX_CP_FRAME_BYTES : MAX_FRAME_BYTES;
+  if (data.length > cap) fail("EE-PROTO-TOO-LARGE", `frame of ${data.length} bytes exceeds ${cap}`);
   let raw: unknown;
   try {
     raw = packr.unpack(data);

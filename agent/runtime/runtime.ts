@@ -1,0 +1,104 @@
+// The workload runtime port: what the agent needs from a container engine to run one Compose project per
+// deployment. agent/runtime/docker.ts implements it over the Docker Engine API (dockerode); the deploy gate
+// (machines/deploy-gate.ts, driven by agent/workload.ts) only ever sees this interface.
+// Everything a runtime creates carries the labels below, so an agent can find (and, after a restart, re-adopt)
+// its containers by deployment id without any local bookkeeping.
+// Imports types only.
+import type { ComposeProject, PortMapping } from "../../spec/compose.ts";
+
+/** Labels on every container, network and volume a runtime creates. */
+export const LABELS = {
+  deployment: "io.easyenclave.deployment",
+  app: "io.easyenclave.app",
+  service: "io.easyenclave.service",
+  composeHash: "io.easyenclave.compose-hash",
+} as const;
+
+export interface WorkloadSpec {
+  deploymentId: string;
+  app: string;
+  project: ComposeProject;
+  /** SHA-256 hex over the canonical compose and the build context (agent/compose.ts composeHash). */
+  composeHash: string;
+  /** Build context (a tar archive) for services with `build`; size-capped before it gets here. */
+  context?: Uint8Array;
+}
+
+/** One container of a deployment as the engine reports it now. */
+export interface RuntimeContainer {
+  service: string;
+  id: string;
+  /** The engine's state: created, running, restarting, exited, dead, paused, removing. */
+  state: string;
+  /** Docker HEALTHCHECK status when the service has one, else null. */
+  health: "starting" | "healthy" | "unhealthy" | null;
+  exitCode: number | null;
+  /** ISO 8601; unchanged while the container keeps running (re-adoption is checked with it). */
+  startedAt: string | null;
+  image: string;
+  /** Image id (sha256:…) the container runs. */
+  imageId: string;
+  ports: PortMapping[];
+}
+
+/** A deployment found on the engine by its labels. */
+export interface RuntimeDeployment {
+  deploymentId: string;
+  app: string;
+  composeHash: string | null;
+  containers: RuntimeContainer[];
+}
+
+export interface LogLine {
+  service: string;
+  stream: "stdout" | "stderr";
+  /** ISO 8601 from the engine's timestamps. */
+  ts: string;
+  text: string;
+}
+
+export interface LogOptions {
+  /** Last N lines per container (default all). */
+  tail?: number;
+  /** Only lines at or after this time (ms since the epoch). */
+  since?: number;
+  follow?: boolean;
+  /** Ends a follow. */
+  signal?: AbortSignal;
+}
+
+export interface ContainerStats {
+  service: string;
+  id: string;
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes: number;
+  network_rx_bytes: number;
+  network_tx_bytes: number;
+}
+
+export interface WorkloadRuntime {
+  /** Throws WorkloadError EE-WORKLOAD-ENGINE when the engine does not answer. */
+  ping(): Promise<void>;
+  /**
+   * Makes every service's image present: builds `build` services from spec.context, checks `image` services
+   * exist locally (no registry is assumed reachable). Returns image id by service name.
+   * Throws EE-WORKLOAD-IMAGE-MISSING / EE-WORKLOAD-BUILD-FAILED.
+   */
+  prepare(spec: WorkloadSpec, signal?: AbortSignal): Promise<Record<string, string>>;
+  /**
+   * Creates the project's network and named volumes and creates and starts its containers in depends_on order.
+   * Throws EE-WORKLOAD-PORT-CONFLICT / EE-WORKLOAD-START-FAILED (transient engine errors as EE-WORKLOAD-ENGINE,
+   * which the caller may retry after remove()).
+   */
+  start(spec: WorkloadSpec, signal?: AbortSignal): Promise<RuntimeContainer[]>;
+  /** The deployment's containers now; [] when it has none. */
+  inspect(deploymentId: string): Promise<RuntimeContainer[]>;
+  /** Stops and removes everything labelled with the deployment id. Idempotent. */
+  remove(deploymentId: string): Promise<void>;
+  /** Every deployment with anything labelled on the engine. */
+  deployments(): Promise<RuntimeDeployment[]>;
+  /** The deployment's container logs, stdout and stderr demultiplexed, in time order per container. */
+  logs(deploymentId: string, opts: LogOptions): AsyncIterable<LogLine>;
+  stats(deploymentId: string): Promise<ContainerStats[]>;
+}
