@@ -24,7 +24,7 @@ export interface ReattestorOptions {
   supervisor: Supervisor;
   index: AgentIndex;
   link: AgentLink;
-  policy: Pick<RegistrationPolicy, "trust" | "measurement">;
+  policy: Pick<RegistrationPolicy, "trust" | "measurement" | "collateral" | "trusted">;
   log: Logger;
   intervalMs: number;
   timeoutMs: number;
@@ -36,7 +36,6 @@ export class Reattestor {
   readonly #pending = new Map<string, Pending>();
   readonly #lastSent = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
-  #nextId = 1;
 
   constructor(opts: ReattestorOptions) {
     this.#o = { now: Date.now, ...opts };
@@ -70,7 +69,7 @@ export class Reattestor {
       const connId = this.#o.supervisor.get(rec.agent_id)?.getSnapshot().context.connId;
       if (connId === null || connId === undefined) continue;
       const p: Pending = {
-        id: this.#nextId++,
+        id: this.#o.link.nextFrameId(),
         connId,
         nonce: new Uint8Array(randomBytes(32)),
         deadline: now + this.#o.timeoutMs,
@@ -81,8 +80,13 @@ export class Reattestor {
     }
   }
 
-  /** An `attestation` frame from agentId on connId, answering request `re`. */
-  answer(agentId: string, connId: number, re: number | undefined, body: MessageBody<"attestation">): void {
+  /** An `attestation` frame from agentId on connId, answering request `re`. Never rejects. */
+  async answer(
+    agentId: string,
+    connId: number,
+    re: number | undefined,
+    body: MessageBody<"attestation">,
+  ): Promise<void> {
     const p = this.#pending.get(agentId);
     if (!p || p.id !== re || p.connId !== connId) {
       this.#o.log.warn({ agent_id: agentId, re }, "attestation answer to no pending request");
@@ -93,7 +97,7 @@ export class Reattestor {
     if (!facts) return;
     const now = this.#o.now();
     try {
-      const { quote } = verifyBoundQuote(this.#o.policy, {
+      const { quote } = await verifyBoundQuote(this.#o.policy, {
         quote: body.quote,
         purpose: "refresh",
         nonce: p.nonce,
@@ -101,6 +105,7 @@ export class Reattestor {
         nodeSize: facts.node_size,
         at: now,
       });
+      if (!this.#stillOn(agentId, connId)) return;
       const changed = quote.mrtd !== facts.mrtd || quote.rtmr.some((r, i) => r !== facts.rtmr[i]);
       if (changed) {
         throw new AttestationError(
@@ -114,8 +119,13 @@ export class Reattestor {
       }
       this.#o.supervisor.send(agentId, { type: "REATTESTED", at: now });
     } catch (err) {
-      this.#fail(agentId, err);
+      if (this.#stillOn(agentId, connId)) this.#fail(agentId, err);
     }
+  }
+
+  /** Collateral may be fetched during verification: a verdict for a connection that is gone is void. */
+  #stillOn(agentId: string, connId: number): boolean {
+    return this.#o.supervisor.get(agentId)?.getSnapshot().context.connId === connId;
   }
 
   /** The agent's connection closed or it re-registered: its outstanding request is void. */

@@ -1,12 +1,14 @@
 // Registration checks, in two steps. The connection gate (nonce, proof of possession) runs on the register
 // frame before any actor sees it, so nobody can disturb another agent's session. Verification (quote, nonce
 // binding, collateral where configured, measurement policy, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
+// A registration refused for an MRTD/RTMR outside the allowlists leaves a baseline an admin can approve.
 import { verifyPop } from "../attestation/agent-key.ts";
 import { evaluateCollateral, requireCollateral } from "../attestation/collateral.ts";
-import type { CollateralStore } from "../attestation/collateral-store.ts";
+import { type CollateralSource, collateralQueryOf } from "../attestation/collateral-store.ts";
 import {
   describeFinding,
   evaluatePolicy,
+  type Finding,
   type MeasurementPolicy,
   type PolicyVerdict,
 } from "../attestation/policy.ts";
@@ -17,6 +19,7 @@ import type { AgentFacts, PendingRegistration } from "../machines/agent-session.
 import { AttestationError, RegistrationError } from "../spec/errors.ts";
 import { datacenterSchema } from "../spec/protocol.ts";
 import type { NonceBook } from "./nonce-book.ts";
+import type { TrustedMeasurements } from "./trusted-measurements.ts";
 
 export const DEFAULT_NODE_SIZES = ["tiny", "standard", "llm"] as const;
 
@@ -31,7 +34,9 @@ export interface RegistrationPolicy {
   trust: TrustAnchors;
   measurement: MeasurementPolicy;
   /** When set, quotes from platforms it covers must pass collateral checks and get a TCB status. */
-  collateral?: CollateralStore;
+  collateral?: CollateralSource;
+  /** Admin-approved measurements, accepted alongside the policy's allowlists; records refused ones. */
+  trusted?: TrustedMeasurements;
   nodeSizes: ReadonlySet<string>;
   holderOf(vmName: string): VmNameHolder | undefined;
 }
@@ -48,11 +53,11 @@ export function gateRegister(
   if (!verifyPop(body.agent_pubkey, body.nonce, body.pop)) throw new AttestationError("EE-ATT-POP-INVALID");
 }
 
-export function verifyRegistration(
+export async function verifyRegistration(
   policy: RegistrationPolicy,
   agentId: string,
   reg: PendingRegistration,
-): AgentFacts {
+): Promise<AgentFacts> {
   const { body } = reg;
   if (!policy.nodeSizes.has(body.node_size)) {
     throw new RegistrationError(
@@ -69,13 +74,25 @@ export function verifyRegistration(
       `datacenter "${body.datacenter}" is not of the form provider:zone`,
     );
   }
-  const { quote, verdict } = verifyBoundQuote(policy, {
+  const { quote, verdict } = await verifyBoundQuote(policy, {
     quote: body.quote,
     purpose: "register",
     nonce: reg.nonce,
     pubkey: body.agent_pubkey,
     nodeSize: body.node_size,
     at: reg.at,
+    onRefused: (seen, finding) => {
+      if (finding.code === "EE-ATT-MRTD-NOT-ALLOWED" || finding.code === "EE-ATT-RTMR-NOT-ALLOWED") {
+        policy.trusted?.recordBaseline({
+          node_size: body.node_size,
+          mrtd: seen.mrtd,
+          rtmr: seen.rtmr,
+          vm_name: body.vm_name,
+          agent_id: agentId,
+          at: reg.at,
+        });
+      }
+    },
   });
 
   const facts: AgentFacts = {
@@ -95,10 +112,11 @@ export function verifyRegistration(
 
 /**
  * Verifies a quote that must bind `nonce` and `pubkey` for `purpose`, then applies the measurement policy:
- * the part registration and re-attestation share. Throws the first refusing finding; returns warnings.
+ * the part registration and re-attestation share. Throws the first refusing finding (after telling onRefused);
+ * returns warnings.
  */
-export function verifyBoundQuote(
-  policy: Pick<RegistrationPolicy, "trust" | "measurement" | "collateral">,
+export async function verifyBoundQuote(
+  policy: Pick<RegistrationPolicy, "trust" | "measurement" | "collateral" | "trusted">,
   q: {
     quote: Uint8Array;
     purpose: BindingPurpose;
@@ -106,26 +124,33 @@ export function verifyBoundQuote(
     pubkey: Uint8Array;
     nodeSize: string;
     at: number;
+    onRefused?: (seen: VerifiedQuote, finding: Finding) => void;
   },
-): { quote: VerifiedQuote; verdict: PolicyVerdict } {
+): Promise<{ quote: VerifiedQuote; verdict: PolicyVerdict }> {
   const at = new Date(q.at);
   const quote = verifyQuote(q.quote, { trust: policy.trust, at });
-  const collateral = policy.collateral?.forFmspc(quote.pck_leaf.fmspc);
+  const collateral = await policy.collateral?.forQuote(collateralQueryOf(quote), at);
   const tcb = collateral ? evaluateCollateral(q.quote, quote, collateral, at) : undefined;
   if (tcb) requireCollateral(tcb);
   if (!reportDataMatches(quote.reportData, reportDataFor(q.purpose, q.nonce, q.pubkey))) {
     throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
   }
-  const verdict = evaluatePolicy(policy.measurement, {
-    node_size: q.nodeSize,
-    mrtd: quote.mrtd,
-    rtmr: quote.rtmr,
-    td_attributes: quote.td_attributes,
-    ...(tcb ? { tcb_status: tcb.tcb_status, advisory_ids: tcb.advisory_ids } : {}),
-  });
+  const verdict = evaluatePolicy(
+    policy.measurement,
+    {
+      node_size: q.nodeSize,
+      mrtd: quote.mrtd,
+      rtmr: quote.rtmr,
+      td_attributes: quote.td_attributes,
+      ...(tcb ? { tcb_status: tcb.tcb_status, advisory_ids: tcb.advisory_ids } : {}),
+    },
+    policy.trusted?.list(),
+  );
   const refusal = verdict.findings.find((f) => f.mode === "strict");
-  if (refusal)
+  if (refusal) {
+    q.onRefused?.(quote, refusal);
     throw new AttestationError(refusal.code, describeFinding(refusal), { findings: verdict.findings });
+  }
   return { quote, verdict };
 }
 

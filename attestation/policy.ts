@@ -1,6 +1,7 @@
 // Measurement policy: which MRTDs, RTMRs, TCB statuses and TD attributes a control plane admits, each check
 // with its own mode (strict refuses, warn admits and records, disabled skips). The JSON file format is the
-// zod schema below (documented in spec/policy.md). Pure: evaluates facts, never reads files or clocks.
+// zod schema below (documented in spec/policy.md). Admin-approved measurements (kept by the CP's store) extend
+// the file's allowlists. Pure: evaluates facts, never reads files or clocks.
 import { z } from "zod";
 import type { CodeOf } from "../spec/errors.ts";
 
@@ -41,6 +42,15 @@ export const policySchema = z.strictObject({
 
 export type MeasurementPolicy = z.output<typeof policySchema>;
 
+/** One admin-approved measurement: this MRTD for node_size ("*": every size), with these RTMRs or (null) any. */
+export interface TrustedMeasurement {
+  node_size: string;
+  mrtd: string;
+  rtmr: readonly [string, string, string, string] | null;
+}
+
+const ANY_RTMR = [null, null, null, null] as const;
+
 /** The default: measurements unchecked (until an operator pins them), debug TDs refused. */
 export const DEFAULT_POLICY: MeasurementPolicy = policySchema.parse({});
 
@@ -80,14 +90,24 @@ function allowedFor<T>(allow: Record<string, T[]>, nodeSize: string): T[] {
   return [...(allow[nodeSize] ?? []), ...(allow["*"] ?? [])];
 }
 
-export function evaluatePolicy(policy: MeasurementPolicy, facts: MeasuredFacts): PolicyVerdict {
+/**
+ * `trusted` entries count as if listed in the file under their node_size: the MRTD in the MRTD allowlist, and
+ * its RTMRs in the RTMR allowlist for quotes with that MRTD only, so approving one measured image admits no
+ * other image's RTMRs.
+ */
+export function evaluatePolicy(
+  policy: MeasurementPolicy,
+  facts: MeasuredFacts,
+  trusted: readonly TrustedMeasurement[] = [],
+): PolicyVerdict {
   const findings: Finding[] = [];
+  const mine = trusted.filter((e) => e.node_size === facts.node_size || e.node_size === "*");
   const add = (m: PolicyMode, f: Omit<Finding, "mode">) => {
     if (m !== "disabled") findings.push({ ...f, mode: m });
   };
 
   if (policy.mrtd.mode !== "disabled") {
-    const accepted = allowedFor(policy.mrtd.allow, facts.node_size);
+    const accepted = [...allowedFor(policy.mrtd.allow, facts.node_size), ...mine.map((e) => e.mrtd)];
     if (!accepted.includes(facts.mrtd)) {
       add(policy.mrtd.mode, {
         code: "EE-ATT-MRTD-NOT-ALLOWED",
@@ -98,7 +118,10 @@ export function evaluatePolicy(policy: MeasurementPolicy, facts: MeasuredFacts):
     }
   }
   if (policy.rtmr.mode !== "disabled") {
-    const accepted = allowedFor(policy.rtmr.allow, facts.node_size);
+    const accepted = [
+      ...allowedFor(policy.rtmr.allow, facts.node_size),
+      ...mine.filter((e) => e.mrtd === facts.mrtd).map((e) => e.rtmr ?? ANY_RTMR),
+    ];
     const ok = accepted.some((entry) => entry.every((v, i) => v === null || v === facts.rtmr[i]));
     if (!ok)
       add(policy.rtmr.mode, {

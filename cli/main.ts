@@ -7,6 +7,12 @@ import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./comm
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
+import {
+  MeasurementsAddCommand,
+  MeasurementsApproveCommand,
+  MeasurementsListCommand,
+  MeasurementsRemoveCommand,
+} from "./commands/measurements.ts";
 
 const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: AGENT_VERSION });
 cli.register(Builtins.HelpCommand);
@@ -19,6 +25,10 @@ for (const command of [
   AgentsListCommand,
   AgentsShowCommand,
   AgentsWatchCommand,
+  MeasurementsListCommand,
+  MeasurementsAddCommand,
+  MeasurementsRemoveCommand,
+  MeasurementsApproveCommand,
 ]) {
   cli.register(command);
 }

@@ -46,6 +46,10 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "QuoteCollateralV3 JSON file or directory of *.collateral.json (CRLs, TCB info, QE identity)",
   });
+  collateralUrl = Option.String("--collateral-url", {
+    description:
+      "PCCS or Intel PCS (API v4) base URL to fetch collateral from, after --collateral; cached in DATA_DIR/collateral-cache",
+  });
   heartbeatMs = Option.String("--heartbeat-ms", {
     description: `Heartbeat interval asked of agents (default ${CP_DEFAULTS.heartbeatMs})`,
   });
@@ -78,6 +82,7 @@ export class ControlPlaneCommand extends EeCommand {
       reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
+      ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
       nodeSizes: this.nodeSizes
         ?.split(",")
         .map((s) => s.trim())

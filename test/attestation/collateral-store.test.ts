@@ -33,22 +33,25 @@ maybe("a directory is indexed by FMSPC", (t) => {
   t.is(store.forFmspc(null), undefined);
 });
 
-maybe("collateral is checked before the binding: current collateral passes, expired is refused", (t) => {
-  const collateral = loadCollateralStore(
-    join(COLLATERAL, "dcapqvl-fmspcB0C06F000000-2025-06.collateral.json"),
-  );
-  const quote = new Uint8Array(readFileSync(join(SHARED, "dcapqvl-tdx_quote_v4.bin")));
-  const q = { quote, purpose: "register" as const, nonce, pubkey, nodeSize: "tiny" };
-  // Inside the collateral window the quote gets as far as the nonce binding, which a sample cannot carry.
-  const current = t.throws(() =>
-    verifyBoundQuote({ ...intel, collateral }, { ...q, at: Date.parse("2025-06-20T00:00:00Z") }),
-  );
-  t.is((current as { code?: string }).code, "EE-ATT-REPORTDATA-MISMATCH");
-  const expired = t.throws(() =>
-    verifyBoundQuote({ ...intel, collateral }, { ...q, at: Date.parse("2025-08-01T00:00:00Z") }),
-  );
-  t.is((expired as { code?: string }).code, "EE-ATT-COLLATERAL-EXPIRED");
-});
+maybe(
+  "collateral is checked before the binding: current collateral passes, expired is refused",
+  async (t) => {
+    const collateral = loadCollateralStore(
+      join(COLLATERAL, "dcapqvl-fmspcB0C06F000000-2025-06.collateral.json"),
+    );
+    const quote = new Uint8Array(readFileSync(join(SHARED, "dcapqvl-tdx_quote_v4.bin")));
+    const q = { quote, purpose: "register" as const, nonce, pubkey, nodeSize: "tiny" };
+    // Inside the collateral window the quote gets as far as the nonce binding, which a sample cannot carry.
+    const current = await t.throwsAsync(
+      verifyBoundQuote({ ...intel, collateral }, { ...q, at: Date.parse("2025-06-20T00:00:00Z") }),
+    );
+    t.is((current as { code?: string }).code, "EE-ATT-REPORTDATA-MISMATCH");
+    const expired = await t.throwsAsync(
+      verifyBoundQuote({ ...intel, collateral }, { ...q, at: Date.parse("2025-08-01T00:00:00Z") }),
+    );
+    t.is((expired as { code?: string }).code, "EE-ATT-COLLATERAL-EXPIRED");
+  },
+);
 
 test("a TCB policy refuses quotes whose platform has no collateral (status unknown)", async (t) => {
   const dir = await devRoot();
@@ -58,11 +61,11 @@ test("a TCB policy refuses quotes whose platform has no collateral (status unkno
     collateral: shared ? loadCollateralStore(COLLATERAL) : undefined,
   };
   const quote = await createDevQuoteProvider({ dir }).getQuote(reportDataFor("register", nonce, pubkey));
-  const err = t.throws(() =>
+  const err = await t.throwsAsync(
     verifyBoundQuote(policy, { quote, purpose: "register", nonce, pubkey, nodeSize: "tiny", at: Date.now() }),
   );
   t.is((err as { code?: string }).code, "EE-ATT-TCB-STATUS");
-  t.notThrows(() =>
+  await t.notThrowsAsync(
     verifyBoundQuote(
       { ...policy, measurement: DEFAULT_POLICY },
       { quote, purpose: "register", nonce, pubkey, nodeSize: "tiny", at: Date.now() },

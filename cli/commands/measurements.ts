@@ -1,0 +1,164 @@
+// `eectl measurements list|add|remove|approve`: operators managing admin-approved measurements (MRTD/RTMRs per
+// node_size, accepted alongside the policy file) and approving the baselines of refused agents.
+import { Command, Option } from "clipanion";
+import { OperatorCommand } from "../operator-command.ts";
+import { RestError } from "../rest-client.ts";
+import { table } from "../table.ts";
+
+interface EntryJson {
+  id: number;
+  node_size: string;
+  mrtd: string;
+  rtmr: string[] | null;
+  note: string | null;
+  added_by: string;
+  added_at: number;
+}
+
+interface BaselineJson {
+  id: number;
+  node_size: string;
+  mrtd: string;
+  rtmr: string[];
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  last_vm_name: string | null;
+  last_agent_id: string | null;
+}
+
+const short = (hex: string) => `${hex.slice(0, 16)}…`;
+const when = (ms: number) => new Date(ms).toISOString();
+
+export class MeasurementsListCommand extends OperatorCommand {
+  static override paths = [["measurements", "list"]];
+  static override usage = Command.Usage({
+    description: "List trusted measurements and the baselines of refused agents",
+    examples: [
+      ["Tables", "eectl measurements list"],
+      ["As JSON", "eectl measurements list --json"],
+    ],
+  });
+  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+
+  async run(): Promise<number> {
+    const body = await this.client().get<{ trusted: EntryJson[]; baselines: BaselineJson[] }>(
+      "/api/v2/measurements",
+    );
+    if (this.asJson) {
+      this.json(body);
+      return 0;
+    }
+    const out = this.context.stdout;
+    out.write("trusted:\n");
+    out.write(
+      table(
+        ["ID", "SIZE", "MRTD", "RTMR", "ADDED", "BY", "NOTE"],
+        body.trusted.map((e) => [
+          String(e.id),
+          e.node_size,
+          short(e.mrtd),
+          e.rtmr ? "pinned" : "any",
+          when(e.added_at),
+          e.added_by,
+          e.note ?? "",
+        ]),
+      ),
+    );
+    out.write("baselines (refused):\n");
+    out.write(
+      table(
+        ["ID", "SIZE", "MRTD", "COUNT", "LAST SEEN", "LAST VM", "LAST AGENT"],
+        body.baselines.map((b) => [
+          String(b.id),
+          b.node_size,
+          short(b.mrtd),
+          String(b.count),
+          when(b.last_seen),
+          b.last_vm_name ?? "-",
+          b.last_agent_id ?? "-",
+        ]),
+      ),
+    );
+    return 0;
+  }
+}
+
+export class MeasurementsAddCommand extends OperatorCommand {
+  static override paths = [["measurements", "add"]];
+  static override usage = Command.Usage({
+    description: "Trust an MRTD (and optionally exact RTMR0..3) for a node_size",
+    examples: [
+      ["Any RTMRs", "eectl measurements add --node-size tiny --mrtd <96 hex>"],
+      ["Pinned RTMRs", "eectl measurements add --node-size '*' --mrtd <hex> --rtmr <r0>,<r1>,<r2>,<r3>"],
+    ],
+  });
+  nodeSize = Option.String("--node-size", { required: true, description: 'node_size, or "*" for all' });
+  mrtd = Option.String("--mrtd", { required: true, description: "MRTD, 96 hex characters" });
+  rtmr = Option.String("--rtmr", { description: "RTMR0..3, comma-separated (default: any)" });
+  note = Option.String("--note", { description: "Why this measurement is trusted" });
+
+  async run(): Promise<number> {
+    const entry = await this.client().post<EntryJson>("/api/v2/measurements", {
+      node_size: this.nodeSize,
+      mrtd: this.mrtd,
+      ...(this.rtmr ? { rtmr: this.rtmr.split(",").map((s) => s.trim()) } : {}),
+      ...(this.note ? { note: this.note } : {}),
+    });
+    this.json(entry);
+    return 0;
+  }
+}
+
+export class MeasurementsRemoveCommand extends OperatorCommand {
+  static override paths = [["measurements", "remove"]];
+  static override usage = Command.Usage({
+    description: "Stop trusting a measurement; agents presenting it are refused from their next attestation",
+    examples: [["Remove entry 3", "eectl measurements remove 3"]],
+  });
+  id = Option.String({ name: "ID" });
+
+  async run(): Promise<number> {
+    const client = this.client();
+    const path = `/api/v2/measurements/${encodeURIComponent(this.id)}`;
+    // RestClient reads a JSON body from every answer; DELETE answers 204 without one.
+    let res: Response;
+    try {
+      res = await fetch(`${client.base}${path}`, { method: "DELETE", headers: client.headers() });
+    } catch (err) {
+      throw new RestError(
+        0,
+        "EE-CLI-UNREACHABLE",
+        `cannot reach the control plane at ${client.base}: ${err}`,
+      );
+    }
+    if (res.status !== 204) {
+      const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      throw new RestError(
+        res.status,
+        body.error?.code ?? "EE-INTERNAL",
+        body.error?.message ?? `HTTP ${res.status}`,
+      );
+    }
+    this.context.stdout.write(`removed trusted measurement ${this.id}\n`);
+    return 0;
+  }
+}
+
+export class MeasurementsApproveCommand extends OperatorCommand {
+  static override paths = [["measurements", "approve"]];
+  static override usage = Command.Usage({
+    description: "Trust the exact measurements of a refused agent's baseline",
+    examples: [["Approve baseline 1", "eectl measurements approve 1"]],
+  });
+  id = Option.String({ name: "BASELINE_ID" });
+
+  async run(): Promise<number> {
+    const entry = await this.client().post<EntryJson>(
+      `/api/v2/measurements/baselines/${encodeURIComponent(this.id)}/approve`,
+      {},
+    );
+    this.json(entry);
+    return 0;
+  }
+}
