@@ -1,8 +1,39 @@
 // The agent's workload manager: one deployment at a time, each run by a deploy-gate actor
 // (machines/deploy-gate.ts) over the WorkloadRuntime port; its status is what the HTTP API, the CP link and the
-// state snapshot report.
-import type { HealthSpec, WorkloadStep } from "../spec/protocol.ts";
-import type { ContainerStats, LogLine, LogOptions } from "./runtime/runtime.ts";
+// state snapshot report. It also holds the gate's probe (HTTP health spec, Docker health checks or a settle
+// period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json so a
+// restarted agent can find it again. May import spec/, lib/, machines/, xstate, zod and node: modules.
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
+import { join } from "node:path";
+import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, fromPromise } from "xstate";
+import { z } from "zod";
+import type { Logger } from "../lib/log.ts";
+import {
+  deployGateMachine,
+  type GateJob,
+  type GateReport,
+  type ProbeResult,
+} from "../machines/deploy-gate.ts";
+import { type ComposeProject, composeHash, parseCompose } from "../spec/compose.ts";
+import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
+import {
+  type HealthSpec,
+  healthSpecSchema,
+  MAX_CONTEXT_BYTES,
+  messageSchemas,
+  type WorkloadStep,
+  workloadStepSchema,
+} from "../spec/protocol.ts";
+import type {
+  ContainerStats,
+  LogLine,
+  LogOptions,
+  RuntimeContainer,
+  WorkloadRuntime,
+  WorkloadSpec,
+} from "./runtime/runtime.ts";
 
 export interface WorkloadStatus {
   deployment_id: string;
@@ -56,4 +87,354 @@ export interface Workloads {
   proxyTarget(): { host: string; port: number } | null;
   /** Stops the gate actors; running containers are left running. */
   stop(): Promise<void>;
+}
+
+/** The actor clock plus the time it reads; tests pass a SimulatedClock. */
+export type WorkloadClock = NonNullable<ActorOptions<AnyActorLogic>["clock"]> & { now(): number };
+
+export interface WorkloadsOptions {
+  runtime: WorkloadRuntime;
+  /** Where workload.json lives. */
+  dataDir: string;
+  /** Host directories bind mounts may come from; none by default. */
+  bindAllowlist?: string[];
+  log: Logger;
+  /** Interval between health probes (default 1 s). */
+  pollMs?: number;
+  /** Without a health spec or Docker health checks: how long every container must have run (default 5 s). */
+  settleMs?: number;
+  clock?: WorkloadClock;
+}
+
+export const DEFAULT_POLL_MS = 1000;
+export const DEFAULT_SETTLE_MS = 5000;
+/** The gate deadline of a deploy without a health spec: the health spec's own default timeout_s. */
+export const DEFAULT_GATE_TIMEOUT_S = 60;
+/** One HTTP health probe may take this long before it counts as not healthy yet. */
+export const PROBE_TIMEOUT_MS = 2000;
+export const PERSIST_FILE = "workload.json";
+
+/** Steps in which a deployment holds the agent: another deployment is refused with EE-WORKLOAD-BUSY. */
+const BUSY_STEPS: ReadonlySet<WorkloadStep> = new Set([
+  "preparing",
+  "starting",
+  "gating",
+  "running",
+  "stopping",
+]);
+
+const persistedSchema = z.object({
+  request: messageSchemas.deploy.omit({ context: true }),
+  status: z.object({
+    deployment_id: z.string(),
+    app: z.string(),
+    step: workloadStepSchema,
+    compose_hash: z.string(),
+    images: z.record(z.string(), z.string()),
+    code: z.string().optional(),
+    message: z.string().optional(),
+    since: z.number(),
+    health: healthSpecSchema.nullable(),
+  }),
+});
+
+/** What workload.json holds: the deploy request without its build context, and the last status. */
+export type PersistedWorkload = z.infer<typeof persistedSchema>;
+
+/** The deployment persisted in dataDir, or null when there is none. Throws ValidationError when it is corrupt. */
+export function loadPersistedWorkload(dataDir: string): PersistedWorkload | null {
+  const path = join(dataDir, PERSIST_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  let parsed: ReturnType<typeof persistedSchema.safeParse>;
+  try {
+    parsed = persistedSchema.safeParse(JSON.parse(text));
+  } catch {
+    throw new ValidationError("EE-CONFIG-INVALID", `${path} is not JSON`);
+  }
+  if (!parsed.success) throw new ValidationError("EE-CONFIG-INVALID", `${path} is not a persisted workload`);
+  return parsed.data;
+}
+
+// Atomic: a crash leaves either the old file or the new one, never half of one.
+function persist(dataDir: string, record: PersistedWorkload): void {
+  const path = join(dataDir, PERSIST_FILE);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** One deployment the manager knows: its request, parsed project, gate actor and last status. */
+interface Deployment {
+  request: DeployRequest;
+  project: ComposeProject;
+  actor: AnyActorRef;
+  status: WorkloadStatus;
+}
+
+export function createWorkloads(opts: WorkloadsOptions): Workloads {
+  const { runtime, log } = opts;
+  const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
+  const settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
+  const clock = opts.clock;
+  const now = clock ? () => clock.now() : Date.now;
+  const listeners = new Set<(status: WorkloadStatus) => void>();
+  let current: Deployment | null = null;
+
+  // Untyped engine errors become EE-WORKLOAD-ENGINE; their text stays in the log. An abort is the gate leaving
+  // the step (undeploy), not a failure: it goes nowhere but is not logged as one.
+  async function engine<T>(deploymentId: string, what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof EeError || (err instanceof Error && err.name === "AbortError")) throw err;
+      log.error({ deployment_id: deploymentId, err }, `workload ${what} failed`);
+      throw new WorkloadError("EE-WORKLOAD-ENGINE", `the engine failed to ${what}; see the agent log`);
+    }
+  }
+
+  function publish(dep: Deployment, report: GateReport): void {
+    const { request } = dep;
+    const status: WorkloadStatus = {
+      deployment_id: request.deployment_id,
+      app: request.app,
+      step: report.step,
+      compose_hash: dep.status.compose_hash,
+      images: report.images,
+      since: report.since,
+      health: request.health ?? null,
+    };
+    if (report.code !== null) status.code = report.code;
+    if (report.message !== null) status.message = report.message;
+    dep.status = status;
+    const fields = { deployment_id: status.deployment_id, app: status.app, step: status.step };
+    if (status.code) log.warn({ ...fields, code: status.code, message: status.message }, "workload step");
+    else log.info(fields, "workload step");
+    try {
+      const { context: _context, ...persisted } = request;
+      persist(opts.dataDir, { request: persisted, status });
+    } catch (err) {
+      log.error({ deployment_id: status.deployment_id, err }, "could not persist the workload");
+    }
+    for (const listener of listeners) {
+      try {
+        listener(status);
+      } catch (err) {
+        log.error({ deployment_id: status.deployment_id, err }, "workload listener failed");
+      }
+    }
+  }
+
+  function gateFor(spec: WorkloadSpec, health: HealthSpec | null) {
+    const id = spec.deploymentId;
+    const remove = fromPromise<void, GateJob>(() =>
+      engine(id, "remove the deployment", () => runtime.remove(id)),
+    );
+    return deployGateMachine.provide({
+      actors: {
+        prepare: fromPromise<Record<string, string>, GateJob>(({ signal }) =>
+          engine(id, "prepare images", () => runtime.prepare(spec, signal)),
+        ),
+        start: fromPromise<void, GateJob>(async ({ signal }) => {
+          await engine(id, "start containers", () => runtime.start(spec, signal));
+        }),
+        probe: fromPromise<ProbeResult, GateJob>(({ signal }) => probe(spec, health, signal)),
+        cleanup: remove,
+        remove,
+      },
+    });
+  }
+
+  async function probe(
+    spec: WorkloadSpec,
+    health: HealthSpec | null,
+    signal: AbortSignal,
+  ): Promise<ProbeResult> {
+    let containers: RuntimeContainer[];
+    try {
+      containers = await engine(spec.deploymentId, "inspect containers", () =>
+        runtime.inspect(spec.deploymentId),
+      );
+    } catch (err) {
+      // A hiccup of the engine is not the workload's fault; the gate deadline still bounds the wait.
+      if (err instanceof WorkloadError && err.code === "EE-WORKLOAD-ENGINE") return "waiting";
+      throw err;
+    }
+    failOnExited(spec.project, containers);
+    if (health) return (await answers2xx(health, signal)) ? "healthy" : "waiting";
+    const allRunning =
+      containers.length >= spec.project.services.length && containers.every((c) => c.state === "running");
+    if (!allRunning) return "waiting";
+    const checked = new Set(spec.project.services.filter(hasHealthcheck).map((s) => s.name));
+    if (checked.size > 0) {
+      // Unhealthy is waiting too: Docker keeps checking and the container may recover before the deadline.
+      const healthy = containers.filter((c) => checked.has(c.service)).every((c) => c.health === "healthy");
+      return healthy ? "healthy" : "waiting";
+    }
+    const t = now();
+    const settled = containers.every((c) => c.startedAt !== null && t - Date.parse(c.startedAt) >= settleMs);
+    return settled ? "healthy" : "waiting";
+  }
+
+  function deploy(req: DeployRequest): WorkloadStatus {
+    if (current?.request.deployment_id === req.deployment_id) return current.status;
+    const project = parseCompose(req.compose, { bindAllowlist: opts.bindAllowlist ?? [] });
+    if (req.context && req.context.length > MAX_CONTEXT_BYTES) {
+      throw new ComposeError(
+        "EE-COMPOSE-CONTEXT-TOO-LARGE",
+        `the build context is ${req.context.length} bytes; at most ${MAX_CONTEXT_BYTES}`,
+      );
+    }
+    if (current && BUSY_STEPS.has(current.status.step)) {
+      throw new WorkloadError(
+        "EE-WORKLOAD-BUSY",
+        `deployment ${current.request.deployment_id} is ${current.status.step}`,
+      );
+    }
+    current?.actor.stop();
+    const spec: WorkloadSpec = {
+      deploymentId: req.deployment_id,
+      app: req.app,
+      project,
+      composeHash: composeHash(project, req.context),
+    };
+    if (req.context) spec.context = req.context;
+    const health = req.health ?? null;
+    const machine = gateFor(spec, health).provide({
+      actions: { report: (_, report) => publish(dep, report) },
+    });
+    const actor = createActor(machine, {
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      input: {
+        deploymentId: spec.deploymentId,
+        app: spec.app,
+        composeHash: spec.composeHash,
+        health,
+        gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,
+        pollMs,
+        now,
+      },
+    });
+    const dep: Deployment = {
+      request: req,
+      project,
+      actor,
+      status: {
+        deployment_id: req.deployment_id,
+        app: req.app,
+        step: "preparing",
+        compose_hash: spec.composeHash,
+        images: {},
+        since: now(),
+        health,
+      },
+    };
+    // The gate's own failures are reported as steps; an error here is a defect in the manager.
+    actor.subscribe({
+      error: (err) => log.error({ deployment_id: req.deployment_id, err }, "deploy gate crashed"),
+    });
+    current = dep;
+    actor.start();
+    return dep.status;
+  }
+
+  return {
+    current: () => current?.status ?? null,
+    deploy,
+    undeploy(deploymentId) {
+      if (current?.request.deployment_id !== deploymentId) {
+        throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} is not on this agent`);
+      }
+      current.actor.send({ type: "UNDEPLOY" });
+      return current.status;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async *logs(logOpts) {
+      const id = current?.request.deployment_id;
+      if (id === undefined || (await runtime.inspect(id)).length === 0) {
+        throw new WorkloadError("EE-WORKLOAD-NONE", "no workload containers to read logs from");
+      }
+      yield* runtime.logs(id, logOpts);
+    },
+    async stats() {
+      const containers = current ? await runtime.stats(current.request.deployment_id) : [];
+      return { containers, host: hostStats() };
+    },
+    proxyTarget() {
+      if (current?.status.step !== "running") return null;
+      const { health } = current.request;
+      if (health) return { host: "127.0.0.1", port: health.port };
+      const published = current.project.services.flatMap((s) => s.ports).find((p) => p.protocol === "tcp");
+      if (!published) return null;
+      return { host: loopbackFor(published.host_ip), port: published.host_port };
+    },
+    async stop() {
+      current?.actor.stop();
+    },
+  };
+}
+
+function hasHealthcheck(service: ComposeProject["services"][number]): boolean {
+  return service.healthcheck !== undefined && service.healthcheck.test[0] !== "NONE";
+}
+
+/** A container that is gone for good (restart "no") fails the gate at once instead of waiting for the deadline. */
+function failOnExited(project: ComposeProject, containers: RuntimeContainer[]): void {
+  for (const c of containers) {
+    if (c.state !== "exited" && c.state !== "dead") continue;
+    const service = project.services.find((s) => s.name === c.service);
+    if (service?.restart !== "no") continue;
+    throw new WorkloadError(
+      "EE-WORKLOAD-EXITED",
+      `service ${c.service} exited with code ${c.exitCode ?? "unknown"} before passing the health gate`,
+    );
+  }
+}
+
+/** GET 127.0.0.1:{port}{path}: true on 2xx; any other answer, a refused connection or a timeout is false. */
+function answers2xx(health: HealthSpec, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: health.port,
+        path: health.path,
+        agent: false,
+        timeout: PROBE_TIMEOUT_MS,
+        signal,
+      },
+      (res) => {
+        res.resume();
+        const code = res.statusCode ?? 0;
+        resolve(code >= 200 && code < 300);
+      },
+    );
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}
+
+/** Published on every address means reachable on loopback; the agent proxies over loopback only. */
+function loopbackFor(hostIp: string): string {
+  return hostIp === "0.0.0.0" || hostIp === "::" ? "127.0.0.1" : hostIp;
+}
+
+function hostStats(): HostStats {
+  const [one = 0, five = 0, fifteen = 0] = loadavg();
+  return {
+    cpus: availableParallelism(),
+    load_avg: [one, five, fifteen],
+    memory_total_bytes: totalmem(),
+    memory_free_bytes: freemem(),
+    uptime_s: Math.round(uptime()),
+  };
 }

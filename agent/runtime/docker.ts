@@ -1,0 +1,521 @@
+// The WorkloadRuntime over the Docker Engine API (dockerode): one bridge network, named volumes and containers
+// per deployment, all found again by their labels. Images come from the deployment's build context or must
+// already be on the host: no registry is assumed reachable from a TD.
+// Imports dockerode, spec/ (compose types, errors), lib/log.ts and this folder.
+import { Readable } from "node:stream";
+import Docker from "dockerode";
+import { type Logger, silentLogger } from "../../lib/log.ts";
+import type { ComposeService, PortMapping } from "../../spec/compose.ts";
+import { type CodeOf, WorkloadError } from "../../spec/errors.ts";
+import { rerootContext } from "./build-context.ts";
+import { LogDecoder } from "./docker-logs.ts";
+import {
+  type ContainerStats,
+  LABELS,
+  type LogLine,
+  type LogOptions,
+  type RuntimeContainer,
+  type RuntimeDeployment,
+  type WorkloadRuntime,
+  type WorkloadSpec,
+} from "./runtime.ts";
+
+type WorkloadCode = CodeOf<"EE-WORKLOAD-">;
+
+/** Seconds a container gets between SIGTERM and SIGKILL on remove: undeploys must not hang on stubborn PIDs 1. */
+const STOP_TIMEOUT_S = 2;
+const MAX_BUILD_MESSAGE = 500;
+const PORT_IN_USE = /port is already allocated|address already in use/i;
+const NEVER_STARTED = "0001-01-01T00:00:00Z";
+
+export const networkName = (deploymentId: string): string => `ee-${deploymentId}`;
+export const volumeName = (deploymentId: string, volume: string): string => `ee-${deploymentId}-${volume}`;
+export const containerName = (deploymentId: string, service: string): string =>
+  `ee-${deploymentId}-${service}`;
+/** The tag a service's image has: its own `image` or, for a build without one, a local tag. */
+export const imageRef = (deploymentId: string, s: ComposeService): string =>
+  s.image ?? `ee-local/${deploymentId}-${s.name}:latest`;
+
+interface EngineError {
+  statusCode?: number;
+  json?: { message?: string } | null;
+  reason?: string;
+  message?: string;
+}
+
+function engineMessage(err: unknown): string {
+  const e = err as EngineError;
+  return (e.json?.message ?? e.message ?? String(err)).trim();
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as EngineError).statusCode;
+}
+
+/**
+ * The one mapping from an engine failure to the port's codes: port clashes by their text, other 4xx to
+ * `clientCode` (what the caller was doing), everything else (connection refused, 5xx) to EE-WORKLOAD-ENGINE.
+ */
+function toWorkloadError(err: unknown, what: string, clientCode: WorkloadCode): WorkloadError {
+  if (err instanceof WorkloadError) return err;
+  const message = engineMessage(err);
+  if (PORT_IN_USE.test(message)) {
+    const addr = /(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]):(\d+)/i.exec(message);
+    const port = addr ? `${addr[1]}:${addr[2]}` : "a published port";
+    return new WorkloadError("EE-WORKLOAD-PORT-CONFLICT", `${what}: host port ${port} is already in use`);
+  }
+  const status = statusOf(err);
+  const code = status !== undefined && status >= 400 && status < 500 ? clientCode : "EE-WORKLOAD-ENGINE";
+  return new WorkloadError(code, `${what}: ${message}`);
+}
+
+async function engine<T>(
+  what: string,
+  fn: () => Promise<T>,
+  clientCode: WorkloadCode = "EE-WORKLOAD-ENGINE",
+) {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toWorkloadError(err, what, clientCode);
+  }
+}
+
+/** Removal is idempotent: gone (404), already stopped (304) or already being removed (409) is success. */
+async function tolerateGone(what: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const status = statusOf(err);
+    if (status === 404 || status === 304 || status === 409) return;
+    throw toWorkloadError(err, what, "EE-WORKLOAD-ENGINE");
+  }
+}
+
+const portKey = (p: PortMapping): string => `${p.container_port}/${p.protocol}`;
+
+function portsOf(bindings: Record<string, { HostIp?: string; HostPort?: string }[] | null> | undefined) {
+  const ports: PortMapping[] = [];
+  for (const [key, hosts] of Object.entries(bindings ?? {})) {
+    const [container, proto] = key.split("/");
+    for (const h of hosts ?? []) {
+      ports.push({
+        host_ip: h.HostIp || "0.0.0.0",
+        host_port: Number(h.HostPort),
+        container_port: Number(container),
+        protocol: proto === "udp" ? "udp" : "tcp",
+      });
+    }
+  }
+  return ports;
+}
+
+function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {
+  const state = info.State;
+  const health = state.Health?.Status;
+  const exited = state.Status === "exited" || state.Status === "dead";
+  return {
+    service: info.Config.Labels?.[LABELS.service] ?? info.Name.replace(/^\//, ""),
+    id: info.Id,
+    state: state.Status,
+    health: health === "starting" || health === "healthy" || health === "unhealthy" ? health : null,
+    exitCode: exited ? state.ExitCode : null,
+    startedAt: state.StartedAt && state.StartedAt !== NEVER_STARTED ? state.StartedAt : null,
+    image: info.Config.Image,
+    imageId: info.Image,
+    ports: portsOf(info.HostConfig.PortBindings),
+  };
+}
+
+function cpuPercent(s: Docker.ContainerStats): number {
+  const cpu = s.cpu_stats.cpu_usage.total_usage - (s.precpu_stats.cpu_usage?.total_usage ?? 0);
+  const system = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
+  if (!(cpu > 0 && system > 0)) return 0;
+  const cpus = s.cpu_stats.online_cpus || s.cpu_stats.cpu_usage.percpu_usage?.length || 1;
+  return (cpu / system) * cpus * 100;
+}
+
+export interface DockerRuntimeOptions {
+  docker?: Docker;
+  socketPath?: string;
+  log?: Logger;
+}
+
+export class DockerRuntime implements WorkloadRuntime {
+  readonly #docker: Docker;
+  readonly #log: Logger;
+
+  constructor(opts: DockerRuntimeOptions = {}) {
+    this.#docker = opts.docker ?? new Docker(opts.socketPath ? { socketPath: opts.socketPath } : undefined);
+    this.#log = opts.log ?? silentLogger;
+  }
+
+  async ping(): Promise<void> {
+    await engine("the Docker engine does not answer", () => this.#docker.ping());
+  }
+
+  async prepare(spec: WorkloadSpec, signal?: AbortSignal): Promise<Record<string, string>> {
+    const images: Record<string, string> = {};
+    for (const s of spec.project.services) {
+      signal?.throwIfAborted();
+      images[s.name] = s.build ? await this.#build(spec, s, s.build, signal) : await this.#localImage(s);
+    }
+    return images;
+  }
+
+  async start(spec: WorkloadSpec, signal?: AbortSignal): Promise<RuntimeContainer[]> {
+    const id = spec.deploymentId;
+    const labels = {
+      [LABELS.deployment]: id,
+      [LABELS.app]: spec.app,
+      [LABELS.composeHash]: spec.composeHash,
+    };
+    await this.#ensureNetwork(id, labels);
+    for (const v of spec.project.volumes) {
+      // Creating an existing volume returns it, so a retried start reuses the data.
+      await engine(`volume ${v}`, () =>
+        this.#docker.createVolume({ Name: volumeName(id, v), Labels: labels }),
+      );
+    }
+    for (const s of spec.project.services) {
+      signal?.throwIfAborted();
+      const what = `service ${s.name}`;
+      const container = await engine(
+        what,
+        () =>
+          this.#docker.createContainer(
+            this.#containerOptions(spec, s, { ...labels, [LABELS.service]: s.name }),
+          ),
+        "EE-WORKLOAD-START-FAILED",
+      );
+      await engine(what, () => container.start(), "EE-WORKLOAD-START-FAILED");
+      this.#log.info({ deployment: id, service: s.name, container: container.id }, "container started");
+    }
+    return this.inspect(id);
+  }
+
+  async inspect(deploymentId: string): Promise<RuntimeContainer[]> {
+    const listed = await this.#containers(deploymentId);
+    const infos = await Promise.all(
+      listed.map((c) =>
+        this.#docker
+          .getContainer(c.Id)
+          .inspect()
+          .catch((err) => {
+            if (statusOf(err) === 404) return null;
+            throw toWorkloadError(err, `container ${c.Id}`, "EE-WORKLOAD-ENGINE");
+          }),
+      ),
+    );
+    // Creation order is start order (depends_on); a container removed meanwhile drops out.
+    return infos
+      .filter((i): i is Docker.ContainerInspectInfo => i !== null)
+      .sort((a, b) => (a.Created < b.Created ? -1 : a.Created > b.Created ? 1 : 0))
+      .map(toRuntimeContainer);
+  }
+
+  async remove(deploymentId: string): Promise<void> {
+    const filters = { label: [`${LABELS.deployment}=${deploymentId}`] };
+    const containers = await this.#containers(deploymentId);
+    await Promise.all(
+      containers.map(async (c) => {
+        const container = this.#docker.getContainer(c.Id);
+        if (c.State === "running" || c.State === "restarting") {
+          await tolerateGone(`stop ${c.Id}`, () => container.stop({ t: STOP_TIMEOUT_S }));
+        }
+        await tolerateGone(`remove ${c.Id}`, () => container.remove({ force: true, v: true }));
+      }),
+    );
+    const networks = await engine("list networks", () => this.#docker.listNetworks({ filters }));
+    const volumes = await engine("list volumes", () => this.#docker.listVolumes({ filters }));
+    const images = await engine("list images", () => this.#docker.listImages({ filters }));
+    await Promise.all([
+      ...networks.map((n) => tolerateGone(`network ${n.Name}`, () => this.#docker.getNetwork(n.Id).remove())),
+      ...(volumes.Volumes ?? []).map((v) =>
+        tolerateGone(`volume ${v.Name}`, () => this.#docker.getVolume(v.Name).remove()),
+      ),
+    ]);
+    // Images built for the deployment go with it; an image still used elsewhere (409) stays.
+    for (const image of images) {
+      await tolerateGone(`image ${image.Id}`, () => this.#docker.getImage(image.Id).remove({ force: true }));
+    }
+    this.#log.info({ deployment: deploymentId, containers: containers.length }, "deployment removed");
+  }
+
+  async deployments(): Promise<RuntimeDeployment[]> {
+    const filters = { label: [LABELS.deployment] };
+    const [containers, networks, volumes] = await Promise.all([
+      engine("list containers", () => this.#docker.listContainers({ all: true, filters })),
+      engine("list networks", () => this.#docker.listNetworks({ filters })),
+      engine("list volumes", () => this.#docker.listVolumes({ filters })),
+    ]);
+    const labelSets = [
+      ...containers.map((c) => c.Labels),
+      ...networks.map((n) => n.Labels ?? {}),
+      ...(volumes.Volumes ?? []).map((v) => v.Labels ?? {}),
+    ];
+    const found = new Map<string, RuntimeDeployment>();
+    for (const labels of labelSets) {
+      const id = labels[LABELS.deployment];
+      if (!id || found.has(id)) continue;
+      const app = labels[LABELS.app] ?? "";
+      found.set(id, {
+        deploymentId: id,
+        app,
+        composeHash: labels[LABELS.composeHash] ?? null,
+        containers: [],
+      });
+    }
+    for (const d of found.values()) d.containers = await this.inspect(d.deploymentId);
+    return [...found.values()];
+  }
+
+  async *logs(deploymentId: string, opts: LogOptions): AsyncIterable<LogLine> {
+    const containers = await this.#containers(deploymentId);
+    if (containers.length === 0) {
+      throw new WorkloadError("EE-WORKLOAD-NONE", `deployment ${deploymentId} has no containers`);
+    }
+    const query: Docker.ContainerLogsOptions = { stdout: true, stderr: true, timestamps: true };
+    if (opts.tail !== undefined) query.tail = opts.tail;
+    if (opts.since !== undefined) query.since = Math.floor(opts.since / 1000);
+    // The engine's `since` has whole seconds; the rest is filtered here.
+    const sinceIso =
+      opts.since === undefined ? "" : new Date(opts.since).toISOString().replace("Z", "000000Z");
+    const keep = (line: LogLine) => line.ts >= sinceIso;
+    const service = (c: Docker.ContainerInfo) => c.Labels[LABELS.service] ?? c.Id;
+
+    if (!opts.follow) {
+      const lines: LogLine[] = [];
+      for (const c of containers) {
+        const raw = await engine(`logs of ${service(c)}`, () =>
+          this.#docker.getContainer(c.Id).logs({ ...query, follow: false }),
+        );
+        const decoder = new LogDecoder(service(c), (line) => keep(line) && lines.push(line));
+        decoder.push(raw);
+        decoder.end();
+      }
+      // A stable sort keeps each container's own order for equal timestamps.
+      yield* lines.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+      return;
+    }
+    yield* this.#follow(containers, service, query, keep, opts.signal);
+  }
+
+  async stats(deploymentId: string): Promise<ContainerStats[]> {
+    const running = (await this.#containers(deploymentId)).filter((c) => c.State === "running");
+    return Promise.all(
+      running.map(async (c) => {
+        const s = await engine(`stats of ${c.Id}`, () =>
+          this.#docker.getContainer(c.Id).stats({ stream: false }),
+        );
+        const mem = s.memory_stats;
+        const inactive = mem.stats?.inactive_file ?? mem.stats?.total_inactive_file ?? 0;
+        const nets = Object.values(s.networks ?? {});
+        return {
+          service: c.Labels[LABELS.service] ?? c.Id,
+          id: c.Id,
+          cpu_percent: cpuPercent(s),
+          memory_bytes: Math.max(0, (mem.usage ?? 0) - inactive),
+          memory_limit_bytes: mem.limit ?? 0,
+          network_rx_bytes: nets.reduce((n, x) => n + x.rx_bytes, 0),
+          network_tx_bytes: nets.reduce((n, x) => n + x.tx_bytes, 0),
+        };
+      }),
+    );
+  }
+
+  #containers(deploymentId: string): Promise<Docker.ContainerInfo[]> {
+    return engine("list containers", () =>
+      this.#docker.listContainers({
+        all: true,
+        filters: { label: [`${LABELS.deployment}=${deploymentId}`] },
+      }),
+    );
+  }
+
+  async #ensureNetwork(id: string, labels: Record<string, string>): Promise<void> {
+    const name = networkName(id);
+    const existing = await engine("list networks", () =>
+      this.#docker.listNetworks({ filters: { name: [name], label: [`${LABELS.deployment}=${id}`] } }),
+    );
+    // The name filter matches substrings; only an exact name is ours to reuse.
+    if (existing.some((n) => n.Name === name)) return;
+    await engine(
+      `network ${name}`,
+      () =>
+        this.#docker.createNetwork({ Name: name, Driver: "bridge", Labels: labels, CheckDuplicate: true }),
+      "EE-WORKLOAD-START-FAILED",
+    );
+  }
+
+  async #localImage(s: ComposeService): Promise<string> {
+    const ref = s.image!;
+    try {
+      return (await this.#docker.getImage(ref).inspect()).Id;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw toWorkloadError(err, `image ${ref}`, "EE-WORKLOAD-ENGINE");
+      throw new WorkloadError(
+        "EE-WORKLOAD-IMAGE-MISSING",
+        `service ${s.name}: image ${ref} is not on this host; no registry is used, so it must be present locally or built from the deployment's context (build:)`,
+      );
+    }
+  }
+
+  async #build(
+    spec: WorkloadSpec,
+    s: ComposeService,
+    build: NonNullable<ComposeService["build"]>,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const fail = (message: string) =>
+      new WorkloadError(
+        "EE-WORKLOAD-BUILD-FAILED",
+        `service ${s.name}: ${message}`.slice(0, MAX_BUILD_MESSAGE),
+      );
+    if (!spec.context) throw fail("the service needs a build context, and the deployment has none");
+    const context =
+      build.context === "." ? Buffer.from(spec.context) : await rerootContext(spec.context, build.context);
+    const tag = imageRef(spec.deploymentId, s);
+    const labels = {
+      [LABELS.deployment]: spec.deploymentId,
+      [LABELS.app]: spec.app,
+      [LABELS.service]: s.name,
+      [LABELS.composeHash]: spec.composeHash,
+    };
+    const what = `build of service ${s.name}`;
+    const stream = await engine(
+      what,
+      () =>
+        this.#docker.buildImage(Readable.from([context]), {
+          t: tag,
+          dockerfile: build.dockerfile,
+          labels,
+          rm: true,
+          forcerm: true,
+          abortSignal: signal,
+        }),
+      "EE-WORKLOAD-BUILD-FAILED",
+    );
+    const failure = await new Promise<string | null>((resolve, reject) => {
+      let error: string | null = null;
+      this.#docker.modem.followProgress(
+        stream,
+        (err) => (err ? reject(toWorkloadError(err, what, "EE-WORKLOAD-BUILD-FAILED")) : resolve(error)),
+        (event: { error?: string; errorDetail?: { message?: string }; stream?: string }) => {
+          if (event.errorDetail || event.error)
+            error ??= event.errorDetail?.message ?? event.error ?? "failed";
+          else if (event.stream?.trim())
+            this.#log.debug({ service: s.name, build: event.stream.trim() }, "build");
+        },
+      );
+    });
+    if (failure !== null) throw fail(failure.trim());
+    const image = await engine(`image ${tag}`, () => this.#docker.getImage(tag).inspect());
+    this.#log.info({ deployment: spec.deploymentId, service: s.name, tag, image: image.Id }, "image built");
+    return image.Id;
+  }
+
+  #containerOptions(spec: WorkloadSpec, s: ComposeService, labels: Record<string, string>) {
+    const id = spec.deploymentId;
+    const network = networkName(id);
+    const hc = s.healthcheck;
+    const ms = (n: number) => n * 1_000_000;
+    const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const p of s.ports) {
+      portBindings[portKey(p)] = [
+        ...(portBindings[portKey(p)] ?? []),
+        { HostIp: p.host_ip, HostPort: `${p.host_port}` },
+      ];
+    }
+    return {
+      name: containerName(id, s.name),
+      Image: imageRef(id, s),
+      Labels: labels,
+      Cmd: s.command,
+      Entrypoint: s.entrypoint,
+      Env: Object.entries(s.environment).map(([k, v]) => `${k}=${v}`),
+      WorkingDir: s.working_dir,
+      User: s.user,
+      Tty: false,
+      ExposedPorts: Object.fromEntries(s.ports.map((p) => [portKey(p), {}])),
+      Healthcheck: hc && {
+        Test: hc.test,
+        Interval: ms(hc.interval_ms),
+        Timeout: ms(hc.timeout_ms),
+        Retries: hc.retries,
+        StartPeriod: ms(hc.start_period_ms),
+      },
+      HostConfig: {
+        NetworkMode: network,
+        RestartPolicy: { Name: s.restart },
+        PortBindings: portBindings,
+        Mounts: s.volumes.map((v) => ({
+          Type: v.type,
+          Source: v.type === "volume" ? volumeName(id, v.source) : v.source,
+          Target: v.target,
+          ReadOnly: v.read_only,
+        })),
+      },
+      NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: [s.name] } } },
+    };
+  }
+
+  /** Interleaves the containers' followed logs as lines arrive, until every stream ends or `signal` aborts. */
+  async *#follow(
+    containers: Docker.ContainerInfo[],
+    service: (c: Docker.ContainerInfo) => string,
+    query: Docker.ContainerLogsOptions,
+    keep: (line: LogLine) => boolean,
+    signal?: AbortSignal,
+  ): AsyncIterable<LogLine> {
+    const queue: LogLine[] = [];
+    let wake: (() => void) | null = null;
+    const notify = () => {
+      wake?.();
+      wake = null;
+    };
+    let open = containers.length;
+    const streams: Readable[] = [];
+    const stop = () => {
+      for (const s of streams) s.destroy();
+      open = 0;
+      notify();
+    };
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      for (const c of containers) {
+        const stream = (await engine(`logs of ${service(c)}`, () =>
+          this.#docker.getContainer(c.Id).logs({ ...query, follow: true }),
+        )) as Readable;
+        streams.push(stream);
+        const decoder = new LogDecoder(service(c), (line) => {
+          if (keep(line)) queue.push(line);
+        });
+        stream.on("data", (chunk: Buffer) => {
+          decoder.push(chunk);
+          notify();
+        });
+        let ended = false;
+        const end = () => {
+          if (ended) return;
+          ended = true;
+          decoder.end();
+          open = Math.max(0, open - 1);
+          notify();
+        };
+        stream.once("end", end);
+        stream.once("error", end);
+      }
+      if (signal?.aborted) stop();
+      while (open > 0 || queue.length > 0) {
+        if (signal?.aborted) return;
+        const line = queue.shift();
+        if (line) yield line;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      for (const s of streams) s.destroy();
+    }
+  }
+}

@@ -1,0 +1,317 @@
+// The agent's deploy gate for one deployment: a pure XState machine (prepare → start with bounded retries → poll
+// a health probe until healthy or a deadline → running; undeploy → stopping → stopped; any failure → cleanup →
+// failed with a stable code). It imports no I/O: the container work is done by invoked promise actors that
+// agent/workload.ts provides over the WorkloadRuntime port, and the time a step began comes from the `now` the
+// caller injects in the input, so tests drive every transition with a SimulatedClock. May import spec/ types only.
+import { assign, fromPromise, type SnapshotFrom, setup } from "xstate";
+import type { HealthSpec, WorkloadStep } from "../spec/protocol.ts";
+
+/** Top-level states. */
+export type DeployGateState =
+  /** Making every service's image present (build or find locally). */
+  | "preparing"
+  /** Creating and starting the containers; a transient engine failure is cleaned up and retried after a backoff. */
+  | "starting"
+  /** Containers started: probing every pollMs until healthy; fails at the gate deadline (health timeout_s). */
+  | "gating"
+  /** Passed the gate; stays here until undeployed. */
+  | "running"
+  /** Removing everything after a failure; the reported step stays the one that failed until cleanup ends. */
+  | "failing"
+  /** Final: the deploy failed with `code` and `message`; what it created was removed (unless noted in message). */
+  | "failed"
+  /** Undeploy: removing the deployment's containers, network and volumes. */
+  | "stopping"
+  /** Final: undeployed, nothing left. */
+  | "stopped";
+
+/** Start attempts (the first included) before a transient failure fails the deploy, and the backoff between them. */
+export const START_RETRY = { maxAttempts: 3, baseMs: 1000, factor: 2, capMs: 10_000 } as const;
+/** The error code of a transient engine failure: the only one a start is retried on. */
+export const TRANSIENT_CODE = "EE-WORKLOAD-ENGINE";
+/** Code given to failures that carry none (the provided actors should only ever throw typed errors). */
+export const FALLBACK_CODE = "EE-WORKLOAD-ENGINE";
+
+/** Delay before start attempt `attempt + 1`, after `attempt` (≥ 1) failed attempts. */
+export function retryDelayMs(attempt: number): number {
+  return Math.min(START_RETRY.capMs, START_RETRY.baseMs * START_RETRY.factor ** Math.max(0, attempt - 1));
+}
+
+/** What a probe saw: the gate passes on `healthy` and probes again after pollMs on `waiting`. */
+export type ProbeResult = "healthy" | "waiting";
+
+/** What every invoked actor gets. */
+export interface GateJob {
+  deploymentId: string;
+  /** Start attempt number (1-based); 0 before the first start. */
+  attempt: number;
+}
+
+export interface DeployGateInput {
+  deploymentId: string;
+  app: string;
+  composeHash: string;
+  health: HealthSpec | null;
+  /** The gate deadline: health.timeout_s when a health spec is given, else the caller's default. */
+  gateTimeoutMs: number;
+  pollMs: number;
+  /** The injected clock: only read to stamp when a step began. */
+  now: () => number;
+}
+
+export interface DeployGateContext {
+  deploymentId: string;
+  app: string;
+  composeHash: string;
+  /** Image id by service, once prepared. */
+  images: Record<string, string>;
+  health: HealthSpec | null;
+  gateTimeoutMs: number;
+  pollMs: number;
+  now: () => number;
+  /** The last step reported; `failing` keeps it until cleanup is done (see stepOf). */
+  step: WorkloadStep;
+  /** When `step` began, ms since the epoch. */
+  since: number;
+  /** Start attempts made so far. */
+  attempt: number;
+  /** Why the deploy failed; set on entering `failing`, kept through a failed cleanup. */
+  code: string | null;
+  message: string | null;
+  /** Why the cleanup after a failure failed, when it did. */
+  cleanupError: string | null;
+}
+
+export type DeployGateEvent =
+  /** Stop the deployment: aborts whatever is in progress, removes everything. */
+  { type: "UNDEPLOY" };
+
+/** What `report` receives on every step change: all a status needs. */
+export interface GateReport {
+  step: WorkloadStep;
+  since: number;
+  images: Record<string, string>;
+  code: string | null;
+  message: string | null;
+}
+
+interface Reason {
+  code: string;
+  message: string;
+}
+
+function codeOf(err: unknown): string | null {
+  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
+  return typeof code === "string" && code.startsWith("EE-") ? code : null;
+}
+
+/** The stable code and message of a failure; typed errors carry both. */
+export function reasonOf(err: unknown): Reason {
+  const message = err instanceof Error && err.message !== "" ? err.message : "unexpected failure";
+  return { code: codeOf(err) ?? FALLBACK_CODE, message };
+}
+
+const notProvided = <O>(name: string) =>
+  fromPromise<O, GateJob>(async () => {
+    throw new Error(`the ${name} actor must be provided by agent/workload.ts`);
+  });
+
+const errorOf = (event: { type: string }): unknown => ("error" in event ? event.error : undefined);
+
+export const deployGateMachine = setup({
+  types: {
+    context: {} as DeployGateContext,
+    events: {} as DeployGateEvent,
+    input: {} as DeployGateInput,
+  },
+  actors: {
+    prepare: notProvided<Record<string, string>>("prepare"),
+    start: notProvided<void>("start"),
+    probe: notProvided<ProbeResult>("probe"),
+    cleanup: notProvided<void>("cleanup"),
+    remove: notProvided<void>("remove"),
+  },
+  actions: {
+    // Effect, provided by the manager: publish and persist the status.
+    report: (_, _params: GateReport) => {},
+
+    enterStep: assign(({ context }, params: { step: WorkloadStep }) => ({
+      step: params.step,
+      since: context.now(),
+    })),
+    takeImages: assign(({ event }) =>
+      "output" in event ? { images: event.output as Record<string, string> } : {},
+    ),
+    countAttempt: assign(({ context }) => ({ attempt: context.attempt + 1 })),
+    takeFailure: assign(({ event }) => reasonOf(errorOf(event))),
+    takeTimeout: assign(({ context }) => ({
+      code: "EE-WORKLOAD-HEALTH-TIMEOUT",
+      message: `the workload did not pass its health gate within ${context.gateTimeoutMs / 1000} s`,
+    })),
+    // The original reason stays: it is why the deploy failed; the cleanup error is what may be left behind.
+    noteCleanupError: assign(({ context, event }) => {
+      const cleanupError = reasonOf(errorOf(event)).message;
+      return { cleanupError, message: `${context.message} (cleanup failed: ${cleanupError})` };
+    }),
+  },
+  guards: {
+    // Only a failure typed as transient is retried, while attempts are left; anything else (an untyped error
+    // included) would fail the same way again.
+    canRetry: ({ context, event }) =>
+      codeOf(errorOf(event)) === TRANSIENT_CODE && context.attempt < START_RETRY.maxAttempts,
+    isHealthy: ({ event }) => "output" in event && event.output === "healthy",
+  },
+  delays: {
+    retryDelay: ({ context }) => retryDelayMs(context.attempt),
+    pollInterval: ({ context }) => context.pollMs,
+    gateTimeout: ({ context }) => context.gateTimeoutMs,
+  },
+}).createMachine({
+  id: "deployGate",
+  context: ({ input }) => ({
+    deploymentId: input.deploymentId,
+    app: input.app,
+    composeHash: input.composeHash,
+    images: {},
+    health: input.health,
+    gateTimeoutMs: input.gateTimeoutMs,
+    pollMs: input.pollMs,
+    now: input.now,
+    step: "preparing",
+    since: input.now(),
+    attempt: 0,
+    code: null,
+    message: null,
+    cleanupError: null,
+  }),
+  initial: "preparing",
+  states: {
+    preparing: {
+      entry: enter("preparing"),
+      invoke: {
+        src: "prepare",
+        input: job,
+        onDone: { target: "starting", actions: "takeImages" },
+        onError: { target: "failing", actions: "takeFailure" },
+      },
+      on: { UNDEPLOY: "stopping" },
+    },
+    starting: {
+      entry: enter("starting"),
+      initial: "launching",
+      on: { UNDEPLOY: "stopping" },
+      states: {
+        /** One start attempt. */
+        launching: {
+          entry: "countAttempt",
+          invoke: {
+            src: "start",
+            input: job,
+            onDone: "#deployGate.gating",
+            onError: [
+              { guard: "canRetry", target: "resetting" },
+              { target: "#deployGate.failing", actions: "takeFailure" },
+            ],
+          },
+        },
+        /** A transient failure: remove what the attempt created before trying again. */
+        resetting: {
+          invoke: {
+            src: "cleanup",
+            input: job,
+            onDone: "backingOff",
+            onError: { target: "#deployGate.failing", actions: "takeFailure" },
+          },
+        },
+        /** Waiting out the backoff before the next attempt. */
+        backingOff: {
+          after: { retryDelay: "launching" },
+        },
+      },
+    },
+    gating: {
+      entry: enter("gating"),
+      initial: "probing",
+      after: { gateTimeout: { target: "failing", actions: "takeTimeout" } },
+      on: { UNDEPLOY: "stopping" },
+      states: {
+        probing: {
+          invoke: {
+            src: "probe",
+            input: job,
+            onDone: [{ guard: "isHealthy", target: "#deployGate.running" }, { target: "waiting" }],
+            onError: { target: "#deployGate.failing", actions: "takeFailure" },
+          },
+        },
+        waiting: {
+          after: { pollInterval: "probing" },
+        },
+      },
+    },
+    running: {
+      entry: enter("running"),
+      on: { UNDEPLOY: "stopping" },
+    },
+    failing: {
+      invoke: {
+        src: "cleanup",
+        input: job,
+        onDone: "failed",
+        onError: { target: "failed", actions: "noteCleanupError" },
+      },
+    },
+    failed: {
+      type: "final",
+      entry: enter("failed"),
+    },
+    stopping: {
+      entry: enter("stopping"),
+      invoke: {
+        src: "remove",
+        input: job,
+        onDone: "stopped",
+        onError: { target: "failed", actions: "takeFailure" },
+      },
+    },
+    stopped: {
+      type: "final",
+      entry: enter("stopped"),
+    },
+  },
+});
+
+function job({ context }: { context: DeployGateContext }): GateJob {
+  return { deploymentId: context.deploymentId, attempt: context.attempt };
+}
+
+/** Entry actions of a state that is a step of its own: stamp it, then report it. */
+function enter(step: WorkloadStep) {
+  return [
+    { type: "enterStep", params: { step } },
+    {
+      type: "report",
+      params: ({ context }: { context: DeployGateContext }): GateReport => ({
+        step: context.step,
+        since: context.since,
+        images: context.images,
+        code: step === "failed" ? context.code : null,
+        message: step === "failed" ? context.message : null,
+      }),
+    },
+  ] as const;
+}
+
+export type DeployGateSnapshot = SnapshotFrom<typeof deployGateMachine>;
+
+/** The top-level state name of a snapshot value. */
+export function topLevelState(value: unknown): DeployGateState {
+  return (typeof value === "string" ? value : Object.keys(value as object)[0]) as DeployGateState;
+}
+
+/**
+ * The protocol step of a snapshot. Every state but `failing` is a step of its own; `failing` still reports the
+ * step that failed, because the protocol promises `failed` only once everything the deploy created is removed.
+ */
+export function stepOf(snapshot: { context: DeployGateContext }): WorkloadStep {
+  return snapshot.context.step;
+}

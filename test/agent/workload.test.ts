@@ -1,0 +1,229 @@
+// The workload manager over the real Docker runtime: busybox workloads gated by an HTTP health spec or a settle
+// period, failures that leave nothing behind, refusals, and the persisted record. Skipped without Docker.
+import { statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import test, { type ExecutionContext } from "ava";
+import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import {
+  createWorkloads,
+  type DeployRequest,
+  loadPersistedWorkload,
+  PERSIST_FILE,
+  type WorkloadStatus,
+  type Workloads,
+} from "../../agent/workload.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { ComposeError, NotFoundError, ValidationError, WorkloadError } from "../../spec/errors.ts";
+import type { WorkloadStep } from "../../spec/protocol.ts";
+import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
+import { busyboxImage } from "../helpers/images.ts";
+import { closedPort, tempDir } from "../helpers/temp.ts";
+
+const ENDS: ReadonlySet<WorkloadStep> = new Set(["running", "failed", "stopped"]);
+
+async function setup(t: ExecutionContext) {
+  const docker = await requireDocker(t);
+  if (!docker) return null;
+  const image = await busyboxImage(docker);
+  const runtime = new DockerRuntime({ log: silentLogger });
+  const dataDir = tempDir(t);
+  const workloads = createWorkloads({ runtime, dataDir, log: silentLogger, pollMs: 200, settleMs: 500 });
+  const steps: WorkloadStep[] = [];
+  workloads.subscribe((s) => steps.push(s.step));
+  t.teardown(() => workloads.stop());
+  /** A fresh deployment id, removed from the engine when the test ends. */
+  const newId = () => {
+    const id = testDeploymentId();
+    cleanupDeployment(t, docker, id);
+    return id;
+  };
+  return { image, runtime, dataDir, workloads, steps, newId };
+}
+
+/** Resolves with the status once a published step satisfies `done`. */
+function until(workloads: Workloads, done: (s: WorkloadStatus) => boolean): Promise<WorkloadStatus> {
+  return new Promise((resolve) => {
+    const now = workloads.current();
+    if (now && done(now)) return resolve(now);
+    const off = workloads.subscribe((s) => {
+      if (!done(s)) return;
+      off();
+      resolve(s);
+    });
+  });
+}
+const settled = (w: Workloads) => until(w, (s) => ENDS.has(s.step));
+
+function httpdCompose(image: string, hostPort: number): string {
+  return `services:
+  web:
+    image: ${image}
+    command: ["sh", "-c", "echo serving && mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: ["${hostPort}:8080"]
+`;
+}
+
+test("an httpd workload passes its health gate, answers, refuses others and undeploys to nothing", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const port = await closedPort();
+  const id = s.newId();
+  const req: DeployRequest = {
+    deployment_id: id,
+    app: "web",
+    compose: httpdCompose(s.image, port),
+    health: { port, path: "/", timeout_s: 20 },
+  };
+  const first = s.workloads.deploy(req);
+  t.like(first, { deployment_id: id, app: "web", step: "preparing", health: req.health });
+  t.regex(first.compose_hash, /^[0-9a-f]{64}$/);
+
+  const running = await settled(s.workloads);
+  t.is(running.step, "running", running.message);
+  t.deepEqual(s.steps, ["preparing", "starting", "gating", "running"]);
+  t.regex(running.images.web ?? "", /^sha256:[0-9a-f]{64}$/);
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  t.is(res.status, 200);
+  t.is((await res.text()).trim(), "ok");
+  t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
+
+  t.deepEqual(s.workloads.deploy(req), running, "redeploying the same id answers its status");
+  const busy = t.throws(() => s.workloads.deploy({ ...req, deployment_id: s.newId() }), {
+    instanceOf: WorkloadError,
+  });
+  t.is(busy?.code, "EE-WORKLOAD-BUSY");
+
+  const persisted = loadPersistedWorkload(s.dataDir);
+  t.like(persisted?.status, { deployment_id: id, step: "running", compose_hash: running.compose_hash });
+  t.deepEqual(persisted?.request, {
+    deployment_id: id,
+    app: "web",
+    compose: req.compose,
+    health: req.health,
+  });
+  t.is(statSync(join(s.dataDir, PERSIST_FILE)).mode & 0o777, 0o600);
+
+  const { containers, host } = await s.workloads.stats();
+  t.deepEqual(
+    containers.map((c) => c.service),
+    ["web"],
+  );
+  t.true(host.cpus > 0 && host.memory_total_bytes > 0);
+
+  t.is(s.workloads.undeploy(id).step, "stopping");
+  const stopped = await until(s.workloads, (st) => st.step === "stopped");
+  t.is(stopped.deployment_id, id);
+  t.deepEqual(await s.runtime.inspect(id), []);
+  t.is(s.workloads.proxyTarget(), null);
+  t.is(s.workloads.undeploy(id).step, "stopped", "undeploy is idempotent");
+  t.is(loadPersistedWorkload(s.dataDir)?.status.step, "stopped");
+});
+
+test("a health check that never passes fails with EE-WORKLOAD-HEALTH-TIMEOUT and leaves nothing", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const [port, nobody] = [await closedPort(), await closedPort()];
+  const id = s.newId();
+  const began = Date.now();
+  s.workloads.deploy({
+    deployment_id: id,
+    app: "web",
+    compose: httpdCompose(s.image, port),
+    health: { port: nobody, path: "/", timeout_s: 2 },
+  });
+  const failed = await settled(s.workloads);
+  t.like(failed, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
+  t.true(Date.now() - began >= 2000);
+  t.deepEqual(s.steps, ["preparing", "starting", "gating", "failed"]);
+  t.deepEqual(await s.runtime.inspect(id), []);
+  t.like(loadPersistedWorkload(s.dataDir)?.status, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
+});
+
+test("a container that exits at once fails with EE-WORKLOAD-EXITED naming the service and code", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  s.workloads.deploy({
+    deployment_id: id,
+    app: "job",
+    compose: `services:\n  once:\n    image: ${s.image}\n    command: ["sh", "-c", "exit 3"]\n`,
+  });
+  const failed = await settled(s.workloads);
+  t.like(failed, { step: "failed", code: "EE-WORKLOAD-EXITED" });
+  t.regex(failed.message ?? "", /service once exited with code 3/);
+  t.deepEqual(await s.runtime.inspect(id), []);
+  t.is(s.workloads.proxyTarget(), null);
+  const err = await t.throwsAsync(async () => {
+    for await (const _ of s.workloads.logs({})) break;
+  });
+  t.is((err as WorkloadError).code, "EE-WORKLOAD-NONE");
+});
+
+test("a deploy without a health spec runs once its containers have settled", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const port = await closedPort();
+  const id = s.newId();
+  s.workloads.deploy({ deployment_id: id, app: "web", compose: httpdCompose(s.image, port) });
+  const running = await settled(s.workloads);
+  t.is(running.step, "running", running.message);
+  t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
+  const lines: string[] = [];
+  for await (const line of s.workloads.logs({ tail: 10 }))
+    lines.push(`${line.service} ${line.stream} ${line.text}`);
+  t.deepEqual(lines, ["web stdout serving"]);
+});
+
+test("an invalid compose throws ComposeError synchronously and starts nothing", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  const bad = (compose: string) =>
+    t.throws(() => s.workloads.deploy({ deployment_id: id, app: "web", compose }), {
+      instanceOf: ComposeError,
+    });
+  t.is(bad("services: [")?.code, "EE-COMPOSE-INVALID");
+  t.is(
+    bad(`services:\n  web:\n    image: ${s.image}\n    privileged: true\n`)?.code,
+    "EE-COMPOSE-UNSUPPORTED",
+  );
+  t.is(
+    bad(`services:\n  web:\n    image: ${s.image}\n    volumes: ["/etc:/host-etc"]\n`)?.code,
+    "EE-COMPOSE-BIND-MOUNT",
+  );
+  t.is(s.workloads.current(), null);
+  t.deepEqual(s.steps, []);
+  t.throws(() => s.workloads.undeploy(id), { instanceOf: NotFoundError });
+  t.deepEqual(await s.runtime.inspect(id), []);
+  t.is(loadPersistedWorkload(s.dataDir), null);
+});
+
+test("a service with a Docker health check runs once the check passes", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  const compose = `services:
+  app:
+    image: ${s.image}
+    command: ["sh", "-c", "sleep 1 && touch /ready && exec sleep 3600"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/ready"]
+      interval: 200ms
+      timeout: 1s
+      retries: 50
+`;
+  s.workloads.deploy({ deployment_id: id, app: "app", compose });
+  const running = await settled(s.workloads);
+  t.is(running.step, "running", running.message);
+  const [app] = await s.runtime.inspect(id);
+  t.is(app?.health, "healthy");
+  t.is(s.workloads.proxyTarget(), null, "nothing published, nothing to proxy to");
+});
+
+test("a corrupt workload.json is refused, not guessed at", (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, PERSIST_FILE), "{");
+  t.throws(() => loadPersistedWorkload(dir), { instanceOf: ValidationError });
+  writeFileSync(join(dir, PERSIST_FILE), JSON.stringify({ request: {}, status: {} }));
+  t.throws(() => loadPersistedWorkload(dir), { instanceOf: ValidationError });
+});
