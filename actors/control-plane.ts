@@ -7,24 +7,29 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { InspectionEvent } from "xstate";
-import type { CollateralStore } from "../attestation/collateral-store.ts";
+import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
+import { PccsCollateralSource } from "../attestation/pccs.ts";
 import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import type { Logger } from "../lib/log.ts";
-import { ValidationError } from "../spec/errors.ts";
+import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import { hashToken } from "../transport/rest/auth.ts";
 import type { CpView } from "../transport/rest/view.ts";
 import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { AgentIndex } from "./agent-index.ts";
+import { AgentRequests } from "./agent-requests.ts";
+import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
 import { Reattestor } from "./reattestation.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { openDatabase } from "./store/db.ts";
+import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
 import { Supervisor } from "./supervisor.ts";
+import { TrustedMeasurements } from "./trusted-measurements.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -45,8 +50,12 @@ export interface ControlPlaneOptions {
   /** Measurement policy (from `--policy FILE`); DEFAULT_POLICY when absent. */
   policy?: MeasurementPolicy;
   /** Collateral (`--collateral PATH`) for the platforms it covers: CRLs, TCB info, QE identity, TCB status. */
-  collateral?: CollateralStore;
+  collateral?: CollateralSource;
+  /** PCCS/PCS base URL (`--collateral-url`): asked after `collateral`, cached in DATA_DIR/collateral-cache. */
+  collateralUrl?: string;
   inspect?: (event: InspectionEvent) => void;
+  /** How long an agent has to report the first step of a deployment (default 30 s). */
+  deployAckTimeoutMs?: number;
 }
 
 export interface ControlPlane {
@@ -58,6 +67,7 @@ export interface ControlPlane {
   supervisor: Supervisor;
   index: AgentIndex;
   events: EventLog;
+  deployments: Deployments;
   stop(): Promise<void>;
 }
 
@@ -94,6 +104,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     );
   }
   const trust = createTrustAnchors(devRootPem === undefined ? {} : { devRootPem });
+  const collateral = collateralSource(opts);
 
   const db = openDatabase(opts.dataDir);
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
@@ -101,6 +112,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
   const channel = new AgentChannel({ log });
   const measurement = opts.policy ?? DEFAULT_POLICY;
+  const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
+  const trusted = new TrustedMeasurements({
+    db,
+    events,
+    nodeSizes,
+    onError: (err) => log.error({ err }, "measurement baseline write failed"),
+  });
   const supervisor = new Supervisor({
     link: channel,
     index,
@@ -112,8 +130,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     policy: {
       trust,
       measurement,
-      ...(opts.collateral ? { collateral: opts.collateral } : {}),
-      nodeSizes: new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES),
+      ...(collateral ? { collateral } : {}),
+      trusted,
+      nodeSizes,
     },
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
@@ -123,12 +142,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     supervisor,
     index,
     link: channel,
-    policy: { trust, measurement, ...(opts.collateral ? { collateral: opts.collateral } : {}) },
+    policy: { trust, measurement, ...(collateral ? { collateral } : {}), trusted },
     log,
     intervalMs: reattestMs,
     timeoutMs: Math.min(30_000, reattestMs),
   });
   reattestor.start();
+
+  const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+  const deployments = new Deployments({
+    store: new DeploymentStore(db),
+    index,
+    supervisor,
+    link: channel,
+    events,
+    log,
+    // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
+    attestationMaxAgeMs: 2 * reattestMs + 60_000,
+    ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
+  });
+  const resumed = deployments.resume();
+  if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
 
   const sink: ChannelSink = {
     opened: (connId, at) => {
@@ -142,10 +176,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeat: (agentId, connId, env) =>
       supervisor.heartbeat(agentId, connId, env.id, env.body.seq, env.body.workload),
     attestation: (agentId, connId, env) => reattestor.answer(agentId, connId, env.re, env.body),
+    deployStatus: (agentId, _connId, env) => deployments.status(agentId, env.body),
+    reply: (agentId, _connId, env) => {
+      if (!requests.reply(agentId, env.re, env.body.result))
+        log.warn({ agent_id: agentId, re: env.re }, "reply to no pending request");
+    },
+    logChunk: (agentId, _connId, env) => {
+      if (!requests.chunk(agentId, env.re, env.body))
+        log.debug({ agent_id: agentId, re: env.re }, "log chunk for no pending request");
+    },
+    agentError: (agentId, _connId, env) => {
+      if (requests.error(agentId, env.re, env.body)) return;
+      log.warn({ agent_id: agentId, code: env.body.code, re: env.re }, "agent reported an error");
+    },
     closed: (connId, agentId) => {
       nonces.forget(connId);
       if (agentId === null) return;
       reattestor.forget(agentId);
+      requests.forget(agentId);
       supervisor.disconnected(agentId, connId);
     },
     refused: (connId, code, remote) =>
@@ -168,7 +216,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
   };
-  const app = createRestApp({ view, adminTokenDigest: adminDigest, openapi: loadOpenApi, log });
+  const knownAgent = (agentId: string): string => {
+    if (!index.get(agentId))
+      throw new NotFoundError("EE-NOT-FOUND", `agent ${agentId} is not known to this control plane`);
+    return agentId;
+  };
+  const app = createRestApp({
+    view,
+    adminTokenDigest: adminDigest,
+    openapi: loadOpenApi,
+    log,
+    measurements: trusted,
+    deployments,
+    agentReads: {
+      request: (agentId, type) => requests.request(knownAgent(agentId), type),
+      logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
+    },
+  });
   const server = createServer(app.callback());
   channel.attach(server);
   await listen(server, opts.host, opts.port);
@@ -189,17 +253,31 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     supervisor,
     index,
     events,
+    deployments,
     stop: async () => {
       reattestor.stop();
+      deployments.stop();
       await channel.shutdown();
       supervisor.stopAll();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       events.append({ at: Date.now(), kind: "cp.stopped", data: {} });
       events.flush();
+      trusted.flush();
       db.close();
     },
   };
+}
+
+/** Files first, then the PCCS: a file pins a platform's collateral even when a PCCS is configured. */
+function collateralSource(opts: ControlPlaneOptions): CollateralSource | undefined {
+  if (!opts.collateralUrl) return opts.collateral;
+  const pccs = new PccsCollateralSource({
+    url: opts.collateralUrl,
+    cacheDir: join(opts.dataDir, "collateral-cache"),
+    warn: (message, err) => opts.log.warn({ err }, message),
+  });
+  return opts.collateral ? chainCollateralSources([opts.collateral, pccs]) : pccs;
 }
 
 /**

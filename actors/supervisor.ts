@@ -2,6 +2,7 @@
 // children object, which is quadratic at 10k agents). It provides the session machine's effects (frames,
 // audit), observes every actor for errors and recreates a crashed one from its last known facts, and removes
 // actors that reach a final state. It never touches sockets: frames go through the AgentLink port.
+import { randomBytes } from "node:crypto";
 import { type Actor, createActor, fromPromise, type InspectionEvent } from "xstate";
 import { agentIdFromPubkey } from "../attestation/agent-key.ts";
 import type { Logger } from "../lib/log.ts";
@@ -24,6 +25,8 @@ import type { EventLog } from "./store/event-log.ts";
 /** How the supervisor reaches an agent's socket; implemented by transport/ws-server.ts. */
 export interface AgentLink {
   send(connId: number, frame: Uint8Array): void;
+  /** A frame id unique on this CP, for requests the agent answers with `re` (one counter, so no two overlap). */
+  nextFrameId(): number;
   close(connId: number, code: number, reason: string): void;
 }
 
@@ -53,6 +56,11 @@ interface Supervised {
 export class Supervisor {
   readonly #o: Required<Omit<SupervisorOptions, "inspect">> & Pick<SupervisorOptions, "inspect">;
   readonly #actors = new Map<string, Supervised>();
+  /**
+   * Each agent's API secret for this session (HMAC on its HTTP API's writes). Kept here, never in the actor's
+   * context: contexts are shown to operators and the inspector.
+   */
+  readonly #apiSecrets = new Map<string, Uint8Array>();
   readonly #machine;
   readonly #policy: RegistrationPolicy;
 
@@ -72,6 +80,16 @@ export class Supervisor {
 
   get(agentId: string): SessionActor | undefined {
     return this.#actors.get(agentId)?.actor;
+  }
+
+  /** The agent's current connection, or null when it has none. */
+  connOf(agentId: string): number | null {
+    return this.#actors.get(agentId)?.actor.getSnapshot().context.connId ?? null;
+  }
+
+  /** The secret issued to the agent at its latest registration (signs writes to its HTTP API). */
+  apiSecret(agentId: string): Uint8Array | undefined {
+    return this.#apiSecrets.get(agentId);
   }
 
   /**
@@ -154,6 +172,7 @@ export class Supervisor {
   #remove(agentId: string, supervised: Supervised): void {
     if (this.#actors.get(agentId) !== supervised) return;
     this.#actors.delete(agentId);
+    this.#apiSecrets.delete(agentId);
     this.#o.index.remove(agentId);
     supervised.actor.stop();
   }
@@ -228,9 +247,12 @@ export class Supervisor {
           }
           events.recordAgent({ agent_id: context.agentId, ...facts, at: now() });
           if (context.connId === null) return;
+          const apiSecret = new Uint8Array(randomBytes(32));
+          this.#apiSecrets.set(context.agentId, apiSecret);
           link.send(
             context.connId,
             encodeFrame("registered", {
+              api_secret: apiSecret,
               agent_id: context.agentId,
               session_id: context.sessionId ?? "",
               heartbeat_ms: heartbeatMs,

@@ -8,16 +8,22 @@ import type { ConnectionView } from "../machines/agent-connection.ts";
 import { ValidationError } from "../spec/errors.ts";
 import type { AgentConfig } from "./config.ts";
 import { startCpClient } from "./cp-client.ts";
+import { createCpCommands } from "./cp-commands.ts";
 import { buildHealth } from "./health.ts";
 import { createHttpApi, listenHttpApi } from "./http-api.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { quoteProviderFor } from "./quote-provider.ts";
+import { DockerRuntime } from "./runtime/docker.ts";
+import type { WorkloadRuntime } from "./runtime/runtime.ts";
 import { AGENT_VERSION } from "./version.ts";
+import { createWorkloads, loadPersistedWorkload } from "./workload.ts";
 
 export interface StartAgentOptions {
   log?: Logger;
   /** Replaces the provider the config names (tests, embedded agents). */
   quoteProvider?: QuoteProvider;
+  /** Replaces the Docker runtime on config.docker_socket. */
+  runtime?: WorkloadRuntime;
 }
 
 export interface RunningAgent {
@@ -49,16 +55,17 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   if (quoteProvider.name === "dev")
     log.warn("dev attestation: quotes are signed by a development root, not by TDX");
 
-  const client = startCpClient({
-    url: config.control_plane_url,
-    identity,
-    registration: { vm_name: config.vm_name, node_size: config.node_size, datacenter: config.datacenter },
-    heartbeatMs: config.heartbeat_interval_ms,
-    quoteProvider,
-    startedAt,
-    agentVersion: AGENT_VERSION,
-    log: log.child({ part: "cp-client" }),
+  const runtime =
+    opts.runtime ??
+    new DockerRuntime({ socketPath: config.docker_socket, log: log.child({ part: "docker" }) });
+  await cleanUpInterruptedDeploy(config.data_dir, runtime, log);
+  const workloads = createWorkloads({
+    runtime,
+    dataDir: config.data_dir,
+    bindAllowlist: config.bind_allowlist,
+    log: log.child({ part: "workload" }),
   });
+  let apiSecret: Uint8Array | null = null;
 
   const facts = {
     agentId: identity.agentId,
@@ -69,7 +76,42 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     version: AGENT_VERSION,
     startedAt,
   };
+  const snapshot = () => {
+    const link = client.view();
+    return {
+      agent_id: facts.agentId,
+      vm_name: facts.vmName,
+      node_size: facts.nodeSize,
+      datacenter: facts.datacenter,
+      version: facts.version,
+      attestation_provider: facts.attestationProvider,
+      started_at: new Date(startedAt).toISOString(),
+      control_plane: { state: link.state, registered: link.registered, session_id: link.sessionId },
+      last_heartbeat_seq: link.heartbeatSeq,
+      workload: workloads.current(),
+    };
+  };
+  const commands = createCpCommands({ workloads, snapshot, log: log.child({ part: "cp-commands" }) });
+
+  const client = startCpClient({
+    commands,
+    onRegistered: (body) => {
+      apiSecret = body.api_secret ?? null;
+    },
+    url: config.control_plane_url,
+    identity,
+    registration: { vm_name: config.vm_name, node_size: config.node_size, datacenter: config.datacenter },
+    heartbeatMs: config.heartbeat_interval_ms,
+    quoteProvider,
+    startedAt,
+    agentVersion: AGENT_VERSION,
+    log: log.child({ part: "cp-client" }),
+  });
+
   const app = createHttpApi({
+    workloads,
+    apiSecret: () => apiSecret,
+    snapshot,
     health: () => buildHealth(facts, client.view(), Date.now()),
     agentPubkey: identity.publicKey,
     quoteProvider,
@@ -80,6 +122,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     server = await listenHttpApi(app, listen);
   } catch (err) {
     await client.stop();
+    await workloads.stop();
     throw err;
   }
   log.info({ url: server.url }, "agent API listening");
@@ -91,8 +134,42 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     state: () => client.view(),
     onStateChange: (listener) => client.subscribe(listener),
     stop() {
-      stopping ??= Promise.all([client.stop(), server.close()]).then(() => log.info("agent stopped"));
+      // Workloads keep running: an agent restart (or upgrade) must not take the application down.
+      stopping ??= Promise.all([client.stop(), server.close(), workloads.stop()]).then(() =>
+        log.info("agent stopped"),
+      );
       return stopping;
     },
   };
+}
+
+/**
+ * A deploy the previous agent process left half done (it died while preparing, starting, gating or stopping)
+ * cannot be resumed: its containers are removed so nothing runs that no one gated, and the CP learns of the
+ * failure when the agent registers without it. A running workload is left alone.
+ */
+async function cleanUpInterruptedDeploy(
+  dataDir: string,
+  runtime: WorkloadRuntime,
+  log: Logger,
+): Promise<void> {
+  let persisted: ReturnType<typeof loadPersistedWorkload>;
+  try {
+    persisted = loadPersistedWorkload(dataDir);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "ignoring an unreadable persisted workload");
+    return;
+  }
+  const step = persisted?.status.step;
+  if (!persisted || step === "running" || step === "failed" || step === "stopped") return;
+  const id = persisted.status.deployment_id;
+  log.warn({ deployment_id: id, step }, "removing a deployment interrupted by an agent restart");
+  try {
+    await runtime.remove(id);
+  } catch (err) {
+    log.error(
+      { deployment_id: id, err: (err as Error).message },
+      "could not remove an interrupted deployment",
+    );
+  }
 }

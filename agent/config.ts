@@ -57,6 +57,18 @@ export const agentConfigSchema = z.strictObject({
     .max(600_000, "must be at most 600000")
     .default(DEFAULT_HEARTBEAT_MS),
   attestation: attestationSchema,
+  /** Host directories workloads may bind-mount (absolute paths); none by default. */
+  bind_allowlist: z
+    .array(
+      z
+        .string()
+        .regex(/^\/[^\0]*$/, "must be an absolute path")
+        .refine((p) => !p.split("/").includes(".."), "must not contain .."),
+    )
+    .max(32)
+    .default([]),
+  /** The Docker Engine API socket workloads run through. */
+  docker_socket: z.string().min(1).default("/var/run/docker.sock"),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -21,6 +21,7 @@ import { attestationRefreshMachine, type RefreshRequest } from "../machines/atte
 import { ProtocolError } from "../spec/errors.ts";
 import { CONNECT_PATH, MAX_CP_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
+import type { CpCommands } from "./cp-commands.ts";
 import type { AgentIdentity } from "./identity.ts";
 
 /** How long a closing socket gets to finish the close handshake before it is torn down. */
@@ -41,6 +42,10 @@ export interface CpClientOptions {
   log: Logger;
   /** Seed of the backoff jitter; random unless a test fixes it. */
   jitterSeed?: number;
+  /** Answers the CP's workload requests and reports the workload in heartbeats; none: the agent runs nothing. */
+  commands?: CpCommands;
+  /** Called with each accepted registration (the API secret of the session is in it). */
+  onRegistered?: (body: MessageBody<"registered">) => void;
 }
 
 export interface CpClient {
@@ -118,7 +123,12 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       refresh.send({ type: "ATTEST", request: { id: envelope.id, nonce: envelope.body.nonce } });
       return;
     }
+    if (opts.commands?.handle(envelope, send)) return;
     actor.send({ type: "FRAME", envelope, at: Date.now() });
+    if (envelope.type === "registered" && current.registered) {
+      opts.onRegistered?.(envelope.body);
+      opts.commands?.announce(send);
+    }
   }
 
   function open(): void {
@@ -139,6 +149,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       closing.delete(ws);
       if (socket !== ws) return;
       socket = null;
+      opts.commands?.cancelAll();
       actor.send({ type: "SOCKET_CLOSED", code, reason: reason.toString("utf8") });
     });
     // ws always follows an error with a close, which is what the machine reacts to; this only keeps it logged.
@@ -164,7 +175,11 @@ export function startCpClient(opts: CpClientOptions): CpClient {
         quote: new Uint8Array(p.quote),
         pop: signPop(identity.privateKey, p.nonce),
         agent_version: opts.agentVersion,
-        snapshot: { workload: null, heartbeat_seq: p.heartbeatSeq, started_at: opts.startedAt },
+        snapshot: {
+          workload: opts.commands?.report() ?? null,
+          heartbeat_seq: p.heartbeatSeq,
+          started_at: opts.startedAt,
+        },
       },
       p.re === undefined ? { id: nextFrameId++ } : { id: nextFrameId++, re: p.re },
     );
@@ -191,7 +206,11 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       closeSocket: (_, p) => close(p.code, p.reason),
       sendRegister: (_, p) => register(p),
       sendHeartbeat: (_, p) =>
-        send("heartbeat", { seq: p.seq, sent_at: Date.now(), workload: null }, { id: nextFrameId++ }),
+        send(
+          "heartbeat",
+          { seq: p.seq, sent_at: Date.now(), workload: opts.commands?.report() ?? null },
+          { id: nextFrameId++ },
+        ),
       rejectUnexpected: (_, p) => {
         log.warn({ code: "EE-PROTO-UNEXPECTED", type: p.type }, "unexpected frame from the control plane");
         sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);

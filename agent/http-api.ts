@@ -1,18 +1,43 @@
-// The agent's local HTTP API on `api_listen` (Koa): `GET /api/health` (optionally with a fresh quote, see
-// attestHealth) today; every other path answers a JSON 404 until the workload proxy lands. Errors go out as
-// `{"error": {code, message}}` and never carry a stack.
-// May import spec/, lib/, transport/rest/errors.ts, agent/health.ts, attestation/report-data.ts and the quote
-// provider port (types).
-import { createServer, type Server } from "node:http";
+// The agent's local HTTP API on `api_listen`. Koa serves `/api/*`: public reads (`health`, optionally with a
+// fresh quote, see attestHealth; `state-snapshot`, `logs`, `stats`) and HMAC-signed writes (`deploy`,
+// `undeploy`, transport/request-signing.ts). Every other path, upgrades included, goes to the workload through
+// agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}` and never
+// carry a stack.
+// May import spec/, lib/, transport/rest/{errors,body}.ts, transport/request-signing.ts, agent/health.ts,
+// agent/proxy.ts, agent/workload.ts (types), attestation/report-data.ts and the quote provider port (types).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { type Duplex, Readable } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
+import { z } from "zod";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
-import { EeError, ValidationError, WS_CLOSE } from "../spec/errors.ts";
+import {
+  ComposeError,
+  EeError,
+  InternalError,
+  NotFoundError,
+  toEeError,
+  ValidationError,
+  WorkloadError,
+  WS_CLOSE,
+} from "../spec/errors.ts";
+import {
+  appNameSchema,
+  deploymentIdSchema,
+  healthSpecSchema,
+  MAX_COMPOSE_BYTES,
+  MAX_CONTEXT_BYTES,
+} from "../spec/protocol.ts";
+import { createRequestVerifier } from "../transport/request-signing.ts";
+import { readRawBody } from "../transport/rest/body.ts";
 import { errorMapper } from "../transport/rest/errors.ts";
 import type { AgentHealth, HealthAttestation } from "./health.ts";
+import { createWorkloadProxy, refuseUpgrade } from "./proxy.ts";
+import type { LogLine } from "./runtime/runtime.ts";
+import type { DeployRequest, Workloads } from "./workload.ts";
 
 export interface HttpApiDeps {
   health: () => AgentHealth;
@@ -22,6 +47,11 @@ export interface HttpApiDeps {
   log: Logger;
   /** Bounds on health quotes; defaults to HEALTH_QUOTE_LIMITS. */
   quoteLimits?: QuoteLimits;
+  workloads: Workloads;
+  /** The secret the CP issued at registration (signs deploy/undeploy); null before the first registration. */
+  apiSecret: () => Uint8Array | null;
+  /** The agent's state snapshot, as it is sent to the CP with registration. */
+  snapshot: () => Record<string, unknown>;
 }
 
 export interface QuoteLimits {
@@ -108,7 +138,159 @@ export function parseHealthNonce(nonce: string | undefined): Uint8Array {
   return Buffer.from(nonce, "hex");
 }
 
-export function createHttpApi(deps: HttpApiDeps): Koa {
+const LOG_TAIL_DEFAULT = 1000;
+const LOG_TAIL_MAX = 100_000;
+/**
+ * The largest signed write: a deploy with the largest build context as base64 and the largest compose file,
+ * allowing for JSON escaping of the compose text, plus room for the other fields. Read before verification, so
+ * an unsigned caller cannot make the agent hold more than this per request.
+ */
+export const MAX_WRITE_BODY_BYTES = Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 2 * MAX_COMPOSE_BYTES + 64 * 1024;
+
+const LOG_PARAMS = ["tail", "since", "follow", "service"];
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const SERVICE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+interface LogQuery {
+  tail: number;
+  since?: number;
+  follow: boolean;
+  service?: string;
+}
+
+/** Strict: unknown or repeated parameters are refused, so a typo never silently widens or narrows the answer. */
+function parseLogQuery(ctx: Koa.Context): LogQuery {
+  for (const name of Object.keys(ctx.query))
+    if (!LOG_PARAMS.includes(name))
+      throw new ValidationError(
+        "EE-REQ-INVALID",
+        `${name}: unknown parameter (use ${LOG_PARAMS.join(", ")})`,
+      );
+  const query: LogQuery = { tail: LOG_TAIL_DEFAULT, follow: false };
+
+  const tail = single(ctx, "tail");
+  if (tail !== undefined) {
+    if (!/^\d{1,6}$/.test(tail) || Number(tail) > LOG_TAIL_MAX)
+      throw new ValidationError("EE-REQ-INVALID", `tail: must be an integer from 0 to ${LOG_TAIL_MAX}`);
+    query.tail = Number(tail);
+  }
+  const since = single(ctx, "since");
+  if (since !== undefined) {
+    const ms = /^\d{1,15}$/.test(since)
+      ? Number(since)
+      : ISO_8601.test(since)
+        ? Date.parse(since)
+        : Number.NaN;
+    if (Number.isNaN(ms))
+      throw new ValidationError(
+        "EE-REQ-INVALID",
+        "since: must be ms since the epoch or an ISO 8601 date-time",
+      );
+    query.since = ms;
+  }
+  const follow = single(ctx, "follow");
+  if (follow !== undefined && follow !== "true" && follow !== "false")
+    throw new ValidationError(
+      "EE-REQ-INVALID",
+      `follow: must be true or false, got ${JSON.stringify(follow)}`,
+    );
+  query.follow = follow === "true";
+  const service = single(ctx, "service");
+  if (service !== undefined) {
+    if (!SERVICE.test(service)) throw new ValidationError("EE-REQ-INVALID", "service: not a service name");
+    query.service = service;
+  }
+  return query;
+}
+
+async function* onlyService(lines: AsyncIterable<LogLine>, service?: string): AsyncGenerator<LogLine> {
+  for await (const line of lines) if (service === undefined || line.service === service) yield line;
+}
+
+/**
+ * One JSON line per log line. The status is sent before the first line, so a failure later ends the stream with
+ * one `{"error": …}` line instead.
+ */
+async function* ndjson(lines: AsyncIterable<LogLine>, log: Logger): AsyncGenerator<string> {
+  try {
+    for await (const line of lines) yield `${JSON.stringify(line)}\n`;
+  } catch (err) {
+    const e = toEeError(err);
+    if (e instanceof InternalError) log.error({ err }, "log stream failed");
+    yield `${JSON.stringify(e.toBody())}\n`;
+  }
+}
+
+const deployBodySchema = z.strictObject({
+  deployment_id: deploymentIdSchema,
+  app: appNameSchema,
+  compose: z
+    .string()
+    .min(1)
+    .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_COMPOSE_BYTES, {
+      message: `must be at most ${MAX_COMPOSE_BYTES} bytes of UTF-8`,
+    }),
+  context_base64: z
+    .string()
+    .refine((s) => s.length % 4 === 0 && BASE64.test(s), { message: "must be padded base64" })
+    .optional(),
+  health: healthSpecSchema.optional(),
+});
+const undeployBodySchema = z.strictObject({ deployment_id: deploymentIdSchema });
+
+/** Parses a body already read (and verified) as JSON of the schema's shape. */
+function parseJson<S extends z.ZodType>(ctx: Koa.Context, raw: Buffer, schema: S): z.infer<S> {
+  const type = ctx.get("content-type");
+  if (type && !/^application\/json\b/i.test(type))
+    throw new ValidationError("EE-REQ-INVALID", "Content-Type must be application/json");
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new ValidationError("EE-REQ-INVALID", "request body is not valid JSON");
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join(".") : "body";
+    throw new ValidationError("EE-REQ-INVALID", `${where}: ${issue?.message ?? "invalid"}`);
+  }
+  return parsed.data;
+}
+
+function deployRequest(body: z.infer<typeof deployBodySchema>): DeployRequest {
+  const req: DeployRequest = { deployment_id: body.deployment_id, app: body.app, compose: body.compose };
+  if (body.health) req.health = body.health;
+  if (body.context_base64 !== undefined) {
+    const context = Buffer.from(body.context_base64, "base64");
+    if (context.length > MAX_CONTEXT_BYTES)
+      throw new ComposeError(
+        "EE-COMPOSE-CONTEXT-TOO-LARGE",
+        `context_base64: the build context is ${context.length} bytes; at most ${MAX_CONTEXT_BYTES}`,
+      );
+    req.context = context;
+  }
+  return req;
+}
+
+export interface HttpApi {
+  /** The server's request listener: `/api/*` to the agent's own routes, everything else to the workload. */
+  onRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** The server's upgrade listener, split the same way; `/api/*` is never upgraded. */
+  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Ends proxied tunnels, which the HTTP server no longer tracks once upgraded. */
+  closeTunnels(): void;
+}
+
+/** `/api` and below are the agent's own; so is anything not in origin form (`*`, absolute URLs). */
+function isAgentPath(url: string | undefined): boolean {
+  if (!url?.startsWith("/")) return true;
+  const path = url.split("?", 1)[0] ?? "";
+  return path === "/api" || path.startsWith("/api/");
+}
+
+export function createHttpApi(deps: HttpApiDeps): HttpApi {
   const app = new Koa();
   const router = new Router();
 
@@ -117,6 +299,11 @@ export function createHttpApi(deps: HttpApiDeps): Koa {
 
   const limiter = createLimiter(deps.quoteLimits ?? HEALTH_QUOTE_LIMITS);
   const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+  const verifier = createRequestVerifier({ secret: deps.apiSecret });
+  const proxy = createWorkloadProxy({
+    target: () => deps.workloads.proxyTarget(),
+    log: deps.log.child({ part: "proxy" }),
+  });
 
   async function attestHealth(nonce: Uint8Array): Promise<HealthAttestation> {
     const reportData = reportDataFor("health", nonce, deps.agentPubkey);
@@ -139,6 +326,13 @@ export function createHttpApi(deps: HttpApiDeps): Koa {
     };
   }
 
+  /** The raw body, once its signature verified over exactly these bytes; nothing is parsed before that. */
+  async function signedBody(ctx: Koa.Context): Promise<Buffer> {
+    const body = await readRawBody(ctx, MAX_WRITE_BODY_BYTES);
+    verifier.verify({ method: ctx.method, path: ctx.originalUrl, body, headers: ctx.headers });
+    return body;
+  }
+
   router.get("/api/health", async (ctx) => {
     ctx.set("Cache-Control", "no-store");
     if (!wantsAttestation(ctx)) {
@@ -156,14 +350,77 @@ export function createHttpApi(deps: HttpApiDeps): Koa {
     }
   });
 
-  // Unmatched paths fall through to errorMapper's EE-NOT-FOUND until the workload proxy lands.
+  router.get("/api/state-snapshot", (ctx) => {
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = deps.snapshot();
+  });
+
+  router.get("/api/stats", async (ctx) => {
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = await deps.workloads.stats();
+  });
+
+  router.get("/api/logs", async (ctx) => {
+    const query = parseLogQuery(ctx);
+    // A follow sends its status before the first line arrives, so the one failure known up front is told now.
+    if (deps.workloads.current() === null)
+      throw new WorkloadError("EE-WORKLOAD-NONE", "no workload has been deployed on this agent");
+    const abort = new AbortController();
+    ctx.res.once("close", () => abort.abort());
+    const opts = { tail: query.tail, follow: query.follow, signal: abort.signal };
+    const lines = onlyService(
+      deps.workloads.logs(query.since === undefined ? opts : { ...opts, since: query.since }),
+      query.service,
+    );
+    ctx.set("Cache-Control", "no-store");
+    if (!query.follow) {
+      const collected: LogLine[] = [];
+      for await (const line of lines) collected.push(line);
+      ctx.body = { lines: collected };
+      return;
+    }
+    ctx.type = "application/x-ndjson";
+    ctx.body = Readable.from(ndjson(lines, deps.log));
+    ctx.flushHeaders();
+  });
+
+  router.post("/api/deploy", async (ctx) => {
+    const body = parseJson(ctx, await signedBody(ctx), deployBodySchema);
+    ctx.status = 202;
+    ctx.body = deps.workloads.deploy(deployRequest(body));
+  });
+
+  router.post("/api/undeploy", async (ctx) => {
+    const body = parseJson(ctx, await signedBody(ctx), undeployBodySchema);
+    ctx.status = 202;
+    ctx.body = deps.workloads.undeploy(body.deployment_id);
+  });
+
+  // Unmatched /api/* paths and methods fall through to errorMapper's EE-NOT-FOUND.
   app.use(router.routes());
-  return app;
+  const serveApi = app.callback();
+
+  return {
+    onRequest(req, res) {
+      if (isAgentPath(req.url)) void serveApi(req, res);
+      else proxy.forward(req, res);
+    },
+    onUpgrade(req, socket, head) {
+      if (isAgentPath(req.url))
+        refuseUpgrade(
+          socket,
+          new NotFoundError("EE-NOT-FOUND", `no upgrade on ${req.url}: /api/ is the agent's`),
+        );
+      else proxy.upgrade(req, socket, head);
+    },
+    closeTunnels: () => proxy.closeTunnels(),
+  };
 }
 
 export interface HttpApiServer {
   /** e.g. http://127.0.0.1:9001, with the real port when api_listen asked for port 0. */
   url: string;
+  /** Stops listening and ends every open request, log stream and tunnel. */
   close(): Promise<void>;
 }
 
@@ -174,8 +431,9 @@ function urlOf(server: Server): string {
 }
 
 /** Binds the API; a bind failure (address in use, no such address) is a config error on api_listen. */
-export function listenHttpApi(app: Koa, at: { host: string; port: number }): Promise<HttpApiServer> {
-  const server = createServer(app.callback());
+export function listenHttpApi(api: HttpApi, at: { host: string; port: number }): Promise<HttpApiServer> {
+  const server = createServer(api.onRequest);
+  server.on("upgrade", api.onUpgrade);
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
       reject(
@@ -194,7 +452,9 @@ export function listenHttpApi(app: Koa, at: { host: string; port: number }): Pro
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            server.closeIdleConnections();
+            // Log follows and proxied streams never end by themselves; an agent that stops ends them.
+            server.closeAllConnections();
+            api.closeTunnels();
           }),
       }),
     );

@@ -314,6 +314,12 @@ export const agentSessionMachine = setup({
           target: "registered",
           actions: ["noteDeployFailure", { type: "record", params: { kind: "agent.deploy_failed" } }],
         },
+        // Undeployed before it ever became healthy.
+        UNDEPLOYED: {
+          guard: "isCurrentDeployment",
+          target: "registered",
+          actions: { type: "record", params: { kind: "agent.undeployed" } },
+        },
       },
     },
     healthy: {
@@ -326,9 +332,11 @@ export const agentSessionMachine = setup({
           target: "registered",
           actions: { type: "record", params: { kind: "agent.undeployed" } },
         },
-        DEPLOY: {
-          target: "deploying",
-          actions: ["takeDeployment", { type: "record", params: { kind: "agent.deploying" } }],
+        // The workload failed after it was healthy (the agent reported it).
+        DEPLOY_FAILED: {
+          guard: "isCurrentDeployment",
+          target: "registered",
+          actions: ["noteDeployFailure", { type: "record", params: { kind: "agent.deploy_failed" } }],
         },
       },
     },

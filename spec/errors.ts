@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   "EE-ATT-REVOKED": "The PCK leaf or PCK CA certificate is revoked.",
   "EE-ATT-COLLATERAL-EXPIRED":
     "A CRL, the TCB info, the QE identity or the TCB signing certificate is not current.",
+  "EE-ATT-COLLATERAL-UNAVAILABLE":
+    "Collateral could not be fetched from the PCCS and no cached copy is usable.",
   "EE-ATT-QE-IDENTITY":
     "The quoting enclave does not match the QE identity (MRSIGNER, ISVPRODID, MISCSELECT, ATTRIBUTES, ISVSVN).",
   "EE-ATT-FMSPC-MISMATCH": "The PCK certificate's FMSPC or PCEID differs from the TCB info's.",
@@ -79,6 +81,7 @@ export const ERROR_CODES = {
   "EE-WORKLOAD-HEALTH-TIMEOUT": "The workload did not pass its health check within timeout_s.",
   "EE-WORKLOAD-BUSY": "The agent already runs (or is deploying) another workload.",
   "EE-WORKLOAD-NONE": "The agent runs no workload (nothing to proxy to, log or undeploy).",
+  "EE-WORKLOAD-UNREACHABLE": "The workload runs but did not accept the agent proxy's connection.",
   "EE-WORKLOAD-AGENT-LOST": "The agent disconnected or went stale before the deployment finished.",
   // Placement: why an agent cannot take a deployment (per-agent reasons in a 409's details).
   "EE-PLACE-NO-AGENT": "No agent fits the deployment; error.details lists every agent considered and why.",
@@ -248,4 +251,30 @@ export class InternalError extends EeError<"EE-INTERNAL"> {
 export function toEeError(err: unknown): EeError {
   if (err instanceof EeError) return err;
   return new InternalError("EE-INTERNAL");
+}
+
+/**
+ * Rebuilds a typed error from a code received on the wire (an agent's `error` frame relayed to a REST caller),
+ * so the family's HTTP status applies; a code this build does not know becomes EE-INTERNAL.
+ */
+export function errorFromCode(code: string, message: string): EeError {
+  if (!Object.hasOwn(ERROR_CODES, code))
+    return new InternalError("EE-INTERNAL", `peer error ${code}: ${message}`);
+  const c = code as ErrorCode;
+  const family: [string, new (code: never, message?: string) => EeError][] = [
+    ["EE-PROTO-", ProtocolError],
+    ["EE-ATT-", AttestationError],
+    ["EE-REG-", RegistrationError],
+    ["EE-AUTH-", AuthError],
+    ["EE-COMPOSE-", ComposeError],
+    ["EE-WORKLOAD-", WorkloadError],
+    ["EE-PLACE-", PlacementError],
+    ["EE-CONFLICT-", ConflictError],
+    ["EE-NOT-FOUND", NotFoundError],
+    ["EE-NOT-READY", NotReadyError],
+    ["EE-REQ-", ValidationError],
+    ["EE-CONFIG-", ValidationError],
+  ];
+  const match = family.find(([prefix]) => c.startsWith(prefix));
+  return match ? new match[1](c as never, message) : new InternalError("EE-INTERNAL", message);
 }

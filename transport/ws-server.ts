@@ -20,6 +20,14 @@ export interface ChannelSink {
   heartbeat(agentId: string, connId: number, env: AnyEnvelope & { type: "heartbeat" }): void;
   /** The answer to a re-attestation request (`re` = the request's id). */
   attestation(agentId: string, connId: number, env: AnyEnvelope & { type: "attestation" }): void;
+  /** A deploy or undeploy step from the agent. */
+  deployStatus(agentId: string, connId: number, env: AnyEnvelope & { type: "deploy_status" }): void;
+  /** The answer to a stats or snapshot request (`re` = the request's id). */
+  reply(agentId: string, connId: number, env: AnyEnvelope & { type: "reply" }): void;
+  /** A batch of log lines answering a logs request (`re` = the request's id). */
+  logChunk(agentId: string, connId: number, env: AnyEnvelope & { type: "log_chunk" }): void;
+  /** An error frame from a registered agent, usually answering a request (`re`). */
+  agentError(agentId: string, connId: number, env: AnyEnvelope & { type: "error" }): void;
   /** A socket closed (agentId is null when it never got past the gate). */
   closed(connId: number, agentId: string | null): void;
   /** A connection was refused before any actor saw it (gate failures, abuse): for the audit trail. */
@@ -58,6 +66,7 @@ export class AgentChannel {
   readonly #badWindowMs: number;
   #sink: ChannelSink | null = null;
   #nextId = 1;
+  #nextFrameId = 1;
   #closing = false;
 
   constructor(opts: AgentChannelOptions) {
@@ -85,6 +94,10 @@ export class AgentChannel {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
     });
+  }
+
+  nextFrameId(): number {
+    return this.#nextFrameId++;
   }
 
   send(connId: number, frame: Uint8Array): void {
@@ -175,11 +188,21 @@ export class AgentChannel {
             throw new FrameError("EE-PROTO-UNEXPECTED", "attestation before register");
           sink.attestation(conn.agentId, conn.id, env);
           return;
+        case "deploy_status":
+          sink.deployStatus(this.#registered(conn, env.type), conn.id, env);
+          return;
+        case "reply":
+          sink.reply(this.#registered(conn, env.type), conn.id, env);
+          return;
+        case "log_chunk":
+          sink.logChunk(this.#registered(conn, env.type), conn.id, env);
+          return;
         case "error":
-          this.#log.warn(
-            { conn: conn.id, agent_id: conn.agentId, code: env.body.code },
-            "agent reported an error",
-          );
+          if (conn.agentId === null) {
+            this.#log.warn({ conn: conn.id, code: env.body.code }, "unregistered peer reported an error");
+            return;
+          }
+          sink.agentError(conn.agentId, conn.id, env);
           return;
         default:
           throw new FrameError("EE-PROTO-UNEXPECTED", `"${env.type}" is not handled by the control plane`);
@@ -190,6 +213,12 @@ export class AgentChannel {
         this.#badFrame(conn, err);
       } else this.#refuse(conn, toEeError(err), env.id);
     }
+  }
+
+  /** The connection's agent id; a frame other than register before registration is a protocol error. */
+  #registered(conn: Connection, type: string): string {
+    if (conn.agentId === null) throw new FrameError("EE-PROTO-UNEXPECTED", `${type} before register`);
+    return conn.agentId;
   }
 
   #badFrame(conn: Connection, err: unknown): void {

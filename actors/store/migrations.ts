@@ -37,4 +37,82 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "trusted measurements and baselines",
+    sql: `
+      -- Admin-approved measurements (business state), accepted alongside the policy file's allowlists.
+      -- rtmr: JSON array of RTMR0..3 as lowercase hex; NULL accepts any RTMRs with this MRTD.
+      CREATE TABLE trusted_measurements (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_size TEXT    NOT NULL,
+        mrtd      TEXT    NOT NULL,
+        rtmr      TEXT,
+        note      TEXT,
+        added_by  TEXT    NOT NULL,
+        added_at  INTEGER NOT NULL
+      );
+      -- NULLs are distinct in a UNIQUE constraint, so "any RTMRs" is keyed as ''.
+      CREATE UNIQUE INDEX trusted_measurements_key ON trusted_measurements (node_size, mrtd, COALESCE(rtmr, ''));
+
+      -- Measurements of registrations refused by the MRTD/RTMR allowlists, for an admin to review and approve.
+      CREATE TABLE measurement_baselines (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_size     TEXT    NOT NULL,
+        mrtd          TEXT    NOT NULL,
+        rtmr          TEXT    NOT NULL,
+        first_seen    INTEGER NOT NULL,
+        last_seen     INTEGER NOT NULL,
+        count         INTEGER NOT NULL DEFAULT 1,
+        last_vm_name  TEXT,
+        last_agent_id TEXT,
+        UNIQUE (node_size, mrtd, rtmr)
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: "deployments, apps and idempotency keys",
+    sql: `
+      -- Durable business state: one row per deployment, rewritten on each status change. The agent is the
+      -- truth for what runs; this is the record of what was asked and what happened.
+      CREATE TABLE deployments (
+        deployment_id TEXT PRIMARY KEY,
+        app           TEXT NOT NULL,
+        app_version   TEXT,
+        agent_id      TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        code          TEXT,
+        message       TEXT,
+        compose_hash  TEXT,
+        images        TEXT NOT NULL DEFAULT '{}',
+        progress      TEXT NOT NULL DEFAULT '[]',
+        request       TEXT NOT NULL,
+        compose       TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+      );
+      CREATE INDEX deployments_agent ON deployments (agent_id, created_at);
+      CREATE INDEX deployments_status ON deployments (status, created_at);
+
+      -- A retried POST with the same Idempotency-Key returns the first result.
+      CREATE TABLE idempotency_keys (
+        key           TEXT PRIMARY KEY,
+        request_hash  TEXT NOT NULL,
+        deployment_id TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+      );
+
+      -- Registered compose files, deployable as name@version.
+      CREATE TABLE apps (
+        name         TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        compose      TEXT NOT NULL,
+        compose_hash TEXT NOT NULL,
+        health       TEXT,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+      );
+    `,
+  },
 ];

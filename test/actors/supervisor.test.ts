@@ -31,6 +31,10 @@ class RecordingLink implements AgentLink {
   close(connId: number, code: number): void {
     this.closed.push({ connId, code });
   }
+  #frameId = 1;
+  nextFrameId(): number {
+    return this.#frameId++;
+  }
 }
 
 async function setup(t: import("ava").ExecutionContext) {

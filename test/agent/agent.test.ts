@@ -75,11 +75,10 @@ test("the link's state changes reach onStateChange", async (t) => {
   t.true(["connecting", "disconnected"].includes(seen));
 });
 
-test("other paths answer a JSON 404 without a stack", async (t) => {
+test("unknown /api paths answer a JSON 404 without a stack; other paths go to the (absent) workload", async (t) => {
   const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
   t.teardown(() => agent.stop());
   for (const [method, path] of [
-    ["GET", "/"],
     ["GET", "/api/nope"],
     ["POST", "/api/health"],
   ] as const) {
@@ -90,6 +89,9 @@ test("other paths answer a JSON 404 without a stack", async (t) => {
     t.is(body.error.message, `no route for ${method} ${path}`);
     t.false(JSON.stringify(body).includes("at "), "no stack frames");
   }
+  const proxied = await fetch(`${agent.apiUrl}/`);
+  t.is(proxied.status, 503);
+  t.is(((await proxied.json()) as { error: { code: string } }).error.code, "EE-WORKLOAD-NONE");
 });
 
 test("the same data_dir gives the same agent_id across restarts", async (t) => {

@@ -7,6 +7,7 @@ import { startAgent } from "../../agent/agent.ts";
 import type { AgentHealth } from "../../agent/health.ts";
 import { createHttpApi, listenHttpApi } from "../../agent/http-api.ts";
 import { loadOrCreateIdentity } from "../../agent/identity.ts";
+import type { Workloads } from "../../agent/workload.ts";
 import { agentIdFromPubkey } from "../../attestation/agent-key.ts";
 import { loadDevRootPem } from "../../attestation/dev-pki.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
@@ -17,6 +18,21 @@ import { silentLogger } from "../../lib/log.ts";
 import { AttestationError, type ErrorBody } from "../../spec/errors.ts";
 import { agentConfig, devRoot } from "../helpers/cluster.ts";
 import { closedPort } from "../helpers/temp.ts";
+
+/** The health tests never reach the workload routes or the proxy. */
+const unused = (): never => {
+  throw new Error("not used by the health tests");
+};
+const noWorkloads: Workloads = {
+  current: () => null,
+  deploy: unused,
+  undeploy: unused,
+  subscribe: unused,
+  logs: unused,
+  stats: unused,
+  proxyTarget: () => null,
+  stop: async () => {},
+};
 
 /** A provider returning a fixed blob that counts how often it was asked (to prove no quote was taken). */
 function countingProvider(): QuoteProvider & { quotes: number } {
@@ -194,6 +210,9 @@ test("quotes are bounded: at most inFlight run at once, a short queue waits, the
     quoteProvider: slow,
     log: silentLogger,
     quoteLimits: { inFlight: 2, waiting: 1 },
+    workloads: noWorkloads,
+    apiSecret: () => null,
+    snapshot: () => ({}),
   });
   const server = await listenHttpApi(app, { host: "127.0.0.1", port: 0 });
   t.teardown(() => server.close());

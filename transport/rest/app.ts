@@ -6,8 +6,10 @@ import Koa from "koa";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError, ValidationError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
+import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
+import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import type { CpView } from "./view.ts";
 
 export interface RestOptions {
@@ -17,6 +19,11 @@ export interface RestOptions {
   log: Logger;
   /** Interval of SSE keep-alive comments on watch streams. */
   keepAliveMs?: number;
+  /** Trusted measurements admin (/api/v2/measurements). */
+  measurements?: MeasurementsPort;
+  /** Deployments, preflight, apps, and the agent reads relayed over the agent channel. */
+  deployments?: DeploymentsPort;
+  agentReads?: AgentReadsPort;
 }
 
 export function createRestApp(opts: RestOptions): Koa {
@@ -90,6 +97,8 @@ export function createRestApp(opts: RestOptions): Koa {
     const kind = queryString(ctx.query.kind, "kind");
     ctx.body = { events: view.events({ after, limit, agentId, kind }) };
   });
+  if (opts.measurements) mountMeasurements(api, opts.measurements);
+  if (opts.deployments && opts.agentReads) mountDeployments(api, opts.deployments, opts.agentReads);
 
   app.use(errorMapper(opts.log));
   app.use(open.routes()).use(open.allowedMethods());

@@ -1,0 +1,495 @@
+// The deploy coordinator: validates and places deployments, runs one deployment actor per live deployment
+// (machines/deployment.ts), dispatches deploy/undeploy frames to the chosen agent and moves its session actor
+// (DEPLOY, DEPLOY_HEALTHY, DEPLOY_FAILED, UNDEPLOYED), and keeps every status change in SQLite. Agents'
+// deploy_status frames and session transitions (an agent lost mid-deploy) arrive here.
+import { createHash, randomBytes } from "node:crypto";
+import { type Actor, createActor } from "xstate";
+import { canonicalJson } from "../lib/canonical-json.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  type DeploymentContext,
+  type DeploymentStatus,
+  deploymentMachine,
+  statusOf,
+} from "../machines/deployment.ts";
+import { composeHash, parseCompose } from "../spec/compose.ts";
+import { ConflictError, NotFoundError, PlacementError, ValidationError } from "../spec/errors.ts";
+import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
+import { encodeFrame } from "../transport/frame.ts";
+import type { AgentIndex, Transition } from "./agent-index.ts";
+import { type Placement, type PlacementRequest, place } from "./placement.ts";
+import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
+import type { EventLog } from "./store/event-log.ts";
+import type { AgentLink, Supervisor } from "./supervisor.ts";
+
+export interface DeploymentRequest extends PlacementRequest {
+  /** `name` with `compose`, or `name@version` (or `name`, the newest version) of a registered app. */
+  app: string;
+  compose?: string;
+  /** Build context (tar) for services with `build`. */
+  context?: Uint8Array;
+  health?: HealthSpec;
+}
+
+export interface DeploymentsOptions {
+  store: DeploymentStore;
+  index: AgentIndex;
+  supervisor: Supervisor;
+  link: AgentLink;
+  events: EventLog;
+  log: Logger;
+  /** An attestation older than this takes an agent out of placement. */
+  attestationMaxAgeMs: number;
+  /** How long an agent has to report the first step of a dispatched deployment. */
+  ackTimeoutMs?: number;
+  now?: () => number;
+}
+
+type DeploymentActor = Actor<typeof deploymentMachine>;
+
+interface Live {
+  actor: DeploymentActor;
+  row: DeploymentRow;
+  /** The dispatch still to send (kept until the agent answers, so a reconnect can resend it). */
+  frame: MessageBody<"deploy">;
+}
+
+const IN_FLIGHT: ReadonlySet<DeploymentStatus> = new Set(["pending", "deploying"]);
+const LOST_STATES = new Set(["stale", "gone", "rejected"]);
+
+export interface PreflightResult {
+  ok: boolean;
+  app: string;
+  app_version: string | null;
+  compose_hash: string;
+  services: string[];
+  placement: Placement;
+}
+
+export class Deployments {
+  readonly #o: Required<DeploymentsOptions>;
+  readonly #live = new Map<string, Live>();
+  /** Live deployments by agent: a transition of the agent reaches them without a scan. */
+  readonly #byAgent = new Map<string, Set<string>>();
+  readonly #machine;
+  readonly #offTransitions: () => void;
+
+  constructor(o: DeploymentsOptions) {
+    this.#o = { ackTimeoutMs: 30_000, now: Date.now, ...o };
+    this.#machine = this.#provideEffects();
+    this.#offTransitions = o.index.onTransition((t) => this.#onAgentTransition(t));
+  }
+
+  /** Placement and validation only: what a deploy would do, with every agent's reasons. Changes nothing. */
+  preflight(req: DeploymentRequest): PreflightResult {
+    const resolved = this.#resolve(req);
+    const placement = this.#place(req, true);
+    return {
+      ok: placement.chosen !== null,
+      app: resolved.name,
+      app_version: resolved.version,
+      compose_hash: resolved.hash,
+      services: resolved.services,
+      placement,
+    };
+  }
+
+  /**
+   * Places and dispatches a deployment. With an idempotency key, a retried request with the same body returns
+   * the first result (`replayed`), a different body is EE-CONFLICT-IDEMPOTENCY.
+   */
+  create(
+    req: DeploymentRequest,
+    idempotencyKey?: string,
+  ): { deployment_id: string; agent_id: string; replayed: boolean } {
+    const requestHash = idempotencyKey === undefined ? "" : hashRequest(req);
+    if (idempotencyKey !== undefined) {
+      const seen = this.#o.store.idempotencyKey(idempotencyKey);
+      if (seen) {
+        if (seen.request_hash !== requestHash)
+          throw new ConflictError(
+            "EE-CONFLICT-IDEMPOTENCY",
+            "this Idempotency-Key was used with a different request body",
+          );
+        const first = this.get(seen.deployment_id);
+        return { deployment_id: first.deployment_id, agent_id: first.agent_id, replayed: true };
+      }
+    }
+    const resolved = this.#resolve(req);
+    const placement = this.#place(req, false);
+    if (!placement.chosen) {
+      const explained = this.#place(req, true);
+      throw new PlacementError("EE-PLACE-NO-AGENT", describeNoFit(explained), {
+        considered: explained.considered,
+        counts: explained.counts,
+        agents: explained.candidates,
+      });
+    }
+    const now = this.#o.now();
+    const agentId = placement.chosen.agent_id;
+    const deploymentId = `d-${randomBytes(8).toString("hex")}`;
+    const health = req.health ?? resolved.health ?? undefined;
+    const row: DeploymentRow = {
+      deployment_id: deploymentId,
+      app: resolved.name,
+      app_version: resolved.version,
+      agent_id: agentId,
+      status: "pending",
+      code: null,
+      message: null,
+      compose_hash: resolved.hash,
+      images: {},
+      progress: [{ step: "dispatched", at: now }],
+      request: {
+        ...(req.node_size ? { node_size: req.node_size } : {}),
+        ...(req.datacenter ? { datacenter: req.datacenter } : {}),
+        ...(req.agent_id ? { agent_id: req.agent_id } : {}),
+        ...(health ? { health } : {}),
+        ...(req.context ? { context_bytes: req.context.length } : {}),
+      },
+      compose: resolved.compose,
+      created_at: now,
+      updated_at: now,
+    };
+    this.#o.store.create(
+      row,
+      idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash },
+    );
+    const frame: MessageBody<"deploy"> = {
+      deployment_id: deploymentId,
+      app: resolved.name,
+      compose: resolved.compose,
+      ...(req.context ? { context: req.context } : {}),
+      ...(health ? { health } : {}),
+    };
+    // The session moves to deploying first, so the next placement already sees this agent as busy.
+    this.#o.supervisor.send(agentId, { type: "DEPLOY", deploymentId, app: resolved.name, at: now });
+    this.#start(row, frame);
+    this.#sendFrame(agentId, encodeFrame("deploy", frame, { id: this.#o.link.nextFrameId() }));
+    this.#o.events.append({
+      at: now,
+      kind: "deployment.created",
+      agent_id: agentId,
+      data: {
+        deployment_id: deploymentId,
+        app: resolved.name,
+        version: resolved.version,
+        compose_hash: resolved.hash,
+      },
+    });
+    return { deployment_id: deploymentId, agent_id: agentId, replayed: false };
+  }
+
+  undeploy(deploymentId: string): DeploymentRow {
+    const live = this.#live.get(deploymentId);
+    if (!live) {
+      const row = this.#o.store.get(deploymentId);
+      if (!row) throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} does not exist`);
+      throw new ConflictError("EE-CONFLICT-STATE", `deployment ${deploymentId} is already ${row.status}`);
+    }
+    const status = statusOf(live.actor.getSnapshot().value);
+    if (status === "undeploying") return this.get(deploymentId);
+    live.actor.send({ type: "UNDEPLOY", at: this.#o.now() });
+    return this.get(deploymentId);
+  }
+
+  get(deploymentId: string): DeploymentRow {
+    const live = this.#live.get(deploymentId);
+    if (live) return live.row;
+    const row = this.#o.store.get(deploymentId);
+    if (!row) throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} does not exist`);
+    return row;
+  }
+
+  list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[] {
+    return this.#o.store.list(opts);
+  }
+
+  /** Registers `name@version`; versions are immutable (a second put of the same version is a conflict). */
+  registerApp(app: { name: string; version: string; compose: string; health?: HealthSpec }): AppRow {
+    const project = parseCompose(app.compose, PERMISSIVE);
+    const row: AppRow = {
+      name: app.name,
+      version: app.version,
+      compose: app.compose,
+      compose_hash: composeHash(project),
+      health: app.health ?? null,
+      created_at: this.#o.now(),
+    };
+    if (!this.#o.store.putApp(row))
+      throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
+    this.#o.events.append({
+      at: row.created_at,
+      kind: "app.registered",
+      data: { name: row.name, version: row.version, compose_hash: row.compose_hash },
+    });
+    return row;
+  }
+
+  apps(): AppRow[] {
+    return this.#o.store.apps();
+  }
+
+  /** A deploy_status frame from an agent. Steps for deployments it does not hold are logged and dropped. */
+  status(agentId: string, body: MessageBody<"deploy_status">): void {
+    const live = this.#live.get(body.deployment_id);
+    if (!live || live.row.agent_id !== agentId) {
+      this.#o.log.warn(
+        { agent_id: agentId, deployment_id: body.deployment_id, step: body.step },
+        "deploy_status for a deployment this agent does not hold",
+      );
+      return;
+    }
+    live.actor.send({
+      type: "STEP",
+      step: body.step,
+      at: this.#o.now(),
+      ...(body.code ? { code: body.code } : {}),
+      ...(body.message ? { message: body.message } : {}),
+      ...(body.compose_hash ? { composeHash: body.compose_hash } : {}),
+      ...(body.images ? { images: body.images } : {}),
+    });
+  }
+
+  /** Recreates actors for deployments a previous run of this CP left active (its database survived). */
+  resume(): number {
+    const rows = this.#o.store.active();
+    for (const row of rows) this.#start(row, null);
+    return rows.length;
+  }
+
+  stop(): void {
+    this.#offTransitions();
+    for (const live of this.#live.values()) live.actor.stop();
+    this.#live.clear();
+    this.#byAgent.clear();
+  }
+
+  #resolve(req: DeploymentRequest): {
+    name: string;
+    version: string | null;
+    compose: string;
+    hash: string;
+    services: string[];
+    health: HealthSpec | null;
+  } {
+    const [name, version] = splitAppRef(req.app);
+    let compose = req.compose;
+    let health: HealthSpec | null = null;
+    if (compose === undefined) {
+      const app = this.#o.store.app(name, version);
+      if (!app)
+        throw new NotFoundError(
+          "EE-NOT-FOUND",
+          version === undefined
+            ? `app ${name} is not registered`
+            : `app ${name}@${version} is not registered`,
+        );
+      compose = app.compose;
+      health = app.health;
+      return { ...this.#summarize(compose, req.context), name, version: app.version, compose, health };
+    }
+    if (version !== undefined)
+      throw new ValidationError(
+        "EE-REQ-INVALID",
+        "give either compose or an app@version reference, not both",
+      );
+    return { ...this.#summarize(compose, req.context), name, version: null, compose, health };
+  }
+
+  #summarize(compose: string, context?: Uint8Array): { hash: string; services: string[] } {
+    // The agent is the judge of bind mounts (its allowlist); the CP refuses everything else early.
+    const project = parseCompose(compose, PERMISSIVE);
+    return { hash: composeHash(project, context), services: project.services.map((s) => s.name) };
+  }
+
+  #place(req: PlacementRequest, explain: boolean): Placement {
+    const { index } = this.#o;
+    const named = req.agent_id === undefined ? undefined : index.get(req.agent_id);
+    // Naming an agent is the common CI case: judge that one agent instead of scanning all of them.
+    const agents = req.agent_id === undefined ? index.values() : named ? [named] : [];
+    return place(req, agents, {
+      now: this.#o.now(),
+      attestationMaxAgeMs: this.#o.attestationMaxAgeMs,
+      explain,
+    });
+  }
+
+  #start(row: DeploymentRow, frame: MessageBody<"deploy"> | null): void {
+    const resume =
+      row.status === "pending"
+        ? undefined
+        : {
+            status: row.status,
+            context: {
+              deploymentId: row.deployment_id,
+              app: row.app,
+              agentId: row.agent_id,
+              code: row.code,
+              message: row.message,
+              composeHash: row.compose_hash,
+              images: row.images,
+              progress: row.progress,
+              createdAt: row.created_at,
+              updatedAt: row.updated_at,
+            },
+          };
+    const actor = createActor(this.#machine, {
+      input: {
+        deploymentId: row.deployment_id,
+        app: row.app,
+        agentId: row.agent_id,
+        at: row.created_at,
+        ackTimeoutMs: this.#o.ackTimeoutMs,
+        ...(resume ? { resume } : {}),
+      },
+    });
+    const live: Live = {
+      actor,
+      row,
+      frame: frame ?? { deployment_id: row.deployment_id, app: row.app, compose: row.compose },
+    };
+    this.#live.set(row.deployment_id, live);
+    const ids = this.#byAgent.get(row.agent_id) ?? new Set<string>();
+    this.#byAgent.set(row.agent_id, ids);
+    ids.add(row.deployment_id);
+    actor.subscribe({
+      next: (snap) => {
+        if (snap.status === "done") this.#retire(row.deployment_id);
+      },
+      error: (err) => {
+        this.#o.log.error({ err, deployment_id: row.deployment_id }, "deployment actor crashed");
+        this.#retire(row.deployment_id);
+      },
+    });
+    actor.start();
+  }
+
+  #retire(deploymentId: string): void {
+    const live = this.#live.get(deploymentId);
+    if (!live) return;
+    this.#live.delete(deploymentId);
+    const ids = this.#byAgent.get(live.row.agent_id);
+    ids?.delete(deploymentId);
+    if (ids?.size === 0) this.#byAgent.delete(live.row.agent_id);
+    live.actor.stop();
+  }
+
+  #onAgentTransition(t: Transition): void {
+    const ids = this.#byAgent.get(t.agent_id);
+    if (!ids) return;
+    const at = this.#o.now();
+    for (const id of [...ids]) {
+      const live = this.#live.get(id);
+      if (!live) continue;
+      const status = statusOf(live.actor.getSnapshot().value);
+      if (LOST_STATES.has(t.to) && IN_FLIGHT.has(status)) {
+        live.actor.send({ type: "AGENT_LOST", at, reason: `the agent became ${t.to} during the deployment` });
+      } else if (t.to === "registered" && t.from === "challenged" && IN_FLIGHT.has(status)) {
+        // It re-registered saying it runs nothing: whatever it was doing for us is gone.
+        live.actor.send({ type: "AGENT_LOST", at, reason: "the agent re-registered without the deployment" });
+      } else if (
+        status === "undeploying" &&
+        t.from !== null &&
+        (t.from === "stale" || t.from === "challenged")
+      ) {
+        // Back after a blip: it may have missed the undeploy.
+        this.#sendFrame(
+          t.agent_id,
+          encodeFrame("undeploy", { deployment_id: id }, { id: this.#o.link.nextFrameId() }),
+        );
+      }
+    }
+  }
+
+  #sendFrame(agentId: string, frame: Uint8Array): void {
+    const connId = this.#o.supervisor.get(agentId)?.getSnapshot().context.connId ?? null;
+    if (connId !== null) this.#o.link.send(connId, frame);
+  }
+
+  #provideEffects() {
+    const o = this.#o;
+    const sync = (ctx: DeploymentContext, status: DeploymentStatus): DeploymentRow | undefined => {
+      const live = this.#live.get(ctx.deploymentId);
+      if (!live) return undefined;
+      Object.assign(live.row, {
+        status,
+        code: ctx.code,
+        message: ctx.message,
+        compose_hash: ctx.composeHash ?? live.row.compose_hash,
+        images: ctx.images,
+        progress: ctx.progress,
+        updated_at: ctx.updatedAt,
+      });
+      return live.row;
+    };
+    const persist = (context: DeploymentContext, status: DeploymentStatus) => {
+      const row = sync(context, status);
+      if (!row) return;
+      try {
+        o.store.save(row);
+      } catch (err) {
+        o.log.error({ err, deployment_id: row.deployment_id }, "saving a deployment failed");
+      }
+      o.events.append({
+        at: o.now(),
+        kind: `deployment.${status}`,
+        agent_id: row.agent_id,
+        data: { deployment_id: row.deployment_id, app: row.app, ...(row.code ? { code: row.code } : {}) },
+      });
+    };
+    return deploymentMachine.provide({
+      actions: {
+        persist: ({ context }, { status }) => persist(context, status),
+        sessionHealthy: ({ context }) =>
+          o.supervisor.send(context.agentId, {
+            type: "DEPLOY_HEALTHY",
+            deploymentId: context.deploymentId,
+            at: o.now(),
+          }),
+        sessionFailed: ({ context }) =>
+          o.supervisor.send(context.agentId, {
+            type: "DEPLOY_FAILED",
+            deploymentId: context.deploymentId,
+            reason: context.code ?? "EE-WORKLOAD-START-FAILED",
+            at: o.now(),
+          }),
+        sessionUndeployed: ({ context }) =>
+          o.supervisor.send(context.agentId, {
+            type: "UNDEPLOYED",
+            deploymentId: context.deploymentId,
+            at: o.now(),
+          }),
+        sendUndeploy: ({ context }) =>
+          this.#sendFrame(
+            context.agentId,
+            encodeFrame("undeploy", { deployment_id: context.deploymentId }, { id: o.link.nextFrameId() }),
+          ),
+      },
+    });
+  }
+}
+
+/** bind mounts are the agent's call (its own allowlist); at the CP any host path passes validation. */
+const PERMISSIVE = { bindAllowlist: ["/"] };
+
+export function splitAppRef(ref: string): [string, string | undefined] {
+  const at = ref.indexOf("@");
+  return at < 0 ? [ref, undefined] : [ref.slice(0, at), ref.slice(at + 1)];
+}
+
+function hashRequest(req: DeploymentRequest): string {
+  const h = createHash("sha256");
+  const { context, ...rest } = req;
+  h.update(canonicalJson(rest));
+  if (context) h.update(context);
+  return h.digest("hex");
+}
+
+function describeNoFit(p: Placement): string {
+  if (p.considered === 0) return "no agent fits: no agents are connected";
+  const counts = Object.entries(p.counts)
+    .map(([code, n]) => `${n} ${code}`)
+    .join(", ");
+  return `no agent fits among ${p.considered} considered (${counts})`;
+}

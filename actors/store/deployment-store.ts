@@ -1,0 +1,175 @@
+// Durable deployment records, registered apps and idempotency keys (SQLite tables of migration 3). Writes are
+// synchronous and small (one row per status change); reads page by creation time. The deployment actors are
+// the live truth while the CP runs; these rows are what survives it.
+import type { DeploymentStatus, ProgressEntry } from "../../machines/deployment.ts";
+import type { HealthSpec } from "../../spec/protocol.ts";
+import type { Db } from "./db.ts";
+
+export interface DeploymentRequestRecord {
+  node_size?: string;
+  datacenter?: string;
+  agent_id?: string;
+  health?: HealthSpec;
+  /** Size of the build context sent, when there was one (the bytes are not kept). */
+  context_bytes?: number;
+}
+
+export interface DeploymentRow {
+  deployment_id: string;
+  app: string;
+  app_version: string | null;
+  agent_id: string;
+  status: DeploymentStatus;
+  code: string | null;
+  message: string | null;
+  compose_hash: string | null;
+  images: Record<string, string>;
+  progress: ProgressEntry[];
+  request: DeploymentRequestRecord;
+  compose: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AppRow {
+  name: string;
+  version: string;
+  compose: string;
+  compose_hash: string;
+  health: HealthSpec | null;
+  created_at: number;
+}
+
+interface RawDeployment extends Omit<DeploymentRow, "images" | "progress" | "request"> {
+  images: string;
+  progress: string;
+  request: string;
+}
+
+function fromRaw(r: RawDeployment): DeploymentRow {
+  return {
+    ...r,
+    images: JSON.parse(r.images),
+    progress: JSON.parse(r.progress),
+    request: JSON.parse(r.request),
+  };
+}
+
+export class DeploymentStore {
+  readonly #db: Db;
+  readonly #upsert;
+  readonly #get;
+  readonly #list;
+  readonly #listByStatus;
+  readonly #active;
+  readonly #keyGet;
+  readonly #keyPut;
+  readonly #appPut;
+  readonly #appGet;
+  readonly #appLatest;
+  readonly #appList;
+
+  constructor(db: Db) {
+    this.#db = db;
+    this.#upsert = db.prepare(`
+      INSERT INTO deployments (deployment_id, app, app_version, agent_id, status, code, message, compose_hash,
+        images, progress, request, compose, created_at, updated_at)
+      VALUES (@deployment_id, @app, @app_version, @agent_id, @status, @code, @message, @compose_hash,
+        @images, @progress, @request, @compose, @created_at, @updated_at)
+      ON CONFLICT (deployment_id) DO UPDATE SET status = excluded.status, code = excluded.code,
+        message = excluded.message, compose_hash = excluded.compose_hash, images = excluded.images,
+        progress = excluded.progress, updated_at = excluded.updated_at`);
+    this.#get = db.prepare("SELECT * FROM deployments WHERE deployment_id = ?");
+    this.#list = db.prepare("SELECT * FROM deployments ORDER BY created_at DESC, deployment_id LIMIT ?");
+    this.#listByStatus = db.prepare(
+      "SELECT * FROM deployments WHERE status = ? ORDER BY created_at DESC, deployment_id LIMIT ?",
+    );
+    this.#active = db.prepare(
+      "SELECT * FROM deployments WHERE status IN ('pending', 'deploying', 'healthy', 'undeploying')",
+    );
+    this.#keyGet = db.prepare("SELECT request_hash, deployment_id FROM idempotency_keys WHERE key = ?");
+    this.#keyPut = db.prepare(
+      "INSERT INTO idempotency_keys (key, request_hash, deployment_id, created_at) VALUES (?, ?, ?, ?)",
+    );
+    this.#appPut = db.prepare(
+      "INSERT INTO apps (name, version, compose, compose_hash, health, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    this.#appGet = db.prepare("SELECT * FROM apps WHERE name = ? AND version = ?");
+    this.#appLatest = db.prepare(
+      "SELECT * FROM apps WHERE name = ? ORDER BY created_at DESC, version DESC LIMIT 1",
+    );
+    this.#appList = db.prepare("SELECT * FROM apps ORDER BY name, created_at DESC, version DESC");
+  }
+
+  save(row: DeploymentRow): void {
+    this.#upsert.run({
+      ...row,
+      images: JSON.stringify(row.images),
+      progress: JSON.stringify(row.progress),
+      request: JSON.stringify(row.request),
+    });
+  }
+
+  get(id: string): DeploymentRow | undefined {
+    const r = this.#get.get(id) as RawDeployment | undefined;
+    return r && fromRaw(r);
+  }
+
+  list(opts: { status?: DeploymentStatus; limit?: number } = {}): DeploymentRow[] {
+    const limit = Math.min(opts.limit ?? 100, 1000);
+    const rows = (
+      opts.status ? this.#listByStatus.all(opts.status, limit) : this.#list.all(limit)
+    ) as RawDeployment[];
+    return rows.map(fromRaw);
+  }
+
+  /** Deployments not in a final status: what a restarted CP resumes. */
+  active(): DeploymentRow[] {
+    return (this.#active.all() as RawDeployment[]).map(fromRaw);
+  }
+
+  idempotencyKey(key: string): { request_hash: string; deployment_id: string } | undefined {
+    return this.#keyGet.get(key) as { request_hash: string; deployment_id: string } | undefined;
+  }
+
+  /** Saves the deployment and its idempotency key in one transaction, so a retry never sees one without the other. */
+  create(row: DeploymentRow, key?: { key: string; requestHash: string }): void {
+    this.#db.transaction(() => {
+      this.save(row);
+      if (key) this.#keyPut.run(key.key, key.requestHash, row.deployment_id, row.created_at);
+    })();
+  }
+
+  /** Returns false when name@version already exists (versions are immutable). */
+  putApp(app: AppRow): boolean {
+    try {
+      this.#appPut.run(
+        app.name,
+        app.version,
+        app.compose,
+        app.compose_hash,
+        app.health ? JSON.stringify(app.health) : null,
+        app.created_at,
+      );
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return false;
+      throw err;
+    }
+  }
+
+  /** name@version, or the newest version of name when version is undefined. */
+  app(name: string, version?: string): AppRow | undefined {
+    const r = (version === undefined ? this.#appLatest.get(name) : this.#appGet.get(name, version)) as
+      | (Omit<AppRow, "health"> & { health: string | null })
+      | undefined;
+    return r && { ...r, health: r.health ? JSON.parse(r.health) : null };
+  }
+
+  apps(): AppRow[] {
+    return (this.#appList.all() as (Omit<AppRow, "health"> & { health: string | null })[]).map((r) => ({
+      ...r,
+      health: r.health ? JSON.parse(r.health) : null,
+    }));
+  }
+}

@@ -1,0 +1,368 @@
+// Deployments end to end: a real CP, real agents (dev attestation) and real containers on the local Docker
+// engine. CI posts Compose over REST; the CP places it, the agent runs it, gates it on health and reports.
+import test, { type ExecutionContext } from "ava";
+import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import {
+  agentConfig,
+  spawnAgent,
+  startTestAgent,
+  startTestCp,
+  type TestCp,
+  waitFor,
+} from "../helpers/cluster.ts";
+import { requireDocker } from "../helpers/docker.ts";
+import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { closedPort } from "../helpers/temp.ts";
+
+interface Deployment {
+  deployment_id: string;
+  agent_id: string;
+  status: string;
+  code: string | null;
+  message: string | null;
+  compose_hash: string | null;
+  progress: { step: string }[];
+}
+
+function webCompose(port: number): string {
+  return [
+    "services:",
+    "  web:",
+    `    image: ${BUSYBOX_IMAGE}`,
+    `    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p 8080 -h /www"]`,
+    "    ports:",
+    `      - "${port}:8080"`,
+  ].join("\n");
+}
+
+async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[] = [{ vm: "vm-1" }]) {
+  const docker = await requireDocker(t);
+  if (!docker) return null;
+  await busyboxImage(docker);
+  const tcp = await startTestCp(t);
+  const running = [];
+  for (const a of agents) {
+    const agent = await startTestAgent(
+      t,
+      agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: a.vm, node_size: a.size ?? "tiny" }),
+    );
+    running.push(agent);
+  }
+  for (const a of running)
+    await waitFor("registration", () => tcp.cp.index.get(a.agentId)?.state === "registered");
+  const runtime = new DockerRuntime({ docker });
+  return { docker, tcp, agents: running, runtime };
+}
+
+async function deploy(tcp: TestCp, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return tcp.api<Record<string, unknown>>("/api/v2/deployments", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+async function until(tcp: TestCp, id: string, statuses: string[], timeoutMs = 30_000): Promise<Deployment> {
+  return waitFor(
+    `deployment ${id} to be ${statuses.join(" or ")}`,
+    async () => {
+      const { body } = await tcp.api<Deployment>(`/api/v2/deployments/${id}`);
+      return statuses.includes(body.status) ? body : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+test.serial(
+  "a busybox web server posted as Compose becomes healthy, answers through the agent's proxy, and undeploys to nothing",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp, agents, runtime } = s;
+    const port = await closedPort();
+    const res = await deploy(tcp, {
+      app: "web",
+      compose: webCompose(port),
+      health: { port, path: "/", timeout_s: 20 },
+    });
+    t.is(res.status, 202, JSON.stringify(res.body));
+    const id = res.body.deployment_id as string;
+    t.teardown(() => runtime.remove(id));
+    t.is(res.body.agent_id, agents[0]!.agentId);
+
+    const healthy = await until(tcp, id, ["healthy", "failed"]);
+    t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
+    t.deepEqual(
+      healthy.progress.map((p) => p.step),
+      ["dispatched", "preparing", "starting", "gating", "running"],
+    );
+    t.regex(healthy.compose_hash ?? "", /^[0-9a-f]{64}$/);
+    const agentRec = await waitFor("agent healthy", () =>
+      tcp.cp.index.get(agents[0]!.agentId)?.state === "healthy"
+        ? tcp.cp.index.get(agents[0]!.agentId)
+        : undefined,
+    );
+    t.is(agentRec.deployment_id, id);
+
+    // The agent's proxy forwards every non-/api path to the workload.
+    const proxied = await fetch(`${agents[0]!.apiUrl}/index.html`);
+    t.is(proxied.status, 200);
+    t.is((await proxied.text()).trim(), "ok");
+
+    // Logs and stats through the CP, relayed over the agent's WebSocket.
+    const logs = await waitFor("the workload's log line", async () => {
+      const r = await tcp.api<{ lines: { text: string; stream: string }[] }>(
+        `/api/v2/agents/${agents[0]!.agentId}/logs?tail=50`,
+      );
+      return r.body.lines?.some((l) => l.text.includes("started")) ? r : undefined;
+    });
+    t.is(logs.status, 200);
+    const stats = await tcp.api<{ containers: { service: string }[] }>(
+      `/api/v2/agents/${agents[0]!.agentId}/stats`,
+    );
+    t.is(stats.status, 200);
+    t.deepEqual(
+      stats.body.containers.map((c) => c.service),
+      ["web"],
+    );
+
+    const undeploy = await tcp.api<Deployment>(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
+    t.is(undeploy.status, 202);
+    const gone = await until(tcp, id, ["undeployed"]);
+    t.is(gone.status, "undeployed");
+    t.deepEqual(await runtime.inspect(id), []);
+    await waitFor(
+      "agent registered again",
+      () => tcp.cp.index.get(agents[0]!.agentId)?.state === "registered",
+    );
+    const again = await tcp.api<{ error: { code: string } }>(`/api/v2/deployments/${id}/undeploy`, {
+      method: "POST",
+    });
+    t.is(again.status, 409);
+    t.is(again.body.error.code, "EE-CONFLICT-STATE");
+  },
+);
+
+test.serial(
+  "a workload whose health never passes ends failed with a reason and no container left",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp, runtime, agents } = s;
+    const port = await closedPort();
+    const never = await closedPort();
+    const res = await deploy(tcp, {
+      app: "sick",
+      compose: webCompose(port),
+      health: { port: never, path: "/", timeout_s: 2 },
+    });
+    t.is(res.status, 202);
+    const id = res.body.deployment_id as string;
+    t.teardown(() => runtime.remove(id));
+    const failed = await until(tcp, id, ["failed", "healthy"]);
+    t.is(failed.status, "failed");
+    t.is(failed.code, "EE-WORKLOAD-HEALTH-TIMEOUT");
+    t.deepEqual(await runtime.inspect(id), []);
+    await waitFor("agent free again", () => tcp.cp.index.get(agents[0]!.agentId)?.state === "registered");
+    t.is(tcp.cp.index.get(agents[0]!.agentId)?.reason, "EE-WORKLOAD-HEALTH-TIMEOUT");
+  },
+);
+
+test.serial(
+  "a missing image fails with EE-WORKLOAD-IMAGE-MISSING and a port clash with EE-WORKLOAD-PORT-CONFLICT",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp, runtime } = s;
+    const missing = await deploy(tcp, {
+      app: "ghost",
+      compose: "services:\n  app:\n    image: ee-test/does-not-exist:1\n",
+    });
+    t.is(missing.status, 202);
+    const m = await until(tcp, missing.body.deployment_id as string, ["failed", "healthy"]);
+    t.is(m.code, "EE-WORKLOAD-IMAGE-MISSING");
+
+    const { createServer } = await import("node:net");
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+    t.teardown(() => holder.close());
+    const held = (holder.address() as { port: number }).port;
+    await waitFor("agent free", () => s.tcp.cp.index.get(s.agents[0]!.agentId)?.state === "registered");
+    const clash = await deploy(tcp, { app: "clash", compose: webCompose(held) });
+    const c = await until(tcp, clash.body.deployment_id as string, ["failed", "healthy"]);
+    t.is(c.code, "EE-WORKLOAD-PORT-CONFLICT");
+    t.deepEqual(await runtime.inspect(clash.body.deployment_id as string), []);
+  },
+);
+
+test.serial("bad input is refused with a stable code and changes nothing", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  const { tcp } = s;
+  const cases: [Record<string, unknown>, number, string][] = [
+    [
+      { app: "x", compose: "services:\n  a:\n    image: busybox\n    privileged: true\n" },
+      400,
+      "EE-COMPOSE-UNSUPPORTED",
+    ],
+    [{ app: "x", compose: "services: [" }, 400, "EE-COMPOSE-INVALID"],
+    [{ app: "x", compose: "services:\n  a:\n    image: b\n", extra: 1 }, 400, "EE-REQ-INVALID"],
+    [{ app: "Bad Name", compose: "services:\n  a:\n    image: b\n" }, 400, "EE-REQ-INVALID"],
+    [{ app: "x" }, 404, "EE-NOT-FOUND"],
+    [{ app: "x", compose: "services:\n  a:\n    image: b\n", node_size: "llm" }, 409, "EE-PLACE-NO-AGENT"],
+  ];
+  for (const [body, status, code] of cases) {
+    const r = await deploy(tcp, body);
+    t.is(r.status, status, JSON.stringify(body));
+    t.is((r.body as { error: { code: string } }).error.code, code, JSON.stringify(body));
+  }
+  const list = await tcp.api<{ deployments: unknown[] }>("/api/v2/deployments");
+  t.deepEqual(list.body.deployments, []);
+  t.is(tcp.cp.index.get(s.agents[0]!.agentId)?.state, "registered");
+});
+
+test.serial(
+  "placement explains itself: every agent is listed with its reasons; preflight changes nothing",
+  async (t) => {
+    const s = await setup(t, [
+      { vm: "vm-a", size: "tiny" },
+      { vm: "vm-b", size: "standard" },
+    ]);
+    if (!s) return t.pass();
+    const { tcp, agents } = s;
+    const compose = 'services:\n  app:\n    image: ee-test/busybox:1\n    command: ["sleep", "300"]\n';
+    const pre = await tcp.api<{
+      ok: boolean;
+      placement: { chosen: { agent_id: string }; candidates: { agent_id: string; reasons: string[] }[] };
+    }>("/api/v2/preflight", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ app: "p", compose, node_size: "standard" }),
+    });
+    t.is(pre.status, 200);
+    t.true(pre.body.ok);
+    t.is(pre.body.placement.chosen.agent_id, agents[1]!.agentId);
+    const refused = pre.body.placement.candidates.find((c) => c.agent_id === agents[0]!.agentId);
+    t.deepEqual(refused?.reasons, ["EE-PLACE-NODE-SIZE"]);
+    t.is(tcp.cp.index.get(agents[1]!.agentId)?.state, "registered", "preflight changed nothing");
+
+    const none = await deploy(tcp, {
+      app: "p",
+      compose,
+      node_size: "standard",
+      datacenter: "gcp:us-east1-b",
+    });
+    t.is(none.status, 409);
+    const details = (
+      none.body as { error: { details: { agents: { agent_id: string; reasons: string[] }[] } } }
+    ).error.details;
+    t.is(details.agents.length, 2);
+    t.deepEqual(details.agents.find((a) => a.agent_id === agents[0]!.agentId)?.reasons, [
+      "EE-PLACE-NODE-SIZE",
+      "EE-PLACE-DATACENTER",
+    ]);
+
+    // Idempotency-Key: the retry returns the first result; the same key with another body is a conflict.
+    const key = { "idempotency-key": "ci-run-42" };
+    const first = await deploy(tcp, { app: "p", compose, node_size: "standard" }, key);
+    t.is(first.status, 202);
+    t.teardown(() => s.runtime.remove(first.body.deployment_id as string));
+    const retry = await deploy(tcp, { app: "p", compose, node_size: "standard" }, key);
+    t.is(retry.status, 202);
+    t.is(retry.body.deployment_id, first.body.deployment_id);
+    const other = await deploy(tcp, { app: "q", compose, node_size: "standard" }, key);
+    t.is(other.status, 409);
+    t.is((other.body as { error: { code: string } }).error.code, "EE-CONFLICT-IDEMPOTENCY");
+
+    // The busy agent is now excluded with EE-PLACE-BUSY.
+    const busy = await deploy(tcp, { app: "p2", compose, node_size: "standard" });
+    t.is(busy.status, 409);
+    const d2 = (busy.body as { error: { details: { agents: { agent_id: string; reasons: string[] }[] } } })
+      .error.details;
+    t.true(d2.agents.find((a) => a.agent_id === agents[1]!.agentId)?.reasons.includes("EE-PLACE-BUSY"));
+  },
+);
+
+test.serial("apps register as name@version and deploy by reference", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  const { tcp } = s;
+  const compose = 'services:\n  app:\n    image: ee-test/busybox:1\n    command: ["sleep", "300"]\n';
+  const put = await tcp.api<{ ref: string }>("/api/v2/apps", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: "sleeper", version: "1.0.0", compose }),
+  });
+  t.is(put.status, 201);
+  t.is(put.body.ref, "sleeper@1.0.0");
+  const dup = await tcp.api("/api/v2/apps", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: "sleeper", version: "1.0.0", compose }),
+  });
+  t.is(dup.status, 409);
+  const res = await deploy(tcp, { app: "sleeper@1.0.0" });
+  t.is(res.status, 202);
+  const id = res.body.deployment_id as string;
+  t.teardown(() => s.runtime.remove(id));
+  const d = await until(tcp, id, ["healthy", "failed"]);
+  t.is(d.status, "healthy", `${d.code}: ${d.message}`);
+  const shown = await tcp.api<{ app: string; app_version: string }>(`/api/v2/deployments/${id}`);
+  t.is(shown.body.app, "sleeper");
+  t.is(shown.body.app_version, "1.0.0");
+});
+
+test.serial(
+  "an agent killed mid-deploy: the deployment fails with EE-WORKLOAD-AGENT-LOST and nothing is left running",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    await busyboxImage(docker);
+    const tcp = await startTestCp(t);
+    const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-kill" });
+    const child = spawnAgent(t, config);
+    const agentId = await waitFor(
+      "registration",
+      () => {
+        for (const r of tcp.cp.index.values()) if (r.state === "registered") return r.agent_id;
+        return undefined;
+      },
+      20_000,
+    );
+    const port = await closedPort();
+    const never = await closedPort();
+    const res = await deploy(tcp, {
+      app: "slow",
+      compose: webCompose(port),
+      health: { port: never, path: "/", timeout_s: 60 },
+    });
+    const id = res.body.deployment_id as string;
+    const runtime = new DockerRuntime({ docker });
+    t.teardown(() => runtime.remove(id));
+    await until(tcp, id, ["deploying"]);
+    await waitFor(
+      "containers started",
+      async () => ((await runtime.inspect(id)).length > 0 ? true : undefined),
+      20_000,
+    );
+    child.kill("SIGKILL");
+    const lost = await until(tcp, id, ["failed"], 10_000);
+    t.is(lost.code, "EE-WORKLOAD-AGENT-LOST");
+    // The agent comes back, removes what it left half done, and registers with nothing running.
+    spawnAgent(t, config);
+    await waitFor(
+      "re-registration",
+      () =>
+        tcp.cp.index.get(agentId)?.state === "registered" && tcp.cp.index.get(agentId)?.connected
+          ? true
+          : undefined,
+      20_000,
+    );
+    await waitFor(
+      "leftovers removed",
+      async () => ((await runtime.inspect(id)).length === 0 ? true : undefined),
+      20_000,
+    );
+    t.pass();
+  },
+);

@@ -1,0 +1,186 @@
+// Request signing as signer and verifier see it: the canonical string is pinned, a signed request verifies once,
+// and every way of getting it wrong (secret, signature, body, path, method, clock, replay, no secret yet) is
+// refused with its EE-AUTH-* code.
+import { createHash, createHmac } from "node:crypto";
+import test, { type ExecutionContext } from "ava";
+import { AuthError } from "../../spec/errors.ts";
+import {
+  createRequestVerifier,
+  SIGNATURE_HEADER,
+  signedHeaders,
+  signRequest,
+  TIMESTAMP_HEADER,
+  type VerifiableRequest,
+} from "../../transport/request-signing.ts";
+
+const secret = new Uint8Array(32).fill(7);
+const otherSecret = new Uint8Array(32).fill(8);
+const T0 = 1_700_000_000_000;
+const body = Buffer.from('{"deployment_id":"d-1"}');
+
+function signed(over: Partial<VerifiableRequest> = {}, at = T0, key = secret): VerifiableRequest {
+  return {
+    method: "POST",
+    path: "/api/deploy",
+    body,
+    headers: signedHeaders(key, "POST", "/api/deploy", body, at),
+    ...over,
+  };
+}
+
+function verifierAt(clock: { now: number }, opts: { skewMs?: number; replayCap?: number } = {}) {
+  return createRequestVerifier({ secret: () => secret, now: () => clock.now, ...opts });
+}
+
+function refused(t: ExecutionContext, fn: () => void, code: AuthError["code"], message?: RegExp): void {
+  const err = t.throws(fn, { instanceOf: AuthError });
+  t.is(err?.code, code);
+  if (message) t.regex(err?.message ?? "", message);
+}
+
+test("the signature is lowercase hex HMAC-SHA256 over EE1, method, path with query, timestamp and body hash", (t) => {
+  const path = "/api/deploy?dry=1";
+  const canonical = `EE1\nPOST\n${path}\n${T0}\n${createHash("sha256").update(body).digest("hex")}`;
+  const expected = createHmac("sha256", secret).update(canonical).digest("hex");
+  t.is(signRequest(secret, { method: "post", path, body, timestamp: T0 }), expected);
+  t.deepEqual(signedHeaders(secret, "POST", path, body, T0), {
+    [TIMESTAMP_HEADER]: String(T0),
+    [SIGNATURE_HEADER]: expected,
+  });
+  t.is(TIMESTAMP_HEADER, "x-ee-timestamp");
+  t.is(SIGNATURE_HEADER, "x-ee-signature");
+});
+
+test("a signed request verifies, also at the edges of the skew window", (t) => {
+  const clock = { now: T0 };
+  const verifier = verifierAt(clock);
+  t.notThrows(() => verifier.verify(signed()));
+  t.notThrows(() => verifier.verify(signed({}, T0 - 30_000)));
+  t.notThrows(() => verifier.verify(signed({}, T0 + 30_000)));
+  // An empty body signs and verifies like any other.
+  const empty = new Uint8Array(0);
+  t.notThrows(() =>
+    verifier.verify({
+      method: "POST",
+      path: "/api/undeploy",
+      body: empty,
+      headers: signedHeaders(secret, "POST", "/api/undeploy", empty, T0 + 1),
+    }),
+  );
+});
+
+test("wrong secret, flipped signature, tampered body, path or method: EE-AUTH-SIGNATURE", (t) => {
+  const verifier = verifierAt({ now: T0 });
+  refused(t, () => verifier.verify(signed({}, T0, otherSecret)), "EE-AUTH-SIGNATURE", /does not verify/);
+  const good = signed();
+  const sig = String(good.headers[SIGNATURE_HEADER]);
+  const flipped = `${sig.slice(0, -1)}${sig.endsWith("0") ? "1" : "0"}`;
+  refused(
+    t,
+    () => verifier.verify({ ...good, headers: { ...good.headers, [SIGNATURE_HEADER]: flipped } }),
+    "EE-AUTH-SIGNATURE",
+  );
+  refused(
+    t,
+    () => verifier.verify(signed({ body: Buffer.from('{"deployment_id":"d-2"}') })),
+    "EE-AUTH-SIGNATURE",
+  );
+  refused(t, () => verifier.verify(signed({ path: "/api/undeploy" })), "EE-AUTH-SIGNATURE");
+  refused(t, () => verifier.verify(signed({ path: "/api/deploy?x=1" })), "EE-AUTH-SIGNATURE");
+  refused(t, () => verifier.verify(signed({ method: "PUT" })), "EE-AUTH-SIGNATURE");
+  // A timestamp changed after signing is a different canonical string, not a skew.
+  refused(
+    t,
+    () => verifier.verify({ ...good, headers: { ...good.headers, [TIMESTAMP_HEADER]: String(T0 + 1) } }),
+    "EE-AUTH-SIGNATURE",
+  );
+  // None of these used up the real request.
+  t.notThrows(() => verifier.verify(good));
+});
+
+test("missing, malformed or repeated headers: EE-AUTH-SIGNATURE naming what is wrong", (t) => {
+  const verifier = verifierAt({ now: T0 });
+  const good = signed();
+  const sig = String(good.headers[SIGNATURE_HEADER]);
+  const cases: [string, VerifiableRequest["headers"], RegExp][] = [
+    ["no headers", {}, /x-ee-timestamp and x-ee-signature/],
+    ["no signature", { [TIMESTAMP_HEADER]: String(T0) }, /x-ee-signature/],
+    ["no timestamp", { [SIGNATURE_HEADER]: sig }, /x-ee-timestamp/],
+    [
+      "timestamp not ms",
+      { [TIMESTAMP_HEADER]: "2023-11-14T22:13:20Z", [SIGNATURE_HEADER]: sig },
+      /x-ee-timestamp/,
+    ],
+    ["uppercase signature", { [TIMESTAMP_HEADER]: String(T0), [SIGNATURE_HEADER]: sig.toUpperCase() }, /hex/],
+    ["short signature", { [TIMESTAMP_HEADER]: String(T0), [SIGNATURE_HEADER]: sig.slice(2) }, /hex/],
+    [
+      "repeated signature",
+      { [TIMESTAMP_HEADER]: String(T0), [SIGNATURE_HEADER]: [sig, sig] },
+      /x-ee-signature/,
+    ],
+  ];
+  for (const [title, headers, message] of cases) {
+    const err = t.throws(() => verifier.verify({ ...good, headers }), { instanceOf: AuthError }, title);
+    t.is(err?.code, "EE-AUTH-SIGNATURE", title);
+    t.regex(err?.message ?? "", message, title);
+  }
+});
+
+test("no secret yet (before registration): every request is EE-AUTH-SIGNATURE", (t) => {
+  let current: Uint8Array | null = null;
+  const verifier = createRequestVerifier({ secret: () => current, now: () => T0 });
+  refused(t, () => verifier.verify(signed()), "EE-AUTH-SIGNATURE", /no API secret/);
+  current = new Uint8Array(0);
+  refused(t, () => verifier.verify(signed()), "EE-AUTH-SIGNATURE", /no API secret/);
+  // The secret is read per request: once issued, the same request verifies.
+  current = secret;
+  t.notThrows(() => verifier.verify(signed()));
+});
+
+test("a timestamp outside the skew window, either way: EE-AUTH-SKEW", (t) => {
+  const verifier = verifierAt({ now: T0 });
+  refused(t, () => verifier.verify(signed({}, T0 - 30_001)), "EE-AUTH-SKEW", /-?30001 ms/);
+  refused(t, () => verifier.verify(signed({}, T0 + 30_001)), "EE-AUTH-SKEW", /30001 ms/);
+  const tight = verifierAt({ now: T0 }, { skewMs: 1000 });
+  refused(t, () => tight.verify(signed({}, T0 - 1001)), "EE-AUTH-SKEW");
+  t.notThrows(() => tight.verify(signed({}, T0 - 1000)));
+});
+
+test("a request is accepted once: the same signature again is EE-AUTH-REPLAY while it is fresh", (t) => {
+  const clock = { now: T0 };
+  const verifier = verifierAt(clock);
+  const req = signed();
+  verifier.verify(req);
+  refused(t, () => verifier.verify(req), "EE-AUTH-REPLAY");
+  clock.now = T0 + 30_000;
+  refused(t, () => verifier.verify(req), "EE-AUTH-REPLAY");
+  // Past the window it is stale, whatever the replay memory holds.
+  clock.now = T0 + 30_001;
+  refused(t, () => verifier.verify(req), "EE-AUTH-SKEW");
+  // A new timestamp is a new request.
+  t.notThrows(() => verifier.verify(signed({}, T0 + 30_001)));
+});
+
+test("the replay memory is bounded: past the cap the oldest signature is forgotten first", (t) => {
+  const verifier = verifierAt({ now: T0 }, { replayCap: 2 });
+  const [a, b, c] = [signed({}, T0), signed({}, T0 + 1), signed({}, T0 + 2)];
+  verifier.verify(a);
+  verifier.verify(b);
+  verifier.verify(c); // evicts a
+  refused(t, () => verifier.verify(b), "EE-AUTH-REPLAY");
+  refused(t, () => verifier.verify(c), "EE-AUTH-REPLAY");
+  t.notThrows(() => verifier.verify(a), "the evicted signature is the price of bounded memory");
+});
+
+test("refused requests take no place in the replay memory", (t) => {
+  const clock = { now: T0 };
+  const verifier = verifierAt(clock, { replayCap: 1 });
+  const kept = signed();
+  verifier.verify(kept);
+  // Forged and stale requests must not evict the one remembered signature.
+  for (let i = 0; i < 5; i++) {
+    t.throws(() => verifier.verify(signed({}, T0 + i, otherSecret)));
+    t.throws(() => verifier.verify(signed({}, T0 - 60_000 - i)));
+  }
+  refused(t, () => verifier.verify(kept), "EE-AUTH-REPLAY");
+});

@@ -1,0 +1,138 @@
+// HMAC request signing for writes to an agent's HTTP API (deploy, undeploy): the signer (CP, eectl, tests) and
+// the verifier (the agent) share this file, so the canonical string exists once. The secret is the per-agent
+// `api_secret` the CP issues at registration.
+// Canonical string: `EE1\n{METHOD}\n{path with query, as sent}\n{timestamp ms}\n{hex sha256(body)}`; the
+// signature is its lowercase hex HMAC-SHA256, sent with the timestamp in the two headers below.
+// May import node:crypto and spec/errors.ts.
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { AuthError } from "../spec/errors.ts";
+
+export const TIMESTAMP_HEADER = "x-ee-timestamp";
+export const SIGNATURE_HEADER = "x-ee-signature";
+export const SIGNING_SCHEME = "EE1";
+/** How far a request's timestamp may be from the verifier's clock, either way. */
+export const DEFAULT_SKEW_MS = 30_000;
+/** Signatures remembered for replay detection; past this the oldest is forgotten first. */
+export const DEFAULT_REPLAY_CAP = 10_000;
+
+export interface SignableRequest {
+  method: string;
+  /** The request target as sent on the wire: path and query, not decoded. */
+  path: string;
+  body: Uint8Array;
+  /** ms since the epoch. */
+  timestamp: number;
+}
+
+export function signRequest(secret: Uint8Array, req: SignableRequest): string {
+  const bodyHash = createHash("sha256").update(req.body).digest("hex");
+  const canonical = `${SIGNING_SCHEME}\n${req.method.toUpperCase()}\n${req.path}\n${req.timestamp}\n${bodyHash}`;
+  return createHmac("sha256", secret).update(canonical).digest("hex");
+}
+
+/** The two headers that sign one request, timestamped now (or at `now`). */
+export function signedHeaders(
+  secret: Uint8Array,
+  method: string,
+  path: string,
+  body: Uint8Array,
+  now: number = Date.now(),
+): Record<typeof TIMESTAMP_HEADER | typeof SIGNATURE_HEADER, string> {
+  return {
+    [TIMESTAMP_HEADER]: String(now),
+    [SIGNATURE_HEADER]: signRequest(secret, { method, path, body, timestamp: now }),
+  };
+}
+
+export interface VerifiableRequest {
+  method: string;
+  path: string;
+  body: Uint8Array;
+  /** Lowercase header names, as node:http gives them. */
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface RequestVerifier {
+  /** Returns when the request is authentic, fresh and new; throws AuthError (EE-AUTH-*) otherwise. */
+  verify(req: VerifiableRequest): void;
+}
+
+export interface VerifierOptions {
+  /** The current secret; null until the CP issued one. Read on every request: it changes each session. */
+  secret: () => Uint8Array | null;
+  skewMs?: number;
+  replayCap?: number;
+  now?: () => number;
+}
+
+const TIMESTAMP_FORMAT = /^\d{1,15}$/;
+const SIGNATURE_FORMAT = /^[0-9a-f]{64}$/;
+
+function header(headers: VerifiableRequest["headers"], name: string): string | undefined {
+  const v = headers[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/**
+ * The signature is checked before the clock and the replay memory, so a caller without the secret only ever
+ * learns EE-AUTH-SIGNATURE, and only authentic requests take a place in the bounded replay memory.
+ */
+export function createRequestVerifier(opts: VerifierOptions): RequestVerifier {
+  const skewMs = opts.skewMs ?? DEFAULT_SKEW_MS;
+  const cap = opts.replayCap ?? DEFAULT_REPLAY_CAP;
+  const now = opts.now ?? Date.now;
+  // A signature is replayable while its timestamp is within skew of the clock: at most 2×skew after it was
+  // first seen. Entries go in with expiries in (near) increasing order, so expired ones are at the front.
+  const seen = new Map<string, number>();
+
+  function forgetExpired(at: number): void {
+    for (const [signature, expiresAt] of seen) {
+      if (expiresAt > at) break;
+      seen.delete(signature);
+    }
+  }
+
+  return {
+    verify(req) {
+      const timestamp = header(req.headers, TIMESTAMP_HEADER);
+      const signature = header(req.headers, SIGNATURE_HEADER);
+      if (timestamp === undefined || signature === undefined)
+        throw new AuthError(
+          "EE-AUTH-SIGNATURE",
+          `signed request needed: ${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER} headers`,
+        );
+      if (!TIMESTAMP_FORMAT.test(timestamp))
+        throw new AuthError("EE-AUTH-SIGNATURE", `${TIMESTAMP_HEADER}: must be ms since the epoch`);
+      if (!SIGNATURE_FORMAT.test(signature))
+        throw new AuthError("EE-AUTH-SIGNATURE", `${SIGNATURE_HEADER}: must be 64 lowercase hex digits`);
+      const secret = opts.secret();
+      if (!secret || secret.length === 0)
+        throw new AuthError("EE-AUTH-SIGNATURE", "the agent has no API secret yet (not registered)");
+
+      const ts = Number(timestamp);
+      const expected = signRequest(secret, {
+        method: req.method,
+        path: req.path,
+        body: req.body,
+        timestamp: ts,
+      });
+      if (!timingSafeEqual(Buffer.from(expected, "hex"), Buffer.from(signature, "hex")))
+        throw new AuthError("EE-AUTH-SIGNATURE", "signature does not verify");
+
+      const at = now();
+      if (Math.abs(at - ts) > skewMs)
+        throw new AuthError(
+          "EE-AUTH-SKEW",
+          `timestamp is ${at - ts} ms off the agent's clock (max ${skewMs})`,
+        );
+
+      forgetExpired(at);
+      if (seen.has(signature)) throw new AuthError("EE-AUTH-REPLAY", "this signed request was already used");
+      if (seen.size >= cap) {
+        const oldest = seen.keys().next().value;
+        if (oldest !== undefined) seen.delete(oldest);
+      }
+      seen.set(signature, at + 2 * skewMs);
+    },
+  };
+}

@@ -1,0 +1,261 @@
+// REST routes for workloads: deployments (create with Idempotency-Key, list, show, undeploy), preflight, the
+// app registry (name@version), and the agent reads the CP relays over the agent's WebSocket (logs, stats,
+// snapshot). Bodies are validated here; the port (actors/deployments.ts + actors/agent-requests.ts) does the
+// rest. Imports spec/, transport/ and actors/ types only.
+import { PassThrough } from "node:stream";
+import type { Router } from "@koa/router";
+import type Koa from "koa";
+import { z } from "zod";
+import type { LogLines } from "../../actors/agent-requests.ts";
+import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
+import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
+import type { DeploymentStatus } from "../../machines/deployment.ts";
+import { ValidationError } from "../../spec/errors.ts";
+import {
+  appNameSchema,
+  datacenterSchema,
+  healthSpecSchema,
+  MAX_COMPOSE_BYTES,
+  MAX_CONTEXT_BYTES,
+  type MessageBody,
+  nodeSizeSchema,
+} from "../../spec/protocol.ts";
+import { readJsonBody } from "./body.ts";
+
+export interface DeploymentsPort {
+  preflight(req: DeploymentRequest): PreflightResult;
+  create(
+    req: DeploymentRequest,
+    idempotencyKey?: string,
+  ): { deployment_id: string; agent_id: string; replayed: boolean };
+  get(id: string): DeploymentRow;
+  list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
+  undeploy(id: string): DeploymentRow;
+  registerApp(app: {
+    name: string;
+    version: string;
+    compose: string;
+    health?: z.infer<typeof healthSpecSchema>;
+  }): AppRow;
+  apps(): AppRow[];
+}
+
+export interface AgentReadsPort {
+  /** Throws NotFoundError for an unknown agent. */
+  request(agentId: string, type: "stats" | "snapshot"): Promise<Record<string, unknown>>;
+  logs(
+    agentId: string,
+    body: MessageBody<"logs">,
+    onChunk: (lines: LogLines) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
+}
+
+const appRef = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._+-]*)?$/, "must be name or name@version");
+const base64 = z
+  .string()
+  .max(Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 4)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64");
+
+const deploymentBody = z.strictObject({
+  app: appRef,
+  compose: z.string().min(1).max(MAX_COMPOSE_BYTES).optional(),
+  /** Build context: a tar archive, base64. */
+  context: base64.optional(),
+  node_size: nodeSizeSchema.optional(),
+  datacenter: datacenterSchema.optional(),
+  agent_id: z
+    .string()
+    .regex(/^agt_[0-9a-f]{24}$/, "must be an agent id (agt_…)")
+    .optional(),
+  health: healthSpecSchema.optional(),
+});
+
+const appBody = z.strictObject({
+  name: appNameSchema,
+  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/, "must be a version like 1.2.0"),
+  compose: z.string().min(1).max(MAX_COMPOSE_BYTES),
+  health: healthSpecSchema.optional(),
+});
+
+const STATUSES = ["pending", "deploying", "healthy", "failed", "undeploying", "undeployed"] as const;
+const DEPLOY_BODY_LIMIT = MAX_COMPOSE_BYTES + Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 64 * 1024;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function deploymentJson(r: DeploymentRow) {
+  return {
+    deployment_id: r.deployment_id,
+    app: r.app,
+    app_version: r.app_version,
+    agent_id: r.agent_id,
+    status: r.status,
+    code: r.code,
+    message: r.message,
+    compose_hash: r.compose_hash,
+    images: r.images,
+    progress: r.progress.map((p) => ({ ...p, at: iso(p.at) })),
+    request: r.request,
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+  };
+}
+
+function appJson(a: AppRow, withCompose: boolean) {
+  return {
+    name: a.name,
+    version: a.version,
+    ref: `${a.name}@${a.version}`,
+    compose_hash: a.compose_hash,
+    health: a.health,
+    created_at: iso(a.created_at),
+    ...(withCompose ? { compose: a.compose } : {}),
+  };
+}
+
+async function deploymentRequest(ctx: Koa.Context): Promise<DeploymentRequest> {
+  const { value } = await readJsonBody(ctx, deploymentBody, DEPLOY_BODY_LIMIT);
+  const { context, ...rest } = value;
+  const req: DeploymentRequest = { ...rest };
+  if (context !== undefined) {
+    const bytes = Buffer.from(context, "base64");
+    if (bytes.length > MAX_CONTEXT_BYTES)
+      throw new ValidationError("EE-REQ-INVALID", `context: must be at most ${MAX_CONTEXT_BYTES} bytes`);
+    req.context = new Uint8Array(bytes);
+  }
+  return req;
+}
+
+/** Adds the routes to `api` (the admin-authenticated /api/v2 router). */
+export function mountDeployments(api: Router, port: DeploymentsPort, reads: AgentReadsPort): void {
+  api.post("/deployments", async (ctx) => {
+    const key = ctx.get("idempotency-key") || undefined;
+    if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
+      throw new ValidationError("EE-REQ-INVALID", "Idempotency-Key must be 1..128 visible ASCII characters");
+    const out = port.create(await deploymentRequest(ctx), key);
+    ctx.status = 202;
+    if (out.replayed) ctx.set("Idempotent-Replayed", "true");
+    ctx.body = { ...out, status: port.get(out.deployment_id).status };
+  });
+  api.get("/deployments", (ctx) => {
+    const status = single(ctx, "status");
+    if (status !== undefined && !(STATUSES as readonly string[]).includes(status))
+      throw new ValidationError("EE-REQ-INVALID", `status: must be one of ${STATUSES.join(", ")}`);
+    const limit = intParam(ctx, "limit", 1, 1000);
+    ctx.body = {
+      deployments: port
+        .list({ ...(status ? { status: status as DeploymentStatus } : {}), ...(limit ? { limit } : {}) })
+        .map(deploymentJson),
+    };
+  });
+  api.get("/deployments/:id", (ctx) => {
+    ctx.body = deploymentJson(port.get(ctx.params.id!));
+  });
+  api.post("/deployments/:id/undeploy", (ctx) => {
+    ctx.status = 202;
+    ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
+  });
+  api.post("/preflight", async (ctx) => {
+    ctx.body = port.preflight(await deploymentRequest(ctx));
+  });
+  api.post("/apps", async (ctx) => {
+    const { value } = await readJsonBody(ctx, appBody, MAX_COMPOSE_BYTES + 16 * 1024);
+    ctx.status = 201;
+    ctx.body = appJson(port.registerApp(value), false);
+  });
+  api.get("/apps", (ctx) => {
+    ctx.body = { apps: port.apps().map((a) => appJson(a, false)) };
+  });
+  api.get("/apps/:ref", (ctx) => {
+    const [name, version] = ctx.params.ref!.split("@");
+    const app = port.apps().find((a) => a.name === name && (version === undefined || a.version === version));
+    if (!app) {
+      ctx.status = 404;
+      ctx.body = { error: { code: "EE-NOT-FOUND", message: `app ${ctx.params.ref} is not registered` } };
+      return;
+    }
+    ctx.body = appJson(app, true);
+  });
+
+  api.get("/agents/:id/stats", async (ctx) => {
+    ctx.body = await reads.request(ctx.params.id!, "stats");
+  });
+  api.get("/agents/:id/snapshot", async (ctx) => {
+    ctx.body = await reads.request(ctx.params.id!, "snapshot");
+  });
+  api.get("/agents/:id/logs", async (ctx) => {
+    const tail = intParam(ctx, "tail", 0, 100_000);
+    const sinceRaw = single(ctx, "since");
+    const since = sinceRaw === undefined ? undefined : parseSince(sinceRaw);
+    const follow = boolParam(ctx, "follow");
+    const body: MessageBody<"logs"> = {
+      ...(tail !== undefined ? { tail } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(follow ? { follow } : {}),
+    };
+    const agentId = ctx.params.id!;
+    if (!follow) {
+      const lines: LogLines = [];
+      await reads.logs(agentId, body, (chunk) => lines.push(...chunk));
+      ctx.body = { lines };
+      return;
+    }
+    // Follow: newline-delimited JSON until the client goes away (which cancels the agent's stream).
+    const abort = new AbortController();
+    const stream = new PassThrough();
+    let started = false;
+    const done = reads
+      .logs(
+        agentId,
+        body,
+        (chunk) => {
+          for (const line of chunk) stream.write(`${JSON.stringify(line)}\n`);
+        },
+        abort.signal,
+      )
+      .finally(() => stream.end());
+    // An immediate refusal (unknown agent, no workload) is still answered as a JSON error.
+    await Promise.race([done, new Promise((r) => setImmediate(r))]);
+    started = true;
+    ctx.req.socket.setTimeout(0);
+    ctx.set({ "Content-Type": "application/x-ndjson", "Cache-Control": "no-cache" });
+    ctx.status = 200;
+    ctx.body = stream;
+    ctx.req.on("close", () => abort.abort());
+    done.catch(() => stream.end());
+    void started;
+  });
+}
+
+function single(ctx: Koa.Context, name: string): string | undefined {
+  const v = ctx.query[name];
+  if (Array.isArray(v)) throw new ValidationError("EE-REQ-INVALID", `${name}: give the parameter once`);
+  return v;
+}
+
+function intParam(ctx: Koa.Context, name: string, min: number, max: number): number | undefined {
+  const v = single(ctx, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d{1,9}$/.test(v) || n < min || n > max)
+    throw new ValidationError("EE-REQ-INVALID", `${name}: must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function boolParam(ctx: Koa.Context, name: string): boolean {
+  const v = single(ctx, name);
+  if (v === undefined || v === "false") return false;
+  if (v === "true") return true;
+  throw new ValidationError("EE-REQ-INVALID", `${name}: must be true or false`);
+}
+
+function parseSince(v: string): number {
+  const ms = /^\d{1,15}$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(ms))
+    throw new ValidationError("EE-REQ-INVALID", "since: must be ms since the epoch or ISO 8601");
+  return ms;
+}
