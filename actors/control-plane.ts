@@ -17,6 +17,7 @@ import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import { hashToken } from "../transport/rest/auth.ts";
+import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
 import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { AgentIndex } from "./agent-index.ts";
@@ -149,6 +150,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   reattestor.start();
 
+  const startedAt = Date.now();
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({
     store: new DeploymentStore(db),
@@ -215,6 +217,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
+    metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
   };
   const knownAgent = (agentId: string): string => {
     if (!index.get(agentId))
@@ -315,4 +318,76 @@ function listen(server: Server, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+function cpMetrics(o: {
+  index: AgentIndex;
+  supervisor: Supervisor;
+  deployments: Deployments;
+  requests: AgentRequests;
+  startedAt: number;
+}): MetricFamily[] {
+  const byState = new Map<string, number>();
+  let connected = 0;
+  let attestationFailed = 0;
+  for (const r of o.index.values()) {
+    byState.set(r.state, (byState.get(r.state) ?? 0) + 1);
+    if (r.connected) connected++;
+    if (r.attestation_status === "failed") attestationFailed++;
+  }
+  const mem = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return [
+    {
+      name: "ee_agents",
+      help: "Agents known to this control plane, by session state.",
+      type: "gauge",
+      samples: [...byState].map(([state, value]) => ({ labels: { state }, value })),
+    },
+    {
+      name: "ee_agents_connected",
+      help: "Agents with an open WebSocket.",
+      type: "gauge",
+      samples: [{ value: connected }],
+    },
+    {
+      name: "ee_agents_attestation_failed",
+      help: "Agents whose latest re-attestation failed (out of placement).",
+      type: "gauge",
+      samples: [{ value: attestationFailed }],
+    },
+    {
+      name: "ee_deployments_live",
+      help: "Deployments with a live actor, by status.",
+      type: "gauge",
+      samples: Object.entries(o.deployments.liveByStatus()).map(([status, value]) => ({
+        labels: { status },
+        value,
+      })),
+    },
+    {
+      name: "ee_agent_requests_pending",
+      help: "Relayed requests (logs, stats, snapshot) waiting for an agent.",
+      type: "gauge",
+      samples: [{ value: o.requests.size }],
+    },
+    {
+      name: "process_resident_memory_bytes",
+      help: "Resident memory.",
+      type: "gauge",
+      samples: [{ value: mem.rss }],
+    },
+    {
+      name: "process_cpu_seconds_total",
+      help: "User and system CPU time.",
+      type: "counter",
+      samples: [{ value: (cpu.user + cpu.system) / 1e6 }],
+    },
+    {
+      name: "process_start_time_seconds",
+      help: "When the control plane started.",
+      type: "gauge",
+      samples: [{ value: Math.floor(o.startedAt / 1000) }],
+    },
+  ];
 }

@@ -251,6 +251,16 @@ export class Deployments {
     });
   }
 
+  /** How many live deployments are in each status (metrics). */
+  liveByStatus(): Partial<Record<DeploymentStatus, number>> {
+    const out: Partial<Record<DeploymentStatus, number>> = {};
+    for (const live of this.#live.values()) {
+      const status = statusOf(live.actor.getSnapshot().value);
+      out[status] = (out[status] ?? 0) + 1;
+    }
+    return out;
+  }
+
   /** Recreates actors for deployments a previous run of this CP left active (its database survived). */
   resume(): number {
     const rows = this.#o.store.active();

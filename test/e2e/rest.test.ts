@@ -74,3 +74,18 @@ test("the watch stream reports transitions as they happen", async (t) => {
   );
   t.true(transitions.every((x) => x.agent_id === raw.agentId));
 });
+
+test("GET /metrics is public Prometheus text with agent counts by state", async (t) => {
+  const { cp, devDir } = await startTestCp(t);
+  const a = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-m" }));
+  await waitFor("registered", () => cp.index.get(a.agentId)?.state === "registered");
+  const res = await fetch(`${cp.url}/metrics`);
+  t.is(res.status, 200);
+  t.regex(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  t.regex(text, /^# TYPE ee_agents gauge$/m);
+  t.regex(text, /^ee_agents\{state="registered"\} 1$/m);
+  t.regex(text, /^ee_agents_connected 1$/m);
+  t.regex(text, /^process_resident_memory_bytes \d+$/m);
+  t.false(text.includes(a.agentId), "no identities in metrics");
+});

@@ -10,6 +10,7 @@ import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./d
 import { errorMapper } from "./errors.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
+import { renderMetrics } from "./metrics.ts";
 import type { CpView } from "./view.ts";
 
 export interface RestOptions {
@@ -40,6 +41,10 @@ export function createRestApp(opts: RestOptions): Koa {
     const r = view.readiness();
     ctx.status = r.ready ? 200 : 503;
     ctx.body = r.ready ? { status: "ready" } : { error: { code: "EE-NOT-READY", message: r.reason } };
+  });
+  open.get("/metrics", (ctx) => {
+    ctx.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    ctx.body = renderMetrics(view.metrics());
   });
   open.get("/openapi.json", (ctx) => {
     ctx.body = opts.openapi();

@@ -2,6 +2,7 @@
 // actors/control-plane.ts. Keeps Koa handlers free of actor internals and easy to read in one place.
 import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
 import type { EventRecord } from "../../actors/store/event-log.ts";
+import type { MetricFamily } from "./metrics.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -16,4 +17,6 @@ export interface CpView {
   machine(agentId: string): { value: unknown; context: unknown } | undefined;
   onTransition(listener: (t: Transition) => void): () => void;
   events(opts: { after?: number; limit?: number; agentId?: string; kind?: string }): EventRecord[];
+  /** Metric families for `GET /metrics`. */
+  metrics(): MetricFamily[];
 }
