@@ -251,6 +251,15 @@ export class Deployments {
     });
   }
 
+  /** The compose hash of the agent's healthy deployment (re-attestation checks the agent's quote binds it). */
+  runningComposeHash(agentId: string): string | null {
+    for (const id of this.#byAgent.get(agentId) ?? []) {
+      const live = this.#live.get(id);
+      if (live && statusOf(live.actor.getSnapshot().value) === "healthy") return live.row.compose_hash;
+    }
+    return null;
+  }
+
   /** How many live deployments are in each status (metrics). */
   liveByStatus(): Partial<Record<DeploymentStatus, number>> {
     const out: Partial<Record<DeploymentStatus, number>> = {};

@@ -1,6 +1,7 @@
 // Periodic re-attestation: every interval each registered, connected agent is sent an `attest` request with a
-// fresh nonce and must answer with a quote bound for purpose `refresh`, verified like a registration's and with
-// the measurements it registered with. The verdict goes to the agent's actor (REATTESTED or
+// fresh nonce and must answer with a quote bound for purpose `refresh` (or `deployed`, binding the compose hash
+// of the workload it runs — required when the CP placed a healthy deployment there), verified like a
+// registration's and with the measurements it registered with. The verdict goes to the agent's actor (REATTESTED or
 // REATTESTATION_FAILED); a failed agent stays connected but out of placement until a later success.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../lib/log.ts";
@@ -28,6 +29,8 @@ export interface ReattestorOptions {
   log: Logger;
   intervalMs: number;
   timeoutMs: number;
+  /** The compose hash of the healthy deployment the CP placed on the agent, or null when it runs none. */
+  expectedComposeHash?: (agentId: string) => string | null;
   now?: () => number;
 }
 
@@ -38,7 +41,7 @@ export class Reattestor {
   #timer: NodeJS.Timeout | null = null;
 
   constructor(opts: ReattestorOptions) {
-    this.#o = { now: Date.now, ...opts };
+    this.#o = { now: Date.now, expectedComposeHash: () => null, ...opts };
   }
 
   /** Scans a tenth of the interval at a time (at most once a second), so requests spread out. */
@@ -97,11 +100,23 @@ export class Reattestor {
     if (!facts) return;
     const now = this.#o.now();
     try {
+      const purpose = body.purpose ?? "refresh";
+      // An agent running our workload must prove which one: a plain refresh quote would hide a swapped workload.
+      const expected = this.#o.expectedComposeHash(agentId);
+      if (expected !== null && (purpose !== "deployed" || body.compose_hash !== expected)) {
+        throw new AttestationError(
+          "EE-ATT-WORKLOAD-MISMATCH",
+          `the quote binds ${purpose === "deployed" ? `compose hash ${body.compose_hash}` : "no workload"}, not the deployed ${expected}`,
+        );
+      }
+      if (purpose === "deployed" && body.compose_hash === undefined)
+        throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH", "purpose deployed without a compose_hash");
       const { quote } = await verifyBoundQuote(this.#o.policy, {
         quote: body.quote,
-        purpose: "refresh",
+        purpose,
         nonce: p.nonce,
         pubkey: Buffer.from(facts.agent_pubkey, "hex"),
+        ...(body.compose_hash ? { composeHash: Buffer.from(body.compose_hash, "hex") } : {}),
         nodeSize: facts.node_size,
         at: now,
       });

@@ -122,6 +122,8 @@ export async function verifyBoundQuote(
     purpose: BindingPurpose;
     nonce: Uint8Array;
     pubkey: Uint8Array;
+    /** For purpose `deployed`: the 32-byte compose hash the quote must also bind. */
+    composeHash?: Uint8Array;
     nodeSize: string;
     at: number;
     onRefused?: (seen: VerifiedQuote, finding: Finding) => void;
@@ -132,7 +134,7 @@ export async function verifyBoundQuote(
   const collateral = await policy.collateral?.forQuote(collateralQueryOf(quote), at);
   const tcb = collateral ? evaluateCollateral(q.quote, quote, collateral, at) : undefined;
   if (tcb) requireCollateral(tcb);
-  if (!reportDataMatches(quote.reportData, reportDataFor(q.purpose, q.nonce, q.pubkey))) {
+  if (!reportDataMatches(quote.reportData, reportDataFor(q.purpose, q.nonce, q.pubkey, q.composeHash))) {
     throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH");
   }
   const verdict = evaluatePolicy(

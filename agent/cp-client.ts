@@ -17,7 +17,11 @@ import {
   connectionView,
   type RegisterParams,
 } from "../machines/agent-connection.ts";
-import { attestationRefreshMachine, type RefreshRequest } from "../machines/attestation-refresh.ts";
+import {
+  attestationRefreshMachine,
+  type RefreshAnswer,
+  type RefreshRequest,
+} from "../machines/attestation-refresh.ts";
 import { ProtocolError } from "../spec/errors.ts";
 import { CONNECT_PATH, MAX_CP_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
@@ -221,13 +225,38 @@ export function startCpClient(opts: CpClientOptions): CpClient {
   const refresh = createActor(
     attestationRefreshMachine.provide({
       actors: {
-        quote: fromPromise<Uint8Array, RefreshRequest>(({ input }) =>
-          opts.quoteProvider.getQuote(reportDataFor("refresh", input.nonce, identity.publicKey)),
-        ),
+        // While a workload runs, the quote also binds its compose hash, so the CP can check what the TD runs.
+        quote: fromPromise<RefreshAnswer, RefreshRequest>(async ({ input }) => {
+          const w = opts.commands?.report();
+          const hash = w?.status === "healthy" ? w.compose_hash : undefined;
+          if (hash === undefined) {
+            const reportData = reportDataFor("refresh", input.nonce, identity.publicKey);
+            return { quote: await opts.quoteProvider.getQuote(reportData), purpose: "refresh" };
+          }
+          const reportData = reportDataFor(
+            "deployed",
+            input.nonce,
+            identity.publicKey,
+            Buffer.from(hash, "hex"),
+          );
+          return {
+            quote: await opts.quoteProvider.getQuote(reportData),
+            purpose: "deployed",
+            compose_hash: hash,
+          };
+        }),
       },
       actions: {
         sendAttestation: (_, p) =>
-          send("attestation", { quote: new Uint8Array(p.quote) }, p.re === undefined ? {} : { re: p.re }),
+          send(
+            "attestation",
+            {
+              quote: new Uint8Array(p.answer.quote),
+              purpose: p.answer.purpose,
+              ...(p.answer.compose_hash ? { compose_hash: p.answer.compose_hash } : {}),
+            },
+            p.re === undefined ? {} : { re: p.re },
+          ),
         sendFailure: (_, p) => {
           log.warn({ code: p.code }, "re-attestation failed");
           sendError(p.code, p.message, p.re);

@@ -32,10 +32,16 @@ export interface AgentHealth {
   attestation?: HealthAttestation;
 }
 
-/** A quote over reportDataFor("health", nonce, agent_pubkey); hex is lowercase, the quote is base64. */
+/**
+ * A quote over reportDataFor("health", nonce, agent_pubkey) — or, while a workload runs,
+ * reportDataFor("deployed", nonce, agent_pubkey, compose_hash), so the caller also learns which workload the TD
+ * runs. Hex is lowercase, the quote is base64.
+ */
 export interface HealthAttestation {
   provider: string;
-  purpose: "health";
+  purpose: "health" | "deployed";
+  /** With purpose deployed: the running workload's compose hash the quote binds. */
+  compose_hash?: string;
   nonce: string;
   agent_pubkey: string;
   report_data: string;

@@ -306,7 +306,12 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
   });
 
   async function attestHealth(nonce: Uint8Array): Promise<HealthAttestation> {
-    const reportData = reportDataFor("health", nonce, deps.agentPubkey);
+    const running = deps.workloads.current();
+    const composeHash = running?.step === "running" ? running.compose_hash : undefined;
+    const reportData =
+      composeHash === undefined
+        ? reportDataFor("health", nonce, deps.agentPubkey)
+        : reportDataFor("deployed", nonce, deps.agentPubkey, Buffer.from(composeHash, "hex"));
     let quote: Uint8Array;
     try {
       quote = await limiter.run(() => deps.quoteProvider.getQuote(reportData));
@@ -318,7 +323,9 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
     }
     return {
       provider: deps.quoteProvider.name,
-      purpose: "health",
+      ...(composeHash === undefined
+        ? { purpose: "health" as const }
+        : { purpose: "deployed" as const, compose_hash: composeHash }),
       nonce: hex(nonce),
       agent_pubkey: hex(deps.agentPubkey),
       report_data: hex(reportData),

@@ -1,5 +1,5 @@
 // The agent's answer to the CP's periodic re-attestation: one request at a time, quoting over the CP's nonce
-// (purpose `refresh`) and answering with the quote or an error. Pure: the quote actor and the two send actions
+// (purpose `refresh`, or `deployed` with the running workload's compose hash) and answering with the quote or an error. Pure: the quote actor and the two send actions
 // are provided by agent/cp-client.ts.
 import { assign, fromPromise, setup } from "xstate";
 
@@ -17,18 +17,25 @@ export interface RefreshRequest {
 
 export type RefreshEvent = { type: "ATTEST"; request: RefreshRequest };
 
+/** The quote and what it binds: `deployed` (with the running workload's compose hash) or plain `refresh`. */
+export interface RefreshAnswer {
+  quote: Uint8Array;
+  purpose: "refresh" | "deployed";
+  compose_hash?: string;
+}
+
 export const attestationRefreshMachine = setup({
   types: {
     context: {} as { request: RefreshRequest | null; answered: number; failed: number },
     events: {} as RefreshEvent,
   },
   actors: {
-    quote: fromPromise<Uint8Array, RefreshRequest>(async () => {
+    quote: fromPromise<RefreshAnswer, RefreshRequest>(async () => {
       throw new Error("quote must be provided by the CP client");
     }),
   },
   actions: {
-    sendAttestation: (_, _params: { re: number | undefined; quote: Uint8Array }) => {},
+    sendAttestation: (_, _params: { re: number | undefined; answer: RefreshAnswer }) => {},
     sendFailure: (_, _params: { re: number | undefined; code: string; message: string }) => {},
   },
 }).createMachine({
@@ -48,7 +55,7 @@ export const attestationRefreshMachine = setup({
           actions: [
             {
               type: "sendAttestation",
-              params: ({ context, event }) => ({ re: context.request?.id, quote: event.output }),
+              params: ({ context, event }) => ({ re: context.request?.id, answer: event.output }),
             },
             assign(({ context }) => ({ request: null, answered: context.answered + 1 })),
           ],

@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   "EE-ATT-PROVIDER": "The quote provider failed to produce a quote.",
   "EE-ATT-MEASUREMENT-CHANGED":
     "Re-attestation: the MRTD or RTMRs differ from those the agent registered with.",
+  "EE-ATT-WORKLOAD-MISMATCH":
+    "Re-attestation: the quote does not bind the compose hash of the deployment the CP placed on the agent.",
   "EE-ATT-REFRESH-TIMEOUT": "Re-attestation: the agent did not answer the attest request in time.",
   "EE-ATT-MRTD-NOT-ALLOWED":
     "Measurement policy: the MRTD is not in the allowlist for the agent's node_size.",

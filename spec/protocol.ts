@@ -122,6 +122,12 @@ export const messageSchemas = {
   /** agent → CP, `re` = the attest request's id. */
   attestation: z.object({
     quote: bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes"),
+    /** `deployed` while a workload runs: the quote then also binds its compose hash. */
+    purpose: z.enum(["refresh", "deployed"]).optional(),
+    compose_hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits")
+      .optional(),
   }),
   /** CP → agent, with an id: run this Compose app; progress comes back as deploy_status frames. */
   deploy: z.object({

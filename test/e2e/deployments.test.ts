@@ -2,6 +2,7 @@
 // engine. CI posts Compose over REST; the CP places it, the agent runs it, gates it on health and reports.
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { reportDataFor } from "../../attestation/report-data.ts";
 import {
   agentConfig,
   spawnAgent,
@@ -108,6 +109,23 @@ test.serial(
     const proxied = await fetch(`${agents[0]!.apiUrl}/index.html`);
     t.is(proxied.status, 200);
     t.is((await proxied.text()).trim(), "ok");
+
+    // A health quote now binds the running workload: purpose deployed, with the deployment's compose hash.
+    const nonce = "5a".repeat(32);
+    const attested = (await (
+      await fetch(`${agents[0]!.apiUrl}/api/health?attest=true&nonce=${nonce}`)
+    ).json()) as {
+      attestation: { purpose: string; compose_hash: string; report_data: string; agent_pubkey: string };
+    };
+    t.is(attested.attestation.purpose, "deployed");
+    t.is(attested.attestation.compose_hash, healthy.compose_hash ?? "");
+    const expected = reportDataFor(
+      "deployed",
+      Buffer.from(nonce, "hex"),
+      Buffer.from(attested.attestation.agent_pubkey, "hex"),
+      Buffer.from(healthy.compose_hash!, "hex"),
+    );
+    t.is(attested.attestation.report_data, Buffer.from(expected).toString("hex"));
 
     // Logs and stats through the CP, relayed over the agent's WebSocket.
     const logs = await waitFor("the workload's log line", async () => {

@@ -72,3 +72,74 @@ test("an agent that does not answer fails with EE-ATT-REFRESH-TIMEOUT", async (t
   await waitFor("timed out", () => cp.index.get(raw.agentId)?.reason === "EE-ATT-REFRESH-TIMEOUT", 5000);
   t.is(cp.index.get(raw.agentId)?.attestation_status, "failed");
 });
+
+/** A raw agent that takes a deployment and reports it running with `hash`; returns the deployment id. */
+async function rawAgentRunning(t: import("ava").ExecutionContext, hash: string) {
+  const tcp = await startTestCp(t, { reattestMs: 300, heartbeatMs: 100, staleAfterMs: 5000 });
+  const raw = await RawAgent.connect(t, tcp.cp.wsUrl);
+  await raw.register(tcp.devDir);
+  const posted = await tcp.api<{ deployment_id: string }>("/api/v2/deployments", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ app: "web", compose: "services:\n  web:\n    image: ee-test/busybox:1\n" }),
+  });
+  t.is(posted.status, 202);
+  const deploy = await raw.next("deploy");
+  raw.send("deploy_status", {
+    deployment_id: deploy.body.deployment_id,
+    step: "running",
+    at: Date.now(),
+    compose_hash: hash,
+  });
+  await waitFor("healthy", () => tcp.cp.index.get(raw.agentId)?.state === "healthy");
+  // Attest requests sent before the deployment was healthy are answered or dropped; take a fresh one.
+  raw.frames.splice(0);
+  return { ...tcp, raw };
+}
+
+test("an agent running a deployment proves it: a `deployed` quote binding the compose hash keeps it attested", async (t) => {
+  const hash = "ab".repeat(32);
+  const { cp, devDir, raw } = await rawAgentRunning(t, hash);
+  const req = await raw.next("attest", 5000);
+  const quote = await createDevQuoteProvider({ dir: devDir }).getQuote(
+    reportDataFor("deployed", req.body.nonce, raw.key.pub, Buffer.from(hash, "hex")),
+  );
+  const before = cp.index.get(raw.agentId)!.attested_at!;
+  raw.ws.send(
+    encodeFrame("attestation", { quote, purpose: "deployed", compose_hash: hash }, { re: req.id! }),
+  );
+  await waitFor("re-attested", () => (cp.index.get(raw.agentId)!.attested_at! > before ? true : undefined));
+  t.is(cp.index.get(raw.agentId)?.attestation_status, "ok");
+});
+
+test("an agent running a deployment that answers without binding it fails with EE-ATT-WORKLOAD-MISMATCH", async (t) => {
+  const hash = "cd".repeat(32);
+  const { cp, devDir, raw, api } = await rawAgentRunning(t, hash);
+  const req = await raw.next("attest", 5000);
+  const plain = await createDevQuoteProvider({ dir: devDir }).getQuote(
+    reportDataFor("refresh", req.body.nonce, raw.key.pub),
+  );
+  raw.ws.send(encodeFrame("attestation", { quote: plain }, { re: req.id! }));
+  await waitFor("failed", () => cp.index.get(raw.agentId)?.reason === "EE-ATT-WORKLOAD-MISMATCH");
+  t.is(cp.index.get(raw.agentId)?.attestation_status, "failed");
+  // Another workload's hash, correctly bound, is refused the same way.
+  const req2 = await raw.next("attest", 5000);
+  const other = "ef".repeat(32);
+  const swapped = await createDevQuoteProvider({ dir: devDir }).getQuote(
+    reportDataFor("deployed", req2.body.nonce, raw.key.pub, Buffer.from(other, "hex")),
+  );
+  raw.ws.send(
+    encodeFrame(
+      "attestation",
+      { quote: swapped, purpose: "deployed", compose_hash: other },
+      { re: req2.id! },
+    ),
+  );
+  const failures = await waitFor("a second refusal", async () => {
+    const r = await api<{ events: { data: { reason: string } }[] }>(
+      `/api/v2/events?kind=agent.reattestation_failed&agent_id=${raw.agentId}`,
+    );
+    return r.body.events.length >= 2 ? r.body.events : undefined;
+  });
+  t.true(failures.every((e) => e.data.reason === "EE-ATT-WORKLOAD-MISMATCH"));
+});
