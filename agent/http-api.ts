@@ -32,7 +32,7 @@ import {
   MAX_CONTEXT_BYTES,
 } from "../spec/protocol.ts";
 import { createRequestVerifier } from "../transport/request-signing.ts";
-import { readRawBody } from "../transport/rest/body.ts";
+import { parseJsonBody, readRawBody } from "../transport/rest/body.ts";
 import { errorMapper } from "../transport/rest/errors.ts";
 import type { AgentHealth, HealthAttestation } from "./health.ts";
 import { createWorkloadProxy, refuseUpgrade } from "./proxy.ts";
@@ -239,26 +239,6 @@ const deployBodySchema = z.strictObject({
 });
 const undeployBodySchema = z.strictObject({ deployment_id: deploymentIdSchema });
 
-/** Parses a body already read (and verified) as JSON of the schema's shape. */
-function parseJson<S extends z.ZodType>(ctx: Koa.Context, raw: Buffer, schema: S): z.infer<S> {
-  const type = ctx.get("content-type");
-  if (type && !/^application\/json\b/i.test(type))
-    throw new ValidationError("EE-REQ-INVALID", "Content-Type must be application/json");
-  let json: unknown;
-  try {
-    json = JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw new ValidationError("EE-REQ-INVALID", "request body is not valid JSON");
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "body";
-    throw new ValidationError("EE-REQ-INVALID", `${where}: ${issue?.message ?? "invalid"}`);
-  }
-  return parsed.data;
-}
-
 function deployRequest(body: z.infer<typeof deployBodySchema>): DeployRequest {
   const req: DeployRequest = { deployment_id: body.deployment_id, app: body.app, compose: body.compose };
   if (body.health) req.health = body.health;
@@ -392,13 +372,13 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
   });
 
   router.post("/api/deploy", async (ctx) => {
-    const body = parseJson(ctx, await signedBody(ctx), deployBodySchema);
+    const body = parseJsonBody(ctx, await signedBody(ctx), deployBodySchema);
     ctx.status = 202;
     ctx.body = deps.workloads.deploy(deployRequest(body));
   });
 
   router.post("/api/undeploy", async (ctx) => {
-    const body = parseJson(ctx, await signedBody(ctx), undeployBodySchema);
+    const body = parseJsonBody(ctx, await signedBody(ctx), undeployBodySchema);
     ctx.status = 202;
     ctx.body = deps.workloads.undeploy(body.deployment_id);
   });

@@ -28,10 +28,18 @@ export async function readJsonBody<S extends z.ZodType>(
   schema: S,
   limit = DEFAULT_BODY_LIMIT,
 ): Promise<{ value: z.infer<S>; raw: Buffer }> {
+  const raw = await readRawBody(ctx, limit);
+  return { value: parseJsonBody(ctx, raw, schema), raw };
+}
+
+/**
+ * Parses a body already read (and, for signed requests, verified over exactly these bytes) as JSON of the
+ * schema's shape.
+ */
+export function parseJsonBody<S extends z.ZodType>(ctx: Koa.Context, raw: Buffer, schema: S): z.infer<S> {
   const type = ctx.get("content-type");
   if (type && !/^application\/json\b/i.test(type))
     throw new ValidationError("EE-REQ-INVALID", "Content-Type must be application/json");
-  const raw = await readRawBody(ctx, limit);
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8"));
@@ -46,5 +54,5 @@ export async function readJsonBody<S extends z.ZodType>(
       issues: parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.join("."), message: i.message })),
     });
   }
-  return { value: parsed.data, raw };
+  return parsed.data;
 }
