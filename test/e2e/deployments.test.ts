@@ -4,6 +4,7 @@ import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import {
+  ADMIN_TOKEN,
   agentConfig,
   spawnAgent,
   startTestAgent,
@@ -143,6 +144,27 @@ test.serial(
       stats.body.containers.map((c) => c.service),
       ["web"],
     );
+
+    // Follow through the CP: ndjson lines until the client leaves, which cancels the agent's stream.
+    const abort = new AbortController();
+    const follow = await fetch(`${tcp.cp.url}/api/v2/agents/${agents[0]!.agentId}/logs?follow=true&tail=5`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      signal: abort.signal,
+    });
+    t.is(follow.headers.get("content-type"), "application/x-ndjson");
+    const reader = follow.body!.getReader();
+    let seen = "";
+    while (!seen.includes("started")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += Buffer.from(value).toString("utf8");
+    }
+    t.is((JSON.parse(seen.split("\n")[0]!) as { service: string }).service, "web");
+    abort.abort();
+    await waitFor("the relayed follow to end", async () => {
+      const m = await (await fetch(`${tcp.cp.url}/metrics`)).text();
+      return /^ee_agent_requests_pending 0$/m.test(m) ? true : undefined;
+    });
 
     const undeploy = await tcp.api<Deployment>(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
     t.is(undeploy.status, 202);

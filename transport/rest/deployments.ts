@@ -85,6 +85,8 @@ const appBody = z.strictObject({
 const STATUSES = ["pending", "deploying", "healthy", "failed", "undeploying", "undeployed"] as const;
 const DEPLOY_BODY_LIMIT = MAX_COMPOSE_BYTES + Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 64 * 1024;
 
+const FOLLOW_REFUSAL_WAIT_MS = 500;
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export function deploymentJson(r: DeploymentRow) {
@@ -207,7 +209,6 @@ export function mountDeployments(api: Router, port: DeploymentsPort, reads: Agen
     // Follow: newline-delimited JSON until the client goes away (which cancels the agent's stream).
     const abort = new AbortController();
     const stream = new PassThrough();
-    let started = false;
     const done = reads
       .logs(
         agentId,
@@ -218,16 +219,16 @@ export function mountDeployments(api: Router, port: DeploymentsPort, reads: Agen
         abort.signal,
       )
       .finally(() => stream.end());
-    // An immediate refusal (unknown agent, no workload) is still answered as a JSON error.
-    await Promise.race([done, new Promise((r) => setImmediate(r))]);
-    started = true;
+    // A quick refusal (unknown agent, no workload: one round trip) is still answered as a JSON error; lines
+    // that arrive meanwhile wait in the stream's buffer.
+    await Promise.race([done, new Promise((r) => setTimeout(r, FOLLOW_REFUSAL_WAIT_MS))]);
     ctx.req.socket.setTimeout(0);
     ctx.set({ "Content-Type": "application/x-ndjson", "Cache-Control": "no-cache" });
     ctx.status = 200;
     ctx.body = stream;
     ctx.req.on("close", () => abort.abort());
+    // After the status is sent a failure can only end the stream (the agent went away, for one).
     done.catch(() => stream.end());
-    void started;
   });
 }
 
