@@ -3,6 +3,7 @@
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
+import { signedHeaders } from "../../transport/request-signing.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
@@ -404,5 +405,55 @@ test.serial(
       20_000,
     );
     t.pass();
+  },
+);
+
+test.serial(
+  "the agent's own deploy endpoint runs a workload only when signed with the session's API secret",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp, agents, runtime } = s;
+    const agentId = agents[0]!.agentId;
+    const secret = tcp.cp.supervisor.apiSecret(agentId);
+    t.truthy(secret, "the CP issued a secret at registration");
+    const deploymentId = `d-direct-${Date.now().toString(16)}`;
+    t.teardown(() => runtime.remove(deploymentId));
+    const body = Buffer.from(
+      JSON.stringify({
+        deployment_id: deploymentId,
+        app: "direct",
+        compose: 'services:\n  app:\n    image: ee-test/busybox:1\n    command: ["sleep", "300"]\n',
+      }),
+    );
+    const post = (headers: Record<string, string>) =>
+      fetch(`${agents[0]!.apiUrl}/api/deploy`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body,
+      });
+    const unsigned = await post({});
+    t.is(unsigned.status, 401);
+    t.is(((await unsigned.json()) as { error: { code: string } }).error.code, "EE-AUTH-SIGNATURE");
+    const forged = await post(signedHeaders(new Uint8Array(32).fill(7), "POST", "/api/deploy", body));
+    t.is(forged.status, 401);
+    t.deepEqual(await runtime.inspect(deploymentId), [], "refused writes changed nothing");
+
+    const headers = signedHeaders(secret!, "POST", "/api/deploy", body);
+    const ok = await post(headers);
+    t.is(ok.status, 202);
+    await waitFor(
+      "the direct workload running",
+      async () => {
+        const snap = (await (await fetch(`${agents[0]!.apiUrl}/api/state-snapshot`)).json()) as {
+          workload: { step: string } | null;
+        };
+        return snap.workload?.step === "running" ? true : undefined;
+      },
+      20_000,
+    );
+    const replay = await post(headers);
+    t.is(replay.status, 401);
+    t.is(((await replay.json()) as { error: { code: string } }).error.code, "EE-AUTH-REPLAY");
   },
 );
