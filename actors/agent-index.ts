@@ -22,6 +22,7 @@ export interface AgentRecord {
   attested_at: number | null;
   reason: string | null;
   restored: boolean;
+  rehydrated: boolean;
 }
 
 export interface Transition {
@@ -80,6 +81,7 @@ export class AgentIndex {
     rec.attested_at = ctx.attestation.at;
     rec.reason = ctx.reason;
     rec.restored = ctx.restored;
+    rec.rehydrated = ctx.rehydrated;
     if (ctx.facts && this.#byVmName.get(ctx.facts.vm_name) !== ctx.agentId && state !== "challenged") {
       this.#byVmName.set(ctx.facts.vm_name, ctx.agentId);
     }

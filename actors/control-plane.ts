@@ -24,8 +24,10 @@ import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
+import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
+import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
@@ -57,6 +59,10 @@ export interface ControlPlaneOptions {
   inspect?: (event: InspectionEvent) => void;
   /** How long an agent has to report the first step of a deployment (default 30 s). */
   deployAckTimeoutMs?: number;
+  /** The readiness rule's knobs (READINESS_DEFAULTS). */
+  readiness?: Partial<typeof READINESS_DEFAULTS>;
+  /** How often the live agent set is checkpointed for the next start's readiness rule. */
+  checkpointMs?: number;
 }
 
 export interface ControlPlane {
@@ -152,6 +158,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   reattestor.start();
 
   const startedAt = Date.now();
+  const checkpoint = new RuntimeCheckpoint(db);
+  const readiness = new Readiness({
+    ...READINESS_DEFAULTS,
+    ...opts.readiness,
+    knownBefore: checkpoint.read(),
+    startedAt,
+  });
+  const offReadiness = index.onTransition((t) => {
+    if (t.from === "challenged" && LIVE_STATES.has(t.to)) readiness.registered(t.agent_id, t.at);
+  });
+  const readinessWatch = watchReadiness(readiness, log);
+  const checkpointTimer = setInterval(
+    () => writeCheckpoint(checkpoint, index, log),
+    opts.checkpointMs ?? 5_000,
+  );
+  checkpointTimer.unref();
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({
     store: new DeploymentStore(db),
@@ -163,6 +185,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
     attestationMaxAgeMs: 2 * reattestMs + 60_000,
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
+    readiness: () => readiness.status(Date.now()),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -209,7 +232,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   channel.bind(sink);
 
   const view: CpView = {
-    readiness: () => ({ ready: true, reason: "serving" }),
+    readiness: () => ({ ...readiness.status(Date.now()) }),
     agents: () => index.values(),
     agent: (id) => index.get(id),
     machine: (id) => {
@@ -260,6 +283,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     deployments,
     stop: async () => {
       reattestor.stop();
+      clearInterval(checkpointTimer);
+      clearInterval(readinessWatch);
+      offReadiness();
+      writeCheckpoint(checkpoint, index, log);
       deployments.stop();
       await channel.shutdown();
       supervisor.stopAll();
@@ -391,4 +418,34 @@ function cpMetrics(o: {
       samples: [{ value: Math.floor(o.startedAt / 1000) }],
     },
   ];
+}
+
+const LIVE_STATES: ReadonlySet<string> = new Set(["registered", "deploying", "healthy"]);
+
+function writeCheckpoint(checkpoint: RuntimeCheckpoint, index: AgentIndex, log: Logger): void {
+  const live: string[] = [];
+  for (const r of index.values()) if (r.connected && LIVE_STATES.has(r.state)) live.push(r.agent_id);
+  try {
+    checkpoint.write(live, Date.now());
+  } catch (err) {
+    log.error({ err }, "writing the runtime checkpoint failed");
+  }
+}
+
+/** Logs why the CP is not ready yet (every few seconds) and, once, that it is: operators see it in the log. */
+function watchReadiness(readiness: Readiness, log: Logger): NodeJS.Timeout {
+  let lastLog = 0;
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const s = readiness.status(now);
+    if (s.ready) {
+      clearInterval(timer);
+      log.info({ rule: s.rule, back: s.back, known_before: s.known_before }, `ready: ${s.reason}`);
+    } else if (now - lastLog >= 5_000) {
+      lastLog = now;
+      log.info({ rule: s.rule, back: s.back, needed: s.needed }, `not ready yet: ${s.reason}`);
+    }
+  }, 100);
+  timer.unref();
+  return timer;
 }

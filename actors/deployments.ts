@@ -13,7 +13,13 @@ import {
   statusOf,
 } from "../machines/deployment.ts";
 import { composeHash, parseCompose } from "../spec/compose.ts";
-import { ConflictError, NotFoundError, PlacementError, ValidationError } from "../spec/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  NotReadyError,
+  PlacementError,
+  ValidationError,
+} from "../spec/errors.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
@@ -42,6 +48,8 @@ export interface DeploymentsOptions {
   attestationMaxAgeMs: number;
   /** How long an agent has to report the first step of a dispatched deployment. */
   ackTimeoutMs?: number;
+  /** Placement needs the rebuilt runtime state: before readiness, deploys and preflights are EE-NOT-READY. */
+  readiness?: () => { ready: boolean; reason: string };
   now?: () => number;
 }
 
@@ -54,6 +62,14 @@ interface Live {
   frame: MessageBody<"deploy">;
 }
 
+/** Agent steps that mean a deployment is active on the agent, and the status a record of it resumes in. */
+const ADOPTABLE: Partial<Record<MessageBody<"deploy_status">["step"], DeploymentStatus>> = {
+  preparing: "deploying",
+  starting: "deploying",
+  gating: "deploying",
+  running: "healthy",
+  stopping: "undeploying",
+};
 const IN_FLIGHT: ReadonlySet<DeploymentStatus> = new Set(["pending", "deploying"]);
 const LOST_STATES = new Set(["stale", "gone", "rejected"]);
 
@@ -75,7 +91,7 @@ export class Deployments {
   readonly #offTransitions: () => void;
 
   constructor(o: DeploymentsOptions) {
-    this.#o = { ackTimeoutMs: 30_000, now: Date.now, ...o };
+    this.#o = { ackTimeoutMs: 30_000, now: Date.now, readiness: () => ({ ready: true, reason: "" }), ...o };
     this.#machine = this.#provideEffects();
     this.#offTransitions = o.index.onTransition((t) => this.#onAgentTransition(t));
   }
@@ -150,6 +166,7 @@ export class Deployments {
       compose: resolved.compose,
       created_at: now,
       updated_at: now,
+      rehydrated: false,
     };
     this.#o.store.create(
       row,
@@ -233,6 +250,10 @@ export class Deployments {
   /** A deploy_status frame from an agent. Steps for deployments it does not hold are logged and dropped. */
   status(agentId: string, body: MessageBody<"deploy_status">): void {
     const live = this.#live.get(body.deployment_id);
+    if (!live && ADOPTABLE[body.step]) {
+      this.#adopt(agentId, body, ADOPTABLE[body.step]!);
+      return;
+    }
     if (!live || live.row.agent_id !== agentId) {
       this.#o.log.warn(
         { agent_id: agentId, deployment_id: body.deployment_id, step: body.step },
@@ -248,6 +269,65 @@ export class Deployments {
       ...(body.message ? { message: body.message } : {}),
       ...(body.compose_hash ? { composeHash: body.compose_hash } : {}),
       ...(body.images ? { images: body.images } : {}),
+    });
+  }
+
+  /**
+   * The agent runs (or is deploying, or stopping) a deployment this CP has no live actor for: the CP lost its
+   * records (rehydrated) or ended it while the agent carried on (reconciled). The agent is the truth for what
+   * runs, so the record follows it.
+   */
+  #adopt(agentId: string, body: MessageBody<"deploy_status">, status: DeploymentStatus): void {
+    const now = this.#o.now();
+    const existing = this.#o.store.get(body.deployment_id);
+    if (existing && existing.agent_id !== agentId) {
+      this.#o.log.warn(
+        { agent_id: agentId, deployment_id: body.deployment_id, holder: existing.agent_id },
+        "an agent reported a deployment placed on another agent",
+      );
+      return;
+    }
+    const session = this.#o.supervisor.get(agentId)?.getSnapshot().context;
+    const app = body.app ?? (session?.deploymentId === body.deployment_id ? session.app : null) ?? "unknown";
+    const step = existing ? ("reconciled" as const) : ("rehydrated" as const);
+    const row: DeploymentRow = existing
+      ? {
+          ...existing,
+          status,
+          code: null,
+          message: null,
+          progress: [...existing.progress, { step, at: now }],
+          updated_at: now,
+        }
+      : {
+          deployment_id: body.deployment_id,
+          app,
+          app_version: null,
+          agent_id: agentId,
+          status,
+          code: null,
+          message: null,
+          compose_hash: body.compose_hash ?? null,
+          images: body.images ?? {},
+          progress: [{ step, at: now }],
+          request: {},
+          compose: "",
+          created_at: now,
+          updated_at: now,
+          rehydrated: true,
+        };
+    this.#o.store.save(row);
+    this.#start(row, null);
+    this.#o.events.append({
+      at: now,
+      kind: `deployment.${step}`,
+      agent_id: agentId,
+      data: {
+        deployment_id: row.deployment_id,
+        app: row.app,
+        status,
+        ...(existing ? { was: existing.status } : {}),
+      },
     });
   }
 
@@ -324,6 +404,9 @@ export class Deployments {
 
   #place(req: PlacementRequest, explain: boolean): Placement {
     const { index } = this.#o;
+    // Before its agents are back, the CP would place onto agents that already run something it forgot.
+    const ready = this.#o.readiness();
+    if (!ready.ready) throw new NotReadyError("EE-NOT-READY", ready.reason);
     const named = req.agent_id === undefined ? undefined : index.get(req.agent_id);
     // Naming an agent is the common CI case: judge that one agent instead of scanning all of them.
     const agents = req.agent_id === undefined ? index.values() : named ? [named] : [];

@@ -61,6 +61,7 @@ export function statusReport(s: WorkloadStatus): WorkloadReport {
 function statusFrame(s: WorkloadStatus): MessageBody<"deploy_status"> {
   return {
     deployment_id: s.deployment_id,
+    app: s.app,
     step: s.step,
     at: s.since,
     compose_hash: s.compose_hash,

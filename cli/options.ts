@@ -9,6 +9,19 @@ export function hostPortFlag(value: string, flag: string): { host: string; port:
   return hp;
 }
 
+/** A fraction in [0, 1], or EE-CONFIG-INVALID naming the flag. */
+export function parseFraction(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^(0|1|0?\.\d{1,6}|1\.0*)$/.test(value) || !(n >= 0 && n <= 1)) {
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `${flag}: expected a fraction from 0 to 1, got "${value}"`,
+    );
+  }
+  return n;
+}
+
 export function parsePositiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d{1,12}$/.test(value) || Number(value) === 0) {

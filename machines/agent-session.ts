@@ -69,6 +69,8 @@ export interface SessionContext {
   attestation: { status: "ok" | "failed"; at: number | null };
   /** Set when the actor was recreated from known facts rather than created by a registration. */
   restored: boolean;
+  /** Its workload phase came from the agent's registration snapshot, not from a deploy this CP dispatched. */
+  rehydrated: boolean;
 }
 
 /** Facts to recreate a session in a live phase (after a crash, or rehydrated from an agent snapshot). */
@@ -175,6 +177,7 @@ export const agentSessionMachine = setup({
         heartbeatSeq: reg.body.snapshot?.heartbeat_seq ?? 0,
         reason: null,
         attestation: { status: "ok" as const, at: reg.at },
+        rehydrated: phase !== "registered",
       };
     }),
     noteRefusal: assign(({ event }) => ({
@@ -182,7 +185,9 @@ export const agentSessionMachine = setup({
       reason: "error" in event ? reasonOf(event.error) : null,
     })),
     takeDeployment: assign(({ context, event }) =>
-      event.type === "DEPLOY" ? { deploymentId: event.deploymentId, app: event.app } : context,
+      event.type === "DEPLOY"
+        ? { deploymentId: event.deploymentId, app: event.app, rehydrated: false }
+        : context,
     ),
     noteDeployFailure: assign(({ context, event }) =>
       event.type === "DEPLOY_FAILED" ? { reason: event.reason } : context,
@@ -220,6 +225,7 @@ export const agentSessionMachine = setup({
       reason: r?.reason ?? null,
       attestation: { status: "ok" as const, at: r?.registeredAt ?? input.register?.at ?? null },
       restored: r !== undefined,
+      rehydrated: false,
     };
   },
   initial: "boot",

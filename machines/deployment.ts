@@ -21,7 +21,8 @@ export type DeploymentStatus =
   | "undeployed";
 
 export interface ProgressEntry {
-  step: WorkloadStep | "dispatched" | "undeploy_requested" | "agent_lost";
+  /** rehydrated: recreated from the agent's report; reconciled: a final record the agent contradicted. */
+  step: WorkloadStep | "dispatched" | "undeploy_requested" | "agent_lost" | "rehydrated" | "reconciled";
   at: number;
   message?: string;
 }

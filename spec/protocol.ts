@@ -144,6 +144,8 @@ export const messageSchemas = {
   /** agent → CP: one step of a deploy or undeploy (`re` = the request's id when it answers one). */
   deploy_status: z.object({
     deployment_id: deploymentIdSchema,
+    /** So a CP that lost its records can recreate one from the agent's report. */
+    app: appNameSchema.optional(),
     step: workloadStepSchema,
     at: msEpoch,
     code: z.string().max(64).optional(),

@@ -26,9 +26,12 @@ export interface DeploymentRow {
   images: Record<string, string>;
   progress: ProgressEntry[];
   request: DeploymentRequestRecord;
+  /** '' when rehydrated: the CP learned of the deployment from its agent after losing the record. */
   compose: string;
   created_at: number;
   updated_at: number;
+  /** Recreated from an agent's report rather than from a request this CP (or its database) saw. */
+  rehydrated: boolean;
 }
 
 export interface AppRow {
@@ -40,10 +43,11 @@ export interface AppRow {
   created_at: number;
 }
 
-interface RawDeployment extends Omit<DeploymentRow, "images" | "progress" | "request"> {
+interface RawDeployment extends Omit<DeploymentRow, "images" | "progress" | "request" | "rehydrated"> {
   images: string;
   progress: string;
   request: string;
+  rehydrated: number;
 }
 
 function fromRaw(r: RawDeployment): DeploymentRow {
@@ -52,6 +56,7 @@ function fromRaw(r: RawDeployment): DeploymentRow {
     images: JSON.parse(r.images),
     progress: JSON.parse(r.progress),
     request: JSON.parse(r.request),
+    rehydrated: r.rehydrated === 1,
   };
 }
 
@@ -73,9 +78,9 @@ export class DeploymentStore {
     this.#db = db;
     this.#upsert = db.prepare(`
       INSERT INTO deployments (deployment_id, app, app_version, agent_id, status, code, message, compose_hash,
-        images, progress, request, compose, created_at, updated_at)
+        images, progress, request, compose, created_at, updated_at, rehydrated)
       VALUES (@deployment_id, @app, @app_version, @agent_id, @status, @code, @message, @compose_hash,
-        @images, @progress, @request, @compose, @created_at, @updated_at)
+        @images, @progress, @request, @compose, @created_at, @updated_at, @rehydrated)
       ON CONFLICT (deployment_id) DO UPDATE SET status = excluded.status, code = excluded.code,
         message = excluded.message, compose_hash = excluded.compose_hash, images = excluded.images,
         progress = excluded.progress, updated_at = excluded.updated_at`);
@@ -107,6 +112,7 @@ export class DeploymentStore {
       images: JSON.stringify(row.images),
       progress: JSON.stringify(row.progress),
       request: JSON.stringify(row.request),
+      rehydrated: row.rehydrated ? 1 : 0,
     });
   }
 

@@ -115,4 +115,20 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "rehydrated deployments and the runtime checkpoint",
+    sql: `
+      -- A deployment the CP learned from an agent after losing its records (compose text unknown: '').
+      ALTER TABLE deployments ADD COLUMN rehydrated INTEGER NOT NULL DEFAULT 0;
+
+      -- Which agents were live, written every few seconds and at shutdown. Read once at start, only to decide
+      -- readiness (a quorum of them back); liveness never reads it.
+      CREATE TABLE runtime_checkpoint (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        at          INTEGER NOT NULL,
+        live_agents TEXT    NOT NULL
+      );
+    `,
+  },
 ];

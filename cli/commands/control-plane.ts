@@ -2,10 +2,11 @@
 import { Command, Option } from "clipanion";
 import { CP_DEFAULTS, startControlPlane } from "../../actors/control-plane.ts";
 import { loadPolicyFile } from "../../actors/policy-file.ts";
+import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import { loadCollateralStore } from "../../attestation/collateral-store.ts";
 import { createLogger } from "../../lib/log.ts";
 import { EeCommand } from "../base.ts";
-import { hostPortFlag, parsePositiveInt } from "../options.ts";
+import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
 
 export class ControlPlaneCommand extends EeCommand {
@@ -18,6 +19,11 @@ export class ControlPlaneCommand extends EeCommand {
 
       The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one generated on the first start
       (printed once; only its SHA-256 digest is stored, in DATA_DIR/admin-token.sha256).
+
+      Readiness (\`GET /readyz\`, and deploys) waits until runtime state is rebuilt from the agents: with a
+      surviving database, until \`--ready-quorum\` of the agents live at the last checkpoint are back; with an
+      empty one, until no agent registered for \`--ready-settle-ms\`; never longer than \`--ready-max-wait-ms\`.
+      Why it is not ready yet is logged every few seconds.
     `,
     examples: [
       [
@@ -62,6 +68,15 @@ export class ControlPlaneCommand extends EeCommand {
   reattestMs = Option.String("--reattest-ms", {
     description: `Re-attest registered agents this often (default ${CP_DEFAULTS.reattestMs})`,
   });
+  readyQuorum = Option.String("--ready-quorum", {
+    description: `Fraction of previously live agents that must be back before ready (default ${READINESS_DEFAULTS.quorum})`,
+  });
+  readySettleMs = Option.String("--ready-settle-ms", {
+    description: `Empty database: ready after this long with no new registration (default ${READINESS_DEFAULTS.settleMs})`,
+  });
+  readyMaxWaitMs = Option.String("--ready-max-wait-ms", {
+    description: `Ready after this long regardless (default ${READINESS_DEFAULTS.maxWaitMs})`,
+  });
   nodeSizes = Option.String("--node-sizes", {
     description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
   });
@@ -83,6 +98,11 @@ export class ControlPlaneCommand extends EeCommand {
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
+      readiness: definedOnly({
+        quorum: parseFraction(this.readyQuorum, "--ready-quorum"),
+        settleMs: parsePositiveInt(this.readySettleMs, "--ready-settle-ms"),
+        maxWaitMs: parsePositiveInt(this.readyMaxWaitMs, "--ready-max-wait-ms"),
+      }),
       nodeSizes: this.nodeSizes
         ?.split(",")
         .map((s) => s.trim())
@@ -96,4 +116,8 @@ export class ControlPlaneCommand extends EeCommand {
     await cp.stop();
     return 0;
   }
+}
+
+function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
 }

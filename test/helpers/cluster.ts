@@ -68,6 +68,8 @@ export async function startTestCp(
     devAttestationDir: devDir,
     heartbeatMs: 200,
     staleAfterMs: 1000,
+    // Tests that are not about readiness start with nothing to wait for.
+    readiness: { settleMs: 0 },
     ...opts,
   });
   let stopped = false;

@@ -40,7 +40,10 @@ export function createRestApp(opts: RestOptions): Koa {
   open.get("/readyz", (ctx) => {
     const r = view.readiness();
     ctx.status = r.ready ? 200 : 503;
-    ctx.body = r.ready ? { status: "ready" } : { error: { code: "EE-NOT-READY", message: r.reason } };
+    const { ready: _, reason, ...details } = r;
+    ctx.body = r.ready
+      ? { status: "ready", reason, ...details }
+      : { error: { code: "EE-NOT-READY", message: reason, details } };
   });
   open.get("/metrics", (ctx) => {
     ctx.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");

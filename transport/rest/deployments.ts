@@ -104,6 +104,7 @@ export function deploymentJson(r: DeploymentRow) {
     request: r.request,
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
+    rehydrated: r.rehydrated,
   };
 }
 

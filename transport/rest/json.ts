@@ -23,7 +23,8 @@ export function agentJson(r: AgentRecord) {
       trust_root: r.trust_root,
     },
     reason: r.reason,
-    rehydrated: r.restored,
+    rehydrated: r.rehydrated,
+    recovered: r.restored,
   };
 }
 

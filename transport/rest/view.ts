@@ -4,10 +4,10 @@ import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
 import type { EventRecord } from "../../actors/store/event-log.ts";
 import type { MetricFamily } from "./metrics.ts";
 
-export interface Readiness {
+export type Readiness = {
   ready: boolean;
   reason: string;
-}
+} & Record<string, unknown>;
 
 export interface CpView {
   readiness(): Readiness;
