@@ -138,6 +138,77 @@ export function spawnAgent(t: ExecutionContext, config: AgentConfig): ChildProce
   return child;
 }
 
+/** A control plane as an `eectl control-plane` child process: the way to kill a CP for real (SIGKILL). */
+export interface CpProcess {
+  child: ChildProcess;
+  url: string;
+  wsUrl: string;
+  api<T = unknown>(path: string, init?: RequestInit): Promise<{ status: number; body: T }>;
+  /** Sends SIGKILL and waits for the exit. */
+  kill(): Promise<void>;
+}
+
+export async function spawnCp(
+  t: ExecutionContext,
+  o: { port: number; dataDir: string; devDir: string; args?: string[] },
+): Promise<CpProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "bin/eectl.js"),
+      "control-plane",
+      "--listen",
+      `127.0.0.1:${o.port}`,
+      "--data-dir",
+      o.dataDir,
+      "--dev-attestation",
+      o.devDir,
+      "--admin-token",
+      ADMIN_TOKEN,
+      "--heartbeat-ms",
+      "200",
+      "--stale-after-ms",
+      "1500",
+      ...(o.args ?? []),
+    ],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EE_LOG_LEVEL: "warn" } },
+  );
+  child.stderr?.resume();
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  const url = `http://127.0.0.1:${o.port}`;
+  await waitFor(
+    "the control plane to serve",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`control plane exited with ${child.exitCode}`);
+      return (
+        (await fetch(`${url}/healthz`)
+          .then((r) => r.ok)
+          .catch(() => false)) || undefined
+      );
+    },
+    20_000,
+  );
+  return {
+    child,
+    url,
+    wsUrl: `ws://127.0.0.1:${o.port}`,
+    api: async (path, init = {}) => {
+      const headers = new Headers(init.headers);
+      headers.set("authorization", `Bearer ${ADMIN_TOKEN}`);
+      const res = await fetch(`${url}${path}`, { ...init, headers });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : null) as never };
+    },
+    kill: async () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
 export async function waitFor<T>(
   what: string,
   probe: () => T | undefined | Promise<T | undefined>,

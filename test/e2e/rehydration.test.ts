@@ -1,0 +1,213 @@
+// Drills for losing the control plane: the CP runs as a real child process and is SIGKILLed; agents (with real
+// containers) keep their workloads and rebuild the CP's runtime state when it comes back, with or without its
+// database. Container start times prove nothing was restarted.
+import { rmSync } from "node:fs";
+import test, { type ExecutionContext } from "ava";
+import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import {
+  agentConfig,
+  type CpProcess,
+  devRoot,
+  spawnCp,
+  startTestAgent,
+  tempDir,
+  waitFor,
+} from "../helpers/cluster.ts";
+import { requireDocker } from "../helpers/docker.ts";
+import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { closedPort } from "../helpers/temp.ts";
+
+interface AgentJson {
+  agent_id: string;
+  state: string;
+  deployment_id: string | null;
+  rehydrated: boolean;
+}
+
+interface DeploymentJson {
+  deployment_id: string;
+  agent_id: string;
+  status: string;
+  rehydrated: boolean;
+  code: string | null;
+}
+
+function compose(port: number, delayS = 0): string {
+  return [
+    "services:",
+    "  web:",
+    `    image: ${BUSYBOX_IMAGE}`,
+    `    command: ["sh", "-c", "sleep ${delayS}; mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]`,
+    "    ports:",
+    `      - "${port}:8080"`,
+  ].join("\n");
+}
+
+async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
+  const port = await closedPort();
+  const res = await cp.api<{ deployment_id: string }>("/api/v2/deployments", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      app: "web",
+      compose: compose(port, delayS),
+      agent_id: agentId,
+      health: { port, path: "/", timeout_s: timeoutS },
+    }),
+  });
+  if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.deployment_id;
+}
+
+function deploymentIs(cp: CpProcess, id: string, status: string, timeoutMs = 30_000) {
+  return waitFor(
+    `deployment ${id} ${status}`,
+    async () => {
+      const r = await cp.api<DeploymentJson>(`/api/v2/deployments/${id}`);
+      return r.status === 200 && r.body.status === status ? r.body : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+const index = async (cp: CpProcess) =>
+  (await cp.api<{ agents: AgentJson[] }>("/api/v2/agents")).body.agents
+    .map((a) => ({ agent_id: a.agent_id, state: a.state, deployment_id: a.deployment_id }))
+    .sort((a, b) => a.agent_id.localeCompare(b.agent_id));
+
+async function startTimes(runtime: DockerRuntime, ids: string[]) {
+  const out: Record<string, (string | null)[]> = {};
+  for (const id of ids) out[id] = (await runtime.inspect(id)).map((c) => c.startedAt);
+  return out;
+}
+
+/** A CP child with three in-process agents, two of them running a healthy deployment. */
+async function cluster(t: ExecutionContext) {
+  const docker = await requireDocker(t);
+  if (!docker) return null;
+  await busyboxImage(docker);
+  const runtime = new DockerRuntime({ docker });
+  const devDir = await devRoot();
+  const port = await closedPort();
+  const dataDir = tempDir(t, "ee-cp-drill-");
+  const args = ["--ready-settle-ms", "500"];
+  const cp = await spawnCp(t, { port, dataDir, devDir, args });
+  const agents = [];
+  for (const vm of ["vm-a", "vm-b", "vm-c"])
+    agents.push(await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: vm })));
+  await waitFor("three registered agents", async () =>
+    (await index(cp)).filter((a) => a.state === "registered").length === 3 ? true : undefined,
+  );
+  await waitFor("ready", async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined));
+  const ids = [await deploy(cp, agents[0]!.agentId), await deploy(cp, agents[1]!.agentId)];
+  for (const id of ids) t.teardown(() => runtime.remove(id));
+  for (const id of ids) await deploymentIs(cp, id, "healthy");
+  await waitFor("agents healthy in the index", async () =>
+    (await index(cp)).filter((a) => a.state === "healthy").length === 2 ? true : undefined,
+  );
+  return { cp, port, dataDir, devDir, args, agents, ids, runtime };
+}
+
+test.serial(
+  "DB wipe: SIGKILL the CP, delete its data dir, restart on the same port — everything is back, nothing restarted",
+  async (t) => {
+    const c = await cluster(t);
+    if (!c) return t.pass();
+    const before = await index(c.cp);
+    const started = await startTimes(c.runtime, c.ids);
+    await c.cp.kill();
+    rmSync(c.dataDir, { recursive: true, force: true });
+
+    const t0 = Date.now();
+    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
+    const notReady = await fetch(`${cp.url}/readyz`);
+    t.is(notReady.status, 503, "not ready before the agents are back");
+    const refused = await cp.api<{ error: { code: string } }>("/api/v2/preflight", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ app: "x", compose: compose(1) }),
+    });
+    t.is(refused.body.error.code, "EE-NOT-READY");
+    await waitFor(
+      "ready",
+      async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
+      20_000,
+    );
+    await waitFor("the same runtime index", async () =>
+      JSON.stringify(await index(cp)) === JSON.stringify(before) ? true : undefined,
+    );
+    const rehydrateMs = Date.now() - t0;
+    t.log(
+      `rehydrated ${before.length} agents and ${c.ids.length} workloads in ${rehydrateMs} ms (readiness included)`,
+    );
+
+    const agents = (await cp.api<{ agents: AgentJson[] }>("/api/v2/agents")).body.agents;
+    t.true(
+      agents.filter((a) => a.deployment_id).every((a) => a.rehydrated),
+      "agents with workloads are marked",
+    );
+    for (const id of c.ids) {
+      const d = await cp.api<DeploymentJson>(`/api/v2/deployments/${id}`);
+      t.is(d.status, 200, `the deployment record ${id} is recreated`);
+      t.is(d.body.status, "healthy");
+      t.true(d.body.rehydrated);
+    }
+    t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
+
+    const fresh = await deploy(cp, c.agents[2]!.agentId);
+    t.teardown(() => c.runtime.remove(fresh));
+    await deploymentIs(cp, fresh, "healthy");
+  },
+);
+
+test.serial(
+  "CP restart with its database intact: quorum readiness, the same index, deployments resumed",
+  async (t) => {
+    const c = await cluster(t);
+    if (!c) return t.pass();
+    const before = await index(c.cp);
+    const started = await startTimes(c.runtime, c.ids);
+    // Let a checkpoint of the live agents land before the crash.
+    await new Promise((r) => setTimeout(r, 5_500));
+    await c.cp.kill();
+    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
+    const ready = await waitFor(
+      "ready",
+      async () => {
+        const r = await fetch(`${cp.url}/readyz`);
+        return r.status === 200 ? ((await r.json()) as { rule: string }) : undefined;
+      },
+      20_000,
+    );
+    t.is(ready.rule, "quorum");
+    await waitFor("the same runtime index", async () =>
+      JSON.stringify(await index(cp)) === JSON.stringify(before) ? true : undefined,
+    );
+    for (const id of c.ids) {
+      const d = await cp.api<DeploymentJson>(`/api/v2/deployments/${id}`);
+      t.is(d.body.status, "healthy");
+      t.false(d.body.rehydrated, "the record survived; nothing to rehydrate");
+    }
+    t.deepEqual(await startTimes(c.runtime, c.ids), started);
+  },
+);
+
+test.serial(
+  "kill the CP mid-deploy: the deployment ends healthy once the CP is back, with or without its database",
+  async (t) => {
+    const c = await cluster(t);
+    if (!c) return t.pass();
+    // Undeploy one of the two so an agent is free for the slow deploy.
+    await c.cp.api(`/api/v2/deployments/${c.ids[0]}/undeploy`, { method: "POST" });
+    await deploymentIs(c.cp, c.ids[0]!, "undeployed");
+    const slow = await deploy(c.cp, c.agents[0]!.agentId, 3);
+    t.teardown(() => c.runtime.remove(slow));
+    await deploymentIs(c.cp, slow, "deploying", 10_000);
+    await c.cp.kill();
+    rmSync(c.dataDir, { recursive: true, force: true });
+    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
+    const d = await deploymentIs(cp, slow, "healthy", 30_000);
+    t.is(d.agent_id, c.agents[0]!.agentId);
+    t.true(d.rehydrated);
+  },
+);
