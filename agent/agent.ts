@@ -16,7 +16,7 @@ import { quoteProviderFor } from "./quote-provider.ts";
 import { DockerRuntime } from "./runtime/docker.ts";
 import type { WorkloadRuntime } from "./runtime/runtime.ts";
 import { AGENT_VERSION } from "./version.ts";
-import { createWorkloads, loadPersistedWorkload } from "./workload.ts";
+import { createWorkloads } from "./workload.ts";
 
 export interface StartAgentOptions {
   log?: Logger;
@@ -57,14 +57,19 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
 
   const runtime =
     opts.runtime ??
-    new DockerRuntime({ socketPath: config.docker_socket, log: log.child({ part: "docker" }) });
-  await cleanUpInterruptedDeploy(config.data_dir, runtime, log);
+    new DockerRuntime({
+      socketPath: config.docker_socket,
+      owner: identity.agentId,
+      log: log.child({ part: "docker" }),
+    });
   const workloads = createWorkloads({
     runtime,
     dataDir: config.data_dir,
     bindAllowlist: config.bind_allowlist,
     log: log.child({ part: "workload" }),
   });
+  // Before the CP link starts, so the first registration already reports the restored workload.
+  await workloads.restore();
   let apiSecret: Uint8Array | null = null;
 
   const facts = {
@@ -141,35 +146,4 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       return stopping;
     },
   };
-}
-
-/**
- * A deploy the previous agent process left half done (it died while preparing, starting, gating or stopping)
- * cannot be resumed: its containers are removed so nothing runs that no one gated, and the CP learns of the
- * failure when the agent registers without it. A running workload is left alone.
- */
-async function cleanUpInterruptedDeploy(
-  dataDir: string,
-  runtime: WorkloadRuntime,
-  log: Logger,
-): Promise<void> {
-  let persisted: ReturnType<typeof loadPersistedWorkload>;
-  try {
-    persisted = loadPersistedWorkload(dataDir);
-  } catch (err) {
-    log.warn({ err: (err as Error).message }, "ignoring an unreadable persisted workload");
-    return;
-  }
-  const step = persisted?.status.step;
-  if (!persisted || step === "running" || step === "failed" || step === "stopped") return;
-  const id = persisted.status.deployment_id;
-  log.warn({ deployment_id: id, step }, "removing a deployment interrupted by an agent restart");
-  try {
-    await runtime.remove(id);
-  } catch (err) {
-    log.error(
-      { deployment_id: id, err: (err as Error).message },
-      "could not remove an interrupted deployment",
-    );
-  }
 }

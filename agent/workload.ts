@@ -1,8 +1,9 @@
 // The agent's workload manager: one deployment at a time, each run by a deploy-gate actor
 // (machines/deploy-gate.ts) over the WorkloadRuntime port; its status is what the HTTP API, the CP link and the
 // state snapshot report. It also holds the gate's probe (HTTP health spec, Docker health checks or a settle
-// period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json so a
-// restarted agent can find it again. May import spec/, lib/, machines/, xstate, zod and node: modules.
+// period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json, from
+// which a restarted agent restores it: a workload still running is re-adopted untouched, anything half done is
+// removed and reported failed. May import spec/, lib/, machines/, xstate, zod and node: modules.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
@@ -14,7 +15,10 @@ import {
   deployGateMachine,
   type GateJob,
   type GateReport,
+  type GateResume,
   type ProbeResult,
+  type Reason,
+  reasonOf,
 } from "../machines/deploy-gate.ts";
 import { type ComposeProject, composeHash, parseCompose } from "../spec/compose.ts";
 import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
@@ -87,6 +91,20 @@ export interface Workloads {
   proxyTarget(): { host: string; port: number } | null;
   /** Stops the gate actors; running containers are left running. */
   stop(): Promise<void>;
+}
+
+/** What the agent program holds: the Workloads its API and CP link serve, plus the restore at start. */
+export interface WorkloadManager extends Workloads {
+  /**
+   * Picks up the deployment persisted by the previous agent process; called once, before anything is deployed
+   * and before the CP link starts, so the first registration reports it. Running with every service up: re-adopted
+   * without touching a container. Running with a service down: removed, failed EE-WORKLOAD-EXITED. Preparing,
+   * starting or gating: removed, failed EE-WORKLOAD-INTERRUPTED. Stopping: removed, stopped. Failed or stopped:
+   * kept as it was, for a CP that missed it. Deployments labelled on the engine under another id are orphans and
+   * removed. Returns the restored status (null when nothing was persisted or the record is unreadable).
+   * Throws WorkloadError EE-WORKLOAD-ENGINE when the engine does not answer: nothing is decided blind.
+   */
+  restore(): Promise<WorkloadStatus | null>;
 }
 
 /** The actor clock plus the time it reads; tests pass a SimulatedClock. */
@@ -169,15 +187,15 @@ function persist(dataDir: string, record: PersistedWorkload): void {
   renameSync(tmp, path);
 }
 
-/** One deployment the manager knows: its request, parsed project, gate actor and last status. */
+/** One deployment the manager knows: its request, last status and, while a gate drives it, project and actor. */
 interface Deployment {
   request: DeployRequest;
-  project: ComposeProject;
-  actor: AnyActorRef;
   status: WorkloadStatus;
+  /** Null for a deployment restored already over (failed or stopped): nothing left to drive, probe or proxy. */
+  gate: { project: ComposeProject; actor: AnyActorRef } | null;
 }
 
-export function createWorkloads(opts: WorkloadsOptions): Workloads {
+export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
   const { runtime, log } = opts;
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
   const settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
@@ -281,6 +299,54 @@ export function createWorkloads(opts: WorkloadsOptions): Workloads {
     return settled ? "healthy" : "waiting";
   }
 
+  /** Makes `req` the current deployment, driven by a new gate actor (resumed in running when re-adopted). */
+  function launch(
+    req: DeployRequest,
+    project: ComposeProject,
+    hash: string,
+    resume?: GateResume,
+  ): Deployment {
+    const spec: WorkloadSpec = { deploymentId: req.deployment_id, app: req.app, project, composeHash: hash };
+    if (req.context) spec.context = req.context;
+    const health = req.health ?? null;
+    const machine = gateFor(spec, health).provide({
+      actions: { report: (_, report) => publish(dep, report) },
+    });
+    const actor = createActor(machine, {
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      input: {
+        deploymentId: spec.deploymentId,
+        app: spec.app,
+        composeHash: hash,
+        health,
+        gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,
+        pollMs,
+        now,
+        ...(resume ? { resume } : {}),
+      },
+    });
+    const dep: Deployment = {
+      request: req,
+      gate: { project, actor },
+      status: {
+        deployment_id: req.deployment_id,
+        app: req.app,
+        step: resume?.step ?? "preparing",
+        compose_hash: hash,
+        images: resume?.images ?? {},
+        since: resume?.since ?? now(),
+        health,
+      },
+    };
+    // The gate's own failures are reported as steps; an error here is a defect in the manager.
+    actor.subscribe({
+      error: (err) => log.error({ deployment_id: req.deployment_id, err }, "deploy gate crashed"),
+    });
+    current = dep;
+    actor.start();
+    return dep;
+  }
+
   function deploy(req: DeployRequest): WorkloadStatus {
     if (current?.request.deployment_id === req.deployment_id) return current.status;
     const project = parseCompose(req.compose, { bindAllowlist: opts.bindAllowlist ?? [] });
@@ -296,61 +362,121 @@ export function createWorkloads(opts: WorkloadsOptions): Workloads {
         `deployment ${current.request.deployment_id} is ${current.status.step}`,
       );
     }
-    current?.actor.stop();
-    const spec: WorkloadSpec = {
-      deploymentId: req.deployment_id,
-      app: req.app,
-      project,
-      composeHash: composeHash(project, req.context),
-    };
-    if (req.context) spec.context = req.context;
-    const health = req.health ?? null;
-    const machine = gateFor(spec, health).provide({
-      actions: { report: (_, report) => publish(dep, report) },
-    });
-    const actor = createActor(machine, {
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      input: {
-        deploymentId: spec.deploymentId,
-        app: spec.app,
-        composeHash: spec.composeHash,
-        health,
-        gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,
-        pollMs,
-        now,
-      },
-    });
-    const dep: Deployment = {
-      request: req,
-      project,
-      actor,
-      status: {
-        deployment_id: req.deployment_id,
-        app: req.app,
-        step: "preparing",
-        compose_hash: spec.composeHash,
-        images: {},
-        since: now(),
-        health,
-      },
-    };
-    // The gate's own failures are reported as steps; an error here is a defect in the manager.
-    actor.subscribe({
-      error: (err) => log.error({ deployment_id: req.deployment_id, err }, "deploy gate crashed"),
-    });
+    current?.gate?.actor.stop();
+    return launch(req, project, composeHash(project, req.context)).status;
+  }
+
+  /** Removes the deployment from the engine; returns why that failed, or null. */
+  async function removeAll(id: string): Promise<Reason | null> {
+    try {
+      await engine(id, "remove the deployment", () => runtime.remove(id));
+      return null;
+    } catch (err) {
+      return reasonOf(err);
+    }
+  }
+
+  // The agent owns its engine: a deployment labelled there that is not the persisted one was left by a crash
+  // (between creating and persisting, or after a cleanup that failed) and nobody will ever undeploy it.
+  async function removeOrphans(keep: string): Promise<void> {
+    const found = await engine(keep, "list deployments", () => runtime.deployments());
+    for (const { deploymentId, app } of found) {
+      if (deploymentId === keep) continue;
+      log.warn({ deployment_id: deploymentId, app }, "removing an orphaned deployment found on the engine");
+      const failure = await removeAll(deploymentId);
+      if (failure)
+        log.error({ deployment_id: deploymentId, err: failure.message }, "could not remove an orphan");
+    }
+  }
+
+  async function restore(): Promise<WorkloadStatus | null> {
+    let record: PersistedWorkload | null;
+    try {
+      record = loadPersistedWorkload(opts.dataDir);
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message },
+        "ignoring an unreadable persisted workload; starting with none",
+      );
+      return null;
+    }
+    // A data dir without a record never deployed anything: nothing on the engine is this agent's to judge.
+    if (!record) return null;
+    const { request, status } = record;
+    const id = status.deployment_id;
+    await removeOrphans(id);
+    const dep: Deployment = { request, status, gate: null };
     current = dep;
-    actor.start();
-    return dep.status;
+    const publishEnd = (step: "failed" | "stopped", since: number, reason: Reason | null) => {
+      const { images } = status;
+      publish(dep, { step, since, images, code: reason?.code ?? null, message: reason?.message ?? null });
+      return dep.status;
+    };
+    // Like the gate's failing state: the reason stays, a failed cleanup is noted as what may be left behind.
+    const failAfterRemoving = async (reason: Reason) => {
+      const failure = await removeAll(id);
+      const message = failure ? `${reason.message} (cleanup failed: ${failure.message})` : reason.message;
+      return publishEnd("failed", now(), { code: reason.code, message });
+    };
+    switch (status.step) {
+      case "failed":
+      case "stopped": {
+        const reason = status.code ? { code: status.code, message: status.message ?? "" } : null;
+        return publishEnd(status.step, status.since, reason);
+      }
+      case "stopping": {
+        const failure = await removeAll(id);
+        return publishEnd(failure ? "failed" : "stopped", now(), failure);
+      }
+      case "running":
+        break;
+      default:
+        log.warn(
+          { deployment_id: id, step: status.step },
+          "removing a deploy interrupted by an agent restart",
+        );
+        return failAfterRemoving({
+          code: "EE-WORKLOAD-INTERRUPTED",
+          message: `the agent restarted while the deploy was ${status.step}`,
+        });
+    }
+    let project: ComposeProject;
+    try {
+      project = parseCompose(request.compose, { bindAllowlist: opts.bindAllowlist ?? [] });
+    } catch (err) {
+      // Only a changed bind allowlist refuses a compose accepted before: it may no longer run here.
+      return failAfterRemoving(reasonOf(err));
+    }
+    const containers = await engine(id, "inspect containers", () => runtime.inspect(id));
+    const down = project.services.flatMap((s) => {
+      const own = containers.filter((c) => c.service === s.name);
+      if (own.some((c) => c.state === "running")) return [];
+      return [`${s.name} (${own[0]?.state ?? "missing"})`];
+    });
+    if (down.length > 0) {
+      log.warn({ deployment_id: id, down }, "a workload stopped while the agent was away");
+      return failAfterRemoving({
+        code: "EE-WORKLOAD-EXITED",
+        message: `services not running after an agent restart: ${down.join(", ")}`,
+      });
+    }
+    log.info({ deployment_id: id, app: status.app }, "re-adopting the running workload");
+    return launch(request, project, status.compose_hash, {
+      step: "running",
+      since: status.since,
+      images: status.images,
+    }).status;
   }
 
   return {
+    restore,
     current: () => current?.status ?? null,
     deploy,
     undeploy(deploymentId) {
       if (current?.request.deployment_id !== deploymentId) {
         throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} is not on this agent`);
       }
-      current.actor.send({ type: "UNDEPLOY" });
+      current.gate?.actor.send({ type: "UNDEPLOY" });
       return current.status;
     },
     subscribe(listener) {
@@ -369,15 +495,17 @@ export function createWorkloads(opts: WorkloadsOptions): Workloads {
       return { containers, host: hostStats() };
     },
     proxyTarget() {
-      if (current?.status.step !== "running") return null;
+      if (current?.status.step !== "running" || !current.gate) return null;
       const { health } = current.request;
       if (health) return { host: "127.0.0.1", port: health.port };
-      const published = current.project.services.flatMap((s) => s.ports).find((p) => p.protocol === "tcp");
+      const published = current.gate.project.services
+        .flatMap((s) => s.ports)
+        .find((p) => p.protocol === "tcp");
       if (!published) return null;
       return { host: loopbackFor(published.host_ip), port: published.host_port };
     },
     async stop() {
-      current?.actor.stop();
+      current?.gate?.actor.stop();
     },
   };
 }

@@ -1,6 +1,6 @@
 // The agent's deploy gate for one deployment: a pure XState machine (prepare → start with bounded retries → poll
 // a health probe until healthy or a deadline → running; undeploy → stopping → stopped; any failure → cleanup →
-// failed with a stable code). It imports no I/O: the container work is done by invoked promise actors that
+// failed with a stable code). A deployment re-adopted after an agent restart resumes straight in running. It imports no I/O: the container work is done by invoked promise actors that
 // agent/workload.ts provides over the WorkloadRuntime port, and the time a step began comes from the `now` the
 // caller injects in the input, so tests drive every transition with a SimulatedClock. May import spec/ types only.
 import { assign, fromPromise, type SnapshotFrom, setup } from "xstate";
@@ -47,6 +47,14 @@ export interface GateJob {
   attempt: number;
 }
 
+/** A deployment a restarted agent found running: the gate starts in `running` with what was reported then. */
+export interface GateResume {
+  step: "running";
+  /** When the deployment began running (before the restart). */
+  since: number;
+  images: Record<string, string>;
+}
+
 export interface DeployGateInput {
   deploymentId: string;
   app: string;
@@ -57,6 +65,8 @@ export interface DeployGateInput {
   pollMs: number;
   /** The injected clock: only read to stamp when a step began. */
   now: () => number;
+  /** Resume a re-adopted deployment instead of deploying: nothing is prepared, started or probed. */
+  resume?: GateResume;
 }
 
 export interface DeployGateContext {
@@ -95,7 +105,8 @@ export interface GateReport {
   message: string | null;
 }
 
-interface Reason {
+/** Why a deploy failed: a stable code and what happened. */
+export interface Reason {
   code: string;
   message: string;
 }
@@ -135,9 +146,10 @@ export const deployGateMachine = setup({
     // Effect, provided by the manager: publish and persist the status.
     report: (_, _params: GateReport) => {},
 
+    // A resumed deployment enters the step it was already in: it keeps the time that step began.
     enterStep: assign(({ context }, params: { step: WorkloadStep }) => ({
       step: params.step,
-      since: context.now(),
+      since: context.step === params.step ? context.since : context.now(),
     })),
     takeImages: assign(({ event }) =>
       "output" in event ? { images: event.output as Record<string, string> } : {},
@@ -160,6 +172,7 @@ export const deployGateMachine = setup({
     canRetry: ({ context, event }) =>
       codeOf(errorOf(event)) === TRANSIENT_CODE && context.attempt < START_RETRY.maxAttempts,
     isHealthy: ({ event }) => "output" in event && event.output === "healthy",
+    resumesRunning: ({ context }) => context.step === "running",
   },
   delays: {
     retryDelay: ({ context }) => retryDelayMs(context.attempt),
@@ -172,20 +185,24 @@ export const deployGateMachine = setup({
     deploymentId: input.deploymentId,
     app: input.app,
     composeHash: input.composeHash,
-    images: {},
+    images: input.resume?.images ?? {},
     health: input.health,
     gateTimeoutMs: input.gateTimeoutMs,
     pollMs: input.pollMs,
     now: input.now,
-    step: "preparing",
-    since: input.now(),
+    step: input.resume?.step ?? "preparing",
+    since: input.resume?.since ?? input.now(),
     attempt: 0,
     code: null,
     message: null,
     cleanupError: null,
   }),
-  initial: "preparing",
+  initial: "entering",
   states: {
+    /** Transient: a new deployment prepares, a resumed one is running already. */
+    entering: {
+      always: [{ guard: "resumesRunning", target: "running" }, { target: "preparing" }],
+    },
     preparing: {
       entry: enter("preparing"),
       invoke: {

@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   "EE-WORKLOAD-START-FAILED": "A container could not be created or started.",
   "EE-WORKLOAD-EXITED": "A container exited before the workload passed its health gate.",
   "EE-WORKLOAD-HEALTH-TIMEOUT": "The workload did not pass its health check within timeout_s.",
+  "EE-WORKLOAD-INTERRUPTED": "The agent restarted during the deploy; what it had created was removed.",
   "EE-WORKLOAD-BUSY": "The agent already runs (or is deploying) another workload.",
   "EE-WORKLOAD-NONE": "The agent runs no workload (nothing to proxy to, log or undeploy).",
   "EE-WORKLOAD-UNREACHABLE": "The workload runs but did not accept the agent proxy's connection.",
@@ -108,6 +109,7 @@ export const ERROR_CODES = {
   "EE-CONFIG-INVALID": "A configuration value is missing or invalid.",
   "EE-INTERNAL": "An internal error; the details are in the server log, never in the response.",
   "EE-CLI-UNREACHABLE": "eectl could not reach the control plane at --cp / EE_CP_URL.",
+  "EE-CLI-TIMEOUT": "eectl gave up waiting (--timeout) before the deployment reached a final status.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -139,15 +139,30 @@ export interface DockerRuntimeOptions {
   docker?: Docker;
   socketPath?: string;
   log?: Logger;
+  /** The agent id stamped on everything created (LABELS.agent); deployments() then lists only its own. */
+  owner?: string;
 }
 
 export class DockerRuntime implements WorkloadRuntime {
   readonly #docker: Docker;
   readonly #log: Logger;
+  readonly #owner: string | undefined;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.#docker = opts.docker ?? new Docker(opts.socketPath ? { socketPath: opts.socketPath } : undefined);
     this.#log = opts.log ?? silentLogger;
+    this.#owner = opts.owner;
+  }
+
+  /** The labels of everything a deployment creates; `service` for containers and images. */
+  #labels(spec: WorkloadSpec, service?: string): Record<string, string> {
+    return {
+      [LABELS.deployment]: spec.deploymentId,
+      [LABELS.app]: spec.app,
+      [LABELS.composeHash]: spec.composeHash,
+      ...(service ? { [LABELS.service]: service } : {}),
+      ...(this.#owner ? { [LABELS.agent]: this.#owner } : {}),
+    };
   }
 
   async ping(): Promise<void> {
@@ -165,11 +180,7 @@ export class DockerRuntime implements WorkloadRuntime {
 
   async start(spec: WorkloadSpec, signal?: AbortSignal): Promise<RuntimeContainer[]> {
     const id = spec.deploymentId;
-    const labels = {
-      [LABELS.deployment]: id,
-      [LABELS.app]: spec.app,
-      [LABELS.composeHash]: spec.composeHash,
-    };
+    const labels = this.#labels(spec);
     await this.#ensureNetwork(id, labels);
     for (const v of spec.project.volumes) {
       // Creating an existing volume returns it, so a retried start reuses the data.
@@ -182,10 +193,7 @@ export class DockerRuntime implements WorkloadRuntime {
       const what = `service ${s.name}`;
       const container = await engine(
         what,
-        () =>
-          this.#docker.createContainer(
-            this.#containerOptions(spec, s, { ...labels, [LABELS.service]: s.name }),
-          ),
+        () => this.#docker.createContainer(this.#containerOptions(spec, s, this.#labels(spec, s.name))),
         "EE-WORKLOAD-START-FAILED",
       );
       await engine(what, () => container.start(), "EE-WORKLOAD-START-FAILED");
@@ -243,7 +251,9 @@ export class DockerRuntime implements WorkloadRuntime {
   }
 
   async deployments(): Promise<RuntimeDeployment[]> {
-    const filters = { label: [LABELS.deployment] };
+    const filters = {
+      label: [LABELS.deployment, ...(this.#owner ? [`${LABELS.agent}=${this.#owner}`] : [])],
+    };
     const [containers, networks, volumes] = await Promise.all([
       engine("list containers", () => this.#docker.listContainers({ all: true, filters })),
       engine("list networks", () => this.#docker.listNetworks({ filters })),
@@ -376,12 +386,7 @@ export class DockerRuntime implements WorkloadRuntime {
     const context =
       build.context === "." ? Buffer.from(spec.context) : await rerootContext(spec.context, build.context);
     const tag = imageRef(spec.deploymentId, s);
-    const labels = {
-      [LABELS.deployment]: spec.deploymentId,
-      [LABELS.app]: spec.app,
-      [LABELS.service]: s.name,
-      [LABELS.composeHash]: spec.composeHash,
-    };
+    const labels = this.#labels(spec, s.name);
     const what = `build of service ${s.name}`;
     const stream = await engine(
       what,

@@ -12,6 +12,8 @@ export const LABELS = {
   app: "io.easyenclave.app",
   service: "io.easyenclave.service",
   composeHash: "io.easyenclave.compose-hash",
+  /** The agent that created it: agents sharing one engine (tests, a dev box) never judge each other's. */
+  agent: "io.easyenclave.agent",
 } as const;
 
 export interface WorkloadSpec {
@@ -96,7 +98,7 @@ export interface WorkloadRuntime {
   inspect(deploymentId: string): Promise<RuntimeContainer[]>;
   /** Stops and removes everything labelled with the deployment id. Idempotent. */
   remove(deploymentId: string): Promise<void>;
-  /** Every deployment with anything labelled on the engine. */
+  /** Every deployment with anything labelled on the engine (this agent's only, when the runtime has an owner). */
   deployments(): Promise<RuntimeDeployment[]>;
   /** The deployment's container logs, stdout and stderr demultiplexed, in time order per container. */
   logs(deploymentId: string, opts: LogOptions): AsyncIterable<LogLine>;

@@ -5,6 +5,7 @@ import {
   deployGateMachine,
   type GateJob,
   type GateReport,
+  type GateResume,
   type ProbeResult,
   retryDelayMs,
   START_RETRY,
@@ -32,7 +33,7 @@ interface Script {
 /** Lets settled promise actors deliver their done/error events. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function harness(script: Script = {}, health: HealthSpec | null = HEALTH) {
+function harness(script: Script = {}, health: HealthSpec | null = HEALTH, resume?: GateResume) {
   const clock = new SimulatedClock();
   clock.set(T0);
   const calls: string[] = [];
@@ -68,6 +69,7 @@ function harness(script: Script = {}, health: HealthSpec | null = HEALTH) {
       gateTimeoutMs: (health?.timeout_s ?? 60) * 1000,
       pollMs: POLL,
       now: () => clock.now(),
+      ...(resume ? { resume } : {}),
     },
   });
   actor.subscribe({ error: () => {} });
@@ -118,6 +120,24 @@ test("happy path: preparing → starting → gating → running, then undeploy �
   t.is(h.calls.at(-1), "remove");
   t.false(h.calls.includes("cleanup"));
   t.is(h.actor.getSnapshot().status, "done");
+});
+
+test("a resumed deployment starts in running without preparing, starting or probing, and undeploys", async (t) => {
+  const since = T0 - 3_600_000;
+  const h = harness({}, HEALTH, { step: "running", since, images: IMAGES });
+  t.is(h.state(), "running");
+  t.deepEqual(h.reports, [{ step: "running", since, images: IMAGES, code: null, message: null }]);
+  h.clock.increment(HEALTH.timeout_s * 1000 * 10);
+  await settle();
+  t.deepEqual(h.calls, [], "nothing prepared, started or probed; no gate deadline");
+  t.is(h.state(), "running");
+  h.actor.send({ type: "UNDEPLOY" });
+  t.is(h.state(), "stopping");
+  await settle();
+  t.is(h.state(), "stopped");
+  t.deepEqual(h.calls, ["remove"]);
+  t.deepEqual(h.steps(), ["running", "stopping", "stopped"]);
+  t.like(h.reports.at(-1), { step: "stopped", since: h.clock.now() });
 });
 
 test("a transient start failure is cleaned up and retried after the backoff, then succeeds", async (t) => {
