@@ -3,12 +3,14 @@
 // and keeps the admin token in ./.easyenclave/admin-token (0600) so restarts print the same one.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
+import Docker from "dockerode";
 import { startControlPlane } from "../actors/control-plane.ts";
 import { startAgent } from "../agent/agent.ts";
 import { parseAgentConfig } from "../agent/config.ts";
 import { DEV_PKI_FILES, devInit } from "../attestation/dev-pki.ts";
 import { createLogger } from "../lib/log.ts";
+import { busyboxContext, demoCompose, hasHostBusybox } from "./demo.ts";
 import { untilSignal } from "./signals.ts";
 
 const root = resolve(process.env.EE_HOME ?? ".easyenclave");
@@ -62,6 +64,8 @@ const registered = await new Promise<boolean>((done) => {
   });
 });
 
+const demo = await prepareDemo(join(root, "demo"));
+
 process.stdout.write(`
 EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
 
@@ -76,7 +80,7 @@ Try:
   npx eectl agents list
   npx eectl agents show ${agent.agentId}
   npx eectl agents watch
-
+${demo}
 Ctrl-C stops both.
 `);
 
@@ -84,3 +88,28 @@ await untilSignal();
 await agent.stop();
 await cp.stop();
 process.exit(0);
+
+/**
+ * Writes the demo workload (a busybox web server built from a local context: no registry needed) when a Docker
+ * engine answers, and returns the lines that tell the user how to deploy it.
+ */
+async function prepareDemo(dir: string): Promise<string> {
+  const engine = await new Docker()
+    .ping()
+    .then(() => true)
+    .catch(() => false);
+  if (!engine)
+    return "\n(No Docker engine answers on /var/run/docker.sock: deploys will fail with EE-WORKLOAD-ENGINE.)\n";
+  if (!hasHostBusybox()) return "\n(Install busybox-static to get the demo workload.)\n";
+  mkdirSync(dir, { recursive: true });
+  const webPort = 8088;
+  writeFileSync(join(dir, "compose.yaml"), demoCompose(webPort));
+  writeFileSync(join(dir, "context.tar"), await busyboxContext());
+  const rel = relative(process.cwd(), dir) || ".";
+  return `
+Deploy a workload (a busybox web server, built from ${rel}/context.tar), then reach it through the agent:
+  npx eectl deploy --app hello --compose ${rel}/compose.yaml --context ${rel}/context.tar --health-port ${webPort} --wait
+  curl -s localhost:9001/          # the agent's proxy → the workload
+  npx eectl logs <agent id>        # its logs, relayed by the CP
+`;
+}

@@ -1,31 +1,12 @@
 // Test images without a registry: a busybox image built FROM scratch out of the host's static busybox
 // (Debian's busybox-static), once per engine.
-import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import type Docker from "dockerode";
-import { packTar } from "../../agent/runtime/build-context.ts";
+import { busyboxContext } from "../../cli/demo.ts";
+
+export { busyboxContext };
 
 export const BUSYBOX_IMAGE = "ee-test/busybox:1";
-const HOST_BUSYBOX = "/bin/busybox";
-
-/**
- * A build context: the static busybox and a Dockerfile installing its applets, then `dockerfileExtra`; both files
- * under the prefix `dir` (such as "app/") when given, to exercise a service's build.context.
- */
-export async function busyboxContext(dockerfileExtra = "", dir = ""): Promise<Uint8Array> {
-  // Exec form: the image has no shell until busybox installs one.
-  const dockerfile = [
-    "FROM scratch",
-    "COPY busybox /bin/busybox",
-    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-    dockerfileExtra,
-  ].join("\n");
-  return packTar([
-    { name: `${dir}Dockerfile`, data: `${dockerfile}\n` },
-    { name: `${dir}busybox`, data: readFileSync(HOST_BUSYBOX), mode: 0o755 },
-  ]);
-}
-
 let built: Promise<string> | null = null;
 
 /** The busybox image's tag, built when the engine lacks it (parallel processes may both build: that is fine). */

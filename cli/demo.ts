@@ -1,0 +1,41 @@
+// The demo workload `npm start` offers (and the tests' busybox image is built from): a build context made of the
+// host's static busybox and a Dockerfile installing its applets, FROM scratch — no image registry needed, only
+// Debian's busybox-static. Plus a Compose file serving a page with busybox httpd.
+import { existsSync, readFileSync } from "node:fs";
+import { packTar } from "../agent/runtime/build-context.ts";
+
+export const HOST_BUSYBOX = "/bin/busybox";
+
+/** Whether the host has the busybox the demo needs. */
+export function hasHostBusybox(): boolean {
+  return existsSync(HOST_BUSYBOX);
+}
+
+/**
+ * A build context: the static busybox and a Dockerfile installing its applets, then `dockerfileExtra`; both files
+ * under the prefix `dir` (such as "app/") when given.
+ */
+export function busyboxContext(dockerfileExtra = "", dir = ""): Promise<Uint8Array> {
+  // Exec form: the image has no shell until busybox installs one.
+  const dockerfile = [
+    "FROM scratch",
+    "COPY busybox /bin/busybox",
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    dockerfileExtra,
+  ].join("\n");
+  return packTar([
+    { name: `${dir}Dockerfile`, data: `${dockerfile}\n` },
+    { name: `${dir}busybox`, data: readFileSync(HOST_BUSYBOX), mode: 0o755 },
+  ]);
+}
+
+/** A Compose file that builds the context above and serves "hello from a TD" on host port `port`. */
+export function demoCompose(port: number): string {
+  return `services:
+  web:
+    build: .
+    command: ["sh", "-c", "mkdir -p /www && echo 'hello from a TD' > /www/index.html && exec httpd -f -v -p 8080 -h /www"]
+    ports:
+      - "${port}:8080"
+`;
+}
