@@ -48,6 +48,8 @@ export interface DeploymentsOptions {
   attestationMaxAgeMs: number;
   /** How long an agent has to report the first step of a dispatched deployment. */
   ackTimeoutMs?: number;
+  /** After an agent re-registers without a deployment, how long its deploy_status may take to explain why. */
+  reconcileGraceMs?: number;
   /** Placement needs the rebuilt runtime state: before readiness, deploys and preflights are EE-NOT-READY. */
   readiness?: () => { ready: boolean; reason: string };
   now?: () => number;
@@ -91,7 +93,13 @@ export class Deployments {
   readonly #offTransitions: () => void;
 
   constructor(o: DeploymentsOptions) {
-    this.#o = { ackTimeoutMs: 30_000, now: Date.now, readiness: () => ({ ready: true, reason: "" }), ...o };
+    this.#o = {
+      ackTimeoutMs: 30_000,
+      reconcileGraceMs: 2_000,
+      now: Date.now,
+      readiness: () => ({ ready: true, reason: "" }),
+      ...o,
+    };
     this.#machine = this.#provideEffects();
     this.#offTransitions = o.index.onTransition((t) => this.#onAgentTransition(t));
   }
@@ -487,9 +495,15 @@ export class Deployments {
       const status = statusOf(live.actor.getSnapshot().value);
       if (LOST_STATES.has(t.to) && IN_FLIGHT.has(status)) {
         live.actor.send({ type: "AGENT_LOST", at, reason: `the agent became ${t.to} during the deployment` });
-      } else if (t.to === "registered" && t.from === "challenged" && IN_FLIGHT.has(status)) {
-        // It re-registered saying it runs nothing: whatever it was doing for us is gone.
-        live.actor.send({ type: "AGENT_LOST", at, reason: "the agent re-registered without the deployment" });
+      } else if (
+        t.to === "registered" &&
+        t.from === "challenged" &&
+        (IN_FLIGHT.has(status) || status === "healthy")
+      ) {
+        // It re-registered saying it runs nothing. Its deploy_status (sent right after registering) carries the
+        // real outcome, so give it a moment before concluding the workload is simply gone.
+        const timer = setTimeout(() => this.#settleMissing(id, t.agent_id), this.#o.reconcileGraceMs);
+        timer.unref();
       } else if (
         status === "undeploying" &&
         t.from !== null &&
@@ -501,6 +515,26 @@ export class Deployments {
           encodeFrame("undeploy", { deployment_id: id }, { id: this.#o.link.nextFrameId() }),
         );
       }
+    }
+  }
+
+  /** The agent re-registered without `id` and has not reported it since: end the record the way it ended. */
+  #settleMissing(id: string, agentId: string): void {
+    const live = this.#live.get(id);
+    const session = this.#o.supervisor.get(agentId)?.getSnapshot().context;
+    if (!live || session?.deploymentId === id) return;
+    const at = this.#o.now();
+    const status = statusOf(live.actor.getSnapshot().value);
+    if (IN_FLIGHT.has(status)) {
+      live.actor.send({ type: "AGENT_LOST", at, reason: "the agent re-registered without the deployment" });
+    } else if (status === "healthy") {
+      live.actor.send({
+        type: "STEP",
+        step: "failed",
+        at,
+        code: "EE-WORKLOAD-NONE",
+        message: "the agent re-registered without this workload",
+      });
     }
   }
 

@@ -8,6 +8,7 @@ import {
   agentConfig,
   type CpProcess,
   devRoot,
+  spawnAgent,
   spawnCp,
   startTestAgent,
   tempDir,
@@ -209,5 +210,88 @@ test.serial(
     const d = await deploymentIs(cp, slow, "healthy", 30_000);
     t.is(d.agent_id, c.agents[0]!.agentId);
     t.true(d.rehydrated);
+  },
+);
+
+test.serial(
+  "agent restart: SIGKILL the agent, start it again — its workload is re-adopted, not restarted",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    await busyboxImage(docker);
+    const runtime = new DockerRuntime({ docker });
+    const devDir = await devRoot();
+    const cp = await spawnCp(t, { port: await closedPort(), dataDir: tempDir(t, "ee-cp-drill-"), devDir });
+    const config = agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-restart" });
+    const first = spawnAgent(t, config);
+    const agentId = await waitFor(
+      "registration",
+      async () => (await index(cp)).find((a) => a.state === "registered")?.agent_id,
+      20_000,
+    );
+    await waitFor(
+      "ready",
+      async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
+      20_000,
+    );
+    const id = await deploy(cp, agentId);
+    t.teardown(() => runtime.remove(id));
+    await deploymentIs(cp, id, "healthy");
+    const started = await startTimes(runtime, [id]);
+
+    first.kill("SIGKILL");
+    spawnAgent(t, config);
+    await waitFor(
+      "the agent back and healthy",
+      async () => {
+        const a = (await index(cp)).find((x) => x.agent_id === agentId);
+        return a?.state === "healthy" && a.deployment_id === id ? true : undefined;
+      },
+      30_000,
+    );
+    t.deepEqual(await startTimes(runtime, [id]), started, "re-adopted, not restarted");
+    t.is((await cp.api<DeploymentJson>(`/api/v2/deployments/${id}`)).body.status, "healthy");
+  },
+);
+
+test.serial(
+  "a workload that died while its agent was down is reported failed with the agent's reason",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    await busyboxImage(docker);
+    const runtime = new DockerRuntime({ docker });
+    const devDir = await devRoot();
+    const cp = await spawnCp(t, { port: await closedPort(), dataDir: tempDir(t, "ee-cp-drill-"), devDir });
+    const config = agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-died" });
+    const first = spawnAgent(t, config);
+    const agentId = await waitFor(
+      "registration",
+      async () => (await index(cp)).find((a) => a.state === "registered")?.agent_id,
+      20_000,
+    );
+    await waitFor(
+      "ready",
+      async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
+      20_000,
+    );
+    const id = await deploy(cp, agentId);
+    t.teardown(() => runtime.remove(id));
+    await deploymentIs(cp, id, "healthy");
+
+    first.kill("SIGKILL");
+    for (const c of await runtime.inspect(id)) await docker.getContainer(c.id).kill();
+    spawnAgent(t, config);
+    const failed = await deploymentIs(cp, id, "failed", 30_000);
+    t.is(failed.code, "EE-WORKLOAD-EXITED");
+    await waitFor(
+      "nothing left",
+      async () => ((await runtime.inspect(id)).length === 0 ? true : undefined),
+      20_000,
+    );
+    await waitFor("the agent free", async () => {
+      const a = (await index(cp)).find((x) => x.agent_id === agentId);
+      return a?.state === "registered" ? true : undefined;
+    });
   },
 );
