@@ -4,9 +4,17 @@ import { Builtins, Cli } from "clipanion";
 import { AGENT_VERSION } from "../agent/version.ts";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
+import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
+import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
+import {
+  DeploymentsListCommand,
+  DeploymentsShowCommand,
+  DeploymentsUndeployCommand,
+} from "./commands/deployments.ts";
+import { LogsCommand, StatsCommand } from "./commands/logs.ts";
 import {
   MeasurementsAddCommand,
   MeasurementsApproveCommand,
@@ -25,6 +33,15 @@ for (const command of [
   AgentsListCommand,
   AgentsShowCommand,
   AgentsWatchCommand,
+  LogsCommand,
+  StatsCommand,
+  DeployCommand,
+  PreflightCommand,
+  DeploymentsListCommand,
+  DeploymentsShowCommand,
+  DeploymentsUndeployCommand,
+  AppsListCommand,
+  AppsRegisterCommand,
   MeasurementsListCommand,
   MeasurementsAddCommand,
   MeasurementsRemoveCommand,

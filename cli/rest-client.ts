@@ -1,5 +1,5 @@
-// The operator commands' REST client: bearer auth, JSON in and out, and typed errors from the contract's
-// error body, so every command reports `CODE: message` the same way.
+// The operator commands' REST client: bearer auth, JSON in and out (and newline-delimited JSON streams), and
+// typed errors from the contract's error body, so every command reports `CODE: message` the same way.
 import { AuthError, type ErrorCode, ValidationError } from "../spec/errors.ts";
 
 export class RestError extends Error {
@@ -38,11 +38,39 @@ export class RestClient {
     return this.#request<T>("POST", path, body, extra);
   }
 
+  /** A DELETE; resolves to the JSON answer, or undefined when there is none (204). */
+  async delete<T = undefined>(path: string): Promise<T> {
+    return this.#request<T>("DELETE", path);
+  }
+
   /** Opens a streaming GET (server-sent events); the caller reads the body. */
   async stream(path: string, signal: AbortSignal): Promise<Response> {
     const res = await this.#fetch(path, { headers: this.headers(), signal });
     if (!res.ok) throw await toRestError(res);
     return res;
+  }
+
+  /** A streaming GET of newline-delimited JSON: one value per line until the server ends it or `signal` aborts. */
+  async *ndjson<T>(path: string, signal: AbortSignal): AsyncGenerator<T> {
+    const res = await this.#fetch(path, {
+      headers: { ...this.headers(), accept: "application/x-ndjson" },
+      signal,
+    });
+    if (!res.ok) throw await toRestError(res);
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buf = "";
+    for await (const chunk of res.body) {
+      buf += decoder.decode(chunk as Uint8Array, { stream: true });
+      let cut = buf.indexOf("\n");
+      while (cut >= 0) {
+        const line = buf.slice(0, cut).trim();
+        buf = buf.slice(cut + 1);
+        if (line) yield JSON.parse(line) as T;
+        cut = buf.indexOf("\n");
+      }
+    }
+    if (buf.trim()) yield JSON.parse(buf) as T;
   }
 
   async #request<T>(
@@ -58,7 +86,8 @@ export class RestClient {
     }
     const res = await this.#fetch(path, init);
     if (!res.ok) throw await toRestError(res);
-    return (await res.json()) as T;
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   async #fetch(path: string, init: RequestInit): Promise<Response> {

@@ -2,7 +2,6 @@
 // node_size, accepted alongside the policy file) and approving the baselines of refused agents.
 import { Command, Option } from "clipanion";
 import { OperatorCommand } from "../operator-command.ts";
-import { RestError } from "../rest-client.ts";
 import { table } from "../table.ts";
 
 interface EntryJson {
@@ -119,27 +118,7 @@ export class MeasurementsRemoveCommand extends OperatorCommand {
   id = Option.String({ name: "ID" });
 
   async run(): Promise<number> {
-    const client = this.client();
-    const path = `/api/v2/measurements/${encodeURIComponent(this.id)}`;
-    // RestClient reads a JSON body from every answer; DELETE answers 204 without one.
-    let res: Response;
-    try {
-      res = await fetch(`${client.base}${path}`, { method: "DELETE", headers: client.headers() });
-    } catch (err) {
-      throw new RestError(
-        0,
-        "EE-CLI-UNREACHABLE",
-        `cannot reach the control plane at ${client.base}: ${err}`,
-      );
-    }
-    if (res.status !== 204) {
-      const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-      throw new RestError(
-        res.status,
-        body.error?.code ?? "EE-INTERNAL",
-        body.error?.message ?? `HTTP ${res.status}`,
-      );
-    }
+    await this.client().delete(`/api/v2/measurements/${encodeURIComponent(this.id)}`);
     this.context.stdout.write(`removed trusted measurement ${this.id}\n`);
     return 0;
   }

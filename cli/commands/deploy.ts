@@ -1,0 +1,228 @@
+// `eectl deploy` and `eectl preflight`: post a Compose workload (from a file, stdin or the app registry) for
+// placement, optionally following it to healthy; preflight shows where it would go and why every other agent
+// would not. Also the flag helpers `eectl apps register` shares (compose file, health spec).
+import { readFile } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { Command, Option } from "clipanion";
+import { ValidationError } from "../../spec/errors.ts";
+import { OperatorCommand } from "../operator-command.ts";
+import { parsePositiveInt } from "../options.ts";
+import { RestError } from "../rest-client.ts";
+import { table } from "../table.ts";
+import { DEFAULT_WAIT_S, type DeploymentJson, outcome, waitForDeployment } from "./deployments.ts";
+
+interface CandidateJson {
+  agent_id: string;
+  vm_name: string | null;
+  node_size: string | null;
+  datacenter: string | null;
+  state: string;
+  eligible: boolean;
+  reasons: string[];
+}
+
+interface PreflightJson {
+  ok: boolean;
+  app: string;
+  app_version: string | null;
+  compose_hash: string;
+  services: string[];
+  placement: {
+    chosen: CandidateJson | null;
+    considered: number;
+    candidates: CandidateJson[];
+    counts: Record<string, number>;
+  };
+}
+
+/** The Compose text of `--compose FILE`, or of stdin for `-`. */
+export async function readCompose(file: string, stdin: Readable): Promise<string> {
+  if (file !== "-") return readFile(file, "utf8");
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The health spec from --health-port/--health-path/--health-timeout; path and timeout need a port. */
+export function healthSpec(
+  port: string | undefined,
+  path: string | undefined,
+  timeout: string | undefined,
+): { port: number; path?: string; timeout_s?: number } | undefined {
+  const p = parsePositiveInt(port, "--health-port");
+  const timeoutS = parsePositiveInt(timeout, "--health-timeout");
+  if (p === undefined) {
+    if (path !== undefined || timeoutS !== undefined)
+      throw new ValidationError("EE-CONFIG-INVALID", "--health-path and --health-timeout need --health-port");
+    return undefined;
+  }
+  return {
+    port: p,
+    ...(path !== undefined ? { path } : {}),
+    ...(timeoutS !== undefined ? { timeout_s: timeoutS } : {}),
+  };
+}
+
+/** Agents and their placement reasons; with `chosen` given, a first column marks it with `*`. */
+function candidatesTable(candidates: CandidateJson[], chosen?: string | null): string {
+  const mark = chosen !== undefined;
+  return table(
+    [...(mark ? [""] : []), "AGENT", "VM", "SIZE", "DATACENTER", "STATE", "REASONS"],
+    candidates.map((c) => [
+      ...(mark ? [c.agent_id === chosen ? "*" : ""] : []),
+      c.agent_id,
+      c.vm_name ?? "-",
+      c.node_size ?? "-",
+      c.datacenter ?? "-",
+      c.state,
+      c.reasons.join(",") || (c.eligible ? "eligible" : "-"),
+    ]),
+  );
+}
+
+/** The flags a deployment request and a preflight share; options must be class fields, hence a base class. */
+abstract class DeploymentRequestCommand extends OperatorCommand {
+  app = Option.String("--app", {
+    required: true,
+    description: "App name (with --compose), or NAME[@VERSION] of a registered app",
+  });
+  compose = Option.String("--compose", { description: "Compose file, or - for stdin" });
+  contextTar = Option.String("--context", {
+    description: "Build context: a tar archive for services with build:",
+  });
+  nodeSize = Option.String("--node-size", { description: "Only agents of this node_size" });
+  datacenter = Option.String("--datacenter", {
+    description: "Only agents in this datacenter (provider:zone)",
+  });
+  agent = Option.String("--agent", { description: "Only this agent (agt_…)" });
+  healthPort = Option.String("--health-port", {
+    description: "Healthy once HTTP GET on this port answers 2xx",
+  });
+  healthPath = Option.String("--health-path", { description: "Path of the health probe (default /)" });
+  healthTimeout = Option.String("--health-timeout", {
+    description: "Seconds the workload has to become healthy (default 60)",
+  });
+  asJson = Option.Boolean("--json", false, { description: "Print JSON" });
+
+  async requestBody(): Promise<Record<string, unknown>> {
+    const health = healthSpec(this.healthPort, this.healthPath, this.healthTimeout);
+    return {
+      app: this.app,
+      ...(this.compose !== undefined ? { compose: await readCompose(this.compose, this.context.stdin) } : {}),
+      ...(this.contextTar !== undefined
+        ? { context: (await readFile(this.contextTar)).toString("base64") }
+        : {}),
+      ...(this.nodeSize !== undefined ? { node_size: this.nodeSize } : {}),
+      ...(this.datacenter !== undefined ? { datacenter: this.datacenter } : {}),
+      ...(this.agent !== undefined ? { agent_id: this.agent } : {}),
+      ...(health ? { health } : {}),
+    };
+  }
+}
+
+export class DeployCommand extends DeploymentRequestCommand {
+  static override paths = [["deploy"]];
+  static override usage = Command.Usage({
+    category: "Deployments",
+    description: "Deploy a Compose workload to an attested agent",
+    details: `
+      The control plane validates the Compose file, places it on the first eligible agent (lowest agent_id) and
+      sends it there; this prints the deployment id and the agent. With \`--wait\` it follows the deployment,
+      one line per step (preparing, starting, gating, running), and exits 0 only when it ends healthy; a
+      failed deployment prints its code and message and exits 1, and \`--timeout\` (default ${DEFAULT_WAIT_S} s)
+      ends the wait with EE-CLI-TIMEOUT. When no agent fits, every agent's EE-PLACE-* reasons are printed.
+    `,
+    examples: [
+      ["From a Compose file", "eectl deploy --app web --compose compose.yaml --health-port 8080 --wait"],
+      ["A registered app on a given node size", "eectl deploy --app web@1.2.0 --node-size tiny --wait"],
+      [
+        "Compose from stdin, idempotent for CI retries",
+        "eectl deploy --app web --compose - --idempotency-key $CI_JOB_ID < compose.yaml",
+      ],
+    ],
+  });
+  idempotencyKey = Option.String("--idempotency-key", {
+    description: "Retrying with the same key and body returns the first deployment instead of a new one",
+  });
+  wait = Option.Boolean("--wait", false, {
+    description: "Follow the deployment until it is healthy or failed",
+  });
+  timeout = Option.String("--timeout", {
+    description: `Seconds to wait with --wait (default ${DEFAULT_WAIT_S})`,
+  });
+
+  async run(): Promise<number> {
+    const timeoutS = parsePositiveInt(this.timeout, "--timeout") ?? DEFAULT_WAIT_S;
+    const client = this.client();
+    const body = await this.requestBody();
+    const headers: Record<string, string> = this.idempotencyKey
+      ? { "idempotency-key": this.idempotencyKey }
+      : {};
+    let placed: { deployment_id: string; agent_id: string; status: string; replayed: boolean };
+    try {
+      placed = await client.post("/api/v2/deployments", body, headers);
+    } catch (err) {
+      if (!(err instanceof RestError) || err.code !== "EE-PLACE-NO-AGENT") throw err;
+      // Operators must see why: the error line, then each agent's reasons.
+      const agents = (err.details as { agents?: CandidateJson[] } | undefined)?.agents ?? [];
+      this.context.stderr.write(`eectl: ${err.code}: ${err.message}\n${candidatesTable(agents)}`);
+      return 1;
+    }
+    if (!this.wait) {
+      if (this.asJson) this.json(placed);
+      else
+        this.context.stdout.write(
+          `deployment ${placed.deployment_id} on ${placed.agent_id} (${placed.status}${placed.replayed ? ", replayed" : ""})\n`,
+        );
+      return 0;
+    }
+    if (!this.asJson) this.context.stdout.write(`deployment ${placed.deployment_id} on ${placed.agent_id}\n`);
+    const d: DeploymentJson = await waitForDeployment(client, placed.deployment_id, {
+      final: ["healthy", "failed", "undeployed"],
+      hoped: "healthy",
+      timeoutS,
+      out: this.context.stdout,
+      quiet: this.asJson,
+    });
+    if (this.asJson) this.json(d);
+    else if (d.status === "healthy") this.context.stdout.write(`deployment ${d.deployment_id} is healthy\n`);
+    return outcome(d, "healthy");
+  }
+}
+
+export class PreflightCommand extends DeploymentRequestCommand {
+  static override paths = [["preflight"]];
+  static override usage = Command.Usage({
+    category: "Deployments",
+    description: "Show where a deployment would be placed and why other agents would not; changes nothing",
+    details: `
+      Validates the request exactly as \`eectl deploy\` would and lists every agent with its EE-PLACE-* reasons,
+      the chosen one marked with *. Exits 0 when an agent fits, 1 when none does.
+    `,
+    examples: [
+      ["Check a Compose file", "eectl preflight --app web --compose compose.yaml"],
+      ["Why is no llm node free?", "eectl preflight --app web@1.2.0 --node-size llm"],
+      ["Raw diagnosis as JSON", "eectl preflight --app web --compose compose.yaml --json"],
+    ],
+  });
+
+  async run(): Promise<number> {
+    const r = await this.client().post<PreflightJson>("/api/v2/preflight", await this.requestBody());
+    if (this.asJson) {
+      this.json(r);
+      return r.ok ? 0 : 1;
+    }
+    const { placement: p } = r;
+    const out = this.context.stdout;
+    out.write(`app: ${r.app}${r.app_version ? `@${r.app_version}` : ""}\n`);
+    out.write(`compose_hash: ${r.compose_hash}\nservices: ${r.services.join(", ")}\n`);
+    out.write(
+      `placement: ${p.chosen ? `${p.chosen.agent_id} (${p.chosen.vm_name ?? "-"})` : "no agent fits"}`,
+    );
+    out.write(` — ${p.considered} considered\n`);
+    out.write(candidatesTable(p.candidates, p.chosen?.agent_id ?? null));
+    const counts = Object.entries(p.counts);
+    if (counts.length) out.write(`excluded: ${counts.map(([code, n]) => `${code} ${n}`).join(", ")}\n`);
+    return r.ok ? 0 : 1;
+  }
+}

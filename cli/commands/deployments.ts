@@ -1,0 +1,274 @@
+// `eectl deployments list|show|undeploy`, and the wait shared with `eectl deploy --wait`: polling a deployment
+// until a final status while printing each new progress step (a live line per step on a terminal, plain
+// `step NAME` lines otherwise).
+
+import type { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Command, Option } from "clipanion";
+import { errorFromCode } from "../../spec/errors.ts";
+import { OperatorCommand } from "../operator-command.ts";
+import { parsePositiveInt } from "../options.ts";
+import { type RestClient, RestError } from "../rest-client.ts";
+import { age, table } from "../table.ts";
+
+export interface ProgressJson {
+  step: string;
+  at: string;
+  message?: string;
+}
+
+export interface DeploymentJson {
+  deployment_id: string;
+  app: string;
+  app_version: string | null;
+  agent_id: string;
+  status: string;
+  code: string | null;
+  message: string | null;
+  compose_hash: string | null;
+  images: Record<string, string>;
+  progress: ProgressJson[];
+  request: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+const POLL_MS = 500;
+export const DEFAULT_WAIT_S = 300;
+
+export const deploymentPath = (id: string) => `/api/v2/deployments/${encodeURIComponent(id)}`;
+
+/**
+ * Prints progress steps as they appear: one plain `step NAME` line each, or on a TTY a live line per step,
+ * finished with ✓ and how long the step took once the next one starts (✗ when the wait ends badly).
+ */
+class StepPrinter {
+  readonly #out: Writable;
+  readonly #tty: boolean;
+  #last: ProgressJson | null;
+  /** On a TTY: the step whose line is still open (no newline yet). */
+  #open: ProgressJson | null = null;
+  /** When the first step this printer showed happened (server clock, like every `at`). */
+  #since: number | null = null;
+
+  constructor(out: Writable, tty: boolean, shown: ProgressJson | null) {
+    this.#out = out;
+    this.#tty = tty;
+    this.#last = shown;
+  }
+
+  show(d: DeploymentJson): void {
+    const from = this.#last ? lastIndexOf(d.progress, this.#last) + 1 : 0;
+    for (const p of d.progress.slice(from)) {
+      this.#since ??= Date.parse(p.at);
+      if (this.#tty) {
+        this.#close("✓", seconds(Date.parse(p.at) - Date.parse(this.#open?.at ?? p.at)));
+        this.#open = p;
+        this.#out.write(`  … ${label(p)}`);
+      } else {
+        this.#out.write(`step ${label(p)}\n`);
+      }
+      this.#last = p;
+    }
+  }
+
+  /** Finishes the open live line: ✓ when the wait ended as hoped, ✗ otherwise; with the total time. */
+  end(ok: boolean): void {
+    if (this.#open === null) return;
+    this.#close(ok ? "✓" : "✗", `${seconds(Date.parse(this.#open.at) - (this.#since ?? 0))} in all`);
+  }
+
+  #close(mark: string, time: string): void {
+    if (this.#open === null) return;
+    this.#out.write(`\r\x1b[2K  ${mark} ${label(this.#open)}  ${time}\n`);
+    this.#open = null;
+  }
+}
+
+const label = (p: ProgressJson) => `${p.step}${p.message ? `: ${p.message}` : ""}`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+function lastIndexOf(progress: ProgressJson[], entry: ProgressJson): number {
+  for (let i = progress.length - 1; i >= 0; i--)
+    if (progress[i]!.step === entry.step && progress[i]!.at === entry.at) return i;
+  // The list is bounded on the server; an entry that scrolled out means everything shown now is new.
+  return -1;
+}
+
+export interface WaitOptions {
+  /** Statuses that end the wait. */
+  final: string[];
+  /** The final status that counts as success (it decides the live line's mark). */
+  hoped: string;
+  timeoutS: number;
+  out: Writable;
+  /** Print no steps (--json). */
+  quiet: boolean;
+  /** The last step the caller has already shown; only later ones are printed. */
+  shown?: ProgressJson | null;
+}
+
+/** Polls the deployment until its status is one of `o.final`, printing new steps. Throws EE-CLI-TIMEOUT. */
+export async function waitForDeployment(
+  client: RestClient,
+  id: string,
+  o: WaitOptions,
+): Promise<DeploymentJson> {
+  const printer = new StepPrinter(o.out, (o.out as { isTTY?: boolean }).isTTY === true, o.shown ?? null);
+  const deadline = Date.now() + o.timeoutS * 1000;
+  for (;;) {
+    const d = await client.get<DeploymentJson>(deploymentPath(id));
+    if (!o.quiet) printer.show(d);
+    if (o.final.includes(d.status)) {
+      if (!o.quiet) printer.end(d.status === o.hoped);
+      return d;
+    }
+    if (Date.now() >= deadline) {
+      if (!o.quiet) printer.end(false);
+      throw new RestError(
+        0,
+        "EE-CLI-TIMEOUT",
+        `deployment ${id} is still ${d.status} after ${o.timeoutS} s (it goes on; see eectl deployments show ${id})`,
+      );
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/** Ends a wait: exit 0 when the deployment reached `hoped`, else its code and message as the usual error line. */
+export function outcome(d: DeploymentJson, hoped: string): number {
+  if (d.status === hoped) return 0;
+  throw errorFromCode(
+    d.code ?? "EE-INTERNAL",
+    d.message ?? `deployment ${d.deployment_id} ended ${d.status}, not ${hoped}`,
+  );
+}
+
+export class DeploymentsListCommand extends OperatorCommand {
+  static override paths = [["deployments", "list"]];
+  static override usage = Command.Usage({
+    category: "Deployments",
+    description: "List deployments, newest first",
+    details: "Shows each deployment's id, app, status, agent and when it last changed.",
+    examples: [
+      ["Table", "eectl deployments list"],
+      ["Failed ones as JSON", "eectl deployments list --status failed --json"],
+      ["The last five", "eectl deployments list --limit 5"],
+    ],
+  });
+  status = Option.String("--status", {
+    description: "Only this status (pending, deploying, healthy, failed, undeploying, undeployed)",
+  });
+  limit = Option.String("--limit", { description: "At most this many (1..1000)" });
+  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+
+  async run(): Promise<number> {
+    const q = new URLSearchParams();
+    if (this.status) q.set("status", this.status);
+    const limit = parsePositiveInt(this.limit, "--limit");
+    if (limit !== undefined) q.set("limit", String(limit));
+    const query = q.toString() ? `?${q}` : "";
+    const body = await this.client().get<{ deployments: DeploymentJson[] }>(`/api/v2/deployments${query}`);
+    if (this.asJson) {
+      this.json(body);
+      return 0;
+    }
+    const rows = body.deployments.map((d) => [
+      d.deployment_id,
+      appRef(d),
+      d.status + (d.code ? ` (${d.code})` : ""),
+      d.agent_id,
+      age(d.updated_at),
+    ]);
+    this.context.stdout.write(table(["DEPLOYMENT", "APP", "STATUS", "AGENT", "UPDATED"], rows));
+    return 0;
+  }
+}
+
+export class DeploymentsShowCommand extends OperatorCommand {
+  static override paths = [["deployments", "show"]];
+  static override usage = Command.Usage({
+    category: "Deployments",
+    description: "Show one deployment: status, failure code, compose hash, images and every progress step",
+    examples: [
+      ["Show", "eectl deployments show d-0123456789abcdef"],
+      ["As JSON", "eectl deployments show d-0123456789abcdef --json"],
+    ],
+  });
+  id = Option.String({ name: "DEPLOYMENT_ID" });
+  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+
+  async run(): Promise<number> {
+    const d = await this.client().get<DeploymentJson>(deploymentPath(this.id));
+    if (this.asJson) {
+      this.json(d);
+      return 0;
+    }
+    const fields: [string, string][] = [
+      ["deployment_id", d.deployment_id],
+      ["app", appRef(d)],
+      ["agent_id", d.agent_id],
+      ["status", d.status],
+      ...(d.code ? ([["code", d.code]] as [string, string][]) : []),
+      ...(d.message ? ([["message", d.message]] as [string, string][]) : []),
+      ["compose_hash", d.compose_hash ?? "-"],
+      [
+        "images",
+        Object.entries(d.images)
+          .map(([s, i]) => `${s}=${i}`)
+          .join(", ") || "-",
+      ],
+      ["request", JSON.stringify(d.request)],
+      ["created_at", d.created_at],
+      ["updated_at", d.updated_at],
+    ];
+    const out = fields.map(([k, v]) => `${k}: ${v}`);
+    out.push("progress:");
+    for (const p of d.progress) out.push(`  ${p.at}  ${p.step}${p.message ? `  ${p.message}` : ""}`);
+    this.context.stdout.write(`${out.join("\n")}\n`);
+    return 0;
+  }
+}
+
+export class DeploymentsUndeployCommand extends OperatorCommand {
+  static override paths = [["deployments", "undeploy"]];
+  static override usage = Command.Usage({
+    category: "Deployments",
+    description: "Stop and remove a deployment's workload on its agent",
+    details:
+      "Returns once the control plane accepted the request; with --wait, follows it until the agent reports " +
+      "everything removed (exit 0) or the deployment ends otherwise (exit 1).",
+    examples: [
+      ["Undeploy", "eectl deployments undeploy d-0123456789abcdef"],
+      ["And wait until it is gone", "eectl deployments undeploy d-0123456789abcdef --wait --timeout 60"],
+    ],
+  });
+  id = Option.String({ name: "DEPLOYMENT_ID" });
+  wait = Option.Boolean("--wait", false, { description: "Wait until the deployment is undeployed" });
+  timeout = Option.String("--timeout", {
+    description: `Seconds to wait with --wait (default ${DEFAULT_WAIT_S})`,
+  });
+  asJson = Option.Boolean("--json", false, { description: "Print the deployment as JSON" });
+
+  async run(): Promise<number> {
+    const timeoutS = parsePositiveInt(this.timeout, "--timeout") ?? DEFAULT_WAIT_S;
+    const client = this.client();
+    let d = await client.post<DeploymentJson>(`${deploymentPath(this.id)}/undeploy`, {});
+    if (!this.asJson) this.context.stdout.write(`undeploying ${d.deployment_id} on ${d.agent_id}\n`);
+    if (this.wait)
+      d = await waitForDeployment(client, this.id, {
+        final: ["undeployed", "failed"],
+        hoped: "undeployed",
+        timeoutS,
+        out: this.context.stdout,
+        quiet: this.asJson,
+        shown: d.progress.at(-1) ?? null,
+      });
+    if (this.asJson) this.json(d);
+    else if (this.wait && d.status === "undeployed")
+      this.context.stdout.write(`deployment ${d.deployment_id} is undeployed\n`);
+    return this.wait ? outcome(d, "undeployed") : 0;
+  }
+}
+
+const appRef = (d: DeploymentJson) => (d.app_version ? `${d.app}@${d.app_version}` : d.app);

@@ -1,0 +1,162 @@
+// `eectl logs AGENT_ID` and `eectl stats AGENT_ID`: the workload's container logs and resource use, read
+// through the control plane, which relays them over the agent's WebSocket. `logs -f` streams until Ctrl-C.
+import { Command, Option } from "clipanion";
+import { ValidationError } from "../../spec/errors.ts";
+import { OperatorCommand } from "../operator-command.ts";
+import { table } from "../table.ts";
+
+interface LogLine {
+  service: string;
+  stream: "stdout" | "stderr";
+  ts: string;
+  text: string;
+}
+
+interface StatsJson {
+  containers: {
+    service: string;
+    id: string;
+    cpu_percent: number;
+    memory_bytes: number;
+    memory_limit_bytes: number;
+    network_rx_bytes: number;
+    network_tx_bytes: number;
+  }[];
+  host: {
+    cpus: number;
+    load_avg: number[];
+    memory_total_bytes: number;
+    memory_free_bytes: number;
+    uptime_s: number;
+  };
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** --since as ms since the epoch: an ISO 8601 time, or a duration back from `now` such as 90s, 10m, 2h, 1d. */
+export function parseSince(value: string, now = Date.now()): number {
+  const d = /^(\d{1,9})(ms|s|m|h|d)$/.exec(value);
+  if (d) return now - Number(d[1]) * UNIT_MS[d[2]!]!;
+  const at = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(at))
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `--since: expected an ISO 8601 time or a duration like 10m, got "${value}"`,
+    );
+  return at;
+}
+
+const agentPath = (id: string) => `/api/v2/agents/${encodeURIComponent(id)}`;
+
+export class LogsCommand extends OperatorCommand {
+  static override paths = [["logs"]];
+  static override usage = Command.Usage({
+    category: "Agents",
+    description: "Print the logs of the workload running on an agent",
+    details: `
+      One line per log line: \`TS SERVICE STREAM| TEXT\`, where STREAM is stdout or stderr. With \`-f\` it keeps
+      streaming new lines until interrupted (Ctrl-C ends it cleanly with exit 0).
+    `,
+    examples: [
+      ["The last 100 lines", "eectl logs agt_0123456789abcdef01234567 --tail 100"],
+      ["Follow from ten minutes ago", "eectl logs agt_0123456789abcdef01234567 -f --since 10m"],
+      ["Since a point in time", "eectl logs agt_0123456789abcdef01234567 --since 2025-01-31T12:00:00Z"],
+    ],
+  });
+  id = Option.String({ name: "AGENT_ID" });
+  follow = Option.Boolean("-f,--follow", false, { description: "Keep streaming new lines until Ctrl-C" });
+  tail = Option.String("--tail", { description: "Only the last N lines of each container" });
+  since = Option.String("--since", {
+    description: "Only lines since an ISO 8601 time or a duration (10m, 2h)",
+  });
+
+  async run(): Promise<number> {
+    const q = new URLSearchParams();
+    // 0 is a valid tail (nothing old, only what follows), so this is not parsePositiveInt.
+    if (this.tail !== undefined) {
+      if (!/^\d{1,6}$/.test(this.tail))
+        throw new ValidationError("EE-CONFIG-INVALID", `--tail: expected a line count, got "${this.tail}"`);
+      q.set("tail", this.tail);
+    }
+    if (this.since !== undefined) q.set("since", String(parseSince(this.since)));
+    const client = this.client();
+    const base = `${agentPath(this.id)}/logs`;
+    if (!this.follow) {
+      const { lines } = await client.get<{ lines: LogLine[] }>(`${base}?${q}`);
+      for (const l of lines) this.#print(l);
+      return 0;
+    }
+    q.set("follow", "true");
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    try {
+      for await (const l of client.ndjson<LogLine>(`${base}?${q}`, abort.signal)) this.#print(l);
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    }
+    return 0;
+  }
+
+  #print(l: LogLine): void {
+    this.context.stdout.write(`${l.ts} ${l.service} ${l.stream}| ${l.text}\n`);
+  }
+}
+
+export class StatsCommand extends OperatorCommand {
+  static override paths = [["stats"]];
+  static override usage = Command.Usage({
+    category: "Agents",
+    description: "Show the resource use of an agent's workload containers and of its host",
+    examples: [
+      ["Table", "eectl stats agt_0123456789abcdef01234567"],
+      ["As JSON", "eectl stats agt_0123456789abcdef01234567 --json"],
+    ],
+  });
+  id = Option.String({ name: "AGENT_ID" });
+  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+
+  async run(): Promise<number> {
+    const s = await this.client().get<StatsJson>(`${agentPath(this.id)}/stats`);
+    if (this.asJson) {
+      this.json(s);
+      return 0;
+    }
+    const { host } = s;
+    this.context.stdout.write(
+      `host: ${host.cpus} cpus, load ${host.load_avg.map((n) => n.toFixed(2)).join(" ")}, ` +
+        `memory ${bytes(host.memory_total_bytes - host.memory_free_bytes)} of ${bytes(host.memory_total_bytes)} used, ` +
+        `up ${Math.round(host.uptime_s / 60)} min\n`,
+    );
+    this.context.stdout.write(
+      table(
+        ["SERVICE", "CONTAINER", "CPU%", "MEMORY", "LIMIT", "NET RX", "NET TX"],
+        s.containers.map((c) => [
+          c.service,
+          c.id.slice(0, 12),
+          c.cpu_percent.toFixed(1),
+          bytes(c.memory_bytes),
+          bytes(c.memory_limit_bytes),
+          bytes(c.network_rx_bytes),
+          bytes(c.network_tx_bytes),
+        ]),
+      ),
+    );
+    return 0;
+  }
+}
+
+function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}

@@ -1,0 +1,400 @@
+// eectl's deploy commands run as a user would (a child process via bin/eectl.js) against a real CP, a real
+// in-process agent and real containers: deploy --wait, deployments, logs, stats, undeploy, preflight, apps.
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import test, { type ExecutionContext } from "ava";
+import type Docker from "dockerode";
+import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import {
+  ADMIN_TOKEN,
+  agentConfig,
+  REPO,
+  startTestAgent,
+  startTestCp,
+  tempDir,
+  waitFor,
+} from "../helpers/cluster.ts";
+import { requireDocker } from "../helpers/docker.ts";
+import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { closedPort } from "../helpers/temp.ts";
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function eectl(args: string[], o: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO, "bin/eectl.js"), ...args], {
+      env: { ...process.env, EE_CP_URL: "", EE_TOKEN: "", ...o.env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(o.input ?? "");
+  });
+}
+
+function webCompose(port: number): string {
+  return [
+    "services:",
+    "  web:",
+    `    image: ${BUSYBOX_IMAGE}`,
+    `    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p 8080 -h /www"]`,
+    "    ports:",
+    `      - "${port}:8080"`,
+  ].join("\n");
+}
+
+/** A CP and one registered agent, plus the busybox image when the test runs containers on `docker`. */
+async function setup(t: ExecutionContext, docker?: Docker) {
+  if (docker) await busyboxImage(docker);
+  const tcp = await startTestCp(t);
+  const agent = await startTestAgent(t, agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-cli" }));
+  await waitFor("registration", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
+  const env = { EE_CP_URL: tcp.cp.url, EE_TOKEN: ADMIN_TOKEN };
+  const dir = tempDir(t, "ee-deploy-cli-");
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  return { tcp, agent, env, file };
+}
+
+/** The deployment id `deploy` printed first, removed from the engine when the test ends. */
+function placedId(t: ExecutionContext, runtime: DockerRuntime, out: string): string {
+  const id = /^deployment (d-[0-9a-f]+) on agt_/m.exec(out)?.[1];
+  if (!id) throw new Error(`no deployment id in: ${out}`);
+  t.teardown(() => runtime.remove(id));
+  return id;
+}
+
+test.serial(
+  "deploy --wait prints each step and ends healthy; show, list, logs, logs -f, stats; undeploy --wait",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    const s = await setup(t, docker);
+    const { env, agent, tcp } = s;
+    const runtime = new DockerRuntime({ docker });
+    const port = await closedPort();
+    const compose = s.file("compose.yaml", webCompose(port));
+
+    const dep = await eectl(
+      [
+        "deploy",
+        "--app",
+        "web",
+        "--compose",
+        compose,
+        "--health-port",
+        String(port),
+        "--health-timeout",
+        "20",
+        "--idempotency-key",
+        "ci-job-1",
+        "--wait",
+      ],
+      { env },
+    );
+    const id = placedId(t, runtime, dep.stdout);
+    t.is(dep.code, 0, dep.stderr);
+    // Not a TTY: plain lines, no carriage returns or marks.
+    t.true(
+      dep.stdout.includes("step dispatched\nstep preparing\nstep starting\nstep gating\nstep running\n"),
+      dep.stdout,
+    );
+    t.false(dep.stdout.includes("\r"));
+    t.true(dep.stdout.includes(`deployment ${id} on ${agent.agentId}\n`));
+    t.true(dep.stdout.endsWith(`deployment ${id} is healthy\n`), dep.stdout);
+
+    // A CI retry with the same key and body gets the same deployment back, not a second one.
+    const retry = await eectl(
+      [
+        "deploy",
+        "--app",
+        "web",
+        "--compose",
+        compose,
+        "--health-port",
+        String(port),
+        "--health-timeout",
+        "20",
+        "--idempotency-key",
+        "ci-job-1",
+      ],
+      { env },
+    );
+    t.is(retry.code, 0, retry.stderr);
+    t.is(retry.stdout, `deployment ${id} on ${agent.agentId} (healthy, replayed)\n`);
+
+    const show = await eectl(["deployments", "show", id, "--json"], { env });
+    t.is(show.code, 0, show.stderr);
+    const shown = JSON.parse(show.stdout) as {
+      status: string;
+      agent_id: string;
+      progress: { step: string }[];
+    };
+    t.is(shown.status, "healthy");
+    t.is(shown.agent_id, agent.agentId);
+    const text = await eectl(["deployments", "show", id], { env });
+    t.regex(text.stdout, /^status: healthy$/m);
+    t.regex(text.stdout, /^ {2}\S+ {2}running$/m);
+
+    const list = await eectl(["deployments", "list"], { env });
+    t.is(list.code, 0, list.stderr);
+    t.regex(list.stdout, /^DEPLOYMENT\s+APP\s+STATUS\s+AGENT\s+UPDATED/);
+    t.regex(list.stdout, new RegExp(`^${id}\\s+web\\s+healthy\\s+${agent.agentId}\\s+\\d+s ago$`, "m"));
+
+    const logs = await waitFor("the workload's log line", async () => {
+      const r = await eectl(["logs", agent.agentId, "--tail", "10"], { env });
+      return r.code === 0 && /^\S+ web stdout\| started$/m.test(r.stdout) ? r : undefined;
+    });
+    t.regex(logs.stdout, /^\d{4}-\d{2}-\d{2}T\S+ web stdout\| started$/m);
+    const sinceLater = await eectl(["logs", agent.agentId, "--since", "2999-01-01T00:00:00Z"], { env });
+    t.is(sinceLater.code, 0, sinceLater.stderr);
+    t.is(sinceLater.stdout, "");
+
+    // Follow: lines stream until SIGINT, which ends the command cleanly with exit 0.
+    const follow = spawn(
+      process.execPath,
+      [join(REPO, "bin/eectl.js"), "logs", agent.agentId, "-f", "--since", "1h"],
+      {
+        env: { ...process.env, ...env },
+      },
+    );
+    t.teardown(() => {
+      if (follow.exitCode === null) follow.kill("SIGKILL");
+    });
+    let followed = "";
+    follow.stdout.on("data", (d: Buffer) => {
+      followed += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => follow.on("close", (code) => resolve(code)));
+    await waitFor("followed line", () => followed.includes("web stdout| started"), 15_000);
+    // A request through the agent's proxy makes httpd -v log a line while we follow (only this one is a 404).
+    t.is(
+      (await fetch(`${agent.apiUrl}/no-such-page`).then((r) => r.arrayBuffer().then(() => r))).status,
+      404,
+    );
+    await waitFor(
+      "a line logged after the follow began",
+      () => /web stderr\| .*response:404/.test(followed),
+      15_000,
+    );
+    follow.kill("SIGINT");
+    t.is(await exited, 0);
+
+    const stats = await eectl(["stats", agent.agentId, "--json"], { env });
+    t.is(stats.code, 0, stats.stderr);
+    t.deepEqual(
+      (JSON.parse(stats.stdout) as { containers: { service: string }[] }).containers.map((c) => c.service),
+      ["web"],
+    );
+    const statsTable = await eectl(["stats", agent.agentId], { env });
+    t.regex(statsTable.stdout, /^web\s+[0-9a-f]{12}\s+\d+\.\d/m);
+
+    const undeploy = await eectl(["deployments", "undeploy", id, "--wait"], { env });
+    t.is(undeploy.code, 0, undeploy.stderr);
+    t.true(undeploy.stdout.endsWith(`deployment ${id} is undeployed\n`), undeploy.stdout);
+    const gone = JSON.parse((await eectl(["deployments", "show", id, "--json"], { env })).stdout) as {
+      status: string;
+    };
+    t.is(gone.status, "undeployed");
+    t.deepEqual(await runtime.inspect(id), []);
+    await waitFor("agent free again", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
+  },
+);
+
+test.serial(
+  "deploy --wait: a health gate that never passes exits 1 with its code; --timeout ends the wait with EE-CLI-TIMEOUT",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    const s = await setup(t, docker);
+    const { env, agent, tcp } = s;
+    const runtime = new DockerRuntime({ docker });
+    const compose = s.file("compose.yaml", webCompose(await closedPort()));
+    const never = String(await closedPort());
+
+    const impatient = await eectl(
+      [
+        "deploy",
+        "--app",
+        "sick",
+        "--compose",
+        compose,
+        "--health-port",
+        never,
+        "--health-timeout",
+        "3",
+        "--wait",
+        "--timeout",
+        "1",
+      ],
+      { env },
+    );
+    const first = placedId(t, runtime, impatient.stdout);
+    t.is(impatient.code, 1);
+    t.regex(
+      impatient.stderr,
+      new RegExp(`^eectl: EE-CLI-TIMEOUT: deployment ${first} is still \\w+ after 1 s`),
+    );
+    await waitFor("agent free again", () => tcp.cp.index.get(agent.agentId)?.state === "registered", 20_000);
+
+    const sick = await eectl(
+      [
+        "deploy",
+        "--app",
+        "sick",
+        "--compose",
+        compose,
+        "--health-port",
+        never,
+        "--health-timeout",
+        "2",
+        "--wait",
+      ],
+      { env },
+    );
+    const id = placedId(t, runtime, sick.stdout);
+    t.is(sick.code, 1);
+    t.regex(sick.stderr, /^eectl: EE-WORKLOAD-HEALTH-TIMEOUT: /);
+    t.regex(sick.stdout, /^step gating\n(.*\n)*step failed/m);
+    t.false(sick.stdout.includes("is healthy"));
+    t.deepEqual(await runtime.inspect(id), []);
+
+    const json = await eectl(["deployments", "show", id, "--json"], { env });
+    const d = JSON.parse(json.stdout) as { status: string; code: string };
+    t.deepEqual([d.status, d.code], ["failed", "EE-WORKLOAD-HEALTH-TIMEOUT"]);
+  },
+);
+
+test("preflight explains placement; deploy shows every agent's reasons on 409; invalid compose creates nothing", async (t) => {
+  const s = await setup(t);
+  const { env, agent } = s;
+  const compose = s.file("compose.yaml", webCompose(await closedPort()));
+
+  const fits = await eectl(["preflight", "--app", "web", "--compose", compose], { env });
+  t.is(fits.code, 0, fits.stderr);
+  t.regex(fits.stdout, new RegExp(`^placement: ${agent.agentId} \\(vm-cli\\)`, "m"));
+  t.regex(
+    fits.stdout,
+    new RegExp(
+      `^\\*\\s+${agent.agentId}\\s+vm-cli\\s+tiny\\s+baremetal:local\\s+registered\\s+eligible$`,
+      "m",
+    ),
+  );
+
+  const llm = await eectl(["preflight", "--app", "web", "--compose", compose, "--node-size", "llm"], { env });
+  t.is(llm.code, 1);
+  t.regex(llm.stdout, /^placement: no agent fits/m);
+  t.regex(
+    llm.stdout,
+    new RegExp(
+      `^\\s+${agent.agentId}\\s+vm-cli\\s+tiny\\s+baremetal:local\\s+registered\\s+EE-PLACE-NODE-SIZE$`,
+      "m",
+    ),
+  );
+  const llmJson = await eectl(
+    ["preflight", "--app", "web", "--compose", compose, "--node-size", "llm", "--json"],
+    {
+      env,
+    },
+  );
+  t.is(llmJson.code, 1);
+  const diag = JSON.parse(llmJson.stdout) as {
+    ok: boolean;
+    placement: { candidates: { reasons: string[] }[] };
+  };
+  t.false(diag.ok);
+  t.deepEqual(diag.placement.candidates[0]?.reasons, ["EE-PLACE-NODE-SIZE"]);
+
+  const refused = await eectl(["deploy", "--app", "web", "--compose", compose, "--node-size", "llm"], {
+    env,
+  });
+  t.is(refused.code, 1);
+  const [line, header, row] = refused.stderr.split("\n");
+  t.regex(line ?? "", /^eectl: EE-PLACE-NO-AGENT: /);
+  t.regex(header ?? "", /^AGENT\s+VM\s+SIZE\s+DATACENTER\s+STATE\s+REASONS$/);
+  t.regex(
+    row ?? "",
+    new RegExp(`^${agent.agentId}\\s+vm-cli\\s+tiny\\s+baremetal:local\\s+registered\\s+EE-PLACE-NODE-SIZE$`),
+  );
+
+  // Compose from stdin; the CP refuses it before placing anything.
+  const invalid = await eectl(["deploy", "--app", "bad", "--compose", "-"], {
+    env,
+    input: "services:\n  app:\n    image: [not, a, string]\n",
+  });
+  t.is(invalid.code, 1);
+  t.regex(invalid.stderr, /^eectl: EE-COMPOSE-[A-Z-]+: /);
+  const none = await eectl(["deployments", "list", "--json"], { env });
+  t.is(none.code, 0, none.stderr);
+  t.deepEqual(JSON.parse(none.stdout), { deployments: [] });
+});
+
+test("apps register and list; deploy flags are checked before anything is sent", async (t) => {
+  const s = await setup(t);
+  const { env } = s;
+  const compose = s.file("compose.yaml", webCompose(await closedPort()));
+  const reg = await eectl(["apps", "register", "web@1.2.0", "--compose", compose, "--health-port", "8080"], {
+    env,
+  });
+  t.is(reg.code, 0, reg.stderr);
+  t.regex(reg.stdout, /^registered web@1\.2\.0 \(compose [0-9a-f]{64}\)$/m);
+  const list = await eectl(["apps", "list"], { env });
+  t.regex(list.stdout, /^web@1\.2\.0\s+[0-9a-f]{16}…\s+:8080\/ 60s\s+\d{4}-/m);
+  const json = JSON.parse((await eectl(["apps", "list", "--json"], { env })).stdout) as {
+    apps: { ref: string }[];
+  };
+  t.deepEqual(
+    json.apps.map((a) => a.ref),
+    ["web@1.2.0"],
+  );
+  // A registered app is placed like posted Compose.
+  const pre = await eectl(["preflight", "--app", "web@1.2.0", "--json"], { env });
+  t.is(pre.code, 0, pre.stderr);
+  t.is((JSON.parse(pre.stdout) as { app_version: string }).app_version, "1.2.0");
+
+  const bad = await eectl(["apps", "register", "web", "--compose", compose], { env });
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^eectl: EE-CONFIG-INVALID: expected NAME@VERSION/);
+  const noPort = await eectl(["deploy", "--app", "web", "--compose", compose, "--health-path", "/x"], {
+    env,
+  });
+  t.is(noPort.code, 1);
+  t.regex(noPort.stderr, /^eectl: EE-CONFIG-INVALID: --health-path and --health-timeout need --health-port/);
+  const since = await eectl(["logs", "agt_000000000000000000000000", "--since", "yesterday"], { env });
+  t.regex(since.stderr, /^eectl: EE-CONFIG-INVALID: --since/);
+});
+
+test("every deploy command has --help with an example", async (t) => {
+  for (const cmd of [
+    ["deploy"],
+    ["preflight"],
+    ["deployments", "list"],
+    ["deployments", "show"],
+    ["deployments", "undeploy"],
+    ["logs"],
+    ["stats"],
+    ["apps", "list"],
+    ["apps", "register"],
+  ]) {
+    const r = await eectl([...cmd, "--help"]);
+    const name = cmd.join(" ");
+    t.is(r.code, 0, name);
+    t.regex(r.stdout, /Examples/, name);
+    t.true(r.stdout.includes(`eectl ${name} `), name);
+  }
+});
