@@ -213,84 +213,70 @@ test.serial(
   },
 );
 
+/** A CP child and one agent child (so it can be SIGKILLed) running a healthy deployment. */
+async function agentChildWithWorkload(t: ExecutionContext, vm: string) {
+  const docker = await requireDocker(t);
+  if (!docker) return null;
+  await busyboxImage(docker);
+  const runtime = new DockerRuntime({ docker });
+  const devDir = await devRoot();
+  const cp = await spawnCp(t, { port: await closedPort(), dataDir: tempDir(t, "ee-cp-drill-"), devDir });
+  const config = agentConfig(t, cp.wsUrl, devDir, { vm_name: vm });
+  const child = spawnAgent(t, config);
+  const agentId = await waitFor(
+    "registration",
+    async () => (await index(cp)).find((a) => a.state === "registered")?.agent_id,
+    20_000,
+  );
+  await waitFor(
+    "ready",
+    async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
+    20_000,
+  );
+  const id = await deploy(cp, agentId);
+  t.teardown(() => runtime.remove(id));
+  await deploymentIs(cp, id, "healthy");
+  return { docker, runtime, cp, config, child, agentId, id };
+}
+
 test.serial(
   "agent restart: SIGKILL the agent, start it again — its workload is re-adopted, not restarted",
   async (t) => {
-    const docker = await requireDocker(t);
-    if (!docker) return t.pass();
-    await busyboxImage(docker);
-    const runtime = new DockerRuntime({ docker });
-    const devDir = await devRoot();
-    const cp = await spawnCp(t, { port: await closedPort(), dataDir: tempDir(t, "ee-cp-drill-"), devDir });
-    const config = agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-restart" });
-    const first = spawnAgent(t, config);
-    const agentId = await waitFor(
-      "registration",
-      async () => (await index(cp)).find((a) => a.state === "registered")?.agent_id,
-      20_000,
-    );
-    await waitFor(
-      "ready",
-      async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
-      20_000,
-    );
-    const id = await deploy(cp, agentId);
-    t.teardown(() => runtime.remove(id));
-    await deploymentIs(cp, id, "healthy");
-    const started = await startTimes(runtime, [id]);
-
-    first.kill("SIGKILL");
-    spawnAgent(t, config);
+    const s = await agentChildWithWorkload(t, "vm-restart");
+    if (!s) return t.pass();
+    const started = await startTimes(s.runtime, [s.id]);
+    s.child.kill("SIGKILL");
+    spawnAgent(t, s.config);
     await waitFor(
       "the agent back and healthy",
       async () => {
-        const a = (await index(cp)).find((x) => x.agent_id === agentId);
-        return a?.state === "healthy" && a.deployment_id === id ? true : undefined;
+        const a = (await index(s.cp)).find((x) => x.agent_id === s.agentId);
+        return a?.state === "healthy" && a.deployment_id === s.id ? true : undefined;
       },
       30_000,
     );
-    t.deepEqual(await startTimes(runtime, [id]), started, "re-adopted, not restarted");
-    t.is((await cp.api<DeploymentJson>(`/api/v2/deployments/${id}`)).body.status, "healthy");
+    t.deepEqual(await startTimes(s.runtime, [s.id]), started, "re-adopted, not restarted");
+    t.is((await s.cp.api<DeploymentJson>(`/api/v2/deployments/${s.id}`)).body.status, "healthy");
   },
 );
 
 test.serial(
   "a workload that died while its agent was down is reported failed with the agent's reason",
   async (t) => {
-    const docker = await requireDocker(t);
-    if (!docker) return t.pass();
-    await busyboxImage(docker);
-    const runtime = new DockerRuntime({ docker });
-    const devDir = await devRoot();
-    const cp = await spawnCp(t, { port: await closedPort(), dataDir: tempDir(t, "ee-cp-drill-"), devDir });
-    const config = agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-died" });
-    const first = spawnAgent(t, config);
-    const agentId = await waitFor(
-      "registration",
-      async () => (await index(cp)).find((a) => a.state === "registered")?.agent_id,
-      20_000,
-    );
-    await waitFor(
-      "ready",
-      async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
-      20_000,
-    );
-    const id = await deploy(cp, agentId);
-    t.teardown(() => runtime.remove(id));
-    await deploymentIs(cp, id, "healthy");
-
-    first.kill("SIGKILL");
-    for (const c of await runtime.inspect(id)) await docker.getContainer(c.id).kill();
-    spawnAgent(t, config);
-    const failed = await deploymentIs(cp, id, "failed", 30_000);
+    const s = await agentChildWithWorkload(t, "vm-died");
+    if (!s) return t.pass();
+    s.child.kill("SIGKILL");
+    for (const c of await s.runtime.inspect(s.id)) await s.docker.getContainer(c.id).kill();
+    spawnAgent(t, s.config);
+    const failed = await deploymentIs(s.cp, s.id, "failed", 30_000);
     t.is(failed.code, "EE-WORKLOAD-EXITED");
     await waitFor(
       "nothing left",
-      async () => ((await runtime.inspect(id)).length === 0 ? true : undefined),
+      async () => ((await s.runtime.inspect(s.id)).length === 0 ? true : undefined),
       20_000,
     );
     await waitFor("the agent free", async () => {
-      const a = (await index(cp)).find((x) => x.agent_id === agentId);
+      const a = (await index(s.cp)).find((x) => x.agent_id === s.agentId);
       return a?.state === "registered" ? true : undefined;
     });
   },
