@@ -70,7 +70,7 @@ export class Readiness {
     if (rule === "settle" && now - this.#lastRegistrationAt >= this.#o.settleMs) {
       return this.#become(
         now,
-        `no database state to wait for; ${this.#back.size} agents registered, none new for ${this.#o.settleMs} ms`,
+        `no database state to wait for; ${this.#back.size} agent(s) registered, none new for ${this.#o.settleMs} ms`,
         base,
       );
     }
