@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its data
+# dir, restart on the same port; time until /readyz is 200 and the agent listing is back.
+# Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3, 18881-2).
+set -u
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+cd "$WORK"
+E="node $REPO/bin/eectl.js"
+export EE_CP_URL=http://127.0.0.1:18080 EE_TOKEN=drill-admin-token-0123456789 EE_LOG_LEVEL=warn
+$E attest dev-init --dir ./dev-root >/dev/null
+cp_start() { $E control-plane --listen 127.0.0.1:18080 --data-dir ./cp --dev-attestation ./dev-root --admin-token $EE_TOKEN >$WORK/cp.log 2>&1 & echo $!; }
+CP=$(cp_start)
+for i in 1 2 3; do
+  cat > agent$i.json <<J
+{"control_plane_url": "ws://127.0.0.1:18080", "vm_name": "vm-$i", "node_size": "tiny", "datacenter": "baremetal:local",
+ "api_listen": "127.0.0.1:1900$i", "data_dir": "./agent$i", "heartbeat_interval_ms": 1000,
+ "attestation": {"provider": "dev", "dir": "./dev-root"}}
+J
+  $E agent --config agent$i.json >$WORK/agent$i.log 2>&1 &
+done
+until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.2; done
+sleep 2
+(cd "$REPO" && node --import tsx -e "import('$REPO/cli/demo.ts').then(async m=>require('fs').writeFileSync('$WORK/context.tar', await m.busyboxContext()))")
+for p in 18881 18882; do
+  (cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose($p)))") > compose$p.yaml
+  $E deploy --app hello$p --compose compose$p.yaml --context context.tar --health-port $p --wait | tail -1
+done
+$E agents list
+before=$($E agents list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(JSON.parse(s).agents.map(a=>[a.agent_id,a.state,a.deployment_id]).sort())))')
+starts=$(docker ps --filter label=io.easyenclave.deployment --format '{{.ID}}' | xargs docker inspect --format '{{.State.StartedAt}}' | sort)
+kill -9 $CP; rm -rf ./cp
+t0=$(date +%s%N)
+CP=$(cp_start)
+until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.05; done
+t1=$(date +%s%N)
+until [ "$($E agents list --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(JSON.parse(s).agents.map(a=>[a.agent_id,a.state,a.deployment_id]).sort())))')" = "$before" ]; do sleep 0.05; done
+t2=$(date +%s%N)
+echo "ready after $(( (t1-t0)/1000000 )) ms; agent listing identical after $(( (t2-t0)/1000000 )) ms"
+$E agents list
+$E deployments list
+after=$(docker ps --filter label=io.easyenclave.deployment --format '{{.ID}}' | xargs docker inspect --format '{{.State.StartedAt}}' | sort)
+[ "$starts" = "$after" ] && echo "container start times unchanged" || echo "CONTAINERS RESTARTED"
+curl -s localhost:18080/readyz; echo
+for d in $($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))'); do $E deployments undeploy $d --wait | tail -1; done
+kill $CP; pkill -f "agent --config agent"; sleep 1
+rm -rf "$WORK"
