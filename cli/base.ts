@@ -23,4 +23,10 @@ export abstract class EeCommand extends Command {
   json(value: unknown): void {
     this.context.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
+
+  /** With --json the value as JSON, else the text `render` makes of it for people (a table, `key: value` lines). */
+  print<T>(asJson: boolean, value: T, render: (value: T) => string): void {
+    if (asJson) this.json(value);
+    else this.context.stdout.write(render(value));
+  }
 }

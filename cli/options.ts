@@ -1,6 +1,13 @@
-// Parsing helpers for command flags: HOST:PORT and positive integers, each failing with EE-CONFIG-INVALID naming the flag.
+// Helpers for command flags: the --json flag every operator command spells the same way, and parsing HOST:PORT,
+// fractions and positive integers, each failing with EE-CONFIG-INVALID naming the flag.
+import { Option } from "clipanion";
 import { parseHostPort } from "../lib/host-port.ts";
 import { ValidationError } from "../spec/errors.ts";
+
+/** A `--json` flag, off by default; the description says what gets printed (EeCommand.print prints it). */
+export function jsonFlag(description = "Print the REST response as JSON") {
+  return Option.Boolean("--json", false, { description });
+}
 
 /** A HOST:PORT flag, or EE-CONFIG-INVALID naming the flag. */
 export function hostPortFlag(value: string, flag: string): { host: string; port: number } {

@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
 import { OperatorCommand } from "../operator-command.ts";
+import { jsonFlag } from "../options.ts";
 import { age, table } from "../table.ts";
 
 interface AgentJson {
@@ -19,6 +20,8 @@ interface AgentJson {
   [k: string]: unknown;
 }
 
+export const agentPath = (id: string) => `/api/v2/agents/${encodeURIComponent(id)}`;
+
 export class AgentsListCommand extends OperatorCommand {
   static override paths = [["agents", "list"]];
   static override usage = Command.Usage({
@@ -29,28 +32,26 @@ export class AgentsListCommand extends OperatorCommand {
     ],
   });
   state = Option.String("--state", { description: "Only agents in this state" });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
     const client = this.client();
     const q = this.state ? `?state=${encodeURIComponent(this.state)}` : "";
     const { agents } = await client.get<{ agents: AgentJson[] }>(`/api/v2/agents${q}`);
-    if (this.asJson) {
-      this.json({ agents });
-      return 0;
-    }
-    const rows = agents.map((a) => [
-      a.agent_id,
-      a.vm_name ?? "-",
-      a.node_size ?? "-",
-      a.datacenter ?? "-",
-      a.state + (a.rehydrated ? " (rehydrated)" : ""),
-      age(a.last_heartbeat_at),
-      a.deployment_id ?? "-",
-      a.reason ?? "",
-    ]);
-    this.context.stdout.write(
-      table(["AGENT", "VM", "SIZE", "DATACENTER", "STATE", "HEARTBEAT", "DEPLOYMENT", "REASON"], rows),
+    this.print(this.asJson, { agents }, () =>
+      table(
+        ["AGENT", "VM", "SIZE", "DATACENTER", "STATE", "HEARTBEAT", "DEPLOYMENT", "REASON"],
+        agents.map((a) => [
+          a.agent_id,
+          a.vm_name ?? "-",
+          a.node_size ?? "-",
+          a.datacenter ?? "-",
+          a.state + (a.rehydrated ? " (rehydrated)" : ""),
+          age(a.last_heartbeat_at),
+          a.deployment_id ?? "-",
+          a.reason ?? "",
+        ]),
+      ),
     );
     return 0;
   }
@@ -63,26 +64,25 @@ export class AgentsShowCommand extends OperatorCommand {
     examples: [["Show an agent", "eectl agents show agt_0123456789abcdef01234567"]],
   });
   id = Option.String({ name: "AGENT_ID" });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
-    const client = this.client();
-    const a = await client.get<AgentJson>(`/api/v2/agents/${encodeURIComponent(this.id)}`);
-    if (this.asJson) {
-      this.json(a);
-      return 0;
-    }
-    const { machine, ...fields } = a;
-    const lines = Object.entries(fields).map(
-      ([k, v]) => `${k}: ${typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)}`,
-    );
-    lines.push(
-      `machine.value: ${JSON.stringify(machine?.value)}`,
-      `machine.context: ${JSON.stringify(machine?.context, null, 2)}`,
-    );
-    this.context.stdout.write(`${lines.join("\n")}\n`);
+    const a = await this.client().get<AgentJson>(agentPath(this.id));
+    this.print(this.asJson, a, showText);
     return 0;
   }
+}
+
+/** `eectl agents show` for people: one `key: value` line per field, the live machine last. */
+function showText({ machine, ...fields }: AgentJson): string {
+  const lines = Object.entries(fields).map(
+    ([k, v]) => `${k}: ${typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)}`,
+  );
+  lines.push(
+    `machine.value: ${JSON.stringify(machine?.value)}`,
+    `machine.context: ${JSON.stringify(machine?.context, null, 2)}`,
+  );
+  return `${lines.join("\n")}\n`;
 }
 
 export class AgentsWatchCommand extends OperatorCommand {
@@ -96,7 +96,7 @@ export class AgentsWatchCommand extends OperatorCommand {
       ["As JSON lines", "eectl agents watch --json"],
     ],
   });
-  asJson = Option.Boolean("--json", false, { description: "One JSON object per line" });
+  asJson = jsonFlag("One JSON object per line");
   initial = Option.Boolean("--initial", false, {
     description: "First print every known agent's current state",
   });

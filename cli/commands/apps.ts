@@ -3,8 +3,9 @@
 import { Command, Option } from "clipanion";
 import { ValidationError } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
+import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
-import { healthSpec, readCompose } from "./deploy.ts";
+import { healthFlags, healthSpec, readCompose } from "../workload-flags.ts";
 
 interface AppJson {
   name: string;
@@ -25,21 +26,21 @@ export class AppsListCommand extends OperatorCommand {
       ["As JSON", "eectl apps list --json"],
     ],
   });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
     const body = await this.client().get<{ apps: AppJson[] }>("/api/v2/apps");
-    if (this.asJson) {
-      this.json(body);
-      return 0;
-    }
-    const rows = body.apps.map((a) => [
-      a.ref,
-      `${a.compose_hash.slice(0, 16)}…`,
-      a.health ? `:${a.health.port}${a.health.path} ${a.health.timeout_s}s` : "-",
-      a.created_at,
-    ]);
-    this.context.stdout.write(table(["APP", "COMPOSE HASH", "HEALTH", "CREATED"], rows));
+    this.print(this.asJson, body, ({ apps }) =>
+      table(
+        ["APP", "COMPOSE HASH", "HEALTH", "CREATED"],
+        apps.map((a) => [
+          a.ref,
+          `${a.compose_hash.slice(0, 16)}…`,
+          a.health ? `:${a.health.port}${a.health.path} ${a.health.timeout_s}s` : "-",
+          a.created_at,
+        ]),
+      ),
+    );
     return 0;
   }
 }
@@ -58,14 +59,10 @@ export class AppsRegisterCommand extends OperatorCommand {
   });
   ref = Option.String({ name: "NAME@VERSION" });
   compose = Option.String("--compose", { required: true, description: "Compose file, or - for stdin" });
-  healthPort = Option.String("--health-port", {
-    description: "Healthy once HTTP GET on this port answers 2xx",
-  });
-  healthPath = Option.String("--health-path", { description: "Path of the health probe (default /)" });
-  healthTimeout = Option.String("--health-timeout", {
-    description: "Seconds the workload has to become healthy (default 60)",
-  });
-  asJson = Option.Boolean("--json", false, { description: "Print the registered app as JSON" });
+  healthPort = healthFlags.port();
+  healthPath = healthFlags.path();
+  healthTimeout = healthFlags.timeout();
+  asJson = jsonFlag("Print the registered app as JSON");
 
   async run(): Promise<number> {
     const at = this.ref.lastIndexOf("@");
@@ -78,8 +75,7 @@ export class AppsRegisterCommand extends OperatorCommand {
       compose: await readCompose(this.compose, this.context.stdin),
       ...(health ? { health } : {}),
     });
-    if (this.asJson) this.json(app);
-    else this.context.stdout.write(`registered ${app.ref} (compose ${app.compose_hash})\n`);
+    this.print(this.asJson, app, (a) => `registered ${a.ref} (compose ${a.compose_hash})\n`);
     return 0;
   }
 }

@@ -1,70 +1,19 @@
 // `eectl deploy` and `eectl preflight`: post a Compose workload (from a file, stdin or the app registry) for
 // placement, optionally following it to healthy; preflight shows where it would go and why every other agent
-// would not. Also the flag helpers `eectl apps register` shares (compose file, health spec).
+// would not.
 import { readFile } from "node:fs/promises";
-import type { Readable } from "node:stream";
 import { Command, Option } from "clipanion";
-import { ValidationError } from "../../spec/errors.ts";
+import type { PreflightResult } from "../../actors/deployments.ts";
+import type { Candidate } from "../../actors/placement.ts";
 import { OperatorCommand } from "../operator-command.ts";
-import { parsePositiveInt } from "../options.ts";
+import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { RestError } from "../rest-client.ts";
 import { table } from "../table.ts";
+import { healthFlags, healthSpec, readCompose } from "../workload-flags.ts";
 import { DEFAULT_WAIT_S, type DeploymentJson, outcome, waitForDeployment } from "./deployments.ts";
 
-interface CandidateJson {
-  agent_id: string;
-  vm_name: string | null;
-  node_size: string | null;
-  datacenter: string | null;
-  state: string;
-  eligible: boolean;
-  reasons: string[];
-}
-
-interface PreflightJson {
-  ok: boolean;
-  app: string;
-  app_version: string | null;
-  compose_hash: string;
-  services: string[];
-  placement: {
-    chosen: CandidateJson | null;
-    considered: number;
-    candidates: CandidateJson[];
-    counts: Record<string, number>;
-  };
-}
-
-/** The Compose text of `--compose FILE`, or of stdin for `-`. */
-export async function readCompose(file: string, stdin: Readable): Promise<string> {
-  if (file !== "-") return readFile(file, "utf8");
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-/** The health spec from --health-port/--health-path/--health-timeout; path and timeout need a port. */
-export function healthSpec(
-  port: string | undefined,
-  path: string | undefined,
-  timeout: string | undefined,
-): { port: number; path?: string; timeout_s?: number } | undefined {
-  const p = parsePositiveInt(port, "--health-port");
-  const timeoutS = parsePositiveInt(timeout, "--health-timeout");
-  if (p === undefined) {
-    if (path !== undefined || timeoutS !== undefined)
-      throw new ValidationError("EE-CONFIG-INVALID", "--health-path and --health-timeout need --health-port");
-    return undefined;
-  }
-  return {
-    port: p,
-    ...(path !== undefined ? { path } : {}),
-    ...(timeoutS !== undefined ? { timeout_s: timeoutS } : {}),
-  };
-}
-
 /** Agents and their placement reasons; with `chosen` given, a first column marks it with `*`. */
-function candidatesTable(candidates: CandidateJson[], chosen?: string | null): string {
+function candidatesTable(candidates: Candidate[], chosen?: string | null): string {
   const mark = chosen !== undefined;
   return table(
     [...(mark ? [""] : []), "AGENT", "VM", "SIZE", "DATACENTER", "STATE", "REASONS"],
@@ -95,14 +44,10 @@ abstract class DeploymentRequestCommand extends OperatorCommand {
     description: "Only agents in this datacenter (provider:zone)",
   });
   agent = Option.String("--agent", { description: "Only this agent (agt_…)" });
-  healthPort = Option.String("--health-port", {
-    description: "Healthy once HTTP GET on this port answers 2xx",
-  });
-  healthPath = Option.String("--health-path", { description: "Path of the health probe (default /)" });
-  healthTimeout = Option.String("--health-timeout", {
-    description: "Seconds the workload has to become healthy (default 60)",
-  });
-  asJson = Option.Boolean("--json", false, { description: "Print JSON" });
+  healthPort = healthFlags.port();
+  healthPath = healthFlags.path();
+  healthTimeout = healthFlags.timeout();
+  asJson = jsonFlag("Print JSON");
 
   async requestBody(): Promise<Record<string, unknown>> {
     const health = healthSpec(this.healthPort, this.healthPath, this.healthTimeout);
@@ -164,16 +109,17 @@ export class DeployCommand extends DeploymentRequestCommand {
     } catch (err) {
       if (!(err instanceof RestError) || err.code !== "EE-PLACE-NO-AGENT") throw err;
       // Operators must see why: the error line, then each agent's reasons.
-      const agents = (err.details as { agents?: CandidateJson[] } | undefined)?.agents ?? [];
+      const agents = (err.details as { agents?: Candidate[] } | undefined)?.agents ?? [];
       this.context.stderr.write(`eectl: ${err.code}: ${err.message}\n${candidatesTable(agents)}`);
       return 1;
     }
     if (!this.wait) {
-      if (this.asJson) this.json(placed);
-      else
-        this.context.stdout.write(
-          `deployment ${placed.deployment_id} on ${placed.agent_id} (${placed.status}${placed.replayed ? ", replayed" : ""})\n`,
-        );
+      this.print(
+        this.asJson,
+        placed,
+        (p) =>
+          `deployment ${p.deployment_id} on ${p.agent_id} (${p.status}${p.replayed ? ", replayed" : ""})\n`,
+      );
       return 0;
     }
     if (!this.asJson) this.context.stdout.write(`deployment ${placed.deployment_id} on ${placed.agent_id}\n`);
@@ -207,7 +153,7 @@ export class PreflightCommand extends DeploymentRequestCommand {
   });
 
   async run(): Promise<number> {
-    const r = await this.client().post<PreflightJson>("/api/v2/preflight", await this.requestBody());
+    const r = await this.client().post<PreflightResult>("/api/v2/preflight", await this.requestBody());
     if (this.asJson) {
       this.json(r);
       return r.ok ? 0 : 1;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
 import { errorFromCode } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
-import { parsePositiveInt } from "../options.ts";
+import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { type RestClient, RestError } from "../rest-client.ts";
 import { age, table } from "../table.ts";
 
@@ -160,7 +160,7 @@ export class DeploymentsListCommand extends OperatorCommand {
     description: "Only this status (pending, deploying, healthy, failed, undeploying, undeployed)",
   });
   limit = Option.String("--limit", { description: "At most this many (1..1000)" });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
     const q = new URLSearchParams();
@@ -169,18 +169,18 @@ export class DeploymentsListCommand extends OperatorCommand {
     if (limit !== undefined) q.set("limit", String(limit));
     const query = q.toString() ? `?${q}` : "";
     const body = await this.client().get<{ deployments: DeploymentJson[] }>(`/api/v2/deployments${query}`);
-    if (this.asJson) {
-      this.json(body);
-      return 0;
-    }
-    const rows = body.deployments.map((d) => [
-      d.deployment_id,
-      appRef(d),
-      d.status + (d.code ? ` (${d.code})` : ""),
-      d.agent_id,
-      age(d.updated_at),
-    ]);
-    this.context.stdout.write(table(["DEPLOYMENT", "APP", "STATUS", "AGENT", "UPDATED"], rows));
+    this.print(this.asJson, body, ({ deployments }) =>
+      table(
+        ["DEPLOYMENT", "APP", "STATUS", "AGENT", "UPDATED"],
+        deployments.map((d) => [
+          d.deployment_id,
+          appRef(d),
+          d.status + (d.code ? ` (${d.code})` : ""),
+          d.agent_id,
+          age(d.updated_at),
+        ]),
+      ),
+    );
     return 0;
   }
 }
@@ -196,38 +196,39 @@ export class DeploymentsShowCommand extends OperatorCommand {
     ],
   });
   id = Option.String({ name: "DEPLOYMENT_ID" });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
     const d = await this.client().get<DeploymentJson>(deploymentPath(this.id));
-    if (this.asJson) {
-      this.json(d);
-      return 0;
-    }
-    const fields: [string, string][] = [
-      ["deployment_id", d.deployment_id],
-      ["app", appRef(d)],
-      ["agent_id", d.agent_id],
-      ["status", d.status],
-      ...(d.code ? ([["code", d.code]] as [string, string][]) : []),
-      ...(d.message ? ([["message", d.message]] as [string, string][]) : []),
-      ["compose_hash", d.compose_hash ?? "-"],
-      [
-        "images",
-        Object.entries(d.images)
-          .map(([s, i]) => `${s}=${i}`)
-          .join(", ") || "-",
-      ],
-      ["request", JSON.stringify(d.request)],
-      ["created_at", d.created_at],
-      ["updated_at", d.updated_at],
-    ];
-    const out = fields.map(([k, v]) => `${k}: ${v}`);
-    out.push("progress:");
-    for (const p of d.progress) out.push(`  ${p.at}  ${p.step}${p.message ? `  ${p.message}` : ""}`);
-    this.context.stdout.write(`${out.join("\n")}\n`);
+    this.print(this.asJson, d, showText);
     return 0;
   }
+}
+
+/** `eectl deployments show` for people: one `key: value` line per field, then every progress step. */
+function showText(d: DeploymentJson): string {
+  const fields: [string, string][] = [
+    ["deployment_id", d.deployment_id],
+    ["app", appRef(d)],
+    ["agent_id", d.agent_id],
+    ["status", d.status],
+    ...(d.code ? ([["code", d.code]] as [string, string][]) : []),
+    ...(d.message ? ([["message", d.message]] as [string, string][]) : []),
+    ["compose_hash", d.compose_hash ?? "-"],
+    [
+      "images",
+      Object.entries(d.images)
+        .map(([s, i]) => `${s}=${i}`)
+        .join(", ") || "-",
+    ],
+    ["request", JSON.stringify(d.request)],
+    ["created_at", d.created_at],
+    ["updated_at", d.updated_at],
+  ];
+  const out = fields.map(([k, v]) => `${k}: ${v}`);
+  out.push("progress:");
+  for (const p of d.progress) out.push(`  ${p.at}  ${p.step}${p.message ? `  ${p.message}` : ""}`);
+  return `${out.join("\n")}\n`;
 }
 
 export class DeploymentsUndeployCommand extends OperatorCommand {
@@ -248,7 +249,7 @@ export class DeploymentsUndeployCommand extends OperatorCommand {
   timeout = Option.String("--timeout", {
     description: `Seconds to wait with --wait (default ${DEFAULT_WAIT_S})`,
   });
-  asJson = Option.Boolean("--json", false, { description: "Print the deployment as JSON" });
+  asJson = jsonFlag("Print the deployment as JSON");
 
   async run(): Promise<number> {
     const timeoutS = parsePositiveInt(this.timeout, "--timeout") ?? DEFAULT_WAIT_S;

@@ -1,34 +1,18 @@
 // `eectl logs AGENT_ID` and `eectl stats AGENT_ID`: the workload's container logs and resource use, read
 // through the control plane, which relays them over the agent's WebSocket. `logs -f` streams until Ctrl-C.
 import { Command, Option } from "clipanion";
+import type { ContainerStats, LogLine } from "../../agent/runtime/runtime.ts";
+import type { HostStats } from "../../agent/workload.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
+import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
+import { agentPath } from "./agents.ts";
 
-interface LogLine {
-  service: string;
-  stream: "stdout" | "stderr";
-  ts: string;
-  text: string;
-}
-
+/** What the agent answers to `stats`, relayed as is by the CP. */
 interface StatsJson {
-  containers: {
-    service: string;
-    id: string;
-    cpu_percent: number;
-    memory_bytes: number;
-    memory_limit_bytes: number;
-    network_rx_bytes: number;
-    network_tx_bytes: number;
-  }[];
-  host: {
-    cpus: number;
-    load_avg: number[];
-    memory_total_bytes: number;
-    memory_free_bytes: number;
-    uptime_s: number;
-  };
+  containers: ContainerStats[];
+  host: HostStats;
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -45,8 +29,6 @@ export function parseSince(value: string, now = Date.now()): number {
     );
   return at;
 }
-
-const agentPath = (id: string) => `/api/v2/agents/${encodeURIComponent(id)}`;
 
 export class LogsCommand extends OperatorCommand {
   static override paths = [["logs"]];
@@ -118,36 +100,34 @@ export class StatsCommand extends OperatorCommand {
     ],
   });
   id = Option.String({ name: "AGENT_ID" });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
     const s = await this.client().get<StatsJson>(`${agentPath(this.id)}/stats`);
-    if (this.asJson) {
-      this.json(s);
-      return 0;
-    }
-    const { host } = s;
-    this.context.stdout.write(
-      `host: ${host.cpus} cpus, load ${host.load_avg.map((n) => n.toFixed(2)).join(" ")}, ` +
-        `memory ${bytes(host.memory_total_bytes - host.memory_free_bytes)} of ${bytes(host.memory_total_bytes)} used, ` +
-        `up ${Math.round(host.uptime_s / 60)} min\n`,
-    );
-    this.context.stdout.write(
-      table(
-        ["SERVICE", "CONTAINER", "CPU%", "MEMORY", "LIMIT", "NET RX", "NET TX"],
-        s.containers.map((c) => [
-          c.service,
-          c.id.slice(0, 12),
-          c.cpu_percent.toFixed(1),
-          bytes(c.memory_bytes),
-          bytes(c.memory_limit_bytes),
-          bytes(c.network_rx_bytes),
-          bytes(c.network_tx_bytes),
-        ]),
-      ),
-    );
+    this.print(this.asJson, s, statsText);
     return 0;
   }
+}
+
+/** `eectl stats` for people: a line for the host, a table row per container. */
+function statsText({ host, containers }: StatsJson): string {
+  return (
+    `host: ${host.cpus} cpus, load ${host.load_avg.map((n) => n.toFixed(2)).join(" ")}, ` +
+    `memory ${bytes(host.memory_total_bytes - host.memory_free_bytes)} of ${bytes(host.memory_total_bytes)} used, ` +
+    `up ${Math.round(host.uptime_s / 60)} min\n` +
+    table(
+      ["SERVICE", "CONTAINER", "CPU%", "MEMORY", "LIMIT", "NET RX", "NET TX"],
+      containers.map((c) => [
+        c.service,
+        c.id.slice(0, 12),
+        c.cpu_percent.toFixed(1),
+        bytes(c.memory_bytes),
+        bytes(c.memory_limit_bytes),
+        bytes(c.network_rx_bytes),
+        bytes(c.network_tx_bytes),
+      ]),
+    )
+  );
 }
 
 function bytes(n: number): string {

@@ -1,30 +1,10 @@
 // `eectl measurements list|add|remove|approve`: operators managing admin-approved measurements (MRTD/RTMRs per
 // node_size, accepted alongside the policy file) and approving the baselines of refused agents.
 import { Command, Option } from "clipanion";
+import type { Baseline, TrustedEntry } from "../../actors/trusted-measurements.ts";
 import { OperatorCommand } from "../operator-command.ts";
+import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
-
-interface EntryJson {
-  id: number;
-  node_size: string;
-  mrtd: string;
-  rtmr: string[] | null;
-  note: string | null;
-  added_by: string;
-  added_at: number;
-}
-
-interface BaselineJson {
-  id: number;
-  node_size: string;
-  mrtd: string;
-  rtmr: string[];
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  last_vm_name: string | null;
-  last_agent_id: string | null;
-}
 
 const short = (hex: string) => `${hex.slice(0, 16)}…`;
 const when = (ms: number) => new Date(ms).toISOString();
@@ -38,49 +18,47 @@ export class MeasurementsListCommand extends OperatorCommand {
       ["As JSON", "eectl measurements list --json"],
     ],
   });
-  asJson = Option.Boolean("--json", false, { description: "Print the REST response as JSON" });
+  asJson = jsonFlag();
 
   async run(): Promise<number> {
-    const body = await this.client().get<{ trusted: EntryJson[]; baselines: BaselineJson[] }>(
+    const body = await this.client().get<{ trusted: TrustedEntry[]; baselines: Baseline[] }>(
       "/api/v2/measurements",
     );
-    if (this.asJson) {
-      this.json(body);
-      return 0;
-    }
-    const out = this.context.stdout;
-    out.write("trusted:\n");
-    out.write(
-      table(
-        ["ID", "SIZE", "MRTD", "RTMR", "ADDED", "BY", "NOTE"],
-        body.trusted.map((e) => [
-          String(e.id),
-          e.node_size,
-          short(e.mrtd),
-          e.rtmr ? "pinned" : "any",
-          when(e.added_at),
-          e.added_by,
-          e.note ?? "",
-        ]),
-      ),
-    );
-    out.write("baselines (refused):\n");
-    out.write(
-      table(
-        ["ID", "SIZE", "MRTD", "COUNT", "LAST SEEN", "LAST VM", "LAST AGENT"],
-        body.baselines.map((b) => [
-          String(b.id),
-          b.node_size,
-          short(b.mrtd),
-          String(b.count),
-          when(b.last_seen),
-          b.last_vm_name ?? "-",
-          b.last_agent_id ?? "-",
-        ]),
-      ),
-    );
+    this.print(this.asJson, body, listText);
     return 0;
   }
+}
+
+/** `eectl measurements list` for people: a table of trusted entries, then one of refused baselines. */
+function listText({ trusted, baselines }: { trusted: TrustedEntry[]; baselines: Baseline[] }): string {
+  return (
+    "trusted:\n" +
+    table(
+      ["ID", "SIZE", "MRTD", "RTMR", "ADDED", "BY", "NOTE"],
+      trusted.map((e) => [
+        String(e.id),
+        e.node_size,
+        short(e.mrtd),
+        e.rtmr ? "pinned" : "any",
+        when(e.added_at),
+        e.added_by,
+        e.note ?? "",
+      ]),
+    ) +
+    "baselines (refused):\n" +
+    table(
+      ["ID", "SIZE", "MRTD", "COUNT", "LAST SEEN", "LAST VM", "LAST AGENT"],
+      baselines.map((b) => [
+        String(b.id),
+        b.node_size,
+        short(b.mrtd),
+        String(b.count),
+        when(b.last_seen),
+        b.last_vm_name ?? "-",
+        b.last_agent_id ?? "-",
+      ]),
+    )
+  );
 }
 
 export class MeasurementsAddCommand extends OperatorCommand {
@@ -98,7 +76,7 @@ export class MeasurementsAddCommand extends OperatorCommand {
   note = Option.String("--note", { description: "Why this measurement is trusted" });
 
   async run(): Promise<number> {
-    const entry = await this.client().post<EntryJson>("/api/v2/measurements", {
+    const entry = await this.client().post<TrustedEntry>("/api/v2/measurements", {
       node_size: this.nodeSize,
       mrtd: this.mrtd,
       ...(this.rtmr ? { rtmr: this.rtmr.split(",").map((s) => s.trim()) } : {}),
@@ -133,7 +111,7 @@ export class MeasurementsApproveCommand extends OperatorCommand {
   id = Option.String({ name: "BASELINE_ID" });
 
   async run(): Promise<number> {
-    const entry = await this.client().post<EntryJson>(
+    const entry = await this.client().post<TrustedEntry>(
       `/api/v2/measurements/baselines/${encodeURIComponent(this.id)}/approve`,
       {},
     );

@@ -1,23 +1,7 @@
 // eectl operator commands run as a user would (a child process via bin/eectl.js) against a real CP.
-import { execFile, spawn } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import test from "ava";
-import { ADMIN_TOKEN, agentConfig, REPO, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
-
-const run = promisify(execFile);
-
-async function eectl(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(REPO, "bin/eectl.js"), ...args], {
-      env: { ...process.env, EE_CP_URL: "", EE_TOKEN: "", ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { eectl, eectlRunning } from "../helpers/cli.ts";
+import { ADMIN_TOKEN, agentConfig, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
 
 test("agents list/show print live state; --json prints the REST body; env vars stand in for flags", async (t) => {
   const { cp, devDir } = await startTestCp(t);
@@ -29,7 +13,8 @@ test("agents list/show print live state; --json prints the REST body; env vars s
   t.regex(table.stdout, /^AGENT\s+VM\s+SIZE/);
   t.regex(table.stdout, new RegExp(`${agent.agentId}\\s+vm-cli\\s+tiny\\s+baremetal:local\\s+registered`));
 
-  const json = await eectl(["agents", "list", "--json"], { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN });
+  const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
+  const json = await eectl(["agents", "list", "--json"], { env });
   t.is(json.code, 0, json.stderr);
   const body = JSON.parse(json.stdout) as { agents: { agent_id: string; state: string }[] };
   t.deepEqual(
@@ -37,10 +22,7 @@ test("agents list/show print live state; --json prints the REST body; env vars s
     [[agent.agentId, "registered"]],
   );
 
-  const show = await eectl(["agents", "show", agent.agentId, "--json"], {
-    EE_CP_URL: cp.url,
-    EE_TOKEN: ADMIN_TOKEN,
-  });
+  const show = await eectl(["agents", "show", agent.agentId, "--json"], { env });
   t.is(show.code, 0, show.stderr);
   t.is((JSON.parse(show.stdout) as { machine: { value: string } }).machine.value, "registered");
 });
@@ -62,28 +44,17 @@ test("agents watch streams transitions one line each", async (t) => {
   const { cp, devDir } = await startTestCp(t);
   const first = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-first" }));
   await waitFor("first registered", () => cp.index.get(first.agentId)?.state === "registered");
-  const args = [
-    join(REPO, "bin/eectl.js"),
-    "agents",
-    "watch",
-    "--initial",
-    "--cp",
-    cp.url,
-    "--token",
-    ADMIN_TOKEN,
-  ];
-  const child = spawn(process.execPath, args);
-  t.teardown(() => child.kill("SIGKILL"));
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
+  const watch = eectlRunning(t, ["agents", "watch", "--initial", "--cp", cp.url, "--token", ADMIN_TOKEN]);
   // The initial listing is written in the same tick as the subscription: after it, no transition is missed.
-  await waitFor("initial listing", () => out.includes(`${first.agentId} vm-first is registered`), 15_000);
+  await waitFor(
+    "initial listing",
+    () => watch.stdout().includes(`${first.agentId} vm-first is registered`),
+    15_000,
+  );
   const agent = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-watch" }));
-  await waitFor("transition lines", () => out.includes("challenged -> registered"), 10_000);
-  t.regex(out, new RegExp(`${agent.agentId} vm-watch \\(new\\) -> challenged`));
-  t.regex(out, new RegExp(`${agent.agentId} vm-watch challenged -> registered`));
+  await waitFor("transition lines", () => watch.stdout().includes("challenged -> registered"), 10_000);
+  t.regex(watch.stdout(), new RegExp(`${agent.agentId} vm-watch \\(new\\) -> challenged`));
+  t.regex(watch.stdout(), new RegExp(`${agent.agentId} vm-watch challenged -> registered`));
 });
 
 test("every command has --help", async (t) => {

@@ -1,63 +1,25 @@
 // eectl's deploy commands run as a user would (a child process via bin/eectl.js) against a real CP, a real
 // in-process agent and real containers: deploy --wait, deployments, logs, stats, undeploy, preflight, apps.
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import type Docker from "dockerode";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { eectl, eectlRunning } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
-  REPO,
   startTestAgent,
   startTestCp,
   tempDir,
   waitFor,
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
+import { webCompose } from "../helpers/workloads.ts";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function eectl(args: string[], o: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO, "bin/eectl.js"), ...args], {
-      env: { ...process.env, EE_CP_URL: "", EE_TOKEN: "", ...o.env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(o.input ?? "");
-  });
-}
-
-function webCompose(port: number): string {
-  return [
-    "services:",
-    "  web:",
-    `    image: ${BUSYBOX_IMAGE}`,
-    `    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p 8080 -h /www"]`,
-    "    ports:",
-    `      - "${port}:8080"`,
-  ].join("\n");
-}
-
-/** A CP and one registered agent, plus the busybox image when the test runs containers on `docker`. */
-async function setup(t: ExecutionContext, docker?: Docker) {
-  if (docker) await busyboxImage(docker);
+/** A CP and one registered agent, the env that points eectl at it, and files in a temp dir. */
+async function setup(t: ExecutionContext) {
   const tcp = await startTestCp(t);
   const agent = await startTestAgent(t, agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-cli" }));
   await waitFor("registration", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
@@ -71,6 +33,35 @@ async function setup(t: ExecutionContext, docker?: Docker) {
   return { tcp, agent, env, file };
 }
 
+/** setup() for tests that run containers: plus the busybox image and a runtime; null without a Docker engine. */
+async function setupWithDocker(t: ExecutionContext) {
+  const docker = await requireDocker(t);
+  if (!docker) return null;
+  await busyboxImage(docker);
+  return { ...(await setup(t)), runtime: new DockerRuntime({ docker }) };
+}
+
+/** `eectl deploy` of the Compose file `compose` as `app`, gated on health at `health.port`, plus `flags`. */
+function deployGated(
+  env: Record<string, string>,
+  app: string,
+  compose: string,
+  health: { port: string; timeout: string },
+  ...flags: string[]
+) {
+  const args = [
+    "--app",
+    app,
+    "--compose",
+    compose,
+    "--health-port",
+    health.port,
+    "--health-timeout",
+    health.timeout,
+  ];
+  return eectl(["deploy", ...args, ...flags], { env });
+}
+
 /** The deployment id `deploy` printed first, removed from the engine when the test ends. */
 function placedId(t: ExecutionContext, runtime: DockerRuntime, out: string): string {
   const id = /^deployment (d-[0-9a-f]+) on agt_/m.exec(out)?.[1];
@@ -82,31 +73,14 @@ function placedId(t: ExecutionContext, runtime: DockerRuntime, out: string): str
 test.serial(
   "deploy --wait prints each step and ends healthy; show, list, logs, logs -f, stats; undeploy --wait",
   async (t) => {
-    const docker = await requireDocker(t);
-    if (!docker) return t.pass();
-    const s = await setup(t, docker);
-    const { env, agent, tcp } = s;
-    const runtime = new DockerRuntime({ docker });
+    const s = await setupWithDocker(t);
+    if (!s) return t.pass();
+    const { env, agent, tcp, runtime } = s;
     const port = await closedPort();
     const compose = s.file("compose.yaml", webCompose(port));
 
-    const dep = await eectl(
-      [
-        "deploy",
-        "--app",
-        "web",
-        "--compose",
-        compose,
-        "--health-port",
-        String(port),
-        "--health-timeout",
-        "20",
-        "--idempotency-key",
-        "ci-job-1",
-        "--wait",
-      ],
-      { env },
-    );
+    const health = { port: String(port), timeout: "20" };
+    const dep = await deployGated(env, "web", compose, health, "--idempotency-key", "ci-job-1", "--wait");
     const id = placedId(t, runtime, dep.stdout);
     t.is(dep.code, 0, dep.stderr);
     // Not a TTY: plain lines, no carriage returns or marks.
@@ -119,22 +93,7 @@ test.serial(
     t.true(dep.stdout.endsWith(`deployment ${id} is healthy\n`), dep.stdout);
 
     // A CI retry with the same key and body gets the same deployment back, not a second one.
-    const retry = await eectl(
-      [
-        "deploy",
-        "--app",
-        "web",
-        "--compose",
-        compose,
-        "--health-port",
-        String(port),
-        "--health-timeout",
-        "20",
-        "--idempotency-key",
-        "ci-job-1",
-      ],
-      { env },
-    );
+    const retry = await deployGated(env, "web", compose, health, "--idempotency-key", "ci-job-1");
     t.is(retry.code, 0, retry.stderr);
     t.is(retry.stdout, `deployment ${id} on ${agent.agentId} (healthy, replayed)\n`);
 
@@ -166,22 +125,8 @@ test.serial(
     t.is(sinceLater.stdout, "");
 
     // Follow: lines stream until SIGINT, which ends the command cleanly with exit 0.
-    const follow = spawn(
-      process.execPath,
-      [join(REPO, "bin/eectl.js"), "logs", agent.agentId, "-f", "--since", "1h"],
-      {
-        env: { ...process.env, ...env },
-      },
-    );
-    t.teardown(() => {
-      if (follow.exitCode === null) follow.kill("SIGKILL");
-    });
-    let followed = "";
-    follow.stdout.on("data", (d: Buffer) => {
-      followed += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => follow.on("close", (code) => resolve(code)));
-    await waitFor("followed line", () => followed.includes("web stdout| started"), 15_000);
+    const follow = eectlRunning(t, ["logs", agent.agentId, "-f", "--since", "1h"], env);
+    await waitFor("followed line", () => follow.stdout().includes("web stdout| started"), 15_000);
     // A request through the agent's proxy makes httpd -v log a line while we follow (only this one is a 404).
     t.is(
       (await fetch(`${agent.apiUrl}/no-such-page`).then((r) => r.arrayBuffer().then(() => r))).status,
@@ -189,11 +134,11 @@ test.serial(
     );
     await waitFor(
       "a line logged after the follow began",
-      () => /web stderr\| .*response:404/.test(followed),
+      () => /web stderr\| .*response:404/.test(follow.stdout()),
       15_000,
     );
     follow.kill("SIGINT");
-    t.is(await exited, 0);
+    t.is(await follow.exited, 0);
 
     const stats = await eectl(["stats", agent.agentId, "--json"], { env });
     t.is(stats.code, 0, stats.stderr);
@@ -219,30 +164,20 @@ test.serial(
 test.serial(
   "deploy --wait: a health gate that never passes exits 1 with its code; --timeout ends the wait with EE-CLI-TIMEOUT",
   async (t) => {
-    const docker = await requireDocker(t);
-    if (!docker) return t.pass();
-    const s = await setup(t, docker);
-    const { env, agent, tcp } = s;
-    const runtime = new DockerRuntime({ docker });
+    const s = await setupWithDocker(t);
+    if (!s) return t.pass();
+    const { env, agent, tcp, runtime } = s;
     const compose = s.file("compose.yaml", webCompose(await closedPort()));
     const never = String(await closedPort());
 
-    const impatient = await eectl(
-      [
-        "deploy",
-        "--app",
-        "sick",
-        "--compose",
-        compose,
-        "--health-port",
-        never,
-        "--health-timeout",
-        "3",
-        "--wait",
-        "--timeout",
-        "1",
-      ],
-      { env },
+    const impatient = await deployGated(
+      env,
+      "sick",
+      compose,
+      { port: never, timeout: "3" },
+      "--wait",
+      "--timeout",
+      "1",
     );
     const first = placedId(t, runtime, impatient.stdout);
     t.is(impatient.code, 1);
@@ -252,21 +187,7 @@ test.serial(
     );
     await waitFor("agent free again", () => tcp.cp.index.get(agent.agentId)?.state === "registered", 20_000);
 
-    const sick = await eectl(
-      [
-        "deploy",
-        "--app",
-        "sick",
-        "--compose",
-        compose,
-        "--health-port",
-        never,
-        "--health-timeout",
-        "2",
-        "--wait",
-      ],
-      { env },
-    );
+    const sick = await deployGated(env, "sick", compose, { port: never, timeout: "2" }, "--wait");
     const id = placedId(t, runtime, sick.stdout);
     t.is(sick.code, 1);
     t.regex(sick.stderr, /^eectl: EE-WORKLOAD-HEALTH-TIMEOUT: /);

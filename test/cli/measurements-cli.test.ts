@@ -1,36 +1,20 @@
 // `eectl measurements` run as a user would (a child process via bin/eectl.js) against a real CP.
-import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import test from "ava";
-import { ADMIN_TOKEN, REPO, startTestCp } from "../helpers/cluster.ts";
+import { eectl } from "../helpers/cli.ts";
+import { ADMIN_TOKEN, startTestCp } from "../helpers/cluster.ts";
 
-const run = promisify(execFile);
 const MRTD = "ab".repeat(48);
-
-async function eectl(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(REPO, "bin/eectl.js"), ...args], {
-      env: { ...process.env, EE_CP_URL: "", EE_TOKEN: "", ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 test("measurements add, list --json and remove; errors are one line with a code", async (t) => {
   const { cp } = await startTestCp(t);
   const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
-  const added = await eectl(
-    ["measurements", "add", "--node-size", "tiny", "--mrtd", MRTD, "--note", "v1"],
+  const added = await eectl(["measurements", "add", "--node-size", "tiny", "--mrtd", MRTD, "--note", "v1"], {
     env,
-  );
+  });
   t.is(added.code, 0, added.stderr);
   const entry = JSON.parse(added.stdout) as { id: number };
 
-  const list = await eectl(["measurements", "list", "--json"], env);
+  const list = await eectl(["measurements", "list", "--json"], { env });
   t.is(list.code, 0, list.stderr);
   const body = JSON.parse(list.stdout) as { trusted: { id: number; mrtd: string; note: string }[] };
   t.deepEqual(
@@ -39,15 +23,15 @@ test("measurements add, list --json and remove; errors are one line with a code"
   );
   t.deepEqual(Object.keys(body).sort(), ["baselines", "trusted"]);
 
-  const removed = await eectl(["measurements", "remove", String(entry.id)], env);
+  const removed = await eectl(["measurements", "remove", String(entry.id)], { env });
   t.is(removed.code, 0, removed.stderr);
-  const again = await eectl(["measurements", "remove", String(entry.id)], env);
+  const again = await eectl(["measurements", "remove", String(entry.id)], { env });
   t.is(again.code, 1);
   t.regex(again.stderr, /^eectl: EE-NOT-FOUND: /);
-  const bad = await eectl(["measurements", "add", "--node-size", "tiny", "--mrtd", "abc"], env);
+  const bad = await eectl(["measurements", "add", "--node-size", "tiny", "--mrtd", "abc"], { env });
   t.is(bad.code, 1);
   t.regex(bad.stderr, /^eectl: EE-REQ-INVALID: mrtd: /);
-  const table = await eectl(["measurements", "list"], env);
+  const table = await eectl(["measurements", "list"], { env });
   t.is(table.code, 0, table.stderr);
   t.regex(table.stdout, /^trusted:\n/);
 });

@@ -14,8 +14,9 @@ import {
   waitFor,
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
+import { webCompose } from "../helpers/workloads.ts";
 
 interface Deployment {
   deployment_id: string;
@@ -25,17 +26,6 @@ interface Deployment {
   message: string | null;
   compose_hash: string | null;
   progress: { step: string }[];
-}
-
-function webCompose(port: number): string {
-  return [
-    "services:",
-    "  web:",
-    `    image: ${BUSYBOX_IMAGE}`,
-    `    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p 8080 -h /www"]`,
-    "    ports:",
-    `      - "${port}:8080"`,
-  ].join("\n");
 }
 
 async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[] = [{ vm: "vm-1" }]) {
