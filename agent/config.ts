@@ -69,6 +69,46 @@ export const agentConfigSchema = z.strictObject({
     .default([]),
   /** The Docker Engine API socket workloads run through. */
   docker_socket: z.string().min(1).default("/var/run/docker.sock"),
+  /** Registration retries: exponential backoff (bounded by the connection machine) and how many attempts. */
+  registration: z
+    .strictObject({
+      /** Consecutive failed attempts (connect, register) before the agent exits non-zero; 0: never give up. */
+      max_attempts: z.number().int().min(0).max(1_000_000).default(0),
+    })
+    .default({ max_attempts: 0 }),
+  /** An optional probe of the network path the agent depends on (e.g. a tunnel), with an action after N failures. */
+  connectivity_probe: z
+    .strictObject({
+      url: z
+        .string()
+        .url("must be an http(s) URL")
+        .refine((u) => /^https?:/.test(u), "must be http or https"),
+      interval_ms: z.number().int().min(1000).max(3_600_000).default(30_000),
+      timeout_ms: z.number().int().min(100).max(60_000).default(5_000),
+      failure_threshold: z.number().int().min(1).max(10_000).default(5),
+      /** log: only log; exit: the agent exits non-zero (its service manager or VM decides what next). */
+      action: z.enum(["log", "exit"]).default("log"),
+    })
+    .optional(),
+  /** The CP attestation envelope on CP→agent writes (deploy, undeploy). */
+  cp_envelope: z
+    .strictObject({
+      /** required: unsigned or unverifiable commands are refused; optional: checked when present; disabled. */
+      policy: z.enum(["required", "optional", "disabled"]).default("optional"),
+      /** CP MRTDs to trust (lowercase hex); empty: any MRTD whose quote verifies, subject to pinning. */
+      trusted_mrtds: z
+        .array(
+          z
+            .string()
+            .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters")
+            .transform((s) => s.toLowerCase()),
+        )
+        .max(64)
+        .default([]),
+      /** Pin the first CP MRTD seen (kept in the data dir); a different one later is refused. */
+      pin_first_seen: z.boolean().default(false),
+    })
+    .default({ policy: "optional", trusted_mrtds: [], pin_first_seen: false }),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -199,5 +239,13 @@ export function describeConfig(cfg: AgentConfig): Record<string, unknown> {
       cfg.attestation.provider === "dev"
         ? { provider: "dev", dir: cfg.attestation.dir, mrtd: cfg.attestation.mrtd ?? null }
         : { provider: "tsm" },
+    bind_allowlist: cfg.bind_allowlist,
+    docker_socket: cfg.docker_socket,
+    registration: cfg.registration,
+    // The probe URL may carry a token in its query: only its origin is shown.
+    connectivity_probe: cfg.connectivity_probe
+      ? { ...cfg.connectivity_probe, url: new URL(cfg.connectivity_probe.url).origin }
+      : null,
+    cp_envelope: cfg.cp_envelope,
   };
 }
