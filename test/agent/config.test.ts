@@ -183,7 +183,28 @@ test("describeConfig lists the effective values field by field", (t) => {
     data_dir: "/var/lib/easyenclave",
     heartbeat_interval_ms: 5000,
     attestation: { provider: "dev", dir: "/tmp/dev-att", mrtd: "ab".repeat(48) },
+    bind_allowlist: [],
+    docker_socket: "/var/run/docker.sock",
+    registration: { max_attempts: 0 },
+    connectivity_probe: null,
+    cp_envelope: { policy: "optional", trusted_mrtds: [], pin_first_seen: false },
   });
+});
+
+test("describeConfig shows only the origin of the connectivity probe URL (it may carry a token)", (t) => {
+  const cfg = parseAgentConfig(
+    { ...valid, connectivity_probe: { url: "https://tunnel.example/health?token=s3cret", action: "exit" } },
+    "s",
+  );
+  const shown = describeConfig(cfg);
+  t.deepEqual(shown.connectivity_probe, {
+    url: "https://tunnel.example",
+    interval_ms: 30_000,
+    timeout_ms: 5_000,
+    failure_threshold: 5,
+    action: "exit",
+  });
+  t.false(JSON.stringify(shown).includes("s3cret"));
 });
 
 test("parseHostPort accepts names, IPv4, bracketed IPv6 and port 0", (t) => {
