@@ -5,8 +5,9 @@ import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { parseHostPort } from "../lib/host-port.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import type { ConnectionView } from "../machines/agent-connection.ts";
-import { ValidationError } from "../spec/errors.ts";
+import { AgentExitError, ValidationError } from "../spec/errors.ts";
 import type { AgentConfig } from "./config.ts";
+import { startConnectivityProbe } from "./connectivity-probe.ts";
 import { startCpClient } from "./cp-client.ts";
 import { createCpCommands } from "./cp-commands.ts";
 import { buildHealth } from "./health.ts";
@@ -36,6 +37,12 @@ export interface RunningAgent {
   onStateChange(listener: (view: ConnectionView) => void): () => void;
   /** Closes the CP socket with 1000 and the HTTP server. */
   stop(): Promise<void>;
+  /**
+   * Settles when the agent gives up: registration.max_attempts exhausted (EE-AGENT-REGISTRATION-EXHAUSTED) or the
+   * connectivity probe's `exit` action (EE-AGENT-CONNECTIVITY). Never settles otherwise. The caller stops the
+   * agent and exits non-zero; running workloads are left running.
+   */
+  failed: Promise<AgentExitError>;
 }
 
 export async function startAgent(config: AgentConfig, opts: StartAgentOptions = {}): Promise<RunningAgent> {
@@ -98,7 +105,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   };
   const commands = createCpCommands({ workloads, snapshot, log: log.child({ part: "cp-commands" }) });
 
+  let giveUp!: (err: AgentExitError) => void;
+  const failed = new Promise<AgentExitError>((resolve) => {
+    giveUp = resolve;
+  });
   const client = startCpClient({
+    maxAttempts: config.registration.max_attempts,
     commands,
     onRegistered: (body) => {
       apiSecret = body.api_secret ?? null;
@@ -113,6 +125,19 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     log: log.child({ part: "cp-client" }),
   });
 
+  client.subscribe((view) => {
+    if (view.state !== "gave_up") return;
+    const why = view.lastError ? ` (last error ${view.lastError})` : "";
+    giveUp(
+      new AgentExitError(
+        "EE-AGENT-REGISTRATION-EXHAUSTED",
+        `no registration with ${config.control_plane_url} after ${config.registration.max_attempts} attempts${why}`,
+      ),
+    );
+  });
+  const probe = config.connectivity_probe
+    ? startConnectivityProbe(config.connectivity_probe, { log: log.child({ part: "probe" }), onExit: giveUp })
+    : null;
   const app = createHttpApi({
     workloads,
     apiSecret: () => apiSecret,
@@ -126,6 +151,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   try {
     server = await listenHttpApi(app, listen);
   } catch (err) {
+    probe?.stop();
     await client.stop();
     await workloads.stop();
     throw err;
@@ -138,8 +164,10 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     apiUrl: server.url,
     state: () => client.view(),
     onStateChange: (listener) => client.subscribe(listener),
+    failed,
     stop() {
       // Workloads keep running: an agent restart (or upgrade) must not take the application down.
+      probe?.stop();
       stopping ??= Promise.all([client.stop(), server.close(), workloads.stop()]).then(() =>
         log.info("agent stopped"),
       );

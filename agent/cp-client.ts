@@ -46,6 +46,8 @@ export interface CpClientOptions {
   log: Logger;
   /** Seed of the backoff jitter; random unless a test fixes it. */
   jitterSeed?: number;
+  /** Consecutive failed attempts before the link gives up (state gave_up); 0: never. */
+  maxAttempts?: number;
   /** Answers the CP's workload requests and reports the workload in heartbeats; none: the agent runs nothing. */
   commands?: CpCommands;
   /** Called with each accepted registration (the API secret of the session is in it). */
@@ -272,6 +274,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       agentId: identity.agentId,
       heartbeatMs: opts.heartbeatMs,
       jitterSeed: opts.jitterSeed ?? Math.floor(Math.random() * 2 ** 32),
+      maxAttempts: opts.maxAttempts ?? 0,
     },
   });
 

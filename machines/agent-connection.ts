@@ -17,7 +17,9 @@ export type AgentConnectionState =
   /** Admitted by the CP: heartbeating every interval and counting unacknowledged heartbeats. */
   | "registered"
   /** Final: STOP received; the socket was closed with 1000. */
-  | "stopped";
+  | "stopped"
+  /** Final: `maxAttempts` consecutive attempts failed; the agent exits non-zero and its supervisor decides. */
+  | "gave_up";
 
 /** Exponential backoff with full jitter: delay = random(0, min(cap, base × factor^(attempt−1))). */
 export const BACKOFF = { baseMs: 500, factor: 2, capMs: 30_000 } as const;
@@ -47,11 +49,14 @@ export interface AgentConnectionInput {
   heartbeatMs: number;
   /** Seed of the jitter generator: random in production, fixed in tests. */
   jitterSeed: number;
+  /** Consecutive failed attempts after which the link gives up (`gave_up`); 0 or absent: never. */
+  maxAttempts?: number;
 }
 
 export interface AgentConnectionContext {
   agentId: string;
   heartbeatMs: number;
+  maxAttempts: number;
   /** Consecutive attempts that did not end in a registration; reset to 0 by `registered`. */
   attempt: number;
   /** Upper bound and chosen delay of the current backoff. */
@@ -217,6 +222,7 @@ export const agentConnectionMachine = setup({
     },
     isAck: ({ event }) => frameOf(event, "heartbeat_ack") !== null,
     tooManyMissedAcks: ({ context }) => context.heartbeatSeq - context.ackedSeq >= MAX_MISSED_ACKS,
+    attemptsExhausted: ({ context }) => context.maxAttempts > 0 && context.attempt >= context.maxAttempts,
   },
   delays: {
     retry: ({ context }) => context.retryInMs,
@@ -229,6 +235,7 @@ export const agentConnectionMachine = setup({
   context: ({ input }) => ({
     agentId: input.agentId,
     heartbeatMs: input.heartbeatMs,
+    maxAttempts: input.maxAttempts ?? 0,
     attempt: 0,
     retryCeilingMs: 0,
     retryInMs: 0,
@@ -263,7 +270,9 @@ export const agentConnectionMachine = setup({
   },
   states: {
     disconnected: {
+      // scheduleRetry counts this failure first, so the guard sees it.
       entry: "scheduleRetry",
+      always: { guard: "attemptsExhausted", target: "gave_up" },
       after: { retry: "connecting" },
     },
     connecting: {
@@ -373,6 +382,7 @@ export const agentConnectionMachine = setup({
       },
     },
     stopped: { type: "final" },
+    gave_up: { type: "final" },
   },
 });
 

@@ -97,6 +97,10 @@ export const ERROR_CODES = {
   // Conflicts with the current state of a resource.
   "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",
   "EE-CONFLICT-IDEMPOTENCY": "The Idempotency-Key was used before with a different request body.",
+  // The agent program giving up (it exits non-zero; its service manager or VM decides what next).
+  "EE-AGENT-REGISTRATION-EXHAUSTED":
+    "The agent could not register with the control plane within registration.max_attempts attempts.",
+  "EE-AGENT-CONNECTIVITY": "The connectivity probe failed failure_threshold times in a row (action exit).",
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
@@ -233,6 +237,13 @@ export class ConflictError extends EeError<CodeOf<"EE-CONFLICT-">> {
   readonly wsClose = WS_CLOSE.protocol;
 }
 
+/** The agent program gives up; the CLI exits non-zero with this code. */
+export class AgentExitError extends EeError<CodeOf<"EE-AGENT-">> {
+  override readonly name = "AgentExitError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.goingAway;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
@@ -274,6 +285,7 @@ export function errorFromCode(code: string, message: string): EeError {
     ["EE-WORKLOAD-", WorkloadError],
     ["EE-PLACE-", PlacementError],
     ["EE-CONFLICT-", ConflictError],
+    ["EE-AGENT-", AgentExitError],
     ["EE-NOT-FOUND", NotFoundError],
     ["EE-NOT-READY", NotReadyError],
     ["EE-REQ-", ValidationError],

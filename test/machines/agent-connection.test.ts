@@ -20,7 +20,7 @@ const QUOTE = new Uint8Array([1, 2, 3]);
 
 type Effect = { name: string; params?: unknown };
 
-function harness(opts: { seed?: number; quote?: () => Promise<Uint8Array> } = {}) {
+function harness(opts: { seed?: number; quote?: () => Promise<Uint8Array>; maxAttempts?: number } = {}) {
   const clock = new SimulatedClock();
   const effects: Effect[] = [];
   const quoteInputs: Uint8Array[] = [];
@@ -44,7 +44,12 @@ function harness(opts: { seed?: number; quote?: () => Promise<Uint8Array> } = {}
   });
   const actor = createActor(machine, {
     clock,
-    input: { agentId: "agt_test", heartbeatMs: HB, jitterSeed: opts.seed ?? 42 },
+    input: {
+      agentId: "agt_test",
+      heartbeatMs: HB,
+      jitterSeed: opts.seed ?? 42,
+      ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
+    },
   });
   actor.subscribe({ error: () => {} });
   actor.start();
@@ -384,4 +389,38 @@ test("STOP closes with 1000 from any state and no timer fires afterwards", async
   t.is(h2.state(), "stopped");
   h2.clock.increment(60_000);
   t.is(h2.named("openSocket").length, 1);
+});
+
+test("with maxAttempts, consecutive failures end in gave_up; a registration resets the count", async (t) => {
+  const h = harness({ maxAttempts: 3 });
+  const fail = () => h.send({ type: "SOCKET_CLOSED", code: 1006, reason: "" });
+  fail();
+  t.is(h.state(), "disconnected");
+  h.clock.increment(h.ctx().retryInMs);
+  fail();
+  t.is(h.ctx().attempt, 2);
+  h.clock.increment(h.ctx().retryInMs);
+  // The third attempt registers: the count starts over.
+  await register(h);
+  t.is(h.ctx().attempt, 0);
+  fail();
+  h.clock.increment(h.ctx().retryInMs);
+  fail();
+  h.clock.increment(h.ctx().retryInMs);
+  t.is(h.state(), "connecting");
+  fail();
+  t.is(h.state(), "gave_up");
+  t.is(h.actor.getSnapshot().status, "done");
+  const opened = h.named("openSocket").length;
+  h.clock.increment(60_000);
+  t.is(h.named("openSocket").length, opened, "no attempt after giving up");
+});
+
+test("without maxAttempts the link never gives up", (t) => {
+  const h = harness();
+  for (let i = 0; i < 50; i++) {
+    h.send({ type: "SOCKET_CLOSED", code: 1006, reason: "" });
+    h.clock.increment(h.ctx().retryInMs);
+  }
+  t.is(h.state(), "connecting");
 });
