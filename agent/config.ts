@@ -1,13 +1,15 @@
 // The agent's configuration: the schema (zod), the source chain that finds it, and a loggable view of it.
-// Sources are tried in order and the first one that holds a config wins; today there is one (a JSON file from
-// --config or EASYENCLAVE_CONFIG), config-drive and kernel-cmdline sources join the chain later. Every failure
-// is a ValidationError EE-CONFIG-INVALID naming the source and the key. May import spec/ and node:fs only.
-import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
+// Sources (agent/config-sources/) are tried in order and the first one that holds a config wins: a JSON file,
+// an EE_CONFIG config drive, the kernel command line. Every failure is a ValidationError EE-CONFIG-INVALID
+// naming the source and the key. May import spec/, lib/ and agent/config-sources/.
 import { z } from "zod";
 import { parseHostPort } from "../lib/host-port.ts";
 import { ValidationError } from "../spec/errors.ts";
 import { datacenterSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
+import { cmdlineSource, DEFAULT_CMDLINE, PARAM_CONFIGZ } from "./config-sources/cmdline.ts";
+import { DEFAULT_DRIVES, DRIVE_LABEL, driveSource } from "./config-sources/drive.ts";
+import { DEFAULT_CONFIG_FILE, fileSource } from "./config-sources/file.ts";
+import type { ConfigSource } from "./config-sources/source.ts";
 
 export const DEFAULT_HEARTBEAT_MS = 5000;
 
@@ -144,81 +146,60 @@ export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
   throw new ValidationError("EE-CONFIG-INVALID", `${source}: ${text}`, { source, issues });
 }
 
-/** A place a config may come from. */
-export interface ConfigSource {
-  /** Shown in logs and errors, e.g. `file:/etc/easyenclave/agent.json`. */
-  readonly name: string;
-  /** The raw config value, or null when this source holds none (the chain moves on). */
-  read(): Promise<{ raw: unknown } | null>;
-}
+// The installer validates a config file the way the agent reads one.
+export { fileSource } from "./config-sources/file.ts";
+export type { ConfigSource } from "./config-sources/source.ts";
 
 export interface LoadedConfig {
+  /** Where the config came from, as precisely as known (e.g. `cmdline:/proc/cmdline easyenclave.configz`). */
   source: string;
   config: AgentConfig;
 }
 
-/** A JSON file named explicitly: a missing or unreadable file is an error, not "no config here". */
-export function fileSource(path: string): ConfigSource {
-  const abs = resolve(path);
-  const name = `file:${abs}`;
-  return {
-    name,
-    async read() {
-      let text: string;
-      try {
-        text = await readFile(abs, "utf8");
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "read failed";
-        throw new ValidationError("EE-CONFIG-INVALID", `${name}: cannot read the config file (${code})`, {
-          source: name,
-        });
-      }
-      try {
-        return { raw: JSON.parse(text) as unknown };
-      } catch (err) {
-        throw new ValidationError(
-          "EE-CONFIG-INVALID",
-          `${name}: not valid JSON (${(err as Error).message})`,
-          {
-            source: name,
-          },
-        );
-      }
-    },
-  };
-}
-
-/** The ordered sources for a start: an explicit --config file alone, else the environment's chain. */
-export function configSources(opts: {
+export interface ChainOptions {
+  /** `--config FILE`: must exist. */
   configPath?: string | undefined;
+  /** Read for EASYENCLAVE_CONFIG, EASYENCLAVE_CONFIG_DRIVES and EASYENCLAVE_CMDLINE. */
   env: NodeJS.ProcessEnv;
-}): ConfigSource[] {
-  if (opts.configPath) return [fileSource(opts.configPath)];
-  const sources: ConfigSource[] = [];
-  const envPath = opts.env.EASYENCLAVE_CONFIG;
-  if (envPath) sources.push(fileSource(envPath));
-  return sources;
 }
 
-/** Reads the sources in order and returns the first config found, validated, with the name of its source. */
+/**
+ * The ordered sources: a file (--config, else EASYENCLAVE_CONFIG, else the default path, which may be absent),
+ * then each config drive (EASYENCLAVE_CONFIG_DRIVES, comma-separated, else the usual CD-ROM devices), then the
+ * kernel command line (EASYENCLAVE_CMDLINE, else /proc/cmdline).
+ */
+export function configSources(opts: ChainOptions): ConfigSource[] {
+  const named = opts.configPath || opts.env.EASYENCLAVE_CONFIG;
+  const drives = (opts.env.EASYENCLAVE_CONFIG_DRIVES ?? "")
+    .split(",")
+    .map((d) => d.trim())
+    .filter((d) => d !== "");
+  const cmdline = opts.env.EASYENCLAVE_CMDLINE;
+  return [
+    named ? fileSource(named) : fileSource(DEFAULT_CONFIG_FILE, { optional: true }),
+    ...(drives.length > 0 ? drives : DEFAULT_DRIVES).map(driveSource),
+    cmdline ? cmdlineSource(cmdline) : cmdlineSource(DEFAULT_CMDLINE, { optional: true }),
+  ];
+}
+
+/** Reads the sources in order and returns the first config found, validated, with where it came from. */
 export async function loadFromChain(sources: readonly ConfigSource[]): Promise<LoadedConfig> {
   for (const src of sources) {
     const found = await src.read();
     if (found === null) continue;
-    return { source: src.name, config: parseAgentConfig(found.raw, src.name) };
+    const origin = found.origin ?? src.name;
+    return { source: origin, config: parseAgentConfig(found.raw, origin) };
   }
   const tried = sources.map((s) => s.name).join(", ") || "none";
   throw new ValidationError(
     "EE-CONFIG-INVALID",
-    `no agent config found (sources tried: ${tried}); pass --config FILE or set EASYENCLAVE_CONFIG`,
-    { source: null },
+    `no agent config found (sources tried: ${tried}); pass --config FILE or set EASYENCLAVE_CONFIG, ` +
+      `attach an ${DRIVE_LABEL} config drive, or boot with ${PARAM_CONFIGZ}= (see eectl config --help)`,
+    { source: null, tried: sources.map((s) => s.name) },
   );
 }
 
-export function loadAgentConfig(opts: {
-  configPath?: string | undefined;
-  env: NodeJS.ProcessEnv;
-}): Promise<LoadedConfig> {
+export function loadAgentConfig(opts: ChainOptions): Promise<LoadedConfig> {
   return loadFromChain(configSources(opts));
 }
 

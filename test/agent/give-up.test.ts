@@ -1,13 +1,16 @@
 // The agent gives up only when told to: registration.max_attempts exhausted, or the connectivity probe's `exit`
 // action. Real sockets and HTTP on loopback; a closed port stands in for an unreachable CP.
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import test from "ava";
 import { startAgent } from "../../agent/agent.ts";
 import { startConnectivityProbe } from "../../agent/connectivity-probe.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { AgentExitError } from "../../spec/errors.ts";
+import { eectl } from "../helpers/cli.ts";
 import { agentConfig, devRoot, waitFor } from "../helpers/cluster.ts";
-import { closedPort } from "../helpers/temp.ts";
+import { closedPort, tempDir } from "../helpers/temp.ts";
 
 test("an agent that cannot reach its CP gives up after registration.max_attempts", async (t) => {
   const port = await closedPort();
@@ -90,4 +93,19 @@ test("the probe's log action never makes the agent give up", async (t) => {
   t.teardown(() => probe.stop());
   await waitFor("failures", () => (probe.state().consecutiveFailures >= 4 ? true : undefined));
   t.false(exited);
+});
+
+test("`eectl agent` exits 1 with EE-AGENT-REGISTRATION-EXHAUSTED when registration.max_attempts runs out", async (t) => {
+  const port = await closedPort();
+  const config = agentConfig(t, `ws://127.0.0.1:${port}`, await devRoot(), {
+    registration: { max_attempts: 2 },
+  });
+  const file = join(tempDir(t), "agent.json");
+  writeFileSync(file, JSON.stringify(config));
+  const run = await eectl(["agent", "--config", file], { env: { EE_LOG_LEVEL: "silent" } });
+  t.is(run.code, 1);
+  t.regex(
+    run.stderr,
+    /^eectl: EE-AGENT-REGISTRATION-EXHAUSTED: no registration with ws:\/\/127\.0\.0\.1:\d+ after 2 attempts/m,
+  );
 });
