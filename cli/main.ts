@@ -7,6 +7,7 @@ import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./comm
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
+import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
 import {
@@ -14,6 +15,13 @@ import {
   DeploymentsShowCommand,
   DeploymentsUndeployCommand,
 } from "./commands/deployments.ts";
+import {
+  InstallAgentCommand,
+  InstallRollbackCommand,
+  InstallStatusCommand,
+  InstallUninstallCommand,
+  InstallUpgradeCommand,
+} from "./commands/install.ts";
 import { LogsCommand, StatsCommand } from "./commands/logs.ts";
 import {
   MeasurementsAddCommand,
@@ -28,6 +36,8 @@ cli.register(Builtins.VersionCommand);
 for (const command of [
   ControlPlaneCommand,
   AgentCommand,
+  ConfigCmdlineCommand,
+  ConfigDriveCommand,
   AttestDevInitCommand,
   AttestVerifyCommand,
   AgentsListCommand,
@@ -46,6 +56,11 @@ for (const command of [
   MeasurementsAddCommand,
   MeasurementsRemoveCommand,
   MeasurementsApproveCommand,
+  InstallAgentCommand,
+  InstallUpgradeCommand,
+  InstallRollbackCommand,
+  InstallStatusCommand,
+  InstallUninstallCommand,
 ]) {
   cli.register(command);
 }

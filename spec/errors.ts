@@ -101,6 +101,15 @@ export const ERROR_CODES = {
   "EE-AGENT-REGISTRATION-EXHAUSTED":
     "The agent could not register with the control plane within registration.max_attempts attempts.",
   "EE-AGENT-CONNECTIVITY": "The connectivity probe failed failure_threshold times in a row (action exit).",
+  // The CP attestation envelope on deploy/undeploy (the agent's cp_envelope policy refused a command).
+  "EE-ENV-MISSING": "The command carries no CP envelope and the agent's cp_envelope policy is required.",
+  "EE-ENV-SIGNATURE":
+    "The envelope signature does not verify over this command, this deployment and this agent with cp_pubkey.",
+  "EE-ENV-QUOTE": "The CP quote is missing (policy required), does not verify, or does not bind cp_pubkey.",
+  "EE-ENV-MRTD": "The CP's MRTD is not in the agent's cp_envelope.trusted_mrtds.",
+  "EE-ENV-PIN": "The CP's MRTD differs from the one the agent pinned on first sight (cp-pin.json).",
+  "EE-ENV-STALE":
+    "The envelope's issued_at is more than 5 minutes off the agent's clock, or its nonce was seen before.",
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
@@ -114,6 +123,10 @@ export const ERROR_CODES = {
   "EE-INTERNAL": "An internal error; the details are in the server log, never in the response.",
   "EE-CLI-UNREACHABLE": "eectl could not reach the control plane at --cp / EE_CP_URL.",
   "EE-CLI-TIMEOUT": "eectl gave up waiting (--timeout) before the deployment reached a final status.",
+  // eectl install (the agent installer).
+  "EE-INSTALL-START-FAILED":
+    "The installed agent version did not stay running; after an upgrade the previous version runs again.",
+  "EE-INSTALL-SERVICE": "The service manager (systemctl, or the --no-systemd supervisor) failed.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -244,6 +257,13 @@ export class AgentExitError extends EeError<CodeOf<"EE-AGENT-">> {
   readonly wsClose = WS_CLOSE.goingAway;
 }
 
+/** The agent refused a CP command (deploy, undeploy): its CP envelope is missing or does not satisfy the policy. */
+export class EnvelopeError extends EeError<CodeOf<"EE-ENV-">> {
+  override readonly name = "EnvelopeError";
+  readonly httpStatus = 403;
+  readonly wsClose = WS_CLOSE.rejected;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
@@ -258,6 +278,13 @@ export class NotReadyError extends EeError<"EE-NOT-READY"> {
 
 export class InternalError extends EeError<"EE-INTERNAL"> {
   override readonly name = "InternalError";
+  readonly httpStatus = 500;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
+/** eectl install could not bring the agent service to the state asked for; it says what it left running. */
+export class InstallError extends EeError<CodeOf<"EE-INSTALL-">> {
+  override readonly name = "InstallError";
   readonly httpStatus = 500;
   readonly wsClose = WS_CLOSE.internal;
 }
@@ -286,6 +313,7 @@ export function errorFromCode(code: string, message: string): EeError {
     ["EE-PLACE-", PlacementError],
     ["EE-CONFLICT-", ConflictError],
     ["EE-AGENT-", AgentExitError],
+    ["EE-ENV-", EnvelopeError],
     ["EE-NOT-FOUND", NotFoundError],
     ["EE-NOT-READY", NotReadyError],
     ["EE-REQ-", ValidationError],

@@ -1,0 +1,325 @@
+// The installer's operations on one --root: install, upgrade, rollback, status, uninstall. Each validates
+// everything it was given before it writes anything, converges (running it twice is the same as once), and
+// after a switch of versions checks that the agent stays up, switching back when it does not. Imports
+// agent/config (the schema), spec/errors and installer/ siblings.
+import { access, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
+import { type AgentConfig, fileSource, parseAgentConfig } from "../agent/config.ts";
+import { ConflictError, InstallError, ValidationError } from "../spec/errors.ts";
+import {
+  buildStaged,
+  checkVersion,
+  openBundle,
+  readBundle,
+  type StagedBundle,
+  sourceVersion,
+} from "./bundle.ts";
+import { parseEnvPairs, renderEnvFile } from "./env-file.ts";
+import { switchSymlink, writeFileAtomic } from "./fs-atomic.ts";
+import { type Layout, layout } from "./layout.ts";
+import {
+  checkStarted,
+  chooseMode,
+  type ServiceControl,
+  type ServiceMode,
+  serviceControl,
+} from "./service.ts";
+import { type InstallState, readState, writeState } from "./state.ts";
+import { renderUnit } from "./unit.ts";
+
+/** How long a freshly started version gets to show a process, and how long that process must then stay up. */
+export interface StartCheck {
+  timeoutMs: number;
+  settleMs: number;
+}
+
+export const DEFAULT_START_CHECK: StartCheck = { timeoutMs: 20_000, settleMs: 5_000 };
+
+export interface InstallOptions {
+  root: string;
+  version?: string | undefined;
+  /** A bundle directory or tarball; default: built from the running checkout. */
+  bundle?: string | undefined;
+  /** An agent config JSON file, validated before anything is written. */
+  config?: string | undefined;
+  env?: readonly string[] | undefined;
+  noSystemd?: boolean | undefined;
+  check?: StartCheck | undefined;
+}
+
+export interface InstallOutcome {
+  version: string;
+  previous_version: string | null;
+  mode: ServiceMode;
+  /** False when the installation already was exactly this. */
+  changed: boolean;
+}
+
+async function readConfig(path: string): Promise<{ raw: unknown; config: AgentConfig }> {
+  const src = fileSource(path);
+  const found = await src.read();
+  const raw = found?.raw;
+  return { raw, config: parseAgentConfig(raw, src.name) };
+}
+
+/** The installed config, or null when there is none yet. */
+async function installedConfig(l: Layout): Promise<AgentConfig | null> {
+  const exists = await access(l.configFile).then(
+    () => true,
+    () => false,
+  );
+  return exists ? (await readConfig(l.configFile)).config : null;
+}
+
+/** Makes sure opt/…/<version> holds a complete bundle; true when this call added it. */
+async function ensureVersion(l: Layout, o: { version?: string | undefined; bundle?: string | undefined }) {
+  if (o.version !== undefined) checkVersion(o.version);
+  await mkdir(l.agentDir, { recursive: true });
+  const present = (v: string) =>
+    readBundle(l.versionDir(v), v).then(
+      () => true,
+      () => false,
+    );
+  let staged: StagedBundle;
+  let version: string;
+  if (o.bundle === undefined) {
+    version = checkVersion(o.version ?? (await sourceVersion()));
+    if (await present(version)) return { version, added: false };
+    staged = await buildStaged(version, l.agentDir);
+  } else {
+    staged = await openBundle(o.bundle, l.agentDir);
+    version = o.version === undefined ? staged.manifest.version : checkVersion(o.version);
+    if (version !== staged.manifest.version) {
+      await rm(staged.tmp, { recursive: true, force: true });
+      throw new ValidationError(
+        "EE-CONFIG-INVALID",
+        `--version ${version}: the bundle ${o.bundle} is version ${staged.manifest.version}`,
+      );
+    }
+    if (await present(version)) {
+      await rm(staged.tmp, { recursive: true, force: true });
+      return { version, added: false };
+    }
+  }
+  try {
+    // A directory left by an interrupted copy has no valid manifest: replace it.
+    await rm(l.versionDir(version), { recursive: true, force: true });
+    await rename(staged.dir, l.versionDir(version));
+  } finally {
+    await rm(staged.tmp, { recursive: true, force: true });
+  }
+  return { version, added: true };
+}
+
+/** Writes env, config and unit; true when any of them changed. */
+async function writeFiles(
+  l: Layout,
+  env: Map<string, string>,
+  raw: unknown,
+  config: AgentConfig | null,
+): Promise<boolean> {
+  const vars = new Map([
+    ["EASYENCLAVE_CONFIG", `${l.prefix}/etc/easyenclave/config.json`],
+    // The Node that ran the installer (20+ by package.json engines); the launcher falls back to PATH.
+    ["EASYENCLAVE_NODE", process.execPath],
+    ...env,
+  ]);
+  let changed = await writeFileAtomic(l.envFile, renderEnvFile(vars), 0o600);
+  if (raw !== undefined) {
+    changed = (await writeFileAtomic(l.configFile, `${JSON.stringify(raw, null, 2)}\n`, 0o600)) || changed;
+  }
+  const dataDir = config?.data_dir ?? l.dataDir;
+  if (l.contains(dataDir)) await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const unit = renderUnit(l, { dataDir, dockerSocket: config?.docker_socket ?? "/var/run/docker.sock" });
+  return (await writeFileAtomic(l.unitFile, unit, 0o644)) || changed;
+}
+
+/**
+ * Points `current` at `target`, restarts and checks the agent; when it does not stay up, points `current` back
+ * at what ran before and restarts that. Returns the new state, or throws EE-INSTALL-START-FAILED.
+ */
+async function activate(
+  l: Layout,
+  control: ServiceControl,
+  before: InstallState,
+  target: string,
+  check: StartCheck,
+): Promise<InstallState> {
+  const next: InstallState = { version: target, previous_version: before.version, mode: control.mode };
+  await switchSymlink(l.current, target);
+  await writeState(l, next);
+  if (control.mode === "none") return next;
+  await control.restart();
+  const why = await checkStarted(control, check);
+  if (why === null) return next;
+  await switchSymlink(l.current, before.version);
+  await writeState(l, before);
+  await control.restart();
+  const back = await checkStarted(control, check);
+  const after =
+    back === null
+      ? `switched back to ${before.version}, which runs again (a failed upgrade leaves the previous version running)`
+      : `switched back to ${before.version}, which does not stay up either (${back})`;
+  throw new InstallError(
+    "EE-INSTALL-START-FAILED",
+    `version ${target} did not start: ${why}; ${after}; log: ${
+      control.mode === "supervisor" ? l.logFile : "journalctl -u easyenclave-agent"
+    }`,
+  );
+}
+
+/** Removes installed versions other than the current and the previous one. */
+async function prune(l: Layout, keep: InstallState): Promise<void> {
+  for (const name of await readdir(l.agentDir)) {
+    if (name === "current" || name === "state.json" || name.startsWith(".")) continue;
+    if (name !== keep.version && name !== keep.previous_version) {
+      await rm(l.versionDir(name), { recursive: true, force: true });
+    }
+  }
+}
+
+export async function installAgent(o: InstallOptions): Promise<InstallOutcome> {
+  const l = layout(o.root);
+  const env = parseEnvPairs(o.env ?? []);
+  const given = o.config === undefined ? null : await readConfig(o.config);
+  const config = given?.config ?? (await installedConfig(l));
+  const mode = await chooseMode(l, o.noSystemd ?? false);
+  const control = serviceControl(mode, l);
+  const recorded = await readState(l);
+  if (recorded && recorded.mode !== mode) await serviceControl(recorded.mode, l).stop();
+  // From here on the installation runs (or is about to) the way this call says.
+  const state = recorded && { ...recorded, mode };
+
+  const { version, added } = await ensureVersion(l, o);
+  const filesChanged = await writeFiles(l, env, given?.raw, config);
+  if (state && state.version !== version) {
+    const next = await activate(l, control, state, version, o.check ?? DEFAULT_START_CHECK);
+    await prune(l, next);
+    return { ...next, changed: true };
+  }
+  await switchSymlink(l.current, version);
+  const next: InstallState = { version, previous_version: state?.previous_version ?? null, mode };
+  await writeState(l, next);
+  const changed = added || filesChanged || recorded?.mode !== mode;
+  if (changed && (await control.running())) await control.restart();
+  else await control.start();
+  return { ...next, changed };
+}
+
+async function installed(l: Layout): Promise<InstallState> {
+  const state = await readState(l);
+  if (!state) {
+    throw new ConflictError(
+      "EE-CONFLICT-STATE",
+      `no agent installed under ${l.root}; run eectl install agent --root ${l.root} first`,
+    );
+  }
+  return state;
+}
+
+export async function upgradeAgent(o: {
+  root: string;
+  version: string;
+  bundle?: string | undefined;
+  check?: StartCheck | undefined;
+}): Promise<InstallOutcome> {
+  const l = layout(o.root);
+  const state = await installed(l);
+  const control = serviceControl(state.mode, l);
+  const { version, added } = await ensureVersion(l, o);
+  if (version === state.version) {
+    await control.start();
+    return { ...state, changed: false };
+  }
+  try {
+    const next = await activate(l, control, state, version, o.check ?? DEFAULT_START_CHECK);
+    await prune(l, next);
+    return { ...next, changed: true };
+  } catch (err) {
+    if (added) await rm(l.versionDir(version), { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export async function rollbackAgent(o: {
+  root: string;
+  check?: StartCheck | undefined;
+}): Promise<InstallOutcome> {
+  const l = layout(o.root);
+  const state = await installed(l);
+  const target = state.previous_version;
+  if (
+    target === null ||
+    !(await readBundle(l.versionDir(target), target).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    throw new ConflictError("EE-CONFLICT-STATE", `no previous version to roll back to under ${l.root}`);
+  }
+  const control = serviceControl(state.mode, l);
+  const next = await activate(l, control, state, target, o.check ?? DEFAULT_START_CHECK);
+  return { ...next, changed: true };
+}
+
+export interface InstallStatus {
+  version: string | null;
+  previous_version: string | null;
+  running: boolean;
+  unit_path: string;
+  env_path: string;
+  config_path: string;
+  mode: ServiceMode | null;
+  /** The agent's pid while it runs. */
+  agent_pid: number | null;
+  log_path: string | null;
+}
+
+export async function agentStatus(root: string): Promise<InstallStatus> {
+  const l = layout(root);
+  const state = await readState(l);
+  const control = state ? serviceControl(state.mode, l) : null;
+  const running = (await control?.running()) ?? false;
+  return {
+    version: state?.version ?? null,
+    previous_version: state?.previous_version ?? null,
+    running,
+    unit_path: l.unitFile,
+    env_path: l.envFile,
+    config_path: l.configFile,
+    mode: state?.mode ?? null,
+    agent_pid: running ? ((await control?.probe())?.pid ?? null) : null,
+    log_path: state?.mode === "supervisor" ? l.logFile : null,
+  };
+}
+
+/** Removes `dir` when it is empty, so uninstall leaves no husks of folders it created. */
+async function rmdirIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch(() => undefined);
+}
+
+export async function uninstallAgent(o: { root: string; purge?: boolean | undefined }): Promise<void> {
+  const l = layout(o.root);
+  const state = await readState(l);
+  // Without a record, a supervisor may still run from a half-finished install: its pid file says so.
+  const control = serviceControl(state?.mode ?? "supervisor", l);
+  const config = await installedConfig(l).catch(() => null);
+  await control.stop();
+  for (const file of [l.unitFile, l.wantsLink, l.envFile, l.configFile, l.pidFile, l.mainPidFile]) {
+    await rm(file, { force: true });
+  }
+  await control.forget();
+  await rm(l.agentDir, { recursive: true, force: true });
+  if (o.purge) {
+    for (const dir of new Set([l.dataDir, config?.data_dir ?? l.dataDir])) {
+      if (l.contains(dir)) await rm(dir, { recursive: true, force: true });
+    }
+    await rm(l.logFile, { force: true });
+  }
+  for (const dir of [
+    l.etcDir,
+    `${l.root}/opt/easyenclave`,
+    `${l.root}/etc/systemd/system/multi-user.target.wants`,
+  ]) {
+    await rmdirIfEmpty(dir);
+  }
+}
