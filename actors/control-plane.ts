@@ -1,16 +1,18 @@
 // Composition root of the control plane: opens the store, builds trust anchors, the supervisor and read model,
 // wires the agent channel and the REST API onto one HTTP server. Bootstrap state (admin token digest, trust
-// roots) comes from flags and files here; runtime state lives only in the actors.
-import { randomBytes } from "node:crypto";
+// roots, the CP identity key) comes from flags and files here; runtime state lives only in the actors.
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { InspectionEvent } from "xstate";
 import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
+import { createEnvelopeSigner, type EnvelopeSigner, quoteCpKey } from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import { PccsCollateralSource } from "../attestation/pccs.ts";
 import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
+import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import type { Logger } from "../lib/log.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
@@ -63,6 +65,11 @@ export interface ControlPlaneOptions {
   readiness?: Partial<typeof READINESS_DEFAULTS>;
   /** How often the live agent set is checkpointed for the next start's readiness rule. */
   checkpointMs?: number;
+  /**
+   * This CP's own quote provider (`--attestation`): quoted once at start over its identity key, the quote rides
+   * in every deploy/undeploy envelope so agents can check which TD sends them commands. None: signature only.
+   */
+  quoteProvider?: QuoteProvider;
 }
 
 export interface ControlPlane {
@@ -79,6 +86,7 @@ export interface ControlPlane {
 }
 
 const ADMIN_DIGEST_FILE = "admin-token.sha256";
+const CP_IDENTITY_FILE = "cp-identity.key";
 
 export const CP_DEFAULTS = {
   heartbeatMs: 5_000,
@@ -101,6 +109,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const { digest: adminDigest, generated } = adminTokenDigest(opts.dataDir, opts.adminToken);
+  const envelope = await envelopeSigner(opts);
 
   let devRootPem: string | undefined;
   if (opts.devAttestationDir) {
@@ -186,6 +195,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     attestationMaxAgeMs: 2 * reattestMs + 60_000,
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
+    envelope,
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -268,7 +278,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   events.append({
     at: Date.now(),
     kind: "cp.started",
-    data: { port, dev_attestation: devRootPem !== undefined },
+    data: {
+      port,
+      dev_attestation: devRootPem !== undefined,
+      cp_pubkey: Buffer.from(envelope.publicKey).toString("hex"),
+      cp_attestation: opts.quoteProvider?.name ?? null,
+    },
   });
   log.info({ port, data_dir: opts.dataDir }, "control plane serving");
 
@@ -298,6 +313,46 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       db.close();
     },
   };
+}
+
+/**
+ * The CP identity key (DATA_DIR/cp-identity.key, Ed25519, 0600; bootstrap state, never in the DB) as an envelope
+ * signer, with this start's quote over its public key when the CP has a quote provider.
+ */
+async function envelopeSigner(opts: ControlPlaneOptions): Promise<EnvelopeSigner> {
+  const privateKey = loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE));
+  const unquoted = createEnvelopeSigner({ privateKey });
+  const pub = Buffer.from(unquoted.publicKey).toString("hex");
+  if (!opts.quoteProvider) {
+    opts.log.info({ cp_pubkey: pub }, "CP identity (no quote provider: envelopes are signed, not attested)");
+    return unquoted;
+  }
+  const quote = await quoteCpKey(opts.quoteProvider, unquoted.publicKey);
+  opts.log.info({ cp_pubkey: pub, provider: opts.quoteProvider.name }, "CP identity, attested");
+  return createEnvelopeSigner({ privateKey, quote });
+}
+
+function loadOrCreateCpKey(file: string): KeyObject {
+  if (!existsSync(file)) {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const pem = privateKey.export({ format: "pem", type: "pkcs8" });
+    try {
+      // Exclusive create: a CP racing us on the same data dir keeps its key, and we read it below.
+      writeFileSync(file, pem, { mode: 0o600, flag: "wx" });
+      return privateKey;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(file, "utf8"));
+  } catch {
+    throw new ValidationError("EE-CONFIG-INVALID", `${file} is not a PEM private key`);
+  }
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new ValidationError("EE-CONFIG-INVALID", `${file} is not an Ed25519 key`);
+  return key;
 }
 
 /** Files first, then the PCCS: a file pins a platform's collateral even when a PCCS is configured. */

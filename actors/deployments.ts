@@ -4,6 +4,7 @@
 // deploy_status frames and session transitions (an agent lost mid-deploy) arrive here.
 import { createHash, randomBytes } from "node:crypto";
 import { type Actor, createActor } from "xstate";
+import type { EnvelopeCommand, EnvelopedType, EnvelopeSigner } from "../attestation/cp-envelope.ts";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import type { Logger } from "../lib/log.ts";
 import {
@@ -53,6 +54,8 @@ export interface DeploymentsOptions {
   /** Placement needs the rebuilt runtime state: before readiness, deploys and preflights are EE-NOT-READY. */
   readiness?: () => { ready: boolean; reason: string };
   now?: () => number;
+  /** Signs every deploy/undeploy frame for the agent it goes to (the CP attestation envelope). */
+  envelope?: EnvelopeSigner;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -85,7 +88,8 @@ export interface PreflightResult {
 }
 
 export class Deployments {
-  readonly #o: Required<DeploymentsOptions>;
+  readonly #o: Required<Omit<DeploymentsOptions, "envelope">>;
+  readonly #envelope: EnvelopeSigner | null;
   readonly #live = new Map<string, Live>();
   /** Live deployments by agent: a transition of the agent reaches them without a scan. */
   readonly #byAgent = new Map<string, Set<string>>();
@@ -100,6 +104,7 @@ export class Deployments {
       readiness: () => ({ ready: true, reason: "" }),
       ...o,
     };
+    this.#envelope = o.envelope ?? null;
     this.#machine = this.#provideEffects();
     this.#offTransitions = o.index.onTransition((t) => this.#onAgentTransition(t));
   }
@@ -190,7 +195,7 @@ export class Deployments {
     // The session moves to deploying first, so the next placement already sees this agent as busy.
     this.#o.supervisor.send(agentId, { type: "DEPLOY", deploymentId, app: resolved.name, at: now });
     this.#start(row, frame);
-    this.#sendFrame(agentId, encodeFrame("deploy", frame, { id: this.#o.link.nextFrameId() }));
+    this.#sendFrame(agentId, this.#command("deploy", frame, agentId));
     this.#o.events.append({
       at: now,
       kind: "deployment.created",
@@ -510,10 +515,7 @@ export class Deployments {
         (t.from === "stale" || t.from === "challenged")
       ) {
         // Back after a blip: it may have missed the undeploy.
-        this.#sendFrame(
-          t.agent_id,
-          encodeFrame("undeploy", { deployment_id: id }, { id: this.#o.link.nextFrameId() }),
-        );
+        this.#sendFrame(t.agent_id, this.#command("undeploy", { deployment_id: id }, t.agent_id));
       }
     }
   }
@@ -536,6 +538,13 @@ export class Deployments {
         message: "the agent re-registered without this workload",
       });
     }
+  }
+
+  /** A deploy/undeploy frame, signed at send time: every (re)send gets its own nonce and issued_at. */
+  #command<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>, agentId: string): Uint8Array {
+    const envelope = this.#envelope?.sign(type, body, agentId);
+    const signed = (envelope ? { ...body, envelope } : body) as MessageBody<T>;
+    return encodeFrame(type, signed, { id: this.#o.link.nextFrameId() });
   }
 
   #sendFrame(agentId: string, frame: Uint8Array): void {
@@ -599,7 +608,7 @@ export class Deployments {
         sendUndeploy: ({ context }) =>
           this.#sendFrame(
             context.agentId,
-            encodeFrame("undeploy", { deployment_id: context.deploymentId }, { id: o.link.nextFrameId() }),
+            this.#command("undeploy", { deployment_id: context.deploymentId }, context.agentId),
           ),
       },
     });

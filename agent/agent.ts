@@ -1,7 +1,11 @@
 // The agent program: wires config → identity → quote provider → CP client → local HTTP API, and stops them in
 // reverse. The CLI (cli/commands/agent.ts) and `npm start` both start the agent through startAgent.
 // May import agent/, attestation/, machines/, spec/ and lib/; never actors/.
+import { join } from "node:path";
+import { CP_PIN_FILE, createEnvelopeVerifier, filePin } from "../attestation/cp-envelope.ts";
+import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
+import { createTrustAnchors, type TrustAnchors } from "../attestation/trust.ts";
 import { parseHostPort } from "../lib/host-port.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import type { ConnectionView } from "../machines/agent-connection.ts";
@@ -103,7 +107,24 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       workload: workloads.current(),
     };
   };
-  const commands = createCpCommands({ workloads, snapshot, log: log.child({ part: "cp-commands" }) });
+  const { policy, trusted_mrtds, pin_first_seen } = config.cp_envelope;
+  const envelope = createEnvelopeVerifier({
+    policy,
+    agentId: identity.agentId,
+    trust: cpQuoteTrust(config),
+    trustedMrtds: trusted_mrtds,
+    ...(pin_first_seen ? { pin: filePin(join(config.data_dir, CP_PIN_FILE)) } : {}),
+  });
+  log.info(
+    { policy, trusted_mrtds: trusted_mrtds.length, pin_first_seen },
+    "CP envelope policy for deploy/undeploy",
+  );
+  const commands = createCpCommands({
+    workloads,
+    snapshot,
+    log: log.child({ part: "cp-commands" }),
+    envelope,
+  });
 
   let giveUp!: (err: AgentExitError) => void;
   const failed = new Promise<AgentExitError>((resolve) => {
@@ -139,6 +160,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     ? startConnectivityProbe(config.connectivity_probe, { log: log.child({ part: "probe" }), onExit: giveUp })
     : null;
   const app = createHttpApi({
+    envelope,
     workloads,
     apiSecret: () => apiSecret,
     snapshot,
@@ -174,4 +196,15 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       return stopping;
     },
   };
+}
+
+/**
+ * Roots a CP's quote must chain to: Intel's always; the dev root only when this agent itself attests with the dev
+ * provider. A dev agent lives in a development cluster whose CP quotes with the same `eectl attest dev-init`
+ * directory (`--attestation dev:DIR`), so its root is already the one this agent's own quotes chain to; an agent
+ * on a real TD (tsm) must never accept a CP whose "TD" is a development key pair.
+ */
+function cpQuoteTrust(config: AgentConfig): TrustAnchors {
+  if (config.attestation.provider !== "dev") return createTrustAnchors();
+  return createTrustAnchors({ devRootPem: loadDevRootPem(config.attestation.dir) });
 }

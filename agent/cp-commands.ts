@@ -1,9 +1,11 @@
 // The agent's answers to the control plane's requests on the WebSocket: deploy and undeploy (through the
 // workload manager, with every step sent back as deploy_status), logs (batched log_chunk frames, cancellable),
 // stats and snapshot (one reply). The same Workloads the local HTTP API serves, so both paths behave alike.
-// May import agent/, spec/ and lib/.
+// Deploy and undeploy pass the CP envelope check (the agent's cp_envelope policy) before anything changes.
+// May import agent/, attestation/, spec/ and lib/.
+import type { EnvelopedType, EnvelopeVerifier } from "../attestation/cp-envelope.ts";
 import type { Logger } from "../lib/log.ts";
-import { EeError } from "../spec/errors.ts";
+import { EeError, EnvelopeError } from "../spec/errors.ts";
 import {
   type AnyEnvelope,
   MAX_FRAME_BYTES,
@@ -33,6 +35,8 @@ export interface CpCommandsOptions {
   workloads: Workloads;
   snapshot: () => Record<string, unknown>;
   log: Logger;
+  /** Checks the CP envelope of deploy/undeploy; without one, commands are taken as they come (policy disabled). */
+  envelope?: EnvelopeVerifier;
 }
 
 export interface CpCommands {
@@ -78,6 +82,29 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
   // Every step of every deployment goes to the CP while a socket is up; a CP that missed some gets the
   // current step on the next registration (announce).
   o.workloads.subscribe((s) => sendNow?.("deploy_status", statusFrame(s)));
+
+  /** Throws the refusal after logging it (codes, ids and key/MRTD fingerprints only: nothing secret is in it). */
+  const verify = <T extends EnvelopedType>(type: T, body: MessageBody<T>) => {
+    if (!o.envelope) return;
+    try {
+      const verdict = o.envelope.check(type, body);
+      if (verdict.checked !== "none")
+        o.log.debug({ type, deployment_id: body.deployment_id, ...verdict }, "CP envelope accepted");
+    } catch (err) {
+      if (err instanceof EnvelopeError)
+        o.log.warn(
+          {
+            type,
+            deployment_id: body.deployment_id,
+            code: err.code,
+            details: err.details,
+            reason: err.message,
+          },
+          "refused a CP command: its envelope does not satisfy the cp_envelope policy",
+        );
+      throw err;
+    }
+  };
 
   const fail = (send: Send, re: number | undefined, err: unknown) => {
     const e = err instanceof EeError ? err : null;
@@ -132,10 +159,13 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
       const re = env.id === undefined ? {} : { re: env.id };
       switch (env.type) {
         case "deploy": {
-          const { context, health, ...rest } = env.body;
+          const { deployment_id, app, compose, context, health } = env.body;
           try {
+            verify("deploy", env.body);
             const status = o.workloads.deploy({
-              ...rest,
+              deployment_id,
+              app,
+              compose,
               ...(context ? { context } : {}),
               ...(health ? { health } : {}),
             });
@@ -160,6 +190,7 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
         }
         case "undeploy":
           try {
+            verify("undeploy", env.body);
             send("deploy_status", statusFrame(o.workloads.undeploy(env.body.deployment_id)), re);
           } catch (err) {
             fail(send, env.id, err);

@@ -11,6 +11,7 @@ import { type Duplex, Readable } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
 import { z } from "zod";
+import type { EnvelopeVerifier } from "../attestation/cp-envelope.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
@@ -40,6 +41,8 @@ import type { LogLine } from "./runtime/runtime.ts";
 import type { DeployRequest, Workloads } from "./workload.ts";
 
 export interface HttpApiDeps {
+  /** The CP envelope policy for deploy/undeploy (the same verifier the WebSocket commands go through). */
+  envelope?: Pick<EnvelopeVerifier, "check">;
   health: () => AgentHealth;
   /** The agent's raw 32-byte Ed25519 public key, bound into health quotes. */
   agentPubkey: Uint8Array;
@@ -222,6 +225,24 @@ async function* ndjson(lines: AsyncIterable<LogLine>, log: Logger): AsyncGenerat
   }
 }
 
+const hexBytes = (n: number) =>
+  z
+    .string()
+    .regex(new RegExp(`^[0-9a-f]{${2 * n}}$`), `must be ${n} bytes of lowercase hex`)
+    .transform((s) => new Uint8Array(Buffer.from(s, "hex")));
+/** The CP envelope in JSON (spec/protocol.md "CP envelope"): hex for keys, nonces and signatures, base64 quote. */
+const envelopeJsonSchema = z.strictObject({
+  cp_pubkey: hexBytes(32),
+  issued_at: z.number().int().nonnegative(),
+  nonce: hexBytes(16),
+  sig: hexBytes(64),
+  quote: z
+    .string()
+    .refine((s) => s.length % 4 === 0 && BASE64.test(s), { message: "must be padded base64" })
+    .transform((s) => new Uint8Array(Buffer.from(s, "base64")))
+    .optional(),
+});
+
 const deployBodySchema = z.strictObject({
   deployment_id: deploymentIdSchema,
   app: appNameSchema,
@@ -236,8 +257,12 @@ const deployBodySchema = z.strictObject({
     .refine((s) => s.length % 4 === 0 && BASE64.test(s), { message: "must be padded base64" })
     .optional(),
   health: healthSpecSchema.optional(),
+  envelope: envelopeJsonSchema.optional(),
 });
-const undeployBodySchema = z.strictObject({ deployment_id: deploymentIdSchema });
+const undeployBodySchema = z.strictObject({
+  deployment_id: deploymentIdSchema,
+  envelope: envelopeJsonSchema.optional(),
+});
 
 function deployRequest(body: z.infer<typeof deployBodySchema>): DeployRequest {
   const req: DeployRequest = { deployment_id: body.deployment_id, app: body.app, compose: body.compose };
@@ -371,14 +396,29 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
     ctx.flushHeaders();
   });
 
+  // The HMAC secret comes from whichever CP the agent registered with, so under a `required` cp_envelope policy
+  // these writes must carry the same CP envelope as the WebSocket's commands: one check for both paths.
   router.post("/api/deploy", async (ctx) => {
     const body = parseJsonBody(ctx, await signedBody(ctx), deployBodySchema);
+    const req = deployRequest(body);
+    deps.envelope?.check("deploy", {
+      deployment_id: req.deployment_id,
+      app: req.app,
+      compose: req.compose,
+      ...(req.context ? { context: new Uint8Array(req.context) } : {}),
+      ...(req.health ? { health: req.health } : {}),
+      ...(body.envelope ? { envelope: body.envelope } : {}),
+    });
     ctx.status = 202;
-    ctx.body = deps.workloads.deploy(deployRequest(body));
+    ctx.body = deps.workloads.deploy(req);
   });
 
   router.post("/api/undeploy", async (ctx) => {
     const body = parseJsonBody(ctx, await signedBody(ctx), undeployBodySchema);
+    deps.envelope?.check("undeploy", {
+      deployment_id: body.deployment_id,
+      ...(body.envelope ? { envelope: body.envelope } : {}),
+    });
     ctx.status = 202;
     ctx.body = deps.workloads.undeploy(body.deployment_id);
   });

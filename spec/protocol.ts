@@ -87,6 +87,21 @@ export const agentSnapshotSchema = z.object({
   started_at: msEpoch,
 });
 
+/**
+ * The CP attestation envelope on deploy/undeploy: an Ed25519 signature by the CP identity key over the command,
+ * the agent it is for and a fresh nonce, plus (when the CP runs in a TD) the CP's quote binding that key.
+ * Built and checked by attestation/cp-envelope.ts; spec/protocol.md gives the signed bytes.
+ */
+export const cpEnvelopeSchema = z.object({
+  cp_pubkey: bytes(32),
+  issued_at: msEpoch,
+  nonce: bytes(16),
+  sig: bytes(64),
+  quote: bytes()
+    .refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes")
+    .optional(),
+});
+
 export const messageSchemas = {
   /** CP → agent, first frame on every connection. */
   challenge: z.object({ nonce: bytes(32), expires_at: msEpoch, server_time: msEpoch }),
@@ -138,9 +153,10 @@ export const messageSchemas = {
       .refine((b) => b.length <= MAX_CONTEXT_BYTES, `must be at most ${MAX_CONTEXT_BYTES} bytes`)
       .optional(),
     health: healthSpecSchema.optional(),
+    envelope: cpEnvelopeSchema.optional(),
   }),
   /** CP → agent, with an id: stop and remove the deployment. */
-  undeploy: z.object({ deployment_id: deploymentIdSchema }),
+  undeploy: z.object({ deployment_id: deploymentIdSchema, envelope: cpEnvelopeSchema.optional() }),
   /** agent → CP: one step of a deploy or undeploy (`re` = the request's id when it answers one). */
   deploy_status: z.object({
     deployment_id: deploymentIdSchema,
@@ -192,6 +208,7 @@ export type AgentSnapshot = z.infer<typeof agentSnapshotSchema>;
 export type WorkloadReport = z.infer<typeof workloadReportSchema>;
 export type HealthSpec = z.infer<typeof healthSpecSchema>;
 export type WorkloadStep = z.infer<typeof workloadStepSchema>;
+export type CpEnvelope = z.infer<typeof cpEnvelopeSchema>;
 
 /** Which side may send each type; a frame of the wrong direction is EE-PROTO-UNKNOWN-TYPE for the receiver. */
 export const SENT_BY: Record<MessageType, "cp" | "agent" | "both"> = {

@@ -4,7 +4,11 @@ import { CP_DEFAULTS, startControlPlane } from "../../actors/control-plane.ts";
 import { loadPolicyFile } from "../../actors/policy-file.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import { loadCollateralStore } from "../../attestation/collateral-store.ts";
+import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
+import type { QuoteProvider } from "../../attestation/providers/provider.ts";
+import { createTsmQuoteProvider } from "../../attestation/providers/tsm.ts";
 import { createLogger } from "../../lib/log.ts";
+import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
@@ -80,6 +84,10 @@ export class ControlPlaneCommand extends EeCommand {
   nodeSizes = Option.String("--node-sizes", {
     description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
   });
+  attestation = Option.String("--attestation", "none", {
+    description:
+      "This CP's own quote provider, bound into the envelope on deploy/undeploy: dev:DIR[:MRTD], tsm or none",
+  });
 
   async run(): Promise<number> {
     const { host, port } = hostPortFlag(this.listen, "--listen");
@@ -98,6 +106,7 @@ export class ControlPlaneCommand extends EeCommand {
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
+      ...cpQuoteProvider(this.attestation),
       readiness: definedOnly({
         quorum: parseFraction(this.readyQuorum, "--ready-quorum"),
         settleMs: parsePositiveInt(this.readySettleMs, "--ready-settle-ms"),
@@ -116,6 +125,17 @@ export class ControlPlaneCommand extends EeCommand {
     await cp.stop();
     return 0;
   }
+}
+
+/** `--attestation`: dev:DIR[:MRTD] (a dev-init directory, optional 96-hex MRTD), tsm, or none. */
+function cpQuoteProvider(spec: string): { quoteProvider?: QuoteProvider } {
+  if (spec === "none") return {};
+  if (spec === "tsm") return { quoteProvider: createTsmQuoteProvider() };
+  const dev = /^dev:(.+?)(?::([0-9a-fA-F]{96}))?$/.exec(spec);
+  if (!dev)
+    throw new ValidationError("EE-CONFIG-INVALID", "--attestation must be dev:DIR[:MRTD], tsm or none");
+  const mrtd = dev[2]?.toLowerCase();
+  return { quoteProvider: createDevQuoteProvider(mrtd ? { dir: dev[1]!, mrtd } : { dir: dev[1]! }) };
 }
 
 function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {

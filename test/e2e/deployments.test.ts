@@ -311,6 +311,8 @@ test.serial(
     const d2 = (busy.body as { error: { details: { agents: { agent_id: string; reasons: string[] }[] } } })
       .error.details;
     t.true(d2.agents.find((a) => a.agent_id === agents[1]!.agentId)?.reasons.includes("EE-PLACE-BUSY"));
+    // Let the deploy finish before teardown removes it: a half-started one would leave its network behind.
+    await until(tcp, first.body.deployment_id as string, ["healthy", "failed"]);
   },
 );
 

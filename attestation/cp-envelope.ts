@@ -1,0 +1,322 @@
+// The CP attestation envelope on CP→agent writes (deploy, undeploy): the control plane signs each command with its
+// Ed25519 identity key and, when it runs in a TD, attaches its own quote binding that key; the agent checks it
+// against its cp_envelope policy before anything runs. Both sides live here so they share one signed message.
+// The only I/O is the agent's MRTD pin file (filePin). spec/protocol.md ("CP envelope") is the prose.
+// Imports node:crypto, node:fs, attestation/, spec/ and lib/canonical-json.
+import { createHash, createPublicKey, type KeyObject, randomBytes, sign, verify } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { canonicalJson } from "../lib/canonical-json.ts";
+import { AttestationError, EnvelopeError } from "../spec/errors.ts";
+import { type CpEnvelope, type MessageBody, messageSchemas } from "../spec/protocol.ts";
+import { rawPublicKey } from "./agent-key.ts";
+import type { QuoteProvider } from "./providers/provider.ts";
+import { reportDataFor, reportDataMatches } from "./report-data.ts";
+import type { TrustAnchors } from "./trust.ts";
+import { verifyQuote } from "./verify.ts";
+
+export type EnvelopedType = "deploy" | "undeploy";
+/** A deploy or undeploy body without its envelope: what the CP signs. */
+export type EnvelopeCommand<T extends EnvelopedType> = Omit<MessageBody<T>, "envelope">;
+export type EnvelopePolicy = "required" | "optional" | "disabled";
+
+/** How far issued_at may be from the agent's clock, either way. */
+export const ENVELOPE_MAX_SKEW_MS = 5 * 60_000;
+/**
+ * The nonce in the REPORTDATA of the CP's key-binding quote. The CP quotes once per start, not per command (a TD
+ * quote goes out to the host's quoting service and takes far longer than a deploy should wait), so the quote's job
+ * is only to bind cp_pubkey to the TD that holds it; freshness comes from each command's signature (issued_at,
+ * nonce). A fixed value lets the agent recompute REPORTDATA without another field.
+ */
+export const CP_KEY_BINDING_NONCE: Uint8Array = new Uint8Array(32);
+/** The pin file in the agent's data dir (pin_first_seen). */
+export const CP_PIN_FILE = "cp-pin.json";
+
+const SIGNING_PREFIX = Buffer.from("easyenclave/v1/cp-envelope:");
+const NONCE_BYTES = 16;
+// Far above the CP→agent command rate over a skew window (2 × 5 min), so eviction never drops a live nonce.
+const REPLAY_CAPACITY = 4096;
+
+/**
+ * SHA-256 of the command as the agent will run it: canonical JSON of the body after its schema (so defaults such
+ * as health.path are the ones the agent sees), with the build context replaced by its SHA-256.
+ */
+export function commandDigest<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>): Uint8Array {
+  const { envelope: _, ...command } = body as MessageBody<T>;
+  const parsed = messageSchemas[type].safeParse(command);
+  // A body that does not parse is refused by the agent's frame check before any envelope check.
+  const normal: Record<string, unknown> = { ...(parsed.success ? parsed.data : command) };
+  const context = normal.context;
+  if (context instanceof Uint8Array) {
+    delete normal.context;
+    normal.context_sha256 = createHash("sha256").update(context).digest("hex");
+  }
+  return createHash("sha256").update(canonicalJson(normal)).digest();
+}
+
+/** The bytes `sig` covers: prefix ‖ type ‖ deployment_id ‖ command digest ‖ issued_at ‖ nonce ‖ agent_id. */
+export function envelopeMessage(o: {
+  type: EnvelopedType;
+  deploymentId: string;
+  digest: Uint8Array;
+  issuedAt: number;
+  nonce: Uint8Array;
+  agentId: string;
+}): Buffer {
+  const issuedAt = Buffer.alloc(8);
+  issuedAt.writeBigUInt64BE(BigInt(o.issuedAt));
+  return Buffer.concat([
+    SIGNING_PREFIX,
+    lengthPrefixed(o.type),
+    lengthPrefixed(o.deploymentId),
+    o.digest,
+    issuedAt,
+    o.nonce,
+    lengthPrefixed(o.agentId),
+  ]);
+}
+
+function lengthPrefixed(s: string): Buffer {
+  const bytes = Buffer.from(s, "utf8");
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(bytes.length);
+  return Buffer.concat([len, bytes]);
+}
+
+/** REPORTDATA of the CP's quote: purpose cp-envelope, the fixed binding nonce, the CP's public key. */
+export function cpQuoteReportData(cpPubkey: Uint8Array): Uint8Array {
+  return reportDataFor("cp-envelope", CP_KEY_BINDING_NONCE, cpPubkey);
+}
+
+/** Asks the CP's quote provider for the quote that binds its identity key (once per start). */
+export function quoteCpKey(provider: QuoteProvider, cpPubkey: Uint8Array): Promise<Uint8Array> {
+  return provider.getQuote(cpQuoteReportData(cpPubkey));
+}
+
+export interface EnvelopeSigner {
+  /** The CP identity: the raw Ed25519 public key every envelope carries. */
+  readonly publicKey: Uint8Array;
+  /** Whether envelopes carry a quote (the CP has a quote provider). */
+  readonly attested: boolean;
+  sign<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>, agentId: string): CpEnvelope;
+}
+
+export function createEnvelopeSigner(o: {
+  privateKey: KeyObject;
+  quote?: Uint8Array;
+  now?: () => number;
+}): EnvelopeSigner {
+  const publicKey = rawPublicKey(createPublicKey(o.privateKey));
+  const now = o.now ?? Date.now;
+  return {
+    publicKey,
+    attested: o.quote !== undefined,
+    sign(type, body, agentId) {
+      const issuedAt = now();
+      const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
+      const message = envelopeMessage({
+        type,
+        deploymentId: body.deployment_id,
+        digest: commandDigest(type, body),
+        issuedAt,
+        nonce,
+        agentId,
+      });
+      return {
+        cp_pubkey: publicKey,
+        issued_at: issuedAt,
+        nonce,
+        sig: new Uint8Array(sign(null, message, o.privateKey)),
+        ...(o.quote ? { quote: o.quote } : {}),
+      };
+    },
+  };
+}
+
+/** The first CP MRTD an agent accepted, kept across restarts. */
+export interface MrtdPin {
+  read(): string | null;
+  /** Pins `mrtd` unless one is pinned already; returns the pinned MRTD. */
+  pin(mrtd: string): string;
+}
+
+/** A pin kept as JSON in `path` (0600), written once: exclusive create, so two writers cannot both pin. */
+export function filePin(path: string): MrtdPin {
+  const read = (): string | null => {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+    let mrtd: unknown;
+    try {
+      mrtd = (JSON.parse(text) as { mrtd?: unknown } | null)?.mrtd;
+    } catch {
+      mrtd = undefined;
+    }
+    // A damaged pin refuses every CP until an operator looks: silently re-pinning would defeat the pin.
+    if (typeof mrtd !== "string" || !/^[0-9a-f]{96}$/.test(mrtd))
+      throw new EnvelopeError("EE-ENV-PIN", `${path} does not hold a pinned MRTD; remove it to pin again`);
+    return mrtd;
+  };
+  return {
+    read,
+    pin(mrtd) {
+      const pinned = read();
+      if (pinned !== null) return pinned;
+      try {
+        writeFileSync(path, `${JSON.stringify({ mrtd, pinned_at: new Date().toISOString() })}\n`, {
+          mode: 0o600,
+          flag: "wx",
+        });
+        return mrtd;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        return read() ?? mrtd;
+      }
+    },
+  };
+}
+
+export interface EnvelopeVerifierOptions {
+  policy: EnvelopePolicy;
+  /** The agent's own id: an envelope signed for another agent does not verify. */
+  agentId: string;
+  /** Roots the CP's quote must chain to. */
+  trust: TrustAnchors;
+  /** Lowercase hex; empty: any MRTD whose quote verifies (subject to the pin). */
+  trustedMrtds: readonly string[];
+  /** Present with pin_first_seen. */
+  pin?: MrtdPin;
+  now?: () => number;
+}
+
+/** What an accepted command was checked against (for the log): nothing, a signature, or a signature and a quote. */
+export interface EnvelopeVerdict {
+  checked: "none" | "signature" | "quote";
+  cp_pubkey: string | null;
+  mrtd: string | null;
+}
+
+export interface EnvelopeVerifier {
+  readonly policy: EnvelopePolicy;
+  /** Throws EnvelopeError (EE-ENV-*) when the policy refuses the command; records its nonce when it accepts. */
+  check<T extends EnvelopedType>(type: T, body: MessageBody<T>): EnvelopeVerdict;
+}
+
+export function createEnvelopeVerifier(o: EnvelopeVerifierOptions): EnvelopeVerifier {
+  const now = o.now ?? Date.now;
+  const trusted = new Set(o.trustedMrtds);
+  // nonce (hex) → when it leaves the skew window; Map order is insertion order, so the first entry is the oldest.
+  const seen = new Map<string, number>();
+
+  const remember = (nonce: string, issuedAt: number, at: number) => {
+    for (const [n, until] of seen) if (until < at) seen.delete(n);
+    while (seen.size >= REPLAY_CAPACITY) seen.delete(seen.keys().next().value as string);
+    seen.set(nonce, issuedAt + ENVELOPE_MAX_SKEW_MS);
+  };
+
+  return {
+    policy: o.policy,
+    check(type, body) {
+      const none: EnvelopeVerdict = { checked: "none", cp_pubkey: null, mrtd: null };
+      if (o.policy === "disabled") return none;
+      const env = body.envelope;
+      if (!env) {
+        if (o.policy === "required")
+          throw new EnvelopeError(
+            "EE-ENV-MISSING",
+            `${type} carries no CP envelope; this agent requires one`,
+          );
+        return none;
+      }
+      const cpPubkey = hex(env.cp_pubkey);
+      const message = envelopeMessage({
+        type,
+        deploymentId: body.deployment_id,
+        digest: commandDigest(type, body),
+        issuedAt: env.issued_at,
+        nonce: env.nonce,
+        agentId: o.agentId,
+      });
+      if (!ed25519Verify(env.cp_pubkey, message, env.sig))
+        throw new EnvelopeError(
+          "EE-ENV-SIGNATURE",
+          `the envelope signature does not verify over this ${type} for this agent`,
+          { cp_pubkey: cpPubkey },
+        );
+      const at = now();
+      if (Math.abs(at - env.issued_at) > ENVELOPE_MAX_SKEW_MS)
+        throw new EnvelopeError(
+          "EE-ENV-STALE",
+          `issued_at is ${Math.round((at - env.issued_at) / 1000)} s off this agent's clock (at most ${ENVELOPE_MAX_SKEW_MS / 1000} s)`,
+          { cp_pubkey: cpPubkey },
+        );
+      const nonce = hex(env.nonce);
+      if (seen.has(nonce))
+        throw new EnvelopeError("EE-ENV-STALE", "the envelope nonce was seen before (replay)", {
+          cp_pubkey: cpPubkey,
+        });
+
+      let mrtd: string | null = null;
+      if (env.quote === undefined) {
+        if (o.policy === "required")
+          throw new EnvelopeError(
+            "EE-ENV-QUOTE",
+            "the envelope carries no CP quote; this agent requires one",
+            {
+              cp_pubkey: cpPubkey,
+            },
+          );
+      } else {
+        mrtd = checkQuote(env.quote, env.cp_pubkey, o.trust);
+        if (trusted.size > 0 && !trusted.has(mrtd))
+          throw new EnvelopeError("EE-ENV-MRTD", `CP MRTD ${mrtd} is not in trusted_mrtds`, {
+            cp_pubkey: cpPubkey,
+            mrtd,
+          });
+        if (o.pin) {
+          const pinned = o.pin.pin(mrtd);
+          if (pinned !== mrtd)
+            throw new EnvelopeError("EE-ENV-PIN", `CP MRTD ${mrtd} differs from the pinned ${pinned}`, {
+              cp_pubkey: cpPubkey,
+              mrtd,
+            });
+        }
+      }
+      remember(nonce, env.issued_at, at);
+      return { checked: mrtd === null ? "signature" : "quote", cp_pubkey: cpPubkey, mrtd };
+    },
+  };
+}
+
+/** Verifies the CP's quote and that it binds `cpPubkey`; returns its MRTD. */
+function checkQuote(quote: Uint8Array, cpPubkey: Uint8Array, trust: TrustAnchors): string {
+  let verified: ReturnType<typeof verifyQuote>;
+  try {
+    verified = verifyQuote(quote, { trust });
+  } catch (err) {
+    if (!(err instanceof AttestationError)) throw err;
+    throw new EnvelopeError("EE-ENV-QUOTE", `the CP quote does not verify: ${err.code}: ${err.message}`, {
+      reason: err.code,
+    });
+  }
+  if (!reportDataMatches(verified.reportData, cpQuoteReportData(cpPubkey)))
+    throw new EnvelopeError("EE-ENV-QUOTE", "the CP quote's REPORTDATA does not bind cp_pubkey");
+  return verified.mrtd;
+}
+
+function ed25519Verify(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const x = Buffer.from(pubkey).toString("base64url");
+    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("hex");
+}

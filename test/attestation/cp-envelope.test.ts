@@ -1,0 +1,283 @@
+// The CP attestation envelope: a CP signer (dev quote over its key) and agent verifiers under each policy. Every
+// refusal is checked by its EE-ENV-* code; acceptances by what they were checked against.
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import test, { type ExecutionContext } from "ava";
+import {
+  CP_PIN_FILE,
+  createEnvelopeSigner,
+  createEnvelopeVerifier,
+  ENVELOPE_MAX_SKEW_MS,
+  type EnvelopePolicy,
+  type EnvelopeSigner,
+  type EnvelopeVerifierOptions,
+  filePin,
+  quoteCpKey,
+} from "../../attestation/cp-envelope.ts";
+import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
+import { createTrustAnchors } from "../../attestation/trust.ts";
+import { EnvelopeError } from "../../spec/errors.ts";
+import type { MessageBody } from "../../spec/protocol.ts";
+import { type DevSetup, devSetup, tempDir } from "./fixtures.ts";
+
+const MRTD_A = "a1".repeat(48);
+const MRTD_B = "b2".repeat(48);
+const AGENT = "agt_000000000000000000000001";
+const OTHER_AGENT = "agt_000000000000000000000002";
+
+const command = (): MessageBody<"deploy"> => ({
+  deployment_id: "d-0123456789abcdef",
+  app: "web",
+  compose: "services:\n  web:\n    image: ee-test/busybox:1\n",
+  context: new Uint8Array([1, 2, 3]),
+  health: { port: 8080, path: "/", timeout_s: 60 },
+});
+
+async function signer(dev: DevSetup, o: { mrtd?: string; quoted?: boolean; now?: () => number } = {}) {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const unquoted = createEnvelopeSigner({ privateKey, ...(o.now ? { now: o.now } : {}) });
+  if (o.quoted === false) return unquoted;
+  const provider = createDevQuoteProvider({ dir: dev.dir, mrtd: o.mrtd ?? MRTD_A });
+  const quote = await quoteCpKey(provider, unquoted.publicKey);
+  return createEnvelopeSigner({ privateKey, quote, ...(o.now ? { now: o.now } : {}) });
+}
+
+function verifier(dev: DevSetup, policy: EnvelopePolicy, over: Partial<EnvelopeVerifierOptions> = {}) {
+  return createEnvelopeVerifier({ policy, agentId: AGENT, trust: dev.trust, trustedMrtds: [], ...over });
+}
+
+function signed(s: EnvelopeSigner, body = command(), agentId = AGENT): MessageBody<"deploy"> {
+  return { ...body, envelope: s.sign("deploy", body, agentId) };
+}
+
+function refusal(t: ExecutionContext, fn: () => unknown): string {
+  const err = t.throws(fn, { instanceOf: EnvelopeError });
+  return err?.code ?? "none";
+}
+
+test("a signed, quoted command is accepted under required and carries the CP's MRTD", async (t) => {
+  const dev = await devSetup(t);
+  const cp = await signer(dev);
+  const v = verifier(dev, "required", { trustedMrtds: [MRTD_A] });
+  const verdict = v.check("deploy", signed(cp));
+  t.is(verdict.checked, "quote");
+  t.is(verdict.mrtd, MRTD_A);
+  t.is(verdict.cp_pubkey, Buffer.from(cp.publicKey).toString("hex"));
+  const undeploy = { deployment_id: "d-0123456789abcdef" };
+  t.is(v.check("undeploy", { ...undeploy, envelope: cp.sign("undeploy", undeploy, AGENT) }).checked, "quote");
+});
+
+test("a forged signature is EE-ENV-SIGNATURE", async (t) => {
+  const dev = await devSetup(t);
+  const body = signed(await signer(dev));
+  const sig = body.envelope!.sig.slice();
+  sig[0] = (sig[0] ?? 0) ^ 0xff;
+  t.is(
+    refusal(t, () =>
+      verifier(dev, "required").check("deploy", { ...body, envelope: { ...body.envelope!, sig } }),
+    ),
+    "EE-ENV-SIGNATURE",
+  );
+});
+
+test("another key's signature under this CP's quote is EE-ENV-SIGNATURE; this key with another's quote is EE-ENV-QUOTE", async (t) => {
+  const dev = await devSetup(t);
+  const a = signed(await signer(dev));
+  const b = signed(await signer(dev));
+  // b's key and signature, a's quote: the quote does not bind b's key.
+  const swapped = { ...b, envelope: { ...b.envelope!, quote: a.envelope!.quote! } };
+  t.is(
+    refusal(t, () => verifier(dev, "required").check("deploy", swapped)),
+    "EE-ENV-QUOTE",
+  );
+  // a's key and quote, b's signature: the signature does not verify with a's key.
+  const forged = { ...b, envelope: { ...a.envelope!, sig: b.envelope!.sig } };
+  t.is(
+    refusal(t, () => verifier(dev, "required").check("deploy", forged)),
+    "EE-ENV-SIGNATURE",
+  );
+});
+
+test("a tampered command (compose, app, context, health, deployment id) is EE-ENV-SIGNATURE", async (t) => {
+  const dev = await devSetup(t);
+  const body = signed(await signer(dev));
+  const tampered: Partial<MessageBody<"deploy">>[] = [
+    { compose: `${body.compose}    privileged: true\n` },
+    { app: "other" },
+    { context: new Uint8Array([1, 2, 4]) },
+    { context: undefined },
+    { health: { port: 9090, path: "/", timeout_s: 60 } },
+    { deployment_id: "d-ffffffffffffffff" },
+  ];
+  for (const over of tampered) {
+    const v = verifier(dev, "optional");
+    t.is(
+      refusal(t, () => v.check("deploy", { ...body, ...over })),
+      "EE-ENV-SIGNATURE",
+      JSON.stringify(Object.keys(over)),
+    );
+  }
+});
+
+test("a deploy's envelope does not verify as an undeploy of the same deployment", async (t) => {
+  const dev = await devSetup(t);
+  const body = signed(await signer(dev));
+  const v = verifier(dev, "required");
+  t.is(
+    refusal(t, () => v.check("undeploy", { deployment_id: body.deployment_id, envelope: body.envelope! })),
+    "EE-ENV-SIGNATURE",
+  );
+});
+
+test("schema defaults do not break the signature: the CP signs health {port}, the agent sees the defaults", async (t) => {
+  const dev = await devSetup(t);
+  const cp = await signer(dev);
+  const sent = { ...command(), health: { port: 8080 } } as MessageBody<"deploy">;
+  const envelope = cp.sign("deploy", sent, AGENT);
+  const received = { ...sent, health: { port: 8080, path: "/", timeout_s: 60 }, envelope };
+  t.is(verifier(dev, "required").check("deploy", received).checked, "quote");
+});
+
+test("a command signed for another agent is EE-ENV-SIGNATURE", async (t) => {
+  const dev = await devSetup(t);
+  const body = signed(await signer(dev), command(), OTHER_AGENT);
+  t.is(
+    refusal(t, () => verifier(dev, "required").check("deploy", body)),
+    "EE-ENV-SIGNATURE",
+  );
+});
+
+test("an MRTD outside trusted_mrtds is EE-ENV-MRTD; an empty list trusts any verified MRTD", async (t) => {
+  const dev = await devSetup(t);
+  const cp = await signer(dev, { mrtd: MRTD_B });
+  t.is(
+    refusal(t, () => verifier(dev, "required", { trustedMrtds: [MRTD_A] }).check("deploy", signed(cp))),
+    "EE-ENV-MRTD",
+  );
+  t.is(verifier(dev, "required").check("deploy", signed(cp)).mrtd, MRTD_B);
+});
+
+test("a quote under an untrusted root is EE-ENV-QUOTE", async (t) => {
+  const dev = await devSetup(t);
+  const cp = await signer(dev);
+  // Intel's root only: the dev quote's chain does not end there.
+  const v = verifier(dev, "required", { trust: createTrustAnchors() });
+  t.is(
+    refusal(t, () => v.check("deploy", signed(cp))),
+    "EE-ENV-QUOTE",
+  );
+});
+
+test("pin_first_seen pins the first MRTD in a 0600 file and refuses another with EE-ENV-PIN, across restarts", async (t) => {
+  const dev = await devSetup(t);
+  const file = join(tempDir(t), CP_PIN_FILE);
+  const first = await signer(dev, { mrtd: MRTD_A });
+  const second = await signer(dev, { mrtd: MRTD_B });
+  t.is(verifier(dev, "required", { pin: filePin(file) }).check("deploy", signed(first)).mrtd, MRTD_A);
+  t.is(JSON.parse(readFileSync(file, "utf8")).mrtd, MRTD_A);
+  t.is(statSync(file).mode & 0o777, 0o600);
+  // A new verifier (an agent restart) reads the pin from the file.
+  const restarted = verifier(dev, "required", { pin: filePin(file) });
+  t.is(
+    refusal(t, () => restarted.check("deploy", signed(second))),
+    "EE-ENV-PIN",
+  );
+  t.is(restarted.check("deploy", signed(first)).mrtd, MRTD_A);
+  t.is(JSON.parse(readFileSync(file, "utf8")).mrtd, MRTD_A);
+});
+
+test("a refused MRTD is not pinned", async (t) => {
+  const dev = await devSetup(t);
+  const file = join(tempDir(t), CP_PIN_FILE);
+  const v = verifier(dev, "required", { pin: filePin(file), trustedMrtds: [MRTD_A] });
+  const other = signed(await signer(dev, { mrtd: MRTD_B }));
+  t.is(
+    refusal(t, () => v.check("deploy", other)),
+    "EE-ENV-MRTD",
+  );
+  t.is(filePin(file).read(), null);
+});
+
+test("issued_at more than 5 minutes off the agent's clock, either way, is EE-ENV-STALE", async (t) => {
+  const dev = await devSetup(t);
+  const at = 1_700_000_000_000;
+  const v = verifier(dev, "required", { now: () => at });
+  for (const skew of [ENVELOPE_MAX_SKEW_MS + 1, -ENVELOPE_MAX_SKEW_MS - 1]) {
+    const cp = await signer(dev, { now: () => at + skew });
+    t.is(
+      refusal(t, () => v.check("deploy", signed(cp))),
+      "EE-ENV-STALE",
+      `skew ${skew}`,
+    );
+  }
+  const edge = await signer(dev, { now: () => at - ENVELOPE_MAX_SKEW_MS });
+  t.is(v.check("deploy", signed(edge)).checked, "quote");
+});
+
+test("a replayed command is EE-ENV-STALE; a fresh signature of the same command is accepted", async (t) => {
+  const dev = await devSetup(t);
+  const cp = await signer(dev);
+  const v = verifier(dev, "required");
+  const body = signed(cp);
+  t.is(v.check("deploy", body).checked, "quote");
+  t.is(
+    refusal(t, () => v.check("deploy", body)),
+    "EE-ENV-STALE",
+  );
+  t.is(v.check("deploy", signed(cp)).checked, "quote");
+});
+
+test("a refused command does not burn its nonce", async (t) => {
+  const dev = await devSetup(t);
+  const body = signed(await signer(dev, { mrtd: MRTD_B }));
+  t.is(
+    refusal(t, () => verifier(dev, "required", { trustedMrtds: [MRTD_A] }).check("deploy", body)),
+    "EE-ENV-MRTD",
+  );
+  const v = verifier(dev, "required", { trustedMrtds: [MRTD_A, MRTD_B] });
+  t.is(v.check("deploy", body).mrtd, MRTD_B);
+});
+
+test("required: no envelope is EE-ENV-MISSING, an envelope without a quote is EE-ENV-QUOTE", async (t) => {
+  const dev = await devSetup(t);
+  const v = verifier(dev, "required");
+  t.is(
+    refusal(t, () => v.check("deploy", command())),
+    "EE-ENV-MISSING",
+  );
+  t.is(
+    refusal(t, () => v.check("undeploy", { deployment_id: "d-1" })),
+    "EE-ENV-MISSING",
+  );
+  const unquoted = signed(await signer(dev, { quoted: false }));
+  t.is(
+    refusal(t, () => v.check("deploy", unquoted)),
+    "EE-ENV-QUOTE",
+  );
+});
+
+test("optional: no envelope and a quote-less envelope are accepted; a bad envelope is still refused", async (t) => {
+  const dev = await devSetup(t);
+  const v = verifier(dev, "optional", { trustedMrtds: [MRTD_A] });
+  t.is(v.check("deploy", command()).checked, "none");
+  t.is(v.check("deploy", signed(await signer(dev, { quoted: false }))).checked, "signature");
+  const other = signed(await signer(dev, { mrtd: MRTD_B }));
+  t.is(
+    refusal(t, () => v.check("deploy", other)),
+    "EE-ENV-MRTD",
+  );
+  const body = signed(await signer(dev), command(), OTHER_AGENT);
+  t.is(
+    refusal(t, () => v.check("deploy", body)),
+    "EE-ENV-SIGNATURE",
+  );
+});
+
+test("disabled: envelopes are ignored, even forged ones", async (t) => {
+  const dev = await devSetup(t);
+  const v = verifier(dev, "disabled", { trustedMrtds: [MRTD_A] });
+  const forged = signed(await signer(dev, { mrtd: MRTD_B }), command(), OTHER_AGENT);
+  t.deepEqual(v.check("deploy", forged), { checked: "none", cp_pubkey: null, mrtd: null });
+  t.is(v.check("deploy", command()).checked, "none");
+});
