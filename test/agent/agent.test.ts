@@ -1,8 +1,6 @@
 // A started agent whose CP is absent (or only challenges): its local HTTP API still answers, and says so.
 import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
 import { WebSocketServer } from "ws";
@@ -16,11 +14,11 @@ import { TSM_REPORT_ROOT } from "../../attestation/providers/tsm.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { encodeFrame } from "../../transport/frame.ts";
-import { closedPort } from "../helpers/temp.ts";
+import { closedPort, tempDir } from "../helpers/temp.ts";
 
 const fixedQuote: QuoteProvider = { name: "test", getQuote: async () => new Uint8Array(64) };
 
-async function config(over: Record<string, unknown> = {}) {
+async function config(t: { teardown(fn: () => void): void }, over: Record<string, unknown> = {}) {
   return parseAgentConfig(
     {
       control_plane_url: `ws://127.0.0.1:${await closedPort()}`,
@@ -28,7 +26,7 @@ async function config(over: Record<string, unknown> = {}) {
       node_size: "tiny",
       datacenter: "baremetal:local",
       api_listen: "127.0.0.1:0",
-      data_dir: join(await mkdtemp(join(tmpdir(), "ee-agent-")), "data"),
+      data_dir: join(tempDir(t, "ee-agent-"), "data"),
       heartbeat_interval_ms: 200,
       attestation: { provider: "tsm" },
       ...over,
@@ -38,7 +36,7 @@ async function config(over: Record<string, unknown> = {}) {
 }
 
 test("health of an agent whose CP is unreachable: ok, not registered, link down or retrying", async (t) => {
-  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  const agent = await startAgent(await config(t), { quoteProvider: fixedQuote });
   t.teardown(() => agent.stop());
   t.regex(agent.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
   t.regex(agent.agentId, /^agt_[0-9a-f]{24}$/);
@@ -63,7 +61,7 @@ test("health of an agent whose CP is unreachable: ok, not registered, link down 
 });
 
 test("the link's state changes reach onStateChange", async (t) => {
-  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  const agent = await startAgent(await config(t), { quoteProvider: fixedQuote });
   t.teardown(() => agent.stop());
   const seen = await new Promise<string>((resolve) => {
     if (agent.state().state === "disconnected") resolve("disconnected");
@@ -76,7 +74,7 @@ test("the link's state changes reach onStateChange", async (t) => {
 });
 
 test("unknown /api paths answer a JSON 404 without a stack; other paths go to the (absent) workload", async (t) => {
-  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  const agent = await startAgent(await config(t), { quoteProvider: fixedQuote });
   t.teardown(() => agent.stop());
   for (const [method, path] of [
     ["GET", "/api/nope"],
@@ -95,7 +93,7 @@ test("unknown /api paths answer a JSON 404 without a stack; other paths go to th
 });
 
 test("the same data_dir gives the same agent_id across restarts", async (t) => {
-  const cfg = await config();
+  const cfg = await config(t);
   const a = await startAgent(cfg, { quoteProvider: fixedQuote });
   await a.stop();
   const b = await startAgent(cfg, { quoteProvider: fixedQuote });
@@ -104,18 +102,18 @@ test("the same data_dir gives the same agent_id across restarts", async (t) => {
 });
 
 test("stop closes the HTTP server; a second stop is harmless", async (t) => {
-  const agent = await startAgent(await config(), { quoteProvider: fixedQuote });
+  const agent = await startAgent(await config(t), { quoteProvider: fixedQuote });
   await agent.stop();
   await agent.stop();
   await t.throwsAsync(fetch(`${agent.apiUrl}/api/health`));
 });
 
 test("an api_listen already in use is a config error, and nothing is left running", async (t) => {
-  const first = await startAgent(await config(), { quoteProvider: fixedQuote });
+  const first = await startAgent(await config(t), { quoteProvider: fixedQuote });
   t.teardown(() => first.stop());
   const taken = first.apiUrl.replace("http://", "");
   const err = await t.throwsAsync(
-    startAgent(await config({ api_listen: taken }), { quoteProvider: fixedQuote }),
+    startAgent(await config(t, { api_listen: taken }), { quoteProvider: fixedQuote }),
     {
       instanceOf: ValidationError,
     },
@@ -125,7 +123,7 @@ test("an api_listen already in use is a config error, and nothing is left runnin
 });
 
 test("the tsm provider named by the config is used and reported in health", async (t) => {
-  const agent = await startAgent(await config());
+  const agent = await startAgent(await config(t));
   t.teardown(() => agent.stop());
   const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
   t.is(body.attestation_provider, "tsm");
@@ -157,7 +155,7 @@ withoutConfigfsTsm(
         }),
     );
     const port = (wss.address() as AddressInfo).port;
-    const agent = await startAgent(await config({ control_plane_url: `ws://127.0.0.1:${port}` }));
+    const agent = await startAgent(await config(t, { control_plane_url: `ws://127.0.0.1:${port}` }));
     t.teardown(() => agent.stop());
     await new Promise<void>((resolve) => {
       if (agent.state().lastError === "EE-ATT-PROVIDER") resolve();
@@ -178,18 +176,18 @@ withoutConfigfsTsm(
 );
 
 test("the dev provider named by the config is used and reported in health", async (t) => {
-  const devDir = await mkdtemp(join(tmpdir(), "ee-agent-dev-"));
+  const devDir = tempDir(t, "ee-agent-dev-");
   await devInit(devDir);
-  const agent = await startAgent(await config({ attestation: { provider: "dev", dir: devDir } }));
+  const agent = await startAgent(await config(t, { attestation: { provider: "dev", dir: devDir } }));
   t.teardown(() => agent.stop());
   const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
   t.is(body.attestation_provider, "dev");
 });
 
 test("a dev attestation dir without a dev root is a config error", async (t) => {
-  const empty = await mkdtemp(join(tmpdir(), "ee-agent-nodev-"));
+  const empty = tempDir(t, "ee-agent-nodev-");
   const err = await t.throwsAsync(
-    startAgent(await config({ attestation: { provider: "dev", dir: empty } })),
+    startAgent(await config(t, { attestation: { provider: "dev", dir: empty } })),
     {
       instanceOf: ValidationError,
     },
