@@ -2,13 +2,14 @@
 // fresh nonce and must answer with a quote bound for purpose `refresh` (or `deployed`, binding the compose hash
 // of the workload it runs — required when the CP placed a healthy deployment there), verified like a
 // registration's and with the measurements it registered with. The verdict goes to the agent's actor (REATTESTED or
-// REATTESTATION_FAILED); a failed agent stays connected but out of placement until a later success.
+// REATTESTATION_FAILED); a failed agent stays connected but out of placement until a later success. Due times
+// sit in a min-heap fed by the read model's transitions, so a tick costs O(due), not O(agents).
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../lib/log.ts";
 import { AttestationError } from "../spec/errors.ts";
 import type { MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
-import type { AgentIndex } from "./agent-index.ts";
+import type { AgentIndex, Transition } from "./agent-index.ts";
 import { type RegistrationPolicy, verifyBoundQuote } from "./registration.ts";
 import type { AgentLink, Supervisor } from "./supervisor.ts";
 
@@ -37,23 +38,35 @@ export interface ReattestorOptions {
 export class Reattestor {
   readonly #o: Required<ReattestorOptions>;
   readonly #pending = new Map<string, Pending>();
-  readonly #lastSent = new Map<string, number>();
+  /** When each live agent is next due; the heap may hold older entries for an agent, skipped when popped. */
+  readonly #due = new Map<string, number>();
+  readonly #heap = new DueHeap();
+  readonly #tickMs: number;
   #timer: NodeJS.Timeout | null = null;
+  #offTransition: (() => void) | null = null;
 
   constructor(opts: ReattestorOptions) {
     this.#o = { now: Date.now, expectedComposeHash: () => null, ...opts };
+    this.#tickMs = Math.max(50, Math.min(1000, Math.floor(this.#o.intervalMs / 10)));
   }
 
-  /** Scans a tenth of the interval at a time (at most once a second), so requests spread out. */
+  /** Ticks a tenth of the interval apart (at most a second), so requests spread out. */
   start(): void {
-    const tick = Math.max(50, Math.min(1000, Math.floor(this.#o.intervalMs / 10)));
-    this.#timer = setInterval(() => this.scan(), tick);
+    this.#offTransition = this.#o.index.onTransition((t) => this.#onTransition(t));
+    // Agents live before start (none in the CP, which starts this first): one pass, never again.
+    for (const rec of this.#o.index.values()) {
+      if (LIVE.has(rec.state))
+        this.#schedule(rec.agent_id, (rec.registered_at ?? this.#o.now()) + this.#o.intervalMs);
+    }
+    this.#timer = setInterval(() => this.scan(), this.#tickMs);
     this.#timer.unref();
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    this.#offTransition?.();
+    this.#offTransition = null;
   }
 
   /** Sends due requests and fails the ones past their deadline. */
@@ -65,22 +78,44 @@ export class Reattestor {
         this.#fail(agentId, new AttestationError("EE-ATT-REFRESH-TIMEOUT"));
       }
     }
-    for (const rec of this.#o.index.values()) {
-      if (!LIVE.has(rec.state) || !rec.connected || this.#pending.has(rec.agent_id)) continue;
-      const since = this.#lastSent.get(rec.agent_id) ?? rec.registered_at ?? now;
-      if (now - since < this.#o.intervalMs) continue;
-      const connId = this.#o.supervisor.get(rec.agent_id)?.getSnapshot().context.connId;
-      if (connId === null || connId === undefined) continue;
+    for (let top = this.#heap.peek(); top !== undefined && top.due <= now; top = this.#heap.peek()) {
+      this.#heap.pop();
+      const { agentId, due } = top;
+      if (this.#due.get(agentId) !== due) continue;
+      const rec = this.#o.index.get(agentId);
+      const connId = this.#o.supervisor.get(agentId)?.getSnapshot().context.connId;
+      if (!rec?.connected || connId === null || connId === undefined) {
+        // Gone: its next registration schedules it again.
+        this.#due.delete(agentId);
+        continue;
+      }
+      if (!LIVE.has(rec.state) || this.#pending.has(agentId)) {
+        // Stale or still answering the last request: asked again once it can be.
+        this.#schedule(agentId, now + this.#tickMs);
+        continue;
+      }
       const p: Pending = {
         id: this.#o.link.nextFrameId(),
         connId,
         nonce: new Uint8Array(randomBytes(32)),
         deadline: now + this.#o.timeoutMs,
       };
-      this.#pending.set(rec.agent_id, p);
-      this.#lastSent.set(rec.agent_id, now);
+      this.#pending.set(agentId, p);
+      this.#schedule(agentId, now + this.#o.intervalMs);
       this.#o.link.send(connId, encodeFrame("attest", { nonce: p.nonce, purpose: "refresh" }, { id: p.id }));
     }
+  }
+
+  /** A new session is due an interval after it registered; an agent back from stale keeps its due time. */
+  #onTransition(t: Transition): void {
+    if (!LIVE.has(t.to)) return;
+    const fresh = t.from === null || t.from === "challenged";
+    if (fresh || !this.#due.has(t.agent_id)) this.#schedule(t.agent_id, t.at + this.#o.intervalMs);
+  }
+
+  #schedule(agentId: string, due: number): void {
+    this.#due.set(agentId, due);
+    this.#heap.push({ agentId, due });
   }
 
   /** An `attestation` frame from agentId on connId, answering request `re`. Never rejects. */
@@ -145,8 +180,9 @@ export class Reattestor {
 
   /** The agent's connection closed or it re-registered: its outstanding request is void. */
   forget(agentId: string): void {
+    // The due time stays: the close of a superseded socket can come after the new session was scheduled, and a
+    // due agent that is gone is dropped when it is popped.
     this.#pending.delete(agentId);
-    this.#lastSent.delete(agentId);
   }
 
   #fail(agentId: string, err: unknown): void {
@@ -154,5 +190,51 @@ export class Reattestor {
     if (reason === "EE-INTERNAL")
       this.#o.log.error({ agent_id: agentId, err }, "re-attestation failed unexpectedly");
     this.#o.supervisor.send(agentId, { type: "REATTESTATION_FAILED", reason, at: this.#o.now() });
+  }
+}
+
+interface DueEntry {
+  agentId: string;
+  due: number;
+}
+
+/** A binary min-heap on `due`. */
+class DueHeap {
+  readonly #a: DueEntry[] = [];
+
+  peek(): DueEntry | undefined {
+    return this.#a[0];
+  }
+
+  push(e: DueEntry): void {
+    const a = this.#a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent]!.due <= e.due) break;
+      a[i] = a[parent]!;
+      i = parent;
+    }
+    a[i] = e;
+  }
+
+  pop(): DueEntry | undefined {
+    const a = this.#a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= a.length) break;
+      const r = l + 1;
+      const c = r < a.length && a[r]!.due < a[l]!.due ? r : l;
+      if (a[c]!.due >= last.due) break;
+      a[i] = a[c]!;
+      i = c;
+    }
+    a[i] = last;
+    return top;
   }
 }

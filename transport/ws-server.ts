@@ -4,6 +4,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../lib/log.ts";
@@ -48,6 +49,9 @@ interface Connection {
   id: number;
   sessionId: string;
   ws: WebSocket;
+  /** The TCP socket under `ws`, corked while frames for it are being collected in this tick. */
+  socket: Socket;
+  corked: boolean;
   remote: string | undefined;
   agentId: string | null;
   badFrames: number[];
@@ -61,6 +65,8 @@ export class AgentChannel {
     perMessageDeflate: false,
   });
   readonly #conns = new Map<number, Connection>();
+  /** Connections corked in this tick, uncorked together by one setImmediate. */
+  #corked: Connection[] = [];
   readonly #log: Logger;
   readonly #maxBad: number;
   readonly #badWindowMs: number;
@@ -100,9 +106,29 @@ export class AgentChannel {
     return this.#nextFrameId++;
   }
 
+  /**
+   * Frames sent to one connection within a tick leave in one write: the socket stays corked until the tick's
+   * end. A pipelining agent's burst of heartbeats is then acknowledged with one syscall instead of one each
+   * (measured by test/load: the per-frame writes were the largest cost of heartbeat ingest).
+   */
   send(connId: number, frame: Uint8Array): void {
     const c = this.#conns.get(connId);
-    if (c && c.ws.readyState === WebSocket.OPEN) c.ws.send(frame, { binary: true });
+    if (!c || c.ws.readyState !== WebSocket.OPEN) return;
+    if (!c.corked) {
+      c.corked = true;
+      c.socket.cork();
+      if (this.#corked.push(c) === 1) setImmediate(() => this.#uncorkAll());
+    }
+    c.ws.send(frame, { binary: true });
+  }
+
+  #uncorkAll(): void {
+    const corked = this.#corked;
+    this.#corked = [];
+    for (const c of corked) {
+      c.corked = false;
+      c.socket.uncork();
+    }
   }
 
   close(connId: number, code: number, reason: string): void {
@@ -135,6 +161,8 @@ export class AgentChannel {
       id: this.#nextId++,
       sessionId: randomUUID(),
       ws,
+      socket: req.socket,
+      corked: false,
       remote: req.socket.remoteAddress,
       agentId: null,
       badFrames: [],

@@ -10,7 +10,7 @@ import { devInit, loadDevRootPem } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { createTrustAnchors, type TrustAnchors } from "../../attestation/trust.ts";
 import { verifyQuote } from "../../attestation/verify.ts";
-import { measureInterleaved, type Op } from "./measure.ts";
+import { measureInterleaved, type Op, round } from "./measure.ts";
 import type { BenchOptions, Phase, PhaseResult } from "./phase.ts";
 
 const SHARED_QUOTES = new URL("../../../shared/tdx-quotes/", import.meta.url);
@@ -135,9 +135,4 @@ function leafTime(jsonPath: string): Date {
   const json = JSON.parse(readFileSync(jsonPath, "utf8")) as { pck_info?: { pck_leaf_validity?: string[] } };
   const from = json.pck_info?.pck_leaf_validity?.[0];
   return from === undefined ? fallback : new Date(Date.parse(from) + 24 * 3600 * 1000);
-}
-
-function round(n: number, digits = 0): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
 }

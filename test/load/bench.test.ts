@@ -1,5 +1,5 @@
-// `npm run bench` smoke test: the attest phase run as a child process with short measurements; the last stdout
-// line must be the JSON object scripts read, with plausible figures.
+// `npm run bench` smoke tests: the attest phase and the scale phase (a tiny N, short measurements) run as child
+// processes; the last stdout line must be the JSON object scripts read, with plausible figures.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import test from "ava";
@@ -36,6 +36,40 @@ test("attest phase prints one JSON object as the last stdout line", async (t) =>
   );
   // The table goes to stderr so stdout stays machine-readable.
   t.regex(stderr, /ratio to baseline/);
+});
+
+test("scale phase: a CP process and simulated agents through every step", async (t) => {
+  t.timeout(180_000);
+  const { stdout, stderr } = await bench(
+    "scale",
+    "--agents",
+    "12",
+    "--seconds",
+    "0.6",
+    "--heartbeat-ms",
+    "500",
+  );
+  const out = JSON.parse(stdout.trimEnd().split("\n").at(-1) ?? "") as Record<string, unknown>;
+  const positive = [
+    "register_storm_s",
+    "register_p99_ms",
+    "heartbeat_msgs_per_s",
+    "echo_baseline_msgs_per_s",
+    "heartbeat_ack_p99_ms",
+    "deploy_dispatch_p99_ms",
+    "rehydrate_s",
+    "list_agents_ms",
+  ];
+  for (const key of positive)
+    t.true(typeof out[key] === "number" && out[key] > 0, `${key} = ${String(out[key])}`);
+  const ratio = out.heartbeat_ratio;
+  t.true(typeof ratio === "number" && ratio > 0 && ratio < 5, `heartbeat_ratio = ${String(ratio)}`);
+  t.true(typeof out.rss_per_agent_kb === "number");
+  t.is(out.agents, 12);
+  t.is(out.deploys, 12);
+  t.is(out.heartbeat_ms, 500);
+  t.is(out.reregistered_in_steady, 0);
+  t.regex(stderr, /rehydration of 12/);
 });
 
 test("an unknown phase is a usage error", async (t) => {

@@ -1,43 +1,46 @@
-// `npm run bench [-- PHASE... --seconds N --agents N]`: the load benchmark's entry point. Parses the CLI, runs
+// `npm run bench [-- PHASE... --seconds N --agents N --heartbeat-ms N]`: the load benchmark's entry point. Parses the CLI, runs
 // the chosen phases in order, prints a table on stderr and, as the last line of stdout, one JSON object (the
 // keys in /work/shared/CONTRACT.md) so scripts can read the figures without parsing the table.
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { attestPhase } from "./attest-phase.ts";
 import type { BenchOptions, Figure, Phase } from "./phase.ts";
+import { scalePhase } from "./scale-phase.ts";
 
-// The scale issue adds register, heartbeat, deploy, rehydrate and list phases here.
-const PHASES: readonly Phase[] = [attestPhase];
+const PHASES: readonly Phase[] = [attestPhase, scalePhase];
+/** Without --agents: small enough that the default run takes about a minute. */
+const DEFAULT_AGENTS = 1_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
 
 function usage(message: string): never {
   process.stderr.write(
-    `bench: ${message}\nusage: bench [${PHASES.map((p) => p.name).join("|")}]... [--seconds N] [--agents N]\n`,
+    `bench: ${message}\nusage: bench [${PHASES.map((p) => p.name).join("|")}]... [--seconds N] [--agents N] [--heartbeat-ms N]\n`,
   );
   process.exit(2);
 }
 
-function parseCli(argv: string[]): { phases: Phase[]; seconds: number; agents: number | null } {
-  let parsed: ReturnType<
-    typeof parseArgs<{
-      options: { seconds: { type: "string" }; agents: { type: "string" } };
-      allowPositionals: true;
-    }>
-  >;
+const OPTIONS = {
+  seconds: { type: "string" },
+  agents: { type: "string" },
+  "heartbeat-ms": { type: "string" },
+} as const;
+
+function parseCli(argv: string[]): Omit<BenchOptions, "log"> & { phases: Phase[] } {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      options: { seconds: { type: "string" }, agents: { type: "string" } },
-      allowPositionals: true,
-    });
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
   } catch (err) {
     usage(err instanceof Error ? err.message : String(err));
   }
   const { values, positionals } = parsed;
   const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds <= 0) usage(`--seconds must be a positive number`);
-  const agents = values.agents === undefined ? null : Number(values.agents);
-  if (agents !== null && !(Number.isInteger(agents) && agents > 0))
-    usage(`--agents must be a positive integer`);
+  const agents = values.agents === undefined ? DEFAULT_AGENTS : Number(values.agents);
+  if (!(Number.isInteger(agents) && agents > 0)) usage(`--agents must be a positive integer`);
+  const heartbeatMs =
+    values["heartbeat-ms"] === undefined ? DEFAULT_HEARTBEAT_MS : Number(values["heartbeat-ms"]);
+  if (!(Number.isInteger(heartbeatMs) && heartbeatMs >= 100))
+    usage(`--heartbeat-ms must be an integer ≥ 100`);
   const phases =
     positionals.length === 0
       ? [...PHASES]
@@ -46,18 +49,30 @@ function parseCli(argv: string[]): { phases: Phase[]; seconds: number; agents: n
           if (phase === undefined) usage(`unknown phase "${name}"`);
           return phase;
         });
-  return { phases, seconds, agents };
+  return { phases, seconds, agents, heartbeatMs };
 }
 
 function formatValue(value: number | null, unit: string): string {
-  return value === null ? "n/a" : `${Math.round(value).toLocaleString("en-US")}${unit}`;
+  if (value === null) return "n/a";
+  // Small figures (seconds, milliseconds, KB) keep a decimal; rates are whole numbers.
+  const digits = Math.abs(value) < 100 ? 1 : 0;
+  return `${value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })}${unit}`;
 }
 
 function table(figures: Record<string, Figure>): string {
   const rows = Object.values(figures).map((f) => {
     const base = f.baseline === undefined ? undefined : figures[f.baseline]?.value;
+    const isBaseline = Object.values(figures).some(
+      (o) => o.baseline !== undefined && figures[o.baseline] === f,
+    );
     const ratio =
-      f.value !== null && base ? (f.value / base).toFixed(3) : f.baseline ? "n/a" : "1 (baseline)";
+      f.value !== null && base
+        ? (f.value / base).toFixed(3)
+        : f.baseline
+          ? "n/a"
+          : isBaseline
+            ? "1 (baseline)"
+            : "";
     return [f.label, formatValue(f.value, f.unit), ratio];
   });
   const all = [["figure", "value", "ratio to baseline"], ...rows];
@@ -77,6 +92,7 @@ async function main(): Promise<void> {
   const opts: BenchOptions = {
     seconds: cli.seconds,
     agents: cli.agents,
+    heartbeatMs: cli.heartbeatMs,
     log: (line) => process.stderr.write(`${line}\n`),
   };
   const metrics: Record<string, number | null> = {};
@@ -91,6 +107,7 @@ async function main(): Promise<void> {
   const out = {
     ...metrics,
     agents: cli.agents,
+    heartbeat_ms: cli.heartbeatMs,
     phases: cli.phases.map((p) => p.name),
     seconds: cli.seconds,
     cpus: cpus().length,

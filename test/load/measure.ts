@@ -52,3 +52,16 @@ function runFor(op: Op, seconds: number): Rate {
   const secs = Number(elapsed) / 1e9;
   return { ops, seconds: secs, per_s: ops / secs };
 }
+
+/** The q-quantile (0..1) of samples by nearest rank; null for no samples. */
+export function quantile(samples: readonly number[], q: number): number | null {
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export function round<T extends number | null>(n: T, digits = 0): T {
+  if (n === null) return n;
+  const f = 10 ** digits;
+  return (Math.round(n * f) / f) as T;
+}

@@ -1,12 +1,13 @@
 // The plug-in shape of a benchmark phase: what bench.ts hands a phase and what a phase gives back for the table
-// and the JSON line. Later phases (register storm, heartbeats, deploy dispatch, rehydration, listing) add a
-// module exporting a Phase and one entry in bench.ts's PHASES.
+// and the JSON line. A phase is a module exporting a Phase and one entry in bench.ts's PHASES.
 
 export interface BenchOptions {
   /** Seconds per throughput measurement. */
   seconds: number;
-  /** Simulated agents for the load phases; null when not given. */
-  agents: number | null;
+  /** Simulated agents for the load phases. */
+  agents: number;
+  /** The simulated agents' heartbeat interval. */
+  heartbeatMs: number;
   /** Progress and notes; stderr, so that stdout stays machine-readable. */
   log(line: string): void;
 }

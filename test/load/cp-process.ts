@@ -1,0 +1,68 @@
+// The control plane under load, as its own process (`node --import tsx --expose-gc`): startControlPlane with a
+// dev attestation root, re-attestation pushed past the run and a short readiness settle. Answers `stats` (RSS
+// after a full GC, CPU seconds, live agents) over IPC, so the parent reads the CP alone, not the load generators.
+// With EE_BENCH_PROFILE_DIR set, the CPU profile of each span between two `stats` is written there
+// (`<label>.cpuprofile`, for Chrome DevTools), which is how the hot spots of each step are found.
+import { startControlPlane } from "../../actors/control-plane.ts";
+import { createLogger } from "../../lib/log.ts";
+import { childArgs, serveRequests } from "./child.ts";
+import { type Pauses, watchPauses } from "./pauses.ts";
+import { startProfile } from "./profile.ts";
+
+export interface CpProcessArgs {
+  port: number;
+  dataDir: string;
+  devDir: string;
+  adminToken: string;
+  heartbeatMs: number;
+}
+
+export interface CpStats extends Pauses {
+  rss: number;
+  heap_used: number;
+  cpu_s: number;
+  /** Agents whose session is registered, deploying or healthy and connected. */
+  live: number;
+}
+
+const LIVE = new Set(["registered", "deploying", "healthy"]);
+
+const args = childArgs<CpProcessArgs>();
+const cp = await startControlPlane({
+  host: "127.0.0.1",
+  port: args.port,
+  dataDir: args.dataDir,
+  // Errors only: at 10k agents anything chattier measures the logger.
+  log: createLogger("bench-cp", "error"),
+  adminToken: args.adminToken,
+  devAttestationDir: args.devDir,
+  heartbeatMs: args.heartbeatMs,
+  staleAfterMs: 3 * args.heartbeatMs,
+  // A re-attestation round would be a second registration storm in the middle of the measurements.
+  reattestMs: 24 * 3600_000,
+  readiness: { settleMs: 500, maxWaitMs: 5_000 },
+});
+
+const cut = await startProfile();
+const pauses = watchPauses();
+
+serveRequests({
+  stats: async (a: { label?: string }): Promise<CpStats> => {
+    if (a.label) await cut(a.label);
+    // Read before the forced GC below, which is ours, not the CP's.
+    const paused = pauses();
+    (globalThis as { gc?: () => void }).gc?.();
+    let live = 0;
+    for (const r of cp.index.values()) if (r.connected && LIVE.has(r.state)) live++;
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    return {
+      rss: mem.rss,
+      heap_used: mem.heapUsed,
+      cpu_s: (cpu.user + cpu.system) / 1e6,
+      live,
+      ...paused,
+    };
+  },
+});
+process.send?.({ id: 0, ok: true, result: { port: cp.port } });

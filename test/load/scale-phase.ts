@@ -1,0 +1,388 @@
+// The `scale` phase: one control plane process against N simulated agents in one or two load-generator processes
+// (real agent protocol code, dev attestation, no Docker), with the baselines measured in the same run. Steps:
+// handshake baseline → register storm → steady heartbeats (ack latency, CP memory and CPU) → heartbeat flood
+// interleaved with the echo baseline (ingest throughput) → listing → deploy fan-out → CP SIGKILL with a wiped DB
+// and rehydration.
+import { mkdtempSync, rmSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { devInit } from "../../attestation/dev-pki.ts";
+import type { AgentsProcessArgs, Throughput } from "./agents-process.ts";
+import { Child } from "./child.ts";
+import type { CpProcessArgs, CpStats } from "./cp-process.ts";
+import { quantile, round } from "./measure.ts";
+import type { Pauses } from "./pauses.ts";
+import type { BenchOptions, Figure, Phase, PhaseResult } from "./phase.ts";
+
+/** Agents per load-generator process at most: above it a second process keeps the generators off the critical path. */
+const AGENTS_PER_GENERATOR = 5_000;
+const GENERATORS_MAX = 2;
+/** The throughput method (heartbeat flood and echo alike): this many connections, this many messages in flight each. */
+const FLOOD_CONNECTIONS = 100;
+const FLOOD_WINDOW = 16;
+const FLOOD_ROUNDS = 3;
+/** Concurrent POST /api/v2/deployments, each naming its agent. */
+const DEPLOYS = 1_000;
+/** --expose-gc: RSS is read after a full GC. EE_BENCH_CP_FLAGS adds V8 flags (e.g. GC tuning) to try. */
+const CP_NODE_FLAGS = ["--expose-gc", ...(process.env.EE_BENCH_CP_FLAGS?.split(" ").filter(Boolean) ?? [])];
+/** Keep-alive connections the deploy burst is sent over. */
+const DEPLOY_SOCKETS = 32;
+const HANDSHAKE_CONCURRENCY = 32;
+const LIST_REPEATS = 5;
+const ADMIN_TOKEN = "bench-admin-token-0123456789";
+// An image no registry has is fine: the simulated agents run nothing.
+const COMPOSE = "services:\n  app:\n    image: bench/app:1\n";
+
+export const scalePhase: Phase = {
+  name: "scale",
+  async run(opts: BenchOptions): Promise<PhaseResult> {
+    const work = mkdtempSync(join(tmpdir(), "ee-bench-scale-"));
+    const children: Child[] = [];
+    try {
+      return await runScale(opts, work, children);
+    } finally {
+      await Promise.all(children.map((c) => c.close()));
+      rmSync(work, { recursive: true, force: true });
+    }
+  },
+};
+
+async function runScale(opts: BenchOptions, work: string, children: Child[]): Promise<PhaseResult> {
+  const n = opts.agents;
+  const log = opts.log;
+  const devDir = join(work, "dev");
+  await devInit(devDir);
+  const spawn = (module: string, args: unknown, nodeFlags: string[] = []) => {
+    const c = new Child(module, args, { nodeFlags });
+    children.push(c);
+    return c;
+  };
+
+  const gens = Math.min(GENERATORS_MAX, Math.ceil(n / AGENTS_PER_GENERATOR));
+  const share = (i: number) => Math.floor(n / gens) + (i < n % gens ? 1 : 0);
+  log(`scale: ${n} agents in ${gens} load generator(s), heartbeat every ${opts.heartbeatMs} ms`);
+  const generators = Array.from({ length: gens }, (_, i) =>
+    spawn("./agents-process.ts", {
+      devDir,
+      count: share(i),
+      heartbeatMs: opts.heartbeatMs,
+    } satisfies AgentsProcessArgs),
+  );
+  await Promise.all(generators.map((g) => g.ready));
+  const echo = spawn("./echo-server.ts", { port: 0 });
+  const { port: echoPort } = (await echo.ready) as { port: number };
+  const echoUrl = `ws://127.0.0.1:${echoPort}`;
+  const floodConns = Math.min(FLOOD_CONNECTIONS, n);
+  const handshakeRate = await across(generators, HANDSHAKE_CONCURRENCY * gens, (g, k) =>
+    g.request<Throughput>("handshakes", { url: echoUrl, concurrency: k, seconds: opts.seconds }),
+  );
+  log(`  handshakes ${Math.round(handshakeRate.messages)}/s`);
+
+  // The CP, idle.
+  const dataDir = join(work, "cp");
+  const cpArgs: CpProcessArgs = {
+    port: 0,
+    dataDir,
+    devDir,
+    adminToken: ADMIN_TOKEN,
+    heartbeatMs: opts.heartbeatMs,
+  };
+  let cp = spawn("./cp-process.ts", cpArgs, CP_NODE_FLAGS);
+  const { port } = (await cp.ready) as { port: number };
+  // A connection per request: a kept-alive one can be closed by the server's idle timeout under our feet.
+  const http = new Agent({ keepAlive: false });
+  const api = (method: string, path: string, body?: unknown) => call(http, port, method, path, body);
+  const idle = await cp.request<CpStats>("stats", { label: "boot" });
+  const genCpu = async (label?: string) =>
+    (await Promise.all(generators.map((g) => g.request<number>("cpu", { label })))).reduce(
+      (a, b) => a + b,
+      0,
+    );
+  const genIdle = await genCpu("gen-boot");
+
+  // Register storm.
+  log(`scale: register storm (${n} agents)`);
+  const t0 = Number(process.hrtime.bigint());
+  const storms = await Promise.all(
+    generators.map((g) =>
+      g.request<{ lastRegisteredNs: number; registerMs: number[] }>("storm", {
+        url: `ws://127.0.0.1:${port}`,
+        timeoutMs: 300_000,
+      }),
+    ),
+  );
+  const stormS = (Math.max(...storms.map((s) => s.lastRegisteredNs)) - t0) / 1e9;
+  const registerMs = storms.flatMap((s) => s.registerMs);
+  const afterStorm = await cp.request<CpStats>("stats", { label: "storm" });
+  const genStorm = await genCpu("gen-storm");
+  log(
+    `  storm ${stormS.toFixed(2)} s; registration p50 ${quantile(registerMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(registerMs, 0.99)?.toFixed(1)} ms; CP CPU ${(afterStorm.cpu_s - idle.cpu_s).toFixed(1)} s, generators ${(genStorm - genIdle).toFixed(1)} s`,
+  );
+
+  // Steady heartbeats at the configured interval: ack latency, memory, CPU.
+  const steadyMs = Math.max(2 * opts.heartbeatMs, opts.seconds * 1000);
+  log(`scale: steady heartbeats for ${steadyMs / 1000} s`);
+  const ackParts = await Promise.all(
+    generators.map((g) =>
+      g.request<{ ackMs: number[]; reregistered: number } & Pauses>("acks", { ms: steadyMs }),
+    ),
+  );
+  const genGcMax = Math.max(...ackParts.map((p) => p.gc_max_ms));
+  const acks = ackParts.flatMap((p) => p.ackMs);
+  const reregistered = ackParts.reduce((sum, p) => sum + p.reregistered, 0);
+  const steady = await cp.request<CpStats>("stats", { label: "steady" });
+  const genSteady = await genCpu("gen-steady");
+  log(
+    `  ack p50 ${quantile(acks, 0.5)?.toFixed(1)} ms, p99 ${quantile(acks, 0.99)?.toFixed(1)} ms (${acks.length} acks, ${reregistered} re-registrations); RSS idle ${(idle.rss / 2 ** 20).toFixed(0)} MB, at N ${(steady.rss / 2 ** 20).toFixed(0)} MB; CP loop max ${steady.loop_max_ms.toFixed(0)} ms, GC max ${steady.gc_max_ms.toFixed(0)} ms (generators ${genGcMax.toFixed(0)} ms), CPU ${(steady.cpu_s - afterStorm.cpu_s).toFixed(2)} s, generators ${(genSteady - genStorm).toFixed(2)} s`,
+  );
+
+  // Heartbeat ingest against the echo baseline, same method, same moment (every agent still heartbeating):
+  // slices alternate and each keeps its best, so a burst of foreign load skews one slice, not the ratio.
+  log(
+    `scale: heartbeat flood vs echo (${floodConns} connections × ${FLOOD_WINDOW} in flight, ${FLOOD_ROUNDS} × ${(opts.seconds / FLOOD_ROUNDS).toFixed(2)} s each)`,
+  );
+  let hbPerS = 0;
+  let echoPerS = 0;
+  const slice = { window: FLOOD_WINDOW, warmupS: 0.5, seconds: opts.seconds / FLOOD_ROUNDS };
+  for (let r = 0; r < FLOOD_ROUNDS; r++) {
+    const e = await across(generators, floodConns, (g, k) =>
+      g.request<Throughput>("echoFlood", { ...slice, url: echoUrl, connections: k }),
+    );
+    const h = await across(generators, floodConns, (g, k) =>
+      g.request<Throughput>("flood", { ...slice, url: "", connections: k }),
+    );
+    log(`  round ${r + 1}: echo ${Math.round(e.messages)} msg/s, heartbeats ${Math.round(h.messages)} msg/s`);
+    echoPerS = Math.max(echoPerS, e.messages);
+    hbPerS = Math.max(hbPerS, h.messages);
+  }
+  await echo.kill();
+  const afterFlood = await cp.request<CpStats>("stats", { label: "flood" });
+
+  // Listing at N.
+  const listMs: number[] = [];
+  let listed = 0;
+  for (let i = 0; i < LIST_REPEATS; i++) {
+    const t = performance.now();
+    const res = await api("GET", "/api/v2/agents");
+    listMs.push(performance.now() - t);
+    listed = (res as { agents: unknown[] }).agents.length;
+  }
+  log(`  listing ${quantile(listMs, 0.5)?.toFixed(1)} ms (median of ${LIST_REPEATS})`);
+  if (listed !== n) throw new Error(`GET /api/v2/agents listed ${listed} agents, expected ${n}`);
+
+  // Deploy fan-out: all POSTs issued at once, each naming a different agent, through a pool of keep-alive
+  // connections (as an operator's client would; a thousand fresh connections at once measure the accept queue).
+  const ids = (await Promise.all(generators.map((g) => g.request<string[]>("agentIds")))).flat();
+  const d = Math.min(DEPLOYS, n);
+  log(`scale: ${d} concurrent deploys over ${DEPLOY_SOCKETS} connections`);
+  const deployHttp = new Agent({ keepAlive: true, maxSockets: DEPLOY_SOCKETS });
+  const written = new Map<string, number>();
+  const issued = new Map<string, number>();
+  const tDeploy = performance.now();
+  await Promise.all(
+    ids.slice(0, d).map(async (agentId) => {
+      const t = Number(process.hrtime.bigint());
+      let tw = t;
+      const res = (await call(
+        deployHttp,
+        port,
+        "POST",
+        "/api/v2/deployments",
+        { app: "bench", compose: COMPOSE, agent_id: agentId },
+        () => {
+          tw = Number(process.hrtime.bigint());
+        },
+      )) as { deployment_id: string };
+      issued.set(res.deployment_id, t);
+      written.set(res.deployment_id, tw);
+    }),
+  );
+  deployHttp.destroy();
+  const postsS = (performance.now() - tDeploy) / 1000;
+  let healthy = 0;
+  while (healthy < d) {
+    const res = (await api("GET", `/api/v2/deployments?status=healthy&limit=${DEPLOYS}`)) as {
+      deployments: unknown[];
+    };
+    healthy = res.deployments.length;
+    // Each poll lists up to a thousand deployments: not so often that the poll is the CP's main work.
+    if (healthy < d) await new Promise((r) => setTimeout(r, 250));
+  }
+  const allHealthyS = (performance.now() - tDeploy) / 1000;
+  const received = Object.assign(
+    {},
+    ...(await Promise.all(generators.map((g) => g.request<Record<string, number>>("deploys")))),
+  ) as Record<string, number>;
+  const since = (from: Map<string, number>) =>
+    [...from].map(([id, t]) => {
+      const r = received[id];
+      if (r === undefined) throw new Error(`deploy frame of ${id} never reached its agent`);
+      return (r - t) / 1e6;
+    });
+  const dispatchMs = since(written);
+  const burstMs = since(issued);
+  const afterDeploy = await cp.request<CpStats>("stats", { label: "deploy" });
+  log(
+    `  dispatch p50 ${quantile(dispatchMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(dispatchMs, 0.99)?.toFixed(1)} ms; from issue p99 ${quantile(burstMs, 0.99)?.toFixed(1)} ms; all healthy ${allHealthyS.toFixed(2)} s; CP loop max ${afterDeploy.loop_max_ms.toFixed(0)} ms, GC max ${afterDeploy.gc_max_ms.toFixed(0)} ms`,
+  );
+
+  // Rehydration: kill -9, wipe the DB, restart on the same port; every agent must register again.
+  log(`scale: CP SIGKILL, wiped data dir, restart on port ${port}`);
+  http.destroy();
+  const tKill = Number(process.hrtime.bigint());
+  await cp.kill("SIGKILL");
+  rmSync(dataDir, { recursive: true, force: true });
+  cp = spawn("./cp-process.ts", { ...cpArgs, port }, CP_NODE_FLAGS);
+  await cp.ready;
+  const bootS = (Number(process.hrtime.bigint()) - tKill) / 1e9;
+  const back = await Promise.all(
+    generators.map((g) => g.request<number>("reregistered", { afterNs: tKill, timeoutMs: 120_000 })),
+  );
+  const rehydrateS = (Math.max(...back) - tKill) / 1e9;
+  const rehydrated = await cp.request<CpStats>("stats", { label: "rehydrate" });
+  log(`  rehydration ${rehydrateS.toFixed(2)} s (CP boot ${bootS.toFixed(2)} s)`);
+
+  await Promise.all(generators.map((g) => g.request("stop")));
+
+  const rssPerAgentKb = (steady.rss - idle.rss) / n / 1024;
+  const metrics = {
+    register_storm_s: round(stormS, 2),
+    registrations_per_s: round(n / stormS),
+    register_p50_ms: round(quantile(registerMs, 0.5), 1),
+    register_p99_ms: round(quantile(registerMs, 0.99), 1),
+    heartbeat_msgs_per_s: round(hbPerS),
+    echo_baseline_msgs_per_s: round(echoPerS),
+    echo_handshakes_per_s: round(handshakeRate.messages / handshakeRate.seconds),
+    heartbeat_ratio: round(hbPerS / echoPerS, 3),
+    heartbeat_ack_p50_ms: round(quantile(acks, 0.5), 1),
+    heartbeat_ack_p99_ms: round(quantile(acks, 0.99), 1),
+    heartbeat_acks_sampled: acks.length,
+    reregistered_in_steady: reregistered,
+    rss_idle_mb: round(idle.rss / 2 ** 20, 1),
+    rss_at_n_mb: round(steady.rss / 2 ** 20, 1),
+    rss_per_agent_kb: round(rssPerAgentKb, 1),
+    cp_loop_max_steady_ms: round(steady.loop_max_ms),
+    cp_gc_max_steady_ms: round(steady.gc_max_ms),
+    generators_gc_max_steady_ms: round(genGcMax),
+    cp_cpu_storm_s: round(afterStorm.cpu_s - idle.cpu_s, 2),
+    generators_cpu_storm_s: round(genStorm - genIdle, 2),
+    generators_cpu_steady_pct: round((100 * (genSteady - genStorm)) / (steadyMs / 1000), 1),
+    cp_cpu_steady_pct: round((100 * (steady.cpu_s - afterStorm.cpu_s)) / (steadyMs / 1000), 1),
+    cp_cpu_flood_s: round(afterFlood.cpu_s - steady.cpu_s, 2),
+    cp_cpu_deploy_s: round(afterDeploy.cpu_s - afterFlood.cpu_s, 2),
+    deploys: d,
+    deploy_posts_s: round(postsS, 2),
+    deploy_all_healthy_s: round(allHealthyS, 2),
+    deploy_dispatch_p50_ms: round(quantile(dispatchMs, 0.5), 1),
+    deploy_dispatch_p99_ms: round(quantile(dispatchMs, 0.99), 1),
+    deploy_burst_p50_ms: round(quantile(burstMs, 0.5), 1),
+    deploy_burst_p99_ms: round(quantile(burstMs, 0.99), 1),
+    cp_loop_max_deploy_ms: round(afterDeploy.loop_max_ms),
+    cp_boot_s: round(bootS, 2),
+    rehydrate_s: round(rehydrateS, 2),
+    cp_cpu_rehydrate_s: round(rehydrated.cpu_s, 2),
+    list_agents_ms: round(quantile(listMs, 0.5), 1),
+    load_generators: gens,
+  };
+  const fig = (label: string, value: number | null, unit: string, baseline?: string): Figure => ({
+    label,
+    value,
+    unit,
+    ...(baseline ? { baseline } : {}),
+  });
+  const figures: Record<string, Figure> = {
+    echo_baseline_msgs_per_s: fig(
+      "raw ws + msgpackr echo (baseline)",
+      metrics.echo_baseline_msgs_per_s,
+      " msg/s",
+    ),
+    heartbeat_msgs_per_s: fig(
+      "heartbeat ingest (goal ≥ 0.5)",
+      metrics.heartbeat_msgs_per_s,
+      " msg/s",
+      "echo_baseline_msgs_per_s",
+    ),
+    echo_handshakes_per_s: fig("raw ws handshakes (baseline)", metrics.echo_handshakes_per_s, "/s"),
+    registrations_per_s: fig(
+      "registrations in the storm",
+      metrics.registrations_per_s,
+      "/s",
+      "echo_handshakes_per_s",
+    ),
+    register_storm_s: fig(`storm of ${n} (goal ≤ 15 s)`, metrics.register_storm_s, " s"),
+    register_p50_ms: fig("registration p50", metrics.register_p50_ms, " ms"),
+    register_p99_ms: fig("registration p99", metrics.register_p99_ms, " ms"),
+    heartbeat_ack_p99_ms: fig(
+      `heartbeat ack p99 at ${opts.heartbeatMs} ms (goal < 100)`,
+      metrics.heartbeat_ack_p99_ms,
+      " ms",
+    ),
+    rss_per_agent_kb: fig("CP RSS per agent above idle (goal ≤ 30)", metrics.rss_per_agent_kb, " KB"),
+    cp_cpu_steady_pct: fig("CP CPU at steady heartbeats", metrics.cp_cpu_steady_pct, " %"),
+    deploy_dispatch_p50_ms: fig(
+      `deploy dispatch p50 (${d} concurrent)`,
+      metrics.deploy_dispatch_p50_ms,
+      " ms",
+    ),
+    deploy_dispatch_p99_ms: fig(`deploy dispatch p99 (goal < 100)`, metrics.deploy_dispatch_p99_ms, " ms"),
+    rehydrate_s: fig(`rehydration of ${n} (goal ≤ 20 s)`, metrics.rehydrate_s, " s"),
+    list_agents_ms: fig("GET /api/v2/agents (goal < 200)", metrics.list_agents_ms, " ms"),
+  };
+  return { metrics, figures, notes: [] };
+}
+
+/** Runs `fn` on every generator with its share of `total` and sums the throughputs (seconds: the longest). */
+async function across(
+  generators: Child[],
+  total: number,
+  fn: (g: Child, share: number) => Promise<Throughput>,
+): Promise<Throughput> {
+  const k = generators.length;
+  const parts = await Promise.all(
+    generators.map((g, i) => fn(g, Math.floor(total / k) + (i < total % k ? 1 : 0))),
+  );
+  // Each part is a rate over its own window; the windows overlap, so the rates add.
+  const perS = parts.reduce((sum, p) => sum + p.messages / p.seconds, 0);
+  return { messages: perS, seconds: 1 };
+}
+
+/** One JSON request with the admin token; `onWritten` when the request has been handed to the socket. */
+function call(
+  agent: Agent,
+  port: number,
+  method: string,
+  path: string,
+  body?: unknown,
+  onWritten?: () => void,
+): Promise<unknown> {
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        agent,
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(data ? { "content-type": "application/json", "content-length": data.length } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          if ((res.statusCode ?? 0) >= 300) reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`));
+          else resolve(JSON.parse(text));
+        });
+      },
+    );
+    req.on("error", reject);
+    if (onWritten) req.on("finish", onWritten);
+    req.end(data);
+  });
+}
