@@ -72,7 +72,8 @@ export class AgentIndex {
     rec.state = state;
     rec.connected = ctx.connId !== null;
     rec.registered_at = ctx.registeredAt;
-    rec.last_heartbeat_at = ctx.lastHeartbeatAt;
+    // Heartbeats acked on the supervisor's fast path are newer than the actor's context knows.
+    rec.last_heartbeat_at = Math.max(rec.last_heartbeat_at ?? 0, ctx.lastHeartbeatAt ?? 0) || null;
     rec.deployment_id = ctx.deploymentId;
     rec.app = ctx.app;
     rec.mrtd = ctx.facts?.mrtd ?? null;
@@ -96,6 +97,12 @@ export class AgentIndex {
     };
     this.#events.emit("transition", t);
     return t;
+  }
+
+  /** A heartbeat acked on the supervisor's fast path: only liveness changes, so no transition is emitted. */
+  heartbeat(agentId: string, at: number): void {
+    const rec = this.#records.get(agentId);
+    if (rec) rec.last_heartbeat_at = at;
   }
 
   remove(agentId: string): void {

@@ -51,7 +51,13 @@ type SessionActor = Actor<typeof agentSessionMachine>;
 interface Supervised {
   actor: SessionActor;
   restarts: number[];
+  /** Latest heartbeat acked on the fast path (not in the actor's context); 0 before the first. */
+  lastHeartbeatAt: number;
+  heartbeatSeq: number;
 }
+
+/** States whose heartbeats are acked without waking the actor, and that the liveness sweep can make stale. */
+const LIVE: ReadonlySet<string> = new Set(["registered", "deploying", "healthy"]);
 
 export class Supervisor {
   readonly #o: Required<Omit<SupervisorOptions, "inspect">> & Pick<SupervisorOptions, "inspect">;
@@ -64,8 +70,14 @@ export class Supervisor {
   readonly #machine;
   readonly #policy: RegistrationPolicy;
 
+  readonly #sweep: NodeJS.Timeout;
+
   constructor(opts: SupervisorOptions) {
     this.#o = { maxRestarts: 5, restartWindowMs: 60_000, now: Date.now, ...opts };
+    // Staleness is judged by this sweep rather than by a timer per actor re-armed on every heartbeat: at 10k
+    // agents, heartbeats are the hot path and must not cost a machine transition each.
+    this.#sweep = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.#o.staleAfterMs / 4)));
+    this.#sweep.unref();
     const { index } = opts;
     this.#policy = {
       ...opts.policy,
@@ -118,7 +130,32 @@ export class Supervisor {
     seq: number,
     workload?: WorkloadReport | null,
   ): void {
-    this.#send(agentId, { type: "HEARTBEAT", connId, id, seq, at: this.#o.now(), workload });
+    const s = this.#actors.get(agentId);
+    if (!s) return;
+    const at = this.#o.now();
+    const snap = s.actor.getSnapshot();
+    // Fast path: a live session on its current connection only needs its ack and its liveness noted.
+    if (snap.context.connId === connId && LIVE.has(topLevelState(snap.value))) {
+      s.lastHeartbeatAt = at;
+      s.heartbeatSeq = seq;
+      this.#o.index.heartbeat(agentId, at);
+      this.#o.link.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: at }, { re: id }));
+      return;
+    }
+    // A stale agent coming back, a heartbeat before registration, an old connection: the machine decides.
+    s.actor.send({ type: "HEARTBEAT", connId, id, seq, at, workload });
+  }
+
+  /** Sends STALE to every live session silent for stale_after_ms (run by a timer; exposed for tests). */
+  sweep(): void {
+    const now = this.#o.now();
+    const { staleAfterMs } = this.#o;
+    for (const s of this.#actors.values()) {
+      const snap = s.actor.getSnapshot();
+      if (!LIVE.has(topLevelState(snap.value))) continue;
+      const last = Math.max(s.lastHeartbeatAt, snap.context.lastHeartbeatAt ?? 0, snap.context.registeredAt ?? 0);
+      if (now - last >= staleAfterMs) s.actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
+    }
   }
 
   disconnected(agentId: string, connId: number): void {
@@ -131,6 +168,7 @@ export class Supervisor {
 
   /** Stops every actor (shutdown). Runtime state is not persisted: agents re-register with the next CP. */
   stopAll(): void {
+    clearInterval(this.#sweep);
     for (const [agentId, s] of this.#actors) {
       this.#actors.delete(agentId);
       s.actor.stop();
@@ -154,7 +192,7 @@ export class Supervisor {
       input: { agentId, staleAfterMs, forgetAfterMs, ...input },
       ...(inspect ? { inspect } : {}),
     });
-    const supervised: Supervised = { actor, restarts };
+    const supervised: Supervised = { actor, restarts, lastHeartbeatAt: 0, heartbeatSeq: 0 };
     this.#actors.set(agentId, supervised);
     actor.subscribe({
       next: (snap) => {
@@ -208,8 +246,8 @@ export class Supervisor {
           deploymentId: ctx.deploymentId,
           app: ctx.app,
           registeredAt: ctx.registeredAt,
-          lastHeartbeatAt: ctx.lastHeartbeatAt,
-          heartbeatSeq: ctx.heartbeatSeq,
+          lastHeartbeatAt: Math.max(ctx.lastHeartbeatAt ?? 0, crashed.lastHeartbeatAt) || null,
+          heartbeatSeq: Math.max(ctx.heartbeatSeq, crashed.heartbeatSeq),
           reason,
         },
       },

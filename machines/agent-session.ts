@@ -106,6 +106,11 @@ export type SessionEvent =
       at: number;
       workload?: WorkloadReport | null;
     }
+  /**
+   * No heartbeat for stale_after_ms: sent by the supervisor's liveness sweep, which also acks the heartbeats of
+   * live sessions without waking their actors (the hot path at 10k agents).
+   */
+  | { type: "STALE"; at: number; lastHeartbeatAt: number | null }
   /** The socket connId closed. Staleness still comes from missing heartbeats, not from the close. */
   | { type: "DISCONNECTED"; connId: number; at: number }
   | { type: "DEPLOY"; deploymentId: string; app: string; at: number }
@@ -201,7 +206,6 @@ export const agentSessionMachine = setup({
       "deploymentId" in event && event.deploymentId === context.deploymentId,
   },
   delays: {
-    staleAfter: ({ context }) => context.staleAfterMs,
     forgetAfter: ({ context }) => context.forgetAfterMs,
   },
 }).createMachine({
@@ -295,10 +299,9 @@ export const agentSessionMachine = setup({
     },
     registered: {
       entry: assign({ phase: "registered" as const, deploymentId: null, app: null }),
-      after: { staleAfter: "stale" },
       on: {
-        // Re-entering restarts the `after` timer: that is how a heartbeat re-arms staleness.
-        HEARTBEAT: { target: "registered", reenter: true, actions: ["trackHeartbeat", "ackHeartbeat"] },
+        STALE: "stale",
+        HEARTBEAT: { actions: ["trackHeartbeat", "ackHeartbeat"] },
         DEPLOY: {
           target: "deploying",
           actions: ["takeDeployment", { type: "record", params: { kind: "agent.deploying" } }],
@@ -307,9 +310,9 @@ export const agentSessionMachine = setup({
     },
     deploying: {
       entry: assign({ phase: "deploying" as const }),
-      after: { staleAfter: "stale" },
       on: {
-        HEARTBEAT: { target: "deploying", reenter: true, actions: ["trackHeartbeat", "ackHeartbeat"] },
+        STALE: "stale",
+        HEARTBEAT: { actions: ["trackHeartbeat", "ackHeartbeat"] },
         DEPLOY_HEALTHY: {
           guard: "isCurrentDeployment",
           target: "healthy",
@@ -330,9 +333,9 @@ export const agentSessionMachine = setup({
     },
     healthy: {
       entry: assign({ phase: "healthy" as const }),
-      after: { staleAfter: "stale" },
       on: {
-        HEARTBEAT: { target: "healthy", reenter: true, actions: ["trackHeartbeat", "ackHeartbeat"] },
+        STALE: "stale",
+        HEARTBEAT: { actions: ["trackHeartbeat", "ackHeartbeat"] },
         UNDEPLOYED: {
           guard: "isCurrentDeployment",
           target: "registered",
@@ -347,7 +350,13 @@ export const agentSessionMachine = setup({
       },
     },
     stale: {
-      entry: [assign({ reason: "heartbeat timeout" }), { type: "record", params: { kind: "agent.stale" } }],
+      entry: [
+        assign(({ context, event }) => ({
+          reason: "heartbeat timeout",
+          lastHeartbeatAt: event.type === "STALE" ? event.lastHeartbeatAt : context.lastHeartbeatAt,
+        })),
+        { type: "record", params: { kind: "agent.stale" } },
+      ],
       after: { forgetAfter: "gone" },
       on: {
         HEARTBEAT: {

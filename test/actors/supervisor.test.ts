@@ -93,8 +93,11 @@ test("a crashed actor is recreated in its phase from its facts, and the crash is
   sup.send(agentId, { type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: Date.now() });
   const before = sup.get(agentId);
 
+  // A stale agent's heartbeat goes through its actor (live ones are acked on the fast path): make the ack's
+  // send throw inside the actor.
+  sup.send(agentId, { type: "STALE", at: Date.now(), lastHeartbeatAt: null });
   link.failSends = 1;
-  sup.heartbeat(agentId, 1, 7, 1); // the ack's send throws inside the actor
+  sup.heartbeat(agentId, 1, 7, 1);
   await waitFor("recreated", () => sup.get(agentId) !== before && sup.get(agentId));
   const rec = index.get(agentId)!;
   t.is(rec.state, "healthy");
@@ -110,10 +113,22 @@ test("a crashed actor is recreated in its phase from its facts, and the crash is
 test("an agent whose actor keeps crashing is dropped and its connection closed", async (t) => {
   const { sup, link, index, agentId } = await setup(t);
   for (let i = 0; i < 6; i++) {
+    sup.send(agentId, { type: "STALE", at: Date.now(), lastHeartbeatAt: null });
     link.failSends = 1;
     sup.heartbeat(agentId, 1, i, i);
   }
   await waitFor("dropped", () => sup.get(agentId) === undefined);
   t.is(index.get(agentId), undefined);
   t.deepEqual(link.closed, [{ connId: 1, code: 1011 }]);
+});
+
+test("live sessions' heartbeats are acked without waking their actors; the liveness sweep makes silent ones stale", async (t) => {
+  const { sup, link, index, agentId } = await setup(t);
+  const before = sup.get(agentId)!.getSnapshot();
+  sup.heartbeat(agentId, 1, 9, 1);
+  t.is(link.sent.at(-1), "heartbeat_ack");
+  t.is(sup.get(agentId)!.getSnapshot(), before, "no machine transition for a live heartbeat");
+  t.true((index.get(agentId)?.last_heartbeat_at ?? 0) >= before.context.lastHeartbeatAt!);
+  sup.sweep();
+  t.is(index.get(agentId)?.state, "registered", "heard from within stale_after_ms");
 });

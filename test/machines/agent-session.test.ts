@@ -94,7 +94,7 @@ test("a refused registration ends in rejected with the reason code", async (t) =
   t.deepEqual(h.audit, ["agent.rejected"]);
 });
 
-test("heartbeats re-arm staleness; silence makes the agent stale; a heartbeat brings it back", async (t) => {
+test("heartbeats are acked and tracked; STALE (from the liveness sweep) makes it stale; a heartbeat brings it back", async (t) => {
   const h = harness();
   h.actor.start();
   await settle();
@@ -102,12 +102,13 @@ test("heartbeats re-arm staleness; silence makes the agent stale; a heartbeat br
     h.clock.increment(2000);
     h.actor.send({ type: "HEARTBEAT", connId: 1, id: i, seq: i, at: 1000 + i * 2000 });
   }
-  t.is(h.state(), "registered", "10 s of heartbeats every 2 s with stale_after 3 s");
-  h.clock.increment(2999);
-  t.is(h.state(), "registered");
-  h.clock.increment(1);
+  h.clock.increment(60_000);
+  t.is(h.state(), "registered", "the machine keeps no stale timer of its own");
+  t.is(h.actor.getSnapshot().context.lastHeartbeatAt, 11_000);
+  h.actor.send({ type: "STALE", at: 70_000, lastHeartbeatAt: 12_000 });
   t.is(h.state(), "stale");
   t.is(h.actor.getSnapshot().context.reason, "heartbeat timeout");
+  t.is(h.actor.getSnapshot().context.lastHeartbeatAt, 12_000, "the sweep's last heartbeat is kept");
   h.actor.send({ type: "HEARTBEAT", connId: 1, id: 6, seq: 6, at: 20_000 });
   t.is(h.state(), "registered");
   t.is(h.actor.getSnapshot().context.reason, null);
@@ -123,7 +124,7 @@ test("a stale agent returns to the phase it was in", async (t) => {
   h.actor.send({ type: "DEPLOY", deploymentId: "dep_1", app: "web", at: 1 });
   h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: 2 });
   t.is(h.state(), "healthy");
-  h.clock.increment(3000);
+  h.actor.send({ type: "STALE", at: 3000, lastHeartbeatAt: 2 });
   t.is(h.state(), "stale");
   h.actor.send({ type: "HEARTBEAT", connId: 1, id: 1, seq: 1, at: 5000 });
   t.is(h.state(), "healthy");
@@ -152,9 +153,11 @@ test("a stale agent is forgotten after forget_after_ms", async (t) => {
   const h = harness();
   h.actor.start();
   await settle();
-  h.clock.increment(3000);
+  h.actor.send({ type: "STALE", at: 3000, lastHeartbeatAt: null });
   t.is(h.state(), "stale");
-  h.clock.increment(60_000);
+  h.clock.increment(59_999);
+  t.is(h.state(), "stale");
+  h.clock.increment(1);
   t.is(h.state(), "gone");
   t.is(h.actor.getSnapshot().status, "done");
   t.true(h.audit.includes("agent.forgotten"));
@@ -229,6 +232,6 @@ test("restored actors resume their phase without re-verification", (t) => {
   actor.start();
   t.is(topLevelState(actor.getSnapshot().value), "healthy");
   t.true(actor.getSnapshot().context.restored);
-  clock.increment(3000);
+  actor.send({ type: "STALE", at: 3000, lastHeartbeatAt: 2 });
   t.is(topLevelState(actor.getSnapshot().value), "stale");
 });
