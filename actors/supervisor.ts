@@ -153,7 +153,11 @@ export class Supervisor {
     for (const s of this.#actors.values()) {
       const snap = s.actor.getSnapshot();
       if (!LIVE.has(topLevelState(snap.value))) continue;
-      const last = Math.max(s.lastHeartbeatAt, snap.context.lastHeartbeatAt ?? 0, snap.context.registeredAt ?? 0);
+      const last = Math.max(
+        s.lastHeartbeatAt,
+        snap.context.lastHeartbeatAt ?? 0,
+        snap.context.registeredAt ?? 0,
+      );
       if (now - last >= staleAfterMs) s.actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
     }
   }
