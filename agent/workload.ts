@@ -4,13 +4,14 @@
 // period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json, from
 // which a restarted agent restores it: a workload still running is re-adopted untouched, anything half done is
 // removed and reported failed. May import spec/, lib/, machines/, xstate, zod and node: modules.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
 import { join } from "node:path";
 import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, fromPromise } from "xstate";
 import { z } from "zod";
 import type { Logger } from "../lib/log.ts";
+import { readFileIfExists } from "../lib/read-if-exists.ts";
 import {
   deployGateMachine,
   type GateJob,
@@ -162,13 +163,8 @@ export type PersistedWorkload = z.infer<typeof persistedSchema>;
 /** The deployment persisted in dataDir, or null when there is none. Throws ValidationError when it is corrupt. */
 export function loadPersistedWorkload(dataDir: string): PersistedWorkload | null {
   const path = join(dataDir, PERSIST_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
+  const text = readFileIfExists(path);
+  if (text === null) return null;
   let parsed: ReturnType<typeof persistedSchema.safeParse>;
   try {
     parsed = persistedSchema.safeParse(JSON.parse(text));

@@ -4,8 +4,9 @@
 // The only I/O is the agent's MRTD pin file (filePin). spec/protocol.md ("CP envelope") is the prose.
 // Imports node:crypto, node:fs, attestation/, spec/ and lib/canonical-json.
 import { createHash, createPublicKey, type KeyObject, randomBytes, sign, verify } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { canonicalJson } from "../lib/canonical-json.ts";
+import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { AttestationError, EnvelopeError } from "../spec/errors.ts";
 import { type CpEnvelope, type MessageBody, messageSchemas } from "../spec/protocol.ts";
 import { rawPublicKey } from "./agent-key.ts";
@@ -142,13 +143,8 @@ export interface MrtdPin {
 /** A pin kept as JSON in `path` (0600), written once: exclusive create, so two writers cannot both pin. */
 export function filePin(path: string): MrtdPin {
   const read = (): string | null => {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw err;
-    }
+    const text = readFileIfExists(path);
+    if (text === null) return null;
     let mrtd: unknown;
     try {
       mrtd = (JSON.parse(text) as { mrtd?: unknown } | null)?.mrtd;

@@ -2,10 +2,9 @@
 // zlib-compressed config JSON (what Python's zlib.compress makes), `easyenclave.config=` base64 of the JSON;
 // configz wins when both are given. Decoding forgives what boot loaders and hand-written command lines do to
 // base64: stripped padding and the URL-safe alphabet. May import node:fs, node:zlib and ./source.
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
-import { type ConfigSource, decodeConfigJson, sourceError } from "./source.ts";
+import { type ConfigSource, decodeConfigJson, readSourceText, sourceError } from "./source.ts";
 
 export const DEFAULT_CMDLINE = "/proc/cmdline";
 export const PARAM_CONFIGZ = "easyenclave.configz";
@@ -69,14 +68,8 @@ export function cmdlineSource(path: string, opts: { optional?: boolean } = {}): 
   return {
     name,
     async read() {
-      let text: string;
-      try {
-        text = await readFile(abs, "utf8");
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "read failed";
-        if (opts.optional && code === "ENOENT") return null;
-        throw sourceError(name, `cannot read the kernel command line (${code})`);
-      }
+      const text = await readSourceText(abs, name, "the kernel command line", opts.optional ?? false);
+      if (text === null) return null;
       const params = kernelParams(text);
       for (const param of [PARAM_CONFIGZ, PARAM_CONFIG]) {
         const value = params.get(param);

@@ -1,8 +1,7 @@
 // The file source: a JSON config file. Named explicitly (--config, EASYENCLAVE_CONFIG) it must exist; the
 // default path may be absent, which only means "no config here". May import node:fs and ./source.
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { type ConfigSource, parseConfigJson, sourceError } from "./source.ts";
+import { type ConfigSource, parseConfigJson, readSourceText } from "./source.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/easyenclave/config.json";
 
@@ -12,15 +11,8 @@ export function fileSource(path: string, opts: { optional?: boolean } = {}): Con
   return {
     name,
     async read() {
-      let text: string;
-      try {
-        text = await readFile(abs, "utf8");
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "read failed";
-        if (opts.optional && code === "ENOENT") return null;
-        throw sourceError(name, `cannot read the config file (${code})`);
-      }
-      return { raw: parseConfigJson(text, name) };
+      const text = await readSourceText(abs, name, "the config file", opts.optional ?? false);
+      return text === null ? null : { raw: parseConfigJson(text, name) };
     },
   };
 }

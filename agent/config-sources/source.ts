@@ -1,5 +1,7 @@
 // What every place an agent config may come from has in common: the ConfigSource port the chain in
-// agent/config.ts walks, and the one error every source raises. May import spec/errors only.
+// agent/config.ts walks, the one error every source raises, and reading a source's text file. May import
+// spec/errors and node:fs.
+import { readFile } from "node:fs/promises";
 import { ValidationError } from "../../spec/errors.ts";
 
 /** What a source found: the raw config value and, when finer than the source's name, where exactly it was. */
@@ -40,4 +42,23 @@ export function decodeConfigJson(bytes: Uint8Array, origin: string): unknown {
     throw sourceError(origin, "not UTF-8 text");
   }
   return parseConfigJson(text, origin);
+}
+
+/**
+ * The text of a source's file, or null when an optional one is absent (ENOENT: "no config here"); any other
+ * failure, or a required file missing, fails naming the source and `what` it is.
+ */
+export async function readSourceText(
+  path: string,
+  name: string,
+  what: string,
+  optional: boolean,
+): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "read failed";
+    if (optional && code === "ENOENT") return null;
+    throw sourceError(name, `cannot read ${what} (${code})`);
+  }
 }
