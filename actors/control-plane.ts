@@ -183,9 +183,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
+  const deploymentStore = new DeploymentStore(db, (err) =>
+    log.error({ err }, "deployment record write failed"),
+  );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({
-    store: new DeploymentStore(db),
+    store: deploymentStore,
     index,
     supervisor,
     link: channel,
@@ -309,6 +312,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       await new Promise<void>((resolve) => server.close(() => resolve()));
       events.append({ at: Date.now(), kind: "cp.stopped", data: {} });
       events.flush();
+      deploymentStore.flush();
       trusted.flush();
       db.close();
     },

@@ -571,11 +571,8 @@ export class Deployments {
     const persist = (context: DeploymentContext, status: DeploymentStatus) => {
       const row = sync(context, status);
       if (!row) return;
-      try {
-        o.store.save(row);
-      } catch (err) {
-        o.log.error({ err, deployment_id: row.deployment_id }, "saving a deployment failed");
-      }
+      // Written behind, in the tick's batch; a failing batch is logged by the store.
+      o.store.save(row);
       o.events.append({
         at: o.now(),
         kind: `deployment.${status}`,

@@ -1,5 +1,7 @@
-// Durable deployment records, registered apps and idempotency keys (SQLite tables of migration 3). Writes are
-// synchronous and small (one row per status change); reads page by creation time. The deployment actors are
+// Durable deployment records, registered apps and idempotency keys (SQLite tables of migration 3). A new
+// deployment and its idempotency key are written at once, in one transaction; status changes are written behind,
+// the latest row per deployment in one transaction per tick (1,000 concurrent deploys make ~5,000 changes), and
+// every read flushes first. A crash loses at most that tick's changes, which agents report again. The deployment actors are
 // the live truth while the CP runs; these rows are what survives it.
 import type { DeploymentStatus, ProgressEntry } from "../../machines/deployment.ts";
 import type { HealthSpec } from "../../spec/protocol.ts";
@@ -62,6 +64,9 @@ function fromRaw(r: RawDeployment): DeploymentRow {
 
 export class DeploymentStore {
   readonly #db: Db;
+  readonly #pending = new Map<string, DeploymentRow>();
+  #scheduled = false;
+  readonly #onError: (err: unknown) => void;
   readonly #upsert;
   readonly #get;
   readonly #list;
@@ -74,8 +79,9 @@ export class DeploymentStore {
   readonly #appLatest;
   readonly #appList;
 
-  constructor(db: Db) {
+  constructor(db: Db, onError: (err: unknown) => void = () => {}) {
     this.#db = db;
+    this.#onError = onError;
     this.#upsert = db.prepare(`
       INSERT INTO deployments (deployment_id, app, app_version, agent_id, status, code, message, compose_hash,
         images, progress, request, compose, created_at, updated_at, rehydrated)
@@ -106,7 +112,32 @@ export class DeploymentStore {
     this.#appList = db.prepare("SELECT * FROM apps ORDER BY name, created_at DESC, version DESC");
   }
 
+  /** Queues the row's current state; written with the tick's other changes (see flush). */
   save(row: DeploymentRow): void {
+    this.#pending.set(row.deployment_id, row);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        this.#onError(err);
+      }
+    });
+  }
+
+  /** Writes every queued change in one transaction. Reads call it first, so they see their own writes. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#pending.size === 0) return;
+    const rows = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#db.transaction(() => {
+      for (const row of rows) this.#write(row);
+    })();
+  }
+
+  #write(row: DeploymentRow): void {
     this.#upsert.run({
       ...row,
       images: JSON.stringify(row.images),
@@ -117,11 +148,13 @@ export class DeploymentStore {
   }
 
   get(id: string): DeploymentRow | undefined {
+    this.flush();
     const r = this.#get.get(id) as RawDeployment | undefined;
     return r && fromRaw(r);
   }
 
   list(opts: { status?: DeploymentStatus; limit?: number } = {}): DeploymentRow[] {
+    this.flush();
     const limit = Math.min(opts.limit ?? 100, 1000);
     const rows = (
       opts.status ? this.#listByStatus.all(opts.status, limit) : this.#list.all(limit)
@@ -131,6 +164,7 @@ export class DeploymentStore {
 
   /** Deployments not in a final status: what a restarted CP resumes. */
   active(): DeploymentRow[] {
+    this.flush();
     return (this.#active.all() as RawDeployment[]).map(fromRaw);
   }
 
@@ -140,8 +174,9 @@ export class DeploymentStore {
 
   /** Saves the deployment and its idempotency key in one transaction, so a retry never sees one without the other. */
   create(row: DeploymentRow, key?: { key: string; requestHash: string }): void {
+    this.#pending.delete(row.deployment_id);
     this.#db.transaction(() => {
-      this.save(row);
+      this.#write(row);
       if (key) this.#keyPut.run(key.key, key.requestHash, row.deployment_id, row.created_at);
     })();
   }

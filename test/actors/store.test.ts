@@ -2,6 +2,7 @@
 // ordered by a monotonic id, and a failing write does not throw into the runtime.
 import test from "ava";
 import { openDatabase, schemaVersion } from "../../actors/store/db.ts";
+import { type DeploymentRow, DeploymentStore } from "../../actors/store/deployment-store.ts";
 import { EventLog } from "../../actors/store/event-log.ts";
 import { MIGRATIONS } from "../../actors/store/migrations.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -65,5 +66,40 @@ test("a write failure is reported, not thrown", (t) => {
   log.append({ at: 1, kind: "x" });
   t.notThrows(() => log.flush());
   t.is(errors.length, 1);
+  db.close();
+});
+
+test("deployment status changes are written behind, one transaction per tick; reads see their own writes", async (t) => {
+  const db = openDatabase(tempDir(t));
+  const store = new DeploymentStore(db, (err) => t.fail(String(err)));
+  const row: DeploymentRow = {
+    deployment_id: "d-1",
+    app: "web",
+    app_version: null,
+    agent_id: "agt_1",
+    status: "pending",
+    code: null,
+    message: null,
+    compose_hash: null,
+    images: {},
+    progress: [{ step: "dispatched", at: 1 }],
+    request: {},
+    compose: "services: {}",
+    created_at: 1,
+    updated_at: 1,
+    rehydrated: false,
+  };
+  store.create(row, { key: "k1", requestHash: "h" });
+  const raw = () =>
+    db.prepare("SELECT status FROM deployments WHERE deployment_id = 'd-1'").get() as { status: string };
+  t.is(raw().status, "pending", "a new deployment is written at once, with its idempotency key");
+  t.is(store.idempotencyKey("k1")?.deployment_id, "d-1");
+  store.save({ ...row, status: "deploying", updated_at: 2 });
+  store.save({ ...row, status: "healthy", updated_at: 3 });
+  t.is(raw().status, "pending", "not written yet");
+  t.is(store.get("d-1")?.status, "healthy", "a read flushes first");
+  store.save({ ...row, status: "undeploying", updated_at: 4 });
+  await new Promise((r) => setImmediate(r));
+  t.is(raw().status, "undeploying", "written by the next tick");
   db.close();
 });
