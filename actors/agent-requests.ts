@@ -105,10 +105,13 @@ export class AgentRequests {
     return true;
   }
 
-  /** The agent's connection closed: everything it owed fails. */
-  forget(agentId: string): void {
+  /**
+   * The agent's connection closed: everything asked on it fails. Requests already sent on a newer connection
+   * stay (a superseded socket's close can come long after the agent reconnected).
+   */
+  forget(agentId: string, connId: number): void {
     for (const [id, p] of this.#pending) {
-      if (p.agentId !== agentId) continue;
+      if (p.agentId !== agentId || p.connId !== connId) continue;
       this.#close(id);
       p.onError(new WorkloadError("EE-WORKLOAD-AGENT-LOST", "the agent disconnected before answering"));
     }

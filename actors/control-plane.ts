@@ -15,6 +15,7 @@ import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import type { Logger } from "../lib/log.ts";
+import { LIVE_STATES } from "../machines/agent-session.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { createRestApp } from "../transport/rest/app.ts";
@@ -231,8 +232,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     closed: (connId, agentId) => {
       nonces.forget(connId);
       if (agentId === null) return;
-      reattestor.forget(agentId);
-      requests.forget(agentId);
+      reattestor.forget(agentId, connId);
+      requests.forget(agentId, connId);
       supervisor.disconnected(agentId, connId);
     },
     refused: (connId, code, remote) =>
@@ -478,8 +479,6 @@ function cpMetrics(o: {
     },
   ];
 }
-
-const LIVE_STATES: ReadonlySet<string> = new Set(["registered", "deploying", "healthy"]);
 
 function writeCheckpoint(checkpoint: RuntimeCheckpoint, index: AgentIndex, log: Logger): void {
   const live: string[] = [];

@@ -1,6 +1,7 @@
 // Placement: which agent takes a deployment, decided from the agent read model alone (no I/O, no actors), so it
 // is deterministic and explains itself: every agent considered gets its reason codes (EE-PLACE-*), and the
 // first eligible agent in agent_id order is chosen. The same function answers preflight and real deploys.
+import { LIVE_STATES } from "../machines/agent-session.ts";
 import type { AgentRecord } from "./agent-index.ts";
 
 export interface PlacementRequest {
@@ -52,8 +53,7 @@ export function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOp
   if (req.agent_id !== undefined && a.agent_id !== req.agent_id) out.push("EE-PLACE-NOT-REQUESTED");
   if (req.node_size !== undefined && a.node_size !== req.node_size) out.push("EE-PLACE-NODE-SIZE");
   if (req.datacenter !== undefined && a.datacenter !== req.datacenter) out.push("EE-PLACE-DATACENTER");
-  const live = a.state === "registered" || a.state === "deploying" || a.state === "healthy";
-  if (!live || !a.connected) out.push("EE-PLACE-STALE");
+  if (!LIVE_STATES.has(a.state) || !a.connected) out.push("EE-PLACE-STALE");
   if (
     a.attestation_status !== "ok" ||
     a.attested_at === null ||

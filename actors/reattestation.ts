@@ -6,14 +6,13 @@
 // sit in a min-heap fed by the read model's transitions, so a tick costs O(due), not O(agents).
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../lib/log.ts";
+import { LIVE_STATES } from "../machines/agent-session.ts";
 import { AttestationError } from "../spec/errors.ts";
 import type { MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
 import { type RegistrationPolicy, verifyBoundQuote } from "./registration.ts";
 import type { AgentLink, Supervisor } from "./supervisor.ts";
-
-const LIVE = new Set(["registered", "deploying", "healthy"]);
 
 interface Pending {
   id: number;
@@ -55,7 +54,7 @@ export class Reattestor {
     this.#offTransition = this.#o.index.onTransition((t) => this.#onTransition(t));
     // Agents live before start (none in the CP, which starts this first): one pass, never again.
     for (const rec of this.#o.index.values()) {
-      if (LIVE.has(rec.state))
+      if (LIVE_STATES.has(rec.state))
         this.#schedule(rec.agent_id, (rec.registered_at ?? this.#o.now()) + this.#o.intervalMs);
     }
     this.#timer = setInterval(() => this.scan(), this.#tickMs);
@@ -89,7 +88,7 @@ export class Reattestor {
         this.#due.delete(agentId);
         continue;
       }
-      if (!LIVE.has(rec.state) || this.#pending.has(agentId)) {
+      if (!LIVE_STATES.has(rec.state) || this.#pending.has(agentId)) {
         // Stale or still answering the last request: asked again once it can be.
         this.#schedule(agentId, now + this.#tickMs);
         continue;
@@ -108,7 +107,7 @@ export class Reattestor {
 
   /** A new session is due an interval after it registered; an agent back from stale keeps its due time. */
   #onTransition(t: Transition): void {
-    if (!LIVE.has(t.to)) return;
+    if (!LIVE_STATES.has(t.to)) return;
     const fresh = t.from === null || t.from === "challenged";
     if (fresh || !this.#due.has(t.agent_id)) this.#schedule(t.agent_id, t.at + this.#o.intervalMs);
   }
@@ -179,10 +178,11 @@ export class Reattestor {
   }
 
   /** The agent's connection closed or it re-registered: its outstanding request is void. */
-  forget(agentId: string): void {
+  forget(agentId: string, connId: number): void {
     // The due time stays: the close of a superseded socket can come after the new session was scheduled, and a
-    // due agent that is gone is dropped when it is popped.
-    this.#pending.delete(agentId);
+    // due agent that is gone is dropped when it is popped. For the same reason only a request sent on the
+    // closed connection is void: one already sent on the new connection still counts.
+    if (this.#pending.get(agentId)?.connId === connId) this.#pending.delete(agentId);
   }
 
   #fail(agentId: string, err: unknown): void {

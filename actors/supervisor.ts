@@ -9,6 +9,7 @@ import type { Logger } from "../lib/log.ts";
 import {
   type AgentFacts,
   agentSessionMachine,
+  LIVE_STATES,
   type PendingRegistration,
   type RestoreInput,
   reasonOf,
@@ -51,13 +52,9 @@ type SessionActor = Actor<typeof agentSessionMachine>;
 interface Supervised {
   actor: SessionActor;
   restarts: number[];
-  /** Latest heartbeat acked on the fast path (not in the actor's context); 0 before the first. */
-  lastHeartbeatAt: number;
+  /** Seq of the latest heartbeat acked on the fast path (not in the actor's context; its time is in the index). */
   heartbeatSeq: number;
 }
-
-/** States whose heartbeats are acked without waking the actor, and that the liveness sweep can make stale. */
-const LIVE: ReadonlySet<string> = new Set(["registered", "deploying", "healthy"]);
 
 export class Supervisor {
   readonly #o: Required<Omit<SupervisorOptions, "inspect">> & Pick<SupervisorOptions, "inspect">;
@@ -135,8 +132,7 @@ export class Supervisor {
     const at = this.#o.now();
     const snap = s.actor.getSnapshot();
     // Fast path: a live session on its current connection only needs its ack and its liveness noted.
-    if (snap.context.connId === connId && LIVE.has(topLevelState(snap.value))) {
-      s.lastHeartbeatAt = at;
+    if (snap.context.connId === connId && LIVE_STATES.has(topLevelState(snap.value))) {
       s.heartbeatSeq = seq;
       this.#o.index.heartbeat(agentId, at);
       this.#o.link.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: at }, { re: id }));
@@ -150,12 +146,12 @@ export class Supervisor {
   sweep(): void {
     const now = this.#o.now();
     const { staleAfterMs } = this.#o;
-    for (const s of this.#actors.values()) {
+    for (const [agentId, s] of this.#actors) {
       const snap = s.actor.getSnapshot();
-      if (!LIVE.has(topLevelState(snap.value))) continue;
+      if (!LIVE_STATES.has(topLevelState(snap.value))) continue;
+      // The index holds the newest heartbeat, fast path or not (it folds in every snapshot's).
       const last = Math.max(
-        s.lastHeartbeatAt,
-        snap.context.lastHeartbeatAt ?? 0,
+        this.#o.index.get(agentId)?.last_heartbeat_at ?? 0,
         snap.context.registeredAt ?? 0,
       );
       if (now - last >= staleAfterMs) s.actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
@@ -196,7 +192,7 @@ export class Supervisor {
       input: { agentId, staleAfterMs, forgetAfterMs, ...input },
       ...(inspect ? { inspect } : {}),
     });
-    const supervised: Supervised = { actor, restarts, lastHeartbeatAt: 0, heartbeatSeq: 0 };
+    const supervised: Supervised = { actor, restarts, heartbeatSeq: 0 };
     this.#actors.set(agentId, supervised);
     actor.subscribe({
       next: (snap) => {
@@ -222,6 +218,9 @@ export class Supervisor {
   #recover(agentId: string, crashed: Supervised, err: unknown): void {
     if (this.#actors.get(agentId) !== crashed) return;
     const ctx = crashed.actor.getSnapshot().context;
+    // Read before #remove drops the index record: it holds the heartbeats acked on the fast path.
+    const lastHeartbeatAt =
+      Math.max(this.#o.index.get(agentId)?.last_heartbeat_at ?? 0, ctx.lastHeartbeatAt ?? 0) || null;
     const now = this.#o.now();
     const restarts = [...crashed.restarts.filter((t) => now - t < this.#o.restartWindowMs), now];
     const reason = `actor crashed: ${err instanceof Error ? err.message : String(err)}`;
@@ -250,7 +249,7 @@ export class Supervisor {
           deploymentId: ctx.deploymentId,
           app: ctx.app,
           registeredAt: ctx.registeredAt,
-          lastHeartbeatAt: Math.max(ctx.lastHeartbeatAt ?? 0, crashed.lastHeartbeatAt) || null,
+          lastHeartbeatAt,
           heartbeatSeq: Math.max(ctx.heartbeatSeq, crashed.heartbeatSeq),
           reason,
         },

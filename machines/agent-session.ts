@@ -47,6 +47,10 @@ export interface PendingRegistration {
 
 type Phase = "registered" | "deploying" | "healthy";
 
+/** The live phases: heartbeats here take the supervisor's fast path; placement, re-attestation and the
+ * readiness checkpoint count only these. */
+export const LIVE_STATES: ReadonlySet<string> = new Set<Phase>(["registered", "deploying", "healthy"]);
+
 export interface SessionContext {
   agentId: string;
   staleAfterMs: number;

@@ -208,13 +208,10 @@ export class AgentChannel {
           return;
         }
         case "heartbeat":
-          if (conn.agentId === null) throw new FrameError("EE-PROTO-UNEXPECTED", "heartbeat before register");
-          sink.heartbeat(conn.agentId, conn.id, env);
+          sink.heartbeat(this.#registered(conn, env.type), conn.id, env);
           return;
         case "attestation":
-          if (conn.agentId === null)
-            throw new FrameError("EE-PROTO-UNEXPECTED", "attestation before register");
-          sink.attestation(conn.agentId, conn.id, env);
+          sink.attestation(this.#registered(conn, env.type), conn.id, env);
           return;
         case "deploy_status":
           sink.deployStatus(this.#registered(conn, env.type), conn.id, env);

@@ -147,7 +147,7 @@ test("a new session restarts the clock even when the old socket's close comes af
   s.connOf.set("agt_a", 2);
   s.index.set("agt_a", "challenged", 8_000);
   s.index.set("agt_a", "registered", 8_000);
-  s.r.forget("agt_a");
+  s.r.forget("agt_a", 1);
   s.at(INTERVAL);
   s.r.scan();
   t.is(s.sent.length, 0, "not due at the old session's time");
