@@ -63,8 +63,6 @@ type DeploymentActor = Actor<typeof deploymentMachine>;
 interface Live {
   actor: DeploymentActor;
   row: DeploymentRow;
-  /** The dispatch still to send (kept until the agent answers, so a reconnect can resend it). */
-  frame: MessageBody<"deploy">;
 }
 
 /** Agent steps that mean a deployment is active on the agent, and the status a record of it resumes in. */
@@ -194,7 +192,7 @@ export class Deployments {
     };
     // The session moves to deploying first, so the next placement already sees this agent as busy.
     this.#o.supervisor.send(agentId, { type: "DEPLOY", deploymentId, app: resolved.name, at: now });
-    this.#start(row, frame);
+    this.#start(row);
     this.#sendFrame(agentId, this.#command("deploy", frame, agentId));
     this.#o.events.append({
       at: now,
@@ -330,7 +328,7 @@ export class Deployments {
           rehydrated: true,
         };
     this.#o.store.save(row);
-    this.#start(row, null);
+    this.#start(row);
     this.#o.events.append({
       at: now,
       kind: `deployment.${step}`,
@@ -366,7 +364,7 @@ export class Deployments {
   /** Recreates actors for deployments a previous run of this CP left active (its database survived). */
   resume(): number {
     const rows = this.#o.store.active();
-    for (const row of rows) this.#start(row, null);
+    for (const row of rows) this.#start(row);
     return rows.length;
   }
 
@@ -430,25 +428,24 @@ export class Deployments {
     });
   }
 
-  #start(row: DeploymentRow, frame: MessageBody<"deploy"> | null): void {
-    const resume =
-      row.status === "pending"
-        ? undefined
-        : {
-            status: row.status,
-            context: {
-              deploymentId: row.deployment_id,
-              app: row.app,
-              agentId: row.agent_id,
-              code: row.code,
-              message: row.message,
-              composeHash: row.compose_hash,
-              images: row.images,
-              progress: row.progress,
-              createdAt: row.created_at,
-              updatedAt: row.updated_at,
-            },
-          };
+  #start(row: DeploymentRow): void {
+    // The machine always starts from the row: a new one (pending, just dispatched) or one a restarted CP resumes
+    // in its stored status, with its progress so far.
+    const resume = {
+      status: row.status,
+      context: {
+        deploymentId: row.deployment_id,
+        app: row.app,
+        agentId: row.agent_id,
+        code: row.code,
+        message: row.message,
+        composeHash: row.compose_hash,
+        images: row.images,
+        progress: row.progress,
+        createdAt: row.created_at,
+        updatedAt: row.updated_at,
+      },
+    };
     const actor = createActor(this.#machine, {
       input: {
         deploymentId: row.deployment_id,
@@ -456,15 +453,10 @@ export class Deployments {
         agentId: row.agent_id,
         at: row.created_at,
         ackTimeoutMs: this.#o.ackTimeoutMs,
-        ...(resume ? { resume } : {}),
+        resume,
       },
     });
-    const live: Live = {
-      actor,
-      row,
-      frame: frame ?? { deployment_id: row.deployment_id, app: row.app, compose: row.compose },
-    };
-    this.#live.set(row.deployment_id, live);
+    this.#live.set(row.deployment_id, { actor, row });
     const ids = this.#byAgent.get(row.agent_id) ?? new Set<string>();
     this.#byAgent.set(row.agent_id, ids);
     ids.add(row.deployment_id);
