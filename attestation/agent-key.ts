@@ -1,6 +1,7 @@
 // Agent identity keys: an Ed25519 key pair per agent data dir. The agent id is derived from the public key, so
 // it survives CP restarts and DB loss; the proof of possession (a signature over the CP's nonce) stops anyone
-// from registering with another agent's public key. Shared by the agent (sign) and the CP (verify).
+// from registering with another agent's public key. Shared by the agent (sign) and the CP (verify), as is the
+// raw-key Ed25519 verify that CP envelopes use too.
 import { createHash, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
 
 // DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it.
@@ -24,6 +25,11 @@ export function signPop(privateKey: KeyObject, nonce: Uint8Array): Uint8Array {
 }
 
 export function verifyPop(pubkey: Uint8Array, nonce: Uint8Array, signature: Uint8Array): boolean {
+  return ed25519Verify(pubkey, popMessage(nonce), signature);
+}
+
+/** Verifies an Ed25519 signature under a raw 32-byte public key; false for any malformed key or signature. */
+export function ed25519Verify(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (pubkey.length !== 32 || signature.length !== 64) return false;
   try {
     // A JWK import takes the raw key as it is; the DER (SPKI) import goes through OpenSSL's decoder search,
@@ -32,7 +38,7 @@ export function verifyPop(pubkey: Uint8Array, nonce: Uint8Array, signature: Uint
       key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(pubkey).toString("base64url") },
       format: "jwk",
     });
-    return verify(null, popMessage(nonce), key, signature);
+    return verify(null, message, key, signature);
   } catch {
     return false;
   }

@@ -2,13 +2,15 @@
 // its evaluation against a quote that verifyQuote already accepted: collateral signatures back to the quote's
 // root, CRLs and revocation, time windows, QE identity policy, FMSPC/PCEID, TDX module identity and the TCB
 // level. Every check runs and is recorded, so a caller sees the TCB status even when, say, a CRL has expired;
-// the first failing check (in CHECK_OF_CODE order) gives the stable reason code.
+// the first failing check (in CHECKS order) gives the stable reason code. What depends only on the collateral and
+// the PCK chain (signatures, CRLs, revocation) is computed once per collateral object and platform.
 // Imports attestation/ modules and spec/errors.ts.
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { AttestationError, type CodeOf } from "../spec/errors.ts";
+import { BoundedCache } from "./bounded-cache.ts";
 import { type Crl, certificateNames, crlSignedBy, parseCrl } from "./crl.ts";
 import { p256Verify } from "./p256.ts";
-import { splitPckChain } from "./pck-chain.ts";
+import { type PckChainCertificates, splitPckChain } from "./pck-chain.ts";
 import { parsePemCertificates } from "./pem.ts";
 import { parseQuote } from "./quote.ts";
 import {
@@ -157,6 +159,22 @@ export function parseCollateral(text: string): Collateral {
   };
 }
 
+/** What a collateral finds about one PCK chain, whatever the quote: signatures, CRLs, revocation, the leaf's TCB. */
+interface ChainFindings {
+  /** In the order the checks ran; the first message of a check is the one reported. */
+  failures: [CollateralCheck, string][];
+  /** Validity windows of the TCB signing certificates that verified. */
+  signerWindows: [string, number, number][];
+  pck: PckTcb | undefined;
+}
+
+// The chain findings cost six signature verifies (about 2 ms, twenty quote verifies), yet depend only on the
+// collateral and the platform's PCK chain. A source hands out one Collateral object per platform until it
+// fetches again, so the findings are kept with that object (a collateral must not be edited once evaluated),
+// bounded like verify.ts's caches: one entry per platform.
+const CHAIN_ENTRIES = 16_384;
+const findingsByCollateral = new WeakMap<Collateral, BoundedCache<string, ChainFindings>>();
+
 /**
  * Evaluates `collateral` for a quote that verifyQuote accepted (`bytes` are the same quote) at time `at`.
  * Never throws for a failing check; see requireCollateral.
@@ -168,63 +186,15 @@ export function evaluateCollateral(
   at: Date,
 ): CollateralResult {
   const quote = parseQuote(bytes);
-  const certs = splitPckChain(quote.qeCertData.pckCertData.data);
-  const root = new X509Certificate(certs.root);
-  const ca = new X509Certificate(certs.ca);
-  const leaf = new X509Certificate(certs.leaf);
+  const chain = chainFindingsOf(collateral, quote.qeCertData.pckCertData.data);
   const failures = new Map<CollateralCheck, string>();
   const fail = (check: CollateralCheck, message: string) => {
     if (!failures.has(check)) failures.set(check, message);
   };
-
-  // Signatures: the TCB signing certificate must chain to the very root the quote's PCK chain ended in.
-  const signer = (chain: Uint8Array[], what: string): X509Certificate | undefined => {
-    const [signingDer, rootDer] = chain;
-    if (signingDer === undefined || rootDer === undefined || !Buffer.from(rootDer).equals(certs.root)) {
-      fail("tcb_signing_chain", `${what} issuer chain does not end in the quote's root`);
-      return undefined;
-    }
-    const signing = new X509Certificate(signingDer);
-    if (!signing.checkIssued(root) || !signing.verify(root.publicKey)) {
-      fail("tcb_signing_chain", `${what} signing certificate is not issued by the root`);
-      return undefined;
-    }
-    return signing;
-  };
-  const tcbSigner = signer(collateral.tcbInfoIssuerChain, "TCB info");
-  const qeSigner = signer(collateral.qeIdentityIssuerChain, "QE identity");
-  if (
-    tcbSigner &&
-    !p256Verify(tcbSigner.publicKey, utf8(collateral.tcbInfoJson), collateral.tcbInfoSignature)
-  ) {
-    fail("tcb_info_signature", "TCB info signature does not verify");
-  }
-  if (
-    qeSigner &&
-    !p256Verify(qeSigner.publicKey, utf8(collateral.qeIdentityJson), collateral.qeIdentitySignature)
-  ) {
-    fail("qe_identity_signature", "QE identity signature does not verify");
-  }
-  if (!tcbSigner) fail("tcb_info_signature", "TCB info signer not trusted");
-  if (!qeSigner) fail("qe_identity_signature", "QE identity signer not trusted");
-
-  // CRLs: the Root CA CRL covers the PCK CA, the PCK CRL (issued by the quote's PCK CA) covers the leaf.
-  const { rootCaCrl, pckCrl } = collateral;
-  const rootNames = certificateNames(certs.root);
-  const caNames = certificateNames(certs.ca);
-  const leafNames = certificateNames(certs.leaf);
-  if (!crlSignedBy(rootCaCrl, root.publicKey) || !bytesEqual(rootCaCrl.issuer, rootNames.subject)) {
-    fail("root_ca_crl", "Root CA CRL is not issued and signed by the root");
-  }
-  if (!bytesEqual(pckCrl.issuer, leafNames.issuer) || !bytesEqual(pckCrl.issuer, caNames.subject)) {
-    fail("pck_crl", "PCK CRL issuer is not the PCK leaf's issuer");
-  } else if (!crlSignedBy(pckCrl, ca.publicKey)) {
-    fail("pck_crl", "PCK CRL is not signed by the PCK CA");
-  }
-  if (rootCaCrl.revoked.has(serial(ca))) fail("not_revoked", "the PCK CA certificate is revoked");
-  if (pckCrl.revoked.has(serial(leaf))) fail("not_revoked", "the PCK leaf certificate is revoked");
+  for (const [check, message] of chain.failures) fail(check, message);
 
   // Time: every piece of collateral must be current at `at`.
+  const { rootCaCrl, pckCrl } = collateral;
   const t = at.getTime();
   const windows: [string, number, number][] = [
     ["Root CA CRL", rootCaCrl.thisUpdate.getTime(), rootCaCrl.nextUpdate?.getTime() ?? Number.NaN],
@@ -235,10 +205,8 @@ export function evaluateCollateral(
       Date.parse(collateral.qeIdentity.issueDate),
       Date.parse(collateral.qeIdentity.nextUpdate),
     ],
+    ...chain.signerWindows,
   ];
-  for (const cert of [tcbSigner, qeSigner]) {
-    if (cert) windows.push(["TCB signing certificate", Date.parse(cert.validFrom), Date.parse(cert.validTo)]);
-  }
   for (const [what, from, to] of windows) {
     // NaN bounds (no nextUpdate, unreadable date) fail the comparison: such collateral never counts as current.
     if (!(t >= from && t <= to)) {
@@ -288,12 +256,7 @@ export function evaluateCollateral(
   }
 
   // Platform TCB level.
-  let pck: PckTcb | undefined;
-  try {
-    pck = pckTcbOf(certs.leaf);
-  } catch (err) {
-    fail("tcb_level", `PCK leaf TCB: ${(err as Error).message}`);
-  }
+  const { pck } = chain;
   const level = pck && matchTcbLevel(info, pck, teeTcbSvn);
   if (pck && level === undefined) fail("tcb_level", "no TCB level of the TCB info matches the platform");
   const tcbStatus = level
@@ -321,6 +284,87 @@ export function evaluateCollateral(
     result.message = failures.get(check);
   }
   return result;
+}
+
+function chainFindingsOf(collateral: Collateral, pckChainPem: Uint8Array): ChainFindings {
+  let cache = findingsByCollateral.get(collateral);
+  if (cache === undefined) {
+    cache = new BoundedCache(CHAIN_ENTRIES);
+    findingsByCollateral.set(collateral, cache);
+  }
+  const key = createHash("sha256").update(pckChainPem).digest("hex");
+  let findings = cache.get(key);
+  if (findings === undefined) {
+    findings = findChainFindings(collateral, splitPckChain(pckChainPem));
+    cache.set(key, findings);
+  }
+  return findings;
+}
+
+function findChainFindings(collateral: Collateral, certs: PckChainCertificates): ChainFindings {
+  const root = new X509Certificate(certs.root);
+  const ca = new X509Certificate(certs.ca);
+  const leaf = new X509Certificate(certs.leaf);
+  const failures: [CollateralCheck, string][] = [];
+  const fail = (check: CollateralCheck, message: string) => failures.push([check, message]);
+
+  // Signatures: the TCB signing certificate must chain to the very root the quote's PCK chain ended in.
+  const signer = (chain: Uint8Array[], what: string): X509Certificate | undefined => {
+    const [signingDer, rootDer] = chain;
+    if (signingDer === undefined || rootDer === undefined || !Buffer.from(rootDer).equals(certs.root)) {
+      fail("tcb_signing_chain", `${what} issuer chain does not end in the quote's root`);
+      return undefined;
+    }
+    const signing = new X509Certificate(signingDer);
+    if (!signing.checkIssued(root) || !signing.verify(root.publicKey)) {
+      fail("tcb_signing_chain", `${what} signing certificate is not issued by the root`);
+      return undefined;
+    }
+    return signing;
+  };
+  const tcbSigner = signer(collateral.tcbInfoIssuerChain, "TCB info");
+  const qeSigner = signer(collateral.qeIdentityIssuerChain, "QE identity");
+  if (
+    tcbSigner &&
+    !p256Verify(tcbSigner.publicKey, utf8(collateral.tcbInfoJson), collateral.tcbInfoSignature)
+  ) {
+    fail("tcb_info_signature", "TCB info signature does not verify");
+  }
+  if (
+    qeSigner &&
+    !p256Verify(qeSigner.publicKey, utf8(collateral.qeIdentityJson), collateral.qeIdentitySignature)
+  ) {
+    fail("qe_identity_signature", "QE identity signature does not verify");
+  }
+  if (!tcbSigner) fail("tcb_info_signature", "TCB info signer not trusted");
+  if (!qeSigner) fail("qe_identity_signature", "QE identity signer not trusted");
+
+  // CRLs: the Root CA CRL covers the PCK CA, the PCK CRL (issued by the quote's PCK CA) covers the leaf.
+  const { rootCaCrl, pckCrl } = collateral;
+  const rootNames = certificateNames(certs.root);
+  const caNames = certificateNames(certs.ca);
+  const leafNames = certificateNames(certs.leaf);
+  if (!crlSignedBy(rootCaCrl, root.publicKey) || !bytesEqual(rootCaCrl.issuer, rootNames.subject)) {
+    fail("root_ca_crl", "Root CA CRL is not issued and signed by the root");
+  }
+  if (!bytesEqual(pckCrl.issuer, leafNames.issuer) || !bytesEqual(pckCrl.issuer, caNames.subject)) {
+    fail("pck_crl", "PCK CRL issuer is not the PCK leaf's issuer");
+  } else if (!crlSignedBy(pckCrl, ca.publicKey)) {
+    fail("pck_crl", "PCK CRL is not signed by the PCK CA");
+  }
+  if (rootCaCrl.revoked.has(serial(ca))) fail("not_revoked", "the PCK CA certificate is revoked");
+  if (pckCrl.revoked.has(serial(leaf))) fail("not_revoked", "the PCK leaf certificate is revoked");
+
+  let pck: PckTcb | undefined;
+  try {
+    pck = pckTcbOf(certs.leaf);
+  } catch (err) {
+    fail("tcb_level", `PCK leaf TCB: ${(err as Error).message}`);
+  }
+  const signerWindows = [tcbSigner, qeSigner].flatMap((cert): [string, number, number][] =>
+    cert ? [["TCB signing certificate", Date.parse(cert.validFrom), Date.parse(cert.validTo)]] : [],
+  );
+  return { failures, signerWindows, pck };
 }
 
 /** Throws the first failure of `result` as an AttestationError carrying the result in `details`. */

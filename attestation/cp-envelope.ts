@@ -3,13 +3,13 @@
 // against its cp_envelope policy before anything runs. Both sides live here so they share one signed message.
 // The only I/O is the agent's MRTD pin file (filePin). spec/protocol.md ("CP envelope") is the prose.
 // Imports node:crypto, node:fs, attestation/, spec/ and lib/canonical-json.
-import { createHash, createPublicKey, type KeyObject, randomBytes, sign, verify } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject, randomBytes, sign } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { AttestationError, EnvelopeError } from "../spec/errors.ts";
 import { type CpEnvelope, type MessageBody, messageSchemas } from "../spec/protocol.ts";
-import { rawPublicKey } from "./agent-key.ts";
+import { ed25519Verify, rawPublicKey } from "./agent-key.ts";
 import type { QuoteProvider } from "./providers/provider.ts";
 import { reportDataFor, reportDataMatches } from "./report-data.ts";
 import type { TrustAnchors } from "./trust.ts";
@@ -28,7 +28,7 @@ export const ENVELOPE_MAX_SKEW_MS = 5 * 60_000;
  * is only to bind cp_pubkey to the TD that holds it; freshness comes from each command's signature (issued_at,
  * nonce). A fixed value lets the agent recompute REPORTDATA without another field.
  */
-export const CP_KEY_BINDING_NONCE: Uint8Array = new Uint8Array(32);
+const CP_KEY_BINDING_NONCE: Uint8Array = new Uint8Array(32);
 /** The pin file in the agent's data dir (pin_first_seen). */
 export const CP_PIN_FILE = "cp-pin.json";
 
@@ -41,7 +41,7 @@ const REPLAY_CAPACITY = 4096;
  * SHA-256 of the command as the agent will run it: canonical JSON of the body after its schema (so defaults such
  * as health.path are the ones the agent sees), with the build context replaced by its SHA-256.
  */
-export function commandDigest<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>): Uint8Array {
+function commandDigest<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>): Uint8Array {
   const { envelope: _, ...command } = body as MessageBody<T>;
   const parsed = messageSchemas[type].safeParse(command);
   // A body that does not parse is refused by the agent's frame check before any envelope check.
@@ -55,7 +55,7 @@ export function commandDigest<T extends EnvelopedType>(type: T, body: EnvelopeCo
 }
 
 /** The bytes `sig` covers: prefix ‖ type ‖ deployment_id ‖ command digest ‖ issued_at ‖ nonce ‖ agent_id. */
-export function envelopeMessage(o: {
+function envelopeMessage(o: {
   type: EnvelopedType;
   deploymentId: string;
   digest: Uint8Array;
@@ -84,7 +84,7 @@ function lengthPrefixed(s: string): Buffer {
 }
 
 /** REPORTDATA of the CP's quote: purpose cp-envelope, the fixed binding nonce, the CP's public key. */
-export function cpQuoteReportData(cpPubkey: Uint8Array): Uint8Array {
+function cpQuoteReportData(cpPubkey: Uint8Array): Uint8Array {
   return reportDataFor("cp-envelope", CP_KEY_BINDING_NONCE, cpPubkey);
 }
 
@@ -301,16 +301,6 @@ function checkQuote(quote: Uint8Array, cpPubkey: Uint8Array, trust: TrustAnchors
   if (!reportDataMatches(verified.reportData, cpQuoteReportData(cpPubkey)))
     throw new EnvelopeError("EE-ENV-QUOTE", "the CP quote's REPORTDATA does not bind cp_pubkey");
   return verified.mrtd;
-}
-
-function ed25519Verify(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    const x = Buffer.from(pubkey).toString("base64url");
-    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
-    return verify(null, message, key, signature);
-  } catch {
-    return false;
-  }
 }
 
 function hex(bytes: Uint8Array): string {

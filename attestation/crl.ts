@@ -68,7 +68,7 @@ export function crlSignedBy(crl: Crl, key: KeyObject): boolean {
 }
 
 /** Lowercase hex without leading zeros, as CRL entries and PckLeafInfo.serial_number spell serials. */
-export function serialHex(bytes: Uint8Array): string {
+function serialHex(bytes: Uint8Array): string {
   const hex = Buffer.from(bytes).toString("hex");
   return hex === "" ? "0" : BigInt(`0x${hex}`).toString(16);
 }

@@ -4,16 +4,17 @@
 // is fetched again once the evaluation time passes its earliest nextUpdate; when that fails, the cached copy is
 // used and evaluation reports it as expired if it is. The signed TCB info and QE identity are taken as the exact
 // bytes of the response body: re-serialising them would break Intel's signatures.
-// Imports attestation/ modules and spec/errors.ts.
+// Imports attestation/ modules, lib/read-if-exists.ts and spec/errors.ts.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { AttestationError, ValidationError } from "../spec/errors.ts";
 import { BoundedCache } from "./bounded-cache.ts";
 import { type Collateral, parseCollateral } from "./collateral.ts";
 import type { CollateralQuery, CollateralSource, PckCa } from "./collateral-store.ts";
 
-export const PCCS_DEFAULTS = { timeoutMs: 10_000, maxEntries: 64, minRefetchMs: 60_000 };
+const PCCS_DEFAULTS = { timeoutMs: 10_000, maxEntries: 64, minRefetchMs: 60_000 };
 
 export interface PccsOptions {
   /** PCCS or PCS base URL; a trailing `/sgx/certification/v4` or `/tdx/certification/v4` is accepted. */
@@ -98,13 +99,9 @@ export class PccsCollateralSource implements CollateralSource {
   #cached(key: string): Collateral | undefined {
     const hit = this.#memory.get(key);
     if (hit) return hit;
-    let text: string;
     try {
-      text = readFileSync(this.#file(key), "utf8");
-    } catch {
-      return undefined;
-    }
-    try {
+      const text = readFileIfExists(this.#file(key));
+      if (text === null) return undefined;
       const collateral = parseCollateral(text);
       this.#memory.set(key, collateral);
       return collateral;
@@ -134,7 +131,7 @@ export class PccsCollateralSource implements CollateralSource {
 }
 
 /** The earliest nextUpdate of the TCB info, QE identity and both CRLs (ms); NaN or -Infinity when unknown. */
-export function collateralNextUpdate(c: Collateral): number {
+function collateralNextUpdate(c: Collateral): number {
   return Math.min(
     Date.parse(c.tcbInfo.nextUpdate),
     Date.parse(c.qeIdentity.nextUpdate),
@@ -144,7 +141,7 @@ export function collateralNextUpdate(c: Collateral): number {
 }
 
 /** The base URL without a trailing slash or API path. Throws EE-CONFIG-INVALID. */
-export function pccsBase(url: string): string {
+function pccsBase(url: string): string {
   const base = url.replace(/\/+$/, "").replace(/\/(?:sgx|tdx)\/certification\/v4$/, "");
   let parsed: URL;
   try {
@@ -158,7 +155,7 @@ export function pccsBase(url: string): string {
 }
 
 /** Fetches one platform's collateral and returns it as QuoteCollateralV3 JSON text. Throws plain Errors. */
-export async function fetchPccsCollateral(
+async function fetchPccsCollateral(
   base: string,
   fmspc: string,
   ca: PckCa,

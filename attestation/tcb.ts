@@ -6,7 +6,7 @@
 import { derRead, derReadOne, isOid, TAG } from "./der.ts";
 import { SGX_EXTENSION_OID } from "./sgx-extension.ts";
 
-export const TCB_STATUSES = [
+const TCB_STATUSES = [
   "UpToDate",
   "SWHardeningNeeded",
   "ConfigurationNeeded",

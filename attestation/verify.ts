@@ -143,12 +143,8 @@ function runChecks(bytes: Uint8Array, opts: VerifyOptions, checks: Partial<Quote
   }
   pass("qe_report_signature");
 
-  const binding = Buffer.concat([
-    createHash("sha256").update(quote.attestationKey).update(qeAuthData).digest(),
-    Buffer.alloc(32),
-  ]);
   ensure(
-    binding.equals(qeReportBody.reportData),
+    Buffer.from(qeBindingReportData(quote.attestationKey, qeAuthData)).equals(qeReportBody.reportData),
     "EE-ATT-QE-BINDING",
     "QE report data is not SHA-256(attestation key ‖ QE auth data) ‖ 0^32",
   );
@@ -162,6 +158,12 @@ function runChecks(bytes: Uint8Array, opts: VerifyOptions, checks: Partial<Quote
   pass("quote_signature");
 
   return toVerifiedQuote(quote, chain, checks as QuoteChecks);
+}
+
+/** What a genuine QE puts in its report data: SHA-256(attestation key ‖ QE auth data) ‖ 0^32. */
+export function qeBindingReportData(attestationKey: Uint8Array, qeAuthData: Uint8Array): Uint8Array {
+  const digest = createHash("sha256").update(attestationKey).update(qeAuthData).digest();
+  return new Uint8Array(Buffer.concat([digest, Buffer.alloc(32)]));
 }
 
 function ensure(ok: boolean, code: CheckedCode, message: string): asserts ok {

@@ -1,7 +1,6 @@
 // The dev quote provider: real-format v4 TDX quotes, signed by the development PCK chain from
 // `eectl attest dev-init`, so that the CP runs the very verifier it runs on hardware quotes. Only a CP that trusts
 // the dev root accepts them. Imports attestation/ modules and spec/errors.ts.
-import { createHash } from "node:crypto";
 import { AttestationError } from "../../spec/errors.ts";
 import { loadDevPki } from "../dev-pki.ts";
 import { p256RawPublicKey, p256Sign } from "../p256.ts";
@@ -18,6 +17,7 @@ import {
   type TdReportBody,
   TEE_TYPE_TDX,
 } from "../quote.ts";
+import { qeBindingReportData } from "../verify.ts";
 import type { QuoteProvider } from "./provider.ts";
 
 /** The MRTD of dev quotes unless configured: a fixed value that no real TD image measures to. */
@@ -55,7 +55,10 @@ export function createDevQuoteProvider(opts: DevQuoteProviderOptions): QuoteProv
   const pki = loadDevPki(opts.dir);
   const attestationKey = p256RawPublicKey(pki.attestationKey);
   // The QE report depends only on the attestation key, so it is built and signed once per provider.
-  const qeReport = encodeSgxReportBody({ ...emptySgxReportBody(), reportData: qeReportData(attestationKey) });
+  const qeReport = encodeSgxReportBody({
+    ...emptySgxReportBody(),
+    reportData: qeBindingReportData(attestationKey, QE_AUTH_DATA),
+  });
   const qeCertData = {
     qeReport,
     qeReportSignature: p256Sign(pki.pckLeafKey, qeReport),
@@ -97,10 +100,4 @@ function measurement(value: string, what: string): Uint8Array {
     throw new AttestationError("EE-ATT-PROVIDER", `${what} must be 96 lowercase hex digits`);
   }
   return Buffer.from(value, "hex");
-}
-
-/** What a genuine QE puts in its report data: SHA-256(attestation key ‖ QE auth data) ‖ 0^32. */
-function qeReportData(attestationKey: Uint8Array): Uint8Array {
-  const digest = createHash("sha256").update(attestationKey).update(QE_AUTH_DATA).digest();
-  return new Uint8Array(Buffer.concat([digest, Buffer.alloc(32)]));
 }

@@ -31,6 +31,17 @@ function eectl(...args: string[]): Promise<Run> {
 
 const hexOf = /^[0-9a-f]+$/;
 
+/** `--json` for one shared quote, checked at `at` against the collateral of the FMSPC B0C06F000000 platform. */
+const withCollateral = (quote: string, at: string) =>
+  eectl(
+    join(Q, quote),
+    "--collateral",
+    join(Q, "collateral/dcapqvl-fmspcB0C06F000000-2025-06.collateral.json"),
+    "--at",
+    at,
+    "--json",
+  );
+
 maybe("a genuine quote without collateral: ok, exit 0, every field lowercase hex", async (t) => {
   const name = "trustee-tdx_quote_4_v4";
   const json = JSON.parse(readFileSync(join(Q, `${name}.json`), "utf8"));
@@ -59,14 +70,7 @@ maybe("a genuine quote without collateral: ok, exit 0, every field lowercase hex
 });
 
 maybe("with collateral: tcb_status UpToDate and collateral checks, exit 0", async (t) => {
-  const r = await eectl(
-    join(Q, "dcapqvl-tdx_quote_v4.bin"),
-    "--collateral",
-    join(Q, "collateral/dcapqvl-fmspcB0C06F000000-2025-06.collateral.json"),
-    "--at",
-    "2025-07-01T00:00:00Z",
-    "--json",
-  );
+  const r = await withCollateral("dcapqvl-tdx_quote_v4.bin", "2025-07-01T00:00:00Z");
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   t.true(out.ok);
@@ -77,14 +81,7 @@ maybe("with collateral: tcb_status UpToDate and collateral checks, exit 0", asyn
 });
 
 maybe("with collateral whose TCB level does not match: exit 1, reason EE-ATT-TCB-LEVEL", async (t) => {
-  const r = await eectl(
-    join(Q, "dcapqvl-tdx-quote-hex_v4.bin"),
-    "--collateral",
-    join(Q, "collateral/dcapqvl-fmspcB0C06F000000-2025-06.collateral.json"),
-    "--at",
-    "2025-07-01T00:00:00Z",
-    "--json",
-  );
+  const r = await withCollateral("dcapqvl-tdx-quote-hex_v4.bin", "2025-07-01T00:00:00Z");
   t.is(r.code, 1);
   const out = JSON.parse(r.stdout);
   t.false(out.ok);
@@ -93,14 +90,7 @@ maybe("with collateral whose TCB level does not match: exit 1, reason EE-ATT-TCB
 });
 
 maybe("with collateral checked after it expired: exit 1, reason EE-ATT-COLLATERAL-EXPIRED", async (t) => {
-  const r = await eectl(
-    join(Q, "dcapqvl-tdx_quote_v4.bin"),
-    "--collateral",
-    join(Q, "collateral/dcapqvl-fmspcB0C06F000000-2025-06.collateral.json"),
-    "--at",
-    "2025-09-01T00:00:00Z",
-    "--json",
-  );
+  const r = await withCollateral("dcapqvl-tdx_quote_v4.bin", "2025-09-01T00:00:00Z");
   t.is(r.code, 1);
   t.is(JSON.parse(r.stdout).reason, "EE-ATT-COLLATERAL-EXPIRED");
 });

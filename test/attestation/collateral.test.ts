@@ -129,6 +129,24 @@ maybe("dcap-qvl's tdx_quote is UpToDate with no advisories, and requireCollatera
   t.notThrows(() => requireCollateral(r));
 });
 
+maybe("evaluating one collateral again keeps its signature findings and checks the time anew", (t) => {
+  const raw = JSON.parse(goodText()) as Record<string, string>;
+  const sig = raw.qe_identity_signature ?? "";
+  raw.qe_identity_signature = `${sig.slice(0, -1)}${sig.endsWith("0") ? "1" : "0"}`;
+  const forged = parseCollateral(JSON.stringify(raw));
+  for (const r of [evaluate(forged), evaluate(forged)]) {
+    t.false(r.checks.qe_identity_signature);
+    t.is(r.reason, "EE-ATT-COLLATERAL-SIGNATURE");
+  }
+  const good = parseCollateral(goodText());
+  t.true(evaluate(good).ok);
+  const later = evaluate(good, new Date(Date.parse(good.tcbInfo.nextUpdate) + 1000));
+  t.false(later.checks.collateral_time);
+  t.true(later.checks.tcb_info_signature);
+  t.is(later.reason, "EE-ATT-COLLATERAL-EXPIRED");
+  t.true(evaluate(good).ok);
+});
+
 maybe("a TCB info changed by one character fails its signature", (t) => {
   const raw = JSON.parse(goodText()) as Record<string, string>;
   raw.tcb_info = (raw.tcb_info ?? "").replace('"tcbStatus":"OutOfDate"', '"tcbStatus":"UpToDate"');

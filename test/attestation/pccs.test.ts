@@ -2,7 +2,7 @@
 // a PCCS does (DER and hex CRLs, URL-encoded issuer chains, signed JSON bodies), and the fetched collateral must
 // evaluate exactly like the stored file; then the memory and disk caches, refetch on expiry, fallback when the
 // server is down, and byte-exact signed bodies. Skipped, with a notice, where the samples are absent.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -141,6 +141,21 @@ maybe("a new source reads the disk cache without asking the server", async (t) =
   const cached = await offline.forQuote(s.query, CURRENT);
   t.true(evaluateCollateral(s.bytes, s.verified, cached!, CURRENT).ok);
   t.is(pccs.requests.length, 4);
+});
+
+maybe("a damaged disk cache file is reported and fetched again", async (t) => {
+  const s = sample();
+  const pccs = await fakePccs(t, s.v3);
+  const cacheDir = tempDir(t);
+  const file = join(cacheDir, "b0c06f000000-platform.collateral.json");
+  writeFileSync(file, "{not json");
+  const warnings: string[] = [];
+  const source = new PccsCollateralSource({ url: pccs.url, cacheDir, warn: (m) => warnings.push(m) });
+  const fetched = await source.forQuote(s.query, CURRENT);
+  t.true(evaluateCollateral(s.bytes, s.verified, fetched!, CURRENT).ok);
+  t.deepEqual(warnings, [`ignoring unreadable collateral cache ${file}`]);
+  t.is(pccs.requests.length, 4);
+  t.is(parseCollateral(readFileSync(file, "utf8")).tcbInfoJson, s.v3.tcb_info, "the file is replaced");
 });
 
 maybe("past the earliest nextUpdate the collateral is fetched again", async (t) => {
