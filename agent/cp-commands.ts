@@ -50,7 +50,7 @@ export interface CpCommands {
   cancelAll(): void;
 }
 
-export function statusReport(s: WorkloadStatus): WorkloadReport {
+function statusReport(s: WorkloadStatus): WorkloadReport {
   const status =
     s.step === "running"
       ? "healthy"
@@ -106,15 +106,15 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
     }
   };
 
-  const fail = (send: Send, re: number | undefined, err: unknown) => {
-    const e = err instanceof EeError ? err : null;
-    if (!e) o.log.error({ err }, "request from the control plane failed");
-    send(
-      "error",
-      { code: e?.code ?? "EE-INTERNAL", message: (e?.message ?? "internal error").slice(0, 1024) },
-      re === undefined ? {} : { re },
-    );
+  /** What the CP is told of a failure: a typed error's code and message; anything else is logged, EE-INTERNAL. */
+  const refusal = (err: unknown, what: string) => {
+    if (err instanceof EeError) return { code: err.code, message: err.message.slice(0, 1024) };
+    o.log.error({ err }, what);
+    return { code: "EE-INTERNAL", message: "internal error" };
   };
+
+  const fail = (send: Send, re: number | undefined, err: unknown) =>
+    send("error", refusal(err, "request from the control plane failed"), re === undefined ? {} : { re });
 
   async function streamLogs(env: AnyEnvelope & { type: "logs" }, send: Send): Promise<void> {
     const abort = new AbortController();
@@ -172,19 +172,8 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
             send("deploy_status", statusFrame(status), re);
           } catch (err) {
             // A refusal ends this deployment at the CP: it is a failed step, not a broken request.
-            const e = err instanceof EeError ? err : null;
-            if (!e) o.log.error({ err }, "deploy failed unexpectedly");
-            send(
-              "deploy_status",
-              {
-                deployment_id: env.body.deployment_id,
-                step: "failed",
-                at: Date.now(),
-                code: e?.code ?? "EE-INTERNAL",
-                message: (e?.message ?? "internal error").slice(0, 1024),
-              },
-              re,
-            );
+            const { code, message } = refusal(err, "deploy failed unexpectedly");
+            send("deploy_status", { deployment_id, step: "failed", at: Date.now(), code, message }, re);
           }
           return true;
         }

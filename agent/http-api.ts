@@ -68,10 +68,10 @@ export interface QuoteLimits {
 // endpoint is public. A few quotes run at once; a short queue absorbs bursts from honest monitors rather than
 // failing them; past that the caller is refused at once, so a flood costs neither TD quoting capacity nor
 // unbounded memory. Only health quotes go through this limiter: CP-link quotes never wait behind it.
-export const HEALTH_QUOTE_LIMITS: QuoteLimits = { inFlight: 4, waiting: 16 };
+const HEALTH_QUOTE_LIMITS: QuoteLimits = { inFlight: 4, waiting: 16 };
 
-export const NONCE_MIN_BYTES = 16;
-export const NONCE_MAX_BYTES = 64;
+const NONCE_MIN_BYTES = 16;
+const NONCE_MAX_BYTES = 64;
 
 /**
  * The quote provider cannot give this caller a quote (failed, or saturated). Not AttestationError: that family
@@ -127,7 +127,7 @@ function wantsAttestation(ctx: Koa.Context): boolean {
 }
 
 /** The caller's nonce: 16..64 bytes of hex (either case), so the binding is fresh for that caller. */
-export function parseHealthNonce(nonce: string | undefined): Uint8Array {
+function parseHealthNonce(nonce: string | undefined): Uint8Array {
   if (nonce === undefined || nonce === "")
     throw new ValidationError("EE-REQ-INVALID", "nonce: required with attest=true");
   if (!/^[0-9a-fA-F]*$/.test(nonce) || nonce.length % 2 !== 0)

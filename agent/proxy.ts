@@ -24,7 +24,7 @@ export interface ProxyTarget {
  * nothing (503, EE-WORKLOAD-NONE) or nothing that answers (502, EE-WORKLOAD-UNREACHABLE), the statuses HTTP
  * clients and load balancers already treat as "retry elsewhere or later".
  */
-export class GatewayError extends EeError<"EE-WORKLOAD-NONE" | "EE-WORKLOAD-UNREACHABLE"> {
+class GatewayError extends EeError<"EE-WORKLOAD-NONE" | "EE-WORKLOAD-UNREACHABLE"> {
   override readonly name = "GatewayError";
   readonly wsClose = WS_CLOSE.internal;
   get httpStatus(): number {

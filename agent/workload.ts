@@ -125,12 +125,12 @@ export interface WorkloadsOptions {
   clock?: WorkloadClock;
 }
 
-export const DEFAULT_POLL_MS = 1000;
-export const DEFAULT_SETTLE_MS = 5000;
+const DEFAULT_POLL_MS = 1000;
+const DEFAULT_SETTLE_MS = 5000;
 /** The gate deadline of a deploy without a health spec: the health spec's own default timeout_s. */
-export const DEFAULT_GATE_TIMEOUT_S = 60;
+const DEFAULT_GATE_TIMEOUT_S = 60;
 /** One HTTP health probe may take this long before it counts as not healthy yet. */
-export const PROBE_TIMEOUT_MS = 2000;
+const PROBE_TIMEOUT_MS = 2000;
 export const PERSIST_FILE = "workload.json";
 
 /** Steps in which a deployment holds the agent: another deployment is refused with EE-WORKLOAD-BUSY. */
@@ -480,11 +480,10 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
       return () => listeners.delete(listener);
     },
     async *logs(logOpts) {
-      const id = current?.request.deployment_id;
-      if (id === undefined || (await runtime.inspect(id)).length === 0) {
-        throw new WorkloadError("EE-WORKLOAD-NONE", "no workload containers to read logs from");
-      }
-      yield* runtime.logs(id, logOpts);
+      // No containers is the runtime's own EE-WORKLOAD-NONE: listing them here first would ask the engine twice.
+      if (!current)
+        throw new WorkloadError("EE-WORKLOAD-NONE", "no workload has been deployed on this agent");
+      yield* runtime.logs(current.request.deployment_id, logOpts);
     },
     async stats() {
       const containers = current ? await runtime.stats(current.request.deployment_id) : [];

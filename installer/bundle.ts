@@ -31,7 +31,7 @@ const run = promisify(execFile);
 /** The checkout (or installed bundle) this code runs from. */
 export const SOURCE_ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const MANIFEST = "easyenclave-bundle.json";
-export const LAUNCHER = "bin/easyenclave-agent";
+const LAUNCHER = "bin/easyenclave-agent";
 const RUNTIME_DIRS = [
   "bin",
   "actors",
@@ -179,49 +179,51 @@ export interface StagedBundle {
   manifest: BundleManifest;
 }
 
-/** Copies the bundle at `path` (a directory or a tarball) into a new folder under `scratch`. */
-export async function openBundle(path: string, scratch: string): Promise<StagedBundle> {
-  const info = await stat(path).catch(() => {
-    throw new ValidationError("EE-CONFIG-INVALID", `--bundle ${path}: no such file or directory`);
-  });
+/** Runs `fill` on a new folder under `scratch`; it returns the bundle's directory there. Nothing stays on failure. */
+async function stage(
+  scratch: string,
+  what: string,
+  fill: (tmp: string) => Promise<string>,
+): Promise<StagedBundle> {
   const tmp = await mkdtemp(join(scratch, ".bundle-"));
   try {
-    if (info.isDirectory()) {
-      await readBundle(path, `--bundle ${path}`);
-      const dir = join(tmp, "bundle");
-      await cp(path, dir, { recursive: true, verbatimSymlinks: true });
-      return { dir, tmp, manifest: await readBundle(dir, `--bundle ${path}`) };
-    }
-    await run("tar", ["-xf", path, "-C", tmp, "--no-same-owner"]).catch((err: Error) => {
-      throw new ValidationError(
-        "EE-CONFIG-INVALID",
-        `--bundle ${path}: cannot unpack (${err.message.trim()})`,
-      );
-    });
-    const top = await readdir(tmp);
-    if (top.length !== 1) {
-      throw new ValidationError(
-        "EE-CONFIG-INVALID",
-        `--bundle ${path}: expected one top-level folder in the tarball`,
-      );
-    }
-    const dir = join(tmp, top[0]!);
-    return { dir, tmp, manifest: await readBundle(dir, `--bundle ${path}`) };
+    const dir = await fill(tmp);
+    return { dir, tmp, manifest: await readBundle(dir, what) };
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
 }
 
+/** Copies the bundle at `path` (a directory or a tarball) into a new folder under `scratch`. */
+export async function openBundle(path: string, scratch: string): Promise<StagedBundle> {
+  const what = `--bundle ${path}`;
+  const info = await stat(path).catch(() => {
+    throw new ValidationError("EE-CONFIG-INVALID", `${what}: no such file or directory`);
+  });
+  return stage(scratch, what, async (tmp) => {
+    if (info.isDirectory()) {
+      await readBundle(path, what);
+      const dir = join(tmp, "bundle");
+      await cp(path, dir, { recursive: true, verbatimSymlinks: true });
+      return dir;
+    }
+    await run("tar", ["-xf", path, "-C", tmp, "--no-same-owner"]).catch((err: Error) => {
+      throw new ValidationError("EE-CONFIG-INVALID", `${what}: cannot unpack (${err.message.trim()})`);
+    });
+    const top = await readdir(tmp);
+    if (top.length !== 1) {
+      throw new ValidationError("EE-CONFIG-INVALID", `${what}: expected one top-level folder in the tarball`);
+    }
+    return join(tmp, top[0]!);
+  });
+}
+
 /** Builds the bundle for `version` from the running checkout into a new folder under `scratch`. */
-export async function buildStaged(version: string, scratch: string): Promise<StagedBundle> {
-  const tmp = await mkdtemp(join(scratch, ".bundle-"));
-  try {
+export function buildStaged(version: string, scratch: string): Promise<StagedBundle> {
+  return stage(scratch, "the built bundle", async (tmp) => {
     const dir = join(tmp, "bundle");
     await buildBundle({ version, dest: dir });
-    return { dir, tmp, manifest: await readBundle(dir, "the built bundle") };
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+    return dir;
+  });
 }

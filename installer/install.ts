@@ -70,44 +70,42 @@ async function installedConfig(l: Layout): Promise<AgentConfig | null> {
   return exists ? (await readConfig(l.configFile)).config : null;
 }
 
+/** opt/…/<version> holds a complete bundle (a directory left by an interrupted copy does not). */
+function hasVersion(l: Layout, version: string): Promise<boolean> {
+  return readBundle(l.versionDir(version), version).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Makes sure opt/…/<version> holds a complete bundle; true when this call added it. */
 async function ensureVersion(l: Layout, o: { version?: string | undefined; bundle?: string | undefined }) {
   if (o.version !== undefined) checkVersion(o.version);
   await mkdir(l.agentDir, { recursive: true });
-  const present = (v: string) =>
-    readBundle(l.versionDir(v), v).then(
-      () => true,
-      () => false,
-    );
   let staged: StagedBundle;
-  let version: string;
   if (o.bundle === undefined) {
-    version = checkVersion(o.version ?? (await sourceVersion()));
-    if (await present(version)) return { version, added: false };
+    const version = checkVersion(o.version ?? (await sourceVersion()));
+    if (await hasVersion(l, version)) return { version, added: false };
     staged = await buildStaged(version, l.agentDir);
   } else {
     staged = await openBundle(o.bundle, l.agentDir);
-    version = o.version === undefined ? staged.manifest.version : checkVersion(o.version);
-    if (version !== staged.manifest.version) {
-      await rm(staged.tmp, { recursive: true, force: true });
-      throw new ValidationError(
-        "EE-CONFIG-INVALID",
-        `--version ${version}: the bundle ${o.bundle} is version ${staged.manifest.version}`,
-      );
-    }
-    if (await present(version)) {
-      await rm(staged.tmp, { recursive: true, force: true });
-      return { version, added: false };
-    }
   }
   try {
+    const version = staged.manifest.version;
+    if (o.version !== undefined && o.version !== version) {
+      throw new ValidationError(
+        "EE-CONFIG-INVALID",
+        `--version ${o.version}: the bundle ${o.bundle} is version ${version}`,
+      );
+    }
+    if (await hasVersion(l, version)) return { version, added: false };
     // A directory left by an interrupted copy has no valid manifest: replace it.
     await rm(l.versionDir(version), { recursive: true, force: true });
     await rename(staged.dir, l.versionDir(version));
+    return { version, added: true };
   } finally {
     await rm(staged.tmp, { recursive: true, force: true });
   }
-  return { version, added: true };
 }
 
 /** Writes env, config and unit; true when any of them changed. */
@@ -247,13 +245,7 @@ export async function rollbackAgent(o: {
   const l = layout(o.root);
   const state = await installed(l);
   const target = state.previous_version;
-  if (
-    target === null ||
-    !(await readBundle(l.versionDir(target), target).then(
-      () => true,
-      () => false,
-    ))
-  ) {
+  if (target === null || !(await hasVersion(l, target))) {
     throw new ConflictError("EE-CONFLICT-STATE", `no previous version to roll back to under ${l.root}`);
   }
   const control = serviceControl(state.mode, l);

@@ -60,7 +60,7 @@ async function onPath(program: string): Promise<boolean> {
 }
 
 /** systemd manages the services of / (systemctl on PATH and /run/systemd/system present). */
-export async function systemdRuns(): Promise<boolean> {
+async function systemdRuns(): Promise<boolean> {
   const booted = await access("/run/systemd/system").then(
     () => true,
     () => false,

@@ -10,7 +10,7 @@ const STREAMS: Record<number, LogLine["stream"]> = { 1: "stdout", 2: "stderr" };
  * The engine trims trailing zeros of RFC3339Nano fractions; padding them to nine digits makes the strings sort
  * in time order.
  */
-export function normalizeTimestamp(ts: string): string | null {
+function normalizeTimestamp(ts: string): string | null {
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(ts);
   return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}Z` : null;
 }

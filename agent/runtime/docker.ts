@@ -28,12 +28,11 @@ const MAX_BUILD_MESSAGE = 500;
 const PORT_IN_USE = /port is already allocated|address already in use/i;
 const NEVER_STARTED = "0001-01-01T00:00:00Z";
 
-export const networkName = (deploymentId: string): string => `ee-${deploymentId}`;
-export const volumeName = (deploymentId: string, volume: string): string => `ee-${deploymentId}-${volume}`;
-export const containerName = (deploymentId: string, service: string): string =>
-  `ee-${deploymentId}-${service}`;
+const networkName = (deploymentId: string): string => `ee-${deploymentId}`;
+const volumeName = (deploymentId: string, volume: string): string => `ee-${deploymentId}-${volume}`;
+const containerName = (deploymentId: string, service: string): string => `ee-${deploymentId}-${service}`;
 /** The tag a service's image has: its own `image` or, for a build without one, a local tag. */
-export const imageRef = (deploymentId: string, s: ComposeService): string =>
+const imageRef = (deploymentId: string, s: ComposeService): string =>
   s.image ?? `ee-local/${deploymentId}-${s.name}:latest`;
 
 interface EngineError {
@@ -269,14 +268,8 @@ export class DockerRuntime implements WorkloadRuntime {
       const id = labels[LABELS.deployment];
       if (!id || found.has(id)) continue;
       const app = labels[LABELS.app] ?? "";
-      found.set(id, {
-        deploymentId: id,
-        app,
-        composeHash: labels[LABELS.composeHash] ?? null,
-        containers: [],
-      });
+      found.set(id, { deploymentId: id, app, composeHash: labels[LABELS.composeHash] ?? null });
     }
-    for (const d of found.values()) d.containers = await this.inspect(d.deploymentId);
     return [...found.values()];
   }
 

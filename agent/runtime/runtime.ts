@@ -43,12 +43,11 @@ export interface RuntimeContainer {
   ports: PortMapping[];
 }
 
-/** A deployment found on the engine by its labels. */
+/** A deployment found on the engine by its labels; inspect() gives its containers. */
 export interface RuntimeDeployment {
   deploymentId: string;
   app: string;
   composeHash: string | null;
-  containers: RuntimeContainer[];
 }
 
 export interface LogLine {
@@ -100,7 +99,10 @@ export interface WorkloadRuntime {
   remove(deploymentId: string): Promise<void>;
   /** Every deployment with anything labelled on the engine (this agent's only, when the runtime has an owner). */
   deployments(): Promise<RuntimeDeployment[]>;
-  /** The deployment's container logs, stdout and stderr demultiplexed, in time order per container. */
+  /**
+   * The deployment's container logs, stdout and stderr demultiplexed, in time order per container.
+   * Throws WorkloadError EE-WORKLOAD-NONE when the deployment has no containers.
+   */
   logs(deploymentId: string, opts: LogOptions): AsyncIterable<LogLine>;
   stats(deploymentId: string): Promise<ContainerStats[]>;
 }

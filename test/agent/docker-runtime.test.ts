@@ -122,7 +122,7 @@ volumes:
   t.truthy(healthy[0]!.startedAt);
   const found = (await s.runtime.deployments()).find((d) => d.deploymentId === id);
   t.like(found, { app: "test-app", composeHash: spec.composeHash });
-  t.is(found?.containers.length, 1);
+  t.is((await s.runtime.inspect(found!.deploymentId)).length, 1);
 
   await s.runtime.remove(id);
   t.is(await leftovers(s.docker, id), 0);

@@ -177,6 +177,21 @@ test("rollback without a previous version and upgrade without an install are ref
   await t.throwsAsync(rollbackAgent({ root }), { message: /no previous version/ });
 });
 
+test("a state record that is not one is refused with EE-CONFIG-INVALID and nothing is switched", async (t) => {
+  // No installRoot teardown: uninstall refuses the same record.
+  const root = tempDir(t, "ee-inst-root-");
+  const stateFile = join(agentDir(root), "state.json");
+  await mkdir(agentDir(root), { recursive: true });
+  for (const text of ["{", JSON.stringify({ version: "1.0.0-a", previous_version: null, mode: "launchd" })]) {
+    await writeFile(stateFile, text);
+    for (const op of [() => installAgent({ root, version: "1.0.0-a" }), () => rollbackAgent({ root })]) {
+      await t.throwsAsync(op(), { code: "EE-CONFIG-INVALID", message: /not an installation record/ }, text);
+    }
+    t.deepEqual(await readdir(agentDir(root)), ["state.json"], text);
+    t.is(await readFile(stateFile, "utf8"), text);
+  }
+});
+
 test("a tarball bundle installs; its manifest names the version", async (t) => {
   const out = tempDir(t, "ee-inst-tar-");
   const dir = join(out, "easyenclave-agent-3.1.4");
