@@ -1,5 +1,5 @@
-// The operator commands' REST client: bearer auth, JSON in and out (and newline-delimited JSON streams), and
-// typed errors from the contract's error body, so every command reports `CODE: message` the same way.
+// The operator commands' REST client: bearer auth, JSON in and out, streams (newline-delimited JSON, server-sent
+// events), and typed errors from the contract's error body, so every command reports `CODE: message` the same way.
 import { AuthError, type ErrorCode, ValidationError } from "../spec/errors.ts";
 
 export class RestError extends Error {
@@ -43,34 +43,40 @@ export class RestClient {
     return this.#request<T>("DELETE", path);
   }
 
-  /** Opens a streaming GET (server-sent events); the caller reads the body. */
-  async stream(path: string, signal: AbortSignal): Promise<Response> {
-    const res = await this.#fetch(path, { headers: this.headers(), signal });
-    if (!res.ok) throw await toRestError(res);
-    return res;
+  /**
+   * Opens a streaming GET of server-sent events (throwing on an error answer), then yields each complete event
+   * until the server ends the stream or `signal` aborts it.
+   */
+  async events(path: string, signal: AbortSignal): Promise<AsyncGenerator<{ event: string; data: string }>> {
+    const res = await this.#open(path, "text/event-stream", signal);
+    return (async function* () {
+      // An event cut off by the end of the stream is incomplete, so it is dropped (as EventSource does).
+      for await (const block of records(res, "\n\n", false)) {
+        let event = "message";
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) event = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        yield { event, data };
+      }
+    })();
   }
 
-  /** A streaming GET of newline-delimited JSON: one value per line until the server ends it or `signal` aborts. */
-  async *ndjson<T>(path: string, signal: AbortSignal): AsyncGenerator<T> {
-    const res = await this.#fetch(path, {
-      headers: { ...this.headers(), accept: "application/x-ndjson" },
-      signal,
-    });
-    if (!res.ok) throw await toRestError(res);
-    if (!res.body) return;
-    const decoder = new TextDecoder();
-    let buf = "";
-    for await (const chunk of res.body) {
-      buf += decoder.decode(chunk as Uint8Array, { stream: true });
-      let cut = buf.indexOf("\n");
-      while (cut >= 0) {
-        const line = buf.slice(0, cut).trim();
-        buf = buf.slice(cut + 1);
-        if (line) yield JSON.parse(line) as T;
-        cut = buf.indexOf("\n");
+  /** Opens a streaming GET of newline-delimited JSON, then yields one value per line, as `events` does. */
+  async ndjson<T>(path: string, signal: AbortSignal): Promise<AsyncGenerator<T>> {
+    const res = await this.#open(path, "application/x-ndjson", signal);
+    return (async function* () {
+      for await (const line of records(res, "\n", true)) {
+        if (line.trim()) yield JSON.parse(line) as T;
       }
-    }
-    if (buf.trim()) yield JSON.parse(buf) as T;
+    })();
+  }
+
+  async #open(path: string, accept: string, signal: AbortSignal): Promise<Response> {
+    const res = await this.#fetch(path, { headers: { ...this.headers(), accept }, signal });
+    if (!res.ok) throw await toRestError(res);
+    return res;
   }
 
   async #request<T>(
@@ -113,4 +119,19 @@ async function toRestError(res: Response): Promise<RestError> {
     // not a contract error body; fall through
   }
   return new RestError(res.status, "EE-INTERNAL", `HTTP ${res.status} without an error body`);
+}
+
+/** Splits a streamed body into records ending in `sep`; the text after the last `sep` too when `withTail`. */
+async function* records(res: Response, sep: string, withTail: boolean): AsyncGenerator<string> {
+  if (!res.body) return;
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk as Uint8Array, { stream: true });
+    for (let cut = buf.indexOf(sep); cut >= 0; cut = buf.indexOf(sep)) {
+      yield buf.slice(0, cut);
+      buf = buf.slice(cut + sep.length);
+    }
+  }
+  if (withTail && buf) yield buf;
 }

@@ -138,11 +138,16 @@ function checkKeys(map: YamlMap, allowed: readonly string[], path: string): void
   }
 }
 
+/** The segments of a slash-separated path, without empty and `.` ones. */
+function segments(p: string): string[] {
+  return p.split("/").filter((s) => s !== "" && s !== ".");
+}
+
 /** Path segments of a relative path inside the build context; refuses absolute paths and `..`. */
 function contextPath(v: unknown, path: string): string {
   const raw = asString(v, path);
   if (raw.startsWith("/")) invalid(path, "must be relative to the build context");
-  const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
+  const parts = segments(raw);
   if (parts.includes("..")) invalid(path, "must not leave the build context (..)");
   return parts.length === 0 ? "." : parts.join("/");
 }
@@ -298,14 +303,11 @@ function checkBind(source: string, allowlist: readonly string[], path: string): 
     throw new ComposeError("EE-COMPOSE-BIND-MOUNT", `${path}: host path ${source} ${why}`);
   };
   if (!source.startsWith("/")) fail("must be absolute");
-  const parts = source.split("/").filter((p) => p !== "" && p !== ".");
+  const parts = segments(source);
   if (parts.includes("..")) fail("must not contain ..");
   const normal = `/${parts.join("/")}`;
   const allowed = allowlist.some((dir) => {
-    const d = `/${dir
-      .split("/")
-      .filter((p) => p !== "" && p !== ".")
-      .join("/")}`;
+    const d = `/${segments(dir).join("/")}`;
     return d === "/" || normal === d || normal.startsWith(`${d}/`);
   });
   if (!allowed) fail("is not under an allowed directory");

@@ -296,29 +296,34 @@ export function toEeError(err: unknown): EeError {
 }
 
 /**
+ * Each family's class by code prefix. The classes fix their families only in their types, so the wire side
+ * needs this one runtime table; a family without a row here would come back as EE-INTERNAL.
+ */
+const FAMILIES: [prefix: string, cls: new (code: never, message?: string) => EeError][] = [
+  ["EE-PROTO-", ProtocolError],
+  ["EE-ATT-", AttestationError],
+  ["EE-REG-", RegistrationError],
+  ["EE-AUTH-", AuthError],
+  ["EE-COMPOSE-", ComposeError],
+  ["EE-WORKLOAD-", WorkloadError],
+  ["EE-PLACE-", PlacementError],
+  ["EE-CONFLICT-", ConflictError],
+  ["EE-AGENT-", AgentExitError],
+  ["EE-ENV-", EnvelopeError],
+  ["EE-INSTALL-", InstallError],
+  ["EE-NOT-FOUND", NotFoundError],
+  ["EE-NOT-READY", NotReadyError],
+  ["EE-REQ-", ValidationError],
+  ["EE-CONFIG-", ValidationError],
+];
+
+/**
  * Rebuilds a typed error from a code received on the wire (an agent's `error` frame relayed to a REST caller),
  * so the family's HTTP status applies; a code this build does not know becomes EE-INTERNAL.
  */
 export function errorFromCode(code: string, message: string): EeError {
   if (!Object.hasOwn(ERROR_CODES, code))
     return new InternalError("EE-INTERNAL", `peer error ${code}: ${message}`);
-  const c = code as ErrorCode;
-  const family: [string, new (code: never, message?: string) => EeError][] = [
-    ["EE-PROTO-", ProtocolError],
-    ["EE-ATT-", AttestationError],
-    ["EE-REG-", RegistrationError],
-    ["EE-AUTH-", AuthError],
-    ["EE-COMPOSE-", ComposeError],
-    ["EE-WORKLOAD-", WorkloadError],
-    ["EE-PLACE-", PlacementError],
-    ["EE-CONFLICT-", ConflictError],
-    ["EE-AGENT-", AgentExitError],
-    ["EE-ENV-", EnvelopeError],
-    ["EE-NOT-FOUND", NotFoundError],
-    ["EE-NOT-READY", NotReadyError],
-    ["EE-REQ-", ValidationError],
-    ["EE-CONFIG-", ValidationError],
-  ];
-  const match = family.find(([prefix]) => c.startsWith(prefix));
-  return match ? new match[1](c as never, message) : new InternalError("EE-INTERNAL", message);
+  const match = FAMILIES.find(([prefix]) => code.startsWith(prefix));
+  return match ? new match[1](code as never, message) : new InternalError("EE-INTERNAL", message);
 }

@@ -3,6 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
+import { RestError } from "../rest-client.ts";
+import { abortOnSignal } from "../signals.ts";
 import { age, table } from "../table.ts";
 
 interface AgentJson {
@@ -103,62 +105,31 @@ export class AgentsWatchCommand extends OperatorCommand {
 
   async run(): Promise<number> {
     const client = this.client();
-    const abort = new AbortController();
-    const stop = () => abort.abort();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    let delay = 500;
-    while (!abort.signal.aborted) {
-      try {
-        const res = await client.stream(
-          `/api/v2/agents/events${this.initial ? "?initial=1" : ""}`,
-          abort.signal,
-        );
-        delay = 500;
-        await this.#consume(res);
-      } catch (err) {
-        if (abort.signal.aborted) break;
-        // Authentication and bad requests will not fix themselves: report them instead of looping.
-        if (
-          typeof err === "object" &&
-          err !== null &&
-          "status" in err &&
-          (err.status === 401 || err.status === 400)
-        )
-          throw err;
-        this.context.stderr.write(
-          `eectl: stream lost (${err instanceof Error ? err.message : String(err)}); retrying in ${delay} ms\n`,
-        );
+    await abortOnSignal(async (signal) => {
+      let delay = 500;
+      while (!signal.aborted) {
+        try {
+          const path = `/api/v2/agents/events${this.initial ? "?initial=1" : ""}`;
+          const events = await client.events(path, signal);
+          delay = 500;
+          for await (const { event, data } of events) this.#event(event, data);
+        } catch (err) {
+          if (signal.aborted) break;
+          // Authentication and bad requests will not fix themselves: report them instead of looping.
+          if (err instanceof RestError && (err.status === 401 || err.status === 400)) throw err;
+          this.context.stderr.write(
+            `eectl: stream lost (${err instanceof Error ? err.message : String(err)}); retrying in ${delay} ms\n`,
+          );
+        }
+        if (signal.aborted) break;
+        await sleep(delay).catch(() => {});
+        delay = Math.min(delay * 2, 10_000);
       }
-      if (abort.signal.aborted) break;
-      await sleep(delay).catch(() => {});
-      delay = Math.min(delay * 2, 10_000);
-    }
+    });
     return 0;
   }
 
-  async #consume(res: Response): Promise<void> {
-    if (!res.body) return;
-    const decoder = new TextDecoder();
-    let buf = "";
-    for await (const chunk of res.body) {
-      buf += decoder.decode(chunk as Uint8Array, { stream: true });
-      let cut = buf.indexOf("\n\n");
-      while (cut >= 0) {
-        this.#event(buf.slice(0, cut));
-        buf = buf.slice(cut + 2);
-        cut = buf.indexOf("\n\n");
-      }
-    }
-  }
-
-  #event(block: string): void {
-    let event = "message";
-    let data = "";
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event: ")) event = line.slice(7);
-      else if (line.startsWith("data: ")) data += line.slice(6);
-    }
+  #event(event: string, data: string): void {
     if (event !== "transition" && event !== "agent") return;
     const d = JSON.parse(data) as Record<string, string | null>;
     if (this.asJson) {

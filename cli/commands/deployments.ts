@@ -6,32 +6,15 @@ import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
 import { errorFromCode } from "../../spec/errors.ts";
+import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { type RestClient, RestError } from "../rest-client.ts";
 import { age, table } from "../table.ts";
 
-export interface ProgressJson {
-  step: string;
-  at: string;
-  message?: string;
-}
-
-export interface DeploymentJson {
-  deployment_id: string;
-  app: string;
-  app_version: string | null;
-  agent_id: string;
-  status: string;
-  code: string | null;
-  message: string | null;
-  compose_hash: string | null;
-  images: Record<string, string>;
-  progress: ProgressJson[];
-  request: Record<string, unknown>;
-  created_at: string;
-  updated_at: string;
-}
+/** A deployment as the REST API returns it. */
+export type DeploymentJson = ReturnType<typeof deploymentJson>;
+type ProgressJson = DeploymentJson["progress"][number];
 
 const POLL_MS = 500;
 export const DEFAULT_WAIT_S = 300;

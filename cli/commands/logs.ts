@@ -6,6 +6,7 @@ import type { HostStats } from "../../agent/workload.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
+import { abortOnSignal } from "../signals.ts";
 import { table } from "../table.ts";
 import { agentPath } from "./agents.ts";
 
@@ -69,18 +70,13 @@ export class LogsCommand extends OperatorCommand {
       return 0;
     }
     q.set("follow", "true");
-    const abort = new AbortController();
-    const stop = () => abort.abort();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    try {
-      for await (const l of client.ndjson<LogLine>(`${base}?${q}`, abort.signal)) this.#print(l);
-    } catch (err) {
-      if (!abort.signal.aborted) throw err;
-    } finally {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-    }
+    await abortOnSignal(async (signal) => {
+      try {
+        for await (const l of await client.ndjson<LogLine>(`${base}?${q}`, signal)) this.#print(l);
+      } catch (err) {
+        if (!signal.aborted) throw err;
+      }
+    });
     return 0;
   }
 

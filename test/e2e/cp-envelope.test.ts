@@ -9,6 +9,7 @@ import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { CP_PIN_FILE } from "../../attestation/cp-envelope.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
+import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import {
   agentConfig,
   devRoot,
@@ -30,14 +31,7 @@ const MRTD_B = "b2".repeat(48);
 // envelope check and is then refused by the agent, with nothing run.
 const BIND_COMPOSE = 'services:\n  web:\n    image: ee-test/busybox:1\n    volumes: ["/etc:/host-etc"]\n';
 
-interface Deployment {
-  deployment_id: string;
-  agent_id: string;
-  status: string;
-  code: string | null;
-  message: string | null;
-  progress: { step: string }[];
-}
+type Deployment = ReturnType<typeof deploymentJson>;
 
 async function cpWith(t: ExecutionContext, mrtd: string | null): Promise<TestCp> {
   const devDir = await devRoot();

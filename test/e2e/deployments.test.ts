@@ -4,6 +4,7 @@ import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
+import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
@@ -18,15 +19,7 @@ import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
 import { webCompose } from "../helpers/workloads.ts";
 
-interface Deployment {
-  deployment_id: string;
-  agent_id: string;
-  status: string;
-  code: string | null;
-  message: string | null;
-  compose_hash: string | null;
-  progress: { step: string }[];
-}
+type Deployment = ReturnType<typeof deploymentJson>;
 
 async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[] = [{ vm: "vm-1" }]) {
   const docker = await requireDocker(t);

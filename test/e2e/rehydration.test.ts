@@ -4,6 +4,7 @@
 import { rmSync } from "node:fs";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import {
   agentConfig,
   type CpProcess,
@@ -15,8 +16,9 @@ import {
   waitFor,
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
+import { webCompose } from "../helpers/workloads.ts";
 
 interface AgentJson {
   agent_id: string;
@@ -25,24 +27,7 @@ interface AgentJson {
   rehydrated: boolean;
 }
 
-interface DeploymentJson {
-  deployment_id: string;
-  agent_id: string;
-  status: string;
-  rehydrated: boolean;
-  code: string | null;
-}
-
-function compose(port: number, delayS = 0): string {
-  return [
-    "services:",
-    "  web:",
-    `    image: ${BUSYBOX_IMAGE}`,
-    `    command: ["sh", "-c", "sleep ${delayS}; mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]`,
-    "    ports:",
-    `      - "${port}:8080"`,
-  ].join("\n");
-}
+type DeploymentJson = ReturnType<typeof deploymentJson>;
 
 async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
   const port = await closedPort();
@@ -51,7 +36,7 @@ async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30)
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
       app: "web",
-      compose: compose(port, delayS),
+      compose: webCompose(port, delayS),
       agent_id: agentId,
       health: { port, path: "/", timeout_s: timeoutS },
     }),
@@ -126,7 +111,7 @@ test.serial(
     const refused = await cp.api<{ error: { code: string } }>("/api/v2/preflight", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ app: "x", compose: compose(1) }),
+      body: JSON.stringify({ app: "x", compose: webCompose(1) }),
     });
     t.is(refused.body.error.code, "EE-NOT-READY");
     await waitFor(
