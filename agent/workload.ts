@@ -4,7 +4,6 @@
 // period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json, from
 // which a restarted agent restores it: a workload still running is re-adopted untouched, anything half done is
 // removed and reported failed. May import spec/, lib/, machines/, xstate, zod and node: modules.
-import { renameSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
 import { join } from "node:path";
@@ -12,6 +11,7 @@ import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, f
 import { z } from "zod";
 import type { Logger } from "../lib/log.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
+import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
 import {
   deployGateMachine,
   type GateJob,
@@ -177,10 +177,7 @@ export function loadPersistedWorkload(dataDir: string): PersistedWorkload | null
 
 // Atomic: a crash leaves either the old file or the new one, never half of one.
 function persist(dataDir: string, record: PersistedWorkload): void {
-  const path = join(dataDir, PERSIST_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomicSync(join(dataDir, PERSIST_FILE), JSON.stringify(record), 0o600);
 }
 
 /** One deployment the manager knows: its request, last status and, while a gate drives it, project and actor. */

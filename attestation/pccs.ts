@@ -4,11 +4,11 @@
 // is fetched again once the evaluation time passes its earliest nextUpdate; when that fails, the cached copy is
 // used and evaluation reports it as expired if it is. The signed TCB info and QE identity are taken as the exact
 // bytes of the response body: re-serialising them would break Intel's signatures.
-// Imports attestation/ modules, lib/read-if-exists.ts and spec/errors.ts.
-import { randomBytes } from "node:crypto";
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+// Imports attestation/ modules, lib/ (read-if-exists, write-file-atomic) and spec/errors.ts.
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
+import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
 import { AttestationError, ValidationError } from "../spec/errors.ts";
 import { BoundedCache } from "./bounded-cache.ts";
 import { type Collateral, parseCollateral } from "./collateral.ts";
@@ -114,13 +114,10 @@ export class PccsCollateralSource implements CollateralSource {
   /** Temp file and rename: a reader never sees half a file, even if the CP dies mid-write. */
   #store(key: string, text: string): void {
     const file = this.#file(key);
-    const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
     try {
       mkdirSync(this.#o.cacheDir, { recursive: true, mode: 0o700 });
-      writeFileSync(tmp, text, { mode: 0o600 });
-      renameSync(tmp, file);
+      writeFileAtomicSync(file, text, 0o600);
     } catch (err) {
-      rmSync(tmp, { force: true });
       this.#o.warn?.(`cannot write collateral cache ${file}`, err);
     }
   }
