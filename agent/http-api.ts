@@ -17,13 +17,12 @@ import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   ComposeError,
-  EeError,
   InternalError,
   NotFoundError,
+  QuoteUnavailableError,
   toEeError,
   ValidationError,
   WorkloadError,
-  WS_CLOSE,
 } from "../spec/errors.ts";
 import {
   appNameSchema,
@@ -72,17 +71,6 @@ const HEALTH_QUOTE_LIMITS: QuoteLimits = { inFlight: 4, waiting: 16 };
 
 const NONCE_MIN_BYTES = 16;
 const NONCE_MAX_BYTES = 64;
-
-/**
- * The quote provider cannot give this caller a quote (failed, or saturated). Not AttestationError: that family
- * answers 422 (the caller's evidence is bad), while here the caller did nothing wrong and the service is
- * unavailable, so 503 — the same stable code, EE-ATT-PROVIDER, that the CP link reports for provider failures.
- */
-class QuoteUnavailableError extends EeError<"EE-ATT-PROVIDER"> {
-  override readonly name = "QuoteUnavailableError";
-  readonly httpStatus = 503;
-  readonly wsClose = WS_CLOSE.internal;
-}
 
 interface Limiter {
   /** Runs `task` when a slot is free; throws QuoteUnavailableError when the queue is full. */

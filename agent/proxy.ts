@@ -12,24 +12,11 @@ import {
 } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../lib/log.ts";
-import { EeError, WS_CLOSE } from "../spec/errors.ts";
+import { type EeError, GatewayError } from "../spec/errors.ts";
 
 export interface ProxyTarget {
   host: string;
   port: number;
-}
-
-/**
- * The proxy cannot reach a workload. Not WorkloadError's 422: the caller's request was fine, the gateway has
- * nothing (503, EE-WORKLOAD-NONE) or nothing that answers (502, EE-WORKLOAD-UNREACHABLE), the statuses HTTP
- * clients and load balancers already treat as "retry elsewhere or later".
- */
-class GatewayError extends EeError<"EE-WORKLOAD-NONE" | "EE-WORKLOAD-UNREACHABLE"> {
-  override readonly name = "GatewayError";
-  readonly wsClose = WS_CLOSE.internal;
-  get httpStatus(): number {
-    return this.code === "EE-WORKLOAD-NONE" ? 503 : 502;
-  }
 }
 
 export interface WorkloadProxy {

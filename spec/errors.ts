@@ -264,6 +264,30 @@ export class EnvelopeError extends EeError<CodeOf<"EE-ENV-">> {
   readonly wsClose = WS_CLOSE.rejected;
 }
 
+/**
+ * The proxy cannot reach a workload. Not WorkloadError's 422: the caller's request was fine, the gateway has
+ * nothing (503, EE-WORKLOAD-NONE) or nothing that answers (502, EE-WORKLOAD-UNREACHABLE), the statuses HTTP
+ * clients and load balancers already treat as "retry elsewhere or later".
+ */
+export class GatewayError extends EeError<"EE-WORKLOAD-NONE" | "EE-WORKLOAD-UNREACHABLE"> {
+  override readonly name = "GatewayError";
+  readonly wsClose = WS_CLOSE.internal;
+  get httpStatus(): number {
+    return this.code === "EE-WORKLOAD-NONE" ? 503 : 502;
+  }
+}
+
+/**
+ * The quote provider cannot give this caller a quote (failed, or saturated). Not AttestationError: that family
+ * answers 422 (the caller's evidence is bad), while here the caller did nothing wrong and the service is
+ * unavailable, so 503 — the same stable code, EE-ATT-PROVIDER, that the CP link reports for provider failures.
+ */
+export class QuoteUnavailableError extends EeError<"EE-ATT-PROVIDER"> {
+  override readonly name = "QuoteUnavailableError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
