@@ -5,6 +5,7 @@
 // (`<label>.cpuprofile`, for Chrome DevTools), which is how the hot spots of each step are found.
 import { startControlPlane } from "../../actors/control-plane.ts";
 import { createLogger } from "../../lib/log.ts";
+import { LIVE_STATES } from "../../machines/agent-session.ts";
 import { childArgs, serveRequests } from "./child.ts";
 import { type Pauses, watchPauses } from "./pauses.ts";
 import { startProfile } from "./profile.ts";
@@ -24,8 +25,6 @@ export interface CpStats extends Pauses {
   /** Agents whose session is registered, deploying or healthy and connected. */
   live: number;
 }
-
-const LIVE = new Set(["registered", "deploying", "healthy"]);
 
 const args = childArgs<CpProcessArgs>();
 const cp = await startControlPlane({
@@ -53,7 +52,7 @@ serveRequests({
     const paused = pauses();
     (globalThis as { gc?: () => void }).gc?.();
     let live = 0;
-    for (const r of cp.index.values()) if (r.connected && LIVE.has(r.state)) live++;
+    for (const r of cp.index.values()) if (r.connected && LIVE_STATES.has(r.state)) live++;
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     return {
