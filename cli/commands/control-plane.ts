@@ -81,6 +81,11 @@ export class ControlPlaneCommand extends EeCommand {
   readyMaxWaitMs = Option.String("--ready-max-wait-ms", {
     description: `Ready after this long regardless (default ${READINESS_DEFAULTS.maxWaitMs})`,
   });
+  role = Option.String("--role", "standalone", {
+    description: "standalone (default); master and dc (federation) are refused until federation is built",
+  });
+  dcId = Option.String("--dc-id", { description: "This CP's datacenter id (with --role dc)" });
+  upstream = Option.String("--upstream", { description: "The master CP's URL (with --role dc)" });
   nodeSizes = Option.String("--node-sizes", {
     description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
   });
@@ -90,6 +95,7 @@ export class ControlPlaneCommand extends EeCommand {
   });
 
   async run(): Promise<number> {
+    checkRole(this.role, this.dcId, this.upstream);
     const { host, port } = hostPortFlag(this.listen, "--listen");
     const log = createLogger("control-plane");
     const cp = await startControlPlane({
@@ -140,4 +146,23 @@ function cpQuoteProvider(spec: string): { quoteProvider?: QuoteProvider } {
 
 function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
+}
+
+/**
+ * The contract's federation flags. Only a standalone CP exists so far: a master or dc role is refused with a
+ * stable code rather than silently run standalone, and the dc-only flags are refused without it.
+ */
+function checkRole(role: string, dcId: string | undefined, upstream: string | undefined): void {
+  if (role === "master" || role === "dc")
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `--role ${role}: federation (a datacenter CP syncing to a master) is not built yet; run --role standalone`,
+    );
+  if (role !== "standalone")
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `--role: expected standalone, master or dc, got "${role}"`,
+    );
+  if (dcId !== undefined || upstream !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--dc-id and --upstream go with --role dc");
 }
