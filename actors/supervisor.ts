@@ -187,9 +187,9 @@ export class Supervisor {
     input: { register?: PendingRegistration; restore?: RestoreInput },
     restarts: number[],
   ): void {
-    const { staleAfterMs, forgetAfterMs, inspect } = this.#o;
+    const { forgetAfterMs, inspect } = this.#o;
     const actor = createActor(this.#machine, {
-      input: { agentId, staleAfterMs, forgetAfterMs, ...input },
+      input: { agentId, forgetAfterMs, ...input },
       ...(inspect ? { inspect } : {}),
     });
     const supervised: Supervised = { actor, restarts, heartbeatSeq: 0 };

@@ -53,7 +53,6 @@ export const LIVE_STATES: ReadonlySet<string> = new Set<Phase>(["registered", "d
 
 export interface SessionContext {
   agentId: string;
-  staleAfterMs: number;
   forgetAfterMs: number;
   /** The transport's id for the socket currently attached, or null while disconnected. */
   connId: number | null;
@@ -93,7 +92,6 @@ export interface RestoreInput {
 
 export interface SessionInput {
   agentId: string;
-  staleAfterMs: number;
   forgetAfterMs: number;
   register?: PendingRegistration;
   restore?: RestoreInput;
@@ -218,7 +216,6 @@ export const agentSessionMachine = setup({
     const r = input.restore;
     return {
       agentId: input.agentId,
-      staleAfterMs: input.staleAfterMs,
       forgetAfterMs: input.forgetAfterMs,
       connId: r?.connId ?? input.register?.connId ?? null,
       sessionId: r?.sessionId ?? input.register?.sessionId ?? null,

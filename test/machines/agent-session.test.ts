@@ -60,7 +60,7 @@ function harness(verify: (reg: PendingRegistration) => Promise<AgentFacts> = asy
   });
   const actor = createActor(machine, {
     clock,
-    input: { agentId: "agt_1", staleAfterMs: 3000, forgetAfterMs: 60_000, register: registration(1) },
+    input: { agentId: "agt_1", forgetAfterMs: 60_000, register: registration(1) },
   });
   const state = () => topLevelState(actor.getSnapshot().value);
   return { clock, actor, effects, audit, state };
@@ -213,7 +213,6 @@ test("restored actors resume their phase without re-verification", (t) => {
     clock,
     input: {
       agentId: "agt_1",
-      staleAfterMs: 3000,
       forgetAfterMs: 60_000,
       restore: {
         facts,
