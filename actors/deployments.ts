@@ -501,11 +501,7 @@ export class Deployments {
         // real outcome, so give it a moment before concluding the workload is simply gone.
         const timer = setTimeout(() => this.#settleMissing(id, t.agent_id), this.#o.reconcileGraceMs);
         timer.unref();
-      } else if (
-        status === "undeploying" &&
-        t.from !== null &&
-        (t.from === "stale" || t.from === "challenged")
-      ) {
+      } else if (status === "undeploying" && (t.from === "stale" || t.from === "challenged")) {
         // Back after a blip: it may have missed the undeploy.
         this.#sendFrame(t.agent_id, this.#command("undeploy", { deployment_id: id }, t.agent_id));
       }
