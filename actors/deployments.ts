@@ -13,7 +13,6 @@ import {
   deploymentMachine,
   statusOf,
 } from "../machines/deployment.ts";
-import { composeHash, parseCompose } from "../spec/compose.ts";
 import {
   ConflictError,
   NotFoundError,
@@ -24,6 +23,7 @@ import {
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
+import { ComposeSummaries } from "./compose-summary.ts";
 import { type Placement, type PlacementRequest, place } from "./placement.ts";
 import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
 import type { EventLog } from "./store/event-log.ts";
@@ -91,6 +91,7 @@ export class Deployments {
   readonly #live = new Map<string, Live>();
   /** Live deployments by agent: a transition of the agent reaches them without a scan. */
   readonly #byAgent = new Map<string, Set<string>>();
+  readonly #composes = new ComposeSummaries();
   readonly #machine;
   readonly #offTransitions: () => void;
 
@@ -235,12 +236,11 @@ export class Deployments {
 
   /** Registers `name@version`; versions are immutable (a second put of the same version is a conflict). */
   registerApp(app: { name: string; version: string; compose: string; health?: HealthSpec }): AppRow {
-    const project = parseCompose(app.compose, PERMISSIVE);
     const row: AppRow = {
       name: app.name,
       version: app.version,
       compose: app.compose,
-      compose_hash: composeHash(project),
+      compose_hash: this.#composes.summarize(app.compose).hash,
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
@@ -397,20 +397,20 @@ export class Deployments {
         );
       compose = app.compose;
       health = app.health;
-      return { ...this.#summarize(compose, req.context), name, version: app.version, compose, health };
+      return {
+        ...this.#composes.summarize(compose, req.context),
+        name,
+        version: app.version,
+        compose,
+        health,
+      };
     }
     if (version !== undefined)
       throw new ValidationError(
         "EE-REQ-INVALID",
         "give either compose or an app@version reference, not both",
       );
-    return { ...this.#summarize(compose, req.context), name, version: null, compose, health };
-  }
-
-  #summarize(compose: string, context?: Uint8Array): { hash: string; services: string[] } {
-    // The agent is the judge of bind mounts (its allowlist); the CP refuses everything else early.
-    const project = parseCompose(compose, PERMISSIVE);
-    return { hash: composeHash(project, context), services: project.services.map((s) => s.name) };
+    return { ...this.#composes.summarize(compose, req.context), name, version: null, compose, health };
   }
 
   #place(req: PlacementRequest, explain: boolean): Placement {
@@ -599,9 +599,6 @@ export class Deployments {
     });
   }
 }
-
-/** bind mounts are the agent's call (its own allowlist); at the CP any host path passes validation. */
-const PERMISSIVE = { bindAllowlist: ["/"] };
 
 export function splitAppRef(ref: string): [string, string | undefined] {
   const at = ref.indexOf("@");

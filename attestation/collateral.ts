@@ -4,10 +4,10 @@
 // level. Every check runs and is recorded, so a caller sees the TCB status even when, say, a CRL has expired;
 // the first failing check (in CHECKS order) gives the stable reason code. What depends only on the collateral and
 // the PCK chain (signatures, CRLs, revocation) is computed once per collateral object and platform.
-// Imports attestation/ modules and spec/errors.ts.
+// Imports attestation/ modules, lib/bounded-cache and spec/errors.ts.
 import { createHash, X509Certificate } from "node:crypto";
+import { BoundedCache } from "../lib/bounded-cache.ts";
 import { AttestationError, type CodeOf } from "../spec/errors.ts";
-import { BoundedCache } from "./bounded-cache.ts";
 import { type Crl, certificateNames, crlSignedBy, parseCrl } from "./crl.ts";
 import { p256Verify } from "./p256.ts";
 import { type PckChainCertificates, splitPckChain } from "./pck-chain.ts";

@@ -4,13 +4,13 @@
 // is fetched again once the evaluation time passes its earliest nextUpdate; when that fails, the cached copy is
 // used and evaluation reports it as expired if it is. The signed TCB info and QE identity are taken as the exact
 // bytes of the response body: re-serialising them would break Intel's signatures.
-// Imports attestation/ modules, lib/ (read-if-exists, write-file-atomic) and spec/errors.ts.
+// Imports attestation/ modules, lib/ (read-if-exists, write-file-atomic, bounded-cache) and spec/errors.ts.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { BoundedCache } from "../lib/bounded-cache.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
 import { AttestationError, ValidationError } from "../spec/errors.ts";
-import { BoundedCache } from "./bounded-cache.ts";
 import { type Collateral, parseCollateral } from "./collateral.ts";
 import type { CollateralQuery, CollateralSource, PckCa } from "./collateral-store.ts";
 

@@ -3,10 +3,10 @@
 // the check's stable code and the checks so far in `details`. Verified chains, QE report signatures and imported
 // attestation keys are cached per trust-anchor set (bounded, LRU), so a steady-state quote costs one ECDSA verify;
 // a cached chain is still checked against `at`. Collateral checks (CRLs, TCB info, QE identity) slot in as further
-// steps with their own codes. Imports attestation/ modules and spec/errors.ts.
+// steps with their own codes. Imports attestation/ modules, lib/bounded-cache and spec/errors.ts.
 import { createHash, type KeyObject } from "node:crypto";
+import { BoundedCache } from "../lib/bounded-cache.ts";
 import { AttestationError, type CodeOf } from "../spec/errors.ts";
-import { BoundedCache } from "./bounded-cache.ts";
 import { p256PublicKeyFromRaw, p256Verify } from "./p256.ts";
 import {
   checkPckChainTime,

@@ -1,5 +1,5 @@
-// A size-bounded least-recently-used map: the verifier's caches must not grow with the number of distinct quotes an
-// attacker can send. Imports nothing.
+// A size-bounded least-recently-used map, for caches keyed by input a peer chooses (quotes, compose texts): they
+// must not grow with the number of distinct inputs an attacker can send. Imports nothing.
 
 export class BoundedCache<K, V> {
   readonly #max: number;

@@ -1,5 +1,5 @@
 import test from "ava";
-import { BoundedCache } from "../../attestation/bounded-cache.ts";
+import { BoundedCache } from "../../lib/bounded-cache.ts";
 
 test("evicts the least recently used entry once full", (t) => {
   const cache = new BoundedCache<string, number>(2);
