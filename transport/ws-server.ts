@@ -49,7 +49,7 @@ interface Connection {
   id: number;
   sessionId: string;
   ws: WebSocket;
-  /** The TCP socket under `ws`, corked while frames for it are being collected in this tick. */
+  /** The TCP socket under `ws`, corked while the frames of one read from it are handled. */
   socket: Socket;
   corked: boolean;
   remote: string | undefined;
@@ -65,8 +65,6 @@ export class AgentChannel {
     perMessageDeflate: false,
   });
   readonly #conns = new Map<number, Connection>();
-  /** Connections corked in this tick, uncorked together by one setImmediate. */
-  #corked: Connection[] = [];
   readonly #log: Logger;
   readonly #maxBad: number;
   readonly #badWindowMs: number;
@@ -107,28 +105,30 @@ export class AgentChannel {
   }
 
   /**
-   * Frames sent to one connection within a tick leave in one write: the socket stays corked until the tick's
-   * end. A pipelining agent's burst of heartbeats is then acknowledged with one syscall instead of one each
-   * (measured by test/load: the per-frame writes were the largest cost of heartbeat ingest).
+   * Sends one frame. A frame sent while the connection's own inbound frames are being handled (an ack, a
+   * registered) waits for the rest of that read, so a pipelining agent's burst of heartbeats is acknowledged
+   * with one write instead of one each (test/load: per-frame writes were the largest cost of heartbeat ingest).
+   * Any other frame (a deploy from a REST request) leaves at once: holding it to the end of the loop's turn made
+   * it wait for every other request and frame handled in that turn.
    */
   send(connId: number, frame: Uint8Array): void {
     const c = this.#conns.get(connId);
     if (!c || c.ws.readyState !== WebSocket.OPEN) return;
-    if (!c.corked) {
-      c.corked = true;
-      c.socket.cork();
-      if (this.#corked.push(c) === 1) setImmediate(() => this.#uncorkAll());
-    }
     c.ws.send(frame, { binary: true });
   }
 
-  #uncorkAll(): void {
-    const corked = this.#corked;
-    this.#corked = [];
-    for (const c of corked) {
+  /**
+   * Corks the socket until the current read has been handled: ws emits every frame of one read synchronously,
+   * and the microtask runs once they all have.
+   */
+  #holdReplies(c: Connection): void {
+    if (c.corked) return;
+    c.corked = true;
+    c.socket.cork();
+    queueMicrotask(() => {
       c.corked = false;
       c.socket.uncork();
-    }
+    });
   }
 
   close(connId: number, code: number, reason: string): void {
@@ -186,6 +186,7 @@ export class AgentChannel {
 
   #onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
     const sink = this.#sink!;
+    this.#holdReplies(conn);
     if (!isBinary) {
       this.#refuse(conn, new ProtocolError("EE-PROTO-TEXT-FRAME"));
       return;

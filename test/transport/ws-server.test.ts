@@ -1,5 +1,5 @@
-// The agent channel's sending side: frames sent to one connection within a tick leave in one write (the socket
-// is corked until the tick ends), arrive complete and in order, and a connection closed mid-tick is harmless.
+// The agent channel's sending side: the replies to one read of inbound frames leave in one write, complete and in
+// order; a frame sent from anywhere else leaves at once; a connection closed while corked is harmless.
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -10,14 +10,16 @@ import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { AgentChannel, type ChannelSink } from "../../transport/ws-server.ts";
 
-const sink: ChannelSink = {
+const sink: ChannelSink & { onHeartbeat?: (connId: number, seq: number, id: number) => void } = {
   opened: (_connId, at) => ({
     nonce: new Uint8Array(randomBytes(32)),
     expires_at: at + 30_000,
     server_time: at,
   }),
   registerFrame: () => "agt_test",
-  heartbeat: () => {},
+  heartbeat(_agentId, connId, env) {
+    this.onHeartbeat?.(connId, env.body.seq, env.id!);
+  },
   attestation: () => {},
   deployStatus: () => {},
   reply: () => {},
@@ -79,25 +81,48 @@ const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 5));
 };
 
-test("frames sent in one tick leave in one write, complete and in order", async (t) => {
+/** A register body the test sink accepts as is (it checks nothing). */
+const REGISTER = {
+  vm_name: "vm-1",
+  node_size: "small",
+  datacenter: "test:local",
+  agent_pubkey: new Uint8Array(32),
+  nonce: new Uint8Array(32),
+  quote: new Uint8Array(8),
+  pop: new Uint8Array(64),
+};
+
+test("the replies to a burst of frames in one read leave in one write, complete and in order", async (t) => {
   const { channel, writes, url } = await startChannel(t);
+  sink.onHeartbeat = (connId, seq, id) =>
+    channel.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: Date.now() }, { re: id }));
+  t.teardown(() => {
+    sink.onHeartbeat = undefined;
+  });
   const { ws, frames } = await connect(url);
   t.teardown(() => ws.terminate());
   t.is(frames[0]?.type, "challenge");
+  ws.send(encodeFrame("register", REGISTER, { id: 1 }));
   await new Promise((r) => setTimeout(r, 20));
   const before = writes[0]!;
 
+  // Fifty heartbeats in one TCP write from the agent: one read at the CP.
+  const socket = (ws as unknown as { _socket: Socket })._socket;
+  socket.cork();
   for (let seq = 1; seq <= 50; seq++)
-    channel.send(1, encodeFrame("heartbeat_ack", { seq, server_time: Date.now() }, { re: seq }));
+    ws.send(encodeFrame("heartbeat", { seq, sent_at: Date.now() }, { id: 100 + seq }));
+  socket.uncork();
   await until(() => frames.length === 51);
   t.deepEqual(
-    frames.slice(1).map((f) => (f.type === "heartbeat_ack" ? f.body.seq : -1)),
-    Array.from({ length: 50 }, (_, i) => i + 1),
+    frames.slice(1).map((f) => (f.type === "heartbeat_ack" ? [f.body.seq, f.re] : -1)),
+    Array.from({ length: 50 }, (_, i) => [i + 1, 101 + i]),
   );
-  t.is(writes[0]! - before, 1, "fifty frames, one socket write");
+  t.is(writes[0]! - before, 1, "fifty acks, one socket write");
 
-  // The socket is uncorked again: a frame in a later tick is not held back.
+  // A frame sent outside the handling of a read is written before send returns.
+  const beforeLone = writes[0]!;
   channel.send(1, encodeFrame("heartbeat_ack", { seq: 51, server_time: Date.now() }, { re: 51 }));
+  t.is(writes[0]! - beforeLone, 1, "written synchronously");
   await until(() => frames.length === 52);
   t.is(frames[51]?.type, "heartbeat_ack");
 });
