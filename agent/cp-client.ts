@@ -5,17 +5,19 @@
 // transport/, attestation/, spec/ and lib/; never actors/.
 
 import { type RawData, WebSocket } from "ws";
-import { createActor, fromPromise } from "xstate";
+import { type ActorSystem, createActor, fromPromise } from "xstate";
 import { signPop } from "../attestation/agent-key.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   agentConnectionMachine,
+  type CloseParams,
   CONNECT_TIMEOUT_MS,
   type ConnectionView,
   connectionView,
   type RegisterParams,
+  type UnexpectedParams,
 } from "../machines/agent-connection.ts";
 import {
   attestationRefreshMachine,
@@ -62,6 +64,59 @@ export interface CpClient {
   /** Closes the socket with 1000 and stops the machine; resolves once the socket is closed. */
   stop(): Promise<void>;
 }
+
+/** What one client's machines do to the world: its socket, its quote provider. */
+interface ClientPort {
+  registerQuote(nonce: Uint8Array): Promise<Uint8Array>;
+  open(): void;
+  close(p: CloseParams): void;
+  register(p: RegisterParams): void;
+  heartbeat(seq: number): void;
+  rejectUnexpected(p: UnexpectedParams): void;
+  refreshQuote(request: RefreshRequest): Promise<RefreshAnswer>;
+  sendAttestation(p: { re: number | undefined; answer: RefreshAnswer }): void;
+  sendFailure(p: { re: number | undefined; code: string; message: string }): void;
+}
+
+// The machines are provided once per process and find their client's port through their actor system:
+// provide() rebuilds every state node (about 0.1 ms), which a load generator running thousands of clients in one
+// process would otherwise pay for each of them (test/load).
+// biome-ignore lint/suspicious/noExplicitAny: any actor system, as xstate's own AnyActorSystem (not exported).
+type AnySystem = ActorSystem<any>;
+const ports = new WeakMap<AnySystem, ClientPort>();
+
+function portOf(system: AnySystem): ClientPort {
+  const port = ports.get(system);
+  if (!port) throw new Error("a CP client machine is running without its client");
+  return port;
+}
+
+const connectionMachine = agentConnectionMachine.provide({
+  actors: {
+    quote: fromPromise<Uint8Array, { nonce: Uint8Array }>(({ input, system }) =>
+      portOf(system).registerQuote(input.nonce),
+    ),
+  },
+  actions: {
+    openSocket: ({ system }) => portOf(system).open(),
+    closeSocket: ({ system }, p) => portOf(system).close(p),
+    sendRegister: ({ system }, p) => portOf(system).register(p),
+    sendHeartbeat: ({ system }, p) => portOf(system).heartbeat(p.seq),
+    rejectUnexpected: ({ system }, p) => portOf(system).rejectUnexpected(p),
+  },
+});
+
+const refreshMachine = attestationRefreshMachine.provide({
+  actors: {
+    quote: fromPromise<RefreshAnswer, RefreshRequest>(({ input, system }) =>
+      portOf(system).refreshQuote(input),
+    ),
+  },
+  actions: {
+    sendAttestation: ({ system }, p) => portOf(system).sendAttestation(p),
+    sendFailure: ({ system }, p) => portOf(system).sendFailure(p),
+  },
+});
 
 function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
@@ -191,85 +246,73 @@ export function startCpClient(opts: CpClientOptions): CpClient {
     );
   }
 
-  const machine = agentConnectionMachine.provide({
-    actors: {
-      quote: fromPromise<Uint8Array, { nonce: Uint8Array }>(async ({ input }) => {
-        try {
-          return await opts.quoteProvider.getQuote(
-            reportDataFor("register", input.nonce, identity.publicKey),
-          );
-        } catch (err) {
-          log.error(
-            { provider: opts.quoteProvider.name, err: (err as Error).message },
-            "quote provider failed",
-          );
-          throw err;
-        }
-      }),
+  const port: ClientPort = {
+    async registerQuote(nonce) {
+      try {
+        return await opts.quoteProvider.getQuote(reportDataFor("register", nonce, identity.publicKey));
+      } catch (err) {
+        log.error(
+          { provider: opts.quoteProvider.name, err: (err as Error).message },
+          "quote provider failed",
+        );
+        throw err;
+      }
     },
-    actions: {
-      openSocket: () => open(),
-      closeSocket: (_, p) => close(p.code, p.reason),
-      sendRegister: (_, p) => register(p),
-      sendHeartbeat: (_, p) =>
-        send(
-          "heartbeat",
-          { seq: p.seq, sent_at: Date.now(), workload: opts.commands?.report() ?? null },
-          { id: nextFrameId++ },
-        ),
-      rejectUnexpected: (_, p) => {
-        log.warn({ code: "EE-PROTO-UNEXPECTED", type: p.type }, "unexpected frame from the control plane");
-        sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);
-      },
+    open,
+    close: (p) => close(p.code, p.reason),
+    register,
+    heartbeat: (seq) =>
+      send(
+        "heartbeat",
+        { seq, sent_at: Date.now(), workload: opts.commands?.report() ?? null },
+        { id: nextFrameId++ },
+      ),
+    rejectUnexpected(p) {
+      log.warn({ code: "EE-PROTO-UNEXPECTED", type: p.type }, "unexpected frame from the control plane");
+      sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);
     },
-  });
-
-  const refresh = createActor(
-    attestationRefreshMachine.provide({
-      actors: {
-        // While a workload runs, the quote also binds its compose hash, so the CP can check what the TD runs.
-        quote: fromPromise<RefreshAnswer, RefreshRequest>(async ({ input }) => {
-          const w = opts.commands?.report();
-          const hash = w?.status === "healthy" ? w.compose_hash : undefined;
-          if (hash === undefined) {
-            const reportData = reportDataFor("refresh", input.nonce, identity.publicKey);
-            return { quote: await opts.quoteProvider.getQuote(reportData), purpose: "refresh" };
-          }
-          const reportData = reportDataFor(
-            "deployed",
-            input.nonce,
-            identity.publicKey,
-            Buffer.from(hash, "hex"),
-          );
-          return {
-            quote: await opts.quoteProvider.getQuote(reportData),
-            purpose: "deployed",
-            compose_hash: hash,
-          };
-        }),
-      },
-      actions: {
-        sendAttestation: (_, p) =>
-          send(
-            "attestation",
-            {
-              quote: new Uint8Array(p.answer.quote),
-              purpose: p.answer.purpose,
-              ...(p.answer.compose_hash ? { compose_hash: p.answer.compose_hash } : {}),
-            },
-            p.re === undefined ? {} : { re: p.re },
-          ),
-        sendFailure: (_, p) => {
-          log.warn({ code: p.code }, "re-attestation failed");
-          sendError(p.code, p.message, p.re);
+    // While a workload runs, the quote also binds its compose hash, so the CP can check what the TD runs.
+    async refreshQuote(request) {
+      const w = opts.commands?.report();
+      const hash = w?.status === "healthy" ? w.compose_hash : undefined;
+      if (hash === undefined) {
+        const reportData = reportDataFor("refresh", request.nonce, identity.publicKey);
+        return { quote: await opts.quoteProvider.getQuote(reportData), purpose: "refresh" };
+      }
+      const reportData = reportDataFor(
+        "deployed",
+        request.nonce,
+        identity.publicKey,
+        Buffer.from(hash, "hex"),
+      );
+      return {
+        quote: await opts.quoteProvider.getQuote(reportData),
+        purpose: "deployed",
+        compose_hash: hash,
+      };
+    },
+    sendAttestation: (p) =>
+      send(
+        "attestation",
+        {
+          quote: new Uint8Array(p.answer.quote),
+          purpose: p.answer.purpose,
+          ...(p.answer.compose_hash ? { compose_hash: p.answer.compose_hash } : {}),
         },
-      },
-    }),
-  );
+        p.re === undefined ? {} : { re: p.re },
+      ),
+    sendFailure(p) {
+      log.warn({ code: p.code }, "re-attestation failed");
+      sendError(p.code, p.message, p.re);
+    },
+  };
+
+  const refresh = createActor(refreshMachine);
+  ports.set(refresh.system, port);
   refresh.subscribe({ error: (err) => log.error({ err }, "re-attestation actor failed") });
   refresh.start();
 
-  const actor = createActor(machine, {
+  const actor = createActor(connectionMachine, {
     input: {
       agentId: identity.agentId,
       heartbeatMs: opts.heartbeatMs,
@@ -277,6 +320,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       maxAttempts: opts.maxAttempts ?? 0,
     },
   });
+  ports.set(actor.system, port);
 
   let current = connectionView(actor.getSnapshot());
   const listeners = new Set<(view: ConnectionView) => void>();
