@@ -25,8 +25,9 @@ const FLOOD_WINDOW = 16;
 const FLOOD_ROUNDS = 3;
 /** Concurrent POST /api/v2/deployments, each naming its agent. */
 const DEPLOYS = 1_000;
-/** --expose-gc: RSS is read after a full GC. EE_BENCH_CP_FLAGS adds V8 flags (e.g. GC tuning) to try. */
-const CP_NODE_FLAGS = ["--expose-gc", ...(process.env.EE_BENCH_CP_FLAGS?.split(" ").filter(Boolean) ?? [])];
+/** --expose-gc: RSS is read after a full GC. EE_BENCH_CP_FLAGS and EE_BENCH_GEN_FLAGS add V8 flags to try. */
+const CP_NODE_FLAGS = ["--expose-gc", ...flagsFrom(process.env.EE_BENCH_CP_FLAGS)];
+const GEN_NODE_FLAGS = flagsFrom(process.env.EE_BENCH_GEN_FLAGS);
 /** Keep-alive connections the deploy burst is sent over. */
 const DEPLOY_SOCKETS = 32;
 const HANDSHAKE_CONCURRENCY = 32;
@@ -64,11 +65,15 @@ async function runScale(opts: BenchOptions, work: string, children: Child[]): Pr
   const share = (i: number) => Math.floor(n / gens) + (i < n % gens ? 1 : 0);
   log(`scale: ${n} agents in ${gens} load generator(s), heartbeat every ${opts.heartbeatMs} ms`);
   const generators = Array.from({ length: gens }, (_, i) =>
-    spawn("./agents-process.ts", {
-      devDir,
-      count: share(i),
-      heartbeatMs: opts.heartbeatMs,
-    } satisfies AgentsProcessArgs),
+    spawn(
+      "./agents-process.ts",
+      {
+        devDir,
+        count: share(i),
+        heartbeatMs: opts.heartbeatMs,
+      } satisfies AgentsProcessArgs,
+      GEN_NODE_FLAGS,
+    ),
   );
   await Promise.all(generators.map((g) => g.ready));
   const echo = spawn("./echo-server.ts", { port: 0 });
@@ -331,6 +336,10 @@ async function runScale(opts: BenchOptions, work: string, children: Child[]): Pr
     list_agents_ms: fig("GET /api/v2/agents (goal < 200)", metrics.list_agents_ms, " ms"),
   };
   return { metrics, figures, notes: [] };
+}
+
+function flagsFrom(value: string | undefined): string[] {
+  return value?.split(" ").filter(Boolean) ?? [];
 }
 
 /** Runs `fn` on every generator with its share of `total` and sums the throughputs (seconds: the longest). */
