@@ -48,9 +48,12 @@ const pauses = watchPauses();
 serveRequests({
   stats: async (a: { label?: string }): Promise<CpStats> => {
     if (a.label) await cut(a.label);
-    // Read before the forced GC below, which is ours, not the CP's.
+    // Read before the forced GC below, which is ours, not the CP's: its pause reaches the observer and the loop
+    // monitor only after this handler returns, so it is let through and dropped before the next span starts.
     const paused = pauses();
     (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    pauses();
     let live = 0;
     for (const r of cp.index.values()) if (r.connected && LIVE_STATES.has(r.state)) live++;
     const cpu = process.cpuUsage();
