@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   "EE-PROTO-REGISTER-TIMEOUT": "The agent did not register before the challenge expired.",
   "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
   "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
+  "EE-PROTO-SLOW-CONSUMER":
+    "The peer stopped reading; the CP dropped its connection or stream at the buffer cap.",
   // Attestation: quote and nonce checks (reason codes of refused registrations).
   "EE-ATT-QUOTE-MALFORMED": "The quote cannot be parsed (truncated, bad lengths or layout).",
   "EE-ATT-QUOTE-VERSION": "The quote version is not 4 or 5.",
@@ -143,6 +145,8 @@ export const WS_CLOSE = {
   version: 4002,
   rejected: 4003,
   registerTimeout: 4004,
+  /** Never sent: a slow consumer is terminated, as a close frame would queue behind its backlog. */
+  slowConsumer: 4008,
   superseded: 4009,
 } as const;
 
@@ -186,6 +190,8 @@ export class ProtocolError extends EeError<CodeOf<"EE-PROTO-">> {
         return WS_CLOSE.registerTimeout;
       case "EE-PROTO-SUPERSEDED":
         return WS_CLOSE.superseded;
+      case "EE-PROTO-SLOW-CONSUMER":
+        return WS_CLOSE.slowConsumer;
       case "EE-PROTO-SHUTDOWN":
         return WS_CLOSE.goingAway;
       default:

@@ -8,8 +8,14 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../lib/log.ts";
-import { EeError, ProtocolError, toEeError, WS_CLOSE } from "../spec/errors.ts";
-import { type AnyEnvelope, CONNECT_PATH, MAX_FRAME_BYTES, type MessageBody } from "../spec/protocol.ts";
+import { EeError, type ErrorCode, ProtocolError, toEeError, WS_CLOSE } from "../spec/errors.ts";
+import {
+  type AnyEnvelope,
+  CONNECT_PATH,
+  MAX_CP_FRAME_BYTES,
+  MAX_FRAME_BYTES,
+  type MessageBody,
+} from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "./frame.ts";
 
 /** What the channel needs from the CP runtime. Throwing an EeError from registerFrame refuses the agent. */
@@ -40,7 +46,16 @@ export interface AgentChannelOptions {
   /** Bad frames tolerated per connection within badFrameWindowMs before it is closed as abusive. */
   maxBadFrames?: number;
   badFrameWindowMs?: number;
+  /** Bytes queued for one connection beyond which the agent counts as not reading and is dropped. */
+  maxSendBufferBytes?: number;
 }
+
+/**
+ * A reading agent can have at most a deploy in flight and one more queued behind it, each up to
+ * MAX_CP_FRAME_BYTES, plus small frames (acks, requests) that a megabyte covers many times over; anything beyond
+ * that is a peer that stopped reading, and without a cap ws would buffer for it without bound.
+ */
+export const DEFAULT_MAX_SEND_BUFFER_BYTES = 2 * MAX_CP_FRAME_BYTES + 1024 * 1024;
 
 /** How long after its nonce expires an unregistered connection is closed (4004). */
 export const REGISTER_GRACE_MS = 2000;
@@ -68,6 +83,7 @@ export class AgentChannel {
   readonly #log: Logger;
   readonly #maxBad: number;
   readonly #badWindowMs: number;
+  readonly #maxSendBuffer: number;
   #sink: ChannelSink | null = null;
   #nextId = 1;
   #nextFrameId = 1;
@@ -77,6 +93,7 @@ export class AgentChannel {
     this.#log = opts.log;
     this.#maxBad = opts.maxBadFrames ?? 5;
     this.#badWindowMs = opts.badFrameWindowMs ?? 10_000;
+    this.#maxSendBuffer = opts.maxSendBufferBytes ?? DEFAULT_MAX_SEND_BUFFER_BYTES;
   }
 
   get connectionCount(): number {
@@ -110,11 +127,27 @@ export class AgentChannel {
    * with one write instead of one each (test/load: per-frame writes were the largest cost of heartbeat ingest).
    * Any other frame (a deploy from a REST request) leaves at once: holding it to the end of the loop's turn made
    * it wait for every other request and frame handled in that turn.
+   * An agent with more than maxSendBufferBytes waiting for it is dropped (see #dropSlowConsumer).
    */
   send(connId: number, frame: Uint8Array): void {
     const c = this.#conns.get(connId);
     if (!c || c.ws.readyState !== WebSocket.OPEN) return;
     c.ws.send(frame, { binary: true });
+    if (c.ws.bufferedAmount > this.#maxSendBuffer) this.#dropSlowConsumer(c);
+  }
+
+  /**
+   * Terminates rather than closes: a close frame would wait behind the same backlog, while terminate frees it
+   * now. The agent reconnects with its backoff, as after any drop.
+   */
+  #dropSlowConsumer(c: Connection): void {
+    const code: ErrorCode = "EE-PROTO-SLOW-CONSUMER";
+    this.#log.warn(
+      { conn: c.id, agent_id: c.agentId, remote: c.remote, buffered: c.ws.bufferedAmount, code },
+      "agent stopped reading; dropping its connection",
+    );
+    this.#sink?.refused(c.id, code, c.remote);
+    c.ws.terminate();
   }
 
   /**

@@ -1,5 +1,6 @@
 // The agent channel's sending side: the replies to one read of inbound frames leave in one write, complete and in
-// order; a frame sent from anywhere else leaves at once; a connection closed while corked is harmless.
+// order; a frame sent from anywhere else leaves at once; a connection closed while corked is harmless; an agent that
+// stops reading is dropped once the cap's worth of frames waits for it, one that reads the same volume is not.
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -8,7 +9,7 @@ import { WebSocket } from "ws";
 import { silentLogger } from "../../lib/log.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
-import { AgentChannel, type ChannelSink } from "../../transport/ws-server.ts";
+import { AgentChannel, type AgentChannelOptions, type ChannelSink } from "../../transport/ws-server.ts";
 
 const sink: ChannelSink & { onHeartbeat?: (connId: number, seq: number, id: number) => void } = {
   opened: (_connId, at) => ({
@@ -30,9 +31,13 @@ const sink: ChannelSink & { onHeartbeat?: (connId: number, seq: number, id: numb
 };
 
 /** A channel on a loopback server; counts the socket writes of each accepted TCP connection. */
-async function startChannel(t: { teardown(fn: () => Promise<void>): void }) {
-  const channel = new AgentChannel({ log: silentLogger });
-  channel.bind(sink);
+async function startChannel(
+  t: { teardown(fn: () => Promise<void>): void },
+  opts: Omit<AgentChannelOptions, "log"> = {},
+  channelSink: ChannelSink = sink,
+) {
+  const channel = new AgentChannel({ log: silentLogger, ...opts });
+  channel.bind(channelSink);
   const server: Server = createServer();
   const writes: number[] = [];
   server.on("connection", (socket: Socket) => {
@@ -139,4 +144,53 @@ test("a connection closed while corked is dropped without error", async (t) => {
   await until(() => channel.connectionCount === 0);
   channel.send(1, encodeFrame("heartbeat_ack", { seq: 3, server_time: Date.now() }, { re: 3 }));
   t.pass();
+});
+
+test("an agent that stops reading is dropped at the send-buffer cap; one that reads the same volume is not", async (t) => {
+  const refusals: string[] = [];
+  const { channel, url } = await startChannel(
+    t,
+    { maxSendBufferBytes: 256 * 1024 },
+    { ...sink, refused: (_connId, code) => refusals.push(code) },
+  );
+  // A deploy frame may carry a compose file this large; 32 KiB per frame fills the buffers quickly.
+  const big = (n: number) =>
+    encodeFrame(
+      "deploy",
+      { deployment_id: `dep-${n}`, app: "web", compose: "x".repeat(32 * 1024) },
+      { id: 1000 + n },
+    );
+  // Loopback socket buffers absorb several MiB before anything waits in ws: 64 MiB is far beyond them.
+  const volume = 2048;
+
+  const reader = await connect(url);
+  t.teardown(() => reader.ws.terminate());
+  reader.ws.send(encodeFrame("register", REGISTER, { id: 1 }));
+  await until(() => channel.connectionCount === 1);
+  await new Promise((r) => setTimeout(r, 20));
+  // Sent in bursts the client keeps up with, as an agent that reads does.
+  for (let n = 0; n < volume; n += 4) {
+    for (let i = n; i < n + 4; i++) channel.send(1, big(i));
+    await until(() => reader.frames.length >= n + 5);
+  }
+  t.is(reader.frames.length, volume + 1);
+  t.is(channel.connectionCount, 1, "a reading agent keeps its connection");
+  t.deepEqual(refusals, []);
+  reader.ws.terminate();
+  await until(() => channel.connectionCount === 0);
+
+  const stalled = await connect(url);
+  t.teardown(() => stalled.ws.terminate());
+  stalled.ws.send(encodeFrame("register", REGISTER, { id: 1 }));
+  await until(() => channel.connectionCount === 1);
+  await new Promise((r) => setTimeout(r, 20));
+  (stalled.ws as unknown as { _socket: Socket })._socket.pause();
+  let sent = 0;
+  while (sent < volume && channel.connectionCount === 1) {
+    for (let i = 0; i < 4; i++) channel.send(2, big(sent++));
+    await new Promise((r) => setImmediate(r));
+  }
+  t.true(sent < volume, `${sent} of ${volume} frames sent before the drop`);
+  t.is(channel.connectionCount, 0);
+  t.deepEqual(refusals, ["EE-PROTO-SLOW-CONSUMER"]);
 });
