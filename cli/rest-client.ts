@@ -45,7 +45,8 @@ export class RestClient {
 
   /**
    * Opens a streaming GET of server-sent events (throwing on an error answer), then yields each complete event
-   * until the server ends the stream or `signal` aborts it.
+   * until the server ends the stream or `signal` aborts it. An `error` event (an error body, sent by a server
+   * that ends the stream after its 200) is thrown as a RestError.
    */
   async events(path: string, signal: AbortSignal): Promise<AsyncGenerator<{ event: string; data: string }>> {
     const res = await this.#open(path, "text/event-stream", signal);
@@ -58,17 +59,26 @@ export class RestClient {
           if (line.startsWith("event: ")) event = line.slice(7);
           else if (line.startsWith("data: ")) data += line.slice(6);
         }
+        const error = event === "error" ? streamError(res, JSON.parse(data) as ContractError) : null;
+        if (error) throw error;
         yield { event, data };
       }
     })();
   }
 
-  /** Opens a streaming GET of newline-delimited JSON, then yields one value per line, as `events` does. */
+  /**
+   * Opens a streaming GET of newline-delimited JSON, then yields one value per line, as `events` does. A line
+   * that is an error body is how the server reports a failure after its 200: it is thrown as a RestError.
+   */
   async ndjson<T>(path: string, signal: AbortSignal): Promise<AsyncGenerator<T>> {
     const res = await this.#open(path, "application/x-ndjson", signal);
     return (async function* () {
       for await (const line of records(res, "\n", true)) {
-        if (line.trim()) yield JSON.parse(line) as T;
+        if (!line.trim()) continue;
+        const value = JSON.parse(line) as T | ContractError;
+        const error = streamError(res, value as ContractError);
+        if (error) throw error;
+        yield value as T;
       }
     })();
   }
@@ -110,9 +120,20 @@ export class RestClient {
   }
 }
 
+/** The contract's error body, as far as a client can trust it. */
+interface ContractError {
+  error?: { code?: ErrorCode; message?: string; details?: unknown };
+}
+
+/** The RestError a streamed error body stands for, or null when the value is not one. */
+function streamError(res: Response, value: ContractError): RestError | null {
+  const error = value?.error;
+  return error?.code ? new RestError(res.status, error.code, error.message ?? "", error.details) : null;
+}
+
 async function toRestError(res: Response): Promise<RestError> {
   try {
-    const body = (await res.json()) as { error?: { code?: ErrorCode; message?: string; details?: unknown } };
+    const body = (await res.json()) as ContractError;
     if (body.error?.code)
       return new RestError(res.status, body.error.code, body.error.message ?? "", body.error.details);
   } catch {

@@ -11,6 +11,7 @@ import { errorMapper } from "./errors.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
+import { slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
 
 export interface RestOptions {
@@ -20,12 +21,20 @@ export interface RestOptions {
   log: Logger;
   /** Interval of SSE keep-alive comments on watch streams. */
   keepAliveMs?: number;
+  /** What a watch stream may hold for its client beyond its initial listing (default EVENTS_MAX_BUFFERED_BYTES). */
+  eventsMaxBufferedBytes?: number;
   /** Trusted measurements admin (/api/v2/measurements). */
   measurements?: MeasurementsPort;
   /** Deployments, preflight, apps, and the agent reads relayed over the agent channel. */
   deployments?: DeploymentsPort;
   agentReads?: AgentReadsPort;
 }
+
+/**
+ * A watcher that reads is never this far behind: a registration storm of 10,000 agents is about 7 MiB of
+ * transitions over several seconds, not in one turn of the loop. Its initial listing comes on top.
+ */
+export const EVENTS_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export function createRestApp(opts: RestOptions): Koa {
   const { view } = opts;
@@ -80,7 +89,15 @@ export function createRestApp(opts: RestOptions): Koa {
       for (const r of view.agents()) write("agent", agentJson(r));
     }
     write("ready", {});
-    const off = view.onTransition((t) => write("transition", transitionJson(t)));
+    const cap = stream.readableLength + (opts.eventsMaxBufferedBytes ?? EVENTS_MAX_BUFFERED_BYTES);
+    const off = view.onTransition((t) => {
+      write("transition", transitionJson(t));
+      const slow = slowConsumer(stream, ctx.res, cap, "the watch stream");
+      if (!slow) return;
+      // The last event tells a client that reads again why the stream ended (eectl agents watch reconnects).
+      write("error", slow.toBody());
+      done();
+    });
     const keepAlive = setInterval(() => stream.write(": keep-alive\n\n"), opts.keepAliveMs ?? 15_000);
     const done = () => {
       off();

@@ -10,7 +10,7 @@ import type { LogLines } from "../../actors/agent-requests.ts";
 import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
 import type { DeploymentStatus } from "../../machines/deployment.ts";
-import { ValidationError } from "../../spec/errors.ts";
+import { EeError, toEeError, ValidationError } from "../../spec/errors.ts";
 import {
   appNameSchema,
   datacenterSchema,
@@ -21,6 +21,7 @@ import {
   nodeSizeSchema,
 } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
+import { slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
   preflight(req: DeploymentRequest): PreflightResult;
@@ -86,6 +87,13 @@ const STATUSES = ["pending", "deploying", "healthy", "failed", "undeploying", "u
 const DEPLOY_BODY_LIMIT = MAX_COMPOSE_BYTES + Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 64 * 1024;
 
 const FOLLOW_REFUSAL_WAIT_MS = 500;
+/**
+ * What a log follow may hold for its HTTP client before the client counts as not reading: the agent has no flow
+ * control, so without a cap every line would wait in memory. Several MiB, so that a client that reads but is
+ * briefly outpaced by the agent (the burst of a large `tail`) is not dropped; followers are operators, few at a
+ * time, so the worst case stays small.
+ */
+export const FOLLOW_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -207,29 +215,42 @@ export function mountDeployments(api: Router, port: DeploymentsPort, reads: Agen
       ctx.body = { lines };
       return;
     }
-    // Follow: newline-delimited JSON until the client goes away (which cancels the agent's stream).
+    // Follow: newline-delimited JSON until the client goes away or stops reading (either cancels the agent's
+    // stream); a failure after the status is the stream's last line, an error body.
     const abort = new AbortController();
     const stream = new PassThrough();
-    const done = reads
-      .logs(
-        agentId,
-        body,
-        (chunk) => {
-          for (const line of chunk) stream.write(`${JSON.stringify(line)}\n`);
-        },
-        abort.signal,
-      )
-      .finally(() => stream.end());
-    // A quick refusal (unknown agent, no workload: one round trip) is still answered as a JSON error; lines
-    // that arrive meanwhile wait in the stream's buffer.
-    await Promise.race([done, new Promise((r) => setTimeout(r, FOLLOW_REFUSAL_WAIT_MS))]);
+    let started!: () => void;
+    const firstLines = new Promise<void>((r) => {
+      started = r;
+    });
+    const done = reads.logs(
+      agentId,
+      body,
+      (chunk) => {
+        started();
+        for (const line of chunk) stream.write(`${JSON.stringify(line)}\n`);
+        const slow = slowConsumer(stream, ctx.res, FOLLOW_MAX_BUFFERED_BYTES, "the log stream");
+        if (slow) abort.abort(slow);
+      },
+      abort.signal,
+    );
+    // A quick refusal (unknown agent, no workload: one round trip) is still answered as a JSON error. The first
+    // lines mean the agent accepted, and the client should start reading them at once.
+    await Promise.race([done, firstLines, new Promise((r) => setTimeout(r, FOLLOW_REFUSAL_WAIT_MS))]);
     ctx.req.socket.setTimeout(0);
     ctx.set({ "Content-Type": "application/x-ndjson", "Cache-Control": "no-cache" });
     ctx.status = 200;
     ctx.body = stream;
     ctx.req.on("close", () => abort.abort());
-    // After the status is sent a failure can only end the stream (the agent went away, for one).
-    done.catch(() => stream.end());
+    // A client that left (its abort has no typed reason) is told nothing.
+    const end = (failure: unknown) => {
+      if (failure instanceof EeError) stream.write(`${JSON.stringify(failure.toBody())}\n`);
+      stream.end();
+    };
+    done.then(
+      () => end(abort.signal.reason),
+      (err: unknown) => end(toEeError(err)),
+    );
   });
 }
 

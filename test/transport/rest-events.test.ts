@@ -1,0 +1,104 @@
+// The watch stream (GET /api/v2/agents/events) against a client that stops reading: past its cap the stream ends
+// with an `error` event carrying EE-PROTO-SLOW-CONSUMER and stops listening, while a client that reads far more
+// than the cap keeps its stream. The REST app and HTTP are real; transitions come from a view the test drives.
+import { EventEmitter } from "node:events";
+import { createServer, get, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import test, { type ExecutionContext } from "ava";
+import type { Transition } from "../../actors/agent-index.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { createRestApp } from "../../transport/rest/app.ts";
+import { hashToken } from "../../transport/rest/auth.ts";
+import type { CpView } from "../../transport/rest/view.ts";
+
+const TOKEN = "test-admin-token-0123456789";
+const CAP = 256 * 1024;
+/** Far beyond loopback socket buffers (a few MiB) and the cap. */
+const VOLUME = 48 * 1024 * 1024;
+
+async function serve(t: ExecutionContext) {
+  const transitions = new EventEmitter();
+  const view = {
+    agents: () => [],
+    onTransition(listener: (t: Transition) => void) {
+      transitions.on("t", listener);
+      return () => transitions.off("t", listener);
+    },
+  } as unknown as CpView;
+  const app = createRestApp({
+    view,
+    adminTokenDigest: hashToken(TOKEN),
+    openapi: () => ({}),
+    log: silentLogger,
+    eventsMaxBufferedBytes: CAP,
+  });
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const res = await new Promise<IncomingMessage>((resolve, reject) =>
+    get(
+      `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v2/agents/events`,
+      { headers: { authorization: `Bearer ${TOKEN}` } },
+      resolve,
+    ).on("error", reject),
+  );
+  t.teardown(() => res.destroy());
+  return { transitions, res };
+}
+
+/** Emits transitions of about 1 KiB, a batch per turn of the loop, until `volume` bytes or nobody listens. */
+async function flood(transitions: EventEmitter, volume: number): Promise<number> {
+  const t: Transition = {
+    agent_id: "agt_0123456789abcdef01234567",
+    vm_name: "vm-".padEnd(1000, "x"),
+    from: "registered",
+    to: "healthy",
+    at: Date.now(),
+    reason: null,
+  };
+  let sent = 0;
+  while (sent < volume && transitions.listenerCount("t") > 0) {
+    for (let i = 0; i < 32; i++, sent += 1024) transitions.emit("t", t);
+    await new Promise((r) => setImmediate(r));
+  }
+  return sent;
+}
+
+function collect(res: IncomingMessage): { text: () => string; ended: Promise<void> } {
+  let text = "";
+  res.setEncoding("utf8");
+  res.on("data", (d: string) => {
+    text += d;
+  });
+  return { text: () => text, ended: new Promise((resolve) => res.on("end", resolve)) };
+}
+
+test("a watcher that stops reading is cut off at the cap with an EE-PROTO-SLOW-CONSUMER event", async (t) => {
+  const { transitions, res } = await serve(t);
+  t.is(res.statusCode, 200);
+  res.pause();
+  const sent = await flood(transitions, VOLUME);
+  t.is(transitions.listenerCount("t"), 0, "the stream stopped listening");
+  t.true(sent < VOLUME, `${sent} bytes of transitions before the cut-off`);
+
+  const { text, ended } = collect(res);
+  res.resume();
+  await ended;
+  const events = text().trimEnd().split("\n\n");
+  t.is(events[0], "event: ready\ndata: {}");
+  const last = events.at(-1)!;
+  t.true(last.startsWith("event: error\n"), last.slice(0, 80));
+  t.like(JSON.parse(last.split("data: ")[1]!), { error: { code: "EE-PROTO-SLOW-CONSUMER" } });
+});
+
+test("a watcher that reads keeps its stream through 32 times the cap", async (t) => {
+  const { transitions, res } = await serve(t);
+  const { text } = collect(res);
+  const sent = await flood(transitions, 8 * 1024 * 1024);
+  t.is(sent, 8 * 1024 * 1024);
+  t.is(transitions.listenerCount("t"), 1, "still listening");
+  t.false(text().includes("event: error"));
+});
