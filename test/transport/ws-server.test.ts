@@ -1,6 +1,7 @@
-// The agent channel's sending side: the replies to one read of inbound frames leave in one write, complete and in
-// order; a frame sent from anywhere else leaves at once; a connection closed while corked is harmless; an agent that
-// stops reading is dropped once the cap's worth of frames waits for it, one that reads the same volume is not.
+// The agent channel's sending side: the 101 and the challenge leave in one write, as do the replies to one read of
+// inbound frames (complete and in order); a frame sent from anywhere else leaves at once; a connection closed while
+// corked is harmless; an agent that stops reading is dropped once the cap's worth of frames waits for it, one that
+// reads the same volume is not.
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -107,6 +108,7 @@ test("the replies to a burst of frames in one read leave in one write, complete 
   const { ws, frames } = await connect(url);
   t.teardown(() => ws.terminate());
   t.is(frames[0]?.type, "challenge");
+  t.is(writes[0], 1, "the 101 and the challenge leave in one write");
   ws.send(encodeFrame("register", REGISTER, { id: 1 }));
   await new Promise((r) => setTimeout(r, 20));
   const before = writes[0]!;
