@@ -184,6 +184,9 @@ serveRequests({
   },
 
   /** Receipt times (monotonic ns) of the deploy frames seen so far, by deployment id; then forgets them. */
+  /** The worst loop delay and GC pause since the previous read (a read also starts a new window). */
+  pauses: (): Pauses => pauses(),
+
   deploys: () => {
     const out = Object.fromEntries(recorder.deployReceived);
     recorder.deployReceived.clear();
