@@ -50,251 +50,95 @@ export const scalePhase: Phase = {
   },
 };
 
+type Spawn = (module: string, args: unknown, nodeFlags?: string[]) => Child;
+
+/** The load generators and the echo server: all the handshake baseline needs, up before the CP. */
+interface Load {
+  opts: BenchOptions;
+  spawn: Spawn;
+  generators: Child[];
+  echo: Child;
+  echoUrl: string;
+}
+
+/** What the steps after the CP's start share. `cp` is replaced by the rehydration step's restart. */
+interface Run extends Load {
+  cpArgs: CpProcessArgs;
+  cp: Child;
+  port: number;
+  /** Destroyed by the rehydration step, with the CP it talked to. */
+  http: Agent;
+  api: (method: string, path: string, body?: unknown) => Promise<unknown>;
+}
+
+/** The counters read between steps; their labels are also the CP's and generators' CPU-profile cut points. */
+interface Cut {
+  cp: CpStats;
+  genCpuS: number;
+}
+
 async function runScale(opts: BenchOptions, work: string, children: Child[]): Promise<PhaseResult> {
   const n = opts.agents;
-  const log = opts.log;
   const devDir = join(work, "dev");
   await devInit(devDir);
-  const spawn = (module: string, args: unknown, nodeFlags: string[] = []) => {
+  const spawn: Spawn = (module, args, nodeFlags = []) => {
     const c = new Child(module, args, { nodeFlags });
     children.push(c);
     return c;
   };
 
-  const gens = Math.min(GENERATORS_MAX, Math.ceil(n / AGENTS_PER_GENERATOR));
-  const share = (i: number) => Math.floor(n / gens) + (i < n % gens ? 1 : 0);
-  log(`scale: ${n} agents in ${gens} load generator(s), heartbeat every ${opts.heartbeatMs} ms`);
-  const generators = Array.from({ length: gens }, (_, i) =>
-    spawn(
-      "./agents-process.ts",
-      {
-        devDir,
-        count: share(i),
-        heartbeatMs: opts.heartbeatMs,
-      } satisfies AgentsProcessArgs,
-      GEN_NODE_FLAGS,
-    ),
-  );
-  await Promise.all(generators.map((g) => g.ready));
-  const echo = spawn("./echo-server.ts", { port: 0 });
-  const { port: echoPort } = (await echo.ready) as { port: number };
-  const echoUrl = `ws://127.0.0.1:${echoPort}`;
-  const floodConns = Math.min(FLOOD_CONNECTIONS, n);
-  const handshakeRate = await across(generators, HANDSHAKE_CONCURRENCY * gens, (g, k) =>
-    g.request<Throughput>("handshakes", { url: echoUrl, concurrency: k, seconds: opts.seconds }),
-  );
-  log(`  handshakes ${Math.round(handshakeRate.messages)}/s`);
+  const load = await startLoad(opts, spawn, devDir);
+  const handshakes = await handshakeStep(load);
+  const run = await startCp(load, devDir, join(work, "cp"));
+  const boot = await cut(run, "boot");
+  const storm = await stormStep(run, boot);
+  const steady = await steadyStep(run, boot, storm.after);
+  const flood = await floodStep(run, steady.after.cp);
+  const listing = await listingStep(run);
+  const deploy = await deployStep(run, flood.after);
+  const rehydrate = await rehydrateStep(run);
+  await Promise.all(run.generators.map((g) => g.request("stop")));
 
-  // The CP, idle.
-  const dataDir = join(work, "cp");
-  const cpArgs: CpProcessArgs = {
-    port: 0,
-    dataDir,
-    devDir,
-    adminToken: ADMIN_TOKEN,
-    heartbeatMs: opts.heartbeatMs,
-  };
-  let cp = spawn("./cp-process.ts", cpArgs, CP_NODE_FLAGS);
-  const { port } = (await cp.ready) as { port: number };
-  // A connection per request: a kept-alive one can be closed by the server's idle timeout under our feet.
-  const http = new Agent({ keepAlive: false });
-  const api = (method: string, path: string, body?: unknown) => call(http, port, method, path, body);
-  const idle = await cp.request<CpStats>("stats", { label: "boot" });
-  const genCpu = async (label?: string) =>
-    (await Promise.all(generators.map((g) => g.request<number>("cpu", { label })))).reduce(
-      (a, b) => a + b,
-      0,
-    );
-  const genIdle = await genCpu("gen-boot");
-
-  // Register storm.
-  log(`scale: register storm (${n} agents)`);
-  const t0 = Number(process.hrtime.bigint());
-  const storms = await Promise.all(
-    generators.map((g) =>
-      g.request<{ lastRegisteredNs: number; registerMs: number[] }>("storm", {
-        url: `ws://127.0.0.1:${port}`,
-        timeoutMs: 300_000,
-      }),
-    ),
-  );
-  const stormS = (Math.max(...storms.map((s) => s.lastRegisteredNs)) - t0) / 1e9;
-  const registerMs = storms.flatMap((s) => s.registerMs);
-  const afterStorm = await cp.request<CpStats>("stats", { label: "storm" });
-  const genStorm = await genCpu("gen-storm");
-  log(
-    `  storm ${stormS.toFixed(2)} s; registration p50 ${quantile(registerMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(registerMs, 0.99)?.toFixed(1)} ms; CP CPU ${(afterStorm.cpu_s - idle.cpu_s).toFixed(1)} s, generators ${(genStorm - genIdle).toFixed(1)} s`,
-  );
-
-  // Steady heartbeats at the configured interval: ack latency, memory, CPU.
-  const steadyMs = Math.max(2 * opts.heartbeatMs, opts.seconds * 1000);
-  log(`scale: steady heartbeats for ${steadyMs / 1000} s`);
-  const ackParts = await Promise.all(
-    generators.map((g) =>
-      g.request<{ ackMs: number[]; reregistered: number } & Pauses>("acks", { ms: steadyMs }),
-    ),
-  );
-  const genGcMax = Math.max(...ackParts.map((p) => p.gc_max_ms));
-  const acks = ackParts.flatMap((p) => p.ackMs);
-  const reregistered = ackParts.reduce((sum, p) => sum + p.reregistered, 0);
-  const steady = await cp.request<CpStats>("stats", { label: "steady" });
-  const genSteady = await genCpu("gen-steady");
-  log(
-    `  ack p50 ${quantile(acks, 0.5)?.toFixed(1)} ms, p99 ${quantile(acks, 0.99)?.toFixed(1)} ms (${acks.length} acks, ${reregistered} re-registrations); RSS idle ${(idle.rss / 2 ** 20).toFixed(0)} MB, at N ${(steady.rss / 2 ** 20).toFixed(0)} MB; CP loop max ${steady.loop_max_ms.toFixed(0)} ms, GC max ${steady.gc_max_ms.toFixed(0)} ms (generators ${genGcMax.toFixed(0)} ms), CPU ${(steady.cpu_s - afterStorm.cpu_s).toFixed(2)} s, generators ${(genSteady - genStorm).toFixed(2)} s`,
-  );
-
-  // Heartbeat ingest against the echo baseline, same method, same moment (every agent still heartbeating):
-  // slices alternate and each keeps its best, so a burst of foreign load skews one slice, not the ratio.
-  log(
-    `scale: heartbeat flood vs echo (${floodConns} connections × ${FLOOD_WINDOW} in flight, ${FLOOD_ROUNDS} × ${(opts.seconds / FLOOD_ROUNDS).toFixed(2)} s each)`,
-  );
-  let hbPerS = 0;
-  let echoPerS = 0;
-  const slice = { window: FLOOD_WINDOW, warmupS: 0.5, seconds: opts.seconds / FLOOD_ROUNDS };
-  for (let r = 0; r < FLOOD_ROUNDS; r++) {
-    const e = await across(generators, floodConns, (g, k) =>
-      g.request<Throughput>("echoFlood", { ...slice, url: echoUrl, connections: k }),
-    );
-    const h = await across(generators, floodConns, (g, k) =>
-      g.request<Throughput>("flood", { ...slice, url: "", connections: k }),
-    );
-    log(`  round ${r + 1}: echo ${Math.round(e.messages)} msg/s, heartbeats ${Math.round(h.messages)} msg/s`);
-    echoPerS = Math.max(echoPerS, e.messages);
-    hbPerS = Math.max(hbPerS, h.messages);
-  }
-  await echo.kill();
-  const afterFlood = await cp.request<CpStats>("stats", { label: "flood" });
-
-  // Listing at N.
-  const listMs: number[] = [];
-  let listed = 0;
-  for (let i = 0; i < LIST_REPEATS; i++) {
-    const t = performance.now();
-    const res = await api("GET", "/api/v2/agents");
-    listMs.push(performance.now() - t);
-    listed = (res as { agents: unknown[] }).agents.length;
-  }
-  log(`  listing ${quantile(listMs, 0.5)?.toFixed(1)} ms (median of ${LIST_REPEATS})`);
-  if (listed !== n) throw new Error(`GET /api/v2/agents listed ${listed} agents, expected ${n}`);
-
-  // Deploy fan-out: all POSTs issued at once, each naming a different agent, through a pool of keep-alive
-  // connections (as an operator's client would; a thousand fresh connections at once measure the accept queue).
-  const ids = (await Promise.all(generators.map((g) => g.request<string[]>("agentIds")))).flat();
-  const d = Math.min(DEPLOYS, n);
-  log(`scale: ${d} concurrent deploys over ${DEPLOY_SOCKETS} connections`);
-  const deployHttp = new Agent({ keepAlive: true, maxSockets: DEPLOY_SOCKETS });
-  // Receipt times are taken at the agents, so a generator's stall is in the figures too: its pauses are reported.
-  await Promise.all(generators.map((g) => g.request<Pauses>("pauses")));
-  const written = new Map<string, number>();
-  const issued = new Map<string, number>();
-  const tDeploy = performance.now();
-  await Promise.all(
-    ids.slice(0, d).map(async (agentId) => {
-      const t = Number(process.hrtime.bigint());
-      let tw = t;
-      const res = (await call(
-        deployHttp,
-        port,
-        "POST",
-        "/api/v2/deployments",
-        { app: "bench", compose: COMPOSE, agent_id: agentId },
-        () => {
-          tw = Number(process.hrtime.bigint());
-        },
-      )) as { deployment_id: string };
-      issued.set(res.deployment_id, t);
-      written.set(res.deployment_id, tw);
-    }),
-  );
-  deployHttp.destroy();
-  const postsS = (performance.now() - tDeploy) / 1000;
-  let healthy = 0;
-  while (healthy < d) {
-    const res = (await api("GET", `/api/v2/deployments?status=healthy&limit=${DEPLOYS}`)) as {
-      deployments: unknown[];
-    };
-    healthy = res.deployments.length;
-    // Each poll lists up to a thousand deployments: not so often that the poll is the CP's main work.
-    if (healthy < d) await new Promise((r) => setTimeout(r, 250));
-  }
-  const allHealthyS = (performance.now() - tDeploy) / 1000;
-  const received = Object.assign(
-    {},
-    ...(await Promise.all(generators.map((g) => g.request<Record<string, number>>("deploys")))),
-  ) as Record<string, number>;
-  const since = (from: Map<string, number>) =>
-    [...from].map(([id, t]) => {
-      const r = received[id];
-      if (r === undefined) throw new Error(`deploy frame of ${id} never reached its agent`);
-      return (r - t) / 1e6;
-    });
-  const dispatchMs = since(written);
-  const burstMs = since(issued);
-  const afterDeploy = await cp.request<CpStats>("stats", { label: "deploy" });
-  const genDeployPauses = await Promise.all(generators.map((g) => g.request<Pauses>("pauses")));
-  const genLoopMaxDeploy = Math.max(...genDeployPauses.map((p) => p.loop_max_ms));
-  log(
-    `  dispatch p50 ${quantile(dispatchMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(dispatchMs, 0.99)?.toFixed(1)} ms; from issue p99 ${quantile(burstMs, 0.99)?.toFixed(1)} ms; all healthy ${allHealthyS.toFixed(2)} s; CP loop max ${afterDeploy.loop_max_ms.toFixed(0)} ms, GC max ${afterDeploy.gc_max_ms.toFixed(0)} ms; generators' loop max ${genLoopMaxDeploy.toFixed(0)} ms`,
-  );
-
-  // Rehydration: kill -9, wipe the DB, restart on the same port; every agent must register again.
-  log(`scale: CP SIGKILL, wiped data dir, restart on port ${port}`);
-  http.destroy();
-  const tKill = Number(process.hrtime.bigint());
-  await cp.kill("SIGKILL");
-  rmSync(dataDir, { recursive: true, force: true });
-  cp = spawn("./cp-process.ts", { ...cpArgs, port }, CP_NODE_FLAGS);
-  await cp.ready;
-  const bootS = (Number(process.hrtime.bigint()) - tKill) / 1e9;
-  const back = await Promise.all(
-    generators.map((g) => g.request<number>("reregistered", { afterNs: tKill, timeoutMs: 120_000 })),
-  );
-  const rehydrateS = (Math.max(...back) - tKill) / 1e9;
-  const rehydrated = await cp.request<CpStats>("stats", { label: "rehydrate" });
-  log(`  rehydration ${rehydrateS.toFixed(2)} s (CP boot ${bootS.toFixed(2)} s)`);
-
-  await Promise.all(generators.map((g) => g.request("stop")));
-
-  const rssPerAgentKb = (steady.rss - idle.rss) / n / 1024;
+  const rssPerAgentKb = (steady.after.cp.rss - boot.cp.rss) / n / 1024;
   const metrics = {
-    register_storm_s: round(stormS, 2),
-    registrations_per_s: round(n / stormS),
-    register_p50_ms: round(quantile(registerMs, 0.5), 1),
-    register_p99_ms: round(quantile(registerMs, 0.99), 1),
-    heartbeat_msgs_per_s: round(hbPerS),
-    echo_baseline_msgs_per_s: round(echoPerS),
-    echo_handshakes_per_s: round(handshakeRate.messages / handshakeRate.seconds),
-    heartbeat_ratio: round(hbPerS / echoPerS, 3),
-    heartbeat_ack_p50_ms: round(quantile(acks, 0.5), 1),
-    heartbeat_ack_p99_ms: round(quantile(acks, 0.99), 1),
-    heartbeat_acks_sampled: acks.length,
-    reregistered_in_steady: reregistered,
-    rss_idle_mb: round(idle.rss / 2 ** 20, 1),
-    rss_at_n_mb: round(steady.rss / 2 ** 20, 1),
+    register_storm_s: round(storm.stormS, 2),
+    registrations_per_s: round(n / storm.stormS),
+    register_p50_ms: round(quantile(storm.registerMs, 0.5), 1),
+    register_p99_ms: round(quantile(storm.registerMs, 0.99), 1),
+    heartbeat_msgs_per_s: round(flood.hbPerS),
+    echo_baseline_msgs_per_s: round(flood.echoPerS),
+    echo_handshakes_per_s: round(handshakes.perS),
+    heartbeat_ratio: round(flood.hbPerS / flood.echoPerS, 3),
+    heartbeat_ack_p50_ms: round(quantile(steady.acks, 0.5), 1),
+    heartbeat_ack_p99_ms: round(quantile(steady.acks, 0.99), 1),
+    heartbeat_acks_sampled: steady.acks.length,
+    reregistered_in_steady: steady.reregistered,
+    rss_idle_mb: round(boot.cp.rss / 2 ** 20, 1),
+    rss_at_n_mb: round(steady.after.cp.rss / 2 ** 20, 1),
     rss_per_agent_kb: round(rssPerAgentKb, 1),
-    cp_loop_max_steady_ms: round(steady.loop_max_ms),
-    cp_gc_max_steady_ms: round(steady.gc_max_ms),
-    generators_gc_max_steady_ms: round(genGcMax),
-    cp_cpu_storm_s: round(afterStorm.cpu_s - idle.cpu_s, 2),
-    generators_cpu_storm_s: round(genStorm - genIdle, 2),
-    generators_cpu_steady_pct: round((100 * (genSteady - genStorm)) / (steadyMs / 1000), 1),
-    cp_cpu_steady_pct: round((100 * (steady.cpu_s - afterStorm.cpu_s)) / (steadyMs / 1000), 1),
-    cp_cpu_flood_s: round(afterFlood.cpu_s - steady.cpu_s, 2),
-    cp_cpu_deploy_s: round(afterDeploy.cpu_s - afterFlood.cpu_s, 2),
-    deploys: d,
-    deploy_posts_s: round(postsS, 2),
-    deploy_all_healthy_s: round(allHealthyS, 2),
-    deploy_dispatch_p50_ms: round(quantile(dispatchMs, 0.5), 1),
-    deploy_dispatch_p99_ms: round(quantile(dispatchMs, 0.99), 1),
-    deploy_burst_p50_ms: round(quantile(burstMs, 0.5), 1),
-    deploy_burst_p99_ms: round(quantile(burstMs, 0.99), 1),
-    cp_loop_max_deploy_ms: round(afterDeploy.loop_max_ms),
-    generators_loop_max_deploy_ms: round(genLoopMaxDeploy),
-    cp_boot_s: round(bootS, 2),
-    rehydrate_s: round(rehydrateS, 2),
-    cp_cpu_rehydrate_s: round(rehydrated.cpu_s, 2),
-    list_agents_ms: round(quantile(listMs, 0.5), 1),
-    load_generators: gens,
+    cp_loop_max_steady_ms: round(steady.after.cp.loop_max_ms),
+    cp_gc_max_steady_ms: round(steady.after.cp.gc_max_ms),
+    generators_gc_max_steady_ms: round(steady.genGcMaxMs),
+    cp_cpu_storm_s: round(storm.cpCpuS, 2),
+    generators_cpu_storm_s: round(storm.genCpuS, 2),
+    generators_cpu_steady_pct: round(steady.genCpuPct, 1),
+    cp_cpu_steady_pct: round(steady.cpCpuPct, 1),
+    cp_cpu_flood_s: round(flood.cpCpuS, 2),
+    cp_cpu_deploy_s: round(deploy.cpCpuS, 2),
+    deploys: deploy.deploys,
+    deploy_posts_s: round(deploy.postsS, 2),
+    deploy_all_healthy_s: round(deploy.allHealthyS, 2),
+    deploy_dispatch_p50_ms: round(quantile(deploy.dispatchMs, 0.5), 1),
+    deploy_dispatch_p99_ms: round(quantile(deploy.dispatchMs, 0.99), 1),
+    deploy_burst_p50_ms: round(quantile(deploy.burstMs, 0.5), 1),
+    deploy_burst_p99_ms: round(quantile(deploy.burstMs, 0.99), 1),
+    cp_loop_max_deploy_ms: round(deploy.cpLoopMaxMs),
+    generators_loop_max_deploy_ms: round(deploy.genLoopMaxMs),
+    cp_boot_s: round(rehydrate.bootS, 2),
+    rehydrate_s: round(rehydrate.rehydrateS, 2),
+    cp_cpu_rehydrate_s: round(rehydrate.cpCpuS, 2),
+    list_agents_ms: round(listing.p50Ms, 1),
+    load_generators: run.generators.length,
   };
   const fig = (label: string, value: number | null, unit: string, baseline?: string): Figure => ({
     label,
@@ -332,7 +176,7 @@ async function runScale(opts: BenchOptions, work: string, children: Child[]): Pr
     rss_per_agent_kb: fig("CP RSS per agent above idle (goal ≤ 30)", metrics.rss_per_agent_kb, " KB"),
     cp_cpu_steady_pct: fig("CP CPU at steady heartbeats", metrics.cp_cpu_steady_pct, " %"),
     deploy_dispatch_p50_ms: fig(
-      `deploy dispatch p50 (${d} concurrent)`,
+      `deploy dispatch p50 (${deploy.deploys} concurrent)`,
       metrics.deploy_dispatch_p50_ms,
       " ms",
     ),
@@ -341,6 +185,291 @@ async function runScale(opts: BenchOptions, work: string, children: Child[]): Pr
     list_agents_ms: fig("GET /api/v2/agents (goal < 200)", metrics.list_agents_ms, " ms"),
   };
   return { metrics, figures, notes: [] };
+}
+
+/** Spawns the load generators, each with its share of the agents (not yet connected), and the echo server. */
+async function startLoad(opts: BenchOptions, spawn: Spawn, devDir: string): Promise<Load> {
+  const n = opts.agents;
+  const gens = Math.min(GENERATORS_MAX, Math.ceil(n / AGENTS_PER_GENERATOR));
+  const share = (i: number) => Math.floor(n / gens) + (i < n % gens ? 1 : 0);
+  opts.log(`scale: ${n} agents in ${gens} load generator(s), heartbeat every ${opts.heartbeatMs} ms`);
+  const generators = Array.from({ length: gens }, (_, i) =>
+    spawn(
+      "./agents-process.ts",
+      {
+        devDir,
+        count: share(i),
+        heartbeatMs: opts.heartbeatMs,
+      } satisfies AgentsProcessArgs,
+      GEN_NODE_FLAGS,
+    ),
+  );
+  await Promise.all(generators.map((g) => g.ready));
+  const echo = spawn("./echo-server.ts", { port: 0 });
+  const { port: echoPort } = (await echo.ready) as { port: number };
+  return { opts, spawn, generators, echo, echoUrl: `ws://127.0.0.1:${echoPort}` };
+}
+
+/** Raw WebSocket handshakes per second against the echo server: the baseline of the register storm. */
+async function handshakeStep(load: Load): Promise<{ perS: number }> {
+  const { opts, generators } = load;
+  const rate = await across(generators, HANDSHAKE_CONCURRENCY * generators.length, (g, k) =>
+    g.request<Throughput>("handshakes", { url: load.echoUrl, concurrency: k, seconds: opts.seconds }),
+  );
+  opts.log(`  handshakes ${Math.round(rate.messages)}/s`);
+  return { perS: rate.messages / rate.seconds };
+}
+
+/** Starts the CP, idle, and the admin API client it is measured through. */
+async function startCp(load: Load, devDir: string, dataDir: string): Promise<Run> {
+  const cpArgs: CpProcessArgs = {
+    port: 0,
+    dataDir,
+    devDir,
+    adminToken: ADMIN_TOKEN,
+    heartbeatMs: load.opts.heartbeatMs,
+  };
+  const cp = load.spawn("./cp-process.ts", cpArgs, CP_NODE_FLAGS);
+  const { port } = (await cp.ready) as { port: number };
+  // A connection per request: a kept-alive one can be closed by the server's idle timeout under our feet.
+  const http = new Agent({ keepAlive: false });
+  const api = (method: string, path: string, body?: unknown) => call(http, port, method, path, body);
+  return { ...load, cpArgs, cp, port, http, api };
+}
+
+/** Reads the CP's stats labelled `label` and the generators' CPU labelled `gen-<label>`, in that order. */
+async function cut(run: Run, label: string): Promise<Cut> {
+  const cp = await run.cp.request<CpStats>("stats", { label });
+  const genCpuS = (
+    await Promise.all(run.generators.map((g) => g.request<number>("cpu", { label: `gen-${label}` })))
+  ).reduce((a, b) => a + b, 0);
+  return { cp, genCpuS };
+}
+
+/** How long all N agents take to register at once, each registration's latency, and the CPU it costs both sides. */
+async function stormStep(
+  run: Run,
+  before: Cut,
+): Promise<{ stormS: number; registerMs: number[]; cpCpuS: number; genCpuS: number; after: Cut }> {
+  const log = run.opts.log;
+  log(`scale: register storm (${run.opts.agents} agents)`);
+  const t0 = Number(process.hrtime.bigint());
+  const storms = await Promise.all(
+    run.generators.map((g) =>
+      g.request<{ lastRegisteredNs: number; registerMs: number[] }>("storm", {
+        url: `ws://127.0.0.1:${run.port}`,
+        timeoutMs: 300_000,
+      }),
+    ),
+  );
+  const stormS = (Math.max(...storms.map((s) => s.lastRegisteredNs)) - t0) / 1e9;
+  const registerMs = storms.flatMap((s) => s.registerMs);
+  const after = await cut(run, "storm");
+  const cpCpuS = after.cp.cpu_s - before.cp.cpu_s;
+  const genCpuS = after.genCpuS - before.genCpuS;
+  log(
+    `  storm ${stormS.toFixed(2)} s; registration p50 ${quantile(registerMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(registerMs, 0.99)?.toFixed(1)} ms; CP CPU ${cpCpuS.toFixed(1)} s, generators ${genCpuS.toFixed(1)} s`,
+  );
+  return { stormS, registerMs, cpCpuS, genCpuS, after };
+}
+
+/** Heartbeat ack latency at the configured interval, and the CP's memory, pauses and CPU share at N agents. */
+async function steadyStep(
+  run: Run,
+  boot: Cut,
+  before: Cut,
+): Promise<{
+  acks: number[];
+  reregistered: number;
+  genGcMaxMs: number;
+  cpCpuPct: number;
+  genCpuPct: number;
+  after: Cut;
+}> {
+  const log = run.opts.log;
+  const steadyMs = Math.max(2 * run.opts.heartbeatMs, run.opts.seconds * 1000);
+  log(`scale: steady heartbeats for ${steadyMs / 1000} s`);
+  const ackParts = await Promise.all(
+    run.generators.map((g) =>
+      g.request<{ ackMs: number[]; reregistered: number } & Pauses>("acks", { ms: steadyMs }),
+    ),
+  );
+  const genGcMaxMs = Math.max(...ackParts.map((p) => p.gc_max_ms));
+  const acks = ackParts.flatMap((p) => p.ackMs);
+  const reregistered = ackParts.reduce((sum, p) => sum + p.reregistered, 0);
+  const after = await cut(run, "steady");
+  const cp = after.cp;
+  const cpCpuS = cp.cpu_s - before.cp.cpu_s;
+  const genCpuS = after.genCpuS - before.genCpuS;
+  log(
+    `  ack p50 ${quantile(acks, 0.5)?.toFixed(1)} ms, p99 ${quantile(acks, 0.99)?.toFixed(1)} ms (${acks.length} acks, ${reregistered} re-registrations); RSS idle ${(boot.cp.rss / 2 ** 20).toFixed(0)} MB, at N ${(cp.rss / 2 ** 20).toFixed(0)} MB; CP loop max ${cp.loop_max_ms.toFixed(0)} ms, GC max ${cp.gc_max_ms.toFixed(0)} ms (generators ${genGcMaxMs.toFixed(0)} ms), CPU ${cpCpuS.toFixed(2)} s, generators ${genCpuS.toFixed(2)} s`,
+  );
+  return {
+    acks,
+    reregistered,
+    genGcMaxMs,
+    cpCpuPct: (100 * cpCpuS) / (steadyMs / 1000),
+    genCpuPct: (100 * genCpuS) / (steadyMs / 1000),
+    after,
+  };
+}
+
+/** Heartbeat ingest throughput against the echo baseline, by the same method at the same moment; stops the echo. */
+async function floodStep(
+  run: Run,
+  before: CpStats,
+): Promise<{ hbPerS: number; echoPerS: number; cpCpuS: number; after: CpStats }> {
+  const { opts, generators } = run;
+  const floodConns = Math.min(FLOOD_CONNECTIONS, opts.agents);
+  // Every agent is still heartbeating. Slices alternate and each keeps its best, so a burst of foreign load skews
+  // one slice, not the ratio.
+  opts.log(
+    `scale: heartbeat flood vs echo (${floodConns} connections × ${FLOOD_WINDOW} in flight, ${FLOOD_ROUNDS} × ${(opts.seconds / FLOOD_ROUNDS).toFixed(2)} s each)`,
+  );
+  let hbPerS = 0;
+  let echoPerS = 0;
+  const slice = { window: FLOOD_WINDOW, warmupS: 0.5, seconds: opts.seconds / FLOOD_ROUNDS };
+  for (let r = 0; r < FLOOD_ROUNDS; r++) {
+    const e = await across(generators, floodConns, (g, k) =>
+      g.request<Throughput>("echoFlood", { ...slice, url: run.echoUrl, connections: k }),
+    );
+    const h = await across(generators, floodConns, (g, k) =>
+      g.request<Throughput>("flood", { ...slice, url: "", connections: k }),
+    );
+    opts.log(
+      `  round ${r + 1}: echo ${Math.round(e.messages)} msg/s, heartbeats ${Math.round(h.messages)} msg/s`,
+    );
+    echoPerS = Math.max(echoPerS, e.messages);
+    hbPerS = Math.max(hbPerS, h.messages);
+  }
+  await run.echo.kill();
+  const after = await run.cp.request<CpStats>("stats", { label: "flood" });
+  return { hbPerS, echoPerS, cpCpuS: after.cpu_s - before.cpu_s, after };
+}
+
+/** The median time of GET /api/v2/agents listing all N agents. */
+async function listingStep(run: Run): Promise<{ p50Ms: number | null }> {
+  const n = run.opts.agents;
+  const listMs: number[] = [];
+  let listed = 0;
+  for (let i = 0; i < LIST_REPEATS; i++) {
+    const t = performance.now();
+    const res = await run.api("GET", "/api/v2/agents");
+    listMs.push(performance.now() - t);
+    listed = (res as { agents: unknown[] }).agents.length;
+  }
+  const p50Ms = quantile(listMs, 0.5);
+  run.opts.log(`  listing ${p50Ms?.toFixed(1)} ms (median of ${LIST_REPEATS})`);
+  if (listed !== n) throw new Error(`GET /api/v2/agents listed ${listed} agents, expected ${n}`);
+  return { p50Ms };
+}
+
+/** How fast concurrent deployments reach their agents and all turn healthy, and the pauses they cause. */
+async function deployStep(
+  run: Run,
+  before: CpStats,
+): Promise<{
+  deploys: number;
+  postsS: number;
+  allHealthyS: number;
+  /** From the request's hand-off to the socket to the frame's receipt at the agent. */
+  dispatchMs: number[];
+  /** From the request's issue (queued behind the connection pool) to the frame's receipt at the agent. */
+  burstMs: number[];
+  cpCpuS: number;
+  cpLoopMaxMs: number;
+  genLoopMaxMs: number;
+}> {
+  const { generators, port } = run;
+  // All POSTs are issued at once, each naming a different agent, through a pool of keep-alive connections (as an
+  // operator's client would; a thousand fresh connections at once measure the accept queue).
+  const ids = (await Promise.all(generators.map((g) => g.request<string[]>("agentIds")))).flat();
+  const d = Math.min(DEPLOYS, run.opts.agents);
+  run.opts.log(`scale: ${d} concurrent deploys over ${DEPLOY_SOCKETS} connections`);
+  const deployHttp = new Agent({ keepAlive: true, maxSockets: DEPLOY_SOCKETS });
+  // Receipt times are taken at the agents, so a generator's stall is in the figures too: its pauses are reported.
+  await Promise.all(generators.map((g) => g.request<Pauses>("pauses")));
+  const written = new Map<string, number>();
+  const issued = new Map<string, number>();
+  const tDeploy = performance.now();
+  await Promise.all(
+    ids.slice(0, d).map(async (agentId) => {
+      const t = Number(process.hrtime.bigint());
+      let tw = t;
+      const res = (await call(
+        deployHttp,
+        port,
+        "POST",
+        "/api/v2/deployments",
+        { app: "bench", compose: COMPOSE, agent_id: agentId },
+        () => {
+          tw = Number(process.hrtime.bigint());
+        },
+      )) as { deployment_id: string };
+      issued.set(res.deployment_id, t);
+      written.set(res.deployment_id, tw);
+    }),
+  );
+  deployHttp.destroy();
+  const postsS = (performance.now() - tDeploy) / 1000;
+  let healthy = 0;
+  while (healthy < d) {
+    const res = (await run.api("GET", `/api/v2/deployments?status=healthy&limit=${DEPLOYS}`)) as {
+      deployments: unknown[];
+    };
+    healthy = res.deployments.length;
+    // Each poll lists up to a thousand deployments: not so often that the poll is the CP's main work.
+    if (healthy < d) await new Promise((r) => setTimeout(r, 250));
+  }
+  const allHealthyS = (performance.now() - tDeploy) / 1000;
+  const received = Object.assign(
+    {},
+    ...(await Promise.all(generators.map((g) => g.request<Record<string, number>>("deploys")))),
+  ) as Record<string, number>;
+  const since = (from: Map<string, number>) =>
+    [...from].map(([id, t]) => {
+      const r = received[id];
+      if (r === undefined) throw new Error(`deploy frame of ${id} never reached its agent`);
+      return (r - t) / 1e6;
+    });
+  const dispatchMs = since(written);
+  const burstMs = since(issued);
+  const after = await run.cp.request<CpStats>("stats", { label: "deploy" });
+  const genPauses = await Promise.all(generators.map((g) => g.request<Pauses>("pauses")));
+  const genLoopMaxMs = Math.max(...genPauses.map((p) => p.loop_max_ms));
+  run.opts.log(
+    `  dispatch p50 ${quantile(dispatchMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(dispatchMs, 0.99)?.toFixed(1)} ms; from issue p99 ${quantile(burstMs, 0.99)?.toFixed(1)} ms; all healthy ${allHealthyS.toFixed(2)} s; CP loop max ${after.loop_max_ms.toFixed(0)} ms, GC max ${after.gc_max_ms.toFixed(0)} ms; generators' loop max ${genLoopMaxMs.toFixed(0)} ms`,
+  );
+  return {
+    deploys: d,
+    postsS,
+    allHealthyS,
+    dispatchMs,
+    burstMs,
+    cpCpuS: after.cpu_s - before.cpu_s,
+    cpLoopMaxMs: after.loop_max_ms,
+    genLoopMaxMs,
+  };
+}
+
+/** After a CP SIGKILL and a wiped DB, how long the restarted CP takes to boot and every agent to register again. */
+async function rehydrateStep(run: Run): Promise<{ bootS: number; rehydrateS: number; cpCpuS: number }> {
+  const { generators, port } = run;
+  run.opts.log(`scale: CP SIGKILL, wiped data dir, restart on port ${port}`);
+  run.http.destroy();
+  const tKill = Number(process.hrtime.bigint());
+  await run.cp.kill("SIGKILL");
+  rmSync(run.cpArgs.dataDir, { recursive: true, force: true });
+  run.cp = run.spawn("./cp-process.ts", { ...run.cpArgs, port }, CP_NODE_FLAGS);
+  await run.cp.ready;
+  const bootS = (Number(process.hrtime.bigint()) - tKill) / 1e9;
+  const back = await Promise.all(
+    generators.map((g) => g.request<number>("reregistered", { afterNs: tKill, timeoutMs: 120_000 })),
+  );
+  const rehydrateS = (Math.max(...back) - tKill) / 1e9;
+  const rehydrated = await run.cp.request<CpStats>("stats", { label: "rehydrate" });
+  run.opts.log(`  rehydration ${rehydrateS.toFixed(2)} s (CP boot ${bootS.toFixed(2)} s)`);
+  return { bootS, rehydrateS, cpCpuS: rehydrated.cpu_s };
 }
 
 function flagsFrom(value: string | undefined): string[] {
