@@ -1,6 +1,7 @@
 // The watch stream (GET /api/v2/agents/events) against a client that stops reading: past its cap the stream ends
 // with an `error` event carrying EE-PROTO-SLOW-CONSUMER and stops listening, while a client that reads far more
-// than the cap keeps its stream. The REST app and HTTP are real; transitions come from a view the test drives.
+// than the cap keeps its stream, and a cut-off client that never reads again is disconnected after the drain time.
+// The REST app and HTTP are real; transitions come from a view the test drives.
 import { EventEmitter } from "node:events";
 import { createServer, get, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,7 +17,7 @@ const CAP = 256 * 1024;
 /** Far beyond loopback socket buffers (a few MiB) and the cap. */
 const VOLUME = 48 * 1024 * 1024;
 
-async function serve(t: ExecutionContext) {
+async function serve(t: ExecutionContext, slowConsumerDrainMs?: number) {
   const transitions = new EventEmitter();
   const view = {
     agents: () => [],
@@ -31,6 +32,7 @@ async function serve(t: ExecutionContext) {
     openapi: () => ({}),
     log: silentLogger,
     eventsMaxBufferedBytes: CAP,
+    ...(slowConsumerDrainMs === undefined ? {} : { slowConsumerDrainMs }),
   });
   const server = createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -46,7 +48,11 @@ async function serve(t: ExecutionContext) {
     ).on("error", reject),
   );
   t.teardown(() => res.destroy());
-  return { transitions, res };
+  const connections = () =>
+    new Promise<number>((resolve, reject) =>
+      server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+    );
+  return { transitions, res, connections };
 }
 
 /** Emits transitions of about 1 KiB, a batch per turn of the loop, until `volume` bytes or nobody listens. */
@@ -101,4 +107,19 @@ test("a watcher that reads keeps its stream through 32 times the cap", async (t)
   t.is(sent, 8 * 1024 * 1024);
   t.is(transitions.listenerCount("t"), 1, "still listening");
   t.false(text().includes("event: error"));
+});
+
+test("a cut-off watcher that never reads again is disconnected after the drain time", async (t) => {
+  const { transitions, res, connections } = await serve(t, 300);
+  res.pause();
+  await flood(transitions, VOLUME);
+  t.is(transitions.listenerCount("t"), 0);
+  t.is(
+    await connections(),
+    1,
+    "the connection outlives the stream's end while its backlog may still be read",
+  );
+  const deadline = Date.now() + 5_000;
+  while ((await connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.is(await connections(), 0, "dropped after the drain time");
 });

@@ -11,7 +11,7 @@ import { errorMapper } from "./errors.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
-import { slowConsumer } from "./stream.ts";
+import { dropIfUndrained, slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
 
 export interface RestOptions {
@@ -23,6 +23,8 @@ export interface RestOptions {
   keepAliveMs?: number;
   /** What a watch stream may hold for its client beyond its initial listing (default EVENTS_MAX_BUFFERED_BYTES). */
   eventsMaxBufferedBytes?: number;
+  /** How long a stream ended for a slow consumer may sit unread before the connection is dropped. */
+  slowConsumerDrainMs?: number;
   /** Trusted measurements admin (/api/v2/measurements). */
   measurements?: MeasurementsPort;
   /** Deployments, preflight, apps, and the agent reads relayed over the agent channel. */
@@ -97,6 +99,7 @@ export function createRestApp(opts: RestOptions): Koa {
       // The last event tells a client that reads again why the stream ended (eectl agents watch reconnects).
       write("error", slow.toBody());
       done();
+      dropIfUndrained(ctx.req.socket, opts.slowConsumerDrainMs);
     });
     const keepAlive = setInterval(() => stream.write(": keep-alive\n\n"), opts.keepAliveMs ?? 15_000);
     const done = () => {
@@ -123,7 +126,10 @@ export function createRestApp(opts: RestOptions): Koa {
     ctx.body = { events: view.events({ after, limit, agentId, kind }) };
   });
   if (opts.measurements) mountMeasurements(api, opts.measurements);
-  if (opts.deployments && opts.agentReads) mountDeployments(api, opts.deployments, opts.agentReads);
+  if (opts.deployments && opts.agentReads)
+    mountDeployments(api, opts.deployments, opts.agentReads, {
+      slowConsumerDrainMs: opts.slowConsumerDrainMs,
+    });
 
   app.use(errorMapper(opts.log));
   app.use(open.routes()).use(open.allowedMethods());

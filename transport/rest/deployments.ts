@@ -21,7 +21,7 @@ import {
   nodeSizeSchema,
 } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
-import { slowConsumer } from "./stream.ts";
+import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
   preflight(req: DeploymentRequest): PreflightResult;
@@ -142,7 +142,12 @@ async function deploymentRequest(ctx: Koa.Context): Promise<DeploymentRequest> {
 }
 
 /** Adds the routes to `api` (the admin-authenticated /api/v2 router). */
-export function mountDeployments(api: Router, port: DeploymentsPort, reads: AgentReadsPort): void {
+export function mountDeployments(
+  api: Router,
+  port: DeploymentsPort,
+  reads: AgentReadsPort,
+  opts: { slowConsumerDrainMs?: number } = {},
+): void {
   api.post("/deployments", async (ctx) => {
     const key = ctx.get("idempotency-key") || undefined;
     if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
@@ -246,6 +251,8 @@ export function mountDeployments(api: Router, port: DeploymentsPort, reads: Agen
     const end = (failure: unknown) => {
       if (failure instanceof EeError) stream.write(`${JSON.stringify(failure.toBody())}\n`);
       stream.end();
+      if (failure instanceof EeError && failure.code === "EE-PROTO-SLOW-CONSUMER")
+        dropIfUndrained(ctx.req.socket, opts.slowConsumerDrainMs);
     };
     done.then(
       () => end(abort.signal.reason),
