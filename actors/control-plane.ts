@@ -398,10 +398,17 @@ function adminTokenDigest(
   return { digest, generated };
 }
 
+/**
+ * Pending connections the kernel queues for accept (capped by net.core.somaxconn, 4096 by default on Linux).
+ * Node's default of 511 overflowed in every registration storm: at 10,000 agents reconnecting at once, tens of
+ * thousands of SYNs were dropped and retried a second or more later (test/load, `nstat` ListenOverflows).
+ */
+const LISTEN_BACKLOG = 4096;
+
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
       resolve();
     });
