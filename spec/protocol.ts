@@ -21,6 +21,8 @@ const bytes = (len?: number) => {
   });
   return len === undefined ? base : base.refine((b) => b.length === len, { message: `must be ${len} bytes` });
 };
+/** A TDX quote as a frame carries it (the agent's, or the CP's in an envelope). */
+const quoteBytes = bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes");
 const msEpoch = z.number().int().nonnegative();
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
@@ -97,9 +99,7 @@ export const cpEnvelopeSchema = z.object({
   issued_at: msEpoch,
   nonce: bytes(16),
   sig: bytes(64),
-  quote: bytes()
-    .refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes")
-    .optional(),
+  quote: quoteBytes.optional(),
 });
 
 export const messageSchemas = {
@@ -113,7 +113,7 @@ export const messageSchemas = {
     datacenter: z.string().min(1).max(128),
     agent_pubkey: bytes(32),
     nonce: bytes(32),
-    quote: bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes"),
+    quote: quoteBytes,
     pop: bytes(64),
     agent_version: z.string().max(64).optional(),
     snapshot: agentSnapshotSchema.optional(),
@@ -136,7 +136,7 @@ export const messageSchemas = {
   attest: z.object({ nonce: bytes(32), purpose: z.literal("refresh") }),
   /** agent → CP, `re` = the attest request's id. */
   attestation: z.object({
-    quote: bytes().refine((b) => b.length > 0 && b.length <= 32 * 1024, "must be 1..32768 bytes"),
+    quote: quoteBytes,
     /** `deployed` while a workload runs: the quote then also binds its compose hash. */
     purpose: z.enum(["refresh", "deployed"]).optional(),
     compose_hash: z
