@@ -128,6 +128,16 @@ function asStringList(v: unknown, path: string): string[] {
   });
 }
 
+/** `parse` applied to `m[key]` (its path `path.key`), or undefined when the key is absent. */
+function field<T>(
+  m: YamlMap,
+  key: string,
+  path: string,
+  parse: (v: unknown, path: string) => T,
+): T | undefined {
+  return m[key] === undefined ? undefined : parse(m[key], `${path}.${key}`);
+}
+
 /** Refuses any key of `map` outside `allowed`; `x-*` extension keys are ignored, as Compose does. */
 function checkKeys(map: YamlMap, allowed: readonly string[], path: string): void {
   for (const key of Object.keys(map)) {
@@ -290,10 +300,10 @@ function parsePort(v: unknown, path: string): PortMapping {
   checkKeys(m, ["target", "published", "host_ip", "protocol"], path);
   if (m.published === undefined) unsupported(path, BARE_PORT);
   return {
-    host_ip: m.host_ip === undefined ? "127.0.0.1" : hostIp(m.host_ip, `${path}.host_ip`),
+    host_ip: field(m, "host_ip", path, hostIp) ?? "127.0.0.1",
     host_port: portNumber(m.published, `${path}.published`),
     container_port: portNumber(m.target, `${path}.target`),
-    protocol: m.protocol === undefined ? "tcp" : protocol(m.protocol, `${path}.protocol`),
+    protocol: field(m, "protocol", path, protocol) ?? "tcp",
   };
 }
 
@@ -355,8 +365,6 @@ function parseVolume(
 function parseHealthcheck(v: unknown, path: string): ComposeHealthcheck {
   const m = asMap(v, path);
   checkKeys(m, ["test", "interval", "timeout", "retries", "start_period", "disable"], path);
-  const durationOr = (key: string, dflt: number) =>
-    m[key] === undefined ? dflt : parseDuration(m[key], `${path}.${key}`);
   let test: string[];
   if (m.disable !== undefined && typeof m.disable !== "boolean")
     invalid(`${path}.disable`, "must be a boolean");
@@ -378,10 +386,10 @@ function parseHealthcheck(v: unknown, path: string): ComposeHealthcheck {
   }
   return {
     test,
-    interval_ms: durationOr("interval", DEFAULT_HEALTH.interval_ms),
-    timeout_ms: durationOr("timeout", DEFAULT_HEALTH.timeout_ms),
+    interval_ms: field(m, "interval", path, parseDuration) ?? DEFAULT_HEALTH.interval_ms,
+    timeout_ms: field(m, "timeout", path, parseDuration) ?? DEFAULT_HEALTH.timeout_ms,
     retries,
-    start_period_ms: durationOr("start_period", DEFAULT_HEALTH.start_period_ms),
+    start_period_ms: field(m, "start_period", path, parseDuration) ?? DEFAULT_HEALTH.start_period_ms,
   };
 }
 
@@ -390,8 +398,8 @@ function parseBuild(v: unknown, path: string): { context: string; dockerfile: st
   const m = asMap(v, path);
   checkKeys(m, ["context", "dockerfile"], path);
   return {
-    context: m.context === undefined ? "." : contextPath(m.context, `${path}.context`),
-    dockerfile: m.dockerfile === undefined ? "Dockerfile" : contextPath(m.dockerfile, `${path}.dockerfile`),
+    context: field(m, "context", path, contextPath) ?? ".",
+    dockerfile: field(m, "dockerfile", path, contextPath) ?? "Dockerfile",
   };
 }
 
@@ -436,7 +444,7 @@ function parseService(
   checkKeys(m, SERVICE_KEYS, path);
   const p = (key: string) => `${path}.${key}`;
   if (m.image === undefined && m.build === undefined) invalid(path, "needs an image or a build");
-  const image = m.image === undefined ? undefined : asString(m.image, p("image"));
+  const image = field(m, "image", path, asString);
   if (image !== undefined && /\s/.test(image)) invalid(p("image"), "must not contain whitespace");
   if (m.restart !== undefined && !RESTART.includes(m.restart as (typeof RESTART)[number])) {
     unsupported(p("restart"), `restart must be one of ${RESTART.join(", ")}`);
@@ -449,17 +457,17 @@ function parseService(
   const service: ComposeService = {
     name,
     image,
-    build: m.build === undefined ? undefined : parseBuild(m.build, p("build")),
-    command: m.command === undefined ? undefined : parseCommand(m.command, p("command")),
-    entrypoint: m.entrypoint === undefined ? undefined : parseCommand(m.entrypoint, p("entrypoint")),
+    build: field(m, "build", path, parseBuild),
+    command: field(m, "command", path, parseCommand),
+    entrypoint: field(m, "entrypoint", path, parseCommand),
     environment: parseEnvironment(m.environment, p("environment")),
     ports: list("ports").map((port, i) => parsePort(port, `${p("ports")}[${i}]`)),
     volumes: list("volumes").map((vol, i) => parseVolume(vol, `${p("volumes")}[${i}]`, declared, allowlist)),
-    healthcheck: m.healthcheck === undefined ? undefined : parseHealthcheck(m.healthcheck, p("healthcheck")),
+    healthcheck: field(m, "healthcheck", path, parseHealthcheck),
     restart: (m.restart as ComposeService["restart"] | undefined) ?? "no",
     depends_on: parseDependsOn(m.depends_on, p("depends_on")),
-    working_dir: m.working_dir === undefined ? undefined : absolutePath(m.working_dir, p("working_dir")),
-    user: m.user === undefined ? undefined : asString(m.user, p("user")),
+    working_dir: field(m, "working_dir", path, absolutePath),
+    user: field(m, "user", path, asString),
   };
   // Drop absent optionals so the model (and its canonical form) has no undefined-valued keys.
   for (const key of Object.keys(service) as (keyof ComposeService)[]) {
