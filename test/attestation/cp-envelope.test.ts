@@ -51,9 +51,15 @@ function signed(s: EnvelopeSigner, body = command(), agentId = AGENT): MessageBo
   return { ...body, envelope: s.sign("deploy", body, agentId) };
 }
 
-function refusal(t: ExecutionContext, fn: () => unknown): string {
+/** Asserts that `fn` throws an EnvelopeError with `code`. */
+function refuses(
+  t: ExecutionContext,
+  fn: () => unknown,
+  code: EnvelopeError["code"],
+  message?: string,
+): void {
   const err = t.throws(fn, { instanceOf: EnvelopeError });
-  return err?.code ?? "none";
+  t.is(err?.code, code, message);
 }
 
 test("a signed, quoted command is accepted under required and carries the CP's MRTD", async (t) => {
@@ -73,10 +79,9 @@ test("a forged signature is EE-ENV-SIGNATURE", async (t) => {
   const body = signed(await signer(dev));
   const sig = body.envelope!.sig.slice();
   sig[0] = (sig[0] ?? 0) ^ 0xff;
-  t.is(
-    refusal(t, () =>
-      verifier(dev, "required").check("deploy", { ...body, envelope: { ...body.envelope!, sig } }),
-    ),
+  refuses(
+    t,
+    () => verifier(dev, "required").check("deploy", { ...body, envelope: { ...body.envelope!, sig } }),
     "EE-ENV-SIGNATURE",
   );
 });
@@ -87,16 +92,10 @@ test("another key's signature under this CP's quote is EE-ENV-SIGNATURE; this ke
   const b = signed(await signer(dev));
   // b's key and signature, a's quote: the quote does not bind b's key.
   const swapped = { ...b, envelope: { ...b.envelope!, quote: a.envelope!.quote! } };
-  t.is(
-    refusal(t, () => verifier(dev, "required").check("deploy", swapped)),
-    "EE-ENV-QUOTE",
-  );
+  refuses(t, () => verifier(dev, "required").check("deploy", swapped), "EE-ENV-QUOTE");
   // a's key and quote, b's signature: the signature does not verify with a's key.
   const forged = { ...b, envelope: { ...a.envelope!, sig: b.envelope!.sig } };
-  t.is(
-    refusal(t, () => verifier(dev, "required").check("deploy", forged)),
-    "EE-ENV-SIGNATURE",
-  );
+  refuses(t, () => verifier(dev, "required").check("deploy", forged), "EE-ENV-SIGNATURE");
 });
 
 test("a tampered command (compose, app, context, health, deployment id) is EE-ENV-SIGNATURE", async (t) => {
@@ -112,8 +111,9 @@ test("a tampered command (compose, app, context, health, deployment id) is EE-EN
   ];
   for (const over of tampered) {
     const v = verifier(dev, "optional");
-    t.is(
-      refusal(t, () => v.check("deploy", { ...body, ...over })),
+    refuses(
+      t,
+      () => v.check("deploy", { ...body, ...over }),
       "EE-ENV-SIGNATURE",
       JSON.stringify(Object.keys(over)),
     );
@@ -124,8 +124,9 @@ test("a deploy's envelope does not verify as an undeploy of the same deployment"
   const dev = await devSetup(t);
   const body = signed(await signer(dev));
   const v = verifier(dev, "required");
-  t.is(
-    refusal(t, () => v.check("undeploy", { deployment_id: body.deployment_id, envelope: body.envelope! })),
+  refuses(
+    t,
+    () => v.check("undeploy", { deployment_id: body.deployment_id, envelope: body.envelope! }),
     "EE-ENV-SIGNATURE",
   );
 });
@@ -142,17 +143,15 @@ test("schema defaults do not break the signature: the CP signs health {port}, th
 test("a command signed for another agent is EE-ENV-SIGNATURE", async (t) => {
   const dev = await devSetup(t);
   const body = signed(await signer(dev), command(), OTHER_AGENT);
-  t.is(
-    refusal(t, () => verifier(dev, "required").check("deploy", body)),
-    "EE-ENV-SIGNATURE",
-  );
+  refuses(t, () => verifier(dev, "required").check("deploy", body), "EE-ENV-SIGNATURE");
 });
 
 test("an MRTD outside trusted_mrtds is EE-ENV-MRTD; an empty list trusts any verified MRTD", async (t) => {
   const dev = await devSetup(t);
   const cp = await signer(dev, { mrtd: MRTD_B });
-  t.is(
-    refusal(t, () => verifier(dev, "required", { trustedMrtds: [MRTD_A] }).check("deploy", signed(cp))),
+  refuses(
+    t,
+    () => verifier(dev, "required", { trustedMrtds: [MRTD_A] }).check("deploy", signed(cp)),
     "EE-ENV-MRTD",
   );
   t.is(verifier(dev, "required").check("deploy", signed(cp)).mrtd, MRTD_B);
@@ -163,10 +162,7 @@ test("a quote under an untrusted root is EE-ENV-QUOTE", async (t) => {
   const cp = await signer(dev);
   // Intel's root only: the dev quote's chain does not end there.
   const v = verifier(dev, "required", { trust: createTrustAnchors() });
-  t.is(
-    refusal(t, () => v.check("deploy", signed(cp))),
-    "EE-ENV-QUOTE",
-  );
+  refuses(t, () => v.check("deploy", signed(cp)), "EE-ENV-QUOTE");
 });
 
 test("pin_first_seen pins the first MRTD in a 0600 file and refuses another with EE-ENV-PIN, across restarts", async (t) => {
@@ -179,10 +175,7 @@ test("pin_first_seen pins the first MRTD in a 0600 file and refuses another with
   t.is(statSync(file).mode & 0o777, 0o600);
   // A new verifier (an agent restart) reads the pin from the file.
   const restarted = verifier(dev, "required", { pin: filePin(file) });
-  t.is(
-    refusal(t, () => restarted.check("deploy", signed(second))),
-    "EE-ENV-PIN",
-  );
+  refuses(t, () => restarted.check("deploy", signed(second)), "EE-ENV-PIN");
   t.is(restarted.check("deploy", signed(first)).mrtd, MRTD_A);
   t.is(JSON.parse(readFileSync(file, "utf8")).mrtd, MRTD_A);
 });
@@ -192,10 +185,7 @@ test("a refused MRTD is not pinned", async (t) => {
   const file = join(tempDir(t), CP_PIN_FILE);
   const v = verifier(dev, "required", { pin: filePin(file), trustedMrtds: [MRTD_A] });
   const other = signed(await signer(dev, { mrtd: MRTD_B }));
-  t.is(
-    refusal(t, () => v.check("deploy", other)),
-    "EE-ENV-MRTD",
-  );
+  refuses(t, () => v.check("deploy", other), "EE-ENV-MRTD");
   t.is(filePin(file).read(), null);
 });
 
@@ -205,11 +195,7 @@ test("issued_at more than 5 minutes off the agent's clock, either way, is EE-ENV
   const v = verifier(dev, "required", { now: () => at });
   for (const skew of [ENVELOPE_MAX_SKEW_MS + 1, -ENVELOPE_MAX_SKEW_MS - 1]) {
     const cp = await signer(dev, { now: () => at + skew });
-    t.is(
-      refusal(t, () => v.check("deploy", signed(cp))),
-      "EE-ENV-STALE",
-      `skew ${skew}`,
-    );
+    refuses(t, () => v.check("deploy", signed(cp)), "EE-ENV-STALE", `skew ${skew}`);
   }
   const edge = await signer(dev, { now: () => at - ENVELOPE_MAX_SKEW_MS });
   t.is(v.check("deploy", signed(edge)).checked, "quote");
@@ -221,18 +207,16 @@ test("a replayed command is EE-ENV-STALE; a fresh signature of the same command 
   const v = verifier(dev, "required");
   const body = signed(cp);
   t.is(v.check("deploy", body).checked, "quote");
-  t.is(
-    refusal(t, () => v.check("deploy", body)),
-    "EE-ENV-STALE",
-  );
+  refuses(t, () => v.check("deploy", body), "EE-ENV-STALE");
   t.is(v.check("deploy", signed(cp)).checked, "quote");
 });
 
 test("a refused command does not burn its nonce", async (t) => {
   const dev = await devSetup(t);
   const body = signed(await signer(dev, { mrtd: MRTD_B }));
-  t.is(
-    refusal(t, () => verifier(dev, "required", { trustedMrtds: [MRTD_A] }).check("deploy", body)),
+  refuses(
+    t,
+    () => verifier(dev, "required", { trustedMrtds: [MRTD_A] }).check("deploy", body),
     "EE-ENV-MRTD",
   );
   const v = verifier(dev, "required", { trustedMrtds: [MRTD_A, MRTD_B] });
@@ -242,19 +226,10 @@ test("a refused command does not burn its nonce", async (t) => {
 test("required: no envelope is EE-ENV-MISSING, an envelope without a quote is EE-ENV-QUOTE", async (t) => {
   const dev = await devSetup(t);
   const v = verifier(dev, "required");
-  t.is(
-    refusal(t, () => v.check("deploy", command())),
-    "EE-ENV-MISSING",
-  );
-  t.is(
-    refusal(t, () => v.check("undeploy", { deployment_id: "d-1" })),
-    "EE-ENV-MISSING",
-  );
+  refuses(t, () => v.check("deploy", command()), "EE-ENV-MISSING");
+  refuses(t, () => v.check("undeploy", { deployment_id: "d-1" }), "EE-ENV-MISSING");
   const unquoted = signed(await signer(dev, { quoted: false }));
-  t.is(
-    refusal(t, () => v.check("deploy", unquoted)),
-    "EE-ENV-QUOTE",
-  );
+  refuses(t, () => v.check("deploy", unquoted), "EE-ENV-QUOTE");
 });
 
 test("optional: no envelope and a quote-less envelope are accepted; a bad envelope is still refused", async (t) => {
@@ -263,15 +238,9 @@ test("optional: no envelope and a quote-less envelope are accepted; a bad envelo
   t.is(v.check("deploy", command()).checked, "none");
   t.is(v.check("deploy", signed(await signer(dev, { quoted: false }))).checked, "signature");
   const other = signed(await signer(dev, { mrtd: MRTD_B }));
-  t.is(
-    refusal(t, () => v.check("deploy", other)),
-    "EE-ENV-MRTD",
-  );
+  refuses(t, () => v.check("deploy", other), "EE-ENV-MRTD");
   const body = signed(await signer(dev), command(), OTHER_AGENT);
-  t.is(
-    refusal(t, () => v.check("deploy", body)),
-    "EE-ENV-SIGNATURE",
-  );
+  refuses(t, () => v.check("deploy", body), "EE-ENV-SIGNATURE");
 });
 
 test("disabled: envelopes are ignored, even forged ones", async (t) => {
