@@ -14,21 +14,19 @@ import { AttestationError, ValidationError } from "../spec/errors.ts";
 import { type Collateral, parseCollateral } from "./collateral.ts";
 import type { CollateralQuery, CollateralSource, PckCa } from "./collateral-store.ts";
 
-const PCCS_DEFAULTS = { timeoutMs: 10_000, maxEntries: 64, minRefetchMs: 60_000 };
+const TIMEOUT_MS = 10_000;
+/** Platforms held in memory (the disk cache is not bounded: one small file per platform). */
+const MAX_ENTRIES = 64;
 
 export interface PccsOptions {
   /** PCCS or PCS base URL; a trailing `/sgx/certification/v4` or `/tdx/certification/v4` is accepted. */
   url: string;
   cacheDir: string;
-  timeoutMs?: number;
-  /** Platforms held in memory (the disk cache is not bounded: one small file per platform). */
-  maxEntries?: number;
-  /** After a fetch for a platform, the next one waits this long: a PCCS that is down or serves stale
-   * collateral is not asked again for every quote. */
+  /** After a fetch for a platform, the next one waits this long (default 60 s): a PCCS that is down or serves
+   * stale collateral is not asked again for every quote. */
   minRefetchMs?: number;
   /** Told about cache files it cannot read or write; the source carries on without them. */
   warn?: (message: string, err: unknown) => void;
-  now?: () => number;
 }
 
 interface Attempt {
@@ -38,16 +36,14 @@ interface Attempt {
 
 export class PccsCollateralSource implements CollateralSource {
   readonly #base: string;
-  readonly #o: Required<Omit<PccsOptions, "url" | "warn">> & Pick<PccsOptions, "warn">;
-  readonly #memory: BoundedCache<string, Collateral>;
-  readonly #attempts: BoundedCache<string, Attempt>;
+  readonly #o: PccsOptions & { minRefetchMs: number };
+  readonly #memory = new BoundedCache<string, Collateral>(MAX_ENTRIES);
+  readonly #attempts = new BoundedCache<string, Attempt>(MAX_ENTRIES);
   readonly #inflight = new Map<string, Promise<Collateral>>();
 
   constructor(opts: PccsOptions) {
     this.#base = pccsBase(opts.url);
-    this.#o = { ...PCCS_DEFAULTS, now: Date.now, ...opts };
-    this.#memory = new BoundedCache(this.#o.maxEntries);
-    this.#attempts = new BoundedCache(this.#o.maxEntries);
+    this.#o = { minRefetchMs: 60_000, ...opts };
   }
 
   async forQuote(q: CollateralQuery, at: Date): Promise<Collateral | undefined> {
@@ -57,7 +53,7 @@ export class PccsCollateralSource implements CollateralSource {
     const cached = this.#cached(key);
     if (cached && at.getTime() <= collateralNextUpdate(cached)) return cached;
     const last = this.#attempts.get(key);
-    if (last && this.#o.now() - last.at < this.#o.minRefetchMs) {
+    if (last && Date.now() - last.at < this.#o.minRefetchMs) {
       if (cached) return cached;
       if (last.error) throw last.error;
     }
@@ -80,9 +76,9 @@ export class PccsCollateralSource implements CollateralSource {
 
   async #fetch(key: string, fmspc: string, ca: PckCa): Promise<Collateral> {
     try {
-      const text = await fetchPccsCollateral(this.#base, fmspc, ca, this.#o.timeoutMs);
+      const text = await fetchPccsCollateral(this.#base, fmspc, ca);
       const collateral = parseCollateral(text);
-      this.#attempts.set(key, { at: this.#o.now() });
+      this.#attempts.set(key, { at: Date.now() });
       this.#memory.set(key, collateral);
       this.#store(key, text);
       return collateral;
@@ -91,7 +87,7 @@ export class PccsCollateralSource implements CollateralSource {
         "EE-ATT-COLLATERAL-UNAVAILABLE",
         `collateral for FMSPC ${fmspc} (${ca} CA) from ${this.#base}: ${(err as Error).message}`,
       );
-      this.#attempts.set(key, { at: this.#o.now(), error });
+      this.#attempts.set(key, { at: Date.now(), error });
       throw error;
     }
   }
@@ -152,17 +148,12 @@ function pccsBase(url: string): string {
 }
 
 /** Fetches one platform's collateral and returns it as QuoteCollateralV3 JSON text. Throws plain Errors. */
-async function fetchPccsCollateral(
-  base: string,
-  fmspc: string,
-  ca: PckCa,
-  timeoutMs: number,
-): Promise<string> {
+async function fetchPccsCollateral(base: string, fmspc: string, ca: PckCa): Promise<string> {
   const get = async (path: string): Promise<Response> => {
     const url = `${base}${path}`;
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
     } catch (err) {
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
       throw new Error(`GET ${path}: ${cause}`);
