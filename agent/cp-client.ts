@@ -29,6 +29,7 @@ import { CONNECT_PATH, MAX_CP_FRAME_BYTES, type MessageBody, type MessageType } 
 import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
 import type { CpCommands } from "./cp-commands.ts";
 import type { AgentIdentity } from "./identity.ts";
+import { bindQuote } from "./quote-binding.ts";
 
 /** How long a closing socket gets to finish the close handshake before it is torn down. */
 const CLOSE_GRACE_MS = 2000;
@@ -271,25 +272,15 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       log.warn({ code: "EE-PROTO-UNEXPECTED", type: p.type }, "unexpected frame from the control plane");
       sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);
     },
-    // While a workload runs, the quote also binds its compose hash, so the CP can check what the TD runs.
     async refreshQuote(request) {
       const w = opts.commands?.report();
-      const hash = w?.status === "healthy" ? w.compose_hash : undefined;
-      if (hash === undefined) {
-        const reportData = reportDataFor("refresh", request.nonce, identity.publicKey);
-        return { quote: await opts.quoteProvider.getQuote(reportData), purpose: "refresh" };
-      }
-      const reportData = reportDataFor(
-        "deployed",
+      const { reportData, ...binds } = bindQuote(
+        "refresh",
         request.nonce,
         identity.publicKey,
-        Buffer.from(hash, "hex"),
+        w?.status === "healthy" ? w.compose_hash : undefined,
       );
-      return {
-        quote: await opts.quoteProvider.getQuote(reportData),
-        purpose: "deployed",
-        compose_hash: hash,
-      };
+      return { quote: await opts.quoteProvider.getQuote(reportData), ...binds };
     },
     sendAttestation: (p) =>
       send(

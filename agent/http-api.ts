@@ -4,7 +4,7 @@
 // agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}` and never
 // carry a stack.
 // May import spec/, lib/, transport/rest/{errors,body}.ts, transport/request-signing.ts, agent/health.ts,
-// agent/proxy.ts, agent/workload.ts (types), attestation/report-data.ts and the quote provider port (types).
+// agent/proxy.ts, agent/quote-binding.ts, agent/workload.ts (types) and the quote provider port (types).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Duplex, Readable } from "node:stream";
@@ -13,7 +13,6 @@ import Koa from "koa";
 import { z } from "zod";
 import type { EnvelopeVerifier } from "../attestation/cp-envelope.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
-import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   ComposeError,
@@ -36,6 +35,7 @@ import { parseJsonBody, readRawBody } from "../transport/rest/body.ts";
 import { errorMapper } from "../transport/rest/errors.ts";
 import type { AgentHealth, HealthAttestation } from "./health.ts";
 import { createWorkloadProxy, refuseUpgrade } from "./proxy.ts";
+import { bindQuote } from "./quote-binding.ts";
 import type { LogLine } from "./runtime/runtime.ts";
 import type { DeployRequest, Workloads } from "./workload.ts";
 
@@ -300,11 +300,12 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
 
   async function attestHealth(nonce: Uint8Array): Promise<HealthAttestation> {
     const running = deps.workloads.current();
-    const composeHash = running?.step === "running" ? running.compose_hash : undefined;
-    const reportData =
-      composeHash === undefined
-        ? reportDataFor("health", nonce, deps.agentPubkey)
-        : reportDataFor("deployed", nonce, deps.agentPubkey, Buffer.from(composeHash, "hex"));
+    const { reportData, ...binds } = bindQuote(
+      "health",
+      nonce,
+      deps.agentPubkey,
+      running?.step === "running" ? running.compose_hash : undefined,
+    );
     let quote: Uint8Array;
     try {
       quote = await limiter.run(() => deps.quoteProvider.getQuote(reportData));
@@ -316,9 +317,7 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
     }
     return {
       provider: deps.quoteProvider.name,
-      ...(composeHash === undefined
-        ? { purpose: "health" as const }
-        : { purpose: "deployed" as const, compose_hash: composeHash }),
+      ...binds,
       nonce: hex(nonce),
       agent_pubkey: hex(deps.agentPubkey),
       report_data: hex(reportData),
@@ -389,14 +388,8 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
   router.post("/api/deploy", async (ctx) => {
     const body = parseJsonBody(ctx, await signedBody(ctx), deployBodySchema);
     const req = deployRequest(body);
-    deps.envelope?.check("deploy", {
-      deployment_id: req.deployment_id,
-      app: req.app,
-      compose: req.compose,
-      ...(req.context ? { context: new Uint8Array(req.context) } : {}),
-      ...(req.health ? { health: req.health } : {}),
-      ...(body.envelope ? { envelope: body.envelope } : {}),
-    });
+    // The request has the deploy frame's fields; its context Buffer is a Uint8Array, hashed as it is.
+    deps.envelope?.check("deploy", body.envelope ? { ...req, envelope: body.envelope } : req);
     ctx.status = 202;
     ctx.body = deps.workloads.deploy(req);
   });
