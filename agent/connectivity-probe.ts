@@ -26,7 +26,6 @@ export function startConnectivityProbe(
   const now = o.now ?? Date.now;
   const origin = new URL(cfg.url).origin;
   const state: ProbeState = { consecutiveFailures: 0, lastOkAt: null, lastError: null };
-  let acted = false;
   let busy = false;
 
   async function probe(): Promise<void> {
@@ -41,12 +40,11 @@ export function startConnectivityProbe(
       state.consecutiveFailures = 0;
       state.lastOkAt = now();
       state.lastError = null;
-      acted = false;
     } catch (err) {
       state.consecutiveFailures++;
       state.lastError = (err as Error).message;
-      if (state.consecutiveFailures >= cfg.failure_threshold && !acted) {
-        acted = true;
+      // Once per run of failures: the one that reaches the threshold acts; a success starts a new run.
+      if (state.consecutiveFailures === cfg.failure_threshold) {
         const message = `connectivity probe to ${origin} failed ${state.consecutiveFailures} times in a row (${state.lastError})`;
         if (cfg.action === "exit") o.onExit(new AgentExitError("EE-AGENT-CONNECTIVITY", message));
         else o.log.warn({ probe: origin, failures: state.consecutiveFailures }, message);
