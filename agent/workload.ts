@@ -309,9 +309,6 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
       ...(opts.clock ? { clock: opts.clock } : {}),
       input: {
         deploymentId: spec.deploymentId,
-        app: spec.app,
-        composeHash: hash,
-        health,
         gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,
         pollMs,
         now,

@@ -3,8 +3,8 @@
 // failed with a stable code). A deployment re-adopted after an agent restart resumes straight in running. It imports no I/O: the container work is done by invoked promise actors that
 // agent/workload.ts provides over the WorkloadRuntime port, and the time a step began comes from the `now` the
 // caller injects in the input, so tests drive every transition with a SimulatedClock. May import spec/ types only.
-import { assign, fromPromise, type SnapshotFrom, setup } from "xstate";
-import type { HealthSpec, WorkloadStep } from "../spec/protocol.ts";
+import { assign, fromPromise, setup } from "xstate";
+import type { WorkloadStep } from "../spec/protocol.ts";
 
 /** Top-level states. */
 export type DeployGateState =
@@ -57,9 +57,6 @@ export interface GateResume {
 
 export interface DeployGateInput {
   deploymentId: string;
-  app: string;
-  composeHash: string;
-  health: HealthSpec | null;
   /** The gate deadline: health.timeout_s when a health spec is given, else the caller's default. */
   gateTimeoutMs: number;
   pollMs: number;
@@ -71,11 +68,8 @@ export interface DeployGateInput {
 
 export interface DeployGateContext {
   deploymentId: string;
-  app: string;
-  composeHash: string;
   /** Image id by service, once prepared. */
   images: Record<string, string>;
-  health: HealthSpec | null;
   gateTimeoutMs: number;
   pollMs: number;
   now: () => number;
@@ -183,10 +177,7 @@ export const deployGateMachine = setup({
   id: "deployGate",
   context: ({ input }) => ({
     deploymentId: input.deploymentId,
-    app: input.app,
-    composeHash: input.composeHash,
     images: input.resume?.images ?? {},
-    health: input.health,
     gateTimeoutMs: input.gateTimeoutMs,
     pollMs: input.pollMs,
     now: input.now,
@@ -317,8 +308,6 @@ function enter(step: WorkloadStep) {
     },
   ] as const;
 }
-
-export type DeployGateSnapshot = SnapshotFrom<typeof deployGateMachine>;
 
 /** The top-level state name of a snapshot value. */
 export function topLevelState(value: unknown): DeployGateState {

@@ -63,9 +63,6 @@ function harness(script: Script = {}, health: HealthSpec | null = HEALTH, resume
     clock,
     input: {
       deploymentId: "d-1",
-      app: "web",
-      composeHash: "f".repeat(64),
-      health,
       gateTimeoutMs: (health?.timeout_s ?? 60) * 1000,
       pollMs: POLL,
       now: () => clock.now(),
