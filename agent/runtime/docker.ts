@@ -91,6 +91,9 @@ async function tolerateGone(what: string, fn: () => Promise<unknown>): Promise<v
   }
 }
 
+/** A listed container's service label, else its id. */
+const serviceOf = (c: Docker.ContainerInfo): string => c.Labels[LABELS.service] ?? c.Id;
+
 const portKey = (p: PortMapping): string => `${p.container_port}/${p.protocol}`;
 
 function portsOf(bindings: Record<string, { HostIp?: string; HostPort?: string }[] | null> | undefined) {
@@ -285,15 +288,14 @@ export class DockerRuntime implements WorkloadRuntime {
     const sinceIso =
       opts.since === undefined ? "" : new Date(opts.since).toISOString().replace("Z", "000000Z");
     const keep = (line: LogLine) => line.ts >= sinceIso;
-    const service = (c: Docker.ContainerInfo) => c.Labels[LABELS.service] ?? c.Id;
 
     if (!opts.follow) {
       const lines: LogLine[] = [];
       for (const c of containers) {
-        const raw = await engine(`logs of ${service(c)}`, () =>
+        const raw = await engine(`logs of ${serviceOf(c)}`, () =>
           this.#docker.getContainer(c.Id).logs({ ...query, follow: false }),
         );
-        const decoder = new LogDecoder(service(c), (line) => keep(line) && lines.push(line));
+        const decoder = new LogDecoder(serviceOf(c), (line) => keep(line) && lines.push(line));
         decoder.push(raw);
         decoder.end();
       }
@@ -301,7 +303,7 @@ export class DockerRuntime implements WorkloadRuntime {
       yield* lines.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
       return;
     }
-    yield* this.#follow(containers, service, query, keep, opts.signal);
+    yield* this.#follow(containers, query, keep, opts.signal);
   }
 
   async stats(deploymentId: string): Promise<ContainerStats[]> {
@@ -315,7 +317,7 @@ export class DockerRuntime implements WorkloadRuntime {
         const inactive = mem.stats?.inactive_file ?? mem.stats?.total_inactive_file ?? 0;
         const nets = Object.values(s.networks ?? {});
         return {
-          service: c.Labels[LABELS.service] ?? c.Id,
+          service: serviceOf(c),
           id: c.Id,
           cpu_percent: cpuPercent(s),
           memory_bytes: Math.max(0, (mem.usage ?? 0) - inactive),
@@ -461,7 +463,6 @@ export class DockerRuntime implements WorkloadRuntime {
   /** Interleaves the containers' followed logs as lines arrive, until every stream ends or `signal` aborts. */
   async *#follow(
     containers: Docker.ContainerInfo[],
-    service: (c: Docker.ContainerInfo) => string,
     query: Docker.ContainerLogsOptions,
     keep: (line: LogLine) => boolean,
     signal?: AbortSignal,
@@ -482,11 +483,11 @@ export class DockerRuntime implements WorkloadRuntime {
     signal?.addEventListener("abort", stop, { once: true });
     try {
       for (const c of containers) {
-        const stream = (await engine(`logs of ${service(c)}`, () =>
+        const stream = (await engine(`logs of ${serviceOf(c)}`, () =>
           this.#docker.getContainer(c.Id).logs({ ...query, follow: true }),
         )) as Readable;
         streams.push(stream);
-        const decoder = new LogDecoder(service(c), (line) => {
+        const decoder = new LogDecoder(serviceOf(c), (line) => {
           if (keep(line)) queue.push(line);
         });
         stream.on("data", (chunk: Buffer) => {

@@ -20,7 +20,7 @@ export interface WorkloadSpec {
   deploymentId: string;
   app: string;
   project: ComposeProject;
-  /** SHA-256 hex over the canonical compose and the build context (agent/compose.ts composeHash). */
+  /** SHA-256 hex over the canonical compose and the build context (spec/compose.ts composeHash). */
   composeHash: string;
   /** Build context (a tar archive) for services with `build`; size-capped before it gets here. */
   context?: Uint8Array;
