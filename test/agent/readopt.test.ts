@@ -17,10 +17,11 @@ import {
 import { silentLogger } from "../../lib/log.ts";
 import { parseCompose } from "../../spec/compose.ts";
 import { WorkloadError } from "../../spec/errors.ts";
-import type { WorkloadStep } from "../../spec/protocol.ts";
+import type { HealthSpec, WorkloadStep } from "../../spec/protocol.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
+import { webCompose } from "../helpers/workloads.ts";
 
 async function setup(t: ExecutionContext) {
   const docker = await requireDocker(t);
@@ -43,6 +44,22 @@ async function setup(t: ExecutionContext) {
     t.teardown(() => workloads.stop());
     return workloads;
   };
+  /**
+   * Deploys the web workload on `port` with manager A, waits for `step` and stops A: the agent goes away, what it
+   * started keeps running. Returns the status A reached.
+   */
+  const deployThenStop = async (
+    id: string,
+    port: number,
+    health?: HealthSpec,
+    step: WorkloadStep = "running",
+  ) => {
+    const a = manager();
+    a.deploy({ deployment_id: id, app: "web", compose: webCompose(port), ...(health ? { health } : {}) });
+    const status = await reached(a, step);
+    await a.stop();
+    return status;
+  };
   /** A fresh deployment id, removed from the engine when the test ends. */
   const newId = () => {
     const id = testDeploymentId();
@@ -51,7 +68,7 @@ async function setup(t: ExecutionContext) {
   };
   /** Whether the engine holds anything (container, network, volume) labelled with the id. */
   const onEngine = async (id: string) => (await runtime.deployments()).some((d) => d.deploymentId === id);
-  return { docker, image, runtime, engine, dataDir, manager, newId, onEngine };
+  return { docker, image, runtime, engine, dataDir, manager, deployThenStop, newId, onEngine };
 }
 
 /** Resolves with the status once the workload publishes `step`. */
@@ -67,27 +84,14 @@ function reached(workloads: Workloads, step: WorkloadStep): Promise<WorkloadStat
   });
 }
 
-function httpdCompose(image: string, hostPort: number): string {
-  return `services:
-  web:
-    image: ${image}
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: ["${hostPort}:8080"]
-`;
-}
-
 test("a running workload is re-adopted untouched by a restarted manager and undeploys through it", async (t) => {
   const s = await setup(t);
   if (!s) return;
   const port = await closedPort();
   const id = s.newId();
-  const health = { port, path: "/", timeout_s: 20 };
-  const a = s.manager();
-  a.deploy({ deployment_id: id, app: "web", compose: httpdCompose(s.image, port), health });
-  const running = await reached(a, "running");
+  const running = await s.deployThenStop(id, port, { port, path: "/", timeout_s: 20 });
   const before = (await s.runtime.inspect(id)).map((c) => [c.id, c.startedAt]);
   t.is(before.length, 1);
-  await a.stop();
 
   const b = s.manager();
   const published: WorkloadStatus[] = [];
@@ -106,12 +110,9 @@ test("a running workload is re-adopted untouched by a restarted manager and unde
   t.is((await res.text()).trim(), "ok");
   t.deepEqual(b.proxyTarget(), { host: "127.0.0.1", port });
   t.is(loadPersistedWorkload(s.dataDir)?.status.step, "running");
-  const busy = t.throws(
-    () => b.deploy({ deployment_id: s.newId(), app: "x", compose: httpdCompose(s.image, port) }),
-    {
-      instanceOf: WorkloadError,
-    },
-  );
+  const busy = t.throws(() => b.deploy({ deployment_id: s.newId(), app: "x", compose: webCompose(port) }), {
+    instanceOf: WorkloadError,
+  });
   t.is(busy?.code, "EE-WORKLOAD-BUSY", "the adopted workload holds the agent");
 
   t.is(b.undeploy(id).step, "stopping");
@@ -126,15 +127,7 @@ test("a workload whose container died while the agent was away fails EE-WORKLOAD
   if (!s) return;
   const port = await closedPort();
   const id = s.newId();
-  const a = s.manager();
-  a.deploy({
-    deployment_id: id,
-    app: "web",
-    compose: httpdCompose(s.image, port),
-    health: { port, path: "/", timeout_s: 20 },
-  });
-  await reached(a, "running");
-  await a.stop();
+  await s.deployThenStop(id, port, { port, path: "/", timeout_s: 20 });
   const [web] = await s.runtime.inspect(id);
   await s.docker.getContainer(web?.id ?? "").kill();
 
@@ -153,15 +146,7 @@ test("a deploy cut off while gating fails EE-WORKLOAD-INTERRUPTED and leaves not
   if (!s) return;
   const [port, nobody] = [await closedPort(), await closedPort()];
   const id = s.newId();
-  const a = s.manager();
-  a.deploy({
-    deployment_id: id,
-    app: "web",
-    compose: httpdCompose(s.image, port),
-    health: { port: nobody, path: "/", timeout_s: 120 },
-  });
-  await reached(a, "gating");
-  await a.stop();
+  await s.deployThenStop(id, port, { port: nobody, path: "/", timeout_s: 120 }, "gating");
   t.is(loadPersistedWorkload(s.dataDir)?.status.step, "gating");
   t.true(await s.onEngine(id), "the interrupted deploy left containers");
 
@@ -171,7 +156,7 @@ test("a deploy cut off while gating fails EE-WORKLOAD-INTERRUPTED and leaves not
   t.regex(restored?.message ?? "", /while the deploy was gating/);
   t.false(await s.onEngine(id));
   t.like(loadPersistedWorkload(s.dataDir)?.status, { step: "failed", code: "EE-WORKLOAD-INTERRUPTED" });
-  b.deploy({ deployment_id: s.newId(), app: "web", compose: httpdCompose(s.image, port) });
+  b.deploy({ deployment_id: s.newId(), app: "web", compose: webCompose(port) });
   t.is((await reached(b, "running")).app, "web", "the agent is free for the next deployment");
 });
 
@@ -180,10 +165,7 @@ test("an undeploy cut off while stopping is finished at restore", async (t) => {
   if (!s) return;
   const port = await closedPort();
   const id = s.newId();
-  const a = s.manager();
-  a.deploy({ deployment_id: id, app: "web", compose: httpdCompose(s.image, port) });
-  await reached(a, "running");
-  await a.stop();
+  await s.deployThenStop(id, port);
   // As if the agent died right after persisting `stopping`, before the engine removed anything.
   const file = join(s.dataDir, PERSIST_FILE);
   const record = JSON.parse(readFileSync(file, "utf8"));

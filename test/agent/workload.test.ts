@@ -18,6 +18,7 @@ import type { WorkloadStep } from "../../spec/protocol.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
+import { webCompose } from "../helpers/workloads.ts";
 
 const ENDS: ReadonlySet<WorkloadStep> = new Set(["running", "failed", "stopped"]);
 
@@ -54,15 +55,6 @@ function until(workloads: Workloads, done: (s: WorkloadStatus) => boolean): Prom
 }
 const settled = (w: Workloads) => until(w, (s) => ENDS.has(s.step));
 
-function httpdCompose(image: string, hostPort: number): string {
-  return `services:
-  web:
-    image: ${image}
-    command: ["sh", "-c", "echo serving && mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: ["${hostPort}:8080"]
-`;
-}
-
 test("an httpd workload passes its health gate, answers, refuses others and undeploys to nothing", async (t) => {
   const s = await setup(t);
   if (!s) return;
@@ -71,7 +63,7 @@ test("an httpd workload passes its health gate, answers, refuses others and unde
   const req: DeployRequest = {
     deployment_id: id,
     app: "web",
-    compose: httpdCompose(s.image, port),
+    compose: webCompose(port),
     health: { port, path: "/", timeout_s: 20 },
   };
   const first = s.workloads.deploy(req);
@@ -128,7 +120,7 @@ test("a health check that never passes fails with EE-WORKLOAD-HEALTH-TIMEOUT and
   s.workloads.deploy({
     deployment_id: id,
     app: "web",
-    compose: httpdCompose(s.image, port),
+    compose: webCompose(port),
     health: { port: nobody, path: "/", timeout_s: 2 },
   });
   const failed = await settled(s.workloads);
@@ -164,14 +156,14 @@ test("a deploy without a health spec runs once its containers have settled", asy
   if (!s) return;
   const port = await closedPort();
   const id = s.newId();
-  s.workloads.deploy({ deployment_id: id, app: "web", compose: httpdCompose(s.image, port) });
+  s.workloads.deploy({ deployment_id: id, app: "web", compose: webCompose(port) });
   const running = await settled(s.workloads);
   t.is(running.step, "running", running.message);
   t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
   const lines: string[] = [];
   for await (const line of s.workloads.logs({ tail: 10 }))
     lines.push(`${line.service} ${line.stream} ${line.text}`);
-  t.deepEqual(lines, ["web stdout serving"]);
+  t.deepEqual(lines, ["web stdout started"]);
 });
 
 test("an invalid compose throws ComposeError synchronously and starts nothing", async (t) => {
