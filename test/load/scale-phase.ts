@@ -66,12 +66,10 @@ interface Run extends Load {
   cpArgs: CpProcessArgs;
   cp: Child;
   port: number;
-  /** Destroyed by the rehydration step, with the CP it talked to. */
-  http: Agent;
   api: (method: string, path: string, body?: unknown) => Promise<unknown>;
 }
 
-/** The counters read between steps; their labels are also the CP's and generators' CPU-profile cut points. */
+/** The counters read at the end of each step; their labels are also the CP's and generators' CPU-profile cut points. */
 interface Cut {
   cp: CpStats;
   genCpuS: number;
@@ -93,7 +91,7 @@ async function runScale(opts: BenchOptions, work: string, children: Child[]): Pr
   const boot = await cut(run, "boot");
   const storm = await stormStep(run, boot);
   const steady = await steadyStep(run, boot, storm.after);
-  const flood = await floodStep(run, steady.after.cp);
+  const flood = await floodStep(run, steady.after);
   const listing = await listingStep(run);
   const deploy = await deployStep(run, flood.after);
   const rehydrate = await rehydrateStep(run);
@@ -213,11 +211,11 @@ async function startLoad(opts: BenchOptions, spawn: Spawn, devDir: string): Prom
 /** Raw WebSocket handshakes per second against the echo server: the baseline of the register storm. */
 async function handshakeStep(load: Load): Promise<{ perS: number }> {
   const { opts, generators } = load;
-  const rate = await across(generators, HANDSHAKE_CONCURRENCY * generators.length, (g, k) =>
+  const perS = await across(generators, HANDSHAKE_CONCURRENCY * generators.length, (g, k) =>
     g.request<Throughput>("handshakes", { url: load.echoUrl, concurrency: k, seconds: opts.seconds }),
   );
-  opts.log(`  handshakes ${Math.round(rate.messages)}/s`);
-  return { perS: rate.messages / rate.seconds };
+  opts.log(`  handshakes ${Math.round(perS)}/s`);
+  return { perS };
 }
 
 /** Starts the CP, idle, and the admin API client it is measured through. */
@@ -234,7 +232,7 @@ async function startCp(load: Load, devDir: string, dataDir: string): Promise<Run
   // A connection per request: a kept-alive one can be closed by the server's idle timeout under our feet.
   const http = new Agent({ keepAlive: false });
   const api = (method: string, path: string, body?: unknown) => call(http, port, method, path, body);
-  return { ...load, cpArgs, cp, port, http, api };
+  return { ...load, cpArgs, cp, port, api };
 }
 
 /** Reads the CP's stats labelled `label` and the generators' CPU labelled `gen-<label>`, in that order. */
@@ -244,6 +242,11 @@ async function cut(run: Run, label: string): Promise<Cut> {
     await Promise.all(run.generators.map((g) => g.request<number>("cpu", { label: `gen-${label}` })))
   ).reduce((a, b) => a + b, 0);
   return { cp, genCpuS };
+}
+
+/** CPU seconds the CP and the generators spent from one cut to the next. */
+function cpuBetween(before: Cut, after: Cut): { cpS: number; genS: number } {
+  return { cpS: after.cp.cpu_s - before.cp.cpu_s, genS: after.genCpuS - before.genCpuS };
 }
 
 /** How long all N agents take to register at once, each registration's latency, and the CPU it costs both sides. */
@@ -265,12 +268,11 @@ async function stormStep(
   const stormS = (Math.max(...storms.map((s) => s.lastRegisteredNs)) - t0) / 1e9;
   const registerMs = storms.flatMap((s) => s.registerMs);
   const after = await cut(run, "storm");
-  const cpCpuS = after.cp.cpu_s - before.cp.cpu_s;
-  const genCpuS = after.genCpuS - before.genCpuS;
+  const cpu = cpuBetween(before, after);
   log(
-    `  storm ${stormS.toFixed(2)} s; registration p50 ${quantile(registerMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(registerMs, 0.99)?.toFixed(1)} ms; CP CPU ${cpCpuS.toFixed(1)} s, generators ${genCpuS.toFixed(1)} s`,
+    `  storm ${stormS.toFixed(2)} s; registration p50 ${quantile(registerMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(registerMs, 0.99)?.toFixed(1)} ms; CP CPU ${cpu.cpS.toFixed(1)} s, generators ${cpu.genS.toFixed(1)} s`,
   );
-  return { stormS, registerMs, cpCpuS, genCpuS, after };
+  return { stormS, registerMs, cpCpuS: cpu.cpS, genCpuS: cpu.genS, after };
 }
 
 /** Heartbeat ack latency at the configured interval, and the CP's memory, pauses and CPU share at N agents. */
@@ -299,17 +301,16 @@ async function steadyStep(
   const reregistered = ackParts.reduce((sum, p) => sum + p.reregistered, 0);
   const after = await cut(run, "steady");
   const cp = after.cp;
-  const cpCpuS = cp.cpu_s - before.cp.cpu_s;
-  const genCpuS = after.genCpuS - before.genCpuS;
+  const cpu = cpuBetween(before, after);
   log(
-    `  ack p50 ${quantile(acks, 0.5)?.toFixed(1)} ms, p99 ${quantile(acks, 0.99)?.toFixed(1)} ms (${acks.length} acks, ${reregistered} re-registrations); RSS idle ${(boot.cp.rss / 2 ** 20).toFixed(0)} MB, at N ${(cp.rss / 2 ** 20).toFixed(0)} MB; CP loop max ${cp.loop_max_ms.toFixed(0)} ms, GC max ${cp.gc_max_ms.toFixed(0)} ms (generators ${genGcMaxMs.toFixed(0)} ms), CPU ${cpCpuS.toFixed(2)} s, generators ${genCpuS.toFixed(2)} s`,
+    `  ack p50 ${quantile(acks, 0.5)?.toFixed(1)} ms, p99 ${quantile(acks, 0.99)?.toFixed(1)} ms (${acks.length} acks, ${reregistered} re-registrations); RSS idle ${(boot.cp.rss / 2 ** 20).toFixed(0)} MB, at N ${(cp.rss / 2 ** 20).toFixed(0)} MB; CP loop max ${cp.loop_max_ms.toFixed(0)} ms, GC max ${cp.gc_max_ms.toFixed(0)} ms (generators ${genGcMaxMs.toFixed(0)} ms), CPU ${cpu.cpS.toFixed(2)} s, generators ${cpu.genS.toFixed(2)} s`,
   );
   return {
     acks,
     reregistered,
     genGcMaxMs,
-    cpCpuPct: (100 * cpCpuS) / (steadyMs / 1000),
-    genCpuPct: (100 * genCpuS) / (steadyMs / 1000),
+    cpCpuPct: (100 * cpu.cpS) / (steadyMs / 1000),
+    genCpuPct: (100 * cpu.genS) / (steadyMs / 1000),
     after,
   };
 }
@@ -317,8 +318,8 @@ async function steadyStep(
 /** Heartbeat ingest throughput against the echo baseline, by the same method at the same moment; stops the echo. */
 async function floodStep(
   run: Run,
-  before: CpStats,
-): Promise<{ hbPerS: number; echoPerS: number; cpCpuS: number; after: CpStats }> {
+  before: Cut,
+): Promise<{ hbPerS: number; echoPerS: number; cpCpuS: number; after: Cut }> {
   const { opts, generators } = run;
   const floodConns = Math.min(FLOOD_CONNECTIONS, opts.agents);
   // Every agent is still heartbeating. Slices alternate and each keeps its best, so a burst of foreign load skews
@@ -336,15 +337,13 @@ async function floodStep(
     const h = await across(generators, floodConns, (g, k) =>
       g.request<Throughput>("flood", { ...slice, url: "", connections: k }),
     );
-    opts.log(
-      `  round ${r + 1}: echo ${Math.round(e.messages)} msg/s, heartbeats ${Math.round(h.messages)} msg/s`,
-    );
-    echoPerS = Math.max(echoPerS, e.messages);
-    hbPerS = Math.max(hbPerS, h.messages);
+    opts.log(`  round ${r + 1}: echo ${Math.round(e)} msg/s, heartbeats ${Math.round(h)} msg/s`);
+    echoPerS = Math.max(echoPerS, e);
+    hbPerS = Math.max(hbPerS, h);
   }
   await run.echo.kill();
-  const after = await run.cp.request<CpStats>("stats", { label: "flood" });
-  return { hbPerS, echoPerS, cpCpuS: after.cpu_s - before.cpu_s, after };
+  const after = await cut(run, "flood");
+  return { hbPerS, echoPerS, cpCpuS: cpuBetween(before, after).cpS, after };
 }
 
 /** The median time of GET /api/v2/agents listing all N agents. */
@@ -367,7 +366,7 @@ async function listingStep(run: Run): Promise<{ p50Ms: number | null }> {
 /** How fast concurrent deployments reach their agents and all turn healthy, and the pauses they cause. */
 async function deployStep(
   run: Run,
-  before: CpStats,
+  before: Cut,
 ): Promise<{
   deploys: number;
   postsS: number;
@@ -438,11 +437,12 @@ async function deployStep(
     });
   const dispatchMs = since(written);
   const burstMs = since(issued);
-  const after = await run.cp.request<CpStats>("stats", { label: "deploy" });
+  // Read before the cut, whose profile write (EE_BENCH_PROFILE_DIR) would stall the generators' loop.
   const genPauses = await Promise.all(generators.map((g) => g.request<Pauses>("pauses")));
   const genLoopMaxMs = Math.max(...genPauses.map((p) => p.loop_max_ms));
+  const after = await cut(run, "deploy");
   run.opts.log(
-    `  dispatch p50 ${quantile(dispatchMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(dispatchMs, 0.99)?.toFixed(1)} ms; from issue p99 ${quantile(burstMs, 0.99)?.toFixed(1)} ms; all healthy ${allHealthyS.toFixed(2)} s; CP loop max ${after.loop_max_ms.toFixed(0)} ms, GC max ${after.gc_max_ms.toFixed(0)} ms; generators' loop max ${genLoopMaxMs.toFixed(0)} ms`,
+    `  dispatch p50 ${quantile(dispatchMs, 0.5)?.toFixed(1)} ms, p99 ${quantile(dispatchMs, 0.99)?.toFixed(1)} ms; from issue p99 ${quantile(burstMs, 0.99)?.toFixed(1)} ms; all healthy ${allHealthyS.toFixed(2)} s; CP loop max ${after.cp.loop_max_ms.toFixed(0)} ms, GC max ${after.cp.gc_max_ms.toFixed(0)} ms; generators' loop max ${genLoopMaxMs.toFixed(0)} ms`,
   );
   return {
     deploys: d,
@@ -450,8 +450,8 @@ async function deployStep(
     allHealthyS,
     dispatchMs,
     burstMs,
-    cpCpuS: after.cpu_s - before.cpu_s,
-    cpLoopMaxMs: after.loop_max_ms,
+    cpCpuS: cpuBetween(before, after).cpS,
+    cpLoopMaxMs: after.cp.loop_max_ms,
     genLoopMaxMs,
   };
 }
@@ -460,7 +460,6 @@ async function deployStep(
 async function rehydrateStep(run: Run): Promise<{ bootS: number; rehydrateS: number; cpCpuS: number }> {
   const { generators, port } = run;
   run.opts.log(`scale: CP SIGKILL, wiped data dir, restart on port ${port}`);
-  run.http.destroy();
   const tKill = Number(process.hrtime.bigint());
   await run.cp.kill("SIGKILL");
   rmSync(run.cpArgs.dataDir, { recursive: true, force: true });
@@ -471,28 +470,28 @@ async function rehydrateStep(run: Run): Promise<{ bootS: number; rehydrateS: num
     generators.map((g) => g.request<number>("reregistered", { afterNs: tKill, timeoutMs: 120_000 })),
   );
   const rehydrateS = (Math.max(...back) - tKill) / 1e9;
-  const rehydrated = await run.cp.request<CpStats>("stats", { label: "rehydrate" });
+  // A new CP process: its CPU counts from zero.
+  const after = await cut(run, "rehydrate");
   run.opts.log(`  rehydration ${rehydrateS.toFixed(2)} s (CP boot ${bootS.toFixed(2)} s)`);
-  return { bootS, rehydrateS, cpCpuS: rehydrated.cpu_s };
+  return { bootS, rehydrateS, cpCpuS: after.cp.cpu_s };
 }
 
 function flagsFrom(value: string | undefined): string[] {
   return value?.split(" ").filter(Boolean) ?? [];
 }
 
-/** Runs `fn` on every generator with its share of `total` and sums the throughputs (seconds: the longest). */
+/** Runs `fn` on every generator with its share of `total`; the summed rate, per second. */
 async function across(
   generators: Child[],
   total: number,
   fn: (g: Child, share: number) => Promise<Throughput>,
-): Promise<Throughput> {
+): Promise<number> {
   const k = generators.length;
   const parts = await Promise.all(
     generators.map((g, i) => fn(g, Math.floor(total / k) + (i < total % k ? 1 : 0))),
   );
   // Each part is a rate over its own window; the windows overlap, so the rates add.
-  const perS = parts.reduce((sum, p) => sum + p.messages / p.seconds, 0);
-  return { messages: perS, seconds: 1 };
+  return parts.reduce((sum, p) => sum + p.messages / p.seconds, 0);
 }
 
 /** One JSON request with the admin token; `onWritten` when the request has been handed to the socket. */
