@@ -102,12 +102,12 @@ serveRequests({
   /** Starts every agent at once; answers with the registration latencies once all are registered. */
   storm: async (a: { url: string; timeoutMs: number }) => {
     const t0 = now();
-    for (let i = 0; i < identities.length; i++) {
+    for (const [i, identity] of identities.entries()) {
       if (i > 0 && i % STORM_CHUNK === 0) await new Promise((r) => setImmediate(r));
       agents.push(
         startSimAgent(
           { url: a.url, index: i, heartbeatMs: args.heartbeatMs, quoteProvider, recorder },
-          identities[i],
+          identity,
         ),
       );
     }
@@ -183,10 +183,10 @@ serveRequests({
     return { messages: done, seconds: (performance.now() - t0) / 1000 } satisfies Throughput;
   },
 
-  /** Receipt times (monotonic ns) of the deploy frames seen so far, by deployment id; then forgets them. */
   /** The worst loop delay and GC pause since the previous read (a read also starts a new window). */
   pauses: (): Pauses => pauses(),
 
+  /** Receipt times (monotonic ns) of the deploy frames seen so far, by deployment id; then forgets them. */
   deploys: () => {
     const out = Object.fromEntries(recorder.deployReceived);
     recorder.deployReceived.clear();
@@ -194,8 +194,8 @@ serveRequests({
   },
 
   /** CPU seconds this generator has used (user + system). */
-  cpu: async (a: { label?: string }) => {
-    if (a.label) await cut(a.label);
+  cpu: async (a: { label: string }) => {
+    await cut(a.label);
     const c = process.cpuUsage();
     return (c.user + c.system) / 1e6;
   },

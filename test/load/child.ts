@@ -39,10 +39,6 @@ export class Child {
     });
   }
 
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
   request<T>(cmd: string, args: unknown = {}): Promise<T> {
     if (this.#exited) return Promise.reject(this.#exited);
     const id = this.#nextId++;

@@ -1,11 +1,10 @@
 // The control plane under load, as its own process (`node --import tsx --expose-gc`): startControlPlane with a
 // dev attestation root, re-attestation pushed past the run and a short readiness settle. Answers `stats` (RSS
-// after a full GC, CPU seconds, live agents) over IPC, so the parent reads the CP alone, not the load generators.
+// after a full GC, CPU seconds, worst pauses) over IPC, so the parent reads the CP alone, not the load generators.
 // With EE_BENCH_PROFILE_DIR set, the CPU profile of each span between two `stats` is written there
-// (`<label>.cpuprofile`, for Chrome DevTools), which is how the hot spots of each step are found.
+// (`<label>-<pid>.cpuprofile`, for Chrome DevTools), which is how the hot spots of each step are found.
 import { startControlPlane } from "../../actors/control-plane.ts";
 import { createLogger } from "../../lib/log.ts";
-import { LIVE_STATES } from "../../machines/agent-session.ts";
 import { childArgs, serveRequests } from "./child.ts";
 import { type Pauses, watchPauses } from "./pauses.ts";
 import { startProfile } from "./profile.ts";
@@ -20,10 +19,7 @@ export interface CpProcessArgs {
 
 export interface CpStats extends Pauses {
   rss: number;
-  heap_used: number;
   cpu_s: number;
-  /** Agents whose session is registered, deploying or healthy and connected. */
-  live: number;
 }
 
 const args = childArgs<CpProcessArgs>();
@@ -46,25 +42,16 @@ const cut = await startProfile();
 const pauses = watchPauses();
 
 serveRequests({
-  stats: async (a: { label?: string }): Promise<CpStats> => {
-    if (a.label) await cut(a.label);
+  stats: async (a: { label: string }): Promise<CpStats> => {
+    await cut(a.label);
     // Read before the forced GC below, which is ours, not the CP's: its pause reaches the observer and the loop
     // monitor only after this handler returns, so it is let through and dropped before the next span starts.
     const paused = pauses();
     (globalThis as { gc?: () => void }).gc?.();
     await new Promise((resolve) => setTimeout(resolve, 50));
     pauses();
-    let live = 0;
-    for (const r of cp.index.values()) if (r.connected && LIVE_STATES.has(r.state)) live++;
     const cpu = process.cpuUsage();
-    const mem = process.memoryUsage();
-    return {
-      rss: mem.rss,
-      heap_used: mem.heapUsed,
-      cpu_s: (cpu.user + cpu.system) / 1e6,
-      live,
-      ...paused,
-    };
+    return { rss: process.memoryUsage.rss(), cpu_s: (cpu.user + cpu.system) / 1e6, ...paused };
   },
 });
 process.send?.({ id: 0, ok: true, result: { port: cp.port } });

@@ -14,7 +14,7 @@ import { silentLogger } from "../../lib/log.ts";
 import type { WorkloadReport } from "../../spec/protocol.ts";
 
 /** Flood heartbeats carry frame ids from here up, so their acks are told apart from the machine's own. */
-export const FLOOD_ID_BASE = 2 ** 40;
+const FLOOD_ID_BASE = 2 ** 40;
 
 /** Shared by every agent of one load-generator process. */
 export interface SimRecorder {
@@ -36,12 +36,11 @@ export interface SimAgentOptions {
 }
 
 export interface SimAgent {
-  agentId: string;
   client: CpClient;
   /** Monotonic time (process.hrtime, ns) of the latest `registered`, or null before the first. */
   registeredAt(): number | null;
-  /** Keeps `window` flood heartbeats in flight, calling onAck for each answered one, until stopFlood. */
-  flood(window: number, onAck: () => void): boolean;
+  /** Keeps `window` flood heartbeats in flight, calling onAck for each answered one, until stopFlood. Registered only. */
+  flood(window: number, onAck: () => void): void;
   stopFlood(): void;
 }
 
@@ -55,10 +54,7 @@ export function simIdentity(): {
   return { agentId: agentIdFromPubkey(raw), publicKey: raw, privateKey };
 }
 
-export function startSimAgent(
-  o: SimAgentOptions,
-  identity: ReturnType<typeof simIdentity> = simIdentity(),
-): SimAgent {
+export function startSimAgent(o: SimAgentOptions, identity: ReturnType<typeof simIdentity>): SimAgent {
   const rec = o.recorder;
   let challengeAt: number | null = null;
   let registeredAt: number | null = null;
@@ -86,15 +82,15 @@ export function startSimAgent(
     agentVersion: "bench",
     log: silentLogger,
     commands: {
+      // The clock is read only where a timing is taken: a flood ack is the measured path, and the echo's has none.
       handle(env, s) {
         send = s;
-        const now = performance.now();
         switch (env.type) {
           case "challenge":
-            challengeAt = now;
+            challengeAt = performance.now();
             return false;
           case "registered":
-            if (challengeAt !== null) rec.registerMs.push(now - challengeAt);
+            if (challengeAt !== null) rec.registerMs.push(performance.now() - challengeAt);
             challengeAt = null;
             registeredAt = Number(process.hrtime.bigint());
             return false;
@@ -106,7 +102,8 @@ export function startSimAgent(
               }
               return true;
             }
-            if (rec.recordAcks && heartbeatSentAt !== null) rec.ackMs.push(now - heartbeatSentAt);
+            if (rec.recordAcks && heartbeatSentAt !== null)
+              rec.ackMs.push(performance.now() - heartbeatSentAt);
             heartbeatSentAt = null;
             return false;
           case "deploy": {
@@ -116,16 +113,6 @@ export function startSimAgent(
             s("deploy_status", { deployment_id, app, step: "preparing", at: Date.now() }, re);
             workload = { deployment_id, app, status: "healthy" };
             s("deploy_status", { deployment_id, app, step: "running", at: Date.now() }, re);
-            return true;
-          }
-          case "undeploy": {
-            const re = env.id === undefined ? {} : { re: env.id };
-            s(
-              "deploy_status",
-              { deployment_id: env.body.deployment_id, step: "stopped", at: Date.now() },
-              re,
-            );
-            workload = null;
             return true;
           }
           default:
@@ -150,14 +137,11 @@ export function startSimAgent(
   });
 
   return {
-    agentId: identity.agentId,
     client,
     registeredAt: () => registeredAt,
     flood(window, onAck) {
-      if (send === null || client.view().state !== "registered") return false;
       flooding = { onAck };
       for (let i = 0; i < window; i++) floodOne();
-      return true;
     },
     stopFlood() {
       flooding = null;
