@@ -40,6 +40,8 @@ const cp = await startControlPlane({
 
 const cut = await startProfile();
 const pauses = watchPauses();
+/** CPU seconds our forced GCs took: left out of `cpu_s`, like their pauses, since the CP did not ask for them. */
+let forcedGcCpuS = 0;
 
 serveRequests({
   stats: async (a: { label: string }): Promise<CpStats> => {
@@ -47,11 +49,14 @@ serveRequests({
     // Read before the forced GC below, which is ours, not the CP's: its pause reaches the observer and the loop
     // monitor only after this handler returns, so it is let through and dropped before the next span starts.
     const paused = pauses();
+    const before = process.cpuUsage();
     (globalThis as { gc?: () => void }).gc?.();
+    const gcCpu = process.cpuUsage(before);
+    forcedGcCpuS += (gcCpu.user + gcCpu.system) / 1e6;
     await new Promise((resolve) => setTimeout(resolve, 50));
     pauses();
     const cpu = process.cpuUsage();
-    return { rss: process.memoryUsage.rss(), cpu_s: (cpu.user + cpu.system) / 1e6, ...paused };
+    return { rss: process.memoryUsage.rss(), cpu_s: (cpu.user + cpu.system) / 1e6 - forcedGcCpuS, ...paused };
   },
 });
 process.send?.({ id: 0, ok: true, result: { port: cp.port } });
