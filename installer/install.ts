@@ -140,19 +140,20 @@ async function activate(
   control: ServiceControl,
   before: InstallState,
   target: string,
-  check: StartCheck,
+  check: StartCheck = DEFAULT_START_CHECK,
 ): Promise<InstallState> {
+  /** Records `s` and runs its version; why it does not stay up, or null (always null with nothing to run). */
+  const switchTo = async (s: InstallState): Promise<string | null> => {
+    await switchSymlink(l.current, s.version);
+    await writeState(l, s);
+    if (control.mode === "none") return null;
+    await control.restart();
+    return checkStarted(control, check);
+  };
   const next: InstallState = { version: target, previous_version: before.version, mode: control.mode };
-  await switchSymlink(l.current, target);
-  await writeState(l, next);
-  if (control.mode === "none") return next;
-  await control.restart();
-  const why = await checkStarted(control, check);
+  const why = await switchTo(next);
   if (why === null) return next;
-  await switchSymlink(l.current, before.version);
-  await writeState(l, before);
-  await control.restart();
-  const back = await checkStarted(control, check);
+  const back = await switchTo(before);
   const after =
     back === null
       ? `switched back to ${before.version}, which runs again (a failed upgrade leaves the previous version running)`
@@ -190,7 +191,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallOutcome> {
   const { version, added } = await ensureVersion(l, o);
   const filesChanged = await writeFiles(l, env, given?.raw, config);
   if (state && state.version !== version) {
-    const next = await activate(l, control, state, version, o.check ?? DEFAULT_START_CHECK);
+    const next = await activate(l, control, state, version, o.check);
     await prune(l, next);
     return { ...next, changed: true };
   }
@@ -229,7 +230,7 @@ export async function upgradeAgent(o: {
     return { ...state, changed: false };
   }
   try {
-    const next = await activate(l, control, state, version, o.check ?? DEFAULT_START_CHECK);
+    const next = await activate(l, control, state, version, o.check);
     await prune(l, next);
     return { ...next, changed: true };
   } catch (err) {
@@ -249,7 +250,7 @@ export async function rollbackAgent(o: {
     throw new ConflictError("EE-CONFLICT-STATE", `no previous version to roll back to under ${l.root}`);
   }
   const control = serviceControl(state.mode, l);
-  const next = await activate(l, control, state, target, o.check ?? DEFAULT_START_CHECK);
+  const next = await activate(l, control, state, target, o.check);
   return { ...next, changed: true };
 }
 
