@@ -113,11 +113,12 @@ export class ControlPlaneCommand extends EeCommand {
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
       ...cpQuoteProvider(this.attestation),
-      readiness: definedOnly({
-        quorum: parseFraction(this.readyQuorum, "--ready-quorum"),
-        settleMs: parsePositiveInt(this.readySettleMs, "--ready-settle-ms"),
-        maxWaitMs: parsePositiveInt(this.readyMaxWaitMs, "--ready-max-wait-ms"),
-      }),
+      readiness: {
+        quorum: parseFraction(this.readyQuorum, "--ready-quorum") ?? READINESS_DEFAULTS.quorum,
+        settleMs: parsePositiveInt(this.readySettleMs, "--ready-settle-ms") ?? READINESS_DEFAULTS.settleMs,
+        maxWaitMs:
+          parsePositiveInt(this.readyMaxWaitMs, "--ready-max-wait-ms") ?? READINESS_DEFAULTS.maxWaitMs,
+      },
       nodeSizes: this.nodeSizes
         ?.split(",")
         .map((s) => s.trim())
@@ -142,10 +143,6 @@ function cpQuoteProvider(spec: string): { quoteProvider?: QuoteProvider } {
     throw new ValidationError("EE-CONFIG-INVALID", "--attestation must be dev:DIR[:MRTD], tsm or none");
   const mrtd = dev[2]?.toLowerCase();
   return { quoteProvider: createDevQuoteProvider(mrtd ? { dir: dev[1]!, mrtd } : { dir: dev[1]! }) };
-}
-
-function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
 }
 
 /**
