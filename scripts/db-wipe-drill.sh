@@ -9,6 +9,10 @@ cd "$WORK"
 E="node $REPO/bin/eectl.js"
 export EE_CP_URL=http://127.0.0.1:18080 EE_TOKEN=drill-admin-token-0123456789 EE_LOG_LEVEL=warn
 $E attest dev-init --dir ./dev-root >/dev/null
+# The agent listing as sorted [agent_id, state, deployment_id] triples: what must come back after the wipe.
+listing() { $E agents list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(JSON.parse(s).agents.map(a=>[a.agent_id,a.state,a.deployment_id]).sort())))'; }
+# When each container of this drill's deployments started (only these: other workloads may share the engine).
+start_times() { for d in $DEPLOYMENTS; do docker ps -q --filter "label=io.easyenclave.deployment=$d"; done | xargs docker inspect --format '{{.State.StartedAt}}' | sort; }
 cp_start() { $E control-plane --listen 127.0.0.1:18080 --data-dir ./cp --dev-attestation ./dev-root --admin-token $EE_TOKEN >$WORK/cp.log 2>&1 & echo $!; }
 CP=$(cp_start)
 for i in 1 2 3; do
@@ -18,6 +22,7 @@ for i in 1 2 3; do
  "attestation": {"provider": "dev", "dir": "./dev-root"}}
 J
   $E agent --config agent$i.json >$WORK/agent$i.log 2>&1 &
+  AGENTS="${AGENTS:-} $!"
 done
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.2; done
 sleep 2
@@ -27,21 +32,22 @@ for p in 18881 18882; do
   $E deploy --app hello$p --compose compose$p.yaml --context context.tar --health-port $p --wait | tail -1
 done
 $E agents list
-before=$($E agents list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(JSON.parse(s).agents.map(a=>[a.agent_id,a.state,a.deployment_id]).sort())))')
-starts=$(docker ps --filter label=io.easyenclave.deployment --format '{{.ID}}' | xargs docker inspect --format '{{.State.StartedAt}}' | sort)
+before=$(listing)
+DEPLOYMENTS=$($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))')
+starts=$(start_times)
 kill -9 $CP; rm -rf ./cp
 t0=$(date +%s%N)
 CP=$(cp_start)
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.05; done
 t1=$(date +%s%N)
-until [ "$($E agents list --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(JSON.parse(s).agents.map(a=>[a.agent_id,a.state,a.deployment_id]).sort())))')" = "$before" ]; do sleep 0.05; done
+until [ "$(listing 2>/dev/null)" = "$before" ]; do sleep 0.05; done
 t2=$(date +%s%N)
 echo "ready after $(( (t1-t0)/1000000 )) ms; agent listing identical after $(( (t2-t0)/1000000 )) ms"
 $E agents list
 $E deployments list
-after=$(docker ps --filter label=io.easyenclave.deployment --format '{{.ID}}' | xargs docker inspect --format '{{.State.StartedAt}}' | sort)
+after=$(start_times)
 [ "$starts" = "$after" ] && echo "container start times unchanged" || echo "CONTAINERS RESTARTED"
 curl -s localhost:18080/readyz; echo
-for d in $($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))'); do $E deployments undeploy $d --wait | tail -1; done
-kill $CP; pkill -f "agent --config agent"; sleep 1
+for d in $DEPLOYMENTS; do $E deployments undeploy $d --wait | tail -1; done
+kill $CP $AGENTS; sleep 1
 rm -rf "$WORK"
