@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { packTar } from "../agent/runtime/build-context.ts";
 
-export const HOST_BUSYBOX = "/bin/busybox";
+const HOST_BUSYBOX = "/bin/busybox";
 
 /** Whether the host has the busybox the demo needs. */
 export function hasHostBusybox(): boolean {
