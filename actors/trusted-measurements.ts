@@ -7,6 +7,7 @@ import type { TrustedMeasurement } from "../attestation/policy.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import type { Db } from "./store/db.ts";
 import type { EventLog } from "./store/event-log.ts";
+import { perTick } from "./store/per-tick.ts";
 
 type Rtmr = [string, string, string, string];
 
@@ -69,7 +70,7 @@ export class TrustedMeasurements {
   readonly #sql;
   #entries: readonly TrustedEntry[];
   #pending: RefusedMeasurement[] = [];
-  #scheduled = false;
+  readonly #schedule = perTick(() => this.flush());
 
   constructor(opts: TrustedMeasurementsOptions) {
     this.#o = { now: Date.now, ...opts };
@@ -145,12 +146,7 @@ export class TrustedMeasurements {
   /** A registration was refused for these measurements. Queued; never throws. */
   recordBaseline(seen: RefusedMeasurement): void {
     this.#pending.push(seen);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.flush();
-    });
+    this.#schedule();
   }
 
   flush(): void {

@@ -6,6 +6,7 @@
 import type { DeploymentStatus, ProgressEntry } from "../../machines/deployment.ts";
 import type { HealthSpec } from "../../spec/protocol.ts";
 import type { Db } from "./db.ts";
+import { perTick } from "./per-tick.ts";
 
 export interface DeploymentRequestRecord {
   node_size?: string;
@@ -65,8 +66,15 @@ function fromRaw(r: RawDeployment): DeploymentRow {
 export class DeploymentStore {
   readonly #db: Db;
   readonly #pending = new Map<string, DeploymentRow>();
-  #scheduled = false;
   readonly #onError: (err: unknown) => void;
+  // Readers' flushes throw; the tick's is reported.
+  readonly #schedule = perTick(() => {
+    try {
+      this.flush();
+    } catch (err) {
+      this.#onError(err);
+    }
+  });
   readonly #upsert;
   readonly #get;
   readonly #list;
@@ -115,20 +123,11 @@ export class DeploymentStore {
   /** Queues the row's current state; written with the tick's other changes (see flush). */
   save(row: DeploymentRow): void {
     this.#pending.set(row.deployment_id, row);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      try {
-        this.flush();
-      } catch (err) {
-        this.#onError(err);
-      }
-    });
+    this.#schedule();
   }
 
   /** Writes every queued change in one transaction. Reads call it first, so they see their own writes. */
   flush(): void {
-    this.#scheduled = false;
     if (this.#pending.size === 0) return;
     const rows = [...this.#pending.values()];
     this.#pending.clear();

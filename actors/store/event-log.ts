@@ -2,6 +2,7 @@
 // in one transaction per tick, so a registration storm or a burst of state changes costs one fsync-free
 // commit per batch instead of one per event. Readers page by the monotonic id.
 import type { Db } from "./db.ts";
+import { perTick } from "./per-tick.ts";
 
 export interface EventRecord {
   id: number;
@@ -34,7 +35,7 @@ export class EventLog {
   readonly #upsertAgent;
   #events: NewEvent[] = [];
   #agents: KnownAgent[] = [];
-  #scheduled = false;
+  readonly #schedule = perTick(() => this.flush());
   readonly #onError: (err: unknown) => void;
 
   constructor(db: Db, onError: (err: unknown) => void) {
@@ -105,14 +106,5 @@ export class EventLog {
   knownAgentCount(): number {
     this.flush();
     return (this.#db.prepare("SELECT COUNT(*) AS n FROM agents").get() as { n: number }).n;
-  }
-
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.flush();
-    });
   }
 }
