@@ -82,8 +82,8 @@ export class Reattestor {
       const { agentId, due } = top;
       if (this.#due.get(agentId) !== due) continue;
       const rec = this.#o.index.get(agentId);
-      const connId = this.#o.supervisor.get(agentId)?.getSnapshot().context.connId;
-      if (!rec?.connected || connId === null || connId === undefined) {
+      const connId = this.#o.supervisor.connOf(agentId);
+      if (!rec?.connected || connId === null) {
         // Gone: its next registration schedules it again.
         this.#due.delete(agentId);
         continue;
@@ -174,7 +174,7 @@ export class Reattestor {
 
   /** Collateral may be fetched during verification: a verdict for a connection that is gone is void. */
   #stillOn(agentId: string, connId: number): boolean {
-    return this.#o.supervisor.get(agentId)?.getSnapshot().context.connId === connId;
+    return this.#o.supervisor.connOf(agentId) === connId;
   }
 
   /** The agent's connection closed or it re-registered: its outstanding request is void. */

@@ -51,10 +51,7 @@ function setup() {
   const sent: { connId: number; agentId: string }[] = [];
   const connOf = new Map<string, number>();
   const supervisor = {
-    get: (id: string) => {
-      const connId = connOf.get(id);
-      return connId === undefined ? undefined : { getSnapshot: () => ({ context: { connId, facts: null } }) };
-    },
+    connOf: (id: string) => connOf.get(id) ?? null,
     send: () => true,
   } as unknown as Supervisor;
   let frameId = 1;
