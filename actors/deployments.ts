@@ -194,7 +194,7 @@ export class Deployments {
     // The session moves to deploying first, so the next placement already sees this agent as busy.
     this.#o.supervisor.send(agentId, { type: "DEPLOY", deploymentId, app: resolved.name, at: now });
     this.#start(row);
-    this.#sendFrame(agentId, this.#command("deploy", frame, agentId));
+    this.#sendCommand(agentId, "deploy", frame);
     this.#o.events.append({
       at: now,
       kind: "deployment.created",
@@ -503,7 +503,7 @@ export class Deployments {
         timer.unref();
       } else if (status === "undeploying" && (t.from === "stale" || t.from === "challenged")) {
         // Back after a blip: it may have missed the undeploy.
-        this.#sendFrame(t.agent_id, this.#command("undeploy", { deployment_id: id }, t.agent_id));
+        this.#sendCommand(t.agent_id, "undeploy", { deployment_id: id });
       }
     }
   }
@@ -528,16 +528,16 @@ export class Deployments {
     }
   }
 
-  /** A deploy/undeploy frame, signed at send time: every (re)send gets its own nonce and issued_at. */
-  #command<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>, agentId: string): Uint8Array {
+  /**
+   * Sends a deploy/undeploy frame to the agent's current connection, if it has one; signed at send time, so every
+   * (re)send gets its own nonce and issued_at.
+   */
+  #sendCommand<T extends EnvelopedType>(agentId: string, type: T, body: EnvelopeCommand<T>): void {
+    const connId = this.#o.supervisor.connOf(agentId);
+    if (connId === null) return;
     const envelope = this.#envelope?.sign(type, body, agentId);
     const signed = (envelope ? { ...body, envelope } : body) as MessageBody<T>;
-    return encodeFrame(type, signed, { id: this.#o.link.nextFrameId() });
-  }
-
-  #sendFrame(agentId: string, frame: Uint8Array): void {
-    const connId = this.#o.supervisor.get(agentId)?.getSnapshot().context.connId ?? null;
-    if (connId !== null) this.#o.link.send(connId, frame);
+    this.#o.link.send(connId, encodeFrame(type, signed, { id: this.#o.link.nextFrameId() }));
   }
 
   #provideEffects() {
@@ -568,39 +568,26 @@ export class Deployments {
         data: { deployment_id: row.deployment_id, app: row.app, ...(row.code ? { code: row.code } : {}) },
       });
     };
+    /** Tells the agent's session actor how its deployment ended up. */
+    const toSession = (
+      ctx: DeploymentContext,
+      event: { type: "DEPLOY_HEALTHY" | "UNDEPLOYED" } | { type: "DEPLOY_FAILED"; reason: string },
+    ) => o.supervisor.send(ctx.agentId, { ...event, deploymentId: ctx.deploymentId, at: o.now() });
     return deploymentMachine.provide({
       actions: {
         persist: ({ context }, { status }) => persist(context, status),
-        sessionHealthy: ({ context }) =>
-          o.supervisor.send(context.agentId, {
-            type: "DEPLOY_HEALTHY",
-            deploymentId: context.deploymentId,
-            at: o.now(),
-          }),
+        sessionHealthy: ({ context }) => toSession(context, { type: "DEPLOY_HEALTHY" }),
         sessionFailed: ({ context }) =>
-          o.supervisor.send(context.agentId, {
-            type: "DEPLOY_FAILED",
-            deploymentId: context.deploymentId,
-            reason: context.code ?? "EE-WORKLOAD-START-FAILED",
-            at: o.now(),
-          }),
-        sessionUndeployed: ({ context }) =>
-          o.supervisor.send(context.agentId, {
-            type: "UNDEPLOYED",
-            deploymentId: context.deploymentId,
-            at: o.now(),
-          }),
+          toSession(context, { type: "DEPLOY_FAILED", reason: context.code ?? "EE-WORKLOAD-START-FAILED" }),
+        sessionUndeployed: ({ context }) => toSession(context, { type: "UNDEPLOYED" }),
         sendUndeploy: ({ context }) =>
-          this.#sendFrame(
-            context.agentId,
-            this.#command("undeploy", { deployment_id: context.deploymentId }, context.agentId),
-          ),
+          this.#sendCommand(context.agentId, "undeploy", { deployment_id: context.deploymentId }),
       },
     });
   }
 }
 
-export function splitAppRef(ref: string): [string, string | undefined] {
+function splitAppRef(ref: string): [string, string | undefined] {
   const at = ref.indexOf("@");
   return at < 0 ? [ref, undefined] : [ref.slice(0, at), ref.slice(at + 1)];
 }

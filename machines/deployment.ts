@@ -71,7 +71,7 @@ export type DeploymentEvent =
   /** The agent went stale or was forgotten while the deployment was in flight. */
   | { type: "AGENT_LOST"; at: number; reason: string };
 
-export const MAX_PROGRESS = 32;
+const MAX_PROGRESS = 32;
 
 function appendProgress(progress: ProgressEntry[], entry: ProgressEntry): ProgressEntry[] {
   const next = [...progress, entry];
