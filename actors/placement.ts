@@ -31,7 +31,7 @@ export interface Candidate {
 export interface Placement {
   chosen: Candidate | null;
   considered: number;
-  /** Every agent considered, eligible ones first, each in agent_id order; capped at `limit`. */
+  /** Every agent considered, eligible ones first, each in agent_id order; at most CANDIDATES_LISTED. */
   candidates: Candidate[];
   /** How many agents each reason excluded (an agent can count under several). */
   counts: Partial<Record<PlacementReason, number>>;
@@ -41,14 +41,13 @@ export interface PlacementOptions {
   now: number;
   /** An attestation older than this no longer counts (the re-attestation interval plus its slack). */
   attestationMaxAgeMs: number;
-  /** Agents an in-flight placement already claimed (not yet visible in the read model). */
-  claimed?: ReadonlySet<string>;
-  /** Candidates listed in the answer; counts cover all. */
-  limit?: number;
 }
 
+/** Candidates listed in an explained placement; counts cover all. */
+const CANDIDATES_LISTED = 100;
+
 /** The reasons an agent cannot take the request, in a fixed order; empty means eligible. */
-export function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOptions): PlacementReason[] {
+function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOptions): PlacementReason[] {
   const out: PlacementReason[] = [];
   if (req.agent_id !== undefined && a.agent_id !== req.agent_id) out.push("EE-PLACE-NOT-REQUESTED");
   if (req.node_size !== undefined && a.node_size !== req.node_size) out.push("EE-PLACE-NODE-SIZE");
@@ -60,19 +59,13 @@ export function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOp
     o.now - a.attested_at > o.attestationMaxAgeMs
   )
     out.push("EE-PLACE-NOT-ATTESTED");
-  if (
-    a.state === "deploying" ||
-    a.state === "healthy" ||
-    a.deployment_id !== null ||
-    o.claimed?.has(a.agent_id)
-  )
-    out.push("EE-PLACE-BUSY");
+  if (a.state === "deploying" || a.state === "healthy" || a.deployment_id !== null) out.push("EE-PLACE-BUSY");
   return out;
 }
 
 /**
  * Chooses the eligible agent with the lowest agent_id. With `explain`, also lists the candidates (for preflight
- * and for the 409 a deploy gets when nothing fits); without it, one pass and no allocation per agent, which is
+ * and for the 409 a deploy gets when nothing fits); without it, one pass and no candidate built per agent, which is
  * what a successful deploy at 10k agents needs.
  */
 export function place(
@@ -106,7 +99,7 @@ export function place(
   return {
     chosen: chosen && candidate(chosen, []),
     considered,
-    candidates: listed.slice(0, o.limit ?? 100),
+    candidates: listed.slice(0, CANDIDATES_LISTED),
     counts,
   };
 }
