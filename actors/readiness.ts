@@ -30,6 +30,8 @@ export interface ReadinessStatus {
 export class Readiness {
   readonly #o: ReadinessOptions;
   readonly #back = new Set<string>();
+  /** How many of #back are in knownBefore, counted as they register: status() runs on every deploy. */
+  #backKnown = 0;
   #lastRegistrationAt: number;
   #readyAt: number | null = null;
   #reason = "";
@@ -41,7 +43,10 @@ export class Readiness {
 
   /** An agent registered (or re-registered) and is live. */
   registered(agentId: string, at: number): void {
-    this.#back.add(agentId);
+    if (!this.#back.has(agentId)) {
+      this.#back.add(agentId);
+      if (this.#o.knownBefore?.has(agentId)) this.#backKnown++;
+    }
     if (this.#readyAt === null) this.#lastRegistrationAt = Math.max(this.#lastRegistrationAt, at);
   }
 
@@ -49,8 +54,7 @@ export class Readiness {
   status(now: number): ReadinessStatus {
     const known = this.#o.knownBefore;
     const rule = known && known.size > 0 ? "quorum" : "settle";
-    let back = 0;
-    if (known) for (const id of this.#back) if (known.has(id)) back++;
+    const back = this.#backKnown;
     const needed = rule === "quorum" ? Math.max(1, Math.ceil(this.#o.quorum * known!.size)) : null;
     const base = {
       rule,
