@@ -136,6 +136,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     nodeSizes,
     onError: (err) => log.error({ err }, "measurement baseline write failed"),
   });
+  // What registration and re-attestation verify quotes against.
+  const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
   const supervisor = new Supervisor({
     link: channel,
     index,
@@ -144,13 +146,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatMs,
     staleAfterMs,
     forgetAfterMs,
-    policy: {
-      trust,
-      measurement,
-      ...(collateral ? { collateral } : {}),
-      trusted,
-      nodeSizes,
-    },
+    policy: { ...quotePolicy, nodeSizes },
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
 
@@ -159,7 +155,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     supervisor,
     index,
     link: channel,
-    policy: { trust, measurement, ...(collateral ? { collateral } : {}), trusted },
+    policy: quotePolicy,
     log,
     intervalMs: reattestMs,
     timeoutMs: Math.min(30_000, reattestMs),
