@@ -3,8 +3,9 @@
 // of the workload it runs — required when the CP placed a healthy deployment there), verified like a
 // registration's and with the measurements it registered with. The verdict goes to the agent's actor (REATTESTED or
 // REATTESTATION_FAILED); a failed agent stays connected but out of placement until a later success. Due times
-// sit in a min-heap fed by the read model's transitions, so a tick costs O(due), not O(agents).
+// sit in a DueQueue fed by the read model's transitions, so a tick costs O(due), not O(agents).
 import { randomBytes } from "node:crypto";
+import { DueQueue } from "../lib/due-queue.ts";
 import type { Logger } from "../lib/log.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { AttestationError } from "../spec/errors.ts";
@@ -37,9 +38,8 @@ export interface ReattestorOptions {
 export class Reattestor {
   readonly #o: Required<ReattestorOptions>;
   readonly #pending = new Map<string, Pending>();
-  /** When each live agent is next due; the heap may hold older entries for an agent, skipped when popped. */
-  readonly #due = new Map<string, number>();
-  readonly #heap = new DueHeap();
+  /** When each live agent is next due. */
+  readonly #due = new DueQueue<string>();
   readonly #tickMs: number;
   #timer: NodeJS.Timeout | null = null;
   #offTransition: (() => void) | null = null;
@@ -55,7 +55,7 @@ export class Reattestor {
     // Agents live before start (none in the CP, which starts this first): one pass, never again.
     for (const rec of this.#o.index.values()) {
       if (LIVE_STATES.has(rec.state))
-        this.#schedule(rec.agent_id, (rec.registered_at ?? this.#o.now()) + this.#o.intervalMs);
+        this.#due.schedule(rec.agent_id, (rec.registered_at ?? this.#o.now()) + this.#o.intervalMs);
     }
     this.#timer = setInterval(() => this.scan(), this.#tickMs);
     this.#timer.unref();
@@ -77,20 +77,14 @@ export class Reattestor {
         this.#fail(agentId, new AttestationError("EE-ATT-REFRESH-TIMEOUT"));
       }
     }
-    for (let top = this.#heap.peek(); top !== undefined && top.due <= now; top = this.#heap.peek()) {
-      this.#heap.pop();
-      const { agentId, due } = top;
-      if (this.#due.get(agentId) !== due) continue;
+    for (const agentId of this.#due.takeDue(now)) {
       const rec = this.#o.index.get(agentId);
       const connId = this.#o.supervisor.connOf(agentId);
-      if (!rec?.connected || connId === null) {
-        // Gone: its next registration schedules it again.
-        this.#due.delete(agentId);
-        continue;
-      }
+      // Gone: its next registration schedules it again.
+      if (!rec?.connected || connId === null) continue;
       if (!LIVE_STATES.has(rec.state) || this.#pending.has(agentId)) {
         // Stale or still answering the last request: asked again once it can be.
-        this.#schedule(agentId, now + this.#tickMs);
+        this.#due.schedule(agentId, now + this.#tickMs);
         continue;
       }
       const p: Pending = {
@@ -100,7 +94,7 @@ export class Reattestor {
         deadline: now + this.#o.timeoutMs,
       };
       this.#pending.set(agentId, p);
-      this.#schedule(agentId, now + this.#o.intervalMs);
+      this.#due.schedule(agentId, now + this.#o.intervalMs);
       this.#o.link.send(connId, encodeFrame("attest", { nonce: p.nonce, purpose: "refresh" }, { id: p.id }));
     }
   }
@@ -109,12 +103,7 @@ export class Reattestor {
   #onTransition(t: Transition): void {
     if (!LIVE_STATES.has(t.to)) return;
     const fresh = t.from === null || t.from === "challenged";
-    if (fresh || !this.#due.has(t.agent_id)) this.#schedule(t.agent_id, t.at + this.#o.intervalMs);
-  }
-
-  #schedule(agentId: string, due: number): void {
-    this.#due.set(agentId, due);
-    this.#heap.push({ agentId, due });
+    if (fresh || !this.#due.has(t.agent_id)) this.#due.schedule(t.agent_id, t.at + this.#o.intervalMs);
   }
 
   /** An `attestation` frame from agentId on connId, answering request `re`. Never rejects. */
@@ -190,51 +179,5 @@ export class Reattestor {
     if (reason === "EE-INTERNAL")
       this.#o.log.error({ agent_id: agentId, err }, "re-attestation failed unexpectedly");
     this.#o.supervisor.send(agentId, { type: "REATTESTATION_FAILED", reason, at: this.#o.now() });
-  }
-}
-
-interface DueEntry {
-  agentId: string;
-  due: number;
-}
-
-/** A binary min-heap on `due`. */
-class DueHeap {
-  readonly #a: DueEntry[] = [];
-
-  peek(): DueEntry | undefined {
-    return this.#a[0];
-  }
-
-  push(e: DueEntry): void {
-    const a = this.#a;
-    a.push(e);
-    let i = a.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (a[parent]!.due <= e.due) break;
-      a[i] = a[parent]!;
-      i = parent;
-    }
-    a[i] = e;
-  }
-
-  pop(): DueEntry | undefined {
-    const a = this.#a;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length === 0 || last === undefined) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= a.length) break;
-      const r = l + 1;
-      const c = r < a.length && a[r]!.due < a[l]!.due ? r : l;
-      if (a[c]!.due >= last.due) break;
-      a[i] = a[c]!;
-      i = c;
-    }
-    a[i] = last;
-    return top;
   }
 }

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { type Actor, createActor, fromPromise, type InspectionEvent } from "xstate";
 import { agentIdFromPubkey } from "../attestation/agent-key.ts";
+import { DueQueue } from "../lib/due-queue.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   type AgentFacts,
@@ -66,13 +67,21 @@ export class Supervisor {
   readonly #apiSecrets = new Map<string, Uint8Array>();
   readonly #machine;
   readonly #policy: RegistrationPolicy;
+  /**
+   * When each live session is next checked for staleness: stale_after_ms after it was last heard from as of its
+   * previous check. Heartbeats do not touch it (they only move the read model's time), so a check that finds a
+   * newer heartbeat moves the due time instead of sending STALE, and each session is checked about once per
+   * stale_after_ms rather than on every sweep.
+   */
+  readonly #liveness = new DueQueue<string>();
 
   readonly #sweep: NodeJS.Timeout;
 
   constructor(opts: SupervisorOptions) {
     this.#o = { maxRestarts: 5, restartWindowMs: 60_000, now: Date.now, ...opts };
     // Staleness is judged by this sweep rather than by a timer per actor re-armed on every heartbeat: at 10k
-    // agents, heartbeats are the hot path and must not cost a machine transition each.
+    // agents, heartbeats are the hot path and must not cost a machine transition each. A sweep takes only the
+    // sessions that are due (#liveness), not all of them.
     this.#sweep = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.#o.staleAfterMs / 4)));
     this.#sweep.unref();
     const { index } = opts;
@@ -146,15 +155,18 @@ export class Supervisor {
   sweep(): void {
     const now = this.#o.now();
     const { staleAfterMs } = this.#o;
-    for (const [agentId, s] of this.#actors) {
-      const snap = s.actor.getSnapshot();
-      if (!LIVE_STATES.has(topLevelState(snap.value))) continue;
+    for (const agentId of this.#liveness.takeDue(now)) {
+      // A session that is gone or no longer live is scheduled again when it next becomes live.
+      const actor = this.#actors.get(agentId)?.actor;
+      const snap = actor?.getSnapshot();
+      if (!actor || !snap || !LIVE_STATES.has(topLevelState(snap.value))) continue;
       // The index holds the newest heartbeat, fast path or not (it folds in every snapshot's).
       const last = Math.max(
         this.#o.index.get(agentId)?.last_heartbeat_at ?? 0,
         snap.context.registeredAt ?? 0,
       );
-      if (now - last >= staleAfterMs) s.actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
+      if (now - last >= staleAfterMs) actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
+      else this.#liveness.schedule(agentId, last + staleAfterMs);
     }
   }
 
@@ -198,7 +210,10 @@ export class Supervisor {
       next: (snap) => {
         if (this.#actors.get(agentId) !== supervised) return;
         const state = topLevelState(snap.value);
-        this.#o.index.update(state, snap.context, this.#o.now());
+        const now = this.#o.now();
+        this.#o.index.update(state, snap.context, now);
+        if (LIVE_STATES.has(state) && !this.#liveness.has(agentId))
+          this.#liveness.schedule(agentId, now + this.#o.staleAfterMs);
         if (snap.status === "done") this.#remove(agentId, supervised);
       },
       // An unobserved actor error is rethrown in a timer and kills Node: every actor is observed here.

@@ -37,7 +37,8 @@ class RecordingLink implements AgentLink {
   }
 }
 
-async function setup(t: import("ava").ExecutionContext) {
+/** `clock`: the supervisor's time, when a test moves it; the real clock otherwise. */
+async function setup(t: import("ava").ExecutionContext, clock?: { now: number }) {
   const devDir = await devRoot();
   const db = openDatabase(tempDir(t));
   const events = new EventLog(db, (err) => t.fail(String(err)));
@@ -51,6 +52,7 @@ async function setup(t: import("ava").ExecutionContext) {
     heartbeatMs: 1000,
     staleAfterMs: 60_000,
     forgetAfterMs: 600_000,
+    ...(clock ? { now: () => clock.now } : {}),
     policy: {
       trust: createTrustAnchors({ devRootPem: loadDevRootPem(devDir) }),
       measurement: DEFAULT_POLICY,
@@ -131,4 +133,24 @@ test("live sessions' heartbeats are acked without waking their actors; the liven
   t.true((index.get(agentId)?.last_heartbeat_at ?? 0) >= before.context.lastHeartbeatAt!);
   sup.sweep();
   t.is(index.get(agentId)?.state, "registered", "heard from within stale_after_ms");
+});
+
+test("the liveness sweep makes a session stale stale_after_ms after it was last heard from, not before", async (t) => {
+  const clock = { now: Date.now() };
+  const { sup, index, agentId } = await setup(t, clock);
+  const t0 = clock.now;
+  const stateAt = (ms: number) => {
+    clock.now = t0 + ms;
+    sup.sweep();
+    return index.get(agentId)?.state;
+  };
+  clock.now = t0 + 30_000;
+  sup.heartbeat(agentId, 1, 1, 1);
+  t.is(stateAt(61_000), "registered", "heard from 31 s ago");
+  t.is(stateAt(89_000), "registered");
+  t.is(stateAt(90_000), "stale", "silent for stale_after_ms");
+  sup.heartbeat(agentId, 1, 2, 2);
+  t.is(index.get(agentId)?.state, "registered", "a heartbeat brings it back");
+  t.is(stateAt(149_000), "registered");
+  t.is(stateAt(150_000), "stale", "and the sweep watches it again");
 });
