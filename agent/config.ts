@@ -146,8 +146,13 @@ export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
   throw new ValidationError("EE-CONFIG-INVALID", `${source}: ${text}`, { source, issues });
 }
 
-// The installer validates a config file the way the agent reads one.
-export { fileSource } from "./config-sources/file.ts";
+/** A named config file, read and checked the way the agent reads it (for the installer and `eectl config`). */
+export async function readConfigFile(path: string): Promise<{ raw: unknown; config: AgentConfig }> {
+  const src = fileSource(path);
+  const raw = (await src.read())?.raw;
+  return { raw, config: parseAgentConfig(raw, src.name) };
+}
+
 export type { ConfigSource } from "./config-sources/source.ts";
 
 export interface LoadedConfig {

@@ -2,8 +2,9 @@
 // everything it was given before it writes anything, converges (running it twice is the same as once), and
 // after a switch of versions checks that the agent stays up, switching back when it does not. Imports
 // agent/config (the schema), spec/errors and installer/ siblings.
-import { access, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
-import { type AgentConfig, fileSource, parseAgentConfig } from "../agent/config.ts";
+import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
+import { type AgentConfig, readConfigFile } from "../agent/config.ts";
+import { canAccess } from "../lib/can-access.ts";
 import { ConflictError, InstallError, ValidationError } from "../spec/errors.ts";
 import {
   buildStaged,
@@ -54,20 +55,9 @@ export interface InstallOutcome {
   changed: boolean;
 }
 
-async function readConfig(path: string): Promise<{ raw: unknown; config: AgentConfig }> {
-  const src = fileSource(path);
-  const found = await src.read();
-  const raw = found?.raw;
-  return { raw, config: parseAgentConfig(raw, src.name) };
-}
-
 /** The installed config, or null when there is none yet. */
 async function installedConfig(l: Layout): Promise<AgentConfig | null> {
-  const exists = await access(l.configFile).then(
-    () => true,
-    () => false,
-  );
-  return exists ? (await readConfig(l.configFile)).config : null;
+  return (await canAccess(l.configFile)) ? (await readConfigFile(l.configFile)).config : null;
 }
 
 /** opt/…/<version> holds a complete bundle (a directory left by an interrupted copy does not). */
@@ -179,7 +169,7 @@ async function prune(l: Layout, keep: InstallState): Promise<void> {
 export async function installAgent(o: InstallOptions): Promise<InstallOutcome> {
   const l = layout(o.root);
   const env = parseEnvPairs(o.env ?? []);
-  const given = o.config === undefined ? null : await readConfig(o.config);
+  const given = o.config === undefined ? null : await readConfigFile(o.config);
   const config = given?.config ?? (await installedConfig(l));
   const mode = await chooseMode(l, o.noSystemd ?? false);
   const control = serviceControl(mode, l);

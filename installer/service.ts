@@ -3,10 +3,11 @@
 // node:fs, node:child_process, installer/layout and spec/errors.
 import { execFile, spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { access, mkdir, readFile, rm, symlink } from "node:fs/promises";
+import { mkdir, readFile, rm, symlink } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { canAccess } from "../lib/can-access.ts";
 import { InstallError } from "../spec/errors.ts";
 import { type Layout, SERVICE_NAME } from "./layout.ts";
 
@@ -48,24 +49,14 @@ export function isAlive(pid: number): boolean {
 
 async function onPath(program: string): Promise<boolean> {
   for (const dir of (process.env.PATH ?? "").split(delimiter).filter(Boolean)) {
-    if (
-      await access(join(dir, program), constants.X_OK).then(
-        () => true,
-        () => false,
-      )
-    )
-      return true;
+    if (await canAccess(join(dir, program), constants.X_OK)) return true;
   }
   return false;
 }
 
 /** systemd manages the services of / (systemctl on PATH and /run/systemd/system present). */
 async function systemdRuns(): Promise<boolean> {
-  const booted = await access("/run/systemd/system").then(
-    () => true,
-    () => false,
-  );
-  return booted && (await onPath("systemctl"));
+  return (await canAccess("/run/systemd/system")) && (await onPath("systemctl"));
 }
 
 export async function chooseMode(l: Layout, noSystemd: boolean): Promise<ServiceMode> {

@@ -4,21 +4,12 @@
 // Imports agent/config*, spec/errors and cli/base.
 import { writeFile } from "node:fs/promises";
 import { Command, Option } from "clipanion";
-import { parseAgentConfig } from "../../agent/config.ts";
+import { readConfigFile } from "../../agent/config.ts";
 import { DEFAULT_CMDLINE_LIMIT, encodeParam } from "../../agent/config-sources/cmdline.ts";
 import { DRIVE_FILE, DRIVE_LABEL } from "../../agent/config-sources/drive.ts";
-import { fileSource } from "../../agent/config-sources/file.ts";
 import { writeIso9660 } from "../../agent/config-sources/iso9660.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
-
-/** The config in FILE as given (defaults are the agent's to fill), after checking it the way the agent will. */
-async function readValidConfig(path: string): Promise<unknown> {
-  const src = fileSource(path);
-  const { raw } = (await src.read())!;
-  parseAgentConfig(raw, src.name);
-  return raw;
-}
 
 function parseLimit(text: string): number {
   if (!/^[1-9]\d{0,6}$/.test(text)) {
@@ -62,7 +53,8 @@ export class ConfigCmdlineCommand extends EeCommand {
 
   async run(): Promise<number> {
     const limit = this.limit === undefined ? DEFAULT_CMDLINE_LIMIT : parseLimit(this.limit);
-    const raw = await readValidConfig(this.file);
+    // As given (defaults are the agent's to fill), after checking it the way the agent will.
+    const { raw } = await readConfigFile(this.file);
     const param = encodeParam(JSON.stringify(raw));
     const size = Buffer.byteLength(param);
     if (size > limit) {
@@ -98,7 +90,8 @@ export class ConfigDriveCommand extends EeCommand {
   out = Option.String("--out", { required: true, description: "Image file to write" });
 
   async run(): Promise<number> {
-    const raw = await readValidConfig(this.file);
+    // As given (defaults are the agent's to fill), after checking it the way the agent will.
+    const { raw } = await readConfigFile(this.file);
     const data = new TextEncoder().encode(`${JSON.stringify(raw, null, 2)}\n`);
     const image = writeIso9660(DRIVE_LABEL, [{ name: DRIVE_FILE.toUpperCase(), data }]);
     await writeFile(this.out, image);

@@ -1,6 +1,6 @@
 // `eectl install agent|upgrade|rollback|status|uninstall`: the agent installer's command line. Parses flags,
-// calls installer/install.ts and prints what it did. May import installer/ and cli/.
-import { access } from "node:fs/promises";
+// calls installer/install.ts and prints what it did. May import installer/, lib/ and cli/.
+
 import { Command, Option } from "clipanion";
 import {
   agentStatus,
@@ -14,6 +14,7 @@ import {
   upgradeAgent,
 } from "../../installer/install.ts";
 import { layout } from "../../installer/layout.ts";
+import { canAccess } from "../../lib/can-access.ts";
 import { EeCommand } from "../base.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
 
@@ -98,12 +99,7 @@ export class InstallAgentCommand extends SwitchingCommand {
     });
     this.report("installed", this.root, out);
     const config = layout(this.root).configFile;
-    if (
-      !(await access(config).then(
-        () => true,
-        () => false,
-      ))
-    ) {
+    if (!(await canAccess(config))) {
       this.context.stderr.write(
         `eectl: no agent config at ${config}: the agent will not start until one is there (--config FILE)\n`,
       );

@@ -1,21 +1,17 @@
 // eectl install against a temp root that no service manager runs (mode none): the files, their modes and
 // contents, the bundle (built from this checkout, pruned of dev dependencies), version switches, idempotency,
 // and input that must install nothing. The supervised path (a real agent) is in supervised.test.ts.
-import { access, lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
 import { buildBundle, packBundle } from "../../installer/bundle.ts";
 import { parseEnvFile } from "../../installer/env-file.ts";
 import { installAgent, rollbackAgent, uninstallAgent, upgradeAgent } from "../../installer/install.ts";
+import { canAccess as exists } from "../../lib/can-access.ts";
 import { eectl } from "../helpers/cli.ts";
 import { agentConfig, tempDir } from "../helpers/cluster.ts";
 
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
-const exists = (path: string) =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
 const agentDir = (root: string) => join(root, "opt/easyenclave/agent");
 
 /** A valid agent config file (dev attestation; nothing connects in these tests). */
