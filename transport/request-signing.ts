@@ -1,6 +1,6 @@
-// HMAC request signing for writes to an agent's HTTP API (deploy, undeploy): the signer (CP, eectl, tests) and
-// the verifier (the agent) share this file, so the canonical string exists once. The secret is the per-agent
-// `api_secret` the CP issues at registration.
+// HMAC request signing for writes to an agent's HTTP API (deploy, undeploy): the signer (any client holding the
+// session's secret; in this repo only tests sign) and the verifier (the agent) share this file, so the canonical
+// string exists once. The secret is the per-agent `api_secret` the CP issues at registration.
 // Canonical string: `EE1\n{METHOD}\n{path with query, as sent}\n{timestamp ms}\n{hex sha256(body)}`; the
 // signature is its lowercase hex HMAC-SHA256, sent with the timestamp in the two headers below.
 // May import node:crypto and spec/errors.ts.
