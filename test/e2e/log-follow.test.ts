@@ -1,6 +1,7 @@
 // A followed log stream relayed by a real CP from a hand-driven agent: a client that stops reading is cut off at
-// the buffer cap (the agent is sent `cancel`, the stream ends with an EE-PROTO-SLOW-CONSUMER error line), and a
-// failure after the 200 reaches eectl as `eectl: CODE: message` with exit 1.
+// the buffer cap (the agent is sent `cancel`, the stream ends with an EE-PROTO-SLOW-CONSUMER error line), one that
+// leaves before the first line is cancelled too, and a failure after the 200 reaches eectl as
+// `eectl: CODE: message` with exit 1.
 import { get, type IncomingMessage } from "node:http";
 import test, { type ExecutionContext } from "ava";
 import { encodeFrame } from "../../transport/frame.ts";
@@ -74,10 +75,24 @@ test("a follow whose client stops reading is cancelled at the cap and ends with 
   t.like(JSON.parse(lines[0]!), { service: "web", stream: "stdout" });
 });
 
+test("a follow whose client leaves before the first line is cancelled too", async (t) => {
+  const { tcp, agent } = await setup(t);
+  const req = get(`${tcp.cp.url}/api/v2/agents/${agent.agentId}/logs?follow=true`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  }).on("error", () => {});
+  const { id } = await agent.next("logs");
+  // Gone while the CP still waits to see whether the agent refuses (before any status is sent).
+  req.destroy();
+  const cancel = await agent.next("cancel");
+  t.is(cancel.re, id);
+  await waitFor("the relayed request to be forgotten", async () => (await pendingRequests(tcp)) === 0);
+});
+
 test("eectl logs -f prints a failure told after the 200 as CODE: message and exits 1", async (t) => {
   const { tcp, agent } = await setup(t);
   const run = eectl(["logs", agent.agentId, "-f"], { env: { EE_CP_URL: tcp.cp.url, EE_TOKEN: ADMIN_TOKEN } });
-  const { id } = await agent.next("logs");
+  // The request comes once the eectl child has started: seconds on a loaded machine.
+  const { id } = await agent.next("logs", 20_000);
   agent.ws.send(
     encodeFrame(
       "log_chunk",

@@ -10,7 +10,7 @@ import type { LogLines } from "../../actors/agent-requests.ts";
 import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
 import type { DeploymentStatus } from "../../machines/deployment.ts";
-import { EeError, toEeError, ValidationError } from "../../spec/errors.ts";
+import { EeError, NotFoundError, toEeError, ValidationError } from "../../spec/errors.ts";
 import {
   appNameSchema,
   datacenterSchema,
@@ -189,11 +189,7 @@ export function mountDeployments(
   api.get("/apps/:ref", (ctx) => {
     const [name, version] = ctx.params.ref!.split("@");
     const app = port.apps().find((a) => a.name === name && (version === undefined || a.version === version));
-    if (!app) {
-      ctx.status = 404;
-      ctx.body = { error: { code: "EE-NOT-FOUND", message: `app ${ctx.params.ref} is not registered` } };
-      return;
-    }
+    if (!app) throw new NotFoundError("EE-NOT-FOUND", `app ${ctx.params.ref} is not registered`);
     ctx.body = appJson(app, true);
   });
 
@@ -223,6 +219,8 @@ export function mountDeployments(
     // Follow: newline-delimited JSON until the client goes away or stops reading (either cancels the agent's
     // stream); a failure after the status is the stream's last line, an error body.
     const abort = new AbortController();
+    // Listening from the start: a client gone before the status is sent would otherwise leave the agent streaming.
+    ctx.req.on("close", () => abort.abort());
     const stream = new PassThrough();
     let started!: () => void;
     const firstLines = new Promise<void>((r) => {
@@ -246,7 +244,6 @@ export function mountDeployments(
     ctx.set({ "Content-Type": "application/x-ndjson", "Cache-Control": "no-cache" });
     ctx.status = 200;
     ctx.body = stream;
-    ctx.req.on("close", () => abort.abort());
     // A client that left (its abort has no typed reason) is told nothing.
     const end = (failure: unknown) => {
       if (failure instanceof EeError) stream.write(`${JSON.stringify(failure.toBody())}\n`);
