@@ -9,9 +9,9 @@ import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { CP_PIN_FILE } from "../../attestation/cp-envelope.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
-import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import {
   agentConfig,
+  type CpApi,
   devRoot,
   spawnCp,
   startTestAgent,
@@ -23,15 +23,13 @@ import {
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { webCompose } from "../helpers/workloads.ts";
+import { type DeploymentJson, deploymentIn, postJson, webCompose } from "../helpers/workloads.ts";
 
 const MRTD_A = "a1".repeat(48);
 const MRTD_B = "b2".repeat(48);
 // The CP accepts any bind mount (the agent's allowlist decides), the agent refuses it: a deploy that passes the
 // envelope check and is then refused by the agent, with nothing run.
 const BIND_COMPOSE = 'services:\n  web:\n    image: ee-test/busybox:1\n    volumes: ["/etc:/host-etc"]\n';
-
-type Deployment = ReturnType<typeof deploymentJson>;
 
 async function cpWith(t: ExecutionContext, mrtd: string | null): Promise<TestCp> {
   const devDir = await devRoot();
@@ -57,30 +55,18 @@ async function agentOn(
 }
 
 async function deployAndSettle(
-  tcp: TestCp,
+  api: CpApi,
   body: Record<string, unknown>,
   statuses: string[],
-): Promise<Deployment> {
+): Promise<DeploymentJson> {
   // Refused placements (409: the agent not registered yet; 503: the CP not ready) create nothing: try again.
   const res = await waitFor("the deployment to be accepted", async () => {
-    const r = await tcp.api<Deployment>("/api/v2/deployments", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
+    const r = await postJson<DeploymentJson>(api, "/api/v2/deployments", body);
     if (r.status !== 202 && r.status !== 409 && r.status !== 503)
       throw new Error(`deploy answered ${r.status}: ${JSON.stringify(r.body)}`);
     return r.status === 202 ? r : undefined;
   });
-  const id = res.body.deployment_id;
-  return waitFor(
-    `deployment ${id} to be ${statuses.join(" or ")}`,
-    async () => {
-      const { body: d } = await tcp.api<Deployment>(`/api/v2/deployments/${id}`);
-      return statuses.includes(d.status) ? d : undefined;
-    },
-    30_000,
-  );
+  return deploymentIn(api, res.body.deployment_id, statuses);
 }
 
 async function agentWorkload(apiUrl: string): Promise<unknown> {
@@ -99,7 +85,7 @@ test.serial(
     const port = await closedPort();
     const runtime = new DockerRuntime({ docker });
     const body = { app: "web", compose: webCompose(port), health: { port, path: "/", timeout_s: 20 } };
-    const healthy = await deployAndSettle(tcp, body, ["healthy", "failed"]);
+    const healthy = await deployAndSettle(tcp.api, body, ["healthy", "failed"]);
     t.teardown(() => runtime.remove(healthy.deployment_id));
     t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
     t.is(healthy.agent_id, agent.agentId);
@@ -109,10 +95,7 @@ test.serial(
       method: "POST",
     });
     t.is(undeploy.status, 202);
-    const gone = await waitFor("undeployed", async () => {
-      const { body: d } = await tcp.api<Deployment>(`/api/v2/deployments/${healthy.deployment_id}`);
-      return d.status === "undeployed" ? d : undefined;
-    });
+    const gone = await deploymentIn(tcp.api, healthy.deployment_id, ["undeployed"], 10_000);
     t.is(gone.status, "undeployed");
   },
 );
@@ -120,7 +103,7 @@ test.serial(
 test("an agent that trusts another MRTD refuses the deploy with EE-ENV-MRTD and runs nothing", async (t) => {
   const tcp = await cpWith(t, MRTD_A);
   const { agent } = await agentOn(tcp, t, { trusted_mrtds: [MRTD_B] });
-  const failed = await deployAndSettle(tcp, { app: "web", compose: webCompose(await closedPort()) }, [
+  const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose(await closedPort()) }, [
     "healthy",
     "failed",
   ]);
@@ -141,7 +124,7 @@ test("an agent that trusts another MRTD refuses the deploy with EE-ENV-MRTD and 
 test("a CP without a quote provider is refused by an agent that requires the envelope: EE-ENV-QUOTE", async (t) => {
   const tcp = await cpWith(t, null);
   const { agent } = await agentOn(tcp, t, {});
-  const failed = await deployAndSettle(tcp, { app: "web", compose: webCompose(await closedPort()) }, [
+  const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose(await closedPort()) }, [
     "healthy",
     "failed",
   ]);
@@ -154,7 +137,10 @@ test("an agent that pins the first CP MRTD refuses a second CP with another MRTD
   const dataDir = tempDir(t, "ee-agent-pin-");
   const a = await agentOn(first, t, { pin_first_seen: true }, { data_dir: dataDir });
   // Accepted by the envelope check (and pinned), then refused by the agent's bind-mount allowlist.
-  const accepted = await deployAndSettle(first, { app: "web", compose: BIND_COMPOSE }, ["healthy", "failed"]);
+  const accepted = await deployAndSettle(first.api, { app: "web", compose: BIND_COMPOSE }, [
+    "healthy",
+    "failed",
+  ]);
   t.is(accepted.code, "EE-COMPOSE-BIND-MOUNT", accepted.message ?? "");
   t.is(JSON.parse(readFileSync(join(dataDir, CP_PIN_FILE), "utf8")).mrtd, MRTD_A);
   await a.agent.stop();
@@ -163,7 +149,10 @@ test("an agent that pins the first CP MRTD refuses a second CP with another MRTD
   const second = await cpWith(t, MRTD_B);
   const b = await agentOn(second, t, { pin_first_seen: true }, { data_dir: dataDir });
   t.is(b.agent.agentId, a.agent.agentId);
-  const refused = await deployAndSettle(second, { app: "web", compose: BIND_COMPOSE }, ["healthy", "failed"]);
+  const refused = await deployAndSettle(second.api, { app: "web", compose: BIND_COMPOSE }, [
+    "healthy",
+    "failed",
+  ]);
   t.is(refused.code, "EE-ENV-PIN", refused.message ?? "");
   t.is(JSON.parse(readFileSync(join(dataDir, CP_PIN_FILE), "utf8")).mrtd, MRTD_A);
 });
@@ -176,12 +165,11 @@ test("eectl control-plane --attestation dev:DIR:MRTD quotes the CP with that MRT
     devDir,
     args: ["--attestation", `dev:${devDir}:${MRTD_B}`, "--ready-settle-ms", "1"],
   });
-  const tcp = { cp: { wsUrl: cp.wsUrl }, devDir, api: cp.api } as unknown as TestCp;
   const config = agentConfig(t, cp.wsUrl, devDir, {
     cp_envelope: { policy: "required", trusted_mrtds: [MRTD_A], pin_first_seen: false },
   });
   await startTestAgent(t, config);
-  const failed = await deployAndSettle(tcp, { app: "web", compose: BIND_COMPOSE }, ["healthy", "failed"]);
+  const failed = await deployAndSettle(cp.api, { app: "web", compose: BIND_COMPOSE }, ["healthy", "failed"]);
   t.is(failed.code, "EE-ENV-MRTD", failed.message ?? "");
   t.true(failed.message?.includes(MRTD_B), failed.message ?? "");
 });
@@ -218,6 +206,5 @@ test("under a required policy the agent's own HTTP deploy/undeploy need the CP e
     t.is(res.status, 403, path);
     t.is(((await res.json()) as { error: { code: string } }).error.code, "EE-ENV-MISSING", path);
   }
-  const snap = (await (await fetch(`${agent.apiUrl}/api/state-snapshot`)).json()) as { workload: unknown };
-  t.is(snap.workload, null, "nothing was deployed");
+  t.is(await agentWorkload(agent.apiUrl), null, "nothing was deployed");
 });

@@ -4,7 +4,6 @@ import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
-import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
@@ -14,12 +13,16 @@ import {
   type TestCp,
   waitFor,
 } from "../helpers/cluster.ts";
-import { requireDocker } from "../helpers/docker.ts";
+import { requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { webCompose } from "../helpers/workloads.ts";
-
-type Deployment = ReturnType<typeof deploymentJson>;
+import {
+  type DeploymentJson,
+  deploymentIn,
+  postJson,
+  SLEEP_COMPOSE,
+  webCompose,
+} from "../helpers/workloads.ts";
 
 async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[] = [{ vm: "vm-1" }]) {
   const docker = await requireDocker(t);
@@ -40,23 +43,8 @@ async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[
   return { docker, tcp, agents: running, runtime };
 }
 
-async function deploy(tcp: TestCp, body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  return tcp.api<Record<string, unknown>>("/api/v2/deployments", {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-}
-
-async function until(tcp: TestCp, id: string, statuses: string[], timeoutMs = 30_000): Promise<Deployment> {
-  return waitFor(
-    `deployment ${id} to be ${statuses.join(" or ")}`,
-    async () => {
-      const { body } = await tcp.api<Deployment>(`/api/v2/deployments/${id}`);
-      return statuses.includes(body.status) ? body : undefined;
-    },
-    timeoutMs,
-  );
+function deploy(tcp: TestCp, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return postJson<Record<string, unknown>>(tcp.api, "/api/v2/deployments", body, headers);
 }
 
 test.serial(
@@ -76,7 +64,7 @@ test.serial(
     t.teardown(() => runtime.remove(id));
     t.is(res.body.agent_id, agents[0]!.agentId);
 
-    const healthy = await until(tcp, id, ["healthy", "failed"]);
+    const healthy = await deploymentIn(tcp.api, id, ["healthy", "failed"]);
     t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
     t.deepEqual(
       healthy.progress.map((p) => p.step),
@@ -150,9 +138,9 @@ test.serial(
       return /^ee_agent_requests_pending 0$/m.test(m) ? true : undefined;
     });
 
-    const undeploy = await tcp.api<Deployment>(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
+    const undeploy = await tcp.api<DeploymentJson>(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
     t.is(undeploy.status, 202);
-    const gone = await until(tcp, id, ["undeployed"]);
+    const gone = await deploymentIn(tcp.api, id, ["undeployed"]);
     t.is(gone.status, "undeployed");
     t.deepEqual(await runtime.inspect(id), []);
     await waitFor(
@@ -183,7 +171,7 @@ test.serial(
     t.is(res.status, 202);
     const id = res.body.deployment_id as string;
     t.teardown(() => runtime.remove(id));
-    const failed = await until(tcp, id, ["failed", "healthy"]);
+    const failed = await deploymentIn(tcp.api, id, ["failed", "healthy"]);
     t.is(failed.status, "failed");
     t.is(failed.code, "EE-WORKLOAD-HEALTH-TIMEOUT");
     t.deepEqual(await runtime.inspect(id), []);
@@ -203,7 +191,7 @@ test.serial(
       compose: "services:\n  app:\n    image: ee-test/does-not-exist:1\n",
     });
     t.is(missing.status, 202);
-    const m = await until(tcp, missing.body.deployment_id as string, ["failed", "healthy"]);
+    const m = await deploymentIn(tcp.api, missing.body.deployment_id as string, ["failed", "healthy"]);
     t.is(m.code, "EE-WORKLOAD-IMAGE-MISSING");
 
     const { createServer } = await import("node:net");
@@ -213,7 +201,7 @@ test.serial(
     const held = (holder.address() as { port: number }).port;
     await waitFor("agent free", () => s.tcp.cp.index.get(s.agents[0]!.agentId)?.state === "registered");
     const clash = await deploy(tcp, { app: "clash", compose: webCompose(held) });
-    const c = await until(tcp, clash.body.deployment_id as string, ["failed", "healthy"]);
+    const c = await deploymentIn(tcp.api, clash.body.deployment_id as string, ["failed", "healthy"]);
     t.is(c.code, "EE-WORKLOAD-PORT-CONFLICT");
     t.deepEqual(await runtime.inspect(clash.body.deployment_id as string), []);
   },
@@ -254,15 +242,11 @@ test.serial(
     ]);
     if (!s) return t.pass();
     const { tcp, agents } = s;
-    const compose = 'services:\n  app:\n    image: ee-test/busybox:1\n    command: ["sleep", "300"]\n';
-    const pre = await tcp.api<{
+    const compose = SLEEP_COMPOSE;
+    const pre = await postJson<{
       ok: boolean;
       placement: { chosen: { agent_id: string }; candidates: { agent_id: string; reasons: string[] }[] };
-    }>("/api/v2/preflight", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ app: "p", compose, node_size: "standard" }),
-    });
+    }>(tcp.api, "/api/v2/preflight", { app: "p", compose, node_size: "standard" });
     t.is(pre.status, 200);
     t.true(pre.body.ok);
     t.is(pre.body.placement.chosen.agent_id, agents[1]!.agentId);
@@ -305,7 +289,7 @@ test.serial(
       .error.details;
     t.true(d2.agents.find((a) => a.agent_id === agents[1]!.agentId)?.reasons.includes("EE-PLACE-BUSY"));
     // Let the deploy finish before teardown removes it: a half-started one would leave its network behind.
-    await until(tcp, first.body.deployment_id as string, ["healthy", "failed"]);
+    await deploymentIn(tcp.api, first.body.deployment_id as string, ["healthy", "failed"]);
   },
 );
 
@@ -313,25 +297,17 @@ test.serial("apps register as name@version and deploy by reference", async (t) =
   const s = await setup(t);
   if (!s) return t.pass();
   const { tcp } = s;
-  const compose = 'services:\n  app:\n    image: ee-test/busybox:1\n    command: ["sleep", "300"]\n';
-  const put = await tcp.api<{ ref: string }>("/api/v2/apps", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: "sleeper", version: "1.0.0", compose }),
-  });
+  const app = { name: "sleeper", version: "1.0.0", compose: SLEEP_COMPOSE };
+  const put = await postJson<{ ref: string }>(tcp.api, "/api/v2/apps", app);
   t.is(put.status, 201);
   t.is(put.body.ref, "sleeper@1.0.0");
-  const dup = await tcp.api("/api/v2/apps", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: "sleeper", version: "1.0.0", compose }),
-  });
+  const dup = await postJson(tcp.api, "/api/v2/apps", app);
   t.is(dup.status, 409);
   const res = await deploy(tcp, { app: "sleeper@1.0.0" });
   t.is(res.status, 202);
   const id = res.body.deployment_id as string;
   t.teardown(() => s.runtime.remove(id));
-  const d = await until(tcp, id, ["healthy", "failed"]);
+  const d = await deploymentIn(tcp.api, id, ["healthy", "failed"]);
   t.is(d.status, "healthy", `${d.code}: ${d.message}`);
   const shown = await tcp.api<{ app: string; app_version: string }>(`/api/v2/deployments/${id}`);
   t.is(shown.body.app, "sleeper");
@@ -365,14 +341,14 @@ test.serial(
     const id = res.body.deployment_id as string;
     const runtime = new DockerRuntime({ docker });
     t.teardown(() => runtime.remove(id));
-    await until(tcp, id, ["deploying"]);
+    await deploymentIn(tcp.api, id, ["deploying"]);
     await waitFor(
       "containers started",
       async () => ((await runtime.inspect(id)).length > 0 ? true : undefined),
       20_000,
     );
     child.kill("SIGKILL");
-    const lost = await until(tcp, id, ["failed"], 10_000);
+    const lost = await deploymentIn(tcp.api, id, ["failed"], 10_000);
     t.is(lost.code, "EE-WORKLOAD-AGENT-LOST");
     // The agent comes back, removes what it left half done, and registers with nothing running.
     spawnAgent(t, config);
@@ -402,13 +378,13 @@ test.serial(
     const agentId = agents[0]!.agentId;
     const secret = tcp.cp.supervisor.apiSecret(agentId);
     t.truthy(secret, "the CP issued a secret at registration");
-    const deploymentId = `d-direct-${Date.now().toString(16)}`;
+    const deploymentId = testDeploymentId();
     t.teardown(() => runtime.remove(deploymentId));
     const body = Buffer.from(
       JSON.stringify({
         deployment_id: deploymentId,
         app: "direct",
-        compose: 'services:\n  app:\n    image: ee-test/busybox:1\n    command: ["sleep", "300"]\n',
+        compose: SLEEP_COMPOSE,
       }),
     );
     const post = (headers: Record<string, string>) =>

@@ -5,6 +5,7 @@ import test, { type ExecutionContext } from "ava";
 import { policySchema } from "../../attestation/policy.ts";
 import {
   agentConfig,
+  agentState,
   RawAgent,
   startTestAgent,
   startTestCp,
@@ -104,7 +105,7 @@ test("a refused MRTD becomes a baseline; approving it admits the agent, removing
   t.deepEqual(listing.body.baselines, [], "the approved baseline is gone");
   await waitFor(
     "the agent registers on its next attempt",
-    () => agentStateIs(cp, agent.agentId, "registered"),
+    () => agentState(cp.cp, agent.agentId) === "registered",
     15_000,
   );
 
@@ -215,7 +216,3 @@ test("bad requests are 400 or 404 with a code and change nothing; no token is 40
   t.deepEqual(await measurementEvents(cp), []);
   t.is(await attempt(t, cp, BAD), "EE-ATT-MRTD-NOT-ALLOWED");
 });
-
-function agentStateIs(cp: TestCp, agentId: string, state: string): boolean {
-  return cp.cp.index.get(agentId)?.state === state;
-}

@@ -4,7 +4,6 @@
 import { rmSync } from "node:fs";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
-import type { deploymentJson } from "../../transport/rest/deployments.ts";
 import {
   agentConfig,
   type CpProcess,
@@ -18,7 +17,7 @@ import {
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { webCompose } from "../helpers/workloads.ts";
+import { type DeploymentJson, deploymentIn, postJson, webCompose } from "../helpers/workloads.ts";
 
 interface AgentJson {
   agent_id: string;
@@ -27,30 +26,29 @@ interface AgentJson {
   rehydrated: boolean;
 }
 
-type DeploymentJson = ReturnType<typeof deploymentJson>;
-
 async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
   const port = await closedPort();
-  const res = await cp.api<{ deployment_id: string }>("/api/v2/deployments", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      app: "web",
-      compose: webCompose(port, delayS),
-      agent_id: agentId,
-      health: { port, path: "/", timeout_s: timeoutS },
-    }),
+  const res = await postJson<{ deployment_id: string }>(cp.api, "/api/v2/deployments", {
+    app: "web",
+    compose: webCompose(port, delayS),
+    agent_id: agentId,
+    health: { port, path: "/", timeout_s: timeoutS },
   });
   if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.deployment_id;
 }
 
-function deploymentIs(cp: CpProcess, id: string, status: string, timeoutMs = 30_000) {
+function deploymentIs(cp: CpProcess, id: string, status: string, timeoutMs?: number) {
+  return deploymentIn(cp.api, id, [status], timeoutMs);
+}
+
+/** Waits for GET /readyz to answer 200 and returns its body. */
+function ready(cp: CpProcess, timeoutMs: number) {
   return waitFor(
-    `deployment ${id} ${status}`,
+    "ready",
     async () => {
-      const r = await cp.api<DeploymentJson>(`/api/v2/deployments/${id}`);
-      return r.status === 200 && r.body.status === status ? r.body : undefined;
+      const r = await fetch(`${cp.url}/readyz`);
+      return r.status === 200 ? ((await r.json()) as { rule: string }) : undefined;
     },
     timeoutMs,
   );
@@ -84,7 +82,7 @@ async function cluster(t: ExecutionContext) {
   await waitFor("three registered agents", async () =>
     (await index(cp)).filter((a) => a.state === "registered").length === 3 ? true : undefined,
   );
-  await waitFor("ready", async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined));
+  await ready(cp, 10_000);
   const ids = [await deploy(cp, agents[0]!.agentId), await deploy(cp, agents[1]!.agentId)];
   for (const id of ids) t.teardown(() => runtime.remove(id));
   for (const id of ids) await deploymentIs(cp, id, "healthy");
@@ -108,17 +106,12 @@ test.serial(
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
     const notReady = await fetch(`${cp.url}/readyz`);
     t.is(notReady.status, 503, "not ready before the agents are back");
-    const refused = await cp.api<{ error: { code: string } }>("/api/v2/preflight", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ app: "x", compose: webCompose(1) }),
+    const refused = await postJson<{ error: { code: string } }>(cp.api, "/api/v2/preflight", {
+      app: "x",
+      compose: webCompose(1),
     });
     t.is(refused.body.error.code, "EE-NOT-READY");
-    await waitFor(
-      "ready",
-      async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
-      20_000,
-    );
+    await ready(cp, 20_000);
     await waitFor("the same runtime index", async () =>
       JSON.stringify(await index(cp)) === JSON.stringify(before) ? true : undefined,
     );
@@ -157,15 +150,7 @@ test.serial(
     await new Promise((r) => setTimeout(r, 5_500));
     await c.cp.kill();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
-    const ready = await waitFor(
-      "ready",
-      async () => {
-        const r = await fetch(`${cp.url}/readyz`);
-        return r.status === 200 ? ((await r.json()) as { rule: string }) : undefined;
-      },
-      20_000,
-    );
-    t.is(ready.rule, "quorum");
+    t.is((await ready(cp, 20_000)).rule, "quorum");
     await waitFor("the same runtime index", async () =>
       JSON.stringify(await index(cp)) === JSON.stringify(before) ? true : undefined,
     );
@@ -213,11 +198,7 @@ async function agentChildWithWorkload(t: ExecutionContext, vm: string) {
     async () => (await index(cp)).find((a) => a.state === "registered")?.agent_id,
     20_000,
   );
-  await waitFor(
-    "ready",
-    async () => ((await fetch(`${cp.url}/readyz`)).status === 200 ? true : undefined),
-    20_000,
-  );
+  await ready(cp, 20_000);
   const id = await deploy(cp, agentId);
   t.teardown(() => runtime.remove(id));
   await deploymentIs(cp, id, "healthy");

@@ -43,14 +43,28 @@ export function devRoot(name = "default"): Promise<string> {
   return p;
 }
 
+/** A CP's REST API as the admin (or with `token`; null sends none): the status and the JSON body (null if empty). */
+export type CpApi = <T = unknown>(
+  path: string,
+  init?: RequestInit & { token?: string | null },
+) => Promise<{ status: number; body: T }>;
+
+function cpApi(baseUrl: string): CpApi {
+  return async (path, init = {}) => {
+    const headers = new Headers(init.headers);
+    const token = init.token === undefined ? ADMIN_TOKEN : init.token;
+    if (token !== null) headers.set("authorization", `Bearer ${token}`);
+    const res = await fetch(`${baseUrl}${path}`, { ...init, headers });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as never };
+  };
+}
+
 export interface TestCp {
   cp: ControlPlane;
   devDir: string;
   dataDir: string;
-  api<T = unknown>(
-    path: string,
-    init?: RequestInit & { token?: string | null },
-  ): Promise<{ status: number; body: T }>;
+  api: CpApi;
 }
 
 export async function startTestCp(
@@ -80,19 +94,7 @@ export async function startTestCp(
     await stop();
   };
   t.teardown(() => cp.stop());
-  return {
-    cp,
-    devDir,
-    dataDir,
-    api: async (path, init = {}) => {
-      const headers = new Headers(init.headers);
-      const token = init.token === undefined ? ADMIN_TOKEN : init.token;
-      if (token !== null) headers.set("authorization", `Bearer ${token}`);
-      const res = await fetch(`${cp.url}${path}`, { ...init, headers });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as never };
-    },
-  };
+  return { cp, devDir, dataDir, api: cpApi(cp.url) };
 }
 
 export function agentConfig(
@@ -143,7 +145,7 @@ export interface CpProcess {
   child: ChildProcess;
   url: string;
   wsUrl: string;
-  api<T = unknown>(path: string, init?: RequestInit): Promise<{ status: number; body: T }>;
+  api: CpApi;
   /** Sends SIGKILL and waits for the exit. */
   kill(): Promise<void>;
 }
@@ -195,13 +197,7 @@ export async function spawnCp(
     child,
     url,
     wsUrl: `ws://127.0.0.1:${o.port}`,
-    api: async (path, init = {}) => {
-      const headers = new Headers(init.headers);
-      headers.set("authorization", `Bearer ${ADMIN_TOKEN}`);
-      const res = await fetch(`${url}${path}`, { ...init, headers });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as never };
-    },
+    api: cpApi(url),
     kill: async () => {
       if (child.exitCode === null) child.kill("SIGKILL");
       await exited;

@@ -1,6 +1,11 @@
-// Compose workloads the deployment tests run: busybox httpd serving "ok" on a host port, logging a `started`
-// line first and every request after (-v), so tests can gate on health and read logs. Imports test/helpers only.
+// Compose workloads the deployment tests run, and the REST calls that deploy them and wait on them. webCompose is
+// busybox httpd serving "ok" on a host port, logging a `started` line first and every request after (-v), so tests
+// can gate on health and read logs.
+import type { deploymentJson } from "../../transport/rest/deployments.ts";
+import { type CpApi, waitFor } from "./cluster.ts";
 import { BUSYBOX_IMAGE } from "./images.ts";
+
+export type DeploymentJson = ReturnType<typeof deploymentJson>;
 
 /**
  * One `web` service (the busybox image must be built, see busyboxImage) published on host `port`; with `delayS`
@@ -15,4 +20,38 @@ export function webCompose(port: number, delayS = 0): string {
     "    ports:",
     `      - "${port}:8080"`,
   ].join("\n");
+}
+
+/** One `app` service that sleeps: with no health spec it passes the gate once up for the settle period. */
+export const SLEEP_COMPOSE = `services:\n  app:\n    image: ${BUSYBOX_IMAGE}\n    command: ["sleep", "300"]\n`;
+
+/** POSTs `body` as JSON. */
+export function postJson<T = unknown>(
+  api: CpApi,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: T }> {
+  return api<T>(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Polls the deployment until its status is one of `statuses` and returns it. */
+export function deploymentIn(
+  api: CpApi,
+  id: string,
+  statuses: string[],
+  timeoutMs = 30_000,
+): Promise<DeploymentJson> {
+  return waitFor(
+    `deployment ${id} to be ${statuses.join(" or ")}`,
+    async () => {
+      const r = await api<DeploymentJson>(`/api/v2/deployments/${id}`);
+      return r.status === 200 && statuses.includes(r.body.status) ? r.body : undefined;
+    },
+    timeoutMs,
+  );
 }
