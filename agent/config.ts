@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { parseHostPort } from "../lib/host-port.ts";
 import { ValidationError } from "../spec/errors.ts";
-import { datacenterSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
+import { datacenterSchema, measurementHexSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
 import { cmdlineSource, DEFAULT_CMDLINE, PARAM_CONFIGZ } from "./config-sources/cmdline.ts";
 import { DEFAULT_DRIVES, DRIVE_LABEL, driveSource } from "./config-sources/drive.ts";
 import { DEFAULT_CONFIG_FILE, fileSource } from "./config-sources/file.ts";
@@ -30,11 +30,7 @@ const attestationSchema = z.discriminatedUnion(
     z.strictObject({
       provider: z.literal("dev"),
       dir: z.string().min(1, "must be a directory path"),
-      mrtd: z
-        .string()
-        .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters (48 bytes)")
-        .transform((s) => s.toLowerCase())
-        .optional(),
+      mrtd: measurementHexSchema.optional(),
     }),
     z.strictObject({ provider: z.literal("tsm") }),
   ],
@@ -98,15 +94,7 @@ export const agentConfigSchema = z.strictObject({
       /** required: unsigned or unverifiable commands are refused; optional: checked when present; disabled. */
       policy: z.enum(["required", "optional", "disabled"]).default("optional"),
       /** CP MRTDs to trust (lowercase hex); empty: any MRTD whose quote verifies, subject to pinning. */
-      trusted_mrtds: z
-        .array(
-          z
-            .string()
-            .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters")
-            .transform((s) => s.toLowerCase()),
-        )
-        .max(64)
-        .default([]),
+      trusted_mrtds: z.array(measurementHexSchema).max(64).default([]),
       /** Pin the first CP MRTD seen (kept in the data dir); a different one later is refused. */
       pin_first_seen: z.boolean().default(false),
     })

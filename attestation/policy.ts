@@ -4,27 +4,29 @@
 // the file's allowlists. Pure: evaluates facts, never reads files or clocks.
 import { z } from "zod";
 import type { CodeOf } from "../spec/errors.ts";
+import { measurementHexSchema } from "../spec/protocol.ts";
 
 export type PolicyMode = "strict" | "warn" | "disabled";
 
-const hex96 = z
-  .string()
-  .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters (48 bytes)")
-  .transform((s) => s.toLowerCase());
 const mode = z.enum(["strict", "warn", "disabled"]);
 /** Allowlists keyed by node_size; "*" applies to every size. */
 const bySize = <T extends z.ZodType>(item: T) => z.record(z.string().min(1).max(64), z.array(item).max(1024));
 
 export const policySchema = z.strictObject({
   mrtd: z
-    .strictObject({ mode: mode.default("disabled"), allow: bySize(hex96).default({}) })
+    .strictObject({ mode: mode.default("disabled"), allow: bySize(measurementHexSchema).default({}) })
     .default({ mode: "disabled", allow: {} }),
   // Each accepted entry lists RTMR0..3; null accepts any value for that register.
   rtmr: z
     .strictObject({
       mode: mode.default("disabled"),
       allow: bySize(
-        z.tuple([hex96.nullable(), hex96.nullable(), hex96.nullable(), hex96.nullable()]),
+        z.tuple([
+          measurementHexSchema.nullable(),
+          measurementHexSchema.nullable(),
+          measurementHexSchema.nullable(),
+          measurementHexSchema.nullable(),
+        ]),
       ).default({}),
     })
     .default({ mode: "disabled", allow: {} }),

@@ -37,6 +37,11 @@ export const datacenterSchema = z
   .string()
   .max(128)
   .regex(/^[a-z0-9][a-z0-9-]*:[a-z0-9][a-z0-9._-]*$/, "must be provider:zone");
+/** An MRTD or RTMR as configs and requests give it: 96 hex digits, either case, kept lowercase. */
+export const measurementHexSchema = z
+  .string()
+  .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters (48 bytes)")
+  .transform((s) => s.toLowerCase());
 export const nodeSizeSchema = z
   .string()
   .min(1)

@@ -5,6 +5,7 @@ import type { Router } from "@koa/router";
 import { z } from "zod";
 import type { Baseline, NewTrustedMeasurement, TrustedEntry } from "../../actors/trusted-measurements.ts";
 import { ValidationError } from "../../spec/errors.ts";
+import { measurementHexSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
 
 export interface MeasurementsPort {
@@ -15,15 +16,12 @@ export interface MeasurementsPort {
   approve(baselineId: number, by: string): TrustedEntry;
 }
 
-const hex96 = z
-  .string()
-  .regex(/^[0-9a-fA-F]{96}$/, "must be 96 hex characters (48 bytes)")
-  .transform((s) => s.toLowerCase());
-
 const newMeasurementSchema = z.strictObject({
   node_size: z.string().min(1).max(64),
-  mrtd: hex96,
-  rtmr: z.tuple([hex96, hex96, hex96, hex96]).optional(),
+  mrtd: measurementHexSchema,
+  rtmr: z
+    .tuple([measurementHexSchema, measurementHexSchema, measurementHexSchema, measurementHexSchema])
+    .optional(),
   note: z.string().max(512).optional(),
 });
 
