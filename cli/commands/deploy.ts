@@ -5,12 +5,13 @@ import { readFile } from "node:fs/promises";
 import { Command, Option } from "clipanion";
 import type { PreflightResult } from "../../actors/deployments.ts";
 import type { Candidate } from "../../actors/placement.ts";
+import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { RestError } from "../rest-client.ts";
 import { table } from "../table.ts";
 import { healthFlags, healthSpec, readCompose } from "../workload-flags.ts";
-import { DEFAULT_WAIT_S, type DeploymentJson, outcome, waitForDeployment } from "./deployments.ts";
+import { DEFAULT_WAIT_S, outcome, waitForDeployment } from "./deployments.ts";
 
 /** Agents and their placement reasons; with `chosen` given, a first column marks it with `*`. */
 function candidatesTable(candidates: Candidate[], chosen?: string | null): string {

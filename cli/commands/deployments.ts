@@ -6,14 +6,13 @@ import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
 import { errorFromCode } from "../../spec/errors.ts";
-import type { deploymentJson } from "../../transport/rest/deployments.ts";
+import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { type RestClient, RestError } from "../rest-client.ts";
 import { age, table } from "../table.ts";
 
 /** A deployment as the REST API returns it. */
-export type DeploymentJson = ReturnType<typeof deploymentJson>;
 type ProgressJson = DeploymentJson["progress"][number];
 
 const POLL_MS = 500;

@@ -1,11 +1,11 @@
 // Compose workloads the deployment tests run, and the REST calls that deploy them and wait on them. webCompose is
 // busybox httpd serving "ok" on a host port, logging a `started` line first and every request after (-v), so tests
 // can gate on health and read logs.
-import type { deploymentJson } from "../../transport/rest/deployments.ts";
+import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { type CpApi, waitFor } from "./cluster.ts";
 import { BUSYBOX_IMAGE } from "./images.ts";
 
-export type DeploymentJson = ReturnType<typeof deploymentJson>;
+export type { DeploymentJson };
 
 /**
  * One `web` service (the busybox image must be built, see busyboxImage) published on host `port`; with `delayS`

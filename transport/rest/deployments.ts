@@ -97,6 +97,9 @@ export const FOLLOW_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** A deployment as the API shows it (what clients and tests read back). */
+export type DeploymentJson = ReturnType<typeof deploymentJson>;
+
 export function deploymentJson(r: DeploymentRow) {
   return {
     deployment_id: r.deployment_id,
