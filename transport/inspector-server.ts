@@ -64,6 +64,8 @@ export async function serveInspector(host: string, port: number): Promise<Inspec
     }
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(PAGE);
   });
+  // Made after listening: ws re-emits the server's errors, and a busy port must be an error, not a crash.
+  await listen(server, host, port);
   const wss = new WebSocketServer({ server });
   /** Per actor session: its `@xstate.actor` message and its latest `@xstate.snapshot` message. */
   const actors = new Map<string, { actor?: string; snapshot?: string }>();
@@ -73,7 +75,6 @@ export async function serveInspector(host: string, port: number): Promise<Inspec
     for (const { actor } of actors.values()) if (actor) ws.send(actor);
     for (const { snapshot } of actors.values()) if (snapshot) ws.send(snapshot);
   });
-  await listen(server, host, port);
   const bound = (server.address() as AddressInfo).port;
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
   return {
