@@ -166,9 +166,14 @@ test("unknown agents and deployments are 404, and inspection needs the admin tok
     "/api/v2/agents/agt_000000000000000000000000/inspect",
     "/api/v2/deployments/d-00/inspect",
   ]) {
-    const missing = await api<{ error: { code: string } }>(path);
+    const missing = await api<{ error: { code: string; message: string } }>(path);
     t.is(missing.status, 404, path);
     t.is(missing.body.error.code, "EE-NOT-FOUND");
+    t.regex(
+      missing.body.error.message,
+      /is not known to this control plane|does not exist/,
+      "routed, not a miss",
+    );
     const anonymous = await openStream(t, `${cp.url}${path}`, null);
     t.is(anonymous.status, 401);
     t.is((anonymous.events[0] as unknown as { error: { code: string } }).error.code, "EE-AUTH-MISSING");
