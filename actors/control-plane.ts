@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import type { InspectionEvent } from "xstate";
 import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
 import { createEnvelopeSigner, type EnvelopeSigner, quoteCpKey } from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
@@ -18,6 +17,7 @@ import type { Logger } from "../lib/log.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
+import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import { hashToken } from "../transport/rest/auth.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
@@ -59,7 +59,6 @@ export interface ControlPlaneOptions {
   collateral?: CollateralSource;
   /** PCCS/PCS base URL (`--collateral-url`): asked after `collateral`, cached in DATA_DIR/collateral-cache. */
   collateralUrl?: string;
-  inspect?: (event: InspectionEvent) => void;
   /** How long an agent has to report the first step of a deployment (default 30 s). */
   deployAckTimeoutMs?: number;
   /** The readiness rule's knobs (READINESS_DEFAULTS). */
@@ -147,7 +146,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     staleAfterMs,
     forgetAfterMs,
     policy: { ...quotePolicy, nodeSizes },
-    ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
 
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
@@ -268,6 +266,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     agentReads: {
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
+    },
+    inspection: {
+      agent: async (id, emit, end) => supervisor.inspect(id, await statelyObserver(emit), end),
+      deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
     },
   });
   const server = createServer(app.callback());

@@ -22,6 +22,8 @@ import {
 } from "../spec/errors.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
+import type { InspectionObserver } from "../transport/inspection.ts";
+import { ActorWatchers } from "./actor-watchers.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
 import { ComposeSummaries } from "./compose-summary.ts";
 import { type Placement, type PlacementRequest, place } from "./placement.ts";
@@ -92,6 +94,8 @@ export class Deployments {
   /** Live deployments by agent: a transition of the agent reaches them without a scan. */
   readonly #byAgent = new Map<string, Set<string>>();
   readonly #composes = new ComposeSummaries();
+  /** Inspector streams (GET /api/v2/deployments/{id}/inspect), by deployment id. */
+  readonly #watchers = new ActorWatchers();
   readonly #machine;
   readonly #offTransitions: () => void;
 
@@ -228,6 +232,24 @@ export class Deployments {
     const row = this.#o.store.get(deploymentId);
     if (!row) throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} does not exist`);
     return row;
+  }
+
+  /**
+   * Streams the live deployment actor's inspection events to `observer` (its present state first); `end` is called
+   * when the actor retires (the deployment ended). Returns the detach function. An ended deployment has no actor.
+   */
+  inspect(deploymentId: string, observer: InspectionObserver, end: () => void): () => void {
+    const live = this.#live.get(deploymentId);
+    if (!live) {
+      const row = this.#o.store.get(deploymentId);
+      throw new NotFoundError(
+        "EE-NOT-FOUND",
+        row
+          ? `deployment ${deploymentId} is ${row.status}: only a live deployment has an actor to inspect`
+          : `deployment ${deploymentId} does not exist`,
+      );
+    }
+    return this.#watchers.watch(deploymentId, live.actor, observer, end);
   }
 
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[] {
@@ -370,6 +392,7 @@ export class Deployments {
 
   stop(): void {
     this.#offTransitions();
+    this.#watchers.endAll();
     for (const live of this.#live.values()) live.actor.stop();
     this.#live.clear();
     this.#byAgent.clear();
@@ -457,6 +480,7 @@ export class Deployments {
       },
     });
     this.#live.set(row.deployment_id, { actor, row });
+    this.#watchers.started(row.deployment_id, actor);
     const ids = this.#byAgent.get(row.agent_id) ?? new Set<string>();
     this.#byAgent.set(row.agent_id, ids);
     ids.add(row.deployment_id);
@@ -476,6 +500,7 @@ export class Deployments {
     const live = this.#live.get(deploymentId);
     if (!live) return;
     this.#live.delete(deploymentId);
+    this.#watchers.ended(deploymentId);
     const ids = this.#byAgent.get(live.row.agent_id);
     ids?.delete(deploymentId);
     if (ids?.size === 0) this.#byAgent.delete(live.row.agent_id);

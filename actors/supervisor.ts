@@ -3,7 +3,7 @@
 // audit), observes every actor for errors and recreates a crashed one from its last known facts, and removes
 // actors that reach a final state. It never touches sockets: frames go through the AgentLink port.
 import { randomBytes } from "node:crypto";
-import { type Actor, createActor, fromPromise, type InspectionEvent } from "xstate";
+import { type Actor, createActor, fromPromise } from "xstate";
 import { agentIdFromPubkey } from "../attestation/agent-key.ts";
 import { DueQueue } from "../lib/due-queue.ts";
 import type { Logger } from "../lib/log.ts";
@@ -17,9 +17,11 @@ import {
   type SessionEvent,
   topLevelState,
 } from "../machines/agent-session.ts";
-import { WS_CLOSE } from "../spec/errors.ts";
+import { NotFoundError, WS_CLOSE } from "../spec/errors.ts";
 import type { WorkloadReport } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
+import type { InspectionObserver } from "../transport/inspection.ts";
+import { ActorWatchers } from "./actor-watchers.ts";
 import type { AgentIndex } from "./agent-index.ts";
 import { type RegistrationPolicy, verifyRegistration } from "./registration.ts";
 import type { EventLog } from "./store/event-log.ts";
@@ -44,7 +46,6 @@ export interface SupervisorOptions {
   /** Restarts allowed per agent within restartWindowMs before the supervisor gives up on it. */
   maxRestarts?: number;
   restartWindowMs?: number;
-  inspect?: (event: InspectionEvent) => void;
   now?: () => number;
 }
 
@@ -58,8 +59,10 @@ interface Supervised {
 }
 
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, "inspect">> & Pick<SupervisorOptions, "inspect">;
+  readonly #o: Required<SupervisorOptions>;
   readonly #actors = new Map<string, Supervised>();
+  /** Inspector streams (GET /api/v2/agents/{id}/inspect), by agent id. */
+  readonly #watchers = new ActorWatchers();
   /**
    * Each agent's API secret for this session (HMAC on its HTTP API's writes). Kept here, never in the actor's
    * context: contexts are shown to operators and the inspector.
@@ -108,6 +111,16 @@ export class Supervisor {
   /** The secret issued to the agent at its latest registration (signs writes to its HTTP API). */
   apiSecret(agentId: string): Uint8Array | undefined {
     return this.#apiSecrets.get(agentId);
+  }
+
+  /**
+   * Streams the agent's actor's inspection events to `observer` (its present state first), following the agent
+   * across actor restarts; `end` is called when the agent's actor is gone for good. Returns the detach function.
+   */
+  inspect(agentId: string, observer: InspectionObserver, end: () => void): () => void {
+    const s = this.#actors.get(agentId);
+    if (!s) throw new NotFoundError("EE-NOT-FOUND", `agent ${agentId} is not known to this control plane`);
+    return this.#watchers.watch(agentId, s.actor, observer, end);
   }
 
   /**
@@ -181,6 +194,7 @@ export class Supervisor {
   /** Stops every actor (shutdown). Runtime state is not persisted: agents re-register with the next CP. */
   stopAll(): void {
     clearInterval(this.#sweep);
+    this.#watchers.endAll();
     for (const [agentId, s] of this.#actors) {
       this.#actors.delete(agentId);
       s.actor.stop();
@@ -199,13 +213,11 @@ export class Supervisor {
     input: { register?: PendingRegistration; restore?: RestoreInput },
     restarts: number[],
   ): void {
-    const { forgetAfterMs, inspect } = this.#o;
-    const actor = createActor(this.#machine, {
-      input: { agentId, forgetAfterMs, ...input },
-      ...(inspect ? { inspect } : {}),
-    });
+    const { forgetAfterMs } = this.#o;
+    const actor = createActor(this.#machine, { input: { agentId, forgetAfterMs, ...input } });
     const supervised: Supervised = { actor, restarts, heartbeatSeq: 0 };
     this.#actors.set(agentId, supervised);
+    this.#watchers.started(agentId, actor);
     actor.subscribe({
       next: (snap) => {
         if (this.#actors.get(agentId) !== supervised) return;
@@ -222,9 +234,11 @@ export class Supervisor {
     actor.start();
   }
 
-  #remove(agentId: string, supervised: Supervised): void {
+  /** Drops the agent's actor; its inspector streams end unless the actor is being recreated (`restarting`). */
+  #remove(agentId: string, supervised: Supervised, restarting = false): void {
     if (this.#actors.get(agentId) !== supervised) return;
     this.#actors.delete(agentId);
+    if (!restarting) this.#watchers.ended(agentId);
     this.#apiSecrets.delete(agentId);
     this.#o.index.remove(agentId);
     supervised.actor.stop();
@@ -246,9 +260,10 @@ export class Supervisor {
       agent_id: agentId,
       data: { reason, restarts: restarts.length },
     });
-    this.#remove(agentId, crashed);
     // Without verified facts there is nothing to restore from; with too many crashes, restoring is a loop.
-    if (!ctx.facts || restarts.length > this.#o.maxRestarts) {
+    const restartable = ctx.facts !== null && restarts.length <= this.#o.maxRestarts;
+    this.#remove(agentId, crashed, restartable);
+    if (!ctx.facts || !restartable) {
       if (ctx.connId !== null) this.#o.link.close(ctx.connId, WS_CLOSE.internal, "EE-INTERNAL");
       return;
     }

@@ -10,6 +10,7 @@ import { parseHostPort } from "../lib/host-port.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import type { ConnectionView } from "../machines/agent-connection.ts";
 import { AgentExitError, ValidationError } from "../spec/errors.ts";
+import type { InspectionObserver } from "../transport/inspection.ts";
 import type { AgentConfig } from "./config.ts";
 import { startConnectivityProbe } from "./connectivity-probe.ts";
 import { startCpClient } from "./cp-client.ts";
@@ -29,6 +30,8 @@ export interface StartAgentOptions {
   quoteProvider?: QuoteProvider;
   /** Replaces the Docker runtime on config.docker_socket. */
   runtime?: WorkloadRuntime;
+  /** Inspects the agent's machines (connection, attestation refresh, deploy gates): `eectl agent --inspect`. */
+  inspect?: InspectionObserver;
 }
 
 export interface RunningAgent {
@@ -78,6 +81,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     dataDir: config.data_dir,
     bindAllowlist: config.bind_allowlist,
     log: log.child({ part: "workload" }),
+    ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
   // Before the CP link starts, so the first registration already reports the restored workload.
   await workloads.restore();
@@ -144,6 +148,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     startedAt,
     agentVersion: AGENT_VERSION,
     log: log.child({ part: "cp-client" }),
+    ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
 
   client.subscribe((view) => {

@@ -27,6 +27,7 @@ import {
 import { ProtocolError } from "../spec/errors.ts";
 import { CONNECT_PATH, MAX_CP_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
+import type { InspectionObserver } from "../transport/inspection.ts";
 import type { CpCommands } from "./cp-commands.ts";
 import type { AgentIdentity } from "./identity.ts";
 import { bindQuote } from "./quote-binding.ts";
@@ -55,6 +56,8 @@ export interface CpClientOptions {
   commands?: CpCommands;
   /** Called with each accepted registration (the API secret of the session is in it). */
   onRegistered?: (body: MessageBody<"registered">) => void;
+  /** Inspection of both machines (`eectl agent --inspect`); none: XState does no inspection work. */
+  inspect?: InspectionObserver;
 }
 
 export interface CpClient {
@@ -298,7 +301,8 @@ export function startCpClient(opts: CpClientOptions): CpClient {
     },
   };
 
-  const refresh = createActor(refreshMachine);
+  const inspect = opts.inspect ? { inspect: opts.inspect } : {};
+  const refresh = createActor(refreshMachine, inspect);
   ports.set(refresh.system, port);
   refresh.subscribe({ error: (err) => log.error({ err }, "re-attestation actor failed") });
   refresh.start();
@@ -310,6 +314,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       jitterSeed: opts.jitterSeed ?? Math.floor(Math.random() * 2 ** 32),
       maxAttempts: opts.maxAttempts ?? 0,
     },
+    ...inspect,
   });
   ports.set(actor.system, port);
 

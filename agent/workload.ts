@@ -31,6 +31,7 @@ import {
   type WorkloadStep,
   workloadStepSchema,
 } from "../spec/protocol.ts";
+import type { InspectionObserver } from "../transport/inspection.ts";
 import type {
   ContainerStats,
   LogLine,
@@ -123,6 +124,8 @@ export interface WorkloadsOptions {
   /** Without a health spec or Docker health checks: how long every container must have run (default 5 s). */
   settleMs?: number;
   clock?: WorkloadClock;
+  /** Inspection of every deploy gate (`eectl agent --inspect`). */
+  inspect?: InspectionObserver;
 }
 
 const DEFAULT_POLL_MS = 1000;
@@ -307,6 +310,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     });
     const actor = createActor(machine, {
       ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.inspect ? { inspect: opts.inspect } : {}),
       input: {
         deploymentId: spec.deploymentId,
         gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,

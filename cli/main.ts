@@ -16,6 +16,12 @@ import {
   DeploymentsUndeployCommand,
 } from "./commands/deployments.ts";
 import {
+  InspectAgentCommand,
+  InspectDeploymentCommand,
+  MachinesExportCommand,
+  MachinesListCommand,
+} from "./commands/inspect.ts";
+import {
   InstallAgentCommand,
   InstallRollbackCommand,
   InstallStatusCommand,
@@ -61,6 +67,10 @@ for (const command of [
   InstallRollbackCommand,
   InstallStatusCommand,
   InstallUninstallCommand,
+  InspectAgentCommand,
+  InspectDeploymentCommand,
+  MachinesListCommand,
+  MachinesExportCommand,
 ]) {
   cli.register(command);
 }

@@ -6,6 +6,7 @@ import { startAgent } from "../../agent/agent.ts";
 import { describeConfig, loadAgentConfig } from "../../agent/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { EeCommand } from "../base.ts";
+import { hostPortFlag } from "../options.ts";
 import { untilSignal } from "../signals.ts";
 
 export class AgentCommand extends EeCommand {
@@ -33,11 +34,19 @@ export class AgentCommand extends EeCommand {
       \`api_listen\`, \`data_dir\`, \`heartbeat_interval_ms\` (default 5000) and \`attestation\`
       (\`{"provider": "dev", "dir": DIR, "mrtd"?: HEX96}\` or \`{"provider": "tsm"}\`).
       The agent's key lives in DATA_DIR/agent-key.pem; its agent_id is derived from it.
+
+      \`--inspect HOST:PORT\` serves the agent's own machines (agent-connection, attestation-refresh and each
+      deploy-gate) to the Stately inspector: open http://HOST:PORT/ in a browser. Secrets (the session's API
+      secret, tokens, compose texts) are scrubbed from the events.
     `,
     examples: [
       ["Run with a config file", "eectl agent --config ./agent.json"],
       ["Run with the config named by the environment", "EASYENCLAVE_CONFIG=./agent.json eectl agent"],
       ["Run with the config on a (test) kernel command line", "EASYENCLAVE_CMDLINE=./cmdline eectl agent"],
+      [
+        "Watch its machines in the Stately inspector",
+        "eectl agent --config ./agent.json --inspect 127.0.0.1:8091",
+      ],
     ],
   });
 
@@ -45,19 +54,44 @@ export class AgentCommand extends EeCommand {
     description: "Agent config JSON file (default: $EASYENCLAVE_CONFIG, then the source chain)",
   });
 
+  inspect = Option.String("--inspect", {
+    description: "Serve the agent's machines to the Stately inspector on HOST:PORT (open http://HOST:PORT/)",
+  });
+
   async run(): Promise<number> {
     const log = createLogger("agent");
+    const inspectAt = this.inspect === undefined ? null : hostPortFlag(this.inspect, "--inspect");
     const { source, config } = await loadAgentConfig({ configPath: this.config, env: process.env });
     log.info({ source, config: describeConfig(config) }, "agent config");
-    const agent = await startAgent(config, { log });
+    const inspector = inspectAt ? await serveAgentInspector(inspectAt) : null;
+    let agent: Awaited<ReturnType<typeof startAgent>>;
+    try {
+      agent = await startAgent(config, { log, ...(inspector ? { inspect: inspector.observer } : {}) });
+    } catch (err) {
+      await inspector?.server.close();
+      throw err;
+    }
     this.context.stdout.write(`agent ${agent.agentId}: API on ${agent.apiUrl}\n`);
+    if (inspector)
+      this.context.stdout.write(
+        `Stately inspector: open ${inspector.server.url} (events on ${inspector.server.wsUrl})\n`,
+      );
     // A signal stops the agent cleanly (exit 0); giving up (registration.max_attempts, the connectivity probe's
     // exit action) stops it too, then exits non-zero with the code so the service manager or VM decides.
     const outcome = await Promise.race([untilSignal(), agent.failed]);
     if (typeof outcome === "string") log.info({ signal: outcome }, "stopping");
     else log.error({ code: outcome.code }, outcome.message);
     await agent.stop();
+    await inspector?.server.close();
     if (typeof outcome !== "string") throw outcome;
     return 0;
   }
+}
+
+/** The inspector's server and the observer feeding it; loaded only with --inspect. */
+async function serveAgentInspector(at: { host: string; port: number }) {
+  const { serveInspector } = await import("../../transport/inspector-server.ts");
+  const { statelyObserver } = await import("../../transport/inspection.ts");
+  const server = await serveInspector(at.host, at.port);
+  return { server, observer: await statelyObserver((event) => server.send(event)) };
 }

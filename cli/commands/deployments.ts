@@ -18,7 +18,7 @@ type ProgressJson = DeploymentJson["progress"][number];
 const POLL_MS = 500;
 export const DEFAULT_WAIT_S = 300;
 
-const deploymentPath = (id: string) => `/api/v2/deployments/${encodeURIComponent(id)}`;
+export const deploymentPath = (id: string) => `/api/v2/deployments/${encodeURIComponent(id)}`;
 
 /**
  * Prints progress steps as they appear: one plain `step NAME` line each, or on a TTY a live line per step,

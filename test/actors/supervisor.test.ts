@@ -15,6 +15,7 @@ import { reportDataFor } from "../../attestation/report-data.ts";
 import { createTrustAnchors } from "../../attestation/trust.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { decodeFrame } from "../../transport/frame.ts";
+import { type StatelyEvent, statelyObserver } from "../../transport/inspection.ts";
 import { devRoot, tempDir, waitFor } from "../helpers/cluster.ts";
 
 class RecordingLink implements AgentLink {
@@ -122,6 +123,30 @@ test("an agent whose actor keeps crashing is dropped and its connection closed",
   await waitFor("dropped", () => sup.get(agentId) === undefined);
   t.is(index.get(agentId), undefined);
   t.deepEqual(link.closed, [{ connId: 1, code: 1011 }]);
+});
+
+test("an inspector follows the agent's actor when it is recreated, and ends when the agent is dropped", async (t) => {
+  const { sup, link, agentId } = await setup(t);
+  const events: StatelyEvent[] = [];
+  let ended = 0;
+  sup.inspect(agentId, await statelyObserver((e) => events.push(e)), () => ended++);
+  const first = sup.get(agentId)!.sessionId;
+  const crash = (i: number) => {
+    sup.send(agentId, { type: "STALE", at: Date.now(), lastHeartbeatAt: null });
+    link.failSends = 1;
+    sup.heartbeat(agentId, 1, i, i);
+  };
+  crash(0);
+  await waitFor("recreated", () => sup.get(agentId)?.sessionId !== first && sup.get(agentId));
+  const second = sup.get(agentId)!.sessionId;
+  await waitFor("the new actor's present state", () =>
+    events.some((e) => e.type === "@xstate.snapshot" && e.sessionId === second),
+  );
+  t.is(ended, 0, "a restart does not end the stream");
+  for (let i = 1; i < 7; i++) crash(i);
+  await waitFor("dropped", () => sup.get(agentId) === undefined);
+  await waitFor("the stream's end", () => ended === 1);
+  t.throws(() => sup.inspect(agentId, { next: () => {} }, () => {}), { message: /not known/ });
 });
 
 test("live sessions' heartbeats are acked without waking their actors; the liveness sweep makes silent ones stale", async (t) => {

@@ -78,6 +78,7 @@ function registeredRoutes(): string[] {
     measurements: unused("measurements"),
     deployments: unused("deployments"),
     agentReads: unused("agentReads"),
+    inspection: unused("inspection"),
   });
   const out: string[] = [];
   for (const mw of app.middleware as { router?: { stack: { methods: string[]; path: unknown }[] } }[]) {

@@ -8,6 +8,7 @@ import { NotFoundError, ValidationError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
+import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
@@ -30,6 +31,8 @@ export interface RestOptions {
   /** Deployments, preflight, apps, and the agent reads relayed over the agent channel. */
   deployments?: DeploymentsPort;
   agentReads?: AgentReadsPort;
+  /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
+  inspection?: InspectionPort;
 }
 
 /**
@@ -130,6 +133,8 @@ export function createRestApp(opts: RestOptions): Koa {
     mountDeployments(api, opts.deployments, opts.agentReads, {
       slowConsumerDrainMs: opts.slowConsumerDrainMs,
     });
+  if (opts.inspection)
+    mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 
   app.use(errorMapper(opts.log));
   app.use(open.routes()).use(open.allowedMethods());
