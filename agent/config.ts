@@ -150,26 +150,30 @@ export interface LoadedConfig {
 }
 
 export interface ChainOptions {
-  /** `--config FILE`: must exist. */
+  /** `--config FILE`: must exist (the only source whose absence is an error). */
   configPath?: string | undefined;
   /** Read for EASYENCLAVE_CONFIG, EASYENCLAVE_CONFIG_DRIVES and EASYENCLAVE_CMDLINE. */
   env: NodeJS.ProcessEnv;
 }
 
 /**
- * The ordered sources: a file (--config, else EASYENCLAVE_CONFIG, else the default path, which may be absent),
+ * The ordered sources: a file (--config, which must exist; else EASYENCLAVE_CONFIG or the default path, either
+ * of which may be absent),
  * then each config drive (EASYENCLAVE_CONFIG_DRIVES, comma-separated, else the usual CD-ROM devices), then the
  * kernel command line (EASYENCLAVE_CMDLINE, else /proc/cmdline).
  */
 export function configSources(opts: ChainOptions): ConfigSource[] {
-  const named = opts.configPath || opts.env.EASYENCLAVE_CONFIG;
+  // EASYENCLAVE_CONFIG only moves the chain's first place: like the default path, it may be absent.
+  const first = opts.configPath
+    ? fileSource(opts.configPath)
+    : fileSource(opts.env.EASYENCLAVE_CONFIG || DEFAULT_CONFIG_FILE, { optional: true });
   const drives = (opts.env.EASYENCLAVE_CONFIG_DRIVES ?? "")
     .split(",")
     .map((d) => d.trim())
     .filter((d) => d !== "");
   const cmdline = opts.env.EASYENCLAVE_CMDLINE;
   return [
-    named ? fileSource(named) : fileSource(DEFAULT_CONFIG_FILE, { optional: true }),
+    first,
     ...(drives.length > 0 ? drives : DEFAULT_DRIVES).map(driveSource),
     cmdline ? cmdlineSource(cmdline) : cmdlineSource(DEFAULT_CMDLINE, { optional: true }),
   ];

@@ -1,5 +1,5 @@
-// The file source: a JSON config file. Named explicitly (--config, EASYENCLAVE_CONFIG) it must exist; the
-// default path may be absent, which only means "no config here". May import node:fs and ./source.
+// The file source: a JSON config file. Named by --config it must exist; the chain's first place otherwise
+// (EASYENCLAVE_CONFIG, else the default path) may be absent, which only means "no config here". May import node:fs and ./source.
 import { resolve } from "node:path";
 import { type ConfigSource, parseConfigJson, readSourceText } from "./source.ts";
 
