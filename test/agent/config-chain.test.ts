@@ -170,6 +170,22 @@ test("--config naming a missing file, or a named command line that does not exis
   t.is(await cmdlineSource(`${dir}/nope`, { optional: true }).read(), null);
 });
 
+test("a relative path from a config drive or the command line is refused: neither has a folder", async (t) => {
+  const relative = { ...valid, data_dir: "./agent1", attestation: { provider: "dev", dir: "dev-root" } };
+  const { dir, env } = await chainFiles(t, { drive: driveImage(relative) });
+  const err = await configError(t, loadAgentConfig({ env }));
+  t.is(
+    err.message,
+    `drive:${dir}/drive.iso config.json: data_dir: must be an absolute path (this source has no folder to ` +
+      "resolve a relative one against); attestation.dir: must be an absolute path (this source has no folder " +
+      "to resolve a relative one against)",
+  );
+  t.like(err.details, { issues: [{ key: "data_dir" }, { key: "attestation.dir" }] });
+  const cmd = await fromCmdline(t, encodeParam(JSON.stringify({ ...valid, docker_socket: "docker.sock" })));
+  const cmdErr = await configError(t, cmd.read());
+  t.regex(cmdErr.message, /easyenclave\.configz: docker_socket: must be an absolute path/);
+});
+
 // The kernel command line
 
 test("the command line is split the way the kernel does it", (t) => {
