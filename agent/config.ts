@@ -1,11 +1,13 @@
 // The agent's configuration: the schema (zod), the source chain that finds it, and a loggable view of it.
 // Sources (agent/config-sources/) are tried in order and the first one that holds a config wins: a JSON file,
 // an EE_CONFIG config drive, the kernel command line. Every failure is a ValidationError EE-CONFIG-INVALID
-// naming the source and the key. May import spec/, lib/ and agent/config-sources/.
+// naming the source and the key. Relative paths resolve against the config file's folder (config-paths.ts).
+// May import spec/, lib/, agent/config-paths and agent/config-sources/.
 import { z } from "zod";
 import { parseHostPort } from "../lib/host-port.ts";
 import { ValidationError } from "../spec/errors.ts";
 import { datacenterSchema, measurementHexSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
+import { resolveConfigPaths } from "./config-paths.ts";
 import { cmdlineSource, DEFAULT_CMDLINE, PARAM_CONFIGZ } from "./config-sources/cmdline.ts";
 import { DEFAULT_DRIVES, DRIVE_LABEL, driveSource } from "./config-sources/drive.ts";
 import { DEFAULT_CONFIG_FILE, fileSource } from "./config-sources/file.ts";
@@ -123,22 +125,36 @@ function issuesOf(error: z.ZodError): ConfigIssue[] {
   return out;
 }
 
-/** Validates a raw config value read from `source`; throws EE-CONFIG-INVALID listing every bad key. */
-export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
-  const parsed = agentConfigSchema.safeParse(raw, {
+/**
+ * Validates a raw config value read from `source`, with relative paths resolved against `baseDir` (null: a
+ * source without a folder, where they are refused; default: the working directory, for configs a program
+ * builds); throws EE-CONFIG-INVALID listing every bad key.
+ */
+export function parseAgentConfig(
+  raw: unknown,
+  source: string,
+  baseDir: string | null = process.cwd(),
+): AgentConfig {
+  const resolved = resolveConfigPaths(raw, baseDir);
+  const parsed = agentConfigSchema.safeParse(resolved.raw, {
     error: (iss) => (iss.code === "invalid_type" && iss.input === undefined ? "is required" : undefined),
   });
-  if (parsed.success) return parsed.data;
-  const issues = issuesOf(parsed.error);
+  if (parsed.success && resolved.issues.length === 0) return parsed.data;
+  const issues = [...resolved.issues, ...(parsed.success ? [] : issuesOf(parsed.error))];
   const text = issues.map((i) => `${i.key}: ${i.message}`).join("; ");
   throw new ValidationError("EE-CONFIG-INVALID", `${source}: ${text}`, { source, issues });
 }
 
-/** A named config file, read and checked the way the agent reads it (for the installer and `eectl config`). */
+/**
+ * A named config file, read and checked the way the agent reads it (for the installer and `eectl config`).
+ * `raw` has its relative paths made absolute against the file's folder, so a copy of it written elsewhere (the
+ * installed config, a config drive, a kernel parameter) still names the same files.
+ */
 export async function readConfigFile(path: string): Promise<{ raw: unknown; config: AgentConfig }> {
   const src = fileSource(path);
-  const raw = (await src.read())?.raw;
-  return { raw, config: parseAgentConfig(raw, src.name) };
+  const found = await src.read();
+  const config = parseAgentConfig(found?.raw, src.name, found?.baseDir ?? null);
+  return { raw: resolveConfigPaths(found?.raw, found?.baseDir ?? null).raw, config };
 }
 
 export type { ConfigSource } from "./config-sources/source.ts";
@@ -150,26 +166,30 @@ export interface LoadedConfig {
 }
 
 export interface ChainOptions {
-  /** `--config FILE`: must exist. */
+  /** `--config FILE`: must exist (the only source whose absence is an error). */
   configPath?: string | undefined;
   /** Read for EASYENCLAVE_CONFIG, EASYENCLAVE_CONFIG_DRIVES and EASYENCLAVE_CMDLINE. */
   env: NodeJS.ProcessEnv;
 }
 
 /**
- * The ordered sources: a file (--config, else EASYENCLAVE_CONFIG, else the default path, which may be absent),
+ * The ordered sources: a file (--config, which must exist; else EASYENCLAVE_CONFIG or the default path, either
+ * of which may be absent),
  * then each config drive (EASYENCLAVE_CONFIG_DRIVES, comma-separated, else the usual CD-ROM devices), then the
  * kernel command line (EASYENCLAVE_CMDLINE, else /proc/cmdline).
  */
 export function configSources(opts: ChainOptions): ConfigSource[] {
-  const named = opts.configPath || opts.env.EASYENCLAVE_CONFIG;
+  // EASYENCLAVE_CONFIG only moves the chain's first place: like the default path, it may be absent.
+  const first = opts.configPath
+    ? fileSource(opts.configPath)
+    : fileSource(opts.env.EASYENCLAVE_CONFIG || DEFAULT_CONFIG_FILE, { optional: true });
   const drives = (opts.env.EASYENCLAVE_CONFIG_DRIVES ?? "")
     .split(",")
     .map((d) => d.trim())
     .filter((d) => d !== "");
   const cmdline = opts.env.EASYENCLAVE_CMDLINE;
   return [
-    named ? fileSource(named) : fileSource(DEFAULT_CONFIG_FILE, { optional: true }),
+    first,
     ...(drives.length > 0 ? drives : DEFAULT_DRIVES).map(driveSource),
     cmdline ? cmdlineSource(cmdline) : cmdlineSource(DEFAULT_CMDLINE, { optional: true }),
   ];
@@ -181,7 +201,7 @@ export async function loadFromChain(sources: readonly ConfigSource[]): Promise<L
     const found = await src.read();
     if (found === null) continue;
     const origin = found.origin ?? src.name;
-    return { source: origin, config: parseAgentConfig(found.raw, origin) };
+    return { source: origin, config: parseAgentConfig(found.raw, origin, found.baseDir ?? null) };
   }
   const tried = sources.map((s) => s.name).join(", ") || "none";
   throw new ValidationError(

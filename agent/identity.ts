@@ -72,6 +72,13 @@ async function writeKey(keyPath: string, key: KeyObject): Promise<boolean> {
   }
 }
 
+/** The agent_id of the key in `dataDir`, without creating anything; null before the agent's first start. */
+export async function readAgentId(dataDir: string): Promise<string | null> {
+  const keyPath = join(dataDir, AGENT_KEY_FILE);
+  const key = await readKey(keyPath);
+  return key && identityOf(key, keyPath, false).agentId;
+}
+
 /** Loads the agent key from `dataDir`, creating the directory (0700) and the key (0600) on first start. */
 export async function loadOrCreateIdentity(dataDir: string): Promise<AgentIdentity> {
   const made = await mkdir(dataDir, { recursive: true, mode: 0o700 });

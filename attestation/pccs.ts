@@ -3,10 +3,12 @@
 // bounded memory cache and an on-disk cache (`<cacheDir>/<fmspc>-<ca>.collateral.json`). A platform's collateral
 // is fetched again once the evaluation time passes its earliest nextUpdate; when that fails, the cached copy is
 // used and evaluation reports it as expired if it is. The signed TCB info and QE identity are taken as the exact
-// bytes of the response body: re-serialising them would break Intel's signatures.
+// bytes of the response body: re-serialising them would break Intel's signatures. Each GET is retried a bounded
+// number of times (p-retry) when the PCCS is briefly away or overloaded; not when it answers 4xx or times out.
 // Imports attestation/ modules, lib/ (read-if-exists, write-file-atomic, bounded-cache) and spec/errors.ts.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import pRetry, { AbortError } from "p-retry";
 import { BoundedCache } from "../lib/bounded-cache.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
@@ -15,6 +17,13 @@ import { type Collateral, parseCollateral } from "./collateral.ts";
 import type { CollateralQuery, CollateralSource, PckCa } from "./collateral-store.ts";
 
 const TIMEOUT_MS = 10_000;
+/**
+ * Retries of one GET: 3 attempts 200 and 400 ms apart, so a PCCS that restarts or sheds load is asked again
+ * before a registration is refused as unavailable, at most 0.6 s later.
+ */
+const GET_RETRY = { retries: 2, minTimeout: 200, factor: 2 };
+/** Answers worth asking again: the server or a proxy in front of it is down or overloaded. */
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 /** Platforms held in memory (the disk cache is not bounded: one small file per platform). */
 const MAX_ENTRIES = 64;
 
@@ -149,21 +158,28 @@ function pccsBase(url: string): string {
 
 /** Fetches one platform's collateral and returns it as QuoteCollateralV3 JSON text. Throws plain Errors. */
 async function fetchPccsCollateral(base: string, fmspc: string, ca: PckCa): Promise<string> {
-  const get = async (path: string): Promise<Response> => {
-    const url = `${base}${path}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
-    } catch (err) {
-      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
-      throw new Error(`GET ${path}: ${cause}`);
-    }
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw new Error(`GET ${path}: HTTP ${res.status}`);
-    }
-    return res;
-  };
+  const attempts = GET_RETRY.retries + 1;
+  const get = (path: string): Promise<Response> =>
+    pRetry(async (attempt) => {
+      const url = `${base}${path}`;
+      const tried = attempt === attempts ? ` (${attempts} attempts)` : "";
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+      } catch (err) {
+        // A PCCS silent for the whole timeout is not waited for again.
+        if (err instanceof Error && err.name === "TimeoutError")
+          throw new AbortError(`GET ${path}: no answer within ${TIMEOUT_MS} ms`);
+        const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+        throw new Error(`GET ${path}: ${cause}${tried}`);
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        if (!RETRYABLE_STATUS.has(res.status)) throw new AbortError(`GET ${path}: HTTP ${res.status}`);
+        throw new Error(`GET ${path}: HTTP ${res.status}${tried}`);
+      }
+      return res;
+    }, GET_RETRY);
   const chain = (res: Response, path: string, ...names: string[]): string => {
     for (const name of names) {
       const value = res.headers.get(name);

@@ -1,11 +1,13 @@
 // The installer's operations on one --root: install, upgrade, rollback, status, uninstall. Each validates
 // everything it was given before it writes anything, converges (running it twice is the same as once), and
-// after a switch of versions checks that the agent stays up, switching back when it does not. Imports
-// agent/config (the schema), spec/errors and installer/ siblings.
+// after a switch of versions checks that the agent stays up, switching back when it does not; `install agent`
+// then waits for the agent to register with its CP (agent-up.ts). Imports agent/config (the schema),
+// spec/errors and installer/ siblings.
 import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { type AgentConfig, readConfigFile } from "../agent/config.ts";
 import { canAccess } from "../lib/can-access.ts";
 import { ConflictError, InstallError, ValidationError } from "../spec/errors.ts";
+import { DEFAULT_WAIT_MS, healthUrl, waitUntilUp } from "./agent-up.ts";
 import {
   buildStaged,
   checkVersion,
@@ -45,6 +47,8 @@ export interface InstallOptions {
   env?: readonly string[] | undefined;
   noSystemd?: boolean | undefined;
   check?: StartCheck | undefined;
+  /** How long to wait for the started agent to register with its CP (default DEFAULT_WAIT_MS); false: not at all. */
+  waitMs?: number | false | undefined;
 }
 
 export interface InstallOutcome {
@@ -53,6 +57,8 @@ export interface InstallOutcome {
   mode: ServiceMode;
   /** False when the installation already was exactly this. */
   changed: boolean;
+  /** `install agent` only: the agent seen registered with its CP, or null when it was not waited for. */
+  agent_id?: string | null;
 }
 
 /** The installed config, or null when there is none yet. */
@@ -150,9 +156,7 @@ async function activate(
       : `switched back to ${before.version}, which does not stay up either (${back})`;
   throw new InstallError(
     "EE-INSTALL-START-FAILED",
-    `version ${target} did not start: ${why}; ${after}; log: ${
-      control.mode === "supervisor" ? l.logFile : "journalctl -u easyenclave-agent"
-    }`,
+    `version ${target} did not start: ${why}; ${after}; log: ${control.logHint}`,
   );
 }
 
@@ -180,18 +184,48 @@ export async function installAgent(o: InstallOptions): Promise<InstallOutcome> {
 
   const { version, added } = await ensureVersion(l, o);
   const filesChanged = await writeFiles(l, env, given?.raw, config);
+  let outcome: InstallOutcome;
   if (state && state.version !== version) {
     const next = await activate(l, control, state, version, o.check);
     await prune(l, next);
-    return { ...next, changed: true };
+    outcome = { ...next, changed: true };
+  } else {
+    await switchSymlink(l.current, version);
+    const next: InstallState = { version, previous_version: state?.previous_version ?? null, mode };
+    await writeState(l, next);
+    const changed = added || filesChanged || recorded?.mode !== mode;
+    if (changed && (await control.running())) await control.restart();
+    else await control.start();
+    outcome = { ...next, changed };
   }
-  await switchSymlink(l.current, version);
-  const next: InstallState = { version, previous_version: state?.previous_version ?? null, mode };
-  await writeState(l, next);
-  const changed = added || filesChanged || recorded?.mode !== mode;
-  if (changed && (await control.running())) await control.restart();
-  else await control.start();
-  return { ...next, changed };
+  return { ...outcome, agent_id: await agentUp(control, config, o.waitMs ?? DEFAULT_WAIT_MS) };
+}
+
+/**
+ * Waits for the agent just started to register: its id, or null when there is nothing to wait for (no service
+ * runs it here, no config, api_listen port 0, or waitMs false). An agent that exits is stopped, so a failed
+ * install leaves no restart loop behind; one that runs unregistered keeps trying.
+ */
+async function agentUp(
+  control: ServiceControl,
+  config: AgentConfig | null,
+  waitMs: number | false,
+): Promise<string | null> {
+  const url = config && healthUrl(config.api_listen);
+  if (waitMs === false || control.mode === "none" || !config || !url) return null;
+  const up = await waitUntilUp(control, config, url, waitMs);
+  if (up.up) return up.agent_id;
+  if (up.exited) {
+    await control.stop();
+    throw new InstallError(
+      "EE-INSTALL-START-FAILED",
+      `${up.why}; the service is stopped (fix that, then run install again); log: ${control.logHint}`,
+    );
+  }
+  throw new InstallError(
+    "EE-INSTALL-NOT-REGISTERED",
+    `${up.why}; the agent keeps trying (install --no-wait does not wait for the CP); log: ${control.logHint}`,
+  );
 }
 
 async function installed(l: Layout): Promise<InstallState> {

@@ -3,7 +3,7 @@
 // node:fs, node:child_process, installer/layout and spec/errors.
 import { execFile, spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { mkdir, readFile, rm, symlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, rm, symlink } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -34,7 +34,19 @@ export interface ServiceControl {
   probe(): Promise<AgentProbe | null>;
   /** The service runs and so does its agent process. */
   running(): Promise<boolean>;
+  /**
+   * The last lines the service logged since the agent process `pid` started (its output and how it ended), oldest
+   * first; systemd's journal is read from its end.
+   */
+  outputSince(pid: number): Promise<string[]>;
+  /** Where an operator reads the whole log. */
+  readonly logHint: string;
 }
+
+/** How many lines outputSince returns at most. */
+const OUTPUT_LINES = 20;
+/** How much of the end of the supervisor's log outputSince reads. */
+const OUTPUT_BYTES = 64 * 1024;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -113,6 +125,12 @@ function systemdControl(): ServiceControl {
         () => true,
         () => false,
       ),
+    // The end of the unit's journal: the agent's output and systemd's word on how it ended.
+    outputSince: () =>
+      run("journalctl", ["-u", SERVICE_NAME, "-n", `${OUTPUT_LINES}`, "-o", "cat", "--no-pager"])
+        .then(({ stdout }) => stdout.split("\n").filter((s) => s.trim() !== ""))
+        .catch(() => []),
+    logHint: `journalctl -u ${SERVICE_NAME}`,
   };
 }
 
@@ -120,6 +138,25 @@ async function readPid(file: string): Promise<number | null> {
   const text = await readFile(file, "utf8").catch(() => "");
   const pid = Number(text.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+/** The last `bytes` of a file as text ("" when it cannot be read). */
+async function readTail(file: string, bytes: number): Promise<string> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, "r");
+  } catch {
+    return "";
+  }
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, bytes);
+    const buf = Buffer.alloc(length);
+    await handle.read(buf, 0, length, size - length);
+    return buf.toString("utf8");
+  } finally {
+    await handle.close();
+  }
 }
 
 const SUPERVISOR = fileURLToPath(new URL("./supervisor.ts", import.meta.url));
@@ -170,9 +207,18 @@ function supervisorControl(l: Layout): ServiceControl {
     const pid = await readPid(l.mainPidFile);
     return pid === null ? null : { pid, alive: isAlive(pid) };
   };
+  /** The end of the log from the supervisor's note that it started `pid`. */
+  const outputSince = async (pid: number): Promise<string[]> => {
+    const text = await readTail(l.logFile, OUTPUT_BYTES);
+    const lines = text.split("\n").filter((s) => s.trim() !== "");
+    const from = lines.findLastIndex((s) => s.includes(`agent started (pid ${pid})`));
+    return lines.slice(from + 1).slice(-OUTPUT_LINES);
+  };
   return {
     mode: "supervisor",
     start,
+    outputSince,
+    logHint: l.logFile,
     stop,
     forget: async () => {},
     restart: async () => {
@@ -200,6 +246,8 @@ function noneControl(l: Layout): ServiceControl {
     forget: async () => {},
     probe: async () => null,
     running: async () => false,
+    outputSince: async () => [],
+    logHint: "(no service runs it here)",
   };
 }
 

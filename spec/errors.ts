@@ -129,6 +129,8 @@ export const ERROR_CODES = {
   "EE-INSTALL-START-FAILED":
     "The installed agent version did not stay running; after an upgrade the previous version runs again.",
   "EE-INSTALL-SERVICE": "The service manager (systemctl, or the --no-systemd supervisor) failed.",
+  "EE-INSTALL-NOT-REGISTERED":
+    "The installed agent runs but has not registered with its CP within --wait-s; it keeps trying.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,8 @@ export interface FoundConfig {
   raw: unknown;
   /** e.g. `cmdline:/proc/cmdline easyenclave.configz`; the source's name when absent. */
   origin?: string;
+  /** The folder relative paths in the config resolve against: a file's own; none for drives and cmdlines. */
+  baseDir?: string;
 }
 
 /** A place a config may come from. */

@@ -1,5 +1,5 @@
 // `eectl agent`: runs the host agent (CP link, local HTTP API) until SIGINT/SIGTERM. The config comes from the
-// agent's config source chain: --config FILE or EASYENCLAVE_CONFIG, else /etc/easyenclave/config.json, a config
+// agent's config source chain: --config FILE, or EASYENCLAVE_CONFIG, else /etc/easyenclave/config.json, a config
 // drive, the kernel command line. May import agent/, lib/ and cli/.
 import { Command, Option } from "clipanion";
 import { startAgent } from "../../agent/agent.ts";
@@ -20,8 +20,9 @@ export class AgentCommand extends EeCommand {
 
       The config is JSON, taken from the first source that holds one (the log says which).
 
-      First a file: \`--config FILE\`, else \`$EASYENCLAVE_CONFIG\`, else /etc/easyenclave/config.json (a named
-      file must exist; the default one may be absent).
+      First a file: \`--config FILE\`, else \`$EASYENCLAVE_CONFIG\`, else /etc/easyenclave/config.json (only
+      \`--config\` must exist: without it, a missing file lets the chain go on). Relative paths in a file
+      resolve against the file's folder.
 
       Then a config drive: an ISO 9660 image labelled EE_CONFIG with /config.json, on /dev/sr0, /dev/sr1 or
       /dev/cdrom, or on the devices and image files listed in \`$EASYENCLAVE_CONFIG_DRIVES\` (comma-separated).

@@ -29,7 +29,8 @@ export class ConfigCmdlineCommand extends EeCommand {
     details: `
       Validates FILE as an agent config and prints the kernel parameter an agent reads it from when it has no
       config file or config drive: \`easyenclave.configz=\` (base64 of the zlib-compressed JSON) when that is
-      shorter, else \`easyenclave.config=\` (base64 of the JSON).
+      shorter, else \`easyenclave.config=\` (base64 of the JSON). Relative paths in FILE are made absolute
+      against FILE's folder first: the agent refuses relative paths from a command line, which has no folder.
 
       A parameter longer than \`--limit\` bytes (default ${DEFAULT_CMDLINE_LIMIT}) is refused with
       EE-CONFIG-INVALID: write a config drive instead (\`eectl config drive FILE --out config.iso\`). With
@@ -53,7 +54,7 @@ export class ConfigCmdlineCommand extends EeCommand {
 
   async run(): Promise<number> {
     const limit = this.limit === undefined ? DEFAULT_CMDLINE_LIMIT : parseLimit(this.limit);
-    // As given (defaults are the agent's to fill), after checking it the way the agent will.
+    // As given (defaults are the agent's to fill) but with absolute paths, after checking it the way the agent will.
     const { raw } = await readConfigFile(this.file);
     const param = encodeParam(JSON.stringify(raw));
     const size = Buffer.byteLength(param);
@@ -81,7 +82,8 @@ export class ConfigDriveCommand extends EeCommand {
       Validates FILE as an agent config and writes an ISO 9660 image labelled \`${DRIVE_LABEL}\` holding it as
       \`/${DRIVE_FILE}\`. Attach the image to the VM as a CD-ROM: the agent looks for it on /dev/sr0, /dev/sr1
       and /dev/cdrom (or \`$EASYENCLAVE_CONFIG_DRIVES\`) when it has no config file. The image depends only on
-      the config, so the same config always gives the same bytes.
+      the config, so the same config always gives the same bytes. Relative paths in FILE are made absolute against
+      FILE's folder first: the agent refuses relative paths from a drive, which has no folder.
     `,
     examples: [["Write a config drive", "eectl config drive ./agent.json --out config.iso"]],
   });
@@ -90,7 +92,7 @@ export class ConfigDriveCommand extends EeCommand {
   out = Option.String("--out", { required: true, description: "Image file to write" });
 
   async run(): Promise<number> {
-    // As given (defaults are the agent's to fill), after checking it the way the agent will.
+    // As given (defaults are the agent's to fill) but with absolute paths, after checking it the way the agent will.
     const { raw } = await readConfigFile(this.file);
     const data = new TextEncoder().encode(`${JSON.stringify(raw, null, 2)}\n`);
     const image = writeIso9660(DRIVE_LABEL, [{ name: DRIVE_FILE.toUpperCase(), data }]);

@@ -2,6 +2,7 @@
 // calls installer/install.ts and prints what it did. May import installer/, lib/ and cli/.
 
 import { Command, Option } from "clipanion";
+import { DEFAULT_WAIT_MS } from "../../installer/agent-up.ts";
 import {
   agentStatus,
   DEFAULT_START_CHECK,
@@ -49,7 +50,8 @@ abstract class SwitchingCommand extends EeCommand {
       ];
       const prev = o.previous_version ? ` (previous: ${o.previous_version})` : "";
       const verb = o.changed ? what : "already installed:";
-      return `${verb} easyenclave-agent ${o.version}${prev} under ${root}, run by ${how}\n`;
+      const agent = o.agent_id ? `; agent ${o.agent_id} is registered with its CP` : "";
+      return `${verb} easyenclave-agent ${o.version}${prev} under ${root}, run by ${how}${agent}\n`;
     });
   }
 }
@@ -66,11 +68,23 @@ export class InstallAgentCommand extends SwitchingCommand {
       detached supervisor that restarts it; otherwise only installs (and enables the unit for the root's boot).
 
       The bundle is \`--bundle DIR|TARBALL\`, else built from this checkout. \`--config\` is validated first: an
-      invalid config installs nothing. Running the same install twice changes nothing. See docs/installer.md.
+      invalid config installs nothing. Its relative paths (\`./agent1\`) resolve against its own folder, and the
+      installed copy holds them absolute. Running the same install twice changes nothing. See docs/installer.md.
+
+      When a service runs the agent, install then waits (\`--wait-s\`, default ${DEFAULT_WAIT_MS / 1000}) until the
+      agent answers on its \`api_listen\` (\`GET /api/health\`) registered with its CP. An agent that exits
+      fails the install (EE-INSTALL-START-FAILED, with the agent's own error) and is stopped; one that runs but
+      does not register fails it too (EE-INSTALL-NOT-REGISTERED, saying whether the CP is reachable) and keeps
+      trying. \`--no-wait\` skips this, e.g. while the CP is not up yet. An \`api_listen\` with port 0 cannot be
+      found, so it is not waited for.
     `,
     examples: [
       ["Install on this host", "eectl install agent --root / --config ./agent.json"],
-      ["Install into a dir and run it without systemd", "eectl install agent --root /tmp/ee --no-systemd"],
+      [
+        "Install into a dir and run it without systemd",
+        "eectl install agent --root /tmp/ee --config ./agent.json --no-systemd",
+      ],
+      ["Install before the CP is up", "eectl install agent --root / --config ./agent.json --no-wait"],
     ],
   });
 
@@ -86,8 +100,15 @@ export class InstallAgentCommand extends SwitchingCommand {
   noSystemd = Option.Boolean("--no-systemd", false, {
     description: "Run the agent under the eectl supervisor instead of systemd",
   });
+  waitS = Option.String("--wait-s", {
+    description: `How long to wait for the agent to register with its CP (default ${DEFAULT_WAIT_MS / 1000})`,
+  });
+  noWait = Option.Boolean("--no-wait", false, {
+    description: "Do not wait for the agent to register (e.g. the CP is not up yet)",
+  });
 
   async run(): Promise<number> {
+    const waitS = parsePositiveInt(this.waitS, "--wait-s");
     const out = await installAgent({
       root: this.root,
       version: this.version,
@@ -96,6 +117,7 @@ export class InstallAgentCommand extends SwitchingCommand {
       env: this.env,
       noSystemd: this.noSystemd,
       check: this.check(),
+      waitMs: this.noWait ? false : waitS === undefined ? DEFAULT_WAIT_MS : waitS * 1000,
     });
     this.report("installed", this.root, out);
     const config = layout(this.root).configFile;

@@ -34,11 +34,14 @@ test.serial("a missing --config file fails with EE-CONFIG-INVALID naming it", as
   );
 });
 
-test.serial("without --config, EASYENCLAVE_CONFIG is used", async (t) => {
-  const r = await run(["agent"], { EASYENCLAVE_CONFIG: "/nonexistent/env.json" });
-  t.is(r.code, 1);
-  t.regex(r.err, /file:\/nonexistent\/env\.json/);
-});
+test.serial(
+  "without --config, EASYENCLAVE_CONFIG is the first place tried; missing, the chain goes on",
+  async (t) => {
+    const r = await run(["agent"], { EASYENCLAVE_CONFIG: "/nonexistent/env.json" });
+    t.is(r.code, 1);
+    t.regex(r.err, /no agent config found \(sources tried: file:\/nonexistent\/env\.json, drive:/);
+  },
+);
 
 test.serial("with neither, the error says how to give a config", async (t) => {
   const r = await run(["agent"]);

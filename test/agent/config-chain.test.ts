@@ -148,16 +148,42 @@ test("with no config anywhere, the error lists every source tried and how to giv
   );
 });
 
-test("a named file, or a named command line, that does not exist is an error, not 'no config here'", async (t) => {
+test("EASYENCLAVE_CONFIG naming a missing file lets the chain go on to the drive and the command line", async (t) => {
+  const drive = await chainFiles(t, { drive: driveImage(named("from-drive")) });
+  const missing = `${drive.dir}/nope.json`;
+  const fromDrive = await loadAgentConfig({ env: { ...drive.env, EASYENCLAVE_CONFIG: missing } });
+  t.is(fromDrive.config.vm_name, "from-drive");
+  t.is(fromDrive.source, `drive:${drive.dir}/drive.iso config.json`);
+
+  const cmdline = await chainFiles(t, { cmdline: `${encodeParam(JSON.stringify(named("from-cmdline")))}\n` });
+  const env = { ...cmdline.env, EASYENCLAVE_CONFIG: `${cmdline.dir}/nope.json` };
+  t.is((await loadAgentConfig({ env })).config.vm_name, "from-cmdline");
+  t.is(configSources({ env })[0]!.name, `file:${cmdline.dir}/nope.json`);
+});
+
+test("--config naming a missing file, or a named command line that does not exist, is an error", async (t) => {
   const { dir, env } = await chainFiles(t, { drive: driveImage(named("from-drive")) });
-  const err = await configError(
-    t,
-    loadAgentConfig({ env: { ...env, EASYENCLAVE_CONFIG: `${dir}/nope.json` } }),
-  );
+  const err = await configError(t, loadAgentConfig({ configPath: `${dir}/nope.json`, env }));
   t.is(err.message, `file:${dir}/nope.json: cannot read the config file (ENOENT)`);
   const cmd = await configError(t, loadFromChain([cmdlineSource(`${dir}/nope`)]));
   t.is(cmd.message, `cmdline:${dir}/nope: cannot read the kernel command line (ENOENT)`);
   t.is(await cmdlineSource(`${dir}/nope`, { optional: true }).read(), null);
+});
+
+test("a relative path from a config drive or the command line is refused: neither has a folder", async (t) => {
+  const relative = { ...valid, data_dir: "./agent1", attestation: { provider: "dev", dir: "dev-root" } };
+  const { dir, env } = await chainFiles(t, { drive: driveImage(relative) });
+  const err = await configError(t, loadAgentConfig({ env }));
+  t.is(
+    err.message,
+    `drive:${dir}/drive.iso config.json: data_dir: must be an absolute path (this source has no folder to ` +
+      "resolve a relative one against); attestation.dir: must be an absolute path (this source has no folder " +
+      "to resolve a relative one against)",
+  );
+  t.like(err.details, { issues: [{ key: "data_dir" }, { key: "attestation.dir" }] });
+  const cmd = await fromCmdline(t, encodeParam(JSON.stringify({ ...valid, docker_socket: "docker.sock" })));
+  const cmdErr = await configError(t, cmd.read());
+  t.regex(cmdErr.message, /easyenclave\.configz: docker_socket: must be an absolute path/);
 });
 
 // The kernel command line

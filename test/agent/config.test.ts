@@ -1,7 +1,7 @@
 // Agent config: the schema, the source chain (--config, EASYENCLAVE_CONFIG) and the loggable view.
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import test from "ava";
 import {
   type ConfigSource,
@@ -9,6 +9,7 @@ import {
   loadAgentConfig,
   loadFromChain,
   parseAgentConfig,
+  readConfigFile,
 } from "../../agent/config.ts";
 import { parseHostPort } from "../../lib/host-port.ts";
 import { ValidationError } from "../../spec/errors.ts";
@@ -128,6 +129,29 @@ test("without --config, EASYENCLAVE_CONFIG names the file; --config wins over it
     (await loadAgentConfig({ configPath: other, env: { EASYENCLAVE_CONFIG: path } })).config.vm_name,
     "agent-2",
   );
+});
+
+test("relative paths in a config file resolve against the file's folder, not the working directory", async (t) => {
+  const path = await writeConfig({
+    ...valid,
+    data_dir: "./agent1",
+    attestation: { provider: "dev", dir: "../dev-root" },
+    docker_socket: "run/docker.sock",
+  });
+  const dir = dirname(path);
+  const expected = {
+    data_dir: join(dir, "agent1"),
+    attestation: { provider: "dev", dir: resolve(dir, "../dev-root") },
+    docker_socket: join(dir, "run/docker.sock"),
+  };
+  t.not(process.cwd(), dir);
+  t.like((await loadAgentConfig({ configPath: path, env: {} })).config, expected);
+  t.like((await loadAgentConfig({ env: { EASYENCLAVE_CONFIG: path } })).config, expected);
+  // What the installer and `eectl config` copy elsewhere names the same files.
+  const read = await readConfigFile(path);
+  t.like(read.config, expected);
+  t.like(read.raw, expected);
+  t.false("heartbeat_interval_ms" in (read.raw as object), "the raw copy holds no filled-in defaults");
 });
 
 test("a missing file is an error naming the source", async (t) => {

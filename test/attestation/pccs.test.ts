@@ -14,6 +14,7 @@ import { PccsCollateralSource, rawJsonMember } from "../../attestation/pccs.ts";
 import { DEFAULT_POLICY } from "../../attestation/policy.ts";
 import { createTrustAnchors } from "../../attestation/trust.ts";
 import { verifyQuote } from "../../attestation/verify.ts";
+import { waitFor } from "../helpers/cluster.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
 import { devSetup, SHARED_QUOTES, sharedQuotesAvailable } from "./fixtures.ts";
 
@@ -53,6 +54,8 @@ interface FakePccs {
   /** Replaces the body of the TCB info response. */
   tcbBody?: string;
   failWith?: number;
+  /** Each path answers 503 to its first `flaky` requests. */
+  flaky?: number;
 }
 
 /** Serves one platform's collateral as a PCCS does: PCK CRL as DER, Root CA CRL as hex text. */
@@ -67,6 +70,11 @@ async function fakePccs(t: ExecutionContext, v3: V3): Promise<FakePccs> {
     pccs.requests.push(`${url.pathname}${url.search}`);
     if (pccs.failWith) {
       res.writeHead(pccs.failWith).end();
+      return;
+    }
+    const path = `${url.pathname}${url.search}`;
+    if (pccs.requests.filter((r) => r === path).length <= (pccs.flaky ?? 0)) {
+      res.writeHead(503).end();
       return;
     }
     switch (`${url.pathname}${url.search}`) {
@@ -195,6 +203,35 @@ maybe(
     t.regex(http?.message ?? "", /HTTP 503/);
   },
 );
+
+maybe("a PCCS that fails twice then answers is asked again; a third failure or a 4xx is final", async (t) => {
+  const s = sample();
+  const pccs = await fakePccs(t, s.v3);
+  pccs.flaky = 2;
+  const source = new PccsCollateralSource({ url: pccs.url, cacheDir: tempDir(t) });
+  const fetched = await source.forQuote(s.query, CURRENT);
+  t.true(evaluateCollateral(s.bytes, s.verified, fetched!, CURRENT).ok);
+  t.is(pccs.requests.length, 12, "each of the 4 GETs: two 503s, then the answer");
+
+  pccs.requests.length = 0;
+  pccs.flaky = 3;
+  const unlucky = new PccsCollateralSource({ url: pccs.url, cacheDir: tempDir(t) });
+  const err = await t.throwsAsync(unlucky.forQuote(s.query, CURRENT));
+  t.is(codeOf(err), "EE-ATT-COLLATERAL-UNAVAILABLE");
+  t.regex(err?.message ?? "", /HTTP 503 \(3 attempts\)/);
+  // The other GETs may still be on their last attempt when the first one gives up.
+  const perPath = () => [...new Set(pccs.requests)].map((p) => pccs.requests.filter((r) => r === p).length);
+  await waitFor("every GET to make its attempts", () => pccs.requests.length >= 12, 10_000);
+  t.deepEqual(perPath(), [3, 3, 3, 3], "3 attempts per GET, no more");
+
+  pccs.requests.length = 0;
+  pccs.flaky = 0;
+  pccs.failWith = 404;
+  const missing = new PccsCollateralSource({ url: pccs.url, cacheDir: tempDir(t) });
+  const notFound = await t.throwsAsync(missing.forQuote(s.query, CURRENT));
+  t.regex(notFound?.message ?? "", /HTTP 404$/);
+  t.is(pccs.requests.length, 4, "a 4xx is not asked again");
+});
 
 maybe(
   "registration gets PCCS collateral: checks pass up to the binding, or it is refused as unavailable",

@@ -1,7 +1,10 @@
 // eectl install --no-systemd for real: the supervisor runs the installed agent, which registers with a control
 // plane; a failed upgrade (a bundle whose launcher exits at once) leaves the previous version running; uninstall
-// stops the agent. Each test's teardown uninstalls, so no supervisor outlives it.
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+// stops the agent. Install waits for the agent to register: README's agent.json (relative paths) comes up
+// registered; an agent that exits, or one whose CP is unreachable, fails the install naming why. Each test's
+// teardown uninstalls, so no supervisor outlives it.
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { MANIFEST } from "../../installer/bundle.ts";
@@ -9,6 +12,7 @@ import { agentStatus, installAgent, uninstallAgent } from "../../installer/insta
 import { isAlive } from "../../installer/service.ts";
 import { eectl } from "../helpers/cli.ts";
 import { agentConfig, startTestCp, tempDir, waitFor } from "../helpers/cluster.ts";
+import { closedPort } from "../helpers/temp.ts";
 
 const CHECK = ["--start-timeout-ms", "20000", "--settle-ms", "2000"];
 
@@ -117,4 +121,105 @@ test("a failed upgrade switches back, leaves the previous version running and ex
   const back = await eectl(["install", "rollback", "--root", root, ...CHECK]);
   t.is(back.code, 0, back.stderr);
   t.like(await agentStatus(root), { version: "1.0.0-a", previous_version: "1.0.0-b", running: true });
+});
+
+/**
+ * README's agent.json, in a folder of its own beside a `dev-root` (the test CP's dev attestation root), with
+ * the CP's URL, a free API port and `over` put in.
+ */
+async function readmeConfig(t: ExecutionContext, cpWsUrl: string, devDir: string, over: object = {}) {
+  const folder = tempDir(t, "ee-readme-");
+  await symlink(devDir, join(folder, "dev-root"));
+  const vmName = `vm-readme-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  const config = {
+    control_plane_url: cpWsUrl,
+    vm_name: vmName,
+    node_size: "tiny",
+    datacenter: "baremetal:local",
+    api_listen: `127.0.0.1:${await closedPort()}`,
+    data_dir: "./agent1",
+    heartbeat_interval_ms: 5000,
+    attestation: { provider: "dev", dir: "./dev-root" },
+    ...over,
+  };
+  const file = join(folder, "agent.json");
+  await writeFile(file, JSON.stringify(config));
+  const root = tempDir(t, "ee-sup-root-");
+  t.teardown(() => uninstallAgent({ root }));
+  return { folder, file, root, vmName };
+}
+
+const install = (root: string, config: string, ...more: string[]) =>
+  eectl([
+    "install",
+    "agent",
+    "--root",
+    root,
+    "--version",
+    "1.0.0-a",
+    "--no-systemd",
+    "--config",
+    config,
+    "--env",
+    "EE_LOG_LEVEL=warn",
+    ...more,
+  ]);
+
+test("README's agent.json with relative paths installs and returns once its agent is registered", async (t) => {
+  // The README's CP: agents heartbeat every 5 s, so stale only after 15 s of silence.
+  const tcp = await startTestCp(t, { staleAfterMs: 15_000, heartbeatMs: 5_000 });
+  const { folder, file, root, vmName } = await readmeConfig(t, tcp.cp.wsUrl, tcp.devDir);
+  // eectl runs in the repository, the supervisor in /: neither is the config's folder.
+  const run = await install(root, file, "--wait-s", "60", "--json");
+  t.is(run.code, 0, run.stderr);
+  const out = JSON.parse(run.stdout);
+  t.like(out, { version: "1.0.0-a", mode: "supervisor" });
+  t.regex(out.agent_id, /^agt_/);
+  // Registered when install returned: the CP's read model says so without any waiting.
+  const record = tcp.cp.index.get(out.agent_id);
+  t.like(record, { vm_name: vmName, connected: true, state: "registered" });
+
+  t.true(existsSync(join(folder, "agent1/agent-key.pem")), "data_dir ./agent1 is beside agent.json");
+  const installed = JSON.parse(await readFile(join(root, "etc/easyenclave/config.json"), "utf8"));
+  t.is(installed.data_dir, join(folder, "agent1"));
+  t.is(installed.attestation.dir, join(folder, "dev-root"));
+  t.like(await agentStatus(root), { running: true });
+});
+
+test("an agent that exits before registering fails the install with its own error, and is stopped", async (t) => {
+  const tcp = await startTestCp(t);
+  const { file, root, folder } = await readmeConfig(t, tcp.cp.wsUrl, tcp.devDir, {
+    attestation: { provider: "dev", dir: "./no-such-dev-root" },
+  });
+  const run = await install(root, file, "--wait-s", "60");
+  t.is(run.code, 1);
+  t.regex(
+    run.stderr,
+    /^eectl: EE-INSTALL-START-FAILED: the agent process \(pid \d+\) exited with 1 before it registered: eectl: EE-CONFIG-INVALID: cannot read \S+\/no-such-dev-root\/attestation\.key \(ENOENT\)/,
+  );
+  t.true(run.stderr.includes(`; the service is stopped`), run.stderr);
+  t.true(run.stderr.includes(join(root, "var/log/easyenclave-agent.log")), run.stderr);
+  t.true(run.stderr.includes(join(folder, "no-such-dev-root")), "the path resolved beside agent.json");
+  t.like(await agentStatus(root), { version: "1.0.0-a", running: false });
+});
+
+test("an agent whose CP is unreachable fails the install naming the CP, and keeps trying", async (t) => {
+  const tcp = await startTestCp(t);
+  const cpUrl = `ws://127.0.0.1:${await closedPort()}`;
+  const { file, root } = await readmeConfig(t, cpUrl, tcp.devDir);
+  // Long enough for the agent to start and answer on a busy machine, not to register.
+  const run = await install(root, file, "--wait-s", "15");
+  t.is(run.code, 1);
+  t.regex(
+    run.stderr,
+    /^eectl: EE-INSTALL-NOT-REGISTERED: agent agt_\w+ runs but has not registered with its CP within 15 s \(its CP link is \w+/,
+  );
+  t.true(run.stderr.includes(`the CP is unreachable at ${cpUrl} (ECONNREFUSED)`), run.stderr);
+  t.regex(run.stderr, /the agent keeps trying \(install --no-wait does not wait for the CP\)/);
+  t.like(await agentStatus(root), { version: "1.0.0-a", running: true });
+
+  // --no-wait installs without asking; the same install then changes nothing.
+  const again = await install(root, file, "--no-wait", "--json");
+  t.is(again.code, 0, again.stderr);
+  t.like(JSON.parse(again.stdout), { changed: false, agent_id: null });
 });
