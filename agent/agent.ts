@@ -29,6 +29,8 @@ export interface StartAgentOptions {
   quoteProvider?: QuoteProvider;
   /** Replaces the Docker runtime on config.docker_socket. */
   runtime?: WorkloadRuntime;
+  /** How the operator sets api_listen, named when its port is busy (default: the config key). */
+  apiListenSetting?: string;
 }
 
 export interface RunningAgent {
@@ -171,7 +173,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   });
   let server: Awaited<ReturnType<typeof listenHttpApi>>;
   try {
-    server = await listenHttpApi(app, listen);
+    server = await listenHttpApi(app, { ...listen, setting: opts.apiListenSetting });
   } catch (err) {
     probe?.stop();
     await client.stop();

@@ -2,6 +2,7 @@
 // command registered here. Commands live in cli/commands/, one file per command family.
 import { Builtins, Cli } from "clipanion";
 import { AGENT_VERSION } from "../agent/version.ts";
+import { AdminTokenRotateCommand } from "./commands/admin-token.ts";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
@@ -35,6 +36,7 @@ cli.register(Builtins.HelpCommand);
 cli.register(Builtins.VersionCommand);
 for (const command of [
   ControlPlaneCommand,
+  AdminTokenRotateCommand,
   AgentCommand,
   ConfigCmdlineCommand,
   ConfigDriveCommand,
