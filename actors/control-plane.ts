@@ -260,6 +260,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
+    followEvents: (listener) => events.follow(listener),
     metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
   };
   const knownAgent = (agentId: string): string => {

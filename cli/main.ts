@@ -16,6 +16,7 @@ import {
   DeploymentsShowCommand,
   DeploymentsUndeployCommand,
 } from "./commands/deployments.ts";
+import { EventsCommand } from "./commands/events.ts";
 import {
   InstallAgentCommand,
   InstallRollbackCommand,
@@ -45,6 +46,7 @@ for (const command of [
   AgentsListCommand,
   AgentsShowCommand,
   AgentsWatchCommand,
+  EventsCommand,
   LogsCommand,
   StatsCommand,
   DeployCommand,
