@@ -131,11 +131,11 @@ export const ERROR_CODES = {
   "EE-INSTALL-SERVICE": "The service manager (systemctl, or the --no-systemd supervisor) failed.",
   // A program (control plane, agent, npm start) that cannot start on this host; nothing was left half-made.
   "EE-LISTEN-BUSY":
-    "The address to listen on is already in use; the message names it and the flag, config key or variable that moves it.",
+    "The listen address is in use; the message names it and the flag, key or variable that moves it.",
   "EE-LISTEN-FAILED":
-    "Listening failed for another reason (address not on this host, port not allowed); the message names the address.",
+    "Listening failed otherwise (address not on this host, port not allowed); the message names it.",
   "EE-DATA-DIR-UNUSABLE":
-    "The data directory cannot be made or used (a path component is a file, or permission is denied); the message names the path.",
+    "The data dir cannot be made or used (under a file, permission denied); the message names the path.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
