@@ -40,7 +40,7 @@ async function main(): Promise<void> {
       : `ee_${randomBytes(24).toString("base64url")}`);
   if (!process.env.EE_ADMIN_TOKEN) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
 
-  const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL ?? "warn");
+  const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL || "warn");
   const cp = await startControlPlane({
     host: "127.0.0.1",
     port,

@@ -33,6 +33,9 @@ export class AgentCommand extends EeCommand {
       \`api_listen\`, \`data_dir\`, \`heartbeat_interval_ms\` (default 5000) and \`attestation\`
       (\`{"provider": "dev", "dir": DIR, "mrtd"?: HEX96}\` or \`{"provider": "tsm"}\`).
       The agent's key lives in DATA_DIR/agent-key.pem; its agent_id is derived from it.
+
+      A busy \`api_listen\` port is \`EE-LISTEN-BUSY\` (exit 1). \`$EE_LOG_LEVEL\` sets the log level on stderr
+      (trace, debug, info (default), warn, error, silent). All variables: docs/environment.md.
     `,
     examples: [
       ["Run with a config file", "eectl agent --config ./agent.json"],
