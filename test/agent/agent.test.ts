@@ -1,5 +1,5 @@
 // A started agent whose CP is absent (or only challenges): its local HTTP API still answers, and says so.
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import test from "ava";
@@ -120,6 +120,20 @@ test("an api_listen already in use is EE-LISTEN-BUSY naming the address and the 
   t.is(
     err.message,
     `${taken} is already in use (is another control plane or agent running?); listen elsewhere with api_listen in the agent config`,
+  );
+});
+
+test("a data_dir under a regular file is EE-DATA-DIR-UNUSABLE naming the file", async (t) => {
+  const file = join(tempDir(t, "ee-agent-file-"), "plain-file");
+  writeFileSync(file, "x");
+  const err = await t.throwsAsync(
+    startAgent(await config(t, { data_dir: join(file, "agent") }), { quoteProvider: fixedQuote }),
+    { instanceOf: StartupError },
+  );
+  t.is(err.code, "EE-DATA-DIR-UNUSABLE");
+  t.is(
+    err.message,
+    `data_dir in the agent config ${join(file, "agent")}: ${file} is a file, not a directory`,
   );
 });
 
