@@ -282,7 +282,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   const server = createServer(app.callback());
   channel.attach(server);
-  /** What the start made, undone: on a failed start, and (after the server closes) on stop. */
+  /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
   const release = async () => {
     reattestor.stop();
     clearInterval(checkpointTimer);
