@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     });
   });
 
-  const demo = await prepareDemo(join(root, "demo"));
+  const demo = await prepareDemo(join(root, "demo"), agent.apiUrl);
 
   process.stdout.write(`
 EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
@@ -118,7 +118,7 @@ function envPort(value: string | undefined): number {
  * Writes the demo workload (a busybox web server built from a local context: no registry needed) when a Docker
  * engine answers, and returns the lines that tell the user how to deploy it.
  */
-async function prepareDemo(dir: string): Promise<string> {
+async function prepareDemo(dir: string, agentUrl: string): Promise<string> {
   const engine = await new Docker()
     .ping()
     .then(() => true)
@@ -134,7 +134,7 @@ async function prepareDemo(dir: string): Promise<string> {
   return `
 Deploy a workload (a busybox web server, built from ${rel}/context.tar), then reach it through the agent:
   npx eectl deploy --app hello --compose ${rel}/compose.yaml --context ${rel}/context.tar --health-port ${webPort} --wait
-  curl -s localhost:9001/          # the agent's proxy → the workload
+  curl -s ${agentUrl}/          # the agent's proxy → the workload
   npx eectl logs <agent id>        # its logs, relayed by the CP
 `;
 }
