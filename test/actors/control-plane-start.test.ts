@@ -39,3 +39,21 @@ test("a busy port is EE-LISTEN-BUSY and stores no admin digest; the next start o
   t.is((await api("/api/v2/agents", { token: cp.generatedAdminToken })).status, 200);
   t.true(existsSync(join(dataDir, ADMIN_DIGEST_FILE)), "stored once serving");
 });
+
+test("an address that is not on this host is EE-LISTEN-FAILED naming it and the system's reason", async (t) => {
+  const err = await t.throwsAsync(
+    startControlPlane({
+      host: "192.0.2.1", // TEST-NET-1: never a local address
+      port: 8080,
+      dataDir: tempDir(t),
+      log: silentLogger,
+      devAttestationDir: await devRoot(),
+    }),
+    { instanceOf: StartupError },
+  );
+  t.is(err.code, "EE-LISTEN-FAILED");
+  t.is(
+    err.message,
+    "cannot listen on 192.0.2.1:8080 (EADDRNOTAVAIL); listen elsewhere with --listen HOST:PORT",
+  );
+});
