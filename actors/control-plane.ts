@@ -1,9 +1,9 @@
 // Composition root of the control plane: opens the store, builds trust anchors, the supervisor and read model,
 // wires the agent channel and the REST API onto one HTTP server. Bootstrap state (admin token digest, trust
 // roots, the CP identity key) comes from flags and files here; runtime state lives only in the actors.
-import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
@@ -13,16 +13,18 @@ import { PccsCollateralSource } from "../attestation/pccs.ts";
 import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
+import { ensureDataDir } from "../lib/data-dir.ts";
+import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
-import { hashToken } from "../transport/rest/auth.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
 import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
+import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { Deployments } from "./deployments.ts";
@@ -70,6 +72,11 @@ export interface ControlPlaneOptions {
    * in every deploy/undeploy envelope so agents can check which TD sends them commands. None: signature only.
    */
   quoteProvider?: QuoteProvider;
+  /**
+   * How the operator names the listen address and the data dir (defaults `--listen HOST:PORT`, `--data-dir`), so
+   * a busy port or an unusable directory says what to change: `npm start` names its environment variables.
+   */
+  settings?: { listen?: string; dataDir?: string };
 }
 
 export interface ControlPlane {
@@ -78,6 +85,8 @@ export interface ControlPlane {
   port: number;
   /** Set only when this start generated the token: it is shown once and stored as a digest. */
   generatedAdminToken: string | null;
+  /** Set when no token was given and the stored digest applies: the digest file's path. */
+  storedAdminTokenFile: string | null;
   supervisor: Supervisor;
   index: AgentIndex;
   events: EventLog;
@@ -85,7 +94,6 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-const ADMIN_DIGEST_FILE = "admin-token.sha256";
 const CP_IDENTITY_FILE = "cp-identity.key";
 
 export const CP_DEFAULTS = {
@@ -107,8 +115,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `stale-after-ms (${staleAfterMs}) must exceed the heartbeat interval (${heartbeatMs})`,
     );
   }
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const { digest: adminDigest, generated } = adminTokenDigest(opts.dataDir, opts.adminToken);
+  ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");
+  // Written to the data dir only once the CP serves: a failed first start must not store a token nobody saw.
+  const admin = resolveAdminToken(opts.dataDir, opts.adminToken);
   const envelope = await envelopeSigner(opts);
 
   let devRootPem: string | undefined;
@@ -249,6 +258,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
+    followEvents: (listener) => events.follow(listener),
     metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
   };
   const knownAgent = (agentId: string): string => {
@@ -258,7 +268,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
   const app = createRestApp({
     view,
-    adminTokenDigest: adminDigest,
+    adminTokenDigest: admin.digest,
     openapi: loadOpenApi,
     log,
     measurements: trusted,
@@ -274,7 +284,44 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   const server = createServer(app.callback());
   channel.attach(server);
-  await listen(server, opts.host, opts.port);
+  /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
+  const release = async () => {
+    reattestor.stop();
+    clearInterval(checkpointTimer);
+    clearInterval(readinessWatch);
+    offReadiness();
+    deployments.stop();
+    await channel.shutdown();
+    supervisor.stopAll();
+  };
+  const closeStore = () => {
+    events.flush();
+    deploymentStore.flush();
+    trusted.flush();
+    db.close();
+  };
+  try {
+    await listenOn(server, {
+      host: opts.host,
+      port: opts.port,
+      setting: opts.settings?.listen ?? "--listen HOST:PORT",
+      backlog: LISTEN_BACKLOG,
+    });
+  } catch (err) {
+    // No checkpoint: this start saw no agent, and an empty one would mislead the next start's readiness rule.
+    await release();
+    closeStore();
+    throw err;
+  }
+  admin.persist();
+  const unwatchAdmin = watchAdminToken(admin, (err) =>
+    err
+      ? log.error(
+          { err, file: admin.file },
+          "the admin token file changed but cannot be read; the old token stays",
+        )
+      : log.warn({ file: admin.file }, "admin token rotated: the previous token no longer works"),
+  );
   const port = (server.address() as AddressInfo).port;
   const hostForUrl = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   events.append({
@@ -293,27 +340,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     url: `http://${hostForUrl}:${port}`,
     wsUrl: `ws://${hostForUrl}:${port}`,
     port,
-    generatedAdminToken: generated,
+    generatedAdminToken: admin.generated,
+    storedAdminTokenFile: admin.stored ? admin.file : null,
     supervisor,
     index,
     events,
     deployments,
     stop: async () => {
-      reattestor.stop();
-      clearInterval(checkpointTimer);
-      clearInterval(readinessWatch);
-      offReadiness();
+      unwatchAdmin();
       writeCheckpoint(checkpoint, index, log);
-      deployments.stop();
-      await channel.shutdown();
-      supervisor.stopAll();
+      await release();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       events.append({ at: Date.now(), kind: "cp.stopped", data: {} });
-      events.flush();
-      deploymentStore.flush();
-      trusted.flush();
-      db.close();
+      closeStore();
     },
   };
 }
@@ -370,48 +410,11 @@ function collateralSource(opts: ControlPlaneOptions): CollateralSource | undefin
 }
 
 /**
- * The admin token's digest: from the given token (stored for the next start), else the stored digest, else a
- * new token, generated here and returned so the caller can show it once. Only the digest touches the disk.
- */
-function adminTokenDigest(
-  dataDir: string,
-  token: string | undefined,
-): { digest: Buffer; generated: string | null } {
-  const file = join(dataDir, ADMIN_DIGEST_FILE);
-  let generated: string | null = null;
-  if (token === undefined && existsSync(file)) {
-    const hex = readFileSync(file, "utf8").trim();
-    if (!/^[0-9a-f]{64}$/.test(hex))
-      throw new ValidationError("EE-CONFIG-INVALID", `${file} is not a SHA-256 hex digest`);
-    return { digest: Buffer.from(hex, "hex"), generated: null };
-  }
-  if (token === undefined) {
-    generated = `ee_${randomBytes(24).toString("base64url")}`;
-    token = generated;
-  }
-  if (token.length < 16)
-    throw new ValidationError("EE-CONFIG-INVALID", "the admin token must be at least 16 characters");
-  const digest = hashToken(token);
-  writeFileSync(file, `${digest.toString("hex")}\n`, { mode: 0o600 });
-  return { digest, generated };
-}
-
-/**
  * Pending connections the kernel queues for accept (capped by net.core.somaxconn, 4096 by default on Linux).
  * Node's default of 511 overflowed in every registration storm: at 10,000 agents reconnecting at once, tens of
  * thousands of SYNs were dropped and retried a second or more later (test/load, `nstat` ListenOverflows).
  */
 const LISTEN_BACKLOG = 4096;
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-}
 
 function cpMetrics(o: {
   index: AgentIndex;

@@ -32,6 +32,8 @@ export interface StartAgentOptions {
   runtime?: WorkloadRuntime;
   /** Inspects the agent's machines (connection, attestation refresh, deploy gates): `eectl agent --inspect`. */
   inspect?: InspectionObserver;
+  /** How the operator sets api_listen, named when its port is busy (default: the config key). */
+  apiListenSetting?: string;
 }
 
 export interface RunningAgent {
@@ -176,7 +178,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   });
   let server: Awaited<ReturnType<typeof listenHttpApi>>;
   try {
-    server = await listenHttpApi(app, listen);
+    server = await listenHttpApi(app, { ...listen, setting: opts.apiListenSetting });
   } catch (err) {
     probe?.stop();
     await client.stop();

@@ -13,6 +13,7 @@ import Koa from "koa";
 import { z } from "zod";
 import type { EnvelopeVerifier } from "../attestation/cp-envelope.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
+import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   ComposeError,
@@ -438,33 +439,25 @@ function urlOf(server: Server): string {
   return `http://${host}:${addr.port}`;
 }
 
-/** Binds the API; a bind failure (address in use, no such address) is a config error on api_listen. */
-export function listenHttpApi(api: HttpApi, at: { host: string; port: number }): Promise<HttpApiServer> {
+/**
+ * Binds the API; a bind failure (address in use, no such address) is EE-LISTEN-* naming `at.setting`, what the
+ * operator changes to move it (default: the config key).
+ */
+export async function listenHttpApi(
+  api: HttpApi,
+  at: { host: string; port: number; setting?: string | undefined },
+): Promise<HttpApiServer> {
   const server = createServer(api.onRequest);
   server.on("upgrade", api.onUpgrade);
-  return new Promise((resolve, reject) => {
-    server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        new ValidationError(
-          "EE-CONFIG-INVALID",
-          `api_listen ${at.host}:${at.port}: cannot listen (${err.code})`,
-          {
-            key: "api_listen",
-          },
-        ),
-      ),
-    );
-    server.listen(at.port, at.host, () =>
-      resolve({
-        url: urlOf(server),
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            // Log follows and proxied streams never end by themselves; an agent that stops ends them.
-            server.closeAllConnections();
-            api.closeTunnels();
-          }),
+  await listenOn(server, { ...at, setting: at.setting ?? "api_listen in the agent config" });
+  return {
+    url: urlOf(server),
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        // Log follows and proxied streams never end by themselves; an agent that stops ends them.
+        server.closeAllConnections();
+        api.closeTunnels();
       }),
-    );
-  });
+  };
 }

@@ -2,9 +2,10 @@
 // reused afterwards, so the agent_id (derived from the public key) survives restarts and CP database loss.
 // May import attestation/agent-key.ts, spec/ and node: modules only.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { link, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { agentIdFromPubkey, rawPublicKey } from "../attestation/agent-key.ts";
+import { ensureDataDir } from "../lib/data-dir.ts";
 import { ValidationError } from "../spec/errors.ts";
 
 export const AGENT_KEY_FILE = "agent-key.pem";
@@ -81,9 +82,7 @@ export async function readAgentId(dataDir: string): Promise<string | null> {
 
 /** Loads the agent key from `dataDir`, creating the directory (0700) and the key (0600) on first start. */
 export async function loadOrCreateIdentity(dataDir: string): Promise<AgentIdentity> {
-  const made = await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  // mkdir's mode is filtered by the umask; set it exactly on the directory we created.
-  if (made !== undefined) await chmod(dataDir, 0o700);
+  ensureDataDir(dataDir, "data_dir in the agent config");
   const keyPath = join(dataDir, AGENT_KEY_FILE);
   const existing = await readKey(keyPath);
   if (existing) return identityOf(existing, keyPath, false);

@@ -2,6 +2,7 @@
 // command registered here. Commands live in cli/commands/, one file per command family.
 import { Builtins, Cli } from "clipanion";
 import { AGENT_VERSION } from "../agent/version.ts";
+import { AdminTokenRotateCommand } from "./commands/admin-token.ts";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
@@ -15,6 +16,7 @@ import {
   DeploymentsShowCommand,
   DeploymentsUndeployCommand,
 } from "./commands/deployments.ts";
+import { EventsCommand } from "./commands/events.ts";
 import {
   InspectAgentCommand,
   InspectDeploymentCommand,
@@ -41,6 +43,7 @@ cli.register(Builtins.HelpCommand);
 cli.register(Builtins.VersionCommand);
 for (const command of [
   ControlPlaneCommand,
+  AdminTokenRotateCommand,
   AgentCommand,
   ConfigCmdlineCommand,
   ConfigDriveCommand,
@@ -49,6 +52,7 @@ for (const command of [
   AgentsListCommand,
   AgentsShowCommand,
   AgentsWatchCommand,
+  EventsCommand,
   LogsCommand,
   StatsCommand,
   DeployCommand,

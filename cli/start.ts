@@ -1,6 +1,8 @@
 // `npm start`: a control plane on 127.0.0.1:8080 with its SQLite store under ./.easyenclave/, plus one local
 // agent with dev attestation. A local development loop, not a deployment: it creates the dev attestation root
-// and keeps the admin token in ./.easyenclave/admin-token (0600) so restarts print the same one.
+// and keeps the admin token in ./.easyenclave/admin-token (0600) so restarts print the same one. An operator's
+// mistake (a busy port, EE_HOME under a file) is `eectl: CODE: message` naming the variable to change, and exit 1.
+// Environment: EE_HOME, EE_PORT, EE_AGENT_LISTEN, EE_ADMIN_TOKEN, EE_LOG_LEVEL (docs/environment.md).
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -9,64 +11,79 @@ import { startControlPlane } from "../actors/control-plane.ts";
 import { startAgent } from "../agent/agent.ts";
 import { parseAgentConfig } from "../agent/config.ts";
 import { DEV_PKI_FILES, devInit } from "../attestation/dev-pki.ts";
+import { ensureDataDir } from "../lib/data-dir.ts";
 import { createLogger } from "../lib/log.ts";
+import { EeError, ValidationError } from "../spec/errors.ts";
 import { busyboxContext, demoCompose, hasHostBusybox } from "./demo.ts";
 import { untilSignal } from "./signals.ts";
 
-const root = resolve(process.env.EE_HOME ?? ".easyenclave");
-const port = Number(process.env.EE_PORT ?? 8080);
-const devDir = join(root, "dev-attestation");
-mkdirSync(root, { recursive: true, mode: 0o700 });
-if (!existsSync(join(devDir, DEV_PKI_FILES.rootCert))) await devInit(devDir);
+try {
+  await main();
+} catch (err) {
+  if (!(err instanceof EeError)) throw err;
+  process.stderr.write(`eectl: ${err.code}: ${err.message}\n`);
+  process.exit(1);
+}
 
-const tokenFile = join(root, "admin-token");
-const adminToken =
-  process.env.EE_ADMIN_TOKEN ??
-  (existsSync(tokenFile)
-    ? readFileSync(tokenFile, "utf8").trim()
-    : `ee_${randomBytes(24).toString("base64url")}`);
-if (!process.env.EE_ADMIN_TOKEN) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
+async function main(): Promise<void> {
+  const root = resolve(process.env.EE_HOME || ".easyenclave");
+  const port = envPort(process.env.EE_PORT);
+  const devDir = join(root, "dev-attestation");
+  ensureDataDir(root, "EE_HOME");
+  if (!existsSync(join(devDir, DEV_PKI_FILES.rootCert))) await devInit(devDir);
 
-const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL ?? "warn");
-const cp = await startControlPlane({
-  host: "127.0.0.1",
-  port,
-  dataDir: join(root, "cp"),
-  log: log.child({ part: "control-plane" }),
-  adminToken,
-  devAttestationDir: devDir,
-});
-const agent = await startAgent(
-  parseAgentConfig(
-    {
-      control_plane_url: cp.wsUrl,
-      vm_name: "local-agent",
-      node_size: "tiny",
-      datacenter: "baremetal:local",
-      api_listen: process.env.EE_AGENT_LISTEN ?? "127.0.0.1:9001",
-      data_dir: join(root, "agent"),
-      heartbeat_interval_ms: 5000,
-      attestation: { provider: "dev", dir: devDir },
-    },
-    "npm start",
-  ),
-  { log: log.child({ part: "agent" }) },
-);
+  const tokenFile = join(root, "admin-token");
+  const adminToken =
+    process.env.EE_ADMIN_TOKEN ||
+    (existsSync(tokenFile)
+      ? readFileSync(tokenFile, "utf8").trim()
+      : `ee_${randomBytes(24).toString("base64url")}`);
+  if (!process.env.EE_ADMIN_TOKEN) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
 
-const registered = await new Promise<boolean>((done) => {
-  if (agent.state().state === "registered") return done(true);
-  const timer = setTimeout(() => done(false), 15_000);
-  const off = agent.onStateChange((v) => {
-    if (v.state !== "registered") return;
-    clearTimeout(timer);
-    off();
-    done(true);
+  const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL || "warn");
+  const cp = await startControlPlane({
+    host: "127.0.0.1",
+    port,
+    dataDir: join(root, "cp"),
+    log: log.child({ part: "control-plane" }),
+    adminToken,
+    devAttestationDir: devDir,
+    settings: { listen: "EE_PORT=PORT npm start", dataDir: "EE_HOME" },
   });
-});
+  const agent = await startAgent(
+    parseAgentConfig(
+      {
+        control_plane_url: cp.wsUrl,
+        vm_name: "local-agent",
+        node_size: "tiny",
+        datacenter: "baremetal:local",
+        api_listen: process.env.EE_AGENT_LISTEN ?? "127.0.0.1:9001",
+        data_dir: join(root, "agent"),
+        heartbeat_interval_ms: 5000,
+        attestation: { provider: "dev", dir: devDir },
+      },
+      "npm start",
+    ),
+    { log: log.child({ part: "agent" }), apiListenSetting: "EE_AGENT_LISTEN=HOST:PORT npm start" },
+  ).catch(async (err: unknown) => {
+    await cp.stop();
+    throw err;
+  });
 
-const demo = await prepareDemo(join(root, "demo"));
+  const registered = await new Promise<boolean>((done) => {
+    if (agent.state().state === "registered") return done(true);
+    const timer = setTimeout(() => done(false), 15_000);
+    const off = agent.onStateChange((v) => {
+      if (v.state !== "registered") return;
+      clearTimeout(timer);
+      off();
+      done(true);
+    });
+  });
 
-process.stdout.write(`
+  const demo = await prepareDemo(join(root, "demo"), agent.apiUrl);
+
+  process.stdout.write(`
 EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
 
   control plane   ${cp.url}          (REST, OpenAPI at ${cp.url}/openapi.json)
@@ -84,16 +101,24 @@ ${demo}
 Ctrl-C stops both.
 `);
 
-await untilSignal();
-await agent.stop();
-await cp.stop();
-process.exit(0);
+  await untilSignal();
+  await agent.stop();
+  await cp.stop();
+  process.exit(0);
+}
+
+function envPort(value: string | undefined): number {
+  if (!value) return 8080;
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65_535)
+    throw new ValidationError("EE-CONFIG-INVALID", `EE_PORT: expected a port number, got "${value}"`);
+  return Number(value);
+}
 
 /**
  * Writes the demo workload (a busybox web server built from a local context: no registry needed) when a Docker
  * engine answers, and returns the lines that tell the user how to deploy it.
  */
-async function prepareDemo(dir: string): Promise<string> {
+async function prepareDemo(dir: string, agentUrl: string): Promise<string> {
   const engine = await new Docker()
     .ping()
     .then(() => true)
@@ -109,7 +134,7 @@ async function prepareDemo(dir: string): Promise<string> {
   return `
 Deploy a workload (a busybox web server, built from ${rel}/context.tar), then reach it through the agent:
   npx eectl deploy --app hello --compose ${rel}/compose.yaml --context ${rel}/context.tar --health-port ${webPort} --wait
-  curl -s localhost:9001/          # the agent's proxy → the workload
+  curl -s ${agentUrl}/          # the agent's proxy → the workload
   npx eectl logs <agent id>        # its logs, relayed by the CP
 `;
 }

@@ -131,6 +131,13 @@ export const ERROR_CODES = {
   "EE-INSTALL-SERVICE": "The service manager (systemctl, or the --no-systemd supervisor) failed.",
   "EE-INSTALL-NOT-REGISTERED":
     "The installed agent runs but has not registered with its CP within --wait-s; it keeps trying.",
+  // A program (control plane, agent, npm start) that cannot start on this host; nothing was left half-made.
+  "EE-LISTEN-BUSY":
+    "The listen address is in use; the message names it and the flag, key or variable that moves it.",
+  "EE-LISTEN-FAILED":
+    "Listening failed otherwise (address not on this host, port not allowed); the message names it.",
+  "EE-DATA-DIR-UNUSABLE":
+    "The data dir cannot be made or used (under a file, permission denied); the message names the path.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -321,6 +328,13 @@ export class InstallError extends EeError<CodeOf<"EE-INSTALL-">> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** A program cannot start on this host (its port is taken, its data dir is unusable); it started nothing. */
+export class StartupError extends EeError<CodeOf<"EE-LISTEN-"> | CodeOf<"EE-DATA-DIR-">> {
+  override readonly name = "StartupError";
+  readonly httpStatus = 500;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 /** Turns anything thrown into a typed error; unknown errors become EE-INTERNAL without leaking their text. */
 export function toEeError(err: unknown): EeError {
   if (err instanceof EeError) return err;
@@ -343,6 +357,8 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string) => EeE
   ["EE-AGENT-", AgentExitError],
   ["EE-ENV-", EnvelopeError],
   ["EE-INSTALL-", InstallError],
+  ["EE-LISTEN-", StartupError],
+  ["EE-DATA-DIR-", StartupError],
   ["EE-NOT-FOUND", NotFoundError],
   ["EE-NOT-READY", NotReadyError],
   ["EE-REQ-", ValidationError],

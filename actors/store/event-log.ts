@@ -1,6 +1,6 @@
 // The append-only event log: the audit trail now, the federation outbox later. Appends are queued and flushed
 // in one transaction per tick, so a registration storm or a burst of state changes costs one fsync-free
-// commit per batch instead of one per event. Readers page by the monotonic id.
+// commit per batch instead of one per event. Readers page by the monotonic id, or follow what each batch wrote.
 import type { Db } from "./db.ts";
 import { perTick } from "./per-tick.ts";
 
@@ -10,6 +10,15 @@ export interface EventRecord {
   kind: string;
   agent_id: string | null;
   data: Record<string, unknown>;
+}
+
+export interface EventQuery {
+  after?: number;
+  limit?: number;
+  /** The last N matching events instead of the first `limit` after `after`. */
+  tail?: number;
+  agentId?: string;
+  kind?: string;
 }
 
 export interface NewEvent {
@@ -37,6 +46,7 @@ export class EventLog {
   #agents: KnownAgent[] = [];
   readonly #schedule = perTick(() => this.flush());
   readonly #onError: (err: unknown) => void;
+  readonly #followers = new Set<(records: readonly EventRecord[]) => void>();
 
   constructor(db: Db, onError: (err: unknown) => void) {
     this.#db = db;
@@ -67,30 +77,57 @@ export class EventLog {
     const agents = this.#agents;
     this.#events = [];
     this.#agents = [];
+    // Records (with their ids) are built only for followers: the bench's registration storm has none.
+    const written: EventRecord[] = [];
+    const follow = this.#followers.size > 0;
     try {
       this.#db.transaction(() => {
         for (const a of agents) this.#upsertAgent.run(a);
-        for (const e of events)
-          this.#insert.run(e.at, e.kind, e.agent_id ?? null, JSON.stringify(e.data ?? {}));
+        for (const { at, kind, agent_id = null, data = {} } of events) {
+          const { lastInsertRowid } = this.#insert.run(at, kind, agent_id, JSON.stringify(data));
+          if (follow) written.push({ id: Number(lastInsertRowid), at, kind, agent_id, data });
+        }
       })();
     } catch (err) {
       // The store failing must not take runtime state down with it (liveness never depends on the DB).
       this.#onError(err);
+      return;
+    }
+    if (written.length === 0) return;
+    for (const follower of this.#followers) {
+      try {
+        follower(written);
+      } catch (err) {
+        this.#onError(err);
+      }
     }
   }
 
-  list(opts: { after?: number; limit?: number; agentId?: string; kind?: string } = {}): EventRecord[] {
+  /**
+   * Calls `follower` with the records of every batch written from now on, in id order, once committed (so a
+   * follower that reads the log finds them there). Returns the function that stops it.
+   */
+  follow(follower: (records: readonly EventRecord[]) => void): () => void {
+    this.#followers.add(follower);
+    return () => this.#followers.delete(follower);
+  }
+
+  /** Events after `after` in id order, or with `tail` the last `tail` of them (still in id order). */
+  list(opts: EventQuery = {}): EventRecord[] {
     this.flush();
     const where = ["id > @after"];
     if (opts.agentId) where.push("agent_id = @agentId");
     if (opts.kind) where.push("kind = @kind");
+    const select = `SELECT id, at, kind, agent_id, data FROM events WHERE ${where.join(" AND ")}`;
     const rows = this.#db
       .prepare(
-        `SELECT id, at, kind, agent_id, data FROM events WHERE ${where.join(" AND ")} ORDER BY id LIMIT @limit`,
+        opts.tail === undefined
+          ? `${select} ORDER BY id LIMIT @limit`
+          : `SELECT * FROM (${select} ORDER BY id DESC LIMIT @limit) ORDER BY id`,
       )
       .all({
         after: opts.after ?? 0,
-        limit: Math.min(opts.limit ?? 100, 1000),
+        limit: Math.min(opts.tail ?? opts.limit ?? 100, 1000),
         agentId: opts.agentId,
         kind: opts.kind,
       }) as {

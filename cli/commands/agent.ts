@@ -39,6 +39,8 @@ export class AgentCommand extends EeCommand {
       \`--inspect HOST:PORT\` serves the agent's own machines (agent-connection, attestation-refresh and each
       deploy-gate) to the Stately inspector: open http://HOST:PORT/ in a browser. Secrets (the session's API
       secret, tokens, compose texts) are scrubbed from the events.
+      A busy \`api_listen\` port is \`EE-LISTEN-BUSY\` (exit 1). \`$EE_LOG_LEVEL\` sets the log level on stderr
+      (trace, debug, info (default), warn, error, silent). All variables: docs/environment.md.
     `,
     examples: [
       ["Run with a config file", "eectl agent --config ./agent.json"],

@@ -21,8 +21,14 @@ export class ControlPlaneCommand extends EeCommand {
       Serves the REST API and the agent WebSocket (\`/api/v2/agents/connect\`) on one port, keeps its audit
       log in SQLite under the data dir, and holds one supervised actor per connected agent.
 
-      The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one generated on the first start
-      (printed once; only its SHA-256 digest is stored, in DATA_DIR/admin-token.sha256).
+      The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start,
+      else one generated now. Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
+      CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
+      \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
+
+      A busy port is \`EE-LISTEN-BUSY\` and an unusable data dir \`EE-DATA-DIR-UNUSABLE\` (exit 1).
+      Environment: EE_ADMIN_TOKEN (above), EE_LOG_LEVEL (log level on stderr: trace, debug, info (default), warn,
+      error, silent). All variables: docs/environment.md.
 
       Readiness (\`GET /readyz\`, and deploys) waits until runtime state is rebuilt from the agents: with a
       surviving database, until \`--ready-quorum\` of the agents live at the last checkpoint are back; with an
@@ -103,7 +109,7 @@ export class ControlPlaneCommand extends EeCommand {
       port,
       dataDir: this.dataDir,
       log,
-      adminToken: this.adminToken ?? process.env.EE_ADMIN_TOKEN,
+      adminToken: this.adminToken ?? (process.env.EE_ADMIN_TOKEN || undefined),
       devAttestationDir: this.devAttestation,
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
       staleAfterMs: parsePositiveInt(this.staleAfterMs, "--stale-after-ms"),
@@ -127,6 +133,12 @@ export class ControlPlaneCommand extends EeCommand {
     const out = this.context.stdout;
     out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
     if (cp.generatedAdminToken) out.write(`admin token (shown once): ${cp.generatedAdminToken}\n`);
+    if (cp.storedAdminTokenFile)
+      out.write(
+        `admin token: the one set earlier (its digest is in ${cp.storedAdminTokenFile}); ` +
+          `for a new one run \`eectl admin-token rotate --data-dir ${this.dataDir}\`, ` +
+          "or start with --admin-token or EE_ADMIN_TOKEN\n",
+      );
     const signal = await untilSignal();
     log.info({ signal }, "stopping");
     await cp.stop();

@@ -1,5 +1,5 @@
 // A started agent whose CP is absent (or only challenges): its local HTTP API still answers, and says so.
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import test from "ava";
@@ -11,7 +11,7 @@ import { AGENT_VERSION } from "../../agent/version.ts";
 import { devInit } from "../../attestation/dev-pki.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
 import { TSM_REPORT_ROOT } from "../../attestation/providers/tsm.ts";
-import { ValidationError } from "../../spec/errors.ts";
+import { StartupError, ValidationError } from "../../spec/errors.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { encodeFrame } from "../../transport/frame.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
@@ -108,18 +108,33 @@ test("stop closes the HTTP server; a second stop is harmless", async (t) => {
   await t.throwsAsync(fetch(`${agent.apiUrl}/api/health`));
 });
 
-test("an api_listen already in use is a config error, and nothing is left running", async (t) => {
+test("an api_listen already in use is EE-LISTEN-BUSY naming the address and the key, and nothing is left running", async (t) => {
   const first = await startAgent(await config(t), { quoteProvider: fixedQuote });
   t.teardown(() => first.stop());
   const taken = first.apiUrl.replace("http://", "");
   const err = await t.throwsAsync(
     startAgent(await config(t, { api_listen: taken }), { quoteProvider: fixedQuote }),
-    {
-      instanceOf: ValidationError,
-    },
+    { instanceOf: StartupError },
   );
-  t.is(err.code, "EE-CONFIG-INVALID");
-  t.regex(err.message, /^api_listen 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)$/);
+  t.is(err.code, "EE-LISTEN-BUSY");
+  t.is(
+    err.message,
+    `${taken} is already in use (is another control plane or agent running?); listen elsewhere with api_listen in the agent config`,
+  );
+});
+
+test("a data_dir under a regular file is EE-DATA-DIR-UNUSABLE naming the file", async (t) => {
+  const file = join(tempDir(t, "ee-agent-file-"), "plain-file");
+  writeFileSync(file, "x");
+  const err = await t.throwsAsync(
+    startAgent(await config(t, { data_dir: join(file, "agent") }), { quoteProvider: fixedQuote }),
+    { instanceOf: StartupError },
+  );
+  t.is(err.code, "EE-DATA-DIR-UNUSABLE");
+  t.is(
+    err.message,
+    `data_dir in the agent config ${join(file, "agent")}: ${file} is a file, not a directory`,
+  );
 });
 
 test("the tsm provider named by the config is used and reported in health", async (t) => {

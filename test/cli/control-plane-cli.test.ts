@@ -51,3 +51,12 @@ test("--role standalone serves", async (t) => {
   t.is((await fetch(`${cp.url}/healthz`)).status, 200);
   await cp.kill();
 });
+
+test("an unknown EE_LOG_LEVEL is EE-CONFIG-INVALID naming the variable, not a stack trace", async (t) => {
+  const run = await eectl(await base(t), { env: { EE_LOG_LEVEL: "verbose" } });
+  t.is(run.code, 1);
+  t.is(
+    run.stderr,
+    'eectl: EE-CONFIG-INVALID: EE_LOG_LEVEL: expected one of trace, debug, info, warn, error, fatal, silent, got "verbose"\n',
+  );
+});

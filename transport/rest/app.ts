@@ -8,6 +8,7 @@ import { NotFoundError, ValidationError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
+import { mountEvents } from "./events.ts";
 import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
@@ -121,12 +122,10 @@ export function createRestApp(opts: RestOptions): Koa {
       throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
     ctx.body = { ...agentJson(rec), machine: toPlainJson(machine) };
   });
-  api.get("/events", (ctx) => {
-    const after = queryInt(ctx.query.after, "after");
-    const limit = queryInt(ctx.query.limit, "limit");
-    const agentId = queryString(ctx.query.agent_id, "agent_id");
-    const kind = queryString(ctx.query.kind, "kind");
-    ctx.body = { events: view.events({ after, limit, agentId, kind }) };
+  mountEvents(api, view, {
+    maxBufferedBytes: opts.eventsMaxBufferedBytes,
+    slowConsumerDrainMs: opts.slowConsumerDrainMs,
+    keepAliveMs: opts.keepAliveMs,
   });
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
@@ -147,12 +146,4 @@ function queryString(v: string | string[] | undefined, name: string): string | u
   if (Array.isArray(v) || v.length > 128)
     throw new ValidationError("EE-REQ-INVALID", `query parameter ${name} is invalid`);
   return v;
-}
-
-function queryInt(v: string | string[] | undefined, name: string): number | undefined {
-  const s = queryString(v, name);
-  if (s === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(s))
-    throw new ValidationError("EE-REQ-INVALID", `query parameter ${name} must be a non-negative integer`);
-  return Number(s);
 }

@@ -21,6 +21,7 @@ import {
   nodeSizeSchema,
 } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
+import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
@@ -259,28 +260,6 @@ export function mountDeployments(
       (err: unknown) => end(toEeError(err)),
     );
   });
-}
-
-function single(ctx: Koa.Context, name: string): string | undefined {
-  const v = ctx.query[name];
-  if (Array.isArray(v)) throw new ValidationError("EE-REQ-INVALID", `${name}: give the parameter once`);
-  return v;
-}
-
-function intParam(ctx: Koa.Context, name: string, min: number, max: number): number | undefined {
-  const v = single(ctx, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d{1,9}$/.test(v) || n < min || n > max)
-    throw new ValidationError("EE-REQ-INVALID", `${name}: must be an integer from ${min} to ${max}`);
-  return n;
-}
-
-function boolParam(ctx: Koa.Context, name: string): boolean {
-  const v = single(ctx, name);
-  if (v === undefined || v === "false") return false;
-  if (v === "true") return true;
-  throw new ValidationError("EE-REQ-INVALID", `${name}: must be true or false`);
 }
 
 function parseSince(v: string): number {

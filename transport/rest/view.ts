@@ -1,7 +1,7 @@
 // What the REST layer may see of the CP runtime: a narrow read/command port, implemented by
 // actors/control-plane.ts. Keeps Koa handlers free of actor internals and easy to read in one place.
 import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
-import type { EventRecord } from "../../actors/store/event-log.ts";
+import type { EventQuery, EventRecord } from "../../actors/store/event-log.ts";
 import type { MetricFamily } from "./metrics.ts";
 
 export type Readiness = {
@@ -16,7 +16,9 @@ export interface CpView {
   /** The live actor's snapshot: state value and context, for operators and the Stately inspector. */
   machine(agentId: string): { value: unknown; context: unknown } | undefined;
   onTransition(listener: (t: Transition) => void): () => void;
-  events(opts: { after?: number; limit?: number; agentId?: string; kind?: string }): EventRecord[];
+  events(opts: EventQuery): EventRecord[];
+  /** Every batch of events written from now on, once committed; returns the unsubscribe function. */
+  followEvents(listener: (records: readonly EventRecord[]) => void): () => void;
   /** Metric families for `GET /metrics`. */
   metrics(): MetricFamily[];
 }

@@ -1,0 +1,79 @@
+// `npm start` (tsx cli/start.ts) on an operator's everyday mistakes: a busy CP port, a busy agent API port and
+// EE_HOME under a file each end with `eectl: CODE: message` naming the variable that fixes it, exit 1, no stack.
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import test from "ava";
+import { REPO, tempDir } from "../helpers/cluster.ts";
+import { closedPort } from "../helpers/temp.ts";
+
+function npmStart(
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "cli/start.ts")], {
+      cwd: REPO,
+      env: { ...process.env, EE_ADMIN_TOKEN: "", EE_LOG_LEVEL: "silent", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function occupied(t: { teardown(fn: () => void): void }): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => server.close());
+  return (server.address() as { port: number }).port;
+}
+
+test("a busy control plane port names EE_PORT", async (t) => {
+  const busy = await occupied(t);
+  const run = await npmStart({ EE_HOME: tempDir(t), EE_PORT: String(busy) });
+  t.is(run.code, 1);
+  t.is(
+    run.stderr,
+    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_PORT=PORT npm start\n`,
+  );
+  t.is(run.stdout, "");
+});
+
+test("a busy agent API port names EE_AGENT_LISTEN", async (t) => {
+  const busy = await occupied(t);
+  const run = await npmStart({
+    EE_HOME: tempDir(t),
+    EE_PORT: String(await closedPort()),
+    EE_AGENT_LISTEN: `127.0.0.1:${busy}`,
+  });
+  t.is(run.code, 1);
+  t.is(
+    run.stderr,
+    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_AGENT_LISTEN=HOST:PORT npm start\n`,
+  );
+});
+
+test("EE_HOME under a regular file is EE-DATA-DIR-UNUSABLE naming the file", async (t) => {
+  const file = join(tempDir(t), "plain-file");
+  writeFileSync(file, "x");
+  const run = await npmStart({ EE_HOME: join(file, "home"), EE_PORT: String(await closedPort()) });
+  t.is(run.code, 1);
+  t.is(
+    run.stderr,
+    `eectl: EE-DATA-DIR-UNUSABLE: EE_HOME ${join(file, "home")}: ${file} is a file, not a directory\n`,
+  );
+});
+
+test("EE_PORT that is not a port is EE-CONFIG-INVALID", async (t) => {
+  const run = await npmStart({ EE_HOME: tempDir(t), EE_PORT: "80a" });
+  t.is(run.code, 1);
+  t.is(run.stderr, 'eectl: EE-CONFIG-INVALID: EE_PORT: expected a port number, got "80a"\n');
+});

@@ -1,0 +1,118 @@
+// GET /api/v2/events: the event log in pages (`after`, `limit`), its last N (`tail`), or followed as
+// newline-delimited JSON (`follow=true`): what was asked for of the past, then every new event as it is written.
+// A follower that stops reading is cut off like the other streams (stream.ts).
+import { PassThrough } from "node:stream";
+import type { Router } from "@koa/router";
+import type Koa from "koa";
+import type { EventRecord } from "../../actors/store/event-log.ts";
+import { toEeError } from "../../spec/errors.ts";
+import { boolParam, intParam, single } from "./query.ts";
+import { dropIfUndrained, slowConsumer } from "./stream.ts";
+import type { CpView } from "./view.ts";
+
+/** A follower is an operator's terminal or a script: far less than this waits for it unless it stopped reading. */
+export const EVENTS_FOLLOW_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** One page of the catch-up (the log's own page cap). */
+const PAGE = 1000;
+
+export interface EventsRouteOptions {
+  maxBufferedBytes?: number;
+  slowConsumerDrainMs?: number | undefined;
+  /** Interval of keep-alive blank lines on a follow. */
+  keepAliveMs?: number | undefined;
+}
+
+export function mountEvents(api: Router, view: CpView, opts: EventsRouteOptions = {}): void {
+  api.get("/events", (ctx) => {
+    const after = intParam(ctx, "after", 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(ctx, "limit", 1, PAGE);
+    const tail = intParam(ctx, "tail", 1, PAGE);
+    const agentId = single(ctx, "agent_id");
+    const kind = single(ctx, "kind");
+    const filter = { ...(agentId ? { agentId } : {}), ...(kind ? { kind } : {}) };
+    if (!boolParam(ctx, "follow")) {
+      ctx.body = { events: view.events({ after, limit, tail, ...filter }) };
+      return;
+    }
+    follow(ctx, view, { after, tail, filter }, opts);
+  });
+}
+
+/**
+ * The follow stream. `last` is the highest id the stream has passed (sent, or skipped by the filter), so an event
+ * is never sent twice or missed: the catch-up pages the log after it, then, in the same turn of the loop as its
+ * last page, hands over to the log's follower, which gets every batch committed after that.
+ */
+function follow(
+  ctx: Koa.Context,
+  view: CpView,
+  q: { after: number | undefined; tail: number | undefined; filter: { agentId?: string; kind?: string } },
+  opts: EventsRouteOptions,
+): void {
+  const stream = new PassThrough();
+  ctx.req.socket.setTimeout(0);
+  ctx.req.socket.setNoDelay(true);
+  ctx.set({ "Content-Type": "application/x-ndjson", "Cache-Control": "no-cache" });
+  ctx.status = 200;
+  ctx.body = stream;
+
+  const cap = opts.maxBufferedBytes ?? EVENTS_FOLLOW_MAX_BUFFERED_BYTES;
+  const matches = (r: EventRecord) =>
+    (!q.filter.agentId || r.agent_id === q.filter.agentId) && (!q.filter.kind || r.kind === q.filter.kind);
+  let last = 0;
+  const send = (r: EventRecord) => {
+    if (r.id <= last) return;
+    last = r.id;
+    if (matches(r)) stream.write(`${JSON.stringify(r)}\n`);
+  };
+
+  let live = false;
+  let ended = false;
+  let endedNow!: () => void;
+  const endedP = new Promise<void>((r) => {
+    endedNow = r;
+  });
+  const off = view.followEvents((records) => {
+    if (!live || ended) return; // the catch-up reads these from the log
+    for (const r of records) send(r);
+    const slow = slowConsumer(stream, ctx.res, cap, "the event stream");
+    if (!slow) return;
+    stream.write(`${JSON.stringify(slow.toBody())}\n`);
+    done();
+    dropIfUndrained(ctx.req.socket, opts.slowConsumerDrainMs);
+  });
+  // Blank lines, which ndjson readers skip: one now, so the status and headers leave before the first event, then
+  // one now and then, so that idle proxies and NATs keep a quiet follow open.
+  stream.write("\n");
+  const keepAlive = setInterval(() => stream.write("\n"), opts.keepAliveMs ?? 15_000);
+  const done = () => {
+    if (ended) return;
+    ended = true;
+    off();
+    clearInterval(keepAlive);
+    stream.end();
+    endedNow();
+  };
+  ctx.req.on("close", done);
+  stream.on("error", done);
+
+  const catchUp = async () => {
+    if (q.tail !== undefined)
+      for (const r of view.events({ ...q.filter, after: q.after, tail: q.tail })) send(r);
+    // Without `after` or `tail`, only what happens from now on: start at the newest event.
+    else last = q.after ?? view.events({ tail: 1 }).at(-1)?.id ?? 0;
+    for (;;) {
+      const page = view.events({ ...q.filter, after: last, limit: PAGE });
+      for (const r of page) send(r);
+      if (page.length < PAGE) break;
+      // Paced by the client: the next page once this one has left, so a long backlog is not held in memory.
+      if (stream.writableNeedDrain) await Promise.race([new Promise((r) => stream.once("drain", r)), endedP]);
+      if (ended) return;
+    }
+    live = true;
+  };
+  catchUp().catch((err: unknown) => {
+    stream.write(`${JSON.stringify(toEeError(err).toBody())}\n`);
+    done();
+  });
+}
