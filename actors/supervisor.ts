@@ -53,8 +53,6 @@ type SessionActor = Actor<typeof agentSessionMachine>;
 interface Supervised {
   actor: SessionActor;
   restarts: number[];
-  /** Seq of the latest heartbeat acked on the fast path (not in the actor's context; its time is in the index). */
-  heartbeatSeq: number;
 }
 
 export class Supervisor {
@@ -142,8 +140,7 @@ export class Supervisor {
     const snap = s.actor.getSnapshot();
     // Fast path: a live session on its current connection only needs its ack and its liveness noted.
     if (snap.context.connId === connId && LIVE_STATES.has(topLevelState(snap.value))) {
-      s.heartbeatSeq = seq;
-      this.#o.index.heartbeat(agentId, at);
+      this.#o.index.heartbeat(agentId, at, seq);
       this.#o.link.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: at }, { re: id }));
       return;
     }
@@ -160,12 +157,9 @@ export class Supervisor {
       const actor = this.#actors.get(agentId)?.actor;
       const snap = actor?.getSnapshot();
       if (!actor || !snap || !LIVE_STATES.has(topLevelState(snap.value))) continue;
-      // The index holds the newest heartbeat, fast path or not (it folds in every snapshot's).
-      const last = Math.max(
-        this.#o.index.get(agentId)?.last_heartbeat_at ?? 0,
-        snap.context.registeredAt ?? 0,
-      );
-      if (now - last >= staleAfterMs) actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
+      // The index holds the newest sign of life, fast path or not (a registration counts as one).
+      const last = this.#o.index.get(agentId)?.last_heartbeat_at ?? 0;
+      if (now - last >= staleAfterMs) actor.send({ type: "STALE", at: now });
       else this.#liveness.schedule(agentId, last + staleAfterMs);
     }
   }
@@ -204,7 +198,7 @@ export class Supervisor {
       input: { agentId, forgetAfterMs, ...input },
       ...(inspect ? { inspect } : {}),
     });
-    const supervised: Supervised = { actor, restarts, heartbeatSeq: 0 };
+    const supervised: Supervised = { actor, restarts };
     this.#actors.set(agentId, supervised);
     actor.subscribe({
       next: (snap) => {
@@ -233,9 +227,11 @@ export class Supervisor {
   #recover(agentId: string, crashed: Supervised, err: unknown): void {
     if (this.#actors.get(agentId) !== crashed) return;
     const ctx = crashed.actor.getSnapshot().context;
-    // Read before #remove drops the index record: it holds the heartbeats acked on the fast path.
-    const lastHeartbeatAt =
-      Math.max(this.#o.index.get(agentId)?.last_heartbeat_at ?? 0, ctx.lastHeartbeatAt ?? 0) || null;
+    // Read before #remove drops the index record, which holds the agent's liveness, to carry it over.
+    const alive = this.#o.index.get(agentId);
+    const liveness = alive?.last_heartbeat_at
+      ? { at: alive.last_heartbeat_at, seq: alive.heartbeat_seq }
+      : null;
     const now = this.#o.now();
     const restarts = [...crashed.restarts.filter((t) => now - t < this.#o.restartWindowMs), now];
     const reason = `actor crashed: ${err instanceof Error ? err.message : String(err)}`;
@@ -264,13 +260,12 @@ export class Supervisor {
           deploymentId: ctx.deploymentId,
           app: ctx.app,
           registeredAt: ctx.registeredAt,
-          lastHeartbeatAt,
-          heartbeatSeq: Math.max(ctx.heartbeatSeq, crashed.heartbeatSeq),
           reason,
         },
       },
       restarts,
     );
+    if (liveness) this.#o.index.heartbeat(agentId, liveness.at, liveness.seq);
   }
 
   #provideEffects() {
@@ -317,6 +312,7 @@ export class Supervisor {
             }),
           );
         },
+        noteLiveness: ({ context }, { at, seq }) => index.heartbeat(context.agentId, at, seq),
         ackHeartbeat: ({ event }) => {
           if (event.type !== "HEARTBEAT") return;
           link.send(

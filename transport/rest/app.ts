@@ -8,7 +8,7 @@ import { NotFoundError, ValidationError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
-import { agentJson, toPlainJson, transitionJson } from "./json.ts";
+import { agentJson, eventJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
@@ -123,7 +123,7 @@ export function createRestApp(opts: RestOptions): Koa {
     const limit = queryInt(ctx.query.limit, "limit");
     const agentId = queryString(ctx.query.agent_id, "agent_id");
     const kind = queryString(ctx.query.kind, "kind");
-    ctx.body = { events: view.events({ after, limit, agentId, kind }) };
+    ctx.body = { events: view.events({ after, limit, agentId, kind }).map(eventJson) };
   });
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
