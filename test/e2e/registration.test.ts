@@ -154,3 +154,23 @@ test("after heartbeats, agents show reports the agent's liveness as the listing 
   t.false("heartbeatSeq" in ctx);
   t.is(ctx.registeredAt, show.body.registered_at, "the context's times are ISO 8601 like the rest");
 });
+
+test("with only stale_after set, agents follow the CP's heartbeat and stay healthy whatever interval they were configured with", async (t) => {
+  // No heartbeatMs: the CP asks for a third of stale_after (333 ms); the agent's own guess would be stale 30 times over.
+  const { cp, devDir } = await startTestCp(t, { heartbeatMs: undefined, staleAfterMs: 1000 });
+  const stale: string[] = [];
+  const off = cp.index.onTransition((x) => {
+    if (x.to === "stale") stale.push(x.agent_id);
+  });
+  t.teardown(off);
+  const agent = await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-follow", heartbeat_interval_ms: 30_000 }),
+  );
+  await waitFor("registered", () => agent.state().registered);
+  t.is(agent.state().heartbeatMs, 333);
+  // Three stale_after windows of heartbeats.
+  await waitFor("heartbeats", () => (cp.index.get(agent.agentId)?.heartbeat_seq ?? 0) >= 9, 20_000);
+  t.deepEqual(stale, [], "never stale");
+  t.is(agentState(cp, agent.agentId), "registered");
+});
