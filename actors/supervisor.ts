@@ -14,6 +14,7 @@ import {
   type PendingRegistration,
   type RestoreInput,
   reasonOf,
+  type SessionAuditKind,
   type SessionEvent,
   topLevelState,
 } from "../machines/agent-session.ts";
@@ -49,6 +50,19 @@ export interface SupervisorOptions {
 }
 
 type SessionActor = Actor<typeof agentSessionMachine>;
+
+/**
+ * What operators see in the log of an agent's life, besides the audit trail: arrivals, losses and refusals.
+ * Re-attestations (every agent, every few minutes) and deploy steps (the deployments log theirs) stay audit-only.
+ */
+const LOGGED: Partial<Record<SessionAuditKind, { level: "info" | "warn"; message: string }>> = {
+  "agent.registered": { level: "info", message: "agent registered" },
+  "agent.rejected": { level: "warn", message: "agent refused" },
+  "agent.stale": { level: "warn", message: "agent stale: no heartbeat within stale_after_ms" },
+  "agent.recovered": { level: "info", message: "agent back: heartbeating again" },
+  "agent.forgotten": { level: "info", message: "agent forgotten: stale for forget_after_ms" },
+  "agent.reattestation_failed": { level: "warn", message: "agent failed re-attestation" },
+};
 
 interface Supervised {
   actor: SessionActor;
@@ -165,6 +179,13 @@ export class Supervisor {
   }
 
   disconnected(agentId: string, connId: number): void {
+    const ctx = this.#actors.get(agentId)?.actor.getSnapshot().context;
+    // Only the agent's current connection: a superseded one closing says nothing about the agent.
+    if (ctx?.connId === connId)
+      this.#o.log.info(
+        { agent_id: agentId, vm_name: ctx.facts?.vm_name ?? ctx.pending?.body.vm_name ?? null },
+        "agent disconnected (stale only if it stays silent)",
+      );
     this.#send(agentId, { type: "DISCONNECTED", connId, at: this.#o.now() });
   }
 
@@ -354,6 +375,16 @@ export class Supervisor {
             });
           }
           events.append({ at: now(), kind, agent_id: context.agentId, data });
+          const logged = LOGGED[kind];
+          if (logged) {
+            const extra =
+              kind === "agent.registered"
+                ? { rehydrated: context.rehydrated }
+                : kind === "agent.stale"
+                  ? { last_heartbeat_at: isoOrNull(index.get(context.agentId)?.last_heartbeat_at) }
+                  : {};
+            log[logged.level]({ agent_id: context.agentId, ...data, ...extra }, logged.message);
+          }
           if (kind === "agent.registered" && context.facts?.policy_warnings.length) {
             events.append({
               at: now(),
@@ -367,3 +398,5 @@ export class Supervisor {
     });
   }
 }
+
+const isoOrNull = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);

@@ -9,6 +9,7 @@ import { startControlPlane } from "../actors/control-plane.ts";
 import { startAgent } from "../agent/agent.ts";
 import { parseAgentConfig } from "../agent/config.ts";
 import { DEV_PKI_FILES, devInit } from "../attestation/dev-pki.ts";
+import { HeldOutput } from "../lib/held-output.ts";
 import { createLogger } from "../lib/log.ts";
 import { busyboxContext, demoCompose, hasHostBusybox } from "./demo.ts";
 import { untilSignal } from "./signals.ts";
@@ -27,12 +28,15 @@ const adminToken =
     : `ee_${randomBytes(24).toString("base64url")}`);
 if (!process.env.EE_ADMIN_TOKEN) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
 
-const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL ?? "warn");
+// The CP's and the agent's logs (readable lines on a terminal, JSON otherwise) are held until the banner is out,
+// then follow it: registrations, staleness and deployments show up as they happen.
+const logOutput = new HeldOutput(process.stderr);
+const logLevel = process.env.EE_LOG_LEVEL ?? "info";
 const cp = await startControlPlane({
   host: "127.0.0.1",
   port,
   dataDir: join(root, "cp"),
-  log: log.child({ part: "control-plane" }),
+  log: createLogger("control-plane", logLevel, logOutput),
   adminToken,
   devAttestationDir: devDir,
 });
@@ -50,7 +54,7 @@ const agent = await startAgent(
     },
     "npm start",
   ),
-  { log: log.child({ part: "agent" }) },
+  { log: createLogger("agent", logLevel, logOutput) },
 );
 
 const registered = await new Promise<boolean>((done) => {
@@ -83,6 +87,7 @@ Try:
 ${demo}
 Ctrl-C stops both.
 `);
+logOutput.release();
 
 await untilSignal();
 await agent.stop();
