@@ -13,7 +13,13 @@ export interface AgentRecord {
   state: SessionState;
   connected: boolean;
   registered_at: number | null;
+  /**
+   * Liveness: the one place that holds when the agent was last heard from and its latest heartbeat seq (the
+   * registration counts as one). Written by AgentIndex.heartbeat only, from the supervisor's fast path and the
+   * session machine's noteLiveness effect; actor snapshots never touch it.
+   */
   last_heartbeat_at: number | null;
+  heartbeat_seq: number;
   deployment_id: string | null;
   app: string | null;
   mrtd: string | null;
@@ -63,7 +69,7 @@ export class AgentIndex {
     let rec = this.#records.get(ctx.agentId);
     const from = rec?.state ?? null;
     if (!rec) {
-      rec = { agent_id: ctx.agentId } as AgentRecord;
+      rec = { agent_id: ctx.agentId, last_heartbeat_at: null, heartbeat_seq: 0 } as AgentRecord;
       this.#records.set(ctx.agentId, rec);
     }
     rec.vm_name = ctx.facts?.vm_name ?? ctx.pending?.body.vm_name ?? rec.vm_name ?? null;
@@ -72,8 +78,6 @@ export class AgentIndex {
     rec.state = state;
     rec.connected = ctx.connId !== null;
     rec.registered_at = ctx.registeredAt;
-    // Heartbeats acked on the supervisor's fast path are newer than the actor's context knows.
-    rec.last_heartbeat_at = Math.max(rec.last_heartbeat_at ?? 0, ctx.lastHeartbeatAt ?? 0) || null;
     rec.deployment_id = ctx.deploymentId;
     rec.app = ctx.app;
     rec.mrtd = ctx.facts?.mrtd ?? null;
@@ -99,10 +103,12 @@ export class AgentIndex {
     return t;
   }
 
-  /** A heartbeat acked on the supervisor's fast path: only liveness changes, so no transition is emitted. */
-  heartbeat(agentId: string, at: number): void {
+  /** The agent was heard from (a heartbeat or a registration): only liveness changes, no transition is emitted. */
+  heartbeat(agentId: string, at: number, seq: number): void {
     const rec = this.#records.get(agentId);
-    if (rec) rec.last_heartbeat_at = at;
+    if (!rec) return;
+    rec.last_heartbeat_at = at;
+    rec.heartbeat_seq = seq;
   }
 
   remove(agentId: string): void {

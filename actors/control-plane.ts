@@ -48,6 +48,7 @@ export interface ControlPlaneOptions {
   adminToken?: string;
   /** Trust the development root in this directory (created by `eectl attest dev-init`). */
   devAttestationDir?: string;
+  /** The heartbeat interval asked of agents (`registered.heartbeat_ms`); default heartbeatFor(staleAfterMs). */
   heartbeatMs?: number;
   staleAfterMs?: number;
   forgetAfterMs?: number;
@@ -97,22 +98,29 @@ export interface ControlPlane {
 const CP_IDENTITY_FILE = "cp-identity.key";
 
 export const CP_DEFAULTS = {
-  heartbeatMs: 5_000,
   staleAfterMs: 15_000,
   forgetAfterMs: 24 * 3600_000,
   challengeTtlMs: 30_000,
   reattestMs: 600_000,
 };
 
+/**
+ * The heartbeat interval asked of agents when only stale_after is set: a third of it, so an agent misses two
+ * heartbeats before it counts as stale (5 s for the default 15 s). Agents follow it (spec/protocol.md).
+ */
+export function heartbeatFor(staleAfterMs: number): number {
+  return Math.floor(staleAfterMs / 3);
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const { log } = opts;
-  const heartbeatMs = opts.heartbeatMs ?? CP_DEFAULTS.heartbeatMs;
   const staleAfterMs = opts.staleAfterMs ?? CP_DEFAULTS.staleAfterMs;
+  const heartbeatMs = opts.heartbeatMs ?? heartbeatFor(staleAfterMs);
   const forgetAfterMs = opts.forgetAfterMs ?? CP_DEFAULTS.forgetAfterMs;
   if (staleAfterMs <= heartbeatMs) {
     throw new ValidationError(
       "EE-CONFIG-INVALID",
-      `stale-after-ms (${staleAfterMs}) must exceed the heartbeat interval (${heartbeatMs})`,
+      `heartbeat-ms (${heartbeatMs}) must be less than stale-after-ms (${staleAfterMs}): agents heartbeating that seldom would always be stale`,
     );
   }
   ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");

@@ -210,6 +210,10 @@ export class Deployments {
         compose_hash: resolved.hash,
       },
     });
+    this.#o.log.info(
+      { deployment_id: deploymentId, app: resolved.name, version: resolved.version, agent_id: agentId },
+      "deployment placed",
+    );
     return { deployment_id: deploymentId, agent_id: agentId, replayed: false };
   }
 
@@ -582,8 +586,20 @@ export class Deployments {
       return live.row;
     };
     const persist = (context: DeploymentContext, status: DeploymentStatus) => {
+      const was = this.#live.get(context.deploymentId)?.row.status;
       const row = sync(context, status);
       if (!row) return;
+      // Changes only: an undeploy's steps repeat its status, a resumed deployment re-enters its stored one.
+      if (was !== status) {
+        const fields = {
+          deployment_id: row.deployment_id,
+          app: row.app,
+          agent_id: row.agent_id,
+          code: row.code,
+        };
+        if (status === "failed") o.log.warn({ ...fields, message: row.message }, "deployment failed");
+        else o.log.info(fields, `deployment ${status}`);
+      }
       // Written behind, in the tick's batch; a failing batch is logged by the store.
       o.store.save(row);
       o.events.append({

@@ -14,6 +14,7 @@ import {
   type PendingRegistration,
   type RestoreInput,
   reasonOf,
+  type SessionAuditKind,
   type SessionEvent,
   topLevelState,
 } from "../machines/agent-session.ts";
@@ -51,11 +52,22 @@ export interface SupervisorOptions {
 
 type SessionActor = Actor<typeof agentSessionMachine>;
 
+/**
+ * What operators see in the log of an agent's life, besides the audit trail: arrivals, losses and refusals.
+ * Re-attestations (every agent, every few minutes) and deploy steps (the deployments log theirs) stay audit-only.
+ */
+const LOGGED: Partial<Record<SessionAuditKind, { level: "info" | "warn"; message: string }>> = {
+  "agent.registered": { level: "info", message: "agent registered" },
+  "agent.rejected": { level: "warn", message: "agent refused" },
+  "agent.stale": { level: "warn", message: "agent stale: no heartbeat within stale_after_ms" },
+  "agent.recovered": { level: "info", message: "agent back: heartbeating again" },
+  "agent.forgotten": { level: "info", message: "agent forgotten: stale for forget_after_ms" },
+  "agent.reattestation_failed": { level: "warn", message: "agent failed re-attestation" },
+};
+
 interface Supervised {
   actor: SessionActor;
   restarts: number[];
-  /** Seq of the latest heartbeat acked on the fast path (not in the actor's context; its time is in the index). */
-  heartbeatSeq: number;
 }
 
 export class Supervisor {
@@ -155,8 +167,7 @@ export class Supervisor {
     const snap = s.actor.getSnapshot();
     // Fast path: a live session on its current connection only needs its ack and its liveness noted.
     if (snap.context.connId === connId && LIVE_STATES.has(topLevelState(snap.value))) {
-      s.heartbeatSeq = seq;
-      this.#o.index.heartbeat(agentId, at);
+      this.#o.index.heartbeat(agentId, at, seq);
       this.#o.link.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: at }, { re: id }));
       return;
     }
@@ -173,17 +184,21 @@ export class Supervisor {
       const actor = this.#actors.get(agentId)?.actor;
       const snap = actor?.getSnapshot();
       if (!actor || !snap || !LIVE_STATES.has(topLevelState(snap.value))) continue;
-      // The index holds the newest heartbeat, fast path or not (it folds in every snapshot's).
-      const last = Math.max(
-        this.#o.index.get(agentId)?.last_heartbeat_at ?? 0,
-        snap.context.registeredAt ?? 0,
-      );
-      if (now - last >= staleAfterMs) actor.send({ type: "STALE", at: now, lastHeartbeatAt: last || null });
+      // The index holds the newest sign of life, fast path or not (a registration counts as one).
+      const last = this.#o.index.get(agentId)?.last_heartbeat_at ?? 0;
+      if (now - last >= staleAfterMs) actor.send({ type: "STALE", at: now });
       else this.#liveness.schedule(agentId, last + staleAfterMs);
     }
   }
 
   disconnected(agentId: string, connId: number): void {
+    const ctx = this.#actors.get(agentId)?.actor.getSnapshot().context;
+    // Only the agent's current connection: a superseded one closing says nothing about the agent.
+    if (ctx?.connId === connId)
+      this.#o.log.info(
+        { agent_id: agentId, vm_name: ctx.facts?.vm_name ?? ctx.pending?.body.vm_name ?? null },
+        "agent disconnected (stale only if it stays silent)",
+      );
     this.#send(agentId, { type: "DISCONNECTED", connId, at: this.#o.now() });
   }
 
@@ -215,7 +230,7 @@ export class Supervisor {
   ): void {
     const { forgetAfterMs } = this.#o;
     const actor = createActor(this.#machine, { input: { agentId, forgetAfterMs, ...input } });
-    const supervised: Supervised = { actor, restarts, heartbeatSeq: 0 };
+    const supervised: Supervised = { actor, restarts };
     this.#actors.set(agentId, supervised);
     this.#watchers.started(agentId, actor);
     actor.subscribe({
@@ -247,9 +262,11 @@ export class Supervisor {
   #recover(agentId: string, crashed: Supervised, err: unknown): void {
     if (this.#actors.get(agentId) !== crashed) return;
     const ctx = crashed.actor.getSnapshot().context;
-    // Read before #remove drops the index record: it holds the heartbeats acked on the fast path.
-    const lastHeartbeatAt =
-      Math.max(this.#o.index.get(agentId)?.last_heartbeat_at ?? 0, ctx.lastHeartbeatAt ?? 0) || null;
+    // Read before #remove drops the index record, which holds the agent's liveness, to carry it over.
+    const alive = this.#o.index.get(agentId);
+    const liveness = alive?.last_heartbeat_at
+      ? { at: alive.last_heartbeat_at, seq: alive.heartbeat_seq }
+      : null;
     const now = this.#o.now();
     const restarts = [...crashed.restarts.filter((t) => now - t < this.#o.restartWindowMs), now];
     const reason = `actor crashed: ${err instanceof Error ? err.message : String(err)}`;
@@ -279,13 +296,12 @@ export class Supervisor {
           deploymentId: ctx.deploymentId,
           app: ctx.app,
           registeredAt: ctx.registeredAt,
-          lastHeartbeatAt,
-          heartbeatSeq: Math.max(ctx.heartbeatSeq, crashed.heartbeatSeq),
           reason,
         },
       },
       restarts,
     );
+    if (liveness) this.#o.index.heartbeat(agentId, liveness.at, liveness.seq);
   }
 
   #provideEffects() {
@@ -332,6 +348,7 @@ export class Supervisor {
             }),
           );
         },
+        noteLiveness: ({ context }, { at, seq }) => index.heartbeat(context.agentId, at, seq),
         ackHeartbeat: ({ event }) => {
           if (event.type !== "HEARTBEAT") return;
           link.send(
@@ -373,6 +390,16 @@ export class Supervisor {
             });
           }
           events.append({ at: now(), kind, agent_id: context.agentId, data });
+          const logged = LOGGED[kind];
+          if (logged) {
+            const extra =
+              kind === "agent.registered"
+                ? { rehydrated: context.rehydrated }
+                : kind === "agent.stale"
+                  ? { last_heartbeat_at: isoOrNull(index.get(context.agentId)?.last_heartbeat_at) }
+                  : {};
+            log[logged.level]({ agent_id: context.agentId, ...data, ...extra }, logged.message);
+          }
           if (kind === "agent.registered" && context.facts?.policy_warnings.length) {
             events.append({
               at: now(),
@@ -386,3 +413,5 @@ export class Supervisor {
     });
   }
 }
+
+const isoOrNull = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);

@@ -352,7 +352,10 @@ export function startCpClient(opts: CpClientOptions): CpClient {
 
 function logTransition(log: Logger, prev: ConnectionView, next: ConnectionView): void {
   if (next.state === "registered" && prev.state !== "registered") {
-    log.info({ session_id: next.sessionId }, "registered with the control plane");
+    log.info(
+      { session_id: next.sessionId, heartbeat_ms: next.heartbeatMs },
+      "registered with the control plane",
+    );
   } else if (next.state === "disconnected" && prev.state !== "disconnected") {
     log.warn(
       { was: prev.state, why: next.lastDisconnect, last_error: next.lastError, retry_in_ms: next.retryInMs },

@@ -12,6 +12,7 @@ import { startAgent } from "../agent/agent.ts";
 import { parseAgentConfig } from "../agent/config.ts";
 import { DEV_PKI_FILES, devInit } from "../attestation/dev-pki.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
+import { HeldOutput } from "../lib/held-output.ts";
 import { createLogger } from "../lib/log.ts";
 import { EeError, ValidationError } from "../spec/errors.ts";
 import { busyboxContext, demoCompose, hasHostBusybox } from "./demo.ts";
@@ -40,7 +41,10 @@ async function main(): Promise<void> {
       : `ee_${randomBytes(24).toString("base64url")}`);
   if (!process.env.EE_ADMIN_TOKEN) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
 
-  const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL || "warn");
+  // The CP's and the agent's logs (readable lines on a terminal, JSON otherwise) are held until the banner is
+  // out, then follow it: registrations, staleness and deployments show up as they happen.
+  const logOutput = new HeldOutput(process.stderr);
+  const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL || "info", logOutput);
   const cp = await startControlPlane({
     host: "127.0.0.1",
     port,
@@ -100,6 +104,7 @@ Try:
 ${demo}
 Ctrl-C stops both.
 `);
+  logOutput.release();
 
   await untilSignal();
   await agent.stop();

@@ -27,6 +27,11 @@ export const BACKOFF = { baseMs: 500, factor: 2, capMs: 30_000 } as const;
 export const MAX_MISSED_ACKS = 3;
 /** How long a socket may take to open, and how long challenge + quote + registration may take in all. */
 export const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * The heartbeat intervals an agent follows when the CP asks for them in `registered`: a CP asking for less (or
+ * more) gets the bound, so a broken or hostile CP cannot make the agent flood the link or fall silent.
+ */
+export const HEARTBEAT_BOUNDS = { minMs: 100, maxMs: 600_000 } as const;
 export const REGISTER_TIMEOUT_MS = 30_000;
 
 /** Why the link last went down; the CP's own reason, when it gave one, is in `lastError`. */
@@ -46,6 +51,7 @@ export interface Disconnect {
 
 export interface AgentConnectionInput {
   agentId: string;
+  /** The configured interval: only the first guess, replaced by the one the CP asks for in `registered`. */
   heartbeatMs: number;
   /** Seed of the jitter generator: random in production, fixed in tests. */
   jitterSeed: number;
@@ -55,6 +61,7 @@ export interface AgentConnectionInput {
 
 export interface AgentConnectionContext {
   agentId: string;
+  /** The heartbeat interval in force: the CP's `heartbeat_ms` (within HEARTBEAT_BOUNDS) once registered. */
   heartbeatMs: number;
   maxAttempts: number;
   /** Consecutive attempts that did not end in a registration; reset to 0 by `registered`. */
@@ -112,6 +119,11 @@ export function nextJitter(seed: number): { fraction: number; seed: number } {
   let t = Math.imul(next ^ (next >>> 15), next | 1);
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return { fraction: ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296, seed: next };
+}
+
+/** The interval the agent follows when the CP asks for `askedMs` (the CP decides how often it hears from us). */
+export function followedHeartbeatMs(askedMs: number): number {
+  return Math.min(HEARTBEAT_BOUNDS.maxMs, Math.max(HEARTBEAT_BOUNDS.minMs, Math.floor(askedMs)));
 }
 
 /** Ceiling of the backoff after `attempt` (≥ 1) consecutive failures. */
@@ -195,6 +207,7 @@ export const agentConnectionMachine = setup({
       return {
         sessionId: env.body.session_id,
         registeredAt: event.at,
+        heartbeatMs: followedHeartbeatMs(env.body.heartbeat_ms),
         attempt: 0,
         ackedSeq: context.heartbeatSeq,
         challenge: null,
@@ -394,6 +407,8 @@ export interface ConnectionView {
   attempt: number;
   retryInMs: number;
   heartbeatSeq: number;
+  /** The heartbeat interval in force (the CP's, once registered). */
+  heartbeatMs: number;
   lastAckAt: number | null;
   lastError: string | null;
   lastDisconnect: Disconnect | null;
@@ -417,6 +432,7 @@ export function connectionView(snapshot: {
     attempt: c.attempt,
     retryInMs: c.retryInMs,
     heartbeatSeq: c.heartbeatSeq,
+    heartbeatMs: c.heartbeatMs,
     lastAckAt: c.lastAckAt,
     lastError: c.lastError,
     lastDisconnect: c.lastDisconnect,

@@ -64,8 +64,6 @@ export interface SessionContext {
   deploymentId: string | null;
   app: string | null;
   registeredAt: number | null;
-  lastHeartbeatAt: number | null;
-  heartbeatSeq: number;
   /** Why the session last left the happy path: a reason code (EE-ATT-…, EE-REG-…) or a supervisor note. */
   reason: string | null;
   /** Outcome of the latest (re-)attestation: a failed one takes the agent out of placement. */
@@ -85,8 +83,6 @@ export interface RestoreInput {
   deploymentId: string | null;
   app: string | null;
   registeredAt: number | null;
-  lastHeartbeatAt: number | null;
-  heartbeatSeq: number;
   reason: string;
 }
 
@@ -112,7 +108,7 @@ export type SessionEvent =
    * No heartbeat for stale_after_ms: sent by the supervisor's liveness sweep, which also acks the heartbeats of
    * live sessions without waking their actors (the hot path at 10k agents).
    */
-  | { type: "STALE"; at: number; lastHeartbeatAt: number | null }
+  | { type: "STALE"; at: number }
   /** The socket connId closed. Staleness still comes from missing heartbeats, not from the close. */
   | { type: "DISCONNECTED"; connId: number; at: number }
   | { type: "DEPLOY"; deploymentId: string; app: string; at: number }
@@ -143,6 +139,19 @@ function workloadPhase(w: WorkloadReport | null | undefined): Phase {
   return "registered";
 }
 
+/** When the agent was last heard from and the seq of its latest heartbeat (the registration counts as one). */
+export interface Liveness {
+  at: number;
+  seq: number;
+}
+
+/** A HEARTBEAT event's liveness, for the noteLiveness effect. */
+const heartbeatLiveness = {
+  type: "noteLiveness",
+  params: ({ event }: { event: SessionEvent }): Liveness =>
+    event.type === "HEARTBEAT" ? { at: event.at, seq: event.seq } : { at: 0, seq: 0 },
+} as const;
+
 const verifyNotProvided = fromPromise<AgentFacts, PendingRegistration>(async () => {
   throw new Error("verifyRegistration must be provided by the supervisor");
 });
@@ -165,9 +174,9 @@ export const agentSessionMachine = setup({
     refuse: () => {},
     replyUnexpected: () => {},
     record: (_, _params: { kind: SessionAuditKind }) => {},
-    trackHeartbeat: assign(({ context, event }) =>
-      event.type === "HEARTBEAT" ? { lastHeartbeatAt: event.at, heartbeatSeq: event.seq } : context,
-    ),
+    // Liveness (last heartbeat time and seq) is not kept in context: it lives in one place, the supervisor's
+    // read model, which also takes the heartbeats acked on the fast path without waking this actor.
+    noteLiveness: (_, _params: Liveness) => {},
     adoptVerified: assign(({ context, event }) => {
       const reg = context.pending;
       if (!reg || !("output" in event)) return context;
@@ -180,8 +189,6 @@ export const agentSessionMachine = setup({
         deploymentId: phase === "registered" ? null : (workload?.deployment_id ?? null),
         app: phase === "registered" ? null : (workload?.app ?? null),
         registeredAt: reg.at,
-        lastHeartbeatAt: reg.at,
-        heartbeatSeq: reg.body.snapshot?.heartbeat_seq ?? 0,
         reason: null,
         attestation: { status: "ok" as const, at: reg.at },
         rehydrated: phase !== "registered",
@@ -225,8 +232,6 @@ export const agentSessionMachine = setup({
       deploymentId: r?.deploymentId ?? null,
       app: r?.app ?? null,
       registeredAt: r?.registeredAt ?? null,
-      lastHeartbeatAt: r?.lastHeartbeatAt ?? null,
-      heartbeatSeq: r?.heartbeatSeq ?? 0,
       reason: r?.reason ?? null,
       attestation: { status: "ok" as const, at: r?.registeredAt ?? input.register?.at ?? null },
       restored: r !== undefined,
@@ -286,6 +291,14 @@ export const agentSessionMachine = setup({
         onDone: {
           target: "resume",
           actions: [
+            // Before adoptVerified clears `pending`: a registration is a sign of life, with the agent's seq.
+            {
+              type: "noteLiveness",
+              params: ({ context }) => ({
+                at: context.pending!.at,
+                seq: context.pending!.body.snapshot?.heartbeat_seq ?? 0,
+              }),
+            },
             "adoptVerified",
             "sendRegistered",
             { type: "record", params: { kind: "agent.registered" } },
@@ -302,7 +315,7 @@ export const agentSessionMachine = setup({
       entry: assign({ phase: "registered" as const, deploymentId: null, app: null }),
       on: {
         STALE: "stale",
-        HEARTBEAT: { actions: ["trackHeartbeat", "ackHeartbeat"] },
+        HEARTBEAT: { actions: [heartbeatLiveness, "ackHeartbeat"] },
         DEPLOY: {
           target: "deploying",
           actions: ["takeDeployment", { type: "record", params: { kind: "agent.deploying" } }],
@@ -313,7 +326,7 @@ export const agentSessionMachine = setup({
       entry: assign({ phase: "deploying" as const }),
       on: {
         STALE: "stale",
-        HEARTBEAT: { actions: ["trackHeartbeat", "ackHeartbeat"] },
+        HEARTBEAT: { actions: [heartbeatLiveness, "ackHeartbeat"] },
         DEPLOY_HEALTHY: {
           guard: "isCurrentDeployment",
           target: "healthy",
@@ -336,7 +349,7 @@ export const agentSessionMachine = setup({
       entry: assign({ phase: "healthy" as const }),
       on: {
         STALE: "stale",
-        HEARTBEAT: { actions: ["trackHeartbeat", "ackHeartbeat"] },
+        HEARTBEAT: { actions: [heartbeatLiveness, "ackHeartbeat"] },
         UNDEPLOYED: {
           guard: "isCurrentDeployment",
           target: "registered",
@@ -351,19 +364,13 @@ export const agentSessionMachine = setup({
       },
     },
     stale: {
-      entry: [
-        assign(({ context, event }) => ({
-          reason: "heartbeat timeout",
-          lastHeartbeatAt: event.type === "STALE" ? event.lastHeartbeatAt : context.lastHeartbeatAt,
-        })),
-        { type: "record", params: { kind: "agent.stale" } },
-      ],
+      entry: [assign({ reason: "heartbeat timeout" }), { type: "record", params: { kind: "agent.stale" } }],
       after: { forgetAfter: "gone" },
       on: {
         HEARTBEAT: {
           target: "resume",
           actions: [
-            "trackHeartbeat",
+            heartbeatLiveness,
             "ackHeartbeat",
             assign({ reason: null }),
             { type: "record", params: { kind: "agent.recovered" } },

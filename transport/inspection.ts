@@ -4,7 +4,7 @@
 // (watchActor); the agent passes it as its actors' `inspect` option under `eectl agent --inspect`.
 // @statelyai/inspect is loaded on first use (about 100 ms), so a process nobody inspects never loads it.
 import type { AnyActorRef, InspectionEvent, Observer } from "xstate";
-import { bytesAsHex } from "./rest/json.ts";
+import { plainValue } from "./rest/json.ts";
 
 /** One Stately inspection event as plain JSON (what `eectl inspect --jsonl` prints, one a line). */
 export interface StatelyEvent {
@@ -35,7 +35,7 @@ export function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === "number") return Number.isFinite(value) ? value : null;
   if (typeof value === "bigint") return value.toString();
   if (typeof value !== "object") return undefined;
-  if (value instanceof Uint8Array) return bytesAsHex("", value);
+  if (value instanceof Uint8Array) return plainValue("", value);
   if (depth >= MAX_DEPTH) return "[too deep]";
   const toJSON = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === "function") return scrub(toJSON.call(value), depth + 1);

@@ -1,6 +1,6 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
 import { Command, Option } from "clipanion";
-import { CP_DEFAULTS, startControlPlane } from "../../actors/control-plane.ts";
+import { CP_DEFAULTS, heartbeatFor, startControlPlane } from "../../actors/control-plane.ts";
 import { loadPolicyFile } from "../../actors/policy-file.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import { loadCollateralStore } from "../../attestation/collateral-store.ts";
@@ -12,6 +12,9 @@ import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
+
+/** Below a second, a CP on a busy host would call agents stale for a scheduling hiccup. */
+const MIN_STALE_AFTER_MS = 1000;
 
 export class ControlPlaneCommand extends EeCommand {
   static override paths = [["control-plane"]];
@@ -40,6 +43,10 @@ export class ControlPlaneCommand extends EeCommand {
         "Serve on the default port with dev attestation",
         "eectl control-plane --listen 127.0.0.1:8080 --data-dir ./.easyenclave --dev-attestation ./.easyenclave/dev-attestation",
       ],
+      [
+        "Call an agent stale after 3 s of silence (agents are asked to heartbeat every second)",
+        "eectl control-plane --stale-after-ms 3000",
+      ],
     ],
   });
 
@@ -67,10 +74,10 @@ export class ControlPlaneCommand extends EeCommand {
       "PCCS or Intel PCS (API v4) base URL to fetch collateral from, after --collateral; cached in DATA_DIR/collateral-cache",
   });
   heartbeatMs = Option.String("--heartbeat-ms", {
-    description: `Heartbeat interval asked of agents (default ${CP_DEFAULTS.heartbeatMs})`,
+    description: `Heartbeat interval asked of agents, which follow it; below --stale-after-ms (default a third of it: ${heartbeatFor(CP_DEFAULTS.staleAfterMs)})`,
   });
   staleAfterMs = Option.String("--stale-after-ms", {
-    description: `An agent silent this long is stale (default ${CP_DEFAULTS.staleAfterMs})`,
+    description: `An agent silent this long is stale; at least ${MIN_STALE_AFTER_MS} (default ${CP_DEFAULTS.staleAfterMs})`,
   });
   forgetAfterMs = Option.String("--forget-after-ms", {
     description: `A stale agent is forgotten after this long (default ${CP_DEFAULTS.forgetAfterMs})`,
@@ -112,7 +119,7 @@ export class ControlPlaneCommand extends EeCommand {
       adminToken: this.adminToken ?? (process.env.EE_ADMIN_TOKEN || undefined),
       devAttestationDir: this.devAttestation,
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
-      staleAfterMs: parsePositiveInt(this.staleAfterMs, "--stale-after-ms"),
+      staleAfterMs: staleAfterFlag(this.staleAfterMs),
       forgetAfterMs: parsePositiveInt(this.forgetAfterMs, "--forget-after-ms"),
       reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
@@ -144,6 +151,16 @@ export class ControlPlaneCommand extends EeCommand {
     await cp.stop();
     return 0;
   }
+}
+
+function staleAfterFlag(value: string | undefined): number | undefined {
+  const ms = parsePositiveInt(value, "--stale-after-ms");
+  if (ms !== undefined && ms < MIN_STALE_AFTER_MS)
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `--stale-after-ms must be at least ${MIN_STALE_AFTER_MS} (ms), got ${ms}`,
+    );
+  return ms;
 }
 
 /** `--attestation`: dev:DIR[:MRTD] (a dev-init directory, optional 96-hex MRTD), tsm, or none. */

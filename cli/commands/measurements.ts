@@ -1,13 +1,15 @@
 // `eectl measurements list|add|remove|approve`: operators managing admin-approved measurements (MRTD/RTMRs per
 // node_size, accepted alongside the policy file) and approving the baselines of refused agents.
 import { Command, Option } from "clipanion";
-import type { Baseline, TrustedEntry } from "../../actors/trusted-measurements.ts";
+import type {
+  BaselineJson as Baseline,
+  TrustedEntryJson as TrustedEntry,
+} from "../../transport/rest/measurements.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
 
 const short = (hex: string) => `${hex.slice(0, 16)}…`;
-const when = (ms: number) => new Date(ms).toISOString();
 
 export class MeasurementsListCommand extends OperatorCommand {
   static override paths = [["measurements", "list"]];
@@ -40,7 +42,7 @@ function listText({ trusted, baselines }: { trusted: TrustedEntry[]; baselines: 
         e.node_size,
         short(e.mrtd),
         e.rtmr ? "pinned" : "any",
-        when(e.added_at),
+        e.added_at,
         e.added_by,
         e.note ?? "",
       ]),
@@ -53,7 +55,7 @@ function listText({ trusted, baselines }: { trusted: TrustedEntry[]; baselines: 
         b.node_size,
         short(b.mrtd),
         String(b.count),
-        when(b.last_seen),
+        b.last_seen,
         b.last_vm_name ?? "-",
         b.last_agent_id ?? "-",
       ]),

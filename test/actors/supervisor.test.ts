@@ -98,7 +98,7 @@ test("a crashed actor is recreated in its phase from its facts, and the crash is
 
   // A stale agent's heartbeat goes through its actor (live ones are acked on the fast path): make the ack's
   // send throw inside the actor.
-  sup.send(agentId, { type: "STALE", at: Date.now(), lastHeartbeatAt: null });
+  sup.send(agentId, { type: "STALE", at: Date.now() });
   link.failSends = 1;
   sup.heartbeat(agentId, 1, 7, 1);
   await waitFor("recreated", () => sup.get(agentId) !== before && sup.get(agentId));
@@ -107,6 +107,8 @@ test("a crashed actor is recreated in its phase from its facts, and the crash is
   t.is(rec.deployment_id, "dep_1");
   t.true(rec.restored);
   t.regex(rec.reason ?? "", /actor crashed: socket write failed/);
+  t.is(rec.heartbeat_seq, 1, "liveness carries over the crash");
+  t.truthy(rec.last_heartbeat_at);
   t.is(events.list({ kind: "agent.actor_crashed" }).length, 1);
 
   sup.heartbeat(agentId, 1, 8, 2);
@@ -116,7 +118,7 @@ test("a crashed actor is recreated in its phase from its facts, and the crash is
 test("an agent whose actor keeps crashing is dropped and its connection closed", async (t) => {
   const { sup, link, index, agentId } = await setup(t);
   for (let i = 0; i < 6; i++) {
-    sup.send(agentId, { type: "STALE", at: Date.now(), lastHeartbeatAt: null });
+    sup.send(agentId, { type: "STALE", at: Date.now() });
     link.failSends = 1;
     sup.heartbeat(agentId, 1, i, i);
   }
@@ -132,7 +134,7 @@ test("an inspector follows the agent's actor when it is recreated, and ends when
   sup.inspect(agentId, await statelyObserver((e) => events.push(e)), () => ended++);
   const first = sup.get(agentId)!.sessionId;
   const crash = (i: number) => {
-    sup.send(agentId, { type: "STALE", at: Date.now(), lastHeartbeatAt: null });
+    sup.send(agentId, { type: "STALE", at: Date.now() });
     link.failSends = 1;
     sup.heartbeat(agentId, 1, i, i);
   };
@@ -155,7 +157,8 @@ test("live sessions' heartbeats are acked without waking their actors; the liven
   sup.heartbeat(agentId, 1, 9, 1);
   t.is(link.sent.at(-1), "heartbeat_ack");
   t.is(sup.get(agentId)!.getSnapshot(), before, "no machine transition for a live heartbeat");
-  t.true((index.get(agentId)?.last_heartbeat_at ?? 0) >= before.context.lastHeartbeatAt!);
+  t.true((index.get(agentId)?.last_heartbeat_at ?? 0) >= before.context.registeredAt!);
+  t.is(index.get(agentId)?.heartbeat_seq, 1);
   sup.sweep();
   t.is(index.get(agentId)?.state, "registered", "heard from within stale_after_ms");
 });

@@ -55,8 +55,11 @@ class CpConn {
     }
   }
 
-  /** Challenge, check nothing, admit. */
-  async admit(nonce = new Uint8Array(32).fill(5)): Promise<Envelope<"register"> & { challengeId: number }> {
+  /** Challenge, check nothing, admit, asking for heartbeats every `heartbeatMs`. */
+  async admit(
+    nonce = new Uint8Array(32).fill(5),
+    heartbeatMs = 100,
+  ): Promise<Envelope<"register"> & { challengeId: number }> {
     const challengeId = this.send("challenge", {
       nonce,
       expires_at: Date.now() + 10_000,
@@ -68,8 +71,8 @@ class CpConn {
       {
         agent_id: "x",
         session_id: "ses_test",
-        heartbeat_ms: 100,
-        stale_after_ms: 1000,
+        heartbeat_ms: heartbeatMs,
+        stale_after_ms: 3 * heartbeatMs,
         server_time: Date.now(),
       },
       reg.id,
@@ -192,9 +195,9 @@ test("answers the challenge with a register that binds the nonce and its key, th
 
 test("bad frames from the CP are answered with error frames and never break the link", async (t) => {
   const cp = await standInCp(t);
-  const { cp: agent } = client(t, cp.url, { heartbeatMs: 5000 });
+  const { cp: agent } = client(t, cp.url);
   const conn = await cp.conn(0);
-  await conn.admit();
+  await conn.admit(undefined, 5000);
   await until(agent, (v) => v.registered);
 
   conn.ws.send(Buffer.from([0xc1, 0xff, 0x00]));
@@ -221,7 +224,7 @@ test("bad frames from the CP are answered with error frames and never break the 
 
 test("a refusal is kept as last_error and the agent comes back after a backoff", async (t) => {
   const cp = await standInCp(t);
-  const { cp: agent } = client(t, cp.url, { heartbeatMs: 5000 });
+  const { cp: agent } = client(t, cp.url);
   const first = await cp.conn(0);
   first.send("challenge", {
     nonce: new Uint8Array(32),
@@ -238,10 +241,23 @@ test("a refusal is kept as last_error and the agent comes back after a backoff",
   t.true(down.retryInMs < 500);
 
   const second = await cp.conn(1);
-  await second.admit();
+  await second.admit(undefined, 5000);
   const up = await until(agent, (v) => v.registered);
   t.is(up.lastError, null);
   t.is(up.attempt, 0);
+});
+
+test("the agent follows the heartbeat interval the CP sends in registered, whatever it was configured with", async (t) => {
+  const cp = await standInCp(t);
+  const { cp: agent } = client(t, cp.url, { heartbeatMs: 60_000 });
+  const conn = await cp.conn(0);
+  await conn.admit(undefined, 100);
+  t.is((await until(agent, (v) => v.registered)).heartbeatMs, 100);
+  for (let seq = 1; seq <= 3; seq++) {
+    const hb = await conn.next("heartbeat");
+    t.is(hb.body.seq, seq);
+    conn.send("heartbeat_ack", { seq, server_time: Date.now() }, hb.id);
+  }
 });
 
 test("a CP that stops acking is dropped after three unacknowledged heartbeats", async (t) => {

@@ -1,8 +1,8 @@
 // `eectl control-plane` flags from the contract that only validate today: --role (standalone serves; master and
 // dc are refused until federation exists), --dc-id and --upstream (dc only). Run as a user would: bin/eectl.js.
 import test from "ava";
-import { eectl } from "../helpers/cli.ts";
-import { devRoot, spawnCp, tempDir } from "../helpers/cluster.ts";
+import { eectl, eectlRunning } from "../helpers/cli.ts";
+import { devRoot, RawAgent, spawnCp, tempDir, waitFor } from "../helpers/cluster.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 const base = async (t: Parameters<typeof tempDir>[0]) => [
@@ -25,6 +25,11 @@ for (const [args, message] of [
   [["--role", "master"], /--role master: federation/],
   [["--role", "edge"], /--role: expected standalone, master or dc, got "edge"/],
   [["--dc-id", "dc-1"], /--dc-id and --upstream go with --role dc/],
+  [["--stale-after-ms", "999"], /--stale-after-ms must be at least 1000 \(ms\), got 999/],
+  [
+    ["--stale-after-ms", "3000", "--heartbeat-ms", "3000"],
+    /heartbeat-ms \(3000\) must be less than stale-after-ms \(3000\)/,
+  ],
 ] as const) {
   test(`control-plane ${args.join(" ")} is refused with EE-CONFIG-INVALID before anything starts`, async (t) => {
     const run = await eectl([...(await base(t)), ...args]);
@@ -59,4 +64,28 @@ test("an unknown EE_LOG_LEVEL is EE-CONFIG-INVALID naming the variable, not a st
     run.stderr,
     'eectl: EE-CONFIG-INVALID: EE_LOG_LEVEL: expected one of trace, debug, info, warn, error, fatal, silent, got "verbose"\n',
   );
+});
+
+test("--stale-after-ms 3000 alone serves and asks agents for a heartbeat a third of it", async (t) => {
+  const args = await base(t);
+  const cp = eectlRunning(t, [...args, "--stale-after-ms", "3000"]);
+  let exit: number | null | undefined;
+  void cp.exited.then((code) => {
+    exit = code;
+  });
+  const url = `http://${args[2]}`;
+  await waitFor(
+    "the control plane to serve",
+    async () => {
+      if (exit !== undefined) throw new Error(`eectl control-plane exited with ${exit}`);
+      return (await fetch(`${url}/healthz`).catch(() => null))?.ok || undefined;
+    },
+    60_000,
+  );
+  const raw = await RawAgent.connect(t, `ws://${args[2]}`);
+  const registered = await raw.register(args[6]!);
+  t.is(registered.body.heartbeat_ms, 1000);
+  t.is(registered.body.stale_after_ms, 3000);
+  cp.kill("SIGTERM");
+  t.is(await cp.exited, 0);
 });

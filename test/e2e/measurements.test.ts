@@ -25,7 +25,7 @@ interface Entry {
   rtmr: string[] | null;
   note: string | null;
   added_by: string;
-  added_at: number;
+  added_at: string;
 }
 interface Baseline {
   id: number;

@@ -121,3 +121,56 @@ test("a second connection of the same agent supersedes the first", async (t) => 
   t.is(cp.index.size, 1);
   t.is(agentState(cp, one.agentId), "registered");
 });
+
+test("after heartbeats, agents show reports the agent's liveness as the listing does, from one source", async (t) => {
+  const { cp, devDir, api } = await startTestCp(t, { heartbeatMs: 100, staleAfterMs: 2000 });
+  const agent = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-live" }));
+  const listed = () =>
+    api<{ agents: (AgentJson & { registered_at: string; heartbeat_seq?: number })[] }>("/api/v2/agents").then(
+      (r) => r.body.agents.find((a) => a.agent_id === agent.agentId),
+    );
+  // Several heartbeats after the registration, as the listing sees them.
+  await waitFor("heartbeats listed", async () => {
+    const a = await listed();
+    return a?.last_heartbeat_at && Date.parse(a.last_heartbeat_at) - Date.parse(a.registered_at) >= 500
+      ? a
+      : undefined;
+  });
+  const show = await api<
+    AgentJson & {
+      registered_at: string;
+      heartbeat_seq: number;
+      machine: { context: Record<string, unknown> };
+    }
+  >(`/api/v2/agents/${agent.agentId}`);
+  const after = (await listed())!;
+  t.true(show.body.heartbeat_seq >= 2, `heartbeat_seq ${show.body.heartbeat_seq}`);
+  t.true(Date.parse(show.body.last_heartbeat_at!) - Date.parse(show.body.registered_at) >= 500);
+  // The listing read after the show is the same or newer, never older.
+  t.true(Date.parse(after.last_heartbeat_at!) >= Date.parse(show.body.last_heartbeat_at!));
+  t.true(after.heartbeat_seq! >= show.body.heartbeat_seq);
+  const ctx = show.body.machine.context;
+  t.false("lastHeartbeatAt" in ctx, "no second, frozen copy of the heartbeat time in the machine context");
+  t.false("heartbeatSeq" in ctx);
+  t.is(ctx.registeredAt, show.body.registered_at, "the context's times are ISO 8601 like the rest");
+});
+
+test("with only stale_after set, agents follow the CP's heartbeat and stay healthy whatever interval they were configured with", async (t) => {
+  // No heartbeatMs: the CP asks for a third of stale_after (333 ms); the agent's own guess would be stale 30 times over.
+  const { cp, devDir } = await startTestCp(t, { heartbeatMs: undefined, staleAfterMs: 1000 });
+  const stale: string[] = [];
+  const off = cp.index.onTransition((x) => {
+    if (x.to === "stale") stale.push(x.agent_id);
+  });
+  t.teardown(off);
+  const agent = await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-follow", heartbeat_interval_ms: 30_000 }),
+  );
+  await waitFor("registered", () => agent.state().registered);
+  t.is(agent.state().heartbeatMs, 333);
+  // Three stale_after windows of heartbeats.
+  await waitFor("heartbeats", () => (cp.index.get(agent.agentId)?.heartbeat_seq ?? 0) >= 9, 20_000);
+  t.deepEqual(stale, [], "never stale");
+  t.is(agentState(cp, agent.agentId), "registered");
+});

@@ -2,6 +2,7 @@
 // stream of transitions.
 import test from "ava";
 import { agentConfig, RawAgent, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+import { postJson, SLEEP_COMPOSE } from "../helpers/workloads.ts";
 
 test("every /api/v2 route needs the admin token", async (t) => {
   const { api } = await startTestCp(t);
@@ -88,4 +89,62 @@ test("GET /metrics is public Prometheus text with agent counts by state", async 
   t.regex(text, /^ee_agents_connected 1$/m);
   t.regex(text, /^process_resident_memory_bytes \d+$/m);
   t.false(text.includes(a.agentId), "no identities in metrics");
+});
+
+/** Keys that name a time on the REST surface: at, …At, …_at, and the baselines' first_seen/last_seen. */
+const TIME_KEY = /^at$|[a-z]At$|_at$|_seen$/;
+const ISO_8601 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** Every time-named value under `value`, with its path. */
+function times(value: unknown, path = "$"): [string, unknown][] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => times(v, `${path}[${i}]`));
+  if (value === null || typeof value !== "object") return [];
+  return Object.entries(value).flatMap(([k, v]) => [
+    ...(TIME_KEY.test(k) && v !== null && typeof v !== "object"
+      ? [[`${path}.${k}`, v] as [string, unknown]]
+      : []),
+    ...times(v, `${path}.${k}`),
+  ]);
+}
+
+test("every time in agents, events, deployments and measurements responses is an ISO 8601 string", async (t) => {
+  const { cp, devDir, api } = await startTestCp(t, { heartbeatMs: 1000, staleAfterMs: 60_000 });
+  const raw = await RawAgent.connect(t, cp.wsUrl);
+  await raw.register(devDir);
+  raw.send("heartbeat", { seq: 1, sent_at: Date.now(), workload: null });
+  await raw.next("heartbeat_ack");
+  const placed = await postJson<{ deployment_id: string }>(api, "/api/v2/deployments", {
+    app: "iso",
+    compose: SLEEP_COMPOSE,
+    agent_id: raw.agentId,
+  });
+  t.is(placed.status, 202, JSON.stringify(placed.body));
+  t.is(
+    (await postJson(api, "/api/v2/measurements", { node_size: "tiny", mrtd: "ab".repeat(48) })).status,
+    201,
+  );
+
+  const found: [string, unknown][] = [];
+  for (const path of [
+    "/api/v2/agents",
+    `/api/v2/agents/${raw.agentId}`,
+    "/api/v2/events",
+    `/api/v2/deployments/${placed.body.deployment_id}`,
+    "/api/v2/measurements",
+  ]) {
+    const { status, body } = await api(path);
+    t.is(status, 200, path);
+    found.push(...times(body, path));
+  }
+  for (const [where, v] of found) t.true(typeof v === "string" && ISO_8601.test(v), `${where} = ${v}`);
+  const keys = new Set(found.map(([where]) => where.replace(/\[\d+\]/g, "[]")));
+  for (const expected of [
+    "/api/v2/agents.agents[].last_heartbeat_at",
+    `/api/v2/agents/${raw.agentId}.machine.context.registeredAt`,
+    `/api/v2/agents/${raw.agentId}.machine.context.attestation.at`,
+    "/api/v2/events.events[].at",
+    `/api/v2/deployments/${placed.body.deployment_id}.created_at`,
+    "/api/v2/measurements.trusted[].added_at",
+  ])
+    t.true(keys.has(expected), `${expected} is checked`);
 });

@@ -8,6 +8,7 @@ import {
   backoffCeilingMs,
   CONNECT_TIMEOUT_MS,
   connectionView,
+  HEARTBEAT_BOUNDS,
   nextJitter,
   REGISTER_TIMEOUT_MS,
   topLevelState,
@@ -69,14 +70,14 @@ const challenge = (id = 1): AnyEnvelope => ({
   id,
   body: { nonce: NONCE, expires_at: 30_000, server_time: 0 },
 });
-const registered = (): AnyEnvelope => ({
+const registered = (heartbeatMs = HB): AnyEnvelope => ({
   v: 1,
   type: "registered",
   body: {
     agent_id: "agt_test",
     session_id: "ses_1",
-    heartbeat_ms: HB,
-    stale_after_ms: 3 * HB,
+    heartbeat_ms: heartbeatMs,
+    stale_after_ms: 3 * heartbeatMs,
     server_time: 0,
   },
 });
@@ -96,11 +97,11 @@ function beats(h: Harness, n: number): void {
   for (let i = 0; i < n; i++) h.clock.increment(HB);
 }
 
-async function register(h: Harness): Promise<void> {
+async function register(h: Harness, heartbeatMs = HB): Promise<void> {
   h.send({ type: "SOCKET_OPEN" });
   h.frame(challenge());
   await waitFor(h.actor, (s) => s.matches({ challenged: "registering" }));
-  h.frame(registered());
+  h.frame(registered(heartbeatMs));
 }
 
 test("the first attempt opens a socket at once", (t) => {
@@ -177,6 +178,30 @@ test("a late ack keeps the link: only unacknowledged heartbeats count", async (t
   t.is(h.ctx().heartbeatSeq, 5);
   h.clock.increment(HB);
   t.is(h.state(), "disconnected");
+});
+
+test("the agent heartbeats at the interval the CP asks for in registered, not its configured one", async (t) => {
+  const h = harness();
+  t.is(h.ctx().heartbeatMs, HB, "the configured interval is the first guess");
+  await register(h, 250);
+  t.is(h.ctx().heartbeatMs, 250);
+  for (let seq = 1; seq <= 4; seq++) {
+    h.clock.increment(249);
+    t.is(h.named("sendHeartbeat").length, seq - 1, "not before the CP's interval");
+    h.clock.increment(1);
+    t.deepEqual(h.named("sendHeartbeat").at(-1), { name: "sendHeartbeat", params: { seq } });
+    h.send(ack(seq));
+  }
+  t.is(connectionView(h.actor.getSnapshot()).heartbeatMs, 250);
+});
+
+test("a CP asking for an absurd interval gets the bound instead", async (t) => {
+  const fast = harness();
+  await register(fast, 1);
+  t.is(fast.ctx().heartbeatMs, HEARTBEAT_BOUNDS.minMs);
+  const slow = harness();
+  await register(slow, 3_600_000);
+  t.is(slow.ctx().heartbeatMs, HEARTBEAT_BOUNDS.maxMs);
 });
 
 test("acks that go backwards or answer unsent heartbeats are ignored", async (t) => {

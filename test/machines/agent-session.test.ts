@@ -4,6 +4,7 @@ import { createActor, fromPromise, SimulatedClock } from "xstate";
 import {
   type AgentFacts,
   agentSessionMachine,
+  type Liveness,
   type PendingRegistration,
   type SessionAuditKind,
   topLevelState,
@@ -48,6 +49,7 @@ function harness(verify: (reg: PendingRegistration) => Promise<AgentFacts> = asy
   const clock = new SimulatedClock();
   const effects: string[] = [];
   const audit: SessionAuditKind[] = [];
+  const liveness: Liveness[] = [];
   const machine = agentSessionMachine.provide({
     actors: { verifyRegistration: fromPromise(({ input }: { input: PendingRegistration }) => verify(input)) },
     actions: {
@@ -56,6 +58,7 @@ function harness(verify: (reg: PendingRegistration) => Promise<AgentFacts> = asy
       refuse: ({ context }) => void effects.push(`refuse@${context.connId}`),
       replyUnexpected: () => void effects.push("unexpected"),
       record: (_, { kind }) => void audit.push(kind),
+      noteLiveness: (_, l) => void liveness.push(l),
     },
   });
   const actor = createActor(machine, {
@@ -63,7 +66,7 @@ function harness(verify: (reg: PendingRegistration) => Promise<AgentFacts> = asy
     input: { agentId: "agt_1", forgetAfterMs: 60_000, register: registration(1) },
   });
   const state = () => topLevelState(actor.getSnapshot().value);
-  return { clock, actor, effects, audit, state };
+  return { clock, actor, effects, audit, liveness, state };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -79,6 +82,7 @@ test("a verified registration moves challenged → registered and answers the ag
   const ctx = h.actor.getSnapshot().context;
   t.deepEqual(ctx.facts, facts);
   t.is(ctx.pending, null, "the quote is not kept once verified");
+  t.deepEqual(h.liveness, [{ at: 1000, seq: 0 }], "the registration is a sign of life");
 });
 
 test("a refused registration ends in rejected with the reason code", async (t) => {
@@ -94,7 +98,7 @@ test("a refused registration ends in rejected with the reason code", async (t) =
   t.deepEqual(h.audit, ["agent.rejected"]);
 });
 
-test("heartbeats are acked and tracked; STALE (from the liveness sweep) makes it stale; a heartbeat brings it back", async (t) => {
+test("heartbeats are acked and noted as liveness; STALE (from the liveness sweep) makes it stale; a heartbeat brings it back", async (t) => {
   const h = harness();
   h.actor.start();
   await settle();
@@ -104,15 +108,17 @@ test("heartbeats are acked and tracked; STALE (from the liveness sweep) makes it
   }
   h.clock.increment(60_000);
   t.is(h.state(), "registered", "the machine keeps no stale timer of its own");
-  t.is(h.actor.getSnapshot().context.lastHeartbeatAt, 11_000);
-  h.actor.send({ type: "STALE", at: 70_000, lastHeartbeatAt: 12_000 });
+  t.deepEqual(h.liveness.at(-1), { at: 11_000, seq: 5 });
+  h.actor.send({ type: "STALE", at: 70_000 });
   t.is(h.state(), "stale");
   t.is(h.actor.getSnapshot().context.reason, "heartbeat timeout");
-  t.is(h.actor.getSnapshot().context.lastHeartbeatAt, 12_000, "the sweep's last heartbeat is kept");
   h.actor.send({ type: "HEARTBEAT", connId: 1, id: 6, seq: 6, at: 20_000 });
   t.is(h.state(), "registered");
   t.is(h.actor.getSnapshot().context.reason, null);
-  t.is(h.actor.getSnapshot().context.heartbeatSeq, 6);
+  t.deepEqual(h.liveness.at(-1), { at: 20_000, seq: 6 });
+  t.is(h.liveness.length, 7, "the registration and six heartbeats");
+  const ctx = h.actor.getSnapshot().context as unknown as Record<string, unknown>;
+  t.false("lastHeartbeatAt" in ctx || "heartbeatSeq" in ctx, "liveness has one home, outside the machine");
   t.deepEqual(h.audit, ["agent.registered", "agent.stale", "agent.recovered"]);
   t.is(h.effects.filter((e) => e.startsWith("ack:")).length, 6);
 });
@@ -124,7 +130,7 @@ test("a stale agent returns to the phase it was in", async (t) => {
   h.actor.send({ type: "DEPLOY", deploymentId: "dep_1", app: "web", at: 1 });
   h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: 2 });
   t.is(h.state(), "healthy");
-  h.actor.send({ type: "STALE", at: 3000, lastHeartbeatAt: 2 });
+  h.actor.send({ type: "STALE", at: 3000 });
   t.is(h.state(), "stale");
   h.actor.send({ type: "HEARTBEAT", connId: 1, id: 1, seq: 1, at: 5000 });
   t.is(h.state(), "healthy");
@@ -153,7 +159,7 @@ test("a stale agent is forgotten after forget_after_ms", async (t) => {
   const h = harness();
   h.actor.start();
   await settle();
-  h.actor.send({ type: "STALE", at: 3000, lastHeartbeatAt: null });
+  h.actor.send({ type: "STALE", at: 3000 });
   t.is(h.state(), "stale");
   h.clock.increment(59_999);
   t.is(h.state(), "stale");
@@ -194,7 +200,7 @@ test("re-registration on a new connection is verified again and adopts the snaps
   const ctx = h.actor.getSnapshot().context;
   t.is(ctx.connId, 2);
   t.is(ctx.deploymentId, "dep_9");
-  t.is(ctx.heartbeatSeq, 42);
+  t.deepEqual(h.liveness.at(-1), { at: 1000, seq: 42 }, "seq carries on from the agent's snapshot");
 });
 
 test("a DISCONNECTED for an older connection does not detach the current one", async (t) => {
@@ -222,8 +228,6 @@ test("restored actors resume their phase without re-verification", (t) => {
         deploymentId: "dep_1",
         app: "web",
         registeredAt: 1,
-        lastHeartbeatAt: 2,
-        heartbeatSeq: 3,
         reason: "actor crashed: boom",
       },
     },
@@ -231,6 +235,6 @@ test("restored actors resume their phase without re-verification", (t) => {
   actor.start();
   t.is(topLevelState(actor.getSnapshot().value), "healthy");
   t.true(actor.getSnapshot().context.restored);
-  actor.send({ type: "STALE", at: 3000, lastHeartbeatAt: 2 });
+  actor.send({ type: "STALE", at: 3000 });
   t.is(topLevelState(actor.getSnapshot().value), "stale");
 });

@@ -21,6 +21,7 @@ import {
   nodeSizeSchema,
 } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
+import { iso } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
@@ -95,8 +96,6 @@ const FOLLOW_REFUSAL_WAIT_MS = 500;
  * time, so the worst case stays small.
  */
 export const FOLLOW_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A deployment as the API shows it (what clients and tests read back). */
 export type DeploymentJson = ReturnType<typeof deploymentJson>;

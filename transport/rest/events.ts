@@ -6,6 +6,7 @@ import type { Router } from "@koa/router";
 import type Koa from "koa";
 import type { EventRecord } from "../../actors/store/event-log.ts";
 import { toEeError } from "../../spec/errors.ts";
+import { eventJson } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
@@ -31,7 +32,7 @@ export function mountEvents(api: Router, view: CpView, opts: EventsRouteOptions 
     const kind = single(ctx, "kind");
     const filter = { ...(agentId ? { agentId } : {}), ...(kind ? { kind } : {}) };
     if (!boolParam(ctx, "follow")) {
-      ctx.body = { events: view.events({ after, limit, tail, ...filter }) };
+      ctx.body = { events: view.events({ after, limit, tail, ...filter }).map(eventJson) };
       return;
     }
     follow(ctx, view, { after, tail, filter }, opts);
@@ -63,7 +64,7 @@ function follow(
   const send = (r: EventRecord) => {
     if (r.id <= last) return;
     last = r.id;
-    if (matches(r)) stream.write(`${JSON.stringify(r)}\n`);
+    if (matches(r)) stream.write(`${JSON.stringify(eventJson(r))}\n`);
   };
 
   let live = false;

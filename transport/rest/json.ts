@@ -1,8 +1,14 @@
-// JSON shapes of the REST API: records become the contract's snake_case objects with ISO times, and binary
-// values (nonces, quotes) become lowercase hex so machine contexts can be shown as they are.
+// JSON shapes of the REST API: records become the contract's snake_case objects with ISO 8601 times (every time
+// on the REST surface is one), and binary values (nonces, quotes) become lowercase hex so machine contexts and
+// event data can be shown as they are.
 import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
+import type { EventRecord } from "../../actors/store/event-log.ts";
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+export function iso(ms: number): string;
+export function iso(ms: number | null): string | null;
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
 export function agentJson(r: AgentRecord) {
   return {
@@ -14,6 +20,7 @@ export function agentJson(r: AgentRecord) {
     connected: r.connected,
     registered_at: iso(r.registered_at),
     last_heartbeat_at: iso(r.last_heartbeat_at),
+    heartbeat_seq: r.heartbeat_seq,
     deployment_id: r.deployment_id,
     app: r.app,
     attestation: {
@@ -32,8 +39,24 @@ export function transitionJson(t: Transition) {
   return { ...t, at: iso(t.at) };
 }
 
-/** A JSON.stringify replacer that renders bytes as hex and bounds what it shows of large blobs. */
-export function bytesAsHex(_key: string, value: unknown): unknown {
+export function eventJson(e: EventRecord) {
+  return { ...e, at: iso(e.at), data: toPlainJson(e.data) };
+}
+
+/**
+ * Times in machine contexts and event data are ms-epoch numbers under keys named `at`, `…At` or `…_at` (the
+ * code's naming rule); shown as ISO 8601 like every other time on the REST surface.
+ */
+const TIME_KEY = /^at$|[a-z]At$|_at$/;
+/** The largest time a Date holds. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * A JSON.stringify replacer for free-form values (machine contexts, event data): renders bytes as hex, bounding
+ * what it shows of large blobs, and times as ISO 8601.
+ */
+export function plainValue(key: string, value: unknown): unknown {
+  if (typeof value === "number" && TIME_KEY.test(key) && Math.abs(value) <= MAX_DATE_MS) return iso(value);
   if (value instanceof Uint8Array)
     return value.length > 256 ? `<${value.length} bytes>` : Buffer.from(value).toString("hex");
   if (
@@ -49,5 +72,5 @@ export function bytesAsHex(_key: string, value: unknown): unknown {
 }
 
 export function toPlainJson(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value, bytesAsHex));
+  return JSON.parse(JSON.stringify(value, plainValue));
 }

@@ -7,6 +7,7 @@ import type { Baseline, NewTrustedMeasurement, TrustedEntry } from "../../actors
 import { ValidationError } from "../../spec/errors.ts";
 import { measurementHexSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
+import { iso } from "./json.ts";
 
 export interface MeasurementsPort {
   list(): readonly TrustedEntry[];
@@ -31,12 +32,12 @@ const ADMIN = "admin";
 /** Adds the routes to `api` (the admin-authenticated /api/v2 router). */
 export function mountMeasurements(api: Router, port: MeasurementsPort): void {
   api.get("/measurements", (ctx) => {
-    ctx.body = { trusted: port.list(), baselines: port.baselines() };
+    ctx.body = { trusted: port.list().map(entryJson), baselines: port.baselines().map(baselineJson) };
   });
   api.post("/measurements", async (ctx) => {
     const { value } = await readJsonBody(ctx, newMeasurementSchema, 16 * 1024);
     ctx.status = 201;
-    ctx.body = port.add(value, ADMIN);
+    ctx.body = entryJson(port.add(value, ADMIN));
   });
   api.delete("/measurements/:id", (ctx) => {
     port.remove(pathId(ctx.params.id), ADMIN);
@@ -44,9 +45,16 @@ export function mountMeasurements(api: Router, port: MeasurementsPort): void {
   });
   api.post("/measurements/baselines/:id/approve", (ctx) => {
     ctx.status = 201;
-    ctx.body = port.approve(pathId(ctx.params.id), ADMIN);
+    ctx.body = entryJson(port.approve(pathId(ctx.params.id), ADMIN));
   });
 }
+
+/** A trusted entry and a baseline as the API shows them (declared here for the CLI and the tests). */
+export type TrustedEntryJson = ReturnType<typeof entryJson>;
+export type BaselineJson = ReturnType<typeof baselineJson>;
+
+const entryJson = (e: TrustedEntry) => ({ ...e, added_at: iso(e.added_at) });
+const baselineJson = (b: Baseline) => ({ ...b, first_seen: iso(b.first_seen), last_seen: iso(b.last_seen) });
 
 function pathId(v: string | undefined): number {
   if (v === undefined || !/^[1-9]\d{0,14}$/.test(v))
