@@ -25,6 +25,7 @@ import type { CpView } from "../transport/rest/view.ts";
 import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { CP_DEFAULTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
@@ -88,14 +89,6 @@ export interface ControlPlane {
 
 const ADMIN_DIGEST_FILE = "admin-token.sha256";
 const CP_IDENTITY_FILE = "cp-identity.key";
-
-export const CP_DEFAULTS = {
-  heartbeatMs: 5_000,
-  staleAfterMs: 15_000,
-  forgetAfterMs: 24 * 3600_000,
-  challengeTtlMs: 30_000,
-  reattestMs: 600_000,
-};
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const { log } = opts;

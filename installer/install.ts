@@ -24,16 +24,9 @@ import {
   type ServiceMode,
   serviceControl,
 } from "./service.ts";
+import { DEFAULT_START_CHECK, type StartCheck } from "./start-check.ts";
 import { type InstallState, readState, writeState } from "./state.ts";
 import { renderUnit } from "./unit.ts";
-
-/** How long a freshly started version gets to show a process, and how long that process must then stay up. */
-export interface StartCheck {
-  timeoutMs: number;
-  settleMs: number;
-}
-
-export const DEFAULT_START_CHECK: StartCheck = { timeoutMs: 20_000, settleMs: 5_000 };
 
 export interface InstallOptions {
   root: string;

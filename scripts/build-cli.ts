@@ -1,0 +1,82 @@
+// Compiles the programs (eectl, `npm start`) to JavaScript in dist/eectl/ with esbuild, so they start without
+// compiling TypeScript: `npm run build`, run by `npm ci` (prepare), `npm test` (pretest) and `npm start`.
+// Beside the code it writes inputs.json, every source file it was built from with its mtime: bin/eectl.js runs
+// the compiled code only while those files are unchanged, else the sources through tsx (ARCHITECTURE.md, "How
+// eectl is built"). Imports esbuild and node:fs only.
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build, type Plugin } from "esbuild";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+export const CLI_DIST = join(ROOT, "dist/eectl");
+/** Read by bin/eectl.js: `{inputs: {PATH_FROM_ROOT: MTIME_MS}}`. */
+export const INPUTS_FILE = "inputs.json";
+const ENTRY_POINTS = ["cli/main.ts", "cli/start.ts"];
+
+const posix = (path: string) => path.split(sep).join("/");
+
+/**
+ * Compiled code must find files the way the source does: `new URL("./x", import.meta.url)` names a file beside
+ * the source (the OpenAPI YAML, package.json, the installer's supervisor). So each source's `import.meta.url`
+ * becomes its own URL, computed from the chunk's (every chunk sits in `outdir`).
+ */
+function keepSourceLocations(outdir: string): Plugin {
+  const fromOut = (path: string) => posix(relative(outdir, path));
+  return {
+    name: "keep-source-locations",
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, async (args) => {
+        const text = await readFile(args.path, "utf8");
+        const url = `new URL(${JSON.stringify(fromOut(args.path))}, import.meta.url).href`;
+        return { contents: text.replaceAll("import.meta.url", url), loader: "ts" };
+      });
+    },
+  };
+}
+
+/**
+ * Builds into `outdir` (default dist/eectl): a fresh folder swapped in by renames, so a concurrent eectl sees
+ * the old build, no build (it then runs the sources) or the new one, never a half-written one.
+ */
+export async function buildCli(outdir = CLI_DIST): Promise<{ outdir: string; inputs: number }> {
+  const started = Date.now();
+  const tmp = `${outdir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: ENTRY_POINTS,
+    outdir: tmp,
+    bundle: true,
+    // Each heavy module a command imports with `await import()` becomes a chunk loaded only when it runs.
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    // node_modules stay imports: native addons, pino's worker transports and file lookups need their real paths.
+    packages: "external",
+    metafile: true,
+    logLevel: "warning",
+    plugins: [keepSourceLocations(outdir)],
+  });
+  const inputs: Record<string, number> = {};
+  for (const file of Object.keys(result.metafile.inputs)) {
+    const { mtimeMs } = await stat(join(ROOT, file));
+    // A file saved while esbuild ran may have been read before the save: record it as changed.
+    inputs[posix(file)] = mtimeMs < started ? mtimeMs : -1;
+  }
+  await writeFile(join(tmp, INPUTS_FILE), `${JSON.stringify({ inputs }, null, 1)}\n`);
+  await mkdir(dirname(outdir), { recursive: true });
+  const old = `${outdir}.old-${process.pid}`;
+  await rename(outdir, old).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT") throw err;
+  });
+  await rename(tmp, outdir);
+  await rm(old, { recursive: true, force: true });
+  return { outdir, inputs: Object.keys(inputs).length };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { outdir, inputs } = await buildCli();
+  process.stderr.write(`built ${posix(relative(ROOT, outdir))} from ${inputs} sources\n`);
+}
