@@ -1,8 +1,8 @@
 // Compiles the programs (eectl, `npm start`) to JavaScript in dist/eectl/ with esbuild, so they start without
 // compiling TypeScript: `npm run build`, run by `npm ci` (prepare), `npm test` (pretest) and `npm start`.
-// Beside the code it writes inputs.json, every source file it was built from with its mtime: bin/eectl.js runs
-// the compiled code only while those files are unchanged, else the sources through tsx (ARCHITECTURE.md, "How
-// eectl is built"). Imports esbuild and node:fs only.
+// Beside the code it writes inputs.json, every source file of ours it was built from with its mtime: bin/eectl.js
+// runs the compiled code only while those files are unchanged, else the sources through tsx (ARCHITECTURE.md,
+// "How eectl is built"). Imports esbuild and node:fs only.
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +13,14 @@ export const CLI_DIST = join(ROOT, "dist/eectl");
 /** Read by bin/eectl.js: `{inputs: {PATH_FROM_ROOT: MTIME_MS}}`. */
 export const INPUTS_FILE = "inputs.json";
 const ENTRY_POINTS = ["cli/main.ts", "cli/start.ts"];
+const PKG = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as {
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+/** Every package but clipanion, which every start loads: bundled, it is one file to read instead of dozens. */
+const EXTERNAL = Object.keys({ ...PKG.dependencies, ...PKG.devDependencies }).filter(
+  (p) => p !== "clipanion",
+);
 
 const posix = (path: string) => path.split(sep).join("/");
 
@@ -53,14 +61,21 @@ export async function buildCli(outdir = CLI_DIST): Promise<{ outdir: string; inp
     format: "esm",
     platform: "node",
     target: "node20",
-    // node_modules stay imports: native addons, pino's worker transports and file lookups need their real paths.
-    packages: "external",
+    // Packages stay imports (native addons, pino's worker transports and file lookups need their real paths),
+    // but for clipanion (see EXTERNAL).
+    external: EXTERNAL,
+    // Bundled CommonJS (clipanion) calls require() for Node's modules, which ES modules lack.
+    banner: {
+      js: 'import { createRequire as __eeRequire } from "node:module"; const require = __eeRequire(import.meta.url);',
+    },
     metafile: true,
     logLevel: "warning",
     plugins: [keepSourceLocations(outdir)],
   });
   const inputs: Record<string, number> = {};
-  for (const file of Object.keys(result.metafile.inputs)) {
+  // Our own sources only: packages change through npm, whose install runs `prepare`, so the build follows.
+  const sources = Object.keys(result.metafile.inputs).filter((f) => !/^\.\.\/|node_modules\//.test(f));
+  for (const file of sources) {
     const { mtimeMs } = await stat(join(ROOT, file));
     // A file saved while esbuild ran may have been read before the save: record it as changed.
     inputs[posix(file)] = mtimeMs < started ? mtimeMs : -1;
