@@ -152,7 +152,16 @@ export async function buildBundle(opts: { version: string; dest: string; source?
 
 /** Packs the bundle directory `dir` as `<tarPath>` (gzip), its files under one top folder named like `dir`. */
 export async function packBundle(dir: string, tarPath: string): Promise<void> {
-  const args = ["--warning=no-file-changed", "-czf", tarPath, "-C", dirname(dir), basename(dir)];
+  // posix (pax) headers keep mtimes below the second, which bin/eectl.js compares to run the compiled eectl.
+  const args = [
+    "--format=posix",
+    "--warning=no-file-changed",
+    "-czf",
+    tarPath,
+    "-C",
+    dirname(dir),
+    basename(dir),
+  ];
   await run("tar", args).catch((err: { code?: number; stderr?: string }) => {
     // Exit 1 alone means "a file changed as we read it": a hard-linked file's ctime moved when another bundle
     // linked or unlinked the same inode; its contents did not change.
@@ -213,7 +222,7 @@ export async function openBundle(path: string, scratch: string): Promise<StagedB
     if (info.isDirectory()) {
       await readBundle(path, what);
       const dir = join(tmp, "bundle");
-      await cp(path, dir, { recursive: true, verbatimSymlinks: true });
+      await cp(path, dir, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
       return dir;
     }
     await run("tar", ["-xf", path, "-C", tmp, "--no-same-owner"]).catch((err: Error) => {

@@ -13,6 +13,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
+import { buildBundle, openBundle, packBundle } from "../../installer/bundle.ts";
 import { buildCli } from "../../scripts/build-cli.ts";
 import { REPO, tempDir } from "../helpers/cluster.ts";
 
@@ -119,4 +120,28 @@ test("bin/eectl.js runs the build only while every source it was built from is u
   t.is(await launch(), "sources");
   rmSync(join(root, "dist"), { recursive: true });
   t.is(await launch(), "sources");
+});
+
+test("an agent bundle, packed and unpacked, runs the compiled eectl", async (t) => {
+  t.timeout(180_000);
+  // The bundle copies the checkout's dist/eectl: build it from the sources as they are.
+  await buildCli();
+  const scratch = tempDir(t, "ee-bundle-");
+  const dir = join(scratch, "easyenclave-agent-7.7.7");
+  await buildBundle({ version: "7.7.7", dest: dir });
+  await packBundle(dir, `${dir}.tar.gz`);
+  mkdirSync(join(scratch, "unpacked"));
+  const staged = await openBundle(`${dir}.tar.gz`, join(scratch, "unpacked"));
+  const trace = join(scratch, "trace");
+  const launched = await run(
+    ["--import", join(REPO, "test/helpers/load-trace.mjs"), join(staged.dir, "bin/eectl.js"), "--version"],
+    { EE_LOAD_TRACE: trace },
+  );
+  t.is(launched.stdout.trim(), "7.7.7", "the bundle's own package.json version");
+  const urls = readFileSync(trace, "utf8").split("\n");
+  t.true(urls.includes(`file://${staged.dir}/dist/eectl/main.js`), urls.join("\n"));
+  t.deepEqual(
+    urls.filter((u) => u.endsWith(".ts")),
+    [],
+  );
 });
