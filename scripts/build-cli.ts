@@ -22,6 +22,8 @@ const EXTERNAL = Object.keys({ ...PKG.dependencies, ...PKG.devDependencies }).fi
   (p) => p !== "clipanion",
 );
 
+const CLOCK_TICK_MS = 20;
+
 const posix = (path: string) => path.split(sep).join("/");
 
 /**
@@ -77,8 +79,9 @@ export async function buildCli(outdir = CLI_DIST): Promise<{ outdir: string; inp
   const sources = Object.keys(result.metafile.inputs).filter((f) => !/^\.\.\/|node_modules\//.test(f));
   for (const file of sources) {
     const { mtimeMs } = await stat(join(ROOT, file));
-    // A file saved while esbuild ran may have been read before the save: record it as changed.
-    inputs[posix(file)] = mtimeMs < started ? mtimeMs : -1;
+    // A file saved while esbuild ran may have been read before the save: record it as changed. File times come
+    // from the kernel's coarse clock, a tick behind Date.now(), hence the margin.
+    inputs[posix(file)] = mtimeMs < started - CLOCK_TICK_MS ? mtimeMs : -1;
   }
   await writeFile(join(tmp, INPUTS_FILE), `${JSON.stringify({ inputs }, null, 1)}\n`);
   await mkdir(dirname(outdir), { recursive: true });

@@ -117,3 +117,16 @@ test("an unreachable control plane with --json is EE-CLI-UNREACHABLE on stdout",
   const logs = errorJson(t, await eectl(["logs", "agt_x", "-f", "--json", ...UNREACHABLE]));
   t.is(logs.code, "EE-CLI-UNREACHABLE");
 });
+
+test("a failure without a code of ours is still one line, no stack trace; EE_DEBUG=1 adds the stack", async (t) => {
+  const file = join(tempDir(t, "ee-errors-cli-"), "a-file");
+  writeFileSync(file, "");
+  // A directory under a regular file: Node's ENOTDIR, which no command maps to a code of its own.
+  const args = ["attest", "dev-init", "--dir", join(file, "pki")];
+  const run = await eectl(args);
+  t.regex(errorLine(t, run, "EE-[A-Z-]+"), /ENOTDIR/);
+  t.is(run.stderr.split("\n").length, 2, run.stderr);
+  const debug = await eectl(args, { env: { EE_DEBUG: "1" } });
+  t.is(debug.code, 1);
+  t.regex(debug.stderr, /\n\s+at /);
+});
