@@ -27,6 +27,7 @@ import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
@@ -96,21 +97,6 @@ export interface ControlPlane {
 }
 
 const CP_IDENTITY_FILE = "cp-identity.key";
-
-export const CP_DEFAULTS = {
-  staleAfterMs: 15_000,
-  forgetAfterMs: 24 * 3600_000,
-  challengeTtlMs: 30_000,
-  reattestMs: 600_000,
-};
-
-/**
- * The heartbeat interval asked of agents when only stale_after is set: a third of it, so an agent misses two
- * heartbeats before it counts as stale (5 s for the default 15 s). Agents follow it (spec/protocol.md).
- */
-export function heartbeatFor(staleAfterMs: number): number {
-  return Math.floor(staleAfterMs / 3);
-}
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const { log } = opts;

@@ -1,7 +1,11 @@
 // The eectl command line: every program (control plane, agent, installer) and operator command is a clipanion
-// command registered here. Commands live in cli/commands/, one file per command family.
-import { Builtins, Cli } from "clipanion";
+// command registered here. Commands live in cli/commands/, one file per command family; a command module
+// imports only what its flags and help need, and loads what it runs with `await import()` (ARCHITECTURE.md,
+// "How eectl is built"), so starting eectl costs little more than starting Node.
+import { Builtins, Cli, type Command } from "clipanion";
 import { AGENT_VERSION } from "../agent/version.ts";
+import { CliError } from "../spec/errors.ts";
+import { reportFailure } from "./base.ts";
 import { AdminTokenRotateCommand } from "./commands/admin-token.ts";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
@@ -38,10 +42,7 @@ import {
   MeasurementsRemoveCommand,
 } from "./commands/measurements.ts";
 
-const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: AGENT_VERSION });
-cli.register(Builtins.HelpCommand);
-cli.register(Builtins.VersionCommand);
-for (const command of [
+const COMMANDS = [
   ControlPlaneCommand,
   AdminTokenRotateCommand,
   AgentCommand,
@@ -75,8 +76,31 @@ for (const command of [
   InspectDeploymentCommand,
   MachinesListCommand,
   MachinesExportCommand,
-]) {
-  cli.register(command);
+];
+
+const args = process.argv.slice(2);
+const cli = new Cli({ binaryLabel: "eectl", binaryName: "eectl", binaryVersion: AGENT_VERSION });
+cli.register(Builtins.HelpCommand);
+cli.register(Builtins.VersionCommand);
+// Clipanion builds its parser over every registered command at each start, most of eectl's own start time. A
+// first word that begins some command's path can only select one of those, so only they are registered
+// (`--version` selects none); anything else gets them all, for --help and the error's suggestions.
+const family = COMMANDS.filter((c) => c.paths?.some((path) => path[0] === args[0]));
+const version = args.length === 1 && (args[0] === "--version" || args[0] === "-v");
+for (const command of version ? [] : family.length ? family : COMMANDS) cli.register(command);
+
+/** The command the line selects, or null after reporting a bad command line (the error object with --json). */
+function parse(): Command | null {
+  try {
+    return cli.process(args);
+  } catch (err) {
+    const asJson = args.includes("--json");
+    const usage = new CliError("EE-CLI-USAGE", err instanceof Error ? err.message : String(err));
+    process.exitCode = reportFailure(usage, asJson, Cli.defaultContext);
+    if (!asJson) process.stderr.write(`run "eectl --help" (or "eectl COMMAND --help") for usage\n`);
+    return null;
+  }
 }
 
-cli.runExit(process.argv.slice(2));
+const command = parse();
+if (command) process.exitCode = await cli.run(command);

@@ -1,9 +1,9 @@
 // The flags that describe a workload, shared by `eectl deploy`, `eectl preflight` and `eectl apps register`:
-// the Compose file (or stdin) and the --health-* spec. Imports node:fs, clipanion, spec/errors and cli/options.
-import { readFile } from "node:fs/promises";
+// the Compose file (or stdin) and the --health-* spec. Imports clipanion, spec/errors and cli/ helpers.
 import type { Readable } from "node:stream";
 import { Option } from "clipanion";
 import { ValidationError } from "../spec/errors.ts";
+import { readInputFile } from "./input-file.ts";
 import { parsePositiveInt } from "./options.ts";
 
 /**
@@ -20,9 +20,9 @@ export const healthFlags = {
     }),
 };
 
-/** The Compose text of `--compose FILE`, or of stdin for `-`. */
+/** The Compose text of `--compose FILE` (EE-CLI-FILE when it cannot be read), or of stdin for `-`. */
 export async function readCompose(file: string, stdin: Readable): Promise<string> {
-  if (file !== "-") return readFile(file, "utf8");
+  if (file !== "-") return (await readInputFile(file, "--compose")).toString("utf8");
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
   return Buffer.concat(chunks).toString("utf8");

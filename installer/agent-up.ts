@@ -9,8 +9,6 @@ import { readAgentId } from "../agent/identity.ts";
 import { parseHostPort } from "../lib/host-port.ts";
 import type { ServiceControl } from "./service.ts";
 
-/** How long `eectl install agent` waits by default: generous, since the first start also makes the agent key. */
-export const DEFAULT_WAIT_MS = 120_000;
 const POLL_MS = 250;
 const HEALTH_TIMEOUT_MS = 2_000;
 const CP_CONNECT_TIMEOUT_MS = 3_000;

@@ -1,6 +1,7 @@
 // Agent bundles: a self-contained directory holding the program (the runtime folders, package.json and the
 // production node_modules, pruned by package-lock's `dev` flags, so no network is needed), a manifest, and the
-// launcher bin/easyenclave-agent that runs `eectl agent` with the host's Node 20+. Builds one from a checkout,
+// launcher bin/easyenclave-agent that runs `eectl agent` with the host's Node 20+ (compiled, when the checkout
+// has a current dist/eectl). Builds one from a checkout,
 // packs it as .tar.gz, and opens one given as a directory or tarball (the system `tar` does the archive work).
 // Imports node:fs, node:child_process, installer/layout and spec/errors.
 import { execFile } from "node:child_process";
@@ -23,6 +24,7 @@ import {
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { canAccess } from "../lib/can-access.ts";
 import { ValidationError } from "../spec/errors.ts";
 import { VERSION_PATTERN } from "./layout.ts";
 
@@ -45,6 +47,8 @@ const RUNTIME_DIRS = [
   "transport",
 ];
 const RUNTIME_FILES = ["package.json", "package-lock.json", "tsconfig.json"];
+/** The compiled eectl (scripts/build-cli.ts), which bin/eectl.js prefers to the sources while it is current. */
+const COMPILED_DIR = "dist/eectl";
 
 export interface BundleManifest {
   name: "easyenclave-agent";
@@ -127,7 +131,11 @@ export async function buildBundle(opts: { version: string; dest: string; source?
   const version = checkVersion(opts.version);
   const dev = await devPackages(source);
   await mkdir(opts.dest, { recursive: false });
-  for (const dir of RUNTIME_DIRS) await cp(join(source, dir), join(opts.dest, dir), { recursive: true });
+  // Timestamps kept: the compiled eectl (dist/eectl, when built) runs only while its sources' mtimes match.
+  const keep = { recursive: true, preserveTimestamps: true };
+  for (const dir of RUNTIME_DIRS) await cp(join(source, dir), join(opts.dest, dir), keep);
+  if (await canAccess(join(source, COMPILED_DIR)))
+    await cp(join(source, COMPILED_DIR), join(opts.dest, COMPILED_DIR), keep);
   for (const file of RUNTIME_FILES) await cp(join(source, file), join(opts.dest, file));
   await linkTree(source, "node_modules", opts.dest, (rel, name) => {
     // .bin holds links to dev tools; .package-lock.json and caches describe the full dev tree.
@@ -144,7 +152,16 @@ export async function buildBundle(opts: { version: string; dest: string; source?
 
 /** Packs the bundle directory `dir` as `<tarPath>` (gzip), its files under one top folder named like `dir`. */
 export async function packBundle(dir: string, tarPath: string): Promise<void> {
-  const args = ["--warning=no-file-changed", "-czf", tarPath, "-C", dirname(dir), basename(dir)];
+  // posix (pax) headers keep mtimes below the second, which bin/eectl.js compares to run the compiled eectl.
+  const args = [
+    "--format=posix",
+    "--warning=no-file-changed",
+    "-czf",
+    tarPath,
+    "-C",
+    dirname(dir),
+    basename(dir),
+  ];
   await run("tar", args).catch((err: { code?: number; stderr?: string }) => {
     // Exit 1 alone means "a file changed as we read it": a hard-linked file's ctime moved when another bundle
     // linked or unlinked the same inode; its contents did not change.
@@ -205,7 +222,7 @@ export async function openBundle(path: string, scratch: string): Promise<StagedB
     if (info.isDirectory()) {
       await readBundle(path, what);
       const dir = join(tmp, "bundle");
-      await cp(path, dir, { recursive: true, verbatimSymlinks: true });
+      await cp(path, dir, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
       return dir;
     }
     await run("tar", ["-xf", path, "-C", tmp, "--no-same-owner"]).catch((err: Error) => {

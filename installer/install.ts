@@ -7,7 +7,7 @@ import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { type AgentConfig, readConfigFile } from "../agent/config.ts";
 import { canAccess } from "../lib/can-access.ts";
 import { ConflictError, InstallError, ValidationError } from "../spec/errors.ts";
-import { DEFAULT_WAIT_MS, healthUrl, waitUntilUp } from "./agent-up.ts";
+import { healthUrl, waitUntilUp } from "./agent-up.ts";
 import {
   buildStaged,
   checkVersion,
@@ -26,16 +26,9 @@ import {
   type ServiceMode,
   serviceControl,
 } from "./service.ts";
+import { DEFAULT_START_CHECK, DEFAULT_WAIT_MS, type StartCheck } from "./start-check.ts";
 import { type InstallState, readState, writeState } from "./state.ts";
 import { renderUnit } from "./unit.ts";
-
-/** How long a freshly started version gets to show a process, and how long that process must then stay up. */
-export interface StartCheck {
-  timeoutMs: number;
-  settleMs: number;
-}
-
-export const DEFAULT_START_CHECK: StartCheck = { timeoutMs: 20_000, settleMs: 5_000 };
 
 export interface InstallOptions {
   root: string;

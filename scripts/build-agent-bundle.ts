@@ -6,6 +6,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { buildBundle, checkVersion, packBundle, SOURCE_ROOT, sourceVersion } from "../installer/bundle.ts";
+import { buildCli } from "./build-cli.ts";
 
 const { values } = parseArgs({
   options: { version: { type: "string" }, out: { type: "string", default: join(SOURCE_ROOT, "dist") } },
@@ -16,6 +17,8 @@ const dir = join(out, `easyenclave-agent-${version}`);
 const tarball = `${dir}.tar.gz`;
 await mkdir(out, { recursive: true });
 await rm(dir, { recursive: true, force: true });
+// The bundle ships the compiled eectl: build it from the sources as they are.
+await buildCli();
 await buildBundle({ version, dest: dir });
 await packBundle(dir, tarball);
 process.stdout.write(`${dir}\n${tarball}\n`);

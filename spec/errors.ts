@@ -125,6 +125,9 @@ export const ERROR_CODES = {
   "EE-INTERNAL": "An internal error; the details are in the server log, never in the response.",
   "EE-CLI-UNREACHABLE": "eectl could not reach the control plane at --cp / EE_CP_URL.",
   "EE-CLI-TIMEOUT": "eectl gave up waiting (--timeout) before the deployment reached a final status.",
+  "EE-CLI-USAGE":
+    "The eectl command line is not valid: an unknown command or flag, or a missing or extra argument.",
+  "EE-CLI-FILE": "eectl cannot read a file named on its command line (missing, a directory, or unreadable).",
   // eectl install (the agent installer).
   "EE-INSTALL-START-FAILED":
     "The installed agent version did not stay running; after an upgrade the previous version runs again.",
@@ -335,6 +338,13 @@ export class StartupError extends EeError<CodeOf<"EE-LISTEN-"> | CodeOf<"EE-DATA
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** eectl's own failures before or beside any request (EE-CLI-*); never on the wire, so no family row below. */
+export class CliError extends EeError<CodeOf<"EE-CLI-">> {
+  override readonly name = "CliError";
+  readonly httpStatus = 400;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
 /** Turns anything thrown into a typed error; unknown errors become EE-INTERNAL without leaking their text. */
 export function toEeError(err: unknown): EeError {
   if (err instanceof EeError) return err;
@@ -345,7 +355,7 @@ export function toEeError(err: unknown): EeError {
  * Each family's class by code prefix. The classes fix their families only in their types, so the wire side
  * needs this one runtime table; a family without a row here would come back as EE-INTERNAL.
  */
-const FAMILIES: [prefix: string, cls: new (code: never, message?: string) => EeError][] = [
+const FAMILIES: [prefix: string, cls: new (code: never, message?: string, details?: unknown) => EeError][] = [
   ["EE-PROTO-", ProtocolError],
   ["EE-ATT-", AttestationError],
   ["EE-REG-", RegistrationError],
@@ -369,9 +379,11 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string) => EeE
  * Rebuilds a typed error from a code received on the wire (an agent's `error` frame relayed to a REST caller),
  * so the family's HTTP status applies; a code this build does not know becomes EE-INTERNAL.
  */
-export function errorFromCode(code: string, message: string): EeError {
+export function errorFromCode(code: string, message: string, details?: unknown): EeError {
   if (!Object.hasOwn(ERROR_CODES, code))
-    return new InternalError("EE-INTERNAL", `peer error ${code}: ${message}`);
+    return new InternalError("EE-INTERNAL", `peer error ${code}: ${message}`, details);
   const match = FAMILIES.find(([prefix]) => code.startsWith(prefix));
-  return match ? new match[1](code as never, message) : new InternalError("EE-INTERNAL", message);
+  return match
+    ? new match[1](code as never, message, details)
+    : new InternalError("EE-INTERNAL", message, details);
 }

@@ -1,10 +1,7 @@
 // `eectl agent`: runs the host agent (CP link, local HTTP API) until SIGINT/SIGTERM. The config comes from the
 // agent's config source chain: --config FILE, or EASYENCLAVE_CONFIG, else /etc/easyenclave/config.json, a config
-// drive, the kernel command line. May import agent/, lib/ and cli/.
+// drive, the kernel command line. May import agent/, lib/ and cli/; the agent itself is loaded when it runs.
 import { Command, Option } from "clipanion";
-import { startAgent } from "../../agent/agent.ts";
-import { describeConfig, loadAgentConfig } from "../../agent/config.ts";
-import { createLogger } from "../../lib/log.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag } from "../options.ts";
 import { untilSignal } from "../signals.ts";
@@ -62,6 +59,11 @@ export class AgentCommand extends EeCommand {
   });
 
   async run(): Promise<number> {
+    const [{ startAgent }, { describeConfig, loadAgentConfig }, { createLogger }] = await Promise.all([
+      import("../../agent/agent.ts"),
+      import("../../agent/config.ts"),
+      import("../../lib/log.ts"),
+    ]);
     const log = createLogger("agent");
     const inspectAt = this.inspect === undefined ? null : hostPortFlag(this.inspect, "--inspect");
     const { source, config } = await loadAgentConfig({ configPath: this.config, env: process.env });

@@ -1,15 +1,16 @@
 // `eectl config …`: the host side of the agent's config source chain. `config cmdline` turns a config file into
 // the kernel parameter the agent reads (easyenclave.configz= or easyenclave.config=), `config drive` into an
 // EE_CONFIG config-drive ISO for configs too large for the command line. Both validate the config first.
-// Imports agent/config*, spec/errors and cli/base.
+// Imports agent/config* (agent/config.ts, which loads zod, only when a command runs), spec/errors and cli/base.
 import { writeFile } from "node:fs/promises";
 import { Command, Option } from "clipanion";
-import { readConfigFile } from "../../agent/config.ts";
 import { DEFAULT_CMDLINE_LIMIT, encodeParam } from "../../agent/config-sources/cmdline.ts";
 import { DRIVE_FILE, DRIVE_LABEL } from "../../agent/config-sources/drive.ts";
 import { writeIso9660 } from "../../agent/config-sources/iso9660.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
+
+const readAgentConfig = async (file: string) => (await import("../../agent/config.ts")).readConfigFile(file);
 
 function parseLimit(text: string): number {
   if (!/^[1-9]\d{0,6}$/.test(text)) {
@@ -55,7 +56,7 @@ export class ConfigCmdlineCommand extends EeCommand {
   async run(): Promise<number> {
     const limit = this.limit === undefined ? DEFAULT_CMDLINE_LIMIT : parseLimit(this.limit);
     // As given (defaults are the agent's to fill) but with absolute paths, after checking it the way the agent will.
-    const { raw } = await readConfigFile(this.file);
+    const { raw } = await readAgentConfig(this.file);
     const param = encodeParam(JSON.stringify(raw));
     const size = Buffer.byteLength(param);
     if (size > limit) {
@@ -93,7 +94,7 @@ export class ConfigDriveCommand extends EeCommand {
 
   async run(): Promise<number> {
     // As given (defaults are the agent's to fill) but with absolute paths, after checking it the way the agent will.
-    const { raw } = await readConfigFile(this.file);
+    const { raw } = await readAgentConfig(this.file);
     const data = new TextEncoder().encode(`${JSON.stringify(raw, null, 2)}\n`);
     const image = writeIso9660(DRIVE_LABEL, [{ name: DRIVE_FILE.toUpperCase(), data }]);
     await writeFile(this.out, image);

@@ -1,13 +1,9 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
+// The control plane itself is loaded when the command runs, so `--help` and the other commands stay fast.
 import { Command, Option } from "clipanion";
-import { CP_DEFAULTS, heartbeatFor, startControlPlane } from "../../actors/control-plane.ts";
-import { loadPolicyFile } from "../../actors/policy-file.ts";
+import { CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
-import { loadCollateralStore } from "../../attestation/collateral-store.ts";
-import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
-import { createTsmQuoteProvider } from "../../attestation/providers/tsm.ts";
-import { createLogger } from "../../lib/log.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
@@ -110,6 +106,13 @@ export class ControlPlaneCommand extends EeCommand {
   async run(): Promise<number> {
     checkRole(this.role, this.dcId, this.upstream);
     const { host, port } = hostPortFlag(this.listen, "--listen");
+    const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
+      await Promise.all([
+        import("../../actors/control-plane.ts"),
+        import("../../actors/policy-file.ts"),
+        import("../../attestation/collateral-store.ts"),
+        import("../../lib/log.ts"),
+      ]);
     const log = createLogger("control-plane");
     const cp = await startControlPlane({
       host,
@@ -125,7 +128,7 @@ export class ControlPlaneCommand extends EeCommand {
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
-      ...cpQuoteProvider(this.attestation),
+      ...(await cpQuoteProvider(this.attestation)),
       readiness: {
         quorum: parseFraction(this.readyQuorum, "--ready-quorum") ?? READINESS_DEFAULTS.quorum,
         settleMs: parsePositiveInt(this.readySettleMs, "--ready-settle-ms") ?? READINESS_DEFAULTS.settleMs,
@@ -164,13 +167,17 @@ function staleAfterFlag(value: string | undefined): number | undefined {
 }
 
 /** `--attestation`: dev:DIR[:MRTD] (a dev-init directory, optional 96-hex MRTD), tsm, or none. */
-function cpQuoteProvider(spec: string): { quoteProvider?: QuoteProvider } {
+async function cpQuoteProvider(spec: string): Promise<{ quoteProvider?: QuoteProvider }> {
   if (spec === "none") return {};
-  if (spec === "tsm") return { quoteProvider: createTsmQuoteProvider() };
+  if (spec === "tsm") {
+    const { createTsmQuoteProvider } = await import("../../attestation/providers/tsm.ts");
+    return { quoteProvider: createTsmQuoteProvider() };
+  }
   const dev = /^dev:(.+?)(?::([0-9a-fA-F]{96}))?$/.exec(spec);
   if (!dev)
     throw new ValidationError("EE-CONFIG-INVALID", "--attestation must be dev:DIR[:MRTD], tsm or none");
   const mrtd = dev[2]?.toLowerCase();
+  const { createDevQuoteProvider } = await import("../../attestation/providers/dev.ts");
   return { quoteProvider: createDevQuoteProvider(mrtd ? { dir: dev[1]!, mrtd } : { dir: dev[1]! }) };
 }
 

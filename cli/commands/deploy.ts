@@ -1,11 +1,11 @@
 // `eectl deploy` and `eectl preflight`: post a Compose workload (from a file, stdin or the app registry) for
 // placement, optionally following it to healthy; preflight shows where it would go and why every other agent
 // would not.
-import { readFile } from "node:fs/promises";
 import { Command, Option } from "clipanion";
 import type { PreflightResult } from "../../actors/deployments.ts";
 import type { Candidate } from "../../actors/placement.ts";
 import type { DeploymentJson } from "../../transport/rest/deployments.ts";
+import { readInputFile } from "../input-file.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { RestError } from "../rest-client.ts";
@@ -56,7 +56,7 @@ abstract class DeploymentRequestCommand extends OperatorCommand {
       app: this.app,
       ...(this.compose !== undefined ? { compose: await readCompose(this.compose, this.context.stdin) } : {}),
       ...(this.contextTar !== undefined
-        ? { context: (await readFile(this.contextTar)).toString("base64") }
+        ? { context: (await readInputFile(this.contextTar, "--context")).toString("base64") }
         : {}),
       ...(this.nodeSize !== undefined ? { node_size: this.nodeSize } : {}),
       ...(this.datacenter !== undefined ? { datacenter: this.datacenter } : {}),
@@ -76,7 +76,8 @@ export class DeployCommand extends DeploymentRequestCommand {
       sends it there; this prints the deployment id and the agent. With \`--wait\` it follows the deployment,
       one line per step (preparing, starting, gating, running), and exits 0 only when it ends healthy; a
       failed deployment prints its code and message and exits 1, and \`--timeout\` (default ${DEFAULT_WAIT_S} s)
-      ends the wait with EE-CLI-TIMEOUT. When no agent fits, every agent's EE-PLACE-* reasons are printed.
+      ends the wait with EE-CLI-TIMEOUT. When no agent fits, every agent's EE-PLACE-* reasons are printed
+      (with \`--json\`, in the error object's \`details.agents\`).
     `,
     examples: [
       ["From a Compose file", "eectl deploy --app web --compose compose.yaml --health-port 8080 --wait"],
@@ -108,8 +109,8 @@ export class DeployCommand extends DeploymentRequestCommand {
     try {
       placed = await client.post("/api/v2/deployments", body, headers);
     } catch (err) {
-      if (!(err instanceof RestError) || err.code !== "EE-PLACE-NO-AGENT") throw err;
-      // Operators must see why: the error line, then each agent's reasons.
+      // With --json the error object carries every agent's reasons in its details; people get a table.
+      if (this.asJson || !(err instanceof RestError) || err.code !== "EE-PLACE-NO-AGENT") throw err;
       const agents = (err.details as { agents?: Candidate[] } | undefined)?.agents ?? [];
       this.context.stderr.write(`eectl: ${err.code}: ${err.message}\n${candidatesTable(agents)}`);
       return 1;
@@ -131,9 +132,10 @@ export class DeployCommand extends DeploymentRequestCommand {
       out: this.context.stdout,
       quiet: this.asJson,
     });
+    outcome(d, "healthy");
     if (this.asJson) this.json(d);
-    else if (d.status === "healthy") this.context.stdout.write(`deployment ${d.deployment_id} is healthy\n`);
-    return outcome(d, "healthy");
+    else this.context.stdout.write(`deployment ${d.deployment_id} is healthy\n`);
+    return 0;
   }
 }
 

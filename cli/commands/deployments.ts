@@ -117,12 +117,16 @@ export async function waitForDeployment(
   }
 }
 
-/** Ends a wait: exit 0 when the deployment reached `hoped`, else its code and message as the usual error line. */
-export function outcome(d: DeploymentJson, hoped: string): number {
-  if (d.status === hoped) return 0;
+/**
+ * Ends a wait: returns when the deployment reached `hoped`, else throws its code and message (the usual error
+ * line; with --json the error object, the deployment in `details.deployment`).
+ */
+export function outcome(d: DeploymentJson, hoped: string): void {
+  if (d.status === hoped) return;
   throw errorFromCode(
     d.code ?? "EE-INTERNAL",
     d.message ?? `deployment ${d.deployment_id} ended ${d.status}, not ${hoped}`,
+    { deployment: d },
   );
 }
 
@@ -247,10 +251,10 @@ export class DeploymentsUndeployCommand extends OperatorCommand {
         quiet: this.asJson,
         shown: d.progress.at(-1) ?? null,
       });
+    if (this.wait) outcome(d, "undeployed");
     if (this.asJson) this.json(d);
-    else if (this.wait && d.status === "undeployed")
-      this.context.stdout.write(`deployment ${d.deployment_id} is undeployed\n`);
-    return this.wait ? outcome(d, "undeployed") : 0;
+    else if (this.wait) this.context.stdout.write(`deployment ${d.deployment_id} is undeployed\n`);
+    return 0;
   }
 }
 

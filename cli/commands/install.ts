@@ -1,23 +1,16 @@
 // `eectl install agent|upgrade|rollback|status|uninstall`: the agent installer's command line. Parses flags,
-// calls installer/install.ts and prints what it did. May import installer/, lib/ and cli/.
+// calls installer/install.ts (loaded when a command runs: see cli/main.ts) and prints what it did. May import
+// installer/, lib/ and cli/.
 
 import { Command, Option } from "clipanion";
-import { DEFAULT_WAIT_MS } from "../../installer/agent-up.ts";
-import {
-  agentStatus,
-  DEFAULT_START_CHECK,
-  type InstallOutcome,
-  type InstallStatus,
-  installAgent,
-  rollbackAgent,
-  type StartCheck,
-  uninstallAgent,
-  upgradeAgent,
-} from "../../installer/install.ts";
+import type { InstallOutcome, InstallStatus } from "../../installer/install.ts";
 import { layout } from "../../installer/layout.ts";
+import { DEFAULT_START_CHECK, DEFAULT_WAIT_MS, type StartCheck } from "../../installer/start-check.ts";
 import { canAccess } from "../../lib/can-access.ts";
 import { EeCommand } from "../base.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
+
+const installer = () => import("../../installer/install.ts");
 
 const rootFlag = () =>
   Option.String("--root", {
@@ -108,6 +101,7 @@ export class InstallAgentCommand extends SwitchingCommand {
   });
 
   async run(): Promise<number> {
+    const { installAgent } = await installer();
     const waitS = parsePositiveInt(this.waitS, "--wait-s");
     const out = await installAgent({
       root: this.root,
@@ -149,6 +143,7 @@ export class InstallUpgradeCommand extends SwitchingCommand {
   });
 
   async run(): Promise<number> {
+    const { upgradeAgent } = await installer();
     const out = await upgradeAgent({
       root: this.root,
       version: this.version,
@@ -170,6 +165,7 @@ export class InstallRollbackCommand extends SwitchingCommand {
   root = rootFlag();
 
   async run(): Promise<number> {
+    const { rollbackAgent } = await installer();
     const out = await rollbackAgent({ root: this.root, check: this.check() });
     this.report("rolled back to", this.root, out);
     return 0;
@@ -187,6 +183,7 @@ export class InstallStatusCommand extends EeCommand {
   asJson = jsonFlag("Print {version, previous_version, running, unit_path, env_path, …} as JSON");
 
   async run(): Promise<number> {
+    const { agentStatus } = await installer();
     this.print(this.asJson, await agentStatus(this.root), (s: InstallStatus) =>
       [
         `version: ${s.version ?? "(not installed)"}`,
@@ -220,6 +217,7 @@ export class InstallUninstallCommand extends EeCommand {
   purge = Option.Boolean("--purge", false, { description: "Also remove the agent's data dir and log" });
 
   async run(): Promise<number> {
+    const { uninstallAgent } = await installer();
     await uninstallAgent({ root: this.root, purge: this.purge });
     this.context.stdout.write(`uninstalled easyenclave-agent from ${this.root}\n`);
     return 0;

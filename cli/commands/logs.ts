@@ -38,12 +38,14 @@ export class LogsCommand extends OperatorCommand {
     description: "Print the logs of the workload running on an agent",
     details: `
       One line per log line: \`TS SERVICE STREAM| TEXT\`, where STREAM is stdout or stderr. With \`-f\` it keeps
-      streaming new lines until interrupted (Ctrl-C ends it cleanly with exit 0).
+      streaming new lines until interrupted (Ctrl-C ends it cleanly with exit 0). With \`--json\`, one JSON
+      object per line instead (\`{ts, service, stream, text}\`), with or without \`-f\`.
     `,
     examples: [
       ["The last 100 lines", "eectl logs agt_0123456789abcdef01234567 --tail 100"],
       ["Follow from ten minutes ago", "eectl logs agt_0123456789abcdef01234567 -f --since 10m"],
       ["Since a point in time", "eectl logs agt_0123456789abcdef01234567 --since 2025-01-31T12:00:00Z"],
+      ["As JSON lines, for jq", "eectl logs agt_0123456789abcdef01234567 -f --json | jq -r .text"],
     ],
   });
   id = Option.String({ name: "AGENT_ID" });
@@ -52,6 +54,7 @@ export class LogsCommand extends OperatorCommand {
   since = Option.String("--since", {
     description: "Only lines since an ISO 8601 time or a duration (10m, 2h)",
   });
+  asJson = jsonFlag("One JSON object per log line (newline-delimited JSON)");
 
   async run(): Promise<number> {
     const q = new URLSearchParams();
@@ -81,7 +84,9 @@ export class LogsCommand extends OperatorCommand {
   }
 
   #print(l: LogLine): void {
-    this.context.stdout.write(`${l.ts} ${l.service} ${l.stream}| ${l.text}\n`);
+    this.context.stdout.write(
+      this.asJson ? `${JSON.stringify(l)}\n` : `${l.ts} ${l.service} ${l.stream}| ${l.text}\n`,
+    );
   }
 }
 

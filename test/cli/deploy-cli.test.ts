@@ -120,12 +120,25 @@ test.serial(
       return r.code === 0 && /^\S+ web stdout\| started$/m.test(r.stdout) ? r : undefined;
     });
     t.regex(logs.stdout, /^\d{4}-\d{2}-\d{2}T\S+ web stdout\| started$/m);
+    // --json: one log record per line, the same lines.
+    const logsJson = await eectl(["logs", agent.agentId, "--tail", "10", "--json"], { env });
+    t.is(logsJson.code, 0, logsJson.stderr);
+    const records = logsJson.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    t.true(
+      records.some((r) => r.service === "web" && r.stream === "stdout" && r.text === "started"),
+      logsJson.stdout,
+    );
+    t.deepEqual(Object.keys(records[0] ?? {}).sort(), ["service", "stream", "text", "ts"]);
     const sinceLater = await eectl(["logs", agent.agentId, "--since", "2999-01-01T00:00:00Z"], { env });
     t.is(sinceLater.code, 0, sinceLater.stderr);
     t.is(sinceLater.stdout, "");
 
     // Follow: lines stream until SIGINT, which ends the command cleanly with exit 0.
     const follow = eectlRunning(t, ["logs", agent.agentId, "-f", "--since", "1h"], env);
+    const followJson = eectlRunning(t, ["logs", agent.agentId, "-f", "--since", "1h", "--json"], env);
     await waitFor("followed line", () => follow.stdout().includes("web stdout| started"), 15_000);
     // A request through the agent's proxy makes httpd -v log a line while we follow (only this one is a 404).
     t.is(
@@ -139,6 +152,17 @@ test.serial(
     );
     follow.kill("SIGINT");
     t.is(await follow.exited, 0);
+    // The JSON follower saw the same line, as a record on a line of its own.
+    const followed = () =>
+      followJson
+        .stdout()
+        .split("\n")
+        .filter((l) => l.includes("response:404"))
+        .map((l) => JSON.parse(l) as { service: string; stream: string });
+    await waitFor("the JSON follower's line", () => followed().length > 0, 15_000);
+    t.like(followed()[0], { service: "web", stream: "stderr" });
+    followJson.kill("SIGINT");
+    t.is(await followJson.exited, 0);
 
     const stats = await eectl(["stats", agent.agentId, "--json"], { env });
     t.is(stats.code, 0, stats.stderr);
@@ -198,6 +222,24 @@ test.serial(
     const json = await eectl(["deployments", "show", id, "--json"], { env });
     const d = JSON.parse(json.stdout) as { status: string; code: string };
     t.deepEqual([d.status, d.code], ["failed", "EE-WORKLOAD-HEALTH-TIMEOUT"]);
+
+    // With --json, the failure is the error object alone on stdout, the deployment in its details.
+    await waitFor("agent free again", () => tcp.cp.index.get(agent.agentId)?.state === "registered", 20_000);
+    const sickJson = await deployGated(
+      env,
+      "sick",
+      compose,
+      { port: never, timeout: "2" },
+      "--wait",
+      "--json",
+    );
+    t.is(sickJson.code, 1, sickJson.stderr);
+    const failure = JSON.parse(sickJson.stdout) as {
+      error: { code: string; details: { deployment: { deployment_id: string; status: string } } };
+    };
+    t.is(failure.error.code, "EE-WORKLOAD-HEALTH-TIMEOUT");
+    t.is(failure.error.details.deployment.status, "failed");
+    t.teardown(() => runtime.remove(failure.error.details.deployment.deployment_id));
   },
 );
 

@@ -1,4 +1,4 @@
-// `npm run bench` smoke tests: the attest phase and the scale phase (a tiny N, short measurements) run as child
+// `npm run bench` smoke tests: the attest, scale and cli phases (a tiny N, short measurements) run as child
 // processes; the last stdout line must be the JSON object scripts read, with plausible figures.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -70,6 +70,22 @@ test("scale phase: a CP process and simulated agents through every step", async 
   t.is(out.heartbeat_ms, 500);
   t.is(out.reregistered_in_steady, 0);
   t.regex(stderr, /rehydration of 12/);
+});
+
+test("cli phase: eectl's medians beside node -e 0's, and the two ratios", async (t) => {
+  t.timeout(120_000);
+  const { stdout } = await bench("cli", "--runs", "3");
+  const out = JSON.parse(stdout.trimEnd().split("\n").at(-1) ?? "") as Record<string, unknown>;
+  for (const key of ["cli_node_ms", "cli_version_ms", "cli_agents_list_ms"])
+    t.true(typeof out[key] === "number" && out[key] > 0, `${key} = ${String(out[key])}`);
+  // The ratios themselves are timing, which a busy machine skews: only that they are computed.
+  const ratio = (out.cli_version_ms as number) / (out.cli_node_ms as number);
+  t.true(
+    Math.abs((out.cli_version_ratio as number) - ratio) < 0.02,
+    `cli_version_ratio = ${out.cli_version_ratio}`,
+  );
+  t.true(typeof out.cli_agents_list_ratio === "number" && out.cli_agents_list_ratio > 0);
+  t.deepEqual(out.phases, ["cli"]);
 });
 
 test("an unknown phase is a usage error", async (t) => {

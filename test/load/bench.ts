@@ -1,20 +1,23 @@
-// `npm run bench [-- PHASE... --seconds N --agents N --heartbeat-ms N]`: the load benchmark's entry point. Parses the CLI, runs
-// the chosen phases in order, prints a table on stderr and, as the last line of stdout, one JSON object (the
-// keys in /work/shared/CONTRACT.md) so scripts can read the figures without parsing the table.
+// `npm run bench [-- PHASE... --seconds N --agents N --heartbeat-ms N --runs N]`: the load benchmark's entry
+// point. Parses the CLI, runs the chosen phases in order, prints a table on stderr and, as the last line of
+// stdout, one JSON object (the keys in /work/shared/CONTRACT.md) so scripts can read the figures without
+// parsing the table.
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { attestPhase } from "./attest-phase.ts";
+import { cliPhase } from "./cli-phase.ts";
 import type { BenchOptions, Figure, Phase } from "./phase.ts";
 import { scalePhase } from "./scale-phase.ts";
 
-const PHASES: readonly Phase[] = [attestPhase, scalePhase];
+const PHASES: readonly Phase[] = [attestPhase, scalePhase, cliPhase];
 /** Without --agents: small enough that the default run takes about a minute. */
 const DEFAULT_AGENTS = 1_000;
 const DEFAULT_HEARTBEAT_MS = 5_000;
+const DEFAULT_RUNS = 21;
 
 function usage(message: string): never {
   process.stderr.write(
-    `bench: ${message}\nusage: bench [${PHASES.map((p) => p.name).join("|")}]... [--seconds N] [--agents N] [--heartbeat-ms N]\n`,
+    `bench: ${message}\nusage: bench [${PHASES.map((p) => p.name).join("|")}]... [--seconds N] [--agents N] [--heartbeat-ms N] [--runs N]\n`,
   );
   process.exit(2);
 }
@@ -23,6 +26,7 @@ const OPTIONS = {
   seconds: { type: "string" },
   agents: { type: "string" },
   "heartbeat-ms": { type: "string" },
+  runs: { type: "string" },
 } as const;
 
 function parseCli(argv: string[]): Omit<BenchOptions, "log"> & { phases: Phase[] } {
@@ -41,6 +45,8 @@ function parseCli(argv: string[]): Omit<BenchOptions, "log"> & { phases: Phase[]
     values["heartbeat-ms"] === undefined ? DEFAULT_HEARTBEAT_MS : Number(values["heartbeat-ms"]);
   if (!(Number.isInteger(heartbeatMs) && heartbeatMs >= 100))
     usage(`--heartbeat-ms must be an integer ≥ 100`);
+  const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
+  if (!(Number.isInteger(runs) && runs > 0)) usage(`--runs must be a positive integer`);
   const phases =
     positionals.length === 0
       ? [...PHASES]
@@ -49,7 +55,7 @@ function parseCli(argv: string[]): Omit<BenchOptions, "log"> & { phases: Phase[]
           if (phase === undefined) usage(`unknown phase "${name}"`);
           return phase;
         });
-  return { phases, seconds, agents, heartbeatMs };
+  return { phases, seconds, agents, heartbeatMs, runs };
 }
 
 function formatValue(value: number | null, unit: string): string {
@@ -93,6 +99,7 @@ async function main(): Promise<void> {
     seconds: cli.seconds,
     agents: cli.agents,
     heartbeatMs: cli.heartbeatMs,
+    runs: cli.runs,
     log: (line) => process.stderr.write(`${line}\n`),
   };
   const metrics: Record<string, number | null> = {};

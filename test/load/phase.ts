@@ -8,6 +8,8 @@ export interface BenchOptions {
   agents: number;
   /** The simulated agents' heartbeat interval. */
   heartbeatMs: number;
+  /** Runs of each command in the cli phase. */
+  runs: number;
   /** Progress and notes; stderr, so that stdout stays machine-readable. */
   log(line: string): void;
 }

@@ -15,7 +15,7 @@ test("every known code comes back with its own code; only EE-CLI-* (never on the
     if (err.code === code) t.is(err.message, "relayed");
     else internal.push(code);
   }
-  t.deepEqual(internal, ["EE-CLI-UNREACHABLE", "EE-CLI-TIMEOUT"]);
+  t.deepEqual(internal, ["EE-CLI-UNREACHABLE", "EE-CLI-TIMEOUT", "EE-CLI-USAGE", "EE-CLI-FILE"]);
   const busy = errorFromCode("EE-WORKLOAD-BUSY", "busy");
   t.true(busy instanceof WorkloadError);
   t.is(busy.httpStatus, 422);

@@ -1,0 +1,16 @@
+// The control plane's timing defaults, in a module of their own so `eectl control-plane --help` can show them
+// without loading the control plane (cli/commands/ import heavy modules only when they run). Imports nothing.
+export const CP_DEFAULTS = {
+  staleAfterMs: 15_000,
+  forgetAfterMs: 24 * 3600_000,
+  challengeTtlMs: 30_000,
+  reattestMs: 600_000,
+};
+
+/**
+ * The heartbeat interval asked of agents when only stale_after is set: a third of it, so an agent misses two
+ * heartbeats before it counts as stale (5 s for the default 15 s). Agents follow it (spec/protocol.md).
+ */
+export function heartbeatFor(staleAfterMs: number): number {
+  return Math.floor(staleAfterMs / 3);
+}
