@@ -44,12 +44,12 @@ async function main(): Promise<void> {
   // The CP's and the agent's logs (readable lines on a terminal, JSON otherwise) are held until the banner is
   // out, then follow it: registrations, staleness and deployments show up as they happen.
   const logOutput = new HeldOutput(process.stderr);
-  const log = createLogger("easyenclave", process.env.EE_LOG_LEVEL || "info", logOutput);
+  const logLevel = process.env.EE_LOG_LEVEL || "info";
   const cp = await startControlPlane({
     host: "127.0.0.1",
     port,
     dataDir: join(root, "cp"),
-    log: log.child({ part: "control-plane" }),
+    log: createLogger("control-plane", logLevel, logOutput),
     adminToken,
     devAttestationDir: devDir,
     settings: { listen: "EE_PORT=PORT npm start", dataDir: "EE_HOME" },
@@ -68,7 +68,10 @@ async function main(): Promise<void> {
       },
       "npm start",
     ),
-    { log: log.child({ part: "agent" }), apiListenSetting: "EE_AGENT_LISTEN=HOST:PORT npm start" },
+    {
+      log: createLogger("agent", logLevel, logOutput),
+      apiListenSetting: "EE_AGENT_LISTEN=HOST:PORT npm start",
+    },
   ).catch(async (err: unknown) => {
     await cp.stop();
     throw err;

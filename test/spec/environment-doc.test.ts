@@ -12,10 +12,10 @@ const READS = [
   /\$\{?((?:EE|EASYENCLAVE)_[A-Z0-9_]+)/g,
 ];
 
-/** The sources that run: .ts and .js outside node_modules, dot-folders and the tests themselves. */
+/** The sources that run: .ts and .js outside node_modules, dist/ (built from them), dot-folders and the tests. */
 function sources(dir: string, out: string[] = []): string[] {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.name.startsWith(".") || e.name === "node_modules") continue;
+    if (e.name.startsWith(".") || e.name === "node_modules" || e.name === "dist") continue;
     const path = join(dir, e.name);
     if (e.isDirectory()) sources(path, out);
     else if (/\.(ts|js)$/.test(e.name) && !e.name.endsWith(".test.ts")) out.push(path);
