@@ -1,6 +1,6 @@
 // Holds what the tests exchange with a running CP or agent to the OpenAPI documents (spec/control-plane.yaml,
-// spec/agent-control.yaml): the request must be a documented operation with documented query parameters and a
-// body of its schema, the answer's status must be listed for that operation, its content type documented and its
+// spec/agent-control.yaml): the request must be a documented operation, with documented path and query
+// parameters and a body of its schema; the answer's status must be listed for that operation, its content type documented and its
 // body of the documented schema. Schemas are held closed: an object schema that lists `properties` and says
 // nothing of `additionalProperties` accepts no other field here (unevaluatedProperties: false, added at compile
 // time where the object is complete, so allOf/anyOf/oneOf branches still combine), which is how a field added in
@@ -45,6 +45,8 @@ interface Operation {
   literalSegments: number;
   /** Query parameter name → its schema. */
   query: Map<string, unknown>;
+  /** Path parameter name → its schema. */
+  pathParams: Map<string, unknown>;
   requiredQuery: string[];
   request?: Record<string, Json>;
   responses: Record<string, Json>;
@@ -260,6 +262,12 @@ export class Contract {
   }
 
   #checkRequest(op: Operation, x: Exchange, name: string): void {
+    const segments = op.match.exec(x.url.split("?")[0]!)?.groups ?? {};
+    for (const [key, value] of Object.entries(segments)) {
+      const schema = op.pathParams.get(key) ?? {};
+      const decoded = decodeURIComponent(value);
+      this.#validate(schema, queryValue(schema, decoded), `${name}: path parameter ${key}`);
+    }
     const params = new URLSearchParams(x.url.split("?")[1] ?? "");
     for (const key of new Set(params.keys())) {
       const schema = op.query.get(key);
@@ -330,6 +338,9 @@ export class Contract {
           catchAll: CATCH_ALL.test(template),
           literalSegments: template.split("/").filter((s) => s && !s.startsWith("{")).length,
           query: new Map(query.map((p) => [String(p.name), p.schema ?? {}])),
+          pathParams: new Map(
+            parameters.filter((p) => p.in === "path").map((p) => [String(p.name), p.schema ?? {}]),
+          ),
           requiredQuery: query.filter((p) => p.required === true).map((p) => String(p.name)),
           ...(isObject(requestBody?.content) ? { request: requestBody.content as Record<string, Json> } : {}),
           responses: op.responses as Record<string, Json>,
@@ -362,11 +373,13 @@ const CATCH_ALL = /^\/\{[^}]+\}$/;
 
 function templateRegex(template: string): RegExp {
   if (CATCH_ALL.test(template)) return /^\/(?!api(\/|$)).*$/;
-  const parts = template.split(/\{[^}]+\}/).map((s) => s.replace(/[.*+?^$()|[\]\\]/g, "\\$&"));
-  return new RegExp(`^${parts.join("[^/]+")}$`);
+  const parts = template
+    .split(/(\{[^}]+\})/)
+    .map((s, i) => (i % 2 ? `(?<${s.slice(1, -1)}>[^/]+)` : s.replace(/[.*+?^$()|[\]\\]/g, "\\$&")));
+  return new RegExp(`^${parts.join("")}$`);
 }
 
-/** A query string's value as its schema's type (form style: `5` is an integer where one is documented). */
+/** A query or path value as its schema's type (simple/form style: `5` is an integer where one is documented). */
 function queryValue(schema: unknown, value: string): unknown {
   const types = isObject(schema) ? [schema.type].flat() : [];
   if ((types.includes("integer") || types.includes("number")) && /^-?\d+(\.\d+)?$/.test(value))
