@@ -184,7 +184,10 @@ export class Contract {
     return out;
   }
 
-  /** fetch, with the request and the answer checked; a stream's status and type are checked at once, its ndjson lines as they are read. */
+  /**
+   * fetch, with the request and the answer checked; a stream's status and type are checked at once, its ndjson
+   * lines as they are read.
+   */
   async fetch(url: string | URL, init: ContractInit = {}): Promise<Response> {
     const { badRequest, ...rest } = init;
     const method = (rest.method ?? "GET").toUpperCase();
@@ -230,13 +233,13 @@ export class Contract {
       throw new ContractViolation(`${name} is not an operation of spec/${this.#file}`);
     }
     if (!x.badRequest && !op.catchAll) this.#checkRequest(op, x, name);
-    const response =
-      op.responses[String(x.status)] ?? op.responses[`${String(x.status)[0]}XX`] ?? op.responses.default;
-    if (!response)
+    const listed = [String(x.status), `${String(x.status)[0]}XX`, "default"].find((k) => op.responses[k]);
+    const response = listed ? op.responses[listed] : undefined;
+    if (!listed || !response)
       throw new ContractViolation(
         `${name} answered ${x.status}, which ${op.key} does not document (it lists ${Object.keys(op.responses).join(", ")})`,
       );
-    this.#record(op.key, op.responses[String(x.status)] ? String(x.status) : "default");
+    this.#record(op.key, listed);
     const content = isObject(response.content) ? response.content : undefined;
     const hasBody = x.responseBody === undefined || x.responseBody !== "";
     if (!content) {
