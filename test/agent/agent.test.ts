@@ -14,9 +14,11 @@ import { TSM_REPORT_ROOT } from "../../attestation/providers/tsm.ts";
 import { StartupError, ValidationError } from "../../spec/errors.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { encodeFrame } from "../../transport/frame.ts";
+import { agentContract } from "../helpers/contract.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
 
-const fixedQuote: QuoteProvider = { name: "test", getQuote: async () => new Uint8Array(64) };
+/** Stands in for the TD's quoting (named tsm while the config says dev: health reports the provider's name). */
+const fixedQuote: QuoteProvider = { name: "tsm", getQuote: async () => new Uint8Array(64) };
 
 async function config(t: { teardown(fn: () => void): void }, over: Record<string, unknown> = {}) {
   return parseAgentConfig(
@@ -41,7 +43,7 @@ test("health of an agent whose CP is unreachable: ok, not registered, link down 
   t.regex(agent.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
   t.regex(agent.agentId, /^agt_[0-9a-f]{24}$/);
 
-  const res = await fetch(`${agent.apiUrl}/api/health`);
+  const res = await agentContract.fetch(`${agent.apiUrl}/api/health`);
   t.is(res.status, 200);
   t.regex(res.headers.get("content-type") ?? "", /application\/json/);
   const body = (await res.json()) as AgentHealth;
@@ -52,7 +54,7 @@ test("health of an agent whose CP is unreachable: ok, not registered, link down 
     node_size: "tiny",
     datacenter: "baremetal:local",
     registered: false,
-    attestation_provider: "test",
+    attestation_provider: "tsm",
     version: AGENT_VERSION,
   });
   t.true(["connecting", "disconnected"].includes(body.connection), body.connection);
@@ -80,14 +82,14 @@ test("unknown /api paths answer a JSON 404 without a stack; other paths go to th
     ["GET", "/api/nope"],
     ["POST", "/api/health"],
   ] as const) {
-    const res = await fetch(`${agent.apiUrl}${path}`, { method });
+    const res = await agentContract.fetch(`${agent.apiUrl}${path}`, { method, badRequest: true });
     t.is(res.status, 404, `${method} ${path}`);
     const body = (await res.json()) as { error: { code: string; message: string; stack?: unknown } };
     t.is(body.error.code, "EE-NOT-FOUND");
     t.is(body.error.message, `no route for ${method} ${path}`);
     t.false(JSON.stringify(body).includes("at "), "no stack frames");
   }
-  const proxied = await fetch(`${agent.apiUrl}/`);
+  const proxied = await agentContract.fetch(`${agent.apiUrl}/`);
   t.is(proxied.status, 503);
   t.is(((await proxied.json()) as { error: { code: string } }).error.code, "EE-WORKLOAD-NONE");
 });
@@ -140,7 +142,7 @@ test("a data_dir under a regular file is EE-DATA-DIR-UNUSABLE naming the file", 
 test("the tsm provider named by the config is used and reported in health", async (t) => {
   const agent = await startAgent(await config(t));
   t.teardown(() => agent.stop());
-  const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
+  const body = (await (await agentContract.fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
   t.is(body.attestation_provider, "tsm");
 });
 
@@ -180,7 +182,7 @@ withoutConfigfsTsm(
         resolve();
       });
     });
-    const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
+    const body = (await (await agentContract.fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
     t.like(body, {
       status: "ok",
       registered: false,
@@ -195,7 +197,7 @@ test("the dev provider named by the config is used and reported in health", asyn
   await devInit(devDir);
   const agent = await startAgent(await config(t, { attestation: { provider: "dev", dir: devDir } }));
   t.teardown(() => agent.stop());
-  const body = (await (await fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
+  const body = (await (await agentContract.fetch(`${agent.apiUrl}/api/health`)).json()) as AgentHealth;
   t.is(body.attestation_provider, "dev");
 });
 

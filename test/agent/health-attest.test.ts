@@ -17,6 +17,7 @@ import { verifyQuote } from "../../attestation/verify.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { AttestationError, type ErrorBody } from "../../spec/errors.ts";
 import { agentConfig, devRoot } from "../helpers/cluster.ts";
+import { agentContract, type ContractInit } from "../helpers/contract.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 /** The health tests never reach the workload routes or the proxy. */
@@ -37,7 +38,7 @@ const noWorkloads: Workloads = {
 /** A provider returning a fixed blob that counts how often it was asked (to prove no quote was taken). */
 function countingProvider(): QuoteProvider & { quotes: number } {
   const provider = {
-    name: "test",
+    name: "tsm", // stands in for the TD's quoting
     quotes: 0,
     getQuote: async () => {
       provider.quotes++;
@@ -70,8 +71,9 @@ async function startDevAgent(t: ExecutionContext, quoteProvider?: QuoteProvider)
 async function health(
   apiUrl: string,
   query: string,
+  init: ContractInit = {},
 ): Promise<{ status: number; body: unknown; res: Response }> {
-  const res = await fetch(`${apiUrl}/api/health${query}`);
+  const res = await agentContract.fetch(`${apiUrl}/api/health${query}`, init);
   return { status: res.status, body: await res.json(), res };
 }
 
@@ -127,7 +129,8 @@ test("without attest=true the response carries no attestation", async (t) => {
   const counting = countingProvider();
   const agent = await startDevAgent(t, counting);
   for (const query of ["", "?attest=false", `?attest=false&nonce=${"ab".repeat(16)}`, "?nonce=zz"]) {
-    const { status, body } = await health(agent.apiUrl, query);
+    // A bad nonce without attest is ignored: off the document on purpose.
+    const { status, body } = await health(agent.apiUrl, query, { badRequest: query === "?nonce=zz" });
     t.is(status, 200, query);
     t.is((body as AgentHealth).status, "ok", query);
     t.false("attestation" in (body as object), query);
@@ -151,7 +154,7 @@ test("bad attest or nonce parameters: 400 EE-REQ-INVALID naming the parameter, a
   const counting = countingProvider();
   const agent = await startDevAgent(t, counting);
   for (const [title, query, message] of badQueries) {
-    const { status, body } = await health(agent.apiUrl, query);
+    const { status, body } = await health(agent.apiUrl, query, { badRequest: true });
     t.is(status, 400, title);
     const err = (body as ErrorBody).error;
     t.is(err.code, "EE-REQ-INVALID", title);
@@ -194,7 +197,7 @@ test("quotes are bounded: at most inFlight run at once, a short queue waits, the
   let calls = 0;
   const releases: (() => void)[] = [];
   const slow: QuoteProvider = {
-    name: "test",
+    name: "tsm", // stands in for the TD's quoting
     getQuote: async () => {
       calls++;
       active++;
@@ -205,7 +208,18 @@ test("quotes are bounded: at most inFlight run at once, a short queue waits, the
     },
   };
   const app = createHttpApi({
-    health: () => ({ status: "ok" }) as AgentHealth,
+    health: (): AgentHealth => ({
+      status: "ok",
+      agent_id: "agt_000000000000000000000000",
+      vm_name: "vm-1",
+      node_size: "tiny",
+      datacenter: "baremetal:local",
+      connection: "connecting",
+      registered: false,
+      attestation_provider: "tsm",
+      version: "0.1.0",
+      uptime_s: 0,
+    }),
     agentPubkey: new Uint8Array(32),
     quoteProvider: slow,
     log: silentLogger,

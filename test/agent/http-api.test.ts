@@ -16,6 +16,7 @@ import { silentLogger } from "../../lib/log.ts";
 import { type ErrorBody, type ErrorCode, NotFoundError, WorkloadError } from "../../spec/errors.ts";
 import { MAX_CONTEXT_BYTES } from "../../spec/protocol.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
+import { agentContract } from "../helpers/contract.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 const SECRET = new Uint8Array(32).fill(42);
@@ -131,10 +132,38 @@ interface Answer {
   json(): unknown;
 }
 
-/** node:http rather than fetch: fetch refuses hop-by-hop request headers, which the proxy tests need to send. */
-function call(
+/**
+ * node:http rather than fetch: fetch refuses hop-by-hop request headers, which the proxy tests need to send.
+ * Every exchange is held to spec/agent-control.yaml; `badRequest` marks a request that breaks it on purpose.
+ */
+async function call(
   url: string,
-  opts: { method?: string; headers?: Record<string, string | string[]>; body?: Uint8Array } = {},
+  opts: {
+    method?: string;
+    headers?: Record<string, string | string[]>;
+    body?: Uint8Array;
+    badRequest?: boolean;
+  } = {},
+): Promise<Answer> {
+  const answer = await exchange(url, opts);
+  const target = new URL(url);
+  const requestType = opts.headers?.["content-type"];
+  agentContract.check({
+    method: opts.method ?? "GET",
+    url: `${target.pathname}${target.search}`,
+    requestType: typeof requestType === "string" ? requestType : null,
+    ...(opts.body ? { requestBody: Buffer.from(opts.body).toString("utf8") } : {}),
+    status: answer.status,
+    responseType: answer.headers["content-type"] ?? null,
+    responseBody: answer.body.toString("utf8"),
+    ...(opts.badRequest ? { badRequest: true } : {}),
+  });
+  return answer;
+}
+
+function exchange(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string | string[]>; body?: Uint8Array },
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: false }, (res) => {
@@ -161,12 +190,13 @@ function errorOf(answer: Answer): ErrorBody["error"] {
   return (answer.json() as ErrorBody).error;
 }
 
-function signedPost(url: string, path: string, value: unknown, at = Date.now(), secret = SECRET) {
+function signedPost(url: string, path: string, value: unknown, opts: { badRequest?: boolean } = {}) {
   const body = Buffer.from(JSON.stringify(value));
   return call(`${url}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...signedHeaders(secret, "POST", path, body, at) },
+    headers: { "content-type": "application/json", ...signedHeaders(SECRET, "POST", path, body) },
     body,
+    ...opts,
   });
 }
 
@@ -239,7 +269,7 @@ test("GET /api/logs: bad parameters are 400 EE-REQ-INVALID naming the parameter,
     ["lines=10", /^lines: unknown parameter/],
   ];
   for (const [query, message] of cases) {
-    const res = await call(`${api.url}/api/logs?${query}`);
+    const res = await call(`${api.url}/api/logs?${query}`, { badRequest: true });
     t.is(res.status, 400, query);
     t.is(errorOf(res).code, "EE-REQ-INVALID", query);
     t.regex(errorOf(res).message, message, query);
@@ -277,7 +307,9 @@ test("GET /api/logs?follow=true streams ndjson until the client goes, then the l
   api.workloads.deploy({ deployment_id: "d-1", app: "web", compose: "x" });
   api.workloads.lines = [line("web", "old")];
   const abort = new AbortController();
-  const res = await fetch(`${api.url}/api/logs?follow=true&service=web`, { signal: abort.signal });
+  const res = await agentContract.fetch(`${api.url}/api/logs?follow=true&service=web`, {
+    signal: abort.signal,
+  });
   t.is(res.status, 200);
   t.is(res.headers.get("content-type"), "application/x-ndjson");
   const reader = res.body?.getReader();
@@ -310,7 +342,7 @@ test("GET /api/logs?follow=true streams ndjson until the client goes, then the l
 test("closing the API ends an open log follow", async (t) => {
   const api = await startApi(t);
   api.workloads.deploy({ deployment_id: "d-1", app: "web", compose: "x" });
-  const res = await fetch(`${api.url}/api/logs?follow=true`);
+  const res = await agentContract.fetch(`${api.url}/api/logs?follow=true`);
   t.is(res.status, 200);
   await api.close();
   await t.throwsAsync(res.text());
@@ -347,7 +379,12 @@ test("unsigned or badly signed writes are 401 with their EE-AUTH code and change
   const body = Buffer.from(JSON.stringify(deployBody));
   const json = { "content-type": "application/json" };
   const post = (path: string, headers: Record<string, string>, payload = body) =>
-    call(`${api.url}${path}`, { method: "POST", headers: { ...json, ...headers }, body: payload });
+    call(`${api.url}${path}`, {
+      method: "POST",
+      headers: { ...json, ...headers },
+      body: payload,
+      badRequest: true, // unsigned, badly signed, off-document query or body: all on purpose
+    });
   const now = Date.now();
   const cases: [string, Promise<Answer>, ErrorCode][] = [
     ["unsigned deploy", post("/api/deploy", {}), "EE-AUTH-SIGNATURE"],
@@ -437,7 +474,7 @@ test("signed but invalid bodies are 400 and change nothing; an oversized context
     ["not an object", [deployBody], /^body:/],
   ];
   for (const [title, value, message] of cases) {
-    const res = await signedPost(api.url, "/api/deploy", value);
+    const res = await signedPost(api.url, "/api/deploy", value, { badRequest: true });
     t.is(res.status, 400, title);
     t.is(errorOf(res).code, "EE-REQ-INVALID", title);
     t.regex(errorOf(res).message, message, title);
@@ -447,12 +484,18 @@ test("signed but invalid bodies are 400 and change nothing; an oversized context
     method: "POST",
     headers: signedHeaders(SECRET, "POST", "/api/deploy", garbage),
     body: garbage,
+    badRequest: true,
   });
   t.is(notJson.status, 400);
   t.regex(errorOf(notJson).message, /not valid JSON/);
 
   const big = Buffer.alloc(MAX_CONTEXT_BYTES + 1).toString("base64");
-  const tooLarge = await signedPost(api.url, "/api/deploy", { ...deployBody, context_base64: big });
+  const tooLarge = await signedPost(
+    api.url,
+    "/api/deploy",
+    { ...deployBody, context_base64: big },
+    { badRequest: true }, // over the decoded cap on purpose
+  );
   t.is(tooLarge.status, 400);
   t.is(errorOf(tooLarge).code, "EE-COMPOSE-CONTEXT-TOO-LARGE");
   t.deepEqual(api.workloads.deployed, []);
@@ -465,6 +508,7 @@ test("a write body over the cap is refused before it is read or verified", async
     method: "POST",
     headers: { "content-type": "application/json", ...signedHeaders(SECRET, "POST", "/api/deploy", body) },
     body,
+    badRequest: true,
   });
   t.is(res.status, 400);
   t.is(errorOf(res).code, "EE-REQ-INVALID");
@@ -606,7 +650,7 @@ test("proxy POST: the body arrives byte for byte; the workload's own 404 passes 
 test("/api/* is the agent's: unknown API paths are 404 EE-NOT-FOUND and never reach the workload", async (t) => {
   const { api, upstream } = await proxied(t);
   for (const path of ["/api/unknown", "/api", "/api/", "/api/health/extra", "/api/health", "/api/logs"]) {
-    const res = await call(`${api.url}${path}`, { method: "POST" });
+    const res = await call(`${api.url}${path}`, { method: "POST", badRequest: true });
     t.is(res.status, 404, path);
     t.is(errorOf(res).code, "EE-NOT-FOUND", path);
   }

@@ -20,6 +20,7 @@ import {
   tempDir,
   waitFor,
 } from "../helpers/cluster.ts";
+import { agentContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
@@ -70,7 +71,9 @@ async function deployAndSettle(
 }
 
 async function agentWorkload(apiUrl: string): Promise<unknown> {
-  const snap = (await (await fetch(`${apiUrl}/api/state-snapshot`)).json()) as { workload: unknown };
+  const snap = (await (await agentContract.fetch(`${apiUrl}/api/state-snapshot`)).json()) as {
+    workload: unknown;
+  };
   return snap.workload;
 }
 
@@ -89,7 +92,7 @@ test.serial(
     t.teardown(() => runtime.remove(healthy.deployment_id));
     t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
     t.is(healthy.agent_id, agent.agentId);
-    t.is((await (await fetch(`${agent.apiUrl}/index.html`)).text()).trim(), "ok");
+    t.is((await (await agentContract.fetch(`${agent.apiUrl}/index.html`)).text()).trim(), "ok");
 
     const undeploy = await tcp.api(`/api/v2/deployments/${healthy.deployment_id}/undeploy`, {
       method: "POST",
@@ -198,7 +201,7 @@ test("under a required policy the agent's own HTTP deploy/undeploy need the CP e
     ["/api/undeploy", { deployment_id: "d-http" }],
   ] as const) {
     const body = Buffer.from(JSON.stringify(payload));
-    const res = await fetch(`${agent.apiUrl}${path}`, {
+    const res = await agentContract.fetch(`${agent.apiUrl}${path}`, {
       method: "POST",
       headers: { "content-type": "application/json", ...signedHeaders(secret, "POST", path, body) },
       body,

@@ -13,6 +13,7 @@ import {
   type TestCp,
   waitFor,
 } from "../helpers/cluster.ts";
+import { agentContract, cpContract } from "../helpers/contract.ts";
 import { requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
@@ -43,8 +44,13 @@ async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[
   return { docker, tcp, agents: running, runtime };
 }
 
-function deploy(tcp: TestCp, body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  return postJson<Record<string, unknown>>(tcp.api, "/api/v2/deployments", body, headers);
+function deploy(
+  tcp: TestCp,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+  opts: { badRequest?: boolean } = {},
+) {
+  return postJson<Record<string, unknown>>(tcp.api, "/api/v2/deployments", body, headers, opts);
 }
 
 test.serial(
@@ -79,14 +85,14 @@ test.serial(
     t.is(agentRec.deployment_id, id);
 
     // The agent's proxy forwards every non-/api path to the workload.
-    const proxied = await fetch(`${agents[0]!.apiUrl}/index.html`);
+    const proxied = await agentContract.fetch(`${agents[0]!.apiUrl}/index.html`);
     t.is(proxied.status, 200);
     t.is((await proxied.text()).trim(), "ok");
 
     // A health quote now binds the running workload: purpose deployed, with the deployment's compose hash.
     const nonce = "5a".repeat(32);
     const attested = (await (
-      await fetch(`${agents[0]!.apiUrl}/api/health?attest=true&nonce=${nonce}`)
+      await agentContract.fetch(`${agents[0]!.apiUrl}/api/health?attest=true&nonce=${nonce}`)
     ).json()) as {
       attestation: { purpose: string; compose_hash: string; report_data: string; agent_pubkey: string };
     };
@@ -119,10 +125,13 @@ test.serial(
 
     // Follow through the CP: ndjson lines until the client leaves, which cancels the agent's stream.
     const abort = new AbortController();
-    const follow = await fetch(`${tcp.cp.url}/api/v2/agents/${agents[0]!.agentId}/logs?follow=true&tail=5`, {
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      signal: abort.signal,
-    });
+    const follow = await cpContract.fetch(
+      `${tcp.cp.url}/api/v2/agents/${agents[0]!.agentId}/logs?follow=true&tail=5`,
+      {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        signal: abort.signal,
+      },
+    );
     t.is(follow.headers.get("content-type"), "application/x-ndjson");
     const reader = follow.body!.getReader();
     let seen = "";
@@ -134,7 +143,7 @@ test.serial(
     t.is((JSON.parse(seen.split("\n")[0]!) as { service: string }).service, "web");
     abort.abort();
     await waitFor("the relayed follow to end", async () => {
-      const m = await (await fetch(`${tcp.cp.url}/metrics`)).text();
+      const m = await (await cpContract.fetch(`${tcp.cp.url}/metrics`)).text();
       return /^ee_agent_requests_pending 0$/m.test(m) ? true : undefined;
     });
 
@@ -224,7 +233,7 @@ test.serial("bad input is refused with a stable code and changes nothing", async
     [{ app: "x", compose: "services:\n  a:\n    image: b\n", node_size: "llm" }, 409, "EE-PLACE-NO-AGENT"],
   ];
   for (const [body, status, code] of cases) {
-    const r = await deploy(tcp, body);
+    const r = await deploy(tcp, body, {}, { badRequest: true });
     t.is(r.status, status, JSON.stringify(body));
     t.is((r.body as { error: { code: string } }).error.code, code, JSON.stringify(body));
   }
@@ -388,7 +397,7 @@ test.serial(
       }),
     );
     const post = (headers: Record<string, string>) =>
-      fetch(`${agents[0]!.apiUrl}/api/deploy`, {
+      agentContract.fetch(`${agents[0]!.apiUrl}/api/deploy`, {
         method: "POST",
         headers: { "content-type": "application/json", ...headers },
         body,
@@ -406,7 +415,9 @@ test.serial(
     await waitFor(
       "the direct workload running",
       async () => {
-        const snap = (await (await fetch(`${agents[0]!.apiUrl}/api/state-snapshot`)).json()) as {
+        const snap = (await (
+          await agentContract.fetch(`${agents[0]!.apiUrl}/api/state-snapshot`)
+        ).json()) as {
           workload: { step: string } | null;
         };
         return snap.workload?.step === "running" ? true : undefined;

@@ -8,6 +8,7 @@ import { encodeFrame } from "../../transport/frame.ts";
 import { FOLLOW_MAX_BUFFERED_BYTES } from "../../transport/rest/deployments.ts";
 import { eectl } from "../helpers/cli.ts";
 import { ADMIN_TOKEN, RawAgent, startTestCp, type TestCp, waitFor } from "../helpers/cluster.ts";
+import { cpContract } from "../helpers/contract.ts";
 
 async function setup(t: ExecutionContext) {
   const tcp = await startTestCp(t);
@@ -28,7 +29,7 @@ function chunk(re: number, n: number): Uint8Array {
 }
 
 async function pendingRequests(tcp: TestCp): Promise<number> {
-  const metrics = await (await fetch(`${tcp.cp.url}/metrics`)).text();
+  const metrics = await (await cpContract.fetch(`${tcp.cp.url}/metrics`)).text();
   return Number(/^ee_agent_requests_pending (\d+)$/m.exec(metrics)?.[1]);
 }
 

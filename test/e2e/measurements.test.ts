@@ -97,7 +97,9 @@ test("a refused MRTD becomes a baseline; approving it admits the agent, removing
   t.is(rejected.body.events[0]?.data.reason, "EE-ATT-MRTD-NOT-ALLOWED");
   t.not(cp.cp.index.get(agent.agentId)?.state, "registered");
 
-  const approved = await cp.api<Entry>(`/api/v2/measurements/baselines/${baseline.id}/approve`, post({}));
+  const approved = await cp.api<Entry>(`/api/v2/measurements/baselines/${baseline.id}/approve`, {
+    method: "POST",
+  });
   t.is(approved.status, 201);
   t.like(approved.body, { node_size: "tiny", mrtd: BAD, rtmr: [ZERO, ZERO, ZERO, ZERO], added_by: "admin" });
   const listing = await cp.api<Listing>("/api/v2/measurements");
@@ -182,7 +184,10 @@ test("bad requests are 400 or 404 with a code and change nothing; no token is 40
     "{not json",
   ];
   for (const body of bodies) {
-    const res = await cp.api<{ error: { code: string } }>("/api/v2/measurements", post(body));
+    const res = await cp.api<{ error: { code: string } }>("/api/v2/measurements", {
+      ...post(body),
+      badRequest: true,
+    });
     t.is(res.status, 400, JSON.stringify(body));
     t.is(res.body.error.code, "EE-REQ-INVALID");
   }
@@ -195,7 +200,10 @@ test("bad requests are 400 or 404 with a code and change nothing; no token is 40
     t.is(res.status, 404, path);
     t.is(res.body.error.code, "EE-NOT-FOUND");
   }
-  const badId = await cp.api<{ error: { code: string } }>("/api/v2/measurements/abc", { method: "DELETE" });
+  const badId = await cp.api<{ error: { code: string } }>("/api/v2/measurements/abc", {
+    method: "DELETE",
+    badRequest: true,
+  });
   t.is(badId.status, 400);
   t.is(badId.body.error.code, "EE-REQ-INVALID");
 

@@ -14,6 +14,7 @@ import {
   tempDir,
   waitFor,
 } from "../helpers/cluster.ts";
+import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
@@ -47,7 +48,7 @@ function ready(cp: CpProcess, timeoutMs: number) {
   return waitFor(
     "ready",
     async () => {
-      const r = await fetch(`${cp.url}/readyz`);
+      const r = await cpContract.fetch(`${cp.url}/readyz`);
       return r.status === 200 ? ((await r.json()) as { rule: string }) : undefined;
     },
     timeoutMs,
@@ -104,7 +105,7 @@ test.serial(
 
     const t0 = Date.now();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
-    const notReady = await fetch(`${cp.url}/readyz`);
+    const notReady = await cpContract.fetch(`${cp.url}/readyz`);
     t.is(notReady.status, 503, "not ready before the agents are back");
     const refused = await postJson<{ error: { code: string } }>(cp.api, "/api/v2/preflight", {
       app: "x",

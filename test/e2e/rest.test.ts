@@ -2,6 +2,7 @@
 // stream of transitions.
 import test from "ava";
 import { agentConfig, RawAgent, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+import { cpContract } from "../helpers/contract.ts";
 import { postJson, SLEEP_COMPOSE } from "../helpers/workloads.ts";
 
 test("every /api/v2 route needs the admin token", async (t) => {
@@ -28,9 +29,9 @@ test("probes and the contract are public; errors have the contract's shape", asy
   const nf = await api<{ error: { code: string; message: string } }>("/api/v2/agents/agt_nobody");
   t.is(nf.status, 404);
   t.is(nf.body.error.code, "EE-NOT-FOUND");
-  const noRoute = await api<{ error: { code: string } }>("/api/v2/nothing-here");
+  const noRoute = await api<{ error: { code: string } }>("/api/v2/nothing-here", { badRequest: true });
   t.is(noRoute.status, 404);
-  const badQuery = await api<{ error: { code: string } }>("/api/v2/events?after=-1");
+  const badQuery = await api<{ error: { code: string } }>("/api/v2/events?after=-1", { badRequest: true });
   t.is(badQuery.status, 400);
   t.is(badQuery.body.error.code, "EE-REQ-INVALID");
 });
@@ -47,7 +48,7 @@ test("the watch stream reports transitions as they happen", async (t) => {
   const { cp, devDir } = await startTestCp(t, { heartbeatMs: 100, staleAfterMs: 300 });
   const abort = new AbortController();
   t.teardown(() => abort.abort());
-  const res = await fetch(`${cp.url}/api/v2/agents/events`, {
+  const res = await cpContract.fetch(`${cp.url}/api/v2/agents/events`, {
     headers: { authorization: "Bearer test-admin-token-0123456789" },
     signal: abort.signal,
   });
@@ -80,7 +81,7 @@ test("GET /metrics is public Prometheus text with agent counts by state", async 
   const { cp, devDir } = await startTestCp(t);
   const a = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-m" }));
   await waitFor("registered", () => cp.index.get(a.agentId)?.state === "registered");
-  const res = await fetch(`${cp.url}/metrics`);
+  const res = await cpContract.fetch(`${cp.url}/metrics`);
   t.is(res.status, 200);
   t.regex(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
   const text = await res.text();

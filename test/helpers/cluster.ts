@@ -22,6 +22,7 @@ import { reportDataFor } from "../../attestation/report-data.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
+import { type ContractInit, cpContract } from "./contract.ts";
 import { tempDir } from "./temp.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -43,10 +44,14 @@ export function devRoot(name = "default"): Promise<string> {
   return p;
 }
 
-/** A CP's REST API as the admin (or with `token`; null sends none): the status and the JSON body (null if empty). */
+/**
+ * A CP's REST API as the admin (or with `token`; null sends none): the status and the JSON body (null if empty).
+ * Every exchange is held to spec/control-plane.yaml (contract.ts); `badRequest` marks a request that breaks it
+ * on purpose.
+ */
 export type CpApi = <T = unknown>(
   path: string,
-  init?: RequestInit & { token?: string | null },
+  init?: ContractInit & { token?: string | null },
 ) => Promise<{ status: number; body: T }>;
 
 function cpApi(baseUrl: string): CpApi {
@@ -54,7 +59,7 @@ function cpApi(baseUrl: string): CpApi {
     const headers = new Headers(init.headers);
     const token = init.token === undefined ? ADMIN_TOKEN : init.token;
     if (token !== null) headers.set("authorization", `Bearer ${token}`);
-    const res = await fetch(`${baseUrl}${path}`, { ...init, headers });
+    const res = await cpContract.fetch(`${baseUrl}${path}`, { ...init, headers });
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as never };
   };

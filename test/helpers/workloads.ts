@@ -25,17 +25,19 @@ export function webCompose(port: number, delayS = 0): string {
 /** One `app` service that sleeps: with no health spec it passes the gate once up for the settle period. */
 export const SLEEP_COMPOSE = `services:\n  app:\n    image: ${BUSYBOX_IMAGE}\n    command: ["sleep", "300"]\n`;
 
-/** POSTs `body` as JSON. */
+/** POSTs `body` as JSON; `badRequest` when the body is off the document on purpose. */
 export function postJson<T = unknown>(
   api: CpApi,
   path: string,
   body: unknown,
   headers: Record<string, string> = {},
+  opts: { badRequest?: boolean } = {},
 ): Promise<{ status: number; body: T }> {
   return api<T>(path, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
+    ...opts,
   });
 }
 
