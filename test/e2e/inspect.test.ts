@@ -17,6 +17,7 @@ import {
   type TestCp,
   waitFor,
 } from "../helpers/cluster.ts";
+import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
@@ -37,7 +38,7 @@ async function openStream(
 ): Promise<Stream> {
   const abort = new AbortController();
   t.teardown(() => abort.abort());
-  const res = await fetch(url, {
+  const res = await cpContract.fetch(url, {
     headers: token ? { authorization: `Bearer ${token}` } : {},
     signal: abort.signal,
   });
@@ -55,8 +56,10 @@ async function openStream(
         }
       }
       ended = true;
-    })().catch(() => {
+    })().catch((err: unknown) => {
       ended = true;
+      // A line off the contract (or a broken stream) fails the test; the teardown's abort does not.
+      if (!abort.signal.aborted) t.fail(`the inspect stream broke: ${String(err)}`);
     });
   } else {
     events.push((await res.json()) as StatelyEvent);

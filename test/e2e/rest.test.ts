@@ -77,6 +77,47 @@ test("the watch stream reports transitions as they happen", async (t) => {
   t.true(transitions.every((x) => x.agent_id === raw.agentId));
 });
 
+test("GET /api/v2/events?follow=true streams the backlog, then each new event, as documented ndjson lines", async (t) => {
+  const { cp, devDir } = await startTestCp(t);
+  const abort = new AbortController();
+  t.teardown(() => abort.abort());
+  const first = await RawAgent.connect(t, cp.wsUrl);
+  await first.register(devDir);
+  const res = await cpContract.fetch(`${cp.url}/api/v2/events?follow=true&after=0&kind=agent.registered`, {
+    headers: { authorization: "Bearer test-admin-token-0123456789" },
+    signal: abort.signal,
+  });
+  t.is(res.status, 200);
+  t.is(res.headers.get("content-type"), "application/x-ndjson");
+  const reader = res.body!.getReader();
+  let text = "";
+  const lines = async (n: number) => {
+    while (text.split("\n").filter(Boolean).length < n) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { kind: string; agent_id: string; at: string });
+  };
+  t.deepEqual(
+    (await lines(1)).map((e) => e.agent_id),
+    [first.agentId],
+  );
+  const second = await RawAgent.connect(t, cp.wsUrl);
+  await second.register(devDir, { vm_name: "raw-2" });
+  const events = await lines(2);
+  t.deepEqual(
+    events.map((e) => [e.kind, e.agent_id]),
+    [
+      ["agent.registered", first.agentId],
+      ["agent.registered", second.agentId],
+    ],
+  );
+});
+
 test("GET /metrics is public Prometheus text with agent counts by state", async (t) => {
   const { cp, devDir } = await startTestCp(t);
   const a = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-m" }));
