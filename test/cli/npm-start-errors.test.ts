@@ -5,28 +5,17 @@ import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import test from "ava";
+import { type EectlRun, finished } from "../helpers/cli.ts";
 import { REPO, tempDir } from "../helpers/cluster.ts";
 import { closedPort } from "../helpers/temp.ts";
 
-function npmStart(
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "cli/start.ts")], {
-      cwd: REPO,
-      env: { ...process.env, EE_ADMIN_TOKEN: "", EE_LOG_LEVEL: "silent", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function npmStart(env: Record<string, string>): Promise<EectlRun> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "cli/start.ts")], {
+    cwd: REPO,
+    env: { ...process.env, EE_ADMIN_TOKEN: "", EE_LOG_LEVEL: "silent", ...env },
   });
+  child.stdin.end();
+  return finished(child);
 }
 
 async function occupied(t: { teardown(fn: () => void): void }): Promise<number> {

@@ -25,8 +25,14 @@ function start(args: string[], env: Record<string, string> = {}): ChildProcessWi
 
 /** Runs eectl to its end: the exit code and everything it printed. */
 export function eectl(args: string[], o: EectlOptions = {}): Promise<EectlRun> {
+  const child = start(args, o.env);
+  child.stdin.end(o.input ?? "");
+  return finished(child);
+}
+
+/** Waits for a child process to end: its exit code and everything it printed. */
+export function finished(child: ChildProcessWithoutNullStreams): Promise<EectlRun> {
   return new Promise((resolve, reject) => {
-    const child = start(args, o.env);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -37,7 +43,6 @@ export function eectl(args: string[], o: EectlOptions = {}): Promise<EectlRun> {
     });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(o.input ?? "");
   });
 }
 

@@ -41,19 +41,7 @@ async function installedAgent(t: ExecutionContext) {
 
 test("the supervised agent registers with the CP, status says running, uninstall stops it", async (t) => {
   const { root, config, registered } = await installedAgent(t);
-  const run = await eectl([
-    "install",
-    "agent",
-    "--root",
-    root,
-    "--version",
-    "1.0.0-a",
-    "--no-systemd",
-    "--config",
-    config,
-    "--env",
-    "EE_LOG_LEVEL=warn",
-  ]);
+  const run = await install(root, config);
   t.is(run.code, 0, run.stderr);
   await registered();
 
