@@ -3,7 +3,8 @@
 // state snapshot report. It also holds the gate's probe (HTTP health spec, Docker health checks or a settle
 // period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json, from
 // which a restarted agent restores it: a workload still running is re-adopted untouched, anything half done is
-// removed and reported failed. May import spec/, lib/, machines/, xstate, zod and node: modules.
+// removed and reported failed. May import spec/, lib/, machines/, xstate, zod, node: modules and the runtime
+// port (with the build-context check that runs before it).
 import { request } from "node:http";
 import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
 import { join } from "node:path";
@@ -38,6 +39,7 @@ import {
   workloadStepSchema,
 } from "../spec/protocol.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
+import { checkContext } from "./runtime/build-context.ts";
 import type {
   ContainerStats,
   LogLine,
@@ -273,9 +275,11 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     );
     return deployGateMachine.provide({
       actors: {
-        prepare: fromPromise<Record<string, string>, GateJob>(({ signal }) =>
-          engine(id, "prepare images", () => runtime.prepare(spec, signal)),
-        ),
+        prepare: fromPromise<Record<string, string>, GateJob>(async ({ signal }) => {
+          // Before any image work: what the context unpacks to, streamed, so a gzip bomb is refused unopened.
+          if (spec.context) await checkContext(spec.context);
+          return engine(id, "prepare images", () => runtime.prepare(spec, signal));
+        }),
         start: fromPromise<void, GateJob>(async ({ signal }) => {
           await engine(id, "start containers", () => runtime.start(spec, signal));
         }),

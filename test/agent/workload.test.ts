@@ -17,7 +17,7 @@ import { silentLogger } from "../../lib/log.ts";
 import { ComposeError, NotFoundError, ValidationError, WorkloadError } from "../../spec/errors.ts";
 import type { WorkloadStep } from "../../spec/protocol.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
-import { busyboxImage } from "../helpers/images.ts";
+import { busyboxImage, gzipBomb } from "../helpers/images.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
 import { DEAF_PORT, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
@@ -266,4 +266,21 @@ test("when the policy allows published ports they bind 127.0.0.1 only and the pr
   });
   t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
   t.is((await (await fetch(`http://127.0.0.1:${port}/`)).text()).trim(), "ok");
+});
+
+test("a build context that unpacks past the limit fails EE-COMPOSE-CONTEXT-TOO-LARGE before any image work", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  const context = await gzipBomb(256 * 1024 * 1024);
+  s.workloads.deploy({
+    deployment_id: id,
+    app: "bomb",
+    compose: "services:\n  app:\n    build: .\n",
+    context,
+  });
+  const failed = await settled(s.workloads);
+  t.like(failed, { step: "failed", code: "EE-COMPOSE-CONTEXT-TOO-LARGE" });
+  t.deepEqual(s.steps, ["preparing", "failed"]);
+  t.false((await s.runtime.deployments()).some((d) => d.deploymentId === id));
 });
