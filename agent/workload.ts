@@ -577,7 +577,7 @@ function failOnExited(project: ComposeProject, containers: RuntimeContainer[]): 
  * The service health.port belongs to: the last in start order, so in `web` depending on `db` it is `web`; with a
  * single service, that one.
  */
-export function targetService(project: ComposeProject): string {
+function targetService(project: ComposeProject): string {
   return project.services[project.services.length - 1]!.name;
 }
 
