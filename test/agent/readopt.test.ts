@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
-import type { WorkloadRuntime } from "../../agent/runtime/runtime.ts";
+import { LABELS, type WorkloadRuntime } from "../../agent/runtime/runtime.ts";
 import {
   createWorkloads,
   loadPersistedWorkload,
@@ -116,6 +116,35 @@ test("a running workload is re-adopted untouched by a restarted manager and unde
   t.false(await s.onEngine(id), "undeploy through the new manager removes everything");
   t.is(b.proxyTarget(), null);
   t.is(loadPersistedWorkload(s.dataDir)?.status.step, "stopped");
+});
+
+test("a workload whose address changed while the agent was away is proxied to its new address", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  await s.deployThenStop(id, { port: WEB_PORT, path: "/", timeout_s: 20 });
+  const [web] = await s.runtime.inspect(id);
+  const before = web?.ip;
+  // Off the network and back on while another container holds its old address: it comes back elsewhere.
+  const network = s.docker.getNetwork(`ee-${id}`);
+  await network.disconnect({ Container: web!.id });
+  const squatter = await s.docker.createContainer({
+    Image: s.image,
+    Cmd: ["sleep", "300"],
+    Labels: { [LABELS.deployment]: id },
+    HostConfig: { NetworkMode: `ee-${id}` },
+  });
+  await squatter.start();
+  await network.connect({ Container: web!.id, EndpointConfig: { Aliases: ["web"] } });
+  await squatter.remove({ force: true });
+  const [moved] = await s.runtime.inspect(id);
+  t.truthy(moved?.ip);
+  t.not(moved?.ip, before, "the container has a new address");
+
+  const b = s.manager();
+  t.is((await b.restore())?.step, "running");
+  t.deepEqual(b.proxyTarget(), { host: moved?.ip, port: WEB_PORT });
+  t.is((await (await fetch(`http://${moved?.ip}:${WEB_PORT}/`)).text()).trim(), "ok");
 });
 
 test("a workload whose container died while the agent was away fails EE-WORKLOAD-EXITED and is removed", async (t) => {
