@@ -18,6 +18,7 @@ import {
 import { agentContract, cpContract } from "../helpers/contract.ts";
 import { requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
+import { closedPort } from "../helpers/temp.ts";
 import {
   DEAF_PORT,
   type DeploymentJson,
@@ -250,6 +251,26 @@ test.serial("bad input is refused with a stable code and changes nothing", async
   t.deepEqual(list.body.deployments, []);
   t.is(tcp.cp.index.get(s.agents[0]!.agentId)?.state, "registered");
 });
+
+test.serial(
+  "an agent refuses a compose that publishes a host port by default: the deployment fails EE-COMPOSE-PORTS",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp, runtime } = s;
+    const compose = `${webCompose()}\n    ports:\n      - "${await closedPort()}:${WEB_PORT}"\n`;
+    const res = await deploy(tcp, {
+      app: "published",
+      compose,
+      health: { port: WEB_PORT, path: "/", timeout_s: 20 },
+    });
+    t.is(res.status, 202, "the CP does not know the agent's policy: the agent is the one to refuse");
+    const id = res.body.deployment_id as string;
+    const failed = await deploymentIn(tcp.api, id, ["failed", "healthy"]);
+    t.like(failed, { status: "failed", code: "EE-COMPOSE-PORTS" });
+    t.deepEqual(await runtime.inspect(id), []);
+  },
+);
 
 test.serial(
   "a 10,000-service compose is refused with EE-COMPOSE-TOO-LARGE while heartbeats keep flowing",
