@@ -20,6 +20,7 @@ import { createHttpApi, listenHttpApi } from "./http-api.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { quoteProviderFor } from "./quote-provider.ts";
 import { DockerRuntime } from "./runtime/docker.ts";
+import { limitsFor } from "./runtime/limits.ts";
 import type { WorkloadRuntime } from "./runtime/runtime.ts";
 import { AGENT_VERSION } from "./version.ts";
 import { createWorkloads } from "./workload.ts";
@@ -77,11 +78,13 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       socketPath: config.docker_socket,
       owner: identity.agentId,
       log: log.child({ part: "docker" }),
+      limits: limitsFor(config.node_size, config.workloads.limits),
     });
   const workloads = createWorkloads({
     runtime,
     dataDir: config.data_dir,
     bindAllowlist: config.bind_allowlist,
+    publishedPorts: config.workloads.allow_published_ports ? "loopback" : "none",
     log: log.child({ part: "workload" }),
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });

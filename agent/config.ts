@@ -12,6 +12,7 @@ import { cmdlineSource, DEFAULT_CMDLINE, PARAM_CONFIGZ } from "./config-sources/
 import { DEFAULT_DRIVES, DRIVE_LABEL, driveSource } from "./config-sources/drive.ts";
 import { DEFAULT_CONFIG_FILE, fileSource } from "./config-sources/file.ts";
 import type { ConfigSource } from "./config-sources/source.ts";
+import { LIMIT_PRESETS } from "./runtime/limits.ts";
 
 export const DEFAULT_HEARTBEAT_MS = 5000;
 
@@ -38,6 +39,24 @@ const attestationSchema = z.discriminatedUnion(
   ],
   { error: 'must be {"provider": "dev", "dir": DIR, "mrtd"?: HEX96} or {"provider": "tsm"}' },
 );
+
+const limitPresetSchema = z.strictObject({
+  memory_mb: z
+    .number()
+    .int()
+    .min(16)
+    .max(16 * 1024 * 1024),
+  cpus: z.number().min(0.01).max(1024),
+  pids: z.number().int().min(16).max(4_194_304),
+});
+
+/** How workload containers run: published-port policy and the limit presets by node_size. */
+const workloadsSchema = z.strictObject({
+  /** false: a compose with `ports:` is refused (EE-COMPOSE-PORTS); true: published on 127.0.0.1 only. */
+  allow_published_ports: z.boolean().default(false),
+  /** Presets by node_size, over the built-in ones (agent/runtime/limits.ts). */
+  limits: z.record(nodeSizeSchema, limitPresetSchema).default({}),
+});
 
 export const agentConfigSchema = z.strictObject({
   control_plane_url: z
@@ -101,6 +120,7 @@ export const agentConfigSchema = z.strictObject({
       pin_first_seen: z.boolean().default(false),
     })
     .default({ policy: "optional", trusted_mrtds: [], pin_first_seen: false }),
+  workloads: workloadsSchema.default({ allow_published_ports: false, limits: {} }),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -241,5 +261,9 @@ export function describeConfig(cfg: AgentConfig): Record<string, unknown> {
       ? { ...cfg.connectivity_probe, url: new URL(cfg.connectivity_probe.url).origin }
       : null,
     cp_envelope: cfg.cp_envelope,
+    workloads: {
+      allow_published_ports: cfg.workloads.allow_published_ports,
+      limits: { ...LIMIT_PRESETS, ...cfg.workloads.limits },
+    },
   };
 }

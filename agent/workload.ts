@@ -3,7 +3,8 @@
 // state snapshot report. It also holds the gate's probe (HTTP health spec, Docker health checks or a settle
 // period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json, from
 // which a restarted agent restores it: a workload still running is re-adopted untouched, anything half done is
-// removed and reported failed. May import spec/, lib/, machines/, xstate, zod and node: modules.
+// removed and reported failed. May import spec/, lib/, machines/, xstate, zod, node: modules and the runtime
+// port (with the build-context check that runs before it).
 import { request } from "node:http";
 import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
 import { join } from "node:path";
@@ -21,7 +22,13 @@ import {
   type Reason,
   reasonOf,
 } from "../machines/deploy-gate.ts";
-import { type ComposeProject, composeHash, parseCompose } from "../spec/compose.ts";
+import {
+  type ComposeProject,
+  composeHash,
+  type ParseOptions,
+  type PublishedPorts,
+  parseCompose,
+} from "../spec/compose.ts";
 import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
 import {
   type HealthSpec,
@@ -32,6 +39,7 @@ import {
   workloadStepSchema,
 } from "../spec/protocol.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
+import { checkContext } from "./runtime/build-context.ts";
 import type {
   ContainerStats,
   LogLine,
@@ -89,7 +97,10 @@ export interface Workloads {
   /** Throws WorkloadError EE-WORKLOAD-NONE when there are no containers. */
   logs(opts: LogOptions): AsyncIterable<LogLine>;
   stats(): Promise<{ containers: ContainerStats[]; host: HostStats }>;
-  /** Where the HTTP API proxies other paths: the health port, else the first published TCP port; null when not running. */
+  /**
+   * Where the HTTP API proxies other paths: health.port on the target service's container address (see
+   * targetService), else the first published TCP port on loopback; null when not running.
+   */
   proxyTarget(): { host: string; port: number } | null;
   /** Stops the gate actors; running containers are left running. */
   stop(): Promise<void>;
@@ -118,6 +129,8 @@ export interface WorkloadsOptions {
   dataDir: string;
   /** Host directories bind mounts may come from; none by default. */
   bindAllowlist?: string[];
+  /** What a compose may publish (workloads.allow_published_ports); `none` by default. */
+  publishedPorts?: PublishedPorts;
   log: Logger;
   /** Interval between health probes (default 1 s). */
   pollMs?: number;
@@ -134,6 +147,8 @@ const DEFAULT_SETTLE_MS = 5000;
 const DEFAULT_GATE_TIMEOUT_S = 60;
 /** One HTTP health probe may take this long before it counts as not healthy yet. */
 const PROBE_TIMEOUT_MS = 2000;
+/** A container may get a new address when it restarts: the proxy's target is looked up again this often. */
+const TARGET_REFRESH_MS = 5000;
 export const PERSIST_FILE = "workload.json";
 
 /** Steps in which a deployment holds the agent: another deployment is refused with EE-WORKLOAD-BUSY. */
@@ -199,6 +214,15 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
   const now = clock ? () => clock.now() : Date.now;
   const listeners = new Set<(status: WorkloadStatus) => void>();
   let current: Deployment | null = null;
+  const rules: ParseOptions = {
+    bindAllowlist: opts.bindAllowlist ?? [],
+    publishedPorts: opts.publishedPorts ?? "none",
+  };
+  /** The proxy's target for one deployment, found by probes and by restore; refreshed in the background. */
+  let target: { deploymentId: string; at: number; host: string | null; refreshing: boolean } | null = null;
+  const noteTarget = (deploymentId: string, host: string | null) => {
+    target = { deploymentId, at: Date.now(), host, refreshing: false };
+  };
 
   // Untyped engine errors become EE-WORKLOAD-ENGINE; their text stays in the log. An abort is the gate leaving
   // the step (undeploy), not a failure: it goes nowhere but is not logged as one.
@@ -251,9 +275,11 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     );
     return deployGateMachine.provide({
       actors: {
-        prepare: fromPromise<Record<string, string>, GateJob>(({ signal }) =>
-          engine(id, "prepare images", () => runtime.prepare(spec, signal)),
-        ),
+        prepare: fromPromise<Record<string, string>, GateJob>(async ({ signal }) => {
+          // Before any image work: what the context unpacks to, streamed, so a gzip bomb is refused unopened.
+          if (spec.context) await checkContext(spec.context);
+          return engine(id, "prepare images", () => runtime.prepare(spec, signal));
+        }),
         start: fromPromise<void, GateJob>(async ({ signal }) => {
           await engine(id, "start containers", () => runtime.start(spec, signal));
         }),
@@ -280,7 +306,13 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
       throw err;
     }
     failOnExited(spec.project, containers);
-    if (health) return (await answers2xx(health, signal)) ? "healthy" : "waiting";
+    if (health) {
+      const host = targetAddress(spec.project, containers);
+      if (host === null) return "waiting";
+      if (!(await answers2xx(host, health, signal))) return "waiting";
+      noteTarget(spec.deploymentId, host);
+      return "healthy";
+    }
     const allRunning =
       containers.length >= spec.project.services.length && containers.every((c) => c.state === "running");
     if (!allRunning) return "waiting";
@@ -343,7 +375,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
 
   function deploy(req: DeployRequest): WorkloadStatus {
     if (current?.request.deployment_id === req.deployment_id) return current.status;
-    const project = parseCompose(req.compose, { bindAllowlist: opts.bindAllowlist ?? [] });
+    const project = parseCompose(req.compose, rules);
     if (req.context && req.context.length > MAX_CONTEXT_BYTES) {
       throw new ComposeError(
         "EE-COMPOSE-CONTEXT-TOO-LARGE",
@@ -436,9 +468,9 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     }
     let project: ComposeProject;
     try {
-      project = parseCompose(request.compose, { bindAllowlist: opts.bindAllowlist ?? [] });
+      project = parseCompose(request.compose, rules);
     } catch (err) {
-      // Only a changed bind allowlist refuses a compose accepted before: it may no longer run here.
+      // Only a changed policy (bind allowlist, published ports) refuses a compose accepted before.
       return failAfterRemoving(reasonOf(err));
     }
     const containers = await engine(id, "inspect containers", () => runtime.inspect(id));
@@ -454,12 +486,27 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
         message: `services not running after an agent restart: ${down.join(", ")}`,
       });
     }
+    // The addresses may have changed while the agent was away (a container restarted): found again here.
+    noteTarget(id, targetAddress(project, containers));
     log.info({ deployment_id: id, app: status.app }, "re-adopting the running workload");
     return launch(request, project, status.compose_hash, {
       step: "running",
       since: status.since,
       images: status.images,
     }).status;
+  }
+
+  function refreshTarget(id: string, project: ComposeProject): void {
+    if (target) target.refreshing = true;
+    runtime.inspect(id).then(
+      (containers) => {
+        if (target?.deploymentId === id) noteTarget(id, targetAddress(project, containers));
+      },
+      (err) => {
+        log.warn({ deployment_id: id, err: (err as Error).message }, "could not look up the proxy target");
+        if (target?.deploymentId === id) target = { ...target, at: Date.now(), refreshing: false };
+      },
+    );
   }
 
   return {
@@ -490,12 +537,18 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     proxyTarget() {
       if (current?.status.step !== "running" || !current.gate) return null;
       const { health } = current.request;
-      if (health) return { host: "127.0.0.1", port: health.port };
+      if (health) {
+        const id = current.request.deployment_id;
+        if (target?.deploymentId !== id) return null;
+        if (Date.now() - target.at >= TARGET_REFRESH_MS && !target.refreshing)
+          refreshTarget(id, current.gate.project);
+        return target.host === null ? null : { host: target.host, port: health.port };
+      }
       const published = current.gate.project.services
         .flatMap((s) => s.ports)
         .find((p) => p.protocol === "tcp");
       if (!published) return null;
-      return { host: loopbackFor(published.host_ip), port: published.host_port };
+      return { host: "127.0.0.1", port: published.host_port };
     },
     async stop() {
       current?.gate?.actor.stop();
@@ -520,12 +573,26 @@ function failOnExited(project: ComposeProject, containers: RuntimeContainer[]): 
   }
 }
 
-/** GET 127.0.0.1:{port}{path}: true on 2xx; any other answer, a refused connection or a timeout is false. */
-function answers2xx(health: HealthSpec, signal: AbortSignal): Promise<boolean> {
+/**
+ * The service health.port belongs to: the last in start order, so in `web` depending on `db` it is `web`; with a
+ * single service, that one.
+ */
+function targetService(project: ComposeProject): string {
+  return project.services[project.services.length - 1]!.name;
+}
+
+/** The target service's address on the deployment's network, when its container is running and has one. */
+function targetAddress(project: ComposeProject, containers: RuntimeContainer[]): string | null {
+  const name = targetService(project);
+  return containers.find((c) => c.service === name && c.state === "running")?.ip ?? null;
+}
+
+/** GET {host}:{health.port}{path}: true on 2xx; any other answer, a refused connection or a timeout is false. */
+function answers2xx(host: string, health: HealthSpec, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(
       {
-        host: "127.0.0.1",
+        host,
         port: health.port,
         path: health.path,
         agent: false,
@@ -542,11 +609,6 @@ function answers2xx(health: HealthSpec, signal: AbortSignal): Promise<boolean> {
     req.on("error", () => resolve(false));
     req.end();
   });
-}
-
-/** Published on every address means reachable on loopback; the agent proxies over loopback only. */
-function loopbackFor(hostIp: string): string {
-  return hostIp === "0.0.0.0" || hostIp === "::" ? "127.0.0.1" : hostIp;
 }
 
 function hostStats(): HostStats {

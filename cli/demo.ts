@@ -29,13 +29,14 @@ export function busyboxContext(dockerfileExtra = "", dir = ""): Promise<Uint8Arr
   ]);
 }
 
-/** A Compose file that builds the context above and serves "hello from a TD" on host port `port`. */
-export function demoCompose(port: number): string {
+/** The container port the demo serves on: its deploy's --health-port; no host port is published. */
+export const DEMO_PORT = 8080;
+
+/** A Compose file that builds the context above and serves "hello from a TD" on container port DEMO_PORT. */
+export function demoCompose(): string {
   return `services:
   web:
     build: .
-    command: ["sh", "-c", "mkdir -p /www && echo 'hello from a TD' > /www/index.html && exec httpd -f -v -p 8080 -h /www"]
-    ports:
-      - "${port}:8080"
+    command: ["sh", "-c", "mkdir -p /www && echo 'hello from a TD' > /www/index.html && exec httpd -f -v -p ${DEMO_PORT} -h /www"]
 `;
 }

@@ -15,7 +15,7 @@ import { ensureDataDir } from "../lib/data-dir.ts";
 import { HeldOutput } from "../lib/held-output.ts";
 import { createLogger } from "../lib/log.ts";
 import { EeError, ValidationError } from "../spec/errors.ts";
-import { busyboxContext, demoCompose, hasHostBusybox } from "./demo.ts";
+import { busyboxContext, DEMO_PORT, demoCompose, hasHostBusybox } from "./demo.ts";
 import { untilSignal } from "./signals.ts";
 
 try {
@@ -135,13 +135,13 @@ async function prepareDemo(dir: string, agentUrl: string): Promise<string> {
     return "\n(No Docker engine answers on /var/run/docker.sock: deploys will fail with EE-WORKLOAD-ENGINE.)\n";
   if (!hasHostBusybox()) return "\n(Install busybox-static to get the demo workload.)\n";
   mkdirSync(dir, { recursive: true });
-  const webPort = 8088;
-  writeFileSync(join(dir, "compose.yaml"), demoCompose(webPort));
+  writeFileSync(join(dir, "compose.yaml"), demoCompose());
   writeFileSync(join(dir, "context.tar"), await busyboxContext());
   const rel = relative(process.cwd(), dir) || ".";
   return `
-Deploy a workload (a busybox web server, built from ${rel}/context.tar), then reach it through the agent:
-  npx eectl deploy --app hello --compose ${rel}/compose.yaml --context ${rel}/context.tar --health-port ${webPort} --wait
+Deploy a workload (a busybox web server, built from ${rel}/context.tar, on container port ${DEMO_PORT} with no
+host port published), then reach it through the agent:
+  npx eectl deploy --app hello --compose ${rel}/compose.yaml --context ${rel}/context.tar --health-port ${DEMO_PORT} --wait
   curl -s ${agentUrl}/          # the agent's proxy → the workload
   npx eectl logs <agent id>        # its logs, relayed by the CP
 `;

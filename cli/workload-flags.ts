@@ -12,7 +12,9 @@ import { parsePositiveInt } from "./options.ts";
  */
 export const healthFlags = {
   port: () =>
-    Option.String("--health-port", { description: "Healthy once HTTP GET on this port answers 2xx" }),
+    Option.String("--health-port", {
+      description: "Healthy once HTTP GET on this container port answers 2xx (no host port is published)",
+    }),
   path: () => Option.String("--health-path", { description: "Path of the health probe (default /)" }),
   timeout: () =>
     Option.String("--health-timeout", {

@@ -8,7 +8,10 @@ import { canonicalJson } from "../lib/canonical-json.ts";
 import { ComposeError } from "./errors.ts";
 import { MAX_COMPOSE_BYTES } from "./protocol.ts";
 
-/** A published port: host_ip defaults to 127.0.0.1 so workloads are reached through the agent's proxy. */
+/**
+ * A published host port. Workloads are reached through the agent's proxy on their container port, so the agent
+ * refuses these unless its policy allows them, and then binds them to 127.0.0.1 only (see PublishedPorts).
+ */
 export interface PortMapping {
   host_ip: string;
   host_port: number;
@@ -48,6 +51,8 @@ export interface ComposeService {
   working_dir?: string;
   /** user[:group] the process runs as; the image's default when absent. */
   user?: string;
+  /** `read_only: true`: the container's root filesystem is mounted read-only (volumes stay writable). */
+  read_only?: boolean;
 }
 
 export interface ComposeProject {
@@ -57,10 +62,33 @@ export interface ComposeProject {
   volumes: string[];
 }
 
+/**
+ * What a compose may publish: `any` (the CP's early check, which does not know the agent's policy), `loopback`
+ * (127.0.0.1 only) or `none` (no `ports:` at all, the agent's default).
+ */
+export type PublishedPorts = "any" | "loopback" | "none";
+
 export interface ParseOptions {
   /** Host directories under which bind mounts are allowed; empty (the default) refuses every bind mount. */
   bindAllowlist?: string[];
+  /** Default `any`. */
+  publishedPorts?: PublishedPorts;
 }
+
+/**
+ * Bounds on a compose file, checked before the YAML parse (bytes, and a line scan for services) and right after it
+ * (counts), so a huge file is refused in milliseconds instead of stalling the agent's event loop.
+ */
+export const COMPOSE_LIMITS = {
+  bytes: MAX_COMPOSE_BYTES,
+  services: 32,
+  /** Ports of one service. */
+  ports: 64,
+  /** Environment entries of one service. */
+  environment: 256,
+  /** Content lines plus commas of the whole text: what the pre-parse scan bounds. */
+  nodes: 4096,
+} as const;
 
 type YamlMap = Record<string, unknown>;
 
@@ -117,6 +145,11 @@ function asMap(v: unknown, path: string): YamlMap {
 
 function asString(v: unknown, path: string): string {
   if (typeof v !== "string" || v === "") invalid(path, "must be a non-empty string");
+  return v;
+}
+
+function asBoolean(v: unknown, path: string): boolean {
+  if (typeof v !== "boolean") invalid(path, "must be a boolean");
   return v;
 }
 
@@ -430,6 +463,7 @@ const SERVICE_KEYS = [
   "depends_on",
   "working_dir",
   "user",
+  "read_only",
 ] as const;
 
 function parseService(
@@ -468,6 +502,7 @@ function parseService(
     depends_on: parseDependsOn(m.depends_on, p("depends_on")),
     working_dir: field(m, "working_dir", path, absolutePath),
     user: field(m, "user", path, asString),
+    read_only: field(m, "read_only", path, asBoolean),
   };
   // Drop absent optionals so the model (and its canonical form) has no undefined-valued keys.
   for (const key of Object.keys(service) as (keyof ComposeService)[]) {
@@ -530,6 +565,36 @@ function startOrder(services: ComposeService[]): ComposeService[] {
   return ordered;
 }
 
+function tooLarge(what: string, n: number, max: number): never {
+  throw new ComposeError("EE-COMPOSE-TOO-LARGE", `${what} has ${n}; at most ${max}`);
+}
+
+/**
+ * Refuses a text whose structure is too large to parse quickly, without parsing it: its lines that carry content
+ * (not blank, not comments) plus its commas bound the nodes a block or flow YAML document can hold.
+ */
+function prescan(text: string): void {
+  let nodes = 0;
+  let content = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      if (content) nodes++;
+      content = false;
+    } else if (c === 44) nodes++;
+    else if (!content && c !== 32 && c !== 9 && c !== 13) {
+      // A comment line stays without content; a `#` after content is the line's content already counted.
+      if (c === 35) {
+        const eol = text.indexOf("\n", i);
+        i = (eol < 0 ? text.length : eol) - 1;
+      } else content = true;
+    }
+  }
+  if (content) nodes++;
+  if (nodes > COMPOSE_LIMITS.nodes)
+    tooLarge("the compose file's lines and separators", nodes, COMPOSE_LIMITS.nodes);
+}
+
 function parseYaml(text: string): unknown {
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_COMPOSE_BYTES) {
@@ -538,11 +603,53 @@ function parseYaml(text: string): unknown {
       `the compose file is ${bytes} bytes; at most ${MAX_COMPOSE_BYTES}`,
     );
   }
+  prescan(text);
   try {
     // maxAliasCount bounds alias expansion ("billion laughs"); merge keeps `<<: *defaults`, common in compose files.
     return parse(text, { uniqueKeys: true, maxAliasCount: 100, merge: true, prettyErrors: false });
   } catch (err) {
     throw new ComposeError("EE-COMPOSE-INVALID", `not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** The per-service counts, checked on the parsed document before any service is validated. */
+function checkCounts(services: [string, unknown][]): void {
+  if (services.length > COMPOSE_LIMITS.services)
+    tooLarge("services", services.length, COMPOSE_LIMITS.services);
+  for (const [name, v] of services) {
+    if (!isMap(v)) continue;
+    const { ports, environment } = v;
+    if (Array.isArray(ports) && ports.length > COMPOSE_LIMITS.ports)
+      tooLarge(`services.${name}.ports`, ports.length, COMPOSE_LIMITS.ports);
+    const env = Array.isArray(environment)
+      ? environment.length
+      : isMap(environment)
+        ? Object.keys(environment).length
+        : 0;
+    if (env > COMPOSE_LIMITS.environment)
+      tooLarge(`services.${name}.environment`, env, COMPOSE_LIMITS.environment);
+  }
+}
+
+/** Refuses what the agent's published-port policy does not allow (see PublishedPorts). */
+function checkPublished(services: ComposeService[], policy: PublishedPorts): void {
+  if (policy === "any") return;
+  for (const s of services) {
+    s.ports.forEach((port, i) => {
+      const path = `services.${s.name}.ports[${i}]`;
+      if (policy === "none") {
+        throw new ComposeError(
+          "EE-COMPOSE-PORTS",
+          `${path}: this agent publishes no host ports; the agent's proxy reaches the service on its container port (health.port)`,
+        );
+      }
+      if (port.host_ip !== "127.0.0.1") {
+        throw new ComposeError(
+          "EE-COMPOSE-PORTS",
+          `${path}: host_ip ${port.host_ip} is not allowed; this agent publishes ports on 127.0.0.1 only`,
+        );
+      }
+    });
   }
 }
 
@@ -558,8 +665,10 @@ export function parseCompose(text: string, opts: ParseOptions = {}): ComposeProj
   const declared = parseTopLevelVolumes(doc.volumes);
   const entries = Object.entries(asMap(doc.services, "services"));
   if (entries.length === 0) invalid("services", "at least one service is needed");
+  checkCounts(entries);
   const services = entries.map(([name, v]) => parseService(name, v, declared, opts.bindAllowlist ?? []));
   checkPortClashes(services);
+  checkPublished(services, opts.publishedPorts ?? "any");
   return { services: startOrder(services), volumes: [...declared].sort() };
 }
 

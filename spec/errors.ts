@@ -74,7 +74,12 @@ export const ERROR_CODES = {
   "EE-COMPOSE-UNSUPPORTED":
     "The compose file uses a key or value outside the supported subset (named in the message).",
   "EE-COMPOSE-BIND-MOUNT": "A volume mounts a host path outside the agent's allowlist.",
-  "EE-COMPOSE-CONTEXT-TOO-LARGE": "The build context is larger than the agent accepts.",
+  "EE-COMPOSE-CONTEXT-TOO-LARGE":
+    "The build context (compressed, decompressed or its entry count) is larger than the agent accepts.",
+  "EE-COMPOSE-TOO-LARGE":
+    "The compose file has more lines, services, ports or environment entries than allowed.",
+  "EE-COMPOSE-PORTS":
+    "The compose publishes a host port the agent's policy refuses (none by default, else 127.0.0.1 only).",
   // Workloads on an agent: deploy, gate, run, undeploy.
   "EE-WORKLOAD-ENGINE": "The Docker engine is unreachable or answered with an unexpected error.",
   "EE-WORKLOAD-IMAGE-MISSING": "An image is neither present locally nor buildable from the deployment.",

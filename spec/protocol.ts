@@ -61,7 +61,11 @@ export const appNameSchema = z
   .max(63)
   .regex(/^[a-z0-9][a-z0-9._-]*$/, "must start with a lowercase letter or digit; then [a-z0-9._-]");
 
-/** How the agent decides a workload is healthy: an HTTP GET on a published host port must answer 2xx. */
+/**
+ * How the agent decides a workload is healthy: an HTTP GET on `port`, a container port of the target service
+ * (the last in start order), reached on the deployment's network with no host port published, must answer 2xx.
+ * The agent's proxy forwards to the same port.
+ */
 export const healthSpecSchema = z.object({
   port: z.number().int().min(1).max(65535),
   path: z.string().startsWith("/").max(512).default("/"),

@@ -9,6 +9,7 @@ import type { ComposeService, PortMapping } from "../../spec/compose.ts";
 import { type CodeOf, WorkloadError } from "../../spec/errors.ts";
 import { rerootContext } from "./build-context.ts";
 import { LogDecoder } from "./docker-logs.ts";
+import { type ContainerLimits, limitsFor } from "./limits.ts";
 import {
   type ContainerStats,
   LABELS,
@@ -114,6 +115,8 @@ function portsOf(bindings: Record<string, { HostIp?: string; HostPort?: string }
 
 function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {
   const state = info.State;
+  const deployment = info.Config.Labels?.[LABELS.deployment];
+  const ip = deployment ? info.NetworkSettings.Networks?.[networkName(deployment)]?.IPAddress : undefined;
   const health = state.Health?.Status;
   const exited = state.Status === "exited" || state.Status === "dead";
   return {
@@ -126,6 +129,7 @@ function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer
     image: info.Config.Image,
     imageId: info.Image,
     ports: portsOf(info.HostConfig.PortBindings),
+    ip: ip || null,
   };
 }
 
@@ -143,17 +147,21 @@ export interface DockerRuntimeOptions {
   log?: Logger;
   /** The agent id stamped on everything created (LABELS.agent); deployments() then lists only its own. */
   owner?: string;
+  /** Memory, CPU and pid limits of every container (default: the `standard` preset). */
+  limits?: ContainerLimits;
 }
 
 export class DockerRuntime implements WorkloadRuntime {
   readonly #docker: Docker;
   readonly #log: Logger;
   readonly #owner: string | undefined;
+  readonly #limits: ContainerLimits;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.#docker = opts.docker ?? new Docker(opts.socketPath ? { socketPath: opts.socketPath } : undefined);
     this.#log = opts.log ?? silentLogger;
     this.#owner = opts.owner;
+    this.#limits = opts.limits ?? limitsFor("standard");
   }
 
   /** The labels of everything a deployment creates; `service` for containers and images. */
@@ -421,10 +429,11 @@ export class DockerRuntime implements WorkloadRuntime {
     const hc = s.healthcheck;
     const ms = (n: number) => n * 1_000_000;
     const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    // Loopback only whatever the mapping says: the agent's proxy is the one way in from outside the TD.
     for (const p of s.ports) {
       portBindings[portKey(p)] = [
         ...(portBindings[portKey(p)] ?? []),
-        { HostIp: p.host_ip, HostPort: `${p.host_port}` },
+        { HostIp: "127.0.0.1", HostPort: `${p.host_port}` },
       ];
     }
     return {
@@ -446,6 +455,9 @@ export class DockerRuntime implements WorkloadRuntime {
         StartPeriod: ms(hc.start_period_ms),
       },
       HostConfig: {
+        ...this.#limits,
+        SecurityOpt: ["no-new-privileges:true"],
+        ReadonlyRootfs: s.read_only === true,
         NetworkMode: network,
         RestartPolicy: { Name: s.restart },
         PortBindings: portBindings,

@@ -41,6 +41,8 @@ export interface RuntimeContainer {
   /** Image id (sha256:…) the container runs. */
   imageId: string;
   ports: PortMapping[];
+  /** The container's address on the deployment's network, where the agent reaches its container ports. */
+  ip: string | null;
 }
 
 /** A deployment found on the engine by its labels; inspect() gives its containers. */

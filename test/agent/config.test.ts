@@ -11,6 +11,7 @@ import {
   parseAgentConfig,
   readConfigFile,
 } from "../../agent/config.ts";
+import { LIMIT_PRESETS, limitsFor } from "../../agent/runtime/limits.ts";
 import { parseHostPort } from "../../lib/host-port.ts";
 import { ValidationError } from "../../spec/errors.ts";
 
@@ -212,7 +213,32 @@ test("describeConfig lists the effective values field by field", (t) => {
     registration: { max_attempts: 0 },
     connectivity_probe: null,
     cp_envelope: { policy: "optional", trusted_mrtds: [], pin_first_seen: false },
+    workloads: { allow_published_ports: false, limits: LIMIT_PRESETS },
   });
+});
+
+test("workloads.limits override the built-in preset of a node_size; other sizes keep theirs", (t) => {
+  const cfg = parseAgentConfig(
+    { ...valid, workloads: { limits: { tiny: { memory_mb: 64, cpus: 0.5, pids: 32 } } } },
+    "s",
+  );
+  t.deepEqual(limitsFor("tiny", cfg.workloads.limits), {
+    Memory: 64 * 1024 * 1024,
+    MemorySwap: 64 * 1024 * 1024,
+    NanoCpus: 5e8,
+    PidsLimit: 32,
+  });
+  t.is(limitsFor("llm", cfg.workloads.limits).PidsLimit, LIMIT_PRESETS.llm!.pids);
+  t.is(
+    limitsFor("huge", cfg.workloads.limits).PidsLimit,
+    LIMIT_PRESETS.standard!.pids,
+    "no preset: standard",
+  );
+  t.false(cfg.workloads.allow_published_ports);
+  const bad = t.throws(() =>
+    parseAgentConfig({ ...valid, workloads: { limits: { tiny: { pids: 1 } } } }, "s"),
+  );
+  t.regex(bad?.message ?? "", /workloads\.limits\.tiny\.pids/);
 });
 
 test("describeConfig shows only the origin of the connectivity probe URL (it may carry a token)", (t) => {

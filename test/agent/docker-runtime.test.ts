@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import type Docker from "dockerode";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { limitsFor } from "../../agent/runtime/limits.ts";
 import { LABELS, type LogLine, type WorkloadSpec } from "../../agent/runtime/runtime.ts";
 import { composeHash, parseCompose } from "../../spec/compose.ts";
 import { WorkloadError } from "../../spec/errors.ts";
@@ -295,4 +296,56 @@ test("an engine that does not answer is EE-WORKLOAD-ENGINE", async (t) => {
     const err = await t.throwsAsync(call(), { instanceOf: WorkloadError });
     t.is(err?.code, "EE-WORKLOAD-ENGINE");
   }
+});
+
+test("every container is contained: node_size limits, no-new-privileges, read_only and user from the compose", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  const limits = limitsFor("tiny");
+  const runtime = new DockerRuntime({ docker: s.docker, limits });
+  const spec = s.spec(`
+services:
+  app:
+    image: ${BUSYBOX_IMAGE}
+    user: "65534:65534"
+    read_only: true
+    command: ["sh", "-c", "touch /probe 2>/dev/null && echo root-writable || echo root-read-only; id -u; exec sleep 300"]
+`);
+  await runtime.prepare(spec);
+  const [app] = await runtime.start(spec);
+  const info = await s.docker.getContainer(app!.id).inspect();
+  t.like(info.HostConfig, {
+    Memory: 512 * 1024 * 1024,
+    MemorySwap: 512 * 1024 * 1024,
+    NanoCpus: 1e9,
+    PidsLimit: 256,
+    SecurityOpt: ["no-new-privileges:true"],
+    ReadonlyRootfs: true,
+  });
+  t.is(info.Config.User, "65534:65534");
+  const lines = await eventually(
+    () => collect(runtime.logs(spec.deploymentId, {})),
+    (l) => l.length >= 2,
+  );
+  t.deepEqual(
+    lines.map((l) => l.text),
+    ["root-read-only", "65534"],
+  );
+});
+
+test("without read_only the root filesystem is writable, and the default limits are the standard preset", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  const spec = s.spec(`services:\n  app:\n    image: ${BUSYBOX_IMAGE}\n    command: ["sleep", "300"]\n`);
+  await s.runtime.prepare(spec);
+  const [app] = await s.runtime.start(spec);
+  const info = await s.docker.getContainer(app!.id).inspect();
+  const standard = limitsFor("standard");
+  t.like(info.HostConfig, {
+    Memory: standard.Memory,
+    NanoCpus: standard.NanoCpus,
+    PidsLimit: standard.PidsLimit,
+    SecurityOpt: ["no-new-privileges:true"],
+    ReadonlyRootfs: false,
+  });
 });

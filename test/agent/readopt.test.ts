@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
-import type { WorkloadRuntime } from "../../agent/runtime/runtime.ts";
+import { LABELS, type WorkloadRuntime } from "../../agent/runtime/runtime.ts";
 import {
   createWorkloads,
   loadPersistedWorkload,
@@ -20,8 +20,8 @@ import { WorkloadError } from "../../spec/errors.ts";
 import type { HealthSpec, WorkloadStep } from "../../spec/protocol.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { closedPort, tempDir } from "../helpers/temp.ts";
-import { webCompose } from "../helpers/workloads.ts";
+import { tempDir } from "../helpers/temp.ts";
+import { DEAF_PORT, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 async function setup(t: ExecutionContext) {
   const docker = await requireDocker(t);
@@ -45,17 +45,12 @@ async function setup(t: ExecutionContext) {
     return workloads;
   };
   /**
-   * Deploys the web workload on `port` with manager A, waits for `step` and stops A: the agent goes away, what it
+   * Deploys the web workload with manager A, waits for `step` and stops A: the agent goes away, what it
    * started keeps running. Returns the status A reached.
    */
-  const deployThenStop = async (
-    id: string,
-    port: number,
-    health?: HealthSpec,
-    step: WorkloadStep = "running",
-  ) => {
+  const deployThenStop = async (id: string, health?: HealthSpec, step: WorkloadStep = "running") => {
     const a = manager();
-    a.deploy({ deployment_id: id, app: "web", compose: webCompose(port), ...(health ? { health } : {}) });
+    a.deploy({ deployment_id: id, app: "web", compose: webCompose(), ...(health ? { health } : {}) });
     const status = await reached(a, step);
     await a.stop();
     return status;
@@ -87,9 +82,8 @@ function reached(workloads: Workloads, step: WorkloadStep): Promise<WorkloadStat
 test("a running workload is re-adopted untouched by a restarted manager and undeploys through it", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const port = await closedPort();
   const id = s.newId();
-  const running = await s.deployThenStop(id, port, { port, path: "/", timeout_s: 20 });
+  const running = await s.deployThenStop(id, { port: WEB_PORT, path: "/", timeout_s: 20 });
   const before = (await s.runtime.inspect(id)).map((c) => [c.id, c.startedAt]);
   t.is(before.length, 1);
 
@@ -105,12 +99,14 @@ test("a running workload is re-adopted untouched by a restarted manager and unde
     before,
     "neither restarted nor recreated",
   );
-  const res = await fetch(`http://127.0.0.1:${port}/`);
+  // The proxy target is looked up again at restore: the container's address, nothing published.
+  const [web] = await s.runtime.inspect(id);
+  t.deepEqual(b.proxyTarget(), { host: web?.ip, port: WEB_PORT });
+  const res = await fetch(`http://${web?.ip}:${WEB_PORT}/`);
   t.is(res.status, 200);
   t.is((await res.text()).trim(), "ok");
-  t.deepEqual(b.proxyTarget(), { host: "127.0.0.1", port });
   t.is(loadPersistedWorkload(s.dataDir)?.status.step, "running");
-  const busy = t.throws(() => b.deploy({ deployment_id: s.newId(), app: "x", compose: webCompose(port) }), {
+  const busy = t.throws(() => b.deploy({ deployment_id: s.newId(), app: "x", compose: webCompose() }), {
     instanceOf: WorkloadError,
   });
   t.is(busy?.code, "EE-WORKLOAD-BUSY", "the adopted workload holds the agent");
@@ -122,12 +118,40 @@ test("a running workload is re-adopted untouched by a restarted manager and unde
   t.is(loadPersistedWorkload(s.dataDir)?.status.step, "stopped");
 });
 
+test("a workload whose address changed while the agent was away is proxied to its new address", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  await s.deployThenStop(id, { port: WEB_PORT, path: "/", timeout_s: 20 });
+  const [web] = await s.runtime.inspect(id);
+  const before = web?.ip;
+  // Off the network and back on while another container holds its old address: it comes back elsewhere.
+  const network = s.docker.getNetwork(`ee-${id}`);
+  await network.disconnect({ Container: web!.id });
+  const squatter = await s.docker.createContainer({
+    Image: s.image,
+    Cmd: ["sleep", "300"],
+    Labels: { [LABELS.deployment]: id },
+    HostConfig: { NetworkMode: `ee-${id}` },
+  });
+  await squatter.start();
+  await network.connect({ Container: web!.id, EndpointConfig: { Aliases: ["web"] } });
+  await squatter.remove({ force: true });
+  const [moved] = await s.runtime.inspect(id);
+  t.truthy(moved?.ip);
+  t.not(moved?.ip, before, "the container has a new address");
+
+  const b = s.manager();
+  t.is((await b.restore())?.step, "running");
+  t.deepEqual(b.proxyTarget(), { host: moved?.ip, port: WEB_PORT });
+  t.is((await (await fetch(`http://${moved?.ip}:${WEB_PORT}/`)).text()).trim(), "ok");
+});
+
 test("a workload whose container died while the agent was away fails EE-WORKLOAD-EXITED and is removed", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const port = await closedPort();
   const id = s.newId();
-  await s.deployThenStop(id, port, { port, path: "/", timeout_s: 20 });
+  await s.deployThenStop(id, { port: WEB_PORT, path: "/", timeout_s: 20 });
   const [web] = await s.runtime.inspect(id);
   await s.docker.getContainer(web?.id ?? "").kill();
 
@@ -144,9 +168,8 @@ test("a workload whose container died while the agent was away fails EE-WORKLOAD
 test("a deploy cut off while gating fails EE-WORKLOAD-INTERRUPTED and leaves nothing", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const [port, nobody] = [await closedPort(), await closedPort()];
   const id = s.newId();
-  await s.deployThenStop(id, port, { port: nobody, path: "/", timeout_s: 120 }, "gating");
+  await s.deployThenStop(id, { port: DEAF_PORT, path: "/", timeout_s: 120 }, "gating");
   t.is(loadPersistedWorkload(s.dataDir)?.status.step, "gating");
   t.true(await s.onEngine(id), "the interrupted deploy left containers");
 
@@ -156,16 +179,15 @@ test("a deploy cut off while gating fails EE-WORKLOAD-INTERRUPTED and leaves not
   t.regex(restored?.message ?? "", /while the deploy was gating/);
   t.false(await s.onEngine(id));
   t.like(loadPersistedWorkload(s.dataDir)?.status, { step: "failed", code: "EE-WORKLOAD-INTERRUPTED" });
-  b.deploy({ deployment_id: s.newId(), app: "web", compose: webCompose(port) });
+  b.deploy({ deployment_id: s.newId(), app: "web", compose: webCompose() });
   t.is((await reached(b, "running")).app, "web", "the agent is free for the next deployment");
 });
 
 test("an undeploy cut off while stopping is finished at restore", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const port = await closedPort();
   const id = s.newId();
-  await s.deployThenStop(id, port);
+  await s.deployThenStop(id);
   // As if the agent died right after persisting `stopping`, before the engine removed anything.
   const file = join(s.dataDir, PERSIST_FILE);
   const record = JSON.parse(readFileSync(file, "utf8"));

@@ -11,24 +11,32 @@ import {
   PERSIST_FILE,
   type WorkloadStatus,
   type Workloads,
+  type WorkloadsOptions,
 } from "../../agent/workload.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { ComposeError, NotFoundError, ValidationError, WorkloadError } from "../../spec/errors.ts";
 import type { WorkloadStep } from "../../spec/protocol.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
-import { busyboxImage } from "../helpers/images.ts";
+import { busyboxImage, gzipBomb } from "../helpers/images.ts";
 import { closedPort, tempDir } from "../helpers/temp.ts";
-import { webCompose } from "../helpers/workloads.ts";
+import { DEAF_PORT, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 const ENDS: ReadonlySet<WorkloadStep> = new Set(["running", "failed", "stopped"]);
 
-async function setup(t: ExecutionContext) {
+async function setup(t: ExecutionContext, extra: Partial<WorkloadsOptions> = {}) {
   const docker = await requireDocker(t);
   if (!docker) return null;
   const image = await busyboxImage(docker);
   const runtime = new DockerRuntime({ log: silentLogger });
   const dataDir = tempDir(t);
-  const workloads = createWorkloads({ runtime, dataDir, log: silentLogger, pollMs: 200, settleMs: 500 });
+  const workloads = createWorkloads({
+    runtime,
+    dataDir,
+    log: silentLogger,
+    pollMs: 200,
+    settleMs: 500,
+    ...extra,
+  });
   const steps: WorkloadStep[] = [];
   workloads.subscribe((s) => steps.push(s.step));
   t.teardown(() => workloads.stop());
@@ -38,7 +46,7 @@ async function setup(t: ExecutionContext) {
     cleanupDeployment(t, docker, id);
     return id;
   };
-  return { image, runtime, dataDir, workloads, steps, newId };
+  return { docker, image, runtime, dataDir, workloads, steps, newId };
 }
 
 /** Resolves with the status once a published step satisfies `done`. */
@@ -55,16 +63,15 @@ function until(workloads: Workloads, done: (s: WorkloadStatus) => boolean): Prom
 }
 const settled = (w: Workloads) => until(w, (s) => ENDS.has(s.step));
 
-test("an httpd workload passes its health gate, answers, refuses others and undeploys to nothing", async (t) => {
+test("an httpd workload passes its health gate on its container port, answers, refuses others and undeploys to nothing", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const port = await closedPort();
   const id = s.newId();
   const req: DeployRequest = {
     deployment_id: id,
     app: "web",
-    compose: webCompose(port),
-    health: { port, path: "/", timeout_s: 20 },
+    compose: webCompose(),
+    health: { port: WEB_PORT, path: "/", timeout_s: 20 },
   };
   const first = s.workloads.deploy(req);
   t.like(first, { deployment_id: id, app: "web", step: "preparing", health: req.health });
@@ -74,10 +81,14 @@ test("an httpd workload passes its health gate, answers, refuses others and unde
   t.is(running.step, "running", running.message);
   t.deepEqual(s.steps, ["preparing", "starting", "gating", "running"]);
   t.regex(running.images.web ?? "", /^sha256:[0-9a-f]{64}$/);
-  const res = await fetch(`http://127.0.0.1:${port}/`);
+  // Nothing is published: the target is the container's address on the deployment's network.
+  const [web] = await s.runtime.inspect(id);
+  t.deepEqual(web?.ports, []);
+  t.regex(web?.ip ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+  t.deepEqual(s.workloads.proxyTarget(), { host: web?.ip, port: WEB_PORT });
+  const res = await fetch(`http://${web?.ip}:${WEB_PORT}/`);
   t.is(res.status, 200);
   t.is((await res.text()).trim(), "ok");
-  t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
 
   t.deepEqual(s.workloads.deploy(req), running, "redeploying the same id answers its status");
   const busy = t.throws(() => s.workloads.deploy({ ...req, deployment_id: s.newId() }), {
@@ -114,14 +125,14 @@ test("an httpd workload passes its health gate, answers, refuses others and unde
 test("a health check that never passes fails with EE-WORKLOAD-HEALTH-TIMEOUT and leaves nothing", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const [port, nobody] = [await closedPort(), await closedPort()];
+
   const id = s.newId();
   const began = Date.now();
   s.workloads.deploy({
     deployment_id: id,
     app: "web",
-    compose: webCompose(port),
-    health: { port: nobody, path: "/", timeout_s: 2 },
+    compose: webCompose(),
+    health: { port: DEAF_PORT, path: "/", timeout_s: 2 },
   });
   const failed = await settled(s.workloads);
   t.like(failed, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
@@ -154,12 +165,11 @@ test("a container that exits at once fails with EE-WORKLOAD-EXITED naming the se
 test("a deploy without a health spec runs once its containers have settled", async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const port = await closedPort();
   const id = s.newId();
-  s.workloads.deploy({ deployment_id: id, app: "web", compose: webCompose(port) });
+  s.workloads.deploy({ deployment_id: id, app: "web", compose: webCompose() });
   const running = await settled(s.workloads);
   t.is(running.step, "running", running.message);
-  t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
+  t.is(s.workloads.proxyTarget(), null, "no health port and nothing published: nothing to proxy to");
   const lines: string[] = [];
   for await (const line of s.workloads.logs({ tail: 10 }))
     lines.push(`${line.service} ${line.stream} ${line.text}`);
@@ -218,4 +228,59 @@ test("a corrupt workload.json is refused, not guessed at", (t) => {
   t.throws(() => loadPersistedWorkload(dir), { instanceOf: ValidationError });
   writeFileSync(join(dir, PERSIST_FILE), JSON.stringify({ request: {}, status: {} }));
   t.throws(() => loadPersistedWorkload(dir), { instanceOf: ValidationError });
+});
+
+test("a compose publishing a host port is refused by default with EE-COMPOSE-PORTS and starts nothing", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  const compose = `${webCompose()}\n    ports:\n      - "${await closedPort()}:${WEB_PORT}"\n`;
+  const err = t.throws(() => s.workloads.deploy({ deployment_id: id, app: "web", compose }), {
+    instanceOf: ComposeError,
+  });
+  t.is(err?.code, "EE-COMPOSE-PORTS");
+  t.is(s.workloads.current(), null);
+  t.deepEqual(await s.runtime.inspect(id), []);
+});
+
+test("when the policy allows published ports they bind 127.0.0.1 only and the proxy falls back to them", async (t) => {
+  const s = await setup(t, { publishedPorts: "loopback" });
+  if (!s) return;
+  const port = await closedPort();
+  const everywhere = `${webCompose()}\n    ports:\n      - "0.0.0.0:${port}:${WEB_PORT}"\n`;
+  const wide = t.throws(
+    () => s.workloads.deploy({ deployment_id: s.newId(), app: "web", compose: everywhere }),
+    { instanceOf: ComposeError },
+  );
+  t.is(wide?.code, "EE-COMPOSE-PORTS");
+
+  const id = s.newId();
+  const compose = `${webCompose()}\n    ports:\n      - "${port}:${WEB_PORT}"\n`;
+  s.workloads.deploy({ deployment_id: id, app: "web", compose });
+  const running = await settled(s.workloads);
+  t.is(running.step, "running", running.message);
+  const [web] = await s.runtime.inspect(id);
+  const info = await s.docker.getContainer(web!.id).inspect();
+  t.deepEqual(info.HostConfig.PortBindings, {
+    [`${WEB_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: `${port}` }],
+  });
+  t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
+  t.is((await (await fetch(`http://127.0.0.1:${port}/`)).text()).trim(), "ok");
+});
+
+test("a build context that unpacks past the limit fails EE-COMPOSE-CONTEXT-TOO-LARGE before any image work", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const id = s.newId();
+  const context = await gzipBomb(256 * 1024 * 1024);
+  s.workloads.deploy({
+    deployment_id: id,
+    app: "bomb",
+    compose: "services:\n  app:\n    build: .\n",
+    context,
+  });
+  const failed = await settled(s.workloads);
+  t.like(failed, { step: "failed", code: "EE-COMPOSE-CONTEXT-TOO-LARGE" });
+  t.deepEqual(s.steps, ["preparing", "failed"]);
+  t.false((await s.runtime.deployments()).some((d) => d.deploymentId === id));
 });

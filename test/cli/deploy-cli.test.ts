@@ -15,8 +15,7 @@ import {
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { closedPort } from "../helpers/temp.ts";
-import { webCompose } from "../helpers/workloads.ts";
+import { DEAF_PORT, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 /** A CP and one registered agent, the env that points eectl at it, and files in a temp dir. */
 async function setup(t: ExecutionContext) {
@@ -76,10 +75,9 @@ test.serial(
     const s = await setupWithDocker(t);
     if (!s) return t.pass();
     const { env, agent, tcp, runtime } = s;
-    const port = await closedPort();
-    const compose = s.file("compose.yaml", webCompose(port));
+    const compose = s.file("compose.yaml", webCompose());
 
-    const health = { port: String(port), timeout: "20" };
+    const health = { port: String(WEB_PORT), timeout: "20" };
     const dep = await deployGated(env, "web", compose, health, "--idempotency-key", "ci-job-1", "--wait");
     const id = placedId(t, runtime, dep.stdout);
     t.is(dep.code, 0, dep.stderr);
@@ -191,8 +189,8 @@ test.serial(
     const s = await setupWithDocker(t);
     if (!s) return t.pass();
     const { env, agent, tcp, runtime } = s;
-    const compose = s.file("compose.yaml", webCompose(await closedPort()));
-    const never = String(await closedPort());
+    const compose = s.file("compose.yaml", webCompose());
+    const never = String(DEAF_PORT);
 
     const impatient = await deployGated(
       env,
@@ -246,7 +244,7 @@ test.serial(
 test("preflight explains placement; deploy shows every agent's reasons on 409; invalid compose creates nothing", async (t) => {
   const s = await setup(t);
   const { env, agent } = s;
-  const compose = s.file("compose.yaml", webCompose(await closedPort()));
+  const compose = s.file("compose.yaml", webCompose());
 
   const fits = await eectl(["preflight", "--app", "web", "--compose", compose], { env });
   t.is(fits.code, 0, fits.stderr);
@@ -310,7 +308,7 @@ test("preflight explains placement; deploy shows every agent's reasons on 409; i
 test("apps register and list; deploy flags are checked before anything is sent", async (t) => {
   const s = await setup(t);
   const { env } = s;
-  const compose = s.file("compose.yaml", webCompose(await closedPort()));
+  const compose = s.file("compose.yaml", webCompose());
   const reg = await eectl(["apps", "register", "web@1.2.0", "--compose", compose, "--health-port", "8080"], {
     env,
   });

@@ -12,7 +12,6 @@ import {
   tempDir,
   waitFor,
 } from "../helpers/cluster.ts";
-import { closedPort } from "../helpers/temp.ts";
 import { webCompose } from "../helpers/workloads.ts";
 
 interface ErrorObject {
@@ -48,7 +47,7 @@ test("deploy --json with no fitting agent: the 409 error object with each agent'
   await waitFor("registered", () => cp.index.get(agent.agentId)?.state === "registered");
   const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
   const compose = join(tempDir(t, "ee-errors-cli-"), "compose.yaml");
-  writeFileSync(compose, webCompose(await closedPort()));
+  writeFileSync(compose, webCompose());
 
   const args = ["deploy", "--app", "web", "--compose", compose, "--node-size", "llm", "--json"];
   const refused = errorJson(t, await eectl(args, { env }));

@@ -24,7 +24,7 @@ import { agentContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { type DeploymentJson, deploymentIn, postJson, webCompose } from "../helpers/workloads.ts";
+import { type DeploymentJson, deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 const MRTD_A = "a1".repeat(48);
 const MRTD_B = "b2".repeat(48);
@@ -85,9 +85,8 @@ test.serial(
     await busyboxImage(docker);
     const tcp = await cpWith(t, MRTD_A);
     const { agent } = await agentOn(tcp, t, { trusted_mrtds: [MRTD_A] });
-    const port = await closedPort();
     const runtime = new DockerRuntime({ docker });
-    const body = { app: "web", compose: webCompose(port), health: { port, path: "/", timeout_s: 20 } };
+    const body = { app: "web", compose: webCompose(), health: { port: WEB_PORT, path: "/", timeout_s: 20 } };
     const healthy = await deployAndSettle(tcp.api, body, ["healthy", "failed"]);
     t.teardown(() => runtime.remove(healthy.deployment_id));
     t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
@@ -106,10 +105,7 @@ test.serial(
 test("an agent that trusts another MRTD refuses the deploy with EE-ENV-MRTD and runs nothing", async (t) => {
   const tcp = await cpWith(t, MRTD_A);
   const { agent } = await agentOn(tcp, t, { trusted_mrtds: [MRTD_B] });
-  const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose(await closedPort()) }, [
-    "healthy",
-    "failed",
-  ]);
+  const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose() }, ["healthy", "failed"]);
   t.is(failed.status, "failed");
   t.is(failed.code, "EE-ENV-MRTD", failed.message ?? "");
   t.deepEqual(
@@ -127,10 +123,7 @@ test("an agent that trusts another MRTD refuses the deploy with EE-ENV-MRTD and 
 test("a CP without a quote provider is refused by an agent that requires the envelope: EE-ENV-QUOTE", async (t) => {
   const tcp = await cpWith(t, null);
   const { agent } = await agentOn(tcp, t, {});
-  const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose(await closedPort()) }, [
-    "healthy",
-    "failed",
-  ]);
+  const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose() }, ["healthy", "failed"]);
   t.is(failed.code, "EE-ENV-QUOTE", failed.message ?? "");
   t.is(await agentWorkload(agent.apiUrl), null);
 });

@@ -1,6 +1,8 @@
 // Deployments end to end: a real CP, real agents (dev attestation) and real containers on the local Docker
 // engine. CI posts Compose over REST; the CP places it, the agent runs it, gates it on health and reports.
+
 import test, { type ExecutionContext } from "ava";
+import type { AgentConfig } from "../../agent/config.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
@@ -18,14 +20,19 @@ import { requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
 import {
+  DEAF_PORT,
   type DeploymentJson,
   deploymentIn,
   postJson,
   SLEEP_COMPOSE,
+  WEB_PORT,
   webCompose,
 } from "../helpers/workloads.ts";
 
-async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[] = [{ vm: "vm-1" }]) {
+async function setup(
+  t: ExecutionContext,
+  agents: { vm: string; size?: string; over?: Partial<AgentConfig> }[] = [{ vm: "vm-1" }],
+) {
   const docker = await requireDocker(t);
   if (!docker) return null;
   await busyboxImage(docker);
@@ -34,7 +41,7 @@ async function setup(t: ExecutionContext, agents: { vm: string; size?: string }[
   for (const a of agents) {
     const agent = await startTestAgent(
       t,
-      agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: a.vm, node_size: a.size ?? "tiny" }),
+      agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: a.vm, node_size: a.size ?? "tiny", ...a.over }),
     );
     running.push(agent);
   }
@@ -59,11 +66,11 @@ test.serial(
     const s = await setup(t);
     if (!s) return t.pass();
     const { tcp, agents, runtime } = s;
-    const port = await closedPort();
+    // No host port: the health gate and the proxy reach the container port on the deployment's network.
     const res = await deploy(tcp, {
       app: "web",
-      compose: webCompose(port),
-      health: { port, path: "/", timeout_s: 20 },
+      compose: webCompose(),
+      health: { port: WEB_PORT, path: "/", timeout_s: 20 },
     });
     t.is(res.status, 202, JSON.stringify(res.body));
     const id = res.body.deployment_id as string;
@@ -170,12 +177,10 @@ test.serial(
     const s = await setup(t);
     if (!s) return t.pass();
     const { tcp, runtime, agents } = s;
-    const port = await closedPort();
-    const never = await closedPort();
     const res = await deploy(tcp, {
       app: "sick",
-      compose: webCompose(port),
-      health: { port: never, path: "/", timeout_s: 2 },
+      compose: webCompose(),
+      health: { port: DEAF_PORT, path: "/", timeout_s: 2 },
     });
     t.is(res.status, 202);
     const id = res.body.deployment_id as string;
@@ -192,7 +197,9 @@ test.serial(
 test.serial(
   "a missing image fails with EE-WORKLOAD-IMAGE-MISSING and a port clash with EE-WORKLOAD-PORT-CONFLICT",
   async (t) => {
-    const s = await setup(t);
+    const s = await setup(t, [
+      { vm: "vm-1", over: { workloads: { allow_published_ports: true, limits: {} } } },
+    ]);
     if (!s) return t.pass();
     const { tcp, runtime } = s;
     const missing = await deploy(tcp, {
@@ -209,7 +216,10 @@ test.serial(
     t.teardown(() => holder.close());
     const held = (holder.address() as { port: number }).port;
     await waitFor("agent free", () => s.tcp.cp.index.get(s.agents[0]!.agentId)?.state === "registered");
-    const clash = await deploy(tcp, { app: "clash", compose: webCompose(held) });
+    const clash = await deploy(tcp, {
+      app: "clash",
+      compose: `${webCompose()}\n    ports:\n      - "${held}:${WEB_PORT}"\n`,
+    });
     const c = await deploymentIn(tcp.api, clash.body.deployment_id as string, ["failed", "healthy"]);
     t.is(c.code, "EE-WORKLOAD-PORT-CONFLICT");
     t.deepEqual(await runtime.inspect(clash.body.deployment_id as string), []);
@@ -241,6 +251,49 @@ test.serial("bad input is refused with a stable code and changes nothing", async
   t.deepEqual(list.body.deployments, []);
   t.is(tcp.cp.index.get(s.agents[0]!.agentId)?.state, "registered");
 });
+
+test.serial(
+  "an agent refuses a compose that publishes a host port by default: the deployment fails EE-COMPOSE-PORTS",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp, runtime } = s;
+    const compose = `${webCompose()}\n    ports:\n      - "${await closedPort()}:${WEB_PORT}"\n`;
+    const res = await deploy(tcp, {
+      app: "published",
+      compose,
+      health: { port: WEB_PORT, path: "/", timeout_s: 20 },
+    });
+    t.is(res.status, 202, "the CP does not know the agent's policy: the agent is the one to refuse");
+    const id = res.body.deployment_id as string;
+    const failed = await deploymentIn(tcp.api, id, ["failed", "healthy"]);
+    t.like(failed, { status: "failed", code: "EE-COMPOSE-PORTS" });
+    t.deepEqual(await runtime.inspect(id), []);
+  },
+);
+
+test.serial(
+  "a 10,000-service compose is refused with EE-COMPOSE-TOO-LARGE while heartbeats keep flowing",
+  async (t) => {
+    const s = await setup(t);
+    if (!s) return t.pass();
+    const { tcp } = s;
+    const agentId = s.agents[0]!.agentId;
+    const compose = `services:\n${Array.from({ length: 10_000 }, (_, i) => `  s${i}:\n    image: x\n`).join("")}`;
+    const seq = () => tcp.cp.index.get(agentId)?.heartbeat_seq ?? 0;
+    const start = seq();
+    // Refusals back to back, CP and agent in this one process: a stalled event loop would stall the heartbeats.
+    let refusals = 0;
+    while (seq() < start + 2) {
+      const r = await deploy(tcp, { app: "huge", compose }, {}, { badRequest: true });
+      t.is(r.status, 400);
+      t.is((r.body as { error: { code: string } }).error.code, "EE-COMPOSE-TOO-LARGE");
+      refusals++;
+      if (refusals > 10_000) return t.fail("heartbeats stopped while refusing");
+    }
+    t.is(tcp.cp.index.get(agentId)?.state, "registered");
+  },
+);
 
 test.serial(
   "placement explains itself: every agent is listed with its reasons; preflight changes nothing",
@@ -340,12 +393,10 @@ test.serial(
       },
       20_000,
     );
-    const port = await closedPort();
-    const never = await closedPort();
     const res = await deploy(tcp, {
       app: "slow",
-      compose: webCompose(port),
-      health: { port: never, path: "/", timeout_s: 60 },
+      compose: webCompose(),
+      health: { port: DEAF_PORT, path: "/", timeout_s: 60 },
     });
     const id = res.body.deployment_id as string;
     const runtime = new DockerRuntime({ docker });

@@ -21,7 +21,7 @@ import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { deploymentIn, postJson, webCompose } from "../helpers/workloads.ts";
+import { deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 /** An inspection stream read as a client would: every event so far, and whether the server ended it. */
 interface Stream {
@@ -121,11 +121,10 @@ test.serial(
     t.is(JSON.parse(first.definition as string).id, "agentSession");
     t.deepEqual(path(agentStream.events), ["registered"]);
 
-    const port = await closedPort();
     const res = await postJson<{ deployment_id: string }>(tcp.api, "/api/v2/deployments", {
       app: "web",
-      compose: webCompose(port),
-      health: { port, path: "/", timeout_s: 30 },
+      compose: webCompose(),
+      health: { port: WEB_PORT, path: "/", timeout_s: 30 },
     });
     t.is(res.status, 202, JSON.stringify(res.body));
     const id = res.body.deployment_id;

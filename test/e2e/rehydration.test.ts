@@ -18,7 +18,7 @@ import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { type DeploymentJson, deploymentIn, postJson, webCompose } from "../helpers/workloads.ts";
+import { type DeploymentJson, deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 interface AgentJson {
   agent_id: string;
@@ -28,12 +28,11 @@ interface AgentJson {
 }
 
 async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
-  const port = await closedPort();
   const res = await postJson<{ deployment_id: string }>(cp.api, "/api/v2/deployments", {
     app: "web",
-    compose: webCompose(port, delayS),
+    compose: webCompose(delayS),
     agent_id: agentId,
-    health: { port, path: "/", timeout_s: timeoutS },
+    health: { port: WEB_PORT, path: "/", timeout_s: timeoutS },
   });
   if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.deployment_id;
@@ -109,7 +108,7 @@ test.serial(
     t.is(notReady.status, 503, "not ready before the agents are back");
     const refused = await postJson<{ error: { code: string } }>(cp.api, "/api/v2/preflight", {
       app: "x",
-      compose: webCompose(1),
+      compose: webCompose(),
     });
     t.is(refused.body.error.code, "EE-NOT-READY");
     await ready(cp, 20_000);

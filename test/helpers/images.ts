@@ -1,6 +1,8 @@
 // Test images without a registry: a busybox image built FROM scratch out of the host's static busybox
-// (Debian's busybox-static), once per engine.
-import { Readable } from "node:stream";
+// (Debian's busybox-static), once per engine; and a build context that is a gzip bomb.
+import { createRequire } from "node:module";
+import { Readable, type Writable } from "node:stream";
+import { createGzip } from "node:zlib";
 import type Docker from "dockerode";
 import { busyboxContext } from "../../cli/demo.ts";
 
@@ -34,4 +36,31 @@ export function busyboxImage(docker: Docker): Promise<string> {
     built = null;
   });
   return built;
+}
+
+const tar = createRequire(import.meta.url)("tar-stream") as {
+  pack(): Readable & {
+    entry(header: { name: string; size: number }, cb: (err?: Error) => void): Writable;
+    finalize(): void;
+  };
+};
+
+/** A gzip of a tar holding one file of `size` zero bytes, built streaming so the test holds no large buffer. */
+export async function gzipBomb(size: number): Promise<Buffer> {
+  const MiB = 1024 * 1024;
+  const pack = tar.pack();
+  const gzip = createGzip({ level: 9 });
+  const chunks: Buffer[] = [];
+  gzip.on("data", (c: Buffer) => chunks.push(c));
+  const done = new Promise((resolve) => gzip.on("end", resolve));
+  pack.pipe(gzip);
+  const entry = pack.entry({ name: "zeros", size }, () => pack.finalize());
+  const zeros = Buffer.alloc(MiB);
+  for (let left = size; left > 0; left -= MiB) {
+    if (!entry.write(zeros.subarray(0, Math.min(MiB, left))))
+      await new Promise((r) => entry.once("drain", r));
+  }
+  entry.end();
+  await done;
+  return Buffer.concat(chunks);
 }

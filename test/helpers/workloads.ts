@@ -1,5 +1,5 @@
 // Compose workloads the deployment tests run, and the REST calls that deploy them and wait on them. webCompose is
-// busybox httpd serving "ok" on a host port, logging a `started` line first and every request after (-v), so tests
+// busybox httpd serving "ok" on container port WEB_PORT (no host port: the agent reaches it), logging a `started` line first and every request after (-v), so tests
 // can gate on health and read logs.
 import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { type CpApi, waitFor } from "./cluster.ts";
@@ -7,18 +7,21 @@ import { BUSYBOX_IMAGE } from "./images.ts";
 
 export type { DeploymentJson };
 
+/** The container port webCompose serves on: the health.port of its deploys. */
+export const WEB_PORT = 8080;
+/** A container port nothing listens on: a health spec on it never passes. */
+export const DEAF_PORT = 8081;
+
 /**
- * One `web` service (the busybox image must be built, see busyboxImage) published on host `port`; with `delayS`
- * it starts serving only after that many seconds (a deploy still gating when a test cuts it short).
+ * One `web` service (the busybox image must be built, see busyboxImage) serving on container port WEB_PORT; with
+ * `delayS` it starts serving only after that many seconds (a deploy still gating when a test cuts it short).
  */
-export function webCompose(port: number, delayS = 0): string {
+export function webCompose(delayS = 0): string {
   return [
     "services:",
     "  web:",
     `    image: ${BUSYBOX_IMAGE}`,
-    `    command: ["sh", "-c", "${delayS ? `sleep ${delayS}; ` : ""}mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p 8080 -h /www"]`,
-    "    ports:",
-    `      - "${port}:8080"`,
+    `    command: ["sh", "-c", "${delayS ? `sleep ${delayS}; ` : ""}mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p ${WEB_PORT} -h /www"]`,
   ].join("\n");
 }
 

@@ -2,6 +2,7 @@
 // key path, equal apps hash equal however they are spelled, and hostile input is refused quickly.
 import test from "ava";
 import {
+  COMPOSE_LIMITS,
   type ComposeService,
   canonicalCompose,
   composeHash,
@@ -225,6 +226,71 @@ test("a file over MAX_COMPOSE_BYTES is refused before parsing", (t) => {
   t.is(err?.code, "EE-COMPOSE-INVALID");
   t.regex(err!.message, /at most 262144/);
   t.true(Date.now() - started < 500);
+});
+
+test("read_only and user are part of the subset", (t) => {
+  const s = one('services:\n  web:\n    image: x\n    read_only: true\n    user: "1000:1000"\n');
+  t.is(s.read_only, true);
+  t.is(s.user, "1000:1000");
+  t.false(
+    "read_only" in one("services:\n  web:\n    image: x\n"),
+    "absent stays absent (same hash as before)",
+  );
+});
+
+test("a 10,000-service file is refused by the scan before any YAML is parsed", (t) => {
+  const text = `services:\n${Array.from({ length: 10_000 }, (_, i) => `  s${i}:\n    image: x\n`).join("")}`;
+  t.true(Buffer.byteLength(text) <= MAX_COMPOSE_BYTES, "under the byte cap: the scan is what refuses it");
+  const err = t.throws(() => parseCompose(text), { instanceOf: ComposeError });
+  t.is(err?.code, "EE-COMPOSE-TOO-LARGE");
+  t.regex(err!.message, /lines and separators has 20001; at most 4096/);
+  // The flow style has one line: its commas count.
+  const flow = `services: {${Array.from({ length: 10_000 }, (_, i) => `s${i}: {image: x}`).join(", ")}}`;
+  t.is(t.throws(() => parseCompose(flow), { instanceOf: ComposeError })?.code, "EE-COMPOSE-TOO-LARGE");
+  // Comments and blank lines are free.
+  const commented = `services:\n  web:\n    image: x\n${"# note\n\n".repeat(5000)}`;
+  t.is(parseCompose(commented).services.length, 1);
+});
+
+test("services, ports and environment entries are counted right after the parse", (t) => {
+  const code = (yaml: string) => t.throws(() => parseCompose(yaml), { instanceOf: ComposeError });
+  const services = code(
+    `services:\n${Array.from({ length: COMPOSE_LIMITS.services + 1 }, (_, i) => `  s${i}: { image: x }\n`).join("")}`,
+  );
+  t.is(services?.code, "EE-COMPOSE-TOO-LARGE");
+  t.regex(services!.message, /^services has 33; at most 32/);
+  const ports = Array.from({ length: COMPOSE_LIMITS.ports + 1 }, (_, i) => `"${10_000 + i}:80"`).join(", ");
+  const p = code(`services:\n  web:\n    image: x\n    ports: [${ports}]\n`);
+  t.is(p?.code, "EE-COMPOSE-TOO-LARGE");
+  t.regex(p!.message, /^services\.web\.ports has 65/);
+  const env = Array.from({ length: COMPOSE_LIMITS.environment + 1 }, (_, i) => `      V${i}: x\n`).join("");
+  const e = code(`services:\n  web:\n    image: x\n    environment:\n${env}`);
+  t.is(e?.code, "EE-COMPOSE-TOO-LARGE");
+  t.regex(e!.message, /^services\.web\.environment has 257/);
+});
+
+// Published ports under the agent's policies; the CP's check (`any`) takes them all.
+refuses(
+  "EE-COMPOSE-PORTS",
+  "services:\n  web: { image: x, ports: ['8080:80'] }\n",
+  /publishes no host ports/,
+  {
+    publishedPorts: "none",
+  },
+);
+refuses(
+  "EE-COMPOSE-PORTS",
+  "services:\n  web: { image: x, ports: ['0.0.0.0:8080:80'] }\n",
+  /host_ip 0\.0\.0\.0 is not allowed; this agent publishes ports on 127\.0\.0\.1 only/,
+  { publishedPorts: "loopback" },
+);
+test("published ports on 127.0.0.1 pass the loopback policy", (t) => {
+  t.is(
+    one("services:\n  web: { image: x, ports: ['8080:80'] }\n", { publishedPorts: "loopback" }).ports[0]
+      ?.host_ip,
+    "127.0.0.1",
+  );
+  t.is(one("services:\n  web: { image: x }\n", { publishedPorts: "none" }).ports.length, 0);
 });
 
 // Not YAML, wrong shape, bad values.
