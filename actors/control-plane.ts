@@ -160,7 +160,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log,
     intervalMs: reattestMs,
     timeoutMs: Math.min(30_000, reattestMs),
-    expectedComposeHash: (agentId) => deployments.runningComposeHash(agentId),
+    expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
   });
   reattestor.start();
 

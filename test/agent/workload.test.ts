@@ -67,13 +67,14 @@ test("an httpd workload passes its health gate, answers, refuses others and unde
     health: { port, path: "/", timeout_s: 20 },
   };
   const first = s.workloads.deploy(req);
-  t.like(first, { deployment_id: id, app: "web", step: "preparing", health: req.health });
+  t.like(first, { deployment_id: id, app: "web", step: "pulling", health: req.health });
   t.regex(first.compose_hash, /^[0-9a-f]{64}$/);
 
   const running = await settled(s.workloads);
   t.is(running.step, "running", running.message);
-  t.deepEqual(s.steps, ["preparing", "starting", "gating", "running"]);
-  t.regex(running.images.web ?? "", /^sha256:[0-9a-f]{64}$/);
+  t.deepEqual(s.steps, ["pulling", "preparing", "starting", "gating", "running"]);
+  t.like(running.images, [{ service: "web" }]);
+  t.regex(running.images[0]!.digest, /^sha256:[0-9a-f]{64}$/);
   const res = await fetch(`http://127.0.0.1:${port}/`);
   t.is(res.status, 200);
   t.is((await res.text()).trim(), "ok");
@@ -126,7 +127,7 @@ test("a health check that never passes fails with EE-WORKLOAD-HEALTH-TIMEOUT and
   const failed = await settled(s.workloads);
   t.like(failed, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
   t.true(Date.now() - began >= 2000);
-  t.deepEqual(s.steps, ["preparing", "starting", "gating", "failed"]);
+  t.deepEqual(s.steps, ["pulling", "preparing", "starting", "gating", "failed"]);
   t.deepEqual(await s.runtime.inspect(id), []);
   t.like(loadPersistedWorkload(s.dataDir)?.status, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
 });

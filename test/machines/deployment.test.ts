@@ -26,7 +26,7 @@ function harness(resume?: { status: DeploymentStatus }) {
     code: null,
     message: null,
     composeHash: null,
-    images: {},
+    images: [],
     progress: [{ step: "dispatched" as const, at: 0 }],
     createdAt: 0,
     updatedAt: 0,
