@@ -15,6 +15,7 @@ import {
   statusOf,
 } from "../machines/deployment.ts";
 import {
+  ComposeError,
   ConflictError,
   NotFoundError,
   NotReadyError,
@@ -62,6 +63,8 @@ export interface DeploymentsOptions {
   now?: () => number;
   /** Signs every deploy/undeploy frame for the agent it goes to (the CP attestation envelope). */
   envelope?: EnvelopeSigner;
+  /** Refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED) at deploy and preflight. */
+  requirePinnedImages?: boolean;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -109,6 +112,7 @@ export class Deployments {
       reconcileGraceMs: 2_000,
       now: Date.now,
       readiness: () => ({ ready: true, reason: "" }),
+      requirePinnedImages: false,
       ...o,
     };
     this.#envelope = o.envelope ?? null;
@@ -436,20 +440,25 @@ export class Deployments {
         );
       compose = app.compose;
       health = app.health;
-      return {
-        ...this.#composes.summarize(compose, req.context),
-        name,
-        version: app.version,
-        compose,
-        health,
-      };
+      return { ...this.#summarize(compose, req.context), name, version: app.version, compose, health };
     }
     if (version !== undefined)
       throw new ValidationError(
         "EE-REQ-INVALID",
         "give either compose or an app@version reference, not both",
       );
-    return { ...this.#composes.summarize(compose, req.context), name, version: null, compose, health };
+    return { ...this.#summarize(compose, req.context), name, version: null, compose, health };
+  }
+
+  /** The compose summary, refusing unpinned images when the policy says so (before anything is created). */
+  #summarize(compose: string, context: Uint8Array | undefined) {
+    const summary = this.#composes.summarize(compose, context);
+    if (this.#o.requirePinnedImages && summary.unpinned.length > 0)
+      throw new ComposeError(
+        "EE-COMPOSE-UNPINNED",
+        `this control plane requires images pinned by @sha256: digest; not pinned: ${summary.unpinned.join(", ")}`,
+      );
+    return summary;
   }
 
   #place(req: PlacementRequest, explain: boolean): Placement {

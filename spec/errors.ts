@@ -75,6 +75,8 @@ export const ERROR_CODES = {
     "The compose file uses a key or value outside the supported subset (named in the message).",
   "EE-COMPOSE-BIND-MOUNT": "A volume mounts a host path outside the agent's allowlist.",
   "EE-COMPOSE-CONTEXT-TOO-LARGE": "The build context is larger than the agent accepts.",
+  "EE-COMPOSE-UNPINNED":
+    "An image is not pinned by @sha256: digest and the control plane requires pinned images.",
   // Workloads on an agent: deploy, gate, run, undeploy.
   "EE-WORKLOAD-ENGINE": "The Docker engine is unreachable or answered with an unexpected error.",
   "EE-WORKLOAD-IMAGE-MISSING":

@@ -212,3 +212,36 @@ test("a registry that goes away mid-pull fails with EE-WORKLOAD-PULL-FAILED afte
   t.true(await nothingLeft(s.docker, id));
   t.true(await engineLacks(s.docker, `${s.registry.host}/${name}`));
 });
+
+test("--require-pinned-images refuses tag-only images at deploy and preflight with EE-COMPOSE-UNPINNED, creating nothing", async (t) => {
+  const tcp = await startTestCp(t, { requirePinnedImages: true });
+  const tagged =
+    "services:\n  web:\n    image: 127.0.0.1:5000/app:1.2\n  db:\n    image: db@sha256:" +
+    "a".repeat(64) +
+    "\n";
+  for (const path of ["/api/v2/deployments", "/api/v2/preflight"]) {
+    const res = await postJson<{ error: { code: string; message: string } }>(tcp.api, path, {
+      app: "web",
+      compose: tagged,
+    });
+    t.is(res.status, 400, path);
+    t.is(res.body.error.code, "EE-COMPOSE-UNPINNED", path);
+    t.regex(res.body.error.message, /web \(127\.0\.0\.1:5000\/app:1\.2\)/);
+    t.notRegex(res.body.error.message, /db/, "a pinned image is not named");
+  }
+  const list = await tcp.api<{ deployments: unknown[] }>("/api/v2/deployments");
+  t.deepEqual(list.body.deployments, []);
+  // Pinned (and built) images pass the policy: the preflight goes on to placement.
+  const pinned = `services:\n  web:\n    image: 127.0.0.1:5000/app@sha256:${"b".repeat(64)}\n`;
+  const ok = await postJson<{ ok: boolean }>(tcp.api, "/api/v2/preflight", { app: "web", compose: pinned });
+  t.is(ok.status, 200, JSON.stringify(ok.body));
+});
+
+test("without --require-pinned-images a tag-only image passes the control plane's checks", async (t) => {
+  const tcp = await startTestCp(t);
+  const res = await postJson<{ ok: boolean }>(tcp.api, "/api/v2/preflight", {
+    app: "web",
+    compose: "services:\n  web:\n    image: 127.0.0.1:5000/app:1.2\n",
+  });
+  t.is(res.status, 200, JSON.stringify(res.body));
+});
