@@ -1,6 +1,6 @@
 // The workload manager over the real Docker runtime: busybox workloads gated by an HTTP health spec or a settle
 // period, failures that leave nothing behind, refusals, and the persisted record. Skipped without Docker.
-import { statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
@@ -219,4 +219,26 @@ test("a corrupt workload.json is refused, not guessed at", (t) => {
   t.throws(() => loadPersistedWorkload(dir), { instanceOf: ValidationError });
   writeFileSync(join(dir, PERSIST_FILE), JSON.stringify({ request: {}, status: {} }));
   t.throws(() => loadPersistedWorkload(dir), { instanceOf: ValidationError });
+});
+
+test("registry_auth serves the pulls only: workload.json never holds it, at any step", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const password = "never-on-disk-0123";
+  const host = `127.0.0.1:${await closedPort()}`;
+  const written: string[] = [];
+  // publish() persists before it calls listeners: each listener call sees the file as that step wrote it.
+  s.workloads.subscribe(() => written.push(readFileSync(join(s.dataDir, PERSIST_FILE), "utf8")));
+  const req: DeployRequest = {
+    deployment_id: s.newId(),
+    app: "private",
+    compose: `services:\n  app:\n    image: ${host}/private:1\n`,
+    registry_auth: { [host]: { username: "u", password } },
+  };
+  s.workloads.deploy(req);
+  const end = await settled(s.workloads);
+  t.like(end, { step: "failed", code: "EE-WORKLOAD-PULL-FAILED" });
+  t.true(written.length >= 2, `${written.length} writes`);
+  for (const text of written) t.false(text.includes(password));
+  t.is(req.registry_auth, undefined, "the manager dropped the credentials once the pulls were done");
 });

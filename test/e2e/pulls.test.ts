@@ -28,9 +28,10 @@ async function setup(t: ExecutionContext, registryOpts: Parameters<typeof startR
   await busyboxImage(docker);
   const registry = await startRegistry(t, registryOpts);
   const tcp = await startTestCp(t);
-  const agent = await startTestAgent(t, agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-pull" }));
+  const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-pull" });
+  const agent = await startTestAgent(t, config);
   await waitFor("registration", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
-  return { docker, registry, tcp, agent };
+  return { docker, registry, tcp, agent, agentDataDir: config.data_dir };
 }
 
 /** A unique repository per test: tests share one engine, and a pull must not find another test's image. */
@@ -75,7 +76,10 @@ test("an image pulled by tag runs, is reported with its registry digest, and goe
   const s = await setup(t);
   if (!s) return t.pass();
   const name = repo(t, "web");
-  const pushed = await pushImage(s.docker, s.registry, BUSYBOX_IMAGE, `${name}:1.0`);
+  // 30 MB no engine has seen: the pull measured below downloads it all.
+  const big = await bigImage(s.docker, 30 * 1024 * 1024);
+  const pushed = await pushImage(s.docker, s.registry, big, `${name}:1.0`);
+  await s.docker.getImage(big).remove({ force: true });
   t.true(await engineLacks(s.docker, `${s.registry.host}/${name}`));
   const port = await closedPort();
   const posted = Date.now();
@@ -92,7 +96,7 @@ test("an image pulled by tag runs, is reported with its registry digest, and goe
   const steps = healthy.progress.map((p) => p.step);
   t.deepEqual(steps, ["dispatched", "pulling", "preparing", "starting", "gating", "running"]);
   const at = (step: string) => Date.parse(healthy.progress.find((p) => p.step === step)!.at);
-  t.log(`pull ${at("preparing") - at("pulling")} ms; POST to healthy ${Date.now() - posted} ms`);
+  t.log(`pull of 30 MB ${at("preparing") - at("pulling")} ms; POST to healthy ${Date.now() - posted} ms`);
   t.false(await engineLacks(s.docker, `${s.registry.host}/${name}`));
 
   const undeploy = await s.tcp.api(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
@@ -156,10 +160,13 @@ test("registry_auth opens an htpasswd registry behind TLS, and is never echoed o
   const events = await s.tcp.api<unknown>("/api/v2/events");
   t.false(JSON.stringify(events.body).includes(CREDS.password));
   await s.tcp.cp.stop();
-  for (const f of readdirSync(s.tcp.dataDir)) {
-    const bytes = readFileSync(join(s.tcp.dataDir, f));
-    t.false(bytes.includes(CREDS.password), `${f} does not hold the password`);
-    t.false(bytes.includes(CREDS.username), `${f} does not hold the username`);
+  for (const dir of [s.tcp.dataDir, s.agentDataDir]) {
+    for (const f of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+      if (!f.isFile()) continue;
+      const bytes = readFileSync(join(f.parentPath, f.name));
+      t.false(bytes.includes(CREDS.password), `${f.name} does not hold the password`);
+      t.false(bytes.includes(CREDS.username), `${f.name} does not hold the username`);
+    }
   }
 });
 
