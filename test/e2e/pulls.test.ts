@@ -252,3 +252,28 @@ test("without --require-pinned-images a tag-only image passes the control plane'
   });
   t.is(res.status, 200, JSON.stringify(res.body));
 });
+
+test("a malformed registry_auth is 400 EE-REQ-INVALID that does not echo the password, and creates nothing", async (t) => {
+  const tcp = await startTestCp(t);
+  const compose = "services:\n  web:\n    image: 127.0.0.1:5000/app:1.2\n";
+  const secret = "x".repeat(5000);
+  for (const registry_auth of [
+    { "not a host!": { username: "u", password: "p-secret" } },
+    { "127.0.0.1:5000": { username: "u", password: secret } },
+    { "127.0.0.1:5000": { username: "u", password: "p-secret", token: "t-secret" } },
+  ]) {
+    const res = await postJson<{ error: { code: string } }>(
+      tcp.api,
+      "/api/v2/deployments",
+      { app: "web", compose, registry_auth },
+      {},
+      { badRequest: true },
+    );
+    t.is(res.status, 400);
+    t.is(res.body.error.code, "EE-REQ-INVALID");
+    const text = JSON.stringify(res.body);
+    for (const s of ["p-secret", "t-secret", secret]) t.false(text.includes(s));
+  }
+  const list = await tcp.api<{ deployments: unknown[] }>("/api/v2/deployments");
+  t.deepEqual(list.body.deployments, []);
+});
