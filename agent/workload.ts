@@ -162,7 +162,8 @@ const persistedSchema = z.object({
     app: z.string(),
     step: workloadStepSchema,
     compose_hash: z.string(),
-    images: imageRefsSchema,
+    // Records written before images were resolved to digests hold an object (service → image id): none known.
+    images: z.preprocess((v) => (Array.isArray(v) ? v : []), imageRefsSchema),
     code: z.string().optional(),
     message: z.string().optional(),
     since: z.number(),

@@ -242,3 +242,19 @@ test("registry_auth serves the pulls only: workload.json never holds it, at any 
   for (const text of written) t.false(text.includes(password));
   t.is(req.registry_auth, undefined, "the manager dropped the credentials once the pulls were done");
 });
+
+test("a workload.json from before images had digests still loads, with no images known", (t) => {
+  const dataDir = tempDir(t);
+  const status = {
+    deployment_id: "d-old",
+    app: "web",
+    step: "running",
+    compose_hash: "ab".repeat(32),
+    images: { web: `sha256:${"cd".repeat(32)}` },
+    since: 1,
+    health: null,
+  };
+  const request = { deployment_id: "d-old", app: "web", compose: "services: {}" };
+  writeFileSync(join(dataDir, PERSIST_FILE), JSON.stringify({ request, status }));
+  t.deepEqual(loadPersistedWorkload(dataDir)?.status.images, []);
+});
