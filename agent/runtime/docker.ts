@@ -1,16 +1,17 @@
 // The WorkloadRuntime over the Docker Engine API (dockerode): one bridge network, named volumes and containers
 // per deployment, all found again by their labels. Images come from the deployment's build context, the host, or
-// are pulled from their registry (transient failures retried with p-retry) and resolved to their digests.
-// Imports dockerode, p-retry, spec/ (compose types, images, errors), lib/log.ts and this folder.
+// are pulled from their registry (docker-pull.ts) and resolved to their digests.
+// Imports dockerode, spec/ (compose types, images, errors), lib/log.ts and this folder.
 import { Readable } from "node:stream";
 import Docker from "dockerode";
-import pRetry from "p-retry";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import type { ComposeService, PortMapping } from "../../spec/compose.ts";
 import { type CodeOf, WorkloadError } from "../../spec/errors.ts";
-import { type ImageRef, pinnedDigest, registryOf } from "../../spec/images.ts";
+import type { ImageRef } from "../../spec/images.ts";
 import { rerootContext } from "./build-context.ts";
 import { LogDecoder } from "./docker-logs.ts";
+import { digestOf, pullImage } from "./docker-pull.ts";
+import { engineMessage, statusOf } from "./engine-error.ts";
 import {
   type ContainerStats,
   LABELS,
@@ -37,74 +38,6 @@ const containerName = (deploymentId: string, service: string): string => `ee-${d
 /** The tag a service's image has: its own `image` or, for a build without one, a local tag. */
 const imageRef = (deploymentId: string, s: ComposeService): string =>
   s.image ?? `ee-local/${deploymentId}-${s.name}:latest`;
-
-/** Retries of a pull after a transient failure (registry away, 5xx, reset), and the backoff between them. */
-export const PULL_RETRY = { retries: 3, minTimeoutMs: 500, maxTimeoutMs: 4000 } as const;
-
-interface PullEvent {
-  id?: string;
-  status?: string;
-  progressDetail?: { current?: number; total?: number };
-  error?: string;
-  errorDetail?: { message?: string };
-}
-
-/**
- * A failed pull by what the engine said: an unknown manifest is a missing image (or, for a pinned reference, a
- * digest the registry does not have), a refused login is bad credentials, a verification failure is content
- * that does not match its digest; anything else (registry away, 5xx, reset, timeout) is transient and retried.
- */
-function pullError(service: string, ref: string, message: string, status: number | undefined): WorkloadError {
-  const what = `service ${service}: pulling ${ref}: ${message}`.slice(0, MAX_BUILD_MESSAGE);
-  if (/unauthorized|authentication required|denied|no basic auth credentials/i.test(message))
-    return new WorkloadError("EE-WORKLOAD-PULL-AUTH", what);
-  if (/digest mismatch|verification failed|does not match/i.test(message))
-    return new WorkloadError("EE-WORKLOAD-DIGEST-MISMATCH", what);
-  if (status === 404 || /manifest unknown|not found|name unknown/i.test(message)) {
-    const code = pinnedDigest(ref) ? "EE-WORKLOAD-DIGEST-MISMATCH" : "EE-WORKLOAD-IMAGE-MISSING";
-    return new WorkloadError(code, what);
-  }
-  return new WorkloadError("EE-WORKLOAD-PULL-FAILED", what);
-}
-
-/** The name part of a reference: without its digest or tag. */
-const repoOf = (ref: string): string => {
-  const name = ref.replace(/@.*$/, "");
-  const colon = name.lastIndexOf(":");
-  return colon > name.lastIndexOf("/") ? name.slice(0, colon) : name;
-};
-
-/**
- * The digest a reference runs: the pinned one, else the registry manifest digest recorded for its repository,
- * else (an image only ever built or loaded here) the image id.
- */
-function digestOf(ref: string, info: Docker.ImageInspectInfo): string {
-  const pinned = pinnedDigest(ref);
-  if (pinned) return pinned;
-  const repo = repoOf(ref);
-  const names = new Set([repo, `docker.io/${repo}`, `docker.io/library/${repo}`]);
-  for (const rd of info.RepoDigests ?? []) {
-    const at = rd.lastIndexOf("@");
-    if (names.has(rd.slice(0, at))) return rd.slice(at + 1);
-  }
-  return info.Id;
-}
-
-interface EngineError {
-  statusCode?: number;
-  json?: { message?: string } | null;
-  reason?: string;
-  message?: string;
-}
-
-function engineMessage(err: unknown): string {
-  const e = err as EngineError;
-  return (e.json?.message ?? e.message ?? String(err)).trim();
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as EngineError).statusCode;
-}
 
 /**
  * The one mapping from an engine failure to the port's codes: port clashes by their text, other 4xx to
@@ -238,7 +171,7 @@ export class DockerRuntime implements WorkloadRuntime {
       if (s.build || ref === undefined || pulled.has(ref) || (await this.#present(ref))) continue;
       const started = Date.now();
       this.#pulls.set(spec.deploymentId, [...(this.#pulls.get(spec.deploymentId) ?? []), ref]);
-      await this.#pullOne(s.name, ref, opts);
+      await pullImage(this.#docker, this.#log, s.name, ref, opts);
       pulled.add(ref);
       this.#log.info(
         { deployment: spec.deploymentId, service: s.name, ref, ms: Date.now() - started },
@@ -458,74 +391,6 @@ export class DockerRuntime implements WorkloadRuntime {
       if (statusOf(err) === 404) return false;
       throw toWorkloadError(err, `image ${ref}`, "EE-WORKLOAD-ENGINE");
     }
-  }
-
-  /** One pull of `ref`, transient failures retried with a bounded backoff; progress summed over its layers. */
-  async #pullOne(service: string, ref: string, opts: PullOptions): Promise<void> {
-    const host = registryOf(ref);
-    const cred = opts.auth?.[host];
-    const authconfig = cred
-      ? { username: cred.username, password: cred.password, serveraddress: host }
-      : undefined;
-    const retry = opts.retry ?? PULL_RETRY;
-    await pRetry(
-      async () => {
-        const layers = new Map<string, { done: number; total: number }>();
-        const report = () => {
-          let done = 0;
-          let total = 0;
-          for (const l of layers.values()) {
-            done += l.done;
-            total += l.total;
-          }
-          opts.onProgress?.({ service, ref, done_bytes: done, total_bytes: total });
-        };
-        let failure: string | null = null;
-        try {
-          const stream = await this.#docker.pull(ref, {
-            ...(authconfig ? { authconfig } : {}),
-            ...(opts.signal ? { abortSignal: opts.signal } : {}),
-          });
-          await new Promise<void>((resolve, reject) =>
-            this.#docker.modem.followProgress(
-              stream,
-              (err) => (err ? reject(err) : resolve()),
-              (e: PullEvent) => {
-                if (e.error || e.errorDetail) failure ??= e.errorDetail?.message ?? e.error ?? "failed";
-                else if (e.status?.startsWith("Retrying in")) {
-                  // The engine's own layer retries wait up to ~50 s: cut short, so one bounded policy applies.
-                  failure ??= `a layer download was interrupted (${e.status})`;
-                  (stream as Readable).destroy();
-                } else if (e.id && e.status === "Downloading" && e.progressDetail?.total) {
-                  layers.set(e.id, { done: e.progressDetail.current ?? 0, total: e.progressDetail.total });
-                  report();
-                } else if (e.id && e.status === "Download complete") {
-                  const l = layers.get(e.id);
-                  if (l) l.done = l.total;
-                  report();
-                }
-              },
-            ),
-          );
-        } catch (err) {
-          opts.signal?.throwIfAborted();
-          throw pullError(service, ref, engineMessage(err), statusOf(err));
-        }
-        if (failure !== null) throw pullError(service, ref, failure, undefined);
-      },
-      {
-        retries: retry.retries,
-        minTimeout: retry.minTimeoutMs,
-        maxTimeout: retry.maxTimeoutMs,
-        factor: 2,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        // Only a transient failure is tried again; the rest would fail the same way.
-        shouldRetry: ({ error }) =>
-          error instanceof WorkloadError && error.code === "EE-WORKLOAD-PULL-FAILED",
-        onFailedAttempt: ({ error, attemptNumber }) =>
-          this.#log.warn({ service, ref, attempt: attemptNumber, err: error.message }, "image pull failed"),
-      },
-    );
   }
 
   async #build(
