@@ -298,3 +298,29 @@ test("an engine that does not answer is EE-WORKLOAD-ENGINE", async (t) => {
     t.is(err?.code, "EE-WORKLOAD-ENGINE");
   }
 });
+
+test("a tag already on the engine is not pulled again, resolves to its image, and stays after remove", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  // Nothing listens at this registry: a pull would fail with EE-WORKLOAD-PULL-FAILED.
+  const repo = `127.0.0.1:${await closedPort()}/present`;
+  await s.docker.getImage(BUSYBOX_IMAGE).tag({ repo, tag: "1" });
+  t.teardown(() =>
+    s.docker
+      .getImage(`${repo}:1`)
+      .remove()
+      .catch(() => {}),
+  );
+  const spec = s.spec(`services:\n  web:\n    image: ${repo}:1\n`);
+  const progress: unknown[] = [];
+  await s.runtime.pull(spec, { onProgress: (p) => progress.push(p) });
+  t.deepEqual(progress, []);
+  const [image] = await s.runtime.prepare(spec);
+  t.is(
+    image!.digest,
+    (await s.docker.getImage(BUSYBOX_IMAGE).inspect()).Id,
+    "no registry digest: its image id",
+  );
+  await s.runtime.remove(spec.deploymentId);
+  await t.notThrowsAsync(s.docker.getImage(`${repo}:1`).inspect(), "an image it did not pull is not removed");
+});
