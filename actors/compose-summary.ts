@@ -4,11 +4,14 @@
 // agents, and the YAML parse was the largest single cost of a deploy in test/load. Imports spec/compose and lib/.
 import { BoundedCache } from "../lib/bounded-cache.ts";
 import { type ComposeProject, composeHash, parseCompose } from "../spec/compose.ts";
+import { pinnedDigest } from "../spec/images.ts";
 
 export interface ComposeSummary {
   /** composeHash of the project and, when there is one, the build context. */
   hash: string;
   services: string[];
+  /** `service (ref)` of every service whose image is not pinned by `@sha256:` digest (built ones are exempt). */
+  unpinned: string[];
 }
 
 const ENTRIES = 64;
@@ -30,6 +33,9 @@ export class ComposeSummaries {
     return {
       hash: context ? composeHash(entry.project, context) : entry.hash,
       services: entry.project.services.map((s) => s.name),
+      unpinned: entry.project.services
+        .filter((s) => !s.build && s.image !== undefined && pinnedDigest(s.image) === null)
+        .map((s) => `${s.name} (${s.image})`),
     };
   }
 }

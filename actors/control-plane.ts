@@ -65,6 +65,8 @@ export interface ControlPlaneOptions {
   collateralUrl?: string;
   /** How long an agent has to report the first step of a deployment (default 30 s). */
   deployAckTimeoutMs?: number;
+  /** `--require-pinned-images`: refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED). */
+  requirePinnedImages?: boolean;
   /** The readiness rule's knobs (READINESS_DEFAULTS). */
   readiness?: Partial<typeof READINESS_DEFAULTS>;
   /** How often the live agent set is checkpointed for the next start's readiness rule. */
@@ -160,7 +162,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log,
     intervalMs: reattestMs,
     timeoutMs: Math.min(30_000, reattestMs),
-    expectedComposeHash: (agentId) => deployments.runningComposeHash(agentId),
+    expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
   });
   reattestor.start();
 
@@ -197,6 +199,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
+    ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");

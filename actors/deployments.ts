@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { type Actor, createActor } from "xstate";
 import type { EnvelopeCommand, EnvelopedType, EnvelopeSigner } from "../attestation/cp-envelope.ts";
+import { type Sealed, seal } from "../attestation/seal.ts";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import type { Logger } from "../lib/log.ts";
 import {
@@ -14,12 +15,14 @@ import {
   statusOf,
 } from "../machines/deployment.ts";
 import {
+  ComposeError,
   ConflictError,
   NotFoundError,
   NotReadyError,
   PlacementError,
   ValidationError,
 } from "../spec/errors.ts";
+import { type RegistryAuth, workloadHash } from "../spec/images.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
@@ -38,6 +41,8 @@ export interface DeploymentRequest extends PlacementRequest {
   /** Build context (tar) for services with `build`. */
   context?: Uint8Array;
   health?: HealthSpec;
+  /** Registry credentials: sealed to the chosen agent in the deploy frame, kept nowhere else. */
+  registry_auth?: RegistryAuth;
 }
 
 export interface DeploymentsOptions {
@@ -58,6 +63,8 @@ export interface DeploymentsOptions {
   now?: () => number;
   /** Signs every deploy/undeploy frame for the agent it goes to (the CP attestation envelope). */
   envelope?: EnvelopeSigner;
+  /** Refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED) at deploy and preflight. */
+  requirePinnedImages?: boolean;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -105,6 +112,7 @@ export class Deployments {
       reconcileGraceMs: 2_000,
       now: Date.now,
       readiness: () => ({ ready: true, reason: "" }),
+      requirePinnedImages: false,
       ...o,
     };
     this.#envelope = o.envelope ?? null;
@@ -161,6 +169,8 @@ export class Deployments {
     const agentId = placement.chosen.agent_id;
     const deploymentId = `d-${randomBytes(8).toString("hex")}`;
     const health = req.health ?? resolved.health ?? undefined;
+    // Sealed before anything is created: a failure here leaves no record behind.
+    const sealedAuth = req.registry_auth && this.#sealAuth(req.registry_auth, agentId, deploymentId);
     const row: DeploymentRow = {
       deployment_id: deploymentId,
       app: resolved.name,
@@ -170,7 +180,7 @@ export class Deployments {
       code: null,
       message: null,
       compose_hash: resolved.hash,
-      images: {},
+      images: [],
       progress: [{ step: "dispatched", at: now }],
       request: {
         ...(req.node_size ? { node_size: req.node_size } : {}),
@@ -194,6 +204,7 @@ export class Deployments {
       compose: resolved.compose,
       ...(req.context ? { context: req.context } : {}),
       ...(health ? { health } : {}),
+      ...(sealedAuth ? { registry_auth: sealedAuth } : {}),
     };
     // The session moves to deploying first, so the next placement already sees this agent as busy.
     this.#o.supervisor.send(agentId, { type: "DEPLOY", deploymentId, app: resolved.name, at: now });
@@ -306,6 +317,7 @@ export class Deployments {
       ...(body.message ? { message: body.message } : {}),
       ...(body.compose_hash ? { composeHash: body.compose_hash } : {}),
       ...(body.images ? { images: body.images } : {}),
+      ...(body.progress ? { bytes: body.progress } : {}),
     });
   }
 
@@ -345,7 +357,7 @@ export class Deployments {
           code: null,
           message: null,
           compose_hash: body.compose_hash ?? null,
-          images: body.images ?? {},
+          images: body.images ?? [],
           progress: [{ step, at: now }],
           request: {},
           compose: "",
@@ -368,11 +380,15 @@ export class Deployments {
     });
   }
 
-  /** The compose hash of the agent's healthy deployment (re-attestation checks the agent's quote binds it). */
-  runningComposeHash(agentId: string): string | null {
+  /**
+   * The workload hash of the agent's healthy deployment: its compose hash and the image digests the agent
+   * reported (re-attestation checks the agent's quote binds it).
+   */
+  runningWorkloadHash(agentId: string): string | null {
     for (const id of this.#byAgent.get(agentId) ?? []) {
       const live = this.#live.get(id);
-      if (live && statusOf(live.actor.getSnapshot().value) === "healthy") return live.row.compose_hash;
+      if (live && statusOf(live.actor.getSnapshot().value) === "healthy" && live.row.compose_hash !== null)
+        return workloadHash(live.row.compose_hash, live.row.images);
     }
     return null;
   }
@@ -424,20 +440,25 @@ export class Deployments {
         );
       compose = app.compose;
       health = app.health;
-      return {
-        ...this.#composes.summarize(compose, req.context),
-        name,
-        version: app.version,
-        compose,
-        health,
-      };
+      return { ...this.#summarize(compose, req.context), name, version: app.version, compose, health };
     }
     if (version !== undefined)
       throw new ValidationError(
         "EE-REQ-INVALID",
         "give either compose or an app@version reference, not both",
       );
-    return { ...this.#composes.summarize(compose, req.context), name, version: null, compose, health };
+    return { ...this.#summarize(compose, req.context), name, version: null, compose, health };
+  }
+
+  /** The compose summary, refusing unpinned images when the policy says so (before anything is created). */
+  #summarize(compose: string, context: Uint8Array | undefined) {
+    const summary = this.#composes.summarize(compose, context);
+    if (this.#o.requirePinnedImages && summary.unpinned.length > 0)
+      throw new ComposeError(
+        "EE-COMPOSE-UNPINNED",
+        `this control plane requires images pinned by @sha256: digest; not pinned: ${summary.unpinned.join(", ")}`,
+      );
+    return summary;
   }
 
   #place(req: PlacementRequest, explain: boolean): Placement {
@@ -557,6 +578,14 @@ export class Deployments {
     }
   }
 
+  /** Seals registry credentials to the agent's attested identity key, for this deployment only. */
+  #sealAuth(auth: RegistryAuth, agentId: string, deploymentId: string): Sealed {
+    const pubkey = this.#o.supervisor.get(agentId)?.getSnapshot().context.facts?.agent_pubkey;
+    if (!pubkey)
+      throw new PlacementError("EE-PLACE-NO-AGENT", `agent ${agentId} has no known key to seal to`);
+    return seal(Buffer.from(JSON.stringify(auth)), Buffer.from(pubkey, "hex"), agentId, deploymentId);
+  }
+
   /**
    * Sends a deploy/undeploy frame to the agent's current connection, if it has one; signed at send time, so every
    * (re)send gets its own nonce and issued_at.
@@ -633,9 +662,11 @@ function splitAppRef(ref: string): [string, string | undefined] {
   return at < 0 ? [ref, undefined] : [ref.slice(0, at), ref.slice(at + 1)];
 }
 
+// Registry credentials are left out: an idempotency record must not hold even a hash a password could be
+// guessed from, so a retry that only changes them is the same request.
 function hashRequest(req: DeploymentRequest): string {
   const h = createHash("sha256");
-  const { context, ...rest } = req;
+  const { context, registry_auth: _auth, ...rest } = req;
   h.update(canonicalJson(rest));
   if (context) h.update(context);
   return h.digest("hex");

@@ -31,7 +31,7 @@ export interface ReattestorOptions {
   intervalMs: number;
   timeoutMs: number;
   /** The compose hash of the healthy deployment the CP placed on the agent, or null when it runs none. */
-  expectedComposeHash?: (agentId: string) => string | null;
+  expectedWorkloadHash?: (agentId: string) => string | null;
   now?: () => number;
 }
 
@@ -45,7 +45,7 @@ export class Reattestor {
   #offTransition: (() => void) | null = null;
 
   constructor(opts: ReattestorOptions) {
-    this.#o = { now: Date.now, expectedComposeHash: () => null, ...opts };
+    this.#o = { now: Date.now, expectedWorkloadHash: () => null, ...opts };
     this.#tickMs = Math.max(50, Math.min(1000, Math.floor(this.#o.intervalMs / 10)));
   }
 
@@ -125,21 +125,22 @@ export class Reattestor {
     try {
       const purpose = body.purpose ?? "refresh";
       // An agent running our workload must prove which one: a plain refresh quote would hide a swapped workload.
-      const expected = this.#o.expectedComposeHash(agentId);
-      if (expected !== null && (purpose !== "deployed" || body.compose_hash !== expected)) {
+      // The hash covers the compose file and every image digest the agent reported for it (spec/images.ts).
+      const expected = this.#o.expectedWorkloadHash(agentId);
+      if (expected !== null && (purpose !== "deployed" || body.workload_hash !== expected)) {
         throw new AttestationError(
           "EE-ATT-WORKLOAD-MISMATCH",
-          `the quote binds ${purpose === "deployed" ? `compose hash ${body.compose_hash}` : "no workload"}, not the deployed ${expected}`,
+          `the quote binds ${purpose === "deployed" ? `workload hash ${body.workload_hash}` : "no workload"}, not the deployed ${expected}`,
         );
       }
-      if (purpose === "deployed" && body.compose_hash === undefined)
-        throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH", "purpose deployed without a compose_hash");
+      if (purpose === "deployed" && body.workload_hash === undefined)
+        throw new AttestationError("EE-ATT-REPORTDATA-MISMATCH", "purpose deployed without a workload_hash");
       const { quote } = await verifyBoundQuote(this.#o.policy, {
         quote: body.quote,
         purpose,
         nonce: p.nonce,
         pubkey: Buffer.from(facts.agent_pubkey, "hex"),
-        ...(body.compose_hash ? { composeHash: Buffer.from(body.compose_hash, "hex") } : {}),
+        ...(body.workload_hash ? { composeHash: Buffer.from(body.workload_hash, "hex") } : {}),
         nodeSize: facts.node_size,
         at: now,
       });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { CP_PIN_FILE, createEnvelopeVerifier, filePin } from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
+import { open } from "../attestation/seal.ts";
 import { createTrustAnchors, type TrustAnchors } from "../attestation/trust.ts";
 import { parseHostPort } from "../lib/host-port.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
@@ -133,6 +134,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     snapshot,
     log: log.child({ part: "cp-commands" }),
     envelope,
+    openSealed: (sealed, deploymentId) => open(sealed, identity.privateKey, identity.agentId, deploymentId),
   });
 
   let giveUp!: (err: AgentExitError) => void;

@@ -276,12 +276,11 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);
     },
     async refreshQuote(request) {
-      const w = opts.commands?.report();
       const { reportData, ...binds } = bindQuote(
         "refresh",
         request.nonce,
         identity.publicKey,
-        w?.status === "healthy" ? w.compose_hash : undefined,
+        opts.commands?.running() ?? undefined,
       );
       return { quote: await opts.quoteProvider.getQuote(reportData), ...binds };
     },
@@ -292,6 +291,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
           quote: new Uint8Array(p.answer.quote),
           purpose: p.answer.purpose,
           ...(p.answer.compose_hash ? { compose_hash: p.answer.compose_hash } : {}),
+          ...(p.answer.workload_hash ? { workload_hash: p.answer.workload_hash } : {}),
         },
         p.re === undefined ? {} : { re: p.re },
       ),

@@ -4,8 +4,10 @@
 // Deploy and undeploy pass the CP envelope check (the agent's cp_envelope policy) before anything changes.
 // May import agent/, attestation/, spec/ and lib/.
 import type { EnvelopedType, EnvelopeVerifier } from "../attestation/cp-envelope.ts";
+import type { Sealed } from "../attestation/seal.ts";
 import type { Logger } from "../lib/log.ts";
-import { EeError, EnvelopeError } from "../spec/errors.ts";
+import { EeError, EnvelopeError, WorkloadError } from "../spec/errors.ts";
+import { type RegistryAuth, registryAuthSchema } from "../spec/images.ts";
 import {
   type AnyEnvelope,
   MAX_FRAME_BYTES,
@@ -37,6 +39,8 @@ export interface CpCommandsOptions {
   log: Logger;
   /** Checks the CP envelope of deploy/undeploy; without one, commands are taken as they come (policy disabled). */
   envelope?: EnvelopeVerifier;
+  /** Opens registry credentials sealed to this agent for a deployment (attestation/seal.ts); throws when it cannot. */
+  openSealed?: (sealed: Sealed, deploymentId: string) => Uint8Array;
 }
 
 export interface CpCommands {
@@ -44,6 +48,8 @@ export interface CpCommands {
   handle(env: AnyEnvelope, send: Send): boolean;
   /** The workload as heartbeats and the register snapshot report it. */
   report(): WorkloadReport | null;
+  /** The workload that passed its gate and runs (what `deployed` quotes bind), or null. */
+  running(): WorkloadStatus | null;
   /** Sends the current step (after a (re)registration, so the CP learns outcomes it missed). */
   announce(send: Send): void;
   /** Ends every log follow (the socket went away). */
@@ -69,7 +75,8 @@ function statusFrame(s: WorkloadStatus): MessageBody<"deploy_status"> {
     step: s.step,
     at: s.since,
     compose_hash: s.compose_hash,
-    ...(Object.keys(s.images).length ? { images: s.images } : {}),
+    ...(s.images.length ? { images: s.images } : {}),
+    ...(s.progress ? { progress: s.progress } : {}),
     ...(s.code ? { code: s.code } : {}),
     ...(s.message ? { message: s.message.slice(0, 1024) } : {}),
   };
@@ -152,6 +159,23 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
     }
   }
 
+  // Opened only to hand to the pulls; a seal for another agent or deployment, or altered, is refused by code.
+  const openRegistryAuth = (sealed: Sealed, deploymentId: string): RegistryAuth => {
+    try {
+      if (!o.openSealed) throw new Error("this agent cannot open sealed data");
+      const parsed = registryAuthSchema.safeParse(
+        JSON.parse(Buffer.from(o.openSealed(sealed, deploymentId)).toString()),
+      );
+      if (!parsed.success) throw new Error("not a registry_auth map");
+      return parsed.data;
+    } catch (err) {
+      throw new WorkloadError(
+        "EE-WORKLOAD-PULL-AUTH",
+        `registry_auth could not be opened by this agent: ${(err as Error).message}`,
+      );
+    }
+  };
+
   return {
     handle(env, send) {
       if (!HANDLED.has(env.type)) return false;
@@ -159,7 +183,7 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
       const re = env.id === undefined ? {} : { re: env.id };
       switch (env.type) {
         case "deploy": {
-          const { deployment_id, app, compose, context, health } = env.body;
+          const { deployment_id, app, compose, context, health, registry_auth } = env.body;
           try {
             verify("deploy", env.body);
             const status = o.workloads.deploy({
@@ -168,6 +192,7 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
               compose,
               ...(context ? { context } : {}),
               ...(health ? { health } : {}),
+              ...(registry_auth ? { registry_auth: openRegistryAuth(registry_auth, deployment_id) } : {}),
             });
             send("deploy_status", statusFrame(status), re);
           } catch (err) {
@@ -207,6 +232,10 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
     report() {
       const s = o.workloads.current();
       return s ? statusReport(s) : null;
+    },
+    running() {
+      const s = o.workloads.current();
+      return s?.step === "running" ? s : null;
     },
     announce(send) {
       sendNow = send;

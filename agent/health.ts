@@ -34,14 +34,16 @@ export interface AgentHealth {
 
 /**
  * A quote over reportDataFor("health", nonce, agent_pubkey) — or, while a workload runs,
- * reportDataFor("deployed", nonce, agent_pubkey, compose_hash), so the caller also learns which workload the TD
- * runs. Hex is lowercase, the quote is base64.
+ * reportDataFor("deployed", nonce, agent_pubkey, workload_hash), so the caller also learns which workload
+ * (compose and image digests) the TD runs. Hex is lowercase, the quote is base64.
  */
 export interface HealthAttestation {
   provider: string;
   purpose: "health" | "deployed";
-  /** With purpose deployed: the running workload's compose hash the quote binds. */
+  /** With purpose deployed: the running workload's compose hash. */
   compose_hash?: string;
+  /** With purpose deployed: what the quote binds, workloadHash(compose_hash, images) (spec/images.ts). */
+  workload_hash?: string;
   nonce: string;
   agent_pubkey: string;
   report_data: string;

@@ -305,7 +305,7 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
       "health",
       nonce,
       deps.agentPubkey,
-      running?.step === "running" ? running.compose_hash : undefined,
+      running?.step === "running" ? running : undefined,
     );
     let quote: Uint8Array;
     try {
@@ -389,8 +389,10 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
   router.post("/api/deploy", async (ctx) => {
     const body = parseJsonBody(ctx, await signedBody(ctx), deployBodySchema);
     const req = deployRequest(body);
-    // The request has the deploy frame's fields; its context Buffer is a Uint8Array, hashed as it is.
-    deps.envelope?.check("deploy", body.envelope ? { ...req, envelope: body.envelope } : req);
+    // The request has the deploy frame's fields (registry credentials come only sealed, over the CP link); its
+    // context Buffer is a Uint8Array, hashed as it is.
+    const { registry_auth: _none, ...signed } = req;
+    deps.envelope?.check("deploy", body.envelope ? { ...signed, envelope: body.envelope } : signed);
     ctx.status = 202;
     ctx.body = deps.workloads.deploy(req);
   });

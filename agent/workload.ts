@@ -30,6 +30,7 @@ import {
   parseCompose,
 } from "../spec/compose.ts";
 import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
+import { type ImageRef, imageRefsSchema } from "../spec/images.ts";
 import {
   type HealthSpec,
   healthSpecSchema,
@@ -44,6 +45,8 @@ import type {
   ContainerStats,
   LogLine,
   LogOptions,
+  PullProgress,
+  RegistryAuth,
   RuntimeContainer,
   WorkloadRuntime,
   WorkloadSpec,
@@ -55,8 +58,10 @@ export interface WorkloadStatus {
   step: WorkloadStep;
   /** SHA-256 hex over the canonical compose and the build context. */
   compose_hash: string;
-  /** Image id by service, once prepared. */
-  images: Record<string, string>;
+  /** Each service's image reference and the digest it resolved to, once prepared. */
+  images: ImageRef[];
+  /** While pulling: bytes downloaded and expected so far (as far as the engine reports sizes). */
+  progress?: { done_bytes: number; total_bytes: number };
   /** Set when step is failed: a stable EE-COMPOSE-* or EE-WORKLOAD-* code and what happened. */
   code?: string;
   message?: string;
@@ -71,6 +76,8 @@ export interface DeployRequest {
   compose: string;
   context?: Uint8Array;
   health?: HealthSpec;
+  /** Registry credentials, already opened; used for this deploy's pulls only, never persisted or reported. */
+  registry_auth?: RegistryAuth;
 }
 
 export interface HostStats {
@@ -142,6 +149,8 @@ export interface WorkloadsOptions {
 }
 
 const DEFAULT_POLL_MS = 1000;
+/** Pull progress is published at most this often: each one is a frame to the CP and a row write there. */
+const PROGRESS_EVERY_MS = 500;
 const DEFAULT_SETTLE_MS = 5000;
 /** The gate deadline of a deploy without a health spec: the health spec's own default timeout_s. */
 const DEFAULT_GATE_TIMEOUT_S = 60;
@@ -153,6 +162,7 @@ export const PERSIST_FILE = "workload.json";
 
 /** Steps in which a deployment holds the agent: another deployment is refused with EE-WORKLOAD-BUSY. */
 const BUSY_STEPS: ReadonlySet<WorkloadStep> = new Set([
+  "pulling",
   "preparing",
   "starting",
   "gating",
@@ -161,13 +171,14 @@ const BUSY_STEPS: ReadonlySet<WorkloadStep> = new Set([
 ]);
 
 const persistedSchema = z.object({
-  request: messageSchemas.deploy.omit({ context: true }),
+  request: messageSchemas.deploy.omit({ context: true, registry_auth: true }),
   status: z.object({
     deployment_id: z.string(),
     app: z.string(),
     step: workloadStepSchema,
     compose_hash: z.string(),
-    images: z.record(z.string(), z.string()),
+    // Records written before images were resolved to digests hold an object (service → image id): none known.
+    images: z.preprocess((v) => (Array.isArray(v) ? v : []), imageRefsSchema),
     code: z.string().optional(),
     message: z.string().optional(),
     since: z.number(),
@@ -236,7 +247,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     }
   }
 
-  function publish(dep: Deployment, report: GateReport): void {
+  function publish(dep: Deployment, report: GateReport, progress?: PullProgress): void {
     const { request } = dep;
     const status: WorkloadStatus = {
       deployment_id: request.deployment_id,
@@ -249,12 +260,13 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     };
     if (report.code !== null) status.code = report.code;
     if (report.message !== null) status.message = report.message;
+    if (progress) status.progress = { done_bytes: progress.done_bytes, total_bytes: progress.total_bytes };
     dep.status = status;
     const fields = { deployment_id: status.deployment_id, app: status.app, step: status.step };
     if (status.code) log.warn({ ...fields, code: status.code, message: status.message }, "workload step");
     else log.info(fields, "workload step");
     try {
-      const { context: _context, ...persisted } = request;
+      const { context: _context, registry_auth: _auth, ...persisted } = request;
       persist(opts.dataDir, { request: persisted, status });
     } catch (err) {
       log.error({ deployment_id: status.deployment_id, err }, "could not persist the workload");
@@ -268,14 +280,34 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     }
   }
 
-  function gateFor(spec: WorkloadSpec, health: HealthSpec | null) {
+  function gateFor(spec: WorkloadSpec, health: HealthSpec | null, dep: () => Deployment) {
     const id = spec.deploymentId;
+    let lastProgress = 0;
+    const onProgress = (p: PullProgress) => {
+      if (now() - lastProgress < PROGRESS_EVERY_MS) return;
+      lastProgress = now();
+      const d = dep();
+      const { step, since, images } = d.status;
+      publish(d, { step, since, images, code: null, message: null }, p);
+    };
     const remove = fromPromise<void, GateJob>(() =>
       engine(id, "remove the deployment", () => runtime.remove(id)),
     );
     return deployGateMachine.provide({
       actors: {
-        prepare: fromPromise<Record<string, string>, GateJob>(async ({ signal }) => {
+        pull: fromPromise<void, GateJob>(async ({ signal }) => {
+          const d = dep();
+          const auth = d.request.registry_auth;
+          try {
+            await engine(id, "pull images", () =>
+              runtime.pull(spec, { signal, onProgress, ...(auth ? { auth } : {}) }),
+            );
+          } finally {
+            // The credentials served these pulls only: nothing keeps them once they are done.
+            delete d.request.registry_auth;
+          }
+        }),
+        prepare: fromPromise<ImageRef[], GateJob>(async ({ signal }) => {
           // Before any image work: what the context unpacks to, streamed, so a gzip bomb is refused unopened.
           if (spec.context) await checkContext(spec.context);
           return engine(id, "prepare images", () => runtime.prepare(spec, signal));
@@ -337,7 +369,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     const spec: WorkloadSpec = { deploymentId: req.deployment_id, app: req.app, project, composeHash: hash };
     if (req.context) spec.context = req.context;
     const health = req.health ?? null;
-    const machine = gateFor(spec, health).provide({
+    const machine = gateFor(spec, health, () => dep).provide({
       actions: { report: (_, report) => publish(dep, report) },
     });
     const actor = createActor(machine, {
@@ -357,9 +389,9 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
       status: {
         deployment_id: req.deployment_id,
         app: req.app,
-        step: resume?.step ?? "preparing",
+        step: resume?.step ?? "pulling",
         compose_hash: hash,
-        images: resume?.images ?? {},
+        images: resume?.images ?? [],
         since: resume?.since ?? now(),
         health,
       },

@@ -39,7 +39,8 @@ const REPLAY_CAPACITY = 4096;
 
 /**
  * SHA-256 of the command as the agent will run it: canonical JSON of the body after its schema (so defaults such
- * as health.path are the ones the agent sees), with the build context replaced by its SHA-256.
+ * as health.path are the ones the agent sees), with the build context and sealed registry_auth replaced by their
+ * SHA-256.
  */
 function commandDigest<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T>): Uint8Array {
   const { envelope: _, ...command } = body as MessageBody<T>;
@@ -50,6 +51,13 @@ function commandDigest<T extends EnvelopedType>(type: T, body: EnvelopeCommand<T
   if (context instanceof Uint8Array) {
     delete normal.context;
     normal.context_sha256 = createHash("sha256").update(context).digest("hex");
+  }
+  // Sealed registry credentials are bytes too: covered by their hash, as the wire decodes bytes differently.
+  const sealed = normal.registry_auth as { epk: Uint8Array; iv: Uint8Array; ct: Uint8Array } | undefined;
+  if (sealed) {
+    delete normal.registry_auth;
+    const h = createHash("sha256").update(sealed.epk).update(sealed.iv).update(sealed.ct);
+    normal.registry_auth_sha256 = h.digest("hex");
   }
   return createHash("sha256").update(canonicalJson(normal)).digest();
 }

@@ -22,6 +22,7 @@ export interface RefreshAnswer {
   quote: Uint8Array;
   purpose: "refresh" | "deployed";
   compose_hash?: string;
+  workload_hash?: string;
 }
 
 export const attestationRefreshMachine = setup({

@@ -1,14 +1,17 @@
-// The agent's deploy gate for one deployment: a pure XState machine (prepare → start with bounded retries → poll
+// The agent's deploy gate for one deployment: a pure XState machine (pull → prepare → start with bounded retries → poll
 // a health probe until healthy or a deadline → running; undeploy → stopping → stopped; any failure → cleanup →
 // failed with a stable code). A deployment re-adopted after an agent restart resumes straight in running. It imports no I/O: the container work is done by invoked promise actors that
 // agent/workload.ts provides over the WorkloadRuntime port, and the time a step began comes from the `now` the
 // caller injects in the input, so tests drive every transition with a SimulatedClock. May import spec/ types only.
 import { assign, fromPromise, setup } from "xstate";
+import type { ImageRef } from "../spec/images.ts";
 import type { WorkloadStep } from "../spec/protocol.ts";
 
 /** Top-level states. */
 export type DeployGateState =
-  /** Making every service's image present (build or find locally). */
+  /** Pulling the images the engine lacks from their registries (progress is reported by the pull actor). */
+  | "pulling"
+  /** Making every service's image present (build or find locally) and resolving each to its digest. */
   | "preparing"
   /** Creating and starting the containers; a transient engine failure is cleaned up and retried after a backoff. */
   | "starting"
@@ -52,7 +55,7 @@ export interface GateResume {
   step: "running";
   /** When the deployment began running (before the restart). */
   since: number;
-  images: Record<string, string>;
+  images: ImageRef[];
 }
 
 export interface DeployGateInput {
@@ -68,8 +71,8 @@ export interface DeployGateInput {
 
 export interface DeployGateContext {
   deploymentId: string;
-  /** Image id by service, once prepared. */
-  images: Record<string, string>;
+  /** Each service's image and digest, once prepared. */
+  images: ImageRef[];
   gateTimeoutMs: number;
   pollMs: number;
   now: () => number;
@@ -94,7 +97,7 @@ export type DeployGateEvent =
 export interface GateReport {
   step: WorkloadStep;
   since: number;
-  images: Record<string, string>;
+  images: ImageRef[];
   code: string | null;
   message: string | null;
 }
@@ -130,7 +133,8 @@ export const deployGateMachine = setup({
     input: {} as DeployGateInput,
   },
   actors: {
-    prepare: notProvided<Record<string, string>>("prepare"),
+    pull: notProvided<void>("pull"),
+    prepare: notProvided<ImageRef[]>("prepare"),
     start: notProvided<void>("start"),
     probe: notProvided<ProbeResult>("probe"),
     cleanup: notProvided<void>("cleanup"),
@@ -145,9 +149,7 @@ export const deployGateMachine = setup({
       step: params.step,
       since: context.step === params.step ? context.since : context.now(),
     })),
-    takeImages: assign(({ event }) =>
-      "output" in event ? { images: event.output as Record<string, string> } : {},
-    ),
+    takeImages: assign(({ event }) => ("output" in event ? { images: event.output as ImageRef[] } : {})),
     countAttempt: assign(({ context }) => ({ attempt: context.attempt + 1 })),
     takeFailure: assign(({ event }) => reasonOf(errorOf(event))),
     takeTimeout: assign(({ context }) => ({
@@ -177,11 +179,11 @@ export const deployGateMachine = setup({
   id: "deployGate",
   context: ({ input }) => ({
     deploymentId: input.deploymentId,
-    images: input.resume?.images ?? {},
+    images: input.resume?.images ?? [],
     gateTimeoutMs: input.gateTimeoutMs,
     pollMs: input.pollMs,
     now: input.now,
-    step: input.resume?.step ?? "preparing",
+    step: input.resume?.step ?? "pulling",
     since: input.resume?.since ?? input.now(),
     attempt: 0,
     code: null,
@@ -190,9 +192,19 @@ export const deployGateMachine = setup({
   }),
   initial: "entering",
   states: {
-    /** Transient: a new deployment prepares, a resumed one is running already. */
+    /** Transient: a new deployment pulls, a resumed one is running already. */
     entering: {
-      always: [{ guard: "resumesRunning", target: "running" }, { target: "preparing" }],
+      always: [{ guard: "resumesRunning", target: "running" }, { target: "pulling" }],
+    },
+    pulling: {
+      entry: enter("pulling"),
+      invoke: {
+        src: "pull",
+        input: job,
+        onDone: "preparing",
+        onError: { target: "failing", actions: "takeFailure" },
+      },
+      on: { UNDEPLOY: "stopping" },
     },
     preparing: {
       entry: enter("preparing"),

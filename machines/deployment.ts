@@ -3,6 +3,7 @@
 // the agent session's DEPLOY_* events are effects the coordinator provides. Events carry their receipt time
 // (`at`), so the machine never reads a clock.
 import { assign, setup } from "xstate";
+import type { ImageRef } from "../spec/images.ts";
 import type { WorkloadStep } from "../spec/protocol.ts";
 
 /** Top-level states; `status` in the REST API is exactly one of these. */
@@ -25,6 +26,9 @@ export interface ProgressEntry {
   step: WorkloadStep | "dispatched" | "undeploy_requested" | "agent_lost" | "rehydrated" | "reconciled";
   at: number;
   message?: string;
+  /** On a `pulling` step: bytes downloaded and expected so far, as the engine reported them. */
+  bytes_done?: number;
+  bytes_total?: number;
 }
 
 export interface DeploymentContext {
@@ -35,7 +39,7 @@ export interface DeploymentContext {
   code: string | null;
   message: string | null;
   composeHash: string | null;
-  images: Record<string, string>;
+  images: ImageRef[];
   /** The steps so far, oldest first (bounded: a flapping agent cannot grow it without limit). */
   progress: ProgressEntry[];
   createdAt: number;
@@ -65,7 +69,9 @@ export type DeploymentEvent =
       code?: string;
       message?: string;
       composeHash?: string;
-      images?: Record<string, string>;
+      images?: ImageRef[];
+      /** While pulling: bytes so far; a repeated `pulling` step updates the last entry's. */
+      bytes?: { done_bytes: number; total_bytes: number };
     }
   | { type: "UNDEPLOY"; at: number }
   /** The agent went stale or was forgotten while the deployment was in flight. */
@@ -98,14 +104,21 @@ export const deploymentMachine = setup({
     sendUndeploy: () => {},
     noteStep: assign(({ context, event }) => {
       if (event.type !== "STEP") return context;
-      const repeated = context.progress.at(-1)?.step === event.step;
+      const last = context.progress.at(-1);
+      const repeated = last?.step === event.step;
+      const bytes = event.bytes
+        ? { bytes_done: event.bytes.done_bytes, bytes_total: event.bytes.total_bytes }
+        : {};
       return {
         progress: repeated
-          ? context.progress
+          ? event.bytes
+            ? [...context.progress.slice(0, -1), { ...last, ...bytes }]
+            : context.progress
           : appendProgress(context.progress, {
               step: event.step,
               at: event.at,
               ...(event.message ? { message: event.message } : {}),
+              ...bytes,
             }),
         composeHash: event.composeHash ?? context.composeHash,
         images: event.images ?? context.images,
@@ -135,7 +148,9 @@ export const deploymentMachine = setup({
     })),
   },
   guards: {
-    deployingStep: isStep("preparing", "starting", "gating"),
+    deployingStep: isStep("pulling", "preparing", "starting", "gating"),
+    repeatedPullProgress: ({ context, event }) =>
+      event.type === "STEP" && event.bytes !== undefined && context.progress.at(-1)?.step === event.step,
     repeatedStep: ({ context, event }) =>
       event.type === "STEP" && context.progress.at(-1)?.step === event.step,
     runningStep: isStep("running"),
@@ -158,7 +173,7 @@ export const deploymentMachine = setup({
       code: null,
       message: null,
       composeHash: null,
-      images: {},
+      images: [],
       progress: [{ step: "dispatched" as const, at: input.at }],
       createdAt: input.at,
       updatedAt: input.at,
@@ -204,7 +219,12 @@ export const deploymentMachine = setup({
       entry: { type: "persist", params: { status: "deploying" } },
       on: {
         STEP: [
-          // Agents repeat a step (the answer to the request, then the broadcast; again after a reconnect).
+          // Agents repeat a step (the answer to the request, then the broadcast; again after a reconnect), and
+          // `pulling` again with the bytes so far.
+          {
+            guard: "repeatedPullProgress",
+            actions: ["noteStep", { type: "persist", params: { status: "deploying" } }],
+          },
           { guard: "repeatedStep" },
           { guard: "deployingStep", target: "deploying", reenter: true, actions: "noteStep" },
           { guard: "runningStep", target: "healthy", actions: "noteStep" },

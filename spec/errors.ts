@@ -80,10 +80,17 @@ export const ERROR_CODES = {
     "The compose file has more lines, services, ports or environment entries than allowed.",
   "EE-COMPOSE-PORTS":
     "The compose publishes a host port the agent's policy refuses (none by default, else 127.0.0.1 only).",
+  "EE-COMPOSE-UNPINNED":
+    "An image is not pinned by @sha256: digest and the control plane requires pinned images.",
   // Workloads on an agent: deploy, gate, run, undeploy.
   "EE-WORKLOAD-ENGINE": "The Docker engine is unreachable or answered with an unexpected error.",
-  "EE-WORKLOAD-IMAGE-MISSING": "An image is neither present locally nor buildable from the deployment.",
+  "EE-WORKLOAD-IMAGE-MISSING":
+    "An image is neither present locally, in its registry, nor buildable from the deployment.",
   "EE-WORKLOAD-BUILD-FAILED": "Building an image from the build context failed.",
+  "EE-WORKLOAD-PULL-AUTH": "The registry refused the pull: credentials missing or wrong (registry_auth).",
+  "EE-WORKLOAD-PULL-FAILED": "Pulling an image failed after retries (registry unreachable, 5xx, reset).",
+  "EE-WORKLOAD-DIGEST-MISMATCH":
+    "The registry has no manifest with the pinned digest, or content failed its digest.",
   "EE-WORKLOAD-PORT-CONFLICT": "A published host port is already in use.",
   "EE-WORKLOAD-START-FAILED": "A container could not be created or started.",
   "EE-WORKLOAD-EXITED": "A container exited before the workload passed its health gate.",

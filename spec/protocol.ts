@@ -2,6 +2,7 @@
 // and the size cap. spec/protocol.md is the prose version of this file. Pure: imports no I/O, so machines/,
 // agent/ and actors/ can all share it.
 import { z } from "zod";
+import { imageRefsSchema } from "./images.ts";
 
 export const PROTOCOL_VERSION = 1;
 /** Hard cap on one frame from an agent. A register frame (quote ≈ 5 KiB + snapshot) is far below it. */
@@ -74,6 +75,7 @@ export const healthSpecSchema = z.object({
 
 /** The agent's deploy gate, step by step; `running` is the only healthy end, `failed` carries a code. */
 export const workloadStepSchema = z.enum([
+  "pulling",
   "preparing",
   "starting",
   "gating",
@@ -152,6 +154,11 @@ export const messageSchemas = {
       .string()
       .regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits")
       .optional(),
+    /** With `deployed`: what the quote binds, the compose hash and image digests (spec/images.ts workloadHash). */
+    workload_hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits")
+      .optional(),
   }),
   /** CP → agent, with an id: run this Compose app; progress comes back as deploy_status frames. */
   deploy: z.object({
@@ -162,6 +169,10 @@ export const messageSchemas = {
       .refine((b) => b.length <= MAX_CONTEXT_BYTES, `must be at most ${MAX_CONTEXT_BYTES} bytes`)
       .optional(),
     health: healthSpecSchema.optional(),
+    /** Registry credentials sealed to this agent and deployment (attestation/seal.ts); only the agent opens them. */
+    registry_auth: z
+      .object({ epk: bytes(32), iv: bytes(12), ct: bytes().refine((b) => b.length <= 16 * 1024) })
+      .optional(),
     envelope: cpEnvelopeSchema.optional(),
   }),
   /** CP → agent, with an id: stop and remove the deployment. */
@@ -176,8 +187,12 @@ export const messageSchemas = {
     code: z.string().max(64).optional(),
     message: z.string().max(1024).optional(),
     compose_hash: z.string().max(128).optional(),
-    /** Image id by service, once prepared. */
-    images: z.record(z.string().max(64), z.string().max(128)).optional(),
+    /** Each service's image reference and the digest it resolved to, once prepared. */
+    images: imageRefsSchema.optional(),
+    /** While pulling: bytes downloaded and expected so far, over the layers the engine reported sizes for. */
+    progress: z
+      .object({ done_bytes: z.number().int().nonnegative(), total_bytes: z.number().int().nonnegative() })
+      .optional(),
   }),
   /** CP → agent, with an id: container logs (answered by log_chunk frames; `follow` streams until cancel). */
   logs: z.object({

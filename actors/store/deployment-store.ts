@@ -4,6 +4,7 @@
 // every read flushes first. A crash loses at most that tick's changes, which agents report again. The deployment actors are
 // the live truth while the CP runs; these rows are what survives it.
 import type { DeploymentStatus, ProgressEntry } from "../../machines/deployment.ts";
+import type { ImageRef } from "../../spec/images.ts";
 import type { HealthSpec } from "../../spec/protocol.ts";
 import type { Db } from "./db.ts";
 import { perTick } from "./per-tick.ts";
@@ -26,7 +27,7 @@ export interface DeploymentRow {
   code: string | null;
   message: string | null;
   compose_hash: string | null;
-  images: Record<string, string>;
+  images: ImageRef[];
   progress: ProgressEntry[];
   request: DeploymentRequestRecord;
   /** '' when rehydrated: the CP learned of the deployment from its agent after losing the record. */
@@ -53,10 +54,13 @@ interface RawDeployment extends Omit<DeploymentRow, "images" | "progress" | "req
   rehydrated: number;
 }
 
+/** Rows written before images were resolved to digests hold an object (service → image id): no digests known. */
+const imagesOf = (v: unknown): ImageRef[] => (Array.isArray(v) ? (v as ImageRef[]) : []);
+
 function fromRaw(r: RawDeployment): DeploymentRow {
   return {
     ...r,
-    images: JSON.parse(r.images),
+    images: imagesOf(JSON.parse(r.images)),
     progress: JSON.parse(r.progress),
     request: JSON.parse(r.request),
     rehydrated: r.rehydrated === 1,

@@ -1,20 +1,24 @@
 // The WorkloadRuntime over the Docker Engine API (dockerode): one bridge network, named volumes and containers
-// per deployment, all found again by their labels. Images come from the deployment's build context or must
-// already be on the host: no registry is assumed reachable from a TD.
-// Imports dockerode, spec/ (compose types, errors), lib/log.ts and this folder.
+// per deployment, all found again by their labels. Images come from the deployment's build context, the host, or
+// are pulled from their registry (docker-pull.ts) and resolved to their digests.
+// Imports dockerode, spec/ (compose types, images, errors), lib/log.ts and this folder.
 import { Readable } from "node:stream";
 import Docker from "dockerode";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import type { ComposeService, PortMapping } from "../../spec/compose.ts";
 import { type CodeOf, WorkloadError } from "../../spec/errors.ts";
+import type { ImageRef } from "../../spec/images.ts";
 import { rerootContext } from "./build-context.ts";
 import { LogDecoder } from "./docker-logs.ts";
+import { digestOf, pullImage } from "./docker-pull.ts";
+import { engineMessage, statusOf } from "./engine-error.ts";
 import { type ContainerLimits, limitsFor } from "./limits.ts";
 import {
   type ContainerStats,
   LABELS,
   type LogLine,
   type LogOptions,
+  type PullOptions,
   type RuntimeContainer,
   type RuntimeDeployment,
   type WorkloadRuntime,
@@ -35,22 +39,6 @@ const containerName = (deploymentId: string, service: string): string => `ee-${d
 /** The tag a service's image has: its own `image` or, for a build without one, a local tag. */
 const imageRef = (deploymentId: string, s: ComposeService): string =>
   s.image ?? `ee-local/${deploymentId}-${s.name}:latest`;
-
-interface EngineError {
-  statusCode?: number;
-  json?: { message?: string } | null;
-  reason?: string;
-  message?: string;
-}
-
-function engineMessage(err: unknown): string {
-  const e = err as EngineError;
-  return (e.json?.message ?? e.message ?? String(err)).trim();
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as EngineError).statusCode;
-}
 
 /**
  * The one mapping from an engine failure to the port's codes: port clashes by their text, other 4xx to
@@ -156,6 +144,8 @@ export class DockerRuntime implements WorkloadRuntime {
   readonly #log: Logger;
   readonly #owner: string | undefined;
   readonly #limits: ContainerLimits;
+  /** References pulled per deployment, removed with it. */
+  readonly #pulls = new Map<string, string[]>();
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.#docker = opts.docker ?? new Docker(opts.socketPath ? { socketPath: opts.socketPath } : undefined);
@@ -179,11 +169,30 @@ export class DockerRuntime implements WorkloadRuntime {
     await engine("the Docker engine does not answer", () => this.#docker.ping());
   }
 
-  async prepare(spec: WorkloadSpec, signal?: AbortSignal): Promise<Record<string, string>> {
-    const images: Record<string, string> = {};
+  async pull(spec: WorkloadSpec, opts: PullOptions = {}): Promise<void> {
+    const pulled = new Set<string>();
+    for (const s of spec.project.services) {
+      opts.signal?.throwIfAborted();
+      const ref = s.image;
+      // Only a missing image is pulled: a digest is immutable, and a tag already on the engine is used as it is
+      // (compose's `pull_policy: missing`); the digest it resolves to is what the deployment reports and binds.
+      if (s.build || ref === undefined || pulled.has(ref) || (await this.#present(ref))) continue;
+      const started = Date.now();
+      this.#pulls.set(spec.deploymentId, [...(this.#pulls.get(spec.deploymentId) ?? []), ref]);
+      await pullImage(this.#docker, this.#log, s.name, ref, opts);
+      pulled.add(ref);
+      this.#log.info(
+        { deployment: spec.deploymentId, service: s.name, ref, ms: Date.now() - started },
+        "image pulled",
+      );
+    }
+  }
+
+  async prepare(spec: WorkloadSpec, signal?: AbortSignal): Promise<ImageRef[]> {
+    const images: ImageRef[] = [];
     for (const s of spec.project.services) {
       signal?.throwIfAborted();
-      images[s.name] = s.build ? await this.#build(spec, s, s.build, signal) : await this.#localImage(s);
+      images.push(s.build ? await this.#build(spec, s, s.build, signal) : await this.#resolve(s));
     }
     return images;
   }
@@ -257,6 +266,12 @@ export class DockerRuntime implements WorkloadRuntime {
     for (const image of images) {
       await tolerateGone(`image ${image.Id}`, () => this.#docker.getImage(image.Id).remove({ force: true }));
     }
+    // Images this runtime pulled for the deployment go too (only the reference: another tag of the same image
+    // stays, and an image a container still uses answers 409 and stays).
+    for (const ref of this.#pulls.get(deploymentId) ?? []) {
+      await tolerateGone(`image ${ref}`, () => this.#docker.getImage(ref).remove());
+    }
+    this.#pulls.delete(deploymentId);
     this.#log.info({ deployment: deploymentId, containers: containers.length }, "deployment removed");
   }
 
@@ -361,16 +376,28 @@ export class DockerRuntime implements WorkloadRuntime {
     );
   }
 
-  async #localImage(s: ComposeService): Promise<string> {
+  /** The image a service runs, resolved to its digest (see spec/images.ts ImageRef). */
+  async #resolve(s: ComposeService): Promise<ImageRef> {
     const ref = s.image!;
     try {
-      return (await this.#docker.getImage(ref).inspect()).Id;
+      const info = await this.#docker.getImage(ref).inspect();
+      return { service: s.name, ref, digest: digestOf(ref, info) };
     } catch (err) {
       if (statusOf(err) !== 404) throw toWorkloadError(err, `image ${ref}`, "EE-WORKLOAD-ENGINE");
       throw new WorkloadError(
         "EE-WORKLOAD-IMAGE-MISSING",
-        `service ${s.name}: image ${ref} is not on this host; no registry is used, so it must be present locally or built from the deployment's context (build:)`,
+        `service ${s.name}: image ${ref} is not on this host and was not pulled`,
       );
+    }
+  }
+
+  async #present(ref: string): Promise<boolean> {
+    try {
+      await this.#docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw toWorkloadError(err, `image ${ref}`, "EE-WORKLOAD-ENGINE");
     }
   }
 
@@ -379,7 +406,7 @@ export class DockerRuntime implements WorkloadRuntime {
     s: ComposeService,
     build: NonNullable<ComposeService["build"]>,
     signal?: AbortSignal,
-  ): Promise<string> {
+  ): Promise<ImageRef> {
     const fail = (message: string) =>
       new WorkloadError(
         "EE-WORKLOAD-BUILD-FAILED",
@@ -420,7 +447,7 @@ export class DockerRuntime implements WorkloadRuntime {
     if (failure !== null) throw fail(failure.trim());
     const image = await engine(`image ${tag}`, () => this.#docker.getImage(tag).inspect());
     this.#log.info({ deployment: spec.deploymentId, service: s.name, tag, image: image.Id }, "image built");
-    return image.Id;
+    return { service: s.name, ref: tag, digest: image.Id };
   }
 
   #containerOptions(spec: WorkloadSpec, s: ComposeService, labels: Record<string, string>) {

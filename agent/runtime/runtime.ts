@@ -5,6 +5,9 @@
 // its containers by deployment id without any local bookkeeping.
 // Imports types only.
 import type { ComposeProject, PortMapping } from "../../spec/compose.ts";
+import type { ImageRef, RegistryAuth } from "../../spec/images.ts";
+
+export type { RegistryAuth };
 
 /** Labels on every container, network and volume a runtime creates. */
 export const LABELS = {
@@ -80,15 +83,38 @@ export interface ContainerStats {
   network_tx_bytes: number;
 }
 
+/** Bytes of one image pull so far, summed over its layers (as far as the engine reports sizes). */
+export interface PullProgress {
+  service: string;
+  ref: string;
+  done_bytes: number;
+  total_bytes: number;
+}
+
+export interface PullOptions {
+  signal?: AbortSignal;
+  /** Credentials by registry host, opened by the agent for one deploy and never kept. */
+  auth?: RegistryAuth;
+  onProgress?: (p: PullProgress) => void;
+  /** Retries after a transient failure and the backoff bounds (default: the runtime's own). */
+  retry?: { retries: number; minTimeoutMs: number; maxTimeoutMs: number };
+}
+
 export interface WorkloadRuntime {
   /** Throws WorkloadError EE-WORKLOAD-ENGINE when the engine does not answer. */
   ping(): Promise<void>;
   /**
-   * Makes every service's image present: builds `build` services from spec.context, checks `image` services
-   * exist locally (no registry is assumed reachable). Returns image id by service name.
+   * Pulls every `image` the engine lacks from its registry (a tag already present is not pulled again), with the
+   * credentials for its host. Throws EE-WORKLOAD-IMAGE-MISSING / EE-WORKLOAD-DIGEST-MISMATCH /
+   * EE-WORKLOAD-PULL-AUTH at once, EE-WORKLOAD-PULL-FAILED after transient failures were retried.
+   */
+  pull(spec: WorkloadSpec, opts?: PullOptions): Promise<void>;
+  /**
+   * Makes every service's image present: builds `build` services from spec.context, finds `image` services on the
+   * engine. Returns each service's image resolved to its digest, in service order.
    * Throws EE-WORKLOAD-IMAGE-MISSING / EE-WORKLOAD-BUILD-FAILED.
    */
-  prepare(spec: WorkloadSpec, signal?: AbortSignal): Promise<Record<string, string>>;
+  prepare(spec: WorkloadSpec, signal?: AbortSignal): Promise<ImageRef[]>;
   /**
    * Creates the project's network and named volumes and creates and starts its containers in depends_on order.
    * Throws EE-WORKLOAD-PORT-CONFLICT / EE-WORKLOAD-START-FAILED (transient engine errors as EE-WORKLOAD-ENGINE,

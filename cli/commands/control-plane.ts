@@ -43,6 +43,7 @@ export class ControlPlaneCommand extends EeCommand {
         "Call an agent stale after 3 s of silence (agents are asked to heartbeat every second)",
         "eectl control-plane --stale-after-ms 3000",
       ],
+      ["Run only images pinned by digest", "eectl control-plane --require-pinned-images"],
     ],
   });
 
@@ -98,6 +99,10 @@ export class ControlPlaneCommand extends EeCommand {
   nodeSizes = Option.String("--node-sizes", {
     description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
   });
+  requirePinnedImages = Option.Boolean("--require-pinned-images", false, {
+    description:
+      "Refuse deploys and preflights whose images are not pinned by @sha256: digest (EE-COMPOSE-UNPINNED); built images are exempt",
+  });
   attestation = Option.String("--attestation", "none", {
     description:
       "This CP's own quote provider, bound into the envelope on deploy/undeploy: dev:DIR[:MRTD], tsm or none",
@@ -125,6 +130,7 @@ export class ControlPlaneCommand extends EeCommand {
       staleAfterMs: staleAfterFlag(this.staleAfterMs),
       forgetAfterMs: parsePositiveInt(this.forgetAfterMs, "--forget-after-ms"),
       reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
+      ...(this.requirePinnedImages ? { requirePinnedImages: true } : {}),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),

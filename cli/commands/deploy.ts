@@ -4,6 +4,7 @@
 import { Command, Option } from "clipanion";
 import type { PreflightResult } from "../../actors/deployments.ts";
 import type { Candidate } from "../../actors/placement.ts";
+import { CliError } from "../../spec/errors.ts";
 import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { readInputFile } from "../input-file.ts";
 import { OperatorCommand } from "../operator-command.ts";
@@ -28,6 +29,16 @@ function candidatesTable(candidates: Candidate[], chosen?: string | null): strin
       c.reasons.join(",") || (c.eligible ? "eligible" : "-"),
     ]),
   );
+}
+
+/** The --registry-auth file's JSON; the CP validates its shape (EE-REQ-INVALID), nothing of it is printed. */
+async function readRegistryAuth(path: string): Promise<unknown> {
+  const text = (await readInputFile(path, "--registry-auth")).toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError("EE-CLI-FILE", `--registry-auth ${path}: not JSON`, { flag: "--registry-auth", path });
+  }
 }
 
 /** The flags a deployment request and a preflight share; options must be class fields, hence a base class. */
@@ -74,7 +85,7 @@ export class DeployCommand extends DeploymentRequestCommand {
     details: `
       The control plane validates the Compose file, places it on the first eligible agent (lowest agent_id) and
       sends it there; this prints the deployment id and the agent. With \`--wait\` it follows the deployment,
-      one line per step (preparing, starting, gating, running), and exits 0 only when it ends healthy; a
+      one line per step (pulling with its bytes, preparing, starting, gating, running), and exits 0 only when it ends healthy; a
       failed deployment prints its code and message and exits 1, and \`--timeout\` (default ${DEFAULT_WAIT_S} s)
       ends the wait with EE-CLI-TIMEOUT. When no agent fits, every agent's EE-PLACE-* reasons are printed
       (with \`--json\`, in the error object's \`details.agents\`).
@@ -82,6 +93,10 @@ export class DeployCommand extends DeploymentRequestCommand {
     examples: [
       ["From a Compose file", "eectl deploy --app web --compose compose.yaml --health-port 8080 --wait"],
       ["A registered app on a given node size", "eectl deploy --app web@1.2.0 --node-size tiny --wait"],
+      [
+        "Images from a private registry",
+        `eectl deploy --app web --compose compose.yaml --registry-auth auth.json --wait   # auth.json: {"ghcr.io": {"username": "u", "password": "…"}}`,
+      ],
       [
         "Compose from stdin, idempotent for CI retries",
         "eectl deploy --app web --compose - --idempotency-key $CI_JOB_ID < compose.yaml",
@@ -94,6 +109,10 @@ export class DeployCommand extends DeploymentRequestCommand {
   wait = Option.Boolean("--wait", false, {
     description: "Follow the deployment until it is healthy or failed",
   });
+  registryAuth = Option.String("--registry-auth", {
+    description:
+      'Registry credentials for pulls: a JSON file {"HOST[:PORT]": {"username", "password"}}; sealed to the agent, never shown',
+  });
   timeout = Option.String("--timeout", {
     description: `Seconds to wait with --wait (default ${DEFAULT_WAIT_S})`,
   });
@@ -102,6 +121,7 @@ export class DeployCommand extends DeploymentRequestCommand {
     const timeoutS = parsePositiveInt(this.timeout, "--timeout") ?? DEFAULT_WAIT_S;
     const client = this.client();
     const body = await this.requestBody();
+    if (this.registryAuth !== undefined) body.registry_auth = await readRegistryAuth(this.registryAuth);
     const headers: Record<string, string> = this.idempotencyKey
       ? { "idempotency-key": this.idempotencyKey }
       : {};

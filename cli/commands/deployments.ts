@@ -52,6 +52,15 @@ class StepPrinter {
       }
       this.#last = p;
     }
+    // A pull's bytes grow on the same entry: the live line follows them.
+    const latest = d.progress.at(-1);
+    const open = this.#open;
+    if (this.#tty && open && latest && latest.step === open.step && latest.at === open.at) {
+      if (latest.bytes_done !== open.bytes_done) {
+        this.#open = latest;
+        this.#out.write(`\r\x1b[2K  … ${label(latest)}`);
+      }
+    }
   }
 
   /** Finishes the open live line: ✓ when the wait ended as hoped, ✗ otherwise; with the total time. */
@@ -67,7 +76,10 @@ class StepPrinter {
   }
 }
 
-const label = (p: ProgressJson) => `${p.step}${p.message ? `: ${p.message}` : ""}`;
+const mb = (n: number) => (n / 1e6).toFixed(1);
+/** A step, its message, and on `pulling` the bytes so far (updated in place on a TTY). */
+const label = (p: ProgressJson) =>
+  `${p.step}${p.bytes_total ? ` ${mb(p.bytes_done ?? 0)}/${mb(p.bytes_total)} MB` : ""}${p.message ? `: ${p.message}` : ""}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 function lastIndexOf(progress: ProgressJson[], entry: ProgressJson): number {
@@ -201,12 +213,7 @@ function showText(d: DeploymentJson): string {
     ...(d.code ? ([["code", d.code]] as [string, string][]) : []),
     ...(d.message ? ([["message", d.message]] as [string, string][]) : []),
     ["compose_hash", d.compose_hash ?? "-"],
-    [
-      "images",
-      Object.entries(d.images)
-        .map(([s, i]) => `${s}=${i}`)
-        .join(", ") || "-",
-    ],
+    ["images", d.images.map((i) => `${i.service}=${i.ref} (${i.digest})`).join(", ") || "-"],
     ["request", JSON.stringify(d.request)],
     ["created_at", d.created_at],
     ["updated_at", d.updated_at],

@@ -7,10 +7,14 @@ import { ComposeError } from "../../spec/errors.ts";
 const COMPOSE =
   "services:\n  web:\n    image: web:1\n  db:\n    image: db:1\n    volumes: ['/srv/db:/data']\n";
 
-test("a summary is the hash and service names of the parsed text, cached or not", (t) => {
+test("a summary is the hash, service names and unpinned images of the parsed text, cached or not", (t) => {
   const summaries = new ComposeSummaries();
   const project = parseCompose(COMPOSE, { bindAllowlist: ["/"] });
-  const expected = { hash: composeHash(project), services: project.services.map((s) => s.name) };
+  const expected = {
+    hash: composeHash(project),
+    services: project.services.map((s) => s.name),
+    unpinned: ["db (db:1)", "web (web:1)"],
+  };
   const first = summaries.summarize(COMPOSE);
   t.is(first.hash, expected.hash);
   t.deepEqual(first, expected);
@@ -39,4 +43,9 @@ test("an invalid text is refused every time, with its code", (t) => {
 test("bind mounts are left to the agent: any host path passes at the CP", (t) => {
   const summaries = new ComposeSummaries();
   t.notThrows(() => summaries.summarize("services:\n  app:\n    image: a:1\n    volumes: ['/etc:/x']\n"));
+});
+
+test("images pinned by digest and built images are not listed as unpinned", (t) => {
+  const pinned = `services:\n  web:\n    image: ghcr.io/org/web@sha256:${"a".repeat(64)}\n  app:\n    build: .\n`;
+  t.deepEqual(new ComposeSummaries().summarize(pinned).unpinned, []);
 });

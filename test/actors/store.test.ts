@@ -81,7 +81,7 @@ test("deployment status changes are written behind, one transaction per tick; re
     code: null,
     message: null,
     compose_hash: null,
-    images: {},
+    images: [],
     progress: [{ step: "dispatched", at: 1 }],
     request: {},
     compose: "services: {}",

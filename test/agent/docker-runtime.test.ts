@@ -77,7 +77,9 @@ volumes:
 `);
   const id = spec.deploymentId;
   const images = await s.runtime.prepare(spec);
-  t.regex(images.web!, /^sha256:/);
+  // A local-only image has no registry digest: its image id stands for its bytes.
+  t.like(images, [{ service: "web", ref: BUSYBOX_IMAGE }]);
+  t.regex(images[0]!.digest, /^sha256:[0-9a-f]{64}$/);
 
   const started = await s.runtime.start(spec);
   t.is(started.length, 1);
@@ -86,7 +88,7 @@ volumes:
     state: "running",
     exitCode: null,
     image: BUSYBOX_IMAGE,
-    imageId: images.web,
+    imageId: images[0]!.digest,
   });
   t.deepEqual(started[0]!.ports, [
     { host_ip: "127.0.0.1", host_port: port, container_port: 8080, protocol: "tcp" },
@@ -217,7 +219,7 @@ test("a service built from a sub-folder of the context runs the built image", as
   const images = await s.runtime.prepare(spec);
   const tag = `ee-local/${spec.deploymentId}-app:latest`;
   const image = await s.docker.getImage(tag).inspect();
-  t.is(image.Id, images.app!);
+  t.deepEqual(images, [{ service: "app", ref: tag, digest: image.Id }]);
   t.is(image.Config.Labels?.[LABELS.deployment], spec.deploymentId);
   await s.runtime.start(spec);
   const lines = await eventually(
@@ -246,7 +248,7 @@ test("a failing Dockerfile step is EE-WORKLOAD-BUILD-FAILED with the builder's m
   t.regex(none!.message, /needs a build context/);
 });
 
-test("an image that is not on the host is EE-WORKLOAD-IMAGE-MISSING, naming it", async (t) => {
+test("preparing an image that is not on the host (not pulled) is EE-WORKLOAD-IMAGE-MISSING, naming it", async (t) => {
   const s = await setup(t);
   if (!s) return t.pass();
   const err = await t.throwsAsync(
@@ -254,7 +256,7 @@ test("an image that is not on the host is EE-WORKLOAD-IMAGE-MISSING, naming it",
     { instanceOf: WorkloadError },
   );
   t.is(err?.code, "EE-WORKLOAD-IMAGE-MISSING");
-  t.regex(err!.message, /ee-test\/not-here:404.*must be present locally or built/);
+  t.regex(err!.message, /ee-test\/not-here:404 is not on this host and was not pulled/);
 });
 
 test("a host port held by another process is EE-WORKLOAD-PORT-CONFLICT, naming the port", async (t) => {
@@ -348,4 +350,30 @@ test("without read_only the root filesystem is writable, and the default limits 
     SecurityOpt: ["no-new-privileges:true"],
     ReadonlyRootfs: false,
   });
+});
+
+test("a tag already on the engine is not pulled again, resolves to its image, and stays after remove", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  // Nothing listens at this registry: a pull would fail with EE-WORKLOAD-PULL-FAILED.
+  const repo = `127.0.0.1:${await closedPort()}/present`;
+  await s.docker.getImage(BUSYBOX_IMAGE).tag({ repo, tag: "1" });
+  t.teardown(() =>
+    s.docker
+      .getImage(`${repo}:1`)
+      .remove()
+      .catch(() => {}),
+  );
+  const spec = s.spec(`services:\n  web:\n    image: ${repo}:1\n`);
+  const progress: unknown[] = [];
+  await s.runtime.pull(spec, { onProgress: (p) => progress.push(p) });
+  t.deepEqual(progress, []);
+  const [image] = await s.runtime.prepare(spec);
+  t.is(
+    image!.digest,
+    (await s.docker.getImage(BUSYBOX_IMAGE).inspect()).Id,
+    "no registry digest: its image id",
+  );
+  await s.runtime.remove(spec.deploymentId);
+  await t.notThrowsAsync(s.docker.getImage(`${repo}:1`).inspect(), "an image it did not pull is not removed");
 });

@@ -43,7 +43,7 @@ class DataWorkloads implements Workloads {
       app: req.app,
       step: "preparing",
       compose_hash: "ab".repeat(32),
-      images: {},
+      images: [],
       since: 1,
       health: req.health ?? null,
     };

@@ -1,6 +1,6 @@
 // The workload manager over the real Docker runtime: busybox workloads gated by an HTTP health spec or a settle
 // period, failures that leave nothing behind, refusals, and the persisted record. Skipped without Docker.
-import { statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
@@ -74,13 +74,14 @@ test("an httpd workload passes its health gate on its container port, answers, r
     health: { port: WEB_PORT, path: "/", timeout_s: 20 },
   };
   const first = s.workloads.deploy(req);
-  t.like(first, { deployment_id: id, app: "web", step: "preparing", health: req.health });
+  t.like(first, { deployment_id: id, app: "web", step: "pulling", health: req.health });
   t.regex(first.compose_hash, /^[0-9a-f]{64}$/);
 
   const running = await settled(s.workloads);
   t.is(running.step, "running", running.message);
-  t.deepEqual(s.steps, ["preparing", "starting", "gating", "running"]);
-  t.regex(running.images.web ?? "", /^sha256:[0-9a-f]{64}$/);
+  t.deepEqual(s.steps, ["pulling", "preparing", "starting", "gating", "running"]);
+  t.like(running.images, [{ service: "web" }]);
+  t.regex(running.images[0]!.digest, /^sha256:[0-9a-f]{64}$/);
   // Nothing is published: the target is the container's address on the deployment's network.
   const [web] = await s.runtime.inspect(id);
   t.deepEqual(web?.ports, []);
@@ -137,7 +138,7 @@ test("a health check that never passes fails with EE-WORKLOAD-HEALTH-TIMEOUT and
   const failed = await settled(s.workloads);
   t.like(failed, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
   t.true(Date.now() - began >= 2000);
-  t.deepEqual(s.steps, ["preparing", "starting", "gating", "failed"]);
+  t.deepEqual(s.steps, ["pulling", "preparing", "starting", "gating", "failed"]);
   t.deepEqual(await s.runtime.inspect(id), []);
   t.like(loadPersistedWorkload(s.dataDir)?.status, { step: "failed", code: "EE-WORKLOAD-HEALTH-TIMEOUT" });
 });
@@ -281,6 +282,44 @@ test("a build context that unpacks past the limit fails EE-COMPOSE-CONTEXT-TOO-L
   });
   const failed = await settled(s.workloads);
   t.like(failed, { step: "failed", code: "EE-COMPOSE-CONTEXT-TOO-LARGE" });
-  t.deepEqual(s.steps, ["preparing", "failed"]);
+  t.deepEqual(s.steps, ["pulling", "preparing", "failed"]);
   t.false((await s.runtime.deployments()).some((d) => d.deploymentId === id));
+});
+
+test("registry_auth serves the pulls only: workload.json never holds it, at any step", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const password = "never-on-disk-0123";
+  const host = `127.0.0.1:${await closedPort()}`;
+  const written: string[] = [];
+  // publish() persists before it calls listeners: each listener call sees the file as that step wrote it.
+  s.workloads.subscribe(() => written.push(readFileSync(join(s.dataDir, PERSIST_FILE), "utf8")));
+  const req: DeployRequest = {
+    deployment_id: s.newId(),
+    app: "private",
+    compose: `services:\n  app:\n    image: ${host}/private:1\n`,
+    registry_auth: { [host]: { username: "u", password } },
+  };
+  s.workloads.deploy(req);
+  const end = await settled(s.workloads);
+  t.like(end, { step: "failed", code: "EE-WORKLOAD-PULL-FAILED" });
+  t.true(written.length >= 2, `${written.length} writes`);
+  for (const text of written) t.false(text.includes(password));
+  t.is(req.registry_auth, undefined, "the manager dropped the credentials once the pulls were done");
+});
+
+test("a workload.json from before images had digests still loads, with no images known", (t) => {
+  const dataDir = tempDir(t);
+  const status = {
+    deployment_id: "d-old",
+    app: "web",
+    step: "running",
+    compose_hash: "ab".repeat(32),
+    images: { web: `sha256:${"cd".repeat(32)}` },
+    since: 1,
+    health: null,
+  };
+  const request = { deployment_id: "d-old", app: "web", compose: "services: {}" };
+  writeFileSync(join(dataDir, PERSIST_FILE), JSON.stringify({ request, status }));
+  t.deepEqual(loadPersistedWorkload(dataDir)?.status.images, []);
 });

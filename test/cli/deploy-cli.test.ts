@@ -14,7 +14,9 @@ import {
   waitFor,
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { busyboxImage } from "../helpers/images.ts";
+import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
+import { pushImage, registryAvailable, startRegistry } from "../helpers/registry.ts";
+import { closedPort } from "../helpers/temp.ts";
 import { DEAF_PORT, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 /** A CP and one registered agent, the env that points eectl at it, and files in a temp dir. */
@@ -83,7 +85,9 @@ test.serial(
     t.is(dep.code, 0, dep.stderr);
     // Not a TTY: plain lines, no carriage returns or marks.
     t.true(
-      dep.stdout.includes("step dispatched\nstep preparing\nstep starting\nstep gating\nstep running\n"),
+      dep.stdout.includes(
+        "step dispatched\nstep pulling\nstep preparing\nstep starting\nstep gating\nstep running\n",
+      ),
       dep.stdout,
     );
     t.false(dep.stdout.includes("\r"));
@@ -358,4 +362,31 @@ test("every deploy command has --help with an example", async (t) => {
     t.regex(r.stdout, /Examples/, name);
     t.true(r.stdout.includes(`eectl ${name} `), name);
   }
+});
+
+test("deploy --registry-auth pulls from a registry with a login; show lists each image with its digest", async (t) => {
+  const s = await setupWithDocker(t);
+  if (!s || !registryAvailable(t)) return t.pass();
+  const docker = (await requireDocker(t))!;
+  const creds = { username: "cli-user", password: "cli-pass-never-printed" };
+  const registry = await startRegistry(t, { auth: creds });
+  const pushed = await pushImage(docker, registry, BUSYBOX_IMAGE, `cli-${process.pid}:1`);
+  const port = await closedPort();
+  const compose = s.file("compose.yaml", webCompose(port).replace(BUSYBOX_IMAGE, pushed.ref));
+  const auth = s.file("auth.json", JSON.stringify({ [registry.host]: creds }));
+  const health = { port: String(port), timeout: "30" };
+  const dep = await deployGated(s.env, "private", compose, health, "--registry-auth", auth, "--wait");
+  const id = placedId(t, s.runtime, dep.stdout);
+  t.is(dep.code, 0, dep.stderr);
+  t.regex(dep.stdout, /^step pulling/m);
+  const show = await eectl(["deployments", "show", id], { env: s.env });
+  t.regex(show.stdout, new RegExp(`^images: web=${pushed.ref} \\(${pushed.digest}\\)$`, "m"));
+  for (const out of [dep.stdout, dep.stderr, show.stdout]) t.false(out.includes(creds.password));
+
+  const bad = s.file("bad.json", "{not json");
+  const refused = await eectl(["deploy", "--app", "x", "--compose", compose, "--registry-auth", bad], {
+    env: s.env,
+  });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /EE-CLI-FILE: --registry-auth .*bad\.json: not JSON/);
 });

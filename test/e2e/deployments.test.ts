@@ -5,6 +5,7 @@ import test, { type ExecutionContext } from "ava";
 import type { AgentConfig } from "../../agent/config.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
+import { workloadHash } from "../../spec/images.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
 import {
   ADMIN_TOKEN,
@@ -81,7 +82,7 @@ test.serial(
     t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
     t.deepEqual(
       healthy.progress.map((p) => p.step),
-      ["dispatched", "preparing", "starting", "gating", "running"],
+      ["dispatched", "pulling", "preparing", "starting", "gating", "running"],
     );
     t.regex(healthy.compose_hash ?? "", /^[0-9a-f]{64}$/);
     const agentRec = await waitFor("agent healthy", () =>
@@ -96,20 +97,30 @@ test.serial(
     t.is(proxied.status, 200);
     t.is((await proxied.text()).trim(), "ok");
 
-    // A health quote now binds the running workload: purpose deployed, with the deployment's compose hash.
+    // A health quote now binds the running workload: purpose deployed, with the workload hash the REST record's
+    // compose hash and image digests give (a verifier needs nothing else).
     const nonce = "5a".repeat(32);
     const attested = (await (
       await agentContract.fetch(`${agents[0]!.apiUrl}/api/health?attest=true&nonce=${nonce}`)
     ).json()) as {
-      attestation: { purpose: string; compose_hash: string; report_data: string; agent_pubkey: string };
+      attestation: {
+        purpose: string;
+        compose_hash: string;
+        workload_hash: string;
+        report_data: string;
+        agent_pubkey: string;
+      };
     };
     t.is(attested.attestation.purpose, "deployed");
     t.is(attested.attestation.compose_hash, healthy.compose_hash ?? "");
+    t.is(healthy.images.length, 1);
+    const workload = workloadHash(healthy.compose_hash!, healthy.images);
+    t.is(attested.attestation.workload_hash, workload);
     const expected = reportDataFor(
       "deployed",
       Buffer.from(nonce, "hex"),
       Buffer.from(attested.attestation.agent_pubkey, "hex"),
-      Buffer.from(healthy.compose_hash!, "hex"),
+      Buffer.from(workload, "hex"),
     );
     t.is(attested.attestation.report_data, Buffer.from(expected).toString("hex"));
 
@@ -195,20 +206,21 @@ test.serial(
 );
 
 test.serial(
-  "a missing image fails with EE-WORKLOAD-IMAGE-MISSING and a port clash with EE-WORKLOAD-PORT-CONFLICT",
+  "an unreachable registry fails with EE-WORKLOAD-PULL-FAILED and a port clash with EE-WORKLOAD-PORT-CONFLICT",
   async (t) => {
     const s = await setup(t, [
       { vm: "vm-1", over: { workloads: { allow_published_ports: true, limits: {} } } },
     ]);
     if (!s) return t.pass();
     const { tcp, runtime } = s;
+    // An image the engine lacks is pulled; nothing listens where this one's registry would be.
     const missing = await deploy(tcp, {
       app: "ghost",
-      compose: "services:\n  app:\n    image: ee-test/does-not-exist:1\n",
+      compose: `services:\n  app:\n    image: 127.0.0.1:${await closedPort()}/ghost:1\n`,
     });
     t.is(missing.status, 202);
     const m = await deploymentIn(tcp.api, missing.body.deployment_id as string, ["failed", "healthy"]);
-    t.is(m.code, "EE-WORKLOAD-IMAGE-MISSING");
+    t.is(m.code, "EE-WORKLOAD-PULL-FAILED");
 
     const { createServer } = await import("node:net");
     const holder = createServer();

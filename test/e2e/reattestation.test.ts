@@ -3,6 +3,7 @@
 import test from "ava";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
+import { workloadHash } from "../../spec/images.ts";
 import { encodeFrame } from "../../transport/frame.ts";
 import { agentConfig, RawAgent, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
 
@@ -74,6 +75,8 @@ test("an agent that does not answer fails with EE-ATT-REFRESH-TIMEOUT", async (t
 });
 
 /** A raw agent that takes a deployment and reports it running with `hash`; returns the deployment id. */
+const IMAGES = [{ service: "web", ref: "ee-test/busybox:1", digest: `sha256:${"12".repeat(32)}` }];
+
 async function rawAgentRunning(t: import("ava").ExecutionContext, hash: string) {
   const tcp = await startTestCp(t, { reattestMs: 300, heartbeatMs: 100, staleAfterMs: 5000 });
   const raw = await RawAgent.connect(t, tcp.cp.wsUrl);
@@ -90,6 +93,7 @@ async function rawAgentRunning(t: import("ava").ExecutionContext, hash: string) 
     step: "running",
     at: Date.now(),
     compose_hash: hash,
+    images: IMAGES,
   });
   await waitFor("healthy", () => tcp.cp.index.get(raw.agentId)?.state === "healthy");
   // Attest requests sent before the deployment was healthy are answered or dropped; take a fresh one.
@@ -97,16 +101,21 @@ async function rawAgentRunning(t: import("ava").ExecutionContext, hash: string) 
   return { ...tcp, raw };
 }
 
-test("an agent running a deployment proves it: a `deployed` quote binding the compose hash keeps it attested", async (t) => {
+test("an agent running a deployment proves it: a `deployed` quote binding its workload hash keeps it attested", async (t) => {
   const hash = "ab".repeat(32);
   const { cp, devDir, raw } = await rawAgentRunning(t, hash);
   const req = await raw.next("attest", 5000);
+  const workload = workloadHash(hash, IMAGES);
   const quote = await createDevQuoteProvider({ dir: devDir }).getQuote(
-    reportDataFor("deployed", req.body.nonce, raw.key.pub, Buffer.from(hash, "hex")),
+    reportDataFor("deployed", req.body.nonce, raw.key.pub, Buffer.from(workload, "hex")),
   );
   const before = cp.index.get(raw.agentId)!.attested_at!;
   raw.ws.send(
-    encodeFrame("attestation", { quote, purpose: "deployed", compose_hash: hash }, { re: req.id! }),
+    encodeFrame(
+      "attestation",
+      { quote, purpose: "deployed", compose_hash: hash, workload_hash: workload },
+      { re: req.id! },
+    ),
   );
   await waitFor("re-attested", () => (cp.index.get(raw.agentId)!.attested_at! > before ? true : undefined));
   t.is(cp.index.get(raw.agentId)?.attestation_status, "ok");
@@ -122,16 +131,18 @@ test("an agent running a deployment that answers without binding it fails with E
   raw.ws.send(encodeFrame("attestation", { quote: plain }, { re: req.id! }));
   await waitFor("failed", () => cp.index.get(raw.agentId)?.reason === "EE-ATT-WORKLOAD-MISMATCH");
   t.is(cp.index.get(raw.agentId)?.attestation_status, "failed");
-  // Another workload's hash, correctly bound, is refused the same way.
+  // The same compose with another image digest, correctly bound, is refused the same way: the digests are
+  // part of what the quote must bind.
   const req2 = await raw.next("attest", 5000);
-  const other = "ef".repeat(32);
+  const other = workloadHash(hash, [{ ...IMAGES[0]!, digest: `sha256:${"ef".repeat(32)}` }]);
+  t.not(other, workloadHash(hash, IMAGES));
   const swapped = await createDevQuoteProvider({ dir: devDir }).getQuote(
     reportDataFor("deployed", req2.body.nonce, raw.key.pub, Buffer.from(other, "hex")),
   );
   raw.ws.send(
     encodeFrame(
       "attestation",
-      { quote: swapped, purpose: "deployed", compose_hash: other },
+      { quote: swapped, purpose: "deployed", compose_hash: hash, workload_hash: other },
       { re: req2.id! },
     ),
   );

@@ -1,9 +1,11 @@
 // Test images without a registry: a busybox image built FROM scratch out of the host's static busybox
 // (Debian's busybox-static), once per engine; and a build context that is a gzip bomb.
+import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { Readable, type Writable } from "node:stream";
 import { createGzip } from "node:zlib";
 import type Docker from "dockerode";
+import { packTar } from "../../agent/runtime/build-context.ts";
 import { busyboxContext } from "../../cli/demo.ts";
 
 export { busyboxContext };
@@ -63,4 +65,23 @@ export async function gzipBomb(size: number): Promise<Buffer> {
   entry.end();
   await done;
   return Buffer.concat(chunks);
+}
+
+/**
+ * An image with a layer of `bytes` random (incompressible, never seen before) bytes on top of busybox, so pulling
+ * it has to download that much. Returns its local tag; the caller removes it once pushed.
+ */
+export async function bigImage(docker: Docker, bytes: number): Promise<string> {
+  const tag = `ee-test/big-${randomBytes(4).toString("hex")}:1`;
+  const context = await packTar([
+    { name: "Dockerfile", data: `FROM ${await busyboxImage(docker)}\nCOPY big /big\n` },
+    { name: "big", data: randomBytes(bytes) },
+  ]);
+  const stream = await docker.buildImage(Readable.from([context]), { t: tag, rm: true, forcerm: true });
+  const events = await new Promise<{ error?: string }[]>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out))),
+  );
+  const failed = events.find((e) => e.error);
+  if (failed) throw new Error(`building ${tag} failed: ${failed.error}`);
+  return tag;
 }

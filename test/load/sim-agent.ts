@@ -119,6 +119,7 @@ export function startSimAgent(o: SimAgentOptions, identity: ReturnType<typeof si
             return false;
         }
       },
+      running: () => null,
       report() {
         // Called as each heartbeat (and the register frame) is built: the send time of the next ack's heartbeat.
         heartbeatSentAt = performance.now();

@@ -13,15 +13,17 @@ import {
   topLevelState,
 } from "../../machines/deploy-gate.ts";
 import { WorkloadError } from "../../spec/errors.ts";
+import type { ImageRef } from "../../spec/images.ts";
 import type { HealthSpec } from "../../spec/protocol.ts";
 
 const POLL = 1000;
 const T0 = 1_000_000;
 const HEALTH: HealthSpec = { port: 8080, path: "/", timeout_s: 5 };
-const IMAGES = { web: "sha256:abc" };
+const IMAGES = [{ service: "web", ref: "web:1", digest: `sha256:${"ab".repeat(32)}` }];
 
 type Step = () => Promise<void>;
 interface Script {
+  pull?: Step;
   prepare?: Step;
   /** Called with the 1-based attempt. */
   start?: (attempt: number) => Promise<void>;
@@ -48,7 +50,8 @@ function harness(script: Script = {}, health: HealthSpec | null = HEALTH, resume
     });
   const machine = deployGateMachine.provide({
     actors: {
-      prepare: recording<Record<string, string>>("prepare", async () => {
+      pull: recording<void>("pull", async () => script.pull?.()),
+      prepare: recording<ImageRef[]>("prepare", async () => {
         await script.prepare?.();
         return IMAGES;
       }),
@@ -80,22 +83,22 @@ function harness(script: Script = {}, health: HealthSpec | null = HEALTH, resume
 const engineDown = () => new WorkloadError("EE-WORKLOAD-ENGINE", "engine did not answer");
 const never = <T>() => new Promise<T>(() => {});
 
-test("happy path: preparing → starting → gating → running, then undeploy → stopping → stopped", async (t) => {
+test("happy path: pulling → preparing → starting → gating → running, then undeploy → stopping → stopped", async (t) => {
   const h = harness({ probe: async (n) => (n < 3 ? "waiting" : "healthy") });
-  t.is(h.state(), "preparing");
+  t.is(h.state(), "pulling");
   await settle();
   t.is(h.state(), "gating");
-  t.deepEqual(h.calls, ["prepare", "start", "probe"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "probe"]);
   h.clock.increment(POLL);
   await settle();
-  t.deepEqual(h.calls, ["prepare", "start", "probe", "probe"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "probe", "probe"]);
   h.clock.increment(POLL - 1);
   await settle();
-  t.is(h.calls.length, 4, "no probe before pollMs has passed");
+  t.is(h.calls.length, 5, "no probe before pollMs has passed");
   h.clock.increment(1);
   await settle();
   t.is(h.state(), "running");
-  t.deepEqual(h.steps(), ["preparing", "starting", "gating", "running"]);
+  t.deepEqual(h.steps(), ["pulling", "preparing", "starting", "gating", "running"]);
   t.deepEqual(h.reports.at(-1), {
     step: "running",
     since: T0 + 2 * POLL,
@@ -113,7 +116,7 @@ test("happy path: preparing → starting → gating → running, then undeploy �
   t.is(h.state(), "stopping");
   await settle();
   t.is(h.state(), "stopped");
-  t.deepEqual(h.steps(), ["preparing", "starting", "gating", "running", "stopping", "stopped"]);
+  t.deepEqual(h.steps(), ["pulling", "preparing", "starting", "gating", "running", "stopping", "stopped"]);
   t.is(h.calls.at(-1), "remove");
   t.false(h.calls.includes("cleanup"));
   t.is(h.actor.getSnapshot().status, "done");
@@ -144,17 +147,21 @@ test("a transient start failure is cleaned up and retried after the backoff, the
     },
   });
   await settle();
-  t.deepEqual(h.calls, ["prepare", "start", "cleanup"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "cleanup"]);
   t.is(h.state(), "starting");
   h.clock.increment(retryDelayMs(1) - 1);
   await settle();
-  t.is(h.calls.length, 3, "no retry before the backoff has passed");
+  t.is(h.calls.length, 4, "no retry before the backoff has passed");
   h.clock.increment(1);
   await settle();
-  t.deepEqual(h.calls, ["prepare", "start", "cleanup", "start", "probe"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "cleanup", "start", "probe"]);
   t.is(h.state(), "running");
   t.is(h.ctx().attempt, 2);
-  t.deepEqual(h.steps(), ["preparing", "starting", "gating", "running"], "a retry is not a new step");
+  t.deepEqual(
+    h.steps(),
+    ["pulling", "preparing", "starting", "gating", "running"],
+    "a retry is not a new step",
+  );
 });
 
 test("the backoff grows exponentially and stays bounded", (t) => {
@@ -188,8 +195,8 @@ test("a permanent start failure is cleaned up once and fails with its code", asy
   });
   await settle();
   t.is(h.state(), "failed");
-  t.deepEqual(h.calls, ["prepare", "start", "cleanup"]);
-  t.deepEqual(h.steps(), ["preparing", "starting", "failed"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "cleanup"]);
+  t.deepEqual(h.steps(), ["pulling", "preparing", "starting", "failed"]);
   t.like(h.reports.at(-1), {
     step: "failed",
     code: "EE-WORKLOAD-PORT-CONFLICT",
@@ -204,7 +211,7 @@ test("a prepare failure fails with its code without starting anything", async (t
     },
   });
   await settle();
-  t.deepEqual(h.calls, ["prepare", "cleanup"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "cleanup"]);
   t.like(h.reports.at(-1), { step: "failed", code: "EE-WORKLOAD-IMAGE-MISSING" });
 });
 
@@ -240,7 +247,7 @@ test("a probe that rejects with EE-WORKLOAD-EXITED fails at once", async (t) => 
   await settle();
   t.is(h.state(), "failed");
   t.is(h.clock.now(), T0);
-  t.deepEqual(h.calls, ["prepare", "start", "probe", "cleanup"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "probe", "cleanup"]);
   t.like(h.reports.at(-1), { code: "EE-WORKLOAD-EXITED", message: "service web exited with code 3" });
 });
 
@@ -255,7 +262,7 @@ test("failing keeps reporting the failed step until cleanup is done", async (t) 
   await settle();
   t.is(h.state(), "failing");
   t.is(stepOf(h.actor.getSnapshot()), "gating");
-  t.deepEqual(h.steps(), ["preparing", "starting", "gating"]);
+  t.deepEqual(h.steps(), ["pulling", "preparing", "starting", "gating"]);
   finishCleanup();
   await settle();
   t.is(stepOf(h.actor.getSnapshot()), "failed");
@@ -266,24 +273,48 @@ test("undeploy while gating aborts the probe, removes everything and stops probi
   await settle();
   h.clock.increment(POLL);
   await settle();
-  t.deepEqual(h.calls, ["prepare", "start", "probe", "probe"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "probe", "probe"]);
   h.actor.send({ type: "UNDEPLOY" });
   t.deepEqual(h.aborted, ["probe"]);
   await settle();
   t.is(h.state(), "stopped");
-  t.deepEqual(h.steps(), ["preparing", "starting", "gating", "stopping", "stopped"]);
+  t.deepEqual(h.steps(), ["pulling", "preparing", "starting", "gating", "stopping", "stopped"]);
   h.clock.increment(10 * POLL);
   await settle();
-  t.deepEqual(h.calls, ["prepare", "start", "probe", "probe", "remove"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "probe", "probe", "remove"]);
+});
+
+test("a failed pull fails the deploy with its code after the cleanup, and nothing is prepared or started", async (t) => {
+  const h = harness({
+    pull: async () => {
+      throw new WorkloadError("EE-WORKLOAD-PULL-AUTH", "unauthorized");
+    },
+  });
+  await settle();
+  await settle();
+  t.deepEqual(h.calls, ["pull", "cleanup"]);
+  t.deepEqual(h.steps(), ["pulling", "failed"]);
+  t.like(h.reports.at(-1), { code: "EE-WORKLOAD-PULL-AUTH", message: "unauthorized" });
+});
+
+test("undeploy while pulling aborts the pull", async (t) => {
+  const h = harness({ pull: never });
+  t.is(h.state(), "pulling");
+  h.actor.send({ type: "UNDEPLOY" });
+  await settle();
+  t.deepEqual(h.aborted, ["pull"]);
+  t.deepEqual(h.calls, ["pull", "remove"]);
+  t.is(h.state(), "stopped");
 });
 
 test("undeploy while preparing aborts the prepare and never starts", async (t) => {
   const h = harness({ prepare: never });
+  await settle();
   t.is(h.state(), "preparing");
   h.actor.send({ type: "UNDEPLOY" });
   await settle();
   t.deepEqual(h.aborted, ["prepare"]);
-  t.deepEqual(h.calls, ["prepare", "remove"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "remove"]);
   t.is(h.state(), "stopped");
 });
 
@@ -298,7 +329,7 @@ test("undeploy during the start backoff cancels the retry", async (t) => {
   await settle();
   h.clock.increment(retryDelayMs(1) * 10);
   await settle();
-  t.deepEqual(h.calls, ["prepare", "start", "cleanup", "remove"]);
+  t.deepEqual(h.calls, ["pull", "prepare", "start", "cleanup", "remove"]);
   t.is(h.state(), "stopped");
 });
 

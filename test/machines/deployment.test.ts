@@ -26,7 +26,7 @@ function harness(resume?: { status: DeploymentStatus }) {
     code: null,
     message: null,
     composeHash: null,
-    images: {},
+    images: [],
     progress: [{ step: "dispatched" as const, at: 0 }],
     createdAt: 0,
     updatedAt: 0,
@@ -64,6 +64,26 @@ test("steps from the agent move it pending → deploying → healthy, each step 
     "sessionHealthy",
   ]);
   t.is(h.actor.getSnapshot().context.composeHash, "ab");
+});
+
+test("a pull's bytes update its one pulling entry, persisted each time; the next step is a new entry", (t) => {
+  const h = harness();
+  h.actor.send({ type: "STEP", step: "pulling", at: 1 });
+  h.actor.send({ type: "STEP", step: "pulling", at: 1, bytes: { done_bytes: 10, total_bytes: 100 } });
+  h.actor.send({ type: "STEP", step: "pulling", at: 1, bytes: { done_bytes: 60, total_bytes: 100 } });
+  h.actor.send({ type: "STEP", step: "preparing", at: 2 });
+  t.is(h.status(), "deploying");
+  t.deepEqual(h.actor.getSnapshot().context.progress.slice(1), [
+    { step: "pulling", at: 1, bytes_done: 60, bytes_total: 100 },
+    { step: "preparing", at: 2 },
+  ]);
+  t.deepEqual(h.effects, [
+    "persist:pending",
+    "persist:deploying",
+    "persist:deploying",
+    "persist:deploying",
+    "persist:deploying",
+  ]);
 });
 
 test("a failed step ends it with the agent's code", (t) => {

@@ -11,6 +11,7 @@ import type { DeploymentRequest, PreflightResult } from "../../actors/deployment
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
 import type { DeploymentStatus } from "../../machines/deployment.ts";
 import { EeError, NotFoundError, toEeError, ValidationError } from "../../spec/errors.ts";
+import { registryAuthSchema } from "../../spec/images.ts";
 import {
   appNameSchema,
   datacenterSchema,
@@ -76,6 +77,8 @@ const deploymentBody = z.strictObject({
     .regex(/^agt_[0-9a-f]{24}$/, "must be an agent id (agt_…)")
     .optional(),
   health: healthSpecSchema.optional(),
+  /** Credentials by registry host; sealed to the chosen agent, never echoed, logged or stored. */
+  registry_auth: registryAuthSchema.optional(),
 });
 
 const appBody = z.strictObject({
