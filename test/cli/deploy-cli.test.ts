@@ -16,7 +16,6 @@ import {
 import { requireDocker } from "../helpers/docker.ts";
 import { BUSYBOX_IMAGE, busyboxImage } from "../helpers/images.ts";
 import { pushImage, registryAvailable, startRegistry } from "../helpers/registry.ts";
-import { closedPort } from "../helpers/temp.ts";
 import { DEAF_PORT, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 /** A CP and one registered agent, the env that points eectl at it, and files in a temp dir. */
@@ -371,10 +370,9 @@ test("deploy --registry-auth pulls from a registry with a login; show lists each
   const creds = { username: "cli-user", password: "cli-pass-never-printed" };
   const registry = await startRegistry(t, { auth: creds });
   const pushed = await pushImage(docker, registry, BUSYBOX_IMAGE, `cli-${process.pid}:1`);
-  const port = await closedPort();
-  const compose = s.file("compose.yaml", webCompose(port).replace(BUSYBOX_IMAGE, pushed.ref));
+  const compose = s.file("compose.yaml", webCompose().replace(BUSYBOX_IMAGE, pushed.ref));
   const auth = s.file("auth.json", JSON.stringify({ [registry.host]: creds }));
-  const health = { port: String(port), timeout: "30" };
+  const health = { port: String(WEB_PORT), timeout: "30" };
   const dep = await deployGated(s.env, "private", compose, health, "--registry-auth", auth, "--wait");
   const id = placedId(t, s.runtime, dep.stdout);
   t.is(dep.code, 0, dep.stderr);

@@ -11,12 +11,12 @@ import { agentConfig, startTestAgent, startTestCp, type TestCp, waitFor } from "
 import { requireDocker } from "../helpers/docker.ts";
 import { BUSYBOX_IMAGE, bigImage, busyboxImage } from "../helpers/images.ts";
 import { engineLacks, pushImage, registryAvailable, startRegistry } from "../helpers/registry.ts";
-import { closedPort } from "../helpers/temp.ts";
 import {
   type DeploymentJson,
   deploymentIn,
   postJson,
   SLEEP_COMPOSE,
+  WEB_PORT,
   webCompose,
 } from "../helpers/workloads.ts";
 
@@ -81,12 +81,11 @@ test("an image pulled by tag runs, is reported with its registry digest, and goe
   const pushed = await pushImage(s.docker, s.registry, big, `${name}:1.0`);
   await s.docker.getImage(big).remove({ force: true });
   t.true(await engineLacks(s.docker, `${s.registry.host}/${name}`));
-  const port = await closedPort();
   const posted = Date.now();
   const res = await deploy(s.tcp, {
     app: "pulled",
-    compose: webCompose(port).replace(BUSYBOX_IMAGE, pushed.ref),
-    health: { port, path: "/", timeout_s: 30 },
+    compose: webCompose().replace(BUSYBOX_IMAGE, pushed.ref),
+    health: { port: WEB_PORT, path: "/", timeout_s: 30 },
   });
   t.is(res.status, 202, JSON.stringify(res.body));
   const id = res.body.deployment_id as string;

@@ -30,7 +30,7 @@ interface AgentJson {
 async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
   const res = await postJson<{ deployment_id: string }>(cp.api, "/api/v2/deployments", {
     app: "web",
-    compose: webCompose(delayS),
+    compose: webCompose({ delayS }),
     agent_id: agentId,
     health: { port: WEB_PORT, path: "/", timeout_s: timeoutS },
   });

@@ -16,7 +16,7 @@ export const DEAF_PORT = 8081;
  * One `web` service (the busybox image must be built, see busyboxImage) serving on container port WEB_PORT; with
  * `delayS` it starts serving only after that many seconds (a deploy still gating when a test cuts it short).
  */
-export function webCompose(delayS = 0): string {
+export function webCompose({ delayS = 0 }: { delayS?: number } = {}): string {
   return [
     "services:",
     "  web:",
