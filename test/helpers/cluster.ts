@@ -15,6 +15,7 @@ import {
 } from "../../actors/control-plane.ts";
 import { type RunningAgent, startAgent } from "../../agent/agent.ts";
 import { type AgentConfig, parseAgentConfig } from "../../agent/config.ts";
+import { readAgentId } from "../../agent/identity.ts";
 import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agent-key.ts";
 import { devInit } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
@@ -23,6 +24,7 @@ import { silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { type ContractInit, cpContract } from "./contract.ts";
+import { removeAgentWorkloads } from "./docker.ts";
 import { tempDir } from "./temp.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -126,7 +128,10 @@ export function agentConfig(
 
 export async function startTestAgent(t: ExecutionContext, config: AgentConfig): Promise<RunningAgent> {
   const agent = await startAgent(config, { log: silentLogger });
-  t.teardown(() => agent.stop());
+  t.teardown(async () => {
+    await agent.stop();
+    await removeAgentWorkloads(agent.agentId);
+  });
   return agent;
 }
 
@@ -139,8 +144,10 @@ export function spawnAgent(t: ExecutionContext, config: AgentConfig): ChildProce
     env: { ...process.env, EE_LOG_LEVEL: "warn" },
   });
   child.stderr?.resume();
-  t.teardown(() => {
+  t.teardown(async () => {
     if (child.exitCode === null) child.kill("SIGKILL");
+    const agentId = await readAgentId(config.data_dir);
+    if (agentId) await removeAgentWorkloads(agentId);
   });
   return child;
 }

@@ -28,3 +28,20 @@ export function testDeploymentId(): string {
 export function cleanupDeployment(t: ExecutionContext, docker: Docker, deploymentId: string): void {
   t.teardown(() => new DockerRuntime({ docker }).remove(deploymentId));
 }
+
+/**
+ * Removes every deployment an agent left on the engine: a test that ends without undeploying must not leave its
+ * networks behind (the engine's default address pools hold about 30 bridge networks).
+ */
+export async function removeAgentWorkloads(agentId: string): Promise<void> {
+  const docker = new Docker();
+  if (
+    !(await docker.ping().then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
+  const runtime = new DockerRuntime({ docker, owner: agentId });
+  for (const d of await runtime.deployments()) await runtime.remove(d.deploymentId);
+}
