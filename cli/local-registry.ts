@@ -125,5 +125,11 @@ export async function pushImage(
   const digest = events.find((e) => e.aux?.Digest)?.aux?.Digest;
   if (!digest) throw new Error(`pushing ${ref} reported no digest`);
   await docker.getImage(ref).remove({ noprune: true });
+  // The push may have left a digest reference on the image (kept while another tag holds it): drop it too, or a
+  // deploy by digest would find it on the engine instead of pulling.
+  await docker
+    .getImage(`${target}@${digest}`)
+    .remove({ noprune: true })
+    .catch(() => {});
   return { ref, digest };
 }
