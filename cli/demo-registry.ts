@@ -40,7 +40,8 @@ export async function startDemoRegistry(docker: Docker, home: string): Promise<D
 
   const registry: RunningRegistry = await serveRegistry({ dir: join(home, "registry"), port });
   try {
-    const local = "ee-demo/hello:1";
+    // A local tag of this registry's own: two npm starts (on other ports) must not untag each other's build.
+    const local = `ee-demo/hello:${port}`;
     await buildImage(docker, await busyboxContext(), local);
     const { ref, digest } = await pushImage(docker, registry, local, "demo/hello:1");
     // 409: a running container (an earlier demo deploy) holds the image; the registry's tag is off it all the same.

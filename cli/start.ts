@@ -97,6 +97,9 @@ async function main(): Promise<void> {
     throw err;
   });
 
+  // The banner's commands work once it is out: a deploy before the CP's settle window closes is EE-NOT-READY.
+  const ready = await cpReady(cp.url, 30_000);
+
   process.stdout.write(`
 EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
 
@@ -104,7 +107,7 @@ EasyEnclave is running (dev attestation: quotes are signed by a development root
   agent socket    ${cp.wsUrl}/api/v2/agents/connect
   local agent     ${agent.agentId} "local-agent" ${registered ? "registered" : "NOT registered yet"}, API at ${agent.apiUrl}/api/health
   admin token     ${adminToken}
-  data            ${root}
+  data            ${root}${ready ? "" : "\n  (the control plane is not ready yet: GET /readyz says why)"}
 
 Try:
   export EE_CP_URL=${cp.url} EE_TOKEN=${adminToken}
@@ -121,6 +124,19 @@ Ctrl-C stops both.
   await cp.stop();
   await demo.stop();
   process.exit(0);
+}
+
+/** Polls GET /readyz until it answers 200 or `timeoutMs` passes; whether it did. */
+async function cpReady(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/readyz`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 function envPort(value: string | undefined): number {
