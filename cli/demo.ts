@@ -1,6 +1,7 @@
 // The demo workload `npm start` offers (and the tests' busybox image is built from): a build context made of the
-// host's static busybox and a Dockerfile installing its applets, FROM scratch — no image registry needed, only
-// Debian's busybox-static. Plus a Compose file serving a page with busybox httpd.
+// host's static busybox and a Dockerfile installing its applets, FROM scratch — only Debian's busybox-static
+// needed. Plus a Compose file serving a page with busybox httpd, from that image pulled from a registry or built
+// from the context.
 import { existsSync, readFileSync } from "node:fs";
 import { packTar } from "../agent/runtime/build-context.ts";
 
@@ -32,11 +33,14 @@ export function busyboxContext(dockerfileExtra = "", dir = ""): Promise<Uint8Arr
 /** The container port the demo serves on: its deploy's --health-port; no host port is published. */
 export const DEMO_PORT = 8080;
 
-/** A Compose file that builds the context above and serves "hello from a TD" on container port DEMO_PORT. */
-export function demoCompose(): string {
+/**
+ * A Compose file serving "hello from a TD" on container port DEMO_PORT: from the pulled image `image` (a
+ * reference by tag or digest), or built from the context above when no image is given.
+ */
+export function demoCompose(image?: string): string {
   return `services:
   web:
-    build: .
+    ${image ? `image: ${image}` : "build: ."}
     command: ["sh", "-c", "mkdir -p /www && echo 'hello from a TD' > /www/index.html && exec httpd -f -v -p ${DEMO_PORT} -h /www"]
 `;
 }

@@ -2,7 +2,8 @@
 // agent with dev attestation. A local development loop, not a deployment: it creates the dev attestation root
 // and keeps the admin token in ./.easyenclave/admin-token (0600) so restarts print the same one. An operator's
 // mistake (a busy port, EE_HOME under a file) is `eectl: CODE: message` naming the variable to change, and exit 1.
-// Environment: EE_HOME, EE_PORT, EE_AGENT_LISTEN, EE_ADMIN_TOKEN, EE_LOG_LEVEL (docs/environment.md).
+// Its demo workload is pulled from a local registry it runs (cli/demo-registry.ts) when docker-registry is installed.
+// Environment: EE_HOME, EE_PORT, EE_AGENT_LISTEN, EE_REGISTRY_PORT, EE_ADMIN_TOKEN, EE_LOG_LEVEL (docs/environment.md).
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -16,6 +17,8 @@ import { HeldOutput } from "../lib/held-output.ts";
 import { createLogger } from "../lib/log.ts";
 import { EeError, ValidationError } from "../spec/errors.ts";
 import { busyboxContext, DEMO_PORT, demoCompose, hasHostBusybox } from "./demo.ts";
+import { startDemoRegistry } from "./demo-registry.ts";
+import { hasRegistry } from "./local-registry.ts";
 import { untilSignal } from "./signals.ts";
 
 try {
@@ -88,7 +91,14 @@ async function main(): Promise<void> {
     });
   });
 
-  const demo = await prepareDemo(join(root, "demo"), agent.apiUrl);
+  const demo = await prepareDemo(root, agent.apiUrl).catch(async (err: unknown) => {
+    await agent.stop();
+    await cp.stop();
+    throw err;
+  });
+
+  // The banner's commands work once it is out: a deploy before the CP's settle window closes is EE-NOT-READY.
+  const ready = await cpReady(cp.url, 30_000);
 
   process.stdout.write(`
 EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
@@ -97,14 +107,14 @@ EasyEnclave is running (dev attestation: quotes are signed by a development root
   agent socket    ${cp.wsUrl}/api/v2/agents/connect
   local agent     ${agent.agentId} "local-agent" ${registered ? "registered" : "NOT registered yet"}, API at ${agent.apiUrl}/api/health
   admin token     ${adminToken}
-  data            ${root}
+  data            ${root}${ready ? "" : "\n  (the control plane is not ready yet: GET /readyz says why)"}
 
 Try:
   export EE_CP_URL=${cp.url} EE_TOKEN=${adminToken}
   npx eectl agents list
   npx eectl agents show ${agent.agentId}
   npx eectl agents watch
-${demo}
+${demo.text}
 Ctrl-C stops both.
 `);
   logOutput.release();
@@ -112,7 +122,21 @@ Ctrl-C stops both.
   await untilSignal();
   await agent.stop();
   await cp.stop();
+  await demo.stop();
   process.exit(0);
+}
+
+/** Polls GET /readyz until it answers 200 or `timeoutMs` passes; whether it did. */
+async function cpReady(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/readyz`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 function envPort(value: string | undefined): number {
@@ -123,26 +147,62 @@ function envPort(value: string | undefined): number {
 }
 
 /**
- * Writes the demo workload (a busybox web server built from a local context: no registry needed) when a Docker
- * engine answers, and returns the lines that tell the user how to deploy it.
+ * Writes the demo workload when a Docker engine answers: the busybox web server pushed to `npm start`'s local
+ * registry (by tag in compose.yaml, by digest in compose-pinned.yaml) when docker-registry is installed, and built
+ * from a local context (compose-build.yaml + context.tar) either way. Returns the lines that tell the user how to
+ * deploy it, and how to stop the registry.
  */
-async function prepareDemo(dir: string, agentUrl: string): Promise<string> {
-  const engine = await new Docker()
+async function prepareDemo(
+  root: string,
+  agentUrl: string,
+): Promise<{ text: string; stop: () => Promise<void> }> {
+  const none = async () => {};
+  const docker = new Docker();
+  const engine = await docker
     .ping()
     .then(() => true)
     .catch(() => false);
   if (!engine)
-    return "\n(No Docker engine answers on /var/run/docker.sock: deploys will fail with EE-WORKLOAD-ENGINE.)\n";
-  if (!hasHostBusybox()) return "\n(Install busybox-static to get the demo workload.)\n";
+    return {
+      text: "\n(No Docker engine answers on /var/run/docker.sock: deploys will fail with EE-WORKLOAD-ENGINE.)\n",
+      stop: none,
+    };
+  if (!hasHostBusybox())
+    return { text: "\n(Install busybox-static to get the demo workload.)\n", stop: none };
+  const dir = join(root, "demo");
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "compose.yaml"), demoCompose());
+  writeFileSync(join(dir, "compose-build.yaml"), demoCompose());
   writeFileSync(join(dir, "context.tar"), await busyboxContext());
   const rel = relative(process.cwd(), dir) || ".";
-  return `
+  const deploy = (compose: string, extra = "") =>
+    `npx eectl deploy --app hello --compose ${rel}/${compose}${extra} --health-port ${DEMO_PORT} --wait`;
+  const buildLines = `  ${deploy("compose-build.yaml", ` --context ${rel}/context.tar`)}`;
+  const reach = `  curl -s ${agentUrl}/          # the agent's proxy → the workload
+  npx eectl logs <agent id>        # its logs, relayed by the CP
+  npx eectl deployments undeploy <deployment id> --wait   # before the next deploy: one at a time per agent
+`;
+  if (!hasRegistry())
+    return {
+      text: `
 Deploy a workload (a busybox web server, built from ${rel}/context.tar, on container port ${DEMO_PORT} with no
 host port published), then reach it through the agent:
-  npx eectl deploy --app hello --compose ${rel}/compose.yaml --context ${rel}/context.tar --health-port ${DEMO_PORT} --wait
-  curl -s ${agentUrl}/          # the agent's proxy → the workload
-  npx eectl logs <agent id>        # its logs, relayed by the CP
-`;
+${buildLines}
+${reach}(To deploy a pulled image instead: apt-get install docker-registry, then npm start again.)
+`,
+      stop: none,
+    };
+  const registry = await startDemoRegistry(docker, root);
+  writeFileSync(join(dir, "compose.yaml"), demoCompose(registry.tagRef));
+  writeFileSync(join(dir, "compose-pinned.yaml"), demoCompose(registry.digestRef));
+  return {
+    text: `
+Deploy a workload (a busybox web server on container port ${DEMO_PORT}, no host port published), pulled from the
+local registry at ${registry.tagRef.split("/")[0]} (the engine does not have it), then reach it through the agent:
+  ${deploy("compose.yaml")}          # ${registry.tagRef}
+  ${deploy("compose-pinned.yaml")}   # pinned by digest
+${reach}Or build it from a local context instead of pulling it:
+${buildLines}
+`,
+    stop: registry.stop,
+  };
 }

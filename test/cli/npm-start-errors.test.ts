@@ -1,5 +1,5 @@
-// `npm start` (tsx cli/start.ts) on an operator's everyday mistakes: a busy CP port, a busy agent API port and
-// EE_HOME under a file each end with `eectl: CODE: message` naming the variable that fixes it, exit 1, no stack.
+// `npm start` (tsx cli/start.ts) on an operator's everyday mistakes: a busy CP port, a busy agent API port, a
+// busy demo registry port and EE_HOME under a file each end with `eectl: CODE: message` naming the variable that fixes it, exit 1, no stack.
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -7,6 +7,8 @@ import { join } from "node:path";
 import test from "ava";
 import { type EectlRun, finished } from "../helpers/cli.ts";
 import { REPO, tempDir } from "../helpers/cluster.ts";
+import { requireDocker } from "../helpers/docker.ts";
+import { registryAvailable } from "../helpers/registry.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 function npmStart(env: Record<string, string>): Promise<EectlRun> {
@@ -48,6 +50,24 @@ test("a busy agent API port names EE_AGENT_LISTEN", async (t) => {
     run.stderr,
     `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_AGENT_LISTEN=HOST:PORT npm start\n`,
   );
+});
+
+test("a busy demo registry port names EE_REGISTRY_PORT", async (t) => {
+  if (!(await requireDocker(t)) || !registryAvailable(t)) return t.pass();
+  const busy = await occupied(t);
+  const cpPort = await closedPort();
+  const run = await npmStart({
+    EE_HOME: tempDir(t),
+    EE_PORT: String(cpPort),
+    EE_AGENT_LISTEN: `127.0.0.1:${await closedPort()}`,
+    EE_REGISTRY_PORT: String(busy),
+  });
+  t.is(run.code, 1);
+  t.is(
+    run.stderr,
+    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_REGISTRY_PORT=PORT npm start\n`,
+  );
+  t.is(run.stdout, "");
 });
 
 test("EE_HOME under a regular file is EE-DATA-DIR-UNUSABLE naming the file", async (t) => {

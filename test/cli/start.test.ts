@@ -1,10 +1,19 @@
 // `npm start` on a terminal, as a developer sees it: run under `script` (util-linux) so stdout and stderr are one
 // pseudo-terminal, the banner comes out whole and the CP's and the agent's logs follow it as readable lines,
-// never as JSON in the middle of it; Ctrl-C (sent through the terminal) stops both.
+// never as JSON in the middle of it; Ctrl-C (sent through the terminal) stops both. And its demo as a new user
+// runs it: with docker-registry installed, the banner's deploy commands pull the demo image by tag and by digest
+// from the local registry npm start runs, and the workload answers through the agent's proxy.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
 import test from "ava";
+import { eectl } from "../helpers/cli.ts";
 import { REPO, tempDir, waitFor } from "../helpers/cluster.ts";
+import { cleanupDeployment, requireDocker } from "../helpers/docker.ts";
+import { engineLacks, registryAvailable } from "../helpers/registry.ts";
 import { closedPort } from "../helpers/temp.ts";
+import type { DeploymentJson } from "../helpers/workloads.ts";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour sequences are what is stripped.
 const ANSI = /\x1b\[[0-9;]*m/g;
@@ -16,6 +25,7 @@ test("npm start on a terminal prints a clean banner, then readable log lines", a
     EE_HOME: tempDir(t, "ee-start-"),
     EE_PORT: String(await closedPort()),
     EE_AGENT_LISTEN: `127.0.0.1:${await closedPort()}`,
+    EE_REGISTRY_PORT: String(await closedPort()),
   };
   // What a developer's shell has: none of the overrides.
   for (const k of ["EE_LOG_LEVEL", "EE_LOG_FORMAT", "EE_ADMIN_TOKEN"]) delete env[k];
@@ -65,4 +75,103 @@ test("npm start on a terminal prints a clean banner, then readable log lines", a
   const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   child.stdin.write("\x03");
   t.is(await exited, 0);
+});
+
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+
+test("npm start's demo: the banner's commands deploy the image pulled by tag, then by digest", async (t) => {
+  t.timeout(300_000);
+  const docker = await requireDocker(t);
+  if (!docker || !registryAvailable(t)) return t.pass();
+  const home = tempDir(t, "ee-start-demo-");
+  const registryPort = await closedPort();
+  const cpUrl = `http://127.0.0.1:${await closedPort()}`;
+  const agentListen = `127.0.0.1:${await closedPort()}`;
+  const token = "ee_start-demo-test-token-0123456789";
+  const child = spawn(process.execPath, ["--import", "tsx", "cli/start.ts"], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      EE_HOME: home,
+      EE_PORT: new URL(cpUrl).port,
+      EE_AGENT_LISTEN: agentListen,
+      EE_REGISTRY_PORT: String(registryPort),
+      EE_ADMIN_TOKEN: token,
+      EE_LOG_LEVEL: "warn",
+    },
+    // Its own process group: a failed test kills npm start and the registry it started together.
+    detached: true,
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.resume();
+  await waitFor(
+    "the banner",
+    () => {
+      if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${out}`);
+      return out.includes("Ctrl-C stops both.") || undefined;
+    },
+    180_000,
+  );
+
+  const repo = `127.0.0.1:${registryPort}/demo/hello`;
+  const demo = join(home, "demo");
+  t.regex(readFileSync(join(demo, "compose.yaml"), "utf8"), new RegExp(`image: ${repo}:1\n`));
+  const pinned = readFileSync(join(demo, "compose-pinned.yaml"), "utf8").match(
+    /image: (\S+@sha256:[0-9a-f]{64})\n/,
+  );
+  t.truthy(pinned, "compose-pinned.yaml names the image by digest");
+  t.true(pinned![1]!.startsWith(`${repo}@`));
+  const commands = [
+    ...out.matchAll(/npx eectl (deploy --app hello --compose \S+ --health-port 8080 --wait)/g),
+  ].map((m) => m[1]!.split(" "));
+  t.deepEqual(
+    commands.map((c) => c[4]!.split("/").pop()),
+    ["compose.yaml", "compose-pinned.yaml"],
+  );
+  t.regex(
+    out,
+    /npx eectl deploy --app hello --compose \S+\/compose-build\.yaml --context \S+\/context\.tar /,
+  );
+
+  const env = { EE_CP_URL: cpUrl, EE_TOKEN: token };
+  for (const [args, ref] of [
+    [commands[0]!, `${repo}:1`],
+    [commands[1]!, pinned![1]!],
+  ] as const) {
+    t.true(await engineLacks(docker, repo), `the engine lacks ${repo} before deploying ${ref}`);
+    const run = await eectl([...args, "--json"], { env });
+    t.is(run.code, 0, `${run.stdout}${run.stderr}`);
+    const d = JSON.parse(run.stdout) as DeploymentJson;
+    cleanupDeployment(t, docker, d.deployment_id);
+    t.is(d.status, "healthy", `${d.code}: ${d.message}`);
+    t.is(d.images?.[0]?.ref, ref);
+    t.regex(d.images?.[0]?.digest ?? "", /^sha256:[0-9a-f]{64}$/);
+    t.true(
+      d.progress.some((p) => p.step === "pulling"),
+      JSON.stringify(d.progress),
+    );
+    const page = await fetch(`http://${agentListen}/`).then((r) => r.text());
+    t.is(page, "hello from a TD\n");
+    const undeploy = await eectl(["deployments", "undeploy", d.deployment_id, "--wait"], { env });
+    t.is(undeploy.code, 0, undeploy.stderr);
+  }
+
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+  child.kill("SIGINT");
+  t.is(await exited, 0);
+  t.false(await listening(registryPort), "the registry stopped with npm start");
 });

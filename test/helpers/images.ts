@@ -2,11 +2,12 @@
 // (Debian's busybox-static), once per engine; and a build context that is a gzip bomb.
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
-import { Readable, type Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { createGzip } from "node:zlib";
 import type Docker from "dockerode";
 import { packTar } from "../../agent/runtime/build-context.ts";
 import { busyboxContext } from "../../cli/demo.ts";
+import { buildImage } from "../../cli/local-registry.ts";
 
 export { busyboxContext };
 
@@ -22,16 +23,7 @@ export function busyboxImage(docker: Docker): Promise<string> {
       .then(() => true)
       .catch(() => false);
     if (present) return BUSYBOX_IMAGE;
-    const stream = await docker.buildImage(
-      // dockerode takes a stream of the tar; a Buffer wrapped as a one-chunk stream does.
-      Readable.from([Buffer.from(await busyboxContext())]),
-      { t: BUSYBOX_IMAGE, rm: true, forcerm: true },
-    );
-    const events = await new Promise<{ error?: string }[]>((resolve, reject) =>
-      docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out))),
-    );
-    const failed = events.find((e) => e.error);
-    if (failed) throw new Error(`building ${BUSYBOX_IMAGE} failed: ${failed.error}`);
+    await buildImage(docker, await busyboxContext(), BUSYBOX_IMAGE);
     return BUSYBOX_IMAGE;
   })();
   built.catch(() => {
@@ -77,11 +69,6 @@ export async function bigImage(docker: Docker, bytes: number): Promise<string> {
     { name: "Dockerfile", data: `FROM ${await busyboxImage(docker)}\nCOPY big /big\n` },
     { name: "big", data: randomBytes(bytes) },
   ]);
-  const stream = await docker.buildImage(Readable.from([context]), { t: tag, rm: true, forcerm: true });
-  const events = await new Promise<{ error?: string }[]>((resolve, reject) =>
-    docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out))),
-  );
-  const failed = events.find((e) => e.error);
-  if (failed) throw new Error(`building ${tag} failed: ${failed.error}`);
+  await buildImage(docker, context, tag);
   return tag;
 }

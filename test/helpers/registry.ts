@@ -1,17 +1,17 @@
 // A real image registry for tests: Debian's `docker-registry` (the CNCF distribution registry) on a loopback port
 // of its own, storage in a temp directory, stopped when the test ends. Plain HTTP (Docker treats 127.0.0.0/8 as
 // insecure by default) or htpasswd + TLS with a test CA handed to the engine through /etc/docker/certs.d (read
-// per pull, no restart). Images are pushed through the Docker Engine API. A test fails instead of skipping when
+// per pull, no restart). Serving and pushing live in cli/local-registry.ts (npm start's demo uses them too). A test fails instead of skipping when
 // EE_REQUIRE_DOCKER=1 and the registry is not installed, as the Docker helper does.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import type Docker from "dockerode";
+import { hasRegistry, pushImage, REGISTRY_BIN, serveRegistry } from "../../cli/local-registry.ts";
 import { closedPort, tempDir } from "./temp.ts";
 
-const REGISTRY_BIN = "/usr/bin/docker-registry";
 const CERTS_D = "/etc/docker/certs.d";
 
 export interface TestRegistry {
@@ -25,7 +25,7 @@ export interface TestRegistry {
 
 /** True when the registry binary is installed; otherwise logs (or fails, under EE_REQUIRE_DOCKER=1). */
 export function registryAvailable(t: ExecutionContext): boolean {
-  if (existsSync(REGISTRY_BIN)) return true;
+  if (hasRegistry()) return true;
   const why = `${REGISTRY_BIN} is not installed (Debian package docker-registry)`;
   if (process.env.EE_REQUIRE_DOCKER === "1") t.fail(`${why}; EE_REQUIRE_DOCKER=1 makes this a failure`);
   else t.log(`skipped: ${why}; set EE_REQUIRE_DOCKER=1 to make this a failure`);
@@ -57,17 +57,6 @@ function testCertificates(dir: string): { ca: string; cert: string; key: string 
   return { ca, cert, key };
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 /**
  * Starts a registry for this test: plain HTTP, or with `auth` htpasswd (bcrypt) behind TLS whose CA the engine
  * is given. Stopped, and its CA removed from the engine, when the test ends.
@@ -83,51 +72,28 @@ export async function startRegistry(
   const dir = tempDir(t, "ee-registry-");
   const port = await closedPort();
   const host = `127.0.0.1:${port}`;
-  const lines = [
-    "version: 0.1",
-    "log:",
-    "  level: error",
-    "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${join(dir, "data")}`,
-    "http:",
-    `  addr: ${host}`,
-  ];
+  const config: { http: string[]; top: string[] } = { http: [], top: [] };
   if (opts.auth) {
     const { ca, cert, key } = testCertificates(dir);
-    lines.push("  tls:", `    certificate: ${cert}`, `    key: ${key}`);
+    config.http.push("  tls:", `    certificate: ${cert}`, `    key: ${key}`);
     const htpasswd = join(dir, "htpasswd");
     writeFileSync(
       htpasswd,
       execFileSync("htpasswd", ["-Bbn", opts.auth.username, opts.auth.password], { encoding: "utf8" }),
     );
-    lines.push("auth:", "  htpasswd:", "    realm: ee-test", `    path: ${htpasswd}`);
+    config.top.push("auth:", "  htpasswd:", "    realm: ee-test", `    path: ${htpasswd}`);
     const certsDir = join(CERTS_D, host);
     mkdirSync(certsDir, { recursive: true });
     writeFileSync(join(certsDir, "ca.crt"), readFileSync(ca));
     t.teardown(() => rmSync(certsDir, { recursive: true, force: true }));
   }
-  const config = join(dir, "config.yml");
-  writeFileSync(config, `${lines.join("\n")}\n`);
-  const child: ChildProcess = spawn(REGISTRY_BIN, ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr?.on("data", (b: Buffer) => {
-    stderr = (stderr + b.toString()).slice(-4000);
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const served = await serveRegistry({ dir, port, config });
   const proxy = opts.throttleBytesPerSec ? await throttlingProxy(port, opts.throttleBytesPerSec) : null;
   const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await exited;
+    await served.kill();
     await proxy?.close();
   };
   t.teardown(kill);
-  const deadline = Date.now() + 20_000;
-  while (!(await listening(port))) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`docker-registry did not listen on ${host}: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
   return { host: proxy ? `127.0.0.1:${proxy.port}` : host, ...(opts.auth ? { auth: opts.auth } : {}), kill };
 }
 
@@ -164,34 +130,7 @@ async function throttlingProxy(target: number, bytesPerSec: number) {
   };
 }
 
-/**
- * Tags the local image `source` as `HOST/repo:tag`, pushes it, removes the tag from the engine again (so a
- * deploy must pull it) and returns the pushed reference and its manifest digest.
- */
-export async function pushImage(
-  docker: Docker,
-  registry: TestRegistry,
-  source: string,
-  repoTag: string,
-): Promise<{ ref: string; digest: string }> {
-  const [repo, tag = "latest"] = repoTag.split(":") as [string, string?];
-  const target = `${registry.host}/${repo}`;
-  await docker.getImage(source).tag({ repo: target, tag });
-  const ref = `${target}:${tag}`;
-  // The engine wants an X-Registry-Auth header on every push, empty credentials for an open registry.
-  const stream = await docker.getImage(ref).push({
-    authconfig: { ...(registry.auth ?? {}), serveraddress: registry.host },
-  });
-  const events = await new Promise<{ error?: string; aux?: { Digest?: string } }[]>((resolve, reject) =>
-    docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out))),
-  );
-  const failed = events.find((e) => e.error);
-  if (failed) throw new Error(`pushing ${ref} failed: ${failed.error}`);
-  const digest = events.find((e) => e.aux?.Digest)?.aux?.Digest;
-  if (!digest) throw new Error(`pushing ${ref} reported no digest`);
-  await docker.getImage(ref).remove({ noprune: true });
-  return { ref, digest };
-}
+export { pushImage };
 
 /** True when the engine holds no image under `repo` (any tag or digest). */
 export async function engineLacks(docker: Docker, repo: string): Promise<boolean> {
