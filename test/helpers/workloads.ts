@@ -13,15 +13,16 @@ export const WEB_PORT = 8080;
 export const DEAF_PORT = 8081;
 
 /**
- * One `web` service (the busybox image must be built, see busyboxImage) serving on container port WEB_PORT; with
- * `delayS` it starts serving only after that many seconds (a deploy still gating when a test cuts it short).
+ * One `web` service (the busybox image must be built, see busyboxImage) serving `text` (default "ok") on container
+ * port WEB_PORT; with `delayS` it starts serving only after that many seconds (a deploy still gating when a test
+ * cuts it short). Another `text` is another version of the app (an update in place).
  */
-export function webCompose({ delayS = 0 }: { delayS?: number } = {}): string {
+export function webCompose({ delayS = 0, text = "ok" }: { delayS?: number; text?: string } = {}): string {
   return [
     "services:",
     "  web:",
     `    image: ${BUSYBOX_IMAGE}`,
-    `    command: ["sh", "-c", "${delayS ? `sleep ${delayS}; ` : ""}mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p ${WEB_PORT} -h /www"]`,
+    `    command: ["sh", "-c", "${delayS ? `sleep ${delayS}; ` : ""}mkdir -p /www && echo ${text} > /www/index.html && echo started && exec httpd -f -v -p ${WEB_PORT} -h /www"]`,
   ].join("\n");
 }
 
