@@ -86,7 +86,7 @@ test("an httpd workload passes its health gate on its container port, answers, r
   const [web] = await s.runtime.inspect(id);
   t.deepEqual(web?.ports, []);
   t.regex(web?.ip ?? "", /^\d+\.\d+\.\d+\.\d+$/);
-  t.deepEqual(s.workloads.proxyTarget(), { host: web?.ip, port: WEB_PORT });
+  t.like(s.workloads.proxyTarget(), { host: web?.ip, port: WEB_PORT });
   const res = await fetch(`http://${web?.ip}:${WEB_PORT}/`);
   t.is(res.status, 200);
   t.is((await res.text()).trim(), "ok");
@@ -265,7 +265,7 @@ test("when the policy allows published ports they bind 127.0.0.1 only and the pr
   t.deepEqual(info.HostConfig.PortBindings, {
     [`${WEB_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: `${port}` }],
   });
-  t.deepEqual(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
+  t.like(s.workloads.proxyTarget(), { host: "127.0.0.1", port });
   t.is((await (await fetch(`http://127.0.0.1:${port}/`)).text()).trim(), "ok");
 });
 
