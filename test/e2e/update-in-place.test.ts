@@ -7,7 +7,7 @@ import { agentConfig, startTestAgent, startTestCp, type TestCp, waitFor } from "
 import { agentContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { DEAF_PORT, deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
+import { DEAF_PORT, deploymentIn, postJson, SLOW_S, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 const MIN_REQUESTS = 200;
 const HEALTH = { port: WEB_PORT, path: "/", timeout_s: 30 };
@@ -43,15 +43,15 @@ async function deployV1(t: ExecutionContext, s: NonNullable<Awaited<ReturnType<t
 }
 
 /**
- * GETs through the agent's proxy, one after another, until stopped with at least MIN_REQUESTS sent; every answer
- * that is not a 200 (or no answer) counts as a failure.
+ * GETs through the agent's proxy, one after another, until stopped with at least `min` sent; every answer that is
+ * not a 200 (or no answer) counts as a failure.
  */
-function clientLoop(url: string) {
+function clientLoop(url: string, min = MIN_REQUESTS) {
   const bodies: string[] = [];
   const failures: string[] = [];
   let stopping = false;
   const done = (async () => {
-    while (!stopping || bodies.length + failures.length < MIN_REQUESTS) {
+    while (!stopping || bodies.length + failures.length < min) {
       try {
         const r = await agentContract.fetch(url);
         const text = (await r.text()).trim();
@@ -81,6 +81,8 @@ test.serial(
     const { tcp, agent, runtime } = s;
     const oldId = await deployV1(t, s);
     const loop = clientLoop(`${agent.apiUrl}/index.html`);
+    // Slow requests, always some in flight: those the old one is answering at the switch must not be cut.
+    const slow = [0, 1, 2].map(() => clientLoop(`${agent.apiUrl}/cgi-bin/slow`, 1));
     await waitFor("the client loop under way", () => (loop.count() >= 20 ? true : undefined));
 
     const started = Date.now();
@@ -110,10 +112,15 @@ test.serial(
     const atSwitch = loop.count();
     await waitFor("requests after the switch", () => (loop.count() >= atSwitch + 20 ? true : undefined));
     await loop.stop();
+    for (const l of slow) await l.stop();
+    const slowBodies = slow.flatMap((l) => l.bodies);
+    const slowFailures = slow.flatMap((l) => l.failures);
     t.log(
-      `update in place: ${loop.count()} requests, ${loop.failures.length} failed; new healthy after ${healthyMs} ms, old undeployed after ${switchedMs} ms`,
+      `update in place: ${loop.count()} requests, ${loop.failures.length} failed; ${slowBodies.length + slowFailures.length} slow (${SLOW_S} s) requests, ${slowFailures.length} failed; new healthy after ${healthyMs} ms, old undeployed after ${switchedMs} ms`,
     );
     t.deepEqual(loop.failures, []);
+    t.deepEqual(slowFailures, []);
+    t.true(slowBodies.includes("v1"), "slow requests answered by the old one");
     t.true(loop.count() >= MIN_REQUESTS);
     // One switch: v1 until it, v2 from it on, never back.
     const firstV2 = loop.bodies.indexOf("v2");
