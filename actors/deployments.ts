@@ -158,7 +158,9 @@ export class Deployments {
       }
     }
     const resolved = this.#resolve(req);
-    const replaced = req.replaces === undefined ? null : this.#replaceable(req.replaces, resolved.name, req);
+    const replaces =
+      req.replaces ?? (req.agent_id === undefined ? this.#soleHealthy(resolved.name) : undefined);
+    const replaced = replaces === undefined ? null : this.#replaceable(replaces, resolved.name, req);
     const placeReq = replaced ? { ...req, agent_id: replaced.agent_id } : req;
     const placement = this.#place(placeReq, false, replaced?.agent_id);
     if (!placement.chosen) {
@@ -502,6 +504,21 @@ export class Deployments {
         `an update of deployment ${id} is already under way on agent ${row.agent_id}`,
       );
     return row;
+  }
+
+  /**
+   * A deploy of an app already running (any version), naming no agent, updates it in place: the id of the one
+   * healthy deployment of that app name. None, or several (the app runs on more than one agent, so which one to
+   * replace is ambiguous), is undefined: the deploy is placed as a new one.
+   */
+  #soleHealthy(app: string): string | undefined {
+    let found: string | undefined;
+    for (const [id, live] of this.#live) {
+      if (live.row.app !== app || statusOf(live.actor.getSnapshot().value) !== "healthy") continue;
+      if (found !== undefined) return undefined;
+      found = id;
+    }
+    return found;
   }
 
   #place(req: PlacementRequest, explain: boolean, replacingOn?: string): Placement {

@@ -221,5 +221,16 @@ test.serial(
     const rec = tcp.cp.index.get(agent.agentId);
     t.is(rec?.state, "healthy");
     t.is(rec?.deployment_id, oldId);
+
+    // A deploy of the same app name naming neither an agent nor `replaces` updates the one running in place.
+    const implicit = await deploy(tcp, { app: "web", compose: webCompose({ text: "v3" }), health: HEALTH });
+    t.is(implicit.status, 202, JSON.stringify(implicit.body));
+    const v3 = implicit.body.deployment_id;
+    t.teardown(() => runtime.remove(v3));
+    const v3Healthy = await deploymentIn(tcp.api, v3, ["healthy", "failed"], 60_000);
+    t.is(v3Healthy.status, "healthy", `${v3Healthy.code}: ${v3Healthy.message}`);
+    t.is(v3Healthy.replaces, oldId);
+    t.is((await deploymentIn(tcp.api, oldId, ["undeployed"], 60_000)).replaced_by, v3);
+    t.is((await (await agentContract.fetch(`${agent.apiUrl}/index.html`)).text()).trim(), "v3");
   },
 );
