@@ -400,7 +400,8 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     const old = current;
     current = dep;
     incoming = null;
-    if (!old) return;
+    // An old one that failed meanwhile has removed itself already: nothing to drain or stop.
+    if (old?.status.step !== "running") return;
     retiring = old;
     const id = old.request.deployment_id;
     log.info(
@@ -415,7 +416,8 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
       }
       old.gate?.actor.send({ type: "UNDEPLOY" });
     };
-    stopWhenDrained();
+    // After this publish: listeners (the CP link) hear the new one running before the old one stopping.
+    queueMicrotask(stopWhenDrained);
   }
 
   /** Counts one proxied request to deployment `id` until the returned release is called (once). */

@@ -323,3 +323,46 @@ test("a workload.json from before images had digests still loads, with no images
   writeFileSync(join(dataDir, PERSIST_FILE), JSON.stringify({ request, status }));
   t.deepEqual(loadPersistedWorkload(dataDir)?.status.images, []);
 });
+
+test("an update in place runs beside the running deployment, takes the proxy once it runs and stops the old one; replaces must name the running one", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const health = { port: WEB_PORT, path: "/", timeout_s: 20 };
+  const oldId = s.newId();
+  s.workloads.deploy({ deployment_id: oldId, app: "web", compose: webCompose({ text: "v1" }), health });
+  t.is((await settled(s.workloads)).step, "running");
+  const oldTarget = s.workloads.proxyTarget();
+  const seen: string[] = [];
+  s.workloads.subscribe((st) => seen.push(`${st.deployment_id === oldId ? "old" : "new"}:${st.step}`));
+
+  const v2 = { app: "web", compose: webCompose({ text: "v2" }), health };
+  const err = t.throws(() => s.workloads.deploy({ ...v2, deployment_id: s.newId(), replaces: "d-other" }), {
+    instanceOf: WorkloadError,
+  });
+  t.is(err?.code, "EE-WORKLOAD-BUSY");
+  const newId = s.newId();
+  t.is(s.workloads.deploy({ ...v2, deployment_id: newId, replaces: oldId }).step, "pulling");
+  const second = t.throws(() => s.workloads.deploy({ ...v2, deployment_id: s.newId(), replaces: oldId }), {
+    instanceOf: WorkloadError,
+  });
+  t.is(second?.code, "EE-WORKLOAD-BUSY");
+  // Until the switch the old one is the agent's: reported, persisted and proxied to.
+  t.is(s.workloads.current()?.deployment_id, oldId);
+  t.deepEqual(s.workloads.proxyTarget()?.host, oldTarget?.host);
+
+  await until(s.workloads, (st) => st.deployment_id === oldId && st.step === "stopped");
+  t.deepEqual(seen, [
+    "new:pulling",
+    "new:preparing",
+    "new:starting",
+    "new:gating",
+    "new:running",
+    "old:stopping",
+    "old:stopped",
+  ]);
+  t.is(s.workloads.current()?.deployment_id, newId);
+  const [web] = await s.runtime.inspect(newId);
+  t.like(s.workloads.proxyTarget(), { host: web?.ip, port: WEB_PORT });
+  t.deepEqual(await s.runtime.inspect(oldId), []);
+  t.is(loadPersistedWorkload(s.dataDir)?.status.deployment_id, newId);
+});
