@@ -235,6 +235,8 @@ export const agentSessionMachine = setup({
       event.replaces !== undefined &&
       event.replaces === context.deploymentId &&
       context.replacing === null,
+    isCurrentWhileReplacing: ({ context, event }) =>
+      context.replacing !== null && "deploymentId" in event && event.deploymentId === context.deploymentId,
     isReplacement: ({ context, event }) =>
       "deploymentId" in event && event.deploymentId === context.replacing?.deploymentId,
   },
@@ -387,6 +389,12 @@ export const agentSessionMachine = setup({
         UNDEPLOYED: [
           // The new one was undeployed before it took over: the old one carries on.
           { guard: "isReplacement", actions: "dropReplacement" },
+          // The old one ended during the update: the agent is deploying the new one now.
+          {
+            guard: "isCurrentWhileReplacing",
+            target: "deploying",
+            actions: ["takeReplacement", { type: "record", params: { kind: "agent.undeployed" } }],
+          },
           {
             guard: "isCurrentDeployment",
             target: "registered",
@@ -398,6 +406,15 @@ export const agentSessionMachine = setup({
           {
             guard: "isReplacement",
             actions: ["dropReplacement", { type: "record", params: { kind: "agent.deploy_failed" } }],
+          },
+          {
+            guard: "isCurrentWhileReplacing",
+            target: "deploying",
+            actions: [
+              "noteDeployFailure",
+              "takeReplacement",
+              { type: "record", params: { kind: "agent.deploy_failed" } },
+            ],
           },
           // The workload failed after it was healthy (the agent reported it).
           {

@@ -201,6 +201,21 @@ test("update in place: a DEPLOY replacing the healthy deployment keeps the agent
   );
 });
 
+test("the old deployment ending during an update leaves the agent deploying the new one", async (t) => {
+  const h = harness();
+  h.actor.start();
+  await settle();
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_1", app: "web", at: 1 });
+  h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: 2 });
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_2", app: "web", at: 3, replaces: "dep_1" });
+  h.actor.send({ type: "DEPLOY_FAILED", deploymentId: "dep_1", reason: "EE-WORKLOAD-EXITED", at: 4 });
+  t.is(h.state(), "deploying");
+  t.is(h.actor.getSnapshot().context.deploymentId, "dep_2");
+  t.is(h.actor.getSnapshot().context.replacing, null);
+  h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_2", at: 5 });
+  t.is(h.state(), "healthy");
+});
+
 test("a stale agent is forgotten after forget_after_ms", async (t) => {
   const h = harness();
   h.actor.start();
