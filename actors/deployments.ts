@@ -43,6 +43,8 @@ export interface DeploymentRequest extends PlacementRequest {
   health?: HealthSpec;
   /** Registry credentials: sealed to the chosen agent in the deploy frame, kept nowhere else. */
   registry_auth?: RegistryAuth;
+  /** Update in place: a healthy deployment of the same app name (any version), replaced once this one is healthy. */
+  replaces?: string;
 }
 
 export interface DeploymentsOptions {
@@ -156,9 +158,13 @@ export class Deployments {
       }
     }
     const resolved = this.#resolve(req);
-    const placement = this.#place(req, false);
+    const replaces =
+      req.replaces ?? (req.agent_id === undefined ? this.#soleHealthy(resolved.name) : undefined);
+    const replaced = replaces === undefined ? null : this.#replaceable(replaces, resolved.name, req);
+    const placeReq = replaced ? { ...req, agent_id: replaced.agent_id } : req;
+    const placement = this.#place(placeReq, false, replaced?.agent_id);
     if (!placement.chosen) {
-      const explained = this.#place(req, true);
+      const explained = this.#place(placeReq, true, replaced?.agent_id);
       throw new PlacementError("EE-PLACE-NO-AGENT", describeNoFit(explained), {
         considered: explained.considered,
         counts: explained.counts,
@@ -188,6 +194,7 @@ export class Deployments {
         ...(req.agent_id ? { agent_id: req.agent_id } : {}),
         ...(health ? { health } : {}),
         ...(req.context ? { context_bytes: req.context.length } : {}),
+        ...(replaced ? { replaces: replaced.deployment_id } : {}),
       },
       compose: resolved.compose,
       created_at: now,
@@ -204,10 +211,17 @@ export class Deployments {
       compose: resolved.compose,
       ...(req.context ? { context: req.context } : {}),
       ...(health ? { health } : {}),
+      ...(replaced ? { replaces: replaced.deployment_id } : {}),
       ...(sealedAuth ? { registry_auth: sealedAuth } : {}),
     };
-    // The session moves to deploying first, so the next placement already sees this agent as busy.
-    this.#o.supervisor.send(agentId, { type: "DEPLOY", deploymentId, app: resolved.name, at: now });
+    // The session moves to deploying (or notes the update) first, so the next placement already sees it busy.
+    this.#o.supervisor.send(agentId, {
+      type: "DEPLOY",
+      deploymentId,
+      app: resolved.name,
+      at: now,
+      ...(replaced ? { replaces: replaced.deployment_id } : {}),
+    });
     this.#start(row);
     this.#sendCommand(agentId, "deploy", frame);
     this.#o.events.append({
@@ -461,7 +475,53 @@ export class Deployments {
     return summary;
   }
 
-  #place(req: PlacementRequest, explain: boolean): Placement {
+  /**
+   * The deployment `id` an update may replace: healthy, of app `name`, on the agent the request names (if any),
+   * with no other update under way on its agent. Throws EE-NOT-FOUND, EE-CONFLICT-STATE or EE-REQ-INVALID.
+   */
+  #replaceable(id: string, name: string, req: PlacementRequest): DeploymentRow {
+    const row = this.get(id);
+    const live = this.#live.get(id);
+    const status = live ? statusOf(live.actor.getSnapshot().value) : row.status;
+    if (status !== "healthy")
+      throw new ConflictError(
+        "EE-CONFLICT-STATE",
+        `deployment ${id} is ${status}: only a healthy deployment can be replaced`,
+      );
+    if (row.app !== name)
+      throw new ValidationError(
+        "EE-REQ-INVALID",
+        `replaces: deployment ${id} runs app ${row.app}, not ${name}; an update keeps the app name`,
+      );
+    if (req.agent_id !== undefined && req.agent_id !== row.agent_id)
+      throw new ValidationError(
+        "EE-REQ-INVALID",
+        `replaces: deployment ${id} runs on agent ${row.agent_id}; an update goes to that agent`,
+      );
+    if (this.#o.supervisor.get(row.agent_id)?.getSnapshot().context.replacing)
+      throw new ConflictError(
+        "EE-CONFLICT-STATE",
+        `an update of deployment ${id} is already under way on agent ${row.agent_id}`,
+      );
+    return row;
+  }
+
+  /**
+   * A deploy of an app already running (any version), naming no agent, updates it in place: the id of the one
+   * healthy deployment of that app name. None, or several (the app runs on more than one agent, so which one to
+   * replace is ambiguous), is undefined: the deploy is placed as a new one.
+   */
+  #soleHealthy(app: string): string | undefined {
+    let found: string | undefined;
+    for (const [id, live] of this.#live) {
+      if (live.row.app !== app || statusOf(live.actor.getSnapshot().value) !== "healthy") continue;
+      if (found !== undefined) return undefined;
+      found = id;
+    }
+    return found;
+  }
+
+  #place(req: PlacementRequest, explain: boolean, replacingOn?: string): Placement {
     const { index } = this.#o;
     // Before its agents are back, the CP would place onto agents that already run something it forgot.
     const ready = this.#o.readiness();
@@ -473,6 +533,7 @@ export class Deployments {
       now: this.#o.now(),
       attestationMaxAgeMs: this.#o.attestationMaxAgeMs,
       explain,
+      ...(replacingOn ? { replacingOn } : {}),
     });
   }
 
@@ -543,12 +604,13 @@ export class Deployments {
       if (LOST_STATES.has(t.to) && IN_FLIGHT.has(status)) {
         live.actor.send({ type: "AGENT_LOST", at, reason: `the agent became ${t.to} during the deployment` });
       } else if (
-        t.to === "registered" &&
         t.from === "challenged" &&
+        (t.to === "registered" || t.to === "healthy" || t.to === "deploying") &&
         (IN_FLIGHT.has(status) || status === "healthy")
       ) {
-        // It re-registered saying it runs nothing. Its deploy_status (sent right after registering) carries the
-        // real outcome, so give it a moment before concluding the workload is simply gone.
+        // It re-registered saying it runs nothing, or another deployment (an update's old one, after a restart
+        // mid-update). Its deploy_status (sent right after registering) carries the real outcome, so give it a
+        // moment before concluding the workload is simply gone.
         const timer = setTimeout(() => this.#settleMissing(id, t.agent_id), this.#o.reconcileGraceMs);
         timer.unref();
       } else if (status === "undeploying" && (t.from === "stale" || t.from === "challenged")) {
@@ -576,6 +638,18 @@ export class Deployments {
         message: "the agent re-registered without this workload",
       });
     }
+  }
+
+  /**
+   * An update's new deployment `id` is healthy: the agent has switched its proxy to it and stops the old one, whose
+   * record ends undeployed with replaced_by.
+   */
+  #replaced(id: string): void {
+    const oldId = this.#live.get(id)?.row.request.replaces;
+    const old = oldId === undefined ? undefined : this.#live.get(oldId);
+    if (!old || old.row.request.replaced_by !== undefined) return;
+    old.row.request = { ...old.row.request, replaced_by: id };
+    old.actor.send({ type: "UNDEPLOY", at: this.#o.now() });
   }
 
   /** Seals registry credentials to the agent's attested identity key, for this deployment only. */
@@ -646,7 +720,10 @@ export class Deployments {
     return deploymentMachine.provide({
       actions: {
         persist: ({ context }, { status }) => persist(context, status),
-        sessionHealthy: ({ context }) => toSession(context, { type: "DEPLOY_HEALTHY" }),
+        sessionHealthy: ({ context }) => {
+          toSession(context, { type: "DEPLOY_HEALTHY" });
+          this.#replaced(context.deploymentId);
+        },
         sessionFailed: ({ context }) =>
           toSession(context, { type: "DEPLOY_FAILED", reason: context.code ?? "EE-WORKLOAD-START-FAILED" }),
         sessionUndeployed: ({ context }) => toSession(context, { type: "UNDEPLOYED" }),

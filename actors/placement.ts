@@ -41,6 +41,8 @@ export interface PlacementOptions {
   now: number;
   /** An attestation older than this no longer counts (the re-attestation interval plus its slack). */
   attestationMaxAgeMs: number;
+  /** An update in place on this agent: its busy slot is the replaced deployment's, so it is not EE-PLACE-BUSY. */
+  replacingOn?: string;
 }
 
 /** Candidates listed in an explained placement; counts cover all. */
@@ -59,7 +61,11 @@ function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOptions):
     o.now - a.attested_at > o.attestationMaxAgeMs
   )
     out.push("EE-PLACE-NOT-ATTESTED");
-  if (a.state === "deploying" || a.state === "healthy" || a.deployment_id !== null) out.push("EE-PLACE-BUSY");
+  if (
+    a.agent_id !== o.replacingOn &&
+    (a.state === "deploying" || a.state === "healthy" || a.deployment_id !== null)
+  )
+    out.push("EE-PLACE-BUSY");
   return out;
 }
 

@@ -183,7 +183,7 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
       const re = env.id === undefined ? {} : { re: env.id };
       switch (env.type) {
         case "deploy": {
-          const { deployment_id, app, compose, context, health, registry_auth } = env.body;
+          const { deployment_id, app, compose, context, health, registry_auth, replaces } = env.body;
           try {
             verify("deploy", env.body);
             const status = o.workloads.deploy({
@@ -192,6 +192,7 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
               compose,
               ...(context ? { context } : {}),
               ...(health ? { health } : {}),
+              ...(replaces ? { replaces } : {}),
               ...(registry_auth ? { registry_auth: openRegistryAuth(registry_auth, deployment_id) } : {}),
             });
             send("deploy_status", statusFrame(status), re);

@@ -17,6 +17,8 @@ import { type EeError, GatewayError } from "../spec/errors.ts";
 export interface ProxyTarget {
   host: string;
   port: number;
+  /** Counts a forwarded request against this target; the proxy calls the release when it has finished. */
+  hold?: () => () => void;
 }
 
 export interface WorkloadProxy {
@@ -138,6 +140,8 @@ export function createWorkloadProxy(opts: { target: () => ProxyTarget | null; lo
     forward(req, res) {
       const target = opts.target();
       if (!target) return sendError(res, none());
+      const release = target.hold?.();
+      if (release) res.once("close", release);
       const upstream = request({
         host: target.host,
         port: target.port,

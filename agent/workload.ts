@@ -1,6 +1,8 @@
 // The agent's workload manager: one deployment at a time, each run by a deploy-gate actor
 // (machines/deploy-gate.ts) over the WorkloadRuntime port; its status is what the HTTP API, the CP link and the
-// state snapshot report. It also holds the gate's probe (HTTP health spec, Docker health checks or a settle
+// state snapshot report. An update in place (a deploy naming the running one as `replaces`) runs a second gate
+// beside it: the proxy switches to the new one once it runs, and the old one is stopped after its proxied
+// requests drain; a new one that fails leaves the old one untouched. It also holds the gate's probe (HTTP health spec, Docker health checks or a settle
 // period, failing fast on exited containers) and persists the current deployment to DATA_DIR/workload.json, from
 // which a restarted agent restores it: a workload still running is re-adopted untouched, anything half done is
 // removed and reported failed. May import spec/, lib/, machines/, xstate, zod, node: modules and the runtime
@@ -40,6 +42,7 @@ import {
   workloadStepSchema,
 } from "../spec/protocol.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
+import type { ProxyTarget } from "./proxy.ts";
 import { checkContext } from "./runtime/build-context.ts";
 import type {
   ContainerStats,
@@ -78,6 +81,8 @@ export interface DeployRequest {
   health?: HealthSpec;
   /** Registry credentials, already opened; used for this deploy's pulls only, never persisted or reported. */
   registry_auth?: RegistryAuth;
+  /** Update in place: the running deployment this one takes over from once it passes its gate. */
+  replaces?: string;
 }
 
 export interface HostStats {
@@ -93,11 +98,15 @@ export interface Workloads {
   current(): WorkloadStatus | null;
   /**
    * Validates at once (compose, size, busy) and starts the gate. Throws ComposeError, or WorkloadError
-   * EE-WORKLOAD-BUSY when another deployment is preparing, starting, gating, running or stopping. Redeploying the
-   * same deployment_id returns its current status (idempotent for retried dispatches).
+   * EE-WORKLOAD-BUSY when another deployment is preparing, starting, gating, running or stopping, unless the
+   * request `replaces` the running one and no other update is under way: then its gate runs beside it.
+   * Redeploying the same deployment_id returns its current status (idempotent for retried dispatches).
    */
   deploy(req: DeployRequest): WorkloadStatus;
-  /** Starts stopping the deployment. Throws NotFoundError when it is not the current one. Idempotent. */
+  /**
+   * Starts stopping the deployment (the current one, an update's new one, or an old one being replaced). Throws
+   * NotFoundError for any other. Idempotent.
+   */
   undeploy(deploymentId: string): WorkloadStatus;
   /** Called on every step change; returns the unsubscribe function. */
   subscribe(listener: (status: WorkloadStatus) => void): () => void;
@@ -106,9 +115,10 @@ export interface Workloads {
   stats(): Promise<{ containers: ContainerStats[]; host: HostStats }>;
   /**
    * Where the HTTP API proxies other paths: health.port on the target service's container address (see
-   * targetService), else the first published TCP port on loopback; null when not running.
+   * targetService), else the first published TCP port on loopback; null when not running. `hold` counts a
+   * forwarded request until its release is called: an old deployment is stopped only once none is in flight.
    */
-  proxyTarget(): { host: string; port: number } | null;
+  proxyTarget(): ProxyTarget | null;
   /** Stops the gate actors; running containers are left running. */
   stop(): Promise<void>;
 }
@@ -158,6 +168,9 @@ const DEFAULT_GATE_TIMEOUT_S = 60;
 const PROBE_TIMEOUT_MS = 2000;
 /** A container may get a new address when it restarts: the proxy's target is looked up again this often. */
 const TARGET_REFRESH_MS = 5000;
+/** After an update's switch: the longest the old deployment waits for its proxied requests to finish. */
+const DRAIN_TIMEOUT_MS = 10_000;
+const DRAIN_POLL_MS = 20;
 export const PERSIST_FILE = "workload.json";
 
 /** Steps in which a deployment holds the agent: another deployment is refused with EE-WORKLOAD-BUSY. */
@@ -225,14 +238,20 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
   const now = clock ? () => clock.now() : Date.now;
   const listeners = new Set<(status: WorkloadStatus) => void>();
   let current: Deployment | null = null;
+  /** An update's new deployment while it is gated beside `current`; becomes current once it runs. */
+  let incoming: Deployment | null = null;
+  /** The deployment an update replaced, until it is stopped. */
+  let retiring: Deployment | null = null;
+  /** Requests the proxy has forwarded and not finished, by deployment id. */
+  const inflight = new Map<string, number>();
   const rules: ParseOptions = {
     bindAllowlist: opts.bindAllowlist ?? [],
     publishedPorts: opts.publishedPorts ?? "none",
   };
-  /** The proxy's target for one deployment, found by probes and by restore; refreshed in the background. */
-  let target: { deploymentId: string; at: number; host: string | null; refreshing: boolean } | null = null;
+  /** The proxy's target of each deployment, found by probes and by restore; refreshed in the background. */
+  const targets = new Map<string, { at: number; host: string | null; refreshing: boolean }>();
   const noteTarget = (deploymentId: string, host: string | null) => {
-    target = { deploymentId, at: Date.now(), host, refreshing: false };
+    targets.set(deploymentId, { at: Date.now(), host, refreshing: false });
   };
 
   // Untyped engine errors become EE-WORKLOAD-ENGINE; their text stays in the log. An abort is the gate leaving
@@ -262,14 +281,28 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     if (report.message !== null) status.message = report.message;
     if (progress) status.progress = { done_bytes: progress.done_bytes, total_bytes: progress.total_bytes };
     dep.status = status;
+    if (dep === incoming) {
+      if (status.step === "running") switchTo(dep);
+      else if (status.step === "failed" || status.step === "stopped") {
+        incoming = null;
+        targets.delete(status.deployment_id);
+      }
+    } else if (dep === retiring && (status.step === "failed" || status.step === "stopped")) {
+      retiring = null;
+      targets.delete(status.deployment_id);
+    }
     const fields = { deployment_id: status.deployment_id, app: status.app, step: status.step };
     if (status.code) log.warn({ ...fields, code: status.code, message: status.message }, "workload step");
     else log.info(fields, "workload step");
-    try {
-      const { context: _context, registry_auth: _auth, ...persisted } = request;
-      persist(opts.dataDir, { request: persisted, status });
-    } catch (err) {
-      log.error({ deployment_id: status.deployment_id, err }, "could not persist the workload");
+    // workload.json holds the serving deployment only: an update's new one left half done by a restart is an
+    // orphan on the engine then, removed at restore, and the old one is re-adopted still serving.
+    if (dep === current) {
+      try {
+        const { context: _context, registry_auth: _auth, ...persisted } = request;
+        persist(opts.dataDir, { request: persisted, status });
+      } catch (err) {
+        log.error({ deployment_id: status.deployment_id, err }, "could not persist the workload");
+      }
     }
     for (const listener of listeners) {
       try {
@@ -359,12 +392,57 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     return settled ? "healthy" : "waiting";
   }
 
-  /** Makes `req` the current deployment, driven by a new gate actor (resumed in running when re-adopted). */
+  /**
+   * The update's switch: one reference swap makes the new deployment the one served, reported and persisted;
+   * the old one is stopped once the requests already forwarded to it have finished (or the drain times out).
+   */
+  function switchTo(dep: Deployment): void {
+    const old = current;
+    current = dep;
+    incoming = null;
+    // An old one that failed meanwhile has removed itself already: nothing to drain or stop.
+    if (old?.status.step !== "running") return;
+    retiring = old;
+    const id = old.request.deployment_id;
+    log.info(
+      { deployment_id: dep.request.deployment_id, replaces: id },
+      "update switched; draining the old one",
+    );
+    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    const stopWhenDrained = () => {
+      if ((inflight.get(id) ?? 0) > 0 && Date.now() < deadline) {
+        setTimeout(stopWhenDrained, DRAIN_POLL_MS).unref();
+        return;
+      }
+      old.gate?.actor.send({ type: "UNDEPLOY" });
+    };
+    // After this publish: listeners (the CP link) hear the new one running before the old one stopping.
+    queueMicrotask(stopWhenDrained);
+  }
+
+  /** Counts one proxied request to deployment `id` until the returned release is called (once). */
+  function hold(id: string): () => void {
+    inflight.set(id, (inflight.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (inflight.get(id) ?? 1) - 1;
+      if (n > 0) inflight.set(id, n);
+      else inflight.delete(id);
+    };
+  }
+
+  /**
+   * Runs `req` under a new gate actor (resumed in running when re-adopted): as the current deployment, or as an
+   * update's incoming one beside it.
+   */
   function launch(
     req: DeployRequest,
     project: ComposeProject,
     hash: string,
     resume?: GateResume,
+    role: "current" | "incoming" = "current",
   ): Deployment {
     const spec: WorkloadSpec = { deploymentId: req.deployment_id, app: req.app, project, composeHash: hash };
     if (req.context) spec.context = req.context;
@@ -400,19 +478,33 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     actor.subscribe({
       error: (err) => log.error({ deployment_id: req.deployment_id, err }, "deploy gate crashed"),
     });
-    current = dep;
+    if (role === "current") current = dep;
+    else incoming = dep;
     actor.start();
     return dep;
   }
 
   function deploy(req: DeployRequest): WorkloadStatus {
     if (current?.request.deployment_id === req.deployment_id) return current.status;
+    if (incoming?.request.deployment_id === req.deployment_id) return incoming.status;
     const project = parseCompose(req.compose, rules);
     if (req.context && req.context.length > MAX_CONTEXT_BYTES) {
       throw new ComposeError(
         "EE-COMPOSE-CONTEXT-TOO-LARGE",
         `the build context is ${req.context.length} bytes; at most ${MAX_CONTEXT_BYTES}`,
       );
+    }
+    if (req.replaces !== undefined) {
+      const serving = current?.request.deployment_id === req.replaces && current.status.step === "running";
+      if (!serving || incoming || retiring) {
+        throw new WorkloadError(
+          "EE-WORKLOAD-BUSY",
+          serving
+            ? `an update of deployment ${req.replaces} is already under way`
+            : `deployment ${req.replaces} is not the running deployment on this agent`,
+        );
+      }
+      return launch(req, project, composeHash(project, req.context), undefined, "incoming").status;
     }
     if (current && BUSY_STEPS.has(current.status.step)) {
       throw new WorkloadError(
@@ -529,14 +621,16 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
   }
 
   function refreshTarget(id: string, project: ComposeProject): void {
-    if (target) target.refreshing = true;
+    const known = targets.get(id);
+    if (known) known.refreshing = true;
     runtime.inspect(id).then(
       (containers) => {
-        if (target?.deploymentId === id) noteTarget(id, targetAddress(project, containers));
+        if (targets.has(id)) noteTarget(id, targetAddress(project, containers));
       },
       (err) => {
         log.warn({ deployment_id: id, err: (err as Error).message }, "could not look up the proxy target");
-        if (target?.deploymentId === id) target = { ...target, at: Date.now(), refreshing: false };
+        const t = targets.get(id);
+        if (t) targets.set(id, { ...t, at: Date.now(), refreshing: false });
       },
     );
   }
@@ -546,11 +640,11 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     current: () => current?.status ?? null,
     deploy,
     undeploy(deploymentId) {
-      if (current?.request.deployment_id !== deploymentId) {
-        throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} is not on this agent`);
-      }
-      current.gate?.actor.send({ type: "UNDEPLOY" });
-      return current.status;
+      const dep = [current, incoming, retiring].find((d) => d?.request.deployment_id === deploymentId);
+      if (!dep) throw new NotFoundError("EE-NOT-FOUND", `deployment ${deploymentId} is not on this agent`);
+      // A replaced one stops by itself once drained; an early stop would cut its in-flight requests.
+      if (dep !== retiring) dep.gate?.actor.send({ type: "UNDEPLOY" });
+      return dep.status;
     },
     subscribe(listener) {
       listeners.add(listener);
@@ -569,21 +663,23 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     proxyTarget() {
       if (current?.status.step !== "running" || !current.gate) return null;
       const { health } = current.request;
+      const id = current.request.deployment_id;
+      const held = { hold: () => hold(id) };
       if (health) {
-        const id = current.request.deployment_id;
-        if (target?.deploymentId !== id) return null;
+        const target = targets.get(id);
+        if (!target) return null;
         if (Date.now() - target.at >= TARGET_REFRESH_MS && !target.refreshing)
           refreshTarget(id, current.gate.project);
-        return target.host === null ? null : { host: target.host, port: health.port };
+        return target.host === null ? null : { host: target.host, port: health.port, ...held };
       }
       const published = current.gate.project.services
         .flatMap((s) => s.ports)
         .find((p) => p.protocol === "tcp");
       if (!published) return null;
-      return { host: "127.0.0.1", port: published.host_port };
+      return { host: "127.0.0.1", port: published.host_port, ...held };
     },
     async stop() {
-      current?.gate?.actor.stop();
+      for (const dep of [current, incoming, retiring]) dep?.gate?.actor.stop();
     },
   };
 }

@@ -63,6 +63,11 @@ export interface SessionContext {
   phase: Phase;
   deploymentId: string | null;
   app: string | null;
+  /**
+   * An update in place under way: the new deployment gated beside the healthy `deploymentId`, which it replaces
+   * once healthy; the agent stays healthy throughout (the old one serves).
+   */
+  replacing: { deploymentId: string; app: string } | null;
   registeredAt: number | null;
   /** Why the session last left the happy path: a reason code (EE-ATT-…, EE-REG-…) or a supervisor note. */
   reason: string | null;
@@ -111,7 +116,8 @@ export type SessionEvent =
   | { type: "STALE"; at: number }
   /** The socket connId closed. Staleness still comes from missing heartbeats, not from the close. */
   | { type: "DISCONNECTED"; connId: number; at: number }
-  | { type: "DEPLOY"; deploymentId: string; app: string; at: number }
+  /** `replaces`: an update in place of the healthy deployment it names. */
+  | { type: "DEPLOY"; deploymentId: string; app: string; at: number; replaces?: string }
   | { type: "DEPLOY_HEALTHY"; deploymentId: string; at: number }
   | { type: "DEPLOY_FAILED"; deploymentId: string; reason: string; at: number }
   | { type: "UNDEPLOYED"; deploymentId: string; at: number }
@@ -192,6 +198,7 @@ export const agentSessionMachine = setup({
         reason: null,
         attestation: { status: "ok" as const, at: reg.at },
         rehydrated: phase !== "registered",
+        replacing: null,
       };
     }),
     noteRefusal: assign(({ event }) => ({
@@ -203,6 +210,16 @@ export const agentSessionMachine = setup({
         ? { deploymentId: event.deploymentId, app: event.app, rehydrated: false }
         : context,
     ),
+    startReplacing: assign(({ context, event }) =>
+      event.type === "DEPLOY" ? { replacing: { deploymentId: event.deploymentId, app: event.app } } : context,
+    ),
+    // The switch: the new deployment is the agent's one from now on.
+    takeReplacement: assign(({ context }) =>
+      context.replacing
+        ? { deploymentId: context.replacing.deploymentId, app: context.replacing.app, replacing: null }
+        : context,
+    ),
+    dropReplacement: assign({ replacing: null }),
     noteDeployFailure: assign(({ context, event }) =>
       event.type === "DEPLOY_FAILED" ? { reason: event.reason } : context,
     ),
@@ -213,6 +230,15 @@ export const agentSessionMachine = setup({
     phaseIs: ({ context }, params: { phase: Phase }) => context.phase === params.phase,
     isCurrentDeployment: ({ context, event }) =>
       "deploymentId" in event && event.deploymentId === context.deploymentId,
+    replacesCurrent: ({ context, event }) =>
+      event.type === "DEPLOY" &&
+      event.replaces !== undefined &&
+      event.replaces === context.deploymentId &&
+      context.replacing === null,
+    isCurrentWhileReplacing: ({ context, event }) =>
+      context.replacing !== null && "deploymentId" in event && event.deploymentId === context.deploymentId,
+    isReplacement: ({ context, event }) =>
+      "deploymentId" in event && event.deploymentId === context.replacing?.deploymentId,
   },
   delays: {
     forgetAfter: ({ context }) => context.forgetAfterMs,
@@ -231,6 +257,7 @@ export const agentSessionMachine = setup({
       phase: r?.phase ?? "registered",
       deploymentId: r?.deploymentId ?? null,
       app: r?.app ?? null,
+      replacing: null,
       registeredAt: r?.registeredAt ?? null,
       reason: r?.reason ?? null,
       attestation: { status: "ok" as const, at: r?.registeredAt ?? input.register?.at ?? null },
@@ -312,7 +339,7 @@ export const agentSessionMachine = setup({
       on: { HEARTBEAT: { actions: "replyUnexpected" } },
     },
     registered: {
-      entry: assign({ phase: "registered" as const, deploymentId: null, app: null }),
+      entry: assign({ phase: "registered" as const, deploymentId: null, app: null, replacing: null }),
       on: {
         STALE: "stale",
         HEARTBEAT: { actions: [heartbeatLiveness, "ackHeartbeat"] },
@@ -350,17 +377,52 @@ export const agentSessionMachine = setup({
       on: {
         STALE: "stale",
         HEARTBEAT: { actions: [heartbeatLiveness, "ackHeartbeat"] },
-        UNDEPLOYED: {
-          guard: "isCurrentDeployment",
-          target: "registered",
-          actions: { type: "record", params: { kind: "agent.undeployed" } },
+        // Update in place: the new deployment starts beside the healthy one, which keeps serving meanwhile.
+        DEPLOY: {
+          guard: "replacesCurrent",
+          actions: ["startReplacing", { type: "record", params: { kind: "agent.deploying" } }],
         },
-        // The workload failed after it was healthy (the agent reported it).
-        DEPLOY_FAILED: {
-          guard: "isCurrentDeployment",
-          target: "registered",
-          actions: ["noteDeployFailure", { type: "record", params: { kind: "agent.deploy_failed" } }],
+        DEPLOY_HEALTHY: {
+          guard: "isReplacement",
+          actions: ["takeReplacement", { type: "record", params: { kind: "agent.healthy" } }],
         },
+        UNDEPLOYED: [
+          // The new one was undeployed before it took over: the old one carries on.
+          { guard: "isReplacement", actions: "dropReplacement" },
+          // The old one ended during the update: the agent is deploying the new one now.
+          {
+            guard: "isCurrentWhileReplacing",
+            target: "deploying",
+            actions: ["takeReplacement", { type: "record", params: { kind: "agent.undeployed" } }],
+          },
+          {
+            guard: "isCurrentDeployment",
+            target: "registered",
+            actions: { type: "record", params: { kind: "agent.undeployed" } },
+          },
+        ],
+        DEPLOY_FAILED: [
+          // A failed update leaves the old deployment serving, untouched.
+          {
+            guard: "isReplacement",
+            actions: ["dropReplacement", { type: "record", params: { kind: "agent.deploy_failed" } }],
+          },
+          {
+            guard: "isCurrentWhileReplacing",
+            target: "deploying",
+            actions: [
+              "noteDeployFailure",
+              "takeReplacement",
+              { type: "record", params: { kind: "agent.deploy_failed" } },
+            ],
+          },
+          // The workload failed after it was healthy (the agent reported it).
+          {
+            guard: "isCurrentDeployment",
+            target: "registered",
+            actions: ["noteDeployFailure", { type: "record", params: { kind: "agent.deploy_failed" } }],
+          },
+        ],
       },
     },
     stale: {

@@ -169,6 +169,8 @@ export const messageSchemas = {
       .refine((b) => b.length <= MAX_CONTEXT_BYTES, `must be at most ${MAX_CONTEXT_BYTES} bytes`)
       .optional(),
     health: healthSpecSchema.optional(),
+    /** Update in place: the running deployment this one starts beside and takes over from once healthy. */
+    replaces: deploymentIdSchema.optional(),
     /** Registry credentials sealed to this agent and deployment (attestation/seal.ts); only the agent opens them. */
     registry_auth: z
       .object({ epk: bytes(32), iv: bytes(12), ct: bytes().refine((b) => b.length <= 16 * 1024) })

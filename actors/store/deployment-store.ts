@@ -16,6 +16,10 @@ export interface DeploymentRequestRecord {
   health?: HealthSpec;
   /** Size of the build context sent, when there was one (the bytes are not kept). */
   context_bytes?: number;
+  /** Update in place: the deployment this one replaced (set at create). */
+  replaces?: string;
+  /** Set on a replaced deployment when its successor took over; kept here to need no new column. */
+  replaced_by?: string;
 }
 
 export interface DeploymentRow {
@@ -101,7 +105,7 @@ export class DeploymentStore {
         @images, @progress, @request, @compose, @created_at, @updated_at, @rehydrated)
       ON CONFLICT (deployment_id) DO UPDATE SET status = excluded.status, code = excluded.code,
         message = excluded.message, compose_hash = excluded.compose_hash, images = excluded.images,
-        progress = excluded.progress, updated_at = excluded.updated_at`);
+        progress = excluded.progress, request = excluded.request, updated_at = excluded.updated_at`);
     this.#get = db.prepare("SELECT * FROM deployments WHERE deployment_id = ?");
     this.#list = db.prepare("SELECT * FROM deployments ORDER BY created_at DESC, deployment_id LIMIT ?");
     this.#listByStatus = db.prepare(

@@ -87,7 +87,9 @@ export class DeployCommand extends DeploymentRequestCommand {
       sends it there; this prints the deployment id and the agent. With \`--wait\` it follows the deployment,
       one line per step (pulling with its bytes, preparing, starting, gating, running), and exits 0 only when it ends healthy; a
       failed deployment prints its code and message and exits 1, and \`--timeout\` (default ${DEFAULT_WAIT_S} s)
-      ends the wait with EE-CLI-TIMEOUT. When no agent fits, every agent's EE-PLACE-* reasons are printed
+      ends the wait with EE-CLI-TIMEOUT. \`--replace ID\` updates in place: the new deployment starts beside the
+      healthy deployment ID (same app name) on its agent, and only once it passes its health gate does the agent's
+      proxy switch to it and ID end undeployed; if it fails, ID keeps serving untouched. When no agent fits, every agent's EE-PLACE-* reasons are printed
       (with \`--json\`, in the error object's \`details.agents\`).
     `,
     examples: [
@@ -96,6 +98,10 @@ export class DeployCommand extends DeploymentRequestCommand {
       [
         "Images from a private registry",
         `eectl deploy --app web --compose compose.yaml --registry-auth auth.json --wait   # auth.json: {"ghcr.io": {"username": "u", "password": "…"}}`,
+      ],
+      [
+        "Update in place, without downtime",
+        "eectl deploy --app web --compose compose-v2.yaml --health-port 8080 --replace d-0123456789abcdef --wait",
       ],
       [
         "Compose from stdin, idempotent for CI retries",
@@ -116,11 +122,15 @@ export class DeployCommand extends DeploymentRequestCommand {
   timeout = Option.String("--timeout", {
     description: `Seconds to wait with --wait (default ${DEFAULT_WAIT_S})`,
   });
+  replace = Option.String("--replace", {
+    description: "Update in place: replace this healthy deployment (same app) once the new one is healthy",
+  });
 
   async run(): Promise<number> {
     const timeoutS = parsePositiveInt(this.timeout, "--timeout") ?? DEFAULT_WAIT_S;
     const client = this.client();
     const body = await this.requestBody();
+    if (this.replace !== undefined) body.replaces = this.replace;
     if (this.registryAuth !== undefined) body.registry_auth = await readRegistryAuth(this.registryAuth);
     const headers: Record<string, string> = this.idempotencyKey
       ? { "idempotency-key": this.idempotencyKey }

@@ -296,6 +296,14 @@ test("preflight explains placement; deploy shows every agent's reasons on 409; i
     new RegExp(`^${agent.agentId}\\s+vm-cli\\s+tiny\\s+baremetal:local\\s+registered\\s+EE-PLACE-NODE-SIZE$`),
   );
 
+  // --replace goes in the body as `replaces`: an unknown one is the CP's 404.
+  const unknown = await eectl(
+    ["deploy", "--app", "web", "--compose", compose, "--replace", "d-0000000000000000"],
+    { env },
+  );
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /^eectl: EE-NOT-FOUND: deployment d-0000000000000000 does not exist/);
+
   // Compose from stdin; the CP refuses it before placing anything.
   const invalid = await eectl(["deploy", "--app", "bad", "--compose", "-"], {
     env,

@@ -227,6 +227,54 @@ test.serial(
 );
 
 test.serial(
+  "agent restart mid-update: the old deployment is re-adopted still serving, the new one is removed and ends failed",
+  async (t) => {
+    const s = await agentChildWithWorkload(t, "vm-mid-update");
+    if (!s) return t.pass();
+    const started = await startTimes(s.runtime, [s.id]);
+    // The new one serves only after 60 s: the restart finds it gating.
+    const res = await postJson<{ deployment_id: string }>(s.cp.api, "/api/v2/deployments", {
+      app: "web",
+      compose: webCompose({ delayS: 60, text: "v2" }),
+      health: { port: WEB_PORT, path: "/", timeout_s: 120 },
+      replaces: s.id,
+    });
+    t.is(res.status, 202, JSON.stringify(res.body));
+    const newId = res.body.deployment_id;
+    t.teardown(() => s.runtime.remove(newId));
+    await waitFor(
+      "the new one gating",
+      async () => {
+        const r = await s.cp.api<DeploymentJson>(`/api/v2/deployments/${newId}`);
+        return r.body.progress?.some((p) => p.step === "gating") ? true : undefined;
+      },
+      30_000,
+    );
+    s.child.kill("SIGKILL");
+    spawnAgent(t, s.config);
+    const failed = await deploymentIs(s.cp, newId, "failed", 30_000);
+    t.is(failed.code, "EE-WORKLOAD-AGENT-LOST");
+    // Failed by the CP as soon as the agent is stale or back without it; the restarted agent removes its orphans.
+    await waitFor(
+      "the new one's containers removed as orphans",
+      async () => ((await s.runtime.inspect(newId)).length === 0 ? true : undefined),
+      30_000,
+    );
+    await waitFor(
+      "the agent back and healthy with the old one",
+      async () => {
+        const a = (await index(s.cp)).find((x) => x.agent_id === s.agentId);
+        return a?.state === "healthy" && a.deployment_id === s.id ? true : undefined;
+      },
+      30_000,
+    );
+    const old = await deploymentIs(s.cp, s.id, "healthy");
+    t.is(old.replaced_by, null);
+    t.deepEqual(await startTimes(s.runtime, [s.id]), started, "the old one re-adopted, not restarted");
+  },
+);
+
+test.serial(
   "a workload that died while its agent was down is reported failed with the agent's reason",
   async (t) => {
     const s = await agentChildWithWorkload(t, "vm-died");

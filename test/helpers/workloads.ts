@@ -9,20 +9,31 @@ export type { DeploymentJson };
 
 /** The container port webCompose serves on: the health.port of its deploys. */
 export const WEB_PORT = 8080;
+/** How long webCompose's /cgi-bin/slow takes to answer. */
+export const SLOW_S = 3;
 /** A container port nothing listens on: a health spec on it never passes. */
 export const DEAF_PORT = 8081;
 
 /**
- * One `web` service (the busybox image must be built, see busyboxImage) serving on container port WEB_PORT; with
- * `delayS` it starts serving only after that many seconds (a deploy still gating when a test cuts it short).
+ * One `web` service (the busybox image must be built, see busyboxImage) serving `text` (default "ok") on container
+ * port WEB_PORT; with `delayS` it starts serving only after that many seconds (a deploy still gating when a test
+ * cuts it short). Another `text` is another version of the app (an update in place). /cgi-bin/slow answers
+ * `text` after SLOW_S seconds: a request still in flight when something stops the container.
  */
-export function webCompose({ delayS = 0 }: { delayS?: number } = {}): string {
+export function webCompose({ delayS = 0, text = "ok" }: { delayS?: number; text?: string } = {}): string {
   return [
     "services:",
     "  web:",
     `    image: ${BUSYBOX_IMAGE}`,
-    `    command: ["sh", "-c", "${delayS ? `sleep ${delayS}; ` : ""}mkdir -p /www && echo ok > /www/index.html && echo started && exec httpd -f -v -p ${WEB_PORT} -h /www"]`,
+    `    command: ["sh", "-c", "${delayS ? `sleep ${delayS}; ` : ""}mkdir -p /www/cgi-bin && echo ${text} > /www/index.html && ${slowCgi(text)} && echo started && exec httpd -f -v -p ${WEB_PORT} -h /www"]`,
   ].join("\n");
+}
+
+function slowCgi(text: string): string {
+  // CRLF after the header: Node's HTTP parser refuses a bare LF. Escaped for YAML's double-quoted string.
+  const header = String.raw`printf \"Content-Type: text/plain\r\n\r\n\"`;
+  const script = ["#!/bin/sh", `sleep ${SLOW_S}`, header, `echo ${text}`];
+  return `${script.map((line, i) => `echo '${line}' ${i === 0 ? ">" : ">>"} /www/cgi-bin/slow`).join(" && ")} && chmod +x /www/cgi-bin/slow`;
 }
 
 /** One `app` service that sleeps: with no health spec it passes the gate once up for the settle period. */

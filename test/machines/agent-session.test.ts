@@ -155,6 +155,67 @@ test("deploy lifecycle: deploying → healthy → registered; failures and forei
   t.is(h.actor.getSnapshot().context.deploymentId, null);
 });
 
+test("update in place: a DEPLOY replacing the healthy deployment keeps the agent healthy; the new one takes over once healthy, a failed one leaves the old one", async (t) => {
+  const h = harness();
+  h.actor.start();
+  await settle();
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_1", app: "web", at: 1 });
+  h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: 2 });
+  const ctx = () => h.actor.getSnapshot().context;
+  // Without `replaces` (or naming another deployment), a second DEPLOY does not touch a healthy agent.
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_x", app: "web", at: 3 });
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_x", app: "web", at: 3, replaces: "dep_other" });
+  t.is(ctx().replacing, null);
+
+  // A failed update: the old one stays the agent's, healthy.
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_2", app: "web", at: 4, replaces: "dep_1" });
+  t.is(h.state(), "healthy");
+  t.deepEqual(ctx().replacing, { deploymentId: "dep_2", app: "web" });
+  // One update at a time.
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_3", app: "web", at: 5, replaces: "dep_1" });
+  t.is(ctx().replacing?.deploymentId, "dep_2");
+  h.actor.send({ type: "DEPLOY_FAILED", deploymentId: "dep_2", reason: "EE-WORKLOAD-HEALTH-TIMEOUT", at: 6 });
+  t.is(h.state(), "healthy");
+  t.is(ctx().deploymentId, "dep_1");
+  t.is(ctx().replacing, null);
+
+  // A successful one: the new one becomes the agent's; the old one's UNDEPLOYED no longer concerns it.
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_4", app: "web", at: 7, replaces: "dep_1" });
+  h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_4", at: 8 });
+  t.is(h.state(), "healthy");
+  t.is(ctx().deploymentId, "dep_4");
+  t.is(ctx().replacing, null);
+  h.actor.send({ type: "UNDEPLOYED", deploymentId: "dep_1", at: 9 });
+  t.is(h.state(), "healthy");
+  t.is(ctx().deploymentId, "dep_4");
+  t.deepEqual(
+    h.audit.filter((k) => k !== "agent.registered"),
+    [
+      "agent.deploying",
+      "agent.healthy",
+      "agent.deploying",
+      "agent.deploy_failed",
+      "agent.deploying",
+      "agent.healthy",
+    ],
+  );
+});
+
+test("the old deployment ending during an update leaves the agent deploying the new one", async (t) => {
+  const h = harness();
+  h.actor.start();
+  await settle();
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_1", app: "web", at: 1 });
+  h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_1", at: 2 });
+  h.actor.send({ type: "DEPLOY", deploymentId: "dep_2", app: "web", at: 3, replaces: "dep_1" });
+  h.actor.send({ type: "DEPLOY_FAILED", deploymentId: "dep_1", reason: "EE-WORKLOAD-EXITED", at: 4 });
+  t.is(h.state(), "deploying");
+  t.is(h.actor.getSnapshot().context.deploymentId, "dep_2");
+  t.is(h.actor.getSnapshot().context.replacing, null);
+  h.actor.send({ type: "DEPLOY_HEALTHY", deploymentId: "dep_2", at: 5 });
+  t.is(h.state(), "healthy");
+});
+
 test("a stale agent is forgotten after forget_after_ms", async (t) => {
   const h = harness();
   h.actor.start();

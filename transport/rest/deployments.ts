@@ -77,6 +77,8 @@ const deploymentBody = z.strictObject({
     .regex(/^agt_[0-9a-f]{24}$/, "must be an agent id (agt_…)")
     .optional(),
   health: healthSpecSchema.optional(),
+  /** Update in place: the healthy deployment of the same app this one takes over from. */
+  replaces: z.string().min(1).max(128).optional(),
   /** Credentials by registry host; sealed to the chosen agent, never echoed, logged or stored. */
   registry_auth: registryAuthSchema.optional(),
 });
@@ -115,11 +117,18 @@ export function deploymentJson(r: DeploymentRow) {
     compose_hash: r.compose_hash,
     images: r.images,
     progress: r.progress.map((p) => ({ ...p, at: iso(p.at) })),
-    request: r.request,
+    request: requestJson(r.request),
+    replaces: r.request.replaces ?? null,
+    replaced_by: r.request.replaced_by ?? null,
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
     rehydrated: r.rehydrated,
   };
+}
+
+/** What the deploy asked for; the update links are shown beside it (replaced_by is no part of the request). */
+function requestJson({ replaced_by: _by, ...request }: DeploymentRow["request"]) {
+  return request;
 }
 
 function appJson(a: AppRow, withCompose: boolean) {
