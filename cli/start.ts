@@ -179,7 +179,7 @@ async function prepareDemo(
   const buildLines = `  ${deploy("compose-build.yaml", ` --context ${rel}/context.tar`)}`;
   const reach = `  curl -s ${agentUrl}/          # the agent's proxy → the workload
   npx eectl logs <agent id>        # its logs, relayed by the CP
-  npx eectl deployments undeploy <deployment id> --wait   # before the next deploy: one at a time per agent
+  npx eectl deployments undeploy <deployment id> --wait   # stops it; deploying hello again instead updates it in place
 `;
   if (!hasRegistry())
     return {
