@@ -1,7 +1,7 @@
-// The agent's local HTTP API on `api_listen`. Koa serves `/api/*`: public reads (`health`, optionally with a
-// fresh quote, see attestHealth; `state-snapshot`, `logs`, `stats`) and HMAC-signed writes (`deploy`,
-// `undeploy`, transport/request-signing.ts). Every other path, upgrades included, goes to the workload through
-// agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}` and never
+// The agent's local HTTP API on `api_listen`. Koa serves `/api/*`: the public `health` (optionally with a
+// fresh quote, see attestHealth) and, HMAC-signed (transport/request-signing.ts), the reads `state-snapshot`,
+// `logs` (which carry secrets), `stats` and the writes `deploy`, `undeploy`. Every other path, upgrades
+// included, goes to the workload through agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}` and never
 // carry a stack.
 // May import spec/, lib/, transport/rest/{errors,body}.ts, transport/request-signing.ts, agent/health.ts,
 // agent/proxy.ts, agent/quote-binding.ts, agent/workload.ts (types) and the quote provider port (types).
@@ -51,7 +51,7 @@ export interface HttpApiDeps {
   /** Bounds on health quotes; defaults to HEALTH_QUOTE_LIMITS. */
   quoteLimits?: QuoteLimits;
   workloads: Workloads;
-  /** The secret the CP issued at registration (signs deploy/undeploy); null before the first registration. */
+  /** The secret the CP issued at registration (signs all but health); null before the first registration. */
   apiSecret: () => Uint8Array | null;
   /** The agent's state snapshot, as it is sent to the CP with registration. */
   snapshot: () => Record<string, unknown>;
@@ -350,17 +350,29 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
     }
   });
 
-  router.get("/api/state-snapshot", (ctx) => {
+  // Reads carry no body: the signature covers the method, the path with its query (so `tail` cannot be
+  // changed) and an empty body. Whatever body a client sends with a GET is never read.
+  const signedRead: Koa.Middleware = async (ctx, next) => {
+    verifier.verify({
+      method: ctx.method,
+      path: ctx.originalUrl,
+      body: new Uint8Array(0),
+      headers: ctx.headers,
+    });
+    await next();
+  };
+
+  router.get("/api/state-snapshot", signedRead, (ctx) => {
     ctx.set("Cache-Control", "no-store");
     ctx.body = deps.snapshot();
   });
 
-  router.get("/api/stats", async (ctx) => {
+  router.get("/api/stats", signedRead, async (ctx) => {
     ctx.set("Cache-Control", "no-store");
     ctx.body = await deps.workloads.stats();
   });
 
-  router.get("/api/logs", async (ctx) => {
+  router.get("/api/logs", signedRead, async (ctx) => {
     const query = parseLogQuery(ctx);
     // A follow sends its status before the first line arrives, so the one failure known up front is told now.
     if (deps.workloads.current() === null)

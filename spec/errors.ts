@@ -130,6 +130,7 @@ export const ERROR_CODES = {
   "EE-AUTH-SIGNATURE": "The request's HMAC signature is missing or does not verify with the agent secret.",
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
+  "EE-AUTH-RATE": "Too many signed requests within the replay window; retry later.",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",

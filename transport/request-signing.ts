@@ -1,4 +1,5 @@
-// HMAC request signing for writes to an agent's HTTP API (deploy, undeploy): the signer (any client holding the
+// HMAC request signing for an agent's HTTP API (everything but health: the writes, and the reads, since logs
+// carry secrets): the signer (any client holding the
 // session's secret; in this repo only tests sign) and the verifier (the agent) share this file, so the canonical
 // string exists once. The secret is the per-agent `api_secret` the CP issues at registration.
 // Canonical string: `EE1\n{METHOD}\n{path with query, as sent}\n{timestamp ms}\n{hex sha256(body)}`; the
@@ -12,7 +13,10 @@ export const SIGNATURE_HEADER = "x-ee-signature";
 export const SIGNING_SCHEME = "EE1";
 /** How far a request's timestamp may be from the verifier's clock, either way. */
 export const DEFAULT_SKEW_MS = 30_000;
-/** Signatures remembered for replay detection; past this the oldest is forgotten first. */
+/**
+ * Signed requests accepted per replay window (2×skew); past this new ones are refused (EE-AUTH-RATE) until old
+ * ones leave the window, since forgetting a fresh signature would let it be replayed.
+ */
 export const DEFAULT_REPLAY_CAP = 10_000;
 
 export interface SignableRequest {
@@ -128,10 +132,12 @@ export function createRequestVerifier(opts: VerifierOptions): RequestVerifier {
 
       forgetExpired(at);
       if (seen.has(signature)) throw new AuthError("EE-AUTH-REPLAY", "this signed request was already used");
-      if (seen.size >= cap) {
-        const oldest = seen.keys().next().value;
-        if (oldest !== undefined) seen.delete(oldest);
-      }
+      // Memory is bounded by the rate accepted, never by forgetting: a forgotten fresh signature is replayable.
+      if (seen.size >= cap)
+        throw new AuthError(
+          "EE-AUTH-RATE",
+          `more than ${cap} signed requests within ${2 * skewMs} ms; retry later`,
+        );
       seen.set(signature, at + 2 * skewMs);
     },
   };

@@ -1,4 +1,4 @@
-// The agent HTTP API over real loopback HTTP: public reads (snapshot, stats, logs as JSON and as an ndjson
+// The agent HTTP API over real loopback HTTP: signed reads (snapshot, stats, logs as JSON and as an ndjson
 // follow), signed writes that reach the workload manager only when signed, and the reverse proxy to a real
 // upstream HTTP and WebSocket server standing in for the workload. The workload manager is a small in-test
 // implementation of the Workloads interface over plain data (the real one is tested with Docker elsewhere).
@@ -200,6 +200,19 @@ function signedPost(url: string, path: string, value: unknown, opts: { badReques
   });
 }
 
+const NO_BODY = new Uint8Array(0);
+
+let lastSignedAt = 0;
+/**
+ * A GET of the agent's signed reads, signed over the path with its query. Each gets its own millisecond: two
+ * identical reads signed in the same one are one request, and the second a replay.
+ */
+function signedGet(url: string, path: string, opts: { badRequest?: boolean } = {}) {
+  lastSignedAt = Math.max(Date.now(), lastSignedAt + 1);
+  const headers = signedHeaders(SECRET, "GET", path, NO_BODY, lastSignedAt);
+  return call(`${url}${path}`, { headers, ...opts });
+}
+
 const deployBody = {
   deployment_id: "d-1",
   app: "web",
@@ -215,17 +228,54 @@ const line = (service: string, text: string): LogLine => ({
   text,
 });
 
-// ---- public reads ----
+// ---- signed reads ----
 
 test("GET /api/state-snapshot and /api/stats answer what the agent and the workload manager give", async (t) => {
   const api = await startApi(t);
-  const snapshot = await call(`${api.url}/api/state-snapshot`);
+  const snapshot = await signedGet(api.url, `/api/state-snapshot`);
   t.is(snapshot.status, 200);
   t.is(snapshot.headers["cache-control"], "no-store");
   t.deepEqual(snapshot.json(), { workload: null, heartbeat_seq: 3, started_at: 5 });
-  const stats = await call(`${api.url}/api/stats`);
+  const stats = await signedGet(api.url, `/api/stats`);
   t.is(stats.status, 200);
   t.deepEqual(stats.json(), await api.workloads.stats());
+});
+
+test("reads need a signature: unsigned, wrong secret, another path or query, replayed: 401, nothing read", async (t) => {
+  const api = await startApi(t);
+  api.workloads.deploy({ deployment_id: "d-1", app: "web", compose: "x" });
+  api.workloads.lines = [line("web", "secret=hunter2")];
+  const get = (path: string, headers: Record<string, string>) =>
+    call(`${api.url}${path}`, { headers, badRequest: true });
+  const sign = (path: string, key = SECRET) => signedHeaders(key, "GET", path, NO_BODY);
+  const replayed = sign("/api/logs?tail=1");
+  t.is((await get("/api/logs?tail=1", replayed)).status, 200);
+  const cases: [string, Promise<Answer>, ErrorCode][] = [
+    ["unsigned snapshot", get("/api/state-snapshot", {}), "EE-AUTH-SIGNATURE"],
+    ["unsigned stats", get("/api/stats", {}), "EE-AUTH-SIGNATURE"],
+    ["unsigned logs", get("/api/logs", {}), "EE-AUTH-SIGNATURE"],
+    ["unsigned follow", get("/api/logs?follow=true", {}), "EE-AUTH-SIGNATURE"],
+    ["wrong secret", get("/api/logs", sign("/api/logs", new Uint8Array(32).fill(1))), "EE-AUTH-SIGNATURE"],
+    ["another path", get("/api/logs", sign("/api/stats")), "EE-AUTH-SIGNATURE"],
+    ["query changed", get("/api/logs?tail=100000", sign("/api/logs?tail=1")), "EE-AUTH-SIGNATURE"],
+    ["query added", get("/api/logs?tail=100000", sign("/api/logs")), "EE-AUTH-SIGNATURE"],
+    ["query dropped", get("/api/logs", sign("/api/logs?tail=1")), "EE-AUTH-SIGNATURE"],
+    [
+      "a write's signature",
+      get("/api/logs", signedHeaders(SECRET, "POST", "/api/logs", NO_BODY)),
+      "EE-AUTH-SIGNATURE",
+    ],
+    ["replayed", get("/api/logs?tail=1", replayed), "EE-AUTH-REPLAY"],
+  ];
+  for (const [title, pending, code] of cases) {
+    const res = await pending;
+    t.is(res.status, 401, title);
+    t.is(errorOf(res).code, code, title);
+    t.false(res.body.toString().includes("hunter2"), title);
+  }
+  t.is(api.workloads.logCalls.length, 1, "only the signed read reached the logs");
+  // Health stays public (this test's health stub is not the documented shape, so not held to the contract).
+  t.is((await exchange(`${api.url}/api/health`, {})).status, 200);
 });
 
 test("GET /api/logs: JSON lines, tail defaults to 1000, since (ms or ISO 8601) and service filter", async (t) => {
@@ -233,21 +283,21 @@ test("GET /api/logs: JSON lines, tail defaults to 1000, since (ms or ISO 8601) a
   api.workloads.deploy({ deployment_id: "d-1", app: "web", compose: "x" });
   api.workloads.lines = [line("web", "a"), line("db", "b"), line("web", "c")];
 
-  const all = await call(`${api.url}/api/logs`);
+  const all = await signedGet(api.url, `/api/logs`);
   t.is(all.status, 200);
   t.deepEqual(all.json(), { lines: api.workloads.lines });
   t.like(api.workloads.logCalls[0], { tail: 1000, follow: false });
   t.false("since" in (api.workloads.logCalls[0] ?? {}));
 
-  t.deepEqual((await call(`${api.url}/api/logs?tail=2`)).json(), {
+  t.deepEqual((await signedGet(api.url, `/api/logs?tail=2`)).json(), {
     lines: [line("db", "b"), line("web", "c")],
   });
-  t.deepEqual((await call(`${api.url}/api/logs?service=web&follow=false`)).json(), {
+  t.deepEqual((await signedGet(api.url, `/api/logs?service=web&follow=false`)).json(), {
     lines: [line("web", "a"), line("web", "c")],
   });
-  await call(`${api.url}/api/logs?since=1700000000000&tail=0`);
+  await signedGet(api.url, `/api/logs?since=1700000000000&tail=0`);
   t.like(api.workloads.logCalls.at(-1), { since: 1_700_000_000_000, tail: 0 });
-  await call(`${api.url}/api/logs?since=2024-01-02T03:04:05.5%2B01:00&tail=100000`);
+  await signedGet(api.url, `/api/logs?since=2024-01-02T03:04:05.5%2B01:00&tail=100000`);
   t.like(api.workloads.logCalls.at(-1), { since: Date.UTC(2024, 0, 2, 2, 4, 5, 500), tail: 100_000 });
 });
 
@@ -269,7 +319,7 @@ test("GET /api/logs: bad parameters are 400 EE-REQ-INVALID naming the parameter,
     ["lines=10", /^lines: unknown parameter/],
   ];
   for (const [query, message] of cases) {
-    const res = await call(`${api.url}/api/logs?${query}`, { badRequest: true });
+    const res = await signedGet(api.url, `/api/logs?${query}`, { badRequest: true });
     t.is(res.status, 400, query);
     t.is(errorOf(res).code, "EE-REQ-INVALID", query);
     t.regex(errorOf(res).message, message, query);
@@ -280,17 +330,17 @@ test("GET /api/logs: bad parameters are 400 EE-REQ-INVALID naming the parameter,
 test("GET /api/logs without a workload: EE-WORKLOAD-NONE, also for follow; a failing log read maps its code", async (t) => {
   const api = await startApi(t);
   for (const query of ["", "?follow=true"]) {
-    const res = await call(`${api.url}/api/logs${query}`);
+    const res = await signedGet(api.url, `/api/logs${query}`);
     t.is(res.status, 422, query);
     t.is(errorOf(res).code, "EE-WORKLOAD-NONE", query);
   }
   api.workloads.deploy({ deployment_id: "d-1", app: "web", compose: "x" });
   api.workloads.logsFail = new WorkloadError("EE-WORKLOAD-ENGINE", "engine gone");
-  const res = await call(`${api.url}/api/logs`);
+  const res = await signedGet(api.url, `/api/logs`);
   t.is(res.status, 422);
   t.is(errorOf(res).code, "EE-WORKLOAD-ENGINE");
   // In a follow the status is already sent: the failure is the stream's last line.
-  const follow = await call(`${api.url}/api/logs?follow=true`);
+  const follow = await signedGet(api.url, `/api/logs?follow=true`);
   t.is(follow.status, 200);
   t.deepEqual(
     follow.body
@@ -308,6 +358,7 @@ test("GET /api/logs?follow=true streams ndjson until the client goes, then the l
   api.workloads.lines = [line("web", "old")];
   const abort = new AbortController();
   const res = await agentContract.fetch(`${api.url}/api/logs?follow=true&service=web`, {
+    headers: signedHeaders(SECRET, "GET", `/api/logs?follow=true&service=web`, NO_BODY),
     signal: abort.signal,
   });
   t.is(res.status, 200);
@@ -342,7 +393,9 @@ test("GET /api/logs?follow=true streams ndjson until the client goes, then the l
 test("closing the API ends an open log follow", async (t) => {
   const api = await startApi(t);
   api.workloads.deploy({ deployment_id: "d-1", app: "web", compose: "x" });
-  const res = await agentContract.fetch(`${api.url}/api/logs?follow=true`);
+  const res = await agentContract.fetch(`${api.url}/api/logs?follow=true`, {
+    headers: signedHeaders(SECRET, "GET", "/api/logs?follow=true", NO_BODY),
+  });
   t.is(res.status, 200);
   await api.close();
   await t.throwsAsync(res.text());

@@ -70,8 +70,14 @@ async function deployAndSettle(
   return deploymentIn(api, res.body.deployment_id, statuses);
 }
 
-async function agentWorkload(apiUrl: string): Promise<unknown> {
-  const snap = (await (await agentContract.fetch(`${apiUrl}/api/state-snapshot`)).json()) as {
+/** The agent's workload as its signed snapshot read tells it, with the secret the CP issued it. */
+async function agentWorkload(tcp: TestCp, agent: { apiUrl: string; agentId: string }): Promise<unknown> {
+  const secret = tcp.cp.supervisor.apiSecret(agent.agentId);
+  if (!secret) throw new Error("the agent has no API secret: not registered");
+  const headers = signedHeaders(secret, "GET", "/api/state-snapshot", new Uint8Array(0));
+  const snap = (await (
+    await agentContract.fetch(`${agent.apiUrl}/api/state-snapshot`, { headers })
+  ).json()) as {
     workload: unknown;
   };
   return snap.workload;
@@ -112,7 +118,7 @@ test("an agent that trusts another MRTD refuses the deploy with EE-ENV-MRTD and 
     failed.progress.map((p) => p.step),
     ["dispatched", "failed"],
   );
-  t.is(await agentWorkload(agent.apiUrl), null);
+  t.is(await agentWorkload(tcp, agent), null);
   // The agent is free again: the refusal changed nothing there.
   await waitFor(
     "the agent back in registered",
@@ -125,7 +131,7 @@ test("a CP without a quote provider is refused by an agent that requires the env
   const { agent } = await agentOn(tcp, t, {});
   const failed = await deployAndSettle(tcp.api, { app: "web", compose: webCompose() }, ["healthy", "failed"]);
   t.is(failed.code, "EE-ENV-QUOTE", failed.message ?? "");
-  t.is(await agentWorkload(agent.apiUrl), null);
+  t.is(await agentWorkload(tcp, agent), null);
 });
 
 test("an agent that pins the first CP MRTD refuses a second CP with another MRTD: EE-ENV-PIN", async (t) => {
@@ -202,5 +208,5 @@ test("under a required policy the agent's own HTTP deploy/undeploy need the CP e
     t.is(res.status, 403, path);
     t.is(((await res.json()) as { error: { code: string } }).error.code, "EE-ENV-MISSING", path);
   }
-  t.is(await agentWorkload(agent.apiUrl), null, "nothing was deployed");
+  t.is(await agentWorkload(tcp, agent), null, "nothing was deployed");
 });

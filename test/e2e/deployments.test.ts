@@ -479,7 +479,9 @@ test.serial(
       "the direct workload running",
       async () => {
         const snap = (await (
-          await agentContract.fetch(`${agents[0]!.apiUrl}/api/state-snapshot`)
+          await agentContract.fetch(`${agents[0]!.apiUrl}/api/state-snapshot`, {
+            headers: signedHeaders(secret!, "GET", "/api/state-snapshot", new Uint8Array(0)),
+          })
         ).json()) as {
           workload: { step: string } | null;
         };

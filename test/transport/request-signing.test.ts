@@ -161,15 +161,42 @@ test("a request is accepted once: the same signature again is EE-AUTH-REPLAY whi
   t.notThrows(() => verifier.verify(signed({}, T0 + 30_001)));
 });
 
-test("the replay memory is bounded: past the cap the oldest signature is forgotten first", (t) => {
-  const verifier = verifierAt({ now: T0 }, { replayCap: 2 });
-  const [a, b, c] = [signed({}, T0), signed({}, T0 + 1), signed({}, T0 + 2)];
+test("replays stay refused after more than 10,000 signed requests within the window", (t) => {
+  const clock = { now: T0 };
+  const verifier = verifierAt(clock);
+  const first = signed();
+  verifier.verify(first);
+  // Distinct requests (different bodies), all well inside the skew window, fill the old count-bounded memory.
+  const other = (text: string) => {
+    const b = Buffer.from(text);
+    return signed({ body: b, headers: signedHeaders(secret, "POST", "/api/deploy", b, T0) });
+  };
+  for (let i = 0; i < 9_999; i++) verifier.verify(other(String(i)));
+  refused(t, () => verifier.verify(first), "EE-AUTH-REPLAY");
+  // The 10,001st fresh request is refused rather than making room by forgetting one.
+  refused(t, () => verifier.verify(other("one more")), "EE-AUTH-RATE", /10000/);
+  refused(t, () => verifier.verify(first), "EE-AUTH-REPLAY");
+});
+
+test("the replay memory forgets by time: past the window old entries go and new requests are accepted", (t) => {
+  const clock = { now: T0 };
+  const verifier = verifierAt(clock, { replayCap: 2 });
+  const [a, b] = [signed({}, T0), signed({}, T0 + 1)];
   verifier.verify(a);
   verifier.verify(b);
-  verifier.verify(c); // evicts a
+  // Full: a fresh request is refused, and neither remembered signature is forgotten for it.
+  refused(t, () => verifier.verify(signed({}, T0 + 2)), "EE-AUTH-RATE");
+  refused(t, () => verifier.verify(a), "EE-AUTH-REPLAY");
   refused(t, () => verifier.verify(b), "EE-AUTH-REPLAY");
-  refused(t, () => verifier.verify(c), "EE-AUTH-REPLAY");
-  t.notThrows(() => verifier.verify(a), "the evicted signature is the price of bounded memory");
+  // While a is still within skew of the clock it is remembered, and the memory stays full.
+  clock.now = T0 + 30_000;
+  refused(t, () => verifier.verify(a), "EE-AUTH-REPLAY");
+  refused(t, () => verifier.verify(signed({}, T0 + 30_000)), "EE-AUTH-RATE");
+  // Once both are past the window (stale for the skew check anyway), they are dropped and room is free again.
+  clock.now = T0 + 60_002;
+  refused(t, () => verifier.verify(a), "EE-AUTH-SKEW");
+  t.notThrows(() => verifier.verify(signed({}, T0 + 60_002)));
+  t.notThrows(() => verifier.verify(signed({}, T0 + 60_001)));
 });
 
 test("refused requests take no place in the replay memory", (t) => {
