@@ -30,6 +30,7 @@ import { AgentRequests } from "./agent-requests.ts";
 import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
+import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
@@ -199,6 +200,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
+    placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
   });
   const resumed = deployments.resume();

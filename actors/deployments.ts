@@ -67,6 +67,8 @@ export interface DeploymentsOptions {
   envelope?: EnvelopeSigner;
   /** Refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED) at deploy and preflight. */
   requirePinnedImages?: boolean;
+  /** Keys placement's tie-break among equally loaded agents (actors/placement-secret.ts). */
+  placementSecret: Uint8Array;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -125,7 +127,8 @@ export class Deployments {
   /** Placement and validation only: what a deploy would do, with every agent's reasons. Changes nothing. */
   preflight(req: DeploymentRequest): PreflightResult {
     const resolved = this.#resolve(req);
-    const placement = this.#place(req, true);
+    // No deployment exists yet: a fresh id shows where a deploy could go (a real one ranks idle agents afresh).
+    const placement = this.#place(req, true, newDeploymentId());
     return {
       ok: placement.chosen !== null,
       app: resolved.name,
@@ -162,9 +165,11 @@ export class Deployments {
       req.replaces ?? (req.agent_id === undefined ? this.#soleHealthy(resolved.name) : undefined);
     const replaced = replaces === undefined ? null : this.#replaceable(replaces, resolved.name, req);
     const placeReq = replaced ? { ...req, agent_id: replaced.agent_id } : req;
-    const placement = this.#place(placeReq, false, replaced?.agent_id);
+    // The id exists before placement: it keys the tie-break, so each deployment ranks the agents afresh.
+    const deploymentId = newDeploymentId();
+    const placement = this.#place(placeReq, false, deploymentId, replaced?.agent_id);
     if (!placement.chosen) {
-      const explained = this.#place(placeReq, true, replaced?.agent_id);
+      const explained = this.#place(placeReq, true, deploymentId, replaced?.agent_id);
       throw new PlacementError("EE-PLACE-NO-AGENT", describeNoFit(explained), {
         considered: explained.considered,
         counts: explained.counts,
@@ -173,7 +178,6 @@ export class Deployments {
     }
     const now = this.#o.now();
     const agentId = placement.chosen.agent_id;
-    const deploymentId = `d-${randomBytes(8).toString("hex")}`;
     const health = req.health ?? resolved.health ?? undefined;
     // Sealed before anything is created: a failure here leaves no record behind.
     const sealedAuth = req.registry_auth && this.#sealAuth(req.registry_auth, agentId, deploymentId);
@@ -521,7 +525,7 @@ export class Deployments {
     return found;
   }
 
-  #place(req: PlacementRequest, explain: boolean, replacingOn?: string): Placement {
+  #place(req: PlacementRequest, explain: boolean, deploymentId: string, replacingOn?: string): Placement {
     const { index } = this.#o;
     // Before its agents are back, the CP would place onto agents that already run something it forgot.
     const ready = this.#o.readiness();
@@ -533,6 +537,8 @@ export class Deployments {
       now: this.#o.now(),
       attestationMaxAgeMs: this.#o.attestationMaxAgeMs,
       explain,
+      secret: this.#o.placementSecret,
+      deploymentId,
       ...(replacingOn ? { replacingOn } : {}),
     });
   }
@@ -732,6 +738,10 @@ export class Deployments {
       },
     });
   }
+}
+
+function newDeploymentId(): string {
+  return `d-${randomBytes(8).toString("hex")}`;
 }
 
 function splitAppRef(ref: string): [string, string | undefined] {

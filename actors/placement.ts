@@ -1,6 +1,9 @@
 // Placement: which agent takes a deployment, decided from the agent read model alone (no I/O, no actors), so it
-// is deterministic and explains itself: every agent considered gets its reason codes (EE-PLACE-*), and the
-// first eligible agent in agent_id order is chosen. The same function answers preflight and real deploys.
+// is deterministic and explains itself: every agent considered gets its reason codes (EE-PLACE-*). Among the
+// eligible agents the least loaded wins, and ties go to the highest rendezvous score HMAC-SHA256(CP secret,
+// deployment_id, agent_id): nothing an agent chooses (its key, hence its agent_id) steers where deployments go,
+// and the spread is even. The same function answers preflight and real deploys.
+import { createHmac } from "node:crypto";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import type { AgentRecord } from "./agent-index.ts";
 
@@ -31,7 +34,7 @@ export interface Candidate {
 export interface Placement {
   chosen: Candidate | null;
   considered: number;
-  /** Every agent considered, eligible ones first, each in agent_id order; at most CANDIDATES_LISTED. */
+  /** Every agent considered, eligible ones first, each group in agent_id order; at most CANDIDATES_LISTED. */
   candidates: Candidate[];
   /** How many agents each reason excluded (an agent can count under several). */
   counts: Partial<Record<PlacementReason, number>>;
@@ -43,6 +46,10 @@ export interface PlacementOptions {
   attestationMaxAgeMs: number;
   /** An update in place on this agent: its busy slot is the replaced deployment's, so it is not EE-PLACE-BUSY. */
   replacingOn?: string;
+  /** The CP's placement secret (bootstrap state, see placement-secret.ts): keys the tie-break, never derived here. */
+  secret: Uint8Array;
+  /** The deployment being placed: each deployment ranks the agents afresh. */
+  deploymentId: string;
 }
 
 /** Candidates listed in an explained placement; counts cover all. */
@@ -70,7 +77,22 @@ function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOptions):
 }
 
 /**
- * Chooses the eligible agent with the lowest agent_id. With `explain`, also lists the candidates (for preflight
+ * What the read model knows of an agent's load: the deployment it runs (one, or two during an update in place,
+ * which is only ever placed on the replaced deployment's own agent). Every other eligible agent is idle, so
+ * today this separates only the replacing agent; it is the first key so that a richer load signal slots in here.
+ */
+function loadOf(a: AgentRecord): number {
+  return a.state === "deploying" || a.state === "healthy" || a.deployment_id !== null ? 1 : 0;
+}
+
+/** The rendezvous score: unpredictable without the secret, so an agent cannot grind an id that wins. */
+function scoreOf(o: PlacementOptions, agentId: string): Buffer {
+  // NUL-separated: neither id contains one, so no two (deployment, agent) pairs hash the same input.
+  return createHmac("sha256", o.secret).update(`${o.deploymentId}\0${agentId}`).digest();
+}
+
+/**
+ * Chooses the least-loaded eligible agent, ties broken by the highest rendezvous score. With `explain`, also lists the candidates (for preflight
  * and for the 409 a deploy gets when nothing fits); without it, one pass and no candidate built per agent, which is
  * what a successful deploy at 10k agents needs.
  */
@@ -79,7 +101,7 @@ export function place(
   agents: Iterable<AgentRecord>,
   o: PlacementOptions & { explain?: boolean },
 ): Placement {
-  let chosen: AgentRecord | null = null;
+  let chosen: { a: AgentRecord; load: number; score: Buffer } | null = null;
   const listed: Candidate[] = [];
   const counts: Placement["counts"] = {};
   let considered = 0;
@@ -87,7 +109,14 @@ export function place(
     considered++;
     const reasons = reasonsFor(req, a, o);
     for (const r of reasons) counts[r] = (counts[r] ?? 0) + 1;
-    if (reasons.length === 0 && (chosen === null || a.agent_id < chosen.agent_id)) chosen = a;
+    if (reasons.length === 0) {
+      const load = loadOf(a);
+      if (chosen === null || load <= chosen.load) {
+        const score = scoreOf(o, a.agent_id);
+        if (chosen === null || load < chosen.load || score.compare(chosen.score) > 0)
+          chosen = { a, load, score };
+      }
+    }
     if (o.explain) listed.push(candidate(a, reasons));
   }
   // Eligible first, then by agent_id: the order an operator reads the diagnosis in.
@@ -103,7 +132,7 @@ export function place(
           : 0,
   );
   return {
-    chosen: chosen && candidate(chosen, []),
+    chosen: chosen && candidate(chosen.a, []),
     considered,
     candidates: listed.slice(0, CANDIDATES_LISTED),
     counts,

@@ -83,9 +83,9 @@ export class DeployCommand extends DeploymentRequestCommand {
     category: "Deployments",
     description: "Deploy a Compose workload to an attested agent",
     details: `
-      The control plane validates the Compose file, places it on the first eligible agent (lowest agent_id) and
-      sends it there; this prints the deployment id and the agent. With \`--wait\` it follows the deployment,
-      one line per step (pulling with its bytes, preparing, starting, gating, running), and exits 0 only when it ends healthy; a
+      The control plane validates the Compose file, places it on the least-loaded eligible agent (ties broken by a
+      hash only the control plane can compute) and sends it there; this prints the deployment id and the agent.
+      With \`--wait\` it follows the deployment, one line per step (pulling with its bytes, preparing, starting, gating, running), and exits 0 only when it ends healthy; a
       failed deployment prints its code and message and exits 1, and \`--timeout\` (default ${DEFAULT_WAIT_S} s)
       ends the wait with EE-CLI-TIMEOUT. \`--replace ID\` updates in place: the new deployment starts beside the
       healthy deployment ID (same app name) on its agent, and only once it passes its health gate does the agent's
