@@ -4,7 +4,7 @@ import { PassThrough } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
 import type { Logger } from "../../lib/log.ts";
-import { NotFoundError, ValidationError } from "../../spec/errors.ts";
+import { NotFoundError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
@@ -13,6 +13,7 @@ import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
+import { single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
 
@@ -71,8 +72,8 @@ export function createRestApp(opts: RestOptions): Koa {
   const api = new Router({ prefix: "/api/v2" });
   api.use(requireAdmin(opts.adminTokenDigest));
   api.get("/agents", (ctx) => {
-    const state = queryString(ctx.query.state, "state");
-    const nodeSize = queryString(ctx.query.node_size, "node_size");
+    const state = single(ctx, "state");
+    const nodeSize = single(ctx, "node_size");
     const out = [];
     for (const r of view.agents()) {
       if (state && r.state !== state) continue;
@@ -139,11 +140,4 @@ export function createRestApp(opts: RestOptions): Koa {
   app.use(open.routes()).use(open.allowedMethods());
   app.use(api.routes()).use(api.allowedMethods());
   return app;
-}
-
-function queryString(v: string | string[] | undefined, name: string): string | undefined {
-  if (v === undefined) return undefined;
-  if (Array.isArray(v) || v.length > 128)
-    throw new ValidationError("EE-REQ-INVALID", `query parameter ${name} is invalid`);
-  return v;
 }

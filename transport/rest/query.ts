@@ -3,9 +3,14 @@
 import type Koa from "koa";
 import { ValidationError } from "../../spec/errors.ts";
 
+/** Longer than any id, name or time a query names: a filter value past it is refused, not scanned for. */
+const MAX_QUERY_VALUE = 128;
+
 export function single(ctx: Koa.Context, name: string): string | undefined {
   const v = ctx.query[name];
   if (Array.isArray(v)) throw new ValidationError("EE-REQ-INVALID", `${name}: give the parameter once`);
+  if (v !== undefined && v.length > MAX_QUERY_VALUE)
+    throw new ValidationError("EE-REQ-INVALID", `${name}: at most ${MAX_QUERY_VALUE} characters`);
   return v;
 }
 
