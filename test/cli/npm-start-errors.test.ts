@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { type EectlRun, finished } from "../helpers/cli.ts";
 import { REPO, tempDir } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
@@ -27,15 +27,20 @@ async function occupied(t: { teardown(fn: () => void): void }): Promise<number> 
   return (server.address() as { port: number }).port;
 }
 
-test("a busy control plane port names EE_PORT", async (t) => {
-  const busy = await occupied(t);
-  const run = await npmStart({ EE_HOME: tempDir(t), EE_PORT: String(busy) });
+/** npm start refused a busy port: one line naming the address and the setting that moves it, nothing else. */
+function refusedBusy(t: ExecutionContext, run: EectlRun, busy: number, moveWith: string): void {
   t.is(run.code, 1);
   t.is(
     run.stderr,
-    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_PORT=PORT npm start\n`,
+    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with ${moveWith} npm start\n`,
   );
   t.is(run.stdout, "");
+}
+
+test("a busy control plane port names EE_PORT", async (t) => {
+  const busy = await occupied(t);
+  const run = await npmStart({ EE_HOME: tempDir(t), EE_PORT: String(busy) });
+  refusedBusy(t, run, busy, "EE_PORT=PORT");
 });
 
 test("a busy agent API port names EE_AGENT_LISTEN", async (t) => {
@@ -45,11 +50,7 @@ test("a busy agent API port names EE_AGENT_LISTEN", async (t) => {
     EE_PORT: String(await closedPort()),
     EE_AGENT_LISTEN: `127.0.0.1:${busy}`,
   });
-  t.is(run.code, 1);
-  t.is(
-    run.stderr,
-    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_AGENT_LISTEN=HOST:PORT npm start\n`,
-  );
+  refusedBusy(t, run, busy, "EE_AGENT_LISTEN=HOST:PORT");
 });
 
 test("a busy demo registry port names EE_REGISTRY_PORT", async (t) => {
@@ -62,12 +63,7 @@ test("a busy demo registry port names EE_REGISTRY_PORT", async (t) => {
     EE_AGENT_LISTEN: `127.0.0.1:${await closedPort()}`,
     EE_REGISTRY_PORT: String(busy),
   });
-  t.is(run.code, 1);
-  t.is(
-    run.stderr,
-    `eectl: EE-LISTEN-BUSY: 127.0.0.1:${busy} is already in use (is another control plane or agent running?); listen elsewhere with EE_REGISTRY_PORT=PORT npm start\n`,
-  );
-  t.is(run.stdout, "");
+  refusedBusy(t, run, busy, "EE_REGISTRY_PORT=PORT");
 });
 
 test("EE_HOME under a regular file is EE-DATA-DIR-UNUSABLE naming the file", async (t) => {
