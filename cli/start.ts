@@ -15,7 +15,8 @@ import { DEV_PKI_FILES, devInit } from "../attestation/dev-pki.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { HeldOutput } from "../lib/held-output.ts";
 import { createLogger } from "../lib/log.ts";
-import { EeError, ValidationError } from "../spec/errors.ts";
+import { ValidationError } from "../spec/errors.ts";
+import { reportFailure } from "./base.ts";
 import { busyboxContext, DEMO_PORT, demoCompose, hasHostBusybox } from "./demo.ts";
 import { startDemoRegistry } from "./demo-registry.ts";
 import { hasRegistry } from "./local-registry.ts";
@@ -24,9 +25,7 @@ import { untilSignal } from "./signals.ts";
 try {
   await main();
 } catch (err) {
-  if (!(err instanceof EeError)) throw err;
-  process.stderr.write(`eectl: ${err.code}: ${err.message}\n`);
-  process.exit(1);
+  process.exit(reportFailure(err, false, process));
 }
 
 async function main(): Promise<void> {
