@@ -1,19 +1,16 @@
 // GET /api/v2/events?follow=true against a real event log (SQLite in a temp dir) and real HTTP: the catch-up pages
 // through a backlog larger than a page, hands over to the live batches without a gap or a repeat, and a follower
 // that stops reading is cut off at the cap with an EE-PROTO-SLOW-CONSUMER line; `tail` gives the last N.
-import { createServer, get, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import { openDatabase } from "../../actors/store/db.ts";
 import { EventLog, type EventRecord } from "../../actors/store/event-log.ts";
-import { silentLogger } from "../../lib/log.ts";
-import { createRestApp } from "../../transport/rest/app.ts";
-import { hashToken } from "../../transport/rest/auth.ts";
 import type { CpView } from "../../transport/rest/view.ts";
 import { waitFor } from "../helpers/cluster.ts";
+import { REST_TOKEN, serveRest } from "../helpers/rest-app.ts";
 import { tempDir } from "../helpers/temp.ts";
 
-const TOKEN = "test-admin-token-0123456789";
 const CAP = 256 * 1024;
 
 async function serve(t: ExecutionContext) {
@@ -32,27 +29,9 @@ async function serve(t: ExecutionContext) {
       };
     },
   } as Partial<CpView> as CpView;
-  const app = createRestApp({
-    view,
-    adminTokenDigest: hashToken(TOKEN),
-    openapi: () => ({}),
-    log: silentLogger,
-    eventsMaxBufferedBytes: CAP,
-  });
-  const server = createServer(app.callback());
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v2/events`;
-  const open = (query: string) =>
-    new Promise<IncomingMessage>((resolve, reject) =>
-      get(`${base}?${query}`, { headers: { authorization: `Bearer ${TOKEN}` } }, resolve).on("error", reject),
-    ).then((res) => {
-      t.teardown(() => res.destroy());
-      return res;
-    });
+  const served = await serveRest(t, view, { eventsMaxBufferedBytes: CAP });
+  const base = `http://127.0.0.1:${(served.server.address() as AddressInfo).port}/api/v2/events`;
+  const open = (query: string) => served.open(`/api/v2/events?${query}`);
   const append = (n: number, kind = "test.event", pad = 0) => {
     for (let i = 0; i < n; i++) events.append({ at: Date.now(), kind, data: { i, pad: "x".repeat(pad) } });
     events.flush();
@@ -115,7 +94,7 @@ test("tail gives the last N in order, with follow too", async (t) => {
   const { open, append, base } = await serve(t);
   append(10);
   const page = (await (
-    await fetch(`${base}?tail=3`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    await fetch(`${base}?tail=3`, { headers: { authorization: `Bearer ${REST_TOKEN}` } })
   ).json()) as {
     events: EventRecord[];
   };

@@ -3,16 +3,12 @@
 // than the cap keeps its stream, and a cut-off client that never reads again is disconnected after the drain time.
 // The REST app and HTTP are real; transitions come from a view the test drives.
 import { EventEmitter } from "node:events";
-import { createServer, get, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage } from "node:http";
 import test, { type ExecutionContext } from "ava";
 import type { Transition } from "../../actors/agent-index.ts";
-import { silentLogger } from "../../lib/log.ts";
-import { createRestApp } from "../../transport/rest/app.ts";
-import { hashToken } from "../../transport/rest/auth.ts";
 import type { CpView } from "../../transport/rest/view.ts";
+import { serveRest } from "../helpers/rest-app.ts";
 
-const TOKEN = "test-admin-token-0123456789";
 const CAP = 256 * 1024;
 /** Far beyond loopback socket buffers (a few MiB) and the cap. */
 const VOLUME = 48 * 1024 * 1024;
@@ -26,28 +22,11 @@ async function serve(t: ExecutionContext, slowConsumerDrainMs?: number) {
       return () => transitions.off("t", listener);
     },
   } as unknown as CpView;
-  const app = createRestApp({
-    view,
-    adminTokenDigest: hashToken(TOKEN),
-    openapi: () => ({}),
-    log: silentLogger,
+  const { server, open } = await serveRest(t, view, {
     eventsMaxBufferedBytes: CAP,
     ...(slowConsumerDrainMs === undefined ? {} : { slowConsumerDrainMs }),
   });
-  const server = createServer(app.callback());
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const res = await new Promise<IncomingMessage>((resolve, reject) =>
-    get(
-      `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v2/agents/events`,
-      { headers: { authorization: `Bearer ${TOKEN}` } },
-      resolve,
-    ).on("error", reject),
-  );
-  t.teardown(() => res.destroy());
+  const res = await open("/api/v2/agents/events");
   const connections = () =>
     new Promise<number>((resolve, reject) =>
       server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
