@@ -99,6 +99,10 @@ async function main(): Promise<void> {
   // The banner's commands work once it is out: a deploy before the CP's settle window closes is EE-NOT-READY.
   const ready = await cpReady(cp.url, 30_000);
 
+  // Listening before the banner: writes to a terminal block while it is busy, so a Ctrl-C can arrive while the
+  // held log lines are still going out, and it must stop both cleanly then too (not kill with exit 130).
+  const stopRequested = untilSignal();
+
   process.stdout.write(`
 EasyEnclave is running (dev attestation: quotes are signed by a development root, not by TDX hardware)
 
@@ -118,7 +122,7 @@ Ctrl-C stops both.
 `);
   logOutput.release();
 
-  await untilSignal();
+  await stopRequested;
   await agent.stop();
   await cp.stop();
   await demo.stop();
