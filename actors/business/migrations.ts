@@ -1,0 +1,63 @@
+// Versioned schema of the business DB (DATA_DIR/business.db): accounts, API keys and access tokens, resource
+// ownership and the audit chain. Durable state that the runtime DB-wipe drill never touches. Append only, run by
+// actors/store/db.ts like the runtime DB's migrations.
+import type { Migration } from "../store/migrations.ts";
+
+export const BUSINESS_DB_FILE = "business.db";
+
+export const BUSINESS_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "accounts, keys, owners and the audit chain",
+    sql: `
+      CREATE TABLE accounts (
+        account_id TEXT PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        kind       TEXT NOT NULL CHECK (kind IN ('tenant', 'provider', 'launcher')),
+        created_at INTEGER NOT NULL
+      );
+
+      -- API keys (origin 'key') and short-lived access tokens (origin 'access', e.g. from an OIDC exchange).
+      -- Only the SHA-256 digest of the secret is kept; a key is found by its id, never by a prefix.
+      CREATE TABLE api_keys (
+        key_id       TEXT PRIMARY KEY,
+        account_id   TEXT NOT NULL REFERENCES accounts (account_id),
+        origin       TEXT NOT NULL CHECK (origin IN ('key', 'access')),
+        digest       BLOB NOT NULL,
+        scopes       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        created_by   TEXT NOT NULL,
+        expires_at   INTEGER,
+        revoked_at   INTEGER,
+        last_used_at INTEGER
+      );
+      CREATE INDEX api_keys_account ON api_keys (account_id, created_at);
+
+      -- Who owns a resource of the runtime (a deployment, an app name, an agent). Kept here, not beside the
+      -- runtime rows, so ownership survives the loss of the runtime DB (rehydrated deployments keep their owner).
+      -- account_id NULL: claimed by the admin.
+      CREATE TABLE owners (
+        kind        TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        account_id  TEXT REFERENCES accounts (account_id),
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (kind, resource_id)
+      );
+      CREATE INDEX owners_account ON owners (account_id, kind);
+
+      -- The audit chain: hash = SHA-256(prev_hash || canonical JSON of the record), see actors/business/audit-chain.ts.
+      CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        principal TEXT NOT NULL,
+        client    TEXT,
+        action    TEXT NOT NULL,
+        target    TEXT,
+        outcome   TEXT NOT NULL,
+        details   TEXT,
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL
+      );
+    `,
+  },
+];

@@ -1,0 +1,163 @@
+// The business store on SQLite: its own file (DATA_DIR/business.db, WAL) opened through actors/store/db.ts with
+// BUSINESS_MIGRATIONS. Each change and its audit record commit in one better-sqlite3 transaction; the chain's
+// head is read inside it, so records are gapless and linked even with several writers on the file.
+import { type Db, openDatabase } from "../store/db.ts";
+import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
+import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
+import type { Account, BusinessStore, KeyRow, OwnedKind, Owner } from "./store.ts";
+
+interface RawKey extends Omit<KeyRow, "scopes"> {
+  scopes: string;
+}
+interface RawAudit extends Omit<AuditRecord, "details"> {
+  details: string | null;
+}
+
+export function openBusinessDb(dataDir: string): Db {
+  return openDatabase(dataDir, BUSINESS_MIGRATIONS, BUSINESS_DB_FILE);
+}
+
+export const auditFromRaw = (r: RawAudit): AuditRecord => ({
+  ...r,
+  details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
+});
+
+export class SqliteBusinessStore implements BusinessStore {
+  readonly #db: Db;
+  readonly #now: () => number;
+  readonly #q;
+
+  constructor(db: Db, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+    this.#q = {
+      insertAccount: db.prepare(
+        "INSERT INTO accounts (account_id, name, kind, created_at) VALUES (@account_id, @name, @kind, @created_at)",
+      ),
+      accounts: db.prepare("SELECT * FROM accounts ORDER BY created_at, account_id"),
+      account: db.prepare("SELECT * FROM accounts WHERE account_id = ?"),
+      insertKey:
+        db.prepare(`INSERT INTO api_keys (key_id, account_id, origin, digest, scopes, created_at, created_by,
+        expires_at, revoked_at, last_used_at) VALUES (@key_id, @account_id, @origin, @digest, @scopes, @created_at,
+        @created_by, @expires_at, @revoked_at, @last_used_at)`),
+      key: db.prepare("SELECT * FROM api_keys WHERE key_id = ?"),
+      keys: db.prepare("SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, key_id"),
+      revoke: db.prepare("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"),
+      touch: db.prepare("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?"),
+      owner: db.prepare("SELECT account_id FROM owners WHERE kind = ? AND resource_id = ?"),
+      owned: db.prepare("SELECT resource_id FROM owners WHERE kind = ? AND account_id = ?"),
+      claim: db.prepare(
+        "INSERT INTO owners (kind, resource_id, account_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      ),
+      head: db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"),
+      insertAudit:
+        db.prepare(`INSERT INTO audit (seq, at, principal, client, action, target, outcome, details,
+        prev_hash, hash) VALUES (@seq, @at, @principal, @client, @action, @target, @outcome, @details, @prev_hash,
+        @hash)`),
+      auditAfter: db.prepare("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"),
+    };
+  }
+
+  async createAccount(account: Account, audit: AuditEntry): Promise<void> {
+    this.#tx(audit, () => this.#q.insertAccount.run(account));
+  }
+
+  async accounts(): Promise<Account[]> {
+    return this.#q.accounts.all() as Account[];
+  }
+
+  async account(accountId: string): Promise<Account | undefined> {
+    return this.#q.account.get(accountId) as Account | undefined;
+  }
+
+  async createKey(key: KeyRow, audit: AuditEntry): Promise<void> {
+    this.#tx(audit, () => this.#q.insertKey.run({ ...key, scopes: JSON.stringify(key.scopes) }));
+  }
+
+  async key(keyId: string): Promise<KeyRow | undefined> {
+    const raw = this.#q.key.get(keyId) as RawKey | undefined;
+    return raw && keyFromRaw(raw);
+  }
+
+  async keys(accountId: string): Promise<KeyRow[]> {
+    return (this.#q.keys.all(accountId) as RawKey[]).map(keyFromRaw);
+  }
+
+  async revokeKey(keyId: string, at: number, audit: AuditEntry): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if (this.#q.revoke.run(at, keyId).changes === 0) return false;
+      this.#append(audit);
+      return true;
+    })();
+  }
+
+  async touchKey(keyId: string, at: number): Promise<void> {
+    this.#q.touch.run(at, keyId);
+  }
+
+  async owner(kind: OwnedKind, resourceId: string): Promise<Owner> {
+    const row = this.#q.owner.get(kind, resourceId) as { account_id: string | null } | undefined;
+    return row?.account_id;
+  }
+
+  async owned(kind: OwnedKind, accountId: string): Promise<Set<string>> {
+    const rows = this.#q.owned.all(kind, accountId) as { resource_id: string }[];
+    return new Set(rows.map((r) => r.resource_id));
+  }
+
+  async claim(
+    kind: OwnedKind,
+    resourceId: string,
+    accountId: string | null,
+    audit: AuditEntry,
+  ): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if (this.#q.claim.run(kind, resourceId, accountId, this.#now()).changes === 1) {
+        this.#append(audit);
+        return true;
+      }
+      const row = this.#q.owner.get(kind, resourceId) as { account_id: string | null };
+      return row.account_id === accountId;
+    })();
+  }
+
+  async audit(entry: AuditEntry): Promise<AuditRecord> {
+    return this.#db.transaction(() => this.#append(entry))();
+  }
+
+  async auditAfter(after: number, limit: number): Promise<AuditRecord[]> {
+    return (this.#q.auditAfter.all(after, limit) as RawAudit[]).map(auditFromRaw);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  #tx(audit: AuditEntry, change: () => void): void {
+    this.#db.transaction(() => {
+      change();
+      this.#append(audit);
+    })();
+  }
+
+  /** Inside a transaction: the next record on the chain's head. */
+  #append(e: AuditEntry): AuditRecord {
+    const head = this.#q.head.get() as { seq: number; hash: string } | undefined;
+    const base = {
+      seq: (head?.seq ?? 0) + 1,
+      at: this.#now(),
+      principal: e.principal,
+      client: e.client ?? null,
+      action: e.action,
+      target: e.target ?? null,
+      outcome: e.outcome,
+      details: e.details ?? null,
+    };
+    const prev_hash = head?.hash ?? GENESIS_HASH;
+    const record: AuditRecord = { ...base, prev_hash, hash: chainHash(prev_hash, base) };
+    this.#q.insertAudit.run({ ...record, details: record.details && JSON.stringify(record.details) });
+    return record;
+  }
+}
+
+const keyFromRaw = (r: RawKey): KeyRow => ({ ...r, scopes: JSON.parse(r.scopes) as string[] });

@@ -1,0 +1,63 @@
+// The business store's port: durable accounts, keys, resource owners and the audit chain, apart from the
+// disposable runtime DB. Every change takes the audit entry that records it and writes both in one transaction,
+// so an adapter (SQLite now: sqlite-store.ts; PostgreSQL later) needs no transaction spanning calls. Async, since
+// a networked database answers asynchronously. Types only.
+import type { AccountKind } from "../../spec/scopes.ts";
+import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
+
+export interface Account {
+  account_id: string;
+  name: string;
+  kind: AccountKind;
+  created_at: number;
+}
+
+export interface KeyRow {
+  key_id: string;
+  account_id: string;
+  /** `key`: an API key an operator minted; `access`: a short-lived token issued by an exchange (OIDC). */
+  origin: "key" | "access";
+  /** SHA-256 of the token's secret part. */
+  digest: Buffer;
+  scopes: string[];
+  created_at: number;
+  created_by: string;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+/** Kinds of runtime resources with an owner. */
+export type OwnedKind = "deployment" | "app" | "agent";
+
+/** The owner of a resource: an account id, `null` for the admin, `undefined` when nobody claimed it. */
+export type Owner = string | null | undefined;
+
+export interface BusinessStore {
+  createAccount(account: Account, audit: AuditEntry): Promise<void>;
+  accounts(): Promise<Account[]>;
+  account(accountId: string): Promise<Account | undefined>;
+
+  createKey(key: KeyRow, audit: AuditEntry): Promise<void>;
+  key(keyId: string): Promise<KeyRow | undefined>;
+  keys(accountId: string): Promise<KeyRow[]>;
+  /** False when the key does not exist or was revoked already (nothing is written then). */
+  revokeKey(keyId: string, at: number, audit: AuditEntry): Promise<boolean>;
+  /** Notes a use; not audited (reads are not changes). */
+  touchKey(keyId: string, at: number): Promise<void>;
+
+  owner(kind: OwnedKind, resourceId: string): Promise<Owner>;
+  /** Resource ids of `kind` owned by the account. */
+  owned(kind: OwnedKind, accountId: string): Promise<Set<string>>;
+  /**
+   * Records `accountId` (null: admin) as the owner unless someone else is; true when it is (now or already) the
+   * owner. The audit entry is written only with a new claim.
+   */
+  claim(kind: OwnedKind, resourceId: string, accountId: string | null, audit: AuditEntry): Promise<boolean>;
+
+  /** A record on its own: a refusal, or a change of the runtime DB (written after it, see ARCHITECTURE.md). */
+  audit(entry: AuditEntry): Promise<AuditRecord>;
+  auditAfter(after: number, limit: number): Promise<AuditRecord[]>;
+
+  close(): void;
+}
