@@ -27,6 +27,8 @@ import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { Identity } from "./business/identity.ts";
+import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
@@ -96,6 +98,8 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /** Accounts, keys, ownership and the audit chain; `issueAccessToken` is what an OIDC exchange mints with. */
+  identity: Identity;
   stop(): Promise<void>;
 }
 
@@ -129,6 +133,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const collateral = collateralSource(opts);
 
   const db = openDatabase(opts.dataDir);
+  // Durable business state (accounts, keys, owners, the audit chain) in its own file: the runtime DB above may be
+  // lost (the DB-wipe drill) without touching it.
+  const business = new SqliteBusinessStore(openBusinessDb(opts.dataDir));
+  const identity = new Identity({ store: business, adminDigest: admin.digest, log });
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
@@ -268,6 +276,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const app = createRestApp({
     view,
     adminTokenDigest: admin.digest,
+    identity,
     openapi: loadOpenApi,
     log,
     measurements: trusted,
@@ -298,6 +307,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     deploymentStore.flush();
     trusted.flush();
     db.close();
+    identity.stop();
+    business.close();
   };
   try {
     await listenOn(server, {
@@ -345,6 +356,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    identity,
     stop: async () => {
       unwatchAdmin();
       writeCheckpoint(checkpoint, index, log);

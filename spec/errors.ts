@@ -127,6 +127,12 @@ export const ERROR_CODES = {
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
+  "EE-AUTH-REVOKED": "The API key was revoked (401).",
+  "EE-AUTH-EXPIRED": "The API key or access token has expired (401).",
+  "EE-AUTH-SCOPE":
+    "The principal is authenticated but lacks the scope the operation needs, or it is admin only (403).",
+  "EE-AUTH-THROTTLED":
+    "Too many failed authentications from this address; retry after the Retry-After seconds (429).",
   "EE-AUTH-SIGNATURE": "The request's HMAC signature is missing or does not verify with the agent secret.",
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
@@ -242,7 +248,10 @@ export class RegistrationError extends EeError<CodeOf<"EE-REG-">> {
 /** Missing or wrong credentials. */
 export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
   override readonly name = "AuthError";
-  readonly httpStatus = 401;
+  get httpStatus(): number {
+    if (this.code === "EE-AUTH-SCOPE") return 403;
+    return this.code === "EE-AUTH-THROTTLED" ? 429 : 401;
+  }
   readonly wsClose = WS_CLOSE.rejected;
 }
 

@@ -1,14 +1,20 @@
 // The control plane's REST API (Koa + @koa/router): public probes and the served contract, then everything
-// under /api/v2 behind the admin bearer token. Handlers only translate HTTP to CpView calls and back.
+// under /api/v2 behind a bearer token (the admin's, or an account key's with the identity port), each route
+// guarded by its scope and by ownership (guard.ts, spec/scopes.md), changes and refusals audited (audit.ts).
+// Handlers only translate HTTP to CpView calls and back.
 import { PassThrough } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
+import type { AgentRecord } from "../../actors/agent-index.ts";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError } from "../../spec/errors.ts";
-import { requireAdmin } from "./auth.ts";
+import { type IdentityPort, mountAccounts } from "./accounts.ts";
+import { auditRequests } from "./audit.ts";
+import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { mountEvents } from "./events.ts";
+import { adminOnly, need, principalOf, visible } from "./guard.ts";
 import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
@@ -35,6 +41,8 @@ export interface RestOptions {
   agentReads?: AgentReadsPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
+  /** Accounts, keys, ownership and the audit chain; without it only the admin token is accepted. */
+  identity?: IdentityPort;
 }
 
 /**
@@ -70,20 +78,32 @@ export function createRestApp(opts: RestOptions): Koa {
   });
 
   const api = new Router({ prefix: "/api/v2" });
-  api.use(requireAdmin(opts.adminTokenDigest));
-  api.get("/agents", (ctx) => {
+  const { identity } = opts;
+  api.use(
+    requireBearer(
+      identity
+        ? (token, client) => identity.authenticate(token, client)
+        : adminTokenOnly(opts.adminTokenDigest),
+    ),
+  );
+  if (identity) api.use(auditRequests((entry) => identity.audit(entry)));
+  const agentVisible = agentVisibility(identity);
+  api.get("/agents", async (ctx) => {
     const state = single(ctx, "state");
     const nodeSize = single(ctx, "node_size");
+    const sees = await agentVisible(ctx);
     const out = [];
     for (const r of view.agents()) {
       if (state && r.state !== state) continue;
       if (nodeSize && r.node_size !== nodeSize) continue;
+      if (sees && !sees(r)) continue;
       out.push(agentJson(r));
     }
     ctx.body = { agents: out };
   });
   // Registered before /agents/:id: agent ids always start with agt_, so "events" cannot be one.
   api.get("/agents/events", (ctx) => {
+    adminOnly(ctx);
     const stream = new PassThrough();
     const write = (event: string, data: unknown) =>
       stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -115,11 +135,12 @@ export function createRestApp(opts: RestOptions): Koa {
     ctx.req.on("close", done);
     stream.on("error", done);
   });
-  api.get("/agents/:id", (ctx) => {
+  api.get("/agents/:id", async (ctx) => {
     const id = ctx.params.id!;
     const rec = view.agent(id);
     const machine = view.machine(id);
-    if (!rec || !machine)
+    const sees = await agentVisible(ctx);
+    if (!rec || !machine || (sees && !sees(rec)))
       throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
     ctx.body = { ...agentJson(rec), machine: toPlainJson(machine) };
   });
@@ -132,7 +153,11 @@ export function createRestApp(opts: RestOptions): Koa {
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {
       slowConsumerDrainMs: opts.slowConsumerDrainMs,
+      ...(identity ? { identity } : {}),
+      agentVisible,
+      agent: (id) => view.agent(id),
     });
+  if (identity) mountAccounts(api, identity);
   if (opts.inspection)
     mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 
@@ -140,4 +165,26 @@ export function createRestApp(opts: RestOptions): Koa {
   app.use(open.routes()).use(open.allowedMethods());
   app.use(api.routes()).use(api.allowedMethods());
   return app;
+}
+
+/**
+ * Which agents a principal sees (null: all, the admin's view). A provider with agents:read sees the agents its
+ * account enrolled; a tenant with read sees only the agents running one of its deployments, which carry nothing
+ * of other tenants (an agent runs one deployment, or its replacement of the same app and owner).
+ */
+export type AgentVisibility = (ctx: Koa.Context) => Promise<((r: AgentRecord) => boolean) | null>;
+
+function agentVisibility(identity: IdentityPort | undefined): AgentVisibility {
+  return async (ctx) => {
+    const p = principalOf(ctx);
+    if (p.kind === "admin") return null;
+    if (p.accountKind === "tenant") {
+      need(ctx, "read");
+      const mine = (await visible(p, identity, "deployment")) ?? new Set<string>();
+      return (r) => r.deployment_id !== null && mine.has(r.deployment_id);
+    }
+    need(ctx, "agents:read");
+    const mine = (await visible(p, identity, "agent")) ?? new Set<string>();
+    return (r) => mine.has(r.agent_id);
+  };
 }

@@ -6,6 +6,7 @@ import type { Router } from "@koa/router";
 import type Koa from "koa";
 import type { EventRecord } from "../../actors/store/event-log.ts";
 import { toEeError } from "../../spec/errors.ts";
+import { adminRoute } from "./guard.ts";
 import { eventJson } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
@@ -24,7 +25,8 @@ export interface EventsRouteOptions {
 }
 
 export function mountEvents(api: Router, view: CpView, opts: EventsRouteOptions = {}): void {
-  api.get("/events", (ctx) => {
+  // Admin only: the log holds every agent's and tenant's events.
+  api.get("/events", adminRoute, (ctx) => {
     const after = intParam(ctx, "after", 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(ctx, "limit", 1, PAGE);
     const tail = intParam(ctx, "tail", 1, PAGE);
