@@ -1,7 +1,8 @@
 // Base of the operator commands that talk to a control plane over REST: --cp and --token (with EE_CP_URL and
-// EE_TOKEN as fallbacks). Options must be direct class fields for clipanion to see them, hence a base class.
+// EE_TOKEN, then the `eectl login` profile, as fallbacks). Options must be direct class fields for clipanion to see them, hence a base class.
 import { Option } from "clipanion";
 import { EeCommand } from "./base.ts";
+import { readProfile } from "./profile.ts";
 import { RestClient } from "./rest-client.ts";
 
 export abstract class OperatorCommand extends EeCommand {
@@ -10,7 +11,11 @@ export abstract class OperatorCommand extends EeCommand {
   });
   token = Option.String("--token", { description: "Bearer token (default: $EE_TOKEN)" });
 
+  /** Flags, else the environment, else the profile `eectl login` saved. */
   client(): RestClient {
-    return new RestClient(this.cp, this.token);
+    const cp = this.cp ?? process.env.EE_CP_URL;
+    const token = this.token ?? process.env.EE_TOKEN;
+    const profile = cp === undefined || token === undefined ? readProfile() : null;
+    return new RestClient(cp ?? profile?.cp, token ?? profile?.token);
   }
 }
