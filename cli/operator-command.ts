@@ -13,8 +13,9 @@ export abstract class OperatorCommand extends EeCommand {
 
   /** Flags, else the environment, else the profile `eectl login` saved. */
   client(): RestClient {
-    const cp = this.cp ?? process.env.EE_CP_URL;
-    const token = this.token ?? process.env.EE_TOKEN;
+    // An empty variable counts as unset, as it does for RestClient's own fallbacks.
+    const cp = this.cp ?? (process.env.EE_CP_URL || undefined);
+    const token = this.token ?? (process.env.EE_TOKEN || undefined);
     const profile = cp === undefined || token === undefined ? readProfile() : null;
     return new RestClient(cp ?? profile?.cp, token ?? profile?.token);
   }
