@@ -2,8 +2,11 @@
 // containers) keep their workloads and rebuild the CP's runtime state when it comes back, with or without its
 // database. Container start times prove nothing was restarted.
 import { rmSync } from "node:fs";
+import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import { DB_FILE } from "../../actors/store/db.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { eectl } from "../helpers/cli.ts";
 import {
   agentConfig,
   type CpProcess,
@@ -27,12 +30,18 @@ interface AgentJson {
   rehydrated: boolean;
 }
 
-async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
-  const res = await postJson<{ deployment_id: string }>(cp.api, "/api/v2/deployments", {
-    app: "web",
-    compose: webCompose({ delayS }),
-    agent_id: agentId,
-    health: { port: WEB_PORT, path: "/", timeout_s: timeoutS },
+async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30, token?: string) {
+  const res = await cp.api<{ deployment_id: string }>("/api/v2/deployments", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      // A tenant deploys under its own app name (the admin's "web" is not its to take).
+      app: token ? "web-tenant" : "web",
+      compose: webCompose({ delayS }),
+      agent_id: agentId,
+      health: { port: WEB_PORT, path: "/", timeout_s: timeoutS },
+    }),
+    ...(token ? { token } : {}),
   });
   if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.deployment_id;
@@ -93,14 +102,17 @@ async function cluster(t: ExecutionContext) {
 }
 
 test.serial(
-  "DB wipe: SIGKILL the CP, delete its data dir, restart on the same port — everything is back, nothing restarted",
+  "DB wipe: SIGKILL the CP, delete its runtime DB, restart on the same port — everything is back, nothing restarted, accounts and keys intact",
   async (t) => {
     const c = await cluster(t);
     if (!c) return t.pass();
+    const tenant = await tenantWithKey(c.cp);
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     await c.cp.kill();
-    rmSync(c.dataDir, { recursive: true, force: true });
+    // The runtime DB only (with its WAL): business.db (accounts, keys, owners, the audit chain) is not disposable.
+    for (const suffix of ["", "-wal", "-shm"])
+      rmSync(join(c.dataDir, `${DB_FILE}${suffix}`), { force: true });
 
     const t0 = Date.now();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
@@ -133,11 +145,53 @@ test.serial(
     }
     t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
 
-    const fresh = await deploy(cp, c.agents[2]!.agentId);
+    // Accounts and keys came through: the tenant's key still works, and deploys on the rebuilt runtime.
+    const keys = await cp.api<{ keys: { key_id: string }[] }>(`/api/v2/accounts/${tenant.accountId}/keys`, {
+      token: tenant.token,
+    });
+    t.is(keys.status, 200);
+    t.deepEqual(
+      keys.body.keys.map((k) => k.key_id),
+      [tenant.keyId],
+    );
+    const fresh = await deploy(cp, c.agents[2]!.agentId, 0, 30, tenant.token);
     t.teardown(() => c.runtime.remove(fresh));
-    await deploymentIs(cp, fresh, "healthy");
+    await deploymentIn(cp.api, fresh, ["healthy"]);
+    const mine = await cp.api<{ deployments: { deployment_id: string }[] }>("/api/v2/deployments", {
+      token: tenant.token,
+    });
+    t.deepEqual(
+      mine.body.deployments.map((d) => d.deployment_id),
+      [fresh],
+      "the tenant sees its own deployment only",
+    );
+    await cp.kill();
+    const verify = await eectl(["audit", "verify", "--data-dir", c.dataDir, "--json"]);
+    t.is(verify.code, 0, verify.stdout);
+    t.true(
+      (JSON.parse(verify.stdout) as { ok: boolean; records: number }).records >= 3,
+      "the chain verifies",
+    );
   },
 );
+
+/** A tenant account with a deploy+read key, made by the admin before the wipe. */
+async function tenantWithKey(cp: CpProcess) {
+  const post = <T>(path: string, body: unknown) =>
+    cp.api<T>(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const acc = await post<{ account_id: string }>("/api/v2/accounts", {
+    name: "drill-tenant",
+    kind: "tenant",
+  });
+  const key = await post<{ key_id: string; token: string }>(`/api/v2/accounts/${acc.body.account_id}/keys`, {
+    scopes: ["deploy", "read"],
+  });
+  return { accountId: acc.body.account_id, keyId: key.body.key_id, token: key.body.token };
+}
 
 test.serial(
   "CP restart with its database intact: quorum readiness, the same index, deployments resumed",
