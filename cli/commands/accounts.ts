@@ -126,10 +126,11 @@ export class KeysRevokeCommand extends OperatorCommand {
   static override paths = [["keys", "revoke"]];
   static override usage = Command.Usage({ description: "Revoke a key at once" });
   id = Option.String({ name: "KEY_ID" });
+  asJson = jsonFlag("Print {key_id, revoked} as JSON");
 
   async run(): Promise<number> {
     await this.client().delete(`/api/v2/keys/${encodeURIComponent(this.id)}`);
-    this.context.stdout.write(`revoked key ${this.id}\n`);
+    this.print(this.asJson, { key_id: this.id, revoked: true }, (r) => `revoked key ${r.key_id}\n`);
     return 0;
   }
 }
