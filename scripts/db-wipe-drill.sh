@@ -30,8 +30,8 @@ until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.2; done
 sleep 2
 (cd "$REPO" && node --import tsx -e "import('$REPO/cli/demo.ts').then(async m=>require('fs').writeFileSync('$WORK/context.tar', await m.busyboxContext()))")
 for p in 18881 18882; do
-  (cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose($p)))") > compose$p.yaml
-  $E deploy --app hello$p --compose compose$p.yaml --context context.tar --health-port $p --wait | tail -1
+  (cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose()))") > compose$p.yaml
+  $E deploy --app hello$p --compose compose$p.yaml --context context.tar --health-port 8080 --wait | tail -1
 done
 $E agents list
 ACCOUNT=$($E accounts create --name drill-tenant --kind tenant --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).account_id))')
