@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { agentIdFromPubkey } from "../attestation/agent-key.ts";
 import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
 import { createEnvelopeSigner, type EnvelopeSigner, quoteCpKey } from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
@@ -17,7 +18,7 @@ import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
-import { NotFoundError, ValidationError } from "../spec/errors.ts";
+import { EeError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
@@ -27,6 +28,7 @@ import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { Enrollments } from "./business/enrollment.ts";
 import { Identity } from "./business/identity.ts";
 import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
@@ -137,6 +139,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // lost (the DB-wipe drill) without touching it.
   const business = new SqliteBusinessStore(openBusinessDb(opts.dataDir));
   const identity = new Identity({ store: business, adminDigest: admin.digest, log });
+  const enrollments = new Enrollments({ store: business, log });
+  await enrollments.load();
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
@@ -210,6 +214,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     envelope,
     placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
+    dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -221,6 +226,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     registerFrame: (connId, sessionId, body, at) => {
       gateRegister(nonces, connId, body, at);
+      // After the gate: the agent proved it holds the key its id comes from, so the token binds that agent.
+      const agentId = agentIdFromPubkey(body.agent_pubkey);
+      try {
+        enrollments.register(body.enrollment_token, agentId, at);
+      } catch (err) {
+        identity
+          .audit({
+            principal: "anonymous",
+            action: "agent.enroll",
+            target: `agent:${agentId}`,
+            outcome: err instanceof EeError ? err.code : "EE-INTERNAL",
+          })
+          .catch((e: unknown) => log.error({ err: e }, "audit record write failed"));
+        throw err;
+      }
       return supervisor.register({ connId, sessionId, nonce: body.nonce, body, at });
     },
     heartbeat: (agentId, connId, env) =>
@@ -277,6 +297,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     view,
     adminTokenDigest: admin.digest,
     identity,
+    enrollments,
     openapi: loadOpenApi,
     log,
     measurements: trusted,

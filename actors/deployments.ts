@@ -45,6 +45,8 @@ export interface DeploymentRequest extends PlacementRequest {
   registry_auth?: RegistryAuth;
   /** Update in place: a healthy deployment of the same app name (any version), replaced once this one is healthy. */
   replaces?: string;
+  /** The tenant account deploying (placement skips agents dedicated to another); absent for the admin. */
+  tenant?: string;
 }
 
 export interface DeploymentsOptions {
@@ -69,6 +71,8 @@ export interface DeploymentsOptions {
   requirePinnedImages?: boolean;
   /** Keys placement's tie-break among equally loaded agents (actors/placement-secret.ts). */
   placementSecret: Uint8Array;
+  /** The tenant an agent is dedicated to (actors/business/enrollment.ts), if any. */
+  dedicatedTo?: (agentId: string) => string | undefined;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -117,6 +121,7 @@ export class Deployments {
       now: Date.now,
       readiness: () => ({ ready: true, reason: "" }),
       requirePinnedImages: false,
+      dedicatedTo: () => undefined,
       ...o,
     };
     this.#envelope = o.envelope ?? null;
@@ -540,6 +545,7 @@ export class Deployments {
       secret: this.#o.placementSecret,
       deploymentId,
       ...(replacingOn ? { replacingOn } : {}),
+      dedicatedTo: this.#o.dedicatedTo,
     });
   }
 

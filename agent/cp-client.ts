@@ -41,7 +41,7 @@ export interface CpClientOptions {
   /** control_plane_url from the config (ws:// or wss://, no trailing slash). */
   url: string;
   identity: Pick<AgentIdentity, "agentId" | "publicKey" | "privateKey">;
-  registration: Pick<MessageBody<"register">, "vm_name" | "node_size" | "datacenter">;
+  registration: Pick<MessageBody<"register">, "vm_name" | "node_size" | "datacenter" | "enrollment_token">;
   heartbeatMs: number;
   quoteProvider: QuoteProvider;
   /** When the agent process started (ms epoch): `started_at` in the register snapshot. */

@@ -69,6 +69,7 @@ export const ERROR_CODES = {
   "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
   "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
   "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
+  "EE-REG-ENROLLMENT": "The enrollment_token is unknown, expired, or was used by another agent.",
   // Compose files: refused before anything runs.
   "EE-COMPOSE-INVALID": "The compose file is not valid YAML or does not have the Compose shape.",
   "EE-COMPOSE-UNSUPPORTED":
@@ -108,6 +109,7 @@ export const ERROR_CODES = {
   "EE-PLACE-BUSY": "Placement: the agent already runs or is deploying a workload.",
   "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
+  "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
   // Conflicts with the current state of a resource.
   "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",
   "EE-CONFLICT-IDEMPOTENCY": "The Idempotency-Key was used before with a different request body.",

@@ -60,4 +60,25 @@ export const BUSINESS_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "agent enrollment tokens",
+    sql: `
+      -- Single-use tokens a provider (or the admin for it) puts in an agent's config (enrollment_token): the agent
+      -- presenting it at registration becomes the provider's (owners kind 'agent'), dedicated to one tenant when
+      -- dedicated_to is set. agent_id is the agent that used it; the same agent may present it again.
+      CREATE TABLE enrollment_tokens (
+        token_id     TEXT PRIMARY KEY,
+        account_id   TEXT NOT NULL REFERENCES accounts (account_id),
+        digest       BLOB NOT NULL,
+        dedicated_to TEXT REFERENCES accounts (account_id),
+        created_at   INTEGER NOT NULL,
+        created_by   TEXT NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER,
+        agent_id     TEXT
+      );
+      CREATE INDEX enrollment_tokens_agent ON enrollment_tokens (agent_id);
+    `,
+  },
 ];

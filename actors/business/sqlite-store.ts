@@ -4,7 +4,7 @@
 import { type Db, openDatabase } from "../store/db.ts";
 import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
 import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
-import type { Account, BusinessStore, KeyRow, OwnedKind, Owner } from "./store.ts";
+import type { Account, BusinessStore, EnrollmentRow, KeyRow, OwnedKind, Owner } from "./store.ts";
 
 interface RawKey extends Omit<KeyRow, "scopes"> {
   scopes: string;
@@ -55,6 +55,17 @@ export class SqliteBusinessStore implements BusinessStore {
         prev_hash, hash) VALUES (@seq, @at, @principal, @client, @action, @target, @outcome, @details, @prev_hash,
         @hash)`),
       auditAfter: db.prepare("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"),
+      insertEnrollment: db.prepare(`INSERT INTO enrollment_tokens (token_id, account_id, digest, dedicated_to,
+        created_at, created_by, expires_at, used_at, agent_id) VALUES (@token_id, @account_id, @digest,
+        @dedicated_to, @created_at, @created_by, @expires_at, @used_at, @agent_id)`),
+      enrollments: db.prepare("SELECT * FROM enrollment_tokens ORDER BY created_at"),
+      useEnrollment: db.prepare(
+        "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_id = ? AND used_at IS NULL",
+      ),
+      enrollmentAccount: db.prepare("SELECT account_id FROM enrollment_tokens WHERE token_id = ?"),
+      setAgentOwner: db.prepare(
+        "INSERT OR REPLACE INTO owners (kind, resource_id, account_id, created_at) VALUES ('agent', ?, ?, ?)",
+      ),
     };
   }
 
@@ -118,6 +129,25 @@ export class SqliteBusinessStore implements BusinessStore {
       }
       const row = this.#q.owner.get(kind, resourceId) as { account_id: string | null };
       return row.account_id === accountId;
+    })();
+  }
+
+  async createEnrollment(row: EnrollmentRow, audit: AuditEntry): Promise<void> {
+    this.#tx(audit, () => this.#q.insertEnrollment.run(row));
+  }
+
+  async enrollments(): Promise<EnrollmentRow[]> {
+    return this.#q.enrollments.all() as EnrollmentRow[];
+  }
+
+  async useEnrollment(tokenId: string, agentId: string, at: number, audit: AuditEntry): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if (this.#q.useEnrollment.run(at, agentId, tokenId).changes === 0) return false;
+      const { account_id } = this.#q.enrollmentAccount.get(tokenId) as { account_id: string };
+      // An agent enrolled again (a new token) changes hands: the latest enrollment is its owner.
+      this.#q.setAgentOwner.run(agentId, account_id, at);
+      this.#append(audit);
+      return true;
     })();
   }
 

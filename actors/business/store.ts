@@ -27,6 +27,20 @@ export interface KeyRow {
   last_used_at: number | null;
 }
 
+export interface EnrollmentRow {
+  token_id: string;
+  /** The provider account the enrolled agent will belong to. */
+  account_id: string;
+  digest: Buffer;
+  /** The one tenant the agent will take deployments from; null: any. */
+  dedicated_to: string | null;
+  created_at: number;
+  created_by: string;
+  expires_at: number;
+  used_at: number | null;
+  agent_id: string | null;
+}
+
 /** Kinds of runtime resources with an owner. */
 export type OwnedKind = "deployment" | "app" | "agent";
 
@@ -54,6 +68,15 @@ export interface BusinessStore {
    * owner. The audit entry is written only with a new claim.
    */
   claim(kind: OwnedKind, resourceId: string, accountId: string | null, audit: AuditEntry): Promise<boolean>;
+
+  createEnrollment(row: EnrollmentRow, audit: AuditEntry): Promise<void>;
+  /** Every enrollment token (a provider mints few): the CP checks registrations against them in memory. */
+  enrollments(): Promise<EnrollmentRow[]>;
+  /**
+   * Marks the token used by `agentId` and records the agent's owner (the token's account), with the audit record,
+   * in one transaction; false when it was used already (nothing is written then).
+   */
+  useEnrollment(tokenId: string, agentId: string, at: number, audit: AuditEntry): Promise<boolean>;
 
   /** A record on its own: a refusal, or a change of the runtime DB (written after it, see ARCHITECTURE.md). */
   audit(entry: AuditEntry): Promise<AuditRecord>;

@@ -5,11 +5,12 @@
 import type { Router } from "@koa/router";
 import { z } from "zod";
 import type { AuditRecord } from "../../actors/business/audit-chain.ts";
+import type { Enrollments } from "../../actors/business/enrollment.ts";
 import type { Identity, NewKey } from "../../actors/business/identity.ts";
 import type { Account, KeyRow } from "../../actors/business/store.ts";
 import { ACCOUNT_KINDS, SCOPES } from "../../spec/scopes.ts";
 import { readJsonBody } from "./body.ts";
-import { adminOnly, principalOf } from "./guard.ts";
+import { adminOnly, need, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
 import { intParam } from "./query.ts";
 
@@ -47,6 +48,22 @@ const keyBody = z.strictObject({
     .optional(),
 });
 
+export type EnrollmentsPort = Pick<Enrollments, "mint">;
+
+const enrollmentBody = z.strictObject({
+  expires_in_s: z
+    .number()
+    .int()
+    .min(60)
+    .max(366 * 86_400)
+    .optional(),
+  /** The tenant account the enrolled agent takes deployments from, alone. */
+  dedicated_to: z
+    .string()
+    .regex(/^acc_[0-9a-f]{24}$/, "must be an account id (acc_…)")
+    .optional(),
+});
+
 const ID = /^[a-z0-9_]{1,64}$/;
 
 export const accountJson = (a: Account) => ({
@@ -76,7 +93,7 @@ const clientOf = (ctx: { request: { socket: { remoteAddress?: string | undefined
   ctx.request.socket.remoteAddress ?? "unknown";
 
 /** Adds the routes to `api` (the authenticated /api/v2 router). */
-export function mountAccounts(api: Router, identity: IdentityPort): void {
+export function mountAccounts(api: Router, identity: IdentityPort, enrollments?: EnrollmentsPort): void {
   api.post("/accounts", async (ctx) => {
     adminOnly(ctx);
     const { value } = await readJsonBody(ctx, accountBody, 4096);
@@ -110,6 +127,15 @@ export function mountAccounts(api: Router, identity: IdentityPort): void {
     ctx.state.audited = true;
     ctx.status = 204;
   });
+  if (enrollments)
+    api.post("/accounts/:id/enrollment-tokens", async (ctx) => {
+      const p = need(ctx, "agents:enroll");
+      const { value } = await readJsonBody(ctx, enrollmentBody, 4096);
+      const e = await enrollments.mint(p, clientOf(ctx), pathId(ctx.params.id), value);
+      ctx.state.audited = true;
+      ctx.status = 201;
+      ctx.body = { ...e, expires_at: iso(e.expires_at) };
+    });
   api.get("/audit", async (ctx) => {
     adminOnly(ctx);
     const after = intParam(ctx, "after", 0, Number.MAX_SAFE_INTEGER) ?? 0;

@@ -8,7 +8,7 @@ import Koa from "koa";
 import type { AgentRecord } from "../../actors/agent-index.ts";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError } from "../../spec/errors.ts";
-import { type IdentityPort, mountAccounts } from "./accounts.ts";
+import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accounts.ts";
 import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
@@ -43,6 +43,8 @@ export interface RestOptions {
   inspection?: InspectionPort;
   /** Accounts, keys, ownership and the audit chain; without it only the admin token is accepted. */
   identity?: IdentityPort;
+  /** Agent enrollment tokens (POST /accounts/{id}/enrollment-tokens); mounted with `identity`. */
+  enrollments?: EnrollmentsPort;
 }
 
 /**
@@ -157,7 +159,7 @@ export function createRestApp(opts: RestOptions): Koa {
       agentVisible,
       agent: (id) => view.agent(id),
     });
-  if (identity) mountAccounts(api, identity);
+  if (identity) mountAccounts(api, identity, opts.enrollments);
   if (opts.inspection)
     mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 

@@ -149,10 +149,11 @@ function appJson(a: AppRow, withCompose: boolean) {
   };
 }
 
-async function deploymentRequest(ctx: Koa.Context): Promise<DeploymentRequest> {
+/** The body as a request of `p` (a tenant's is placed only on agents not dedicated to another tenant). */
+async function deploymentRequest(ctx: Koa.Context, p: Principal): Promise<DeploymentRequest> {
   const { value } = await readJsonBody(ctx, deploymentBody, DEPLOY_BODY_LIMIT);
   const { context, ...rest } = value;
-  const req: DeploymentRequest = { ...rest };
+  const req: DeploymentRequest = { ...rest, ...(p.kind === "account" ? { tenant: p.accountId } : {}) };
   if (context !== undefined) {
     const bytes = Buffer.from(context, "base64");
     if (bytes.length > MAX_CONTEXT_BYTES)
@@ -212,7 +213,7 @@ export function mountDeployments(
     const key = ctx.get("idempotency-key") || undefined;
     if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
       throw new ValidationError("EE-REQ-INVALID", "Idempotency-Key must be 1..128 visible ASCII characters");
-    const req = await deploymentRequest(ctx);
+    const req = await deploymentRequest(ctx, p);
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await claimApp(ctx, p, req.app);
     // Keys are per account: another tenant's key never replays someone else's deployment.
@@ -256,7 +257,7 @@ export function mountDeployments(
   });
   api.post("/preflight", async (ctx) => {
     const p = need(ctx, "deploy");
-    const req = await deploymentRequest(ctx);
+    const req = await deploymentRequest(ctx, p);
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await appAvailable(p, req.app);
     ctx.body = port.preflight(req);
