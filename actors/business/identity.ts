@@ -9,7 +9,7 @@ import { tokenMatches } from "../../transport/rest/auth.ts";
 import { newKeyToken, parseKeyToken, secretMatches } from "./api-keys.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 import { AuthFailures } from "./auth-failures.ts";
-import type { Account, BusinessStore, KeyRow, OwnedKind, Owner } from "./store.ts";
+import type { Account, BusinessStore, KeyRow, OidcBindingRow, OwnedKind, Owner } from "./store.ts";
 
 export interface IdentityOptions {
   store: BusinessStore;
@@ -193,6 +193,46 @@ export class Identity {
       details: { account_id: key.account_id },
     });
     if (!revoked) throw new ConflictError("EE-CONFLICT-STATE", `key ${keyId} is already revoked`);
+  }
+
+  /**
+   * Lets CI of GitHub repository `repository_id` (on `ref`, when given) act for the account with `scopes`, through
+   * the OIDC exchange (which looks the binding up with `bindings(repository_id)` and calls issueAccessToken).
+   */
+  async createBinding(
+    by: Principal,
+    client: string,
+    input: { account_id: string; repository_id: number; ref?: string; scopes: string[] },
+  ): Promise<OidcBindingRow> {
+    const account = await this.account(by, input.account_id);
+    this.#checkScopes(account, input.scopes);
+    const row: OidcBindingRow = {
+      binding_id: `bnd_${randomBytes(12).toString("hex")}`,
+      account_id: account.account_id,
+      repository_id: input.repository_id,
+      ref: input.ref ?? null,
+      scopes: [...new Set(input.scopes)].sort(),
+      created_at: this.#now(),
+      created_by: principalName(by),
+    };
+    await this.#o.store.createBinding(row, {
+      principal: principalName(by),
+      client,
+      action: "oidc_binding.create",
+      target: `binding:${row.binding_id}`,
+      outcome: "ok",
+      details: {
+        account_id: row.account_id,
+        repository_id: row.repository_id,
+        ref: row.ref,
+        scopes: row.scopes,
+      },
+    });
+    return row;
+  }
+
+  bindings(repositoryId?: number): Promise<OidcBindingRow[]> {
+    return this.#o.store.bindings(repositoryId);
   }
 
   owner(kind: OwnedKind, id: string): Promise<Owner> {

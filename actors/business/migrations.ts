@@ -81,4 +81,23 @@ export const BUSINESS_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX enrollment_tokens_agent ON enrollment_tokens (agent_id);
     `,
   },
+  {
+    version: 3,
+    name: "GitHub Actions OIDC bindings",
+    sql: `
+      -- Which CI may act for an account: a GitHub token whose numeric repository_id (and ref, when set) matches
+      -- a binding is exchanged for a short-lived access token with the binding's scopes. Numeric ids, never names:
+      -- a renamed or re-created repository does not inherit a binding.
+      CREATE TABLE oidc_bindings (
+        binding_id    TEXT PRIMARY KEY,
+        account_id    TEXT NOT NULL REFERENCES accounts (account_id),
+        repository_id INTEGER NOT NULL,
+        ref           TEXT,
+        scopes        TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL
+      );
+      CREATE INDEX oidc_bindings_repository ON oidc_bindings (repository_id);
+    `,
+  },
 ];

@@ -4,7 +4,15 @@
 import { type Db, openDatabase } from "../store/db.ts";
 import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
 import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
-import type { Account, BusinessStore, EnrollmentRow, KeyRow, OwnedKind, Owner } from "./store.ts";
+import type {
+  Account,
+  BusinessStore,
+  EnrollmentRow,
+  KeyRow,
+  OidcBindingRow,
+  OwnedKind,
+  Owner,
+} from "./store.ts";
 
 interface RawKey extends Omit<KeyRow, "scopes"> {
   scopes: string;
@@ -63,6 +71,14 @@ export class SqliteBusinessStore implements BusinessStore {
         "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_id = ? AND used_at IS NULL",
       ),
       enrollmentAccount: db.prepare("SELECT account_id FROM enrollment_tokens WHERE token_id = ?"),
+      insertBinding:
+        db.prepare(`INSERT INTO oidc_bindings (binding_id, account_id, repository_id, ref, scopes,
+        created_at, created_by) VALUES (@binding_id, @account_id, @repository_id, @ref, @scopes, @created_at,
+        @created_by)`),
+      bindings: db.prepare("SELECT * FROM oidc_bindings ORDER BY created_at, binding_id"),
+      bindingsOf: db.prepare(
+        "SELECT * FROM oidc_bindings WHERE repository_id = ? ORDER BY created_at, binding_id",
+      ),
       setAgentOwner: db.prepare(
         "INSERT OR REPLACE INTO owners (kind, resource_id, account_id, created_at) VALUES ('agent', ?, ?, ?)",
       ),
@@ -149,6 +165,17 @@ export class SqliteBusinessStore implements BusinessStore {
       this.#append(audit);
       return true;
     })();
+  }
+
+  async createBinding(row: OidcBindingRow, audit: AuditEntry): Promise<void> {
+    this.#tx(audit, () => this.#q.insertBinding.run({ ...row, scopes: JSON.stringify(row.scopes) }));
+  }
+
+  async bindings(repositoryId?: number): Promise<OidcBindingRow[]> {
+    const rows = (
+      repositoryId === undefined ? this.#q.bindings.all() : this.#q.bindingsOf.all(repositoryId)
+    ) as (Omit<OidcBindingRow, "scopes"> & { scopes: string })[];
+    return rows.map((r) => ({ ...r, scopes: JSON.parse(r.scopes) as string[] }));
   }
 
   async audit(entry: AuditEntry): Promise<AuditRecord> {

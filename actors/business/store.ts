@@ -41,6 +41,18 @@ export interface EnrollmentRow {
   agent_id: string | null;
 }
 
+export interface OidcBindingRow {
+  binding_id: string;
+  account_id: string;
+  /** GitHub's numeric `repository_id` claim. */
+  repository_id: number;
+  /** The `ref` claim the token must carry (e.g. refs/heads/main); null: any. */
+  ref: string | null;
+  scopes: string[];
+  created_at: number;
+  created_by: string;
+}
+
 /** Kinds of runtime resources with an owner. */
 export type OwnedKind = "deployment" | "app" | "agent";
 
@@ -77,6 +89,10 @@ export interface BusinessStore {
    * in one transaction; false when it was used already (nothing is written then).
    */
   useEnrollment(tokenId: string, agentId: string, at: number, audit: AuditEntry): Promise<boolean>;
+
+  createBinding(row: OidcBindingRow, audit: AuditEntry): Promise<void>;
+  /** All bindings, or those of one repository (what an OIDC exchange looks up). */
+  bindings(repositoryId?: number): Promise<OidcBindingRow[]>;
 
   /** A record on its own: a refusal, or a change of the runtime DB (written after it, see ARCHITECTURE.md). */
   audit(entry: AuditEntry): Promise<AuditRecord>;

@@ -28,6 +28,8 @@ export type IdentityPort = Pick<
   | "claim"
   | "audit"
   | "auditAfter"
+  | "createBinding"
+  | "bindings"
 >;
 
 const accountBody = z.strictObject({

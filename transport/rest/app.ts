@@ -19,6 +19,7 @@ import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
+import { mountOidcBindings } from "./oidc-bindings.ts";
 import { single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
@@ -159,7 +160,10 @@ export function createRestApp(opts: RestOptions): Koa {
       agentVisible,
       agent: (id) => view.agent(id),
     });
-  if (identity) mountAccounts(api, identity, opts.enrollments);
+  if (identity) {
+    mountAccounts(api, identity, opts.enrollments);
+    mountOidcBindings(api, identity);
+  }
   if (opts.inspection)
     mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 
