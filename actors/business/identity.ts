@@ -251,8 +251,9 @@ export class Identity {
     await this.#o.store.audit(entry);
   }
 
-  auditAfter(after: number, limit: number): Promise<AuditRecord[]> {
-    return this.#o.store.auditAfter(after, limit);
+  /** The whole chain for the admin; an account's own records (what its keys did) for an account. */
+  auditAfter(by: Principal, after: number, limit: number): Promise<AuditRecord[]> {
+    return this.#o.store.auditAfter(after, limit, by.kind === "account" ? by.accountId : undefined);
   }
 
   /** Writes what failure windows still hold and stops the sweep. */

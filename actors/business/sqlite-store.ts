@@ -63,6 +63,10 @@ export class SqliteBusinessStore implements BusinessStore {
         prev_hash, hash) VALUES (@seq, @at, @principal, @client, @action, @target, @outcome, @details, @prev_hash,
         @hash)`),
       auditAfter: db.prepare("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"),
+      // Principals are `account:ID/key:ID`: a prefix range on the text, no LIKE escaping needed.
+      auditOfAccount: db.prepare(
+        "SELECT * FROM audit WHERE seq > ? AND principal >= ? AND principal < ? ORDER BY seq LIMIT ?",
+      ),
       insertEnrollment: db.prepare(`INSERT INTO enrollment_tokens (token_id, account_id, digest, dedicated_to,
         created_at, created_by, expires_at, used_at, agent_id) VALUES (@token_id, @account_id, @digest,
         @dedicated_to, @created_at, @created_by, @expires_at, @used_at, @agent_id)`),
@@ -182,8 +186,12 @@ export class SqliteBusinessStore implements BusinessStore {
     return this.#db.transaction(() => this.#append(entry))();
   }
 
-  async auditAfter(after: number, limit: number): Promise<AuditRecord[]> {
-    return (this.#q.auditAfter.all(after, limit) as RawAudit[]).map(auditFromRaw);
+  async auditAfter(after: number, limit: number, accountId?: string): Promise<AuditRecord[]> {
+    const rows =
+      accountId === undefined
+        ? this.#q.auditAfter.all(after, limit)
+        : this.#q.auditOfAccount.all(after, `account:${accountId}/`, `account:${accountId}0`, limit);
+    return (rows as RawAudit[]).map(auditFromRaw);
   }
 
   close(): void {

@@ -96,7 +96,8 @@ export interface BusinessStore {
 
   /** A record on its own: a refusal, or a change of the runtime DB (written after it, see ARCHITECTURE.md). */
   audit(entry: AuditEntry): Promise<AuditRecord>;
-  auditAfter(after: number, limit: number): Promise<AuditRecord[]>;
+  /** Records after `after`; with `accountId`, only those an account's keys were the principal of. */
+  auditAfter(after: number, limit: number, accountId?: string): Promise<AuditRecord[]>;
 
   close(): void;
 }
