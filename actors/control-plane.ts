@@ -200,8 +200,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+  const imported = business.importApps(db);
+  if (imported > 0)
+    log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
   const deployments = new Deployments({
     store: deploymentStore,
+    apps: business,
     index,
     supervisor,
     link: channel,

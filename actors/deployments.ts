@@ -28,6 +28,8 @@ import { encodeFrame } from "../transport/frame.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
 import { ActorWatchers } from "./actor-watchers.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
+import type { AuditEntry } from "./business/audit-chain.ts";
+import type { AppRegistry } from "./business/store.ts";
 import { ComposeSummaries } from "./compose-summary.ts";
 import { type Placement, type PlacementRequest, place } from "./placement.ts";
 import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
@@ -51,6 +53,8 @@ export interface DeploymentRequest extends PlacementRequest {
 
 export interface DeploymentsOptions {
   store: DeploymentStore;
+  /** Registered apps (the business store). */
+  apps: AppRegistry;
   index: AgentIndex;
   supervisor: Supervisor;
   link: AgentLink;
@@ -295,7 +299,10 @@ export class Deployments {
   }
 
   /** Registers `name@version`; versions are immutable (a second put of the same version is a conflict). */
-  registerApp(app: { name: string; version: string; compose: string; health?: HealthSpec }): AppRow {
+  registerApp(
+    app: { name: string; version: string; compose: string; health?: HealthSpec },
+    audit: AuditEntry | null = null,
+  ): AppRow {
     const row: AppRow = {
       name: app.name,
       version: app.version,
@@ -304,7 +311,7 @@ export class Deployments {
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
-    if (!this.#o.store.putApp(row))
+    if (!this.#o.apps.putApp(row, audit))
       throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
     this.#o.events.append({
       at: row.created_at,
@@ -315,7 +322,7 @@ export class Deployments {
   }
 
   apps(): AppRow[] {
-    return this.#o.store.apps();
+    return this.#o.apps.apps();
   }
 
   /** A deploy_status frame from an agent. Steps for deployments it does not hold are logged and dropped. */
@@ -453,7 +460,7 @@ export class Deployments {
     let compose = req.compose;
     let health: HealthSpec | null = null;
     if (compose === undefined) {
-      const app = this.#o.store.app(name, version);
+      const app = this.#o.apps.app(name, version);
       if (!app)
         throw new NotFoundError(
           "EE-NOT-FOUND",

@@ -100,4 +100,21 @@ export const BUSINESS_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX oidc_bindings_repository ON oidc_bindings (repository_id);
     `,
   },
+  {
+    version: 4,
+    name: "registered apps",
+    sql: `
+      -- Registered compose files, deployable as name@version: business state (the runtime DB's apps table of its
+      -- migration 3 is copied here once and no longer written). Who owns a name is in owners (kind 'app').
+      CREATE TABLE apps (
+        name         TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        compose      TEXT NOT NULL,
+        compose_hash TEXT NOT NULL,
+        health       TEXT,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+      );
+    `,
+  },
 ];

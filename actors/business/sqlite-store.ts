@@ -2,10 +2,12 @@
 // BUSINESS_MIGRATIONS. Each change and its audit record commit in one better-sqlite3 transaction; the chain's
 // head is read inside it, so records are gapless and linked even with several writers on the file.
 import { type Db, openDatabase } from "../store/db.ts";
+import type { AppRow } from "../store/deployment-store.ts";
 import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
 import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
 import type {
   Account,
+  AppRegistry,
   BusinessStore,
   EnrollmentRow,
   KeyRow,
@@ -30,7 +32,10 @@ export const auditFromRaw = (r: RawAudit): AuditRecord => ({
   details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
 });
 
-export class SqliteBusinessStore implements BusinessStore {
+type RawApp = Omit<AppRow, "health"> & { health: string | null };
+const appFromRaw = (r: RawApp): AppRow => ({ ...r, health: r.health ? JSON.parse(r.health) : null });
+
+export class SqliteBusinessStore implements BusinessStore, AppRegistry {
   readonly #db: Db;
   readonly #now: () => number;
   readonly #q;
@@ -83,6 +88,14 @@ export class SqliteBusinessStore implements BusinessStore {
       bindingsOf: db.prepare(
         "SELECT * FROM oidc_bindings WHERE repository_id = ? ORDER BY created_at, binding_id",
       ),
+      appPut: db.prepare(
+        "INSERT INTO apps (name, version, compose, compose_hash, health, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      appGet: db.prepare("SELECT * FROM apps WHERE name = ? AND version = ?"),
+      appLatest: db.prepare(
+        "SELECT * FROM apps WHERE name = ? ORDER BY created_at DESC, version DESC LIMIT 1",
+      ),
+      appList: db.prepare("SELECT * FROM apps ORDER BY name, created_at DESC, version DESC"),
       setAgentOwner: db.prepare(
         "INSERT OR REPLACE INTO owners (kind, resource_id, account_id, created_at) VALUES ('agent', ?, ?, ?)",
       ),
@@ -180,6 +193,53 @@ export class SqliteBusinessStore implements BusinessStore {
       repositoryId === undefined ? this.#q.bindings.all() : this.#q.bindingsOf.all(repositoryId)
     ) as (Omit<OidcBindingRow, "scopes"> & { scopes: string })[];
     return rows.map((r) => ({ ...r, scopes: JSON.parse(r.scopes) as string[] }));
+  }
+
+  putApp(app: AppRow, audit: AuditEntry | null): boolean {
+    try {
+      this.#db.transaction(() => {
+        this.#q.appPut.run(
+          app.name,
+          app.version,
+          app.compose,
+          app.compose_hash,
+          app.health ? JSON.stringify(app.health) : null,
+          app.created_at,
+        );
+        if (audit) this.#append(audit);
+      })();
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return false;
+      throw err;
+    }
+  }
+
+  app(name: string, version?: string): AppRow | undefined {
+    const r = (version === undefined ? this.#q.appLatest.get(name) : this.#q.appGet.get(name, version)) as
+      | RawApp
+      | undefined;
+    return r && appFromRaw(r);
+  }
+
+  apps(): AppRow[] {
+    return (this.#q.appList.all() as RawApp[]).map(appFromRaw);
+  }
+
+  /**
+   * Copies the apps a runtime DB of before the business store holds (its migration 3 table), once: rows already
+   * here are kept. Not audited: nothing changes hands.
+   */
+  importApps(runtimeDb: Db): number {
+    const rows = runtimeDb.prepare("SELECT * FROM apps").all() as RawApp[];
+    const insert = this.#db.prepare(
+      "INSERT OR IGNORE INTO apps (name, version, compose, compose_hash, health, created_at) VALUES (@name, @version, @compose, @compose_hash, @health, @created_at)",
+    );
+    let n = 0;
+    this.#db.transaction(() => {
+      for (const r of rows) n += insert.run(r).changes;
+    })();
+    return n;
   }
 
   async audit(entry: AuditEntry): Promise<AuditRecord> {

@@ -3,6 +3,7 @@
 // so an adapter (SQLite now: sqlite-store.ts; PostgreSQL later) needs no transaction spanning calls. Async, since
 // a networked database answers asynchronously. Types only.
 import type { AccountKind } from "../../spec/scopes.ts";
+import type { AppRow } from "../store/deployment-store.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 
 export interface Account {
@@ -100,4 +101,16 @@ export interface BusinessStore {
   auditAfter(after: number, limit: number, accountId?: string): Promise<AuditRecord[]>;
 
   close(): void;
+}
+
+/**
+ * Registered apps (name@version). Synchronous, because the deploy path resolves `name@version` while it places:
+ * the SQLite store answers from its file; a networked adapter keeps the registry in memory (apps are few).
+ */
+export interface AppRegistry {
+  /** False when name@version exists already (versions are immutable); else written with its audit record. */
+  putApp(app: AppRow, audit: AuditEntry | null): boolean;
+  /** name@version, or the newest version of name when version is undefined. */
+  app(name: string, version?: string): AppRow | undefined;
+  apps(): AppRow[];
 }

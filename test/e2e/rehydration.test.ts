@@ -107,6 +107,12 @@ test.serial(
     const c = await cluster(t);
     if (!c) return t.pass();
     const tenant = await tenantWithKey(c.cp);
+    const app = await postJson(c.cp.api, "/api/v2/apps", {
+      name: "kept",
+      version: "1.0.0",
+      compose: webCompose(),
+    });
+    t.is(app.status, 201);
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     await c.cp.kill();
@@ -145,6 +151,7 @@ test.serial(
     }
     t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
 
+    t.is((await cp.api("/api/v2/apps/kept@1.0.0")).status, 200, "registered apps are business state too");
     // Accounts and keys came through: the tenant's key still works, and deploys on the rebuilt runtime.
     const keys = await cp.api<{ keys: { key_id: string }[] }>(`/api/v2/accounts/${tenant.accountId}/keys`, {
       token: tenant.token,

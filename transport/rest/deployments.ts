@@ -41,12 +41,16 @@ export interface DeploymentsPort {
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
   undeploy(id: string): DeploymentRow;
-  registerApp(app: {
-    name: string;
-    version: string;
-    compose: string;
-    health?: z.infer<typeof healthSpecSchema>;
-  }): AppRow;
+  /** Registers name@version; the audit record commits with it. */
+  registerApp(
+    app: {
+      name: string;
+      version: string;
+      compose: string;
+      health?: z.infer<typeof healthSpecSchema>;
+    },
+    audit: AuditEntry | null,
+  ): AppRow;
   apps(): AppRow[];
 }
 
@@ -266,8 +270,13 @@ export function mountDeployments(
     const p = need(ctx, "deploy");
     const { value } = await readJsonBody(ctx, appBody, MAX_COMPOSE_BYTES + 16 * 1024);
     await claimApp(ctx, p, value.name);
+    const row = port.registerApp(
+      value,
+      identity ? audit(ctx, p, "app.register", `app:${value.name}@${value.version}`) : null,
+    );
+    ctx.state.audited = identity !== undefined;
     ctx.status = 201;
-    ctx.body = appJson(port.registerApp(value), false);
+    ctx.body = appJson(row, false);
   });
   api.get("/apps", async (ctx) => {
     const mine = await visible(need(ctx, "read"), identity, "app");
