@@ -14,7 +14,10 @@ import {
 import { webCompose } from "../helpers/workloads.ts";
 
 interface Err {
-  error: { code: string; details?: { agents: { agent_id: string; reasons: string[] }[] } };
+  error: {
+    code: string;
+    details?: { agents: { agent_id: string; reasons: string[]; vm_name: string | null }[] };
+  };
 }
 
 const post = <T>(api: CpApi, path: string, body: unknown, token?: string) =>
@@ -106,19 +109,18 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
 
   // Dedication: B's preflight and deploy never land on A's agent; A's do.
   const body = { app: "web-b", compose: webCompose(), agent_id: enrolled.agentId };
-  const preB = await post<{ ok: boolean; placement: { candidates: { reasons: string[] }[] } }>(
-    api,
-    "/api/v2/preflight",
-    body,
-    tenantB.token,
-  );
+  const preB = await post<{
+    ok: boolean;
+    placement: { candidates: { reasons: string[]; vm_name: string | null }[] };
+  }>(api, "/api/v2/preflight", body, tenantB.token);
   t.false(preB.body.ok);
   t.true(preB.body.placement.candidates[0]!.reasons.includes("EE-PLACE-DEDICATED"));
+  t.is(preB.body.placement.candidates[0]!.vm_name, null, "a tenant is not told the providers' host names");
   const deployB = await post<Err>(api, "/api/v2/deployments", body, tenantB.token);
   t.is(deployB.status, 409);
   t.deepEqual(
-    deployB.body.error.details?.agents.map((a) => a.reasons),
-    [["EE-PLACE-DEDICATED"]],
+    deployB.body.error.details?.agents.map((a) => [a.reasons, a.vm_name]),
+    [[["EE-PLACE-DEDICATED"], null]],
   );
   const preA = await post<{ ok: boolean }>(
     api,
@@ -127,8 +129,13 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
     tenantA.token,
   );
   t.true(preA.body.ok, "the dedicated tenant may use it");
-  const preAdmin = await post<{ ok: boolean }>(api, "/api/v2/preflight", { ...body, app: "web-admin" });
+  const preAdmin = await post<{ ok: boolean; placement: { chosen: { vm_name: string } } }>(
+    api,
+    "/api/v2/preflight",
+    { ...body, app: "web-admin" },
+  );
   t.true(preAdmin.body.ok, "the admin is not turned away");
+  t.is(preAdmin.body.placement.chosen.vm_name, "vm-enrolled");
 
   const audit = await api<{ records: { action: string; outcome: string; target: string }[] }>(
     "/api/v2/audit?limit=1000",

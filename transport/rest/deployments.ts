@@ -10,9 +10,17 @@ import type { AgentRecord } from "../../actors/agent-index.ts";
 import type { LogLines } from "../../actors/agent-requests.ts";
 import type { AuditEntry } from "../../actors/business/audit-chain.ts";
 import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
+import type { Candidate } from "../../actors/placement.ts";
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
 import type { DeploymentStatus } from "../../machines/deployment.ts";
-import { ConflictError, EeError, NotFoundError, toEeError, ValidationError } from "../../spec/errors.ts";
+import {
+  ConflictError,
+  EeError,
+  NotFoundError,
+  PlacementError,
+  toEeError,
+  ValidationError,
+} from "../../spec/errors.ts";
 import { registryAuthSchema } from "../../spec/images.ts";
 import {
   appNameSchema,
@@ -195,15 +203,20 @@ export function mountDeployments(
     target,
     outcome: "ok",
   });
-  /** Claims an app name for the principal, or refuses when it is another account's (the admin's included). */
+  /**
+   * Claims an app name for the principal, or refuses when it is another account's (the admin's included). The
+   * admin (break-glass) may act under any name; its deployment is then its own, not the name's owner's.
+   */
   const claimApp = async (ctx: Koa.Context, p: Principal, ref: string) => {
     const name = ref.split("@")[0]!;
     if (!identity) return;
-    if (!(await identity.claim("app", name, ownerOf(p), audit(ctx, p, "app.claim", `app:${name}`))))
+    const mine = await identity.claim("app", name, ownerOf(p), audit(ctx, p, "app.claim", `app:${name}`));
+    if (!mine && p.kind === "account")
       throw new ConflictError("EE-CONFLICT-STATE", `the app name ${name} belongs to another account`);
   };
   /** Preflight's read-only twin of claimApp. */
   const appAvailable = async (p: Principal, ref: string) => {
+    if (p.kind === "admin") return;
     const name = ref.split("@")[0]!;
     const owner = identity && (await identity.owner("app", name));
     if (owner !== undefined && owner !== ownerOf(p))
@@ -222,7 +235,7 @@ export function mountDeployments(
     await claimApp(ctx, p, req.app);
     // Keys are per account: another tenant's key never replays someone else's deployment.
     const scopedKey = key === undefined || p.kind === "admin" ? key : `${p.accountId}:${key}`;
-    const out = port.create(req, scopedKey);
+    const out = redactingPlacement(p, () => port.create(req, scopedKey));
     if (identity && !out.replayed) {
       await identity.claim(
         "deployment",
@@ -264,7 +277,18 @@ export function mountDeployments(
     const req = await deploymentRequest(ctx, p);
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await appAvailable(p, req.app);
-    ctx.body = port.preflight(req);
+    const out = port.preflight(req);
+    ctx.body =
+      p.kind === "admin"
+        ? out
+        : {
+            ...out,
+            placement: {
+              ...out.placement,
+              chosen: out.placement.chosen && unnamed(out.placement.chosen),
+              candidates: out.placement.candidates.map(unnamed),
+            },
+          };
   });
   api.post("/apps", async (ctx) => {
     const p = need(ctx, "deploy");
@@ -371,6 +395,23 @@ export function mountDeployments(
       (err: unknown) => end(toEeError(err)),
     );
   });
+}
+
+/**
+ * What a tenant sees of the agents placement considered: ids, sizes, states and reasons, not the hosts' names
+ * (which are the providers'). The admin sees everything.
+ */
+const unnamed = <C extends { vm_name: string | null }>(c: C): C => ({ ...c, vm_name: null });
+
+function redactingPlacement<T>(p: Principal, place: () => T): T {
+  try {
+    return place();
+  } catch (err) {
+    const details =
+      err instanceof PlacementError ? (err.details as { agents?: Candidate[] } | undefined) : undefined;
+    if (p.kind === "admin" || !details?.agents || !(err instanceof PlacementError)) throw err;
+    throw new PlacementError(err.code, err.message, { ...details, agents: details.agents.map(unnamed) });
+  }
 }
 
 function parseSince(v: string): number {
