@@ -134,3 +134,37 @@ export class KeysRevokeCommand extends OperatorCommand {
     return 0;
   }
 }
+
+export class EnrollmentTokensCreateCommand extends OperatorCommand {
+  static override paths = [["enrollment-tokens", "create"]];
+  static override usage = Command.Usage({
+    description: "Mint a single-use agent enrollment token for a provider account; printed once",
+    details: `
+      Put the token in the agent's config as \`enrollment_token\`: at registration the agent becomes the provider's.
+      With --dedicated-to, the agent takes deployments from that tenant only (others: EE-PLACE-DEDICATED).
+    `,
+    examples: [
+      ["For a provider", "eectl enrollment-tokens create --account acc_… --json"],
+      ["Dedicated to a tenant", "eectl enrollment-tokens create --account acc_… --dedicated-to acc_…"],
+    ],
+  });
+  account = Option.String("--account", { required: true, description: "The provider account's id (acc_…)" });
+  dedicatedTo = Option.String("--dedicated-to", { description: "A tenant account's id (acc_…)" });
+  expiresInS = Option.String("--expires-in-s", {
+    description: "Unused for this long, it expires (default 7 days)",
+  });
+  asJson = jsonFlag("Print {token_id, token, expires_at, dedicated_to} as JSON");
+
+  async run(): Promise<number> {
+    const expires = parsePositiveInt(this.expiresInS, "--expires-in-s");
+    const body = await this.client().post<Record<string, unknown>>(
+      `/api/v2/accounts/${encodeURIComponent(this.account)}/enrollment-tokens`,
+      {
+        ...(this.dedicatedTo ? { dedicated_to: this.dedicatedTo } : {}),
+        ...(expires !== undefined ? { expires_in_s: expires } : {}),
+      },
+    );
+    this.print(this.asJson, body, kv);
+    return 0;
+  }
+}

@@ -84,6 +84,23 @@ test("accounts, keys, login with a 0600 profile, revoke, audit list", async (t) 
   t.is(again.code, 1);
   t.is(json<{ error: { code: string } }>(again.stdout).error.code, "EE-CONFLICT-STATE");
 
+  const provider = json<{ account_id: string }>(
+    (await eectl(["accounts", "create", ...admin, "--name", "metal", "--kind", "provider", "--json"])).stdout,
+  );
+  const enroll = await eectl([
+    "enrollment-tokens",
+    "create",
+    ...admin,
+    "--account",
+    provider.account_id,
+    "--dedicated-to",
+    account.account_id,
+    "--json",
+  ]);
+  t.is(enroll.code, 0, enroll.stdout);
+  t.like(json<{ token: string; dedicated_to: string }>(enroll.stdout), { dedicated_to: account.account_id });
+  t.regex(json<{ token: string }>(enroll.stdout).token, /^eet_/);
+
   const audit = await eectl(["audit", "list", ...admin, "--json"]);
   t.is(audit.code, 0, audit.stderr);
   const actions = json<{ records: { action: string; outcome: string }[] }>(audit.stdout).records.map(
