@@ -8,6 +8,7 @@ import Database from "better-sqlite3";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { eectl } from "../helpers/cli.ts";
 import { agentConfig, type CpApi, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { type DeploymentJson, deploymentIn, WEB_PORT, webCompose } from "../helpers/workloads.ts";
@@ -68,6 +69,16 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
     [b.id],
   );
 
+  // A follows its events from before it deploys: the new deployment's events reach it, no one else's.
+  const abort = new AbortController();
+  t.teardown(() => abort.abort());
+  const followed = await cpContract.fetch(`${cp.url}/api/v2/events?follow=true`, {
+    headers: { authorization: `Bearer ${a.token}` },
+    signal: abort.signal,
+  });
+  t.is(followed.status, 200);
+  const seenByA = readLines(followed);
+
   // Tenant A deploys.
   const created = await post<{ deployment_id: string; agent_id: string }>(
     api,
@@ -80,6 +91,26 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   t.teardown(() => runtime.remove(id));
   const asA: CpApi = (path, init = {}) => api(path, { ...init, token: a.token });
   await deploymentIn(asA, id, ["healthy"], 60_000);
+  const streamed = await waitFor(
+    "A's follow to see its deployment healthy",
+    () => {
+      const events = seenByA();
+      return events.some((e) => e.kind === "deployment.healthy") ? events : undefined;
+    },
+    30_000,
+  );
+  t.true(
+    streamed.every((e) => e.data.deployment_id === id),
+    "a follow carries only the tenant's events",
+  );
+  t.true(
+    streamed.some((e) => e.kind === "deployment.created"),
+    "including the first, written before its owner",
+  );
+  const listedA = await api<{ events: Ev[] }>("/api/v2/events?limit=1000", { token: a.token });
+  t.true(listedA.body.events.length >= 2 && listedA.body.events.every((e) => e.data.deployment_id === id));
+  const listedB = await api<{ events: Ev[] }>("/api/v2/events?limit=1000", { token: b.token });
+  t.deepEqual(listedB.body.events, [], "B sees none of A's events");
 
   // Tenant B cannot see or touch it: 404, as if it did not exist.
   t.is((await api(`/api/v2/deployments/${id}`, { token: b.token })).status, 404);
@@ -208,6 +239,29 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   t.false(out.ok);
   t.is(out.first_bad_seq, victim);
 });
+
+interface Ev {
+  kind: string;
+  data: { deployment_id?: string };
+}
+
+/** The ndjson lines a streamed answer has delivered so far, read in the background. */
+function readLines(res: Response): () => Ev[] {
+  let text = "";
+  void (async () => {
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+        text += Buffer.from(chunk).toString("utf8");
+    } catch {
+      // aborted at the end of the test
+    }
+  })();
+  return () =>
+    text
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Ev);
+}
 
 /** Records written after the listing (the listing's own refusal, the 403 above): counted from the store. */
 function countAfter(seen: number, dataDir: string): number {

@@ -13,7 +13,7 @@ import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
-import { mountEvents } from "./events.ts";
+import { type EventScopeOf, mountEvents } from "./events.ts";
 import { adminOnly, need, principalOf, visible } from "./guard.ts";
 import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
@@ -147,11 +147,16 @@ export function createRestApp(opts: RestOptions): Koa {
       throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
     ctx.body = { ...agentJson(rec), machine: toPlainJson(machine) };
   });
-  mountEvents(api, view, {
-    maxBufferedBytes: opts.eventsMaxBufferedBytes,
-    slowConsumerDrainMs: opts.slowConsumerDrainMs,
-    keepAliveMs: opts.keepAliveMs,
-  });
+  mountEvents(
+    api,
+    view,
+    {
+      maxBufferedBytes: opts.eventsMaxBufferedBytes,
+      slowConsumerDrainMs: opts.slowConsumerDrainMs,
+      keepAliveMs: opts.keepAliveMs,
+    },
+    eventScope(identity),
+  );
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {
@@ -179,6 +184,28 @@ export function createRestApp(opts: RestOptions): Koa {
  * of other tenants (an agent runs one deployment, or its replacement of the same app and owner).
  */
 export type AgentVisibility = (ctx: Koa.Context) => Promise<((r: AgentRecord) => boolean) | null>;
+
+/** The events an account sees: a tenant's (read) of its deployments, a provider's (agents:read) of its agents. */
+function eventScope(identity: IdentityPort | undefined): EventScopeOf {
+  return async (ctx) => {
+    const p = principalOf(ctx);
+    if (p.kind === "admin") return null;
+    const tenant = p.accountKind === "tenant";
+    need(ctx, tenant ? "read" : "agents:read");
+    const kind = tenant ? "deployment" : "agent";
+    const read = async () => (await visible(p, identity, kind)) ?? new Set<string>();
+    let mine = await read();
+    return {
+      sees: (r) => {
+        const id = tenant ? r.data.deployment_id : r.agent_id;
+        return typeof id === "string" && mine.has(id);
+      },
+      refresh: async () => {
+        mine = await read();
+      },
+    };
+  };
+}
 
 function agentVisibility(identity: IdentityPort | undefined): AgentVisibility {
   return async (ctx) => {
