@@ -3,9 +3,11 @@
 // it on reconnect once an admin approves. As a user runs it: `eectl control-plane` says at start, in one warn
 // line, which policy is in force and whether unknown measurements are refused.
 import { spawn } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { createLogger } from "../../lib/log.ts";
+import { eectl } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
@@ -105,4 +107,27 @@ test("with --dev-attestation the start line says unknown measurements are accept
   const line = await startLine(t, ["--dev-attestation", await devRoot()]);
   t.like(line, { level: 40, measurement_policy: "dev-default", unknown_measurements: "accepted" });
   t.regex(line.msg, /DEV default.*ACCEPTED/);
+});
+
+test("--refuse-unknown-measurements beside --policy is EE-CONFIG-INVALID before anything starts", async (t) => {
+  const dir = tempDir(t);
+  const policy = join(dir, "policy.json");
+  writeFileSync(policy, JSON.stringify({ mrtd: { mode: "warn" } }));
+  const run = await eectl([
+    "control-plane",
+    "--listen",
+    `127.0.0.1:${await closedPort()}`,
+    "--data-dir",
+    join(dir, "never-created"),
+    "--policy",
+    policy,
+    "--refuse-unknown-measurements",
+  ]);
+  t.is(run.code, 1);
+  t.regex(
+    run.stderr,
+    /^eectl: EE-CONFIG-INVALID: --refuse-unknown-measurements applies only without --policy/m,
+  );
+  t.is(run.stdout, "", "nothing served");
+  t.false(existsSync(join(dir, "never-created")), "no data dir made");
 });
