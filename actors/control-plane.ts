@@ -6,11 +6,15 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
+import {
+  type CollateralSource,
+  chainCollateralSources,
+  type FileCollateral,
+} from "../attestation/collateral-store.ts";
 import { createEnvelopeSigner, type EnvelopeSigner, quoteCpKey } from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import { PccsCollateralSource } from "../attestation/pccs.ts";
-import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
+import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
@@ -27,8 +31,10 @@ import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
+import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
 import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
@@ -58,10 +64,12 @@ export interface ControlPlaneOptions {
   /** Re-attest every registered agent this often (purpose `refresh`). */
   reattestMs?: number;
   nodeSizes?: readonly string[];
-  /** Measurement policy (from `--policy FILE`); DEFAULT_POLICY when absent. */
+  /** Measurement policy (from `--policy FILE`); when absent, chooseMeasurementPolicy's default for the mode. */
   policy?: MeasurementPolicy;
+  /** `--refuse-unknown-measurements`: without `policy`, refuse unapproved MRTD/RTMRs even in dev mode. */
+  refuseUnknownMeasurements?: boolean;
   /** Collateral (`--collateral PATH`) for the platforms it covers: CRLs, TCB info, QE identity, TCB status. */
-  collateral?: CollateralSource;
+  collateral?: FileCollateral;
   /** PCCS/PCS base URL (`--collateral-url`): asked after `collateral`, cached in DATA_DIR/collateral-cache. */
   collateralUrl?: string;
   /** How long an agent has to report the first step of a deployment (default 30 s). */
@@ -112,6 +120,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `heartbeat-ms (${heartbeatMs}) must be less than stale-after-ms (${staleAfterMs}): agents heartbeating that seldom would always be stale`,
     );
   }
+  const measurementChoice = chooseMeasurementPolicy({
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    dev: opts.devAttestationDir !== undefined,
+    refuseUnknown: opts.refuseUnknownMeasurements === true,
+  });
   ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");
   // Written to the data dir only once the CP serves: a failed first start must not store a token nobody saw.
   const admin = resolveAdminToken(opts.dataDir, opts.adminToken);
@@ -126,14 +139,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     );
   }
   const trust = createTrustAnchors(devRootPem === undefined ? {} : { devRootPem });
-  const collateral = collateralSource(opts);
+  if (opts.collateral) warnExpiredCollateral(log, opts.collateral, new Date());
+  const configured = collateralSource(opts);
+  const collateral = configured && warnUncoveredPlatforms(configured, log);
 
   const db = openDatabase(opts.dataDir);
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
   const channel = new AgentChannel({ log });
-  const measurement = opts.policy ?? DEFAULT_POLICY;
+  const measurement = measurementChoice.policy;
+  logMeasurementChoice(log, measurementChoice);
   const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
   const trusted = new TrustedMeasurements({
     db,

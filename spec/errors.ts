@@ -59,7 +59,7 @@ export const ERROR_CODES = {
     "Re-attestation: the quote does not bind the compose hash of the deployment the CP placed on the agent.",
   "EE-ATT-REFRESH-TIMEOUT": "Re-attestation: the agent did not answer the attest request in time.",
   "EE-ATT-MRTD-NOT-ALLOWED":
-    "Measurement policy: the MRTD is not in the allowlist for the agent's node_size.",
+    "Measurement policy: the MRTD is neither allowlisted for the agent's node_size nor approved by an admin.",
   "EE-ATT-RTMR-NOT-ALLOWED":
     "Measurement policy: the RTMRs match no allowlist entry for the agent's node_size.",
   "EE-ATT-TCB-STATUS": "Measurement policy: the TCB status or an advisory ID is not allowed.",

@@ -33,6 +33,10 @@ export class ControlPlaneCommand extends EeCommand {
       surviving database, until \`--ready-quorum\` of the agents live at the last checkpoint are back; with an
       empty one, until no agent registered for \`--ready-settle-ms\`; never longer than \`--ready-max-wait-ms\`.
       Why it is not ready yet is logged every few seconds.
+
+      Measurements: without \`--policy\`, an agent whose MRTD/RTMRs no admin approved is refused
+      (\`EE-ATT-MRTD-NOT-ALLOWED\`) and its measurements are kept as a baseline for \`eectl measurements approve\`;
+      with \`--dev-attestation\` they are accepted. The start log says which applies (spec/policy.md).
     `,
     examples: [
       [
@@ -60,7 +64,11 @@ export class ControlPlaneCommand extends EeCommand {
   });
   policy = Option.String("--policy", {
     description:
-      "Measurement policy JSON (spec/policy.md); default: debug TDs refused, measurements unchecked",
+      "Measurement policy JSON (spec/policy.md). Default: MRTD/RTMRs nobody approved are refused and recorded as baselines (eectl measurements); with --dev-attestation, accepted",
+  });
+  refuseUnknownMeasurements = Option.Boolean("--refuse-unknown-measurements", false, {
+    description:
+      "Without --policy: refuse MRTD/RTMRs nobody approved even with --dev-attestation (the default without it)",
   });
   collateral = Option.String("--collateral", {
     description:
@@ -132,6 +140,7 @@ export class ControlPlaneCommand extends EeCommand {
       reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
       ...(this.requirePinnedImages ? { requirePinnedImages: true } : {}),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
+      ...(this.refuseUnknownMeasurements ? { refuseUnknownMeasurements: true } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
       ...(await cpQuoteProvider(this.attestation)),
