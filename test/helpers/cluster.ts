@@ -309,15 +309,19 @@ export class RawAgent {
     this.ws.send(data);
   }
 
-  /** A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere. */
+  /**
+   * A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere,
+   * `reportData` rewrites the REPORTDATA the quote carries (given the right one).
+   */
   async registerBody(
     devDir: string,
     nonce: Uint8Array,
     over: Partial<MessageBody<"register">> = {},
-    opts: { quoteNonce?: Uint8Array; mrtd?: string } = {},
+    opts: { quoteNonce?: Uint8Array; mrtd?: string; reportData?: (bound: Uint8Array) => Uint8Array } = {},
   ): Promise<MessageBody<"register">> {
     const provider = createDevQuoteProvider(opts.mrtd ? { dir: devDir, mrtd: opts.mrtd } : { dir: devDir });
-    const quote = await provider.getQuote(reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub));
+    const bound = reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub);
+    const quote = await provider.getQuote(opts.reportData ? opts.reportData(bound) : bound);
     return {
       vm_name: "raw-1",
       node_size: "tiny",
