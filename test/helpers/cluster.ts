@@ -20,7 +20,7 @@ import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agen
 import { devInit } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Logger, silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { type ContractInit, cpContract } from "./contract.ts";
@@ -126,8 +126,12 @@ export function agentConfig(
   );
 }
 
-export async function startTestAgent(t: ExecutionContext, config: AgentConfig): Promise<RunningAgent> {
-  const agent = await startAgent(config, { log: silentLogger });
+export async function startTestAgent(
+  t: ExecutionContext,
+  config: AgentConfig,
+  opts: { log?: Logger } = {},
+): Promise<RunningAgent> {
+  const agent = await startAgent(config, { log: opts.log ?? silentLogger });
   t.teardown(async () => {
     await agent.stop();
     await removeAgentWorkloads(agent.agentId);
