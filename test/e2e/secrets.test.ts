@@ -29,7 +29,12 @@ test("a compose env secret and registry_auth never show in the CP's or the agent
 
   const cpLines: string[] = [];
   const agentLines: string[] = [];
-  const { cp, api, devDir } = await startTestCp(t, { log: capturingLogger("control-plane", cpLines) });
+  // A generous stale_after: on a loaded machine a missed heartbeat must not take the agent out of placement.
+  const { cp, api, devDir } = await startTestCp(t, {
+    log: capturingLogger("control-plane", cpLines),
+    heartbeatMs: 500,
+    staleAfterMs: 15_000,
+  });
   const config = agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-secrets" });
   const agent = await startTestAgent(t, config, { log: capturingLogger("agent", agentLines) });
   await waitFor("registration", () => cp.index.get(agent.agentId)?.state === "registered");
