@@ -32,7 +32,7 @@ import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
-import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
+import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
@@ -90,6 +90,8 @@ export interface ControlPlaneOptions {
    * a busy port or an unusable directory says what to change: `npm start` names its environment variables.
    */
   settings?: { listen?: string; dataDir?: string };
+  /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
+  restTimeouts?: Partial<typeof REST_TIMEOUTS>;
 }
 
 export interface ControlPlane {
@@ -297,7 +299,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
     },
   });
-  const server = createServer(app.callback());
+  const timeouts = { ...REST_TIMEOUTS, ...opts.restTimeouts };
+  const server = createServer(
+    {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+    },
+    app.callback(),
+  );
   channel.attach(server);
   /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
   const release = async () => {

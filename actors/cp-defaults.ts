@@ -14,3 +14,14 @@ export const CP_DEFAULTS = {
 export function heartbeatFor(staleAfterMs: number): number {
   return Math.floor(staleAfterMs / 3);
 }
+
+/**
+ * How long the CP's HTTP server waits for a request's headers and for a whole request, and how often it checks
+ * (Node's own defaults, stated here so they hold whatever Node ships): a client that trickles its headers
+ * (slowloris) holds a connection for 60 to 90 s at most, then gets 408 and the socket is closed.
+ */
+export const REST_TIMEOUTS = {
+  headersTimeoutMs: 60_000,
+  requestTimeoutMs: 300_000,
+  checkIntervalMs: 30_000,
+};

@@ -4,7 +4,7 @@
 // implementation of the Workloads interface over plain data (the real one is tested with Docker elsewhere).
 import { createHash } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import { WebSocket, WebSocketServer } from "ws";
 import type { AgentHealth } from "../../agent/health.ts";
@@ -711,6 +711,65 @@ test("/api/* is the agent's: unknown API paths are 404 EE-NOT-FOUND and never re
   // Only the /api segment is reserved.
   t.is((await call(`${api.url}/apix`)).status, 201);
   t.is(upstream.requests[0]?.url, "/apix");
+});
+
+/** Sends `head` as is (any request-target, any method) and gives back everything the server answered. */
+function rawExchange(url: string, head: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    socket.write(head);
+    // The server ends the exchange (Connection: close, or it closes a CONNECT it does not serve); this only
+    // stops a server that leaves it open from hanging the test.
+    setTimeout(() => socket.destroy(), 10_000).unref();
+  });
+}
+
+test("the proxy is no open proxy: absolute-form URLs, CONNECT and /api/.. tricks never reach the workload or an unsigned read", async (t) => {
+  const { api, upstream } = await proxied(t);
+  api.workloads.lines = [line("web", "secret log line")];
+  const up = `127.0.0.1:${upstream.port}`;
+  const status = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+  const ask = (method: string, target: string, host = "agent") =>
+    rawExchange(api.url, `${method} ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+
+  // Absolute-form and asterisk-form targets are the agent's, never forwarded (to the workload or anywhere).
+  const absolute: [string, number][] = [
+    [`http://${up}/hello`, 404],
+    ["http://example.com/", 404],
+    [`http://${up}/api/health`, 200], // the agent's own public health, not the workload's
+  ];
+  for (const [target, code] of absolute) {
+    const answer = await ask("GET", target, up);
+    t.is(status(answer), code, target);
+    t.false(answer.includes("Made It"), target);
+  }
+  t.is(
+    status(await ask("GET", `http://${up}/api/logs`, up)),
+    401,
+    "an absolute-form read still needs a signature",
+  );
+  t.is(status(await ask("OPTIONS", "*")), 404);
+  // CONNECT is not served at all: the socket is closed without a tunnel.
+  const tunnel = await ask("CONNECT", up, up);
+  t.false(/^HTTP\/1\.1 2\d\d/.test(tunnel), tunnel.slice(0, 40));
+
+  // Dot segments and encodings under /api stay the agent's and match none of its routes...
+  for (const path of ["/api/../hello", "/api/%2e%2e/hello", "/api/./logs", "/api/logs/..", "/api//logs"])
+    t.is(status(await ask("GET", path)), 404, path);
+  t.is(upstream.requests.length, 0, "nothing above reached the workload");
+  // ...and paths that only look like /api once normalised go to the workload verbatim, never to the agent's routes.
+  const lookalikes = ["/x/../api/logs", "//api/logs", "/%61pi/logs", "/API/logs", "/api%2flogs"];
+  for (const path of lookalikes) t.is(status(await ask("GET", path)), 201, path);
+  t.deepEqual(
+    upstream.requests.map((r) => r.url),
+    lookalikes,
+  );
+  t.deepEqual(api.workloads.logCalls, [], "no log was read for any of them");
 });
 
 test("proxy without a workload is 503 EE-WORKLOAD-NONE; an upstream that refuses is 502 EE-WORKLOAD-UNREACHABLE", async (t) => {

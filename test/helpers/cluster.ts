@@ -20,7 +20,7 @@ import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agen
 import { devInit } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Logger, silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { type ContractInit, cpContract } from "./contract.ts";
@@ -126,8 +126,12 @@ export function agentConfig(
   );
 }
 
-export async function startTestAgent(t: ExecutionContext, config: AgentConfig): Promise<RunningAgent> {
-  const agent = await startAgent(config, { log: silentLogger });
+export async function startTestAgent(
+  t: ExecutionContext,
+  config: AgentConfig,
+  opts: { log?: Logger } = {},
+): Promise<RunningAgent> {
+  const agent = await startAgent(config, { log: opts.log ?? silentLogger });
   t.teardown(async () => {
     await agent.stop();
     await removeAgentWorkloads(agent.agentId);
@@ -309,15 +313,19 @@ export class RawAgent {
     this.ws.send(data);
   }
 
-  /** A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere. */
+  /**
+   * A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere,
+   * `reportData` rewrites the REPORTDATA the quote carries (given the right one).
+   */
   async registerBody(
     devDir: string,
     nonce: Uint8Array,
     over: Partial<MessageBody<"register">> = {},
-    opts: { quoteNonce?: Uint8Array; mrtd?: string } = {},
+    opts: { quoteNonce?: Uint8Array; mrtd?: string; reportData?: (bound: Uint8Array) => Uint8Array } = {},
   ): Promise<MessageBody<"register">> {
     const provider = createDevQuoteProvider(opts.mrtd ? { dir: devDir, mrtd: opts.mrtd } : { dir: devDir });
-    const quote = await provider.getQuote(reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub));
+    const bound = reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub);
+    const quote = await provider.getQuote(opts.reportData ? opts.reportData(bound) : bound);
     return {
       vm_name: "raw-1",
       node_size: "tiny",
