@@ -1,7 +1,10 @@
 // A test stand-in for GitHub's OIDC issuer: an RS256 key pair made in the test, its JWKS, and tokens shaped like
 // GitHub Actions ID tokens (claims overridable). No network: tests serve the JWKS themselves when they need a URL.
 import { randomUUID } from "node:crypto";
+import type { ExecutionContext } from "ava";
 import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWTPayload, SignJWT } from "jose";
+
+import { type CodeOf, OidcError } from "../../spec/errors.ts";
 
 export const TEST_ISSUER = "https://token.actions.githubusercontent.com";
 export const TEST_AUDIENCE = "https://cp.example.test";
@@ -62,6 +65,14 @@ export function githubClaims(nowS: number): JWTPayload {
     workflow: "deploy",
     event_name: "push",
   };
+}
+
+/** Awaits `p` and checks it failed with OidcError `code` and that code's HTTP status (503 or 401). */
+export async function oidcRefused(t: ExecutionContext, p: Promise<unknown>, code: CodeOf<"EE-OIDC-">) {
+  const err = await t.throwsAsync(p);
+  t.true(err instanceof OidcError, String(err));
+  t.is((err as OidcError).code, code, err?.message);
+  t.is((err as OidcError).httpStatus, code === "EE-OIDC-JWKS-UNAVAILABLE" ? 503 : 401);
 }
 
 /** base64url of a JSON value, for hand-made tokens (alg none, HS256 over the public key). */
