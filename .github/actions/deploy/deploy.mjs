@@ -147,27 +147,23 @@ function eectl(args, { json = true, cpUrl, token }) {
   });
 }
 
-function placementFlags() {
-  const flags = [];
-  for (const [name, flag] of [
+/** eectl flags for the variables that are set: [[VARIABLE, --flag], …] → [--flag, value, …]. */
+function flagsFrom(pairs) {
+  return pairs.flatMap(([name, flag]) => (config(name) === undefined ? [] : [flag, config(name)]));
+}
+
+const placementFlags = () =>
+  flagsFrom([
     ["EE_NODE_SIZE", "--node-size"],
     ["EE_DATACENTER", "--datacenter"],
     ["EE_AGENT", "--agent"],
-  ])
-    if (config(name) !== undefined) flags.push(flag, config(name));
-  return flags;
-}
-
-function healthFlags() {
-  const flags = [];
-  for (const [name, flag] of [
+  ]);
+const healthFlags = () =>
+  flagsFrom([
     ["EE_HEALTH_PORT", "--health-port"],
     ["EE_HEALTH_PATH", "--health-path"],
     ["EE_HEALTH_TIMEOUT", "--health-timeout"],
-  ])
-    if (config(name) !== undefined) flags.push(flag, config(name));
-  return flags;
-}
+  ]);
 
 /**
  * The deployment this deploy updates in place: EE_REPLACE's, else the app's one healthy deployment (the CP's own
