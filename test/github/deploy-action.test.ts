@@ -1,13 +1,18 @@
 // .github/actions/deploy/deploy.mjs run as the action runs it (node, configured by environment variables):
 // its token request against a loopback stand-in for GitHub's token endpoint (which also answers the exchange,
 // since the CP's endpoint is wired later), its error handling, and the deploy steps against a real CP, agent and
-// containers with a CP token given directly.
+// containers, with a CP token given directly and with a test issuer's token exchanged by identity/ in front of
+// the CP (until the CP serves POST /api/v2/auth/oidc itself).
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage } from "node:http";
+import { createServer, type IncomingMessage, request } from "node:http";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { OidcExchange } from "../../identity/oidc-exchange.ts";
+import { MemoryReplayStore } from "../../identity/oidc-replay.ts";
+import { OidcVerifier } from "../../identity/oidc-verifier.ts";
+import type { EeError } from "../../spec/errors.ts";
 import { finished } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
@@ -20,6 +25,7 @@ import {
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
+import { TEST_AUDIENCE, TEST_ISSUER, testIssuer } from "../helpers/oidc.ts";
 import { closedPort } from "../helpers/temp.ts";
 import { WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
@@ -90,6 +96,55 @@ async function fakeGithub(
     EE_APP: "web",
   };
   return { seen, base, githubEnv };
+}
+
+/**
+ * POST /api/v2/auth/oidc answered by OidcExchange (a test issuer's keys, one binding of repository 123456, the
+ * admin token as the access token it issues); every other request is piped to the CP at `cpUrl`, streams too.
+ */
+async function exchangeInFront(t: ExecutionContext, cpUrl: string) {
+  const issuerKeys = await testIssuer();
+  const exchange = new OidcExchange({
+    verifier: new OidcVerifier({
+      issuer: TEST_ISSUER,
+      audience: TEST_AUDIENCE,
+      jwks: { kind: "keys", jwks: issuerKeys.jwks },
+    }),
+    replay: new MemoryReplayStore(),
+    findBindings: (id) =>
+      id === "123456" ? [{ account_id: "acc_ci", repository_id: id, scopes: ["deploy", "read"] }] : [],
+    issueAccessToken: async (_account, _scopes, ttl_s) => ({
+      access_token: ADMIN_TOKEN,
+      expires_at: Date.now() + ttl_s * 1000,
+    }),
+  });
+  const cp = new URL(cpUrl);
+  const server = createServer(async (req, res) => {
+    if (req.method === "POST" && req.url === "/api/v2/auth/oidc") {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      const answer = await exchange.exchange(JSON.parse(body).token).then(
+        (r) => ({ status: 200, body: r.body }),
+        (err: EeError) => ({ status: err.httpStatus, body: err.toBody() }),
+      );
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body));
+      return;
+    }
+    const upstream = request(
+      { host: cp.hostname, port: cp.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, issuer: issuerKeys };
 }
 
 /** No secret the script handled may appear in its output (masks on GitHub are the only exception). */
@@ -204,7 +259,7 @@ test("EE_OIDC_TOKEN replaces GitHub's endpoint (local runs): it goes straight to
 });
 
 test.serial(
-  "with a CP token the script registers the version, preflights, deploys, waits healthy, prints the attestation; the next version updates in place",
+  "the script registers the version, preflights, deploys, waits healthy, prints the attestation; the next version updates in place; with an OIDC token it deploys once and a replay is refused",
   async (t) => {
     const docker = await requireDocker(t);
     if (!docker) return t.pass();
@@ -216,12 +271,15 @@ test.serial(
     const dir = tempDir(t, "ee-action-");
     const output = join(dir, "github-output");
     writeFileSync(output, "");
-    const deploy = async (version: string, text: string) => {
+    const deploy = async (
+      version: string,
+      text: string,
+      auth: Record<string, string> = { EE_CP_URL: tcp.cp.url, EE_ACCESS_TOKEN: ADMIN_TOKEN },
+    ) => {
       const compose = join(dir, `compose-${version}.yaml`);
       writeFileSync(compose, webCompose({ text }));
       const r = await runScript({
-        EE_CP_URL: tcp.cp.url,
-        EE_ACCESS_TOKEN: ADMIN_TOKEN,
+        ...auth,
         EE_APP: `web@${version}`,
         EE_COMPOSE: compose,
         EE_HEALTH_PORT: String(WEB_PORT),
@@ -259,9 +317,18 @@ test.serial(
     });
     t.is(old.replaced_by, second.id);
 
-    // A re-run of the same job finds the version registered (immutable) and deploys it as it is.
-    const rerun = await deploy("1.0.1", "two");
+    // A re-run of the same job, now with a locally signed OIDC token exchanged by identity/oidc-exchange.ts
+    // (served in front of the CP until the CP serves it), finds the version registered (immutable) and deploys
+    // it as it is; the same token a second time is refused.
+    const front = await exchangeInFront(t, tcp.cp.url);
+    const idToken = await front.issuer.token();
+    const rerun = await deploy("1.0.1", "two", { EE_CP_URL: front.url, EE_OIDC_TOKEN: idToken });
     t.is(rerun.code, 0, rerun.stdout + rerun.stderr);
+    t.regex(rerun.stdout, /^exchanged the OIDC token: account acc_ci, scopes deploy,read, until /m);
     t.regex(rerun.stdout, /^web@1\.0\.1 is registered already/m);
+    noSecrets(t, rerun, idToken, ADMIN_TOKEN);
+    const replay = await deploy("1.0.1", "two", { EE_CP_URL: front.url, EE_OIDC_TOKEN: idToken });
+    t.is(replay.code, 1);
+    t.regex(replay.stderr, /^deploy: OIDC exchange refused \(401\): EE-OIDC-REPLAY: /m);
   },
 );
