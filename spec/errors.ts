@@ -131,6 +131,27 @@ export const ERROR_CODES = {
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
   "EE-AUTH-RATE": "Too many signed requests within the replay window; retry later.",
+  // GitHub Actions OIDC: an ID token offered at POST /api/v2/auth/oidc that the CP will not exchange.
+  "EE-OIDC-MALFORMED": "The OIDC token is not a compact JWS of bounded size with a JSON header and claims.",
+  "EE-OIDC-ALGORITHM":
+    "The OIDC token is not signed with RS256 (HS256, none and every other algorithm are refused).",
+  "EE-OIDC-SIGNATURE": "The OIDC token's signature does not verify with a key of the configured JWKS.",
+  "EE-OIDC-ISSUER": "The OIDC token's issuer (iss) is not the configured issuer.",
+  "EE-OIDC-AUDIENCE": "The OIDC token's audience (aud) does not include the configured audience.",
+  "EE-OIDC-EXPIRED": "The OIDC token has expired (exp), with the clock tolerance.",
+  "EE-OIDC-NOT-YET-VALID":
+    "The OIDC token is not valid yet (nbf or iat in the future), with the clock tolerance.",
+  "EE-OIDC-TOO-OLD": "The OIDC token was issued (iat) longer ago than the maximum token age.",
+  "EE-OIDC-CLAIMS":
+    "A required OIDC claim is missing or malformed (numeric repository_id, repository_owner_id; jti, ref, exp)",
+  "EE-OIDC-REPLAY": "The OIDC token (its jti) was already exchanged; each token is usable once.",
+  "EE-OIDC-REPLAY-FULL":
+    "Too many OIDC tokens are remembered until they expire; retry later (old ones are never forgotten early).",
+  "EE-OIDC-NO-BINDING":
+    "No OIDC binding matches the token's repository_id (and the owner id, ref, environment a binding sets).",
+  "EE-OIDC-BINDING-AMBIGUOUS":
+    "Several equally specific OIDC bindings of different accounts or scopes match the token.",
+  "EE-OIDC-JWKS-UNAVAILABLE": "The JWKS URL could not be fetched in time or did not hold a valid key set.",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
@@ -244,6 +265,18 @@ export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
   override readonly name = "AuthError";
   readonly httpStatus = 401;
   readonly wsClose = WS_CLOSE.rejected;
+}
+
+/**
+ * An OIDC token the CP will not exchange for an access token: 401, like any bad credential, except when the CP
+ * could not fetch its JWKS (503: the caller did nothing wrong) or holds too many unexpired jtis (503, retry).
+ */
+export class OidcError extends EeError<CodeOf<"EE-OIDC-">> {
+  override readonly name = "OidcError";
+  readonly wsClose = WS_CLOSE.rejected;
+  get httpStatus(): number {
+    return this.code === "EE-OIDC-JWKS-UNAVAILABLE" || this.code === "EE-OIDC-REPLAY-FULL" ? 503 : 401;
+  }
 }
 
 /** A request or configuration that does not validate. */
@@ -373,6 +406,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-ATT-", AttestationError],
   ["EE-REG-", RegistrationError],
   ["EE-AUTH-", AuthError],
+  ["EE-OIDC-", OidcError],
   ["EE-COMPOSE-", ComposeError],
   ["EE-WORKLOAD-", WorkloadError],
   ["EE-PLACE-", PlacementError],
