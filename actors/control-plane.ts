@@ -4,6 +4,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
@@ -16,6 +17,7 @@ import { createTrustAnchors } from "../attestation/trust.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
+import { loadServerTls, type ServerTls, type ServerTlsFiles } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
@@ -82,9 +84,12 @@ export interface ControlPlaneOptions {
    * a busy port or an unusable directory says what to change: `npm start` names its environment variables.
    */
   settings?: { listen?: string; dataDir?: string };
+  /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
+  tls?: ServerTlsFiles;
 }
 
 export interface ControlPlane {
+  /** https:// and wss:// when serving TLS. */
   url: string;
   wsUrl: string;
   port: number;
@@ -96,6 +101,11 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /**
+   * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
+   * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
+   */
+  reloadTls: (() => ServerTls) | null;
   stop(): Promise<void>;
 }
 
@@ -112,6 +122,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `heartbeat-ms (${heartbeatMs}) must be less than stale-after-ms (${staleAfterMs}): agents heartbeating that seldom would always be stale`,
     );
   }
+  // Before anything is made: an unusable certificate or key must leave no data dir, store or port behind.
+  const tls = opts.tls ? loadServerTls(opts.tls) : null;
   ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");
   // Written to the data dir only once the CP serves: a failed first start must not store a token nobody saw.
   const admin = resolveAdminToken(opts.dataDir, opts.adminToken);
@@ -281,7 +293,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
     },
   });
-  const server = createServer(app.callback());
+  const httpsServer = tls
+    ? createHttpsServer(
+        { cert: tls.cert, key: tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
+        app.callback(),
+      )
+    : null;
+  const server = httpsServer ?? createServer(app.callback());
   channel.attach(server);
   /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
   const release = async () => {
@@ -333,11 +351,28 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       cp_attestation: opts.quoteProvider?.name ?? null,
     },
   });
-  log.info({ port, data_dir: opts.dataDir }, "control plane serving");
+  log.info(
+    {
+      port,
+      data_dir: opts.dataDir,
+      tls: tls ? { serial: tls.serial, fingerprint256: tls.fingerprint256 } : null,
+    },
+    "control plane serving",
+  );
+  const tlsFiles = opts.tls;
+  // setSecureContext changes what new handshakes get; an open TLS connection keeps the context it was made with.
+  const reloadTls =
+    httpsServer && tlsFiles
+      ? () => {
+          const next = loadServerTls(tlsFiles);
+          httpsServer.setSecureContext({ cert: next.cert, key: next.key });
+          return next;
+        }
+      : null;
 
   return {
-    url: `http://${hostForUrl}:${port}`,
-    wsUrl: `ws://${hostForUrl}:${port}`,
+    url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
+    wsUrl: `${tls ? "wss" : "ws"}://${hostForUrl}:${port}`,
     port,
     generatedAdminToken: admin.generated,
     storedAdminTokenFile: admin.stored ? admin.file : null,
@@ -345,6 +380,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    reloadTls,
     stop: async () => {
       unwatchAdmin();
       writeCheckpoint(checkpoint, index, log);
@@ -414,6 +450,8 @@ function collateralSource(opts: ControlPlaneOptions): CollateralSource | undefin
  * thousands of SYNs were dropped and retried a second or more later (test/load, `nstat` ListenOverflows).
  */
 const LISTEN_BACKLOG = 4096;
+/** A TLS client that has not finished its handshake by then is dropped (Node's default, 120 s, holds it longer). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 20_000;
 
 function cpMetrics(o: {
   index: AgentIndex;
