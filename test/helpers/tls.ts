@@ -1,10 +1,13 @@
 // A private CA and server certificates made in the test with the openssl CLI (EC P-256: quick to make), for
-// control planes serving https/wss. Files land in a temp dir the test removes. Imports node:child_process,
-// node:crypto, node:fs and test/helpers/temp.
+// control planes serving https/wss, and two clients that trust only a given CA: an https GET and a bare TLS
+// handshake that reports the certificate the server presented. Files land in a temp dir the test removes.
+// Imports node:child_process, node:crypto, node:fs, node:https, node:tls and test/helpers/temp.
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { get } from "node:https";
 import { join } from "node:path";
+import { connect } from "node:tls";
 import { promisify } from "node:util";
 import { tempDir } from "./temp.ts";
 
@@ -92,4 +95,26 @@ export async function makeServerCert(
   ]);
   const cert = new X509Certificate(readFileSync(out.certFile));
   return { ...out, serial: cert.serialNumber, fingerprint256: cert.fingerprint256 };
+}
+
+/** GET over https trusting only `ca`: the status. */
+export function httpsStatus(url: string, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, { ca }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).once("error", reject);
+  });
+}
+
+/** A new TLS connection to 127.0.0.1:port trusting only `ca`: the fingerprint of the certificate presented. */
+export function presentedFingerprint(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port, ca }, () => {
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      socket.destroy();
+      resolve(fingerprint);
+    });
+    socket.once("error", reject);
+  });
 }
