@@ -6,7 +6,7 @@ import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { pino } from "pino";
 import { startAgent } from "../../agent/agent.ts";
-import { eectl } from "../helpers/cli.ts";
+import { eectl, eectlRunning } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
@@ -60,6 +60,23 @@ test("a CP with --tls-cert/--tls-key serves https and wss; an agent trusting con
       [[agent.agentId, "registered"]],
     );
   }
+  // A stream (ndjson, followed until Ctrl-C) over the private CA, as a plain list is.
+  const follow = eectlRunning(t, [
+    "events",
+    "--follow",
+    "--json",
+    "--kind",
+    "agent.registered",
+    "--cp",
+    cp.url,
+    "--token",
+    ADMIN_TOKEN,
+    "--cacert",
+    ca.certFile,
+  ]);
+  await waitFor("the followed event", () => follow.stdout().includes(agent.agentId), 20_000);
+  follow.kill("SIGINT");
+  t.is(await follow.exited, 0);
 });
 
 test("eectl without the CA, with another CA or with an unreadable one fails with a code, not a stack", async (t) => {
