@@ -59,84 +59,74 @@ const workloadsSchema = z.strictObject({
   limits: z.record(nodeSizeSchema, limitPresetSchema).default({}),
 });
 
-export const agentConfigSchema = z
-  .strictObject({
-    control_plane_url: z
-      .string()
-      .refine(isCpUrl, "must be a ws:// or wss:// URL without query, fragment or credentials")
-      // The connect path is appended to it, so a trailing slash would double up.
-      .transform((s) => s.replace(/\/+$/, "")),
-    /** PEM CA bundle trusted for a wss:// CP's certificate instead of the system's CAs (a private CA). */
-    control_plane_ca: z.string().min(1, "must be a PEM file path").optional(),
-    /** Allow plain ws:// to a CP that is not on loopback: the session secret and workloads would cross in clear. */
-    allow_insecure_transport: z.boolean().default(false),
-    vm_name: vmNameSchema,
-    node_size: nodeSizeSchema,
-    datacenter: datacenterSchema,
-    api_listen: z.string().refine((s) => parseHostPort(s) !== null, "must be host:port (port 0..65535)"),
-    data_dir: z.string().min(1, "must be a directory path"),
-    heartbeat_interval_ms: z
-      .number()
-      .int("must be an integer")
-      .min(100, "must be at least 100")
-      .max(600_000, "must be at most 600000")
-      .default(DEFAULT_HEARTBEAT_MS),
-    attestation: attestationSchema,
-    /** Host directories workloads may bind-mount (absolute paths); none by default. */
-    bind_allowlist: z
-      .array(
-        z
-          .string()
-          .regex(/^\/[^\0]*$/, "must be an absolute path")
-          .refine((p) => !p.split("/").includes(".."), "must not contain .."),
-      )
-      .max(32)
-      .default([]),
-    /** The Docker Engine API socket workloads run through. */
-    docker_socket: z.string().min(1).default("/var/run/docker.sock"),
-    /** Registration retries: exponential backoff (bounded by the connection machine) and how many attempts. */
-    registration: z
-      .strictObject({
-        /** Consecutive failed attempts (connect, register) before the agent exits non-zero; 0: never give up. */
-        max_attempts: z.number().int().min(0).max(1_000_000).default(0),
-      })
-      .default({ max_attempts: 0 }),
-    /** An optional probe of the network path the agent depends on (e.g. a tunnel), with an action after N failures. */
-    connectivity_probe: z
-      .strictObject({
-        url: z
-          .string()
-          .url("must be an http(s) URL")
-          .refine((u) => /^https?:/.test(u), "must be http or https"),
-        interval_ms: z.number().int().min(1000).max(3_600_000).default(30_000),
-        timeout_ms: z.number().int().min(100).max(60_000).default(5_000),
-        failure_threshold: z.number().int().min(1).max(10_000).default(5),
-        /** log: only log; exit: the agent exits non-zero (its service manager or VM decides what next). */
-        action: z.enum(["log", "exit"]).default("log"),
-      })
-      .optional(),
-    /** The CP attestation envelope on CP→agent writes (deploy, undeploy). */
-    cp_envelope: z
-      .strictObject({
-        /** required: unsigned or unverifiable commands are refused; optional: checked when present; disabled. */
-        policy: z.enum(["required", "optional", "disabled"]).default("optional"),
-        /** CP MRTDs to trust (lowercase hex); empty: any MRTD whose quote verifies, subject to pinning. */
-        trusted_mrtds: z.array(measurementHexSchema).max(64).default([]),
-        /** Pin the first CP MRTD seen (kept in the data dir); a different one later is refused. */
-        pin_first_seen: z.boolean().default(false),
-      })
-      .default({ policy: "optional", trusted_mrtds: [], pin_first_seen: false }),
-    workloads: workloadsSchema.default({ allow_published_ports: false, limits: {} }),
-  })
-  .superRefine((cfg, ctx) => {
-    // A CA on a plain ws:// URL would look like protection that is not there.
-    if (cfg.control_plane_ca !== undefined && !cfg.control_plane_url.startsWith("wss:"))
-      ctx.addIssue({
-        code: "custom",
-        path: ["control_plane_ca"],
-        message: "applies to a wss:// control_plane_url only",
-      });
-  });
+export const agentConfigSchema = z.strictObject({
+  control_plane_url: z
+    .string()
+    .refine(isCpUrl, "must be a ws:// or wss:// URL without query, fragment or credentials")
+    // The connect path is appended to it, so a trailing slash would double up.
+    .transform((s) => s.replace(/\/+$/, "")),
+  /** PEM CA bundle trusted for a wss:// CP's certificate instead of the system's CAs (a private CA). */
+  control_plane_ca: z.string().min(1, "must be a PEM file path").optional(),
+  /** Allow plain ws:// to a CP that is not on loopback: the session secret and workloads would cross in clear. */
+  allow_insecure_transport: z.boolean().default(false),
+  vm_name: vmNameSchema,
+  node_size: nodeSizeSchema,
+  datacenter: datacenterSchema,
+  api_listen: z.string().refine((s) => parseHostPort(s) !== null, "must be host:port (port 0..65535)"),
+  data_dir: z.string().min(1, "must be a directory path"),
+  heartbeat_interval_ms: z
+    .number()
+    .int("must be an integer")
+    .min(100, "must be at least 100")
+    .max(600_000, "must be at most 600000")
+    .default(DEFAULT_HEARTBEAT_MS),
+  attestation: attestationSchema,
+  /** Host directories workloads may bind-mount (absolute paths); none by default. */
+  bind_allowlist: z
+    .array(
+      z
+        .string()
+        .regex(/^\/[^\0]*$/, "must be an absolute path")
+        .refine((p) => !p.split("/").includes(".."), "must not contain .."),
+    )
+    .max(32)
+    .default([]),
+  /** The Docker Engine API socket workloads run through. */
+  docker_socket: z.string().min(1).default("/var/run/docker.sock"),
+  /** Registration retries: exponential backoff (bounded by the connection machine) and how many attempts. */
+  registration: z
+    .strictObject({
+      /** Consecutive failed attempts (connect, register) before the agent exits non-zero; 0: never give up. */
+      max_attempts: z.number().int().min(0).max(1_000_000).default(0),
+    })
+    .default({ max_attempts: 0 }),
+  /** An optional probe of the network path the agent depends on (e.g. a tunnel), with an action after N failures. */
+  connectivity_probe: z
+    .strictObject({
+      url: z
+        .string()
+        .url("must be an http(s) URL")
+        .refine((u) => /^https?:/.test(u), "must be http or https"),
+      interval_ms: z.number().int().min(1000).max(3_600_000).default(30_000),
+      timeout_ms: z.number().int().min(100).max(60_000).default(5_000),
+      failure_threshold: z.number().int().min(1).max(10_000).default(5),
+      /** log: only log; exit: the agent exits non-zero (its service manager or VM decides what next). */
+      action: z.enum(["log", "exit"]).default("log"),
+    })
+    .optional(),
+  /** The CP attestation envelope on CP→agent writes (deploy, undeploy). */
+  cp_envelope: z
+    .strictObject({
+      /** required: unsigned or unverifiable commands are refused; optional: checked when present; disabled. */
+      policy: z.enum(["required", "optional", "disabled"]).default("optional"),
+      /** CP MRTDs to trust (lowercase hex); empty: any MRTD whose quote verifies, subject to pinning. */
+      trusted_mrtds: z.array(measurementHexSchema).max(64).default([]),
+      /** Pin the first CP MRTD seen (kept in the data dir); a different one later is refused. */
+      pin_first_seen: z.boolean().default(false),
+    })
+    .default({ policy: "optional", trusted_mrtds: [], pin_first_seen: false }),
+  workloads: workloadsSchema.default({ allow_published_ports: false, limits: {} }),
+});
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type AttestationConfig = AgentConfig["attestation"];
@@ -174,13 +164,24 @@ export function parseAgentConfig(
   const parsed = agentConfigSchema.safeParse(resolved.raw, {
     error: (iss) => (iss.code === "invalid_type" && iss.input === undefined ? "is required" : undefined),
   });
-  if (parsed.success && resolved.issues.length === 0) {
+  const issues = [
+    ...resolved.issues,
+    ...(parsed.success ? crossKeyIssues(parsed.data) : issuesOf(parsed.error)),
+  ];
+  if (parsed.success && issues.length === 0) {
     refuseInsecureTransport(parsed.data, source);
     return parsed.data;
   }
-  const issues = [...resolved.issues, ...(parsed.success ? [] : issuesOf(parsed.error))];
   const text = issues.map((i) => `${i.key}: ${i.message}`).join("; ");
   throw new ValidationError("EE-CONFIG-INVALID", `${source}: ${text}`, { source, issues });
+}
+
+/** Rules between keys, checked once each key is valid on its own. */
+function crossKeyIssues(cfg: AgentConfig): ConfigIssue[] {
+  // A CA on a plain ws:// URL would look like protection that is not there.
+  if (cfg.control_plane_ca !== undefined && !cfg.control_plane_url.startsWith("wss:"))
+    return [{ key: "control_plane_ca", message: "applies to a wss:// control_plane_url only" }];
+  return [];
 }
 
 /**
