@@ -1,7 +1,6 @@
 // The operator commands' REST client: bearer auth, JSON in and out, streams (newline-delimited JSON, server-sent
 // events), and typed errors from the contract's error body, so every command reports `CODE: message` the same way.
 // An https CP is verified against the system's CAs, or only against --cacert / EE_CACERT when one is given.
-
 import { untrustedCertificate } from "../lib/tls-failure.ts";
 import { readCaBundle } from "../lib/tls-files.ts";
 import { AuthError, type ErrorCode, ValidationError } from "../spec/errors.ts";
