@@ -262,7 +262,9 @@ test("control_plane_ca resolves against the config file's folder and applies to 
     (await loadAgentConfig({ configPath: path, env: {} })).config.control_plane_ca,
     join(dirname(path), "ca/cp-ca.pem"),
   );
-  t.is((await readConfigFile(path)).config.control_plane_ca, join(dirname(path), "ca/cp-ca.pem"));
+  const read = await readConfigFile(path);
+  t.is(read.config.control_plane_ca, join(dirname(path), "ca/cp-ca.pem"));
+  t.like(read.raw, { control_plane_ca: join(dirname(path), "ca/cp-ca.pem") }, "what the installer copies");
   const onWs = configError(t, () => parseAgentConfig({ ...valid, control_plane_ca: "/etc/ca.pem" }, "s"));
   t.like(onWs.details, { issues: [{ key: "control_plane_ca" }] });
   t.true(onWs.message.includes("wss://"), onWs.message);
