@@ -293,12 +293,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
     },
   });
-  const httpsServer = tls
-    ? createHttpsServer(
-        { cert: tls.cert, key: tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
-        app.callback(),
-      )
-    : null;
+  const httpsServer = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app.callback()) : null;
   const server = httpsServer ?? createServer(app.callback());
   channel.attach(server);
   /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
@@ -450,8 +445,6 @@ function collateralSource(opts: ControlPlaneOptions): CollateralSource | undefin
  * thousands of SYNs were dropped and retried a second or more later (test/load, `nstat` ListenOverflows).
  */
 const LISTEN_BACKLOG = 4096;
-/** A TLS client that has not finished its handshake by then is dropped (Node's default, 120 s, holds it longer). */
-const TLS_HANDSHAKE_TIMEOUT_MS = 20_000;
 
 function cpMetrics(o: {
   index: AgentIndex;
