@@ -4,6 +4,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import {
@@ -20,6 +21,7 @@ import { createTrustAnchors } from "../attestation/trust.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
+import { loadServerTls, type ServerTls, type ServerTlsFiles } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
@@ -92,9 +94,12 @@ export interface ControlPlaneOptions {
   settings?: { listen?: string; dataDir?: string };
   /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
+  /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
+  tls?: ServerTlsFiles;
 }
 
 export interface ControlPlane {
+  /** https:// and wss:// when serving TLS. */
   url: string;
   wsUrl: string;
   port: number;
@@ -106,6 +111,11 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /**
+   * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
+   * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
+   */
+  reloadTls: (() => ServerTls) | null;
   stop(): Promise<void>;
 }
 
@@ -127,6 +137,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     dev: opts.devAttestationDir !== undefined,
     refuseUnknown: opts.refuseUnknownMeasurements === true,
   });
+  // Before anything is made: an unusable certificate or key must leave no data dir, store or port behind.
+  const tls = opts.tls ? loadServerTls(opts.tls) : null;
   ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");
   // Written to the data dir only once the CP serves: a failed first start must not store a token nobody saw.
   const admin = resolveAdminToken(opts.dataDir, opts.adminToken);
@@ -300,14 +312,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
   });
   const timeouts = { ...REST_TIMEOUTS, ...opts.restTimeouts };
-  const server = createServer(
-    {
-      headersTimeout: timeouts.headersTimeoutMs,
-      requestTimeout: timeouts.requestTimeoutMs,
-      connectionsCheckingInterval: timeouts.checkIntervalMs,
-    },
-    app.callback(),
-  );
+  // The same request deadlines over https: a slow client must be cut there too.
+  const serverOptions = {
+    headersTimeout: timeouts.headersTimeoutMs,
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionsCheckingInterval: timeouts.checkIntervalMs,
+  };
+  const httpsServer = tls
+    ? createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, app.callback())
+    : null;
+  const server = httpsServer ?? createServer(serverOptions, app.callback());
   channel.attach(server);
   /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
   const release = async () => {
@@ -359,11 +373,28 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       cp_attestation: opts.quoteProvider?.name ?? null,
     },
   });
-  log.info({ port, data_dir: opts.dataDir }, "control plane serving");
+  log.info(
+    {
+      port,
+      data_dir: opts.dataDir,
+      tls: tls ? { serial: tls.serial, fingerprint256: tls.fingerprint256 } : null,
+    },
+    "control plane serving",
+  );
+  const tlsFiles = opts.tls;
+  // setSecureContext changes what new handshakes get; an open TLS connection keeps the context it was made with.
+  const reloadTls =
+    httpsServer && tlsFiles
+      ? () => {
+          const next = loadServerTls(tlsFiles);
+          httpsServer.setSecureContext({ cert: next.cert, key: next.key });
+          return next;
+        }
+      : null;
 
   return {
-    url: `http://${hostForUrl}:${port}`,
-    wsUrl: `ws://${hostForUrl}:${port}`,
+    url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
+    wsUrl: `${tls ? "wss" : "ws"}://${hostForUrl}:${port}`,
     port,
     generatedAdminToken: admin.generated,
     storedAdminTokenFile: admin.stored ? admin.file : null,
@@ -371,6 +402,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    reloadTls,
     stop: async () => {
       unwatchAdmin();
       writeCheckpoint(checkpoint, index, log);

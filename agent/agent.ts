@@ -9,6 +9,7 @@ import { open } from "../attestation/seal.ts";
 import { createTrustAnchors, type TrustAnchors } from "../attestation/trust.ts";
 import { parseHostPort } from "../lib/host-port.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
+import { readCaBundle } from "../lib/tls-files.ts";
 import type { ConnectionView } from "../machines/agent-connection.ts";
 import { AgentExitError, ValidationError } from "../spec/errors.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
@@ -63,6 +64,10 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   // Only reachable with a config that skipped parseAgentConfig.
   if (!listen)
     throw new ValidationError("EE-CONFIG-INVALID", "api_listen: must be host:port", { key: "api_listen" });
+  // Read once, before anything starts: an unreadable CA is a config mistake (EE-TLS-INVALID), not a retry loop.
+  const cpCa = config.control_plane_ca
+    ? readCaBundle(config.control_plane_ca, "control_plane_ca")
+    : undefined;
 
   const identity = await loadOrCreateIdentity(config.data_dir);
   log.info(
@@ -148,6 +153,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       apiSecret = body.api_secret ?? null;
     },
     url: config.control_plane_url,
+    ...(cpCa ? { ca: cpCa } : {}),
     identity,
     registration: { vm_name: config.vm_name, node_size: config.node_size, datacenter: config.datacenter },
     heartbeatMs: config.heartbeat_interval_ms,

@@ -156,6 +156,8 @@ export const ERROR_CODES = {
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
   "EE-CONFIG-INVALID": "A configuration value is missing or invalid.",
+  "EE-CONFIG-INSECURE-TRANSPORT":
+    "The agent's control_plane_url is plain ws:// to a host that is not loopback; use wss://, or set allow_insecure_transport.",
   "EE-INTERNAL": "An internal error; the details are in the server log, never in the response.",
   "EE-CLI-UNREACHABLE": "eectl could not reach the control plane at --cp / EE_CP_URL.",
   "EE-CLI-TIMEOUT": "eectl gave up waiting (--timeout) before the deployment reached a final status.",
@@ -175,6 +177,11 @@ export const ERROR_CODES = {
     "Listening failed otherwise (address not on this host, port not allowed); the message names it.",
   "EE-DATA-DIR-UNUSABLE":
     "The data dir cannot be made or used (under a file, permission denied); the message names the path.",
+  // TLS: the CP's certificate and key, the CAs eectl and the agent trust for the CP.
+  "EE-TLS-INVALID":
+    "A TLS certificate, key or CA file is unreadable or not PEM, or the certificate and key do not match; the message names the file and its flag or key.",
+  "EE-TLS-UNTRUSTED":
+    "The control plane's TLS certificate does not verify against the trusted CAs (eectl: --cacert or EE_CACERT; agent: control_plane_ca) or does not name its host.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -280,7 +287,7 @@ export class OidcError extends EeError<CodeOf<"EE-OIDC-">> {
 }
 
 /** A request or configuration that does not validate. */
-export class ValidationError extends EeError<"EE-REQ-INVALID" | "EE-CONFIG-INVALID"> {
+export class ValidationError extends EeError<"EE-REQ-INVALID" | CodeOf<"EE-CONFIG-">> {
   override readonly name = "ValidationError";
   readonly httpStatus = 400;
   readonly wsClose = WS_CLOSE.protocol;
@@ -384,6 +391,13 @@ export class StartupError extends EeError<CodeOf<"EE-LISTEN-"> | CodeOf<"EE-DATA
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** TLS material that cannot be used, or a CP certificate the client does not trust; never on the wire. */
+export class TlsError extends EeError<CodeOf<"EE-TLS-">> {
+  override readonly name = "TlsError";
+  readonly httpStatus = 500;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 /** eectl's own failures before or beside any request (EE-CLI-*); never on the wire, so no family row below. */
 export class CliError extends EeError<CodeOf<"EE-CLI-">> {
   override readonly name = "CliError";
@@ -416,6 +430,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-INSTALL-", InstallError],
   ["EE-LISTEN-", StartupError],
   ["EE-DATA-DIR-", StartupError],
+  ["EE-TLS-", TlsError],
   ["EE-NOT-FOUND", NotFoundError],
   ["EE-NOT-READY", NotReadyError],
   ["EE-REQ-", ValidationError],

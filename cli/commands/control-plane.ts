@@ -4,6 +4,8 @@ import { Command, Option } from "clipanion";
 import { CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { ServerTls, ServerTlsFiles } from "../../lib/tls-files.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
@@ -25,7 +27,14 @@ export class ControlPlaneCommand extends EeCommand {
       CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
       \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
 
-      A busy port is \`EE-LISTEN-BUSY\` and an unusable data dir \`EE-DATA-DIR-UNUSABLE\` (exit 1).
+      With \`--tls-cert\` and \`--tls-key\` (PEM files; the certificate may be followed by its intermediates)
+      the same port serves https and wss. SIGHUP reads both files again: new connections get the new pair,
+      connected agents keep their connection; a pair that does not load is logged (\`EE-TLS-INVALID\`) and the
+      old one stays. Operators point eectl at a private CA with \`--cacert\`, agents with \`control_plane_ca\`
+      (docs/tls.md).
+
+      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\` and an unusable
+      certificate or key \`EE-TLS-INVALID\` (exit 1, nothing started).
       Environment: EE_ADMIN_TOKEN (above), EE_LOG_LEVEL (log level on stderr: trace, debug, info (default), warn,
       error, silent). All variables: docs/environment.md.
 
@@ -48,6 +57,10 @@ export class ControlPlaneCommand extends EeCommand {
         "eectl control-plane --stale-after-ms 3000",
       ],
       ["Run only images pinned by digest", "eectl control-plane --require-pinned-images"],
+      [
+        "Serve https and wss (reload the pair with `kill -HUP`)",
+        "eectl control-plane --listen 0.0.0.0:8443 --tls-cert cp.pem --tls-key cp.key",
+      ],
     ],
   });
 
@@ -99,6 +112,11 @@ export class ControlPlaneCommand extends EeCommand {
   readyMaxWaitMs = Option.String("--ready-max-wait-ms", {
     description: `Ready after this long regardless (default ${READINESS_DEFAULTS.maxWaitMs})`,
   });
+  tlsCert = Option.String("--tls-cert", {
+    description:
+      "PEM certificate (then its intermediates) to serve https/wss with; needs --tls-key; SIGHUP reloads",
+  });
+  tlsKey = Option.String("--tls-key", { description: "PEM private key of --tls-cert" });
   role = Option.String("--role", "standalone", {
     description: "standalone (default); master and dc (federation) are refused until federation is built",
   });
@@ -119,6 +137,7 @@ export class ControlPlaneCommand extends EeCommand {
   async run(): Promise<number> {
     checkRole(this.role, this.dcId, this.upstream);
     const { host, port } = hostPortFlag(this.listen, "--listen");
+    const tls = tlsFlags(this.tlsCert, this.tlsKey);
     const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
       await Promise.all([
         import("../../actors/control-plane.ts"),
@@ -154,6 +173,7 @@ export class ControlPlaneCommand extends EeCommand {
         ?.split(",")
         .map((s) => s.trim())
         .filter(Boolean),
+      ...(tls ? { tls } : {}),
     });
     const out = this.context.stdout;
     out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
@@ -164,10 +184,42 @@ export class ControlPlaneCommand extends EeCommand {
           `for a new one run \`eectl admin-token rotate --data-dir ${this.dataDir}\`, ` +
           "or start with --admin-token or EE_ADMIN_TOKEN\n",
       );
+    const reload = cp.reloadTls;
+    const onHangup = reload ? () => reloadTls(reload, log) : null;
+    if (onHangup) process.on("SIGHUP", onHangup);
     const signal = await untilSignal();
+    if (onHangup) process.off("SIGHUP", onHangup);
     log.info({ signal }, "stopping");
     await cp.stop();
     return 0;
+  }
+}
+
+/** Both TLS flags or neither: one alone is EE-CONFIG-INVALID naming the other. */
+function tlsFlags(cert: string | undefined, key: string | undefined): ServerTlsFiles | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined)
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `${cert === undefined ? "--tls-cert" : "--tls-key"} is missing: --tls-cert and --tls-key go together`,
+    );
+  return { certFile: cert, keyFile: key, certSetting: "--tls-cert", keySetting: "--tls-key" };
+}
+
+/** SIGHUP: the new pair, or the reason it was refused, logged; a refused pair leaves the old one serving. */
+function reloadTls(reload: () => ServerTls, log: Logger): void {
+  try {
+    const next = reload();
+    log.info(
+      { serial: next.serial, fingerprint256: next.fingerprint256, valid_to: next.validTo },
+      "TLS certificate reloaded: new connections get it, open ones keep theirs",
+    );
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    log.error(
+      { code: e.code ?? "EE-INTERNAL", err: e.message },
+      "TLS reload refused: the previous certificate and key stay in use",
+    );
   }
 }
 

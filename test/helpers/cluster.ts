@@ -26,6 +26,7 @@ import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { type ContractInit, cpContract } from "./contract.ts";
 import { removeAgentWorkloads } from "./docker.ts";
 import { tempDir } from "./temp.ts";
+import { httpsStatus } from "./tls.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const REPO = new URL("../../", import.meta.url).pathname;
@@ -162,13 +163,22 @@ export interface CpProcess {
   url: string;
   wsUrl: string;
   api: CpApi;
+  /** Everything the CP logged on stderr so far (warnings and errors: EE_LOG_LEVEL=warn). */
+  stderr(): string;
   /** Sends SIGKILL and waits for the exit. */
   kill(): Promise<void>;
 }
 
 export async function spawnCp(
   t: ExecutionContext,
-  o: { port: number; dataDir: string; devDir: string; args?: string[] },
+  o: {
+    port: number;
+    dataDir: string;
+    devDir: string;
+    args?: string[];
+    /** Serve https/wss with this pair; `ca` is what the readiness probe trusts. */
+    tls?: { certFile: string; keyFile: string; ca: string };
+  },
 ): Promise<CpProcess> {
   const child = spawn(
     process.execPath,
@@ -187,33 +197,39 @@ export async function spawnCp(
       "200",
       "--stale-after-ms",
       "1500",
+      ...(o.tls ? ["--tls-cert", o.tls.certFile, "--tls-key", o.tls.keyFile] : []),
       ...(o.args ?? []),
     ],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EE_LOG_LEVEL: "warn" } },
   );
-  child.stderr?.resume();
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   t.teardown(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
-  const url = `http://127.0.0.1:${o.port}`;
+  const url = `${o.tls ? "https" : "http"}://127.0.0.1:${o.port}`;
+  const tls = o.tls;
+  const healthy = () =>
+    tls
+      ? httpsStatus(`${url}/healthz`, tls.ca).then((s) => s === 200)
+      : fetch(`${url}/healthz`).then((r) => r.ok);
   await waitFor(
     "the control plane to serve",
     async () => {
-      if (child.exitCode !== null) throw new Error(`control plane exited with ${child.exitCode}`);
-      return (
-        (await fetch(`${url}/healthz`)
-          .then((r) => r.ok)
-          .catch(() => false)) || undefined
-      );
+      if (child.exitCode !== null) throw new Error(`control plane exited with ${child.exitCode}: ${stderr}`);
+      return (await healthy().catch(() => false)) || undefined;
     },
     20_000,
   );
   return {
     child,
     url,
-    wsUrl: `ws://127.0.0.1:${o.port}`,
+    wsUrl: `${o.tls ? "wss" : "ws"}://127.0.0.1:${o.port}`,
     api: cpApi(url),
+    stderr: () => stderr,
     kill: async () => {
       if (child.exitCode === null) child.kill("SIGKILL");
       await exited;
