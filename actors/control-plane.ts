@@ -65,6 +65,8 @@ export interface ControlPlaneOptions {
   challengeTtlMs?: number;
   /** Re-attest every registered agent this often (purpose `refresh`). */
   reattestMs?: number;
+  /** How long an agent has to answer a re-attestation; default the interval, at most 30 s. */
+  reattestTimeoutMs?: number;
   nodeSizes?: readonly string[];
   /** Measurement policy (from `--policy FILE`); when absent, chooseMeasurementPolicy's default for the mode. */
   policy?: MeasurementPolicy;
@@ -192,7 +194,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     policy: quotePolicy,
     log,
     intervalMs: reattestMs,
-    timeoutMs: Math.min(30_000, reattestMs),
+    timeoutMs: opts.reattestTimeoutMs ?? Math.min(30_000, reattestMs),
     expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
   });
   reattestor.start();
