@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its data
-# dir, restart on the same port; time until /readyz is 200 and the agent listing is back.
+# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its database
+# (not its identity key: agents pinned it and refuse another), restart on the same port; time until /readyz is
+# 200 and the agent listing is back.
 # Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3, 18881-2).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,7 @@ $E agents list
 before=$(listing)
 DEPLOYMENTS=$($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))')
 starts=$(start_times)
-kill -9 $CP; rm -rf ./cp
+kill -9 $CP; rm -f ./cp/easyenclave.db*
 t0=$(date +%s%N)
 CP=$(cp_start)
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.05; done
