@@ -233,8 +233,10 @@ function pinCpKey(pin: Pin, cpPubkey: Uint8Array | undefined, url: string, log: 
     return;
   }
   const key = Buffer.from(cpPubkey).toString("hex");
+  let before: string | null;
   let pinned: string;
   try {
+    before = pin.read();
     pinned = pin.pin(key);
   } catch (err) {
     log.error(
@@ -243,8 +245,8 @@ function pinCpKey(pin: Pin, cpPubkey: Uint8Array | undefined, url: string, log: 
     );
     return;
   }
-  if (pinned === key) log.info({ cp_pubkey: key, pin: pin.path }, "CP key pinned");
-  else
+  if (before === null) log.info({ cp_pubkey: key, pin: pin.path }, "CP key pinned (first registration)");
+  else if (pinned !== key)
     log.warn(
       { cp_pubkey: key, pinned, pin: pin.path, url },
       "this CP's key is not the pinned one: its deploys and undeploys will be refused (EE-ENV-KEY); remove the pin file and restart the agent to trust it",
