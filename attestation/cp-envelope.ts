@@ -1,8 +1,9 @@
 // The CP attestation envelope on CP→agent writes (deploy, undeploy): the control plane signs each command with its
 // Ed25519 identity key and, when it runs in a TD, attaches its own quote binding that key; the agent checks it
 // against its cp_envelope policy and the CP key it pinned at its first registration before anything runs. A
-// deployment's origin (its envelope, kept by the agent) lets the CP recognize later what it signed. Both sides live
-// here so they share one signed message. The only I/O is the agent's pin files (filePin). spec/protocol.md ("CP envelope") is the prose.
+// deployment's origin (its envelope, kept by the agent) lets the CP recognize later what it signed. Both sides
+// live here so they share one signed message. The only I/O is the agent's pin files (filePin). spec/protocol.md
+// ("CP envelope", "CP key pin", "Deployment origin") is the prose.
 // Imports node:crypto, node:fs, attestation/, spec/ and lib/canonical-json.
 import { createHash, createPublicKey, type KeyObject, randomBytes, sign } from "node:crypto";
 import { writeFileSync } from "node:fs";
