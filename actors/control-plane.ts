@@ -184,6 +184,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     staleAfterMs,
     forgetAfterMs,
     policy: { ...quotePolicy, nodeSizes },
+    cpPubkey: envelope.publicKey,
   });
 
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;

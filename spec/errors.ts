@@ -116,7 +116,10 @@ export const ERROR_CODES = {
     "The agent could not register with the control plane within registration.max_attempts attempts.",
   "EE-AGENT-CONNECTIVITY": "The connectivity probe failed failure_threshold times in a row (action exit).",
   // The CP attestation envelope on deploy/undeploy (the agent's cp_envelope policy refused a command).
-  "EE-ENV-MISSING": "The command carries no CP envelope and the agent's cp_envelope policy is required.",
+  "EE-ENV-MISSING":
+    "The command carries no CP envelope and the agent's cp_envelope policy needs one (every HTTP write does).",
+  "EE-ENV-KEY":
+    "The envelope is not signed by the CP key the agent pinned at its first registration (cp-key-pin.json).",
   "EE-ENV-SIGNATURE":
     "The envelope signature does not verify over this command, this deployment and this agent with cp_pubkey.",
   "EE-ENV-QUOTE": "The CP quote is missing (policy required), does not verify, or does not bind cp_pubkey.",
@@ -152,6 +155,7 @@ export const ERROR_CODES = {
   "EE-OIDC-BINDING-AMBIGUOUS":
     "Several equally specific OIDC bindings of different accounts or scopes match the token.",
   "EE-OIDC-JWKS-UNAVAILABLE": "The JWKS URL could not be fetched in time or did not hold a valid key set.",
+  "EE-BUSY": "The agent is reading as many request bodies as it allows at once; retry later.",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
@@ -359,6 +363,13 @@ export class QuoteUnavailableError extends EeError<"EE-ATT-PROVIDER"> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** The agent's HTTP API holds as many request bodies in memory as it allows; the caller may retry (503). */
+export class BusyError extends EeError<"EE-BUSY"> {
+  override readonly name = "BusyError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
@@ -432,6 +443,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-DATA-DIR-", StartupError],
   ["EE-TLS-", TlsError],
   ["EE-NOT-FOUND", NotFoundError],
+  ["EE-BUSY", BusyError],
   ["EE-NOT-READY", NotReadyError],
   ["EE-REQ-", ValidationError],
   ["EE-CONFIG-", ValidationError],

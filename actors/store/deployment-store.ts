@@ -20,6 +20,8 @@ export interface DeploymentRequestRecord {
   replaces?: string;
   /** Set on a replaced deployment when its successor took over; kept here to need no new column. */
   replaced_by?: string;
+  /** An agent reported it and this CP did not sign it (actors/deployments.ts #adopt); here to need no new column. */
+  unrecognized?: true;
 }
 
 export interface DeploymentRow {
