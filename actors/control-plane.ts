@@ -23,7 +23,7 @@ import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
-import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
+import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
@@ -33,6 +33,7 @@ import { NonceBook } from "./nonce-book.ts";
 import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
+import { RefusalAudit } from "./refusal-audit.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
@@ -55,6 +56,10 @@ export interface ControlPlaneOptions {
   staleAfterMs?: number;
   forgetAfterMs?: number;
   challengeTtlMs?: number;
+  /** The handshake deadline and pending-connection caps (CP_DEFAULTS: handshakeMs, maxPending…). */
+  handshake?: Partial<HandshakeLimits>;
+  /** The interval refused connections are audited in aggregate over (CP_DEFAULTS.refusalAuditMs). */
+  refusalAuditMs?: number;
   /** Re-attest every registered agent this often (purpose `refresh`). */
   reattestMs?: number;
   nodeSizes?: readonly string[];
@@ -132,7 +137,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
-  const channel = new AgentChannel({ log });
+  const channel = new AgentChannel({
+    log,
+    handshake: {
+      deadlineMs: CP_DEFAULTS.handshakeMs,
+      maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
+      maxPending: CP_DEFAULTS.maxPending,
+      ...opts.handshake,
+    },
+  });
+  const refusals = new RefusalAudit({
+    append: (event) => events.append(event),
+    intervalMs: opts.refusalAuditMs ?? CP_DEFAULTS.refusalAuditMs,
+  });
+  refusals.start();
   const measurement = opts.policy ?? DEFAULT_POLICY;
   const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
   const trusted = new TrustedMeasurements({
@@ -238,12 +256,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       requests.forget(agentId, connId);
       supervisor.disconnected(agentId, connId);
     },
-    refused: (connId, code, remote) =>
-      events.append({
-        at: Date.now(),
-        kind: "agent.refused",
-        data: { conn: connId, reason: code, remote: remote ?? null },
-      }),
+    refused: (connId, code, remote) => refusals.refused(connId, code, remote),
   };
   channel.bind(sink);
 
@@ -258,7 +271,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
-    metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
+    metrics: () => cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
   };
   const knownAgent = (agentId: string): string => {
     if (!index.get(agentId))
@@ -291,6 +304,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     offReadiness();
     deployments.stop();
     await channel.shutdown();
+    refusals.stop();
     supervisor.stopAll();
   };
   const closeStore = () => {
@@ -420,6 +434,8 @@ function cpMetrics(o: {
   supervisor: Supervisor;
   deployments: Deployments;
   requests: AgentRequests;
+  channel: AgentChannel;
+  refusals: RefusalAudit;
   startedAt: number;
 }): MetricFamily[] {
   const byState = new Map<string, number>();
@@ -465,6 +481,18 @@ function cpMetrics(o: {
       help: "Relayed requests (logs, stats, snapshot) waiting for an agent.",
       type: "gauge",
       samples: [{ value: o.requests.size }],
+    },
+    {
+      name: "ee_agent_connections_pending",
+      help: "Agent WebSocket connections that have not registered yet (bounded by the handshake caps).",
+      type: "gauge",
+      samples: [{ value: o.channel.pendingCount }],
+    },
+    {
+      name: "ee_agent_connections_refused_total",
+      help: "Agent connections refused (upgrade caps, handshake timeouts, bad frames, gate failures), by reason.",
+      type: "counter",
+      samples: [...o.refusals.totals()].map(([reason, value]) => ({ labels: { reason }, value })),
     },
     {
       name: "process_resident_memory_bytes",
