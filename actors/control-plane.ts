@@ -27,10 +27,10 @@ import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transpo
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
 import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { NonceBook } from "./nonce-book.ts";
-import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
 import { RefusalAudit } from "./refusal-audit.ts";
@@ -39,6 +39,7 @@ import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
+import { TextSealer } from "./store/sealed-text.ts";
 import { Supervisor } from "./supervisor.ts";
 import { TrustedMeasurements } from "./trusted-measurements.ts";
 
@@ -202,8 +203,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
-  const deploymentStore = new DeploymentStore(db, (err) =>
-    log.error({ err }, "deployment record write failed"),
+  const deploymentStore = new DeploymentStore(
+    db,
+    new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE)),
+    (err) => log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({
@@ -218,7 +221,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
-    placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
+    placementSecret: loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
   });
   const resumed = deployments.resume();
