@@ -159,6 +159,8 @@ export const ERROR_CODES = {
     "Listening failed otherwise (address not on this host, port not allowed); the message names it.",
   "EE-DATA-DIR-UNUSABLE":
     "The data dir cannot be made or used (under a file, permission denied); the message names the path.",
+  "EE-DATA-DIR-INSECURE":
+    "Group or others can write the data dir, so they could replace its keys or database; chmod go-w it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
