@@ -16,9 +16,9 @@ export const ERROR_CODES = {
   "EE-PROTO-REGISTER-TIMEOUT":
     "The agent did not register within the handshake deadline (or before its challenge expired).",
   "EE-PROTO-PENDING-ADDRESS":
-    "Too many connections from this address have not registered yet; the upgrade is refused (HTTP 429), retry later.",
+    "Too many unregistered connections from this address: the upgrade is refused (HTTP 429); retry later.",
   "EE-PROTO-PENDING-GLOBAL":
-    "Too many connections have not registered yet; the upgrade is refused (HTTP 503), retry later.",
+    "Too many unregistered connections in all: the upgrade is refused (HTTP 503); retry later.",
   "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
   "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
   "EE-PROTO-SLOW-CONSUMER":
