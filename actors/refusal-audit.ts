@@ -2,7 +2,8 @@
 // handshake timeouts, bad frames, gate failures) from one source must not write one event row each. Per source and
 // reason, the first refusal in an interval is written at once (a lone refusal is visible while an operator looks
 // for it); further ones in the same interval are summed into one `agent.refused` row with their count when the
-// interval ends. Totals by reason feed /metrics. Imports the event log's types and transport/source-address.
+// interval ends; while a flood goes on, each further interval is that one row (no new first row). Totals by
+// reason feed /metrics. Imports the event log's types and transport/source-address.
 import type { ErrorCode } from "../spec/errors.ts";
 import { sourceOf } from "../transport/source-address.ts";
 import type { NewEvent } from "./store/event-log.ts";
@@ -18,7 +19,7 @@ export interface RefusalAuditOptions {
 interface Tally {
   source: string;
   reason: ErrorCode;
-  /** Refusals after the first one this interval (the first has its own row). */
+  /** Refusals this interval not yet in a row (the first of a flood has its own). */
   more: number;
   firstAt: number;
   lastAt: number;
@@ -54,6 +55,7 @@ export class RefusalAudit {
     const key = `${source} ${reason}`;
     const tally = this.#tallies.get(key);
     if (tally) {
+      if (tally.more === 0) tally.firstAt = at;
       tally.more++;
       tally.lastAt = at;
       return;
@@ -67,10 +69,16 @@ export class RefusalAudit {
     return this.#totals;
   }
 
-  /** One row per source and reason that was refused more than once this interval; then a new interval starts. */
+  /**
+   * One row per source and reason with refusals not yet written; then a new interval starts. A source refused this
+   * interval stays known for the next, so a flood that goes on is one row per interval; a quiet one is forgotten.
+   */
   flush(): void {
-    for (const t of this.#tallies.values()) {
-      if (t.more === 0) continue;
+    for (const [key, t] of this.#tallies) {
+      if (t.more === 0) {
+        this.#tallies.delete(key);
+        continue;
+      }
       this.#o.append({
         at: t.lastAt,
         kind: "agent.refused",
@@ -83,7 +91,7 @@ export class RefusalAudit {
           last_at: t.lastAt,
         },
       });
+      t.more = 0;
     }
-    this.#tallies.clear();
   }
 }

@@ -81,6 +81,9 @@ export const DEFAULT_MAX_SEND_BUFFER_BYTES = 2 * MAX_CP_FRAME_BYTES + 1024 * 102
 /** How long after its nonce expires an unregistered connection is closed (4004). */
 export const REGISTER_GRACE_MS = 2000;
 
+/** How long a refused peer has to answer the close frame before its socket is dropped. */
+const REFUSED_CLOSE_GRACE_MS = 5000;
+
 interface Connection {
   id: number;
   sessionId: string;
@@ -182,10 +185,12 @@ export class AgentChannel {
    */
   #refuseUpgrade(socket: Duplex, err: ProtocolError, remote: string | undefined): void {
     const body = JSON.stringify(err.toBody());
+    // Destroyed once the answer is flushed: a peer that never closes its side must not keep the socket.
     socket.end(
       `HTTP/1.1 ${err.httpStatus} ${err.httpStatus === 429 ? "Too Many Requests" : "Service Unavailable"}\r\n` +
         `Connection: close\r\nRetry-After: ${Math.ceil(this.#handshake.deadlineMs / 1000)}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      () => socket.destroy(),
     );
     this.#sink?.refused(null, err.code, remote);
   }
@@ -400,6 +405,9 @@ export class AgentChannel {
     this.#sendError(conn, err, re);
     this.#sink?.refused(conn.id, err.code, conn.remote);
     conn.ws.close(err.wsClose, err.code);
+    // ws waits 30 s for the peer's close frame; a peer that never sends one would hold its socket (and, before
+    // registering, its pending slot) that long, so it gets REFUSED_CLOSE_GRACE_MS.
+    setTimeout(() => conn.ws.terminate(), REFUSED_CLOSE_GRACE_MS).unref();
   }
 
   #sendError(conn: Connection, err: EeError, re?: number): void {

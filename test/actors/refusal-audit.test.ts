@@ -1,5 +1,6 @@
-// Refused agent connections are audited in aggregate: per source and reason, the first refusal of an interval at
-// once, the rest as one row with their count; sources are IPv4 addresses or IPv6 /64s; the source map is bounded.
+// Refused agent connections are audited in aggregate: per source and reason, the first refusal at once, the rest
+// as one row per interval with their count while the flood goes on; a source quiet for an interval starts over
+// with a row at once; sources are IPv4 addresses or IPv6 /64s; the source map is bounded.
 import test from "ava";
 import { RefusalAudit } from "../../actors/refusal-audit.ts";
 import type { NewEvent } from "../../actors/store/event-log.ts";
@@ -15,7 +16,7 @@ function audit(maxSources?: number) {
   return { a, rows };
 }
 
-test("the first refusal is a row at once; the rest of the interval is one row with the count", (t) => {
+test("the first refusal is a row at once; the rest is one row per interval with the count", (t) => {
   const { a, rows } = audit();
   for (let i = 0; i < 500; i++) a.refused(i, "EE-PROTO-REGISTER-TIMEOUT", "::ffff:10.0.0.1", 1000 + i);
   a.refused(900, "EE-PROTO-ABUSE", "10.0.0.1", 2000);
@@ -28,15 +29,22 @@ test("the first refusal is a row at once; the rest of the interval is one row wi
     reason: "EE-PROTO-REGISTER-TIMEOUT",
     remote: "10.0.0.1",
     count: 499,
-    first_at: 1000,
+    first_at: 1001,
     last_at: 1499,
   });
-  a.refused(1, "EE-PROTO-REGISTER-TIMEOUT", "10.0.0.1", 3000);
-  t.is(rows.length, 4, "a new interval starts with a row at once again");
+  for (let i = 0; i < 300; i++) a.refused(i, "EE-PROTO-REGISTER-TIMEOUT", "10.0.0.1", 3000 + i);
+  t.is(rows.length, 3, "a flood that goes on gets no new first row");
+  a.flush();
+  t.is(rows.length, 4);
+  t.like(rows[3]!.data, { count: 300, first_at: 3000, last_at: 3299 });
+  a.flush();
+  t.is(rows.length, 4, "an interval without refusals writes nothing");
+  a.refused(1, "EE-PROTO-REGISTER-TIMEOUT", "10.0.0.1", 9000);
+  t.is(rows.length, 5, "after a quiet interval, a refusal is a row at once again");
   t.deepEqual(
     [...a.totals()],
     [
-      ["EE-PROTO-REGISTER-TIMEOUT", 501],
+      ["EE-PROTO-REGISTER-TIMEOUT", 801],
       ["EE-PROTO-ABUSE", 1],
     ],
   );

@@ -3,6 +3,7 @@
 // refused at the upgrade (HTTP 429) at once, counted in /metrics and audited in aggregate (O(1) event rows, not
 // one each); the global cap refuses with 503; registered agents never count, and another host still registers
 // while the flood is held.
+import { connect as tcpConnect } from "node:net";
 import test from "ava";
 import { WebSocket } from "ws";
 import { CP_DEFAULTS } from "../../actors/cp-defaults.ts";
@@ -26,6 +27,26 @@ function connect(
       res.resume();
     });
   });
+}
+
+/**
+ * A peer that sends the upgrade request by hand and then never answers anything (no close frame, no FIN): when
+ * the CP dropped the TCP connection, and the first line the CP answered.
+ */
+function silentPeer(t: import("ava").ExecutionContext, port: number) {
+  const socket = tcpConnect({ port, host: "127.0.0.1", allowHalfOpen: true });
+  t.teardown(() => socket.destroy());
+  let first = "";
+  socket.on("data", (d: Buffer) => {
+    if (first === "") first = d.toString("latin1").split("\r\n")[0]!;
+  });
+  socket.on("error", () => {});
+  socket.write(
+    `GET ${CONNECT_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  const dropped = new Promise<number>((resolve) => socket.on("end", () => resolve(Date.now())));
+  return { dropped, first: () => first };
 }
 
 async function metric(cp: TestCp["cp"], line: string): Promise<number | undefined> {
@@ -60,7 +81,8 @@ test("the default handshake deadline is a few seconds, well inside the challenge
 });
 
 test("a flood from one address is held at the per-address cap, refused with 429, counted and audited in aggregate; other hosts and registered agents are unaffected", async (t) => {
-  const tcp = await startTestCp(t, { refusalAuditMs: 500 });
+  const intervalMs = 1000;
+  const tcp = await startTestCp(t, { refusalAuditMs: intervalMs });
   const { cp, devDir } = tcp;
   const cap = CP_DEFAULTS.maxPendingPerAddress;
   // Registered before the flood, from the flooded address: registered agents never count against the cap.
@@ -93,7 +115,10 @@ test("a flood from one address is held at the per-address cap, refused with 429,
     const r = await refusedRows(tcp, "EE-PROTO-PENDING-ADDRESS");
     return r.reduce((n, e) => n + (e.data.count ?? 0), 0) === flood - cap ? r : undefined;
   });
-  t.true(rows.length <= 4, `${rows.length} audit rows for ${flood - cap} refusals`);
+  // The first row, then at most one per interval the flood and this wait touched, however many were refused.
+  const intervals = Math.ceil((Date.now() - t0) / intervalMs) + 1;
+  t.true(rows.length <= 1 + intervals, `${rows.length} audit rows over ${intervals} intervals`);
+  t.true(rows.length < 30, `${rows.length} audit rows for ${flood - cap} refusals`);
 });
 
 test("the global cap refuses with 503 once every source together holds it", async (t) => {
@@ -107,4 +132,22 @@ test("the global cap refuses with 503 once every source together holds it", asyn
   a[0]!.ws.terminate();
   await waitFor("a free slot", async () => (await metric(cp, "ee_agent_connections_pending")) === 7);
   t.is((await connect(t, cp, "127.0.0.3")).status, "open");
+});
+
+test("a peer that ignores the close frame is dropped soon after the deadline, and one refused at the upgrade at once", async (t) => {
+  const { cp } = await startTestCp(t, { handshake: { deadlineMs: 1000, maxPendingPerAddress: 1 } });
+  const t0 = Date.now();
+  const silent = silentPeer(t, cp.port);
+  await waitFor("the 101", () => silent.first() !== "");
+  t.is(silent.first(), "HTTP/1.1 101 Switching Protocols");
+  const refused = silentPeer(t, cp.port);
+  const refusedAt = await refused.dropped;
+  t.is(refused.first(), "HTTP/1.1 429 Too Many Requests");
+  t.true(refusedAt - t0 < 5_000, `refused after ${refusedAt - t0} ms`);
+  const droppedAt = await silent.dropped;
+  t.true(
+    droppedAt - t0 < 20_000,
+    `dropped after ${droppedAt - t0} ms (ws alone waits 30 s for a close frame)`,
+  );
+  await waitFor("pending back to 0", async () => (await metric(cp, "ee_agent_connections_pending")) === 0);
 });
