@@ -8,7 +8,14 @@ import test from "ava";
 import { WebSocket } from "ws";
 import { CP_DEFAULTS } from "../../actors/cp-defaults.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
-import { RawAgent, startTestCp, type TestCp, waitFor } from "../helpers/cluster.ts";
+import {
+  agentConfig,
+  RawAgent,
+  startTestAgent,
+  startTestCp,
+  type TestCp,
+  waitFor,
+} from "../helpers/cluster.ts";
 import { cpContract } from "../helpers/contract.ts";
 
 /** Opens a WebSocket from `localAddress`: "open" when the CP accepted it, else the upgrade's HTTP status. */
@@ -150,4 +157,20 @@ test("a peer that ignores the close frame is dropped soon after the deadline, an
     `dropped after ${droppedAt - t0} ms (ws alone waits 30 s for a close frame)`,
   );
   await waitFor("pending back to 0", async () => (await metric(cp, "ee_agent_connections_pending")) === 0);
+});
+
+test("a real agent refused at the upgrade (429) retries with its backoff and registers once a slot frees", async (t) => {
+  const { cp, devDir } = await startTestCp(t, { handshake: { maxPendingPerAddress: 2 } });
+  const held = await Promise.all([connect(t, cp), connect(t, cp)]);
+  t.true(held.every((h) => h.status === "open"));
+  const agent = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir));
+  await waitFor(
+    "the agent's upgrade refused",
+    async () =>
+      ((await metric(cp, 'ee_agent_connections_refused_total{reason="EE-PROTO-PENDING-ADDRESS"}')) ?? 0) > 0,
+  );
+  t.is(cp.index.get(agent.agentId), undefined, "not registered while the address is full");
+  for (const h of held) h.ws.terminate();
+  await waitFor("registration", () => cp.index.get(agent.agentId)?.state === "registered", 60_000);
+  t.pass();
 });
