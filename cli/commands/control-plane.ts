@@ -27,7 +27,9 @@ export class ControlPlaneCommand extends EeCommand {
       CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
       \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
 
-      A busy port is \`EE-LISTEN-BUSY\` and an unusable data dir \`EE-DATA-DIR-UNUSABLE\` (exit 1).
+      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\` and one group or others
+      can write \`EE-DATA-DIR-INSECURE\` (exit 1). Every file the CP writes there is 0600; compose texts in its
+      database are sealed under DATA_DIR/store.key (back it up with the database).
       Environment: EE_ADMIN_TOKEN (above), EE_LOG_LEVEL (log level on stderr: trace, debug, info (default), warn,
       error, silent). All variables: docs/environment.md.
 
