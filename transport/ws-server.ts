@@ -169,12 +169,12 @@ export class AgentChannel {
     if ((this.#pendingBySource.get(source) ?? 0) >= h.maxPendingPerAddress)
       return new ProtocolError(
         "EE-PROTO-PENDING-ADDRESS",
-        `more than ${h.maxPendingPerAddress} connections from this address have not registered yet`,
+        `${h.maxPendingPerAddress} connections from this address have not registered yet`,
       );
     if (this.#pending >= h.maxPending)
       return new ProtocolError(
         "EE-PROTO-PENDING-GLOBAL",
-        `more than ${h.maxPending} connections have not registered yet`,
+        `${h.maxPending} connections have not registered yet`,
       );
     return null;
   }
