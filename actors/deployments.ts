@@ -72,7 +72,7 @@ export interface DeploymentsOptions {
   envelope?: EnvelopeSigner;
   /** Refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED) at deploy and preflight. */
   requirePinnedImages?: boolean;
-  /** Keys placement's tie-break among equally loaded agents (actors/placement-secret.ts). */
+  /** Keys placement's tie-break among equally loaded agents (actors/bootstrap-secret.ts). */
   placementSecret: Uint8Array;
 }
 

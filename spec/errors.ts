@@ -13,7 +13,12 @@ export const ERROR_CODES = {
   "EE-PROTO-INVALID-BODY": "The message body does not match its schema.",
   "EE-PROTO-UNEXPECTED": "The message is valid but not expected in the session's current state.",
   "EE-PROTO-ABUSE": "Too many bad frames on one connection; the connection is closed.",
-  "EE-PROTO-REGISTER-TIMEOUT": "The agent did not register before the challenge expired.",
+  "EE-PROTO-REGISTER-TIMEOUT":
+    "The agent did not register within the handshake deadline (or before its challenge expired).",
+  "EE-PROTO-PENDING-ADDRESS":
+    "Too many unregistered connections from this address: the upgrade is refused (HTTP 429); retry later.",
+  "EE-PROTO-PENDING-GLOBAL":
+    "Too many unregistered connections in all: the upgrade is refused (HTTP 503); retry later.",
   "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
   "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
   "EE-PROTO-SLOW-CONSUMER":
@@ -186,6 +191,8 @@ export const ERROR_CODES = {
     "A TLS certificate, key or CA file is unreadable or not PEM, or the certificate and key do not match; the message names the file and its flag or key.",
   "EE-TLS-UNTRUSTED":
     "The control plane's TLS certificate does not verify against the trusted CAs (eectl: --cacert or EE_CACERT; agent: control_plane_ca) or does not name its host.",
+  "EE-DATA-DIR-INSECURE":
+    "Group or others can write the data dir, so they could replace its keys or database; chmod go-w it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -234,7 +241,11 @@ export abstract class EeError<C extends ErrorCode = ErrorCode> extends Error {
 /** A frame on the agent channel broke the wire protocol. */
 export class ProtocolError extends EeError<CodeOf<"EE-PROTO-">> {
   override readonly name = "ProtocolError";
-  readonly httpStatus = 400;
+  /** 400, except the pending-connection caps, which refuse the WebSocket upgrade itself. */
+  get httpStatus(): number {
+    if (this.code === "EE-PROTO-PENDING-ADDRESS") return 429;
+    return this.code === "EE-PROTO-PENDING-GLOBAL" ? 503 : 400;
+  }
   get wsClose(): number {
     switch (this.code) {
       case "EE-PROTO-TOO-LARGE":
