@@ -1,5 +1,6 @@
-// Base of the operator commands that talk to a control plane over REST: --cp and --token (with EE_CP_URL and
-// EE_TOKEN, then the `eectl login` profile, as fallbacks). Options must be direct class fields for clipanion to see them, hence a base class.
+// Base of the operator commands that talk to a control plane over REST: --cp, --token and --cacert (with
+// EE_CP_URL, EE_TOKEN and EE_CACERT, then the `eectl login` profile, as fallbacks). Options must be direct class
+// fields for clipanion to see them, hence a base class.
 import { Option } from "clipanion";
 import { EeCommand } from "./base.ts";
 import { readProfile } from "./profile.ts";
@@ -10,13 +11,18 @@ export abstract class OperatorCommand extends EeCommand {
     description: "Control plane URL (default: $EE_CP_URL, else http://127.0.0.1:8080)",
   });
   token = Option.String("--token", { description: "Bearer token (default: $EE_TOKEN)" });
+  cacert = Option.String("--cacert", {
+    description:
+      "PEM CA bundle to trust for an https control plane instead of the system's (default: $EE_CACERT)",
+  });
 
   /** Flags, else the environment, else the profile `eectl login` saved. */
   client(): RestClient {
     // An empty variable counts as unset, as it does for RestClient's own fallbacks.
     const cp = this.cp ?? (process.env.EE_CP_URL || undefined);
     const token = this.token ?? (process.env.EE_TOKEN || undefined);
+    const cacert = this.cacert ?? (process.env.EE_CACERT || undefined);
     const profile = cp === undefined || token === undefined ? readProfile() : null;
-    return new RestClient(cp ?? profile?.cp, token ?? profile?.token);
+    return new RestClient(cp ?? profile?.cp, token ?? profile?.token, cacert ?? profile?.cacert);
   }
 }

@@ -3,6 +3,7 @@
 // head is read inside it, so records are gapless and linked even with several writers on the file.
 import { type Db, openDatabase } from "../store/db.ts";
 import type { AppRow } from "../store/deployment-store.ts";
+import type { TextSealer } from "../store/sealed-text.ts";
 import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
 import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
 import type {
@@ -33,15 +34,19 @@ export const auditFromRaw = (r: RawAudit): AuditRecord => ({
 });
 
 type RawApp = Omit<AppRow, "health"> & { health: string | null };
-const appFromRaw = (r: RawApp): AppRow => ({ ...r, health: r.health ? JSON.parse(r.health) : null });
+/** What a sealed app compose is bound to (the same context the runtime DB's apps table used). */
+const appContext = (name: string, version: string) => `app ${name}@${version}`;
 
 export class SqliteBusinessStore implements BusinessStore, AppRegistry {
   readonly #db: Db;
   readonly #now: () => number;
+  readonly #sealer: TextSealer;
   readonly #q;
 
-  constructor(db: Db, now: () => number = Date.now) {
+  /** `sealer` seals app composes (their environment values are the workloads' secrets) before they are stored. */
+  constructor(db: Db, sealer: TextSealer, now: () => number = Date.now) {
     this.#db = db;
+    this.#sealer = sealer;
     this.#now = now;
     this.#q = {
       insertAccount: db.prepare(
@@ -201,7 +206,7 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
         this.#q.appPut.run(
           app.name,
           app.version,
-          app.compose,
+          this.#sealer.seal(app.compose, appContext(app.name, app.version)),
           app.compose_hash,
           app.health ? JSON.stringify(app.health) : null,
           app.created_at,
@@ -219,11 +224,19 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
     const r = (version === undefined ? this.#q.appLatest.get(name) : this.#q.appGet.get(name, version)) as
       | RawApp
       | undefined;
-    return r && appFromRaw(r);
+    return r && this.#appOf(r);
   }
 
   apps(): AppRow[] {
-    return (this.#q.appList.all() as RawApp[]).map(appFromRaw);
+    return (this.#q.appList.all() as RawApp[]).map((r) => this.#appOf(r));
+  }
+
+  #appOf(r: RawApp): AppRow {
+    return {
+      ...r,
+      compose: this.#sealer.open(r.compose, appContext(r.name, r.version)),
+      health: r.health ? JSON.parse(r.health) : null,
+    };
   }
 
   /**

@@ -1,7 +1,9 @@
 // Drills for losing the control plane: the CP runs as a real child process and is SIGKILLed; agents (with real
 // containers) keep their workloads and rebuild the CP's runtime state when it comes back, with or without its
-// database. Container start times prove nothing was restarted.
-import { rmSync } from "node:fs";
+// database. Container start times prove nothing was restarted. A wipe takes the runtime database, not the
+// business DB (accounts, keys, the audit chain) nor the bootstrap files beside it (the identity key agents
+// pinned): the deployments come back recognized as the CP's own.
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DB_FILE } from "../../actors/store/db.ts";
@@ -74,6 +76,12 @@ async function startTimes(runtime: DockerRuntime, ids: string[]) {
   return out;
 }
 
+/** Deletes the CP's database (with its WAL and shared-memory files), keeping its bootstrap files. */
+function wipeDatabase(dataDir: string): void {
+  for (const f of readdirSync(dataDir))
+    if (f.startsWith(DB_FILE)) rmSync(join(dataDir, f), { recursive: true, force: true });
+}
+
 /** A CP child with three in-process agents, two of them running a healthy deployment. */
 async function cluster(t: ExecutionContext) {
   const docker = await requireDocker(t);
@@ -116,9 +124,7 @@ test.serial(
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     await c.cp.kill();
-    // The runtime DB only (with its WAL): business.db (accounts, keys, owners, the audit chain) is not disposable.
-    for (const suffix of ["", "-wal", "-shm"])
-      rmSync(join(c.dataDir, `${DB_FILE}${suffix}`), { force: true });
+    wipeDatabase(c.dataDir);
 
     const t0 = Date.now();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
@@ -148,7 +154,9 @@ test.serial(
       t.is(d.status, 200, `the deployment record ${id} is recreated`);
       t.is(d.body.status, "healthy");
       t.true(d.body.rehydrated);
+      t.false(d.body.unrecognized, "signed by this CP's key, which the wipe kept: its own");
     }
+    t.true(existsSync(join(c.dataDir, "cp-identity.key")), "the identity key survived the wipe");
     t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
 
     t.is((await cp.api("/api/v2/apps/kept@1.0.0")).status, 200, "registered apps are business state too");
@@ -236,11 +244,12 @@ test.serial(
     t.teardown(() => c.runtime.remove(slow));
     await deploymentIs(c.cp, slow, "deploying", 10_000);
     await c.cp.kill();
-    rmSync(c.dataDir, { recursive: true, force: true });
+    wipeDatabase(c.dataDir);
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
     const d = await deploymentIs(cp, slow, "healthy", 30_000);
     t.is(d.agent_id, c.agents[0]!.agentId);
     t.true(d.rehydrated);
+    t.false(d.unrecognized);
   },
 );
 

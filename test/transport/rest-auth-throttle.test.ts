@@ -1,10 +1,13 @@
 // Failed authentication over HTTP: the REST app with the real identity service and business store. Past the
 // per-source limit every request from that address is 429 EE-AUTH-THROTTLED with Retry-After (even with the right
 // token, so guessing stops), and the flood left one audit record, not one per request.
+
+import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import test from "ava";
 import { Identity } from "../../actors/business/identity.ts";
 import { openBusinessDb, SqliteBusinessStore } from "../../actors/business/sqlite-store.ts";
+import { TextSealer } from "../../actors/store/sealed-text.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { hashToken } from "../../transport/rest/auth.ts";
 import type { CpView } from "../../transport/rest/view.ts";
@@ -13,7 +16,7 @@ import { tempDir } from "../helpers/temp.ts";
 
 test("a source past the failure limit gets 429 with Retry-After; the flood is one audit record", async (t) => {
   const db = openBusinessDb(tempDir(t));
-  const store = new SqliteBusinessStore(db);
+  const store = new SqliteBusinessStore(db, new TextSealer(randomBytes(32)));
   const identity = new Identity({
     store,
     adminDigest: hashToken(REST_TOKEN),

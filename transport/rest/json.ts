@@ -28,6 +28,7 @@ export function agentJson(r: AgentRecord) {
       attested_at: iso(r.attested_at),
       mrtd: r.mrtd,
       trust_root: r.trust_root,
+      collateral: r.collateral,
     },
     reason: r.reason,
     rehydrated: r.rehydrated,

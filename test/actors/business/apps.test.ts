@@ -1,9 +1,11 @@
 // Registered apps live in the business store: versions are immutable, a registration commits with its audit
 // record, and the apps a runtime DB of before the business store holds are copied over once.
+import { randomBytes } from "node:crypto";
 import test from "ava";
 import { verifyAuditStore } from "../../../actors/business/audit-verify.ts";
 import { openBusinessDb, SqliteBusinessStore } from "../../../actors/business/sqlite-store.ts";
 import { openDatabase } from "../../../actors/store/db.ts";
+import { TextSealer } from "../../../actors/store/sealed-text.ts";
 import { tempDir } from "../../helpers/temp.ts";
 
 const app = (version: string, created_at = 1) => ({
@@ -19,7 +21,7 @@ test("apps: immutable versions, audited with the change, newest by default", asy
   const dir = tempDir(t);
   const db = openBusinessDb(dir);
   t.teardown(() => db.close());
-  const store = new SqliteBusinessStore(db);
+  const store = new SqliteBusinessStore(db, new TextSealer(randomBytes(32)));
   const audit = { principal: "admin", action: "app.register", target: "app:web@1.0.0", outcome: "ok" };
   t.true(store.putApp(app("1.0.0", 1), audit));
   t.false(store.putApp(app("1.0.0", 2), audit), "a version is never replaced");
@@ -47,8 +49,25 @@ test("apps of an older runtime DB are copied to the business store once", (t) =>
       "INSERT INTO apps (name, version, compose, compose_hash, health, created_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .run("old", "0.1.0", "services: {}\n", "cd".repeat(32), '{"port":80,"path":"/","timeout_s":5}', 5);
-  const store = new SqliteBusinessStore(db);
+  const store = new SqliteBusinessStore(db, new TextSealer(randomBytes(32)));
   t.is(store.importApps(runtime), 1);
   t.is(store.importApps(runtime), 0);
   t.deepEqual(store.app("old", "0.1.0")?.health, { port: 80, path: "/", timeout_s: 5 });
+});
+
+test("app composes are sealed in business.db under the store key and read back as registered", (t) => {
+  const dir = tempDir(t);
+  const db = openBusinessDb(dir);
+  t.teardown(() => db.close());
+  const key = randomBytes(32);
+  const secret = "s3cret-app-password";
+  const compose = `services:\n  web:\n    image: x\n    environment:\n      PASSWORD: ${secret}\n`;
+  t.true(new SqliteBusinessStore(db, new TextSealer(key)).putApp({ ...app("1.0.0"), compose }, null));
+  const stored = db.prepare("SELECT compose FROM apps").get() as { compose: string };
+  t.false(stored.compose.includes(secret), "no compose in clear");
+  t.true(stored.compose.startsWith("ee-sealed:v1:"));
+  t.is(new SqliteBusinessStore(db, new TextSealer(key)).app("web", "1.0.0")?.compose, compose);
+  t.throws(() => new SqliteBusinessStore(db, new TextSealer(randomBytes(32))).app("web"), {
+    code: "EE-CONFIG-INVALID",
+  } as never);
 });

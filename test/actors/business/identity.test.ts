@@ -1,10 +1,12 @@
 // The identity service over the real SQLite business store, with a hand-moved clock: key expiry, access tokens
 // (what the OIDC exchange mints), revocation, failed authentication aggregated per source and throttled, and the
 // audit chain's checks against edited, removed and reordered records.
+import { randomBytes } from "node:crypto";
 import test from "ava";
 import { verifyAuditStore } from "../../../actors/business/audit-verify.ts";
 import { Identity } from "../../../actors/business/identity.ts";
 import { openBusinessDb, SqliteBusinessStore } from "../../../actors/business/sqlite-store.ts";
+import { TextSealer } from "../../../actors/store/sealed-text.ts";
 import { silentLogger } from "../../../lib/log.ts";
 import { AuthError } from "../../../spec/errors.ts";
 import { ADMIN } from "../../../spec/scopes.ts";
@@ -18,7 +20,7 @@ function setup(t: { teardown(fn: () => void): void }, failLimit = 5) {
   let now = 1_700_000_000_000;
   const clock = { now: () => now, advance: (ms: number) => (now += ms) };
   const db = openBusinessDb(dir);
-  const store = new SqliteBusinessStore(db, clock.now);
+  const store = new SqliteBusinessStore(db, new TextSealer(randomBytes(32)), clock.now);
   const identity = new Identity({
     store,
     adminDigest: hashToken(ADMIN_TOKEN),
