@@ -202,7 +202,14 @@ export class Identity {
   async createBinding(
     by: Principal,
     client: string,
-    input: { account_id: string; repository_id: number; ref?: string; scopes: string[] },
+    input: {
+      account_id: string;
+      repository_id: number;
+      repository_owner_id?: number;
+      ref?: string;
+      environment?: string;
+      scopes: string[];
+    },
   ): Promise<OidcBindingRow> {
     const account = await this.account(by, input.account_id);
     this.#checkScopes(account, input.scopes);
@@ -210,7 +217,9 @@ export class Identity {
       binding_id: `bnd_${randomBytes(12).toString("hex")}`,
       account_id: account.account_id,
       repository_id: input.repository_id,
+      repository_owner_id: input.repository_owner_id ?? null,
       ref: input.ref ?? null,
+      environment: input.environment ?? null,
       scopes: [...new Set(input.scopes)].sort(),
       created_at: this.#now(),
       created_by: principalName(by),
@@ -224,7 +233,9 @@ export class Identity {
       details: {
         account_id: row.account_id,
         repository_id: row.repository_id,
+        repository_owner_id: row.repository_owner_id,
         ref: row.ref,
+        environment: row.environment,
         scopes: row.scopes,
       },
     });

@@ -92,7 +92,9 @@ export const BUSINESS_MIGRATIONS: readonly Migration[] = [
         binding_id    TEXT PRIMARY KEY,
         account_id    TEXT NOT NULL REFERENCES accounts (account_id),
         repository_id INTEGER NOT NULL,
+        repository_owner_id INTEGER,
         ref           TEXT,
+        environment   TEXT,
         scopes        TEXT NOT NULL,
         created_at    INTEGER NOT NULL,
         created_by    TEXT NOT NULL

@@ -86,9 +86,9 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
       ),
       enrollmentAccount: db.prepare("SELECT account_id FROM enrollment_tokens WHERE token_id = ?"),
       insertBinding:
-        db.prepare(`INSERT INTO oidc_bindings (binding_id, account_id, repository_id, ref, scopes,
-        created_at, created_by) VALUES (@binding_id, @account_id, @repository_id, @ref, @scopes, @created_at,
-        @created_by)`),
+        db.prepare(`INSERT INTO oidc_bindings (binding_id, account_id, repository_id, repository_owner_id,
+        ref, environment, scopes, created_at, created_by) VALUES (@binding_id, @account_id, @repository_id,
+        @repository_owner_id, @ref, @environment, @scopes, @created_at, @created_by)`),
       bindings: db.prepare("SELECT * FROM oidc_bindings ORDER BY created_at, binding_id"),
       bindingsOf: db.prepare(
         "SELECT * FROM oidc_bindings WHERE repository_id = ? ORDER BY created_at, binding_id",

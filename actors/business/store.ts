@@ -47,8 +47,12 @@ export interface OidcBindingRow {
   account_id: string;
   /** GitHub's numeric `repository_id` claim. */
   repository_id: number;
+  /** GitHub's numeric `repository_owner_id` claim the token must carry; null: any. */
+  repository_owner_id: number | null;
   /** The `ref` claim the token must carry (e.g. refs/heads/main); null: any. */
   ref: string | null;
+  /** The job's deployment `environment` claim the token must carry; null: any. */
+  environment: string | null;
   scopes: string[];
   created_at: number;
   created_by: string;
