@@ -19,6 +19,7 @@ import { PccsCollateralSource } from "../attestation/pccs.ts";
 import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
+import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
@@ -37,6 +38,7 @@ import { AgentRequests } from "./agent-requests.ts";
 import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
 import { Enrollments } from "./business/enrollment.ts";
 import { Identity } from "./business/identity.ts";
+import { oidcExchangePort } from "./business/oidc-port.ts";
 import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
@@ -106,6 +108,8 @@ export interface ControlPlaneOptions {
   settings?: { listen?: string; dataDir?: string };
   /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
+  /** `--oidc-issuer/--oidc-audience/--oidc-jwks`: exchange GitHub Actions tokens at POST /api/v2/auth/oidc. */
+  oidc?: OidcVerifierConfig;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
 }
@@ -351,6 +355,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     adminTokenDigest: admin.digest,
     identity,
     enrollments,
+    ...(opts.oidc ? { oidcExchange: oidcExchangePort(opts.oidc, identity, business) } : {}),
     openapi: loadOpenApi,
     log,
     measurements: trusted,

@@ -3,7 +3,7 @@
 // every other audit record. Implements transport/rest's IdentityPort; the store is the BusinessStore port.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../../lib/log.ts";
-import { AuthError, ConflictError, NotFoundError, ValidationError } from "../../spec/errors.ts";
+import { AuthError, ConflictError, NotFoundError, OidcError, ValidationError } from "../../spec/errors.ts";
 import { type AccountKind, ADMIN, type Principal, principalName, SCOPES_BY_KIND } from "../../spec/scopes.ts";
 import { tokenMatches } from "../../transport/rest/auth.ts";
 import { newKeyToken, parseKeyToken, secretMatches } from "./api-keys.ts";
@@ -61,6 +61,15 @@ export class Identity {
 
   /** The principal of a bearer token presented by `client`; every failure is counted for that source. */
   async authenticate(token: string | null, client: string): Promise<Principal> {
+    return this.attempt(client, (now) => this.#principal(token, now));
+  }
+
+  /**
+   * One authentication attempt from `client` (a bearer token, an OIDC exchange) under the per-source throttle:
+   * 429 EE-AUTH-THROTTLED while the source is over its limit, and each refusal (401) counted and audited in
+   * aggregate. Failures of ours (a JWKS that cannot be fetched: 503) are not the client's and are not counted.
+   */
+  async attempt<T>(client: string, fn: (now: number) => Promise<T>): Promise<T> {
     const now = this.#now();
     const wait = this.#failures.retryAfterS(client, now);
     if (wait > 0)
@@ -68,9 +77,10 @@ export class Identity {
         retry_after_s: wait,
       });
     try {
-      return await this.#principal(token, now);
+      return await fn(now);
     } catch (err) {
-      if (err instanceof AuthError) this.#failures.failed(client, err.code, now);
+      if ((err instanceof AuthError || err instanceof OidcError) && err.httpStatus === 401)
+        this.#failures.failed(client, err.code, now);
       throw err;
     }
   }

@@ -119,4 +119,17 @@ export const BUSINESS_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "spent OIDC tokens",
+    sql: `
+      -- The jti of every exchanged GitHub Actions token, until the token could no longer verify: each token is
+      -- usable once, across restarts of the CP too. Rows past their horizon are deleted as new ones come.
+      CREATE TABLE oidc_spent (
+        jti   TEXT PRIMARY KEY,
+        until INTEGER NOT NULL
+      );
+      CREATE INDEX oidc_spent_until ON oidc_spent (until);
+    `,
+  },
 ];

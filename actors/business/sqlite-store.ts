@@ -93,6 +93,8 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
       bindingsOf: db.prepare(
         "SELECT * FROM oidc_bindings WHERE repository_id = ? ORDER BY created_at, binding_id",
       ),
+      forgetSpent: db.prepare("DELETE FROM oidc_spent WHERE until <= ?"),
+      spend: db.prepare("INSERT INTO oidc_spent (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING"),
       appPut: db.prepare(
         "INSERT INTO apps (name, version, compose, compose_hash, health, created_at) VALUES (?, ?, ?, ?, ?, ?)",
       ),
@@ -198,6 +200,13 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
       repositoryId === undefined ? this.#q.bindings.all() : this.#q.bindingsOf.all(repositoryId)
     ) as (Omit<OidcBindingRow, "scopes"> & { scopes: string })[];
     return rows.map((r) => ({ ...r, scopes: JSON.parse(r.scopes) as string[] }));
+  }
+
+  async spendJti(jti: string, until: number, now: number): Promise<boolean> {
+    return this.#db.transaction(() => {
+      this.#q.forgetSpent.run(now);
+      return this.#q.spend.run(jti, until).changes === 1;
+    })();
   }
 
   putApp(app: AppRow, audit: AuditEntry | null): boolean {

@@ -99,6 +99,12 @@ export interface BusinessStore {
   /** All bindings, or those of one repository (what an OIDC exchange looks up). */
   bindings(repositoryId?: number): Promise<OidcBindingRow[]>;
 
+  /**
+   * Spends an OIDC token's jti until `until` (ms epoch): true the first time, false for a replay; forgets jtis
+   * whose horizon passed. Atomic (identity/oidc-replay.ts's ReplayStore).
+   */
+  spendJti(jti: string, until: number, now: number): Promise<boolean>;
+
   /** A record on its own: a refusal, or a change of the runtime DB (written after it, see ARCHITECTURE.md). */
   audit(entry: AuditEntry): Promise<AuditRecord>;
   /** Records after `after`; with `accountId`, only those an account's keys were the principal of. */

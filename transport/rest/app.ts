@@ -20,6 +20,7 @@ import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
 import { mountOidcBindings } from "./oidc-bindings.ts";
+import { type OidcExchangePort, oidcExchangeRoutes } from "./oidc-exchange.ts";
 import { single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
@@ -46,6 +47,8 @@ export interface RestOptions {
   identity?: IdentityPort;
   /** Agent enrollment tokens (POST /accounts/{id}/enrollment-tokens); mounted with `identity`. */
   enrollments?: EnrollmentsPort;
+  /** POST /auth/oidc (`--oidc-*`); without it that route answers 404 EE-NOT-FOUND saying how to turn it on. */
+  oidcExchange?: OidcExchangePort;
 }
 
 /**
@@ -80,6 +83,8 @@ export function createRestApp(opts: RestOptions): Koa {
     ctx.body = opts.openapi();
   });
 
+  // Ahead of the bearer-token router: the GitHub token in its body is this route's credential.
+  const exchange = oidcExchangeRoutes(opts.oidcExchange);
   const api = new Router({ prefix: "/api/v2" });
   const { identity } = opts;
   api.use(
@@ -174,6 +179,7 @@ export function createRestApp(opts: RestOptions): Koa {
 
   app.use(errorMapper(opts.log));
   app.use(open.routes()).use(open.allowedMethods());
+  app.use(exchange.routes());
   app.use(api.routes()).use(api.allowedMethods());
   return app;
 }
