@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { agentIdFromPubkey } from "../attestation/agent-key.ts";
 import {
   type CollateralSource,
   chainCollateralSources,
@@ -18,12 +19,13 @@ import { PccsCollateralSource } from "../attestation/pccs.ts";
 import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
+import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import { loadServerTls, type ServerTls, type ServerTlsFiles } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
-import { NotFoundError, ValidationError } from "../spec/errors.ts";
+import { EeError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
@@ -34,6 +36,10 @@ import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
+import { Enrollments } from "./business/enrollment.ts";
+import { Identity } from "./business/identity.ts";
+import { oidcExchangePort } from "./business/oidc-port.ts";
+import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
@@ -102,6 +108,8 @@ export interface ControlPlaneOptions {
   settings?: { listen?: string; dataDir?: string };
   /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
+  /** `--oidc-issuer/--oidc-audience/--oidc-jwks`: exchange GitHub Actions tokens at POST /api/v2/auth/oidc. */
+  oidc?: OidcVerifierConfig;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
 }
@@ -119,6 +127,8 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /** Accounts, keys, ownership and the audit chain; `issueAccessToken` is what an OIDC exchange mints with. */
+  identity: Identity;
   /**
    * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
    * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
@@ -166,6 +176,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const collateral = configured && warnUncoveredPlatforms(configured, log);
 
   const db = openDatabase(opts.dataDir);
+  // Compose texts are sealed at rest in both databases under the one store key.
+  const sealer = new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE));
+  // Durable business state (accounts, keys, owners, apps, the audit chain) in its own file: the runtime DB above
+  // may be lost (the DB-wipe drill) without touching it.
+  const business = new SqliteBusinessStore(openBusinessDb(opts.dataDir), sealer);
+  const identity = new Identity({ store: business, adminDigest: admin.digest, log });
+  const enrollments = new Enrollments({ store: business, log });
+  await enrollments.load();
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
@@ -236,14 +254,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
-  const deploymentStore = new DeploymentStore(
-    db,
-    new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE)),
-    (err) => log.error({ err }, "deployment record write failed"),
+  const deploymentStore = new DeploymentStore(db, sealer, (err) =>
+    log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+  const imported = business.importApps(db);
+  if (imported > 0)
+    log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
   const deployments = new Deployments({
     store: deploymentStore,
+    apps: business,
     index,
     supervisor,
     link: channel,
@@ -256,6 +276,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     envelope,
     placementSecret: loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
+    dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -267,6 +288,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     registerFrame: (connId, sessionId, body, at) => {
       gateRegister(nonces, connId, body, at);
+      // After the gate: the agent proved it holds the key its id comes from, so the token binds that agent.
+      const agentId = agentIdFromPubkey(body.agent_pubkey);
+      try {
+        enrollments.register(body.enrollment_token, agentId, at);
+      } catch (err) {
+        identity
+          .audit({
+            principal: "anonymous",
+            action: "agent.enroll",
+            target: `agent:${agentId}`,
+            outcome: err instanceof EeError ? err.code : "EE-INTERNAL",
+          })
+          .catch((e: unknown) => log.error({ err: e }, "audit record write failed"));
+        throw err;
+      }
       return supervisor.register({ connId, sessionId, nonce: body.nonce, body, at });
     },
     heartbeat: (agentId, connId, env) =>
@@ -317,6 +353,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const app = createRestApp({
     view,
     adminTokenDigest: admin.digest,
+    identity,
+    enrollments,
+    ...(opts.oidc ? { oidcExchange: oidcExchangePort(opts.oidc, identity, business) } : {}),
     openapi: loadOpenApi,
     log,
     measurements: trusted,
@@ -358,6 +397,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     deploymentStore.flush();
     trusted.flush();
     db.close();
+    identity.stop();
+    business.close();
   };
   try {
     await listenOn(server, {
@@ -422,6 +463,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    identity,
     reloadTls,
     stop: async () => {
       unwatchAdmin();

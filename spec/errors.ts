@@ -74,6 +74,7 @@ export const ERROR_CODES = {
   "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
   "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
   "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
+  "EE-REG-ENROLLMENT": "The enrollment_token is unknown, expired, or was used by another agent.",
   // Compose files: refused before anything runs.
   "EE-COMPOSE-INVALID": "The compose file is not valid YAML or does not have the Compose shape.",
   "EE-COMPOSE-UNSUPPORTED":
@@ -113,6 +114,7 @@ export const ERROR_CODES = {
   "EE-PLACE-BUSY": "Placement: the agent already runs or is deploying a workload.",
   "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
+  "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
   // Conflicts with the current state of a resource.
   "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",
   "EE-CONFLICT-IDEMPOTENCY": "The Idempotency-Key was used before with a different request body.",
@@ -135,6 +137,12 @@ export const ERROR_CODES = {
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
+  "EE-AUTH-REVOKED": "The API key was revoked (401).",
+  "EE-AUTH-EXPIRED": "The API key or access token has expired (401).",
+  "EE-AUTH-SCOPE":
+    "The principal is authenticated but lacks the scope the operation needs, or it is admin only (403).",
+  "EE-AUTH-THROTTLED":
+    "Too many failed authentications from this address; retry after the Retry-After seconds (429).",
   "EE-AUTH-SIGNATURE": "The request's HMAC signature is missing or does not verify with the agent secret.",
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
@@ -285,7 +293,10 @@ export class RegistrationError extends EeError<CodeOf<"EE-REG-">> {
 /** Missing or wrong credentials. */
 export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
   override readonly name = "AuthError";
-  readonly httpStatus = 401;
+  get httpStatus(): number {
+    if (this.code === "EE-AUTH-SCOPE") return 403;
+    return this.code === "EE-AUTH-THROTTLED" ? 429 : 401;
+  }
   readonly wsClose = WS_CLOSE.rejected;
 }
 

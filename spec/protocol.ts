@@ -144,6 +144,8 @@ export const messageSchemas = {
     pop: bytes(64),
     agent_version: z.string().max(64).optional(),
     snapshot: agentSnapshotSchema.optional(),
+    /** Single-use token from the agent's config: binds the agent to a provider account (EE-REG-ENROLLMENT). */
+    enrollment_token: z.string().min(1).max(128).optional(),
   }),
   /** CP → agent: registration accepted. */
   registered: z.object({

@@ -80,6 +80,8 @@ function registeredRoutes(): string[] {
     deployments: unused("deployments"),
     agentReads: unused("agentReads"),
     inspection: unused("inspection"),
+    identity: unused("identity"),
+    enrollments: unused("enrollments"),
   });
   const out: string[] = [];
   for (const mw of app.middleware as { router?: { stack: { methods: string[]; path: unknown }[] } }[]) {
