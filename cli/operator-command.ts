@@ -21,8 +21,9 @@ export abstract class OperatorCommand extends EeCommand {
     // An empty variable counts as unset, as it does for RestClient's own fallbacks.
     const cp = this.cp ?? (process.env.EE_CP_URL || undefined);
     const token = this.token ?? (process.env.EE_TOKEN || undefined);
-    const cacert = this.cacert ?? (process.env.EE_CACERT || undefined);
     const profile = cp === undefined || token === undefined ? readProfile() : null;
-    return new RestClient(cp ?? profile?.cp, token ?? profile?.token, cacert ?? profile?.cacert);
+    // EE_CACERT is left to RestClient, which names it in its errors; the profile's CA comes after it.
+    const cacert = this.cacert ?? (process.env.EE_CACERT ? undefined : profile?.cacert);
+    return new RestClient(cp ?? profile?.cp, token ?? profile?.token, cacert);
   }
 }
