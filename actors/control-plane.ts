@@ -29,6 +29,7 @@ import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
+import type { Federation, FederationOptions } from "./federation/federation.ts";
 import { NonceBook } from "./nonce-book.ts";
 import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
@@ -82,6 +83,8 @@ export interface ControlPlaneOptions {
    * a busy port or an unusable directory says what to change: `npm start` names its environment variables.
    */
   settings?: { listen?: string; dataDir?: string };
+  /** `--role master|dc`: the NATS JetStream link (actors/federation/); absent, a standalone CP. */
+  federation?: FederationOptions;
 }
 
 export interface ControlPlane {
@@ -188,6 +191,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+  const placementSecret = loadOrCreatePlacementSecret(opts.dataDir);
+  // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
+  const attestationMaxAgeMs = 2 * reattestMs + 60_000;
   const deployments = new Deployments({
     store: deploymentStore,
     index,
@@ -195,12 +201,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     link: channel,
     events,
     log,
-    // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
-    attestationMaxAgeMs: 2 * reattestMs + 60_000,
+    attestationMaxAgeMs,
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
-    placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
+    placementSecret,
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
   });
   const resumed = deployments.resume();
@@ -247,9 +252,44 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
   channel.bind(sink);
 
+  let federation: Federation | undefined;
+  /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
+  const release = async () => {
+    await federation?.stop();
+    reattestor.stop();
+    clearInterval(checkpointTimer);
+    clearInterval(readinessWatch);
+    offReadiness();
+    deployments.stop();
+    await channel.shutdown();
+    supervisor.stopAll();
+  };
+  const closeStore = () => {
+    events.flush();
+    deploymentStore.flush();
+    trusted.flush();
+    db.close();
+  };
+  if (opts.federation) {
+    const { startFederation } = await import("./federation/federation.ts");
+    try {
+      federation = await startFederation(opts.federation, {
+        index,
+        events,
+        deployments,
+        log,
+        placementSecret,
+        attestationMaxAgeMs,
+      });
+    } catch (err) {
+      await release();
+      closeStore();
+      throw err;
+    }
+  }
   const view: CpView = {
     readiness: () => ({ ...readiness.status(Date.now()) }),
-    agents: () => index.values(),
+    agents: () => federation?.agents() ?? index.values(),
     agent: (id) => index.get(id),
     machine: (id) => {
       const snap = supervisor.get(id)?.getSnapshot();
@@ -271,7 +311,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     openapi: loadOpenApi,
     log,
     measurements: trusted,
-    deployments,
+    deployments: federation?.deployments ?? deployments,
+    ...(federation?.datacenters ? { datacenters: federation.datacenters } : {}),
     agentReads: {
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
@@ -283,22 +324,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   const server = createServer(app.callback());
   channel.attach(server);
-  /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
-  const release = async () => {
-    reattestor.stop();
-    clearInterval(checkpointTimer);
-    clearInterval(readinessWatch);
-    offReadiness();
-    deployments.stop();
-    await channel.shutdown();
-    supervisor.stopAll();
-  };
-  const closeStore = () => {
-    events.flush();
-    deploymentStore.flush();
-    trusted.flush();
-    db.close();
-  };
   try {
     await listenOn(server, {
       host: opts.host,

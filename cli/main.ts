@@ -41,9 +41,11 @@ import {
   MeasurementsListCommand,
   MeasurementsRemoveCommand,
 } from "./commands/measurements.ts";
+import { NatsConfigCommand } from "./commands/nats.ts";
 
 const COMMANDS = [
   ControlPlaneCommand,
+  NatsConfigCommand,
   AdminTokenRotateCommand,
   AgentCommand,
   ConfigCmdlineCommand,

@@ -6,6 +6,7 @@ import Koa from "koa";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
+import { type DatacentersPort, mountDatacenters } from "./datacenters.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { mountEvents } from "./events.ts";
@@ -35,6 +36,8 @@ export interface RestOptions {
   agentReads?: AgentReadsPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
+  /** A federation master's datacenters (/api/v2/datacenters; an empty list without). */
+  datacenters?: DatacentersPort;
 }
 
 /**
@@ -128,6 +131,7 @@ export function createRestApp(opts: RestOptions): Koa {
     slowConsumerDrainMs: opts.slowConsumerDrainMs,
     keepAliveMs: opts.keepAliveMs,
   });
+  mountDatacenters(api, opts.datacenters);
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {

@@ -28,13 +28,11 @@ import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
   preflight(req: DeploymentRequest): PreflightResult;
-  create(
-    req: DeploymentRequest,
-    idempotencyKey?: string,
-  ): { deployment_id: string; agent_id: string; replayed: boolean };
+  /** A federation master may have to queue the deploy for a dc first, hence the promise. */
+  create(req: DeploymentRequest, idempotencyKey?: string): Created | Promise<Created>;
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
-  undeploy(id: string): DeploymentRow;
+  undeploy(id: string): DeploymentRow | Promise<DeploymentRow>;
   registerApp(app: {
     name: string;
     version: string;
@@ -43,6 +41,8 @@ export interface DeploymentsPort {
   }): AppRow;
   apps(): AppRow[];
 }
+
+type Created = { deployment_id: string; agent_id: string; replayed: boolean };
 
 export interface AgentReadsPort {
   /** Throws NotFoundError for an unknown agent. */
@@ -120,6 +120,8 @@ export function deploymentJson(r: DeploymentRow) {
     request: requestJson(r.request),
     replaces: r.request.replaces ?? null,
     replaced_by: r.request.replaced_by ?? null,
+    // A federation master's deployment behind a dc says which.
+    ...("dc_id" in r && typeof r.dc_id === "string" ? { dc_id: r.dc_id } : {}),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
     rehydrated: r.rehydrated,
@@ -167,7 +169,7 @@ export function mountDeployments(
     const key = ctx.get("idempotency-key") || undefined;
     if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
       throw new ValidationError("EE-REQ-INVALID", "Idempotency-Key must be 1..128 visible ASCII characters");
-    const out = port.create(await deploymentRequest(ctx), key);
+    const out = await port.create(await deploymentRequest(ctx), key);
     ctx.status = 202;
     if (out.replayed) ctx.set("Idempotent-Replayed", "true");
     ctx.body = { ...out, status: port.get(out.deployment_id).status };
@@ -186,9 +188,9 @@ export function mountDeployments(
   api.get("/deployments/:id", (ctx) => {
     ctx.body = deploymentJson(port.get(ctx.params.id!));
   });
-  api.post("/deployments/:id/undeploy", (ctx) => {
+  api.post("/deployments/:id/undeploy", async (ctx) => {
     ctx.status = 202;
-    ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
+    ctx.body = deploymentJson(await port.undeploy(ctx.params.id!));
   });
   api.post("/preflight", async (ctx) => {
     ctx.body = port.preflight(await deploymentRequest(ctx));
