@@ -70,6 +70,11 @@ export interface BusOptions {
 
 /** How long a start waits for the local nats-server before giving up (EE-FED-UNAVAILABLE). */
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Pull requests last this long; the client calls a consumer lost after two missed idle heartbeats (half of it),
+ * so a restarted server's forgotten consumer is recreated within seconds instead of the default 30 s or more.
+ */
+const CONSUME_EXPIRES_MS = 5_000;
 /** A consumer that cannot be set up (stream not there yet, server away) is retried this often. */
 const RETRY_MS = 1_000;
 
@@ -188,7 +193,7 @@ class NatsBus implements FederationBus {
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: Math.max(1, fromSeq),
       });
-      const msgs = await consumer.consume({ max_messages: 256 });
+      const msgs = await consumer.consume({ max_messages: 256, expires: CONSUME_EXPIRES_MS });
       running.stop = () => msgs.stop();
       for await (const m of msgs) {
         fromSeq = m.seq + 1;
@@ -210,7 +215,7 @@ class NatsBus implements FederationBus {
         ack_wait: nanos(60_000),
       });
       const consumer = await this.#js.consumers.get(stream, durable);
-      const msgs = await consumer.consume({ max_messages: 16 });
+      const msgs = await consumer.consume({ max_messages: 16, expires: CONSUME_EXPIRES_MS });
       running.stop = () => msgs.stop();
       for await (const m of msgs) {
         try {

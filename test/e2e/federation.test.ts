@@ -77,3 +77,105 @@ test.serial(
     t.deepEqual(await dcsOf(dc), [], "a dc CP has no datacenters of its own");
   },
 );
+
+test.serial(
+  "a deploy sent to the master for a dc's agent runs behind the dc and turns healthy on the master",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    await busyboxImage(docker);
+    const { master, dc } = await federation(t);
+    const behind = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-dc1" }));
+    await waitFor(
+      "the dc's agent on the master",
+      async () =>
+        (await agentsOf(master)).find((a) => a.agent_id === behind.agentId && a.state === "registered"),
+      30_000,
+    );
+    const res = await postJson<{ deployment_id: string; agent_id: string; status: string }>(
+      master.api,
+      "/api/v2/deployments",
+      {
+        app: "web",
+        compose: webCompose(),
+        health: { port: WEB_PORT, path: "/", timeout_s: 30 },
+        agent_id: behind.agentId,
+      },
+    );
+    t.is(res.status, 202, JSON.stringify(res.body));
+    t.is(res.body.agent_id, behind.agentId);
+    t.is(res.body.status, "pending");
+    const id = res.body.deployment_id;
+    const started = Date.now();
+    const healthy = await deploymentIn(master.api, id, ["healthy", "failed"], 90_000);
+    t.log(`deploy on the master → healthy in the master's view: ${Date.now() - started} ms`);
+    t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
+    t.is((healthy as { dc_id?: string }).dc_id, "dc1");
+    // The same deployment, under the same id, is the dc's own.
+    const onDc = await dc.api<{ status: string; agent_id: string }>(`/api/v2/deployments/${id}`);
+    t.is(onDc.body.status, "healthy");
+    t.is(onDc.body.agent_id, behind.agentId);
+    await waitFor("the agent healthy on the master", async () =>
+      (await agentsOf(master)).find((a) => a.agent_id === behind.agentId && a.state === "healthy"),
+    );
+    // Listed among the master's deployments; undeployed through the master.
+    const listed = await master.api<{ deployments: { deployment_id: string }[] }>("/api/v2/deployments");
+    t.true(listed.body.deployments.some((d) => d.deployment_id === id));
+    const un = await master.api(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
+    t.is(un.status, 202);
+    const gone = await deploymentIn(master.api, id, ["undeployed", "failed"], 60_000);
+    t.is(gone.status, "undeployed");
+  },
+);
+
+test.serial(
+  "through a hub outage the dc keeps serving, the master marks it degraded, then catches up once",
+  async (t) => {
+    const { nats, master, dc } = await federation(t, { degradedAfterMs: 3_000 });
+    const first = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-a" }));
+    await waitFor(
+      "the first agent on the master",
+      async () =>
+        (await agentsOf(master)).find((a) => a.agent_id === first.agentId && a.state === "registered"),
+      30_000,
+    );
+    await nats.hub.kill();
+    const downAt = Date.now();
+    await waitFor(
+      "the dc degraded on the master",
+      async () => (await dcsOf(master))[0]?.status === "degraded" || undefined,
+      30_000,
+    );
+    t.log(`hub killed → dc degraded on the master: ${Date.now() - downAt} ms (threshold 3000 ms)`);
+    // The dc serves on: a new agent registers there while the master cannot hear of it.
+    const second = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-b" }));
+    await waitFor("the second agent on the dc", async () =>
+      (await agentsOf(dc)).find((a) => a.agent_id === second.agentId && a.state === "registered"),
+    );
+    t.falsy((await agentsOf(master)).find((a) => a.agent_id === second.agentId));
+    await nats.hub.start();
+    const upAt = Date.now();
+    await waitFor(
+      "the master caught up",
+      async () => {
+        const [d] = await dcsOf(master);
+        const seen = (await agentsOf(master)).find((a) => a.agent_id === second.agentId);
+        return d?.status === "healthy" && seen?.state === "registered" ? d : undefined;
+      },
+      60_000,
+    );
+    t.log(`hub back → master caught up (dc healthy, new agent listed): ${Date.now() - upAt} ms`);
+    const newest = (await dc.api<{ events: { id: number }[] }>("/api/v2/events?tail=1")).body.events[0]!.id;
+    const caughtUp = await waitFor("every dc event applied", async () => {
+      const [d] = await dcsOf(master);
+      return d && d.outbox_seq >= newest ? d : undefined;
+    });
+    t.true(caughtUp.lag_s !== null && caughtUp.lag_s < 3, `lag ${caughtUp.lag_s} s`);
+    const ids = (await agentsOf(master)).map((a) => a.agent_id);
+    t.is(new Set(ids).size, ids.length, "no agent listed twice");
+    t.deepEqual(
+      ids.filter((id) => id === first.agentId || id === second.agentId).sort(),
+      [first.agentId, second.agentId].sort(),
+    );
+  },
+);
