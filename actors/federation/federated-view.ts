@@ -87,7 +87,7 @@ export class FederatedView {
     s.outbox_seq = msg.seq;
     if (msg.agent_id !== null) this.#applyAgent(s, msg.agent_id, msg.agent);
     if (msg.deployment) this.#deployments.set(msg.deployment.deployment_id, { ...msg.deployment, dc_id: dc });
-    if (msg.kind === COMMAND_REFUSED) this.#refused(msg.data);
+    if (msg.kind === COMMAND_REFUSED) this.#refused(msg.data, msg.at);
     return true;
   }
 
@@ -103,14 +103,14 @@ export class FederatedView {
     this.#agentDc.set(agentId, s.dc_id);
   }
 
-  #refused(data: Record<string, unknown>): void {
+  #refused(data: Record<string, unknown>, at: number): void {
     const id = typeof data.deployment_id === "string" ? data.deployment_id : null;
     const row = id === null ? undefined : this.#deployments.get(id);
-    if (!row || row.status !== "pending") return;
+    if (row?.status !== "pending") return;
     row.status = "failed";
     row.code = typeof data.code === "string" ? data.code : "EE-INTERNAL";
     row.message = typeof data.message === "string" ? data.message : null;
-    row.updated_at = Math.max(row.updated_at, Number(data.at) || row.updated_at);
+    row.updated_at = Math.max(row.updated_at, at);
   }
 
   /** The master's own record of a deployment it sent to a dc, until the dc reports it. */

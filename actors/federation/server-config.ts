@@ -8,7 +8,6 @@
 import { ValidationError } from "../../spec/errors.ts";
 import {
   ACCOUNT,
-  DOWN_STREAM,
   downDeliver,
   envToken,
   HUB_DOMAIN,

@@ -2,12 +2,15 @@
 // and real agents (dev attestation): a dc's agent shows on the master with its dc_id, a deploy sent to the master
 // runs behind the dc (Docker) and turns healthy in the master's view, and through a hub outage the dc keeps
 // serving while the master marks it degraded, then catches up without duplicates.
+import { readFileSync } from "node:fs";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import test, { type ExecutionContext } from "ava";
 import type { ControlPlaneOptions } from "../../actors/control-plane.ts";
 import { agentConfig, startTestAgent, startTestCp, type TestCp, waitFor } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { type NatsServer, startNatsFederation, waitLeafLinked } from "../helpers/nats.ts";
+import { type NatsServer, startNatsFederation } from "../helpers/nats.ts";
 import { deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 interface AgentJson {
@@ -179,3 +182,69 @@ test.serial(
     );
   },
 );
+
+test.serial(
+  "the leaf's allow-lists: a dc can neither delete the hub's streams nor speak as another dc",
+  async (t) => {
+    const { nats, master } = await federation(t);
+    await waitFor(
+      "dc1 known to the master",
+      async () => (await dcsOf(master))[0]?.status === "healthy" || undefined,
+      30_000,
+    );
+    const leaf = nats.leaves.get("dc1")!;
+    const [user, pass] = readFileSync(leaf.credsFile, "utf8").trim().split(":");
+    const nc = await connect({ servers: leaf.url, user: user!, pass: pass! });
+    t.teardown(() => nc.close());
+    const hubApi = (what: string) => nc.request(`$JS.hub.API.${what}`, "", { timeout: 2_000 });
+    // Allowed (the dc's own command stream, which its mirror reads): an answer comes back.
+    const info = JSON.parse(new TextDecoder().decode((await hubApi("STREAM.INFO.EE_DOWN_DC1")).data));
+    t.is(info.config?.name, "EE_DOWN_DC1");
+    // Not on the list: the hub never sees the request.
+    await t.throwsAsync(hubApi("STREAM.DELETE.EE_DOWN_DC1"));
+    await t.throwsAsync(hubApi("STREAM.DELETE.EE_UP_DC1"));
+    await t.throwsAsync(hubApi("STREAM.PURGE.EE_UP_DC1"));
+    await t.throwsAsync(
+      nc.request("ee.hello.dc2", JSON.stringify({ dc_id: "dc2", at: Date.now() }), { timeout: 2_000 }),
+    );
+    const hubNc = await connect({
+      servers: nats.hub.url,
+      user: "master",
+      pass: readFileSync(nats.hub.credsFile, "utf8").trim().split(":")[1]!,
+    });
+    t.teardown(() => hubNc.close());
+    const hubJsm = await jetstreamManager(hubNc);
+    t.is((await hubJsm.streams.info("EE_DOWN_DC1")).config.name, "EE_DOWN_DC1", "still there");
+    t.deepEqual(
+      (await dcsOf(master)).map((d) => d.dc_id),
+      ["dc1"],
+      "no dc2 learned from a spoofed hello",
+    );
+  },
+);
+
+test.serial("a restarted master rebuilds its view of the dc from the hub's mirror", async (t) => {
+  const { master, dc, nats } = await federation(t);
+  const a = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-r" }));
+  await waitFor(
+    "the agent on the master",
+    async () => (await agentsOf(master)).find((x) => x.agent_id === a.agentId && x.state === "registered"),
+    30_000,
+  );
+  const before = (await dcsOf(master))[0]!;
+  await master.cp.stop();
+  const again = await startTestCp(t, {
+    dataDir: master.dataDir,
+    federation: { role: "master", nats: natsOf(nats.hub), degradedAfterMs: 4_000 },
+  });
+  const rebuilt = await waitFor(
+    "the rebuilt view",
+    async () => {
+      const [d] = await dcsOf(again);
+      return d && d.outbox_seq >= before.outbox_seq && d.status === "healthy" ? d : undefined;
+    },
+    30_000,
+  );
+  t.is((await agentsOf(again)).find((x) => x.agent_id === a.agentId)?.dc_id, "dc1");
+  t.is(rebuilt.duplicates_skipped, 0);
+});

@@ -14,6 +14,12 @@ import { closedPort, tempDir } from "./temp.ts";
 /** Debian installs it in /usr/sbin; found on PATH (or EE_NATS_SERVER). */
 export const NATS_SERVER = process.env.EE_NATS_SERVER ?? "nats-server";
 
+/**
+ * nats-server parses an environment variable's value as config: a password starting with a digit can come out
+ * a number or a parse error, so passwords start with a letter (docs/federation.md says the same to operators).
+ */
+const password = () => `p${randomBytes(12).toString("hex")}`;
+
 export interface NatsServer {
   /** For the local CP: nats://127.0.0.1:PORT. */
   url: string;
@@ -36,7 +42,7 @@ export interface Federation {
 /** A hub and one leaf per dc, from `eectl nats config`, the leaves connected. */
 export async function startNatsFederation(t: ExecutionContext, dcs: string[]): Promise<Federation> {
   const dir = tempDir(t, "ee-nats-");
-  const leafPasswords = new Map(dcs.map((dc) => [dc, randomBytes(12).toString("hex")]));
+  const leafPasswords = new Map(dcs.map((dc) => [dc, password()]));
   const leafPort = await closedPort();
   const hub = await startServer(
     t,
@@ -101,7 +107,7 @@ async function startServer(
   if (gen.code !== 0) throw new Error(`eectl nats config failed: ${gen.stderr}`);
   const conf = join(dir, `${name}.conf`);
   writeFileSync(conf, gen.stdout, { mode: 0o600 });
-  const cpPassword = randomBytes(12).toString("hex");
+  const cpPassword = password();
   const credsFile = join(dir, `${name}-cp.creds`);
   writeFileSync(credsFile, `${roleArgs[1] === "hub" ? "master" : "cp"}:${cpPassword}\n`, { mode: 0o600 });
   const env: Record<string, string> = { EE_NATS_CP_PASSWORD: cpPassword };
