@@ -29,11 +29,11 @@ interface DcJson {
 }
 
 function natsOf(server: NatsServer): NonNullable<ControlPlaneOptions["federation"]>["nats"] {
-  return { url: server.url, credsFile: server.credsFile };
+  return { url: server.url, ...(server.credsFile ? { credsFile: server.credsFile } : {}) };
 }
 
-async function federation(t: ExecutionContext, o: { degradedAfterMs?: number } = {}) {
-  const nats = await startNatsFederation(t, ["dc1"]);
+async function federation(t: ExecutionContext, o: { degradedAfterMs?: number; auth?: "none" } = {}) {
+  const nats = await startNatsFederation(t, ["dc1"], o.auth ? { auth: o.auth } : {});
   const master = await startTestCp(t, {
     federation: { role: "master", nats: natsOf(nats.hub), degradedAfterMs: o.degradedAfterMs ?? 4_000 },
   });
@@ -48,9 +48,9 @@ const dcsOf = async (cp: TestCp) =>
   (await cp.api<{ datacenters: DcJson[] }>("/api/v2/datacenters")).body.datacenters;
 
 test.serial(
-  "a dc's agents show on the master with their dc_id, direct agents with dc_id master",
+  "a dc's agents show on the master with their dc_id, direct agents with dc_id master (servers without auth)",
   async (t) => {
-    const { master, dc } = await federation(t);
+    const { master, dc } = await federation(t, { auth: "none" });
     const behind = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-dc1" }));
     const direct = await startTestAgent(
       t,
@@ -193,7 +193,7 @@ test.serial(
       30_000,
     );
     const leaf = nats.leaves.get("dc1")!;
-    const [user, pass] = readFileSync(leaf.credsFile, "utf8").trim().split(":");
+    const [user, pass] = readFileSync(leaf.credsFile!, "utf8").trim().split(":");
     const nc = await connect({ servers: leaf.url, user: user!, pass: pass! });
     t.teardown(() => nc.close());
     const hubApi = (what: string) => nc.request(`$JS.hub.API.${what}`, "", { timeout: 2_000 });
@@ -210,7 +210,7 @@ test.serial(
     const hubNc = await connect({
       servers: nats.hub.url,
       user: "master",
-      pass: readFileSync(nats.hub.credsFile, "utf8").trim().split(":")[1]!,
+      pass: readFileSync(nats.hub.credsFile!, "utf8").trim().split(":")[1]!,
     });
     t.teardown(() => hubNc.close());
     const hubJsm = await jetstreamManager(hubNc);

@@ -23,8 +23,8 @@ const password = () => `p${randomBytes(12).toString("hex")}`;
 export interface NatsServer {
   /** For the local CP: nats://127.0.0.1:PORT. */
   url: string;
-  /** A file holding `user:password` for the local CP (--nats-creds). */
-  credsFile: string;
+  /** A file holding `user:password` for the local CP (--nats-creds); null without auth. */
+  credsFile: string | null;
   /** The hub's leafnode port (hub only). */
   leafPort: number | null;
   monitorUrl: string;
@@ -39,8 +39,16 @@ export interface Federation {
   leaves: Map<string, NatsServer>;
 }
 
-/** A hub and one leaf per dc, from `eectl nats config`, the leaves connected. */
-export async function startNatsFederation(t: ExecutionContext, dcs: string[]): Promise<Federation> {
+/**
+ * A hub and one leaf per dc, from `eectl nats config`, the leaves connected. `auth: "none"` is the contract's
+ * unauthenticated loopback set-up (no users, no permissions; credsFile is then null).
+ */
+export async function startNatsFederation(
+  t: ExecutionContext,
+  dcs: string[],
+  o: { auth?: "password" | "none" } = {},
+): Promise<Federation> {
+  const auth = o.auth ?? "password";
   const dir = tempDir(t, "ee-nats-");
   const leafPasswords = new Map(dcs.map((dc) => [dc, password()]));
   const leafPort = await closedPort();
@@ -48,7 +56,15 @@ export async function startNatsFederation(t: ExecutionContext, dcs: string[]): P
     t,
     dir,
     "hub",
-    ["--role", "hub", "--leaf-listen", `127.0.0.1:${leafPort}`, ...dcs.flatMap((d) => ["--dc", d])],
+    [
+      "--role",
+      "hub",
+      "--leaf-listen",
+      `127.0.0.1:${leafPort}`,
+      ...dcs.flatMap((d) => ["--dc", d]),
+      "--auth",
+      auth,
+    ],
     (env) => {
       for (const [dc, pw] of leafPasswords)
         env[`EE_NATS_LEAF_${dc.toUpperCase().replaceAll("-", "_")}_PASSWORD`] = pw;
@@ -60,7 +76,7 @@ export async function startNatsFederation(t: ExecutionContext, dcs: string[]): P
       t,
       dir,
       dc,
-      ["--role", "leaf", "--dc-id", dc, "--hub", `127.0.0.1:${leafPort}`],
+      ["--role", "leaf", "--dc-id", dc, "--hub", `127.0.0.1:${leafPort}`, "--auth", auth],
       (env) => {
         env.EE_NATS_HUB_URL = `nats-leaf://${dc}:${leafPasswords.get(dc)}@127.0.0.1:${leafPort}`;
       },
@@ -108,8 +124,9 @@ async function startServer(
   const conf = join(dir, `${name}.conf`);
   writeFileSync(conf, gen.stdout, { mode: 0o600 });
   const cpPassword = password();
-  const credsFile = join(dir, `${name}-cp.creds`);
-  writeFileSync(credsFile, `${roleArgs[1] === "hub" ? "master" : "cp"}:${cpPassword}\n`, { mode: 0o600 });
+  const credsFile = roleArgs.includes("none") ? null : join(dir, `${name}-cp.creds`);
+  if (credsFile)
+    writeFileSync(credsFile, `${roleArgs[1] === "hub" ? "master" : "cp"}:${cpPassword}\n`, { mode: 0o600 });
   const env: Record<string, string> = { EE_NATS_CP_PASSWORD: cpPassword };
   addEnv(env);
   const monitorUrl = `http://127.0.0.1:${http}`;
