@@ -11,7 +11,7 @@ import { agentConfig, startTestAgent, startTestCp, type TestCp, waitFor } from "
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { type NatsServer, startNatsFederation } from "../helpers/nats.ts";
-import { deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
+import { deploymentIn, postJson, SLEEP_COMPOSE, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 interface AgentJson {
   agent_id: string;
@@ -128,6 +128,22 @@ test.serial(
     t.is(un.status, 202);
     const gone = await deploymentIn(master.api, id, ["undeployed", "failed"], 60_000);
     t.is(gone.status, "undeployed");
+    // No agent named and no direct agent: placement chooses among the healthy dcs' agents.
+    await waitFor("the agent idle again on the master", async () =>
+      (await agentsOf(master)).find((a) => a.agent_id === behind.agentId && a.state === "registered"),
+    );
+    const placed = await postJson<{ deployment_id: string; agent_id: string }>(
+      master.api,
+      "/api/v2/deployments",
+      {
+        app: "sleeper",
+        compose: SLEEP_COMPOSE,
+      },
+    );
+    t.is(placed.status, 202, JSON.stringify(placed.body));
+    t.is(placed.body.agent_id, behind.agentId);
+    const running = await deploymentIn(master.api, placed.body.deployment_id, ["healthy", "failed"], 90_000);
+    t.is(running.status, "healthy", `${running.code}: ${running.message}`);
   },
 );
 
@@ -156,6 +172,14 @@ test.serial(
       (await agentsOf(dc)).find((a) => a.agent_id === second.agentId && a.state === "registered"),
     );
     t.falsy((await agentsOf(master)).find((a) => a.agent_id === second.agentId));
+    // Placement skips a degraded dc, with its reason code.
+    const refused = await postJson<{ error: { code: string } }>(master.api, "/api/v2/deployments", {
+      app: "web",
+      compose: SLEEP_COMPOSE,
+      agent_id: first.agentId,
+    });
+    t.is(refused.status, 409);
+    t.is(refused.body.error.code, "EE-PLACE-DC-DEGRADED");
     await nats.hub.start();
     const upAt = Date.now();
     await waitFor(
