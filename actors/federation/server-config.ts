@@ -1,7 +1,7 @@
 // nats-server configs for a federation (`eectl nats config`): the hub (the master's server, JetStream domain
 // `hub`, leafnode listener) and a leaf (one per dc, its own domain, dialling out to the hub). Pure text
 // generation from topology.ts names; secrets never appear in the output: passwords are environment variables
-// the server resolves at start ($EE_NATS_...), and with mTLS the leaf users are certificate SANs.
+// the server resolves at start (EE_NATS_CP_PASSWORD and the like), and with mTLS the leaf users are certificate SANs.
 // Why allow-lists: a deny-list left `$JS.hub.API.$KV...` and stream deletion open to a dc in the research drills
 // (../shared/research/federation-nats.md); each leaf user may only do what its mirrors need.
 // Imports topology.ts and spec/errors only.

@@ -24,7 +24,7 @@ export class NatsConfigCommand extends EeCommand {
       inbound port). Its dc CP connects to it locally.
 
       \`--auth password\` (default): the CP's password comes from $EE_NATS_CP_PASSWORD, each leaf's from
-      $EE_NATS_LEAF_<DC>_PASSWORD on the hub and, on the leaf, inside $EE_NATS_HUB_URL
+      EE_NATS_LEAF_<DC>_PASSWORD on the hub and, on the leaf, inside $EE_NATS_HUB_URL
       (nats-leaf://DC:PASSWORD@HUB:PORT); nats-server reads them at start. \`--auth tls\`: the leaf link is
       mutual TLS and the hub maps a leaf's certificate to its user by the SAN \`<dc>.leaf.ee\`. \`--auth none\`:
       no users at all, for loopback tests only.
