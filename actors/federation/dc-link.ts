@@ -158,15 +158,24 @@ export class DcLink {
       });
   }
 
+  /**
+   * A batch is published pipelined (one connection keeps the order) and #published advances over the acked
+   * prefix; anything after a failure is published again later under the same Nats-Msg-Id, which the stream's
+   * duplicate window stores once (and the master skips by event id beyond it).
+   */
   async #drain(): Promise<void> {
     const { bus, dcId, events } = this.#o;
     for (;;) {
       const batch = events.list({ after: this.#published, limit: BATCH });
-      if (batch.length === 0) return;
-      for (const e of batch) {
-        if (this.#stopped) return;
-        await bus.publish(upEventSubject(dcId), encodeJson(this.#eventMessage(e)), `${dcId}:${e.id}`);
-        this.#published = e.id;
+      if (batch.length === 0 || this.#stopped) return;
+      const acks = await Promise.allSettled(
+        batch.map((e) =>
+          bus.publish(upEventSubject(dcId), encodeJson(this.#eventMessage(e)), `${dcId}:${e.id}`),
+        ),
+      );
+      for (const [i, ack] of acks.entries()) {
+        if (ack.status === "rejected") throw ack.reason;
+        this.#published = batch[i]!.id;
       }
     }
   }
