@@ -14,6 +14,7 @@ import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
+import { DatacentersCommand } from "./commands/datacenters.ts";
 import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
 import {
   DeploymentsListCommand,
@@ -46,6 +47,7 @@ import { NatsConfigCommand } from "./commands/nats.ts";
 const COMMANDS = [
   ControlPlaneCommand,
   NatsConfigCommand,
+  DatacentersCommand,
   AdminTokenRotateCommand,
   AgentCommand,
   ConfigCmdlineCommand,

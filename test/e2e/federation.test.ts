@@ -8,7 +8,9 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import test, { type ExecutionContext } from "ava";
 import type { ControlPlaneOptions } from "../../actors/control-plane.ts";
+import { eectl } from "../helpers/cli.ts";
 import {
+  ADMIN_TOKEN,
   agentConfig,
   devRoot,
   spawnCp,
@@ -90,6 +92,14 @@ test.serial(
     t.is(d?.status, "healthy");
     t.is(d?.agents.total, 1);
     t.deepEqual(await dcsOf(dc), [], "a dc CP has no datacenters of its own");
+    // The operator's view: eectl datacenters, and the agents table's DC column.
+    const auth = ["--cp", master.cp.url, "--token", ADMIN_TOKEN];
+    const dcs = await eectl(["datacenters", "--json", ...auth]);
+    t.is(dcs.code, 0, dcs.stderr);
+    t.like(JSON.parse(dcs.stdout).datacenters[0], { dc_id: "dc1", status: "healthy" });
+    const table = await eectl(["agents", "list", ...auth]);
+    t.regex(table.stdout, /^AGENT\s+DC\s+VM/m);
+    t.regex(table.stdout, new RegExp(`^${behind.agentId}\\s+dc1\\s+vm-dc1`, "m"));
   },
 );
 
