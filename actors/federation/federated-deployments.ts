@@ -18,6 +18,8 @@ export interface FederatedDeploymentsOptions {
   link: MasterLink;
   placementSecret: Uint8Array;
   attestationMaxAgeMs: number;
+  /** An agent connected to the master itself: never sent to a dc, whatever a dc reports. */
+  isDirect: (agentId: string) => boolean;
   now?: () => number;
 }
 
@@ -109,7 +111,9 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
   /** Among healthy dcs' agents; null when none fits. */
   function placeInDcs(req: DeploymentRequest): FederatedAgent | null {
     const at = now();
-    const healthy = [...view.agents()].filter((a) => view.isHealthy(a.dc_id, at, link.degradedAfterMs));
+    const healthy = [...view.agents()].filter(
+      (a) => !o.isDirect(a.agent_id) && view.isHealthy(a.dc_id, at, link.degradedAfterMs),
+    );
     const placed = place(req, healthy, {
       now: at,
       attestationMaxAgeMs: o.attestationMaxAgeMs,
@@ -133,7 +137,8 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
           return { ...seen.created, replayed: true };
         }
       }
-      const named = req.agent_id === undefined ? undefined : view.agent(req.agent_id);
+      const named =
+        req.agent_id === undefined || o.isDirect(req.agent_id) ? undefined : view.agent(req.agent_id);
       if (named) return toDc(req, named, key);
       if (req.agent_id !== undefined) return local.create(req, key);
       try {

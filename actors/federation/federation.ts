@@ -81,7 +81,8 @@ export async function startFederation(
     return {
       agents: function* () {
         yield* local();
-        yield* view.agents();
+        // A dc cannot shadow a direct agent: the master's own connection is the truth for those ids.
+        for (const a of view.agents()) if (!cp.index.get(a.agent_id)) yield a;
       },
       deployments: federatedDeployments({
         local: cp.deployments,
@@ -89,6 +90,7 @@ export async function startFederation(
         link,
         placementSecret: cp.placementSecret,
         attestationMaxAgeMs: cp.attestationMaxAgeMs,
+        isDirect: (agentId) => cp.index.get(agentId) !== undefined,
       }),
       datacenters: { list: () => link.datacenters() },
       stop: async () => {
