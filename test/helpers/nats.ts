@@ -32,6 +32,14 @@ export interface NatsServer {
   kill(): Promise<void>;
   /** Starts it again on the same ports and store. */
   start(): Promise<void>;
+  /** The last few KiB the server logged. */
+  log(): string;
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
 }
 
 export interface Federation {
@@ -46,9 +54,19 @@ export interface Federation {
 export async function startNatsFederation(
   t: ExecutionContext,
   dcs: string[],
-  o: { auth?: "password" | "none" } = {},
+  o: {
+    auth?: "password" | "none" | "tls";
+    /** With auth tls: each server's certificate files, by name (`hub`, then the dc ids). */
+    tls?: Record<string, TlsFiles>;
+    /** Wait until every leaf has linked (default); false for a drill where the hub must refuse a leaf. */
+    waitLinked?: boolean;
+  } = {},
 ): Promise<Federation> {
   const auth = o.auth ?? "password";
+  const tlsArgs = (name: string) => {
+    const f = o.tls?.[name];
+    return f ? ["--tls-cert", f.cert, "--tls-key", f.key, "--tls-ca", f.ca] : [];
+  };
   const dir = tempDir(t, "ee-nats-");
   const leafPasswords = new Map(dcs.map((dc) => [dc, password()]));
   const leafPort = await closedPort();
@@ -64,6 +82,7 @@ export async function startNatsFederation(
       ...dcs.flatMap((d) => ["--dc", d]),
       "--auth",
       auth,
+      ...tlsArgs("hub"),
     ],
     (env) => {
       for (const [dc, pw] of leafPasswords)
@@ -76,14 +95,14 @@ export async function startNatsFederation(
       t,
       dir,
       dc,
-      ["--role", "leaf", "--dc-id", dc, "--hub", `127.0.0.1:${leafPort}`, "--auth", auth],
+      ["--role", "leaf", "--dc-id", dc, "--hub", `127.0.0.1:${leafPort}`, "--auth", auth, ...tlsArgs(dc)],
       (env) => {
         env.EE_NATS_HUB_URL = `nats-leaf://${dc}:${leafPasswords.get(dc)}@127.0.0.1:${leafPort}`;
       },
     );
     leaves.set(dc, leaf);
   }
-  for (const leaf of leaves.values()) await waitLeafLinked(leaf);
+  if (o.waitLinked !== false) for (const leaf of leaves.values()) await waitLeafLinked(leaf);
   return { hub: { ...hub, leafPort }, leaves };
 }
 
@@ -131,12 +150,12 @@ async function startServer(
   addEnv(env);
   const monitorUrl = `http://127.0.0.1:${http}`;
   let child: ChildProcess | null = null;
+  let log = "";
   const start = async () => {
     const c = spawn(NATS_SERVER, ["-c", conf], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, ...env },
     });
-    let log = "";
     c.stderr?.on("data", (d: Buffer) => {
       log = (log + d.toString()).slice(-4000);
     });
@@ -160,5 +179,13 @@ async function startServer(
   };
   t.teardown(kill);
   await start();
-  return { url: `nats://127.0.0.1:${port}`, credsFile, leafPort: null, monitorUrl, kill, start };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    credsFile,
+    leafPort: null,
+    monitorUrl,
+    kill,
+    start,
+    log: () => log,
+  };
 }
