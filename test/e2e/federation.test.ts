@@ -250,6 +250,12 @@ test.serial(
     await t.throwsAsync(hubApi("STREAM.DELETE.EE_DOWN_DC1"));
     await t.throwsAsync(hubApi("STREAM.DELETE.EE_UP_DC1"));
     await t.throwsAsync(hubApi("STREAM.PURGE.EE_UP_DC1"));
+    // Nor read or create anything else: another dc's commands (a hub that got the request would answer "not
+    // found", not stay silent), a stream of its own making, a KV bucket.
+    await t.throwsAsync(hubApi("CONSUMER.CREATE.EE_DOWN_DC2"));
+    await t.throwsAsync(hubApi("STREAM.INFO.EE_DOWN_DC2"));
+    await t.throwsAsync(hubApi("STREAM.CREATE.KV_ee_desired"));
+    await t.throwsAsync(hubApi("STREAM.NAMES"));
     await t.throwsAsync(
       nc.request("ee.hello.dc2", JSON.stringify({ dc_id: "dc2", at: Date.now() }), { timeout: 2_000 }),
     );
