@@ -3,6 +3,7 @@
 // listing with dc ids, the master's deployments port and its datacenters. Standalone CPs never load this.
 // Imports actors/, transport/ types, lib/, this folder.
 import type { Logger } from "../../lib/log.ts";
+import { EeError, FederationError } from "../../spec/errors.ts";
 import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
 import type { DeploymentsPort } from "../../transport/rest/deployments.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
@@ -100,6 +101,11 @@ export async function startFederation(
     };
   } catch (err) {
     await bus.close();
-    throw err;
+    // A server without JetStream, or a stream that exists with another config: coded, the CP does not start.
+    if (err instanceof EeError) throw err;
+    throw new FederationError(
+      "EE-FED-UNAVAILABLE",
+      `setting up the ${o.role} streams on the nats-server failed: ${(err as Error).message}`,
+    );
   }
 }
