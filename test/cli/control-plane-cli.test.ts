@@ -1,9 +1,11 @@
 // `eectl control-plane` flags from the contract: --role (standalone serves; master and dc need --nats, a dc its
 // --dc-id; a nats-server that does not answer is EE-FED-UNAVAILABLE), and the timing flags. Run as a user would:
 // bin/eectl.js. Federation itself is test/e2e/federation.test.ts.
+import { spawn } from "node:child_process";
 import test from "ava";
 import { eectl, eectlRunning } from "../helpers/cli.ts";
 import { devRoot, RawAgent, spawnCp, tempDir, waitFor } from "../helpers/cluster.ts";
+import { NATS_SERVER } from "../helpers/nats.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 const base = async (t: Parameters<typeof tempDir>[0]) => [
@@ -74,6 +76,30 @@ test("--role dc with a nats-server that does not answer is EE-FED-UNAVAILABLE, a
     /^eectl: EE-FED-UNAVAILABLE: cannot reach the nats-server at nats:\/\/127\.0\.0\.1:\d+/m,
   );
   t.is(run.stdout, "", "nothing served");
+});
+
+test("--role dc on a nats-server without JetStream is EE-FED-UNAVAILABLE, and nothing serves", async (t) => {
+  const [port, http] = [await closedPort(), await closedPort()];
+  const server = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port), "-m", String(http)], {
+    stdio: "ignore",
+  });
+  t.teardown(() => server.kill("SIGKILL"));
+  await waitFor(
+    "nats-server",
+    async () => (await fetch(`http://127.0.0.1:${http}/healthz`).catch(() => null))?.ok || undefined,
+  );
+  const run = await eectl([
+    ...(await base(t)),
+    "--role",
+    "dc",
+    "--dc-id",
+    "dc1",
+    "--nats",
+    `nats://127.0.0.1:${port}`,
+  ]);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /^eectl: EE-FED-UNAVAILABLE: setting up the dc streams on the nats-server failed/m);
+  t.is(run.stdout, "");
 });
 
 test("--role standalone serves", async (t) => {
