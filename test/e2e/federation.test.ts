@@ -358,3 +358,38 @@ test.serial(
     t.is(d?.duplicates_skipped, 0);
   },
 );
+
+test.serial(
+  "a deploy sent while the dc's server is down waits on the hub and runs once the dc is back",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    await busyboxImage(docker);
+    // A long threshold: the master still counts the dc healthy while its link is down, so it queues the deploy.
+    const { nats, master, dc } = await federation(t, { degradedAfterMs: 120_000 });
+    const behind = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-q" }));
+    await waitFor(
+      "the agent on the master",
+      async () =>
+        (await agentsOf(master)).find((a) => a.agent_id === behind.agentId && a.state === "registered"),
+      30_000,
+    );
+    const leaf = nats.leaves.get("dc1")!;
+    await leaf.kill();
+    const res = await postJson<{ deployment_id: string }>(master.api, "/api/v2/deployments", {
+      app: "queued",
+      compose: SLEEP_COMPOSE,
+      agent_id: behind.agentId,
+    });
+    t.is(res.status, 202, JSON.stringify(res.body));
+    const id = res.body.deployment_id;
+    t.is((await dc.api(`/api/v2/deployments/${id}`)).status, 404, "not on the dc while its link is down");
+    await leaf.start();
+    const backAt = Date.now();
+    const healthy = await deploymentIn(master.api, id, ["healthy", "failed"], 90_000);
+    t.is(healthy.status, "healthy", `${healthy.code}: ${healthy.message}`);
+    t.log(`leaf back → queued deploy healthy on the master: ${Date.now() - backAt} ms`);
+    const onDc = await dc.api<{ deployments: { deployment_id: string }[] }>("/api/v2/deployments");
+    t.is(onDc.body.deployments.filter((d) => d.deployment_id === id).length, 1, "run once");
+  },
+);
