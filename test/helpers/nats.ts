@@ -4,15 +4,17 @@
 // store (an outage drill). Imports node:child_process, node:crypto, test helpers.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import { eectl } from "./cli.ts";
 import { waitFor } from "./cluster.ts";
 import { closedPort, tempDir } from "./temp.ts";
 
-/** Debian installs it in /usr/sbin; found on PATH (or EE_NATS_SERVER). */
-export const NATS_SERVER = process.env.EE_NATS_SERVER ?? "nats-server";
+/** Debian installs it in /usr/sbin (not on a non-root PATH); else found on PATH; EE_NATS_SERVER overrides. */
+export const NATS_SERVER =
+  process.env.EE_NATS_SERVER ??
+  (existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server");
 
 /**
  * nats-server parses an environment variable's value as config: a password starting with a digit can come out
