@@ -100,11 +100,6 @@ export class DcLink {
     this.#tick();
   }
 
-  /** The newest event id published (tests and the bench read it). */
-  get published(): number {
-    return this.#published;
-  }
-
   #tick(): void {
     this.#pump();
     this.#publishHealth();
