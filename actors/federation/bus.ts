@@ -147,9 +147,10 @@ class NatsBus implements FederationBus {
       await this.#jsm.streams.add(spec);
       return;
     }
-    // Same config again on purpose: on nats-server 2.10 this restarts a mirror stuck after a leaf reconnect.
+    // The server's own config with ours over it, applied again even when nothing changed: on nats-server 2.10
+    // this restarts a mirror stuck after a leaf reconnect (the "kick").
     const { name, ...update } = spec;
-    await this.#jsm.streams.update(name, update);
+    await this.#jsm.streams.update(name, { ...existing.config, ...update });
   }
 
   async streamState(name: string): Promise<StreamState | null> {
