@@ -2,7 +2,7 @@
 // read a Map instead of walking machine internals. Also the vm_name index for drift checks and the source of
 // state-transition events (the audit trail and `eectl agents watch`).
 import { EventEmitter } from "node:events";
-import type { SessionContext, SessionState } from "../machines/agent-session.ts";
+import type { CollateralCoverage, SessionContext, SessionState } from "../machines/agent-session.ts";
 import type { VmNameHolder } from "./registration.ts";
 
 export interface AgentRecord {
@@ -24,6 +24,8 @@ export interface AgentRecord {
   app: string | null;
   mrtd: string | null;
   trust_root: string | null;
+  /** null: the CP has no collateral, or the agent is not registered. */
+  collateral: CollateralCoverage | null;
   attestation_status: "ok" | "failed";
   attested_at: number | null;
   reason: string | null;
@@ -82,6 +84,7 @@ export class AgentIndex {
     rec.app = ctx.app;
     rec.mrtd = ctx.facts?.mrtd ?? null;
     rec.trust_root = ctx.facts?.trust_root ?? null;
+    rec.collateral = ctx.facts?.collateral ?? null;
     rec.attestation_status = ctx.attestation.status;
     rec.attested_at = ctx.attestation.at;
     rec.reason = ctx.reason;

@@ -4,18 +4,24 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type CollateralSource, chainCollateralSources } from "../attestation/collateral-store.ts";
+import {
+  type CollateralSource,
+  chainCollateralSources,
+  type FileCollateral,
+} from "../attestation/collateral-store.ts";
 import { createEnvelopeSigner, type EnvelopeSigner, quoteCpKey } from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import { PccsCollateralSource } from "../attestation/pccs.ts";
-import { DEFAULT_POLICY, type MeasurementPolicy } from "../attestation/policy.ts";
+import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
+import { loadServerTls, type ServerTls, type ServerTlsFiles } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
@@ -23,22 +29,26 @@ import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
-import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
+import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
-import { CP_DEFAULTS, heartbeatFor } from "./cp-defaults.ts";
+import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
+import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
+import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import type { Federation, FederationOptions } from "./federation/federation.ts";
+import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
-import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
+import { RefusalAudit } from "./refusal-audit.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
+import { TextSealer } from "./store/sealed-text.ts";
 import { Supervisor } from "./supervisor.ts";
 import { TrustedMeasurements } from "./trusted-measurements.ts";
 
@@ -56,13 +66,21 @@ export interface ControlPlaneOptions {
   staleAfterMs?: number;
   forgetAfterMs?: number;
   challengeTtlMs?: number;
+  /** The handshake deadline and pending-connection caps (CP_DEFAULTS: handshakeMs, maxPending…). */
+  handshake?: Partial<HandshakeLimits>;
+  /** The interval refused connections are audited in aggregate over (CP_DEFAULTS.refusalAuditMs). */
+  refusalAuditMs?: number;
   /** Re-attest every registered agent this often (purpose `refresh`). */
   reattestMs?: number;
+  /** How long an agent has to answer a re-attestation; default the interval, at most 30 s. */
+  reattestTimeoutMs?: number;
   nodeSizes?: readonly string[];
-  /** Measurement policy (from `--policy FILE`); DEFAULT_POLICY when absent. */
+  /** Measurement policy (from `--policy FILE`); when absent, chooseMeasurementPolicy's default for the mode. */
   policy?: MeasurementPolicy;
+  /** `--refuse-unknown-measurements`: without `policy`, refuse unapproved MRTD/RTMRs even in dev mode. */
+  refuseUnknownMeasurements?: boolean;
   /** Collateral (`--collateral PATH`) for the platforms it covers: CRLs, TCB info, QE identity, TCB status. */
-  collateral?: CollateralSource;
+  collateral?: FileCollateral;
   /** PCCS/PCS base URL (`--collateral-url`): asked after `collateral`, cached in DATA_DIR/collateral-cache. */
   collateralUrl?: string;
   /** How long an agent has to report the first step of a deployment (default 30 s). */
@@ -85,9 +103,14 @@ export interface ControlPlaneOptions {
   settings?: { listen?: string; dataDir?: string };
   /** `--role master|dc`: the NATS JetStream link (actors/federation/); absent, a standalone CP. */
   federation?: FederationOptions;
+  /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
+  restTimeouts?: Partial<typeof REST_TIMEOUTS>;
+  /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
+  tls?: ServerTlsFiles;
 }
 
 export interface ControlPlane {
+  /** https:// and wss:// when serving TLS. */
   url: string;
   wsUrl: string;
   port: number;
@@ -99,6 +122,11 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /**
+   * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
+   * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
+   */
+  reloadTls: (() => ServerTls) | null;
   stop(): Promise<void>;
 }
 
@@ -115,6 +143,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `heartbeat-ms (${heartbeatMs}) must be less than stale-after-ms (${staleAfterMs}): agents heartbeating that seldom would always be stale`,
     );
   }
+  const measurementChoice = chooseMeasurementPolicy({
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    dev: opts.devAttestationDir !== undefined,
+    refuseUnknown: opts.refuseUnknownMeasurements === true,
+  });
+  // Before anything is made: an unusable certificate or key must leave no data dir, store or port behind.
+  const tls = opts.tls ? loadServerTls(opts.tls) : null;
   ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");
   // Written to the data dir only once the CP serves: a failed first start must not store a token nobody saw.
   const admin = resolveAdminToken(opts.dataDir, opts.adminToken);
@@ -129,14 +164,30 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     );
   }
   const trust = createTrustAnchors(devRootPem === undefined ? {} : { devRootPem });
-  const collateral = collateralSource(opts);
+  if (opts.collateral) warnExpiredCollateral(log, opts.collateral, new Date());
+  const configured = collateralSource(opts);
+  const collateral = configured && warnUncoveredPlatforms(configured, log);
 
   const db = openDatabase(opts.dataDir);
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
-  const channel = new AgentChannel({ log });
-  const measurement = opts.policy ?? DEFAULT_POLICY;
+  const channel = new AgentChannel({
+    log,
+    handshake: {
+      deadlineMs: CP_DEFAULTS.handshakeMs,
+      maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
+      maxPending: CP_DEFAULTS.maxPending,
+      ...opts.handshake,
+    },
+  });
+  const refusals = new RefusalAudit({
+    append: (event) => events.append(event),
+    intervalMs: opts.refusalAuditMs ?? CP_DEFAULTS.refusalAuditMs,
+  });
+  refusals.start();
+  const measurement = measurementChoice.policy;
+  logMeasurementChoice(log, measurementChoice);
   const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
   const trusted = new TrustedMeasurements({
     db,
@@ -155,6 +206,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     staleAfterMs,
     forgetAfterMs,
     policy: { ...quotePolicy, nodeSizes },
+    cpPubkey: envelope.publicKey,
   });
 
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
@@ -165,7 +217,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     policy: quotePolicy,
     log,
     intervalMs: reattestMs,
-    timeoutMs: Math.min(30_000, reattestMs),
+    timeoutMs: opts.reattestTimeoutMs ?? Math.min(30_000, reattestMs),
     expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
   });
   reattestor.start();
@@ -187,11 +239,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
-  const deploymentStore = new DeploymentStore(db, (err) =>
-    log.error({ err }, "deployment record write failed"),
+  const deploymentStore = new DeploymentStore(
+    db,
+    new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE)),
+    (err) => log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
-  const placementSecret = loadOrCreatePlacementSecret(opts.dataDir);
+  const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
   // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
   const attestationMaxAgeMs = 2 * reattestMs + 60_000;
   const deployments = new Deployments({
@@ -243,12 +297,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       requests.forget(agentId, connId);
       supervisor.disconnected(agentId, connId);
     },
-    refused: (connId, code, remote) =>
-      events.append({
-        at: Date.now(),
-        kind: "agent.refused",
-        data: { conn: connId, reason: code, remote: remote ?? null },
-      }),
+    refused: (connId, code, remote) => refusals.refused(connId, code, remote),
   };
   channel.bind(sink);
 
@@ -262,6 +311,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     offReadiness();
     deployments.stop();
     await channel.shutdown();
+    refusals.stop();
     supervisor.stopAll();
   };
   const closeStore = () => {
@@ -298,7 +348,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
-    metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
+    metrics: () => cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
   };
   const knownAgent = (agentId: string): string => {
     if (!index.get(agentId))
@@ -322,7 +372,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
     },
   });
-  const server = createServer(app.callback());
+  const timeouts = { ...REST_TIMEOUTS, ...opts.restTimeouts };
+  // The same request deadlines over https: a slow client must be cut there too.
+  const serverOptions = {
+    headersTimeout: timeouts.headersTimeoutMs,
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionsCheckingInterval: timeouts.checkIntervalMs,
+  };
+  const httpsServer = tls
+    ? createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, app.callback())
+    : null;
+  const server = httpsServer ?? createServer(serverOptions, app.callback());
   channel.attach(server);
   try {
     await listenOn(server, {
@@ -358,11 +418,28 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       cp_attestation: opts.quoteProvider?.name ?? null,
     },
   });
-  log.info({ port, data_dir: opts.dataDir }, "control plane serving");
+  log.info(
+    {
+      port,
+      data_dir: opts.dataDir,
+      tls: tls ? { serial: tls.serial, fingerprint256: tls.fingerprint256 } : null,
+    },
+    "control plane serving",
+  );
+  const tlsFiles = opts.tls;
+  // setSecureContext changes what new handshakes get; an open TLS connection keeps the context it was made with.
+  const reloadTls =
+    httpsServer && tlsFiles
+      ? () => {
+          const next = loadServerTls(tlsFiles);
+          httpsServer.setSecureContext({ cert: next.cert, key: next.key });
+          return next;
+        }
+      : null;
 
   return {
-    url: `http://${hostForUrl}:${port}`,
-    wsUrl: `ws://${hostForUrl}:${port}`,
+    url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
+    wsUrl: `${tls ? "wss" : "ws"}://${hostForUrl}:${port}`,
     port,
     generatedAdminToken: admin.generated,
     storedAdminTokenFile: admin.stored ? admin.file : null,
@@ -370,6 +447,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    reloadTls,
     stop: async () => {
       unwatchAdmin();
       writeCheckpoint(checkpoint, index, log);
@@ -445,6 +523,8 @@ function cpMetrics(o: {
   supervisor: Supervisor;
   deployments: Deployments;
   requests: AgentRequests;
+  channel: AgentChannel;
+  refusals: RefusalAudit;
   startedAt: number;
 }): MetricFamily[] {
   const byState = new Map<string, number>();
@@ -490,6 +570,18 @@ function cpMetrics(o: {
       help: "Relayed requests (logs, stats, snapshot) waiting for an agent.",
       type: "gauge",
       samples: [{ value: o.requests.size }],
+    },
+    {
+      name: "ee_agent_connections_pending",
+      help: "Agent WebSocket connections that have not registered yet (bounded by the handshake caps).",
+      type: "gauge",
+      samples: [{ value: o.channel.pendingCount }],
+    },
+    {
+      name: "ee_agent_connections_refused_total",
+      help: "Agent connections refused (upgrade caps, handshake timeouts, bad frames, gate failures), by reason.",
+      type: "counter",
+      samples: [...o.refusals.totals()].map(([reason, value]) => ({ labels: { reason }, value })),
     },
     {
       name: "process_resident_memory_bytes",

@@ -3,7 +3,7 @@
 // binding, collateral where configured, measurement policy, node_size/datacenter policy, drift) runs inside the session actor as its verifyRegistration actor.
 // A registration refused for an MRTD/RTMR outside the allowlists leaves a baseline an admin can approve.
 import { verifyPop } from "../attestation/agent-key.ts";
-import { evaluateCollateral, requireCollateral } from "../attestation/collateral.ts";
+import { type CollateralResult, evaluateCollateral, requireCollateral } from "../attestation/collateral.ts";
 import { type CollateralSource, collateralQueryOf } from "../attestation/collateral-store.ts";
 import {
   describeFinding,
@@ -15,7 +15,7 @@ import {
 import { type BindingPurpose, reportDataFor, reportDataMatches } from "../attestation/report-data.ts";
 import type { TrustAnchors } from "../attestation/trust.ts";
 import { type VerifiedQuote, verifyQuote } from "../attestation/verify.ts";
-import type { AgentFacts, PendingRegistration } from "../machines/agent-session.ts";
+import type { AgentFacts, CollateralCoverage, PendingRegistration } from "../machines/agent-session.ts";
 import { AttestationError, RegistrationError } from "../spec/errors.ts";
 import { datacenterSchema } from "../spec/protocol.ts";
 import type { NonceBook } from "./nonce-book.ts";
@@ -74,7 +74,7 @@ export async function verifyRegistration(
       `datacenter "${body.datacenter}" is not of the form provider:zone`,
     );
   }
-  const { quote, verdict } = await verifyBoundQuote(policy, {
+  const { quote, verdict, coverage } = await verifyBoundQuote(policy, {
     quote: body.quote,
     purpose: "register",
     nonce: reg.nonce,
@@ -105,6 +105,7 @@ export async function verifyRegistration(
     agent_pubkey: Buffer.from(body.agent_pubkey).toString("hex"),
     agent_version: body.agent_version ?? null,
     policy_warnings: verdict.findings.map((f) => `${f.code}: ${describeFinding(f)}`),
+    ...(coverage ? { collateral: coverage } : {}),
   };
   checkDrift(policy.holderOf(body.vm_name), agentId, facts);
   return facts;
@@ -113,7 +114,7 @@ export async function verifyRegistration(
 /**
  * Verifies a quote that must bind `nonce` and `pubkey` for `purpose`, then applies the measurement policy:
  * the part registration and re-attestation share. Throws the first refusing finding (after telling onRefused);
- * returns warnings.
+ * returns warnings and, when the CP has collateral, what it says of the platform.
  */
 export async function verifyBoundQuote(
   policy: Pick<RegistrationPolicy, "trust" | "measurement" | "collateral" | "trusted">,
@@ -128,7 +129,7 @@ export async function verifyBoundQuote(
     at: number;
     onRefused?: (seen: VerifiedQuote, finding: Finding) => void;
   },
-): Promise<{ quote: VerifiedQuote; verdict: PolicyVerdict }> {
+): Promise<{ quote: VerifiedQuote; verdict: PolicyVerdict; coverage?: CollateralCoverage }> {
   const at = new Date(q.at);
   const quote = verifyQuote(q.quote, { trust: policy.trust, at });
   const collateral = await policy.collateral?.forQuote(collateralQueryOf(quote), at);
@@ -153,7 +154,16 @@ export async function verifyBoundQuote(
     q.onRefused?.(quote, refusal);
     throw new AttestationError(refusal.code, describeFinding(refusal), { findings: verdict.findings });
   }
-  return { quote, verdict };
+  if (!policy.collateral) return { quote, verdict };
+  return { quote, verdict, coverage: coverageOf(quote.pck_leaf.fmspc, tcb) };
+}
+
+function coverageOf(fmspc: string | null, tcb: CollateralResult | undefined): CollateralCoverage {
+  if (!tcb) {
+    const reason = `the CP's collateral does not cover platform FMSPC ${fmspc ?? "(none)"}: TCB status unknown`;
+    return { fmspc, tcb_status: null, advisory_ids: [], reason };
+  }
+  return { fmspc, tcb_status: tcb.tcb_status, advisory_ids: tcb.advisory_ids, reason: null };
 }
 
 function checkDrift(holder: VmNameHolder | undefined, agentId: string, facts: AgentFacts): void {

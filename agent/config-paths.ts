@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 /** Every key whose value is a file-system path (dotted paths into the config). */
 export const PATH_KEYS: readonly (readonly string[])[] = [
   ["data_dir"],
+  ["control_plane_ca"],
   ["attestation", "dir"],
   ["docker_socket"],
 ];

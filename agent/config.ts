@@ -5,6 +5,7 @@
 // May import spec/, lib/, agent/config-paths and agent/config-sources/.
 import { z } from "zod";
 import { parseHostPort } from "../lib/host-port.ts";
+import { isLoopbackHost } from "../lib/loopback.ts";
 import { ValidationError } from "../spec/errors.ts";
 import { datacenterSchema, measurementHexSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
 import { resolveConfigPaths } from "./config-paths.ts";
@@ -64,6 +65,10 @@ export const agentConfigSchema = z.strictObject({
     .refine(isCpUrl, "must be a ws:// or wss:// URL without query, fragment or credentials")
     // The connect path is appended to it, so a trailing slash would double up.
     .transform((s) => s.replace(/\/+$/, "")),
+  /** PEM CA bundle trusted for a wss:// CP's certificate instead of the system's CAs (a private CA). */
+  control_plane_ca: z.string().min(1, "must be a PEM file path").optional(),
+  /** Allow plain ws:// to a CP that is not on loopback: the session secret and workloads would cross in clear. */
+  allow_insecure_transport: z.boolean().default(false),
   vm_name: vmNameSchema,
   node_size: nodeSizeSchema,
   datacenter: datacenterSchema,
@@ -109,17 +114,24 @@ export const agentConfigSchema = z.strictObject({
       action: z.enum(["log", "exit"]).default("log"),
     })
     .optional(),
-  /** The CP attestation envelope on CP→agent writes (deploy, undeploy). */
+  /**
+   * The CP attestation envelope on CP→agent writes (deploy, undeploy). The agent pins the CP key of its first
+   * registration (DATA_DIR/cp-key-pin.json); every envelope must be signed by it (EE-ENV-KEY).
+   */
   cp_envelope: z
     .strictObject({
-      /** required: unsigned or unverifiable commands are refused; optional: checked when present; disabled. */
-      policy: z.enum(["required", "optional", "disabled"]).default("optional"),
+      /**
+       * signed: every command carries an envelope signed by the pinned CP key (a quote is checked when present);
+       * required: the same, and the CP's quote must be there; optional: WebSocket commands without one are taken
+       * (rollouts; HTTP writes still need one); disabled: nothing checked (development only).
+       */
+      policy: z.enum(["signed", "required", "optional", "disabled"]).default("signed"),
       /** CP MRTDs to trust (lowercase hex); empty: any MRTD whose quote verifies, subject to pinning. */
       trusted_mrtds: z.array(measurementHexSchema).max(64).default([]),
       /** Pin the first CP MRTD seen (kept in the data dir); a different one later is refused. */
       pin_first_seen: z.boolean().default(false),
     })
-    .default({ policy: "optional", trusted_mrtds: [], pin_first_seen: false }),
+    .default({ policy: "signed", trusted_mrtds: [], pin_first_seen: false }),
   workloads: workloadsSchema.default({ allow_published_ports: false, limits: {} }),
 });
 
@@ -159,10 +171,40 @@ export function parseAgentConfig(
   const parsed = agentConfigSchema.safeParse(resolved.raw, {
     error: (iss) => (iss.code === "invalid_type" && iss.input === undefined ? "is required" : undefined),
   });
-  if (parsed.success && resolved.issues.length === 0) return parsed.data;
-  const issues = [...resolved.issues, ...(parsed.success ? [] : issuesOf(parsed.error))];
+  const issues = [
+    ...resolved.issues,
+    ...(parsed.success ? crossKeyIssues(parsed.data) : issuesOf(parsed.error)),
+  ];
+  if (parsed.success && issues.length === 0) {
+    refuseInsecureTransport(parsed.data, source);
+    return parsed.data;
+  }
   const text = issues.map((i) => `${i.key}: ${i.message}`).join("; ");
   throw new ValidationError("EE-CONFIG-INVALID", `${source}: ${text}`, { source, issues });
+}
+
+/** Rules between keys, checked once each key is valid on its own. */
+function crossKeyIssues(cfg: AgentConfig): ConfigIssue[] {
+  // A CA on a plain ws:// URL would look like protection that is not there.
+  if (cfg.control_plane_ca !== undefined && !cfg.control_plane_url.startsWith("wss:"))
+    return [{ key: "control_plane_ca", message: "applies to a wss:// control_plane_url only" }];
+  return [];
+}
+
+/**
+ * Plain ws:// leaves the host only with allow_insecure_transport: it would carry the session's API secret, deploy
+ * commands and compose secrets in clear. Loopback never leaves the host, so `npm start` needs no flag.
+ */
+function refuseInsecureTransport(cfg: AgentConfig, source: string): void {
+  const url = new URL(cfg.control_plane_url);
+  if (url.protocol !== "ws:" || cfg.allow_insecure_transport || isLoopbackHost(url.hostname)) return;
+  throw new ValidationError(
+    "EE-CONFIG-INSECURE-TRANSPORT",
+    `${source}: control_plane_url: plain ws:// to ${url.hostname}, which is not loopback, would send the ` +
+      "session secret and workloads in clear; use wss:// (with control_plane_ca for a private CA), or set " +
+      '"allow_insecure_transport": true on a network you trust',
+    { source, key: "control_plane_url", host: url.hostname },
+  );
 }
 
 /**
@@ -243,6 +285,8 @@ export function loadAgentConfig(opts: ChainOptions): Promise<LoadedConfig> {
 export function describeConfig(cfg: AgentConfig): Record<string, unknown> {
   return {
     control_plane_url: cfg.control_plane_url,
+    control_plane_ca: cfg.control_plane_ca ?? null,
+    allow_insecure_transport: cfg.allow_insecure_transport,
     vm_name: cfg.vm_name,
     node_size: cfg.node_size,
     datacenter: cfg.datacenter,

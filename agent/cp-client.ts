@@ -10,6 +10,7 @@ import { signPop } from "../attestation/agent-key.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
+import { untrustedCertificate } from "../lib/tls-failure.ts";
 import {
   agentConnectionMachine,
   type CloseParams,
@@ -40,6 +41,8 @@ const MAX_ERROR_MESSAGE = 1024;
 export interface CpClientOptions {
   /** control_plane_url from the config (ws:// or wss://, no trailing slash). */
   url: string;
+  /** control_plane_ca's PEM: the CAs a wss:// CP's certificate must chain to, instead of the system's. */
+  ca?: string;
   identity: Pick<AgentIdentity, "agentId" | "publicKey" | "privateKey">;
   registration: Pick<MessageBody<"register">, "vm_name" | "node_size" | "datacenter">;
   heartbeatMs: number;
@@ -200,9 +203,12 @@ export function startCpClient(opts: CpClientOptions): CpClient {
     const ws = new WebSocket(endpoint, {
       maxPayload: MAX_CP_FRAME_BYTES,
       handshakeTimeout: CONNECT_TIMEOUT_MS,
+      ...(opts.ca ? { ca: opts.ca } : {}),
     });
     ws.binaryType = "nodebuffer";
     socket = ws;
+    /** Set when the CP's certificate was not trusted: the close that follows carries it as the reason. */
+    let refusedTls: string | null = null;
     log.debug({ url: endpoint }, "connecting to the control plane");
     ws.on("open", () => {
       if (socket === ws) actor.send({ type: "SOCKET_OPEN" });
@@ -215,10 +221,28 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       if (socket !== ws) return;
       socket = null;
       opts.commands?.cancelAll();
-      actor.send({ type: "SOCKET_CLOSED", code, reason: reason.toString("utf8") });
+      actor.send({ type: "SOCKET_CLOSED", code, reason: refusedTls ?? reason.toString("utf8") });
     });
     // ws always follows an error with a close, which is what the machine reacts to; this only keeps it logged.
-    ws.on("error", (err) => log.debug({ err: err.message }, "control plane socket error"));
+    ws.on("error", (err) => {
+      const untrusted = untrustedCertificate(err);
+      if (!untrusted) {
+        log.debug({ err: err.message }, "control plane socket error");
+        return;
+      }
+      // A code first, so the connection machine keeps it as lastError (health, give-up message).
+      refusedTls = `EE-TLS-UNTRUSTED: ${untrusted.code}`;
+      log.warn(
+        {
+          code: "EE-TLS-UNTRUSTED",
+          verify: untrusted.code,
+          url: endpoint,
+          ca: opts.ca ? "control_plane_ca" : "system",
+        },
+        `the control plane's TLS certificate is not trusted (${untrusted.message}); ` +
+          "set control_plane_ca to the CA that signed it; retrying with backoff",
+      );
+    });
   }
 
   function close(code: number, reason: string): void {

@@ -26,6 +26,8 @@ export interface CollateralSource {
 export interface FileCollateral extends CollateralSource {
   /** Collateral whose TCB info covers `fmspc` (any case), if any is configured. */
   forFmspc(fmspc: string | null): Collateral | undefined;
+  /** Every platform's collateral with the file it came from, for the start-time expiry check. */
+  entries(): readonly { fmspc: string; file: string; collateral: Collateral }[];
   readonly size: number;
 }
 
@@ -54,7 +56,7 @@ export function loadCollateralStore(path: string): FileCollateral {
       `collateral ${path} cannot be read: ${(err as Error).message}`,
     );
   }
-  const byFmspc = new Map<string, Collateral>();
+  const byFmspc = new Map<string, { fmspc: string; file: string; collateral: Collateral }>();
   for (const file of files) {
     let c: Collateral;
     try {
@@ -63,11 +65,14 @@ export function loadCollateralStore(path: string): FileCollateral {
       throw new ValidationError("EE-CONFIG-INVALID", `collateral ${file}: ${(err as Error).message}`);
     }
     // Sorted file names make the choice deterministic when two files cover one FMSPC: the last one wins.
-    byFmspc.set(c.tcbInfo.fmspc.toLowerCase(), c);
+    const fmspc = c.tcbInfo.fmspc.toLowerCase();
+    byFmspc.set(fmspc, { fmspc, file, collateral: c });
   }
-  const forFmspc = (fmspc: string | null) => (fmspc === null ? undefined : byFmspc.get(fmspc.toLowerCase()));
+  const forFmspc = (fmspc: string | null) =>
+    fmspc === null ? undefined : byFmspc.get(fmspc.toLowerCase())?.collateral;
   return {
     size: byFmspc.size,
+    entries: () => [...byFmspc.values()],
     forFmspc,
     forQuote: async (q) => forFmspc(q.fmspc),
   };

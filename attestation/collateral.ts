@@ -367,6 +367,16 @@ function findChainFindings(collateral: Collateral, certs: PckChainCertificates):
   return { failures, signerWindows, pck };
 }
 
+/** The earliest nextUpdate of the TCB info, QE identity and both CRLs (ms); NaN or -Infinity when unknown. */
+export function collateralNextUpdate(c: Collateral): number {
+  return Math.min(
+    Date.parse(c.tcbInfo.nextUpdate),
+    Date.parse(c.qeIdentity.nextUpdate),
+    c.pckCrl.nextUpdate?.getTime() ?? Number.NEGATIVE_INFINITY,
+    c.rootCaCrl.nextUpdate?.getTime() ?? Number.NEGATIVE_INFINITY,
+  );
+}
+
 /** Throws the first failure of `result` as an AttestationError carrying the result in `details`. */
 export function requireCollateral(result: CollateralResult): void {
   if (result.reason !== undefined) {

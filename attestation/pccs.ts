@@ -13,7 +13,7 @@ import { BoundedCache } from "../lib/bounded-cache.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
 import { AttestationError, ValidationError } from "../spec/errors.ts";
-import { type Collateral, parseCollateral } from "./collateral.ts";
+import { type Collateral, collateralNextUpdate, parseCollateral } from "./collateral.ts";
 import type { CollateralQuery, CollateralSource, PckCa } from "./collateral-store.ts";
 
 const TIMEOUT_MS = 10_000;
@@ -130,16 +130,6 @@ export class PccsCollateralSource implements CollateralSource {
   #file(key: string): string {
     return join(this.#o.cacheDir, `${key}.collateral.json`);
   }
-}
-
-/** The earliest nextUpdate of the TCB info, QE identity and both CRLs (ms); NaN or -Infinity when unknown. */
-function collateralNextUpdate(c: Collateral): number {
-  return Math.min(
-    Date.parse(c.tcbInfo.nextUpdate),
-    Date.parse(c.qeIdentity.nextUpdate),
-    c.pckCrl.nextUpdate?.getTime() ?? Number.NEGATIVE_INFINITY,
-    c.rootCaCrl.nextUpdate?.getTime() ?? Number.NEGATIVE_INFINITY,
-  );
 }
 
 /** The base URL without a trailing slash or API path. Throws EE-CONFIG-INVALID. */

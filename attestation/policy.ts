@@ -53,8 +53,20 @@ export interface TrustedMeasurement {
 
 const ANY_RTMR = [null, null, null, null] as const;
 
-/** The default: measurements unchecked (until an operator pins them), debug TDs refused. */
+/**
+ * What an empty policy file means: measurements unchecked, debug TDs refused. A dev-mode CP without `--policy`
+ * applies it; actors/measurement-default.ts picks the CP's default.
+ */
 export const DEFAULT_POLICY: MeasurementPolicy = policySchema.parse({});
+
+/**
+ * A CP's default outside dev mode: MRTD and RTMRs strict with empty allowlists, so only admin-approved
+ * measurements (trusted entries, approved baselines) are admitted; debug TDs refused as always.
+ */
+export const REFUSE_UNKNOWN_POLICY: MeasurementPolicy = policySchema.parse({
+  mrtd: { mode: "strict" },
+  rtmr: { mode: "strict" },
+});
 
 export interface MeasuredFacts {
   node_size: string;

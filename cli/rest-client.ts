@@ -1,5 +1,8 @@
 // The operator commands' REST client: bearer auth, JSON in and out, streams (newline-delimited JSON, server-sent
 // events), and typed errors from the contract's error body, so every command reports `CODE: message` the same way.
+// An https CP is verified against the system's CAs, or only against --cacert / EE_CACERT when one is given.
+import { untrustedCertificate } from "../lib/tls-failure.ts";
+import { readCaBundle } from "../lib/tls-files.ts";
 import { AuthError, type ErrorCode, ValidationError } from "../spec/errors.ts";
 
 export class RestError extends Error {
@@ -17,12 +20,19 @@ export class RestError extends Error {
 export class RestClient {
   readonly base: string;
   readonly #token: string | undefined;
+  /** The CA bundle's PEM, for an https CP when --cacert or EE_CACERT names one. */
+  readonly #ca: string | undefined;
+  #caFetch: Promise<(url: string, init: RequestInit) => Promise<Response>> | undefined;
 
-  constructor(cp: string | undefined, token: string | undefined) {
+  constructor(cp: string | undefined, token: string | undefined, cacert?: string) {
     this.base = (cp ?? process.env.EE_CP_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
     this.#token = token ?? process.env.EE_TOKEN;
     if (!/^https?:\/\//.test(this.base))
       throw new ValidationError("EE-CONFIG-INVALID", `--cp must be an http(s) URL, got "${this.base}"`);
+    // Plain http has no certificate to check: a CA set for other shells' https CPs is not read.
+    const caFile = cacert ?? (process.env.EE_CACERT || undefined);
+    if (caFile && this.base.startsWith("https:"))
+      this.#ca = readCaBundle(caFile, cacert ? "--cacert" : "EE_CACERT");
   }
 
   headers(): Record<string, string> {
@@ -107,9 +117,24 @@ export class RestClient {
   }
 
   async #fetch(path: string, init: RequestInit): Promise<Response> {
+    const ca = this.#ca;
+    if (ca) this.#caFetch ??= import("./https-fetch.ts").then((m) => m.fetchTrusting(ca));
     try {
-      return await fetch(`${this.base}${path}`, init);
+      return await (this.#caFetch
+        ? (await this.#caFetch)(`${this.base}${path}`, init)
+        : fetch(`${this.base}${path}`, init));
     } catch (err) {
+      const untrusted = untrustedCertificate(err);
+      if (untrusted)
+        throw new RestError(
+          0,
+          "EE-TLS-UNTRUSTED",
+          `the control plane at ${this.base} presented a certificate that is not trusted (${untrusted.message}); ` +
+            (this.#ca
+              ? "is --cacert / EE_CACERT the CA that signed it?"
+              : "pass its CA with --cacert PEM or EE_CACERT"),
+          { verify: untrusted.code },
+        );
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
       throw new RestError(
         0,

@@ -34,6 +34,16 @@ export interface AgentFacts {
   agent_version: string | null;
   /** Measurement-policy findings in `warn` mode: admitted, recorded, shown to operators. */
   policy_warnings: string[];
+  /** What the CP's collateral says of the agent's platform; absent when the CP has no collateral configured. */
+  collateral?: CollateralCoverage;
+}
+
+/** The collateral verdict on a platform: a TCB status when covered, else null and the reason why. */
+export interface CollateralCoverage {
+  fmspc: string | null;
+  tcb_status: string | null;
+  advisory_ids: string[];
+  reason: string | null;
 }
 
 /** A register frame waiting for verification. Cleared once verified: quotes are ~5 KiB and N is large. */

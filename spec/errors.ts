@@ -13,7 +13,12 @@ export const ERROR_CODES = {
   "EE-PROTO-INVALID-BODY": "The message body does not match its schema.",
   "EE-PROTO-UNEXPECTED": "The message is valid but not expected in the session's current state.",
   "EE-PROTO-ABUSE": "Too many bad frames on one connection; the connection is closed.",
-  "EE-PROTO-REGISTER-TIMEOUT": "The agent did not register before the challenge expired.",
+  "EE-PROTO-REGISTER-TIMEOUT":
+    "The agent did not register within the handshake deadline (or before its challenge expired).",
+  "EE-PROTO-PENDING-ADDRESS":
+    "Too many unregistered connections from this address: the upgrade is refused (HTTP 429); retry later.",
+  "EE-PROTO-PENDING-GLOBAL":
+    "Too many unregistered connections in all: the upgrade is refused (HTTP 503); retry later.",
   "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
   "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
   "EE-PROTO-SLOW-CONSUMER":
@@ -59,7 +64,7 @@ export const ERROR_CODES = {
     "Re-attestation: the quote does not bind the compose hash of the deployment the CP placed on the agent.",
   "EE-ATT-REFRESH-TIMEOUT": "Re-attestation: the agent did not answer the attest request in time.",
   "EE-ATT-MRTD-NOT-ALLOWED":
-    "Measurement policy: the MRTD is not in the allowlist for the agent's node_size.",
+    "Measurement policy: the MRTD is neither allowlisted for the agent's node_size nor approved by an admin.",
   "EE-ATT-RTMR-NOT-ALLOWED":
     "Measurement policy: the RTMRs match no allowlist entry for the agent's node_size.",
   "EE-ATT-TCB-STATUS": "Measurement policy: the TCB status or an advisory ID is not allowed.",
@@ -120,7 +125,10 @@ export const ERROR_CODES = {
     "The agent could not register with the control plane within registration.max_attempts attempts.",
   "EE-AGENT-CONNECTIVITY": "The connectivity probe failed failure_threshold times in a row (action exit).",
   // The CP attestation envelope on deploy/undeploy (the agent's cp_envelope policy refused a command).
-  "EE-ENV-MISSING": "The command carries no CP envelope and the agent's cp_envelope policy is required.",
+  "EE-ENV-MISSING":
+    "The command carries no CP envelope and the agent's cp_envelope policy needs one (every HTTP write does).",
+  "EE-ENV-KEY":
+    "The envelope is not signed by the CP key the agent pinned at its first registration (cp-key-pin.json).",
   "EE-ENV-SIGNATURE":
     "The envelope signature does not verify over this command, this deployment and this agent with cp_pubkey.",
   "EE-ENV-QUOTE": "The CP quote is missing (policy required), does not verify, or does not bind cp_pubkey.",
@@ -135,10 +143,34 @@ export const ERROR_CODES = {
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
   "EE-AUTH-RATE": "Too many signed requests within the replay window; retry later.",
+  // GitHub Actions OIDC: an ID token offered at POST /api/v2/auth/oidc that the CP will not exchange.
+  "EE-OIDC-MALFORMED": "The OIDC token is not a compact JWS of bounded size with a JSON header and claims.",
+  "EE-OIDC-ALGORITHM":
+    "The OIDC token is not signed with RS256 (HS256, none and every other algorithm are refused).",
+  "EE-OIDC-SIGNATURE": "The OIDC token's signature does not verify with a key of the configured JWKS.",
+  "EE-OIDC-ISSUER": "The OIDC token's issuer (iss) is not the configured issuer.",
+  "EE-OIDC-AUDIENCE": "The OIDC token's audience (aud) does not include the configured audience.",
+  "EE-OIDC-EXPIRED": "The OIDC token has expired (exp), with the clock tolerance.",
+  "EE-OIDC-NOT-YET-VALID":
+    "The OIDC token is not valid yet (nbf or iat in the future), with the clock tolerance.",
+  "EE-OIDC-TOO-OLD": "The OIDC token was issued (iat) longer ago than the maximum token age.",
+  "EE-OIDC-CLAIMS":
+    "A required OIDC claim is missing or malformed (numeric repository_id, repository_owner_id; jti, ref, exp)",
+  "EE-OIDC-REPLAY": "The OIDC token (its jti) was already exchanged; each token is usable once.",
+  "EE-OIDC-REPLAY-FULL":
+    "Too many OIDC tokens are remembered until they expire; retry later (old ones are never forgotten early).",
+  "EE-OIDC-NO-BINDING":
+    "No OIDC binding matches the token's repository_id (and the owner id, ref, environment a binding sets).",
+  "EE-OIDC-BINDING-AMBIGUOUS":
+    "Several equally specific OIDC bindings of different accounts or scopes match the token.",
+  "EE-OIDC-JWKS-UNAVAILABLE": "The JWKS URL could not be fetched in time or did not hold a valid key set.",
+  "EE-BUSY": "The agent is reading as many request bodies as it allows at once; retry later.",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
   "EE-CONFIG-INVALID": "A configuration value is missing or invalid.",
+  "EE-CONFIG-INSECURE-TRANSPORT":
+    "The agent's control_plane_url is plain ws:// to a host that is not loopback; use wss://, or set allow_insecure_transport.",
   "EE-INTERNAL": "An internal error; the details are in the server log, never in the response.",
   "EE-CLI-UNREACHABLE": "eectl could not reach the control plane at --cp / EE_CP_URL.",
   "EE-CLI-TIMEOUT": "eectl gave up waiting (--timeout) before the deployment reached a final status.",
@@ -158,6 +190,13 @@ export const ERROR_CODES = {
     "Listening failed otherwise (address not on this host, port not allowed); the message names it.",
   "EE-DATA-DIR-UNUSABLE":
     "The data dir cannot be made or used (under a file, permission denied); the message names the path.",
+  // TLS: the CP's certificate and key, the CAs eectl and the agent trust for the CP.
+  "EE-TLS-INVALID":
+    "A TLS certificate, key or CA file is unreadable or not PEM, or the certificate and key do not match; the message names the file and its flag or key.",
+  "EE-TLS-UNTRUSTED":
+    "The control plane's TLS certificate does not verify against the trusted CAs (eectl: --cacert or EE_CACERT; agent: control_plane_ca) or does not name its host.",
+  "EE-DATA-DIR-INSECURE":
+    "Group or others can write the data dir, so they could replace its keys or database; chmod go-w it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -206,7 +245,11 @@ export abstract class EeError<C extends ErrorCode = ErrorCode> extends Error {
 /** A frame on the agent channel broke the wire protocol. */
 export class ProtocolError extends EeError<CodeOf<"EE-PROTO-">> {
   override readonly name = "ProtocolError";
-  readonly httpStatus = 400;
+  /** 400, except the pending-connection caps, which refuse the WebSocket upgrade itself. */
+  get httpStatus(): number {
+    if (this.code === "EE-PROTO-PENDING-ADDRESS") return 429;
+    return this.code === "EE-PROTO-PENDING-GLOBAL" ? 503 : 400;
+  }
   get wsClose(): number {
     switch (this.code) {
       case "EE-PROTO-TOO-LARGE":
@@ -250,8 +293,20 @@ export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
   readonly wsClose = WS_CLOSE.rejected;
 }
 
+/**
+ * An OIDC token the CP will not exchange for an access token: 401, like any bad credential, except when the CP
+ * could not fetch its JWKS (503: the caller did nothing wrong) or holds too many unexpired jtis (503, retry).
+ */
+export class OidcError extends EeError<CodeOf<"EE-OIDC-">> {
+  override readonly name = "OidcError";
+  readonly wsClose = WS_CLOSE.rejected;
+  get httpStatus(): number {
+    return this.code === "EE-OIDC-JWKS-UNAVAILABLE" || this.code === "EE-OIDC-REPLAY-FULL" ? 503 : 401;
+  }
+}
+
 /** A request or configuration that does not validate. */
-export class ValidationError extends EeError<"EE-REQ-INVALID" | "EE-CONFIG-INVALID"> {
+export class ValidationError extends EeError<"EE-REQ-INVALID" | CodeOf<"EE-CONFIG-">> {
   override readonly name = "ValidationError";
   readonly httpStatus = 400;
   readonly wsClose = WS_CLOSE.protocol;
@@ -323,6 +378,13 @@ export class QuoteUnavailableError extends EeError<"EE-ATT-PROVIDER"> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** The agent's HTTP API holds as many request bodies in memory as it allows; the caller may retry (503). */
+export class BusyError extends EeError<"EE-BUSY"> {
+  override readonly name = "BusyError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
@@ -362,6 +424,13 @@ export class StartupError extends EeError<CodeOf<"EE-LISTEN-"> | CodeOf<"EE-DATA
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** TLS material that cannot be used, or a CP certificate the client does not trust; never on the wire. */
+export class TlsError extends EeError<CodeOf<"EE-TLS-">> {
+  override readonly name = "TlsError";
+  readonly httpStatus = 500;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 /** eectl's own failures before or beside any request (EE-CLI-*); never on the wire, so no family row below. */
 export class CliError extends EeError<CodeOf<"EE-CLI-">> {
   override readonly name = "CliError";
@@ -384,6 +453,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-ATT-", AttestationError],
   ["EE-REG-", RegistrationError],
   ["EE-AUTH-", AuthError],
+  ["EE-OIDC-", OidcError],
   ["EE-COMPOSE-", ComposeError],
   ["EE-WORKLOAD-", WorkloadError],
   ["EE-PLACE-", PlacementError],
@@ -394,7 +464,9 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-FED-", FederationError],
   ["EE-LISTEN-", StartupError],
   ["EE-DATA-DIR-", StartupError],
+  ["EE-TLS-", TlsError],
   ["EE-NOT-FOUND", NotFoundError],
+  ["EE-BUSY", BusyError],
   ["EE-NOT-READY", NotReadyError],
   ["EE-REQ-", ValidationError],
   ["EE-CONFIG-", ValidationError],

@@ -33,6 +33,11 @@ export class AgentCommand extends EeCommand {
       (\`{"provider": "dev", "dir": DIR, "mrtd"?: HEX96}\` or \`{"provider": "tsm"}\`).
       The agent's key lives in DATA_DIR/agent-key.pem; its agent_id is derived from it.
 
+      TLS: a \`wss://\` \`control_plane_url\` is verified against \`control_plane_ca\` (a PEM file) when set, else
+      the system's CAs; an untrusted CP certificate is logged as \`EE-TLS-UNTRUSTED\` and retried with backoff.
+      Plain \`ws://\` to a host that is not loopback is refused (\`EE-CONFIG-INSECURE-TRANSPORT\`) unless
+      \`"allow_insecure_transport": true\` (docs/tls.md).
+
       \`--inspect HOST:PORT\` serves the agent's own machines (agent-connection, attestation-refresh and each
       deploy-gate) to the Stately inspector: open http://HOST:PORT/ in a browser. Secrets (the session's API
       secret, tokens, compose texts) are scrubbed from the events.

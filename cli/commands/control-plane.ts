@@ -6,7 +6,10 @@ import type { FederationOptions } from "../../actors/federation/federation.ts";
 import { checkDcId } from "../../actors/federation/topology.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { ServerTls, ServerTlsFiles } from "../../lib/tls-files.ts";
 import { ValidationError } from "../../spec/errors.ts";
+import { adminTokenFrom } from "../admin-token-source.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
@@ -22,12 +25,22 @@ export class ControlPlaneCommand extends EeCommand {
       Serves the REST API and the agent WebSocket (\`/api/v2/agents/connect\`) on one port, keeps its audit
       log in SQLite under the data dir, and holds one supervised actor per connected agent.
 
-      The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start,
-      else one generated now. Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
+      The admin token is \`--admin-token-file\` (first line; refused if group or others can write the file,
+      a warning if they can read it), else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start, else one
+      generated now. \`--admin-token\` still works but every local user sees it in \`ps\` (a warning says so). Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
       CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
       \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
 
-      A busy port is \`EE-LISTEN-BUSY\` and an unusable data dir \`EE-DATA-DIR-UNUSABLE\` (exit 1).
+      With \`--tls-cert\` and \`--tls-key\` (PEM files; the certificate may be followed by its intermediates)
+      the same port serves https and wss. SIGHUP reads both files again: new connections get the new pair,
+      connected agents keep their connection; a pair that does not load is logged (\`EE-TLS-INVALID\`) and the
+      old one stays. Operators point eectl at a private CA with \`--cacert\`, agents with \`control_plane_ca\`
+      (docs/tls.md).
+
+      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\`, one group or others
+      can write \`EE-DATA-DIR-INSECURE\` and an unusable certificate or key \`EE-TLS-INVALID\` (exit 1, nothing
+      started). Every file the CP writes there is 0600; compose texts in its database are sealed under
+      DATA_DIR/store.key (back it up with the database).
       Environment: EE_ADMIN_TOKEN (above), EE_LOG_LEVEL (log level on stderr: trace, debug, info (default), warn,
       error, silent). All variables: docs/environment.md.
 
@@ -35,6 +48,10 @@ export class ControlPlaneCommand extends EeCommand {
       surviving database, until \`--ready-quorum\` of the agents live at the last checkpoint are back; with an
       empty one, until no agent registered for \`--ready-settle-ms\`; never longer than \`--ready-max-wait-ms\`.
       Why it is not ready yet is logged every few seconds.
+
+      Measurements: without \`--policy\`, an agent whose MRTD/RTMRs no admin approved is refused
+      (\`EE-ATT-MRTD-NOT-ALLOWED\`) and its measurements are kept as a baseline for \`eectl measurements approve\`;
+      with \`--dev-attestation\` they are accepted. The start log says which applies (spec/policy.md).
     `,
     examples: [
       [
@@ -54,6 +71,10 @@ export class ControlPlaneCommand extends EeCommand {
         "A datacenter CP on its leaf nats-server",
         "eectl control-plane --role dc --dc-id eu-west --nats nats://127.0.0.1:4222 --nats-creds ./cp.creds",
       ],
+      [
+        "Serve https and wss (reload the pair with `kill -HUP`)",
+        "eectl control-plane --listen 0.0.0.0:8443 --tls-cert cp.pem --tls-key cp.key",
+      ],
     ],
   });
 
@@ -62,7 +83,11 @@ export class ControlPlaneCommand extends EeCommand {
     description: "Directory for the SQLite store and bootstrap files",
   });
   adminToken = Option.String("--admin-token", {
-    description: "Admin bearer token (default: $EE_ADMIN_TOKEN, else generated)",
+    description: "Admin bearer token; visible in ps, prefer --admin-token-file or $EE_ADMIN_TOKEN",
+  });
+  adminTokenFile = Option.String("--admin-token-file", {
+    description:
+      "File whose first line is the admin token (mode 0600; default: $EE_ADMIN_TOKEN, else generated)",
   });
   devAttestation = Option.String("--dev-attestation", {
     description:
@@ -70,7 +95,11 @@ export class ControlPlaneCommand extends EeCommand {
   });
   policy = Option.String("--policy", {
     description:
-      "Measurement policy JSON (spec/policy.md); default: debug TDs refused, measurements unchecked",
+      "Measurement policy JSON (spec/policy.md). Default: MRTD/RTMRs nobody approved are refused and recorded as baselines (eectl measurements); with --dev-attestation, accepted",
+  });
+  refuseUnknownMeasurements = Option.Boolean("--refuse-unknown-measurements", false, {
+    description:
+      "Without --policy: refuse MRTD/RTMRs nobody approved even with --dev-attestation (the default without it)",
   });
   collateral = Option.String("--collateral", {
     description:
@@ -101,6 +130,11 @@ export class ControlPlaneCommand extends EeCommand {
   readyMaxWaitMs = Option.String("--ready-max-wait-ms", {
     description: `Ready after this long regardless (default ${READINESS_DEFAULTS.maxWaitMs})`,
   });
+  tlsCert = Option.String("--tls-cert", {
+    description:
+      "PEM certificate (then its intermediates) to serve https/wss with; needs --tls-key; SIGHUP reloads",
+  });
+  tlsKey = Option.String("--tls-key", { description: "PEM private key of --tls-cert" });
   role = Option.String("--role", "standalone", {
     description:
       "standalone (default, no broker); master (on the hub's nats-server) or dc (on its leaf nats-server): docs/federation.md",
@@ -140,6 +174,7 @@ export class ControlPlaneCommand extends EeCommand {
   async run(): Promise<number> {
     const federation = federationFlags(this);
     const { host, port } = hostPortFlag(this.listen, "--listen");
+    const tls = tlsFlags(this.tlsCert, this.tlsKey);
     const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
       await Promise.all([
         import("../../actors/control-plane.ts"),
@@ -148,12 +183,16 @@ export class ControlPlaneCommand extends EeCommand {
         import("../../lib/log.ts"),
       ]);
     const log = createLogger("control-plane");
+    const adminToken = await adminTokenFrom(
+      { flag: this.adminToken, file: this.adminTokenFile, env: process.env.EE_ADMIN_TOKEN },
+      (fields, message) => log.warn(fields, message),
+    );
     const cp = await startControlPlane({
       host,
       port,
       dataDir: this.dataDir,
       log,
-      adminToken: this.adminToken ?? (process.env.EE_ADMIN_TOKEN || undefined),
+      ...(adminToken === undefined ? {} : { adminToken }),
       devAttestationDir: this.devAttestation,
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
       staleAfterMs: staleAfterFlag(this.staleAfterMs),
@@ -161,6 +200,7 @@ export class ControlPlaneCommand extends EeCommand {
       reattestMs: parsePositiveInt(this.reattestMs, "--reattest-ms"),
       ...(this.requirePinnedImages ? { requirePinnedImages: true } : {}),
       ...(this.policy ? { policy: loadPolicyFile(this.policy) } : {}),
+      ...(this.refuseUnknownMeasurements ? { refuseUnknownMeasurements: true } : {}),
       ...(this.collateral ? { collateral: loadCollateralStore(this.collateral) } : {}),
       ...(this.collateralUrl ? { collateralUrl: this.collateralUrl } : {}),
       ...(await cpQuoteProvider(this.attestation)),
@@ -175,6 +215,7 @@ export class ControlPlaneCommand extends EeCommand {
         ?.split(",")
         .map((s) => s.trim())
         .filter(Boolean),
+      ...(tls ? { tls } : {}),
     });
     const out = this.context.stdout;
     out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
@@ -183,12 +224,44 @@ export class ControlPlaneCommand extends EeCommand {
       out.write(
         `admin token: the one set earlier (its digest is in ${cp.storedAdminTokenFile}); ` +
           `for a new one run \`eectl admin-token rotate --data-dir ${this.dataDir}\`, ` +
-          "or start with --admin-token or EE_ADMIN_TOKEN\n",
+          "or start with --admin-token-file or EE_ADMIN_TOKEN\n",
       );
+    const reload = cp.reloadTls;
+    const onHangup = reload ? () => reloadTls(reload, log) : null;
+    if (onHangup) process.on("SIGHUP", onHangup);
     const signal = await untilSignal();
+    if (onHangup) process.off("SIGHUP", onHangup);
     log.info({ signal }, "stopping");
     await cp.stop();
     return 0;
+  }
+}
+
+/** Both TLS flags or neither: one alone is EE-CONFIG-INVALID naming the other. */
+function tlsFlags(cert: string | undefined, key: string | undefined): ServerTlsFiles | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined)
+    throw new ValidationError(
+      "EE-CONFIG-INVALID",
+      `${cert === undefined ? "--tls-cert" : "--tls-key"} is missing: --tls-cert and --tls-key go together`,
+    );
+  return { certFile: cert, keyFile: key, certSetting: "--tls-cert", keySetting: "--tls-key" };
+}
+
+/** SIGHUP: the new pair, or the reason it was refused, logged; a refused pair leaves the old one serving. */
+function reloadTls(reload: () => ServerTls, log: Logger): void {
+  try {
+    const next = reload();
+    log.info(
+      { serial: next.serial, fingerprint256: next.fingerprint256, valid_to: next.validTo },
+      "TLS certificate reloaded: new connections get it, open ones keep theirs",
+    );
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    log.error(
+      { code: e.code ?? "EE-INTERNAL", err: e.message },
+      "TLS reload refused: the previous certificate and key stay in use",
+    );
   }
 }
 

@@ -22,6 +22,7 @@ function agent(agent_id: string, over: Partial<AgentRecord> = {}): AgentRecord {
     app: null,
     mrtd: null,
     trust_root: null,
+    collateral: null,
     attestation_status: "ok",
     attested_at: NOW,
     reason: null,

@@ -201,6 +201,8 @@ test("describeConfig lists the effective values field by field", (t) => {
   const cfg = parseAgentConfig(valid, "s");
   t.deepEqual(describeConfig(cfg), {
     control_plane_url: "ws://127.0.0.1:8080",
+    control_plane_ca: null,
+    allow_insecure_transport: false,
     vm_name: "agent-1",
     node_size: "tiny",
     datacenter: "baremetal:local",
@@ -212,9 +214,68 @@ test("describeConfig lists the effective values field by field", (t) => {
     docker_socket: "/var/run/docker.sock",
     registration: { max_attempts: 0 },
     connectivity_probe: null,
-    cp_envelope: { policy: "optional", trusted_mrtds: [], pin_first_seen: false },
+    cp_envelope: { policy: "signed", trusted_mrtds: [], pin_first_seen: false },
     workloads: { allow_published_ports: false, limits: LIMIT_PRESETS },
   });
+});
+
+test("plain ws:// to a host that is not loopback is refused with its own code unless allow_insecure_transport", (t) => {
+  for (const url of [
+    "ws://10.0.0.1:1",
+    "ws://cp.example.com:8080",
+    "ws://[2001:db8::1]:80",
+    "ws://localhost.example:1",
+  ]) {
+    const err = t.throws(() => parseAgentConfig({ ...valid, control_plane_url: url }, "file:/etc/a.json"), {
+      instanceOf: ValidationError,
+    });
+    t.is(err.code, "EE-CONFIG-INSECURE-TRANSPORT", url);
+    t.true(err.message.startsWith("file:/etc/a.json: control_plane_url: plain ws://"), err.message);
+    t.true(err.message.includes("allow_insecure_transport"), err.message);
+    t.like(err.details, { key: "control_plane_url" });
+    const allowed = parseAgentConfig(
+      { ...valid, control_plane_url: url, allow_insecure_transport: true },
+      "s",
+    );
+    t.true(allowed.allow_insecure_transport);
+  }
+  // Loopback never leaves the host (npm start's agent); wss:// is fine anywhere.
+  for (const url of [
+    "ws://127.0.0.1:1",
+    "ws://127.1.2.3:1",
+    "ws://localhost:1",
+    "ws://LOCALHOST:1",
+    "ws://[::1]:1",
+    "wss://10.0.0.1:1",
+  ])
+    t.is(parseAgentConfig({ ...valid, control_plane_url: url }, "s").allow_insecure_transport, false, url);
+  configError(t, () => parseAgentConfig({ ...valid, allow_insecure_transport: "yes" }, "s"));
+});
+
+test("control_plane_ca resolves against the config file's folder and applies to wss:// only", async (t) => {
+  const path = await writeConfig({
+    ...valid,
+    control_plane_url: "wss://cp.example.com",
+    control_plane_ca: "ca/cp-ca.pem",
+  });
+  t.is(
+    (await loadAgentConfig({ configPath: path, env: {} })).config.control_plane_ca,
+    join(dirname(path), "ca/cp-ca.pem"),
+  );
+  const read = await readConfigFile(path);
+  t.is(read.config.control_plane_ca, join(dirname(path), "ca/cp-ca.pem"));
+  t.like(read.raw, { control_plane_ca: join(dirname(path), "ca/cp-ca.pem") }, "what the installer copies");
+  const onWs = configError(t, () => parseAgentConfig({ ...valid, control_plane_ca: "/etc/ca.pem" }, "s"));
+  t.like(onWs.details, { issues: [{ key: "control_plane_ca" }] });
+  t.true(onWs.message.includes("wss://"), onWs.message);
+  const noFolder = configError(t, () =>
+    parseAgentConfig(
+      { ...valid, control_plane_url: "wss://cp", control_plane_ca: "ca.pem" },
+      "cmdline",
+      null,
+    ),
+  );
+  t.like(noFolder.details, { issues: [{ key: "control_plane_ca" }] });
 });
 
 test("workloads.limits override the built-in preset of a node_size; other sizes keep theirs", (t) => {

@@ -14,6 +14,7 @@ import {
   type AnyEnvelope,
   CONNECT_PATH,
   type Envelope,
+  MAX_CP_FRAME_BYTES,
   type MessageBody,
   type MessageType,
 } from "../../spec/protocol.ts";
@@ -220,6 +221,19 @@ test("bad frames from the CP are answered with error frames and never break the 
   t.is(e4.re, id);
 
   t.is(agent.view().state, "registered");
+});
+
+test("a frame from the CP over MAX_CP_FRAME_BYTES is not buffered: the agent closes with 1009 and reconnects", async (t) => {
+  const cp = await standInCp(t);
+  const { cp: agent } = client(t, cp.url);
+  const conn = await cp.conn(0);
+  await conn.admit(undefined, 5000);
+  await until(agent, (v) => v.registered);
+
+  conn.ws.send(Buffer.alloc(MAX_CP_FRAME_BYTES + 1));
+  t.is((await conn.closed).code, 1009);
+  await (await cp.conn(1)).admit(undefined, 5000);
+  await until(agent, (v) => v.registered);
 });
 
 test("a refusal is kept as last_error and the agent comes back after a backoff", async (t) => {

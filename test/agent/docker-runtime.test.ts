@@ -1,5 +1,7 @@
 // DockerRuntime against the real engine: a busybox workload is built or found locally, started, reached over
 // HTTP, inspected, logged, measured and removed without leftovers; each refusal carries its EE-WORKLOAD-* code.
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import type Docker from "dockerode";
@@ -230,6 +232,76 @@ test("a service built from a sub-folder of the context runs the built image", as
   await s.runtime.remove(spec.deploymentId);
   // Built images go with their deployment.
   await t.throwsAsync(s.docker.getImage(tag).inspect());
+});
+
+/** A tar archive with entries tar-stream writes as given: `..` and absolute names, symlinks, hard links. */
+function hostileTar(entries: { name: string; data?: Buffer | string; type?: string; linkname?: string }[]) {
+  const tar = createRequire(import.meta.url)("tar-stream") as {
+    pack(): NodeJS.ReadableStream & {
+      entry(h: Record<string, unknown>, data?: Buffer | string): void;
+      finalize(): void;
+    };
+  };
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on("data", (c: Buffer) => chunks.push(c));
+  const done = new Promise<Buffer>((resolve) => pack.on("end", () => resolve(Buffer.concat(chunks))));
+  for (const e of entries) {
+    const { data, ...header } = e;
+    pack.entry({ mode: 0o755, mtime: new Date(0), ...header }, data ?? "");
+  }
+  pack.finalize();
+  return done;
+}
+
+test("a build context cannot write outside itself: .. and absolute names, symlinks and hard links stay in the build", async (t) => {
+  const s = await setup(t);
+  if (!s) return t.pass();
+  // The engine shares this host's /tmp (same mount namespace), so an escape would show here.
+  const mark = `ee-tar-escape-${process.pid}-${Date.now()}`;
+  const outside = ["a", "b", "c", "d", "e"].map((x) => `/tmp/${mark}-${x}`);
+  t.teardown(() => {
+    for (const f of outside) rmSync(f, { force: true });
+  });
+  const dockerfile = [
+    "FROM scratch",
+    "COPY busybox /bin/busybox",
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    "COPY . /ctx",
+    'CMD ["sleep", "300"]',
+  ].join("\n");
+  const up = "../../../../../../..";
+  const base = (dir: string) => [
+    { name: `${dir}Dockerfile`, data: `${dockerfile}\n` },
+    { name: `${dir}busybox`, data: readFileSync("/bin/busybox") },
+  ];
+  const escapes = (dir: string) => [
+    ...base(dir),
+    { name: `${dir}${up}${outside[0]}`, data: "dot-dot" },
+    { name: outside[1]!, data: "absolute" },
+    { name: `${dir}tmp-link`, type: "symlink", linkname: "/tmp" },
+    { name: `${dir}tmp-link/${mark}-c`, data: "through a symlink" },
+    { name: `${dir}up-link`, type: "symlink", linkname: `${up}/tmp` },
+    { name: `${dir}up-link/${mark}-d`, data: "through a relative symlink" },
+  ];
+  const cases = [
+    ["build: .", await hostileTar(escapes("")), /^built$/],
+    ["build: { context: ./app }", await hostileTar(escapes("app/")), /^built$/],
+    // A hard link is resolved inside the context too: to a file that is not there, so the engine refuses it.
+    [
+      "build: .",
+      await hostileTar([...base(""), { name: "hard", type: "link", linkname: `${up}${outside[4]}` }]),
+      /^EE-WORKLOAD-ENGINE: .*Error processing tar file/,
+    ],
+  ] as const;
+  for (const [build, context, outcome] of cases) {
+    const built = await s.runtime.prepare(s.spec(`services:\n  app:\n    ${build}\n`, context)).then(
+      () => "built",
+      (err: WorkloadError) => `${err.code}: ${err.message}`,
+    );
+    t.regex(built, outcome, build);
+    for (const f of outside) t.false(existsSync(f), `${f} was written outside the context`);
+  }
 });
 
 test("a failing Dockerfile step is EE-WORKLOAD-BUILD-FAILED with the builder's message", async (t) => {

@@ -36,6 +36,23 @@ test("a quote bound to another nonce is refused (EE-ATT-REPORTDATA-MISMATCH)", a
   t.is(cp.index.size, 0, "a refused new agent is not kept");
 });
 
+test("REPORTDATA must equal the binding exactly: one flipped bit, or only the first half right, is refused", async (t) => {
+  const { cp, devDir } = await startTestCp(t);
+  const forgeries: [string, (bound: Uint8Array) => Uint8Array][] = [
+    ["last bit flipped", (b) => b.map((x, i) => (i === b.length - 1 ? x ^ 1 : x))],
+    ["first half only", (b) => Uint8Array.from([...b.subarray(0, 32), ...new Uint8Array(32)])],
+    ["second half only", (b) => Uint8Array.from([...new Uint8Array(32), ...b.subarray(32)])],
+  ];
+  for (const [what, reportData] of forgeries) {
+    const raw = await RawAgent.connect(t, cp.wsUrl);
+    const { body } = await raw.next("challenge");
+    raw.send("register", await raw.registerBody(devDir, body.nonce, {}, { reportData }));
+    const err = await raw.next("error");
+    t.is(err.body.code, "EE-ATT-REPORTDATA-MISMATCH", what);
+  }
+  t.is(cp.index.size, 0);
+});
+
 test("a nonce from another connection is refused (EE-ATT-NONCE-UNKNOWN)", async (t) => {
   const { cp, devDir, api } = await startTestCp(t);
   const a = await RawAgent.connect(t, cp.wsUrl);

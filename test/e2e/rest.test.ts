@@ -1,7 +1,18 @@
 // The REST surface: auth, probes, errors in the contract's shape, the served OpenAPI document, and the watch
 // stream of transitions.
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import test from "ava";
-import { agentConfig, RawAgent, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+import { ADMIN_DIGEST_FILE } from "../../actors/admin-token.ts";
+import {
+  ADMIN_TOKEN,
+  agentConfig,
+  RawAgent,
+  startTestAgent,
+  startTestCp,
+  waitFor,
+} from "../helpers/cluster.ts";
 import { cpContract } from "../helpers/contract.ts";
 import { postJson, SLEEP_COMPOSE } from "../helpers/workloads.ts";
 
@@ -14,6 +25,30 @@ test("every /api/v2 route needs the admin token", async (t) => {
     const wrong = await api<{ error: { code: string } }>(path, { token: "not-the-token-at-all" });
     t.is(wrong.status, 401);
     t.is(wrong.body.error.code, "EE-AUTH-INVALID");
+  }
+});
+
+test("the admin token is checked as a SHA-256 digest: near misses of any length are 401, only the digest is on disk", async (t) => {
+  const { api, dataDir } = await startTestCp(t);
+  const last = ADMIN_TOKEN.at(-1) === "x" ? "y" : "x";
+  // A raw constant-time compare throws on a length mismatch (a 500); comparing digests makes every length equal.
+  for (const near of [
+    `${ADMIN_TOKEN.slice(0, -1)}${last}`,
+    ADMIN_TOKEN.slice(0, -1),
+    `${ADMIN_TOKEN}x`,
+    ADMIN_TOKEN.toUpperCase(),
+    "x",
+    "x".repeat(8192),
+  ]) {
+    const res = await api<{ error: { code: string } }>("/api/v2/agents", { token: near });
+    t.is(res.status, 401, `${near.length} characters`);
+    t.is(res.body.error.code, "EE-AUTH-INVALID");
+  }
+  t.is((await api("/api/v2/agents")).status, 200);
+  const digest = createHash("sha256").update(ADMIN_TOKEN).digest("hex");
+  t.is(readFileSync(join(dataDir, ADMIN_DIGEST_FILE), "utf8").trim(), digest);
+  for (const f of readdirSync(dataDir, { recursive: true, withFileTypes: true })) {
+    if (f.isFile()) t.false(readFileSync(join(f.parentPath, f.name)).includes(ADMIN_TOKEN), f.name);
   }
 });
 

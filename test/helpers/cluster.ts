@@ -20,12 +20,13 @@ import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agen
 import { devInit } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Logger, silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { type ContractInit, cpContract } from "./contract.ts";
 import { removeAgentWorkloads } from "./docker.ts";
 import { tempDir } from "./temp.ts";
+import { httpsStatus } from "./tls.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const REPO = new URL("../../", import.meta.url).pathname;
@@ -126,8 +127,12 @@ export function agentConfig(
   );
 }
 
-export async function startTestAgent(t: ExecutionContext, config: AgentConfig): Promise<RunningAgent> {
-  const agent = await startAgent(config, { log: silentLogger });
+export async function startTestAgent(
+  t: ExecutionContext,
+  config: AgentConfig,
+  opts: { log?: Logger } = {},
+): Promise<RunningAgent> {
+  const agent = await startAgent(config, { log: opts.log ?? silentLogger });
   t.teardown(async () => {
     await agent.stop();
     await removeAgentWorkloads(agent.agentId);
@@ -158,13 +163,22 @@ export interface CpProcess {
   url: string;
   wsUrl: string;
   api: CpApi;
+  /** Everything the CP logged on stderr so far (warnings and errors: EE_LOG_LEVEL=warn). */
+  stderr(): string;
   /** Sends SIGKILL and waits for the exit. */
   kill(): Promise<void>;
 }
 
 export async function spawnCp(
   t: ExecutionContext,
-  o: { port: number; dataDir: string; devDir: string; args?: string[] },
+  o: {
+    port: number;
+    dataDir: string;
+    devDir: string;
+    args?: string[];
+    /** Serve https/wss with this pair; `ca` is what the readiness probe trusts. */
+    tls?: { certFile: string; keyFile: string; ca: string };
+  },
 ): Promise<CpProcess> {
   const child = spawn(
     process.execPath,
@@ -183,33 +197,39 @@ export async function spawnCp(
       "200",
       "--stale-after-ms",
       "1500",
+      ...(o.tls ? ["--tls-cert", o.tls.certFile, "--tls-key", o.tls.keyFile] : []),
       ...(o.args ?? []),
     ],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EE_LOG_LEVEL: "warn" } },
   );
-  child.stderr?.resume();
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   t.teardown(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
-  const url = `http://127.0.0.1:${o.port}`;
+  const url = `${o.tls ? "https" : "http"}://127.0.0.1:${o.port}`;
+  const tls = o.tls;
+  const healthy = () =>
+    tls
+      ? httpsStatus(`${url}/healthz`, tls.ca).then((s) => s === 200)
+      : fetch(`${url}/healthz`).then((r) => r.ok);
   await waitFor(
     "the control plane to serve",
     async () => {
-      if (child.exitCode !== null) throw new Error(`control plane exited with ${child.exitCode}`);
-      return (
-        (await fetch(`${url}/healthz`)
-          .then((r) => r.ok)
-          .catch(() => false)) || undefined
-      );
+      if (child.exitCode !== null) throw new Error(`control plane exited with ${child.exitCode}: ${stderr}`);
+      return (await healthy().catch(() => false)) || undefined;
     },
     20_000,
   );
   return {
     child,
     url,
-    wsUrl: `ws://127.0.0.1:${o.port}`,
+    wsUrl: `${o.tls ? "wss" : "ws"}://127.0.0.1:${o.port}`,
     api: cpApi(url),
+    stderr: () => stderr,
     kill: async () => {
       if (child.exitCode === null) child.kill("SIGKILL");
       await exited;
@@ -265,8 +285,14 @@ export class RawAgent {
     return agentIdFromPubkey(this.key.pub);
   }
 
-  static async connect(t: ExecutionContext, wsUrl: string, key?: RawAgent["key"]): Promise<RawAgent> {
-    const ws = new WebSocket(`${wsUrl}${CONNECT_PATH}`);
+  /** `localAddress` picks the source address (any 127.x.y.z on Linux), to stand for another host. */
+  static async connect(
+    t: ExecutionContext,
+    wsUrl: string,
+    key?: RawAgent["key"],
+    opts: { localAddress?: string } = {},
+  ): Promise<RawAgent> {
+    const ws = new WebSocket(`${wsUrl}${CONNECT_PATH}`, opts);
     const raw = new RawAgent(ws, key);
     t.teardown(() => ws.terminate());
     await new Promise<void>((resolve, reject) => {
@@ -309,15 +335,19 @@ export class RawAgent {
     this.ws.send(data);
   }
 
-  /** A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere. */
+  /**
+   * A register body for `nonce`; `over` replaces any field (to forge), `quoteNonce` binds the quote elsewhere,
+   * `reportData` rewrites the REPORTDATA the quote carries (given the right one).
+   */
   async registerBody(
     devDir: string,
     nonce: Uint8Array,
     over: Partial<MessageBody<"register">> = {},
-    opts: { quoteNonce?: Uint8Array; mrtd?: string } = {},
+    opts: { quoteNonce?: Uint8Array; mrtd?: string; reportData?: (bound: Uint8Array) => Uint8Array } = {},
   ): Promise<MessageBody<"register">> {
     const provider = createDevQuoteProvider(opts.mrtd ? { dir: devDir, mrtd: opts.mrtd } : { dir: devDir });
-    const quote = await provider.getQuote(reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub));
+    const bound = reportDataFor("register", opts.quoteNonce ?? nonce, this.key.pub);
+    const quote = await provider.getQuote(opts.reportData ? opts.reportData(bound) : bound);
     return {
       vm_name: "raw-1",
       node_size: "tiny",

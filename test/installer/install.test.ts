@@ -136,6 +136,13 @@ test("an invalid config or a bad --env installs nothing", async (t) => {
     t.regex(run.stderr, /^eectl: EE-CONFIG-INVALID: /, what);
     t.deepEqual(await readdir(root), [], what);
   }
+  // Plain ws:// to a host that is not loopback would carry the session secret in clear.
+  const insecure = JSON.parse(await readFile(await configFile(t, root), "utf8"));
+  await writeFile(bad, JSON.stringify({ ...insecure, control_plane_url: "ws://cp.example.internal:8080" }));
+  const run = await eectl(["install", "agent", "--root", root, "--config", bad]);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /^eectl: EE-CONFIG-INSECURE-TRANSPORT: file:.*allow_insecure_transport/);
+  t.deepEqual(await readdir(root), []);
 });
 
 test("upgrade switches versions beside each other; rollback switches back; old versions are pruned", async (t) => {

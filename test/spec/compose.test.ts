@@ -392,12 +392,20 @@ refuses(
   "services:\n  web: { image: x }\nsecrets: {}\n",
   /^secrets is not supported/,
 );
+// Each isolation key alone (one refusal per file would hide the others behind the first).
 for (const key of [
   "privileged: true",
   "cap_add: [SYS_ADMIN]",
   "network_mode: host",
   "pid: host",
   "ipc: host",
+  "devices: ['/dev/sda:/dev/sda']",
+  "security_opt: ['seccomp=unconfined']",
+  "sysctls: { net.ipv4.ip_forward: 1 }",
+  "userns_mode: host",
+  "cgroup_parent: /",
+  "cgroup: host",
+  "uts: host",
 ]) {
   const name = key.split(":")[0]!;
   refuses(
@@ -410,6 +418,49 @@ refuses(
   "EE-COMPOSE-UNSUPPORTED",
   "services:\n  web: { image: x, devices: ['/dev/sda'], security_opt: [x], sysctls: {} }\n",
   /^services\.web\.devices is not supported/,
+);
+// Anchors, aliases and merge keys are expanded before the keys are checked: what they bring in is refused.
+refuses(
+  "EE-COMPOSE-UNSUPPORTED",
+  "x-base: &base { privileged: true }\nservices:\n  web:\n    <<: *base\n    image: x\n",
+  /^services\.web\.privileged is not supported: it breaks the workload's isolation/,
+);
+refuses(
+  "EE-COMPOSE-UNSUPPORTED",
+  "x-a: &a { image: x }\nx-b: &b { pid: host }\nservices:\n  web:\n    <<: [*a, *b]\n",
+  /^services\.web\.pid is not supported: it breaks the workload's isolation/,
+);
+refuses(
+  "EE-COMPOSE-UNSUPPORTED",
+  "x-caps: &caps [SYS_ADMIN]\nservices:\n  web: { image: x, cap_add: *caps }\n",
+  /^services\.web\.cap_add is not supported: it breaks the workload's isolation/,
+);
+refuses(
+  "EE-COMPOSE-BIND-MOUNT",
+  "x-v: &v ['/etc:/host-etc']\nservices:\n  web: { image: x, volumes: *v }\n",
+  /^services\.web\.volumes\[0\]: host path \/etc is not under an allowed directory/,
+  { bindAllowlist: ["/srv/ee"] },
+);
+// Keys are matched exactly against what is allowed: case and NUL variants are not some other spelling of an
+// allowed key, they are refused (Docker would not read them as the isolation key, but nothing unknown passes).
+for (const key of [
+  "Privileged",
+  "PRIVILEGED",
+  "Network_Mode",
+  "privileged\\0",
+  "network_mode\\0",
+  "cap_add\\u0000",
+]) {
+  refuses(
+    "EE-COMPOSE-UNSUPPORTED",
+    `services:\n  web:\n    image: x\n    "${key}": true\n`,
+    /^services\.web\.\S+\s? is not supported$/,
+  );
+}
+refuses(
+  "EE-COMPOSE-UNSUPPORTED",
+  "services:\n  web: { image: x }\nNetworks: {}\n",
+  /^Networks is not supported/,
 );
 refuses(
   "EE-COMPOSE-UNSUPPORTED",
@@ -494,6 +545,24 @@ refuses(
   "EE-COMPOSE-BIND-MOUNT",
   "services:\n  web: { image: x, volumes: ['./data:/x'] }\n",
   /^services\.web\.volumes\[0\]: host path \.\/data must be absolute/,
+  { bindAllowlist: ["/srv/ee"] },
+);
+refuses(
+  "EE-COMPOSE-BIND-MOUNT",
+  'services:\n  web: { image: x, volumes: ["/srv/ee/a\\0/../../../etc:/x"] }\n',
+  /must not contain \.\./,
+  { bindAllowlist: ["/srv/ee"] },
+);
+refuses(
+  "EE-COMPOSE-BIND-MOUNT",
+  'services:\n  web: { image: x, volumes: ["/srv/ee\\0/x:/x"] }\n',
+  /not under an allowed directory/,
+  { bindAllowlist: ["/srv/ee"] },
+);
+refuses(
+  "EE-COMPOSE-BIND-MOUNT",
+  "services:\n  web: { image: x, volumes: [{ type: bind, source: /srv/ee/../etc, target: /x }] }\n",
+  /must not contain \.\./,
   { bindAllowlist: ["/srv/ee"] },
 );
 refuses(

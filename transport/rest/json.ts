@@ -29,6 +29,7 @@ export function agentJson(r: AgentRecord & { dc_id?: string }) {
       attested_at: iso(r.attested_at),
       mrtd: r.mrtd,
       trust_root: r.trust_root,
+      collateral: r.collateral,
     },
     reason: r.reason,
     rehydrated: r.rehydrated,
