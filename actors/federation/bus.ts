@@ -6,10 +6,12 @@ import { readFileSync } from "node:fs";
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
+  StorageType,
   type StreamConfig,
 } from "@nats-io/jetstream";
 import {
@@ -38,7 +40,41 @@ export interface StreamState {
   mirror: { lag: number; activeMs: number | null; error: string | null } | null;
 }
 
-export type StreamSpec = Partial<StreamConfig> & { name: string };
+/** A file-backed stream, in our terms (the bus turns it into a JetStream config). */
+export interface StreamSpec {
+  name: string;
+  description: string;
+  /** Subjects it captures; none for a mirror. */
+  subjects?: string[];
+  /** Mirror of a stream in another JetStream domain, delivered over the leaf link under `deliver`. */
+  mirror?: { stream: string; api: string; deliver: string };
+  maxBytes?: number;
+  maxAgeMs?: number;
+  /** Refuse new messages when full (a loud failure) instead of dropping the oldest. */
+  discardNew?: boolean;
+  duplicateWindowMs?: number;
+}
+
+function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string } {
+  return {
+    name: spec.name,
+    description: spec.description,
+    storage: StorageType.File,
+    ...(spec.subjects ? { subjects: spec.subjects } : {}),
+    ...(spec.mirror
+      ? {
+          mirror: {
+            name: spec.mirror.stream,
+            external: { api: spec.mirror.api, deliver: spec.mirror.deliver },
+          },
+        }
+      : {}),
+    ...(spec.maxBytes ? { max_bytes: spec.maxBytes } : {}),
+    ...(spec.maxAgeMs ? { max_age: nanos(spec.maxAgeMs) } : {}),
+    ...(spec.discardNew ? { discard: DiscardPolicy.New } : {}),
+    ...(spec.duplicateWindowMs ? { duplicate_window: nanos(spec.duplicateWindowMs) } : {}),
+  };
+}
 
 export interface FederationBus {
   /** Adds the stream, or applies this config to it: re-applying an unchanged config is the mirror "kick". */
@@ -142,14 +178,15 @@ class NatsBus implements FederationBus {
   }
 
   async putStream(spec: StreamSpec): Promise<void> {
+    const config = streamConfig(spec);
     const existing = await this.#jsm.streams.info(spec.name).catch(() => null);
     if (!existing) {
-      await this.#jsm.streams.add(spec);
+      await this.#jsm.streams.add(config);
       return;
     }
     // The server's own config with ours over it, applied again even when nothing changed: on nats-server 2.10
     // this restarts a mirror stuck after a leaf reconnect (the "kick").
-    const { name, ...update } = spec;
+    const { name, ...update } = config;
     await this.#jsm.streams.update(name, { ...existing.config, ...update });
   }
 

@@ -49,8 +49,7 @@ export interface DcLinkOptions {
 }
 
 /** EE_UP's limits: discard new, so a buffer that fills is a loud publish failure, never silent loss. */
-export const UP_LIMITS = { max_bytes: 1024 ** 3, max_age_days: 7 };
-const DAY_NS = 86_400 * 1e9;
+export const UP_LIMITS = { maxBytes: 1024 ** 3, maxAgeMs: 7 * 86_400_000 };
 /** Events published per read of the log. */
 const BATCH = 500;
 
@@ -75,20 +74,14 @@ export class DcLink {
       name: UP_STREAM,
       description: `EasyEnclave dc ${dcId}: outbox events and health summaries`,
       subjects: [upSubjects(dcId)],
-      storage: "file" as never,
-      discard: "new" as never,
-      max_bytes: UP_LIMITS.max_bytes,
-      max_age: UP_LIMITS.max_age_days * DAY_NS,
-      duplicate_window: 120 * 1e9,
+      ...UP_LIMITS,
+      discardNew: true,
+      duplicateWindowMs: 120_000,
     });
     await bus.putStream({
       name: DOWN_STREAM,
       description: `EasyEnclave dc ${dcId}: commands from the master (mirror of the hub's ${hubDownStream(dcId)})`,
-      storage: "file" as never,
-      mirror: {
-        name: hubDownStream(dcId),
-        external: { api: jsApi(HUB_DOMAIN), deliver: downDeliver(dcId) },
-      },
+      mirror: { stream: hubDownStream(dcId), api: jsApi(HUB_DOMAIN), deliver: downDeliver(dcId) },
     });
     const last = await bus.lastMessage(UP_STREAM, upEventSubject(dcId));
     this.#published = last?.msgId ? Number(last.msgId.slice(dcId.length + 1)) || 0 : 0;

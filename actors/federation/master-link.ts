@@ -7,7 +7,7 @@
 // Imports actors/ types, spec/errors, lib/log, and this folder.
 import type { Logger } from "../../lib/log.ts";
 import { FederationError } from "../../spec/errors.ts";
-import type { FederationBus } from "./bus.ts";
+import type { FederationBus, StreamSpec } from "./bus.ts";
 import type { DatacenterView, FederatedView } from "./federated-view.ts";
 import { type DeployCommand, decodeJson, encodeJson, upMessageSchema } from "./messages.ts";
 import {
@@ -34,7 +34,7 @@ export interface MasterLinkOptions {
 }
 
 const DESCRIPTION = "EasyEnclave dc ";
-const DAY_NS = 86_400 * 1e9;
+const DAY_MS = 86_400_000;
 const KICK_BASE_MS = 5_000;
 const KICK_MAX_MS = 120_000;
 
@@ -126,10 +126,9 @@ export class MasterLink {
         name: hubDownStream(dc),
         description: `${DESCRIPTION}${dc} commands`,
         subjects: [downSubjects(dc)],
-        storage: "file" as never,
-        discard: "new" as never,
-        max_age: 7 * DAY_NS,
-        duplicate_window: 120 * 1e9,
+        maxAgeMs: 7 * DAY_MS,
+        discardNew: true,
+        duplicateWindowMs: 120_000,
       });
       view.know(dc);
       const stopFollow = bus.follow(hubUpMirror(dc), view.resumeSeq(dc), (m) => {
@@ -151,13 +150,12 @@ export class MasterLink {
     return work;
   }
 
-  #upMirror(dc: string) {
+  #upMirror(dc: string): StreamSpec {
     return {
       name: hubUpMirror(dc),
       description: `${DESCRIPTION}${dc}`,
-      storage: "file" as never,
-      max_age: 7 * DAY_NS,
-      mirror: { name: UP_STREAM, external: { api: jsApi(dc), deliver: upDeliver(dc) } },
+      maxAgeMs: 7 * DAY_MS,
+      mirror: { stream: UP_STREAM, api: jsApi(dc), deliver: upDeliver(dc) },
     };
   }
 

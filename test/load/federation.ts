@@ -64,7 +64,7 @@ await until(
 
 // (1) Raw JetStream: sequential acked publishes of a payload the size of a synthetic event.
 const bus = await connectBus({ url: leaf.url, credsFile: leaf.credsFile!, name: "bench", log: silentLogger });
-await bus.putStream({ name: "BENCH", subjects: ["bench.>"], storage: "file" as never });
+await bus.putStream({ name: "BENCH", description: "bench", subjects: ["bench.>"] });
 const payload = new TextEncoder().encode(
   JSON.stringify({
     type: "event",
