@@ -24,6 +24,7 @@ import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { AuditListCommand, AuditVerifyCommand } from "./commands/audit.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
+import { DatacentersCommand } from "./commands/datacenters.ts";
 import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
 import {
   DeploymentsListCommand,
@@ -52,9 +53,12 @@ import {
   MeasurementsListCommand,
   MeasurementsRemoveCommand,
 } from "./commands/measurements.ts";
+import { NatsConfigCommand } from "./commands/nats.ts";
 
 const COMMANDS = [
   ControlPlaneCommand,
+  NatsConfigCommand,
+  DatacentersCommand,
   AdminTokenRotateCommand,
   AgentCommand,
   ConfigCmdlineCommand,

@@ -11,6 +11,7 @@ import { NotFoundError } from "../../spec/errors.ts";
 import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accounts.ts";
 import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
+import { type DatacentersPort, mountDatacenters } from "./datacenters.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { type EventScopeOf, mountEvents } from "./events.ts";
@@ -49,6 +50,8 @@ export interface RestOptions {
   enrollments?: EnrollmentsPort;
   /** POST /auth/oidc (`--oidc-*`); without it that route answers 404 EE-NOT-FOUND saying how to turn it on. */
   oidcExchange?: OidcExchangePort;
+  /** A federation master's datacenters (/api/v2/datacenters; an empty list without). */
+  datacenters?: DatacentersPort;
 }
 
 /**
@@ -162,6 +165,7 @@ export function createRestApp(opts: RestOptions): Koa {
     },
     eventScope(identity),
   );
+  mountDatacenters(api, opts.datacenters);
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {

@@ -42,13 +42,11 @@ import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
   preflight(req: DeploymentRequest): PreflightResult;
-  create(
-    req: DeploymentRequest,
-    idempotencyKey?: string,
-  ): { deployment_id: string; agent_id: string; replayed: boolean };
+  /** A federation master may have to queue the deploy for a dc first, hence the promise. */
+  create(req: DeploymentRequest, idempotencyKey?: string): Created | Promise<Created>;
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
-  undeploy(id: string): DeploymentRow;
+  undeploy(id: string): DeploymentRow | Promise<DeploymentRow>;
   /** Registers name@version; the audit record commits with it. */
   registerApp(
     app: {
@@ -61,6 +59,8 @@ export interface DeploymentsPort {
   ): AppRow;
   apps(): AppRow[];
 }
+
+type Created = { deployment_id: string; agent_id: string; replayed: boolean };
 
 export interface AgentReadsPort {
   /** Throws NotFoundError for an unknown agent. */
@@ -138,6 +138,8 @@ export function deploymentJson(r: DeploymentRow) {
     request: requestJson(r.request),
     replaces: r.request.replaces ?? null,
     replaced_by: r.request.replaced_by ?? null,
+    // A federation master's deployment behind a dc says which.
+    ...("dc_id" in r && typeof r.dc_id === "string" ? { dc_id: r.dc_id } : {}),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
     rehydrated: r.rehydrated,
@@ -236,7 +238,7 @@ export function mountDeployments(
     await claimApp(ctx, p, req.app);
     // Keys are per account: another tenant's key never replays someone else's deployment.
     const scopedKey = key === undefined || p.kind === "admin" ? key : `${p.accountId}:${key}`;
-    const out = redactingPlacement(p, () => port.create(req, scopedKey));
+    const out = await redactingPlacement(p, () => port.create(req, scopedKey));
     if (identity && !out.replayed) {
       await identity.claim(
         "deployment",
@@ -271,7 +273,7 @@ export function mountDeployments(
   api.post("/deployments/:id/undeploy", async (ctx) => {
     await ownDeployment(need(ctx, "deploy"), ctx.params.id!);
     ctx.status = 202;
-    ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
+    ctx.body = deploymentJson(await port.undeploy(ctx.params.id!));
   });
   api.post("/preflight", async (ctx) => {
     const p = need(ctx, "deploy");
@@ -404,9 +406,9 @@ export function mountDeployments(
  */
 const unnamed = <C extends { vm_name: string | null }>(c: C): C => ({ ...c, vm_name: null });
 
-function redactingPlacement<T>(p: Principal, place: () => T): T {
+async function redactingPlacement<T>(p: Principal, place: () => T | Promise<T>): Promise<T> {
   try {
-    return place();
+    return await place();
   } catch (err) {
     const details =
       err instanceof PlacementError ? (err.details as { agents?: Candidate[] } | undefined) : undefined;
