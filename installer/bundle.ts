@@ -40,6 +40,7 @@ const RUNTIME_DIRS = [
   "agent",
   "attestation",
   "cli",
+  "identity",
   "installer",
   "lib",
   "machines",
