@@ -18,6 +18,11 @@ import { PccsCollateralSource } from "../attestation/pccs.ts";
 import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
+import { Charger } from "../billing/charger.ts";
+import { Ledger } from "../billing/ledger.ts";
+import { type BillingParties, UNOWNED_PARTIES } from "../billing/parties.ts";
+import { BILLING_MIGRATIONS, SqliteLedgerStore } from "../billing/sqlite-ledger-store.ts";
+import { loadWebhookSecret } from "../billing/webhook.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
@@ -34,7 +39,7 @@ import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
-import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
+import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
@@ -46,6 +51,7 @@ import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
+import { MIGRATIONS } from "./store/migrations.ts";
 import { Supervisor } from "./supervisor.ts";
 import { TrustedMeasurements } from "./trusted-measurements.ts";
 
@@ -98,6 +104,22 @@ export interface ControlPlaneOptions {
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
+  billing?: BillingOptions;
+}
+
+export interface BillingOptions {
+  /** `--billing-period-s` (default 3600): the charging period. */
+  periodS?: number;
+  /** `--billing-grace-s` (default 3600): how long a dry tenant's deployment keeps running before it is undeployed. */
+  graceS?: number;
+  /** `--billing-webhook-secret-file`: the payment webhook's HMAC key; without it the webhook refuses everything. */
+  webhookSecretFile?: string;
+  /** Who pays and who earns (default UNOWNED_PARTIES until tenancy: nobody is charged). */
+  parties?: BillingParties;
+  /** The billing clock (tests drive it); default Date.now. */
+  now?: () => number;
+  /** How often the charger looks at the clock (default 1000 ms). */
+  tickMs?: number;
 }
 
 export interface ControlPlane {
@@ -113,6 +135,8 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /** Closes billing periods; `tick()` looks at the billing clock now (tests that drive the clock call it). */
+  charger: Charger;
   /**
    * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
    * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
@@ -156,10 +180,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
   const trust = createTrustAnchors(devRootPem === undefined ? {} : { devRootPem });
   if (opts.collateral) warnExpiredCollateral(log, opts.collateral, new Date());
+  const webhookSecret = opts.billing?.webhookSecretFile
+    ? loadWebhookSecret(opts.billing.webhookSecretFile)
+    : null;
   const configured = collateralSource(opts);
   const collateral = configured && warnUncoveredPlatforms(configured, log);
 
-  const db = openDatabase(opts.dataDir);
+  // The ledger rides on the runtime DB handle for now; the lead moves BILLING_MIGRATIONS and SqliteLedgerStore
+  // to the business store (business.db, or PostgreSQL) when tenancy merges.
+  const db = openDatabase(opts.dataDir, [...MIGRATIONS, ...BILLING_MIGRATIONS]);
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
@@ -219,6 +248,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const deploymentStore = new DeploymentStore(db, (err) =>
     log.error({ err }, "deployment record write failed"),
   );
+  const parties = opts.billing?.parties ?? UNOWNED_PARTIES;
+  const ledger = new Ledger({
+    store: new SqliteLedgerStore(db),
+    periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
+    ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+  });
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({
     store: deploymentStore,
@@ -234,9 +269,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     envelope,
     placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
+    funds: (app) => ledger.fundsCheck(parties.tenantOf({ deployment_id: null, app })),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
+  const charger = new Charger({
+    ledger,
+    parties,
+    running: () =>
+      deployments.healthy().map((d) => ({ ...d, node_size: index.get(d.agent_id)?.node_size ?? null })),
+    undeploy: (id) => deployments.undeploy(id),
+    audit: (kind, data) => events.append({ at: Date.now(), kind, data }),
+    log,
+    graceS: opts.billing?.graceS ?? BILLING_DEFAULTS.graceS,
+    ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+    ...(opts.billing?.tickMs ? { tickMs: opts.billing.tickMs } : {}),
+  });
 
   const sink: ChannelSink = {
     opened: (connId, at) => {
@@ -308,6 +356,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
     },
+    billing: ledger,
+    webhookSecret,
     inspection: {
       agent: async (id, emit, end) => supervisor.inspect(id, await statelyObserver(emit), end),
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
@@ -328,6 +378,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
   const release = async () => {
     reattestor.stop();
+    await charger.stop();
     clearInterval(checkpointTimer);
     clearInterval(readinessWatch);
     offReadiness();
@@ -355,6 +406,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw err;
   }
   admin.persist();
+  charger.start();
   const unwatchAdmin = watchAdminToken(admin, (err) =>
     err
       ? log.error(
@@ -404,6 +456,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    charger,
     reloadTls,
     stop: async () => {
       unwatchAdmin();

@@ -69,6 +69,11 @@ export interface DeploymentsOptions {
   requirePinnedImages?: boolean;
   /** Keys placement's tie-break among equally loaded agents (actors/placement-secret.ts). */
   placementSecret: Uint8Array;
+  /**
+   * Billing's funds gate (billing/ledger.ts fundsCheck): read before placement, since it awaits the ledger; the
+   * returned check runs on the chosen agent's node_size and throws EE-PLACE-INSUFFICIENT-FUNDS. None: free.
+   */
+  funds?: (app: string) => Promise<(nodeSize: string | null) => void>;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -99,7 +104,8 @@ export interface PreflightResult {
 }
 
 export class Deployments {
-  readonly #o: Required<Omit<DeploymentsOptions, "envelope">>;
+  readonly #o: Required<Omit<DeploymentsOptions, "envelope" | "funds">>;
+  readonly #funds: DeploymentsOptions["funds"];
   readonly #envelope: EnvelopeSigner | null;
   readonly #live = new Map<string, Live>();
   /** Live deployments by agent: a transition of the agent reaches them without a scan. */
@@ -120,15 +126,18 @@ export class Deployments {
       ...o,
     };
     this.#envelope = o.envelope ?? null;
+    this.#funds = o.funds;
     this.#machine = this.#provideEffects();
     this.#offTransitions = o.index.onTransition((t) => this.#onAgentTransition(t));
   }
 
   /** Placement and validation only: what a deploy would do, with every agent's reasons. Changes nothing. */
-  preflight(req: DeploymentRequest): PreflightResult {
+  async preflight(req: DeploymentRequest): Promise<PreflightResult> {
+    const afford = await this.#fundsCheck(req);
     const resolved = this.#resolve(req);
     // No deployment exists yet: a fresh id shows where a deploy could go (a real one ranks idle agents afresh).
     const placement = this.#place(req, true, newDeploymentId());
+    afford(placement.chosen?.node_size ?? req.node_size ?? null);
     return {
       ok: placement.chosen !== null,
       app: resolved.name,
@@ -143,10 +152,13 @@ export class Deployments {
    * Places and dispatches a deployment. With an idempotency key, a retried request with the same body returns
    * the first result (`replayed`), a different body is EE-CONFLICT-IDEMPOTENCY.
    */
-  create(
+  async create(
     req: DeploymentRequest,
     idempotencyKey?: string,
-  ): { deployment_id: string; agent_id: string; replayed: boolean } {
+  ): Promise<{ deployment_id: string; agent_id: string; replayed: boolean }> {
+    // The only wait, before anything is looked at: from here to the dispatch nothing yields, so the next
+    // placement already sees the chosen agent busy.
+    const afford = await this.#fundsCheck(req);
     const requestHash = idempotencyKey === undefined ? "" : hashRequest(req);
     if (idempotencyKey !== undefined) {
       const seen = this.#o.store.idempotencyKey(idempotencyKey);
@@ -176,6 +188,7 @@ export class Deployments {
         agents: explained.candidates,
       });
     }
+    afford(placement.chosen.node_size);
     const now = this.#o.now();
     const agentId = placement.chosen.agent_id;
     const health = req.health ?? resolved.health ?? undefined;
@@ -411,6 +424,15 @@ export class Deployments {
     return null;
   }
 
+  /** The live deployments that are healthy now (what billing charges for a closed period). */
+  healthy(): { deployment_id: string; agent_id: string; app: string }[] {
+    const out = [];
+    for (const [id, live] of this.#live)
+      if (statusOf(live.actor.getSnapshot().value) === "healthy")
+        out.push({ deployment_id: id, agent_id: live.row.agent_id, app: live.row.app });
+    return out;
+  }
+
   /** How many live deployments are in each status (metrics). */
   liveByStatus(): Partial<Record<DeploymentStatus, number>> {
     const out: Partial<Record<DeploymentStatus, number>> = {};
@@ -434,6 +456,10 @@ export class Deployments {
     for (const live of this.#live.values()) live.actor.stop();
     this.#live.clear();
     this.#byAgent.clear();
+  }
+
+  #fundsCheck(req: DeploymentRequest): Promise<(nodeSize: string | null) => void> {
+    return this.#funds ? this.#funds(splitAppRef(req.app)[0]) : Promise.resolve(() => {});
   }
 
   #resolve(req: DeploymentRequest): {

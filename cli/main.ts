@@ -12,6 +12,13 @@ import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./comm
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
+import {
+  BillingBalanceCommand,
+  BillingDepositCommand,
+  BillingLedgerCommand,
+  BillingRatesCommand,
+  BillingVerifyCommand,
+} from "./commands/billing.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
@@ -67,6 +74,11 @@ const COMMANDS = [
   MeasurementsAddCommand,
   MeasurementsRemoveCommand,
   MeasurementsApproveCommand,
+  BillingBalanceCommand,
+  BillingLedgerCommand,
+  BillingRatesCommand,
+  BillingDepositCommand,
+  BillingVerifyCommand,
   InstallAgentCommand,
   InstallUpgradeCommand,
   InstallRollbackCommand,

@@ -6,6 +6,7 @@ import Koa from "koa";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
+import { type BillingPort, mountBilling, mountPaymentWebhook } from "./billing.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { mountEvents } from "./events.ts";
@@ -35,6 +36,10 @@ export interface RestOptions {
   agentReads?: AgentReadsPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
+  /** Rates, deposits, balances, statements and verification; the payment webhook when `webhookSecret` is set. */
+  billing?: BillingPort;
+  /** The payment webhook's HMAC key; null or absent refuses every webhook request (EE-AUTH-WEBHOOK-SIGNATURE). */
+  webhookSecret?: Buffer | null;
 }
 
 /**
@@ -68,6 +73,9 @@ export function createRestApp(opts: RestOptions): Koa {
   open.get("/openapi.json", (ctx) => {
     ctx.body = opts.openapi();
   });
+
+  // Signed by the payment provider, not bearer-authenticated: on the open router, matched before the api's auth.
+  if (opts.billing) mountPaymentWebhook(open, opts.billing, opts.webhookSecret ?? null);
 
   const api = new Router({ prefix: "/api/v2" });
   api.use(requireAdmin(opts.adminTokenDigest));
@@ -133,6 +141,7 @@ export function createRestApp(opts: RestOptions): Koa {
     mountDeployments(api, opts.deployments, opts.agentReads, {
       slowConsumerDrainMs: opts.slowConsumerDrainMs,
     });
+  if (opts.billing) mountBilling(api, opts.billing);
   if (opts.inspection)
     mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 

@@ -27,11 +27,11 @@ import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
-  preflight(req: DeploymentRequest): PreflightResult;
+  preflight(req: DeploymentRequest): Promise<PreflightResult>;
   create(
     req: DeploymentRequest,
     idempotencyKey?: string,
-  ): { deployment_id: string; agent_id: string; replayed: boolean };
+  ): Promise<{ deployment_id: string; agent_id: string; replayed: boolean }>;
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
   undeploy(id: string): DeploymentRow;
@@ -167,7 +167,7 @@ export function mountDeployments(
     const key = ctx.get("idempotency-key") || undefined;
     if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
       throw new ValidationError("EE-REQ-INVALID", "Idempotency-Key must be 1..128 visible ASCII characters");
-    const out = port.create(await deploymentRequest(ctx), key);
+    const out = await port.create(await deploymentRequest(ctx), key);
     ctx.status = 202;
     if (out.replayed) ctx.set("Idempotent-Replayed", "true");
     ctx.body = { ...out, status: port.get(out.deployment_id).status };
@@ -191,7 +191,7 @@ export function mountDeployments(
     ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
   });
   api.post("/preflight", async (ctx) => {
-    ctx.body = port.preflight(await deploymentRequest(ctx));
+    ctx.body = await port.preflight(await deploymentRequest(ctx));
   });
   api.post("/apps", async (ctx) => {
     const { value } = await readJsonBody(ctx, appBody, MAX_COMPOSE_BYTES + 16 * 1024);

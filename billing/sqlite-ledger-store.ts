@@ -1,0 +1,256 @@
+// The ledger store on SQLite (better-sqlite3, an injected handle) and its schema, BILLING_MIGRATIONS (versions
+// 250-299, kept apart from the runtime migrations so the business store can take them over). The SQL is
+// portable: standard types, BIGINT money, ON CONFLICT clauses PostgreSQL accepts unchanged, no SQLite-only
+// functions. Each method runs in one transaction. Imports the store port, lib/ and spec/ only.
+import type Database from "better-sqlite3";
+import type { Migration } from "../actors/store/migrations.ts";
+import { ConflictError, InternalError } from "../spec/errors.ts";
+import type {
+  EntryRow,
+  LedgerAccount,
+  LedgerStore,
+  NewJournal,
+  PostResult,
+  RateCard,
+  VerifyReport,
+} from "./ledger-store.ts";
+
+export const BILLING_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 250,
+    name: "billing rates and the double-entry ledger",
+    sql: `
+      -- The rate card: micro-units per hour by node_size, and the platform's fee (one settings row).
+      CREATE TABLE billing_rates (
+        node_size       TEXT   PRIMARY KEY,
+        micros_per_hour BIGINT NOT NULL CHECK (micros_per_hour >= 0)
+      );
+      CREATE TABLE billing_settings (
+        id               INTEGER PRIMARY KEY CHECK (id = 1),
+        platform_fee_bps BIGINT  NOT NULL CHECK (platform_fee_bps BETWEEN 0 AND 10000),
+        updated_at       BIGINT  NOT NULL
+      );
+
+      -- Journals are append-only; idempotency_key makes a retried deposit or charge a no-op.
+      CREATE TABLE ledger_journals (
+        journal_id      TEXT   PRIMARY KEY,
+        idempotency_key TEXT   NOT NULL UNIQUE,
+        request_hash    TEXT   NOT NULL,
+        kind            TEXT   NOT NULL,
+        created_at      BIGINT NOT NULL,
+        deployment_id   TEXT,
+        period          BIGINT,
+        memo            TEXT
+      );
+      -- A journal's entries sum to zero (checked on every post and by verify).
+      CREATE TABLE ledger_entries (
+        journal_id    TEXT    NOT NULL REFERENCES ledger_journals (journal_id),
+        seq           INTEGER NOT NULL,
+        account       TEXT    NOT NULL,
+        amount_micros BIGINT  NOT NULL,
+        PRIMARY KEY (journal_id, seq)
+      );
+      CREATE INDEX ledger_entries_account ON ledger_entries (account);
+      -- Each account's balance, kept in the same transaction as its entries; verify recomputes it.
+      CREATE TABLE ledger_balances (
+        account        TEXT   PRIMARY KEY,
+        balance_micros BIGINT NOT NULL
+      );
+    `,
+  },
+];
+
+interface JournalRow {
+  journal_id: string;
+  request_hash: string;
+}
+
+export class SqliteLedgerStore implements LedgerStore {
+  readonly #db: Database.Database;
+  readonly #post: (j: NewJournal) => PostResult;
+  readonly #putRates: (card: RateCard) => void;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    const insertJournal = db.prepare(
+      `INSERT INTO ledger_journals
+         (journal_id, idempotency_key, request_hash, kind, created_at, deployment_id, period, memo)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (idempotency_key) DO NOTHING`,
+    );
+    const byKey = db.prepare(
+      "SELECT journal_id, request_hash FROM ledger_journals WHERE idempotency_key = ?",
+    );
+    const insertEntry = db.prepare(
+      "INSERT INTO ledger_entries (journal_id, seq, account, amount_micros) VALUES (?, ?, ?, ?)",
+    );
+    const addBalance = db.prepare(
+      `INSERT INTO ledger_balances (account, balance_micros) VALUES (?, ?)
+       ON CONFLICT (account) DO UPDATE SET balance_micros = ledger_balances.balance_micros + excluded.balance_micros`,
+    );
+    const balanceOf = db.prepare("SELECT balance_micros AS b FROM ledger_balances WHERE account = ?");
+    const journalAccounts = db.prepare("SELECT account FROM ledger_entries WHERE journal_id = ?");
+    const balancesOf = (accounts: Iterable<LedgerAccount>) => {
+      const out: Record<LedgerAccount, number> = {};
+      for (const a of accounts) out[a] = (balanceOf.get(a) as { b: number } | undefined)?.b ?? 0;
+      return out;
+    };
+
+    this.#post = db.transaction((j: NewJournal): PostResult => {
+      checkJournal(j);
+      const inserted = insertJournal.run(
+        j.journal_id,
+        j.idempotency_key,
+        j.request_hash,
+        j.kind,
+        j.at,
+        j.deployment_id,
+        j.period,
+        j.memo,
+      );
+      if (inserted.changes === 0) {
+        const first = byKey.get(j.idempotency_key) as JournalRow;
+        if (first.request_hash !== j.request_hash)
+          throw new ConflictError(
+            "EE-CONFLICT-IDEMPOTENCY",
+            "this idempotency key was used with a different request",
+          );
+        const accounts = (journalAccounts.all(first.journal_id) as { account: string }[]).map(
+          (r) => r.account,
+        );
+        return { journal_id: first.journal_id, replayed: true, balances: balancesOf(new Set(accounts)) };
+      }
+      j.entries.forEach((e, seq) => {
+        insertEntry.run(j.journal_id, seq, e.account, e.amount_micros);
+        addBalance.run(e.account, e.amount_micros);
+      });
+      const balances = balancesOf(new Set(j.entries.map((e) => e.account)));
+      // A balance past the safe range would be read back wrong: refuse the journal (the transaction rolls back).
+      for (const [account, b] of Object.entries(balances))
+        if (!Number.isSafeInteger(b))
+          throw new ConflictError(
+            "EE-CONFLICT-STATE",
+            `the balance of ${account} would leave the safe range`,
+          );
+      return { journal_id: j.journal_id, replayed: false, balances };
+    });
+
+    const clearRates = db.prepare("DELETE FROM billing_rates");
+    const insertRate = db.prepare("INSERT INTO billing_rates (node_size, micros_per_hour) VALUES (?, ?)");
+    const putSettings = db.prepare(
+      `INSERT INTO billing_settings (id, platform_fee_bps, updated_at) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET platform_fee_bps = excluded.platform_fee_bps, updated_at = excluded.updated_at`,
+    );
+    this.#putRates = db.transaction((card: RateCard) => {
+      clearRates.run();
+      for (const [size, rate] of Object.entries(card.rates)) insertRate.run(size, rate);
+      putSettings.run(card.platform_fee_bps, card.updated_at);
+    });
+  }
+
+  async rates(): Promise<RateCard | null> {
+    const settings = this.#db
+      .prepare("SELECT platform_fee_bps, updated_at FROM billing_settings WHERE id = 1")
+      .get() as { platform_fee_bps: number; updated_at: number } | undefined;
+    if (!settings) return null;
+    const rows = this.#db
+      .prepare("SELECT node_size, micros_per_hour FROM billing_rates ORDER BY node_size")
+      .all() as { node_size: string; micros_per_hour: number }[];
+    return {
+      rates: Object.fromEntries(rows.map((r) => [r.node_size, r.micros_per_hour])),
+      platform_fee_bps: settings.platform_fee_bps,
+      updated_at: settings.updated_at,
+    };
+  }
+
+  async putRates(card: RateCard): Promise<void> {
+    this.#putRates(card);
+  }
+
+  async post(journal: NewJournal): Promise<PostResult> {
+    return this.#post(journal);
+  }
+
+  async balance(account: LedgerAccount): Promise<number> {
+    const row = this.#db
+      .prepare("SELECT balance_micros AS b FROM ledger_balances WHERE account = ?")
+      .get(account) as { b: number } | undefined;
+    return row?.b ?? 0;
+  }
+
+  async entries(account: LedgerAccount, limit: number): Promise<EntryRow[]> {
+    return this.#db
+      .prepare(
+        `SELECT * FROM (
+           SELECT e.journal_id, j.kind, e.account, e.amount_micros, j.created_at AS at, j.deployment_id,
+                  j.period, j.memo, e.seq
+           FROM ledger_entries e JOIN ledger_journals j ON j.journal_id = e.journal_id
+           WHERE e.account = ?
+           ORDER BY j.created_at DESC, e.journal_id DESC, e.seq DESC
+           LIMIT ?) AS recent
+         ORDER BY at, journal_id, seq`,
+      )
+      .all(account, limit)
+      .map((r) => {
+        const { seq: _seq, ...row } = r as EntryRow & { seq: number };
+        return row;
+      });
+  }
+
+  async verify(): Promise<VerifyReport> {
+    return this.#db.transaction((): VerifyReport => {
+      const count = (sql: string) => (this.#db.prepare(sql).get() as { n: number }).n;
+      const journals = count("SELECT COUNT(*) AS n FROM ledger_journals");
+      const entries = count("SELECT COUNT(*) AS n FROM ledger_entries");
+      const unbalanced = (
+        this.#db
+          .prepare(
+            `SELECT j.journal_id FROM ledger_journals j LEFT JOIN ledger_entries e ON e.journal_id = j.journal_id
+             GROUP BY j.journal_id HAVING COALESCE(SUM(e.amount_micros), 0) <> 0 OR COUNT(e.journal_id) < 2
+             ORDER BY j.journal_id`,
+          )
+          .all() as { journal_id: string }[]
+      ).map((r) => r.journal_id);
+      // Both directions: a balance row without entries, and entries without a balance row.
+      const mismatched = this.#db
+        .prepare(
+          `SELECT b.account, b.balance_micros, COALESCE(s.total, 0) AS entries_micros
+           FROM ledger_balances b
+           LEFT JOIN (SELECT account, SUM(amount_micros) AS total FROM ledger_entries GROUP BY account) s
+             ON s.account = b.account
+           WHERE b.balance_micros <> COALESCE(s.total, 0)
+           UNION ALL
+           SELECT s.account, 0 AS balance_micros, s.total AS entries_micros
+           FROM (SELECT account, SUM(amount_micros) AS total FROM ledger_entries GROUP BY account) s
+           WHERE NOT EXISTS (SELECT 1 FROM ledger_balances b WHERE b.account = s.account)
+           ORDER BY account`,
+        )
+        .all() as VerifyReport["mismatched"];
+      return {
+        ok: unbalanced.length === 0 && mismatched.length === 0,
+        journals,
+        entries,
+        unbalanced,
+        mismatched,
+      };
+    })();
+  }
+}
+
+/** A journal that breaks the double-entry rule is a bug in the caller: nothing is written. */
+function checkJournal(j: NewJournal): void {
+  let sum = 0;
+  for (const e of j.entries) {
+    if (!Number.isSafeInteger(e.amount_micros) || e.amount_micros === 0)
+      throw new InternalError(
+        "EE-INTERNAL",
+        `journal ${j.journal_id}: entry amounts must be non-zero integers`,
+      );
+    sum += e.amount_micros;
+  }
+  if (j.entries.length < 2 || sum !== 0)
+    throw new InternalError(
+      "EE-INTERNAL",
+      `journal ${j.journal_id}: entries must be two or more and sum to zero`,
+    );
+}
