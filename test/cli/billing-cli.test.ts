@@ -1,0 +1,88 @@
+// `eectl billing` run as a user would (a child process via bin/eectl.js) against a real CP, and the control
+// plane's billing flags: rates set and shown, a deposit (the same key twice credits once), balance, ledger,
+// verify over REST and from the data dir (a tampered balance fails it, exit 1), and --billing-period-s.
+import { join } from "node:path";
+import test from "ava";
+import Database from "better-sqlite3";
+import { DB_FILE } from "../../actors/store/db.ts";
+import { eectl } from "../helpers/cli.ts";
+import { ADMIN_TOKEN, devRoot, spawnCp, startTestCp, tempDir } from "../helpers/cluster.ts";
+import { closedPort } from "../helpers/temp.ts";
+
+test("billing rates, deposit, balance, ledger and verify; a tampered store fails verify", async (t) => {
+  const { cp, dataDir } = await startTestCp(t);
+  const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
+  const set = await eectl(
+    [
+      "billing",
+      "rates",
+      "--set",
+      "tiny=1000000",
+      "--set",
+      "llm=9000000",
+      "--platform-fee-bps",
+      "3000",
+      "--json",
+    ],
+    { env },
+  );
+  t.is(set.code, 0, set.stderr);
+  t.like(JSON.parse(set.stdout), { rates: { tiny: 1_000_000, llm: 9_000_000 }, platform_fee_bps: 3000 });
+  const shown = await eectl(["billing", "rates"], { env });
+  t.regex(shown.stdout, /platform fee: 3000 bps/);
+  t.regex(shown.stdout, /tiny\s+1000000/);
+  const half = await eectl(["billing", "rates", "--set", "tiny=1"], { env });
+  t.is(half.code, 1);
+  t.regex(half.stderr, /^eectl: EE-CLI-USAGE: /);
+
+  const deposit = ["billing", "deposit", "acme", "--amount-micros", "5000000", "--idempotency-key", "inv-9"];
+  t.is((await eectl(deposit, { env })).code, 0);
+  const again = await eectl(deposit, { env });
+  t.true((JSON.parse(again.stdout) as { replayed: boolean }).replayed);
+  const balance = await eectl(["billing", "balance", "acme", "--json"], { env });
+  t.deepEqual(JSON.parse(balance.stdout), { balance_micros: 5_000_000 });
+  t.is((await eectl(["billing", "balance", "external"], { env })).stdout, "-5000000\n");
+  const ledger = await eectl(["billing", "ledger", "acme", "--json"], { env });
+  t.like((JSON.parse(ledger.stdout) as { entries: unknown[] }).entries, [
+    { kind: "deposit", account: "tenant:acme", amount_micros: 5_000_000 },
+  ]);
+  const bad = await eectl(["billing", "balance", "no such account"], { env });
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^eectl: EE-REQ-INVALID: /);
+
+  const verified = await eectl(["billing", "verify", "--json"], { env });
+  t.deepEqual(JSON.parse(verified.stdout), { ok: true, journals: 1 });
+  await cp.stop();
+  const db = new Database(join(dataDir, DB_FILE));
+  db.prepare("UPDATE ledger_balances SET balance_micros = 1 WHERE account = 'tenant:acme'").run();
+  db.close();
+  const tampered = await eectl(["billing", "verify", "--json", "--data-dir", dataDir]);
+  t.is(tampered.code, 1);
+  t.like(JSON.parse(tampered.stdout), {
+    ok: false,
+    journals: 1,
+    problems: { mismatched: [{ account: "tenant:acme", balance_micros: 1, entries_micros: 5_000_000 }] },
+  });
+  const nowhere = await eectl(["billing", "verify", "--data-dir", join(dataDir, "nope")]);
+  t.is(nowhere.code, 1);
+  t.regex(nowhere.stderr, /^eectl: EE-CLI-FILE: /);
+});
+
+test("every billing command has --help", async (t) => {
+  for (const sub of ["balance", "ledger", "rates", "deposit", "verify"]) {
+    const run = await eectl(["billing", sub, "--help"]);
+    t.is(run.code, 0, sub);
+  }
+});
+
+test("--billing-period-s sets the charging period the rate card reports", async (t) => {
+  const cp = await spawnCp(t, {
+    port: await closedPort(),
+    dataDir: tempDir(t),
+    devDir: await devRoot(),
+    args: ["--billing-period-s", "7"],
+  });
+  const rates = await cp.api<{ period_s: number }>("/api/v2/billing/rates");
+  t.is(rates.body.period_s, 7);
+  await cp.kill();
+});
