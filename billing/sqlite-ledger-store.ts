@@ -182,18 +182,22 @@ export class SqliteLedgerStore implements LedgerStore {
     return this.#db
       .prepare(
         `SELECT * FROM (
-           SELECT e.journal_id, j.kind, e.account, e.amount_micros, j.created_at AS at, j.deployment_id,
+           SELECT e.journal_id, j.kind, e.account, e.amount_micros, j.created_at, j.deployment_id,
                   j.period, j.memo, e.seq
            FROM ledger_entries e JOIN ledger_journals j ON j.journal_id = e.journal_id
            WHERE e.account = ?
            ORDER BY j.created_at DESC, e.journal_id DESC, e.seq DESC
            LIMIT ?) AS recent
-         ORDER BY at, journal_id, seq`,
+         ORDER BY created_at, journal_id, seq`,
       )
       .all(account, limit)
       .map((r) => {
-        const { seq: _seq, ...row } = r as EntryRow & { seq: number };
-        return row;
+        const {
+          seq: _seq,
+          created_at,
+          ...row
+        } = r as Omit<EntryRow, "at"> & { seq: number; created_at: number };
+        return { ...row, at: created_at };
       });
   }
 

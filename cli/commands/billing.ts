@@ -14,7 +14,8 @@ interface Rates {
   updated_at: string | null;
 }
 
-const account = () => Option.String({ name: "ACCOUNT", required: true }) as string; // tenant id, tenant:ID, provider:ID, platform, external
+/** The ACCOUNT argument: a tenant's account id, or tenant:ID, provider:ID, platform or external. */
+const account = () => Option.String({ name: "ACCOUNT", required: true });
 
 export class BillingBalanceCommand extends OperatorCommand {
   static override paths = [["billing", "balance"]];
