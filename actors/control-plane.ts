@@ -253,6 +253,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     store: new SqliteLedgerStore(db),
     periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
     ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+    audit: (kind, data) => events.append({ at: Date.now(), kind, data }),
   });
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({

@@ -40,11 +40,19 @@ export class Ledger {
   readonly #store: LedgerStore;
   readonly #periodS: number;
   readonly #now: () => number;
+  readonly #audit: (kind: string, data: Record<string, unknown>) => void;
 
-  constructor(o: { store: LedgerStore; periodS: number; now?: () => number }) {
+  constructor(o: {
+    store: LedgerStore;
+    periodS: number;
+    now?: () => number;
+    /** The event log: rate changes and new deposits are audited (charges are their own record, the journal). */
+    audit?: (kind: string, data: Record<string, unknown>) => void;
+  }) {
     this.#store = o.store;
     this.#periodS = o.periodS;
     this.#now = o.now ?? Date.now;
+    this.#audit = o.audit ?? (() => {});
   }
 
   get periodS(): number {
@@ -71,6 +79,7 @@ export class Ledger {
       );
     const card = { rates, platform_fee_bps: bps, updated_at: this.#now() };
     await this.#store.putRates(card);
+    this.#audit("billing.rates_set", { rates, platform_fee_bps: bps });
     return card;
   }
 
@@ -99,6 +108,13 @@ export class Ledger {
         { account, amount_micros: amount },
       ],
     });
+    if (!posted.replayed)
+      this.#audit("billing.deposit", {
+        account,
+        amount_micros: amount,
+        journal_id: posted.journal_id,
+        source,
+      });
     return { ...posted, balance_micros: posted.balances[account] ?? 0 };
   }
 

@@ -108,6 +108,17 @@ test("three periods, three charges split 70/30; verify passes; retries change no
   t.is(again.status, 200);
   t.true(again.body.replayed);
   t.is(again.body.journal_id, first.body.journal_id);
+  const audited = await api<{ events: { kind: string; data: Record<string, unknown> }[] }>(
+    "/api/v2/events?kind=billing.deposit",
+  );
+  t.is(audited.body.events.length, 1, "the retried deposit is not audited as another");
+  t.like(audited.body.events[0]?.data, {
+    account: "tenant:acme",
+    amount_micros: deposit.amount_micros,
+    source: "admin",
+  });
+  const ratesSet = await api<{ events: unknown[] }>("/api/v2/events?kind=billing.rates_set");
+  t.is(ratesSet.body.events.length, 1, "the refused card is not audited");
 
   const posted = await api<{ deployment_id: string }>("/api/v2/deployments", {
     method: "POST",
