@@ -1,12 +1,14 @@
 // The charger: closes billing periods on a timer and charges each running (healthy) deployment that has a tenant
 // for the period that just closed, then watches tenants that ran dry. The clock is injected (tests drive it by
-// hand); ticks never overlap. Rule: a deployment healthy when a period closes pays that whole period; the first
-// tick after a start closes the latest closed period, which the (deployment, period) key makes safe to repeat.
+// hand); ticks never overlap. Rule: a deployment healthy at the boundary that closes a period pays that whole
+// period. A late tick closes every period since the last one it closed (a deployment pays those it was already
+// healthy at the end of); the first tick after a start closes the latest closed period only, which the
+// (deployment, period) key makes safe to repeat.
 // A tenant whose balance after a charge cannot pay the next period is dry: if it still cannot once `graceS` has
 // passed on the clock, its deployment is undeployed and audited. Imports billing/ and lib/ types only.
 import type { Logger } from "../lib/log.ts";
 import type { Ledger } from "./ledger.ts";
-import { lastClosedPeriod } from "./money.ts";
+import { lastClosedPeriod, periodBounds } from "./money.ts";
 import { type BillingParties, tenantAccount } from "./parties.ts";
 
 export interface BilledDeployment {
@@ -14,6 +16,8 @@ export interface BilledDeployment {
   agent_id: string;
   app: string;
   node_size: string | null;
+  /** When it became healthy (ms): it pays no period that closed before. */
+  healthy_since: number;
 }
 
 export interface ChargerOptions {
@@ -29,6 +33,9 @@ export interface ChargerOptions {
   /** How often the clock is looked at (default 1 s). */
   tickMs?: number;
 }
+
+/** A tick closes at most this many periods (a clock jump must not post journals for ever). */
+const MAX_CATCH_UP = 1000;
 
 interface Dry {
   tenant: string;
@@ -72,9 +79,12 @@ export class Charger {
     try {
       const now = this.#now();
       const closed = lastClosedPeriod(now, this.#o.ledger.periodS);
-      if (this.#lastClosed === null || closed > this.#lastClosed) {
-        await this.closePeriod(closed);
-        this.#lastClosed = closed;
+      // Each period in order, so a failure leaves the rest for the next tick; at most MAX_CATCH_UP of them.
+      const from =
+        this.#lastClosed === null ? closed : Math.max(this.#lastClosed + 1, closed - MAX_CATCH_UP + 1);
+      for (let period = from; period <= closed; period++) {
+        await this.closePeriod(period);
+        this.#lastClosed = period;
       }
       await this.#applyGrace(now);
     } catch (err) {
@@ -88,7 +98,9 @@ export class Charger {
     const card = await this.#o.ledger.rates();
     if (card === null) return 0;
     let posted = 0;
+    const end = periodBounds(period, this.#o.ledger.periodS).end;
     for (const d of this.#o.running()) {
+      if (d.healthy_since > end) continue;
       const tenant = this.#o.parties.tenantOf({ deployment_id: d.deployment_id, app: d.app });
       if (tenant === null || d.node_size === null) continue;
       const result = await this.#o.ledger.charge(

@@ -19,8 +19,8 @@ function setup(t: import("ava").ExecutionContext, graceS = 30) {
   const clock = { now: T0 };
   const ledger = new Ledger({ store: new SqliteLedgerStore(db), periodS: PERIOD_S, now: () => clock.now });
   const running: BilledDeployment[] = [
-    { deployment_id: "d-paid", agent_id: "agt_a", app: "web", node_size: "tiny" },
-    { deployment_id: "d-free", agent_id: "agt_b", app: "ops-tool", node_size: "tiny" },
+    { deployment_id: "d-paid", agent_id: "agt_a", app: "web", node_size: "tiny", healthy_since: 0 },
+    { deployment_id: "d-free", agent_id: "agt_b", app: "ops-tool", node_size: "tiny", healthy_since: 0 },
   ];
   const undeployed: string[] = [];
   const audits: { kind: string; data: Record<string, unknown> }[] = [];
@@ -117,4 +117,22 @@ test("a tenant that pays within the grace period keeps running", async (t) => {
   s.clock.now += 31_000;
   await c.tick();
   t.deepEqual(s.undeployed, []);
+});
+
+test("a late tick closes every period it missed, charging only those the deployment was healthy at the end of", async (t) => {
+  const s = setup(t);
+  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 });
+  await s.ledger.deposit("tenant:acme", 10_000_000, "k", "admin");
+  // T0's period k is 12:00-12:01; healthy from 12:02:10, so periods k and k+1 closed before.
+  s.running[0]!.healthy_since = T0 + 100_000;
+  const c = s.charger();
+  await c.tick();
+  t.is(s.journals(), 0, "not healthy at the end of the period before T0's");
+  s.clock.now += 4 * PERIOD_S * 1000; // four boundaries pass before the next tick
+  await c.tick();
+  const periods = (await s.ledger.entries("tenant:acme", 10))
+    .filter((e) => e.kind === "usage")
+    .map((e) => e.period);
+  const k = Math.floor(T0 / 60_000);
+  t.deepEqual(periods, [k + 2, k + 3], "the four missed periods closed, two of them after it became healthy");
 });
