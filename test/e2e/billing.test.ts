@@ -29,7 +29,8 @@ interface ErrorBody {
 }
 
 async function billedCp(t: import("ava").ExecutionContext, extra: { webhookSecretFile?: string } = {}) {
-  // 100 s into a period, so the grace period below ends before the next period closes.
+  // 100 s into the current real period, so the grace period below ends before the next period closes, and the
+  // first boundary the test moves past is after the (real) time the deployment turns healthy.
   const clock = { now: Math.floor(Date.now() / (PERIOD_S * 1000)) * PERIOD_S * 1000 + 100_000 };
   const tcp = await startTestCp(t, {
     heartbeatMs: 100,
