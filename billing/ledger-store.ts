@@ -66,7 +66,7 @@ export interface LedgerStore {
   putRates(card: RateCard): Promise<void>;
   post(journal: NewJournal): Promise<PostResult>;
   balance(account: LedgerAccount): Promise<number>;
-  /** The account's most recent `limit` entries, oldest first. */
+  /** The account's most recent `limit` entries, oldest first (at one instant: by period, then journal id). */
   entries(account: LedgerAccount, limit: number): Promise<EntryRow[]>;
   verify(): Promise<VerifyReport>;
 }

@@ -186,9 +186,9 @@ export class SqliteLedgerStore implements LedgerStore {
                   j.period, j.memo, e.seq
            FROM ledger_entries e JOIN ledger_journals j ON j.journal_id = e.journal_id
            WHERE e.account = ?
-           ORDER BY j.created_at DESC, e.journal_id DESC, e.seq DESC
+           ORDER BY j.created_at DESC, COALESCE(j.period, -1) DESC, e.journal_id DESC, e.seq DESC
            LIMIT ?) AS recent
-         ORDER BY created_at, journal_id, seq`,
+         ORDER BY created_at, COALESCE(period, -1), journal_id, seq`,
       )
       .all(account, limit)
       .map((r) => {
