@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { agentIdFromPubkey } from "../attestation/agent-key.ts";
 import {
   type CollateralSource,
   chainCollateralSources,
@@ -23,35 +24,42 @@ import { Ledger } from "../billing/ledger.ts";
 import { type BillingParties, UNOWNED_PARTIES } from "../billing/parties.ts";
 import { BILLING_MIGRATIONS, SqliteLedgerStore } from "../billing/sqlite-ledger-store.ts";
 import { loadWebhookSecret } from "../billing/webhook.ts";
+import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import { loadServerTls, type ServerTls, type ServerTlsFiles } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
-import { NotFoundError, ValidationError } from "../spec/errors.ts";
+import { EeError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
-import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
+import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
+import { Enrollments } from "./business/enrollment.ts";
+import { Identity } from "./business/identity.ts";
+import { oidcExchangePort } from "./business/oidc-port.ts";
+import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
-import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
+import { RefusalAudit } from "./refusal-audit.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
 import { MIGRATIONS } from "./store/migrations.ts";
+import { TextSealer } from "./store/sealed-text.ts";
 import { Supervisor } from "./supervisor.ts";
 import { TrustedMeasurements } from "./trusted-measurements.ts";
 
@@ -69,6 +77,10 @@ export interface ControlPlaneOptions {
   staleAfterMs?: number;
   forgetAfterMs?: number;
   challengeTtlMs?: number;
+  /** The handshake deadline and pending-connection caps (CP_DEFAULTS: handshakeMs, maxPending…). */
+  handshake?: Partial<HandshakeLimits>;
+  /** The interval refused connections are audited in aggregate over (CP_DEFAULTS.refusalAuditMs). */
+  refusalAuditMs?: number;
   /** Re-attest every registered agent this often (purpose `refresh`). */
   reattestMs?: number;
   /** How long an agent has to answer a re-attestation; default the interval, at most 30 s. */
@@ -102,6 +114,8 @@ export interface ControlPlaneOptions {
   settings?: { listen?: string; dataDir?: string };
   /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
+  /** `--oidc-issuer/--oidc-audience/--oidc-jwks`: exchange GitHub Actions tokens at POST /api/v2/auth/oidc. */
+  oidc?: OidcVerifierConfig;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
   billing?: BillingOptions;
@@ -137,6 +151,8 @@ export interface ControlPlane {
   deployments: Deployments;
   /** Closes billing periods; `tick()` looks at the billing clock now (tests that drive the clock call it). */
   charger: Charger;
+  /** Accounts, keys, ownership and the audit chain; `issueAccessToken` is what an OIDC exchange mints with. */
+  identity: Identity;
   /**
    * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
    * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
@@ -186,13 +202,33 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const configured = collateralSource(opts);
   const collateral = configured && warnUncoveredPlatforms(configured, log);
 
-  // The ledger rides on the runtime DB handle for now; the lead moves BILLING_MIGRATIONS and SqliteLedgerStore
-  // to the business store (business.db, or PostgreSQL) when tenancy merges.
+  // The ledger rides on the runtime DB handle for now (moved to business.db next).
   const db = openDatabase(opts.dataDir, [...MIGRATIONS, ...BILLING_MIGRATIONS]);
+  // Compose texts are sealed at rest in both databases under the one store key.
+  const sealer = new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE));
+  // Durable business state (accounts, keys, owners, apps, the audit chain) in its own file: the runtime DB above
+  // may be lost (the DB-wipe drill) without touching it.
+  const business = new SqliteBusinessStore(openBusinessDb(opts.dataDir), sealer);
+  const identity = new Identity({ store: business, adminDigest: admin.digest, log });
+  const enrollments = new Enrollments({ store: business, log });
+  await enrollments.load();
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
-  const channel = new AgentChannel({ log });
+  const channel = new AgentChannel({
+    log,
+    handshake: {
+      deadlineMs: CP_DEFAULTS.handshakeMs,
+      maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
+      maxPending: CP_DEFAULTS.maxPending,
+      ...opts.handshake,
+    },
+  });
+  const refusals = new RefusalAudit({
+    append: (event) => events.append(event),
+    intervalMs: opts.refusalAuditMs ?? CP_DEFAULTS.refusalAuditMs,
+  });
+  refusals.start();
   const measurement = measurementChoice.policy;
   logMeasurementChoice(log, measurementChoice);
   const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
@@ -213,6 +249,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     staleAfterMs,
     forgetAfterMs,
     policy: { ...quotePolicy, nodeSizes },
+    cpPubkey: envelope.publicKey,
   });
 
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
@@ -245,7 +282,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
-  const deploymentStore = new DeploymentStore(db, (err) =>
+  const deploymentStore = new DeploymentStore(db, sealer, (err) =>
     log.error({ err }, "deployment record write failed"),
   );
   const parties = opts.billing?.parties ?? UNOWNED_PARTIES;
@@ -256,8 +293,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     audit: (kind, data) => events.append({ at: Date.now(), kind, data }),
   });
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+  const imported = business.importApps(db);
+  if (imported > 0)
+    log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
   const deployments = new Deployments({
     store: deploymentStore,
+    apps: business,
     index,
     supervisor,
     link: channel,
@@ -268,9 +309,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
-    placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
+    placementSecret: loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
-    funds: (app) => ledger.fundsCheck(parties.tenantOf({ deployment_id: null, app })),
+    funds: (tenant) => ledger.fundsCheck(tenant),
+    dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -294,6 +336,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     registerFrame: (connId, sessionId, body, at) => {
       gateRegister(nonces, connId, body, at);
+      // After the gate: the agent proved it holds the key its id comes from, so the token binds that agent.
+      const agentId = agentIdFromPubkey(body.agent_pubkey);
+      try {
+        enrollments.register(body.enrollment_token, agentId, at);
+      } catch (err) {
+        identity
+          .audit({
+            principal: "anonymous",
+            action: "agent.enroll",
+            target: `agent:${agentId}`,
+            outcome: err instanceof EeError ? err.code : "EE-INTERNAL",
+          })
+          .catch((e: unknown) => log.error({ err: e }, "audit record write failed"));
+        throw err;
+      }
       return supervisor.register({ connId, sessionId, nonce: body.nonce, body, at });
     },
     heartbeat: (agentId, connId, env) =>
@@ -319,12 +376,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       requests.forget(agentId, connId);
       supervisor.disconnected(agentId, connId);
     },
-    refused: (connId, code, remote) =>
-      events.append({
-        at: Date.now(),
-        kind: "agent.refused",
-        data: { conn: connId, reason: code, remote: remote ?? null },
-      }),
+    refused: (connId, code, remote) => refusals.refused(connId, code, remote),
   };
   channel.bind(sink);
 
@@ -339,7 +391,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
-    metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
+    metrics: () => cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
   };
   const knownAgent = (agentId: string): string => {
     if (!index.get(agentId))
@@ -349,6 +401,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const app = createRestApp({
     view,
     adminTokenDigest: admin.digest,
+    identity,
+    enrollments,
+    ...(opts.oidc ? { oidcExchange: oidcExchangePort(opts.oidc, identity, business) } : {}),
     openapi: loadOpenApi,
     log,
     measurements: trusted,
@@ -385,6 +440,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     offReadiness();
     deployments.stop();
     await channel.shutdown();
+    refusals.stop();
     supervisor.stopAll();
   };
   const closeStore = () => {
@@ -392,6 +448,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     deploymentStore.flush();
     trusted.flush();
     db.close();
+    identity.stop();
+    business.close();
   };
   try {
     await listenOn(server, {
@@ -458,6 +516,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     events,
     deployments,
     charger,
+    identity,
     reloadTls,
     stop: async () => {
       unwatchAdmin();
@@ -534,6 +593,8 @@ function cpMetrics(o: {
   supervisor: Supervisor;
   deployments: Deployments;
   requests: AgentRequests;
+  channel: AgentChannel;
+  refusals: RefusalAudit;
   startedAt: number;
 }): MetricFamily[] {
   const byState = new Map<string, number>();
@@ -579,6 +640,18 @@ function cpMetrics(o: {
       help: "Relayed requests (logs, stats, snapshot) waiting for an agent.",
       type: "gauge",
       samples: [{ value: o.requests.size }],
+    },
+    {
+      name: "ee_agent_connections_pending",
+      help: "Agent WebSocket connections that have not registered yet (bounded by the handshake caps).",
+      type: "gauge",
+      samples: [{ value: o.channel.pendingCount }],
+    },
+    {
+      name: "ee_agent_connections_refused_total",
+      help: "Agent connections refused (upgrade caps, handshake timeouts, bad frames, gate failures), by reason.",
+      type: "counter",
+      samples: [...o.refusals.totals()].map(([reason, value]) => ({ labels: { reason }, value })),
     },
     {
       name: "process_resident_memory_bytes",

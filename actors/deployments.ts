@@ -4,7 +4,12 @@
 // deploy_status frames and session transitions (an agent lost mid-deploy) arrive here.
 import { createHash, randomBytes } from "node:crypto";
 import { type Actor, createActor } from "xstate";
-import type { EnvelopeCommand, EnvelopedType, EnvelopeSigner } from "../attestation/cp-envelope.ts";
+import {
+  type EnvelopeCommand,
+  type EnvelopedType,
+  type EnvelopeSigner,
+  originSignedBy,
+} from "../attestation/cp-envelope.ts";
 import { type Sealed, seal } from "../attestation/seal.ts";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import type { Logger } from "../lib/log.ts";
@@ -28,6 +33,8 @@ import { encodeFrame } from "../transport/frame.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
 import { ActorWatchers } from "./actor-watchers.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
+import type { AuditEntry } from "./business/audit-chain.ts";
+import type { AppRegistry } from "./business/store.ts";
 import { ComposeSummaries } from "./compose-summary.ts";
 import { type Placement, type PlacementRequest, place } from "./placement.ts";
 import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
@@ -45,10 +52,14 @@ export interface DeploymentRequest extends PlacementRequest {
   registry_auth?: RegistryAuth;
   /** Update in place: a healthy deployment of the same app name (any version), replaced once this one is healthy. */
   replaces?: string;
+  /** The tenant account deploying (placement skips agents dedicated to another); absent for the admin. */
+  tenant?: string;
 }
 
 export interface DeploymentsOptions {
   store: DeploymentStore;
+  /** Registered apps (the business store). */
+  apps: AppRegistry;
   index: AgentIndex;
   supervisor: Supervisor;
   link: AgentLink;
@@ -67,13 +78,16 @@ export interface DeploymentsOptions {
   envelope?: EnvelopeSigner;
   /** Refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED) at deploy and preflight. */
   requirePinnedImages?: boolean;
-  /** Keys placement's tie-break among equally loaded agents (actors/placement-secret.ts). */
+  /** Keys placement's tie-break among equally loaded agents (actors/bootstrap-secret.ts). */
   placementSecret: Uint8Array;
   /**
-   * Billing's funds gate (billing/ledger.ts fundsCheck): read before placement, since it awaits the ledger; the
-   * returned check runs on the chosen agent's node_size and throws EE-PLACE-INSUFFICIENT-FUNDS. None: free.
+   * Billing's funds gate (billing/ledger.ts fundsCheck) for the deploying tenant (null: the admin, not charged):
+   * read before placement, since it awaits the ledger; the returned check runs on the chosen agent's node_size and
+   * throws EE-PLACE-INSUFFICIENT-FUNDS. None: free.
    */
-  funds?: (app: string) => Promise<(nodeSize: string | null) => void>;
+  funds?: (tenant: string | null) => Promise<(nodeSize: string | null) => void>;
+  /** The tenant an agent is dedicated to (actors/business/enrollment.ts), if any. */
+  dedicatedTo?: (agentId: string) => string | undefined;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -123,6 +137,7 @@ export class Deployments {
       now: Date.now,
       readiness: () => ({ ready: true, reason: "" }),
       requirePinnedImages: false,
+      dedicatedTo: () => undefined,
       ...o,
     };
     this.#envelope = o.envelope ?? null;
@@ -303,7 +318,10 @@ export class Deployments {
   }
 
   /** Registers `name@version`; versions are immutable (a second put of the same version is a conflict). */
-  registerApp(app: { name: string; version: string; compose: string; health?: HealthSpec }): AppRow {
+  registerApp(
+    app: { name: string; version: string; compose: string; health?: HealthSpec },
+    audit: AuditEntry | null = null,
+  ): AppRow {
     const row: AppRow = {
       name: app.name,
       version: app.version,
@@ -312,7 +330,7 @@ export class Deployments {
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
-    if (!this.#o.store.putApp(row))
+    if (!this.#o.apps.putApp(row, audit))
       throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
     this.#o.events.append({
       at: row.created_at,
@@ -323,7 +341,7 @@ export class Deployments {
   }
 
   apps(): AppRow[] {
-    return this.#o.store.apps();
+    return this.#o.apps.apps();
   }
 
   /** A deploy_status frame from an agent. Steps for deployments it does not hold are logged and dropped. */
@@ -355,7 +373,9 @@ export class Deployments {
   /**
    * The agent runs (or is deploying, or stopping) a deployment this CP has no live actor for: the CP lost its
    * records (rehydrated) or ended it while the agent carried on (reconciled). The agent is the truth for what
-   * runs, so the record follows it.
+   * runs, so the record follows it. Only a deployment whose origin this CP signed for this agent is taken as its
+   * own; any other (deployed past the CP, or by another CP) is recorded as unrecognized and audited, so operators
+   * see it and can undeploy it, and is never silently counted as one of the CP's deployments.
    */
   #adopt(agentId: string, body: MessageBody<"deploy_status">, status: DeploymentStatus): void {
     const now = this.#o.now();
@@ -369,7 +389,8 @@ export class Deployments {
     }
     const session = this.#o.supervisor.get(agentId)?.getSnapshot().context;
     const app = body.app ?? (session?.deploymentId === body.deployment_id ? session.app : null) ?? "unknown";
-    const step = existing ? ("reconciled" as const) : ("rehydrated" as const);
+    const foreign = this.#unrecognized(agentId, body);
+    const step = foreign ? "unrecognized" : existing ? "reconciled" : "rehydrated";
     const row: DeploymentRow = existing
       ? {
           ...existing,
@@ -377,6 +398,7 @@ export class Deployments {
           code: null,
           message: null,
           progress: [...existing.progress, { step, at: now }],
+          ...(foreign ? { request: { ...existing.request, unrecognized: true } } : {}),
           updated_at: now,
         }
       : {
@@ -390,7 +412,7 @@ export class Deployments {
           compose_hash: body.compose_hash ?? null,
           images: body.images ?? [],
           progress: [{ step, at: now }],
-          request: {},
+          request: foreign ? { unrecognized: true } : {},
           compose: "",
           created_at: now,
           updated_at: now,
@@ -407,8 +429,25 @@ export class Deployments {
         app: row.app,
         status,
         ...(existing ? { was: existing.status } : {}),
+        ...(foreign ? { reason: foreign } : {}),
       },
     });
+    if (foreign)
+      this.#o.log.warn(
+        { agent_id: agentId, deployment_id: row.deployment_id, app: row.app, reason: foreign },
+        "an agent runs a deployment this CP did not create: recorded as unrecognized",
+      );
+  }
+
+  /** Why `body`'s deployment is not one this CP dispatched to this agent, or null when it is. */
+  #unrecognized(agentId: string, body: MessageBody<"deploy_status">): string | null {
+    const origin = body.origin;
+    if (!origin) return "the agent holds no CP envelope for it (deployed past the CP)";
+    if (!this.#envelope) return "this CP signs no envelopes";
+    const at = { deploymentId: body.deployment_id, agentId, cpPubkey: this.#envelope.publicKey };
+    if (!originSignedBy(origin, at))
+      return `its envelope is not this CP's signature for this agent (cp_pubkey ${origin.cp_pubkey})`;
+    return null;
   }
 
   /**
@@ -467,7 +506,7 @@ export class Deployments {
   }
 
   #fundsCheck(req: DeploymentRequest): Promise<(nodeSize: string | null) => void> {
-    return this.#funds ? this.#funds(splitAppRef(req.app)[0]) : Promise.resolve(() => {});
+    return this.#funds ? this.#funds(req.tenant ?? null) : Promise.resolve(() => {});
   }
 
   #resolve(req: DeploymentRequest): {
@@ -482,7 +521,7 @@ export class Deployments {
     let compose = req.compose;
     let health: HealthSpec | null = null;
     if (compose === undefined) {
-      const app = this.#o.store.app(name, version);
+      const app = this.#o.apps.app(name, version);
       if (!app)
         throw new NotFoundError(
           "EE-NOT-FOUND",
@@ -574,6 +613,7 @@ export class Deployments {
       secret: this.#o.placementSecret,
       deploymentId,
       ...(replacingOn ? { replacingOn } : {}),
+      dedicatedTo: this.#o.dedicatedTo,
     });
   }
 

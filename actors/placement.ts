@@ -11,6 +11,8 @@ export interface PlacementRequest {
   node_size?: string;
   datacenter?: string;
   agent_id?: string;
+  /** The tenant account asking; absent for the admin, whom no dedication turns away. */
+  tenant?: string;
 }
 
 export type PlacementReason =
@@ -19,7 +21,8 @@ export type PlacementReason =
   | "EE-PLACE-DATACENTER"
   | "EE-PLACE-STALE"
   | "EE-PLACE-NOT-ATTESTED"
-  | "EE-PLACE-BUSY";
+  | "EE-PLACE-BUSY"
+  | "EE-PLACE-DEDICATED";
 
 export interface Candidate {
   agent_id: string;
@@ -46,10 +49,12 @@ export interface PlacementOptions {
   attestationMaxAgeMs: number;
   /** An update in place on this agent: its busy slot is the replaced deployment's, so it is not EE-PLACE-BUSY. */
   replacingOn?: string;
-  /** The CP's placement secret (bootstrap state, see placement-secret.ts): keys the tie-break, never derived here. */
+  /** The CP's placement secret (bootstrap state, see bootstrap-secret.ts): keys the tie-break, never derived here. */
   secret: Uint8Array;
   /** The deployment being placed: each deployment ranks the agents afresh. */
   deploymentId: string;
+  /** The tenant an agent is dedicated to (its enrollment token said so), if any. */
+  dedicatedTo?: (agentId: string) => string | undefined;
 }
 
 /** Candidates listed in an explained placement; counts cover all. */
@@ -73,6 +78,8 @@ function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOptions):
     (a.state === "deploying" || a.state === "healthy" || a.deployment_id !== null)
   )
     out.push("EE-PLACE-BUSY");
+  const dedicated = req.tenant === undefined ? undefined : o.dedicatedTo?.(a.agent_id);
+  if (dedicated !== undefined && dedicated !== req.tenant) out.push("EE-PLACE-DEDICATED");
   return out;
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its data
-# dir, restart on the same port; time until /readyz is 200 and the agent listing is back.
-# Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3, 18881-2).
+# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments and a tenant account with a key;
+# kill -9 the CP, delete its runtime DB (easyenclave.db; not business.db with accounts, keys and the audit chain,
+# nor its identity key: agents pinned it and refuse another), restart on the same port; time until /readyz is 200
+# and the agent listing is back, then show the tenant's key still works and the audit chain verifies.
+# Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d)
@@ -27,15 +29,18 @@ done
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.2; done
 sleep 2
 (cd "$REPO" && node --import tsx -e "import('$REPO/cli/demo.ts').then(async m=>require('fs').writeFileSync('$WORK/context.tar', await m.busyboxContext()))")
-for p in 18881 18882; do
-  (cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose($p)))") > compose$p.yaml
-  $E deploy --app hello$p --compose compose$p.yaml --context context.tar --health-port $p --wait | tail -1
+# The demo built from the context, on its container port (no host port is published).
+(cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose()))") > compose.yaml
+for app in hello1 hello2; do
+  $E deploy --app $app --compose compose.yaml --context context.tar --health-port 8080 --wait | tail -1
 done
 $E agents list
+ACCOUNT=$($E accounts create --name drill-tenant --kind tenant --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).account_id))')
+TENANT_TOKEN=$($E keys create --account "$ACCOUNT" --scopes deploy,read --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')
 before=$(listing)
 DEPLOYMENTS=$($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))')
 starts=$(start_times)
-kill -9 $CP; rm -rf ./cp
+kill -9 $CP; rm -f ./cp/easyenclave.db*
 t0=$(date +%s%N)
 CP=$(cp_start)
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.05; done
@@ -48,6 +53,9 @@ $E deployments list
 after=$(start_times)
 [ "$starts" = "$after" ] && echo "container start times unchanged" || echo "CONTAINERS RESTARTED"
 curl -s localhost:18080/readyz; echo
+echo "accounts and keys after the wipe (listed with the tenant's own key):"
+$E keys list --account "$ACCOUNT" --token "$TENANT_TOKEN"
+$E audit verify --data-dir ./cp
 for d in $DEPLOYMENTS; do $E deployments undeploy $d --wait | tail -1; done
 kill $CP $AGENTS; sleep 1
 rm -rf "$WORK"

@@ -13,7 +13,12 @@ export const ERROR_CODES = {
   "EE-PROTO-INVALID-BODY": "The message body does not match its schema.",
   "EE-PROTO-UNEXPECTED": "The message is valid but not expected in the session's current state.",
   "EE-PROTO-ABUSE": "Too many bad frames on one connection; the connection is closed.",
-  "EE-PROTO-REGISTER-TIMEOUT": "The agent did not register before the challenge expired.",
+  "EE-PROTO-REGISTER-TIMEOUT":
+    "The agent did not register within the handshake deadline (or before its challenge expired).",
+  "EE-PROTO-PENDING-ADDRESS":
+    "Too many unregistered connections from this address: the upgrade is refused (HTTP 429); retry later.",
+  "EE-PROTO-PENDING-GLOBAL":
+    "Too many unregistered connections in all: the upgrade is refused (HTTP 503); retry later.",
   "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
   "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
   "EE-PROTO-SLOW-CONSUMER":
@@ -69,6 +74,7 @@ export const ERROR_CODES = {
   "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
   "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
   "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
+  "EE-REG-ENROLLMENT": "The enrollment_token is unknown, expired, or was used by another agent.",
   // Compose files: refused before anything runs.
   "EE-COMPOSE-INVALID": "The compose file is not valid YAML or does not have the Compose shape.",
   "EE-COMPOSE-UNSUPPORTED":
@@ -110,6 +116,7 @@ export const ERROR_CODES = {
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
   "EE-PLACE-INSUFFICIENT-FUNDS":
     "The deployment's tenant cannot pay one billing period on the chosen node_size.",
+  "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
   // Conflicts with the current state of a resource.
   "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",
   "EE-CONFLICT-IDEMPOTENCY": "The Idempotency-Key was used before with a different request body.",
@@ -118,7 +125,10 @@ export const ERROR_CODES = {
     "The agent could not register with the control plane within registration.max_attempts attempts.",
   "EE-AGENT-CONNECTIVITY": "The connectivity probe failed failure_threshold times in a row (action exit).",
   // The CP attestation envelope on deploy/undeploy (the agent's cp_envelope policy refused a command).
-  "EE-ENV-MISSING": "The command carries no CP envelope and the agent's cp_envelope policy is required.",
+  "EE-ENV-MISSING":
+    "The command carries no CP envelope and the agent's cp_envelope policy needs one (every HTTP write does).",
+  "EE-ENV-KEY":
+    "The envelope is not signed by the CP key the agent pinned at its first registration (cp-key-pin.json).",
   "EE-ENV-SIGNATURE":
     "The envelope signature does not verify over this command, this deployment and this agent with cp_pubkey.",
   "EE-ENV-QUOTE": "The CP quote is missing (policy required), does not verify, or does not bind cp_pubkey.",
@@ -129,6 +139,12 @@ export const ERROR_CODES = {
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
+  "EE-AUTH-REVOKED": "The API key was revoked (401).",
+  "EE-AUTH-EXPIRED": "The API key or access token has expired (401).",
+  "EE-AUTH-SCOPE":
+    "The principal is authenticated but lacks the scope the operation needs, or it is admin only (403).",
+  "EE-AUTH-THROTTLED":
+    "Too many failed authentications from this address; retry after the Retry-After seconds (429).",
   "EE-AUTH-SIGNATURE": "The request's HMAC signature is missing or does not verify with the agent secret.",
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
@@ -156,6 +172,7 @@ export const ERROR_CODES = {
   "EE-OIDC-BINDING-AMBIGUOUS":
     "Several equally specific OIDC bindings of different accounts or scopes match the token.",
   "EE-OIDC-JWKS-UNAVAILABLE": "The JWKS URL could not be fetched in time or did not hold a valid key set.",
+  "EE-BUSY": "The agent is reading as many request bodies as it allows at once; retry later.",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
@@ -186,6 +203,8 @@ export const ERROR_CODES = {
     "A TLS certificate, key or CA file is unreadable or not PEM, or the certificate and key do not match; the message names the file and its flag or key.",
   "EE-TLS-UNTRUSTED":
     "The control plane's TLS certificate does not verify against the trusted CAs (eectl: --cacert or EE_CACERT; agent: control_plane_ca) or does not name its host.",
+  "EE-DATA-DIR-INSECURE":
+    "Group or others can write the data dir, so they could replace its keys or database; chmod go-w it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -234,7 +253,11 @@ export abstract class EeError<C extends ErrorCode = ErrorCode> extends Error {
 /** A frame on the agent channel broke the wire protocol. */
 export class ProtocolError extends EeError<CodeOf<"EE-PROTO-">> {
   override readonly name = "ProtocolError";
-  readonly httpStatus = 400;
+  /** 400, except the pending-connection caps, which refuse the WebSocket upgrade itself. */
+  get httpStatus(): number {
+    if (this.code === "EE-PROTO-PENDING-ADDRESS") return 429;
+    return this.code === "EE-PROTO-PENDING-GLOBAL" ? 503 : 400;
+  }
   get wsClose(): number {
     switch (this.code) {
       case "EE-PROTO-TOO-LARGE":
@@ -274,7 +297,10 @@ export class RegistrationError extends EeError<CodeOf<"EE-REG-">> {
 /** Missing or wrong credentials. */
 export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
   override readonly name = "AuthError";
-  readonly httpStatus = 401;
+  get httpStatus(): number {
+    if (this.code === "EE-AUTH-SCOPE") return 403;
+    return this.code === "EE-AUTH-THROTTLED" ? 429 : 401;
+  }
   readonly wsClose = WS_CLOSE.rejected;
 }
 
@@ -368,6 +394,13 @@ export class QuoteUnavailableError extends EeError<"EE-ATT-PROVIDER"> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** The agent's HTTP API holds as many request bodies in memory as it allows; the caller may retry (503). */
+export class BusyError extends EeError<"EE-BUSY"> {
+  override readonly name = "BusyError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
@@ -441,6 +474,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-DATA-DIR-", StartupError],
   ["EE-TLS-", TlsError],
   ["EE-NOT-FOUND", NotFoundError],
+  ["EE-BUSY", BusyError],
   ["EE-NOT-READY", NotReadyError],
   ["EE-REQ-", ValidationError],
   ["EE-CONFIG-", ValidationError],

@@ -7,7 +7,9 @@ import type { QuoteProvider } from "../../attestation/providers/provider.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { ServerTls, ServerTlsFiles } from "../../lib/tls-files.ts";
 import { ValidationError } from "../../spec/errors.ts";
+import { adminTokenFrom } from "../admin-token-source.ts";
 import { EeCommand } from "../base.ts";
+import { oidcFlags, oidcVerifierConfig } from "../oidc-options.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
 
@@ -22,10 +24,15 @@ export class ControlPlaneCommand extends EeCommand {
       Serves the REST API and the agent WebSocket (\`/api/v2/agents/connect\`) on one port, keeps its audit
       log in SQLite under the data dir, and holds one supervised actor per connected agent.
 
-      The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start,
-      else one generated now. Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
+      The admin token is \`--admin-token-file\` (first line; refused if group or others can write the file,
+      a warning if they can read it), else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start, else one
+      generated now. \`--admin-token\` still works but every local user sees it in \`ps\` (a warning says so). Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
       CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
       \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
+
+      With \`--oidc-issuer\`, \`--oidc-audience\` and \`--oidc-jwks\` (all three), GitHub Actions jobs exchange their
+      OIDC token at \`POST /api/v2/auth/oidc\` for a short-lived access token of the account an admin bound their
+      repository to (\`POST /api/v2/oidc/bindings\`, by numeric repository id): docs/oidc.md.
 
       With \`--tls-cert\` and \`--tls-key\` (PEM files; the certificate may be followed by its intermediates)
       the same port serves https and wss. SIGHUP reads both files again: new connections get the new pair,
@@ -33,8 +40,10 @@ export class ControlPlaneCommand extends EeCommand {
       old one stays. Operators point eectl at a private CA with \`--cacert\`, agents with \`control_plane_ca\`
       (docs/tls.md).
 
-      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\` and an unusable
-      certificate or key \`EE-TLS-INVALID\` (exit 1, nothing started).
+      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\`, one group or others
+      can write \`EE-DATA-DIR-INSECURE\` and an unusable certificate or key \`EE-TLS-INVALID\` (exit 1, nothing
+      started). Every file the CP writes there is 0600; compose texts in its database are sealed under
+      DATA_DIR/store.key (back it up with the database).
       Environment: EE_ADMIN_TOKEN (above), EE_LOG_LEVEL (log level on stderr: trace, debug, info (default), warn,
       error, silent). All variables: docs/environment.md.
 
@@ -69,7 +78,11 @@ export class ControlPlaneCommand extends EeCommand {
     description: "Directory for the SQLite store and bootstrap files",
   });
   adminToken = Option.String("--admin-token", {
-    description: "Admin bearer token (default: $EE_ADMIN_TOKEN, else generated)",
+    description: "Admin bearer token; visible in ps, prefer --admin-token-file or $EE_ADMIN_TOKEN",
+  });
+  adminTokenFile = Option.String("--admin-token-file", {
+    description:
+      "File whose first line is the admin token (mode 0600; default: $EE_ADMIN_TOKEN, else generated)",
   });
   devAttestation = Option.String("--dev-attestation", {
     description:
@@ -139,6 +152,9 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "HMAC-SHA256 key of the payment webhook (POST /api/v2/billing/webhook); without it the webhook refuses all",
   });
+  oidcIssuer = oidcFlags.issuer();
+  oidcAudience = oidcFlags.audience();
+  oidcJwks = oidcFlags.jwks();
   attestation = Option.String("--attestation", "none", {
     description:
       "This CP's own quote provider, bound into the envelope on deploy/undeploy: dev:DIR[:MRTD], tsm or none",
@@ -148,6 +164,11 @@ export class ControlPlaneCommand extends EeCommand {
     checkRole(this.role, this.dcId, this.upstream);
     const { host, port } = hostPortFlag(this.listen, "--listen");
     const tls = tlsFlags(this.tlsCert, this.tlsKey);
+    const oidc = await oidcVerifierConfig({
+      issuer: this.oidcIssuer,
+      audience: this.oidcAudience,
+      jwks: this.oidcJwks,
+    });
     const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
       await Promise.all([
         import("../../actors/control-plane.ts"),
@@ -156,12 +177,16 @@ export class ControlPlaneCommand extends EeCommand {
         import("../../lib/log.ts"),
       ]);
     const log = createLogger("control-plane");
+    const adminToken = await adminTokenFrom(
+      { flag: this.adminToken, file: this.adminTokenFile, env: process.env.EE_ADMIN_TOKEN },
+      (fields, message) => log.warn(fields, message),
+    );
     const cp = await startControlPlane({
       host,
       port,
       dataDir: this.dataDir,
       log,
-      adminToken: this.adminToken ?? (process.env.EE_ADMIN_TOKEN || undefined),
+      ...(adminToken === undefined ? {} : { adminToken }),
       devAttestationDir: this.devAttestation,
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
       staleAfterMs: staleAfterFlag(this.staleAfterMs),
@@ -189,6 +214,7 @@ export class ControlPlaneCommand extends EeCommand {
         graceS: parsePositiveInt(this.billingGraceS, "--billing-grace-s") ?? BILLING_DEFAULTS.graceS,
         ...(this.billingWebhookSecretFile ? { webhookSecretFile: this.billingWebhookSecretFile } : {}),
       },
+      ...(oidc ? { oidc } : {}),
     });
     const out = this.context.stdout;
     out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
@@ -197,7 +223,7 @@ export class ControlPlaneCommand extends EeCommand {
       out.write(
         `admin token: the one set earlier (its digest is in ${cp.storedAdminTokenFile}); ` +
           `for a new one run \`eectl admin-token rotate --data-dir ${this.dataDir}\`, ` +
-          "or start with --admin-token or EE_ADMIN_TOKEN\n",
+          "or start with --admin-token-file or EE_ADMIN_TOKEN\n",
       );
     const reload = cp.reloadTls;
     const onHangup = reload ? () => reloadTls(reload, log) : null;

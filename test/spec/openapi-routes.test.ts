@@ -81,6 +81,8 @@ function registeredRoutes(): string[] {
     agentReads: unused("agentReads"),
     inspection: unused("inspection"),
     billing: unused("billing"),
+    identity: unused("identity"),
+    enrollments: unused("enrollments"),
   });
   const out: string[] = [];
   for (const mw of app.middleware as { router?: { stack: { methods: string[]; path: unknown }[] } }[]) {

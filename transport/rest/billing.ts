@@ -15,6 +15,7 @@ import type {
 import { ledgerAccountOf } from "../../billing/parties.ts";
 import { verifyWebhook, WEBHOOK_SIGNATURE_HEADER } from "../../billing/webhook.ts";
 import { parseJsonBody, readJsonBody, readRawBody } from "./body.ts";
+import { adminRoute } from "./guard.ts";
 import { iso } from "./json.ts";
 import { intParam } from "./query.ts";
 
@@ -49,14 +50,14 @@ const SMALL_BODY = 64 * 1024;
 
 /** Adds the admin routes to `api` (the admin-authenticated /api/v2 router). */
 export function mountBilling(api: Router, port: BillingPort): void {
-  api.get("/billing/rates", async (ctx) => {
+  api.get("/billing/rates", adminRoute, async (ctx) => {
     ctx.body = ratesJson(await port.rates(), port.periodS);
   });
-  api.put("/billing/rates", async (ctx) => {
+  api.put("/billing/rates", adminRoute, async (ctx) => {
     const { value } = await readJsonBody(ctx, ratesBody, SMALL_BODY);
     ctx.body = ratesJson(await port.setRates(value), port.periodS);
   });
-  api.get("/billing/verify", async (ctx) => {
+  api.get("/billing/verify", adminRoute, async (ctx) => {
     const r = await port.verify();
     ctx.body = {
       ok: r.ok,
@@ -64,17 +65,17 @@ export function mountBilling(api: Router, port: BillingPort): void {
       ...(r.ok ? {} : { problems: { unbalanced: r.unbalanced, mismatched: r.mismatched } }),
     };
   });
-  api.post("/accounts/:id/deposits", async (ctx) => {
+  api.post("/accounts/:id/deposits", adminRoute, async (ctx) => {
     const account = ledgerAccountOf(ctx.params.id!);
     const { value } = await readJsonBody(ctx, depositBody, SMALL_BODY);
     const out = await port.deposit(account, value.amount_micros, value.idempotency_key, "admin");
     ctx.status = out.replayed ? 200 : 201;
     ctx.body = depositJson(account, value.amount_micros, out);
   });
-  api.get("/accounts/:id/balance", async (ctx) => {
+  api.get("/accounts/:id/balance", adminRoute, async (ctx) => {
     ctx.body = { balance_micros: await port.balance(ledgerAccountOf(ctx.params.id!)) };
   });
-  api.get("/accounts/:id/ledger", async (ctx) => {
+  api.get("/accounts/:id/ledger", adminRoute, async (ctx) => {
     const account = ledgerAccountOf(ctx.params.id!);
     const limit = intParam(ctx, "limit", 1, 10_000) ?? 1000;
     ctx.body = { entries: (await port.entries(account, limit)).map(entryJson) };
