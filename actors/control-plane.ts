@@ -21,8 +21,8 @@ import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
 import { Charger } from "../billing/charger.ts";
 import { Ledger } from "../billing/ledger.ts";
-import { type BillingParties, UNOWNED_PARTIES } from "../billing/parties.ts";
-import { BILLING_MIGRATIONS, SqliteLedgerStore } from "../billing/sqlite-ledger-store.ts";
+import { ownerParties } from "../billing/parties.ts";
+import { SqliteLedgerStore } from "../billing/sqlite-ledger-store.ts";
 import { loadWebhookSecret } from "../billing/webhook.ts";
 import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
@@ -58,7 +58,6 @@ import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
-import { MIGRATIONS } from "./store/migrations.ts";
 import { TextSealer } from "./store/sealed-text.ts";
 import { Supervisor } from "./supervisor.ts";
 import { TrustedMeasurements } from "./trusted-measurements.ts";
@@ -128,8 +127,6 @@ export interface BillingOptions {
   graceS?: number;
   /** `--billing-webhook-secret-file`: the payment webhook's HMAC key; without it the webhook refuses everything. */
   webhookSecretFile?: string;
-  /** Who pays and who earns (default UNOWNED_PARTIES until tenancy: nobody is charged). */
-  parties?: BillingParties;
   /** The billing clock (tests drive it); default Date.now. */
   now?: () => number;
   /** How often the charger looks at the clock (default 1000 ms). */
@@ -202,13 +199,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const configured = collateralSource(opts);
   const collateral = configured && warnUncoveredPlatforms(configured, log);
 
-  // The ledger rides on the runtime DB handle for now (moved to business.db next).
-  const db = openDatabase(opts.dataDir, [...MIGRATIONS, ...BILLING_MIGRATIONS]);
+  const db = openDatabase(opts.dataDir);
   // Compose texts are sealed at rest in both databases under the one store key.
   const sealer = new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE));
-  // Durable business state (accounts, keys, owners, apps, the audit chain) in its own file: the runtime DB above
-  // may be lost (the DB-wipe drill) without touching it.
-  const business = new SqliteBusinessStore(openBusinessDb(opts.dataDir), sealer);
+  // Durable business state (accounts, keys, owners, apps, the audit chain, the ledger) in its own file: the runtime
+  // DB above may be lost (the DB-wipe drill) without touching it.
+  const businessDb = openBusinessDb(opts.dataDir);
+  const business = new SqliteBusinessStore(businessDb, sealer);
   const identity = new Identity({ store: business, adminDigest: admin.digest, log });
   const enrollments = new Enrollments({ store: business, log });
   await enrollments.load();
@@ -285,12 +282,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const deploymentStore = new DeploymentStore(db, sealer, (err) =>
     log.error({ err }, "deployment record write failed"),
   );
-  const parties = opts.billing?.parties ?? UNOWNED_PARTIES;
+  const parties = ownerParties(business);
   const ledger = new Ledger({
-    store: new SqliteLedgerStore(db),
+    store: new SqliteLedgerStore(businessDb),
     periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
     ...(opts.billing?.now ? { now: opts.billing.now } : {}),
-    audit: (kind, data) => events.append({ at: Date.now(), kind, data }),
   });
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const imported = business.importApps(db);
@@ -322,7 +318,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     running: () =>
       deployments.healthy().map((d) => ({ ...d, node_size: index.get(d.agent_id)?.node_size ?? null })),
     undeploy: (id) => deployments.undeploy(id),
-    audit: (kind, data) => events.append({ at: Date.now(), kind, data }),
+    // On the business audit chain with deposits and rate changes: a dry tenant's undeploy is a billing decision.
+    audit: (kind, data) =>
+      identity
+        .audit({
+          principal: "system",
+          action: kind,
+          target: `deployment:${String(data.deployment_id)}`,
+          outcome: "ok",
+          details: data,
+        })
+        .catch((err: unknown) => log.error({ err }, "audit record write failed")),
     log,
     graceS: opts.billing?.graceS ?? BILLING_DEFAULTS.graceS,
     ...(opts.billing?.now ? { now: opts.billing.now } : {}),
@@ -412,8 +418,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
     },
-    billing: ledger,
-    webhookSecret,
+    billing: { ledger, account: (id) => business.account(id), webhookSecret },
     inspection: {
       agent: async (id, emit, end) => supervisor.inspect(id, await statelyObserver(emit), end),
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),

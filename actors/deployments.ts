@@ -467,14 +467,13 @@ export class Deployments {
    * The live deployments that are healthy now, with when they became so (their last step: `running`, or the
    * rehydration that found them running): what billing charges for a closed period.
    */
-  healthy(): { deployment_id: string; agent_id: string; app: string; healthy_since: number }[] {
+  healthy(): { deployment_id: string; agent_id: string; healthy_since: number }[] {
     const out = [];
     for (const [id, live] of this.#live)
       if (statusOf(live.actor.getSnapshot().value) === "healthy")
         out.push({
           deployment_id: id,
           agent_id: live.row.agent_id,
-          app: live.row.app,
           healthy_since: live.row.updated_at,
         });
     return out;

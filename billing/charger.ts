@@ -14,7 +14,6 @@ import { type BillingParties, tenantAccount } from "./parties.ts";
 export interface BilledDeployment {
   deployment_id: string;
   agent_id: string;
-  app: string;
   node_size: string | null;
   /** When it became healthy (ms): it pays no period that closed before. */
   healthy_since: number;
@@ -101,8 +100,9 @@ export class Charger {
     const end = periodBounds(period, this.#o.ledger.periodS).end;
     for (const d of this.#o.running()) {
       if (d.healthy_since > end) continue;
-      const tenant = this.#o.parties.tenantOf({ deployment_id: d.deployment_id, app: d.app });
-      if (tenant === null || d.node_size === null) continue;
+      if (d.node_size === null) continue;
+      const tenant = await this.#o.parties.tenantOf(d.deployment_id);
+      if (tenant === null) continue;
       const result = await this.#o.ledger.charge(
         {
           deployment_id: d.deployment_id,
@@ -110,7 +110,7 @@ export class Charger {
           node_size: d.node_size,
           period,
           tenant,
-          provider: this.#o.parties.providerOf(d.agent_id),
+          provider: await this.#o.parties.providerOf(d.agent_id),
         },
         card,
       );

@@ -1,6 +1,8 @@
-// The ledger's store port: durable business state (rates and a double-entry journal), Promise-returning so a
-// PostgreSQL adapter can implement it beside the SQLite one (sqlite-ledger-store.ts). Every method is one
-// transaction; `post` is where idempotency, the zero-sum rule and balance bookkeeping hold. Types only.
+// The ledger's store port: durable business state (rates and a double-entry journal, in the business DB),
+// Promise-returning so a PostgreSQL adapter can implement it beside the SQLite one (sqlite-ledger-store.ts). Every
+// method is one transaction; `post` is where idempotency, the zero-sum rule and balance bookkeeping hold, and a
+// change's audit record joins the business audit chain in the same transaction. Types only.
+import type { AuditEntry } from "../actors/business/audit-chain.ts";
 
 /**
  * A ledger account: `tenant:<account_id>`, `provider:<account_id>`, `platform` (the operator's fee) or `external`
@@ -62,9 +64,10 @@ export interface VerifyReport {
 
 export interface LedgerStore {
   rates(): Promise<RateCard | null>;
-  /** Replaces the whole rate card. */
-  putRates(card: RateCard): Promise<void>;
-  post(journal: NewJournal): Promise<PostResult>;
+  /** Replaces the whole rate card; `audit` is appended to the chain with it. */
+  putRates(card: RateCard, audit: AuditEntry): Promise<void>;
+  /** `audit` (its details gain the journal_id) is appended only when the journal is new, not for a replay. */
+  post(journal: NewJournal, audit: AuditEntry | null): Promise<PostResult>;
   balance(account: LedgerAccount): Promise<number>;
   /** The account's most recent `limit` entries, oldest first (at one instant: by period, then journal id). */
   entries(account: LedgerAccount, limit: number): Promise<EntryRow[]>;

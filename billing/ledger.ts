@@ -1,8 +1,10 @@
 // The ledger's rules over its store: the rate card (validated integer micro-units), deposits, the usage charge of
 // one deployment for one period with its revenue split, balances, statements, verification, and whether a
 // tenant can pay for the next period. Journals are built here and always sum to zero; the store makes each one
-// atomic and idempotent. Imports billing/, spec/ and node:crypto only.
+// atomic and idempotent, and appends the audit record of a deposit or a rate change to the business audit chain
+// in the same transaction. Imports billing/, spec/, actors/business types and node:crypto only.
 import { createHash, randomBytes } from "node:crypto";
+import type { AuditEntry } from "../actors/business/audit-chain.ts";
 import { PlacementError, ValidationError } from "../spec/errors.ts";
 import type {
   EntryRow,
@@ -17,6 +19,9 @@ import { EXTERNAL, PLATFORM, providerAccount, tenantAccount } from "./parties.ts
 
 /** Where a deposit came from: its idempotency keys live in separate namespaces. */
 export type DepositSource = "admin" | "webhook";
+
+/** Who asked for a change, as its audit record names them (`admin`, `webhook`, …) and their address. */
+export type Actor = Pick<AuditEntry, "principal" | "client">;
 
 export interface UsageCharge {
   deployment_id: string;
@@ -40,19 +45,11 @@ export class Ledger {
   readonly #store: LedgerStore;
   readonly #periodS: number;
   readonly #now: () => number;
-  readonly #audit: (kind: string, data: Record<string, unknown>) => void;
 
-  constructor(o: {
-    store: LedgerStore;
-    periodS: number;
-    now?: () => number;
-    /** The event log: rate changes and new deposits are audited (charges are their own record, the journal). */
-    audit?: (kind: string, data: Record<string, unknown>) => void;
-  }) {
+  constructor(o: { store: LedgerStore; periodS: number; now?: () => number }) {
     this.#store = o.store;
     this.#periodS = o.periodS;
     this.#now = o.now ?? Date.now;
-    this.#audit = o.audit ?? (() => {});
   }
 
   get periodS(): number {
@@ -63,8 +60,11 @@ export class Ledger {
     return this.#store.rates();
   }
 
-  /** Validates and replaces the rate card; nothing changes on a bad value. */
-  async setRates(input: { rates: Record<string, unknown>; platform_fee_bps: unknown }): Promise<RateCard> {
+  /** Validates and replaces the rate card, audited as billing.rates_set; nothing changes on a bad value. */
+  async setRates(
+    input: { rates: Record<string, unknown>; platform_fee_bps: unknown },
+    by: Actor,
+  ): Promise<RateCard> {
     const rates: Record<string, number> = {};
     for (const [size, rate] of Object.entries(input.rates)) {
       if (!NODE_SIZE.test(size))
@@ -78,43 +78,54 @@ export class Ledger {
         `platform_fee_bps: must be an integer from 0 to ${BPS_WHOLE}`,
       );
     const card = { rates, platform_fee_bps: bps, updated_at: this.#now() };
-    await this.#store.putRates(card);
-    this.#audit("billing.rates_set", { rates, platform_fee_bps: bps });
+    await this.#store.putRates(card, {
+      ...by,
+      action: "billing.rates_set",
+      target: "billing:rates",
+      outcome: "ok",
+      details: { rates, platform_fee_bps: bps },
+    });
     return card;
   }
 
-  /** Credits a tenant from outside. The same key again (same account and amount) returns the first journal. */
+  /**
+   * Credits a tenant from outside, audited as billing.deposit. The same key again (same account and amount)
+   * returns the first journal and records nothing more.
+   */
   async deposit(
     account: LedgerAccount,
     amountMicros: unknown,
     key: string,
     source: DepositSource,
+    by: Actor,
   ): Promise<PostResult & { balance_micros: number }> {
     if (!account.startsWith("tenant:"))
       throw new ValidationError("EE-REQ-INVALID", "deposits go to tenant accounts only");
     const amount = checkMicros(amountMicros, "amount_micros");
     if (amount === 0) throw new ValidationError("EE-REQ-INVALID", "amount_micros: must be positive");
-    const posted = await this.#store.post({
-      journal_id: newJournalId(),
-      idempotency_key: `${source === "admin" ? "deposit" : "payment"}:${key}`,
-      request_hash: hash({ account, amount }),
-      kind: "deposit",
-      at: this.#now(),
-      deployment_id: null,
-      period: null,
-      memo: source === "admin" ? "deposit by an admin" : "payment webhook",
-      entries: [
-        { account: EXTERNAL, amount_micros: -amount },
-        { account, amount_micros: amount },
-      ],
-    });
-    if (!posted.replayed)
-      this.#audit("billing.deposit", {
-        account,
-        amount_micros: amount,
-        journal_id: posted.journal_id,
-        source,
-      });
+    const posted = await this.#store.post(
+      {
+        journal_id: newJournalId(),
+        idempotency_key: `${source === "admin" ? "deposit" : "payment"}:${key}`,
+        request_hash: hash({ account, amount }),
+        kind: "deposit",
+        at: this.#now(),
+        deployment_id: null,
+        period: null,
+        memo: source === "admin" ? "deposit by an admin" : "payment webhook",
+        entries: [
+          { account: EXTERNAL, amount_micros: -amount },
+          { account, amount_micros: amount },
+        ],
+      },
+      {
+        ...by,
+        action: "billing.deposit",
+        target: `ledger:${account}`,
+        outcome: "ok",
+        details: { amount_micros: amount, source, idempotency_key: key },
+      },
+    );
     return { ...posted, balance_micros: posted.balances[account] ?? 0 };
   }
 
@@ -139,21 +150,25 @@ export class Ledger {
     ] as const)
       if (amount > 0) credits.set(account, (credits.get(account) ?? 0) + amount);
     const key = `usage:${u.deployment_id}:${u.period}`;
-    const posted = await this.#store.post({
-      journal_id: newJournalId(),
-      idempotency_key: key,
-      // The key alone decides: a retry after a rate change still replays the first charge of the period.
-      request_hash: hash({ key }),
-      kind: "usage",
-      at: this.#now(),
-      deployment_id: u.deployment_id,
-      period: u.period,
-      memo: `${u.node_size} on ${u.agent_id}, period ${u.period}`,
-      entries: [
-        { account: tenant, amount_micros: -charge },
-        ...[...credits].map(([account, amount_micros]) => ({ account, amount_micros })),
-      ],
-    });
+    const posted = await this.#store.post(
+      {
+        journal_id: newJournalId(),
+        idempotency_key: key,
+        // The key alone decides: a retry after a rate change still replays the first charge of the period.
+        request_hash: hash({ key }),
+        kind: "usage",
+        at: this.#now(),
+        deployment_id: u.deployment_id,
+        period: u.period,
+        memo: `${u.node_size} on ${u.agent_id}, period ${u.period}`,
+        entries: [
+          { account: tenant, amount_micros: -charge },
+          ...[...credits].map(([account, amount_micros]) => ({ account, amount_micros })),
+        ],
+      },
+      // A charge is its own record (the journal, keyed by deployment and period); the chain records changes asked for.
+      null,
+    );
     return {
       ...posted,
       charge_micros: charge,

@@ -1,9 +1,11 @@
-// The ledger store on SQLite (better-sqlite3, an injected handle) and its schema, BILLING_MIGRATIONS (versions
-// 250-299, kept apart from the runtime migrations so the business store can take them over). The SQL is
+// The ledger store on SQLite: the business DB's handle (business.db, whose migration 6 is ledger-schema.ts), so
+// a deposit or a rate change commits with its record on the business audit chain in one transaction. The SQL is
 // portable: standard types, BIGINT money, ON CONFLICT clauses PostgreSQL accepts unchanged, no SQLite-only
-// functions. Each method runs in one transaction. Imports the store port, lib/ and spec/ only.
+// functions. Each method runs in one transaction. Imports the store port, actors/business' chain appender and
+// spec/ only.
 import type Database from "better-sqlite3";
-import type { Migration } from "../actors/store/migrations.ts";
+import type { AuditEntry } from "../actors/business/audit-chain.ts";
+import { auditAppender } from "../actors/business/sqlite-store.ts";
 import { ConflictError, InternalError } from "../spec/errors.ts";
 import type {
   EntryRow,
@@ -15,51 +17,6 @@ import type {
   VerifyReport,
 } from "./ledger-store.ts";
 
-export const BILLING_MIGRATIONS: readonly Migration[] = [
-  {
-    version: 250,
-    name: "billing rates and the double-entry ledger",
-    sql: `
-      -- The rate card: micro-units per hour by node_size, and the platform's fee (one settings row).
-      CREATE TABLE billing_rates (
-        node_size       TEXT   PRIMARY KEY,
-        micros_per_hour BIGINT NOT NULL CHECK (micros_per_hour >= 0)
-      );
-      CREATE TABLE billing_settings (
-        id               INTEGER PRIMARY KEY CHECK (id = 1),
-        platform_fee_bps BIGINT  NOT NULL CHECK (platform_fee_bps BETWEEN 0 AND 10000),
-        updated_at       BIGINT  NOT NULL
-      );
-
-      -- Journals are append-only; idempotency_key makes a retried deposit or charge a no-op.
-      CREATE TABLE ledger_journals (
-        journal_id      TEXT   PRIMARY KEY,
-        idempotency_key TEXT   NOT NULL UNIQUE,
-        request_hash    TEXT   NOT NULL,
-        kind            TEXT   NOT NULL,
-        created_at      BIGINT NOT NULL,
-        deployment_id   TEXT,
-        period          BIGINT,
-        memo            TEXT
-      );
-      -- A journal's entries sum to zero (checked on every post and by verify).
-      CREATE TABLE ledger_entries (
-        journal_id    TEXT    NOT NULL REFERENCES ledger_journals (journal_id),
-        seq           INTEGER NOT NULL,
-        account       TEXT    NOT NULL,
-        amount_micros BIGINT  NOT NULL,
-        PRIMARY KEY (journal_id, seq)
-      );
-      CREATE INDEX ledger_entries_account ON ledger_entries (account);
-      -- Each account's balance, kept in the same transaction as its entries; verify recomputes it.
-      CREATE TABLE ledger_balances (
-        account        TEXT   PRIMARY KEY,
-        balance_micros BIGINT NOT NULL
-      );
-    `,
-  },
-];
-
 interface JournalRow {
   journal_id: string;
   request_hash: string;
@@ -67,11 +24,13 @@ interface JournalRow {
 
 export class SqliteLedgerStore implements LedgerStore {
   readonly #db: Database.Database;
-  readonly #post: (j: NewJournal) => PostResult;
-  readonly #putRates: (card: RateCard) => void;
+  readonly #post: (j: NewJournal, audit: AuditEntry | null) => PostResult;
+  readonly #putRates: (card: RateCard, audit: AuditEntry) => void;
 
-  constructor(db: Database.Database) {
+  /** `db`: the business DB (openBusinessDb), whose audit chain records deposits and rate changes. */
+  constructor(db: Database.Database, now: () => number = Date.now) {
     this.#db = db;
+    const appendAudit = auditAppender(db, now);
     const insertJournal = db.prepare(
       `INSERT INTO ledger_journals
          (journal_id, idempotency_key, request_hash, kind, created_at, deployment_id, period, memo)
@@ -96,7 +55,7 @@ export class SqliteLedgerStore implements LedgerStore {
       return out;
     };
 
-    this.#post = db.transaction((j: NewJournal): PostResult => {
+    this.#post = db.transaction((j: NewJournal, audit: AuditEntry | null): PostResult => {
       checkJournal(j);
       const inserted = insertJournal.run(
         j.journal_id,
@@ -132,6 +91,7 @@ export class SqliteLedgerStore implements LedgerStore {
             "EE-CONFLICT-STATE",
             `the balance of ${account} would leave the safe range`,
           );
+      if (audit) appendAudit({ ...audit, details: { ...audit.details, journal_id: j.journal_id } });
       return { journal_id: j.journal_id, replayed: false, balances };
     });
 
@@ -141,10 +101,11 @@ export class SqliteLedgerStore implements LedgerStore {
       `INSERT INTO billing_settings (id, platform_fee_bps, updated_at) VALUES (1, ?, ?)
        ON CONFLICT (id) DO UPDATE SET platform_fee_bps = excluded.platform_fee_bps, updated_at = excluded.updated_at`,
     );
-    this.#putRates = db.transaction((card: RateCard) => {
+    this.#putRates = db.transaction((card: RateCard, audit: AuditEntry) => {
       clearRates.run();
       for (const [size, rate] of Object.entries(card.rates)) insertRate.run(size, rate);
       putSettings.run(card.platform_fee_bps, card.updated_at);
+      appendAudit(audit);
     });
   }
 
@@ -163,12 +124,12 @@ export class SqliteLedgerStore implements LedgerStore {
     };
   }
 
-  async putRates(card: RateCard): Promise<void> {
-    this.#putRates(card);
+  async putRates(card: RateCard, audit: AuditEntry): Promise<void> {
+    this.#putRates(card, audit);
   }
 
-  async post(journal: NewJournal): Promise<PostResult> {
-    return this.#post(journal);
+  async post(journal: NewJournal, audit: AuditEntry | null): Promise<PostResult> {
+    return this.#post(journal, audit);
   }
 
   async balance(account: LedgerAccount): Promise<number> {

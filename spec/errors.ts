@@ -115,7 +115,7 @@ export const ERROR_CODES = {
   "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
   "EE-PLACE-INSUFFICIENT-FUNDS":
-    "The deployment's tenant cannot pay one billing period on the chosen node_size.",
+    "The deploying tenant (the caller's account) cannot pay one billing period on the chosen node_size.",
   "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
   // Conflicts with the current state of a resource.
   "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",

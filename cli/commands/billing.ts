@@ -1,5 +1,6 @@
-// `eectl billing balance|ledger|rates|deposit|verify`: operators reading and keeping the ledger over REST (admin).
-// `verify` may instead read a stopped or running CP's store directly with `--data-dir` (it then loads SQLite).
+// `eectl billing balance|ledger|rates|deposit|verify`: operators keeping the ledger over REST (admin), and accounts
+// reading their own balance and statement with their key. `verify` may instead read a stopped or running CP's
+// business.db directly with `--data-dir` (read only; it then loads SQLite).
 import { Command, Option } from "clipanion";
 import { CliError, ValidationError } from "../../spec/errors.ts";
 import type { EntryJson } from "../../transport/rest/billing.ts";
@@ -14,17 +15,18 @@ interface Rates {
   updated_at: string | null;
 }
 
-/** The ACCOUNT argument: a tenant's account id, or tenant:ID, provider:ID, platform or external. */
+/** The ACCOUNT argument: an account id (acc_…), or (admin) platform or external. */
 const account = () => Option.String({ name: "ACCOUNT", required: true });
 
 export class BillingBalanceCommand extends OperatorCommand {
   static override paths = [["billing", "balance"]];
   static override usage = Command.Usage({
-    description: "Show a ledger account's balance in micro-units",
-    details: "ACCOUNT is a tenant's account id, or tenant:ID, provider:ID, platform or external.",
+    description: "Show an account's balance in micro-units",
+    details:
+      "ACCOUNT is an account id (acc_…): a tenant's balance, or a provider's earnings. The admin may also name platform or external. An account's key reads its own only (a tenant's with read, a provider's with agents:read).",
     examples: [
-      ["A tenant", "eectl billing balance acme"],
-      ["A provider, as JSON", "eectl billing balance provider:dc-ops --json"],
+      ["A tenant", "eectl billing balance acc_0123456789abcdef01234567"],
+      ["The platform's fees, as JSON", "eectl billing balance platform --json"],
     ],
   });
   account = account();
@@ -42,8 +44,11 @@ export class BillingBalanceCommand extends OperatorCommand {
 export class BillingLedgerCommand extends OperatorCommand {
   static override paths = [["billing", "ledger"]];
   static override usage = Command.Usage({
-    description: "List a ledger account's entries, oldest first",
-    examples: [["A tenant's last 50 entries", "eectl billing ledger acme --limit 50"]],
+    description: "List an account's ledger entries, oldest first",
+    details: "ACCOUNT as for `eectl billing balance`, with the same rules of who may read it.",
+    examples: [
+      ["A tenant's last 50 entries", "eectl billing ledger acc_0123456789abcdef01234567 --limit 50"],
+    ],
   });
   account = account();
   limit = Option.String("--limit", { description: "The most recent N entries (default 1000)" });
@@ -125,7 +130,10 @@ export class BillingDepositCommand extends OperatorCommand {
   static override usage = Command.Usage({
     description: "Credit a tenant account (admin); the same --idempotency-key again credits nothing more",
     examples: [
-      ["Deposit 5 units", "eectl billing deposit acme --amount-micros 5000000 --idempotency-key inv-42"],
+      [
+        "Deposit 5 units",
+        "eectl billing deposit acc_0123456789abcdef01234567 --amount-micros 5000000 --idempotency-key inv-42",
+      ],
     ],
   });
   account = account();
@@ -181,23 +189,19 @@ interface Verified {
 }
 
 async function verifyStore(dataDir: string): Promise<Verified> {
-  const [
-    { existsSync },
-    { join },
-    { openDatabase, DB_FILE },
-    { MIGRATIONS },
-    { BILLING_MIGRATIONS, SqliteLedgerStore },
-  ] = await Promise.all([
-    import("node:fs"),
-    import("node:path"),
-    import("../../actors/store/db.ts"),
-    import("../../actors/store/migrations.ts"),
-    import("../../billing/sqlite-ledger-store.ts"),
-  ]);
-  // Never create a store where there is none: a mistyped path must not "verify" an empty ledger.
-  if (!existsSync(join(dataDir, DB_FILE)))
-    throw new CliError("EE-CLI-FILE", `--data-dir: ${join(dataDir, DB_FILE)} does not exist`);
-  const db = openDatabase(dataDir, [...MIGRATIONS, ...BILLING_MIGRATIONS]);
+  const [{ existsSync }, { join }, { default: Database }, { BUSINESS_DB_FILE }, { SqliteLedgerStore }] =
+    await Promise.all([
+      import("node:fs"),
+      import("node:path"),
+      import("better-sqlite3"),
+      import("../../actors/business/migrations.ts"),
+      import("../../billing/sqlite-ledger-store.ts"),
+    ]);
+  // Read only, never created or migrated: a mistyped path must not "verify" an empty ledger, and a store that was
+  // tampered with is evidence, not something to fix (as `eectl audit verify`).
+  const file = join(dataDir, BUSINESS_DB_FILE);
+  if (!existsSync(file)) throw new CliError("EE-CLI-FILE", `--data-dir: ${file} does not exist`);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const r = await new SqliteLedgerStore(db).verify();
     return {

@@ -2,25 +2,26 @@
 // however often it ticks, is retried or restarted; only deployments with a tenant and a rated size are charged;
 // a tenant that runs dry is undeployed once the grace period has passed, unless it paid in the meantime.
 import test from "ava";
-import { openDatabase } from "../../actors/store/db.ts";
-import { MIGRATIONS } from "../../actors/store/migrations.ts";
+import { openBusinessDb } from "../../actors/business/sqlite-store.ts";
 import { type BilledDeployment, Charger } from "../../billing/charger.ts";
 import { Ledger } from "../../billing/ledger.ts";
-import { BILLING_MIGRATIONS, SqliteLedgerStore } from "../../billing/sqlite-ledger-store.ts";
+import { SqliteLedgerStore } from "../../billing/sqlite-ledger-store.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { tempDir } from "../helpers/temp.ts";
+
+const BY = { principal: "admin", client: null };
 
 const PERIOD_S = 60;
 const T0 = Date.UTC(2026, 11, 3, 12, 0, 30); // 30 s into a period
 
 function setup(t: import("ava").ExecutionContext, graceS = 30) {
-  const db = openDatabase(tempDir(t), [...MIGRATIONS, ...BILLING_MIGRATIONS]);
+  const db = openBusinessDb(tempDir(t));
   t.teardown(() => db.close());
   const clock = { now: T0 };
   const ledger = new Ledger({ store: new SqliteLedgerStore(db), periodS: PERIOD_S, now: () => clock.now });
   const running: BilledDeployment[] = [
-    { deployment_id: "d-paid", agent_id: "agt_a", app: "web", node_size: "tiny", healthy_since: 0 },
-    { deployment_id: "d-free", agent_id: "agt_b", app: "ops-tool", node_size: "tiny", healthy_since: 0 },
+    { deployment_id: "d-paid", agent_id: "agt_a", node_size: "tiny", healthy_since: 0 },
+    { deployment_id: "d-free", agent_id: "agt_b", node_size: "tiny", healthy_since: 0 },
   ];
   const undeployed: string[] = [];
   const audits: { kind: string; data: Record<string, unknown> }[] = [];
@@ -28,8 +29,8 @@ function setup(t: import("ava").ExecutionContext, graceS = 30) {
     new Charger({
       ledger,
       parties: {
-        tenantOf: (d) => (d.app === "web" ? "acme" : null),
-        providerOf: (agentId) => (agentId === "agt_a" ? "ops" : null),
+        tenantOf: async (id) => (id === "d-paid" ? "acme" : null),
+        providerOf: async (agentId) => (agentId === "agt_a" ? "ops" : null),
       },
       running: () => running,
       undeploy: (id) => {
@@ -51,8 +52,8 @@ function setup(t: import("ava").ExecutionContext, graceS = 30) {
 
 test("one journal per deployment and period: repeated ticks, a retried close and a restart charge nothing more", async (t) => {
   const s = setup(t);
-  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 }); // 60 000 per period
-  await s.ledger.deposit("tenant:acme", 1_000_000, "k", "admin");
+  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 }, BY); // 60 000 per period
+  await s.ledger.deposit("tenant:acme", 1_000_000, "k", "admin", BY);
   const c = s.charger();
   await c.tick(); // closes the period before T0's
   t.is(s.journals(), 1);
@@ -82,8 +83,8 @@ test("without a rate card nothing is charged", async (t) => {
 test("a dry tenant's deployment is undeployed after the grace period, and audited", async (t) => {
   // Grace ends before the next period closes (T0 is 30 s into a 60 s period), so only one charge is made.
   const s = setup(t, 20);
-  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 });
-  await s.ledger.deposit("tenant:acme", 100_000, "k", "admin"); // one period and a bit
+  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 }, BY);
+  await s.ledger.deposit("tenant:acme", 100_000, "k", "admin", BY); // one period and a bit
   const c = s.charger();
   await c.tick(); // charged 60 000, 40 000 left: cannot pay the next period
   t.deepEqual(
@@ -109,11 +110,11 @@ test("a dry tenant's deployment is undeployed after the grace period, and audite
 
 test("a tenant that pays within the grace period keeps running", async (t) => {
   const s = setup(t, 30);
-  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 });
-  await s.ledger.deposit("tenant:acme", 100_000, "k1", "admin");
+  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 }, BY);
+  await s.ledger.deposit("tenant:acme", 100_000, "k1", "admin", BY);
   const c = s.charger();
   await c.tick();
-  await s.ledger.deposit("tenant:acme", 500_000, "k2", "webhook");
+  await s.ledger.deposit("tenant:acme", 500_000, "k2", "webhook", BY);
   s.clock.now += 31_000;
   await c.tick();
   t.deepEqual(s.undeployed, []);
@@ -121,8 +122,8 @@ test("a tenant that pays within the grace period keeps running", async (t) => {
 
 test("a late tick closes every period it missed, charging only those the deployment was healthy at the end of", async (t) => {
   const s = setup(t);
-  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 });
-  await s.ledger.deposit("tenant:acme", 10_000_000, "k", "admin");
+  await s.ledger.setRates({ rates: { tiny: 3_600_000 }, platform_fee_bps: 3000 }, BY);
+  await s.ledger.deposit("tenant:acme", 10_000_000, "k", "admin", BY);
   // T0's period k is 12:00-12:01; healthy from 12:02:10, so periods k and k+1 closed before.
   s.running[0]!.healthy_since = T0 + 100_000;
   const c = s.charger();

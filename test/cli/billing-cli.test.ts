@@ -1,17 +1,28 @@
 // `eectl billing` run as a user would (a child process via bin/eectl.js) against a real CP, and the control
-// plane's billing flags: rates set and shown, a deposit (the same key twice credits once), balance, ledger,
-// verify over REST and from the data dir (a tampered balance fails it, exit 1), and --billing-period-s.
+// plane's billing flags: rates set and shown, a deposit to a tenant account (the same key twice credits once),
+// balance and ledger (the admin's and the tenant's own key), verify over REST and from the data dir's business.db
+// (a tampered balance fails it, exit 1), and --billing-period-s.
 import { join } from "node:path";
 import test from "ava";
 import Database from "better-sqlite3";
-import { DB_FILE } from "../../actors/store/db.ts";
+import { BUSINESS_DB_FILE } from "../../actors/business/migrations.ts";
 import { eectl } from "../helpers/cli.ts";
 import { ADMIN_TOKEN, devRoot, spawnCp, startTestCp, tempDir } from "../helpers/cluster.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 test("billing rates, deposit, balance, ledger and verify; a tampered store fails verify", async (t) => {
-  const { cp, dataDir } = await startTestCp(t);
+  const { cp, api, dataDir } = await startTestCp(t);
   const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
+  const post = <T>(path: string, body: unknown) =>
+    api<T>(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const acme = (await post<{ account_id: string }>("/api/v2/accounts", { name: "acme", kind: "tenant" })).body
+    .account_id;
+  const key = (await post<{ token: string }>(`/api/v2/accounts/${acme}/keys`, { scopes: ["read"] })).body
+    .token;
   const set = await eectl(
     [
       "billing",
@@ -35,33 +46,35 @@ test("billing rates, deposit, balance, ledger and verify; a tampered store fails
   t.is(half.code, 1);
   t.regex(half.stderr, /^eectl: EE-CLI-USAGE: /);
 
-  const deposit = ["billing", "deposit", "acme", "--amount-micros", "5000000", "--idempotency-key", "inv-9"];
+  const deposit = ["billing", "deposit", acme, "--amount-micros", "5000000", "--idempotency-key", "inv-9"];
   t.is((await eectl(deposit, { env })).code, 0);
   const again = await eectl(deposit, { env });
   t.true((JSON.parse(again.stdout) as { replayed: boolean }).replayed);
-  const balance = await eectl(["billing", "balance", "acme", "--json"], { env });
+  const balance = await eectl(["billing", "balance", acme, "--json"], { env });
   t.deepEqual(JSON.parse(balance.stdout), { balance_micros: 5_000_000 });
+  const own = await eectl(["billing", "balance", acme], { env: { ...env, EE_TOKEN: key } });
+  t.is(own.stdout, "5000000\n", "the tenant's key reads its own balance");
   t.is((await eectl(["billing", "balance", "external"], { env })).stdout, "-5000000\n");
-  const ledger = await eectl(["billing", "ledger", "acme", "--json"], { env });
+  const ledger = await eectl(["billing", "ledger", acme, "--json"], { env });
   t.like((JSON.parse(ledger.stdout) as { entries: unknown[] }).entries, [
-    { kind: "deposit", account: "tenant:acme", amount_micros: 5_000_000 },
+    { kind: "deposit", account: `tenant:${acme}`, amount_micros: 5_000_000 },
   ]);
-  const bad = await eectl(["billing", "balance", "no such account"], { env });
-  t.is(bad.code, 1);
-  t.regex(bad.stderr, /^eectl: EE-REQ-INVALID: /);
+  const bad = await eectl(["billing", "balance", "acme"], { env });
+  t.is(bad.code, 1, "accounts are named by id");
+  t.regex(bad.stderr, /^eectl: EE-NOT-FOUND: /);
 
   const verified = await eectl(["billing", "verify", "--json"], { env });
   t.deepEqual(JSON.parse(verified.stdout), { ok: true, journals: 1 });
   await cp.stop();
-  const db = new Database(join(dataDir, DB_FILE));
-  db.prepare("UPDATE ledger_balances SET balance_micros = 1 WHERE account = 'tenant:acme'").run();
+  const db = new Database(join(dataDir, BUSINESS_DB_FILE));
+  db.prepare("UPDATE ledger_balances SET balance_micros = 1 WHERE account = ?").run(`tenant:${acme}`);
   db.close();
   const tampered = await eectl(["billing", "verify", "--json", "--data-dir", dataDir]);
   t.is(tampered.code, 1);
   t.like(JSON.parse(tampered.stdout), {
     ok: false,
     journals: 1,
-    problems: { mismatched: [{ account: "tenant:acme", balance_micros: 1, entries_micros: 5_000_000 }] },
+    problems: { mismatched: [{ account: `tenant:${acme}`, balance_micros: 1, entries_micros: 5_000_000 }] },
   });
   const nowhere = await eectl(["billing", "verify", "--data-dir", join(dataDir, "nope")]);
   t.is(nowhere.code, 1);

@@ -80,7 +80,7 @@ function registeredRoutes(): string[] {
     deployments: unused("deployments"),
     agentReads: unused("agentReads"),
     inspection: unused("inspection"),
-    billing: unused("billing"),
+    billing: { ledger: unused("ledger"), account: unused("account"), webhookSecret: null },
     identity: unused("identity"),
     enrollments: unused("enrollments"),
   });

@@ -11,7 +11,7 @@ import { NotFoundError } from "../../spec/errors.ts";
 import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accounts.ts";
 import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
-import { type BillingPort, mountBilling, mountPaymentWebhook } from "./billing.ts";
+import { type BillingRoutes, mountBilling, mountPaymentWebhook } from "./billing.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { type EventScopeOf, mountEvents } from "./events.ts";
@@ -44,10 +44,8 @@ export interface RestOptions {
   agentReads?: AgentReadsPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
-  /** Rates, deposits, balances, statements and verification; the payment webhook when `webhookSecret` is set. */
-  billing?: BillingPort;
-  /** The payment webhook's HMAC key; null or absent refuses every webhook request (EE-AUTH-WEBHOOK-SIGNATURE). */
-  webhookSecret?: Buffer | null;
+  /** Rates, deposits, balances, statements, verification and the signed payment webhook. */
+  billing?: BillingRoutes;
   /** Accounts, keys, ownership and the audit chain; without it only the admin token is accepted. */
   identity?: IdentityPort;
   /** Agent enrollment tokens (POST /accounts/{id}/enrollment-tokens); mounted with `identity`. */
@@ -89,7 +87,7 @@ export function createRestApp(opts: RestOptions): Koa {
   });
 
   // Signed by the payment provider, not bearer-authenticated: on the open router, matched before the api's auth.
-  if (opts.billing) mountPaymentWebhook(open, opts.billing, opts.webhookSecret ?? null);
+  if (opts.billing) mountPaymentWebhook(open, opts.billing);
 
   // Ahead of the bearer-token router: the GitHub token in its body is this route's credential.
   const exchange = oidcExchangeRoutes(opts.oidcExchange);
