@@ -203,6 +203,11 @@ async function verifyStore(dataDir: string): Promise<Verified> {
   if (!existsSync(file)) throw new CliError("EE-CLI-FILE", `--data-dir: ${file} does not exist`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
+    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'ledger_journals'").get())
+      throw new CliError(
+        "EE-CLI-FILE",
+        `--data-dir: ${file} has no ledger yet (a CP of this version adds it)`,
+      );
     const r = await new SqliteLedgerStore(db).verify();
     return {
       ok: r.ok,

@@ -79,6 +79,12 @@ test("billing rates, deposit, balance, ledger and verify; a tampered store fails
   const nowhere = await eectl(["billing", "verify", "--data-dir", join(dataDir, "nope")]);
   t.is(nowhere.code, 1);
   t.regex(nowhere.stderr, /^eectl: EE-CLI-FILE: /);
+  // A business.db from before the ledger (migration 6) is named, not an internal error.
+  const older = tempDir(t);
+  new Database(join(older, BUSINESS_DB_FILE)).close();
+  const noLedger = await eectl(["billing", "verify", "--data-dir", older]);
+  t.is(noLedger.code, 1);
+  t.regex(noLedger.stderr, /^eectl: EE-CLI-FILE: .*has no ledger yet/);
 });
 
 test("every billing command has --help", async (t) => {
