@@ -19,6 +19,11 @@ import { PccsCollateralSource } from "../attestation/pccs.ts";
 import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
+import { Charger } from "../billing/charger.ts";
+import { Ledger } from "../billing/ledger.ts";
+import { ownerParties } from "../billing/parties.ts";
+import { SqliteLedgerStore } from "../billing/sqlite-ledger-store.ts";
+import { loadWebhookSecret } from "../billing/webhook.ts";
 import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
@@ -41,7 +46,7 @@ import { Identity } from "./business/identity.ts";
 import { oidcExchangePort } from "./business/oidc-port.ts";
 import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
-import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
+import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import type { Federation, FederationOptions } from "./federation/federation.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
@@ -115,6 +120,20 @@ export interface ControlPlaneOptions {
   oidc?: OidcVerifierConfig;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
+  billing?: BillingOptions;
+}
+
+export interface BillingOptions {
+  /** `--billing-period-s` (default 3600): the charging period. */
+  periodS?: number;
+  /** `--billing-grace-s` (default 3600): how long a dry tenant's deployment keeps running before it is undeployed. */
+  graceS?: number;
+  /** `--billing-webhook-secret-file`: the payment webhook's HMAC key; without it the webhook refuses everything. */
+  webhookSecretFile?: string;
+  /** The billing clock (tests drive it); default Date.now. */
+  now?: () => number;
+  /** How often the charger looks at the clock (default 1000 ms). */
+  tickMs?: number;
 }
 
 export interface ControlPlane {
@@ -130,6 +149,8 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  /** Closes billing periods; `tick()` looks at the billing clock now (tests that drive the clock call it). */
+  charger: Charger;
   /** Accounts, keys, ownership and the audit chain; `issueAccessToken` is what an OIDC exchange mints with. */
   identity: Identity;
   /**
@@ -175,15 +196,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
   const trust = createTrustAnchors(devRootPem === undefined ? {} : { devRootPem });
   if (opts.collateral) warnExpiredCollateral(log, opts.collateral, new Date());
+  const webhookSecret = opts.billing?.webhookSecretFile
+    ? loadWebhookSecret(opts.billing.webhookSecretFile)
+    : null;
   const configured = collateralSource(opts);
   const collateral = configured && warnUncoveredPlatforms(configured, log);
 
   const db = openDatabase(opts.dataDir);
   // Compose texts are sealed at rest in both databases under the one store key.
   const sealer = new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE));
-  // Durable business state (accounts, keys, owners, apps, the audit chain) in its own file: the runtime DB above
-  // may be lost (the DB-wipe drill) without touching it.
-  const business = new SqliteBusinessStore(openBusinessDb(opts.dataDir), sealer);
+  // Durable business state (accounts, keys, owners, apps, the audit chain, the ledger) in its own file: the runtime
+  // DB above may be lost (the DB-wipe drill) without touching it.
+  const businessDb = openBusinessDb(opts.dataDir);
+  const business = new SqliteBusinessStore(businessDb, sealer);
   const identity = new Identity({ store: business, adminDigest: admin.digest, log });
   const enrollments = new Enrollments({ store: business, log });
   await enrollments.load();
@@ -260,6 +285,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const deploymentStore = new DeploymentStore(db, sealer, (err) =>
     log.error({ err }, "deployment record write failed"),
   );
+  const parties = ownerParties(business);
+  const ledger = new Ledger({
+    store: new SqliteLedgerStore(businessDb),
+    periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
+    ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+  });
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const imported = business.importApps(db);
   if (imported > 0)
@@ -281,10 +312,33 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     envelope,
     placementSecret,
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
+    funds: (tenant) => ledger.fundsCheck(tenant),
     dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
+  const charger = new Charger({
+    ledger,
+    parties,
+    running: () =>
+      deployments.healthy().map((d) => ({ ...d, node_size: index.get(d.agent_id)?.node_size ?? null })),
+    undeploy: (id) => deployments.undeploy(id),
+    // On the business audit chain with deposits and rate changes: a dry tenant's undeploy is a billing decision.
+    audit: (kind, data) =>
+      identity
+        .audit({
+          principal: "system",
+          action: kind,
+          target: `deployment:${String(data.deployment_id)}`,
+          outcome: "ok",
+          details: data,
+        })
+        .catch((err: unknown) => log.error({ err }, "audit record write failed")),
+    log,
+    graceS: opts.billing?.graceS ?? BILLING_DEFAULTS.graceS,
+    ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+    ...(opts.billing?.tickMs ? { tickMs: opts.billing.tickMs } : {}),
+  });
 
   const sink: ChannelSink = {
     opened: (connId, at) => {
@@ -342,6 +396,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const release = async () => {
     await federation?.stop();
     reattestor.stop();
+    await charger.stop();
     clearInterval(checkpointTimer);
     clearInterval(readinessWatch);
     offReadiness();
@@ -408,6 +463,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
     },
+    billing: { ledger, account: (id) => business.account(id), webhookSecret },
     inspection: {
       agent: async (id, emit, end) => supervisor.inspect(id, await statelyObserver(emit), end),
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
@@ -439,6 +495,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw err;
   }
   admin.persist();
+  charger.start();
   const unwatchAdmin = watchAdminToken(admin, (err) =>
     err
       ? log.error(
@@ -488,6 +545,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    charger,
     identity,
     reloadTls,
     stop: async () => {

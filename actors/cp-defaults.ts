@@ -34,3 +34,9 @@ export const REST_TIMEOUTS = {
   requestTimeoutMs: 300_000,
   checkIntervalMs: 30_000,
 };
+
+/** Billing: the charging period (CONTRACT: `--billing-period-s`, default an hour) and a dry tenant's grace. */
+export const BILLING_DEFAULTS = {
+  periodS: 3600,
+  graceS: 3600,
+};

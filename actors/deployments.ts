@@ -80,6 +80,12 @@ export interface DeploymentsOptions {
   requirePinnedImages?: boolean;
   /** Keys placement's tie-break among equally loaded agents (actors/bootstrap-secret.ts). */
   placementSecret: Uint8Array;
+  /**
+   * Billing's funds gate (billing/ledger.ts fundsCheck) for the deploying tenant (null: the admin, not charged):
+   * read before placement, since it awaits the ledger; the returned check runs on the chosen agent's node_size and
+   * throws EE-PLACE-INSUFFICIENT-FUNDS. None: free.
+   */
+  funds?: (tenant: string | null) => Promise<(nodeSize: string | null) => void>;
   /** The tenant an agent is dedicated to (actors/business/enrollment.ts), if any. */
   dedicatedTo?: (agentId: string) => string | undefined;
 }
@@ -112,7 +118,8 @@ export interface PreflightResult {
 }
 
 export class Deployments {
-  readonly #o: Required<Omit<DeploymentsOptions, "envelope">>;
+  readonly #o: Required<Omit<DeploymentsOptions, "envelope" | "funds">>;
+  readonly #funds: DeploymentsOptions["funds"];
   readonly #envelope: EnvelopeSigner | null;
   readonly #live = new Map<string, Live>();
   /** Live deployments by agent: a transition of the agent reaches them without a scan. */
@@ -134,15 +141,18 @@ export class Deployments {
       ...o,
     };
     this.#envelope = o.envelope ?? null;
+    this.#funds = o.funds;
     this.#machine = this.#provideEffects();
     this.#offTransitions = o.index.onTransition((t) => this.#onAgentTransition(t));
   }
 
   /** Placement and validation only: what a deploy would do, with every agent's reasons. Changes nothing. */
-  preflight(req: DeploymentRequest): PreflightResult {
+  async preflight(req: DeploymentRequest): Promise<PreflightResult> {
+    const afford = await this.#fundsCheck(req);
     const resolved = this.#resolve(req);
     // No deployment exists yet: a fresh id shows where a deploy could go (a real one ranks idle agents afresh).
     const placement = this.#place(req, true, newDeploymentId());
+    afford(placement.chosen?.node_size ?? req.node_size ?? null);
     return {
       ok: placement.chosen !== null,
       app: resolved.name,
@@ -157,12 +167,15 @@ export class Deployments {
    * Places and dispatches a deployment. With an idempotency key, a retried request with the same body returns
    * the first result (`replayed`), a different body is EE-CONFLICT-IDEMPOTENCY.
    */
-  create(
+  async create(
     req: DeploymentRequest,
     idempotencyKey?: string,
     /** A federation master's id for a deployment it sent to this dc CP: the same id on both sides. */
     givenId?: string,
-  ): { deployment_id: string; agent_id: string; replayed: boolean } {
+  ): Promise<{ deployment_id: string; agent_id: string; replayed: boolean }> {
+    // The only wait, before anything is looked at: from here to the dispatch nothing yields, so the next
+    // placement already sees the chosen agent busy.
+    const afford = await this.#fundsCheck(req);
     const requestHash = idempotencyKey === undefined ? "" : hashRequest(req);
     if (idempotencyKey !== undefined) {
       const seen = this.#o.store.idempotencyKey(idempotencyKey);
@@ -192,6 +205,7 @@ export class Deployments {
         agents: explained.candidates,
       });
     }
+    afford(placement.chosen.node_size);
     const now = this.#o.now();
     const agentId = placement.chosen.agent_id;
     const health = req.health ?? resolved.health ?? undefined;
@@ -456,6 +470,22 @@ export class Deployments {
     return null;
   }
 
+  /**
+   * The live deployments that are healthy now, with when they became so (their last step: `running`, or the
+   * rehydration that found them running): what billing charges for a closed period.
+   */
+  healthy(): { deployment_id: string; agent_id: string; healthy_since: number }[] {
+    const out = [];
+    for (const [id, live] of this.#live)
+      if (statusOf(live.actor.getSnapshot().value) === "healthy")
+        out.push({
+          deployment_id: id,
+          agent_id: live.row.agent_id,
+          healthy_since: live.row.updated_at,
+        });
+    return out;
+  }
+
   /** How many live deployments are in each status (metrics). */
   liveByStatus(): Partial<Record<DeploymentStatus, number>> {
     const out: Partial<Record<DeploymentStatus, number>> = {};
@@ -479,6 +509,10 @@ export class Deployments {
     for (const live of this.#live.values()) live.actor.stop();
     this.#live.clear();
     this.#byAgent.clear();
+  }
+
+  #fundsCheck(req: DeploymentRequest): Promise<(nodeSize: string | null) => void> {
+    return this.#funds ? this.#funds(req.tenant ?? null) : Promise.resolve(() => {});
   }
 
   #resolve(req: DeploymentRequest): {

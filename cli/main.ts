@@ -22,6 +22,13 @@ import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
 import { AuditListCommand, AuditVerifyCommand } from "./commands/audit.ts";
+import {
+  BillingBalanceCommand,
+  BillingDepositCommand,
+  BillingLedgerCommand,
+  BillingRatesCommand,
+  BillingVerifyCommand,
+} from "./commands/billing.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 import { DatacentersCommand } from "./commands/datacenters.ts";
@@ -82,6 +89,11 @@ const COMMANDS = [
   MeasurementsAddCommand,
   MeasurementsRemoveCommand,
   MeasurementsApproveCommand,
+  BillingBalanceCommand,
+  BillingLedgerCommand,
+  BillingRatesCommand,
+  BillingDepositCommand,
+  BillingVerifyCommand,
   InstallAgentCommand,
   InstallUpgradeCommand,
   InstallRollbackCommand,

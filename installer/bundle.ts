@@ -39,6 +39,7 @@ const RUNTIME_DIRS = [
   "actors",
   "agent",
   "attestation",
+  "billing",
   "cli",
   "identity",
   "installer",

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments and a tenant account with a key;
-# kill -9 the CP, delete its runtime DB (easyenclave.db; not business.db with accounts, keys and the audit chain,
+# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments and a tenant account with a key and
+# a deposit; kill -9 the CP, delete its runtime DB (easyenclave.db; not business.db with accounts, keys, the
+# ledger and the audit chain,
 # nor its identity key: agents pinned it and refuse another), restart on the same port; time until /readyz is 200
-# and the agent listing is back, then show the tenant's key still works and the audit chain verifies.
+# and the agent listing is back, then show the tenant's key still works, its balance is intact and the ledger and
+# the audit chain verify.
 # Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,7 @@ done
 $E agents list
 ACCOUNT=$($E accounts create --name drill-tenant --kind tenant --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).account_id))')
 TENANT_TOKEN=$($E keys create --account "$ACCOUNT" --scopes deploy,read --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')
+$E billing deposit "$ACCOUNT" --amount-micros 5000000 --idempotency-key drill-1 >/dev/null
 before=$(listing)
 DEPLOYMENTS=$($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))')
 starts=$(start_times)
@@ -55,6 +58,9 @@ after=$(start_times)
 curl -s localhost:18080/readyz; echo
 echo "accounts and keys after the wipe (listed with the tenant's own key):"
 $E keys list --account "$ACCOUNT" --token "$TENANT_TOKEN"
+echo "the tenant's balance after the wipe (5000000 deposited before):"
+$E billing balance "$ACCOUNT" --token "$TENANT_TOKEN"
+$E billing verify
 $E audit verify --data-dir ./cp
 for d in $DEPLOYMENTS; do $E deployments undeploy $d --wait | tail -1; done
 kill $CP $AGENTS; sleep 1

@@ -114,6 +114,8 @@ export const ERROR_CODES = {
   "EE-PLACE-BUSY": "Placement: the agent already runs or is deploying a workload.",
   "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
+  "EE-PLACE-INSUFFICIENT-FUNDS":
+    "The deploying tenant (the caller's account) cannot pay one billing period on the chosen node_size.",
   "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
   "EE-PLACE-DC-DEGRADED":
     "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
@@ -151,6 +153,8 @@ export const ERROR_CODES = {
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
   "EE-AUTH-RATE": "Too many signed requests within the replay window; retry later.",
+  "EE-AUTH-WEBHOOK-SIGNATURE":
+    "The payment webhook's signature is missing or wrong, or no webhook secret is set.",
   // GitHub Actions OIDC: an ID token offered at POST /api/v2/auth/oidc that the CP will not exchange.
   "EE-OIDC-MALFORMED": "The OIDC token is not a compact JWS of bounded size with a JSON header and claims.",
   "EE-OIDC-ALGORITHM":
@@ -337,11 +341,16 @@ export class WorkloadError extends EeError<CodeOf<"EE-WORKLOAD-">> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
-/** No agent can take a deployment; `details.agents` gives each agent's reason codes. */
+/**
+ * No agent can take a deployment; `details.agents` gives each agent's reason codes. A tenant that cannot pay is
+ * 402 Payment Required instead of 409: agents would fit, and a deposit (not another request) is what helps.
+ */
 export class PlacementError extends EeError<CodeOf<"EE-PLACE-">> {
   override readonly name = "PlacementError";
-  readonly httpStatus = 409;
   readonly wsClose = WS_CLOSE.protocol;
+  get httpStatus(): number {
+    return this.code === "EE-PLACE-INSUFFICIENT-FUNDS" ? 402 : 409;
+  }
 }
 
 /** The request conflicts with the resource's current state or with an earlier request. */

@@ -1,6 +1,8 @@
 // Versioned schema of the business DB (DATA_DIR/business.db): accounts, API keys and access tokens, resource
-// ownership and the audit chain. Durable state that the runtime DB-wipe drill never touches. Append only, run by
-// actors/store/db.ts like the runtime DB's migrations.
+// ownership, the audit chain, apps and the billing ledger. Durable state that the runtime DB-wipe drill never
+// touches. Append only, one increasing sequence (actors/store/db.ts skips versions at or below the newest applied),
+// run by actors/store/db.ts like the runtime DB's migrations. The ledger's SQL lives with its code in billing/.
+import { LEDGER_SCHEMA_SQL } from "../../billing/ledger-schema.ts";
 import type { Migration } from "../store/migrations.ts";
 
 export const BUSINESS_DB_FILE = "business.db";
@@ -131,5 +133,10 @@ export const BUSINESS_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX oidc_spent_until ON oidc_spent (until);
     `,
+  },
+  {
+    version: 6,
+    name: "billing rates and the double-entry ledger",
+    sql: LEDGER_SCHEMA_SQL,
   },
 ];

@@ -42,12 +42,14 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
   readonly #now: () => number;
   readonly #sealer: TextSealer;
   readonly #q;
+  readonly #append: (e: AuditEntry) => AuditRecord;
 
   /** `sealer` seals app composes (their environment values are the workloads' secrets) before they are stored. */
   constructor(db: Db, sealer: TextSealer, now: () => number = Date.now) {
     this.#db = db;
     this.#sealer = sealer;
     this.#now = now;
+    this.#append = auditAppender(db, now);
     this.#q = {
       insertAccount: db.prepare(
         "INSERT INTO accounts (account_id, name, kind, created_at) VALUES (@account_id, @name, @kind, @created_at)",
@@ -67,11 +69,6 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
       claim: db.prepare(
         "INSERT INTO owners (kind, resource_id, account_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
       ),
-      head: db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"),
-      insertAudit:
-        db.prepare(`INSERT INTO audit (seq, at, principal, client, action, target, outcome, details,
-        prev_hash, hash) VALUES (@seq, @at, @principal, @client, @action, @target, @outcome, @details, @prev_hash,
-        @hash)`),
       auditAfter: db.prepare("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"),
       // Principals are `account:ID/key:ID`: a prefix range on the text, no LIKE escaping needed.
       auditOfAccount: db.prepare(
@@ -286,13 +283,22 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
       this.#append(audit);
     })();
   }
+}
 
-  /** Inside a transaction: the next record on the chain's head. */
-  #append(e: AuditEntry): AuditRecord {
-    const head = this.#q.head.get() as { seq: number; hash: string } | undefined;
+/**
+ * Appends to the audit chain of a business DB: call inside a transaction of `db`, so the head read and the new
+ * record commit with the change they record (the ledger's store on the same file uses it too).
+ */
+export function auditAppender(db: Db, now: () => number = Date.now): (e: AuditEntry) => AuditRecord {
+  const head = db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+  const insert = db.prepare(`INSERT INTO audit (seq, at, principal, client, action, target, outcome, details,
+    prev_hash, hash) VALUES (@seq, @at, @principal, @client, @action, @target, @outcome, @details, @prev_hash,
+    @hash)`);
+  return (e) => {
+    const last = head.get() as { seq: number; hash: string } | undefined;
     const base = {
-      seq: (head?.seq ?? 0) + 1,
-      at: this.#now(),
+      seq: (last?.seq ?? 0) + 1,
+      at: now(),
       principal: e.principal,
       client: e.client ?? null,
       action: e.action,
@@ -300,11 +306,11 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
       outcome: e.outcome,
       details: e.details ?? null,
     };
-    const prev_hash = head?.hash ?? GENESIS_HASH;
+    const prev_hash = last?.hash ?? GENESIS_HASH;
     const record: AuditRecord = { ...base, prev_hash, hash: chainHash(prev_hash, base) };
-    this.#q.insertAudit.run({ ...record, details: record.details && JSON.stringify(record.details) });
+    insert.run({ ...record, details: record.details && JSON.stringify(record.details) });
     return record;
-  }
+  };
 }
 
 const keyFromRaw = (r: RawKey): KeyRow => ({ ...r, scopes: JSON.parse(r.scopes) as string[] });

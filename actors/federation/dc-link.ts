@@ -207,7 +207,7 @@ export class DcLink {
     if (subject.endsWith(".undeploy")) {
       const cmd = undeployCommandSchema.parse(body);
       try {
-        deployments.undeploy(cmd.deployment_id);
+        await deployments.undeploy(cmd.deployment_id);
       } catch (err) {
         log.info(
           { deployment_id: cmd.deployment_id, code: toEeError(err).code },
@@ -219,7 +219,7 @@ export class DcLink {
     const cmd = deployCommandSchema.parse(body);
     if (deployments.has(cmd.deployment_id)) return; // redelivered: it runs already
     try {
-      deployments.create(
+      await deployments.create(
         {
           app: cmd.app,
           compose: cmd.compose,

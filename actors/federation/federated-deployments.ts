@@ -64,7 +64,7 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
         },
       );
     // Validates the compose and resolves a registered app, as for a direct deploy.
-    const resolved = local.preflight({ ...req, agent_id: agent.agent_id });
+    const resolved = await local.preflight({ ...req, agent_id: agent.agent_id });
     const compose =
       req.compose ??
       local.apps().find((a) => a.name === resolved.app && a.version === resolved.app_version)?.compose;

@@ -1,7 +1,7 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
 // The control plane itself is loaded when the command runs, so `--help` and the other commands stay fast.
 import { Command, Option } from "clipanion";
-import { CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
+import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
 import type { FederationOptions } from "../../actors/federation/federation.ts";
 import { checkDcId } from "../../actors/federation/topology.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
@@ -171,6 +171,16 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "Refuse deploys and preflights whose images are not pinned by @sha256: digest (EE-COMPOSE-UNPINNED); built images are exempt",
   });
+  billingPeriodS = Option.String("--billing-period-s", {
+    description: `Charge running deployments per period of this many seconds (default ${BILLING_DEFAULTS.periodS})`,
+  });
+  billingGraceS = Option.String("--billing-grace-s", {
+    description: `Undeploy a dry tenant's deployment this many seconds after it ran dry (default ${BILLING_DEFAULTS.graceS})`,
+  });
+  billingWebhookSecretFile = Option.String("--billing-webhook-secret-file", {
+    description:
+      "HMAC-SHA256 key of the payment webhook (POST /api/v2/billing/webhook); without it the webhook refuses all",
+  });
   oidcIssuer = oidcFlags.issuer();
   oidcAudience = oidcFlags.audience();
   oidcJwks = oidcFlags.jwks();
@@ -229,6 +239,11 @@ export class ControlPlaneCommand extends EeCommand {
         .map((s) => s.trim())
         .filter(Boolean),
       ...(tls ? { tls } : {}),
+      billing: {
+        periodS: parsePositiveInt(this.billingPeriodS, "--billing-period-s") ?? BILLING_DEFAULTS.periodS,
+        graceS: parsePositiveInt(this.billingGraceS, "--billing-grace-s") ?? BILLING_DEFAULTS.graceS,
+        ...(this.billingWebhookSecretFile ? { webhookSecretFile: this.billingWebhookSecretFile } : {}),
+      },
       ...(oidc ? { oidc } : {}),
     });
     const out = this.context.stdout;

@@ -1,8 +1,8 @@
 // Drills for losing the control plane: the CP runs as a real child process and is SIGKILLed; agents (with real
 // containers) keep their workloads and rebuild the CP's runtime state when it comes back, with or without its
 // database. Container start times prove nothing was restarted. A wipe takes the runtime database, not the
-// business DB (accounts, keys, the audit chain) nor the bootstrap files beside it (the identity key agents
-// pinned): the deployments come back recognized as the CP's own.
+// business DB (accounts, keys, the audit chain, the ledger) nor the bootstrap files beside it (the identity key
+// agents pinned): the deployments come back recognized as the CP's own.
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
@@ -128,6 +128,11 @@ test.serial(
       compose: webCompose(),
     });
     t.is(app.status, 201);
+    const deposit = await postJson(c.cp.api, `/api/v2/accounts/${tenant.accountId}/deposits`, {
+      amount_micros: 5_000_000,
+      idempotency_key: "drill-1",
+    });
+    t.is(deposit.status, 201);
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     await c.cp.kill();
@@ -167,6 +172,12 @@ test.serial(
     t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
 
     t.is((await cp.api("/api/v2/apps/kept@1.0.0")).status, 200, "registered apps are business state too");
+    // So is the ledger (business.db): the tenant's balance and the journal behind it are intact.
+    const balance = await cp.api<{ balance_micros: number }>(`/api/v2/accounts/${tenant.accountId}/balance`, {
+      token: tenant.token,
+    });
+    t.is(balance.body.balance_micros, 5_000_000, "the ledger survived the wipe");
+    t.deepEqual((await cp.api("/api/v2/billing/verify")).body, { ok: true, journals: 1 });
     // Accounts and keys came through: the tenant's key still works, and deploys on the rebuilt runtime.
     const keys = await cp.api<{ keys: { key_id: string }[] }>(`/api/v2/accounts/${tenant.accountId}/keys`, {
       token: tenant.token,

@@ -80,6 +80,7 @@ function registeredRoutes(): string[] {
     deployments: unused("deployments"),
     agentReads: unused("agentReads"),
     inspection: unused("inspection"),
+    billing: { ledger: unused("ledger"), account: unused("account"), webhookSecret: null },
     identity: unused("identity"),
     enrollments: unused("enrollments"),
   });

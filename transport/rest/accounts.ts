@@ -91,7 +91,7 @@ const newKeyJson = (k: NewKey) => ({ key_id: k.key_id, token: k.token, expires_a
 
 export const auditJson = (r: AuditRecord) => ({ ...r, at: iso(r.at) });
 
-const clientOf = (ctx: { request: { socket: { remoteAddress?: string | undefined } } }) =>
+export const clientOf = (ctx: { request: { socket: { remoteAddress?: string | undefined } } }) =>
   ctx.request.socket.remoteAddress ?? "unknown";
 
 /** Adds the routes to `api` (the authenticated /api/v2 router). */

@@ -11,6 +11,7 @@ import { NotFoundError } from "../../spec/errors.ts";
 import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accounts.ts";
 import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
+import { type BillingRoutes, mountBilling, mountPaymentWebhook } from "./billing.ts";
 import { type DatacentersPort, mountDatacenters } from "./datacenters.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
@@ -44,6 +45,8 @@ export interface RestOptions {
   agentReads?: AgentReadsPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
+  /** Rates, deposits, balances, statements, verification and the signed payment webhook. */
+  billing?: BillingRoutes;
   /** Accounts, keys, ownership and the audit chain; without it only the admin token is accepted. */
   identity?: IdentityPort;
   /** Agent enrollment tokens (POST /accounts/{id}/enrollment-tokens); mounted with `identity`. */
@@ -85,6 +88,9 @@ export function createRestApp(opts: RestOptions): Koa {
   open.get("/openapi.json", (ctx) => {
     ctx.body = opts.openapi();
   });
+
+  // Signed by the payment provider, not bearer-authenticated: on the open router, matched before the api's auth.
+  if (opts.billing) mountPaymentWebhook(open, opts.billing);
 
   // Ahead of the bearer-token router: the GitHub token in its body is this route's credential.
   const exchange = oidcExchangeRoutes(opts.oidcExchange);
@@ -174,6 +180,7 @@ export function createRestApp(opts: RestOptions): Koa {
       agentVisible,
       agent: (id) => view.agent(id),
     });
+  if (opts.billing) mountBilling(api, opts.billing);
   if (identity) {
     mountAccounts(api, identity, opts.enrollments);
     mountOidcBindings(api, identity);

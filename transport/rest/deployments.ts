@@ -41,9 +41,9 @@ import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
-  preflight(req: DeploymentRequest): PreflightResult;
-  /** A federation master may have to queue the deploy for a dc first, hence the promise. */
-  create(req: DeploymentRequest, idempotencyKey?: string): Created | Promise<Created>;
+  preflight(req: DeploymentRequest): Promise<PreflightResult>;
+  /** Funds are checked first, and a federation master may have to queue the deploy for a dc: a promise. */
+  create(req: DeploymentRequest, idempotencyKey?: string): Promise<Created>;
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
   undeploy(id: string): DeploymentRow | Promise<DeploymentRow>;
@@ -280,7 +280,7 @@ export function mountDeployments(
     const req = await deploymentRequest(ctx, p);
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await appAvailable(p, req.app);
-    const out = port.preflight(req);
+    const out = await port.preflight(req);
     ctx.body =
       p.kind === "admin"
         ? out
