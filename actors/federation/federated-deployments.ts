@@ -142,7 +142,7 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
       if (named) return toDc(req, named, key);
       if (req.agent_id !== undefined) return local.create(req, key);
       try {
-        return local.create(req, key);
+        return await local.create(req, key);
       } catch (err) {
         if (!(err instanceof PlacementError) || err.code !== "EE-PLACE-NO-AGENT") throw err;
         const agent = placeInDcs(req);
