@@ -33,6 +33,10 @@ import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { Capacity } from "./capacity/capacity.ts";
+import type { CapacityTimings } from "./capacity/defaults.ts";
+import type { SizePreset } from "./capacity/sizes.ts";
+import { CAPACITY_MIGRATIONS, SqliteCapacityStore } from "./capacity/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
@@ -43,7 +47,7 @@ import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
-import { openDatabase } from "./store/db.ts";
+import { migrate, openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -98,6 +102,10 @@ export interface ControlPlaneOptions {
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
+  /** Capacity: the reconciler's period (`--reconcile-ms`), a launcher's lease, the grace of registered orders. */
+  capacity?: Partial<CapacityTimings>;
+  /** Node-size presets (vCPU, memory, GPU) over DEFAULT_SIZE_PRESETS. */
+  sizePresets?: Record<string, SizePreset>;
 }
 
 export interface ControlPlane {
@@ -113,6 +121,7 @@ export interface ControlPlane {
   index: AgentIndex;
   events: EventLog;
   deployments: Deployments;
+  capacity: Capacity;
   /**
    * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
    * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
@@ -175,6 +184,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   // What registration and re-attestation verify quotes against.
   const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
+  const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
+  // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
+  const attestationMaxAgeMs = 2 * reattestMs + 60_000;
+  // Capacity is durable business state. It sits on the runtime DB handle until the business store lands; at
+  // merge the lead hands SqliteCapacityStore the business DB instead (this line and the migrate above it).
+  migrate(db, CAPACITY_MIGRATIONS);
+  const capacity = new Capacity({
+    store: new SqliteCapacityStore(db),
+    index,
+    events,
+    log,
+    nodeSizes,
+    ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
+    attestationMaxAgeMs,
+    ...opts.capacity,
+  });
   const supervisor = new Supervisor({
     link: channel,
     index,
@@ -183,10 +208,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatMs,
     staleAfterMs,
     forgetAfterMs,
-    policy: { ...quotePolicy, nodeSizes },
+    policy: {
+      ...quotePolicy,
+      nodeSizes,
+      consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
+    },
   });
 
-  const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
   const reattestor = new Reattestor({
     supervisor,
     index,
@@ -227,8 +255,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     link: channel,
     events,
     log,
-    // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
-    attestationMaxAgeMs: 2 * reattestMs + 60_000,
+    attestationMaxAgeMs,
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
@@ -308,6 +335,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
     },
+    capacity,
     inspection: {
       agent: async (id, emit, end) => supervisor.inspect(id, await statelyObserver(emit), end),
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
@@ -328,6 +356,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
   const release = async () => {
     reattestor.stop();
+    await capacity.stop();
     clearInterval(checkpointTimer);
     clearInterval(readinessWatch);
     offReadiness();
@@ -355,6 +384,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw err;
   }
   admin.persist();
+  capacity.start();
   const unwatchAdmin = watchAdminToken(admin, (err) =>
     err
       ? log.error(
@@ -404,6 +434,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     index,
     events,
     deployments,
+    capacity,
     reloadTls,
     stop: async () => {
       unwatchAdmin();

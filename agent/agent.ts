@@ -155,7 +155,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     url: config.control_plane_url,
     ...(cpCa ? { ca: cpCa } : {}),
     identity,
-    registration: { vm_name: config.vm_name, node_size: config.node_size, datacenter: config.datacenter },
+    registration: {
+      vm_name: config.vm_name,
+      node_size: config.node_size,
+      datacenter: config.datacenter,
+      ...(config.bootstrap_token ? { bootstrap_token: config.bootstrap_token } : {}),
+    },
     heartbeatMs: config.heartbeat_interval_ms,
     quoteProvider,
     startedAt,

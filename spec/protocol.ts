@@ -49,6 +49,12 @@ export const nodeSizeSchema = z
   .max(32)
   .regex(/^[a-z0-9][a-z0-9-]*$/);
 
+/** A launch order's bootstrap token as agents carry it (capacity): `eebt_` and 43 base64url characters. */
+export const bootstrapTokenSchema = z
+  .string()
+  .max(128)
+  .regex(/^eebt_[A-Za-z0-9_-]{43}$/, "must be eebt_ and 43 base64url characters");
+
 /** Deployment ids: `d-` and lowercase hex or a DNS-label-like token, so they can name Docker projects. */
 export const deploymentIdSchema = z
   .string()
@@ -128,6 +134,8 @@ export const messageSchemas = {
     pop: bytes(64),
     agent_version: z.string().max(64).optional(),
     snapshot: agentSnapshotSchema.optional(),
+    /** A launch order's single-use token (agent config `bootstrap_token`); absent for direct agents. */
+    bootstrap_token: bootstrapTokenSchema.optional(),
   }),
   /** CP → agent: registration accepted. */
   registered: z.object({

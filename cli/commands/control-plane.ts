@@ -1,6 +1,7 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
 // The control plane itself is loaded when the command runs, so `--help` and the other commands stay fast.
 import { Command, Option } from "clipanion";
+import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
 import { CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
@@ -125,6 +126,12 @@ export class ControlPlaneCommand extends EeCommand {
   nodeSizes = Option.String("--node-sizes", {
     description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
   });
+  reconcileMs = Option.String("--reconcile-ms", {
+    description: `Run the capacity reconciler this often (default ${CAPACITY_DEFAULTS.reconcileMs})`,
+  });
+  orderLeaseS = Option.String("--order-lease-s", {
+    description: `A launcher's lease on a claimed launch order, renewed by provisioning (default ${CAPACITY_DEFAULTS.leaseMs / 1000})`,
+  });
   requirePinnedImages = Option.Boolean("--require-pinned-images", false, {
     description:
       "Refuse deploys and preflights whose images are not pinned by @sha256: digest (EE-COMPOSE-UNPINNED); built images are exempt",
@@ -174,6 +181,7 @@ export class ControlPlaneCommand extends EeCommand {
         .map((s) => s.trim())
         .filter(Boolean),
       ...(tls ? { tls } : {}),
+      capacity: capacityFlags(this.reconcileMs, this.orderLeaseS),
     });
     const out = this.context.stdout;
     out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
@@ -193,6 +201,15 @@ export class ControlPlaneCommand extends EeCommand {
     await cp.stop();
     return 0;
   }
+}
+
+function capacityFlags(reconcileMs: string | undefined, leaseS: string | undefined) {
+  const reconcile = parsePositiveInt(reconcileMs, "--reconcile-ms");
+  const lease = parsePositiveInt(leaseS, "--order-lease-s");
+  return {
+    ...(reconcile === undefined ? {} : { reconcileMs: reconcile }),
+    ...(lease === undefined ? {} : { leaseMs: lease * 1000 }),
+  };
 }
 
 /** Both TLS flags or neither: one alone is EE-CONFIG-INVALID naming the other. */

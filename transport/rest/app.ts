@@ -6,6 +6,7 @@ import Koa from "koa";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { requireAdmin } from "./auth.ts";
+import { type CapacityPort, mountCapacity } from "./capacity.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { mountEvents } from "./events.ts";
@@ -33,6 +34,8 @@ export interface RestOptions {
   /** Deployments, preflight, apps, and the agent reads relayed over the agent channel. */
   deployments?: DeploymentsPort;
   agentReads?: AgentReadsPort;
+  /** Warm targets, launch orders and launchers' claims (/api/v2/capacity). */
+  capacity?: CapacityPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
 }
@@ -132,7 +135,9 @@ export function createRestApp(opts: RestOptions): Koa {
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {
       slowConsumerDrainMs: opts.slowConsumerDrainMs,
+      ...(opts.capacity ? { capacity: opts.capacity } : {}),
     });
+  if (opts.capacity) mountCapacity(api, opts.capacity);
   if (opts.inspection)
     mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 

@@ -7,10 +7,11 @@ import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
 import type { LogLines } from "../../actors/agent-requests.ts";
+import type { CapacityHint } from "../../actors/capacity/capacity.ts";
 import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
 import type { DeploymentStatus } from "../../machines/deployment.ts";
-import { EeError, NotFoundError, toEeError, ValidationError } from "../../spec/errors.ts";
+import { EeError, NotFoundError, PlacementError, toEeError, ValidationError } from "../../spec/errors.ts";
 import { registryAuthSchema } from "../../spec/images.ts";
 import {
   appNameSchema,
@@ -42,6 +43,11 @@ export interface DeploymentsPort {
     health?: z.infer<typeof healthSpecSchema>;
   }): AppRow;
   apps(): AppRow[];
+}
+
+/** Why no agent fits, as capacity sees it (actors/capacity/capacity.ts). */
+export interface CapacityHintPort {
+  hint(req: { datacenter?: string; node_size?: string }): Promise<CapacityHint>;
 }
 
 export interface AgentReadsPort {
@@ -161,13 +167,23 @@ export function mountDeployments(
   api: Router,
   port: DeploymentsPort,
   reads: AgentReadsPort,
-  opts: { slowConsumerDrainMs?: number } = {},
+  opts: { slowConsumerDrainMs?: number; capacity?: CapacityHintPort } = {},
 ): void {
+  const { capacity } = opts;
   api.post("/deployments", async (ctx) => {
     const key = ctx.get("idempotency-key") || undefined;
     if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
       throw new ValidationError("EE-REQ-INVALID", "Idempotency-Key must be 1..128 visible ASCII characters");
-    const out = port.create(await deploymentRequest(ctx), key);
+    const req = await deploymentRequest(ctx);
+    let out: ReturnType<DeploymentsPort["create"]>;
+    try {
+      out = port.create(req, key);
+    } catch (err) {
+      // Nothing fits: say whether capacity is on its way (EE-CAP-WARM-PENDING) or not (EE-CAP-NO-ELIGIBLE).
+      if (!(err instanceof PlacementError) || err.code !== "EE-PLACE-NO-AGENT" || !capacity) throw err;
+      const details = { ...(err.details as object), capacity: await capacity.hint(req) };
+      throw new PlacementError(err.code, err.message, details);
+    }
     ctx.status = 202;
     if (out.replayed) ctx.set("Idempotent-Replayed", "true");
     ctx.body = { ...out, status: port.get(out.deployment_id).status };
@@ -191,7 +207,9 @@ export function mountDeployments(
     ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
   });
   api.post("/preflight", async (ctx) => {
-    ctx.body = port.preflight(await deploymentRequest(ctx));
+    const req = await deploymentRequest(ctx);
+    const result = port.preflight(req);
+    ctx.body = !result.ok && capacity ? { ...result, capacity: await capacity.hint(req) } : result;
   });
   api.post("/apps", async (ctx) => {
     const { value } = await readJsonBody(ctx, appBody, MAX_COMPOSE_BYTES + 16 * 1024);
