@@ -12,6 +12,14 @@ import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./comm
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
+import {
+  CapacityOrdersListCommand,
+  CapacityReconcileCommand,
+  CapacityReservationsListCommand,
+  CapacitySizesCommand,
+  CapacityTargetsListCommand,
+  CapacityTargetsSetCommand,
+} from "./commands/capacity.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
@@ -34,6 +42,7 @@ import {
   InstallUninstallCommand,
   InstallUpgradeCommand,
 } from "./commands/install.ts";
+import { LauncherRunCommand } from "./commands/launcher.ts";
 import { LogsCommand, StatsCommand } from "./commands/logs.ts";
 import {
   MeasurementsAddCommand,
@@ -76,6 +85,13 @@ const COMMANDS = [
   InspectDeploymentCommand,
   MachinesListCommand,
   MachinesExportCommand,
+  CapacityTargetsSetCommand,
+  CapacityTargetsListCommand,
+  CapacityOrdersListCommand,
+  CapacityReservationsListCommand,
+  CapacityReconcileCommand,
+  CapacitySizesCommand,
+  LauncherRunCommand,
 ];
 
 const args = process.argv.slice(2);

@@ -48,6 +48,10 @@ export class RestClient {
     return this.#request<T>("POST", path, body, extra);
   }
 
+  async put<T>(path: string, body: unknown): Promise<T> {
+    return this.#request<T>("PUT", path, body);
+  }
+
   /** A DELETE; resolves to the JSON answer, or undefined when there is none (204). */
   async delete<T = undefined>(path: string): Promise<T> {
     return this.#request<T>("DELETE", path);

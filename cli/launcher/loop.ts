@@ -1,0 +1,86 @@
+// The launcher's loop: claim an open order for its datacenter (and node size), report `provisioning`, hand it to
+// the provider, and report `failed` with the reason when the launch fails; poll when there is nothing to claim.
+// Runs until its signal aborts. Talks to the CP only through the REST client. Imports cli/ and spec/.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { RestClient } from "../rest-client.ts";
+import type { ClaimedOrder, Provider } from "./providers.ts";
+
+interface OrderJson extends ClaimedOrder {
+  status: string;
+  agent_id?: string;
+  reason?: string;
+}
+
+export interface LauncherOptions {
+  client: RestClient;
+  provider: Provider;
+  datacenter: string;
+  nodeSize?: string;
+  pollMs: number;
+  signal: AbortSignal;
+  say: (line: string) => void;
+}
+
+export async function runLauncher(o: LauncherOptions): Promise<void> {
+  const { client, signal, say } = o;
+  while (!signal.aborted) {
+    let claimed: { order: OrderJson | null; bootstrap_token?: string };
+    try {
+      claimed = await client.post("/api/v2/capacity/orders/claim", {
+        datacenter: o.datacenter,
+        ...(o.nodeSize ? { node_size: o.nodeSize } : {}),
+      });
+    } catch (err) {
+      // The CP restarting or briefly unreachable is not the launcher's end: it asks again.
+      say(`claim failed: ${(err as Error).message}; retrying`);
+      await pause(o.pollMs, signal);
+      continue;
+    }
+    const order = claimed.order;
+    if (!order || !claimed.bootstrap_token) {
+      await pause(o.pollMs, signal);
+      continue;
+    }
+    const id = order.order_id;
+    say(`order ${id}: claimed (${order.datacenter} ${order.node_size})`);
+    const progress = (status: "provisioning" | "failed", reason?: string) =>
+      client.post<OrderJson>(`/api/v2/capacity/orders/${id}/progress`, {
+        status,
+        ...(reason ? { reason } : {}),
+      });
+    try {
+      await progress("provisioning");
+      const { detail } = await o.provider.launch({
+        order,
+        bootstrapToken: claimed.bootstrap_token,
+        cpUrl: client.base,
+        registered: () => untilRegistered(client, id, o.pollMs, signal),
+      });
+      say(`order ${id}: launched (${detail})`);
+    } catch (err) {
+      if (signal.aborted) break;
+      const reason = `EE-CAP-LAUNCH-FAILED: ${(err as Error).message}`.slice(0, 2048);
+      say(`order ${id}: failed: ${reason}`);
+      await progress("failed", reason).catch((e: Error) =>
+        say(`order ${id}: reporting failure: ${e.message}`),
+      );
+    }
+  }
+}
+
+/** Resolves when the order's agent registered; rejects if the order ended otherwise (its lease lost). */
+async function untilRegistered(client: RestClient, id: string, pollMs: number, signal: AbortSignal) {
+  for (;;) {
+    const { orders } = await client.get<{ orders: OrderJson[] }>("/api/v2/capacity/orders");
+    const order = orders.find((x) => x.order_id === id);
+    if (order?.status === "registered" || order?.status === "fulfilled") return;
+    if (!order || order.status === "failed" || order.status === "open")
+      throw new Error(`the order is ${order?.status ?? "gone"}${order?.reason ? `: ${order.reason}` : ""}`);
+    await pause(pollMs, signal);
+    if (signal.aborted) throw new Error("the launcher stopped");
+  }
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { signal }).catch(() => {});
+}
