@@ -80,6 +80,7 @@ function registeredRoutes(): string[] {
     deployments: unused("deployments"),
     agentReads: unused("agentReads"),
     inspection: unused("inspection"),
+    capacity: unused("capacity"),
   });
   const out: string[] = [];
   for (const mw of app.middleware as { router?: { stack: { methods: string[]; path: unknown }[] } }[]) {
