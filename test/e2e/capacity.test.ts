@@ -1,0 +1,230 @@
+// Capacity end to end, as an operator would run it: a real CP, `eectl launcher run --provider local` as a child
+// process starting real `eectl agent` processes that register with their orders' bootstrap tokens. A target of
+// two warm tiny agents in local:a comes up through orders; killing one makes the reconciler order a
+// replacement; a spent token is refused; an expired lease reopens its order; an exec launcher's failing command
+// fails its order with the command's output; preflight says whether capacity is on its way.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import test from "ava";
+import { eectl, eectlRunning } from "../helpers/cli.ts";
+import { ADMIN_TOKEN, agentConfig, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+import { tempDir } from "../helpers/temp.ts";
+
+interface Order {
+  order_id: string;
+  datacenter: string;
+  node_size: string;
+  status: string;
+  agent_id?: string;
+  reason?: string;
+}
+
+const DC = "local:a";
+const COMPOSE = "services:\n  web:\n    image: busybox\n";
+
+test("two warm tiny agents come up through a local launcher; a killed one is replaced; a spent token is refused", async (t) => {
+  const { cp, api, devDir } = await startTestCp(t, { capacity: { reconcileMs: 300 } });
+  const orders = async () => (await api<{ orders: Order[] }>("/api/v2/capacity/orders")).body.orders;
+  const warm = async () =>
+    (await api<{ targets: { warm: number }[] }>("/api/v2/capacity/reconcile", { method: "POST" })).body
+      .targets[0]?.warm ?? 0;
+
+  const started = Date.now();
+  const set = await api("/api/v2/capacity/targets", {
+    method: "PUT",
+    body: JSON.stringify({ datacenter: DC, node_size: "tiny", min_warm: 2 }),
+    headers: { "content-type": "application/json" },
+  });
+  t.is(set.status, 200);
+  t.deepEqual(
+    (await orders()).map((o) => o.status),
+    ["open", "open"],
+    "the target's shortfall is ordered at once",
+  );
+
+  const workDir = tempDir(t, "ee-launcher-");
+  const launcher = eectlRunning(
+    t,
+    [
+      "launcher",
+      "run",
+      "--provider",
+      "local",
+      "--datacenter",
+      DC,
+      "--work-dir",
+      workDir,
+      "--dev-attestation",
+      devDir,
+      "--poll-ms",
+      "200",
+    ],
+    { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN, EE_LOG_LEVEL: "warn" },
+  );
+  const fulfilled = await waitFor(
+    "two fulfilled orders and two warm agents",
+    async () => {
+      const done = (await orders()).filter((o) => o.status === "fulfilled");
+      return done.length === 2 && (await warm()) === 2 ? done : undefined;
+    },
+    90_000,
+  );
+  t.log(`target set → 2 warm agents through orders: ${Date.now() - started} ms`);
+  for (const o of fulfilled) {
+    t.regex(o.agent_id ?? "", /^agt_/);
+    const rec = cp.index.get(o.agent_id!);
+    t.like(rec, { datacenter: DC, node_size: "tiny", vm_name: o.order_id });
+    t.is(readFileSync(join(workDir, o.order_id, "config.json")).length > 0, true);
+  }
+  const reservations = await api<{ reservations: { agent_id: string }[] }>("/api/v2/capacity/reservations");
+  t.deepEqual(
+    reservations.body.reservations.map((r) => r.agent_id).sort(),
+    fulfilled.map((o) => o.agent_id).sort(),
+  );
+
+  // A spent token, presented by another agent, is refused and audited with its code.
+  const spent = JSON.parse(readFileSync(join(workDir, fulfilled[0]!.order_id, "config.json"), "utf8"));
+  await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, {
+      vm_name: "thief",
+      datacenter: DC,
+      bootstrap_token: spent.bootstrap_token,
+      registration: { max_attempts: 1 },
+    }),
+  );
+  const refused = await waitFor("the reused token's refusal", async () => {
+    const { body } = await api<{ events: { data: { reason?: string } }[] }>(
+      "/api/v2/events?kind=agent.rejected",
+    );
+    return body.events.find((e) => e.data.reason === "EE-REG-BOOTSTRAP-USED");
+  });
+  t.truthy(refused);
+
+  // Kill one launched agent for real: it goes stale, the reconciler orders a replacement, the launcher fills it.
+  const pid = Number(/agent pid (\d+)/.exec(launcher.stdout())?.[1]);
+  t.true(pid > 0, launcher.stdout());
+  process.kill(pid, "SIGKILL");
+  await waitFor(
+    "a replacement order fulfilled and two warm agents again",
+    async () => {
+      const done = (await orders()).filter((o) => o.status === "fulfilled");
+      return done.length === 3 && (await warm()) === 2 ? true : undefined;
+    },
+    90_000,
+  );
+  launcher.kill("SIGINT");
+  t.is(await launcher.exited, 0);
+  t.regex(launcher.stdout(), /launcher: stopped/);
+});
+
+test("an expired lease reopens the order with its reason; progress under a lost lease is refused", async (t) => {
+  const { api } = await startTestCp(t, { capacity: { reconcileMs: 60_000, leaseMs: 1_000 } });
+  const json = { "content-type": "application/json" };
+  await api("/api/v2/capacity/targets", {
+    method: "PUT",
+    headers: json,
+    body: JSON.stringify({ datacenter: DC, node_size: "tiny", min_warm: 1 }),
+  });
+  const claim = await api<{ order: Order; bootstrap_token: string }>("/api/v2/capacity/orders/claim", {
+    method: "POST",
+    headers: json,
+    body: JSON.stringify({ datacenter: DC }),
+  });
+  t.like(claim.body.order, { status: "claimed" });
+  t.regex(claim.body.bootstrap_token, /^eebt_[A-Za-z0-9_-]{43}$/);
+  const id = claim.body.order.order_id;
+  const reopened = await waitFor("the lease to expire", async () => {
+    const { body } = await api<{ orders: Order[] }>("/api/v2/capacity/orders");
+    return body.orders.find((o) => o.order_id === id && o.status === "open");
+  });
+  t.regex(reopened.reason ?? "", /^EE-CAP-LEASE-EXPIRED/);
+  const late = await api<{ error: { code: string } }>(`/api/v2/capacity/orders/${id}/progress`, {
+    method: "POST",
+    headers: json,
+    body: JSON.stringify({ status: "provisioning" }),
+  });
+  t.is(late.status, 409);
+  t.is(late.body.error.code, "EE-CAP-ORDER-STATE");
+  // Nothing claimable elsewhere: an empty claim, not an error.
+  const none = await api<{ order: null }>("/api/v2/capacity/orders/claim", {
+    method: "POST",
+    headers: json,
+    body: JSON.stringify({ datacenter: "local:zz" }),
+  });
+  t.deepEqual(none.body, { order: null });
+  const bad = await api<{ error: { code: string } }>("/api/v2/capacity/targets", {
+    method: "PUT",
+    headers: json,
+    body: JSON.stringify({ datacenter: "no-zone", node_size: "tiny", min_warm: 1 }),
+    badRequest: true,
+  });
+  t.is(bad.body.error.code, "EE-REQ-INVALID");
+});
+
+test("an exec launcher's failing command fails the order with its output; preflight names capacity's state", async (t) => {
+  const { cp, api } = await startTestCp(t, { capacity: { reconcileMs: 60_000 } });
+  const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
+  const preflight = async () =>
+    (
+      await api<{ ok: boolean; capacity?: { code: string } }>("/api/v2/preflight", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ app: "web", compose: COMPOSE, datacenter: DC, node_size: "tiny" }),
+      })
+    ).body;
+  t.like(await preflight(), { ok: false, capacity: { code: "EE-CAP-NO-ELIGIBLE" } });
+
+  const set = await eectl(
+    ["capacity", "targets", "set", "--datacenter", DC, "--node-size", "tiny", "--min-warm", "1", "--json"],
+    { env },
+  );
+  t.is(set.code, 0, set.stderr);
+  t.like(JSON.parse(set.stdout), { datacenter: DC, node_size: "tiny", min_warm: 1 });
+  t.like(await preflight(), { ok: false, capacity: { code: "EE-CAP-WARM-PENDING" } });
+
+  const launcher = eectlRunning(
+    t,
+    [
+      "launcher",
+      "run",
+      "--provider",
+      "exec",
+      "--datacenter",
+      DC,
+      "--poll-ms",
+      "200",
+      "--command",
+      'echo "no capacity for $EE_NODE_SIZE in $EE_DATACENTER" >&2; test -n "$EE_BOOTSTRAP_TOKEN"; exit 3',
+    ],
+    env,
+  );
+  const failed = await waitFor(
+    "the order to fail",
+    async () => {
+      const run = await eectl(["capacity", "orders", "list", "--json"], { env });
+      return (JSON.parse(run.stdout) as { orders: Order[] }).orders.find((o) => o.status === "failed");
+    },
+    30_000,
+  );
+  t.regex(
+    failed.reason ?? "",
+    /^EE-CAP-LAUNCH-FAILED: the command exited \(3\): no capacity for tiny in local:a/,
+  );
+  launcher.kill("SIGINT");
+  t.is(await launcher.exited, 0);
+
+  const sizes = await eectl(["capacity", "sizes", "--json"], { env });
+  t.like(JSON.parse(sizes.stdout).sizes[0], { node_size: "tiny", vcpus: 1, memory_mb: 2048, gpus: 0 });
+  const targets = await eectl(["capacity", "targets", "list"], { env });
+  t.regex(targets.stdout, /local:a\s+tiny\s+1/);
+  const reconcile = await eectl(["capacity", "reconcile", "--json"], { env });
+  t.like(JSON.parse(reconcile.stdout).targets[0], { datacenter: DC, min_warm: 1, warm: 0 });
+  for (const args of [
+    ["capacity", "orders", "list"],
+    ["launcher", "run"],
+  ]) {
+    const help = await eectl([...args, "--help"]);
+    t.is(help.code, 0);
+  }
+});
