@@ -184,7 +184,9 @@ export class Capacity {
 
   /** Why nothing fits, as far as capacity can tell: an order on its way, or none. */
   async hint(req: { datacenter?: string; node_size?: string }): Promise<CapacityHint> {
-    const inFlight = (await this.orders()).filter(
+    await this.#expire();
+    const now = this.#o.now();
+    const inFlight = (await this.#o.store.ordersForPlan(now)).filter(
       (o) =>
         IN_FLIGHT.has(o.status) &&
         (req.datacenter === undefined || o.datacenter === req.datacenter) &&
@@ -209,7 +211,7 @@ export class Capacity {
     const now = this.#o.now();
     const [targets, orders, reservations] = await Promise.all([
       store.targets(),
-      store.orders(),
+      store.ordersForPlan(now - this.#o.graceMs),
       store.reservations(),
     ]);
     const plan = planCapacity({

@@ -86,6 +86,10 @@ export class SqliteCapacityStore implements CapacityStore {
         "SELECT datacenter, node_size, min_warm, updated_at FROM capacity_targets ORDER BY datacenter, node_size",
       ),
       orders: db.prepare(`SELECT ${ORDER_COLUMNS} FROM capacity_orders ORDER BY created_at, order_id`),
+      ordersForPlan: db.prepare(
+        `SELECT ${ORDER_COLUMNS} FROM capacity_orders WHERE status IN ('open', 'claimed', 'provisioning')
+         OR (status IN ('registered', 'fulfilled') AND updated_at >= ?) ORDER BY created_at, order_id`,
+      ),
       order: db.prepare(`SELECT ${ORDER_COLUMNS} FROM capacity_orders WHERE order_id = ?`),
       addOrder: db.prepare(
         `INSERT INTO capacity_orders (${ORDER_COLUMNS}) VALUES (?, ?, ?, 'open', NULL, NULL, NULL, 0, NULL, ?, ?)`,
@@ -152,6 +156,10 @@ export class SqliteCapacityStore implements CapacityStore {
 
   async orders(): Promise<Order[]> {
     return (this.#s.orders.all() as OrderRow[]).map(publicOrder);
+  }
+
+  async ordersForPlan(since: number): Promise<Order[]> {
+    return (this.#s.ordersForPlan.all(since) as OrderRow[]).map(publicOrder);
   }
 
   async addOrders(orders: readonly Order[]): Promise<void> {

@@ -73,6 +73,11 @@ export interface CapacityStore {
   putTarget(t: Target): Promise<void>;
   targets(): Promise<Target[]>;
   orders(): Promise<Order[]>;
+  /**
+   * What the reconciler weighs: orders in flight, and those registered or fulfilled since `since` (the grace
+   * window). Ended orders accumulate as history; the reconciler never reads them.
+   */
+  ordersForPlan(since: number): Promise<Order[]>;
   addOrders(orders: readonly Order[]): Promise<void>;
   /** Open orders among `ids` become failed with `reason`; others are left alone. Returns those changed. */
   cancelOpen(ids: readonly string[], reason: string, now: number): Promise<number>;

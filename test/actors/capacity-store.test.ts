@@ -108,6 +108,15 @@ test("a bootstrap token is consumed once, by its agent, for its datacenter and s
   t.like(await use("tok-1", "agt_a"), { order_id: "ord-1" }, "the same agent reconnecting");
   await t.throwsAsync(use("tok-1", "agt_b"), { code: "EE-REG-BOOTSTRAP-USED" });
   t.like(await s.fulfil("agt_a", 200), { order_id: "ord-1", status: "fulfilled" });
+  // The reconciler reads in-flight orders and those whose agent registered within the grace window only.
+  t.deepEqual(
+    (await s.ordersForPlan(200)).map((o) => o.order_id),
+    ["ord-1", "ord-2"],
+  );
+  t.deepEqual(
+    (await s.ordersForPlan(201)).map((o) => o.order_id),
+    ["ord-2"],
+  );
   // ord-2's lease ends: its token expires, and a new claim issues a new one.
   await s.expireLeases(10 + LEASE);
   await t.throwsAsync(use("tok-2", "agt_c", { now: 10 + LEASE }), { code: "EE-REG-BOOTSTRAP-EXPIRED" });
