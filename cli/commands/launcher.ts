@@ -13,8 +13,8 @@ export class LauncherRunCommand extends OperatorCommand {
     category: "Capacity",
     description: "Claim launch orders for a datacenter and fulfil them",
     details: `
-      Claims open launch orders for \`--datacenter\` (and \`--node-size\`, if given) one at a time, each with a
-      lease and a single-use bootstrap token, reports \`provisioning\`, and launches:
+      Claims open launch orders for \`--datacenter\` (and \`--node-size\`, if given), up to \`--parallel\` at a
+      time, each with a lease and a single-use bootstrap token, reports \`provisioning\`, and launches:
 
       \`--provider local\` starts \`eectl agent\` on this machine with dev attestation (\`--dev-attestation\`), the
       order's bootstrap token in its config (WORK_DIR/ORDER_ID/config.json, 0600; its log beside it) and its API
@@ -50,6 +50,7 @@ export class LauncherRunCommand extends OperatorCommand {
     description: "local: the dev attestation directory",
   });
   command = Option.String("--command", { description: "exec: the command run per order (sh -c)" });
+  parallel = Option.String("--parallel", { description: "Orders launched at once (default 4)" });
   pollMs = Option.String("--poll-ms", {
     description: "How often to ask for an order when none is open (default 1000)",
   });
@@ -71,6 +72,7 @@ export class LauncherRunCommand extends OperatorCommand {
         datacenter: this.datacenter,
         ...(this.nodeSize ? { nodeSize: this.nodeSize } : {}),
         pollMs: parsePositiveInt(this.pollMs, "--poll-ms") ?? 1000,
+        parallel: parsePositiveInt(this.parallel, "--parallel") ?? 4,
         signal,
         say: (line) => out.write(`${line}\n`),
       }),

@@ -1,4 +1,4 @@
-// The launcher's loop: claim an open order for its datacenter (and node size), report `provisioning`, hand it to
+// The launcher's loop (`parallel` workers): claim an open order for its datacenter (and node size), report `provisioning`, hand it to
 // the provider, and report `failed` with the reason when the launch fails; poll when there is nothing to claim.
 // Runs until its signal aborts. Talks to the CP only through the REST client. Imports cli/ and spec/.
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,11 +17,17 @@ export interface LauncherOptions {
   datacenter: string;
   nodeSize?: string;
   pollMs: number;
+  /** Orders launched at once: each worker claims and launches its own, claims being atomic on the CP. */
+  parallel: number;
   signal: AbortSignal;
   say: (line: string) => void;
 }
 
 export async function runLauncher(o: LauncherOptions): Promise<void> {
+  await Promise.all(Array.from({ length: o.parallel }, () => worker(o)));
+}
+
+async function worker(o: LauncherOptions): Promise<void> {
   const { client, signal, say } = o;
   while (!signal.aborted) {
     let claimed: { order: OrderJson | null; bootstrap_token?: string };

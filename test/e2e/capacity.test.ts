@@ -3,11 +3,18 @@
 // two warm tiny agents in local:a comes up through orders; killing one makes the reconciler order a
 // replacement; a spent token is refused; an expired lease reopens its order; an exec launcher's failing command
 // fails its order with the command's output; preflight says whether capacity is on its way.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { eectl, eectlRunning } from "../helpers/cli.ts";
-import { ADMIN_TOKEN, agentConfig, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
+import {
+  ADMIN_TOKEN,
+  agentConfig,
+  type CpApi,
+  startTestAgent,
+  startTestCp,
+  waitFor,
+} from "../helpers/cluster.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 interface Order {
@@ -20,6 +27,15 @@ interface Order {
 }
 
 const DC = "local:a";
+const JSON_TYPE = { "content-type": "application/json" };
+
+/** The audit event of a registration refused with `code`, if there is one yet. */
+async function refusal(api: CpApi, code: string) {
+  const { body } = await api<{ events: { agent_id: string; data: { reason?: string } }[] }>(
+    "/api/v2/events?kind=agent.rejected",
+  );
+  return body.events.find((e) => e.data.reason === code);
+}
 const COMPOSE = "services:\n  web:\n    image: busybox\n";
 
 test("two warm tiny agents come up through a local launcher; a killed one is replaced; a spent token is refused", async (t) => {
@@ -74,7 +90,7 @@ test("two warm tiny agents come up through a local launcher; a killed one is rep
     t.regex(o.agent_id ?? "", /^agt_/);
     const rec = cp.index.get(o.agent_id!);
     t.like(rec, { datacenter: DC, node_size: "tiny", vm_name: o.order_id });
-    t.is(readFileSync(join(workDir, o.order_id, "config.json")).length > 0, true);
+    t.is(statSync(join(workDir, o.order_id, "config.json")).mode & 0o777, 0o600, "the config holds a token");
   }
   const reservations = await api<{ reservations: { agent_id: string }[] }>("/api/v2/capacity/reservations");
   t.deepEqual(
@@ -93,13 +109,7 @@ test("two warm tiny agents come up through a local launcher; a killed one is rep
       registration: { max_attempts: 1 },
     }),
   );
-  const refused = await waitFor("the reused token's refusal", async () => {
-    const { body } = await api<{ events: { data: { reason?: string } }[] }>(
-      "/api/v2/events?kind=agent.rejected",
-    );
-    return body.events.find((e) => e.data.reason === "EE-REG-BOOTSTRAP-USED");
-  });
-  t.truthy(refused);
+  t.truthy(await waitFor("the reused token's refusal", () => refusal(api, "EE-REG-BOOTSTRAP-USED")));
 
   // Kill one launched agent for real: it goes stale, the reconciler orders a replacement, the launcher fills it.
   const pid = Number(/agent pid (\d+)/.exec(launcher.stdout())?.[1]);
@@ -119,7 +129,7 @@ test("two warm tiny agents come up through a local launcher; a killed one is rep
 });
 
 test("an expired lease reopens the order with its reason; progress under a lost lease is refused", async (t) => {
-  const { api } = await startTestCp(t, { capacity: { reconcileMs: 60_000, leaseMs: 1_000 } });
+  const { cp, api, devDir } = await startTestCp(t, { capacity: { reconcileMs: 60_000, leaseMs: 1_000 } });
   const json = { "content-type": "application/json" };
   await api("/api/v2/capacity/targets", {
     method: "PUT",
@@ -139,6 +149,17 @@ test("an expired lease reopens the order with its reason; progress under a lost 
     return body.orders.find((o) => o.order_id === id && o.status === "open");
   });
   t.regex(reopened.reason ?? "", /^EE-CAP-LEASE-EXPIRED/);
+  // The token of the ended claim is refused at registration, by a real agent.
+  await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, {
+      vm_name: "late",
+      datacenter: DC,
+      bootstrap_token: claim.body.bootstrap_token,
+      registration: { max_attempts: 1 },
+    }),
+  );
+  await waitFor("the expired token's refusal", () => refusal(api, "EE-REG-BOOTSTRAP-EXPIRED"));
   const late = await api<{ error: { code: string } }>(`/api/v2/capacity/orders/${id}/progress`, {
     method: "POST",
     headers: json,
@@ -182,6 +203,19 @@ test("an exec launcher's failing command fails the order with its output; prefli
   t.is(set.code, 0, set.stderr);
   t.like(JSON.parse(set.stdout), { datacenter: DC, node_size: "tiny", min_warm: 1 });
   t.like(await preflight(), { ok: false, capacity: { code: "EE-CAP-WARM-PENDING" } });
+  const deploy = await api<{ error: { code: string; details: { capacity: { code: string } } } }>(
+    "/api/v2/deployments",
+    {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: JSON.stringify({ app: "web", compose: COMPOSE, datacenter: DC, node_size: "tiny" }),
+    },
+  );
+  t.is(deploy.status, 409);
+  t.like(deploy.body.error, {
+    code: "EE-PLACE-NO-AGENT",
+    details: { capacity: { code: "EE-CAP-WARM-PENDING" } },
+  });
 
   const launcher = eectlRunning(
     t,
@@ -227,4 +261,48 @@ test("an exec launcher's failing command fails the order with its output; prefli
     const help = await eectl([...args, "--help"]);
     t.is(help.code, 0);
   }
+});
+
+test("a token presented for another node size is refused without being spent; the right agent then fulfils the order", async (t) => {
+  const { cp, api, devDir } = await startTestCp(t, {
+    capacity: { reconcileMs: 60_000 },
+    nodeSizes: ["tiny", "standard"],
+  });
+  await api("/api/v2/capacity/targets", {
+    method: "PUT",
+    headers: JSON_TYPE,
+    body: JSON.stringify({ datacenter: DC, node_size: "tiny", min_warm: 1 }),
+  });
+  const claim = await api<{ order: Order; bootstrap_token: string }>("/api/v2/capacity/orders/claim", {
+    method: "POST",
+    headers: JSON_TYPE,
+    body: JSON.stringify({ datacenter: DC, node_size: "tiny" }),
+  });
+  const token = claim.body.bootstrap_token;
+  await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, {
+      vm_name: "wrong-size",
+      node_size: "standard",
+      datacenter: DC,
+      bootstrap_token: token,
+      registration: { max_attempts: 1 },
+    }),
+  );
+  await waitFor("the mismatch refusal", () => refusal(api, "EE-REG-BOOTSTRAP-MISMATCH"));
+  const agent = await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, { vm_name: "right-size", datacenter: DC, bootstrap_token: token }),
+  );
+  const order = await waitFor("the order fulfilled by the right agent", async () => {
+    const { body } = await api<{ orders: Order[] }>("/api/v2/capacity/orders");
+    return body.orders.find((o) => o.order_id === claim.body.order.order_id && o.status === "fulfilled");
+  });
+  t.is(order.agent_id, agent.agentId);
+  // A direct agent (no token) still registers as before.
+  const direct = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "direct" }));
+  await waitFor(
+    "the direct agent registered",
+    () => cp.index.get(direct.agentId)?.state === "registered" || undefined,
+  );
 });
