@@ -2,6 +2,7 @@
 // The control plane itself is loaded when the command runs, so `--help` and the other commands stay fast.
 import { Command, Option } from "clipanion";
 import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
+import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
 import { CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
@@ -124,7 +125,8 @@ export class ControlPlaneCommand extends EeCommand {
   dcId = Option.String("--dc-id", { description: "This CP's datacenter id (with --role dc)" });
   upstream = Option.String("--upstream", { description: "The master CP's URL (with --role dc)" });
   nodeSizes = Option.String("--node-sizes", {
-    description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
+    description:
+      "Comma-separated accepted node sizes, each NAME or NAME=VCPUS:MEMORY_MB:GPUS to set its preset (default tiny,standard,llm)",
   });
   reconcileMs = Option.String("--reconcile-ms", {
     description: `Run the capacity reconciler this often (default ${CAPACITY_DEFAULTS.reconcileMs})`,
@@ -176,10 +178,7 @@ export class ControlPlaneCommand extends EeCommand {
         maxWaitMs:
           parsePositiveInt(this.readyMaxWaitMs, "--ready-max-wait-ms") ?? READINESS_DEFAULTS.maxWaitMs,
       },
-      nodeSizes: this.nodeSizes
-        ?.split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
+      ...nodeSizesFlag(this.nodeSizes),
       ...(tls ? { tls } : {}),
       capacity: capacityFlags(this.reconcileMs, this.orderLeaseS),
     });
@@ -201,6 +200,12 @@ export class ControlPlaneCommand extends EeCommand {
     await cp.stop();
     return 0;
   }
+}
+
+function nodeSizesFlag(value: string | undefined) {
+  if (value === undefined) return {};
+  const { names, presets } = parseNodeSizes(value);
+  return { nodeSizes: names, sizePresets: presets };
 }
 
 function capacityFlags(reconcileMs: string | undefined, leaseS: string | undefined) {

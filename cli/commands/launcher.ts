@@ -22,7 +22,8 @@ export class LauncherRunCommand extends OperatorCommand {
       started (they are its children; the reconciler orders replacements when a launcher runs again).
 
       \`--provider exec --command CMD\` runs \`sh -c CMD\` per order with EE_ORDER_ID, EE_DATACENTER, EE_NODE_SIZE,
-      EE_BOOTSTRAP_TOKEN, EE_CP_URL and EE_CP_WS_URL in its environment; exit 0 means the VM is on its way (the
+      EE_BOOTSTRAP_TOKEN, EE_CP_URL, EE_CP_WS_URL and the size's preset (EE_VCPUS, EE_MEMORY_MB, EE_GPUS) in its
+      environment; exit 0 means the VM is on its way (the
       order stays \`provisioning\` until its agent registers), any other exit fails the order with the output's
       tail as the reason. Ctrl-C stops running commands.
 
@@ -77,7 +78,7 @@ export class LauncherRunCommand extends OperatorCommand {
         say: (line) => out.write(`${line}\n`),
       }),
     );
-    provider.stop();
+    await provider.stop();
     out.write("launcher: stopped\n");
     return 0;
   }

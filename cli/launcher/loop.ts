@@ -3,7 +3,7 @@
 // Runs until its signal aborts. Talks to the CP only through the REST client. Imports cli/ and spec/.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { RestClient } from "../rest-client.ts";
-import type { ClaimedOrder, Provider } from "./providers.ts";
+import type { ClaimedOrder, Provider, SizePresetJson } from "./providers.ts";
 
 interface OrderJson extends ClaimedOrder {
   status: string;
@@ -24,10 +24,24 @@ export interface LauncherOptions {
 }
 
 export async function runLauncher(o: LauncherOptions): Promise<void> {
-  await Promise.all(Array.from({ length: o.parallel }, () => worker(o)));
+  const presets = await sizePresets(o.client, o.say);
+  await Promise.all(Array.from({ length: o.parallel }, () => worker(o, presets)));
 }
 
-async function worker(o: LauncherOptions): Promise<void> {
+/** The CP's node-size presets, for exec commands' environment; none if the CP cannot say (logged). */
+async function sizePresets(client: RestClient, say: (line: string) => void) {
+  try {
+    const { sizes } = await client.get<{ sizes: ({ node_size: string } & SizePresetJson)[] }>(
+      "/api/v2/capacity/sizes",
+    );
+    return new Map(sizes.map(({ node_size, ...preset }) => [node_size, preset]));
+  } catch (err) {
+    say(`node-size presets unavailable: ${(err as Error).message}`);
+    return new Map<string, SizePresetJson>();
+  }
+}
+
+async function worker(o: LauncherOptions, presets: ReadonlyMap<string, SizePresetJson>): Promise<void> {
   const { client, signal, say } = o;
   while (!signal.aborted) {
     let claimed: { order: OrderJson | null; bootstrap_token?: string };
@@ -58,9 +72,11 @@ async function worker(o: LauncherOptions): Promise<void> {
       await progress("provisioning");
       const { detail } = await o.provider.launch({
         order,
+        preset: presets.get(order.node_size),
         bootstrapToken: claimed.bootstrap_token,
         cpUrl: client.base,
         registered: () => untilRegistered(client, id, o.pollMs, signal),
+        note: (line) => say(`order ${id}: ${line}`),
       });
       say(`order ${id}: launched (${detail})`);
     } catch (err) {

@@ -13,19 +13,30 @@ export interface ClaimedOrder {
   node_size: string;
 }
 
+/** A node size's preset as the CP serves it (GET /api/v2/capacity/sizes). */
+export interface SizePresetJson {
+  vcpus: number;
+  memory_mb: number;
+  gpus: number;
+}
+
 export interface LaunchContext {
   order: ClaimedOrder;
+  /** What to provision for the order's node size, when the CP knows a preset for it. */
+  preset: SizePresetJson | undefined;
   bootstrapToken: string;
   /** The CP's REST URL (EE_CP_URL); agents get its ws(s):// form. */
   cpUrl: string;
   /** Resolves once the order left provisioning (the agent registered): a local launch waits for it. */
   registered: () => Promise<void>;
+  /** Tells the operator what was started, as soon as it is (the launch may wait long after). */
+  note: (line: string) => void;
 }
 
 export interface Provider {
   launch(c: LaunchContext): Promise<{ detail: string }>;
-  /** Ctrl-C: what the provider started goes with it (local agents, running commands). */
-  stop(): void;
+  /** Ctrl-C: what the provider started goes with it (local agents, running commands); resolves once gone. */
+  stop(): Promise<void>;
 }
 
 /** The last bytes of a process's output, for a failure reason (never the whole log). */
@@ -62,6 +73,7 @@ export function localProvider(o: { workDir: string; devAttestationDir: string; e
         env: { ...process.env, EE_LOG_LEVEL: process.env.EE_LOG_LEVEL ?? "info" },
       });
       children.add(child);
+      c.note(`agent pid ${child.pid}, log ${logFile}`);
       const exited = new Promise<never>((_, reject) =>
         child.once("exit", (code, signal) => {
           children.delete(child);
@@ -74,11 +86,9 @@ export function localProvider(o: { workDir: string; devAttestationDir: string; e
       );
       exited.catch(() => {});
       await Promise.race([c.registered(), exited]);
-      return { detail: `agent pid ${child.pid}, log ${logFile}` };
+      return { detail: "its agent registered" };
     },
-    stop() {
-      for (const child of children) child.kill("SIGTERM");
-    },
+    stop: () => stopAll(children),
   };
 }
 
@@ -97,6 +107,13 @@ export function execProvider(o: { command: string }): Provider {
             EE_BOOTSTRAP_TOKEN: c.bootstrapToken,
             EE_CP_URL: c.cpUrl,
             EE_CP_WS_URL: c.cpUrl.replace(/^http/, "ws"),
+            ...(c.preset
+              ? {
+                  EE_VCPUS: String(c.preset.vcpus),
+                  EE_MEMORY_MB: String(c.preset.memory_mb),
+                  EE_GPUS: String(c.preset.gpus),
+                }
+              : {}),
           },
         });
         running.add(child);
@@ -114,8 +131,24 @@ export function execProvider(o: { command: string }): Provider {
         });
       });
     },
-    stop() {
-      for (const child of running) child.kill("SIGTERM");
-    },
+    stop: () => stopAll(running),
   };
+}
+
+/** SIGTERM to each, SIGKILL to any still running after 10 s; resolves when all have exited. */
+async function stopAll(children: ReadonlySet<ChildProcess>): Promise<void> {
+  await Promise.all(
+    [...children].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+          child.once("exit", () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
 }

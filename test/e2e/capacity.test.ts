@@ -29,6 +29,15 @@ interface Order {
 const DC = "local:a";
 const JSON_TYPE = { "content-type": "application/json" };
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The audit event of a registration refused with `code`, if there is one yet. */
 async function refusal(api: CpApi, code: string) {
   const { body } = await api<{ events: { agent_id: string; data: { reason?: string } }[] }>(
@@ -126,6 +135,10 @@ test("two warm tiny agents come up through a local launcher; a killed one is rep
   launcher.kill("SIGINT");
   t.is(await launcher.exited, 0);
   t.regex(launcher.stdout(), /launcher: stopped/);
+  // As documented: the agents a local launcher started stop with it.
+  const pids = [...launcher.stdout().matchAll(/agent pid (\d+)/g)].map((m) => Number(m[1]));
+  t.is(pids.length, 3, launcher.stdout());
+  t.deepEqual(pids.filter(alive), []);
 });
 
 test("an expired lease reopens the order with its reason; progress under a lost lease is refused", async (t) => {
@@ -229,7 +242,7 @@ test("an exec launcher's failing command fails the order with its output; prefli
       "--poll-ms",
       "200",
       "--command",
-      'echo "no capacity for $EE_NODE_SIZE in $EE_DATACENTER" >&2; test -n "$EE_BOOTSTRAP_TOKEN"; exit 3',
+      'echo "no $EE_VCPUS-vcpu $EE_NODE_SIZE in $EE_DATACENTER" >&2; test -n "$EE_BOOTSTRAP_TOKEN"; exit 3',
     ],
     env,
   );
@@ -241,10 +254,7 @@ test("an exec launcher's failing command fails the order with its output; prefli
     },
     30_000,
   );
-  t.regex(
-    failed.reason ?? "",
-    /^EE-CAP-LAUNCH-FAILED: the command exited \(3\): no capacity for tiny in local:a/,
-  );
+  t.regex(failed.reason ?? "", /^EE-CAP-LAUNCH-FAILED: the command exited \(3\): no 1-vcpu tiny in local:a/);
   launcher.kill("SIGINT");
   t.is(await launcher.exited, 0);
 
