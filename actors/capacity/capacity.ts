@@ -57,11 +57,17 @@ export class Capacity {
   /** The reconcile running now: a second request waits for it and then runs its own (it may see newer state). */
   #running: Promise<unknown> = Promise.resolve();
   readonly #offTransitions: () => void;
+  /**
+   * Agents seen by this process (any transition), with when: an order whose agent was seen and is gone (killed,
+   * forgotten) is not waiting for it. Entries older than the grace window are dropped, which bounds the map.
+   */
+  readonly #seen = new Map<string, number>();
 
   constructor(o: CapacityOptions) {
     this.#o = { ...CAPACITY_DEFAULTS, now: Date.now, ...o };
-    // An order's agent registered and its session is live: the order is fulfilled.
     this.#offTransitions = o.index.onTransition((t) => {
+      this.#seen.set(t.agent_id, t.at);
+      // An order's agent registered and its session is live: the order is fulfilled.
       if (t.from === "challenged" && LIVE_STATES.has(t.to)) void this.#fulfil(t.agent_id);
     });
   }
@@ -214,11 +220,13 @@ export class Capacity {
       store.ordersForPlan(now - this.#o.graceMs),
       store.reservations(),
     ]);
+    for (const [id, at] of this.#seen) if (now - at >= this.#o.graceMs) this.#seen.delete(id);
     const plan = planCapacity({
       now,
       graceMs: this.#o.graceMs,
       targets,
       agents: planAgents(index, { now, attestationMaxAgeMs: this.#o.attestationMaxAgeMs }),
+      seen: this.#seen,
       orders,
       reservations,
     });

@@ -18,6 +18,11 @@ export interface PlanInput {
   targets: readonly { datacenter: string; node_size: string; min_warm: number }[];
   /** Every agent the CP knows (warm or not): an order's agent that is known is no longer "on its way". */
   agents: Iterable<PlanAgent>;
+  /**
+   * Agents this CP saw since it started that it no longer lists (forgotten after going stale): their orders
+   * are not "on their way" either. Empty right after a start, which is when awaiting orders matter.
+   */
+  seen?: { has(agentId: string): boolean };
   orders: readonly Order[];
   reservations: readonly Reservation[];
 }
@@ -99,6 +104,7 @@ export function planCapacity(input: PlanInput): Plan {
         (o.status === "registered" || o.status === "fulfilled") &&
         o.agent_id !== null &&
         !known.has(o.agent_id) &&
+        !input.seen?.has(o.agent_id) &&
         now - o.updated_at < input.graceMs,
     ).length;
     const need = Math.max(0, t.min_warm - warm.length) - inFlight.length - awaiting;

@@ -63,6 +63,8 @@ test("an order whose agent registered covers the shortfall for the grace window 
   t.is(plan({ orders: [old] }).create.length, 2, "past the grace window it no longer counts");
   // A known agent that is not warm (killed: stale) does not hold the replacement back.
   t.is(plan({ orders: [recent], agents: [agent("agt_gone", false)] }).create.length, 2);
+  // Nor does one this CP saw and has since forgotten (stale for forget_after_ms).
+  t.is(plan({ orders: [recent], seen: new Set(["agt_gone"]) }).create.length, 2);
 });
 
 test("reservations: held ones stay, new warm agents fill up to min_warm, others are released", (t) => {

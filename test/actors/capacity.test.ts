@@ -83,6 +83,11 @@ test("a reconcile orders the shortfall once, reserves warm agents, and an order'
   addAgent(index, "agt_new", "local:a", "registered");
   const order = await waitForOrder(capacity, claimed!.order.order_id, "fulfilled");
   t.is(order.agent_id, "agt_new");
+  // agt_new is warm: with agt_1 two of three, and one order still open.
+  t.like((await capacity.reconcile()).targets[0], { warm: 2, in_flight: 1, awaiting: 0, ordered: 0 });
+  // Forgotten (stale long enough): its order, fulfilled a moment ago, is not "on its way", so it is replaced.
+  index.remove("agt_new");
+  t.like((await capacity.reconcile()).targets[0], { warm: 1, in_flight: 1, awaiting: 0, ordered: 1 });
   const kinds = events.list({ limit: 100 }).map((e) => e.kind);
   for (const k of [
     "capacity.target.set",
