@@ -264,6 +264,31 @@ test("an exec launcher's failing command fails the order with its output; prefli
   t.regex(targets.stdout, /local:a\s+tiny\s+1/);
   const reconcile = await eectl(["capacity", "reconcile", "--json"], { env });
   t.like(JSON.parse(reconcile.stdout).targets[0], { datacenter: DC, min_warm: 1, warm: 0 });
+  const badCount = await eectl(
+    ["capacity", "targets", "set", "--datacenter", DC, "--node-size", "tiny", "--min-warm", "many", "--json"],
+    { env },
+  );
+  t.is(badCount.code, 1);
+  t.is(JSON.parse(badCount.stdout).error.code, "EE-CONFIG-INVALID");
+  const badDc = await eectl(
+    [
+      "capacity",
+      "targets",
+      "set",
+      "--datacenter",
+      "nozone",
+      "--node-size",
+      "tiny",
+      "--min-warm",
+      "1",
+      "--json",
+    ],
+    { env },
+  );
+  t.is(JSON.parse(badDc.stdout).error.code, "EE-REQ-INVALID");
+  const badProvider = await eectl(["launcher", "run", "--provider", "cloud", "--datacenter", DC], { env });
+  t.is(badProvider.code, 1);
+  t.regex(badProvider.stderr, /EE-CONFIG-INVALID: --provider: expected local or exec/);
   for (const args of [
     ["capacity", "orders", "list"],
     ["launcher", "run"],
