@@ -317,7 +317,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
-    metrics: () => cpMetrics({ index, supervisor, deployments, requests, startedAt }),
+    metrics: () => [
+      ...cpMetrics({ index, supervisor, deployments, requests, startedAt }),
+      ...capacity.metrics(),
+    ],
   };
   const knownAgent = (agentId: string): string => {
     if (!index.get(agentId))

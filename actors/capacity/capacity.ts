@@ -6,6 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Logger } from "../../lib/log.ts";
 import { LIVE_STATES } from "../../machines/agent-session.ts";
 import { ValidationError } from "../../spec/errors.ts";
+import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex } from "../agent-index.ts";
 import { isWarm } from "../placement.ts";
 import type { EventLog } from "../store/event-log.ts";
@@ -62,6 +63,8 @@ export class Capacity {
    * forgotten) is not waiting for it. Entries older than the grace window are dropped, which bounds the map.
    */
   readonly #seen = new Map<string, number>();
+  /** Each target as the last reconcile found it, for /metrics (read without touching the store). */
+  #last: TargetStatus[] = [];
 
   constructor(o: CapacityOptions) {
     this.#o = { ...CAPACITY_DEFAULTS, now: Date.now, ...o };
@@ -88,6 +91,35 @@ export class Capacity {
 
   sizes() {
     return sizePresets(this.#o.nodeSizes, this.#o.sizePresets);
+  }
+
+  /** Warm agents, targets and orders in flight per (datacenter, node_size), as of the last reconcile. */
+  metrics(): MetricFamily[] {
+    const labelled = (value: (t: TargetStatus) => number) =>
+      this.#last.map((t) => ({
+        labels: { datacenter: t.datacenter, node_size: t.node_size },
+        value: value(t),
+      }));
+    return [
+      {
+        name: "ee_capacity_min_warm",
+        help: "Warm agents wanted per datacenter and node size (targets).",
+        type: "gauge",
+        samples: labelled((t) => t.min_warm),
+      },
+      {
+        name: "ee_capacity_warm",
+        help: "Warm agents (attested, live, undeployed) per target at the last reconcile.",
+        type: "gauge",
+        samples: labelled((t) => t.warm),
+      },
+      {
+        name: "ee_capacity_orders_in_flight",
+        help: "Launch orders open, claimed or provisioning per target at the last reconcile.",
+        type: "gauge",
+        samples: labelled((t) => t.in_flight + t.ordered),
+      },
+    ];
   }
 
   async setTarget(datacenter: string, nodeSize: string, minWarm: number, by: string): Promise<Target> {
@@ -230,6 +262,7 @@ export class Capacity {
       orders,
       reservations,
     });
+    this.#last = plan.targets;
     return { ...(await this.#apply(plan, now)), expired: expired.map((o) => o.order_id) };
   }
 

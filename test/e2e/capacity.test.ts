@@ -101,6 +101,9 @@ test("two warm tiny agents come up through a local launcher; a killed one is rep
     t.like(rec, { datacenter: DC, node_size: "tiny", vm_name: o.order_id });
     t.is(statSync(join(workDir, o.order_id, "config.json")).mode & 0o777, 0o600, "the config holds a token");
   }
+  const metrics = await (await fetch(`${cp.url}/metrics`)).text();
+  t.regex(metrics, /^ee_capacity_warm\{datacenter="local:a",node_size="tiny"\} 2$/m);
+  t.regex(metrics, /^ee_capacity_min_warm\{datacenter="local:a",node_size="tiny"\} 2$/m);
   const reservations = await api<{ reservations: { agent_id: string }[] }>("/api/v2/capacity/reservations");
   t.deepEqual(
     reservations.body.reservations.map((r) => r.agent_id).sort(),
