@@ -29,10 +29,11 @@ import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
-import { AgentChannel, type ChannelSink } from "../transport/ws-server.ts";
+import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transport/ws-server.ts";
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
 import { Capacity } from "./capacity/capacity.ts";
 import type { CapacityTimings } from "./capacity/defaults.ts";
 import type { SizePreset } from "./capacity/sizes.ts";
@@ -42,14 +43,15 @@ import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
-import { loadOrCreatePlacementSecret } from "./placement-secret.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
 import { Reattestor } from "./reattestation.ts";
+import { RefusalAudit } from "./refusal-audit.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
 import { migrate, openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
+import { TextSealer } from "./store/sealed-text.ts";
 import { Supervisor } from "./supervisor.ts";
 import { TrustedMeasurements } from "./trusted-measurements.ts";
 
@@ -67,6 +69,10 @@ export interface ControlPlaneOptions {
   staleAfterMs?: number;
   forgetAfterMs?: number;
   challengeTtlMs?: number;
+  /** The handshake deadline and pending-connection caps (CP_DEFAULTS: handshakeMs, maxPending…). */
+  handshake?: Partial<HandshakeLimits>;
+  /** The interval refused connections are audited in aggregate over (CP_DEFAULTS.refusalAuditMs). */
+  refusalAuditMs?: number;
   /** Re-attest every registered agent this often (purpose `refresh`). */
   reattestMs?: number;
   /** How long an agent has to answer a re-attestation; default the interval, at most 30 s. */
@@ -172,7 +178,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
-  const channel = new AgentChannel({ log });
+  const channel = new AgentChannel({
+    log,
+    handshake: {
+      deadlineMs: CP_DEFAULTS.handshakeMs,
+      maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
+      maxPending: CP_DEFAULTS.maxPending,
+      ...opts.handshake,
+    },
+  });
+  const refusals = new RefusalAudit({
+    append: (event) => events.append(event),
+    intervalMs: opts.refusalAuditMs ?? CP_DEFAULTS.refusalAuditMs,
+  });
+  refusals.start();
   const measurement = measurementChoice.policy;
   logMeasurementChoice(log, measurementChoice);
   const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
@@ -213,6 +232,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       nodeSizes,
       consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
     },
+    cpPubkey: envelope.publicKey,
   });
 
   const reattestor = new Reattestor({
@@ -244,8 +264,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
-  const deploymentStore = new DeploymentStore(db, (err) =>
-    log.error({ err }, "deployment record write failed"),
+  const deploymentStore = new DeploymentStore(
+    db,
+    new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE)),
+    (err) => log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
   const deployments = new Deployments({
@@ -259,7 +281,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
-    placementSecret: loadOrCreatePlacementSecret(opts.dataDir),
+    placementSecret: loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
   });
   const resumed = deployments.resume();
@@ -297,12 +319,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       requests.forget(agentId, connId);
       supervisor.disconnected(agentId, connId);
     },
-    refused: (connId, code, remote) =>
-      events.append({
-        at: Date.now(),
-        kind: "agent.refused",
-        data: { conn: connId, reason: code, remote: remote ?? null },
-      }),
+    refused: (connId, code, remote) => refusals.refused(connId, code, remote),
   };
   channel.bind(sink);
 
@@ -318,7 +335,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
     metrics: () => [
-      ...cpMetrics({ index, supervisor, deployments, requests, startedAt }),
+      ...cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
       ...capacity.metrics(),
     ],
   };
@@ -365,6 +382,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     offReadiness();
     deployments.stop();
     await channel.shutdown();
+    refusals.stop();
     supervisor.stopAll();
   };
   const closeStore = () => {
@@ -514,6 +532,8 @@ function cpMetrics(o: {
   supervisor: Supervisor;
   deployments: Deployments;
   requests: AgentRequests;
+  channel: AgentChannel;
+  refusals: RefusalAudit;
   startedAt: number;
 }): MetricFamily[] {
   const byState = new Map<string, number>();
@@ -559,6 +579,18 @@ function cpMetrics(o: {
       help: "Relayed requests (logs, stats, snapshot) waiting for an agent.",
       type: "gauge",
       samples: [{ value: o.requests.size }],
+    },
+    {
+      name: "ee_agent_connections_pending",
+      help: "Agent WebSocket connections that have not registered yet (bounded by the handshake caps).",
+      type: "gauge",
+      samples: [{ value: o.channel.pendingCount }],
+    },
+    {
+      name: "ee_agent_connections_refused_total",
+      help: "Agent connections refused (upgrade caps, handshake timeouts, bad frames, gate failures), by reason.",
+      type: "counter",
+      samples: [...o.refusals.totals()].map(([reason, value]) => ({ labels: { reason }, value })),
     },
     {
       name: "process_resident_memory_bytes",

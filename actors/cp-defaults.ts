@@ -5,6 +5,15 @@ export const CP_DEFAULTS = {
   forgetAfterMs: 24 * 3600_000,
   challengeTtlMs: 30_000,
   reattestMs: 600_000,
+  // The handshake limits (transport/ws-server.ts HandshakeLimits; spec/protocol.md "Handshake limits").
+  /** Time from the challenge to a register frame; real quotes take well under a second to make. */
+  handshakeMs: 10_000,
+  /** Unregistered connections one source (IPv4 address, IPv6 /64) may hold: room for a NATed rack reconnecting. */
+  maxPendingPerAddress: 256,
+  /** Unregistered connections in all: matches the listen backlog, so a storm of real agents queues, not fails. */
+  maxPending: 4096,
+  /** Refused connections are audited as one `agent.refused` row per source and reason per interval. */
+  refusalAuditMs: 60_000,
 };
 
 /**

@@ -4,7 +4,12 @@
 // deploy_status frames and session transitions (an agent lost mid-deploy) arrive here.
 import { createHash, randomBytes } from "node:crypto";
 import { type Actor, createActor } from "xstate";
-import type { EnvelopeCommand, EnvelopedType, EnvelopeSigner } from "../attestation/cp-envelope.ts";
+import {
+  type EnvelopeCommand,
+  type EnvelopedType,
+  type EnvelopeSigner,
+  originSignedBy,
+} from "../attestation/cp-envelope.ts";
 import { type Sealed, seal } from "../attestation/seal.ts";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import type { Logger } from "../lib/log.ts";
@@ -67,7 +72,7 @@ export interface DeploymentsOptions {
   envelope?: EnvelopeSigner;
   /** Refuse images not pinned by `@sha256:` digest (EE-COMPOSE-UNPINNED) at deploy and preflight. */
   requirePinnedImages?: boolean;
-  /** Keys placement's tie-break among equally loaded agents (actors/placement-secret.ts). */
+  /** Keys placement's tie-break among equally loaded agents (actors/bootstrap-secret.ts). */
   placementSecret: Uint8Array;
 }
 
@@ -342,7 +347,9 @@ export class Deployments {
   /**
    * The agent runs (or is deploying, or stopping) a deployment this CP has no live actor for: the CP lost its
    * records (rehydrated) or ended it while the agent carried on (reconciled). The agent is the truth for what
-   * runs, so the record follows it.
+   * runs, so the record follows it. Only a deployment whose origin this CP signed for this agent is taken as its
+   * own; any other (deployed past the CP, or by another CP) is recorded as unrecognized and audited, so operators
+   * see it and can undeploy it, and is never silently counted as one of the CP's deployments.
    */
   #adopt(agentId: string, body: MessageBody<"deploy_status">, status: DeploymentStatus): void {
     const now = this.#o.now();
@@ -356,7 +363,8 @@ export class Deployments {
     }
     const session = this.#o.supervisor.get(agentId)?.getSnapshot().context;
     const app = body.app ?? (session?.deploymentId === body.deployment_id ? session.app : null) ?? "unknown";
-    const step = existing ? ("reconciled" as const) : ("rehydrated" as const);
+    const foreign = this.#unrecognized(agentId, body);
+    const step = foreign ? "unrecognized" : existing ? "reconciled" : "rehydrated";
     const row: DeploymentRow = existing
       ? {
           ...existing,
@@ -364,6 +372,7 @@ export class Deployments {
           code: null,
           message: null,
           progress: [...existing.progress, { step, at: now }],
+          ...(foreign ? { request: { ...existing.request, unrecognized: true } } : {}),
           updated_at: now,
         }
       : {
@@ -377,7 +386,7 @@ export class Deployments {
           compose_hash: body.compose_hash ?? null,
           images: body.images ?? [],
           progress: [{ step, at: now }],
-          request: {},
+          request: foreign ? { unrecognized: true } : {},
           compose: "",
           created_at: now,
           updated_at: now,
@@ -394,8 +403,25 @@ export class Deployments {
         app: row.app,
         status,
         ...(existing ? { was: existing.status } : {}),
+        ...(foreign ? { reason: foreign } : {}),
       },
     });
+    if (foreign)
+      this.#o.log.warn(
+        { agent_id: agentId, deployment_id: row.deployment_id, app: row.app, reason: foreign },
+        "an agent runs a deployment this CP did not create: recorded as unrecognized",
+      );
+  }
+
+  /** Why `body`'s deployment is not one this CP dispatched to this agent, or null when it is. */
+  #unrecognized(agentId: string, body: MessageBody<"deploy_status">): string | null {
+    const origin = body.origin;
+    if (!origin) return "the agent holds no CP envelope for it (deployed past the CP)";
+    if (!this.#envelope) return "this CP signs no envelopes";
+    const at = { deploymentId: body.deployment_id, agentId, cpPubkey: this.#envelope.publicKey };
+    if (!originSignedBy(origin, at))
+      return `its envelope is not this CP's signature for this agent (cp_pubkey ${origin.cp_pubkey})`;
+    return null;
   }
 
   /**

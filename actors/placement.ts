@@ -46,7 +46,7 @@ export interface PlacementOptions {
   attestationMaxAgeMs: number;
   /** An update in place on this agent: its busy slot is the replaced deployment's, so it is not EE-PLACE-BUSY. */
   replacingOn?: string;
-  /** The CP's placement secret (bootstrap state, see placement-secret.ts): keys the tie-break, never derived here. */
+  /** The CP's placement secret (bootstrap state, see bootstrap-secret.ts): keys the tie-break, never derived here. */
   secret: Uint8Array;
   /** The deployment being placed: each deployment ranks the agents afresh. */
   deploymentId: string;

@@ -44,6 +44,8 @@ export interface SupervisorOptions {
   heartbeatMs: number;
   staleAfterMs: number;
   forgetAfterMs: number;
+  /** The CP identity key (raw Ed25519) sent in `registered`: agents pin it and accept only envelopes it signs. */
+  cpPubkey?: Uint8Array;
   /** Restarts allowed per agent within restartWindowMs before the supervisor gives up on it. */
   maxRestarts?: number;
   restartWindowMs?: number;
@@ -71,7 +73,7 @@ interface Supervised {
 }
 
 export class Supervisor {
-  readonly #o: Required<SupervisorOptions>;
+  readonly #o: Required<Omit<SupervisorOptions, "cpPubkey">> & Pick<SupervisorOptions, "cpPubkey">;
   readonly #actors = new Map<string, Supervised>();
   /** Inspector streams (GET /api/v2/agents/{id}/inspect), by agent id. */
   readonly #watchers = new ActorWatchers();
@@ -340,6 +342,7 @@ export class Supervisor {
             context.connId,
             encodeFrame("registered", {
               api_secret: apiSecret,
+              ...(this.#o.cpPubkey ? { cp_pubkey: this.#o.cpPubkey } : {}),
               agent_id: context.agentId,
               session_id: context.sessionId ?? "",
               heartbeat_ms: heartbeatMs,

@@ -2,7 +2,13 @@
 // reverse. The CLI (cli/commands/agent.ts) and `npm start` both start the agent through startAgent.
 // May import agent/, attestation/, machines/, spec/ and lib/; never actors/.
 import { join } from "node:path";
-import { CP_PIN_FILE, createEnvelopeVerifier, filePin } from "../attestation/cp-envelope.ts";
+import {
+  CP_KEY_PIN_FILE,
+  CP_PIN_FILE,
+  createEnvelopeVerifier,
+  filePin,
+  type Pin,
+} from "../attestation/cp-envelope.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { open } from "../attestation/seal.ts";
@@ -123,15 +129,17 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     };
   };
   const { policy, trusted_mrtds, pin_first_seen } = config.cp_envelope;
+  const keyPin = filePin(join(config.data_dir, CP_KEY_PIN_FILE), "cp_pubkey");
   const envelope = createEnvelopeVerifier({
     policy,
     agentId: identity.agentId,
     trust: cpQuoteTrust(config),
     trustedMrtds: trusted_mrtds,
-    ...(pin_first_seen ? { pin: filePin(join(config.data_dir, CP_PIN_FILE)) } : {}),
+    keyPin,
+    ...(pin_first_seen ? { pin: filePin(join(config.data_dir, CP_PIN_FILE), "mrtd") } : {}),
   });
   log.info(
-    { policy, trusted_mrtds: trusted_mrtds.length, pin_first_seen },
+    { policy, trusted_mrtds: trusted_mrtds.length, pin_first_seen, key_pin: keyPin.path },
     "CP envelope policy for deploy/undeploy",
   );
   const commands = createCpCommands({
@@ -151,6 +159,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     commands,
     onRegistered: (body) => {
       apiSecret = body.api_secret ?? null;
+      pinCpKey(keyPin, body.cp_pubkey, config.control_plane_url, log);
     },
     url: config.control_plane_url,
     ...(cpCa ? { ca: cpCa } : {}),
@@ -219,6 +228,40 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       return stopping;
     },
   };
+}
+
+/**
+ * Pins the key of the first CP this agent registers with (trust on first use; TLS and the CP's quote cover that
+ * first contact). A later CP with another key is still registered with, so operators see the agent, but its commands
+ * are refused with EE-ENV-KEY until an operator removes the pin file and restarts the agent.
+ */
+function pinCpKey(pin: Pin, cpPubkey: Uint8Array | undefined, url: string, log: Logger): void {
+  if (!cpPubkey) {
+    log.warn(
+      { url },
+      "the CP sent no identity key at registration: its commands will be refused (EE-ENV-KEY)",
+    );
+    return;
+  }
+  const key = Buffer.from(cpPubkey).toString("hex");
+  let before: string | null;
+  let pinned: string;
+  try {
+    before = pin.read();
+    pinned = pin.pin(key);
+  } catch (err) {
+    log.error(
+      { err, pin: pin.path },
+      "the CP key pin cannot be read or written; CP commands will be refused",
+    );
+    return;
+  }
+  if (before === null) log.info({ cp_pubkey: key, pin: pin.path }, "CP key pinned (first registration)");
+  else if (pinned !== key)
+    log.warn(
+      { cp_pubkey: key, pinned, pin: pin.path, url },
+      "this CP's key is not the pinned one: its deploys and undeploys will be refused (EE-ENV-KEY); remove the pin file and restart the agent to trust it",
+    );
 }
 
 /**

@@ -122,17 +122,24 @@ export const agentConfigSchema = z.strictObject({
       action: z.enum(["log", "exit"]).default("log"),
     })
     .optional(),
-  /** The CP attestation envelope on CP→agent writes (deploy, undeploy). */
+  /**
+   * The CP attestation envelope on CP→agent writes (deploy, undeploy). The agent pins the CP key of its first
+   * registration (DATA_DIR/cp-key-pin.json); every envelope must be signed by it (EE-ENV-KEY).
+   */
   cp_envelope: z
     .strictObject({
-      /** required: unsigned or unverifiable commands are refused; optional: checked when present; disabled. */
-      policy: z.enum(["required", "optional", "disabled"]).default("optional"),
+      /**
+       * signed: every command carries an envelope signed by the pinned CP key (a quote is checked when present);
+       * required: the same, and the CP's quote must be there; optional: WebSocket commands without one are taken
+       * (rollouts; HTTP writes still need one); disabled: nothing checked (development only).
+       */
+      policy: z.enum(["signed", "required", "optional", "disabled"]).default("signed"),
       /** CP MRTDs to trust (lowercase hex); empty: any MRTD whose quote verifies, subject to pinning. */
       trusted_mrtds: z.array(measurementHexSchema).max(64).default([]),
       /** Pin the first CP MRTD seen (kept in the data dir); a different one later is refused. */
       pin_first_seen: z.boolean().default(false),
     })
-    .default({ policy: "optional", trusted_mrtds: [], pin_first_seen: false }),
+    .default({ policy: "signed", trusted_mrtds: [], pin_first_seen: false }),
   workloads: workloadsSchema.default({ allow_published_ports: false, limits: {} }),
 });
 

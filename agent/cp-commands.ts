@@ -1,9 +1,10 @@
 // The agent's answers to the control plane's requests on the WebSocket: deploy and undeploy (through the
 // workload manager, with every step sent back as deploy_status), logs (batched log_chunk frames, cancellable),
 // stats and snapshot (one reply). The same Workloads the local HTTP API serves, so both paths behave alike.
-// Deploy and undeploy pass the CP envelope check (the agent's cp_envelope policy) before anything changes.
+// Deploy and undeploy pass the CP envelope check (the agent's cp_envelope policy) before anything changes; a
+// deploy's envelope is kept with the workload as its origin and reported in every deploy_status.
 // May import agent/, attestation/, spec/ and lib/.
-import type { EnvelopedType, EnvelopeVerifier } from "../attestation/cp-envelope.ts";
+import { type EnvelopedType, type EnvelopeVerifier, originOf } from "../attestation/cp-envelope.ts";
 import type { Sealed } from "../attestation/seal.ts";
 import type { Logger } from "../lib/log.ts";
 import { EeError, EnvelopeError, WorkloadError } from "../spec/errors.ts";
@@ -79,6 +80,7 @@ function statusFrame(s: WorkloadStatus): MessageBody<"deploy_status"> {
     ...(s.progress ? { progress: s.progress } : {}),
     ...(s.code ? { code: s.code } : {}),
     ...(s.message ? { message: s.message.slice(0, 1024) } : {}),
+    ...(s.origin ? { origin: s.origin } : {}),
   };
 }
 
@@ -186,10 +188,12 @@ export function createCpCommands(o: CpCommandsOptions): CpCommands {
           const { deployment_id, app, compose, context, health, registry_auth, replaces } = env.body;
           try {
             verify("deploy", env.body);
+            const origin = originOf(env.body);
             const status = o.workloads.deploy({
               deployment_id,
               app,
               compose,
+              ...(origin ? { origin } : {}),
               ...(context ? { context } : {}),
               ...(health ? { health } : {}),
               ...(replaces ? { replaces } : {}),

@@ -1,8 +1,10 @@
 // The agent's local HTTP API on `api_listen`. Koa serves `/api/*`: the public `health` (optionally with a
 // fresh quote, see attestHealth) and, HMAC-signed (transport/request-signing.ts), the reads `state-snapshot`,
-// `logs` (which carry secrets), `stats` and the writes `deploy`, `undeploy`. Every other path, upgrades
-// included, goes to the workload through agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}` and never
-// carry a stack.
+// `logs` (which carry secrets), `stats` and the writes `deploy`, `undeploy`, which also need the envelope of the
+// CP key the agent pinned (the HMAC secret alone only reads). A write's signature headers are checked before its
+// body is read, and only a few bodies are read at once. Every other path, upgrades included, goes to the workload
+// through agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}`
+// and never carry a stack.
 // May import spec/, lib/, transport/rest/{errors,body}.ts, transport/request-signing.ts, agent/health.ts,
 // agent/proxy.ts, agent/quote-binding.ts, agent/workload.ts (types) and the quote provider port (types).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -11,12 +13,14 @@ import { type Duplex, Readable } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
 import { z } from "zod";
-import type { EnvelopeVerifier } from "../attestation/cp-envelope.ts";
+import { type EnvelopeVerifier, originOf } from "../attestation/cp-envelope.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import {
+  BusyError,
   ComposeError,
+  type EeError,
   InternalError,
   NotFoundError,
   QuoteUnavailableError,
@@ -41,15 +45,20 @@ import type { LogLine } from "./runtime/runtime.ts";
 import type { DeployRequest, Workloads } from "./workload.ts";
 
 export interface HttpApiDeps {
-  /** The CP envelope policy for deploy/undeploy (the same verifier the WebSocket commands go through). */
-  envelope?: Pick<EnvelopeVerifier, "check">;
+  /**
+   * The CP envelope check for deploy/undeploy (the verifier the WebSocket commands go through). Every HTTP write
+   * must carry an envelope, whatever the policy but `disabled`: the HMAC secret is the session's, not the CP's.
+   */
+  envelope: Pick<EnvelopeVerifier, "check">;
   health: () => AgentHealth;
   /** The agent's raw 32-byte Ed25519 public key, bound into health quotes. */
   agentPubkey: Uint8Array;
   quoteProvider: QuoteProvider;
   log: Logger;
   /** Bounds on health quotes; defaults to HEALTH_QUOTE_LIMITS. */
-  quoteLimits?: QuoteLimits;
+  quoteLimits?: Limits;
+  /** Bounds on write bodies read at once; defaults to BODY_READ_LIMITS. */
+  bodyLimits?: Limits;
   workloads: Workloads;
   /** The secret the CP issued at registration (signs all but health); null before the first registration. */
   apiSecret: () => Uint8Array | null;
@@ -57,8 +66,8 @@ export interface HttpApiDeps {
   snapshot: () => Record<string, unknown>;
 }
 
-export interface QuoteLimits {
-  /** Quotes requested from the provider at once. */
+export interface Limits {
+  /** Tasks (quotes requested from the provider, bodies read) at once. */
   inFlight: number;
   /** Requests waiting (FIFO) for a slot; past this they are refused at once. */
   waiting: number;
@@ -68,24 +77,29 @@ export interface QuoteLimits {
 // endpoint is public. A few quotes run at once; a short queue absorbs bursts from honest monitors rather than
 // failing them; past that the caller is refused at once, so a flood costs neither TD quoting capacity nor
 // unbounded memory. Only health quotes go through this limiter: CP-link quotes never wait behind it.
-const HEALTH_QUOTE_LIMITS: QuoteLimits = { inFlight: 4, waiting: 16 };
+const HEALTH_QUOTE_LIMITS: Limits = { inFlight: 4, waiting: 16 };
+// A write body is held whole until its signature verifies (up to MAX_WRITE_BODY_BYTES, about 6 MiB), and only
+// requests whose headers could be signed get that far. Writes come from the CP's operators, rarely and one at a
+// time; four at once bound what forged headers can make the agent hold to about 25 MiB, and the fifth is refused
+// at once (EE-BUSY) rather than queued with its socket open.
+const BODY_READ_LIMITS: Limits = { inFlight: 4, waiting: 0 };
 
 const NONCE_MIN_BYTES = 16;
 const NONCE_MAX_BYTES = 64;
 
 interface Limiter {
-  /** Runs `task` when a slot is free; throws QuoteUnavailableError when the queue is full. */
+  /** Runs `task` when a slot is free; throws what `busy` makes when the queue is full. */
   run<T>(task: () => Promise<T>): Promise<T>;
 }
 
-function createLimiter(limits: QuoteLimits): Limiter {
+function createLimiter(limits: Limits, busy: () => EeError): Limiter {
   let active = 0;
   const waiting: (() => void)[] = [];
   return {
     async run(task) {
       if (active < limits.inFlight) active++;
       else if (waiting.length < limits.waiting) await new Promise<void>((resolve) => waiting.push(resolve));
-      else throw new QuoteUnavailableError("EE-ATT-PROVIDER", "quote provider busy; retry later");
+      else throw busy();
       try {
         return await task();
       } finally {
@@ -291,7 +305,14 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
   app.silent = true; // errorMapper logs, once, with context
   app.use(errorMapper(deps.log));
 
-  const limiter = createLimiter(deps.quoteLimits ?? HEALTH_QUOTE_LIMITS);
+  const limiter = createLimiter(
+    deps.quoteLimits ?? HEALTH_QUOTE_LIMITS,
+    () => new QuoteUnavailableError("EE-ATT-PROVIDER", "quote provider busy; retry later"),
+  );
+  const bodyReads = createLimiter(
+    deps.bodyLimits ?? BODY_READ_LIMITS,
+    () => new BusyError("EE-BUSY", "the agent is reading as many request bodies as it allows; retry later"),
+  );
   const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
   const verifier = createRequestVerifier({ secret: deps.apiSecret });
   const proxy = createWorkloadProxy({
@@ -326,12 +347,27 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
     };
   }
 
-  /** The raw body, once its signature verified over exactly these bytes; nothing is parsed before that. */
-  async function signedBody(ctx: Koa.Context): Promise<Buffer> {
-    const body = await readRawBody(ctx, MAX_WRITE_BODY_BYTES);
-    verifier.verify({ method: ctx.method, path: ctx.originalUrl, body, headers: ctx.headers });
-    return body;
-  }
+  /**
+   * A write: its signature headers are checked first (a caller who cannot have signed is refused without a byte of
+   * its body read), then its body is read in one of the few body slots and verified over exactly those bytes;
+   * nothing is parsed before that. A refused write closes its connection, so an unread body is not drained.
+   */
+  const signedWrite =
+    (handle: (ctx: Koa.Context, body: Buffer) => void): Koa.Middleware =>
+    async (ctx) => {
+      try {
+        verifier.precheck(ctx.headers);
+        await bodyReads.run(async () => {
+          const body = await readRawBody(ctx, MAX_WRITE_BODY_BYTES);
+          verifier.verify({ method: ctx.method, path: ctx.originalUrl, body, headers: ctx.headers });
+          handle(ctx, body);
+        });
+      } catch (err) {
+        if (!ctx.req.complete) ctx.set("Connection", "close");
+        if (err instanceof BusyError) ctx.set("Retry-After", "1");
+        throw err;
+      }
+    };
 
   router.get("/api/health", async (ctx) => {
     ctx.set("Cache-Control", "no-store");
@@ -396,28 +432,37 @@ export function createHttpApi(deps: HttpApiDeps): HttpApi {
     ctx.flushHeaders();
   });
 
-  // The HMAC secret comes from whichever CP the agent registered with, so under a `required` cp_envelope policy
-  // these writes must carry the same CP envelope as the WebSocket's commands: one check for both paths.
-  router.post("/api/deploy", async (ctx) => {
-    const body = parseJsonBody(ctx, await signedBody(ctx), deployBodySchema);
-    const req = deployRequest(body);
-    // The request has the deploy frame's fields (registry credentials come only sealed, over the CP link); its
-    // context Buffer is a Uint8Array, hashed as it is.
-    const { registry_auth: _none, ...signed } = req;
-    deps.envelope?.check("deploy", body.envelope ? { ...signed, envelope: body.envelope } : signed);
-    ctx.status = 202;
-    ctx.body = deps.workloads.deploy(req);
-  });
+  // The HMAC secret is the session's, handed to whichever CP the agent registered with and to nobody else, but it
+  // is a shared secret: a write needs the envelope of the pinned CP key as well, under every policy but disabled.
+  router.post(
+    "/api/deploy",
+    signedWrite((ctx, raw) => {
+      const body = parseJsonBody(ctx, raw, deployBodySchema);
+      const req = deployRequest(body);
+      // The request has the deploy frame's fields (registry credentials come only sealed, over the CP link); its
+      // context Buffer is a Uint8Array, hashed as it is.
+      const { registry_auth: _none, ...signed } = req;
+      const command = body.envelope ? { ...signed, envelope: body.envelope } : signed;
+      deps.envelope.check("deploy", command, { requireEnvelope: true });
+      const origin = originOf(command);
+      ctx.status = 202;
+      ctx.body = deps.workloads.deploy(origin ? { ...req, origin } : req);
+    }),
+  );
 
-  router.post("/api/undeploy", async (ctx) => {
-    const body = parseJsonBody(ctx, await signedBody(ctx), undeployBodySchema);
-    deps.envelope?.check("undeploy", {
-      deployment_id: body.deployment_id,
-      ...(body.envelope ? { envelope: body.envelope } : {}),
-    });
-    ctx.status = 202;
-    ctx.body = deps.workloads.undeploy(body.deployment_id);
-  });
+  router.post(
+    "/api/undeploy",
+    signedWrite((ctx, raw) => {
+      const body = parseJsonBody(ctx, raw, undeployBodySchema);
+      deps.envelope.check(
+        "undeploy",
+        { deployment_id: body.deployment_id, ...(body.envelope ? { envelope: body.envelope } : {}) },
+        { requireEnvelope: true },
+      );
+      ctx.status = 202;
+      ctx.body = deps.workloads.undeploy(body.deployment_id);
+    }),
+  );
 
   // Unmatched /api/* paths and methods fall through to errorMapper's EE-NOT-FOUND.
   app.use(router.routes());

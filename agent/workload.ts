@@ -34,6 +34,8 @@ import {
 import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
 import { type ImageRef, imageRefsSchema } from "../spec/images.ts";
 import {
+  type DeployOrigin,
+  deployOriginSchema,
   type HealthSpec,
   healthSpecSchema,
   MAX_CONTEXT_BYTES,
@@ -71,6 +73,8 @@ export interface WorkloadStatus {
   /** When the current step began, ms since the epoch. */
   since: number;
   health: HealthSpec | null;
+  /** The CP envelope the deploy came with (spec/protocol.ts deployOriginSchema); absent: it came without one. */
+  origin?: DeployOrigin;
 }
 
 export interface DeployRequest {
@@ -83,6 +87,8 @@ export interface DeployRequest {
   registry_auth?: RegistryAuth;
   /** Update in place: the running deployment this one takes over from once it passes its gate. */
   replaces?: string;
+  /** The CP envelope the deploy carried, kept (and persisted) so the CP can recognize its own deployment later. */
+  origin?: DeployOrigin;
 }
 
 export interface HostStats {
@@ -184,7 +190,9 @@ const BUSY_STEPS: ReadonlySet<WorkloadStep> = new Set([
 ]);
 
 const persistedSchema = z.object({
-  request: messageSchemas.deploy.omit({ context: true, registry_auth: true }),
+  request: messageSchemas.deploy
+    .omit({ context: true, registry_auth: true })
+    .extend({ origin: deployOriginSchema.optional() }),
   status: z.object({
     deployment_id: z.string(),
     app: z.string(),
@@ -276,6 +284,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
       images: report.images,
       since: report.since,
       health: request.health ?? null,
+      ...(request.origin ? { origin: request.origin } : {}),
     };
     if (report.code !== null) status.code = report.code;
     if (report.message !== null) status.message = report.message;
@@ -472,6 +481,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
         images: resume?.images ?? [],
         since: resume?.since ?? now(),
         health,
+        ...(req.origin ? { origin: req.origin } : {}),
       },
     };
     // The gate's own failures are reported as steps; an error here is a defect in the manager.

@@ -1,14 +1,16 @@
 // The CP attestation envelope on CP→agent writes (deploy, undeploy): the control plane signs each command with its
 // Ed25519 identity key and, when it runs in a TD, attaches its own quote binding that key; the agent checks it
-// against its cp_envelope policy before anything runs. Both sides live here so they share one signed message.
-// The only I/O is the agent's MRTD pin file (filePin). spec/protocol.md ("CP envelope") is the prose.
+// against its cp_envelope policy and the CP key it pinned at its first registration before anything runs. A
+// deployment's origin (its envelope, kept by the agent) lets the CP recognize later what it signed. Both sides
+// live here so they share one signed message. The only I/O is the agent's pin files (filePin). spec/protocol.md
+// ("CP envelope", "CP key pin", "Deployment origin") is the prose.
 // Imports node:crypto, node:fs, attestation/, spec/ and lib/canonical-json.
 import { createHash, createPublicKey, type KeyObject, randomBytes, sign } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { AttestationError, EnvelopeError } from "../spec/errors.ts";
-import { type CpEnvelope, type MessageBody, messageSchemas } from "../spec/protocol.ts";
+import { type CpEnvelope, type DeployOrigin, type MessageBody, messageSchemas } from "../spec/protocol.ts";
 import { ed25519Verify, rawPublicKey } from "./agent-key.ts";
 import type { QuoteProvider } from "./providers/provider.ts";
 import { reportDataFor, reportDataMatches } from "./report-data.ts";
@@ -18,7 +20,11 @@ import { verifyQuote } from "./verify.ts";
 export type EnvelopedType = "deploy" | "undeploy";
 /** A deploy or undeploy body without its envelope: what the CP signs. */
 export type EnvelopeCommand<T extends EnvelopedType> = Omit<MessageBody<T>, "envelope">;
-export type EnvelopePolicy = "required" | "optional" | "disabled";
+/**
+ * signed (default): every command carries an envelope signed by the pinned CP key, a quote is checked when present;
+ * required: the same, and the quote must be there; optional: checked when present (rollouts); disabled: nothing.
+ */
+export type EnvelopePolicy = "signed" | "required" | "optional" | "disabled";
 
 /** How far issued_at may be from the agent's clock, either way. */
 export const ENVELOPE_MAX_SKEW_MS = 5 * 60_000;
@@ -29,8 +35,10 @@ export const ENVELOPE_MAX_SKEW_MS = 5 * 60_000;
  * nonce). A fixed value lets the agent recompute REPORTDATA without another field.
  */
 const CP_KEY_BINDING_NONCE: Uint8Array = new Uint8Array(32);
-/** The pin file in the agent's data dir (pin_first_seen). */
+/** The MRTD pin file in the agent's data dir (pin_first_seen). */
 export const CP_PIN_FILE = "cp-pin.json";
+/** The CP key pin file in the agent's data dir: the key of the first CP the agent registered with. */
+export const CP_KEY_PIN_FILE = "cp-key-pin.json";
 
 const SIGNING_PREFIX = Buffer.from("easyenclave/v1/cp-envelope:");
 const NONCE_BYTES = 16;
@@ -141,43 +149,53 @@ export function createEnvelopeSigner(o: {
   };
 }
 
-/** The first CP MRTD an agent accepted, kept across restarts. */
-export interface MrtdPin {
+/** What an agent pins on first sight: the CP's MRTD (pin_first_seen) or its identity key (always). */
+export type PinKind = "mrtd" | "cp_pubkey";
+
+const PIN_FORMAT: Record<PinKind, RegExp> = { mrtd: /^[0-9a-f]{96}$/, cp_pubkey: /^[0-9a-f]{64}$/ };
+
+/** A value pinned on first sight and kept across restarts. */
+export interface Pin {
+  readonly path: string;
   read(): string | null;
-  /** Pins `mrtd` unless one is pinned already; returns the pinned MRTD. */
-  pin(mrtd: string): string;
+  /** Pins `value` unless one is pinned already; returns the pinned value. */
+  pin(value: string): string;
 }
 
-/** A pin kept as JSON in `path` (0600), written once: exclusive create, so two writers cannot both pin. */
-export function filePin(path: string): MrtdPin {
+/**
+ * A pin kept as JSON `{KIND: value, pinned_at}` in `path` (0600), written once: exclusive create, so two writers
+ * cannot both pin. Removing the file is how an operator pins again.
+ */
+export function filePin(path: string, kind: PinKind): Pin {
   const read = (): string | null => {
     const text = readFileIfExists(path);
     if (text === null) return null;
-    let mrtd: unknown;
+    let value: unknown;
     try {
-      mrtd = (JSON.parse(text) as { mrtd?: unknown } | null)?.mrtd;
+      value = (JSON.parse(text) as Record<string, unknown> | null)?.[kind];
     } catch {
-      mrtd = undefined;
+      value = undefined;
     }
     // A damaged pin refuses every CP until an operator looks: silently re-pinning would defeat the pin.
-    if (typeof mrtd !== "string" || !/^[0-9a-f]{96}$/.test(mrtd))
-      throw new EnvelopeError("EE-ENV-PIN", `${path} does not hold a pinned MRTD; remove it to pin again`);
-    return mrtd;
+    if (typeof value !== "string" || !PIN_FORMAT[kind].test(value))
+      throw new EnvelopeError("EE-ENV-PIN", `${path} does not hold a pinned ${kind}; remove it to pin again`);
+    return value;
   };
   return {
+    path,
     read,
-    pin(mrtd) {
+    pin(value) {
       const pinned = read();
       if (pinned !== null) return pinned;
       try {
-        writeFileSync(path, `${JSON.stringify({ mrtd, pinned_at: new Date().toISOString() })}\n`, {
+        writeFileSync(path, `${JSON.stringify({ [kind]: value, pinned_at: new Date().toISOString() })}\n`, {
           mode: 0o600,
           flag: "wx",
         });
-        return mrtd;
+        return value;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        return read() ?? mrtd;
+        return read() ?? value;
       }
     },
   };
@@ -192,7 +210,12 @@ export interface EnvelopeVerifierOptions {
   /** Lowercase hex; empty: any MRTD whose quote verifies (subject to the pin). */
   trustedMrtds: readonly string[];
   /** Present with pin_first_seen. */
-  pin?: MrtdPin;
+  pin?: Pin;
+  /**
+   * The CP key pinned at the first registration: an envelope signed by any other key is refused (EE-ENV-KEY), and
+   * so is every envelope while nothing is pinned. Without it (unit tests of the other checks) keys are not compared.
+   */
+  keyPin?: Pin;
   now?: () => number;
 }
 
@@ -205,8 +228,15 @@ export interface EnvelopeVerdict {
 
 export interface EnvelopeVerifier {
   readonly policy: EnvelopePolicy;
-  /** Throws EnvelopeError (EE-ENV-*) when the policy refuses the command; records its nonce when it accepts. */
-  check<T extends EnvelopedType>(type: T, body: MessageBody<T>): EnvelopeVerdict;
+  /**
+   * Throws EnvelopeError (EE-ENV-*) when the policy refuses the command; records its nonce when it accepts.
+   * `requireEnvelope` refuses a command without one under `optional` too (the agent's own HTTP writes).
+   */
+  check<T extends EnvelopedType>(
+    type: T,
+    body: MessageBody<T>,
+    opts?: { requireEnvelope?: boolean },
+  ): EnvelopeVerdict;
 }
 
 export function createEnvelopeVerifier(o: EnvelopeVerifierOptions): EnvelopeVerifier {
@@ -223,15 +253,15 @@ export function createEnvelopeVerifier(o: EnvelopeVerifierOptions): EnvelopeVeri
 
   return {
     policy: o.policy,
-    check(type, body) {
+    check(type, body, opts = {}) {
       const none: EnvelopeVerdict = { checked: "none", cp_pubkey: null, mrtd: null };
       if (o.policy === "disabled") return none;
       const env = body.envelope;
       if (!env) {
-        if (o.policy === "required")
+        if (o.policy !== "optional" || opts.requireEnvelope)
           throw new EnvelopeError(
             "EE-ENV-MISSING",
-            `${type} carries no CP envelope; this agent requires one`,
+            `${type} carries no CP envelope; this agent requires one (cp_envelope.policy ${o.policy})`,
           );
         return none;
       }
@@ -250,6 +280,17 @@ export function createEnvelopeVerifier(o: EnvelopeVerifierOptions): EnvelopeVeri
           `the envelope signature does not verify over this ${type} for this agent`,
           { cp_pubkey: cpPubkey },
         );
+      if (o.keyPin) {
+        const pinned = o.keyPin.read();
+        if (pinned !== cpPubkey)
+          throw new EnvelopeError(
+            "EE-ENV-KEY",
+            pinned === null
+              ? `no CP key is pinned in ${o.keyPin.path} yet: the agent pins the key its CP sends at registration`
+              : `the envelope is signed by CP key ${cpPubkey}, not by the pinned ${pinned}; remove ${o.keyPin.path} and restart the agent to trust another CP`,
+            { cp_pubkey: cpPubkey, pinned },
+          );
+      }
       const at = now();
       if (Math.abs(at - env.issued_at) > ENVELOPE_MAX_SKEW_MS)
         throw new EnvelopeError(
@@ -293,6 +334,43 @@ export function createEnvelopeVerifier(o: EnvelopeVerifierOptions): EnvelopeVeri
       return { checked: mrtd === null ? "signature" : "quote", cp_pubkey: cpPubkey, mrtd };
     },
   };
+}
+
+/**
+ * The origin an agent keeps with a deploy it accepted: its envelope and the digest of the command it signed (null
+ * for a deploy without an envelope). Agent side.
+ */
+export function originOf(body: MessageBody<"deploy">): DeployOrigin | null {
+  const env = body.envelope;
+  if (!env) return null;
+  return {
+    cp_pubkey: hex(env.cp_pubkey),
+    issued_at: env.issued_at,
+    nonce: hex(env.nonce),
+    sig: hex(env.sig),
+    command_sha256: hex(commandDigest("deploy", body)),
+  };
+}
+
+/**
+ * Whether `origin` is a deploy of `deploymentId` for `agentId` signed by `cpPubkey` (CP side: the CP recognizes
+ * what it dispatched itself, even after losing its records). The agent checked the command against the digest
+ * when it accepted it; the CP checks its own signature over that digest.
+ */
+export function originSignedBy(
+  origin: DeployOrigin,
+  o: { deploymentId: string; agentId: string; cpPubkey: Uint8Array },
+): boolean {
+  if (origin.cp_pubkey !== hex(o.cpPubkey)) return false;
+  const message = envelopeMessage({
+    type: "deploy",
+    deploymentId: o.deploymentId,
+    digest: Buffer.from(origin.command_sha256, "hex"),
+    issuedAt: origin.issued_at,
+    nonce: Buffer.from(origin.nonce, "hex"),
+    agentId: o.agentId,
+  });
+  return ed25519Verify(o.cpPubkey, message, Buffer.from(origin.sig, "hex"));
 }
 
 /** Verifies the CP's quote and that it binds `cpPubkey`; returns its MRTD. */

@@ -16,7 +16,8 @@ export function tempNameFor(path: string): string {
 export function writeFileAtomicSync(path: string, text: string, mode: number): void {
   const tmp = tempNameFor(path);
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    // Its callers write into data dirs (CP, agent): a directory made here is theirs alone.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(tmp, text, { mode });
     renameSync(tmp, path);
   } finally {

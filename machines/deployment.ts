@@ -23,7 +23,14 @@ export type DeploymentStatus =
 
 export interface ProgressEntry {
   /** rehydrated: recreated from the agent's report; reconciled: a final record the agent contradicted. */
-  step: WorkloadStep | "dispatched" | "undeploy_requested" | "agent_lost" | "rehydrated" | "reconciled";
+  step:
+    | WorkloadStep
+    | "dispatched"
+    | "undeploy_requested"
+    | "agent_lost"
+    | "rehydrated"
+    | "reconciled"
+    | "unrecognized";
   at: number;
   message?: string;
   /** On a `pulling` step: bytes downloaded and expected so far, as the engine reported them. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its data
-# dir, restart on the same port; time until /readyz is 200 and the agent listing is back.
-# Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3, 18881-2).
+# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its database
+# (not its identity key: agents pinned it and refuse another), restart on the same port; time until /readyz is
+# 200 and the agent listing is back.
+# Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d)
@@ -27,15 +28,16 @@ done
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.2; done
 sleep 2
 (cd "$REPO" && node --import tsx -e "import('$REPO/cli/demo.ts').then(async m=>require('fs').writeFileSync('$WORK/context.tar', await m.busyboxContext()))")
-for p in 18881 18882; do
-  (cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose($p)))") > compose$p.yaml
-  $E deploy --app hello$p --compose compose$p.yaml --context context.tar --health-port $p --wait | tail -1
+# The demo built from the context, on its container port (no host port is published).
+(cd $REPO && node --import tsx -e "import('$REPO/cli/demo.ts').then(m=>process.stdout.write(m.demoCompose()))") > compose.yaml
+for app in hello1 hello2; do
+  $E deploy --app $app --compose compose.yaml --context context.tar --health-port 8080 --wait | tail -1
 done
 $E agents list
 before=$(listing)
 DEPLOYMENTS=$($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))')
 starts=$(start_times)
-kill -9 $CP; rm -rf ./cp
+kill -9 $CP; rm -f ./cp/easyenclave.db*
 t0=$(date +%s%N)
 CP=$(cp_start)
 until curl -sf localhost:18080/readyz >/dev/null; do sleep 0.05; done

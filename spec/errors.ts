@@ -13,7 +13,12 @@ export const ERROR_CODES = {
   "EE-PROTO-INVALID-BODY": "The message body does not match its schema.",
   "EE-PROTO-UNEXPECTED": "The message is valid but not expected in the session's current state.",
   "EE-PROTO-ABUSE": "Too many bad frames on one connection; the connection is closed.",
-  "EE-PROTO-REGISTER-TIMEOUT": "The agent did not register before the challenge expired.",
+  "EE-PROTO-REGISTER-TIMEOUT":
+    "The agent did not register within the handshake deadline (or before its challenge expired).",
+  "EE-PROTO-PENDING-ADDRESS":
+    "Too many unregistered connections from this address: the upgrade is refused (HTTP 429); retry later.",
+  "EE-PROTO-PENDING-GLOBAL":
+    "Too many unregistered connections in all: the upgrade is refused (HTTP 503); retry later.",
   "EE-PROTO-SUPERSEDED": "A newer connection for the same agent replaced this one.",
   "EE-PROTO-SHUTDOWN": "The control plane is shutting down.",
   "EE-PROTO-SLOW-CONSUMER":
@@ -136,7 +141,10 @@ export const ERROR_CODES = {
     "The agent could not register with the control plane within registration.max_attempts attempts.",
   "EE-AGENT-CONNECTIVITY": "The connectivity probe failed failure_threshold times in a row (action exit).",
   // The CP attestation envelope on deploy/undeploy (the agent's cp_envelope policy refused a command).
-  "EE-ENV-MISSING": "The command carries no CP envelope and the agent's cp_envelope policy is required.",
+  "EE-ENV-MISSING":
+    "The command carries no CP envelope and the agent's cp_envelope policy needs one (every HTTP write does).",
+  "EE-ENV-KEY":
+    "The envelope is not signed by the CP key the agent pinned at its first registration (cp-key-pin.json).",
   "EE-ENV-SIGNATURE":
     "The envelope signature does not verify over this command, this deployment and this agent with cp_pubkey.",
   "EE-ENV-QUOTE": "The CP quote is missing (policy required), does not verify, or does not bind cp_pubkey.",
@@ -172,6 +180,7 @@ export const ERROR_CODES = {
   "EE-OIDC-BINDING-AMBIGUOUS":
     "Several equally specific OIDC bindings of different accounts or scopes match the token.",
   "EE-OIDC-JWKS-UNAVAILABLE": "The JWKS URL could not be fetched in time or did not hold a valid key set.",
+  "EE-BUSY": "The agent is reading as many request bodies as it allows at once; retry later.",
   "EE-REQ-INVALID": "The request is not valid.",
   "EE-NOT-FOUND": "The resource does not exist.",
   "EE-NOT-READY": "The control plane has not rebuilt its runtime state yet.",
@@ -202,6 +211,8 @@ export const ERROR_CODES = {
     "A TLS certificate, key or CA file is unreadable or not PEM, or the certificate and key do not match; the message names the file and its flag or key.",
   "EE-TLS-UNTRUSTED":
     "The control plane's TLS certificate does not verify against the trusted CAs (eectl: --cacert or EE_CACERT; agent: control_plane_ca) or does not name its host.",
+  "EE-DATA-DIR-INSECURE":
+    "Group or others can write the data dir, so they could replace its keys or database; chmod go-w it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -250,7 +261,11 @@ export abstract class EeError<C extends ErrorCode = ErrorCode> extends Error {
 /** A frame on the agent channel broke the wire protocol. */
 export class ProtocolError extends EeError<CodeOf<"EE-PROTO-">> {
   override readonly name = "ProtocolError";
-  readonly httpStatus = 400;
+  /** 400, except the pending-connection caps, which refuse the WebSocket upgrade itself. */
+  get httpStatus(): number {
+    if (this.code === "EE-PROTO-PENDING-ADDRESS") return 429;
+    return this.code === "EE-PROTO-PENDING-GLOBAL" ? 503 : 400;
+  }
   get wsClose(): number {
     switch (this.code) {
       case "EE-PROTO-TOO-LARGE":
@@ -386,6 +401,13 @@ export class QuoteUnavailableError extends EeError<"EE-ATT-PROVIDER"> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** The agent's HTTP API holds as many request bodies in memory as it allows; the caller may retry (503). */
+export class BusyError extends EeError<"EE-BUSY"> {
+  override readonly name = "BusyError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 export class NotFoundError extends EeError<"EE-NOT-FOUND"> {
   override readonly name = "NotFoundError";
   readonly httpStatus = 404;
@@ -460,6 +482,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-DATA-DIR-", StartupError],
   ["EE-TLS-", TlsError],
   ["EE-NOT-FOUND", NotFoundError],
+  ["EE-BUSY", BusyError],
   ["EE-NOT-READY", NotReadyError],
   ["EE-REQ-", ValidationError],
   ["EE-CONFIG-", ValidationError],

@@ -119,6 +119,22 @@ export const cpEnvelopeSchema = z.object({
   quote: quoteBytes.optional(),
 });
 
+const lowerHex = (bytes: number) =>
+  z.string().regex(new RegExp(`^[0-9a-f]{${2 * bytes}}$`), `must be ${2 * bytes} lowercase hex digits`);
+
+/**
+ * Where a deployment came from: the CP envelope its deploy carried, with the SHA-256 of the command it signed, so
+ * a CP can check later (after losing its records) that it signed this deployment for this agent. The agent keeps it
+ * with the workload and reports it in every deploy_status; hex, as workload.json holds it.
+ */
+export const deployOriginSchema = z.object({
+  cp_pubkey: lowerHex(32),
+  issued_at: msEpoch,
+  nonce: lowerHex(16),
+  sig: lowerHex(64),
+  command_sha256: lowerHex(32),
+});
+
 export const messageSchemas = {
   /** CP → agent, first frame on every connection. */
   challenge: z.object({ nonce: bytes(32), expires_at: msEpoch, server_time: msEpoch }),
@@ -144,8 +160,10 @@ export const messageSchemas = {
     heartbeat_ms: z.number().int().positive(),
     stale_after_ms: z.number().int().positive(),
     server_time: msEpoch,
-    /** Per-agent secret for HMAC-signed writes to the agent's HTTP API (deploy, undeploy); new each session. */
+    /** Per-agent secret signing requests to the agent's HTTP API (all but health; writes need the envelope too). */
     api_secret: bytes(32).optional(),
+    /** The CP identity key (raw Ed25519) that signs its envelopes; the agent pins the first one it sees. */
+    cp_pubkey: bytes(32).optional(),
   }),
   /** agent → CP, every heartbeat_ms. */
   heartbeat: z.object({ seq, sent_at: msEpoch, workload: workloadReportSchema.nullable().optional() }),
@@ -203,6 +221,8 @@ export const messageSchemas = {
     progress: z
       .object({ done_bytes: z.number().int().nonnegative(), total_bytes: z.number().int().nonnegative() })
       .optional(),
+    /** The CP envelope the deploy carried; absent: the deployment came without one (not from a CP). */
+    origin: deployOriginSchema.optional(),
   }),
   /** CP → agent, with an id: container logs (answered by log_chunk frames; `follow` streams until cancel). */
   logs: z.object({
@@ -243,6 +263,7 @@ export type WorkloadReport = z.infer<typeof workloadReportSchema>;
 export type HealthSpec = z.infer<typeof healthSpecSchema>;
 export type WorkloadStep = z.infer<typeof workloadStepSchema>;
 export type CpEnvelope = z.infer<typeof cpEnvelopeSchema>;
+export type DeployOrigin = z.infer<typeof deployOriginSchema>;
 
 /** Which side may send each type; a frame of the wrong direction is EE-PROTO-UNKNOWN-TYPE for the receiver. */
 export const SENT_BY: Record<MessageType, "cp" | "agent" | "both"> = {

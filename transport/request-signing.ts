@@ -57,6 +57,12 @@ export interface VerifiableRequest {
 }
 
 export interface RequestVerifier {
+  /**
+   * What can be checked before a body is read: both headers there and well formed, the timestamp within the skew,
+   * a secret held. Throws AuthError (EE-AUTH-SIGNATURE, EE-AUTH-SKEW), so a caller who cannot have signed costs the
+   * agent no body read.
+   */
+  precheck(headers: VerifiableRequest["headers"]): void;
   /** Returns when the request is authentic, fresh and new; throws AuthError (EE-AUTH-*) otherwise. */
   verify(req: VerifiableRequest): void;
 }
@@ -78,8 +84,8 @@ function header(headers: VerifiableRequest["headers"], name: string): string | u
 }
 
 /**
- * The signature is checked before the clock and the replay memory, so a caller without the secret only ever
- * learns EE-AUTH-SIGNATURE, and only authentic requests take a place in the bounded replay memory.
+ * verify checks the signature before the clock and the replay memory, so only authentic requests take a place in
+ * the bounded replay memory. precheck looks at the clock first, without the body: a stale timestamp is no secret.
  */
 export function createRequestVerifier(opts: VerifierOptions): RequestVerifier {
   const skewMs = opts.skewMs ?? DEFAULT_SKEW_MS;
@@ -96,24 +102,36 @@ export function createRequestVerifier(opts: VerifierOptions): RequestVerifier {
     }
   }
 
-  return {
-    verify(req) {
-      const timestamp = header(req.headers, TIMESTAMP_HEADER);
-      const signature = header(req.headers, SIGNATURE_HEADER);
-      if (timestamp === undefined || signature === undefined)
-        throw new AuthError(
-          "EE-AUTH-SIGNATURE",
-          `signed request needed: ${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER} headers`,
-        );
-      if (!TIMESTAMP_FORMAT.test(timestamp))
-        throw new AuthError("EE-AUTH-SIGNATURE", `${TIMESTAMP_HEADER}: must be ms since the epoch`);
-      if (!SIGNATURE_FORMAT.test(signature))
-        throw new AuthError("EE-AUTH-SIGNATURE", `${SIGNATURE_HEADER}: must be 64 lowercase hex digits`);
-      const secret = opts.secret();
-      if (!secret || secret.length === 0)
-        throw new AuthError("EE-AUTH-SIGNATURE", "the agent has no API secret yet (not registered)");
+  /** The headers and the secret, checked for presence and format only. */
+  function parts(headers: VerifiableRequest["headers"]) {
+    const timestamp = header(headers, TIMESTAMP_HEADER);
+    const signature = header(headers, SIGNATURE_HEADER);
+    if (timestamp === undefined || signature === undefined)
+      throw new AuthError(
+        "EE-AUTH-SIGNATURE",
+        `signed request needed: ${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER} headers`,
+      );
+    if (!TIMESTAMP_FORMAT.test(timestamp))
+      throw new AuthError("EE-AUTH-SIGNATURE", `${TIMESTAMP_HEADER}: must be ms since the epoch`);
+    if (!SIGNATURE_FORMAT.test(signature))
+      throw new AuthError("EE-AUTH-SIGNATURE", `${SIGNATURE_HEADER}: must be 64 lowercase hex digits`);
+    const secret = opts.secret();
+    if (!secret || secret.length === 0)
+      throw new AuthError("EE-AUTH-SIGNATURE", "the agent has no API secret yet (not registered)");
+    return { ts: Number(timestamp), signature, secret };
+  }
 
-      const ts = Number(timestamp);
+  function checkSkew(ts: number, at: number): void {
+    if (Math.abs(at - ts) > skewMs)
+      throw new AuthError("EE-AUTH-SKEW", `timestamp is ${at - ts} ms off the agent's clock (max ${skewMs})`);
+  }
+
+  return {
+    precheck(headers) {
+      checkSkew(parts(headers).ts, now());
+    },
+    verify(req) {
+      const { ts, signature, secret } = parts(req.headers);
       const expected = signRequest(secret, {
         method: req.method,
         path: req.path,
@@ -124,11 +142,7 @@ export function createRequestVerifier(opts: VerifierOptions): RequestVerifier {
         throw new AuthError("EE-AUTH-SIGNATURE", "signature does not verify");
 
       const at = now();
-      if (Math.abs(at - ts) > skewMs)
-        throw new AuthError(
-          "EE-AUTH-SKEW",
-          `timestamp is ${at - ts} ms off the agent's clock (max ${skewMs})`,
-        );
+      checkSkew(ts, at);
 
       forgetExpired(at);
       if (seen.has(signature)) throw new AuthError("EE-AUTH-REPLAY", "this signed request was already used");

@@ -1,6 +1,8 @@
 // The CP end of the agent channel: accepts WebSocket upgrades on CONNECT_PATH, sends the challenge, decodes and
 // validates every inbound frame, and hands valid messages to a ChannelSink (the CP runtime). It owns sockets,
-// per-connection abuse counting and close codes; it knows nothing about actors. Imports spec/ and frame only.
+// per-connection abuse counting and close codes, and the handshake limits: the deadline to register and the caps on
+// connections that have not registered yet (per source address and in all). It knows nothing about actors.
+// Imports spec/, frame and source-address only.
 
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
@@ -17,6 +19,7 @@ import {
   type MessageBody,
 } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "./frame.ts";
+import { sourceOf } from "./source-address.ts";
 
 /** What the channel needs from the CP runtime. Throwing an EeError from registerFrame refuses the agent. */
 export interface ChannelSink {
@@ -37,12 +40,30 @@ export interface ChannelSink {
   agentError(agentId: string, connId: number, env: AnyEnvelope & { type: "error" }): void;
   /** A socket closed (agentId is null when it never got past the gate). */
   closed(connId: number, agentId: string | null): void;
-  /** A connection was refused before any actor saw it (gate failures, abuse): for the audit trail. */
-  refused(connId: number, code: string, remote: string | undefined): void;
+  /**
+   * A connection was refused before any actor saw it (gate failures, abuse, handshake limits): for the audit trail
+   * and the metrics. connId is null when the upgrade itself was refused (a pending-connection cap).
+   */
+  refused(connId: number | null, code: ErrorCode, remote: string | undefined): void;
+}
+
+/**
+ * What an unauthenticated peer may hold (defaults in actors/cp-defaults.ts, documented in spec/protocol.md):
+ * a connection counts as pending from its upgrade until its register frame passes the gate (nonce and proof of
+ * possession) or it closes. Registered connections never count and are never refused by these caps.
+ */
+export interface HandshakeLimits {
+  /** A connection that has not sent a register frame this long after its challenge is closed with 4004. */
+  deadlineMs: number;
+  /** Pending connections from one source (an IPv4 address, an IPv6 /64) beyond which upgrades get HTTP 429. */
+  maxPendingPerAddress: number;
+  /** Pending connections in all beyond which upgrades get HTTP 503. */
+  maxPending: number;
 }
 
 export interface AgentChannelOptions {
   log: Logger;
+  handshake: HandshakeLimits;
   /** Bad frames tolerated per connection within badFrameWindowMs before it is closed as abusive. */
   maxBadFrames?: number;
   badFrameWindowMs?: number;
@@ -60,6 +81,9 @@ export const DEFAULT_MAX_SEND_BUFFER_BYTES = 2 * MAX_CP_FRAME_BYTES + 1024 * 102
 /** How long after its nonce expires an unregistered connection is closed (4004). */
 export const REGISTER_GRACE_MS = 2000;
 
+/** How long a refused peer has to answer the close frame before its socket is dropped. */
+const REFUSED_CLOSE_GRACE_MS = 5000;
+
 interface Connection {
   id: number;
   sessionId: string;
@@ -68,6 +92,8 @@ interface Connection {
   socket: Socket;
   corked: boolean;
   remote: string | undefined;
+  /** Where this connection counts against the pending caps until it registers or closes; null once settled. */
+  pendingSource: string | null;
   agentId: string | null;
   badFrames: number[];
   registerTimer: NodeJS.Timeout | null;
@@ -84,6 +110,10 @@ export class AgentChannel {
   readonly #maxBad: number;
   readonly #badWindowMs: number;
   readonly #maxSendBuffer: number;
+  readonly #handshake: HandshakeLimits;
+  /** Pending (not yet registered) connections per source, and their total. */
+  readonly #pendingBySource = new Map<string, number>();
+  #pending = 0;
   #sink: ChannelSink | null = null;
   #nextId = 1;
   #nextFrameId = 1;
@@ -94,10 +124,16 @@ export class AgentChannel {
     this.#maxBad = opts.maxBadFrames ?? 5;
     this.#badWindowMs = opts.badFrameWindowMs ?? 10_000;
     this.#maxSendBuffer = opts.maxSendBufferBytes ?? DEFAULT_MAX_SEND_BUFFER_BYTES;
+    this.#handshake = opts.handshake;
   }
 
   get connectionCount(): number {
     return this.#conns.size;
+  }
+
+  /** Connections that have not registered yet (what the handshake caps bound). */
+  get pendingCount(): number {
+    return this.#pending;
   }
 
   /** The sink is bound after construction because the runtime needs the channel (as its link) first. */
@@ -113,12 +149,61 @@ export class AgentChannel {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         return;
       }
+      const source = sourceOf(req.socket.remoteAddress);
+      const over = this.#overPendingCap(source);
+      if (over) {
+        this.#refuseUpgrade(socket, over, req.socket.remoteAddress);
+        return;
+      }
       // The 101 and the challenge leave in one write: with no verifyClient and no extensions, handleUpgrade
       // answers and calls back synchronously (a storm's CP profile had a third of its writes on this).
       socket.cork();
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
       socket.uncork();
     });
+  }
+
+  /** The cap this source's next upgrade would break, if any; checked before ws does any work for it. */
+  #overPendingCap(source: string): ProtocolError | null {
+    const h = this.#handshake;
+    if ((this.#pendingBySource.get(source) ?? 0) >= h.maxPendingPerAddress)
+      return new ProtocolError(
+        "EE-PROTO-PENDING-ADDRESS",
+        `${h.maxPendingPerAddress} connections from this address have not registered yet`,
+      );
+    if (this.#pending >= h.maxPending)
+      return new ProtocolError(
+        "EE-PROTO-PENDING-GLOBAL",
+        `${h.maxPending} connections have not registered yet`,
+      );
+    return null;
+  }
+
+  /**
+   * Answers the upgrade with the error's HTTP status (429 or 503) and a Retry-After, then drops the socket: no
+   * WebSocket, no challenge, no nonce. The agent's client sees a failed connect and retries with its backoff.
+   */
+  #refuseUpgrade(socket: Duplex, err: ProtocolError, remote: string | undefined): void {
+    const body = JSON.stringify(err.toBody());
+    // Destroyed once the answer is flushed: a peer that never closes its side must not keep the socket.
+    socket.end(
+      `HTTP/1.1 ${err.httpStatus} ${err.httpStatus === 429 ? "Too Many Requests" : "Service Unavailable"}\r\n` +
+        `Connection: close\r\nRetry-After: ${Math.ceil(this.#handshake.deadlineMs / 1000)}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+    this.#sink?.refused(null, err.code, remote);
+  }
+
+  /** The connection no longer counts as pending (it registered or closed); idempotent. */
+  #settle(conn: Connection): void {
+    const source = conn.pendingSource;
+    if (source === null) return;
+    conn.pendingSource = null;
+    this.#pending--;
+    const n = (this.#pendingBySource.get(source) ?? 1) - 1;
+    if (n === 0) this.#pendingBySource.delete(source);
+    else this.#pendingBySource.set(source, n);
   }
 
   nextFrameId(): number {
@@ -201,11 +286,14 @@ export class AgentChannel {
       socket: req.socket,
       corked: false,
       remote: req.socket.remoteAddress,
+      pendingSource: sourceOf(req.socket.remoteAddress),
       agentId: null,
       badFrames: [],
       registerTimer: null,
     };
     this.#conns.set(conn.id, conn);
+    this.#pending++;
+    this.#pendingBySource.set(conn.pendingSource!, (this.#pendingBySource.get(conn.pendingSource!) ?? 0) + 1);
     ws.on("message", (data, isBinary) => this.#onMessage(conn, data, isBinary));
     // ws emits 'error' for protocol violations (e.g. a frame over maxPayload, closed with 1009 by ws itself);
     // an unhandled 'error' event would crash the process.
@@ -214,10 +302,14 @@ export class AgentChannel {
 
     const challenge = sink.opened(conn.id, Date.now());
     ws.send(encodeFrame("challenge", challenge), { binary: true });
-    // The close comes a grace period after the nonce expires, so a late register is told its nonce expired.
+    // The handshake deadline, unless the nonce expires first: then the close comes a grace period after the
+    // expiry, so a late register is told its nonce expired.
     conn.registerTimer = setTimeout(
       () => this.#refuse(conn, new ProtocolError("EE-PROTO-REGISTER-TIMEOUT")),
-      Math.max(0, challenge.expires_at - Date.now()) + REGISTER_GRACE_MS,
+      Math.min(
+        this.#handshake.deadlineMs,
+        Math.max(0, challenge.expires_at - Date.now()) + REGISTER_GRACE_MS,
+      ),
     );
   }
 
@@ -243,6 +335,7 @@ export class AgentChannel {
           if (conn.registerTimer) clearTimeout(conn.registerTimer);
           conn.registerTimer = null;
           conn.agentId = sink.registerFrame(conn.id, conn.sessionId, env.body, Date.now());
+          this.#settle(conn);
           return;
         }
         case "heartbeat":
@@ -312,6 +405,9 @@ export class AgentChannel {
     this.#sendError(conn, err, re);
     this.#sink?.refused(conn.id, err.code, conn.remote);
     conn.ws.close(err.wsClose, err.code);
+    // ws waits 30 s for the peer's close frame; a peer that never sends one would hold its socket (and, before
+    // registering, its pending slot) that long, so it gets REFUSED_CLOSE_GRACE_MS.
+    setTimeout(() => conn.ws.terminate(), REFUSED_CLOSE_GRACE_MS).unref();
   }
 
   #sendError(conn: Connection, err: EeError, re?: number): void {
@@ -326,6 +422,7 @@ export class AgentChannel {
 
   #onClose(conn: Connection): void {
     if (conn.registerTimer) clearTimeout(conn.registerTimer);
+    this.#settle(conn);
     this.#conns.delete(conn.id);
     this.#sink?.closed(conn.id, conn.agentId);
   }

@@ -1,6 +1,7 @@
 // Opens the CP's SQLite database (better-sqlite3, WAL) under the data dir and brings its schema up to date.
 // The only module that knows the file name and pragmas; everything else receives the open handle.
-import { mkdirSync } from "node:fs";
+// The database, its WAL and its shared-memory file are 0600 whatever the umask (see ownerOnly).
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
@@ -11,7 +12,9 @@ export const DB_FILE = "easyenclave.db";
 
 export function openDatabase(dataDir: string, migrations: readonly Migration[] = MIGRATIONS): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, DB_FILE));
+  const file = join(dataDir, DB_FILE);
+  ownerOnly(file);
+  const db = new Database(file);
   db.pragma("journal_mode = WAL");
   // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
   db.pragma("synchronous = NORMAL");
@@ -19,6 +22,21 @@ export function openDatabase(dataDir: string, migrations: readonly Migration[] =
   db.pragma("busy_timeout = 5000");
   migrate(db, migrations);
   return db;
+}
+
+/**
+ * SQLite creates the -wal and -shm files with the database file's permission bits, so the database file is made
+ * (or, written by an older version, tightened to) 0600 before SQLite opens it, and so are leftovers of the others.
+ */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, "a", 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
 }
 
 export function schemaVersion(db: Db): number {

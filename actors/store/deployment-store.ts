@@ -2,12 +2,14 @@
 // deployment and its idempotency key are written at once, in one transaction; status changes are written behind,
 // the latest row per deployment in one transaction per tick (1,000 concurrent deploys make ~5,000 changes), and
 // every read flushes first. A crash loses at most that tick's changes, which agents report again. The deployment actors are
-// the live truth while the CP runs; these rows are what survives it.
+// the live truth while the CP runs; these rows are what survives it. Compose texts are sealed (sealed-text.ts) on
+// their way in and opened on their way out: the database file never holds them in clear.
 import type { DeploymentStatus, ProgressEntry } from "../../machines/deployment.ts";
 import type { ImageRef } from "../../spec/images.ts";
 import type { HealthSpec } from "../../spec/protocol.ts";
 import type { Db } from "./db.ts";
 import { perTick } from "./per-tick.ts";
+import type { TextSealer } from "./sealed-text.ts";
 
 export interface DeploymentRequestRecord {
   node_size?: string;
@@ -20,6 +22,8 @@ export interface DeploymentRequestRecord {
   replaces?: string;
   /** Set on a replaced deployment when its successor took over; kept here to need no new column. */
   replaced_by?: string;
+  /** An agent reported it and this CP did not sign it (actors/deployments.ts #adopt); here to need no new column. */
+  unrecognized?: true;
 }
 
 export interface DeploymentRow {
@@ -61,9 +65,16 @@ interface RawDeployment extends Omit<DeploymentRow, "images" | "progress" | "req
 /** Rows written before images were resolved to digests hold an object (service → image id): no digests known. */
 const imagesOf = (v: unknown): ImageRef[] => (Array.isArray(v) ? (v as ImageRef[]) : []);
 
-function fromRaw(r: RawDeployment): DeploymentRow {
+/** What a sealed compose is bound to: the row it belongs to. */
+const deploymentContext = (id: string) => `deployment ${id}`;
+const appContext = (name: string, version: string) => `app ${name}@${version}`;
+
+type RawApp = Omit<AppRow, "health"> & { health: string | null };
+
+function fromRaw(r: RawDeployment, sealer: TextSealer): DeploymentRow {
   return {
     ...r,
+    compose: sealer.open(r.compose, deploymentContext(r.deployment_id)),
     images: imagesOf(JSON.parse(r.images)),
     progress: JSON.parse(r.progress),
     request: JSON.parse(r.request),
@@ -73,6 +84,7 @@ function fromRaw(r: RawDeployment): DeploymentRow {
 
 export class DeploymentStore {
   readonly #db: Db;
+  readonly #sealer: TextSealer;
   readonly #pending = new Map<string, DeploymentRow>();
   readonly #onError: (err: unknown) => void;
   // Readers' flushes throw; the tick's is reported.
@@ -84,6 +96,7 @@ export class DeploymentStore {
     }
   });
   readonly #upsert;
+  readonly #update;
   readonly #get;
   readonly #list;
   readonly #listByStatus;
@@ -95,8 +108,9 @@ export class DeploymentStore {
   readonly #appLatest;
   readonly #appList;
 
-  constructor(db: Db, onError: (err: unknown) => void = () => {}) {
+  constructor(db: Db, sealer: TextSealer, onError: (err: unknown) => void = () => {}) {
     this.#db = db;
+    this.#sealer = sealer;
     this.#onError = onError;
     this.#upsert = db.prepare(`
       INSERT INTO deployments (deployment_id, app, app_version, agent_id, status, code, message, compose_hash,
@@ -106,6 +120,11 @@ export class DeploymentStore {
       ON CONFLICT (deployment_id) DO UPDATE SET status = excluded.status, code = excluded.code,
         message = excluded.message, compose_hash = excluded.compose_hash, images = excluded.images,
         progress = excluded.progress, request = excluded.request, updated_at = excluded.updated_at`);
+    // A status change leaves the compose as it is: no sealing on the hot path (~5 changes per deployment).
+    this.#update = db.prepare(`
+      UPDATE deployments SET status = @status, code = @code, message = @message, compose_hash = @compose_hash,
+        images = @images, progress = @progress, request = @request, updated_at = @updated_at
+      WHERE deployment_id = @deployment_id`);
     this.#get = db.prepare("SELECT * FROM deployments WHERE deployment_id = ?");
     this.#list = db.prepare("SELECT * FROM deployments ORDER BY created_at DESC, deployment_id LIMIT ?");
     this.#listByStatus = db.prepare(
@@ -144,12 +163,24 @@ export class DeploymentStore {
     })();
   }
 
+  /** Updates the row, or inserts it (compose sealed) when it is new. */
   #write(row: DeploymentRow): void {
-    this.#upsert.run({
-      ...row,
+    const changed = {
+      deployment_id: row.deployment_id,
+      status: row.status,
+      code: row.code,
+      message: row.message,
+      compose_hash: row.compose_hash,
       images: JSON.stringify(row.images),
       progress: JSON.stringify(row.progress),
       request: JSON.stringify(row.request),
+      updated_at: row.updated_at,
+    };
+    if (this.#update.run(changed).changes > 0) return;
+    this.#upsert.run({
+      ...row,
+      ...changed,
+      compose: this.#sealer.seal(row.compose, deploymentContext(row.deployment_id)),
       rehydrated: row.rehydrated ? 1 : 0,
     });
   }
@@ -157,7 +188,7 @@ export class DeploymentStore {
   get(id: string): DeploymentRow | undefined {
     this.flush();
     const r = this.#get.get(id) as RawDeployment | undefined;
-    return r && fromRaw(r);
+    return r && fromRaw(r, this.#sealer);
   }
 
   list(opts: { status?: DeploymentStatus; limit?: number } = {}): DeploymentRow[] {
@@ -166,13 +197,13 @@ export class DeploymentStore {
     const rows = (
       opts.status ? this.#listByStatus.all(opts.status, limit) : this.#list.all(limit)
     ) as RawDeployment[];
-    return rows.map(fromRaw);
+    return rows.map((r) => fromRaw(r, this.#sealer));
   }
 
   /** Deployments not in a final status: what a restarted CP resumes. */
   active(): DeploymentRow[] {
     this.flush();
-    return (this.#active.all() as RawDeployment[]).map(fromRaw);
+    return (this.#active.all() as RawDeployment[]).map((r) => fromRaw(r, this.#sealer));
   }
 
   idempotencyKey(key: string): { request_hash: string; deployment_id: string } | undefined {
@@ -194,7 +225,7 @@ export class DeploymentStore {
       this.#appPut.run(
         app.name,
         app.version,
-        app.compose,
+        this.#sealer.seal(app.compose, appContext(app.name, app.version)),
         app.compose_hash,
         app.health ? JSON.stringify(app.health) : null,
         app.created_at,
@@ -209,15 +240,20 @@ export class DeploymentStore {
   /** name@version, or the newest version of name when version is undefined. */
   app(name: string, version?: string): AppRow | undefined {
     const r = (version === undefined ? this.#appLatest.get(name) : this.#appGet.get(name, version)) as
-      | (Omit<AppRow, "health"> & { health: string | null })
+      | RawApp
       | undefined;
-    return r && { ...r, health: r.health ? JSON.parse(r.health) : null };
+    return r && this.#appOf(r);
   }
 
   apps(): AppRow[] {
-    return (this.#appList.all() as (Omit<AppRow, "health"> & { health: string | null })[]).map((r) => ({
+    return (this.#appList.all() as RawApp[]).map((r) => this.#appOf(r));
+  }
+
+  #appOf(r: RawApp): AppRow {
+    return {
       ...r,
+      compose: this.#sealer.open(r.compose, appContext(r.name, r.version)),
       health: r.health ? JSON.parse(r.health) : null,
-    }));
+    };
   }
 }

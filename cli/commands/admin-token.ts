@@ -17,8 +17,8 @@ export class AdminTokenRotateCommand extends EeCommand {
       may be stopped or running.
 
       A running CP re-reads the digest file within about a second: the old token stops working and the new one
-      works, without a restart. A CP started with \`--admin-token\` or \`$EE_ADMIN_TOKEN\` stores that token again
-      at its next start, so remove those too.
+      works, without a restart. A CP started with \`--admin-token\`, \`--admin-token-file\` or \`$EE_ADMIN_TOKEN\`
+      stores that token again at its next start, so remove those too.
     `,
     examples: [
       ["New token for the default data dir", "eectl admin-token rotate --data-dir ./.easyenclave"],

@@ -9,6 +9,7 @@ import type { QuoteProvider } from "../../attestation/providers/provider.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { ServerTls, ServerTlsFiles } from "../../lib/tls-files.ts";
 import { ValidationError } from "../../spec/errors.ts";
+import { adminTokenFrom } from "../admin-token-source.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
@@ -24,8 +25,9 @@ export class ControlPlaneCommand extends EeCommand {
       Serves the REST API and the agent WebSocket (\`/api/v2/agents/connect\`) on one port, keeps its audit
       log in SQLite under the data dir, and holds one supervised actor per connected agent.
 
-      The admin token is \`--admin-token\`, else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start,
-      else one generated now. Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
+      The admin token is \`--admin-token-file\` (first line; refused if group or others can write the file,
+      a warning if they can read it), else \`$EE_ADMIN_TOKEN\`, else the one stored by an earlier start, else one
+      generated now. \`--admin-token\` still works but every local user sees it in \`ps\` (a warning says so). Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
       CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
       \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
 
@@ -35,8 +37,10 @@ export class ControlPlaneCommand extends EeCommand {
       old one stays. Operators point eectl at a private CA with \`--cacert\`, agents with \`control_plane_ca\`
       (docs/tls.md).
 
-      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\` and an unusable
-      certificate or key \`EE-TLS-INVALID\` (exit 1, nothing started).
+      A busy port is \`EE-LISTEN-BUSY\`, an unusable data dir \`EE-DATA-DIR-UNUSABLE\`, one group or others
+      can write \`EE-DATA-DIR-INSECURE\` and an unusable certificate or key \`EE-TLS-INVALID\` (exit 1, nothing
+      started). Every file the CP writes there is 0600; compose texts in its database are sealed under
+      DATA_DIR/store.key (back it up with the database).
       Environment: EE_ADMIN_TOKEN (above), EE_LOG_LEVEL (log level on stderr: trace, debug, info (default), warn,
       error, silent). All variables: docs/environment.md.
 
@@ -71,7 +75,11 @@ export class ControlPlaneCommand extends EeCommand {
     description: "Directory for the SQLite store and bootstrap files",
   });
   adminToken = Option.String("--admin-token", {
-    description: "Admin bearer token (default: $EE_ADMIN_TOKEN, else generated)",
+    description: "Admin bearer token; visible in ps, prefer --admin-token-file or $EE_ADMIN_TOKEN",
+  });
+  adminTokenFile = Option.String("--admin-token-file", {
+    description:
+      "File whose first line is the admin token (mode 0600; default: $EE_ADMIN_TOKEN, else generated)",
   });
   devAttestation = Option.String("--dev-attestation", {
     description:
@@ -155,12 +163,16 @@ export class ControlPlaneCommand extends EeCommand {
         import("../../lib/log.ts"),
       ]);
     const log = createLogger("control-plane");
+    const adminToken = await adminTokenFrom(
+      { flag: this.adminToken, file: this.adminTokenFile, env: process.env.EE_ADMIN_TOKEN },
+      (fields, message) => log.warn(fields, message),
+    );
     const cp = await startControlPlane({
       host,
       port,
       dataDir: this.dataDir,
       log,
-      adminToken: this.adminToken ?? (process.env.EE_ADMIN_TOKEN || undefined),
+      ...(adminToken === undefined ? {} : { adminToken }),
       devAttestationDir: this.devAttestation,
       heartbeatMs: parsePositiveInt(this.heartbeatMs, "--heartbeat-ms"),
       staleAfterMs: staleAfterFlag(this.staleAfterMs),
@@ -189,7 +201,7 @@ export class ControlPlaneCommand extends EeCommand {
       out.write(
         `admin token: the one set earlier (its digest is in ${cp.storedAdminTokenFile}); ` +
           `for a new one run \`eectl admin-token rotate --data-dir ${this.dataDir}\`, ` +
-          "or start with --admin-token or EE_ADMIN_TOKEN\n",
+          "or start with --admin-token-file or EE_ADMIN_TOKEN\n",
       );
     const reload = cp.reloadTls;
     const onHangup = reload ? () => reloadTls(reload, log) : null;

@@ -1,11 +1,15 @@
 // The SQLite store on a real temp file: migrations apply once, the event log is append-only, batched and
 // ordered by a monotonic id, and a failing write does not throw into the runtime.
+import { randomBytes } from "node:crypto";
 import test from "ava";
 import { openDatabase, schemaVersion } from "../../actors/store/db.ts";
 import { type DeploymentRow, DeploymentStore } from "../../actors/store/deployment-store.ts";
 import { EventLog } from "../../actors/store/event-log.ts";
 import { MIGRATIONS } from "../../actors/store/migrations.ts";
+import { TextSealer } from "../../actors/store/sealed-text.ts";
 import { tempDir } from "../helpers/temp.ts";
+
+const sealer = (key = randomBytes(32)) => new TextSealer(key);
 
 test("migrations run once and reopen cleanly", (t) => {
   const dir = tempDir(t);
@@ -71,7 +75,7 @@ test("a write failure is reported, not thrown", (t) => {
 
 test("deployment status changes are written behind, one transaction per tick; reads see their own writes", async (t) => {
   const db = openDatabase(tempDir(t));
-  const store = new DeploymentStore(db, (err) => t.fail(String(err)));
+  const store = new DeploymentStore(db, sealer(), (err) => t.fail(String(err)));
   const row: DeploymentRow = {
     deployment_id: "d-1",
     app: "web",
@@ -101,5 +105,88 @@ test("deployment status changes are written behind, one transaction per tick; re
   store.save({ ...row, status: "undeploying", updated_at: 4 });
   await new Promise((r) => setImmediate(r));
   t.is(raw().status, "undeploying", "written by the next tick");
+  db.close();
+});
+
+const SECRET = "hunter2-s3cr3t-value";
+const composeWithSecret = `services:\n  app:\n    image: x\n    environment:\n      PASSWORD: ${SECRET}\n`;
+
+function deploymentRow(id: string, compose: string): DeploymentRow {
+  return {
+    deployment_id: id,
+    app: "web",
+    app_version: null,
+    agent_id: "agt_1",
+    status: "pending",
+    code: null,
+    message: null,
+    compose_hash: null,
+    images: [],
+    progress: [],
+    request: {},
+    compose,
+    created_at: 1,
+    updated_at: 1,
+    rehydrated: false,
+  };
+}
+
+test("compose texts are sealed at rest and read back as given; the empty (rehydrated) compose stays empty", (t) => {
+  const db = openDatabase(tempDir(t));
+  const key = randomBytes(32);
+  const store = new DeploymentStore(db, sealer(key));
+  store.create(deploymentRow("d-1", composeWithSecret));
+  store.save({ ...deploymentRow("d-1", composeWithSecret), status: "healthy", updated_at: 2 });
+  store.save({ ...deploymentRow("d-2", ""), rehydrated: true });
+  t.true(
+    store.putApp({
+      name: "web",
+      version: "1",
+      compose: composeWithSecret,
+      compose_hash: "h",
+      health: null,
+      created_at: 1,
+    }),
+  );
+  const columns = db.prepare("SELECT compose FROM deployments UNION ALL SELECT compose FROM apps").all() as {
+    compose: string;
+  }[];
+  t.true(
+    columns.every((c) => !c.compose.includes(SECRET)),
+    "no compose in clear",
+  );
+  t.true(columns.some((c) => c.compose.startsWith("ee-sealed:v1:")));
+  t.is(store.get("d-1")?.compose, composeWithSecret);
+  t.is(store.get("d-1")?.status, "healthy");
+  t.is(store.get("d-2")?.compose, "");
+  t.deepEqual(
+    store
+      .active()
+      .map((r) => r.compose)
+      .sort(),
+    ["", composeWithSecret],
+  );
+  t.is(store.app("web")?.compose, composeWithSecret);
+  t.is(store.apps()[0]?.compose, composeWithSecret);
+  t.is(
+    new DeploymentStore(db, sealer(key)).get("d-1")?.compose,
+    composeWithSecret,
+    "the same key opens it later",
+  );
+  t.throws(() => new DeploymentStore(db, sealer()).get("d-1"), { code: "EE-CONFIG-INVALID" } as never);
+  db.close();
+});
+
+test("a sealed value is bound to its row, and a row written before sealing is read as it is", (t) => {
+  const db = openDatabase(tempDir(t));
+  const store = new DeploymentStore(db, sealer());
+  store.create(deploymentRow("d-1", composeWithSecret));
+  store.create(deploymentRow("d-2", "services: {}\n"));
+  db.exec(
+    "UPDATE deployments SET compose = (SELECT compose FROM deployments WHERE deployment_id = 'd-1') WHERE deployment_id = 'd-2'",
+  );
+  t.throws(() => store.get("d-2"), { code: "EE-CONFIG-INVALID" } as never);
+  db.exec("UPDATE deployments SET compose = 'services: {}' WHERE deployment_id = 'd-2'");
+  t.is(store.get("d-2")?.compose, "services: {}");
   db.close();
 });

@@ -214,7 +214,7 @@ test("describeConfig lists the effective values field by field", (t) => {
     docker_socket: "/var/run/docker.sock",
     registration: { max_attempts: 0 },
     connectivity_probe: null,
-    cp_envelope: { policy: "optional", trusted_mrtds: [], pin_first_seen: false },
+    cp_envelope: { policy: "signed", trusted_mrtds: [], pin_first_seen: false },
     workloads: { allow_published_ports: false, limits: LIMIT_PRESETS },
   });
 });

@@ -220,6 +220,8 @@ test("quotes are bounded: at most inFlight run at once, a short queue waits, the
       version: "0.1.0",
       uptime_s: 0,
     }),
+    // Writes are not exercised here: nothing reaches this check.
+    envelope: { check: () => ({ checked: "none", cp_pubkey: null, mrtd: null }) },
     agentPubkey: new Uint8Array(32),
     quoteProvider: slow,
     log: silentLogger,

@@ -1,25 +1,45 @@
 // The agent HTTP API over real loopback HTTP: signed reads (snapshot, stats, logs as JSON and as an ndjson
-// follow), signed writes that reach the workload manager only when signed, and the reverse proxy to a real
+// follow), signed writes that reach the workload manager only when signed and carrying the envelope of the pinned
+// CP key (a real envelope verifier), bounds on write bodies (headers checked before a body is read, a few bodies
+// at once), and the reverse proxy to a real
 // upstream HTTP and WebSocket server standing in for the workload. The workload manager is a small in-test
 // implementation of the Workloads interface over plain data (the real one is tested with Docker elsewhere).
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, request, type Server } from "node:http";
-import { type AddressInfo, connect } from "node:net";
+import { type AddressInfo, connect, type Socket } from "node:net";
+import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { WebSocket, WebSocketServer } from "ws";
 import type { AgentHealth } from "../../agent/health.ts";
-import { createHttpApi, listenHttpApi, MAX_WRITE_BODY_BYTES } from "../../agent/http-api.ts";
+import { createHttpApi, type Limits, listenHttpApi, MAX_WRITE_BODY_BYTES } from "../../agent/http-api.ts";
 import type { ProxyTarget } from "../../agent/proxy.ts";
 import type { ContainerStats, LogLine, LogOptions } from "../../agent/runtime/runtime.ts";
 import type { DeployRequest, HostStats, WorkloadStatus, Workloads } from "../../agent/workload.ts";
+import {
+  CP_KEY_PIN_FILE,
+  createEnvelopeSigner,
+  createEnvelopeVerifier,
+  type EnvelopeCommand,
+  type EnvelopedType,
+  type EnvelopePolicy,
+  type EnvelopeSigner,
+  filePin,
+} from "../../attestation/cp-envelope.ts";
+import { createTrustAnchors } from "../../attestation/trust.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { type ErrorBody, type ErrorCode, NotFoundError, WorkloadError } from "../../spec/errors.ts";
 import { MAX_CONTEXT_BYTES } from "../../spec/protocol.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
+import { waitFor } from "../helpers/cluster.ts";
 import { agentContract } from "../helpers/contract.ts";
-import { closedPort } from "../helpers/temp.ts";
+import { closedPort, tempDir } from "../helpers/temp.ts";
 
 const SECRET = new Uint8Array(32).fill(42);
+const AGENT_ID = "agt_000000000000000000000001";
+/** The CP this agent pinned at registration, and another one. */
+const CP = createEnvelopeSigner({ privateKey: generateKeyPairSync("ed25519").privateKey });
+const OTHER_CP = createEnvelopeSigner({ privateKey: generateKeyPairSync("ed25519").privateKey });
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 /** Workloads over plain data: records what reaches it, serves canned logs and stats. */
 class DataWorkloads implements Workloads {
@@ -108,9 +128,23 @@ interface Api {
   close(): Promise<void>;
 }
 
-async function startApi(t: ExecutionContext, secret: Uint8Array | null = SECRET): Promise<Api> {
+async function startApi(
+  t: ExecutionContext,
+  secret: Uint8Array | null = SECRET,
+  o: { bodyLimits?: Limits; policy?: EnvelopePolicy } = {},
+): Promise<Api> {
   const workloads = new DataWorkloads();
+  const keyPin = filePin(join(tempDir(t), CP_KEY_PIN_FILE), "cp_pubkey");
+  keyPin.pin(hex(CP.publicKey));
   const api = createHttpApi({
+    envelope: createEnvelopeVerifier({
+      policy: o.policy ?? "signed",
+      agentId: AGENT_ID,
+      trust: createTrustAnchors(),
+      trustedMrtds: [],
+      keyPin,
+    }),
+    ...(o.bodyLimits ? { bodyLimits: o.bodyLimits } : {}),
     health: () => ({ status: "ok" }) as AgentHealth,
     agentPubkey: new Uint8Array(32),
     quoteProvider: { name: "test", getQuote: async () => new Uint8Array(8) },
@@ -220,6 +254,29 @@ const deployBody = {
   context_base64: Buffer.from("tar bytes").toString("base64"),
   health: { port: 8080 },
 };
+
+/** `value` with the envelope `cp` signs over the command it carries, in the API's JSON form (hex). */
+function enveloped<T extends EnvelopedType>(
+  type: T,
+  value: Record<string, unknown>,
+  cp: EnvelopeSigner = CP,
+): Record<string, unknown> {
+  const { context_base64, ...rest } = value;
+  const command = {
+    ...rest,
+    ...(typeof context_base64 === "string" ? { context: Buffer.from(context_base64, "base64") } : {}),
+  } as unknown as EnvelopeCommand<T>;
+  const env = cp.sign(type, command, AGENT_ID);
+  return {
+    ...value,
+    envelope: {
+      cp_pubkey: hex(env.cp_pubkey),
+      issued_at: env.issued_at,
+      nonce: hex(env.nonce),
+      sig: hex(env.sig),
+    },
+  };
+}
 
 const line = (service: string, text: string): LogLine => ({
   service,
@@ -406,9 +463,10 @@ test("closing the API ends an open log follow", async (t) => {
 
 // ---- signed writes ----
 
-test("a signed deploy reaches the workload manager: 202 with its status, context decoded, health defaulted", async (t) => {
+test("a signed deploy with the pinned CP's envelope reaches the workload manager: 202, context decoded, health defaulted, origin kept", async (t) => {
   const api = await startApi(t);
-  const res = await signedPost(api.url, "/api/deploy", deployBody);
+  const sent = enveloped("deploy", deployBody);
+  const res = await signedPost(api.url, "/api/deploy", sent);
   t.is(res.status, 202, res.body.toString());
   t.like(res.json(), { deployment_id: "d-1", app: "web", step: "preparing" });
   t.is(api.workloads.deployed.length, 1);
@@ -416,13 +474,18 @@ test("a signed deploy reaches the workload manager: 202 with its status, context
   t.is(req?.compose, deployBody.compose);
   t.is(Buffer.from(req?.context ?? []).toString(), "tar bytes");
   t.deepEqual(req?.health, { port: 8080, path: "/", timeout_s: 60 });
+  t.like(req?.origin, { cp_pubkey: hex(CP.publicKey), sig: (sent.envelope as { sig: string }).sig });
 
-  const undeploy = await signedPost(api.url, "/api/undeploy", { deployment_id: "d-1" });
+  const undeploy = await signedPost(
+    api.url,
+    "/api/undeploy",
+    enveloped("undeploy", { deployment_id: "d-1" }),
+  );
   t.is(undeploy.status, 202);
   t.like(undeploy.json(), { deployment_id: "d-1", step: "stopping" });
   t.deepEqual(api.workloads.undeployed, ["d-1"]);
 
-  const unknown = await signedPost(api.url, "/api/undeploy", { deployment_id: "d-2" });
+  const unknown = await signedPost(api.url, "/api/undeploy", enveloped("undeploy", { deployment_id: "d-2" }));
   t.is(unknown.status, 404);
   t.is(errorOf(unknown).code, "EE-NOT-FOUND");
 });
@@ -494,7 +557,7 @@ test("unsigned or badly signed writes are 401 with their EE-AUTH code and change
 
 test("a replayed signed deploy is 401 EE-AUTH-REPLAY and reaches the manager once", async (t) => {
   const api = await startApi(t);
-  const body = Buffer.from(JSON.stringify(deployBody));
+  const body = Buffer.from(JSON.stringify(enveloped("deploy", deployBody)));
   const headers = {
     "content-type": "application/json",
     ...signedHeaders(SECRET, "POST", "/api/deploy", body),
@@ -566,6 +629,149 @@ test("a write body over the cap is refused before it is read or verified", async
   t.is(res.status, 400);
   t.is(errorOf(res).code, "EE-REQ-INVALID");
   t.regex(errorOf(res).message, /exceeds/);
+  t.deepEqual(api.workloads.deployed, []);
+});
+
+test("the session's HMAC alone does not write: no envelope is 403 EE-ENV-MISSING, another CP's key EE-ENV-KEY", async (t) => {
+  const api = await startApi(t);
+  const cases: [string, string, Record<string, unknown>, ErrorCode][] = [
+    ["deploy without an envelope", "/api/deploy", deployBody, "EE-ENV-MISSING"],
+    ["undeploy without an envelope", "/api/undeploy", { deployment_id: "d-1" }, "EE-ENV-MISSING"],
+    ["deploy signed by another CP", "/api/deploy", enveloped("deploy", deployBody, OTHER_CP), "EE-ENV-KEY"],
+    [
+      "undeploy signed by another CP",
+      "/api/undeploy",
+      enveloped("undeploy", { deployment_id: "d-1" }, OTHER_CP),
+      "EE-ENV-KEY",
+    ],
+    [
+      "the pinned CP's envelope over another command",
+      "/api/deploy",
+      { ...enveloped("deploy", deployBody), app: "evil" },
+      "EE-ENV-SIGNATURE",
+    ],
+  ];
+  for (const [title, path, value, code] of cases) {
+    const res = await signedPost(api.url, path, value);
+    t.is(res.status, 403, title);
+    t.is(errorOf(res).code, code, title);
+  }
+  t.deepEqual(api.workloads.deployed, []);
+  t.deepEqual(api.workloads.undeployed, []);
+  // `optional` lets WebSocket commands of an older CP through; the agent's own HTTP writes still need the envelope.
+  const optional = await startApi(t, SECRET, { policy: "optional" });
+  const res = await signedPost(optional.url, "/api/deploy", deployBody);
+  t.is(res.status, 403);
+  t.is(errorOf(res).code, "EE-ENV-MISSING");
+  t.deepEqual(optional.workloads.deployed, []);
+});
+
+/** A raw request: the head, then `sent` bytes of a body announced as `length`; the socket stays open. */
+function rawWrite(url: string, headers: Record<string, string>, length: number, sent: number): Socket {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  const head = Object.entries({
+    ...headers,
+    "content-type": "application/json",
+    "content-length": `${length}`,
+  })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
+  socket.write(`POST /api/deploy HTTP/1.1\r\nhost: ${hostname}\r\n${head}\r\n`);
+  if (sent > 0) socket.write(Buffer.alloc(sent, 0x20));
+  socket.on("error", () => {});
+  return socket;
+}
+
+/** The status line and headers of the answer on `socket`, and whether the agent then closed it. */
+function answerOn(socket: Socket): Promise<{ status: number; head: string; closed: Promise<void> }> {
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  return new Promise((resolve, reject) => {
+    let text = "";
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      if (end >= 0)
+        resolve({ status: Number(text.split(" ")[1]), head: text.slice(0, end).toLowerCase(), closed });
+    });
+    socket.once("close", () => reject(new Error(`closed before an answer: ${JSON.stringify(text)}`)));
+  });
+}
+
+test("40 parallel unsigned 5 MB writes are refused on their headers: answered 401 with 64 KiB of each sent, connections closed", async (t) => {
+  const api = await startApi(t);
+  const MB5 = 5 * 1024 * 1024;
+  const now = Date.now();
+  const heads: [string, Record<string, string>, ErrorCode][] = [
+    ["no signature", {}, "EE-AUTH-SIGNATURE"],
+    ["malformed signature", { "x-ee-timestamp": `${now}`, "x-ee-signature": "zz" }, "EE-AUTH-SIGNATURE"],
+    [
+      "stale timestamp",
+      { "x-ee-timestamp": `${now - 120_000}`, "x-ee-signature": "ab".repeat(32) },
+      "EE-AUTH-SKEW",
+    ],
+  ];
+  const sockets = Array.from({ length: 40 }, (_, i) => {
+    const [, headers] = heads[i % heads.length]!;
+    return rawWrite(api.url, headers, MB5, 64 * 1024);
+  });
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+  });
+  // Without the header check first, each of these waits for the rest of its 5 MB, which never comes.
+  const answers = await Promise.all(sockets.map(answerOn));
+  for (const [i, a] of answers.entries()) {
+    t.is(a.status, 401, heads[i % heads.length]![0]);
+    t.regex(a.head, /connection: close/);
+  }
+  await Promise.all(answers.map((a) => a.closed));
+  // No secret yet: even well-formed, fresh headers are refused before the body.
+  const unregistered = await startApi(t, null);
+  const socket = rawWrite(
+    unregistered.url,
+    { "x-ee-timestamp": `${Date.now()}`, "x-ee-signature": "ab".repeat(32) },
+    MB5,
+    0,
+  );
+  t.teardown(() => socket.destroy());
+  t.is((await answerOn(socket)).status, 401);
+  t.deepEqual(api.workloads.deployed, []);
+});
+
+test("write bodies are read a few at once: past the cap a write is 503 EE-BUSY with Retry-After, unread; a freed slot is taken again", async (t) => {
+  const api = await startApi(t, SECRET, { bodyLimits: { inFlight: 2, waiting: 0 } });
+  const body = Buffer.from(JSON.stringify(deployBody));
+  // Headers that pass the pre-check (fresh, well formed, a secret held); the bodies never finish.
+  const stalled = [0, 1].map(() =>
+    rawWrite(api.url, signedHeaders(SECRET, "POST", "/api/deploy", body), 1024 * 1024, 1024),
+  );
+  t.teardown(() => {
+    for (const s of stalled) s.destroy();
+  });
+  // A complete write with a wrong signature: 401 when a slot is free, 503 once both are held.
+  const probe = () =>
+    call(`${api.url}/api/deploy`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...signedHeaders(new Uint8Array(32).fill(7), "POST", "/api/deploy", body),
+      },
+      body,
+      badRequest: true,
+    });
+  const busy = await waitFor("both body slots held", async () => {
+    const res = await probe();
+    return res.status === 503 ? res : undefined;
+  });
+  t.is(errorOf(busy).code, "EE-BUSY");
+  t.is(busy.headers["retry-after"], "1");
+  for (const s of stalled) s.destroy();
+  const freed = await waitFor("a slot free again", async () => {
+    const res = await probe();
+    return res.status !== 503 ? res : undefined;
+  });
+  t.is(freed.status, 401);
+  t.is(errorOf(freed).code, "EE-AUTH-SIGNATURE");
   t.deepEqual(api.workloads.deployed, []);
 });
 

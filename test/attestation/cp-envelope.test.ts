@@ -1,10 +1,11 @@
 // The CP attestation envelope: a CP signer (dev quote over its key) and agent verifiers under each policy. Every
 // refusal is checked by its EE-ENV-* code; acceptances by what they were checked against.
 import { generateKeyPairSync } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import {
+  CP_KEY_PIN_FILE,
   CP_PIN_FILE,
   createEnvelopeSigner,
   createEnvelopeVerifier,
@@ -13,6 +14,8 @@ import {
   type EnvelopeSigner,
   type EnvelopeVerifierOptions,
   filePin,
+  originOf,
+  originSignedBy,
   quoteCpKey,
 } from "../../attestation/cp-envelope.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
@@ -170,11 +173,11 @@ test("pin_first_seen pins the first MRTD in a 0600 file and refuses another with
   const file = join(tempDir(t), CP_PIN_FILE);
   const first = await signer(dev, { mrtd: MRTD_A });
   const second = await signer(dev, { mrtd: MRTD_B });
-  t.is(verifier(dev, "required", { pin: filePin(file) }).check("deploy", signed(first)).mrtd, MRTD_A);
+  t.is(verifier(dev, "required", { pin: filePin(file, "mrtd") }).check("deploy", signed(first)).mrtd, MRTD_A);
   t.is(JSON.parse(readFileSync(file, "utf8")).mrtd, MRTD_A);
   t.is(statSync(file).mode & 0o777, 0o600);
   // A new verifier (an agent restart) reads the pin from the file.
-  const restarted = verifier(dev, "required", { pin: filePin(file) });
+  const restarted = verifier(dev, "required", { pin: filePin(file, "mrtd") });
   refuses(t, () => restarted.check("deploy", signed(second)), "EE-ENV-PIN");
   t.is(restarted.check("deploy", signed(first)).mrtd, MRTD_A);
   t.is(JSON.parse(readFileSync(file, "utf8")).mrtd, MRTD_A);
@@ -183,10 +186,10 @@ test("pin_first_seen pins the first MRTD in a 0600 file and refuses another with
 test("a refused MRTD is not pinned", async (t) => {
   const dev = await devSetup(t);
   const file = join(tempDir(t), CP_PIN_FILE);
-  const v = verifier(dev, "required", { pin: filePin(file), trustedMrtds: [MRTD_A] });
+  const v = verifier(dev, "required", { pin: filePin(file, "mrtd"), trustedMrtds: [MRTD_A] });
   const other = signed(await signer(dev, { mrtd: MRTD_B }));
   refuses(t, () => v.check("deploy", other), "EE-ENV-MRTD");
-  t.is(filePin(file).read(), null);
+  t.is(filePin(file, "mrtd").read(), null);
 });
 
 test("issued_at more than 5 minutes off the agent's clock, either way, is EE-ENV-STALE", async (t) => {
@@ -249,4 +252,77 @@ test("disabled: envelopes are ignored, even forged ones", async (t) => {
   const forged = signed(await signer(dev, { mrtd: MRTD_B }), command(), OTHER_AGENT);
   t.deepEqual(v.check("deploy", forged), { checked: "none", cp_pubkey: null, mrtd: null });
   t.is(v.check("deploy", command()).checked, "none");
+});
+
+test("signed (the default): no envelope is EE-ENV-MISSING; a quote-less envelope is accepted, a quote is checked", async (t) => {
+  const dev = await devSetup(t);
+  const v = verifier(dev, "signed", { trustedMrtds: [MRTD_A] });
+  refuses(t, () => v.check("deploy", command()), "EE-ENV-MISSING");
+  refuses(t, () => v.check("undeploy", { deployment_id: "d-1" }), "EE-ENV-MISSING");
+  t.is(v.check("deploy", signed(await signer(dev, { quoted: false }))).checked, "signature");
+  const untrusted = signed(await signer(dev, { mrtd: MRTD_B }));
+  refuses(t, () => v.check("deploy", untrusted), "EE-ENV-MRTD");
+  t.is(v.check("deploy", signed(await signer(dev))).checked, "quote");
+});
+
+test("optional with requireEnvelope (the agent's HTTP writes): no envelope is EE-ENV-MISSING", async (t) => {
+  const dev = await devSetup(t);
+  const v = verifier(dev, "optional");
+  refuses(t, () => v.check("deploy", command(), { requireEnvelope: true }), "EE-ENV-MISSING");
+  t.is(v.check("deploy", command()).checked, "none");
+});
+
+test("the key pin: the pinned CP key is accepted; a second CP key, even quoted, is EE-ENV-KEY; nothing pinned refuses all", async (t) => {
+  const dev = await devSetup(t);
+  const file = join(tempDir(t), CP_KEY_PIN_FILE);
+  const keyPin = filePin(file, "cp_pubkey");
+  const first = await signer(dev, { quoted: false });
+  const second = await signer(dev);
+  for (const policy of ["signed", "required", "optional"] as const)
+    refuses(
+      t,
+      () => verifier(dev, policy, { keyPin }).check("deploy", signed(second)),
+      "EE-ENV-KEY",
+      `${policy} before any pin`,
+    );
+  // What the agent does with the key in `registered`.
+  const firstKey = Buffer.from(first.publicKey).toString("hex");
+  t.is(keyPin.pin(firstKey), firstKey);
+  t.is(statSync(file).mode & 0o777, 0o600);
+  t.is(keyPin.pin(Buffer.from(second.publicKey).toString("hex")), firstKey, "the first key stays pinned");
+  const v = verifier(dev, "signed", { keyPin: filePin(file, "cp_pubkey") });
+  t.is(v.check("deploy", signed(first)).cp_pubkey, firstKey);
+  const err = t.throws(() => v.check("deploy", signed(second)), { instanceOf: EnvelopeError });
+  t.is(err?.code, "EE-ENV-KEY");
+  t.deepEqual(err?.details, { cp_pubkey: Buffer.from(second.publicKey).toString("hex"), pinned: firstKey });
+  refuses(t, () => verifier(dev, "optional", { keyPin }).check("deploy", signed(second)), "EE-ENV-KEY");
+  // Re-pinning: the operator removes the file; the next registration pins the key it brings.
+  rmSync(file);
+  keyPin.pin(Buffer.from(second.publicKey).toString("hex"));
+  t.is(verifier(dev, "signed", { keyPin }).check("deploy", signed(second)).checked, "quote");
+});
+
+test("a damaged key pin refuses every envelope with EE-ENV-PIN instead of pinning again", async (t) => {
+  const dev = await devSetup(t);
+  const file = join(tempDir(t), CP_KEY_PIN_FILE);
+  writeFileSync(file, "{not json");
+  const keyPin = filePin(file, "cp_pubkey");
+  const cp = await signer(dev, { quoted: false });
+  refuses(t, () => verifier(dev, "signed", { keyPin }).check("deploy", signed(cp)), "EE-ENV-PIN");
+  t.throws(() => keyPin.pin("ab".repeat(32)), { instanceOf: EnvelopeError });
+});
+
+test("a deploy's origin verifies with its CP's key for that agent and deployment only", async (t) => {
+  const dev = await devSetup(t);
+  const cp = await signer(dev, { quoted: false });
+  const other = await signer(dev, { quoted: false });
+  const body = signed(cp);
+  const origin = originOf(body)!;
+  const at = { deploymentId: body.deployment_id, agentId: AGENT, cpPubkey: cp.publicKey };
+  t.true(originSignedBy(origin, at));
+  t.false(originSignedBy(origin, { ...at, cpPubkey: other.publicKey }), "another CP");
+  t.false(originSignedBy(origin, { ...at, agentId: OTHER_AGENT }), "another agent");
+  t.false(originSignedBy(origin, { ...at, deploymentId: "d-ffffffffffffffff" }), "another deployment");
+  t.false(originSignedBy({ ...origin, command_sha256: "00".repeat(32) }, at), "another command");
+  t.is(originOf(command()), null, "no envelope, no origin");
 });

@@ -1,7 +1,9 @@
 // The admin token across starts, run as a user would (bin/eectl.js child processes): a first start that fails on a
 // busy port stores no token, so the next start prints one that works; `eectl admin-token rotate` replaces it on a
 // running CP (old token 401, new 200); a start that finds a stored token says how to get a new one.
+import { chmodSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { join } from "node:path";
 import test from "ava";
 import { eectl, eectlRunning, type LongEectl } from "../helpers/cli.ts";
 import { devRoot, tempDir, waitFor } from "../helpers/cluster.ts";
@@ -94,7 +96,7 @@ test("admin-token rotate: a running CP takes the new token and refuses the old; 
   const second = await startCp(t, dataDir);
   t.is(
     second.said,
-    `admin token: the one set earlier (its digest is in ${digest_file}); for a new one run \`eectl admin-token rotate --data-dir ${dataDir}\`, or start with --admin-token or EE_ADMIN_TOKEN`,
+    `admin token: the one set earlier (its digest is in ${digest_file}); for a new one run \`eectl admin-token rotate --data-dir ${dataDir}\`, or start with --admin-token-file or EE_ADMIN_TOKEN`,
   );
   t.is(await status(second.url, fresh), 200);
   t.is(await status(second.url, old), 401);
@@ -131,4 +133,30 @@ test("admin-token rotate --help says a running CP picks the token up", async (t)
   const run = await eectl(["admin-token", "rotate", "--help"]);
   t.is(run.code, 0);
   t.regex(run.stdout, /running CP re-reads the digest file/);
+});
+
+test("--admin-token-file: the token in a 0600 file works, and a file others can write is refused before serving", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "token");
+  const token = "file-token-0123456789abcdef";
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  const port = await closedPort();
+  const cp = eectlRunning(t, [...(await cpArgs(port, join(dir, "data"))), "--admin-token-file", file], ENV);
+  await waitFor("serving", () => cp.stdout().includes("control plane:"), 30_000);
+  t.false(cp.stdout().includes(token), "never printed");
+  const agents = (bearer: string) =>
+    fetch(`http://127.0.0.1:${port}/api/v2/agents`, { headers: { authorization: `Bearer ${bearer}` } });
+  t.is((await agents(token)).status, 200);
+  t.is((await agents("not-the-token-0123456789")).status, 401);
+  cp.kill("SIGTERM");
+  await cp.exited;
+
+  chmodSync(file, 0o666);
+  const refused = await eectl(
+    [...(await cpArgs(await closedPort(), join(dir, "data2"))), "--admin-token-file", file],
+    { env: ENV },
+  );
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^eectl: EE-CONFIG-INVALID: --admin-token-file .* group or others can write it/m);
+  t.is(refused.stdout, "");
 });

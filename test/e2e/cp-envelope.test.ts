@@ -1,12 +1,15 @@
 // The CP attestation envelope end to end: real CPs with (or without) a dev quote over their identity key, real
-// agents with cp_envelope policy `required`. Acceptance runs a real workload (Docker); refusals happen before the
-// runtime, so they need no engine, and the agent must end up running nothing.
-import { readFileSync, statSync } from "node:fs";
+// agents with cp_envelope policy `required` or the default `signed`, which pin the key of the CP they first
+// register with. Acceptance runs a real workload (Docker); refusals happen before the runtime, so they need no
+// engine, and the agent must end up running nothing. A deployment made on an agent past the CP is flagged by the CP.
+import { createPublicKey } from "node:crypto";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import type { AgentConfig } from "../../agent/config.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
-import { CP_PIN_FILE } from "../../attestation/cp-envelope.ts";
+import { rawPublicKey } from "../../attestation/agent-key.ts";
+import { CP_KEY_PIN_FILE, CP_PIN_FILE } from "../../attestation/cp-envelope.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
 import {
@@ -146,8 +149,10 @@ test("an agent that pins the first CP MRTD refuses a second CP with another MRTD
   t.is(accepted.code, "EE-COMPOSE-BIND-MOUNT", accepted.message ?? "");
   t.is(JSON.parse(readFileSync(join(dataDir, CP_PIN_FILE), "utf8")).mrtd, MRTD_A);
   await a.agent.stop();
+  // The operator moves the agent to another CP: its key pin goes (see the next test), its MRTD pin stays.
+  rmSync(join(dataDir, CP_KEY_PIN_FILE));
 
-  // The same agent (same data dir, so the same pin), now pointed at another CP in a TD with another MRTD.
+  // The same agent (same data dir, so the same MRTD pin), now pointed at another CP in a TD with another MRTD.
   const second = await cpWith(t, MRTD_B);
   const b = await agentOn(second, t, { pin_first_seen: true }, { data_dir: dataDir });
   t.is(b.agent.agentId, a.agent.agentId);
@@ -186,12 +191,9 @@ test("the CP identity key is created once in the data dir (0600) and survives a 
   t.is(statSync(join(dataDir, "cp-identity.key")).mode & 0o777, 0o600);
 });
 
-test("under a required policy the agent's own HTTP deploy/undeploy need the CP envelope too, not just the HMAC", async (t) => {
+test("by default the agent's own HTTP deploy/undeploy need the CP envelope, not just the session's HMAC", async (t) => {
   const tcp = await startTestCp(t);
-  const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, {
-    vm_name: "vm-http-env",
-    cp_envelope: { policy: "required", trusted_mrtds: [], pin_first_seen: false },
-  });
+  const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-http-env" });
   const agent = await startTestAgent(t, config);
   await waitFor("registered", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
   const secret = tcp.cp.supervisor.apiSecret(agent.agentId)!;
@@ -210,3 +212,114 @@ test("under a required policy the agent's own HTTP deploy/undeploy need the CP e
   }
   t.is(await agentWorkload(tcp, agent), null, "nothing was deployed");
 });
+
+/** The raw Ed25519 public key of a CP's identity key file, as hex. */
+function cpKeyOf(tcp: TestCp): string {
+  const pem = readFileSync(join(tcp.dataDir, "cp-identity.key"), "utf8");
+  return Buffer.from(rawPublicKey(createPublicKey(pem))).toString("hex");
+}
+
+test("by default an agent pins the key of the CP it first registers with and refuses another CP's: EE-ENV-KEY", async (t) => {
+  const first = await startTestCp(t);
+  const dataDir = tempDir(t, "ee-agent-keypin-");
+  const config = (tcp: TestCp) =>
+    agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-keypin", data_dir: dataDir });
+  const a = await startTestAgent(t, config(first));
+  await waitFor("registered", () => first.cp.index.get(a.agentId)?.state === "registered");
+  const pin = join(dataDir, CP_KEY_PIN_FILE);
+  // The CP counts the agent registered as it sends `registered`; the agent pins on receiving it.
+  await waitFor("the key pinned", () => existsSync(pin));
+  t.is(JSON.parse(readFileSync(pin, "utf8")).cp_pubkey, cpKeyOf(first));
+  t.is(statSync(pin).mode & 0o777, 0o600);
+  // Accepted by the envelope check (the first CP is the pinned one), then refused by the bind-mount allowlist.
+  const accepted = await deployAndSettle(first.api, { app: "web", compose: BIND_COMPOSE }, [
+    "healthy",
+    "failed",
+  ]);
+  t.is(accepted.code, "EE-COMPOSE-BIND-MOUNT", accepted.message ?? "");
+  await a.stop();
+
+  // A second CP (its own data dir, so its own identity key): the agent registers, but takes no command from it.
+  const second = await startTestCp(t, { devAttestationDir: first.devDir });
+  t.not(cpKeyOf(second), cpKeyOf(first));
+  const b = await startTestAgent(t, config(second));
+  await waitFor(
+    "registered with the second CP",
+    () => second.cp.index.get(b.agentId)?.state === "registered",
+  );
+  const refused = await deployAndSettle(second.api, { app: "web", compose: BIND_COMPOSE }, [
+    "healthy",
+    "failed",
+  ]);
+  t.is(refused.code, "EE-ENV-KEY", refused.message ?? "");
+  t.true(refused.message?.includes(cpKeyOf(first)), "the refusal names the pinned key");
+  t.is(JSON.parse(readFileSync(pin, "utf8")).cp_pubkey, cpKeyOf(first), "the pin is unchanged");
+  await b.stop();
+
+  // Re-pinning is the operator's act: remove the pin file and restart the agent; it pins the CP it registers with.
+  rmSync(pin);
+  const c = await startTestAgent(t, config(second));
+  await waitFor("registered again", () => second.cp.index.get(c.agentId)?.state === "registered");
+  await waitFor("the key pinned again", () => existsSync(pin));
+  t.is(JSON.parse(readFileSync(pin, "utf8")).cp_pubkey, cpKeyOf(second));
+  const repinned = await deployAndSettle(second.api, { app: "web", compose: BIND_COMPOSE }, [
+    "healthy",
+    "failed",
+  ]);
+  t.is(repinned.code, "EE-COMPOSE-BIND-MOUNT", repinned.message ?? "");
+});
+
+test.serial(
+  "a deployment made on the agent past the CP is flagged unrecognized and audited, not adopted as the CP's own",
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return t.pass();
+    await busyboxImage(docker);
+    const tcp = await startTestCp(t);
+    // Only an agent whose envelope check is off takes a write with the session's HMAC alone.
+    const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, {
+      vm_name: "vm-foreign",
+      cp_envelope: { policy: "disabled", trusted_mrtds: [], pin_first_seen: false },
+    });
+    const agent = await startTestAgent(t, config);
+    await waitFor("registered", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
+    const secret = tcp.cp.supervisor.apiSecret(agent.agentId)!;
+    const id = "d-foreign-0001";
+    const runtime = new DockerRuntime({ docker });
+    t.teardown(() => runtime.remove(id));
+    const body = Buffer.from(
+      JSON.stringify({
+        deployment_id: id,
+        app: "sideload",
+        compose: webCompose(),
+        health: { port: WEB_PORT },
+      }),
+    );
+    const res = await agentContract.fetch(`${agent.apiUrl}/api/deploy`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...signedHeaders(secret, "POST", "/api/deploy", body) },
+      body,
+    });
+    t.is(res.status, 202, await res.clone().text());
+
+    const flagged = await deploymentIn(tcp.api, id, ["deploying", "healthy"], 30_000);
+    t.true(flagged.unrecognized);
+    t.is(flagged.agent_id, agent.agentId);
+    t.is(flagged.progress[0]?.step, "unrecognized");
+    const events = await tcp.api<{
+      events: { kind: string; agent_id: string; data: Record<string, unknown> }[];
+    }>("/api/v2/events?kind=deployment.unrecognized");
+    const audit = events.body.events.find((e) => e.data.deployment_id === id);
+    t.is(audit?.agent_id, agent.agentId);
+    t.regex(String(audit?.data.reason), /no CP envelope/);
+    const created = await tcp.api<{ events: unknown[] }>("/api/v2/events?kind=deployment.created");
+    t.deepEqual(created.body.events, [], "the CP created nothing");
+    const rehydrated = await tcp.api<{ events: unknown[] }>("/api/v2/events?kind=deployment.rehydrated");
+    t.deepEqual(rehydrated.body.events, [], "nor took it as one of its own");
+
+    // The operator removes it through the CP, whose signed undeploy the agent takes.
+    const undeploy = await tcp.api(`/api/v2/deployments/${id}/undeploy`, { method: "POST" });
+    t.is(undeploy.status, 202);
+    t.is((await deploymentIn(tcp.api, id, ["undeployed"], 30_000)).status, "undeployed");
+  },
+);

@@ -1,9 +1,13 @@
 // Deployments end to end: a real CP, real agents (dev attestation) and real containers on the local Docker
 // engine. CI posts Compose over REST; the CP places it, the agent runs it, gates it on health and reports.
 
+import { createPrivateKey } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import type { AgentConfig } from "../../agent/config.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { createEnvelopeSigner } from "../../attestation/cp-envelope.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import { workloadHash } from "../../spec/images.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
@@ -442,7 +446,7 @@ test.serial(
 );
 
 test.serial(
-  "the agent's own deploy endpoint runs a workload only when signed with the session's API secret",
+  "the agent's own deploy endpoint runs a workload only when signed with the session's secret and the CP's envelope",
   async (t) => {
     const s = await setup(t);
     if (!s) return t.pass();
@@ -452,28 +456,49 @@ test.serial(
     t.truthy(secret, "the CP issued a secret at registration");
     const deploymentId = testDeploymentId();
     t.teardown(() => runtime.remove(deploymentId));
-    const body = Buffer.from(
-      JSON.stringify({
-        deployment_id: deploymentId,
-        app: "direct",
-        compose: SLEEP_COMPOSE,
-      }),
-    );
-    const post = (headers: Record<string, string>) =>
+    const command = { deployment_id: deploymentId, app: "direct", compose: SLEEP_COMPOSE };
+    const post = (body: Buffer, headers: Record<string, string>) =>
       agentContract.fetch(`${agents[0]!.apiUrl}/api/deploy`, {
         method: "POST",
         headers: { "content-type": "application/json", ...headers },
         body,
       });
-    const unsigned = await post({});
+    const bare = Buffer.from(JSON.stringify(command));
+    const unsigned = await post(bare, {});
     t.is(unsigned.status, 401);
     t.is(((await unsigned.json()) as { error: { code: string } }).error.code, "EE-AUTH-SIGNATURE");
-    const forged = await post(signedHeaders(new Uint8Array(32).fill(7), "POST", "/api/deploy", body));
+    const forged = await post(bare, signedHeaders(new Uint8Array(32).fill(7), "POST", "/api/deploy", bare));
     t.is(forged.status, 401);
+    // The session's secret alone does not write: whoever holds it (or sees it) may read, not deploy.
+    const hmacOnly = await post(bare, signedHeaders(secret!, "POST", "/api/deploy", bare));
+    t.is(hmacOnly.status, 403);
+    t.is(((await hmacOnly.json()) as { error: { code: string } }).error.code, "EE-ENV-MISSING");
     t.deepEqual(await runtime.inspect(deploymentId), [], "refused writes changed nothing");
 
+    // The agent pins the CP's key as it takes `registered`, which its health then reports.
+    await waitFor("the agent registered (its CP key pinned)", async () => {
+      const health = await agentContract.fetch(`${agents[0]!.apiUrl}/api/health`);
+      return ((await health.json()) as { registered: boolean }).registered || undefined;
+    });
+    // Signed by the CP's identity key (only the CP holds it), as the CP signs its WebSocket commands.
+    const cp = createEnvelopeSigner({
+      privateKey: createPrivateKey(readFileSync(join(tcp.dataDir, "cp-identity.key"))),
+    });
+    const env = cp.sign("deploy", command, agentId);
+    const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+    const body = Buffer.from(
+      JSON.stringify({
+        ...command,
+        envelope: {
+          cp_pubkey: hex(env.cp_pubkey),
+          issued_at: env.issued_at,
+          nonce: hex(env.nonce),
+          sig: hex(env.sig),
+        },
+      }),
+    );
     const headers = signedHeaders(secret!, "POST", "/api/deploy", body);
-    const ok = await post(headers);
+    const ok = await post(body, headers);
     t.is(ok.status, 202);
     await waitFor(
       "the direct workload running",
@@ -489,7 +514,7 @@ test.serial(
       },
       20_000,
     );
-    const replay = await post(headers);
+    const replay = await post(body, headers);
     t.is(replay.status, 401);
     t.is(((await replay.json()) as { error: { code: string } }).error.code, "EE-AUTH-REPLAY");
   },

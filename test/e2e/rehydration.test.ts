@@ -1,8 +1,11 @@
 // Drills for losing the control plane: the CP runs as a real child process and is SIGKILLed; agents (with real
 // containers) keep their workloads and rebuild the CP's runtime state when it comes back, with or without its
-// database. Container start times prove nothing was restarted.
-import { rmSync } from "node:fs";
+// database. Container start times prove nothing was restarted. A wipe takes the database, not the bootstrap files
+// beside it (the identity key agents pinned): the deployments come back recognized as the CP's own.
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import { DB_FILE } from "../../actors/store/db.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import {
   agentConfig,
@@ -65,6 +68,12 @@ async function startTimes(runtime: DockerRuntime, ids: string[]) {
   return out;
 }
 
+/** Deletes the CP's database (with its WAL and shared-memory files), keeping its bootstrap files. */
+function wipeDatabase(dataDir: string): void {
+  for (const f of readdirSync(dataDir))
+    if (f.startsWith(DB_FILE)) rmSync(join(dataDir, f), { recursive: true, force: true });
+}
+
 /** A CP child with three in-process agents, two of them running a healthy deployment. */
 async function cluster(t: ExecutionContext) {
   const docker = await requireDocker(t);
@@ -93,14 +102,14 @@ async function cluster(t: ExecutionContext) {
 }
 
 test.serial(
-  "DB wipe: SIGKILL the CP, delete its data dir, restart on the same port — everything is back, nothing restarted",
+  "DB wipe: SIGKILL the CP, delete its database, restart on the same port — everything is back, nothing restarted",
   async (t) => {
     const c = await cluster(t);
     if (!c) return t.pass();
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     await c.cp.kill();
-    rmSync(c.dataDir, { recursive: true, force: true });
+    wipeDatabase(c.dataDir);
 
     const t0 = Date.now();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
@@ -130,7 +139,9 @@ test.serial(
       t.is(d.status, 200, `the deployment record ${id} is recreated`);
       t.is(d.body.status, "healthy");
       t.true(d.body.rehydrated);
+      t.false(d.body.unrecognized, "signed by this CP's key, which the wipe kept: its own");
     }
+    t.true(existsSync(join(c.dataDir, "cp-identity.key")), "the identity key survived the wipe");
     t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
 
     const fresh = await deploy(cp, c.agents[2]!.agentId);
@@ -175,11 +186,12 @@ test.serial(
     t.teardown(() => c.runtime.remove(slow));
     await deploymentIs(c.cp, slow, "deploying", 10_000);
     await c.cp.kill();
-    rmSync(c.dataDir, { recursive: true, force: true });
+    wipeDatabase(c.dataDir);
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
     const d = await deploymentIs(cp, slow, "healthy", 30_000);
     t.is(d.agent_id, c.agents[0]!.agentId);
     t.true(d.rehydrated);
+    t.false(d.unrecognized);
   },
 );
 

@@ -285,8 +285,14 @@ export class RawAgent {
     return agentIdFromPubkey(this.key.pub);
   }
 
-  static async connect(t: ExecutionContext, wsUrl: string, key?: RawAgent["key"]): Promise<RawAgent> {
-    const ws = new WebSocket(`${wsUrl}${CONNECT_PATH}`);
+  /** `localAddress` picks the source address (any 127.x.y.z on Linux), to stand for another host. */
+  static async connect(
+    t: ExecutionContext,
+    wsUrl: string,
+    key?: RawAgent["key"],
+    opts: { localAddress?: string } = {},
+  ): Promise<RawAgent> {
+    const ws = new WebSocket(`${wsUrl}${CONNECT_PATH}`, opts);
     const raw = new RawAgent(ws, key);
     t.teardown(() => ws.terminate());
     await new Promise<void>((resolve, reject) => {

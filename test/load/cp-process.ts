@@ -36,6 +36,8 @@ const cp = await startControlPlane({
   // A re-attestation round would be a second registration storm in the middle of the measurements.
   reattestMs: 24 * 3600_000,
   readiness: { settleMs: 500, maxWaitMs: 5_000 },
+  // Every simulated agent connects from 127.0.0.1: the per-address cap would throttle the storm being measured.
+  handshake: { maxPendingPerAddress: 1_000_000, maxPending: 1_000_000 },
 });
 
 const cut = await startProfile();

@@ -211,3 +211,20 @@ test("refused requests take no place in the replay memory", (t) => {
   }
   refused(t, () => verifier.verify(kept), "EE-AUTH-REPLAY");
 });
+
+test("precheck refuses what needs no body (headers, skew, no secret) and takes no place in the replay memory", (t) => {
+  let current: Uint8Array | null = secret;
+  const verifier = createRequestVerifier({ secret: () => current, now: () => T0, replayCap: 1 });
+  const fresh = signed().headers;
+  refused(t, () => verifier.precheck({}), "EE-AUTH-SIGNATURE", /headers/);
+  refused(t, () => verifier.precheck({ ...fresh, [SIGNATURE_HEADER]: "AB" }), "EE-AUTH-SIGNATURE");
+  refused(t, () => verifier.precheck({ ...fresh, [TIMESTAMP_HEADER]: "soon" }), "EE-AUTH-SIGNATURE");
+  refused(t, () => verifier.precheck(signed({}, T0 - 30_001).headers), "EE-AUTH-SKEW");
+  refused(t, () => verifier.precheck(signed({}, T0 + 30_001).headers), "EE-AUTH-SKEW");
+  // Well formed and fresh passes, whoever signed it: only verify, with the body, knows.
+  t.notThrows(() => verifier.precheck(signed({}, T0, otherSecret).headers));
+  t.notThrows(() => verifier.precheck(fresh));
+  t.notThrows(() => verifier.verify(signed()), "prechecks used none of the one replay slot");
+  current = null;
+  refused(t, () => verifier.precheck(fresh), "EE-AUTH-SIGNATURE", /no API secret/);
+});

@@ -7,10 +7,17 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import test from "ava";
 import { WebSocket } from "ws";
+import { CP_DEFAULTS } from "../../actors/cp-defaults.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { CONNECT_PATH } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";
 import { AgentChannel, type AgentChannelOptions, type ChannelSink } from "../../transport/ws-server.ts";
+
+const CP_HANDSHAKE = {
+  deadlineMs: CP_DEFAULTS.handshakeMs,
+  maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
+  maxPending: CP_DEFAULTS.maxPending,
+};
 
 const sink: ChannelSink & { onHeartbeat?: (connId: number, seq: number, id: number) => void } = {
   opened: (_connId, at) => ({
@@ -34,10 +41,10 @@ const sink: ChannelSink & { onHeartbeat?: (connId: number, seq: number, id: numb
 /** A channel on a loopback server; counts the socket writes of each accepted TCP connection. */
 async function startChannel(
   t: { teardown(fn: () => Promise<void>): void },
-  opts: Omit<AgentChannelOptions, "log"> = {},
+  opts: Partial<Omit<AgentChannelOptions, "log">> = {},
   channelSink: ChannelSink = sink,
 ) {
-  const channel = new AgentChannel({ log: silentLogger, ...opts });
+  const channel = new AgentChannel({ log: silentLogger, handshake: CP_HANDSHAKE, ...opts });
   channel.bind(channelSink);
   const server: Server = createServer();
   const writes: number[] = [];

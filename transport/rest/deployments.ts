@@ -129,11 +129,12 @@ export function deploymentJson(r: DeploymentRow) {
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
     rehydrated: r.rehydrated,
+    unrecognized: r.request.unrecognized === true,
   };
 }
 
-/** What the deploy asked for; the update links are shown beside it (replaced_by is no part of the request). */
-function requestJson({ replaced_by: _by, ...request }: DeploymentRow["request"]) {
+/** What the deploy asked for; the update links and the unrecognized flag are shown beside it, not in it. */
+function requestJson({ replaced_by: _by, unrecognized: _u, ...request }: DeploymentRow["request"]) {
   return request;
 }
 
