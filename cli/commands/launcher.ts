@@ -66,19 +66,26 @@ export class LauncherRunCommand extends OperatorCommand {
     out.write(
       `launcher: claiming orders for ${this.datacenter}${this.nodeSize ? ` ${this.nodeSize}` : ""}\n`,
     );
-    await abortOnSignal((signal) =>
-      runLauncher({
-        client: this.client(),
-        provider,
-        datacenter: this.datacenter,
-        ...(this.nodeSize ? { nodeSize: this.nodeSize } : {}),
-        pollMs: parsePositiveInt(this.pollMs, "--poll-ms") ?? 1000,
-        parallel: parsePositiveInt(this.parallel, "--parallel") ?? 4,
-        signal,
-        say: (line) => out.write(`${line}\n`),
-      }),
-    );
-    await provider.stop();
+    const client = this.client();
+    const pollMs = parsePositiveInt(this.pollMs, "--poll-ms") ?? 1000;
+    const parallel = parsePositiveInt(this.parallel, "--parallel") ?? 4;
+    try {
+      await abortOnSignal((signal) =>
+        runLauncher({
+          client,
+          provider,
+          datacenter: this.datacenter,
+          ...(this.nodeSize ? { nodeSize: this.nodeSize } : {}),
+          pollMs,
+          parallel,
+          signal,
+          say: (line) => out.write(`${line}\n`),
+        }),
+      );
+    } finally {
+      // Stopped by a signal or refused by the CP (a bad token): what it started goes with it either way.
+      await provider.stop();
+    }
     out.write("launcher: stopped\n");
     return 0;
   }

@@ -2,7 +2,7 @@
 // the provider, and report `failed` with the reason when the launch fails; poll when there is nothing to claim.
 // Runs until its signal aborts. Talks to the CP only through the REST client. Imports cli/ and spec/.
 import { setTimeout as sleep } from "node:timers/promises";
-import type { RestClient } from "../rest-client.ts";
+import { type RestClient, RestError } from "../rest-client.ts";
 import type { ClaimedOrder, Provider, SizePresetJson } from "./providers.ts";
 
 interface OrderJson extends ClaimedOrder {
@@ -51,6 +51,8 @@ async function worker(o: LauncherOptions, presets: ReadonlyMap<string, SizePrese
         ...(o.nodeSize ? { node_size: o.nodeSize } : {}),
       });
     } catch (err) {
+      // A refusal of the launcher itself (a bad token, a bad datacenter) will not change by asking again.
+      if (err instanceof RestError && err.status < 500) throw err;
       // The CP restarting or briefly unreachable is not the launcher's end: it asks again.
       say(`claim failed: ${(err as Error).message}; retrying`);
       await pause(o.pollMs, signal);

@@ -292,6 +292,14 @@ test("an exec launcher's failing command fails the order with its output; prefli
   const badProvider = await eectl(["launcher", "run", "--provider", "cloud", "--datacenter", DC], { env });
   t.is(badProvider.code, 1);
   t.regex(badProvider.stderr, /EE-CONFIG-INVALID: --provider: expected local or exec/);
+  const badToken = await eectl(
+    ["launcher", "run", "--provider", "exec", "--command", "true", "--datacenter", DC],
+    {
+      env: { ...env, EE_TOKEN: "not-the-token" },
+    },
+  );
+  t.is(badToken.code, 1, "a refused launcher stops instead of retrying for ever");
+  t.regex(badToken.stderr, /EE-AUTH-INVALID/);
   for (const args of [
     ["capacity", "orders", "list"],
     ["launcher", "run"],
