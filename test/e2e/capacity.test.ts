@@ -309,7 +309,7 @@ test("an exec launcher's failing command fails the order with its output; prefli
   }
 });
 
-test("a token presented for another node size is refused without being spent; the right agent then fulfils the order", async (t) => {
+test("a token refused for another node size, or a registration refused before it, is not spent; the right agent then fulfils the order", async (t) => {
   const { cp, api, devDir } = await startTestCp(t, {
     capacity: { reconcileMs: 60_000 },
     nodeSizes: ["tiny", "standard"],
@@ -336,6 +336,25 @@ test("a token presented for another node size is refused without being spent; th
     }),
   );
   await waitFor("the mismatch refusal", () => refusal(api, "EE-REG-BOOTSTRAP-MISMATCH"));
+  // A registration refused before the token check (a vm_name held by a live agent) does not spend it either.
+  const holder = await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, { vm_name: "held", datacenter: DC }),
+  );
+  await waitFor(
+    "the holder registered",
+    () => cp.index.get(holder.agentId)?.state === "registered" || undefined,
+  );
+  await startTestAgent(
+    t,
+    agentConfig(t, cp.wsUrl, devDir, {
+      vm_name: "held",
+      datacenter: DC,
+      bootstrap_token: token,
+      registration: { max_attempts: 1 },
+    }),
+  );
+  await waitFor("the duplicate's refusal", () => refusal(api, "EE-REG-DUPLICATE-VM-NAME"));
   const agent = await startTestAgent(
     t,
     agentConfig(t, cp.wsUrl, devDir, { vm_name: "right-size", datacenter: DC, bootstrap_token: token }),
