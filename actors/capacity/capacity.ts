@@ -15,8 +15,6 @@ import { type Plan, planCapacity, type TargetStatus } from "./plan.ts";
 import { type SizePreset, sizePresets } from "./sizes.ts";
 import { type CapacityStore, IN_FLIGHT, type Order, type Reservation, type Target } from "./store.ts";
 
-export { CAPACITY_DEFAULTS } from "./defaults.ts";
-
 export interface CapacityOptions {
   store: CapacityStore;
   index: AgentIndex;

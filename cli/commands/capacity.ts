@@ -2,6 +2,7 @@
 // and `capacity sizes`: the admin's view of warm capacity over /api/v2/capacity (docs/capacity.md).
 import { Command, Option } from "clipanion";
 import { ValidationError } from "../../spec/errors.ts";
+import type { OrderJson } from "../../transport/rest/capacity.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
@@ -10,15 +11,6 @@ interface TargetJson {
   datacenter: string;
   node_size: string;
   min_warm: number;
-  updated_at: string;
-}
-interface OrderJson {
-  order_id: string;
-  datacenter: string;
-  node_size: string;
-  status: string;
-  agent_id?: string;
-  reason?: string;
   updated_at: string;
 }
 

@@ -1,15 +1,11 @@
-// The launcher's loop (`parallel` workers): claim an open order for its datacenter (and node size), report `provisioning`, hand it to
-// the provider, and report `failed` with the reason when the launch fails; poll when there is nothing to claim.
-// Runs until its signal aborts. Talks to the CP only through the REST client. Imports cli/ and spec/.
+// The launcher's loop (`parallel` workers): claim an open order for its datacenter (and node size), report
+// `provisioning`, hand it to the provider, and report `failed` with the reason when the launch fails; poll when
+// there is nothing to claim. Runs until its signal aborts. Talks to the CP only through the REST client.
+// Imports cli/ (and transport/ types).
 import { setTimeout as sleep } from "node:timers/promises";
+import type { OrderJson } from "../../transport/rest/capacity.ts";
 import { type RestClient, RestError } from "../rest-client.ts";
-import type { ClaimedOrder, Provider, SizePresetJson } from "./providers.ts";
-
-interface OrderJson extends ClaimedOrder {
-  status: string;
-  agent_id?: string;
-  reason?: string;
-}
+import type { Provider, SizePresetJson } from "./providers.ts";
 
 export interface LauncherOptions {
   client: RestClient;
