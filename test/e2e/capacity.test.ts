@@ -183,6 +183,22 @@ test("an expired lease reopens the order with its reason; progress under a lost 
   });
   t.is(late.status, 409);
   t.is(late.body.error.code, "EE-CAP-ORDER-STATE");
+  const noReason = await api<{ error: { code: string } }>(`/api/v2/capacity/orders/${id}/progress`, {
+    method: "POST",
+    headers: json,
+    body: JSON.stringify({ status: "failed" }),
+    badRequest: true,
+  });
+  t.is(noReason.body.error.code, "EE-REQ-INVALID", "a failure needs a reason");
+  const unknown = await api<{ error: { code: string } }>(
+    "/api/v2/capacity/orders/ord-0000000000000000/progress",
+    {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ status: "provisioning" }),
+    },
+  );
+  t.is(unknown.status, 404);
   // Nothing claimable elsewhere: an empty claim, not an error.
   const none = await api<{ order: null }>("/api/v2/capacity/orders/claim", {
     method: "POST",
