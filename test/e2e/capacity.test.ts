@@ -152,6 +152,15 @@ test("an expired lease reopens the order with its reason; progress under a lost 
     headers: json,
     body: JSON.stringify({ datacenter: DC, node_size: "tiny", min_warm: 1 }),
   });
+  const targets = await api<{ targets: { datacenter: string; min_warm: number }[] }>(
+    "/api/v2/capacity/targets",
+  );
+  t.like(targets.body.targets, [{ datacenter: DC, min_warm: 1 }]);
+  const sizes = await api<{ sizes: { node_size: string }[] }>("/api/v2/capacity/sizes");
+  t.deepEqual(
+    sizes.body.sizes.map((x) => x.node_size),
+    ["tiny", "standard", "llm"],
+  );
   const claim = await api<{ order: Order; bootstrap_token: string }>("/api/v2/capacity/orders/claim", {
     method: "POST",
     headers: json,
@@ -341,6 +350,19 @@ test("a token refused for another node size, or a registration refused before it
     body: JSON.stringify({ datacenter: DC, node_size: "tiny" }),
   });
   const token = claim.body.bootstrap_token;
+  const provisioning = await api<Order>(`/api/v2/capacity/orders/${claim.body.order.order_id}/progress`, {
+    method: "POST",
+    headers: JSON_TYPE,
+    body: JSON.stringify({ status: "provisioning" }),
+  });
+  t.like(provisioning.body, { status: "provisioning" });
+  const anonymous = await api("/api/v2/capacity/orders/claim", {
+    method: "POST",
+    headers: JSON_TYPE,
+    body: JSON.stringify({ datacenter: DC }),
+    token: null,
+  });
+  t.is(anonymous.status, 401, "launchers authenticate");
   await startTestAgent(
     t,
     agentConfig(t, cp.wsUrl, devDir, {
