@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { agentIdFromPubkey } from "../attestation/agent-key.ts";
 import {
   type CollateralSource,
   chainCollateralSources,
@@ -18,12 +19,13 @@ import { PccsCollateralSource } from "../attestation/pccs.ts";
 import type { MeasurementPolicy } from "../attestation/policy.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
+import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
 import { loadServerTls, type ServerTls, type ServerTlsFiles } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
-import { NotFoundError, ValidationError } from "../spec/errors.ts";
+import { EeError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import { loadOpenApi } from "../spec/openapi.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
@@ -34,6 +36,10 @@ import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
 import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
+import { Enrollments } from "./business/enrollment.ts";
+import { Identity } from "./business/identity.ts";
+import { oidcExchangePort } from "./business/oidc-port.ts";
+import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
 import { Capacity } from "./capacity/capacity.ts";
 import type { CapacityTimings } from "./capacity/defaults.ts";
 import type { SizePreset } from "./capacity/sizes.ts";
@@ -106,6 +112,8 @@ export interface ControlPlaneOptions {
   settings?: { listen?: string; dataDir?: string };
   /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
+  /** `--oidc-issuer/--oidc-audience/--oidc-jwks`: exchange GitHub Actions tokens at POST /api/v2/auth/oidc. */
+  oidc?: OidcVerifierConfig;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
   /** Capacity: the reconciler's period (`--reconcile-ms`), a launcher's lease, the grace of registered orders. */
@@ -128,6 +136,8 @@ export interface ControlPlane {
   events: EventLog;
   deployments: Deployments;
   capacity: Capacity;
+  /** Accounts, keys, ownership and the audit chain; `issueAccessToken` is what an OIDC exchange mints with. */
+  identity: Identity;
   /**
    * Reads the TLS files again and serves the new pair to new connections; connections already open (agents)
    * keep theirs. A pair that does not load throws EE-TLS-INVALID and the old one stays. Null without TLS.
@@ -175,6 +185,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const collateral = configured && warnUncoveredPlatforms(configured, log);
 
   const db = openDatabase(opts.dataDir);
+  // Compose texts are sealed at rest in both databases under the one store key.
+  const sealer = new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE));
+  // Durable business state (accounts, keys, owners, apps, the audit chain) in its own file: the runtime DB above
+  // may be lost (the DB-wipe drill) without touching it.
+  const businessDb = openBusinessDb(opts.dataDir);
+  const business = new SqliteBusinessStore(businessDb, sealer);
+  const identity = new Identity({ store: business, adminDigest: admin.digest, log });
+  const enrollments = new Enrollments({ store: business, log });
+  await enrollments.load();
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
@@ -206,11 +225,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
   // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
   const attestationMaxAgeMs = 2 * reattestMs + 60_000;
-  // Capacity is durable business state. It sits on the runtime DB handle until the business store lands; at
-  // merge the lead hands SqliteCapacityStore the business DB instead (this line and the migrate above it).
-  migrate(db, CAPACITY_MIGRATIONS);
+  // Capacity (targets, reservations, orders, token digests) is durable business state: in the business DB, with
+  // its own migration list (versions 200–249), so the DB-wipe drill leaves it intact.
+  migrate(businessDb, CAPACITY_MIGRATIONS);
   const capacity = new Capacity({
-    store: new SqliteCapacityStore(db),
+    store: new SqliteCapacityStore(businessDb),
     index,
     events,
     log,
@@ -264,14 +283,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     opts.checkpointMs ?? 5_000,
   );
   checkpointTimer.unref();
-  const deploymentStore = new DeploymentStore(
-    db,
-    new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE)),
-    (err) => log.error({ err }, "deployment record write failed"),
+  const deploymentStore = new DeploymentStore(db, sealer, (err) =>
+    log.error({ err }, "deployment record write failed"),
   );
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+  const imported = business.importApps(db);
+  if (imported > 0)
+    log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
   const deployments = new Deployments({
     store: deploymentStore,
+    apps: business,
     index,
     supervisor,
     link: channel,
@@ -283,6 +304,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     envelope,
     placementSecret: loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE),
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
+    dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -294,6 +316,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     registerFrame: (connId, sessionId, body, at) => {
       gateRegister(nonces, connId, body, at);
+      // After the gate: the agent proved it holds the key its id comes from, so the token binds that agent.
+      const agentId = agentIdFromPubkey(body.agent_pubkey);
+      try {
+        enrollments.register(body.enrollment_token, agentId, at);
+      } catch (err) {
+        identity
+          .audit({
+            principal: "anonymous",
+            action: "agent.enroll",
+            target: `agent:${agentId}`,
+            outcome: err instanceof EeError ? err.code : "EE-INTERNAL",
+          })
+          .catch((e: unknown) => log.error({ err: e }, "audit record write failed"));
+        throw err;
+      }
       return supervisor.register({ connId, sessionId, nonce: body.nonce, body, at });
     },
     heartbeat: (agentId, connId, env) =>
@@ -347,6 +384,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const app = createRestApp({
     view,
     adminTokenDigest: admin.digest,
+    identity,
+    enrollments,
+    ...(opts.oidc ? { oidcExchange: oidcExchangePort(opts.oidc, identity, business) } : {}),
     openapi: loadOpenApi,
     log,
     measurements: trusted,
@@ -390,6 +430,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     deploymentStore.flush();
     trusted.flush();
     db.close();
+    identity.stop();
+    business.close();
   };
   try {
     await listenOn(server, {
@@ -456,6 +498,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     events,
     deployments,
     capacity,
+    identity,
     reloadTls,
     stop: async () => {
       unwatchAdmin();

@@ -33,6 +33,8 @@ import { encodeFrame } from "../transport/frame.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
 import { ActorWatchers } from "./actor-watchers.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
+import type { AuditEntry } from "./business/audit-chain.ts";
+import type { AppRegistry } from "./business/store.ts";
 import { ComposeSummaries } from "./compose-summary.ts";
 import { type Placement, type PlacementRequest, place } from "./placement.ts";
 import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
@@ -50,10 +52,14 @@ export interface DeploymentRequest extends PlacementRequest {
   registry_auth?: RegistryAuth;
   /** Update in place: a healthy deployment of the same app name (any version), replaced once this one is healthy. */
   replaces?: string;
+  /** The tenant account deploying (placement skips agents dedicated to another); absent for the admin. */
+  tenant?: string;
 }
 
 export interface DeploymentsOptions {
   store: DeploymentStore;
+  /** Registered apps (the business store). */
+  apps: AppRegistry;
   index: AgentIndex;
   supervisor: Supervisor;
   link: AgentLink;
@@ -74,6 +80,8 @@ export interface DeploymentsOptions {
   requirePinnedImages?: boolean;
   /** Keys placement's tie-break among equally loaded agents (actors/bootstrap-secret.ts). */
   placementSecret: Uint8Array;
+  /** The tenant an agent is dedicated to (actors/business/enrollment.ts), if any. */
+  dedicatedTo?: (agentId: string) => string | undefined;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -122,6 +130,7 @@ export class Deployments {
       now: Date.now,
       readiness: () => ({ ready: true, reason: "" }),
       requirePinnedImages: false,
+      dedicatedTo: () => undefined,
       ...o,
     };
     this.#envelope = o.envelope ?? null;
@@ -295,7 +304,10 @@ export class Deployments {
   }
 
   /** Registers `name@version`; versions are immutable (a second put of the same version is a conflict). */
-  registerApp(app: { name: string; version: string; compose: string; health?: HealthSpec }): AppRow {
+  registerApp(
+    app: { name: string; version: string; compose: string; health?: HealthSpec },
+    audit: AuditEntry | null = null,
+  ): AppRow {
     const row: AppRow = {
       name: app.name,
       version: app.version,
@@ -304,7 +316,7 @@ export class Deployments {
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
-    if (!this.#o.store.putApp(row))
+    if (!this.#o.apps.putApp(row, audit))
       throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
     this.#o.events.append({
       at: row.created_at,
@@ -315,7 +327,7 @@ export class Deployments {
   }
 
   apps(): AppRow[] {
-    return this.#o.store.apps();
+    return this.#o.apps.apps();
   }
 
   /** A deploy_status frame from an agent. Steps for deployments it does not hold are logged and dropped. */
@@ -474,7 +486,7 @@ export class Deployments {
     let compose = req.compose;
     let health: HealthSpec | null = null;
     if (compose === undefined) {
-      const app = this.#o.store.app(name, version);
+      const app = this.#o.apps.app(name, version);
       if (!app)
         throw new NotFoundError(
           "EE-NOT-FOUND",
@@ -566,6 +578,7 @@ export class Deployments {
       secret: this.#o.placementSecret,
       deploymentId,
       ...(replacingOn ? { replacingOn } : {}),
+      dedicatedTo: this.#o.dedicatedTo,
     });
   }
 

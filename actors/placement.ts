@@ -11,6 +11,8 @@ export interface PlacementRequest {
   node_size?: string;
   datacenter?: string;
   agent_id?: string;
+  /** The tenant account asking; absent for the admin, whom no dedication turns away. */
+  tenant?: string;
 }
 
 export type PlacementReason =
@@ -19,7 +21,8 @@ export type PlacementReason =
   | "EE-PLACE-DATACENTER"
   | "EE-PLACE-STALE"
   | "EE-PLACE-NOT-ATTESTED"
-  | "EE-PLACE-BUSY";
+  | "EE-PLACE-BUSY"
+  | "EE-PLACE-DEDICATED";
 
 export interface Candidate {
   agent_id: string;
@@ -50,6 +53,8 @@ export interface PlacementOptions {
   secret: Uint8Array;
   /** The deployment being placed: each deployment ranks the agents afresh. */
   deploymentId: string;
+  /** The tenant an agent is dedicated to (its enrollment token said so), if any. */
+  dedicatedTo?: (agentId: string) => string | undefined;
 }
 
 /** Candidates listed in an explained placement; counts cover all. */
@@ -67,7 +72,7 @@ export function isWarm(a: AgentRecord, o: Pick<PlacementOptions, "now" | "attest
 function reasonsFor(
   req: PlacementRequest,
   a: AgentRecord,
-  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "replacingOn">,
+  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "replacingOn" | "dedicatedTo">,
 ): PlacementReason[] {
   const out: PlacementReason[] = [];
   if (req.agent_id !== undefined && a.agent_id !== req.agent_id) out.push("EE-PLACE-NOT-REQUESTED");
@@ -85,6 +90,8 @@ function reasonsFor(
     (a.state === "deploying" || a.state === "healthy" || a.deployment_id !== null)
   )
     out.push("EE-PLACE-BUSY");
+  const dedicated = req.tenant === undefined ? undefined : o.dedicatedTo?.(a.agent_id);
+  if (dedicated !== undefined && dedicated !== req.tenant) out.push("EE-PLACE-DEDICATED");
   return out;
 }
 

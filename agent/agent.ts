@@ -169,6 +169,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       node_size: config.node_size,
       datacenter: config.datacenter,
       ...(config.bootstrap_token ? { bootstrap_token: config.bootstrap_token } : {}),
+      ...(config.enrollment_token ? { enrollment_token: config.enrollment_token } : {}),
     },
     heartbeatMs: config.heartbeat_interval_ms,
     quoteProvider,

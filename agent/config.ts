@@ -89,6 +89,11 @@ export const agentConfigSchema = z.strictObject({
     .max(600_000, "must be at most 600000")
     .default(DEFAULT_HEARTBEAT_MS),
   attestation: attestationSchema,
+  /** Single-use token from a provider (`eet_…`), presented at registration to bind this agent to its account. */
+  enrollment_token: z
+    .string()
+    .regex(/^eet_[0-9a-f]{24}_[A-Za-z0-9_-]{43}$/, "must be an enrollment token (eet_…)")
+    .optional(),
   /** Host directories workloads may bind-mount (absolute paths); none by default. */
   bind_allowlist: z
     .array(

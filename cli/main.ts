@@ -6,12 +6,22 @@ import { Builtins, Cli, type Command } from "clipanion";
 import { AGENT_VERSION } from "../agent/version.ts";
 import { CliError } from "../spec/errors.ts";
 import { reportFailure } from "./base.ts";
+import {
+  AccountsCreateCommand,
+  AccountsListCommand,
+  AccountsShowCommand,
+  EnrollmentTokensCreateCommand,
+  KeysCreateCommand,
+  KeysListCommand,
+  KeysRevokeCommand,
+} from "./commands/accounts.ts";
 import { AdminTokenRotateCommand } from "./commands/admin-token.ts";
 import { AgentCommand } from "./commands/agent.ts";
 import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
+import { AuditListCommand, AuditVerifyCommand } from "./commands/audit.ts";
 import {
   CapacityOrdersListCommand,
   CapacityReconcileCommand,
@@ -43,6 +53,7 @@ import {
   InstallUpgradeCommand,
 } from "./commands/install.ts";
 import { LauncherRunCommand } from "./commands/launcher.ts";
+import { LoginCommand } from "./commands/login.ts";
 import { LogsCommand, StatsCommand } from "./commands/logs.ts";
 import {
   MeasurementsAddCommand,
@@ -85,6 +96,16 @@ const COMMANDS = [
   InspectDeploymentCommand,
   MachinesListCommand,
   MachinesExportCommand,
+  AccountsCreateCommand,
+  AccountsListCommand,
+  AccountsShowCommand,
+  EnrollmentTokensCreateCommand,
+  KeysCreateCommand,
+  KeysListCommand,
+  KeysRevokeCommand,
+  LoginCommand,
+  AuditListCommand,
+  AuditVerifyCommand,
   CapacityTargetsSetCommand,
   CapacityTargetsListCommand,
   CapacityOrdersListCommand,

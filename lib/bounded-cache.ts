@@ -32,4 +32,13 @@ export class BoundedCache<K, V> {
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
   }
+
+  delete(key: K): boolean {
+    return this.#entries.delete(key);
+  }
+
+  /** Entries from least to most recently used. */
+  entries(): IterableIterator<[K, V]> {
+    return this.#entries.entries();
+  }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments; kill -9 the CP, delete its database
-# (not its identity key: agents pinned it and refuse another), restart on the same port; time until /readyz is
-# 200 and the agent listing is back.
+# DB-wipe drill from the command line: CP + 3 agents + 2 healthy deployments and a tenant account with a key;
+# kill -9 the CP, delete its runtime DB (easyenclave.db; not business.db with accounts, keys and the audit chain,
+# nor its identity key: agents pinned it and refuse another), restart on the same port; time until /readyz is 200
+# and the agent listing is back, then show the tenant's key still works and the audit chain verifies.
 # Usage: scripts/db-wipe-drill.sh (needs a Docker engine and busybox-static; uses ports 18080, 19001-3).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,8 @@ for app in hello1 hello2; do
   $E deploy --app $app --compose compose.yaml --context context.tar --health-port 8080 --wait | tail -1
 done
 $E agents list
+ACCOUNT=$($E accounts create --name drill-tenant --kind tenant --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).account_id))')
+TENANT_TOKEN=$($E keys create --account "$ACCOUNT" --scopes deploy,read --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')
 before=$(listing)
 DEPLOYMENTS=$($E deployments list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployments.map(d=>d.deployment_id).join(" ")))')
 starts=$(start_times)
@@ -50,6 +53,9 @@ $E deployments list
 after=$(start_times)
 [ "$starts" = "$after" ] && echo "container start times unchanged" || echo "CONTAINERS RESTARTED"
 curl -s localhost:18080/readyz; echo
+echo "accounts and keys after the wipe (listed with the tenant's own key):"
+$E keys list --account "$ACCOUNT" --token "$TENANT_TOKEN"
+$E audit verify --data-dir ./cp
 for d in $DEPLOYMENTS; do $E deployments undeploy $d --wait | tail -1; done
 kill $CP $AGENTS; sleep 1
 rm -rf "$WORK"

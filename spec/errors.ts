@@ -74,6 +74,7 @@ export const ERROR_CODES = {
   "EE-REG-DATACENTER": "The datacenter is not of the form provider:zone.",
   "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
   "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
+  "EE-REG-ENROLLMENT": "The enrollment_token is unknown, expired, or was used by another agent.",
   "EE-REG-BOOTSTRAP-UNKNOWN": "The bootstrap token belongs to no launch order of this control plane.",
   "EE-REG-BOOTSTRAP-USED": "The bootstrap token was already consumed by another agent (single use).",
   "EE-REG-BOOTSTRAP-EXPIRED":
@@ -119,6 +120,7 @@ export const ERROR_CODES = {
   "EE-PLACE-BUSY": "Placement: the agent already runs or is deploying a workload.",
   "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
+  "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
   // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
   "EE-CAP-ORDER-STATE":
     "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",
@@ -155,6 +157,12 @@ export const ERROR_CODES = {
   // REST and generic request errors.
   "EE-AUTH-MISSING": "No bearer token was given.",
   "EE-AUTH-INVALID": "The bearer token is not valid.",
+  "EE-AUTH-REVOKED": "The API key was revoked (401).",
+  "EE-AUTH-EXPIRED": "The API key or access token has expired (401).",
+  "EE-AUTH-SCOPE":
+    "The principal is authenticated but lacks the scope the operation needs, or it is admin only (403).",
+  "EE-AUTH-THROTTLED":
+    "Too many failed authentications from this address; retry after the Retry-After seconds (429).",
   "EE-AUTH-SIGNATURE": "The request's HMAC signature is missing or does not verify with the agent secret.",
   "EE-AUTH-SKEW": "The signed request's timestamp is outside the allowed clock skew.",
   "EE-AUTH-REPLAY": "The signed request was already seen (replay).",
@@ -305,7 +313,10 @@ export class RegistrationError extends EeError<CodeOf<"EE-REG-">> {
 /** Missing or wrong credentials. */
 export class AuthError extends EeError<CodeOf<"EE-AUTH-">> {
   override readonly name = "AuthError";
-  readonly httpStatus = 401;
+  get httpStatus(): number {
+    if (this.code === "EE-AUTH-SCOPE") return 403;
+    return this.code === "EE-AUTH-THROTTLED" ? 429 : 401;
+  }
   readonly wsClose = WS_CLOSE.rejected;
 }
 

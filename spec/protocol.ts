@@ -150,6 +150,8 @@ export const messageSchemas = {
     pop: bytes(64),
     agent_version: z.string().max(64).optional(),
     snapshot: agentSnapshotSchema.optional(),
+    /** Single-use token from the agent's config: binds the agent to a provider account (EE-REG-ENROLLMENT). */
+    enrollment_token: z.string().min(1).max(128).optional(),
     /** A launch order's single-use token (agent config `bootstrap_token`); absent for direct agents. */
     bootstrap_token: bootstrapTokenSchema.optional(),
   }),

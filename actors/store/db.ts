@@ -1,6 +1,7 @@
-// Opens the CP's SQLite database (better-sqlite3, WAL) under the data dir and brings its schema up to date.
-// The only module that knows the file name and pragmas; everything else receives the open handle.
-// The database, its WAL and its shared-memory file are 0600 whatever the umask (see ownerOnly).
+// Opens the CP's SQLite databases (better-sqlite3, WAL) under the data dir and brings their schema up to date:
+// the disposable runtime DB (easyenclave.db) and the durable business DB (business.db, actors/business/). The
+// only module that knows the pragmas and the migration mechanism; everything else receives the open handle.
+// Each database, its WAL and its shared-memory file are 0600 whatever the umask (see ownerOnly).
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -8,13 +9,19 @@ import { MIGRATIONS, type Migration } from "./migrations.ts";
 
 export type Db = Database.Database;
 
+/** The runtime DB: what the DB-wipe drill may delete (rebuilt from agents as they reconnect). */
 export const DB_FILE = "easyenclave.db";
 
-export function openDatabase(dataDir: string, migrations: readonly Migration[] = MIGRATIONS): Db {
+/** Opens (creating) the runtime DB, or with `file` another database of the data dir with its own migrations. */
+export function openDatabase(
+  dataDir: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+  file: string = DB_FILE,
+): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = join(dataDir, DB_FILE);
-  ownerOnly(file);
-  const db = new Database(file);
+  const path = join(dataDir, file);
+  ownerOnly(path);
+  const db = new Database(path);
   db.pragma("journal_mode = WAL");
   // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
   db.pragma("synchronous = NORMAL");

@@ -1,4 +1,5 @@
-// Durable deployment records, registered apps and idempotency keys (SQLite tables of migration 3). A new
+// Durable deployment records and idempotency keys (SQLite tables of migration 3; registered apps moved to the
+// business store, actors/business/sqlite-store.ts, which keeps the AppRow shape declared here). A new
 // deployment and its idempotency key are written at once, in one transaction; status changes are written behind,
 // the latest row per deployment in one transaction per tick (1,000 concurrent deploys make ~5,000 changes), and
 // every read flushes first. A crash loses at most that tick's changes, which agents report again. The deployment actors are
@@ -67,9 +68,6 @@ const imagesOf = (v: unknown): ImageRef[] => (Array.isArray(v) ? (v as ImageRef[
 
 /** What a sealed compose is bound to: the row it belongs to. */
 const deploymentContext = (id: string) => `deployment ${id}`;
-const appContext = (name: string, version: string) => `app ${name}@${version}`;
-
-type RawApp = Omit<AppRow, "health"> & { health: string | null };
 
 function fromRaw(r: RawDeployment, sealer: TextSealer): DeploymentRow {
   return {
@@ -103,10 +101,6 @@ export class DeploymentStore {
   readonly #active;
   readonly #keyGet;
   readonly #keyPut;
-  readonly #appPut;
-  readonly #appGet;
-  readonly #appLatest;
-  readonly #appList;
 
   constructor(db: Db, sealer: TextSealer, onError: (err: unknown) => void = () => {}) {
     this.#db = db;
@@ -137,14 +131,6 @@ export class DeploymentStore {
     this.#keyPut = db.prepare(
       "INSERT INTO idempotency_keys (key, request_hash, deployment_id, created_at) VALUES (?, ?, ?, ?)",
     );
-    this.#appPut = db.prepare(
-      "INSERT INTO apps (name, version, compose, compose_hash, health, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    );
-    this.#appGet = db.prepare("SELECT * FROM apps WHERE name = ? AND version = ?");
-    this.#appLatest = db.prepare(
-      "SELECT * FROM apps WHERE name = ? ORDER BY created_at DESC, version DESC LIMIT 1",
-    );
-    this.#appList = db.prepare("SELECT * FROM apps ORDER BY name, created_at DESC, version DESC");
   }
 
   /** Queues the row's current state; written with the tick's other changes (see flush). */
@@ -217,43 +203,5 @@ export class DeploymentStore {
       this.#write(row);
       if (key) this.#keyPut.run(key.key, key.requestHash, row.deployment_id, row.created_at);
     })();
-  }
-
-  /** Returns false when name@version already exists (versions are immutable). */
-  putApp(app: AppRow): boolean {
-    try {
-      this.#appPut.run(
-        app.name,
-        app.version,
-        this.#sealer.seal(app.compose, appContext(app.name, app.version)),
-        app.compose_hash,
-        app.health ? JSON.stringify(app.health) : null,
-        app.created_at,
-      );
-      return true;
-    } catch (err) {
-      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return false;
-      throw err;
-    }
-  }
-
-  /** name@version, or the newest version of name when version is undefined. */
-  app(name: string, version?: string): AppRow | undefined {
-    const r = (version === undefined ? this.#appLatest.get(name) : this.#appGet.get(name, version)) as
-      | RawApp
-      | undefined;
-    return r && this.#appOf(r);
-  }
-
-  apps(): AppRow[] {
-    return (this.#appList.all() as RawApp[]).map((r) => this.#appOf(r));
-  }
-
-  #appOf(r: RawApp): AppRow {
-    return {
-      ...r,
-      compose: this.#sealer.open(r.compose, appContext(r.name, r.version)),
-      health: r.health ? JSON.parse(r.health) : null,
-    };
   }
 }

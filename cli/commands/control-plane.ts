@@ -11,6 +11,7 @@ import type { ServerTls, ServerTlsFiles } from "../../lib/tls-files.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { adminTokenFrom } from "../admin-token-source.ts";
 import { EeCommand } from "../base.ts";
+import { oidcFlags, oidcVerifierConfig } from "../oidc-options.ts";
 import { hostPortFlag, parseFraction, parsePositiveInt } from "../options.ts";
 import { untilSignal } from "../signals.ts";
 
@@ -30,6 +31,10 @@ export class ControlPlaneCommand extends EeCommand {
       generated now. \`--admin-token\` still works but every local user sees it in \`ps\` (a warning says so). Only its SHA-256 digest is stored (DATA_DIR/admin-token.sha256), and only once the
       CP serves: a start that fails (a busy port) stores nothing. A generated token is printed once. Lost it?
       \`eectl admin-token rotate --data-dir DIR\` prints a new one; a running CP picks it up within a second.
+
+      With \`--oidc-issuer\`, \`--oidc-audience\` and \`--oidc-jwks\` (all three), GitHub Actions jobs exchange their
+      OIDC token at \`POST /api/v2/auth/oidc\` for a short-lived access token of the account an admin bound their
+      repository to (\`POST /api/v2/oidc/bindings\`, by numeric repository id): docs/oidc.md.
 
       With \`--tls-cert\` and \`--tls-key\` (PEM files; the certificate may be followed by its intermediates)
       the same port serves https and wss. SIGHUP reads both files again: new connections get the new pair,
@@ -146,6 +151,9 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "Refuse deploys and preflights whose images are not pinned by @sha256: digest (EE-COMPOSE-UNPINNED); built images are exempt",
   });
+  oidcIssuer = oidcFlags.issuer();
+  oidcAudience = oidcFlags.audience();
+  oidcJwks = oidcFlags.jwks();
   attestation = Option.String("--attestation", "none", {
     description:
       "This CP's own quote provider, bound into the envelope on deploy/undeploy: dev:DIR[:MRTD], tsm or none",
@@ -155,6 +163,11 @@ export class ControlPlaneCommand extends EeCommand {
     checkRole(this.role, this.dcId, this.upstream);
     const { host, port } = hostPortFlag(this.listen, "--listen");
     const tls = tlsFlags(this.tlsCert, this.tlsKey);
+    const oidc = await oidcVerifierConfig({
+      issuer: this.oidcIssuer,
+      audience: this.oidcAudience,
+      jwks: this.oidcJwks,
+    });
     const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
       await Promise.all([
         import("../../actors/control-plane.ts"),
@@ -192,6 +205,7 @@ export class ControlPlaneCommand extends EeCommand {
       },
       ...nodeSizesFlag(this.nodeSizes),
       ...(tls ? { tls } : {}),
+      ...(oidc ? { oidc } : {}),
       capacity: capacityFlags(this.reconcileMs, this.orderLeaseS),
     });
     const out = this.context.stdout;

@@ -138,17 +138,7 @@ test("compose texts are sealed at rest and read back as given; the empty (rehydr
   store.create(deploymentRow("d-1", composeWithSecret));
   store.save({ ...deploymentRow("d-1", composeWithSecret), status: "healthy", updated_at: 2 });
   store.save({ ...deploymentRow("d-2", ""), rehydrated: true });
-  t.true(
-    store.putApp({
-      name: "web",
-      version: "1",
-      compose: composeWithSecret,
-      compose_hash: "h",
-      health: null,
-      created_at: 1,
-    }),
-  );
-  const columns = db.prepare("SELECT compose FROM deployments UNION ALL SELECT compose FROM apps").all() as {
+  const columns = db.prepare("SELECT compose FROM deployments").all() as {
     compose: string;
   }[];
   t.true(
@@ -166,8 +156,6 @@ test("compose texts are sealed at rest and read back as given; the empty (rehydr
       .sort(),
     ["", composeWithSecret],
   );
-  t.is(store.app("web")?.compose, composeWithSecret);
-  t.is(store.apps()[0]?.compose, composeWithSecret);
   t.is(
     new DeploymentStore(db, sealer(key)).get("d-1")?.compose,
     composeWithSecret,

@@ -1,12 +1,14 @@
 // Drills for losing the control plane: the CP runs as a real child process and is SIGKILLed; agents (with real
 // containers) keep their workloads and rebuild the CP's runtime state when it comes back, with or without its
-// database. Container start times prove nothing was restarted. A wipe takes the database, not the bootstrap files
-// beside it (the identity key agents pinned): the deployments come back recognized as the CP's own.
+// database. Container start times prove nothing was restarted. A wipe takes the runtime database, not the
+// business DB (accounts, keys, the audit chain) nor the bootstrap files beside it (the identity key agents
+// pinned): the deployments come back recognized as the CP's own.
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DB_FILE } from "../../actors/store/db.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { eectl } from "../helpers/cli.ts";
 import {
   agentConfig,
   type CpProcess,
@@ -30,12 +32,18 @@ interface AgentJson {
   rehydrated: boolean;
 }
 
-async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30) {
-  const res = await postJson<{ deployment_id: string }>(cp.api, "/api/v2/deployments", {
-    app: "web",
-    compose: webCompose({ delayS }),
-    agent_id: agentId,
-    health: { port: WEB_PORT, path: "/", timeout_s: timeoutS },
+async function deploy(cp: CpProcess, agentId: string, delayS = 0, timeoutS = 30, token?: string) {
+  const res = await cp.api<{ deployment_id: string }>("/api/v2/deployments", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      // A tenant deploys under its own app name (the admin's "web" is not its to take).
+      app: token ? "web-tenant" : "web",
+      compose: webCompose({ delayS }),
+      agent_id: agentId,
+      health: { port: WEB_PORT, path: "/", timeout_s: timeoutS },
+    }),
+    ...(token ? { token } : {}),
   });
   if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.deployment_id;
@@ -102,10 +110,17 @@ async function cluster(t: ExecutionContext) {
 }
 
 test.serial(
-  "DB wipe: SIGKILL the CP, delete its database, restart on the same port — everything is back, nothing restarted",
+  "DB wipe: SIGKILL the CP, delete its runtime DB, restart on the same port — everything is back, nothing restarted, accounts and keys intact",
   async (t) => {
     const c = await cluster(t);
     if (!c) return t.pass();
+    const tenant = await tenantWithKey(c.cp);
+    const app = await postJson(c.cp.api, "/api/v2/apps", {
+      name: "kept",
+      version: "1.0.0",
+      compose: webCompose(),
+    });
+    t.is(app.status, 201);
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     await c.cp.kill();
@@ -144,11 +159,54 @@ test.serial(
     t.true(existsSync(join(c.dataDir, "cp-identity.key")), "the identity key survived the wipe");
     t.deepEqual(await startTimes(c.runtime, c.ids), started, "no container was restarted");
 
-    const fresh = await deploy(cp, c.agents[2]!.agentId);
+    t.is((await cp.api("/api/v2/apps/kept@1.0.0")).status, 200, "registered apps are business state too");
+    // Accounts and keys came through: the tenant's key still works, and deploys on the rebuilt runtime.
+    const keys = await cp.api<{ keys: { key_id: string }[] }>(`/api/v2/accounts/${tenant.accountId}/keys`, {
+      token: tenant.token,
+    });
+    t.is(keys.status, 200);
+    t.deepEqual(
+      keys.body.keys.map((k) => k.key_id),
+      [tenant.keyId],
+    );
+    const fresh = await deploy(cp, c.agents[2]!.agentId, 0, 30, tenant.token);
     t.teardown(() => c.runtime.remove(fresh));
-    await deploymentIs(cp, fresh, "healthy");
+    await deploymentIn(cp.api, fresh, ["healthy"]);
+    const mine = await cp.api<{ deployments: { deployment_id: string }[] }>("/api/v2/deployments", {
+      token: tenant.token,
+    });
+    t.deepEqual(
+      mine.body.deployments.map((d) => d.deployment_id),
+      [fresh],
+      "the tenant sees its own deployment only",
+    );
+    await cp.kill();
+    const verify = await eectl(["audit", "verify", "--data-dir", c.dataDir, "--json"]);
+    t.is(verify.code, 0, verify.stdout);
+    t.true(
+      (JSON.parse(verify.stdout) as { ok: boolean; records: number }).records >= 3,
+      "the chain verifies",
+    );
   },
 );
+
+/** A tenant account with a deploy+read key, made by the admin before the wipe. */
+async function tenantWithKey(cp: CpProcess) {
+  const post = <T>(path: string, body: unknown) =>
+    cp.api<T>(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const acc = await post<{ account_id: string }>("/api/v2/accounts", {
+    name: "drill-tenant",
+    kind: "tenant",
+  });
+  const key = await post<{ key_id: string; token: string }>(`/api/v2/accounts/${acc.body.account_id}/keys`, {
+    scopes: ["deploy", "read"],
+  });
+  return { accountId: acc.body.account_id, keyId: key.body.key_id, token: key.body.token };
+}
 
 test.serial(
   "CP restart with its database intact: quorum readiness, the same index, deployments resumed",

@@ -5,24 +5,12 @@
 // the CP (until the CP serves POST /api/v2/auth/oidc itself).
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, request } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
-import { OidcExchange } from "../../identity/oidc-exchange.ts";
-import { MemoryReplayStore } from "../../identity/oidc-replay.ts";
-import { OidcVerifier } from "../../identity/oidc-verifier.ts";
-import type { EeError } from "../../spec/errors.ts";
 import { finished } from "../helpers/cli.ts";
-import {
-  ADMIN_TOKEN,
-  agentConfig,
-  REPO,
-  startTestAgent,
-  startTestCp,
-  tempDir,
-  waitFor,
-} from "../helpers/cluster.ts";
+import { agentConfig, REPO, startTestAgent, startTestCp, tempDir, waitFor } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { TEST_AUDIENCE, TEST_ISSUER, testIssuer } from "../helpers/oidc.ts";
@@ -96,55 +84,6 @@ async function fakeGithub(
     EE_APP: "web",
   };
   return { seen, base, githubEnv };
-}
-
-/**
- * POST /api/v2/auth/oidc answered by OidcExchange (a test issuer's keys, one binding of repository 123456, the
- * admin token as the access token it issues); every other request is piped to the CP at `cpUrl`, streams too.
- */
-async function exchangeInFront(t: ExecutionContext, cpUrl: string) {
-  const issuerKeys = await testIssuer();
-  const exchange = new OidcExchange({
-    verifier: new OidcVerifier({
-      issuer: TEST_ISSUER,
-      audience: TEST_AUDIENCE,
-      jwks: { kind: "keys", jwks: issuerKeys.jwks },
-    }),
-    replay: new MemoryReplayStore(),
-    findBindings: (id) =>
-      id === "123456" ? [{ account_id: "acc_ci", repository_id: id, scopes: ["deploy", "read"] }] : [],
-    issueAccessToken: async (_account, _scopes, ttl_s) => ({
-      access_token: ADMIN_TOKEN,
-      expires_at: Date.now() + ttl_s * 1000,
-    }),
-  });
-  const cp = new URL(cpUrl);
-  const server = createServer(async (req, res) => {
-    if (req.method === "POST" && req.url === "/api/v2/auth/oidc") {
-      let body = "";
-      for await (const chunk of req) body += chunk;
-      const answer = await exchange.exchange(JSON.parse(body).token).then(
-        (r) => ({ status: 200, body: r.body }),
-        (err: EeError) => ({ status: err.httpStatus, body: err.toBody() }),
-      );
-      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body));
-      return;
-    }
-    const upstream = request(
-      { host: cp.hostname, port: cp.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, issuer: issuerKeys };
 }
 
 /** No secret the script handled may appear in its output (masks on GitHub are the only exception). */
@@ -265,8 +204,28 @@ test.serial(
     if (!docker) return t.pass();
     await busyboxImage(docker);
     const runtime = new DockerRuntime({ docker });
-    const tcp = await startTestCp(t);
+    const issuer = await testIssuer();
+    const tcp = await startTestCp(t, {
+      oidc: { issuer: TEST_ISSUER, audience: TEST_AUDIENCE, jwks: { kind: "keys", jwks: issuer.jwks } },
+    });
     const agent = await startTestAgent(t, agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-action" }));
+    // CI acts as a tenant: first with a key of its own, then through its repository's binding.
+    const post = <T>(path: string, body: unknown) =>
+      tcp.api<T>(path, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const tenant = (await post<{ account_id: string }>("/api/v2/accounts", { name: "ci", kind: "tenant" }))
+      .body.account_id;
+    const tenantKey = (
+      await post<{ token: string }>(`/api/v2/accounts/${tenant}/keys`, { scopes: ["deploy", "read"] })
+    ).body.token;
+    await post("/api/v2/oidc/bindings", {
+      account_id: tenant,
+      repository_id: 123456,
+      scopes: ["deploy", "read"],
+    });
     await waitFor("registration", () => tcp.cp.index.get(agent.agentId)?.state === "registered");
     const dir = tempDir(t, "ee-action-");
     const output = join(dir, "github-output");
@@ -274,7 +233,7 @@ test.serial(
     const deploy = async (
       version: string,
       text: string,
-      auth: Record<string, string> = { EE_CP_URL: tcp.cp.url, EE_ACCESS_TOKEN: ADMIN_TOKEN },
+      auth: Record<string, string> = { EE_CP_URL: tcp.cp.url, EE_ACCESS_TOKEN: tenantKey },
     ) => {
       const compose = join(dir, `compose-${version}.yaml`);
       writeFileSync(compose, webCompose({ text }));
@@ -304,7 +263,7 @@ test.serial(
     t.regex(first.stdout, /^status: healthy$/m, "deployments show is printed");
     t.regex(first.stdout, /^agent agt_\S+ attestation:\n\{\n {2}"status": "ok"/m);
     t.regex(first.stdout, /"trust_root": "dev"/);
-    noSecrets(t, first, ADMIN_TOKEN);
+    noSecrets(t, first, tenantKey);
     t.is(readFileSync(output, "utf8"), `deployment-id=${first.id}\nagent-id=${agent.agentId}\n`);
 
     const second = await deploy("1.0.1", "two");
@@ -317,17 +276,18 @@ test.serial(
     });
     t.is(old.replaced_by, second.id);
 
-    // A re-run of the same job, now with a locally signed OIDC token exchanged by identity/oidc-exchange.ts
-    // (served in front of the CP until the CP serves it), finds the version registered (immutable) and deploys
-    // it as it is; the same token a second time is refused.
-    const front = await exchangeInFront(t, tcp.cp.url);
-    const idToken = await front.issuer.token();
-    const rerun = await deploy("1.0.1", "two", { EE_CP_URL: front.url, EE_OIDC_TOKEN: idToken });
+    // A re-run of the same job, now with a locally signed OIDC token the CP exchanges (POST /api/v2/auth/oidc),
+    // finds the version registered (immutable) and deploys it as it is; the same token a second time is refused.
+    const idToken = await issuer.token();
+    const rerun = await deploy("1.0.1", "two", { EE_CP_URL: tcp.cp.url, EE_OIDC_TOKEN: idToken });
     t.is(rerun.code, 0, rerun.stdout + rerun.stderr);
-    t.regex(rerun.stdout, /^exchanged the OIDC token: account acc_ci, scopes deploy,read, until /m);
+    t.regex(
+      rerun.stdout,
+      new RegExp(`^exchanged the OIDC token: account ${tenant}, scopes deploy,read, until `, "m"),
+    );
     t.regex(rerun.stdout, /^web@1\.0\.1 is registered already/m);
-    noSecrets(t, rerun, idToken, ADMIN_TOKEN);
-    const replay = await deploy("1.0.1", "two", { EE_CP_URL: front.url, EE_OIDC_TOKEN: idToken });
+    noSecrets(t, rerun, idToken, tenantKey);
+    const replay = await deploy("1.0.1", "two", { EE_CP_URL: tcp.cp.url, EE_OIDC_TOKEN: idToken });
     t.is(replay.code, 1);
     t.regex(replay.stderr, /^deploy: OIDC exchange refused \(401\): EE-OIDC-REPLAY: /m);
   },

@@ -80,6 +80,8 @@ function registeredRoutes(): string[] {
     deployments: unused("deployments"),
     agentReads: unused("agentReads"),
     inspection: unused("inspection"),
+    identity: unused("identity"),
+    enrollments: unused("enrollments"),
     capacity: unused("capacity"),
   });
   const out: string[] = [];

@@ -1,19 +1,27 @@
 // The control plane's REST API (Koa + @koa/router): public probes and the served contract, then everything
-// under /api/v2 behind the admin bearer token. Handlers only translate HTTP to CpView calls and back.
+// under /api/v2 behind a bearer token (the admin's, or an account key's with the identity port), each route
+// guarded by its scope and by ownership (guard.ts, spec/scopes.md), changes and refusals audited (audit.ts).
+// Handlers only translate HTTP to CpView calls and back.
 import { PassThrough } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
+import type { AgentRecord } from "../../actors/agent-index.ts";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError } from "../../spec/errors.ts";
-import { requireAdmin } from "./auth.ts";
+import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accounts.ts";
+import { auditRequests } from "./audit.ts";
+import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
 import { type CapacityPort, mountCapacity } from "./capacity.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
-import { mountEvents } from "./events.ts";
+import { type EventScopeOf, mountEvents } from "./events.ts";
+import { adminOnly, need, principalOf, visible } from "./guard.ts";
 import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
 import { renderMetrics } from "./metrics.ts";
+import { mountOidcBindings } from "./oidc-bindings.ts";
+import { type OidcExchangePort, oidcExchangeRoutes } from "./oidc-exchange.ts";
 import { single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 import type { CpView } from "./view.ts";
@@ -38,6 +46,12 @@ export interface RestOptions {
   capacity?: CapacityPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
+  /** Accounts, keys, ownership and the audit chain; without it only the admin token is accepted. */
+  identity?: IdentityPort;
+  /** Agent enrollment tokens (POST /accounts/{id}/enrollment-tokens); mounted with `identity`. */
+  enrollments?: EnrollmentsPort;
+  /** POST /auth/oidc (`--oidc-*`); without it that route answers 404 EE-NOT-FOUND saying how to turn it on. */
+  oidcExchange?: OidcExchangePort;
 }
 
 /**
@@ -72,21 +86,35 @@ export function createRestApp(opts: RestOptions): Koa {
     ctx.body = opts.openapi();
   });
 
+  // Ahead of the bearer-token router: the GitHub token in its body is this route's credential.
+  const exchange = oidcExchangeRoutes(opts.oidcExchange);
   const api = new Router({ prefix: "/api/v2" });
-  api.use(requireAdmin(opts.adminTokenDigest));
-  api.get("/agents", (ctx) => {
+  const { identity } = opts;
+  api.use(
+    requireBearer(
+      identity
+        ? (token, client) => identity.authenticate(token, client)
+        : adminTokenOnly(opts.adminTokenDigest),
+    ),
+  );
+  if (identity) api.use(auditRequests((entry) => identity.audit(entry)));
+  const agentVisible = agentVisibility(identity);
+  api.get("/agents", async (ctx) => {
     const state = single(ctx, "state");
     const nodeSize = single(ctx, "node_size");
+    const sees = await agentVisible(ctx);
     const out = [];
     for (const r of view.agents()) {
       if (state && r.state !== state) continue;
       if (nodeSize && r.node_size !== nodeSize) continue;
+      if (sees && !sees(r)) continue;
       out.push(agentJson(r));
     }
     ctx.body = { agents: out };
   });
   // Registered before /agents/:id: agent ids always start with agt_, so "events" cannot be one.
   api.get("/agents/events", (ctx) => {
+    adminOnly(ctx);
     const stream = new PassThrough();
     const write = (event: string, data: unknown) =>
       stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -118,31 +146,89 @@ export function createRestApp(opts: RestOptions): Koa {
     ctx.req.on("close", done);
     stream.on("error", done);
   });
-  api.get("/agents/:id", (ctx) => {
+  api.get("/agents/:id", async (ctx) => {
     const id = ctx.params.id!;
     const rec = view.agent(id);
     const machine = view.machine(id);
-    if (!rec || !machine)
+    const sees = await agentVisible(ctx);
+    if (!rec || !machine || (sees && !sees(rec)))
       throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
     ctx.body = { ...agentJson(rec), machine: toPlainJson(machine) };
   });
-  mountEvents(api, view, {
-    maxBufferedBytes: opts.eventsMaxBufferedBytes,
-    slowConsumerDrainMs: opts.slowConsumerDrainMs,
-    keepAliveMs: opts.keepAliveMs,
-  });
+  mountEvents(
+    api,
+    view,
+    {
+      maxBufferedBytes: opts.eventsMaxBufferedBytes,
+      slowConsumerDrainMs: opts.slowConsumerDrainMs,
+      keepAliveMs: opts.keepAliveMs,
+    },
+    eventScope(identity),
+  );
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {
       slowConsumerDrainMs: opts.slowConsumerDrainMs,
+      ...(identity ? { identity } : {}),
+      agentVisible,
+      agent: (id) => view.agent(id),
       ...(opts.capacity ? { capacity: opts.capacity } : {}),
     });
   if (opts.capacity) mountCapacity(api, opts.capacity);
+  if (identity) {
+    mountAccounts(api, identity, opts.enrollments);
+    mountOidcBindings(api, identity);
+  }
   if (opts.inspection)
     mountInspection(api, opts.inspection, { slowConsumerDrainMs: opts.slowConsumerDrainMs });
 
   app.use(errorMapper(opts.log));
   app.use(open.routes()).use(open.allowedMethods());
+  app.use(exchange.routes());
   app.use(api.routes()).use(api.allowedMethods());
   return app;
+}
+
+/**
+ * Which agents a principal sees (null: all, the admin's view). A provider with agents:read sees the agents its
+ * account enrolled; a tenant with read sees only the agents running one of its deployments, which carry nothing
+ * of other tenants (an agent runs one deployment, or its replacement of the same app and owner).
+ */
+export type AgentVisibility = (ctx: Koa.Context) => Promise<((r: AgentRecord) => boolean) | null>;
+
+/** The events an account sees: a tenant's (read) of its deployments, a provider's (agents:read) of its agents. */
+function eventScope(identity: IdentityPort | undefined): EventScopeOf {
+  return async (ctx) => {
+    const p = principalOf(ctx);
+    if (p.kind === "admin") return null;
+    const tenant = p.accountKind === "tenant";
+    need(ctx, tenant ? "read" : "agents:read");
+    const kind = tenant ? "deployment" : "agent";
+    const read = async () => (await visible(p, identity, kind)) ?? new Set<string>();
+    let mine = await read();
+    return {
+      sees: (r) => {
+        const id = tenant ? r.data.deployment_id : r.agent_id;
+        return typeof id === "string" && mine.has(id);
+      },
+      refresh: async () => {
+        mine = await read();
+      },
+    };
+  };
+}
+
+function agentVisibility(identity: IdentityPort | undefined): AgentVisibility {
+  return async (ctx) => {
+    const p = principalOf(ctx);
+    if (p.kind === "admin") return null;
+    if (p.accountKind === "tenant") {
+      need(ctx, "read");
+      const mine = (await visible(p, identity, "deployment")) ?? new Set<string>();
+      return (r) => r.deployment_id !== null && mine.has(r.deployment_id);
+    }
+    need(ctx, "agents:read");
+    const mine = (await visible(p, identity, "agent")) ?? new Set<string>();
+    return (r) => mine.has(r.agent_id);
+  };
 }

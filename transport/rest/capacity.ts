@@ -11,6 +11,7 @@ import { NotFoundError } from "../../spec/errors.ts";
 import { datacenterSchema, nodeSizeSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
 import type { CapacityHintPort } from "./deployments.ts";
+import { adminRoute, need } from "./guard.ts";
 import { iso } from "./json.ts";
 
 export interface CapacityPort extends CapacityHintPort {
@@ -50,43 +51,44 @@ const progressBody = z
   });
 const orderId = z.string().regex(/^ord-[0-9a-f]{16}$/);
 
-// Every /api/v2 route is behind the admin token for now, so the admin is the only principal.
-const ADMIN = "admin";
-
 /**
- * Who the launcher calling claim/progress is: the one place that decides it. Today any caller that passed the
- * admin check; with tenancy, the account of kind `launcher` behind the bearer key (and a refusal for others).
+ * Who the launcher calling claim/progress is: the one place that decides it. The admin, or an account holding
+ * the `launch` scope (only launcher accounts may: spec/scopes.ts); others get 403 EE-AUTH-SCOPE. Named by
+ * account, not key, so a launcher that rotates its key keeps its leases.
  */
-export function launcherPrincipal(_ctx: Koa.Context): string {
-  return ADMIN;
+export function launcherPrincipal(ctx: Koa.Context): string {
+  const p = need(ctx, "launch");
+  return p.kind === "admin" ? "admin" : `account:${p.accountId}`;
 }
 
-/** Adds the routes to `api` (the admin-authenticated /api/v2 router). */
+/** Adds the routes to `api` (the authenticated /api/v2 router): admin only, but for the launchers' two. */
 export function mountCapacity(api: Router, port: CapacityPort): void {
-  api.put("/capacity/targets", async (ctx) => {
+  api.put("/capacity/targets", adminRoute, async (ctx) => {
     const { value } = await readJsonBody(ctx, targetBody, 4096);
-    ctx.body = targetJson(await port.setTarget(value.datacenter, value.node_size, value.min_warm, ADMIN));
+    ctx.body = targetJson(await port.setTarget(value.datacenter, value.node_size, value.min_warm, "admin"));
   });
-  api.get("/capacity/targets", async (ctx) => {
+  api.get("/capacity/targets", adminRoute, async (ctx) => {
     ctx.body = { targets: (await port.targets()).map(targetJson) };
   });
-  api.get("/capacity/reservations", async (ctx) => {
+  api.get("/capacity/reservations", adminRoute, async (ctx) => {
     ctx.body = {
       reservations: (await port.reservations()).map((r) => ({ ...r, created_at: iso(r.created_at) })),
     };
   });
-  api.get("/capacity/orders", async (ctx) => {
+  api.get("/capacity/orders", adminRoute, async (ctx) => {
     ctx.body = { orders: (await port.orders()).map(orderJson) };
   });
-  api.get("/capacity/sizes", (ctx) => {
+  api.get("/capacity/sizes", adminRoute, (ctx) => {
     ctx.body = { sizes: port.sizes() };
   });
-  api.post("/capacity/reconcile", async (ctx) => {
+  api.post("/capacity/reconcile", adminRoute, async (ctx) => {
     ctx.body = await port.reconcile();
   });
   api.post("/capacity/orders/claim", async (ctx) => {
     const { value } = await readJsonBody(ctx, claimBody, 4096);
     const claimed = await port.claim(launcherPrincipal(ctx), value.datacenter, value.node_size);
+    // An empty claim changed nothing: launchers poll, and each poll would otherwise be an audit record.
+    if (!claimed) ctx.state.audited = true;
     ctx.body = claimed
       ? { order: orderJson(claimed.order), bootstrap_token: claimed.bootstrap_token }
       : { order: null };

@@ -6,12 +6,22 @@ import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
+import type { AgentRecord } from "../../actors/agent-index.ts";
 import type { LogLines } from "../../actors/agent-requests.ts";
+import type { AuditEntry } from "../../actors/business/audit-chain.ts";
 import type { CapacityHint } from "../../actors/capacity/capacity.ts";
 import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
+import type { Candidate } from "../../actors/placement.ts";
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
 import type { DeploymentStatus } from "../../machines/deployment.ts";
-import { EeError, NotFoundError, PlacementError, toEeError, ValidationError } from "../../spec/errors.ts";
+import {
+  ConflictError,
+  EeError,
+  NotFoundError,
+  PlacementError,
+  toEeError,
+  ValidationError,
+} from "../../spec/errors.ts";
 import { registryAuthSchema } from "../../spec/images.ts";
 import {
   appNameSchema,
@@ -22,7 +32,11 @@ import {
   type MessageBody,
   nodeSizeSchema,
 } from "../../spec/protocol.ts";
+import { ownerOf, type Principal, principalName } from "../../spec/scopes.ts";
+import type { IdentityPort } from "./accounts.ts";
+import type { AgentVisibility } from "./app.ts";
 import { readJsonBody } from "./body.ts";
+import { mustOwn, need, visible } from "./guard.ts";
 import { iso } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
@@ -36,12 +50,16 @@ export interface DeploymentsPort {
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
   undeploy(id: string): DeploymentRow;
-  registerApp(app: {
-    name: string;
-    version: string;
-    compose: string;
-    health?: z.infer<typeof healthSpecSchema>;
-  }): AppRow;
+  /** Registers name@version; the audit record commits with it. */
+  registerApp(
+    app: {
+      name: string;
+      version: string;
+      compose: string;
+      health?: z.infer<typeof healthSpecSchema>;
+    },
+    audit: AuditEntry | null,
+  ): AppRow;
   apps(): AppRow[];
 }
 
@@ -150,10 +168,11 @@ function appJson(a: AppRow, withCompose: boolean) {
   };
 }
 
-async function deploymentRequest(ctx: Koa.Context): Promise<DeploymentRequest> {
+/** The body as a request of `p` (a tenant's is placed only on agents not dedicated to another tenant). */
+async function deploymentRequest(ctx: Koa.Context, p: Principal): Promise<DeploymentRequest> {
   const { value } = await readJsonBody(ctx, deploymentBody, DEPLOY_BODY_LIMIT);
   const { context, ...rest } = value;
-  const req: DeploymentRequest = { ...rest };
+  const req: DeploymentRequest = { ...rest, ...(p.kind === "account" ? { tenant: p.accountId } : {}) };
   if (context !== undefined) {
     const bytes = Buffer.from(context, "base64");
     if (bytes.length > MAX_CONTEXT_BYTES)
@@ -163,77 +182,175 @@ async function deploymentRequest(ctx: Koa.Context): Promise<DeploymentRequest> {
   return req;
 }
 
-/** Adds the routes to `api` (the admin-authenticated /api/v2 router). */
+export interface DeploymentRoutesOptions {
+  slowConsumerDrainMs?: number;
+  /** Ownership (the business store) and audit; without it every principal is the admin. */
+  identity?: IdentityPort;
+  /** Which agents the caller sees (app.ts); absent: all. */
+  agentVisible?: AgentVisibility;
+  agent?: (agentId: string) => AgentRecord | undefined;
+  /** Why nothing fits, as capacity sees it: added to preflight and to a deploy's no-agent 409. */
+  capacity?: CapacityHintPort;
+}
+
+/**
+ * Adds the routes to `api` (the authenticated /api/v2 router). Apps and deployments belong to the account that
+ * created them (the admin's to nobody's account): the owner is claimed in the business store with the audit
+ * record, in one transaction, right after the runtime change (ARCHITECTURE.md, "Identity and tenancy").
+ */
 export function mountDeployments(
   api: Router,
   port: DeploymentsPort,
   reads: AgentReadsPort,
-  opts: { slowConsumerDrainMs?: number; capacity?: CapacityHintPort } = {},
+  opts: DeploymentRoutesOptions = {},
 ): void {
-  const { capacity } = opts;
+  const { identity, capacity } = opts;
+  const audit = (ctx: Koa.Context, p: Principal, action: string, target: string): AuditEntry => ({
+    principal: principalName(p),
+    client: ctx.request.socket.remoteAddress ?? "unknown",
+    action,
+    target,
+    outcome: "ok",
+  });
+  /**
+   * Claims an app name for the principal, or refuses when it is another account's (the admin's included). The
+   * admin (break-glass) may act under any name; its deployment is then its own, not the name's owner's.
+   */
+  const claimApp = async (ctx: Koa.Context, p: Principal, ref: string) => {
+    const name = ref.split("@")[0]!;
+    if (!identity) return;
+    const mine = await identity.claim("app", name, ownerOf(p), audit(ctx, p, "app.claim", `app:${name}`));
+    if (!mine && p.kind === "account")
+      throw new ConflictError("EE-CONFLICT-STATE", `the app name ${name} belongs to another account`);
+  };
+  /** Preflight's read-only twin of claimApp. */
+  const appAvailable = async (p: Principal, ref: string) => {
+    if (p.kind === "admin") return;
+    const name = ref.split("@")[0]!;
+    const owner = identity && (await identity.owner("app", name));
+    if (owner !== undefined && owner !== ownerOf(p))
+      throw new ConflictError("EE-CONFLICT-STATE", `the app name ${name} belongs to another account`);
+  };
+  const ownDeployment = (p: Principal, id: string) =>
+    mustOwn(p, identity, "deployment", id, `deployment ${id}`);
+
   api.post("/deployments", async (ctx) => {
+    const p = need(ctx, "deploy");
     const key = ctx.get("idempotency-key") || undefined;
     if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
       throw new ValidationError("EE-REQ-INVALID", "Idempotency-Key must be 1..128 visible ASCII characters");
-    const req = await deploymentRequest(ctx);
-    let out: ReturnType<DeploymentsPort["create"]>;
-    try {
-      out = port.create(req, key);
-    } catch (err) {
-      // Nothing fits: say whether capacity is on its way (EE-CAP-WARM-PENDING) or not (EE-CAP-NO-ELIGIBLE).
-      if (!(err instanceof PlacementError) || err.code !== "EE-PLACE-NO-AGENT" || !capacity) throw err;
-      const details = { ...(err.details as object), capacity: await capacity.hint(req) };
-      throw new PlacementError(err.code, err.message, details);
+    const req = await deploymentRequest(ctx, p);
+    if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
+    await claimApp(ctx, p, req.app);
+    // Keys are per account: another tenant's key never replays someone else's deployment.
+    const scopedKey = key === undefined || p.kind === "admin" ? key : `${p.accountId}:${key}`;
+    const out = await withCapacityHint(capacity, req, () =>
+      redactingPlacement(p, () => port.create(req, scopedKey)),
+    );
+    if (identity && !out.replayed) {
+      await identity.claim(
+        "deployment",
+        out.deployment_id,
+        ownerOf(p),
+        audit(ctx, p, "deployment.create", `deployment:${out.deployment_id}`),
+      );
+      ctx.state.audited = true;
     }
     ctx.status = 202;
     if (out.replayed) ctx.set("Idempotent-Replayed", "true");
     ctx.body = { ...out, status: port.get(out.deployment_id).status };
   });
-  api.get("/deployments", (ctx) => {
+  api.get("/deployments", async (ctx) => {
+    const p = need(ctx, "read");
     const status = single(ctx, "status");
     if (status !== undefined && !(STATUSES as readonly string[]).includes(status))
       throw new ValidationError("EE-REQ-INVALID", `status: must be one of ${STATUSES.join(", ")}`);
     const limit = intParam(ctx, "limit", 1, 1000);
-    ctx.body = {
-      deployments: port
-        .list({ ...(status ? { status: status as DeploymentStatus } : {}), ...(limit ? { limit } : {}) })
-        .map(deploymentJson),
-    };
+    const mine = await visible(p, identity, "deployment");
+    const rows = port.list({
+      ...(status ? { status: status as DeploymentStatus } : {}),
+      ...(mine ? { limit: 1000 } : limit ? { limit } : {}),
+    });
+    const shown = mine ? rows.filter((r) => mine.has(r.deployment_id)).slice(0, limit ?? 100) : rows;
+    ctx.body = { deployments: shown.map(deploymentJson) };
   });
-  api.get("/deployments/:id", (ctx) => {
+  api.get("/deployments/:id", async (ctx) => {
+    await ownDeployment(need(ctx, "read"), ctx.params.id!);
     ctx.body = deploymentJson(port.get(ctx.params.id!));
   });
-  api.post("/deployments/:id/undeploy", (ctx) => {
+  api.post("/deployments/:id/undeploy", async (ctx) => {
+    await ownDeployment(need(ctx, "deploy"), ctx.params.id!);
     ctx.status = 202;
     ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
   });
   api.post("/preflight", async (ctx) => {
-    const req = await deploymentRequest(ctx);
-    const result = port.preflight(req);
-    ctx.body = !result.ok && capacity ? { ...result, capacity: await capacity.hint(req) } : result;
+    const p = need(ctx, "deploy");
+    const req = await deploymentRequest(ctx, p);
+    if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
+    await appAvailable(p, req.app);
+    const out = port.preflight(req);
+    const shown =
+      p.kind === "admin"
+        ? out
+        : {
+            ...out,
+            placement: {
+              ...out.placement,
+              chosen: out.placement.chosen && unnamed(out.placement.chosen),
+              candidates: out.placement.candidates.map(unnamed),
+            },
+          };
+    ctx.body = !out.ok && capacity ? { ...shown, capacity: await capacity.hint(req) } : shown;
   });
   api.post("/apps", async (ctx) => {
+    const p = need(ctx, "deploy");
     const { value } = await readJsonBody(ctx, appBody, MAX_COMPOSE_BYTES + 16 * 1024);
+    await claimApp(ctx, p, value.name);
+    const row = port.registerApp(
+      value,
+      identity ? audit(ctx, p, "app.register", `app:${value.name}@${value.version}`) : null,
+    );
+    ctx.state.audited = identity !== undefined;
     ctx.status = 201;
-    ctx.body = appJson(port.registerApp(value), false);
+    ctx.body = appJson(row, false);
   });
-  api.get("/apps", (ctx) => {
-    ctx.body = { apps: port.apps().map((a) => appJson(a, false)) };
+  api.get("/apps", async (ctx) => {
+    const mine = await visible(need(ctx, "read"), identity, "app");
+    ctx.body = {
+      apps: port
+        .apps()
+        .filter((a) => !mine || mine.has(a.name))
+        .map((a) => appJson(a, false)),
+    };
   });
-  api.get("/apps/:ref", (ctx) => {
+  api.get("/apps/:ref", async (ctx) => {
     const [name, version] = ctx.params.ref!.split("@");
+    const p = need(ctx, "read");
+    await mustOwn(p, identity, "app", name!, `app ${ctx.params.ref}`);
     const app = port.apps().find((a) => a.name === name && (version === undefined || a.version === version));
     if (!app) throw new NotFoundError("EE-NOT-FOUND", `app ${ctx.params.ref} is not registered`);
     ctx.body = appJson(app, true);
   });
 
+  /** 404 for an agent the caller does not see (app.ts's agentVisibility). */
+  const agentSeen = async (ctx: Koa.Context) => {
+    const id = ctx.params.id!;
+    const sees = opts.agentVisible && (await opts.agentVisible(ctx));
+    const rec = sees ? opts.agent?.(id) : undefined;
+    if (sees && (!rec || !sees(rec)))
+      throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+    return id;
+  };
   api.get("/agents/:id/stats", async (ctx) => {
-    ctx.body = await reads.request(ctx.params.id!, "stats");
+    ctx.body = await reads.request(await agentSeen(ctx), "stats");
   });
   api.get("/agents/:id/snapshot", async (ctx) => {
-    ctx.body = await reads.request(ctx.params.id!, "snapshot");
+    ctx.body = await reads.request(await agentSeen(ctx), "snapshot");
   });
   api.get("/agents/:id/logs", async (ctx) => {
+    // Logs carry the workload's secrets: its tenant's (read) or the admin's, never a provider's.
+    need(ctx, "read");
+    await agentSeen(ctx);
     const tail = intParam(ctx, "tail", 0, 100_000);
     const sinceRaw = single(ctx, "since");
     const since = sinceRaw === undefined ? undefined : parseSince(sinceRaw);
@@ -290,6 +407,38 @@ export function mountDeployments(
       (err: unknown) => end(toEeError(err)),
     );
   });
+}
+
+/**
+ * What a tenant sees of the agents placement considered: ids, sizes, states and reasons, not the hosts' names
+ * (which are the providers'). The admin sees everything.
+ */
+const unnamed = <C extends { vm_name: string | null }>(c: C): C => ({ ...c, vm_name: null });
+
+/** A deploy no agent fits: say whether capacity is on its way (EE-CAP-WARM-PENDING) or not (EE-CAP-NO-ELIGIBLE). */
+async function withCapacityHint<T>(
+  capacity: CapacityHintPort | undefined,
+  req: { datacenter?: string; node_size?: string },
+  place: () => T,
+): Promise<T> {
+  try {
+    return place();
+  } catch (err) {
+    if (!(err instanceof PlacementError) || err.code !== "EE-PLACE-NO-AGENT" || !capacity) throw err;
+    const details = { ...(err.details as object), capacity: await capacity.hint(req) };
+    throw new PlacementError(err.code, err.message, details);
+  }
+}
+
+function redactingPlacement<T>(p: Principal, place: () => T): T {
+  try {
+    return place();
+  } catch (err) {
+    const details =
+      err instanceof PlacementError ? (err.details as { agents?: Candidate[] } | undefined) : undefined;
+    if (p.kind === "admin" || !details?.agents || !(err instanceof PlacementError)) throw err;
+    throw new PlacementError(err.code, err.message, { ...details, agents: details.agents.map(unnamed) });
+  }
 }
 
 function parseSince(v: string): number {

@@ -21,6 +21,8 @@ export function errorMapper(log: Logger): Middleware {
       ctx.status = e.httpStatus;
       ctx.body = e.toBody();
       if (e.httpStatus === 401) ctx.set("WWW-Authenticate", 'Bearer realm="easyenclave"');
+      const retry = (e.details as { retry_after_s?: unknown } | undefined)?.retry_after_s;
+      if (e.code === "EE-AUTH-THROTTLED" && typeof retry === "number") ctx.set("Retry-After", String(retry));
     }
   };
 }

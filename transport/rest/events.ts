@@ -4,7 +4,7 @@
 import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
-import type { EventRecord } from "../../actors/store/event-log.ts";
+import type { EventQuery, EventRecord } from "../../actors/store/event-log.ts";
 import { toEeError } from "../../spec/errors.ts";
 import { eventJson } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
@@ -23,20 +23,64 @@ export interface EventsRouteOptions {
   keepAliveMs?: number | undefined;
 }
 
-export function mountEvents(api: Router, view: CpView, opts: EventsRouteOptions = {}): void {
-  api.get("/events", (ctx) => {
+/**
+ * The part of the log an account sees: the events of its own deployments (a tenant) or its own agents (a
+ * provider). `refresh` re-reads what it owns, for a follow that meets a deployment created after it started.
+ */
+export interface EventScope {
+  sees(r: EventRecord): boolean;
+  refresh(): Promise<void>;
+}
+
+/** A principal's scope of the log: null for the admin (everything). */
+export type EventScopeOf = (ctx: Koa.Context) => Promise<EventScope | null>;
+
+/** How many pages an account's listing scans for its own events before it answers with what it found. */
+const ACCOUNT_SCAN_PAGES = 20;
+
+export function mountEvents(
+  api: Router,
+  view: CpView,
+  opts: EventsRouteOptions = {},
+  scopeOf: EventScopeOf = async () => null,
+): void {
+  api.get("/events", async (ctx) => {
     const after = intParam(ctx, "after", 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(ctx, "limit", 1, PAGE);
     const tail = intParam(ctx, "tail", 1, PAGE);
     const agentId = single(ctx, "agent_id");
     const kind = single(ctx, "kind");
     const filter = { ...(agentId ? { agentId } : {}), ...(kind ? { kind } : {}) };
+    const scope = await scopeOf(ctx);
     if (!boolParam(ctx, "follow")) {
-      ctx.body = { events: view.events({ after, limit, tail, ...filter }).map(eventJson) };
+      ctx.body = {
+        events: (scope
+          ? scopedList(view, scope, { after, limit, tail, filter })
+          : view.events({ after, limit, tail, ...filter })
+        ).map(eventJson),
+      };
       return;
     }
-    follow(ctx, view, { after, tail, filter }, opts);
+    follow(ctx, view, { after, tail, filter }, opts, scope);
   });
+}
+
+/** An account's listing: its own events among the next pages of the log (bounded), first `limit` or last `tail`. */
+function scopedList(
+  view: CpView,
+  scope: EventScope,
+  q: { after: number | undefined; limit: number | undefined; tail: number | undefined; filter: EventQuery },
+): EventRecord[] {
+  const want = q.tail ?? q.limit ?? 100;
+  const out: EventRecord[] = [];
+  let after = q.after ?? 0;
+  for (let i = 0; i < ACCOUNT_SCAN_PAGES; i++) {
+    const page = view.events({ ...q.filter, after, limit: PAGE });
+    for (const r of page) if (scope.sees(r)) out.push(r);
+    if (page.length < PAGE || (q.tail === undefined && out.length >= want)) break;
+    after = page.at(-1)!.id;
+  }
+  return q.tail === undefined ? out.slice(0, want) : out.slice(-want);
 }
 
 /**
@@ -49,6 +93,7 @@ function follow(
   view: CpView,
   q: { after: number | undefined; tail: number | undefined; filter: { agentId?: string; kind?: string } },
   opts: EventsRouteOptions,
+  scope: EventScope | null,
 ): void {
   const stream = new PassThrough();
   ctx.req.socket.setTimeout(0);
@@ -64,7 +109,7 @@ function follow(
   const send = (r: EventRecord) => {
     if (r.id <= last) return;
     last = r.id;
-    if (matches(r)) stream.write(`${JSON.stringify(eventJson(r))}\n`);
+    if (matches(r) && (!scope || scope.sees(r))) stream.write(`${JSON.stringify(eventJson(r))}\n`);
   };
 
   let live = false;
@@ -73,14 +118,26 @@ function follow(
   const endedP = new Promise<void>((r) => {
     endedNow = r;
   });
-  const off = view.followEvents((records) => {
-    if (!live || ended) return; // the catch-up reads these from the log
+  const deliver = (records: readonly EventRecord[]) => {
+    if (ended) return;
     for (const r of records) send(r);
     const slow = slowConsumer(stream, ctx.res, cap, "the event stream");
     if (!slow) return;
     stream.write(`${JSON.stringify(slow.toBody())}\n`);
     done();
     dropIfUndrained(ctx.req.socket, opts.slowConsumerDrainMs);
+  };
+  // An account's batches go in order through one chain: a batch naming a deployment it does not know (yet) waits
+  // for its owners to be read again, since the deployment may have been created after the follow started.
+  let chain = Promise.resolve();
+  const off = view.followEvents((records) => {
+    if (!live || ended) return; // the catch-up reads these from the log
+    if (!scope) return deliver(records);
+    const unknown = records.some((r) => typeof r.data.deployment_id === "string" && !scope.sees(r));
+    chain = chain
+      .then(() => (unknown ? scope.refresh() : undefined))
+      .then(() => deliver(records))
+      .catch(() => done());
   });
   // Blank lines, which ndjson readers skip: one now, so the status and headers leave before the first event, then
   // one now and then, so that idle proxies and NATs keep a quiet follow open.

@@ -5,6 +5,7 @@ import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { afterQueuedEvents, type StatelyEvent } from "../inspection.ts";
+import { adminRoute } from "./guard.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 /** Attaches `emit` to the live actor; `end` when it is gone. Returns the detach function; throws NotFoundError. */
@@ -59,6 +60,7 @@ export function mountInspection(
     ctx.status = 200;
     ctx.body = stream;
   };
-  api.get("/agents/:id/inspect", route("agent"));
-  api.get("/deployments/:id/inspect", route("deployment"));
+  // Admin only: machine contexts are the runtime's internals, not a tenant's view.
+  api.get("/agents/:id/inspect", adminRoute, route("agent"));
+  api.get("/deployments/:id/inspect", adminRoute, route("deployment"));
 }

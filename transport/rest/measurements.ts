@@ -7,6 +7,7 @@ import type { Baseline, NewTrustedMeasurement, TrustedEntry } from "../../actors
 import { ValidationError } from "../../spec/errors.ts";
 import { measurementHexSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
+import { adminRoute } from "./guard.ts";
 import { iso } from "./json.ts";
 
 export interface MeasurementsPort {
@@ -26,24 +27,24 @@ const newMeasurementSchema = z.strictObject({
   note: z.string().max(512).optional(),
 });
 
-// The only principal until tenancy lands: every /api/v2 route is behind the admin token.
+// Every route here is admin only (adminRoute), so the principal recorded is always the admin.
 const ADMIN = "admin";
 
 /** Adds the routes to `api` (the admin-authenticated /api/v2 router). */
 export function mountMeasurements(api: Router, port: MeasurementsPort): void {
-  api.get("/measurements", (ctx) => {
+  api.get("/measurements", adminRoute, (ctx) => {
     ctx.body = { trusted: port.list().map(entryJson), baselines: port.baselines().map(baselineJson) };
   });
-  api.post("/measurements", async (ctx) => {
+  api.post("/measurements", adminRoute, async (ctx) => {
     const { value } = await readJsonBody(ctx, newMeasurementSchema, 16 * 1024);
     ctx.status = 201;
     ctx.body = entryJson(port.add(value, ADMIN));
   });
-  api.delete("/measurements/:id", (ctx) => {
+  api.delete("/measurements/:id", adminRoute, (ctx) => {
     port.remove(pathId(ctx.params.id), ADMIN);
     ctx.status = 204;
   });
-  api.post("/measurements/baselines/:id/approve", (ctx) => {
+  api.post("/measurements/baselines/:id/approve", adminRoute, (ctx) => {
     ctx.status = 201;
     ctx.body = entryJson(port.approve(pathId(ctx.params.id), ADMIN));
   });
