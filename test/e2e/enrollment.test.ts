@@ -11,7 +11,7 @@ import {
   startTestCp,
   waitFor,
 } from "../helpers/cluster.ts";
-import { webCompose } from "../helpers/workloads.ts";
+import { postAs, webCompose } from "../helpers/workloads.ts";
 
 interface Err {
   error: {
@@ -20,17 +20,11 @@ interface Err {
   };
 }
 
-const post = <T>(api: CpApi, path: string, body: unknown, token?: string) =>
-  api<T>(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    ...(token !== undefined ? { token } : {}),
-  });
-
 async function account(api: CpApi, name: string, kind: string, scopes: string[]) {
-  const acc = await post<{ account_id: string }>(api, "/api/v2/accounts", { name, kind });
-  const key = await post<{ token: string }>(api, `/api/v2/accounts/${acc.body.account_id}/keys`, { scopes });
+  const acc = await postAs<{ account_id: string }>(api, "/api/v2/accounts", { name, kind });
+  const key = await postAs<{ token: string }>(api, `/api/v2/accounts/${acc.body.account_id}/keys`, {
+    scopes,
+  });
   return { id: acc.body.account_id, token: key.body.token };
 }
 
@@ -41,7 +35,7 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
   const tenantB = await account(api, "tenant-b", "tenant", ["deploy", "read"]);
 
   // The provider mints its own token, dedicated to tenant A; a tenant cannot, nor for another account.
-  const minted = await post<{ token_id: string; token: string; dedicated_to: string | null }>(
+  const minted = await postAs<{ token_id: string; token: string; dedicated_to: string | null }>(
     api,
     `/api/v2/accounts/${provider.id}/enrollment-tokens`,
     { dedicated_to: tenantA.id },
@@ -50,7 +44,7 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
   t.is(minted.status, 201, JSON.stringify(minted.body));
   t.regex(minted.body.token, /^eet_[0-9a-f]{24}_/);
   t.is(minted.body.dedicated_to, tenantA.id);
-  const byTenant = await post<Err>(
+  const byTenant = await postAs<Err>(
     api,
     `/api/v2/accounts/${provider.id}/enrollment-tokens`,
     {},
@@ -58,7 +52,7 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
   );
   t.is(byTenant.status, 403);
   t.is(byTenant.body.error.code, "EE-AUTH-SCOPE");
-  const notProvider = await post<Err>(api, `/api/v2/accounts/${tenantA.id}/enrollment-tokens`, {});
+  const notProvider = await postAs<Err>(api, `/api/v2/accounts/${tenantA.id}/enrollment-tokens`, {});
   t.is(notProvider.status, 400, "only provider accounts enroll agents");
 
   const enrolled = await startTestAgent(
@@ -99,7 +93,11 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
   t.is(cp.index.get(thief.agentId), undefined, "nothing registered");
 
   // The agent that used a token presents it again on every registration (it is in its config): accepted.
-  const second = await post<{ token: string }>(api, `/api/v2/accounts/${provider.id}/enrollment-tokens`, {});
+  const second = await postAs<{ token: string }>(
+    api,
+    `/api/v2/accounts/${provider.id}/enrollment-tokens`,
+    {},
+  );
   const raw = await RawAgent.connect(t, cp.wsUrl);
   await raw.register(devDir, { vm_name: "vm-raw", enrollment_token: second.body.token });
   raw.ws.terminate();
@@ -109,27 +107,27 @@ test("enrollment binds an agent to its provider, once, and dedication keeps othe
 
   // Dedication: B's preflight and deploy never land on A's agent; A's do.
   const body = { app: "web-b", compose: webCompose(), agent_id: enrolled.agentId };
-  const preB = await post<{
+  const preB = await postAs<{
     ok: boolean;
     placement: { candidates: { reasons: string[]; vm_name: string | null }[] };
   }>(api, "/api/v2/preflight", body, tenantB.token);
   t.false(preB.body.ok);
   t.true(preB.body.placement.candidates[0]!.reasons.includes("EE-PLACE-DEDICATED"));
   t.is(preB.body.placement.candidates[0]!.vm_name, null, "a tenant is not told the providers' host names");
-  const deployB = await post<Err>(api, "/api/v2/deployments", body, tenantB.token);
+  const deployB = await postAs<Err>(api, "/api/v2/deployments", body, tenantB.token);
   t.is(deployB.status, 409);
   t.deepEqual(
     deployB.body.error.details?.agents.map((a) => [a.reasons, a.vm_name]),
     [[["EE-PLACE-DEDICATED"], null]],
   );
-  const preA = await post<{ ok: boolean }>(
+  const preA = await postAs<{ ok: boolean }>(
     api,
     "/api/v2/preflight",
     { ...body, app: "web-a" },
     tenantA.token,
   );
   t.true(preA.body.ok, "the dedicated tenant may use it");
-  const preAdmin = await post<{ ok: boolean; placement: { chosen: { vm_name: string } } }>(
+  const preAdmin = await postAs<{ ok: boolean; placement: { chosen: { vm_name: string } } }>(
     api,
     "/api/v2/preflight",
     { ...body, app: "web-admin" },

@@ -2,32 +2,25 @@
 // account with scopes; `identity.bindings(repository_id)` finds it and `identity.issueAccessToken` mints a
 // short-lived token of the API key format that the REST API accepts with exactly those scopes, until it expires.
 import test from "ava";
-import { type CpApi, startTestCp, waitFor } from "../helpers/cluster.ts";
+import { startTestCp, waitFor } from "../helpers/cluster.ts";
+import { postAs } from "../helpers/workloads.ts";
 
 interface Err {
   error: { code: string };
 }
 
-const post = <T>(api: CpApi, path: string, body: unknown, token?: string) =>
-  api<T>(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    ...(token !== undefined ? { token } : {}),
-  });
-
 test("bindings are admin-only and scope-checked; an issued access token works with its scopes until it expires", async (t) => {
   const { cp, api } = await startTestCp(t);
-  const acc = await post<{ account_id: string }>(api, "/api/v2/accounts", {
+  const acc = await postAs<{ account_id: string }>(api, "/api/v2/accounts", {
     name: "ci-tenant",
     kind: "tenant",
   });
   const tenant = acc.body.account_id;
-  const key = await post<{ token: string }>(api, `/api/v2/accounts/${tenant}/keys`, {
+  const key = await postAs<{ token: string }>(api, `/api/v2/accounts/${tenant}/keys`, {
     scopes: ["deploy", "read"],
   });
 
-  const bound = await post<{
+  const bound = await postAs<{
     binding_id: string;
     repository_id: number;
     ref: string | null;
@@ -40,14 +33,14 @@ test("bindings are admin-only and scope-checked; an issued access token works wi
   });
   t.is(bound.status, 201, JSON.stringify(bound.body));
   t.like(bound.body, { repository_id: 123456789, ref: "refs/heads/main", scopes: ["deploy", "read"] });
-  const byTenant = await post<Err>(
+  const byTenant = await postAs<Err>(
     api,
     "/api/v2/oidc/bindings",
     { account_id: tenant, repository_id: 1, scopes: ["read"] },
     key.body.token,
   );
   t.is(byTenant.status, 403);
-  const wrongScope = await post<Err>(api, "/api/v2/oidc/bindings", {
+  const wrongScope = await postAs<Err>(api, "/api/v2/oidc/bindings", {
     account_id: tenant,
     repository_id: 1,
     scopes: ["agents:read"],
@@ -71,7 +64,7 @@ test("bindings are admin-only and scope-checked; an issued access token works wi
   );
   t.regex(access.token, /^eek_/);
   t.is((await api("/api/v2/deployments", { token: access.token })).status, 200);
-  const noDeploy = await post<Err>(
+  const noDeploy = await postAs<Err>(
     api,
     "/api/v2/preflight",
     { app: "x", compose: "services: {}" },

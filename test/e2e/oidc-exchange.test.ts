@@ -6,6 +6,7 @@ import { createHmac } from "node:crypto";
 import test from "ava";
 import { type CpApi, startTestCp } from "../helpers/cluster.ts";
 import { b64json, TEST_AUDIENCE, TEST_ISSUER, type TestIssuer, testIssuer } from "../helpers/oidc.ts";
+import { postAs } from "../helpers/workloads.ts";
 
 interface Exchanged {
   access_token: string;
@@ -29,14 +30,11 @@ async function boundCp(t: import("ava").ExecutionContext, issuer: TestIssuer) {
   const tcp = await startTestCp(t, {
     oidc: { issuer: TEST_ISSUER, audience: TEST_AUDIENCE, jwks: { kind: "keys", jwks: issuer.jwks } },
   });
-  const post = <T>(path: string, body: unknown) =>
-    tcp.api<T>(path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  const acc = await post<{ account_id: string }>("/api/v2/accounts", { name: "ci-tenant", kind: "tenant" });
-  const bound = await post("/api/v2/oidc/bindings", {
+  const acc = await postAs<{ account_id: string }>(tcp.api, "/api/v2/accounts", {
+    name: "ci-tenant",
+    kind: "tenant",
+  });
+  const bound = await postAs(tcp.api, "/api/v2/oidc/bindings", {
     account_id: acc.body.account_id,
     repository_id: 123456,
     repository_owner_id: 7890,

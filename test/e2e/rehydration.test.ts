@@ -23,7 +23,14 @@ import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { type DeploymentJson, deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
+import {
+  type DeploymentJson,
+  deploymentIn,
+  postAs,
+  postJson,
+  WEB_PORT,
+  webCompose,
+} from "../helpers/workloads.ts";
 
 interface AgentJson {
   agent_id: string;
@@ -192,19 +199,17 @@ test.serial(
 
 /** A tenant account with a deploy+read key, made by the admin before the wipe. */
 async function tenantWithKey(cp: CpProcess) {
-  const post = <T>(path: string, body: unknown) =>
-    cp.api<T>(path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  const acc = await post<{ account_id: string }>("/api/v2/accounts", {
+  const acc = await postAs<{ account_id: string }>(cp.api, "/api/v2/accounts", {
     name: "drill-tenant",
     kind: "tenant",
   });
-  const key = await post<{ key_id: string; token: string }>(`/api/v2/accounts/${acc.body.account_id}/keys`, {
-    scopes: ["deploy", "read"],
-  });
+  const key = await postAs<{ key_id: string; token: string }>(
+    cp.api,
+    `/api/v2/accounts/${acc.body.account_id}/keys`,
+    {
+      scopes: ["deploy", "read"],
+    },
+  );
   return { accountId: acc.body.account_id, keyId: key.body.key_id, token: key.body.token };
 }
 

@@ -11,27 +11,19 @@ import { agentConfig, type CpApi, startTestAgent, startTestCp, waitFor } from ".
 import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { type DeploymentJson, deploymentIn, WEB_PORT, webCompose } from "../helpers/workloads.ts";
+import { type DeploymentJson, deploymentIn, postAs, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 interface Err {
   error: { code: string; message: string };
 }
 
-const post = <T>(api: CpApi, path: string, body: unknown, token?: string) =>
-  api<T>(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    ...(token !== undefined ? { token } : {}),
-  });
-
 async function tenant(api: CpApi, name: string, scopes: string[]) {
-  const acc = await post<{ account_id: string; name: string; kind: string }>(api, "/api/v2/accounts", {
+  const acc = await postAs<{ account_id: string; name: string; kind: string }>(api, "/api/v2/accounts", {
     name,
     kind: "tenant",
   });
   if (acc.status !== 201) throw new Error(`account: ${acc.status} ${JSON.stringify(acc.body)}`);
-  const key = await post<{ key_id: string; token: string }>(
+  const key = await postAs<{ key_id: string; token: string }>(
     api,
     `/api/v2/accounts/${acc.body.account_id}/keys`,
     { scopes },
@@ -56,11 +48,11 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   t.is(a.token.split("_")[1], a.keyId, "the token carries its key id");
 
   // No self-service: a tenant's key cannot create accounts.
-  const self = await post<Err>(api, "/api/v2/accounts", { name: "mallory", kind: "launcher" }, b.token);
+  const self = await postAs<Err>(api, "/api/v2/accounts", { name: "mallory", kind: "launcher" }, b.token);
   t.is(self.status, 403);
   t.is(self.body.error.code, "EE-AUTH-SCOPE");
   // Nor mint scopes it lacks, nor see other accounts.
-  const wider = await post<Err>(api, `/api/v2/accounts/${b.id}/keys`, { scopes: ["agents:read"] }, b.token);
+  const wider = await postAs<Err>(api, `/api/v2/accounts/${b.id}/keys`, { scopes: ["agents:read"] }, b.token);
   t.is(wider.status, 400, "a tenant account may not hold provider scopes");
   t.is((await api(`/api/v2/accounts/${a.id}`, { token: b.token })).status, 404);
   const listed = await api<{ accounts: { account_id: string }[] }>("/api/v2/accounts", { token: b.token });
@@ -80,7 +72,7 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   const seenByA = readLines(followed);
 
   // Tenant A deploys.
-  const created = await post<{ deployment_id: string; agent_id: string }>(
+  const created = await postAs<{ deployment_id: string; agent_id: string }>(
     api,
     "/api/v2/deployments",
     { app: "web-a", compose: webCompose(), health: { port: WEB_PORT, path: "/", timeout_s: 30 } },
@@ -122,7 +114,7 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   t.deepEqual(agentsB.body.agents, [], "B sees no agent: none runs its deployments");
   t.is((await api(`/api/v2/agents/${agent.agentId}`, { token: b.token })).status, 404);
   t.is((await api(`/api/v2/agents/${agent.agentId}/logs`, { token: b.token })).status, 404);
-  const replaceB = await post<Err>(
+  const replaceB = await postAs<Err>(
     api,
     "/api/v2/deployments",
     { app: "web-a", compose: webCompose({ text: "b" }) },
@@ -130,7 +122,7 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   );
   t.is(replaceB.status, 409, "B cannot deploy under A's app name (no implicit update of A's deployment)");
   t.is(replaceB.body.error.code, "EE-CONFLICT-STATE");
-  const viaReplaces = await post<Err>(
+  const viaReplaces = await postAs<Err>(
     api,
     "/api/v2/deployments",
     { app: "web-b", compose: webCompose(), replaces: id },
@@ -150,10 +142,10 @@ test.serial("two tenants: ownership, scopes, revocation and a tamper-evident aud
   );
 
   // A key without deploy: 403; once revoked: 401.
-  const ro = await post<{ key_id: string; token: string }>(api, `/api/v2/accounts/${a.id}/keys`, {
+  const ro = await postAs<{ key_id: string; token: string }>(api, `/api/v2/accounts/${a.id}/keys`, {
     scopes: ["read"],
   });
-  const roDeploy = await post<Err>(
+  const roDeploy = await postAs<Err>(
     api,
     "/api/v2/deployments",
     { app: "web-a", compose: webCompose() },

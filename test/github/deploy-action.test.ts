@@ -15,7 +15,7 @@ import { requireDocker } from "../helpers/docker.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { TEST_AUDIENCE, TEST_ISSUER, testIssuer } from "../helpers/oidc.ts";
 import { closedPort } from "../helpers/temp.ts";
-import { WEB_PORT, webCompose } from "../helpers/workloads.ts";
+import { postAs, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 const SCRIPT = join(REPO, ".github/actions/deploy/deploy.mjs");
 const REQUEST_TOKEN = "gh-request-token-not-for-logs";
@@ -210,18 +210,15 @@ test.serial(
     });
     const agent = await startTestAgent(t, agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-action" }));
     // CI acts as a tenant: first with a key of its own, then through its repository's binding.
-    const post = <T>(path: string, body: unknown) =>
-      tcp.api<T>(path, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-    const tenant = (await post<{ account_id: string }>("/api/v2/accounts", { name: "ci", kind: "tenant" }))
-      .body.account_id;
+    const tenant = (
+      await postAs<{ account_id: string }>(tcp.api, "/api/v2/accounts", { name: "ci", kind: "tenant" })
+    ).body.account_id;
     const tenantKey = (
-      await post<{ token: string }>(`/api/v2/accounts/${tenant}/keys`, { scopes: ["deploy", "read"] })
+      await postAs<{ token: string }>(tcp.api, `/api/v2/accounts/${tenant}/keys`, {
+        scopes: ["deploy", "read"],
+      })
     ).body.token;
-    await post("/api/v2/oidc/bindings", {
+    await postAs(tcp.api, "/api/v2/oidc/bindings", {
       account_id: tenant,
       repository_id: 123456,
       scopes: ["deploy", "read"],

@@ -55,6 +55,21 @@ export function postJson<T = unknown>(
   });
 }
 
+/** POSTs `body` as JSON with `token` as the bearer (an account's key; default the admin token). */
+export function postAs<T = unknown>(
+  api: CpApi,
+  path: string,
+  body: unknown,
+  token?: string,
+): Promise<{ status: number; body: T }> {
+  return api<T>(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    ...(token !== undefined ? { token } : {}),
+  });
+}
+
 /** Polls the deployment until its status is one of `statuses` and returns it. */
 export function deploymentIn(
   api: CpApi,
