@@ -3,7 +3,7 @@
 // two warm tiny agents in local:a comes up through orders; killing one makes the reconciler order a
 // replacement; a spent token is refused; an expired lease reopens its order; an exec launcher's failing command
 // fails its order with the command's output; preflight says whether capacity is on its way.
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { eectl, eectlRunning } from "../helpers/cli.ts";
@@ -16,6 +16,7 @@ import {
   waitFor,
 } from "../helpers/cluster.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { postAs } from "../helpers/workloads.ts";
 
 interface Order {
   order_id: string;
@@ -407,5 +408,92 @@ test("a token refused for another node size, or a registration refused before it
   await waitFor(
     "the direct agent registered",
     () => cp.index.get(direct.agentId)?.state === "registered" || undefined,
+  );
+});
+
+/** An account of `kind` with one key holding `scopes`, made by the admin. */
+async function accountKey(api: CpApi, name: string, kind: string, scopes: string[]) {
+  const acc = await postAs<{ account_id: string }>(api, "/api/v2/accounts", { name, kind });
+  const key = await postAs<{ token: string }>(api, `/api/v2/accounts/${acc.body.account_id}/keys`, {
+    scopes,
+  });
+  if (key.status !== 201) throw new Error(`key: ${key.status} ${JSON.stringify(key.body)}`);
+  return key.body.token;
+}
+
+test("launcher accounts claim with the launch scope and hold their leases; others are refused", async (t) => {
+  const { api } = await startTestCp(t, { capacity: { reconcileMs: 60_000 } });
+  await api("/api/v2/capacity/targets", {
+    method: "PUT",
+    headers: JSON_TYPE,
+    body: JSON.stringify({ datacenter: DC, node_size: "tiny", min_warm: 1 }),
+  });
+  const launcher = await accountKey(api, "boot-a", "launcher", ["launch"]);
+  const rival = await accountKey(api, "boot-b", "launcher", ["launch"]);
+  const tenant = await accountKey(api, "acme", "tenant", ["deploy", "read"]);
+
+  const refused = await postAs<{ error: { code: string } }>(
+    api,
+    "/api/v2/capacity/orders/claim",
+    { datacenter: DC },
+    tenant,
+  );
+  t.is(refused.status, 403);
+  t.is(refused.body.error.code, "EE-AUTH-SCOPE");
+  const listing = await api<{ error: { code: string } }>("/api/v2/capacity/orders", { token: launcher });
+  t.is(listing.status, 403, "the rest of capacity is the admin's");
+
+  const claim = await postAs<{ order: Order; bootstrap_token: string }>(
+    api,
+    "/api/v2/capacity/orders/claim",
+    { datacenter: DC },
+    launcher,
+  );
+  t.like(claim.body.order, { status: "claimed" });
+  const id = claim.body.order.order_id;
+  const stolen = await postAs<{ error: { code: string } }>(
+    api,
+    `/api/v2/capacity/orders/${id}/progress`,
+    { status: "failed", reason: "not mine" },
+    rival,
+  );
+  t.is(stolen.status, 409);
+  t.is(stolen.body.error.code, "EE-CAP-LEASE-LOST");
+  const mine = await postAs<Order>(
+    api,
+    `/api/v2/capacity/orders/${id}/progress`,
+    { status: "provisioning" },
+    launcher,
+  );
+  t.like(mine.body, { status: "provisioning" });
+  // The claim and the progress are in the audit chain under the launcher's account.
+  const audit = await api<{ records: { principal: string; action: string; outcome: string }[] }>(
+    "/api/v2/audit",
+  );
+  const actions = audit.body.records.filter((r) => r.action.includes("/capacity/")).map((r) => r.outcome);
+  t.true(
+    actions.includes("EE-AUTH-SCOPE") && actions.includes("EE-CAP-LEASE-LOST") && actions.includes("ok"),
+  );
+});
+
+test("capacity state survives the runtime DB's loss (it lives in business.db)", async (t) => {
+  const dataDir = tempDir(t, "ee-cp-");
+  const first = await startTestCp(t, { dataDir, capacity: { reconcileMs: 60_000 } });
+  await first.api("/api/v2/capacity/targets", {
+    method: "PUT",
+    headers: JSON_TYPE,
+    body: JSON.stringify({ datacenter: DC, node_size: "tiny", min_warm: 2 }),
+  });
+  await first.cp.stop();
+  for (const f of ["easyenclave.db", "easyenclave.db-wal", "easyenclave.db-shm"])
+    rmSync(join(dataDir, f), { force: true });
+  const second = await startTestCp(t, { dataDir, capacity: { reconcileMs: 60_000 } });
+  const targets = await second.api<{ targets: { min_warm: number }[] }>("/api/v2/capacity/targets");
+  t.like(targets.body.targets, [{ min_warm: 2 }]);
+  const orders = await second.api<{ orders: Order[] }>("/api/v2/capacity/orders");
+  t.is(orders.body.orders.length, 2, "the open orders too: a restart orders no duplicates");
+  t.deepEqual(
+    (await second.api<{ created: string[] }>("/api/v2/capacity/reconcile", { method: "POST" })).body.created,
+    [],
   );
 });
