@@ -85,8 +85,10 @@ export function mountCapacity(api: Router, port: CapacityPort): void {
     ctx.body = await port.reconcile();
   });
   api.post("/capacity/orders/claim", async (ctx) => {
+    // Who asks comes first: a caller without the launch scope learns nothing about bodies or orders.
+    const launcher = launcherPrincipal(ctx);
     const { value } = await readJsonBody(ctx, claimBody, 4096);
-    const claimed = await port.claim(launcherPrincipal(ctx), value.datacenter, value.node_size);
+    const claimed = await port.claim(launcher, value.datacenter, value.node_size);
     // An empty claim changed nothing: launchers poll, and each poll would otherwise be an audit record.
     if (!claimed) ctx.state.audited = true;
     ctx.body = claimed
@@ -94,12 +96,13 @@ export function mountCapacity(api: Router, port: CapacityPort): void {
       : { order: null };
   });
   api.post("/capacity/orders/:id/progress", async (ctx) => {
+    const launcher = launcherPrincipal(ctx);
     const { value } = await readJsonBody(ctx, progressBody, 8192);
     const id = ctx.params.id!;
     // An id that cannot be an order's is simply not found, like any unknown one.
     if (!orderId.safeParse(id).success)
       throw new NotFoundError("EE-NOT-FOUND", `launch order ${id} does not exist`);
-    ctx.body = orderJson(await port.progress(launcherPrincipal(ctx), id, value.status, value.reason));
+    ctx.body = orderJson(await port.progress(launcher, id, value.status, value.reason));
   });
 }
 
