@@ -47,6 +47,7 @@ import { CAPACITY_MIGRATIONS, SqliteCapacityStore } from "./capacity/sqlite-stor
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
+import type { Federation, FederationOptions } from "./federation/federation.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
 import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
@@ -110,6 +111,8 @@ export interface ControlPlaneOptions {
    * a busy port or an unusable directory says what to change: `npm start` names its environment variables.
    */
   settings?: { listen?: string; dataDir?: string };
+  /** `--role master|dc`: the NATS JetStream link (actors/federation/); absent, a standalone CP. */
+  federation?: FederationOptions;
   /** The HTTP server's request deadlines (REST_TIMEOUTS); tests lower them to see a slow client cut. */
   restTimeouts?: Partial<typeof REST_TIMEOUTS>;
   /** `--oidc-issuer/--oidc-audience/--oidc-jwks`: exchange GitHub Actions tokens at POST /api/v2/auth/oidc. */
@@ -290,6 +293,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const imported = business.importApps(db);
   if (imported > 0)
     log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
+  const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
   const deployments = new Deployments({
     store: deploymentStore,
     apps: business,
@@ -302,7 +306,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
     readiness: () => readiness.status(Date.now()),
     envelope,
-    placementSecret: loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE),
+    placementSecret,
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
     dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
   });
@@ -360,9 +364,48 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
   channel.bind(sink);
 
+  let federation: Federation | undefined;
+  /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
+  const release = async () => {
+    await federation?.stop();
+    reattestor.stop();
+    await capacity.stop();
+    clearInterval(checkpointTimer);
+    clearInterval(readinessWatch);
+    offReadiness();
+    deployments.stop();
+    await channel.shutdown();
+    refusals.stop();
+    supervisor.stopAll();
+  };
+  const closeStore = () => {
+    events.flush();
+    deploymentStore.flush();
+    trusted.flush();
+    db.close();
+    identity.stop();
+    business.close();
+  };
+  if (opts.federation) {
+    const { startFederation } = await import("./federation/federation.ts");
+    try {
+      federation = await startFederation(opts.federation, {
+        index,
+        events,
+        deployments,
+        log,
+        placementSecret,
+        attestationMaxAgeMs,
+      });
+    } catch (err) {
+      await release();
+      closeStore();
+      throw err;
+    }
+  }
   const view: CpView = {
     readiness: () => ({ ...readiness.status(Date.now()) }),
-    agents: () => index.values(),
+    agents: () => federation?.agents() ?? index.values(),
     agent: (id) => index.get(id),
     machine: (id) => {
       const snap = supervisor.get(id)?.getSnapshot();
@@ -390,7 +433,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     openapi: loadOpenApi,
     log,
     measurements: trusted,
-    deployments,
+    deployments: federation?.deployments ?? deployments,
+    ...(federation?.datacenters ? { datacenters: federation.datacenters } : {}),
     agentReads: {
       request: (agentId, type) => requests.request(knownAgent(agentId), type),
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
@@ -413,26 +457,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     : null;
   const server = httpsServer ?? createServer(serverOptions, app.callback());
   channel.attach(server);
-  /** Stops what the start set going (timers, actors, the channel): on a failed start and on stop. */
-  const release = async () => {
-    reattestor.stop();
-    await capacity.stop();
-    clearInterval(checkpointTimer);
-    clearInterval(readinessWatch);
-    offReadiness();
-    deployments.stop();
-    await channel.shutdown();
-    refusals.stop();
-    supervisor.stopAll();
-  };
-  const closeStore = () => {
-    events.flush();
-    deploymentStore.flush();
-    trusted.flush();
-    db.close();
-    identity.stop();
-    business.close();
-  };
   try {
     await listenOn(server, {
       host: opts.host,

@@ -160,6 +160,8 @@ export class Deployments {
   create(
     req: DeploymentRequest,
     idempotencyKey?: string,
+    /** A federation master's id for a deployment it sent to this dc CP: the same id on both sides. */
+    givenId?: string,
   ): { deployment_id: string; agent_id: string; replayed: boolean } {
     const requestHash = idempotencyKey === undefined ? "" : hashRequest(req);
     if (idempotencyKey !== undefined) {
@@ -180,7 +182,7 @@ export class Deployments {
     const replaced = replaces === undefined ? null : this.#replaceable(replaces, resolved.name, req);
     const placeReq = replaced ? { ...req, agent_id: replaced.agent_id } : req;
     // The id exists before placement: it keys the tie-break, so each deployment ranks the agents afresh.
-    const deploymentId = newDeploymentId();
+    const deploymentId = givenId ?? newDeploymentId();
     const placement = this.#place(placeReq, false, deploymentId, replaced?.agent_id);
     if (!placement.chosen) {
       const explained = this.#place(placeReq, true, deploymentId, replaced?.agent_id);
@@ -271,6 +273,11 @@ export class Deployments {
     if (status === "undeploying") return this.get(deploymentId);
     live.actor.send({ type: "UNDEPLOY", at: this.#o.now() });
     return this.get(deploymentId);
+  }
+
+  /** Whether this CP has a record of the deployment, live or ended. */
+  has(deploymentId: string): boolean {
+    return this.#live.has(deploymentId) || this.#o.store.get(deploymentId) !== undefined;
   }
 
   get(deploymentId: string): DeploymentRow {
@@ -779,7 +786,7 @@ export class Deployments {
   }
 }
 
-function newDeploymentId(): string {
+export function newDeploymentId(): string {
   return `d-${randomBytes(8).toString("hex")}`;
 }
 

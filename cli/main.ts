@@ -32,6 +32,7 @@ import {
 } from "./commands/capacity.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
+import { DatacentersCommand } from "./commands/datacenters.ts";
 import { DeployCommand, PreflightCommand } from "./commands/deploy.ts";
 import {
   DeploymentsListCommand,
@@ -61,9 +62,12 @@ import {
   MeasurementsListCommand,
   MeasurementsRemoveCommand,
 } from "./commands/measurements.ts";
+import { NatsConfigCommand } from "./commands/nats.ts";
 
 const COMMANDS = [
   ControlPlaneCommand,
+  NatsConfigCommand,
+  DatacentersCommand,
   AdminTokenRotateCommand,
   AgentCommand,
   ConfigCmdlineCommand,

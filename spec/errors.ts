@@ -121,6 +121,10 @@ export const ERROR_CODES = {
   "EE-PLACE-STALE": "Placement: the agent missed its heartbeats or is not registered yet.",
   "EE-PLACE-NOT-REQUESTED": "Placement: the request named a different agent_id.",
   "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
+  "EE-PLACE-DC-DEGRADED":
+    "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
+  // Federation: a master or dc CP and its NATS JetStream link (docs/federation.md).
+  "EE-FED-UNAVAILABLE": "The CP cannot reach its nats-server, or the command could not be queued for the dc.",
   // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
   "EE-CAP-ORDER-STATE":
     "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",
@@ -437,6 +441,13 @@ export class InternalError extends EeError<"EE-INTERNAL"> {
   readonly wsClose = WS_CLOSE.internal;
 }
 
+/** A federated CP cannot use its NATS JetStream link (at start, or to queue a command for a dc). */
+export class FederationError extends EeError<CodeOf<"EE-FED-">> {
+  override readonly name = "FederationError";
+  readonly httpStatus = 503;
+  readonly wsClose = WS_CLOSE.internal;
+}
+
 /** eectl install could not bring the agent service to the state asked for; it says what it left running. */
 export class InstallError extends EeError<CodeOf<"EE-INSTALL-">> {
   override readonly name = "InstallError";
@@ -489,6 +500,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-AGENT-", AgentExitError],
   ["EE-ENV-", EnvelopeError],
   ["EE-INSTALL-", InstallError],
+  ["EE-FED-", FederationError],
   ["EE-LISTEN-", StartupError],
   ["EE-DATA-DIR-", StartupError],
   ["EE-TLS-", TlsError],

@@ -40,11 +40,24 @@ export class AgentsListCommand extends OperatorCommand {
     const client = this.client();
     const q = this.state ? `?state=${encodeURIComponent(this.state)}` : "";
     const { agents } = await client.get<{ agents: AgentJson[] }>(`/api/v2/agents${q}`);
+    // A federated CP says which dc CP each agent is behind (docs/federation.md).
+    const federated = agents.some((a) => typeof a.dc_id === "string");
     this.print(this.asJson, { agents }, () =>
       table(
-        ["AGENT", "VM", "SIZE", "DATACENTER", "STATE", "HEARTBEAT", "DEPLOYMENT", "REASON"],
+        [
+          "AGENT",
+          ...(federated ? ["DC"] : []),
+          "VM",
+          "SIZE",
+          "DATACENTER",
+          "STATE",
+          "HEARTBEAT",
+          "DEPLOYMENT",
+          "REASON",
+        ],
         agents.map((a) => [
           a.agent_id,
+          ...(federated ? [String(a.dc_id ?? "-")] : []),
           a.vm_name ?? "-",
           a.node_size ?? "-",
           a.datacenter ?? "-",

@@ -4,6 +4,8 @@ import { Command, Option } from "clipanion";
 import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
 import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
 import { CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
+import type { FederationOptions } from "../../actors/federation/federation.ts";
+import { checkDcId } from "../../actors/federation/topology.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -69,6 +71,14 @@ export class ControlPlaneCommand extends EeCommand {
       ],
       ["Run only images pinned by digest", "eectl control-plane --require-pinned-images"],
       [
+        "A federation master on the hub's nats-server (docs/federation.md)",
+        "eectl control-plane --role master --nats nats://127.0.0.1:4222 --nats-creds ./master.creds",
+      ],
+      [
+        "A datacenter CP on its leaf nats-server",
+        "eectl control-plane --role dc --dc-id eu-west --nats nats://127.0.0.1:4222 --nats-creds ./cp.creds",
+      ],
+      [
         "Serve https and wss (reload the pair with `kill -HUP`)",
         "eectl control-plane --listen 0.0.0.0:8443 --tls-cert cp.pem --tls-key cp.key",
       ],
@@ -133,10 +143,29 @@ export class ControlPlaneCommand extends EeCommand {
   });
   tlsKey = Option.String("--tls-key", { description: "PEM private key of --tls-cert" });
   role = Option.String("--role", "standalone", {
-    description: "standalone (default); master and dc (federation) are refused until federation is built",
+    description:
+      "standalone (default, no broker); master (on the hub's nats-server) or dc (on its leaf nats-server): docs/federation.md",
   });
-  dcId = Option.String("--dc-id", { description: "This CP's datacenter id (with --role dc)" });
-  upstream = Option.String("--upstream", { description: "The master CP's URL (with --role dc)" });
+  dcId = Option.String("--dc-id", {
+    description: "This CP's datacenter id, also its leaf's JetStream domain (with --role dc)",
+  });
+  nats = Option.String("--nats", {
+    description: "The local nats-server's URL, nats://HOST:PORT (with --role master or dc)",
+  });
+  natsCreds = Option.String("--nats-creds", {
+    description: "A NATS .creds file, or a file whose first line is user:password (with --nats)",
+  });
+  natsTlsCa = Option.String("--nats-tls-ca", {
+    description: "CA file to verify the nats-server by (with --nats)",
+  });
+  natsTlsCert = Option.String("--nats-tls-cert", {
+    description: "Client certificate for the nats-server (with --nats)",
+  });
+  natsTlsKey = Option.String("--nats-tls-key", { description: "Its private key (with --nats-tls-cert)" });
+  dcDegradedAfterMs = Option.String("--dc-degraded-after-ms", {
+    description:
+      "Master: a dc whose newest state is older than this is degraded and skipped by placement (default 30000)",
+  });
   nodeSizes = Option.String("--node-sizes", {
     description:
       "Comma-separated accepted node sizes, each NAME or NAME=VCPUS:MEMORY_MB:GPUS to set its preset (default tiny,standard,llm)",
@@ -160,7 +189,7 @@ export class ControlPlaneCommand extends EeCommand {
   });
 
   async run(): Promise<number> {
-    checkRole(this.role, this.dcId, this.upstream);
+    const federation = federationFlags(this);
     const { host, port } = hostPortFlag(this.listen, "--listen");
     const tls = tlsFlags(this.tlsCert, this.tlsKey);
     const oidc = await oidcVerifierConfig({
@@ -203,6 +232,7 @@ export class ControlPlaneCommand extends EeCommand {
         maxWaitMs:
           parsePositiveInt(this.readyMaxWaitMs, "--ready-max-wait-ms") ?? READINESS_DEFAULTS.maxWaitMs,
       },
+      ...(federation ? { federation } : {}),
       ...nodeSizesFlag(this.nodeSizes),
       ...(tls ? { tls } : {}),
       ...(oidc ? { oidc } : {}),
@@ -296,21 +326,48 @@ async function cpQuoteProvider(spec: string): Promise<{ quoteProvider?: QuotePro
   return { quoteProvider: createDevQuoteProvider(mrtd ? { dir: dev[1]!, mrtd } : { dir: dev[1]! }) };
 }
 
-/**
- * The contract's federation flags. Only a standalone CP exists so far: a master or dc role is refused with a
- * stable code rather than silently run standalone, and the dc-only flags are refused without it.
- */
-function checkRole(role: string, dcId: string | undefined, upstream: string | undefined): void {
-  if (role === "master" || role === "dc")
+/** `--role` and the flags that go with it; a standalone CP takes none of the NATS flags. */
+function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined {
+  const natsFlags = [c.nats, c.natsCreds, c.natsTlsCa, c.natsTlsCert, c.natsTlsKey, c.dcDegradedAfterMs];
+  if (c.role === "standalone") {
+    if (c.dcId !== undefined || natsFlags.some((f) => f !== undefined))
+      throw new ValidationError(
+        "EE-CONFIG-INVALID",
+        "--dc-id, --nats and the --nats-* flags go with --role master or dc",
+      );
+    return undefined;
+  }
+  if (c.role !== "master" && c.role !== "dc")
     throw new ValidationError(
       "EE-CONFIG-INVALID",
-      `--role ${role}: federation (a datacenter CP syncing to a master) is not built yet; run --role standalone`,
+      `--role: expected standalone, master or dc, got "${c.role}"`,
     );
-  if (role !== "standalone")
-    throw new ValidationError(
-      "EE-CONFIG-INVALID",
-      `--role: expected standalone, master or dc, got "${role}"`,
-    );
-  if (dcId !== undefined || upstream !== undefined)
-    throw new ValidationError("EE-CONFIG-INVALID", "--dc-id and --upstream go with --role dc");
+  if (c.nats === undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", `--role ${c.role} needs --nats nats://HOST:PORT`);
+  if (!/^(nats|tls):\/\/[^\s/]+$/.test(c.nats))
+    throw new ValidationError("EE-CONFIG-INVALID", "--nats: expected nats://HOST:PORT or tls://HOST:PORT");
+  if (c.role === "dc" && c.dcId === undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--role dc needs --dc-id ID");
+  if (c.role === "master" && c.dcId !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--dc-id goes with --role dc (a master is dc `master`)");
+  if (c.role === "dc" && c.dcDegradedAfterMs !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
+  if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))
+    throw new ValidationError("EE-CONFIG-INVALID", "--nats-tls-cert and --nats-tls-key go together");
+  const tls = {
+    ...(c.natsTlsCa ? { caFile: c.natsTlsCa } : {}),
+    ...(c.natsTlsCert ? { certFile: c.natsTlsCert } : {}),
+    ...(c.natsTlsKey ? { keyFile: c.natsTlsKey } : {}),
+  };
+  const degradedAfterMs = parsePositiveInt(c.dcDegradedAfterMs, "--dc-degraded-after-ms");
+  return {
+    role: c.role,
+    ...(c.dcId !== undefined ? { dcId: checkDcId(c.dcId) } : {}),
+    nats: {
+      url: c.nats,
+      ...(c.natsCreds ? { credsFile: c.natsCreds } : {}),
+      ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    },
+    ...(degradedAfterMs ? { degradedAfterMs } : {}),
+  };
 }

@@ -1,8 +1,11 @@
-// `eectl control-plane` flags from the contract that only validate today: --role (standalone serves; master and
-// dc are refused until federation exists), --dc-id and --upstream (dc only). Run as a user would: bin/eectl.js.
+// `eectl control-plane` flags from the contract: --role (standalone serves; master and dc need --nats, a dc its
+// --dc-id; a nats-server that does not answer is EE-FED-UNAVAILABLE), and the timing flags. Run as a user would:
+// bin/eectl.js. Federation itself is test/e2e/federation.test.ts.
+import { spawn } from "node:child_process";
 import test from "ava";
 import { eectl, eectlRunning } from "../helpers/cli.ts";
 import { devRoot, RawAgent, spawnCp, tempDir, waitFor } from "../helpers/cluster.ts";
+import { NATS_SERVER } from "../helpers/nats.ts";
 import { closedPort } from "../helpers/temp.ts";
 
 const base = async (t: Parameters<typeof tempDir>[0]) => [
@@ -18,13 +21,16 @@ const base = async (t: Parameters<typeof tempDir>[0]) => [
 ];
 
 for (const [args, message] of [
-  [
-    ["--role", "dc", "--dc-id", "dc-1", "--upstream", "https://master.example"],
-    /--role dc: federation .* not built yet/,
-  ],
-  [["--role", "master"], /--role master: federation/],
+  [["--role", "dc", "--dc-id", "dc-1"], /--role dc needs --nats nats:\/\/HOST:PORT/],
+  [["--role", "master"], /--role master needs --nats/],
+  [["--role", "dc", "--nats", "nats://127.0.0.1:4222"], /--role dc needs --dc-id ID/],
+  [["--role", "dc", "--nats", "http://x", "--dc-id", "dc1"], /--nats: expected nats:\/\/HOST:PORT/],
+  [["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "DC_1"], /--dc-id: a dc id is/],
+  [["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "master"], /--dc-id: "master" is reserved/],
+  [["--role", "master", "--nats", "nats://127.0.0.1:4222", "--dc-id", "dc1"], /--dc-id goes with --role dc/],
   [["--role", "edge"], /--role: expected standalone, master or dc, got "edge"/],
-  [["--dc-id", "dc-1"], /--dc-id and --upstream go with --role dc/],
+  [["--dc-id", "dc-1"], /--dc-id, --nats and the --nats-\* flags go with --role master or dc/],
+  [["--nats", "nats://127.0.0.1:4222"], /go with --role master or dc/],
   [["--stale-after-ms", "999"], /--stale-after-ms must be at least 1000 \(ms\), got 999/],
   [
     ["--stale-after-ms", "3000", "--heartbeat-ms", "3000"],
@@ -43,7 +49,57 @@ for (const [args, message] of [
 test("--help lists the federation flags", async (t) => {
   const run = await eectl(["control-plane", "--help"]);
   t.is(run.code, 0);
-  for (const flag of ["--role", "--dc-id", "--upstream"]) t.true(run.stdout.includes(flag), flag);
+  for (const flag of [
+    "--role",
+    "--dc-id",
+    "--nats",
+    "--nats-creds",
+    "--nats-tls-ca",
+    "--dc-degraded-after-ms",
+  ])
+    t.true(run.stdout.includes(flag), flag);
+});
+
+test("--role dc with a nats-server that does not answer is EE-FED-UNAVAILABLE, and nothing serves", async (t) => {
+  const run = await eectl([
+    ...(await base(t)),
+    "--role",
+    "dc",
+    "--dc-id",
+    "dc1",
+    "--nats",
+    `nats://127.0.0.1:${await closedPort()}`,
+  ]);
+  t.is(run.code, 1);
+  t.regex(
+    run.stderr,
+    /^eectl: EE-FED-UNAVAILABLE: cannot reach the nats-server at nats:\/\/127\.0\.0\.1:\d+/m,
+  );
+  t.is(run.stdout, "", "nothing served");
+});
+
+test("--role dc on a nats-server without JetStream is EE-FED-UNAVAILABLE, and nothing serves", async (t) => {
+  const [port, http] = [await closedPort(), await closedPort()];
+  const server = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port), "-m", String(http)], {
+    stdio: "ignore",
+  });
+  t.teardown(() => server.kill("SIGKILL"));
+  await waitFor(
+    "nats-server",
+    async () => (await fetch(`http://127.0.0.1:${http}/healthz`).catch(() => null))?.ok || undefined,
+  );
+  const run = await eectl([
+    ...(await base(t)),
+    "--role",
+    "dc",
+    "--dc-id",
+    "dc1",
+    "--nats",
+    `nats://127.0.0.1:${port}`,
+  ]);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /^eectl: EE-FED-UNAVAILABLE: setting up the dc streams on the nats-server failed/m);
+  t.is(run.stdout, "");
 });
 
 test("--role standalone serves", async (t) => {

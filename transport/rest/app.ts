@@ -12,6 +12,7 @@ import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accoun
 import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
 import { type CapacityPort, mountCapacity } from "./capacity.ts";
+import { type DatacentersPort, mountDatacenters } from "./datacenters.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { type EventScopeOf, mountEvents } from "./events.ts";
@@ -52,6 +53,8 @@ export interface RestOptions {
   enrollments?: EnrollmentsPort;
   /** POST /auth/oidc (`--oidc-*`); without it that route answers 404 EE-NOT-FOUND saying how to turn it on. */
   oidcExchange?: OidcExchangePort;
+  /** A federation master's datacenters (/api/v2/datacenters; an empty list without). */
+  datacenters?: DatacentersPort;
 }
 
 /**
@@ -165,6 +168,7 @@ export function createRestApp(opts: RestOptions): Koa {
     },
     eventScope(identity),
   );
+  mountDatacenters(api, opts.datacenters);
   if (opts.measurements) mountMeasurements(api, opts.measurements);
   if (opts.deployments && opts.agentReads)
     mountDeployments(api, opts.deployments, opts.agentReads, {

@@ -43,13 +43,11 @@ import { dropIfUndrained, slowConsumer } from "./stream.ts";
 
 export interface DeploymentsPort {
   preflight(req: DeploymentRequest): PreflightResult;
-  create(
-    req: DeploymentRequest,
-    idempotencyKey?: string,
-  ): { deployment_id: string; agent_id: string; replayed: boolean };
+  /** A federation master may have to queue the deploy for a dc first, hence the promise. */
+  create(req: DeploymentRequest, idempotencyKey?: string): Created | Promise<Created>;
   get(id: string): DeploymentRow;
   list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
-  undeploy(id: string): DeploymentRow;
+  undeploy(id: string): DeploymentRow | Promise<DeploymentRow>;
   /** Registers name@version; the audit record commits with it. */
   registerApp(
     app: {
@@ -67,6 +65,7 @@ export interface DeploymentsPort {
 export interface CapacityHintPort {
   hint(req: { datacenter?: string; node_size?: string }): Promise<CapacityHint>;
 }
+type Created = { deployment_id: string; agent_id: string; replayed: boolean };
 
 export interface AgentReadsPort {
   /** Throws NotFoundError for an unknown agent. */
@@ -144,6 +143,8 @@ export function deploymentJson(r: DeploymentRow) {
     request: requestJson(r.request),
     replaces: r.request.replaces ?? null,
     replaced_by: r.request.replaced_by ?? null,
+    // A federation master's deployment behind a dc says which.
+    ...("dc_id" in r && typeof r.dc_id === "string" ? { dc_id: r.dc_id } : {}),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
     rehydrated: r.rehydrated,
@@ -281,7 +282,7 @@ export function mountDeployments(
   api.post("/deployments/:id/undeploy", async (ctx) => {
     await ownDeployment(need(ctx, "deploy"), ctx.params.id!);
     ctx.status = 202;
-    ctx.body = deploymentJson(port.undeploy(ctx.params.id!));
+    ctx.body = deploymentJson(await port.undeploy(ctx.params.id!));
   });
   api.post("/preflight", async (ctx) => {
     const p = need(ctx, "deploy");
@@ -419,10 +420,10 @@ const unnamed = <C extends { vm_name: string | null }>(c: C): C => ({ ...c, vm_n
 async function withCapacityHint<T>(
   capacity: CapacityHintPort | undefined,
   req: { datacenter?: string; node_size?: string },
-  place: () => T,
+  place: () => Promise<T>,
 ): Promise<T> {
   try {
-    return place();
+    return await place();
   } catch (err) {
     if (!(err instanceof PlacementError) || err.code !== "EE-PLACE-NO-AGENT" || !capacity) throw err;
     const details = { ...(err.details as object), capacity: await capacity.hint(req) };
@@ -430,9 +431,9 @@ async function withCapacityHint<T>(
   }
 }
 
-function redactingPlacement<T>(p: Principal, place: () => T): T {
+async function redactingPlacement<T>(p: Principal, place: () => T | Promise<T>): Promise<T> {
   try {
-    return place();
+    return await place();
   } catch (err) {
     const details =
       err instanceof PlacementError ? (err.details as { agents?: Candidate[] } | undefined) : undefined;

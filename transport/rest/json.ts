@@ -10,7 +10,8 @@ export function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
-export function agentJson(r: AgentRecord) {
+/** A federated CP's agents carry the dc they are behind (`master` for a master's direct agents). */
+export function agentJson(r: AgentRecord & { dc_id?: string }) {
   return {
     agent_id: r.agent_id,
     vm_name: r.vm_name,
@@ -33,6 +34,7 @@ export function agentJson(r: AgentRecord) {
     reason: r.reason,
     rehydrated: r.rehydrated,
     recovered: r.restored,
+    ...(r.dc_id === undefined ? {} : { dc_id: r.dc_id }),
   };
 }
 

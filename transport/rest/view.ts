@@ -11,7 +11,8 @@ export type Readiness = {
 
 export interface CpView {
   readiness(): Readiness;
-  agents(): Iterable<AgentRecord>;
+  /** With `dc_id` on a federated CP (a master lists its dcs' agents too). */
+  agents(): Iterable<AgentRecord & { dc_id?: string }>;
   agent(agentId: string): AgentRecord | undefined;
   /** The live actor's snapshot: state value and context, for operators and the Stately inspector. */
   machine(agentId: string): { value: unknown; context: unknown } | undefined;
