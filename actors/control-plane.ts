@@ -45,6 +45,10 @@ import { Enrollments } from "./business/enrollment.ts";
 import { Identity } from "./business/identity.ts";
 import { oidcExchangePort } from "./business/oidc-port.ts";
 import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
+import { Capacity } from "./capacity/capacity.ts";
+import type { CapacityTimings } from "./capacity/defaults.ts";
+import type { SizePreset } from "./capacity/sizes.ts";
+import { CAPACITY_MIGRATIONS, SqliteCapacityStore } from "./capacity/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
@@ -56,7 +60,7 @@ import { Reattestor } from "./reattestation.ts";
 import { RefusalAudit } from "./refusal-audit.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
-import { openDatabase } from "./store/db.ts";
+import { migrate, openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
 import { TextSealer } from "./store/sealed-text.ts";
@@ -120,6 +124,10 @@ export interface ControlPlaneOptions {
   oidc?: OidcVerifierConfig;
   /** `--tls-cert/--tls-key`: serve https and wss with this pair (read at start and again by reloadTls). */
   tls?: ServerTlsFiles;
+  /** Capacity: the reconciler's period (`--reconcile-ms`), a launcher's lease, the grace of registered orders. */
+  capacity?: Partial<CapacityTimings>;
+  /** Node-size presets (vCPU, memory, GPU) over DEFAULT_SIZE_PRESETS. */
+  sizePresets?: Record<string, SizePreset>;
   billing?: BillingOptions;
 }
 
@@ -151,6 +159,7 @@ export interface ControlPlane {
   deployments: Deployments;
   /** Closes billing periods; `tick()` looks at the billing clock now (tests that drive the clock call it). */
   charger: Charger;
+  capacity: Capacity;
   /** Accounts, keys, ownership and the audit chain; `issueAccessToken` is what an OIDC exchange mints with. */
   identity: Identity;
   /**
@@ -240,6 +249,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   // What registration and re-attestation verify quotes against.
   const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
+  const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
+  // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
+  const attestationMaxAgeMs = 2 * reattestMs + 60_000;
+  // Capacity (targets, reservations, orders, token digests) is durable business state: in the business DB, with
+  // its own migration list (versions 200–249), so the DB-wipe drill leaves it intact.
+  migrate(businessDb, CAPACITY_MIGRATIONS);
+  const capacity = new Capacity({
+    store: new SqliteCapacityStore(businessDb),
+    index,
+    events,
+    log,
+    nodeSizes,
+    ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
+    attestationMaxAgeMs,
+    ...opts.capacity,
+  });
   const supervisor = new Supervisor({
     link: channel,
     index,
@@ -248,11 +273,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatMs,
     staleAfterMs,
     forgetAfterMs,
-    policy: { ...quotePolicy, nodeSizes },
+    policy: {
+      ...quotePolicy,
+      nodeSizes,
+      consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
+    },
     cpPubkey: envelope.publicKey,
   });
 
-  const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
   const reattestor = new Reattestor({
     supervisor,
     index,
@@ -296,8 +324,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   if (imported > 0)
     log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
   const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
-  // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
-  const attestationMaxAgeMs = 2 * reattestMs + 60_000;
   const deployments = new Deployments({
     store: deploymentStore,
     apps: business,
@@ -397,6 +423,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await federation?.stop();
     reattestor.stop();
     await charger.stop();
+    await capacity.stop();
     clearInterval(checkpointTimer);
     clearInterval(readinessWatch);
     offReadiness();
@@ -441,7 +468,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
-    metrics: () => cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
+    metrics: () => [
+      ...cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
+      ...capacity.metrics(),
+    ],
   };
   const knownAgent = (agentId: string): string => {
     if (!index.get(agentId))
@@ -464,6 +494,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
     },
     billing: { ledger, account: (id) => business.account(id), webhookSecret },
+    capacity,
     inspection: {
       agent: async (id, emit, end) => supervisor.inspect(id, await statelyObserver(emit), end),
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
@@ -496,6 +527,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
   admin.persist();
   charger.start();
+  capacity.start();
   const unwatchAdmin = watchAdminToken(admin, (err) =>
     err
       ? log.error(
@@ -546,6 +578,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     events,
     deployments,
     charger,
+    capacity,
     identity,
     reloadTls,
     stop: async () => {

@@ -60,8 +60,20 @@ export interface PlacementOptions {
 /** Candidates listed in an explained placement; counts cover all. */
 const CANDIDATES_LISTED = 100;
 
+/**
+ * Warm: the agent could take a new deployment now (live, attested, undeployed). The capacity reconciler counts
+ * agents by this, so "warm" and "placeable" never disagree.
+ */
+export function isWarm(a: AgentRecord, o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs">): boolean {
+  return reasonsFor({}, a, o).length === 0;
+}
+
 /** The reasons an agent cannot take the request, in a fixed order; empty means eligible. */
-function reasonsFor(req: PlacementRequest, a: AgentRecord, o: PlacementOptions): PlacementReason[] {
+function reasonsFor(
+  req: PlacementRequest,
+  a: AgentRecord,
+  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "replacingOn" | "dedicatedTo">,
+): PlacementReason[] {
   const out: PlacementReason[] = [];
   if (req.agent_id !== undefined && a.agent_id !== req.agent_id) out.push("EE-PLACE-NOT-REQUESTED");
   if (req.node_size !== undefined && a.node_size !== req.node_size) out.push("EE-PLACE-NODE-SIZE");

@@ -39,6 +39,15 @@ export interface RegistrationPolicy {
   trusted?: TrustedMeasurements;
   nodeSizes: ReadonlySet<string>;
   holderOf(vmName: string): VmNameHolder | undefined;
+  /**
+   * Checks and consumes a launch order's bootstrap token (capacity), last, once everything else passed: a
+   * refused registration never burns a token. Agents without one (direct agents) skip it.
+   */
+  consumeBootstrap?(
+    token: string,
+    agent: { agent_id: string; datacenter: string; node_size: string },
+    at: number,
+  ): Promise<void>;
 }
 
 /** Gate: the nonce was issued to this connection, is fresh and unused, and the agent holds its key. */
@@ -108,6 +117,14 @@ export async function verifyRegistration(
     ...(coverage ? { collateral: coverage } : {}),
   };
   checkDrift(policy.holderOf(body.vm_name), agentId, facts);
+  if (body.bootstrap_token !== undefined) {
+    if (!policy.consumeBootstrap) throw new RegistrationError("EE-REG-BOOTSTRAP-UNKNOWN");
+    await policy.consumeBootstrap(
+      body.bootstrap_token,
+      { agent_id: agentId, datacenter: body.datacenter, node_size: body.node_size },
+      reg.at,
+    );
+  }
   return facts;
 }
 

@@ -168,6 +168,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       vm_name: config.vm_name,
       node_size: config.node_size,
       datacenter: config.datacenter,
+      ...(config.bootstrap_token ? { bootstrap_token: config.bootstrap_token } : {}),
       ...(config.enrollment_token ? { enrollment_token: config.enrollment_token } : {}),
     },
     heartbeatMs: config.heartbeat_interval_ms,

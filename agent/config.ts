@@ -7,7 +7,13 @@ import { z } from "zod";
 import { parseHostPort } from "../lib/host-port.ts";
 import { isLoopbackHost } from "../lib/loopback.ts";
 import { ValidationError } from "../spec/errors.ts";
-import { datacenterSchema, measurementHexSchema, nodeSizeSchema, vmNameSchema } from "../spec/protocol.ts";
+import {
+  bootstrapTokenSchema,
+  datacenterSchema,
+  measurementHexSchema,
+  nodeSizeSchema,
+  vmNameSchema,
+} from "../spec/protocol.ts";
 import { resolveConfigPaths } from "./config-paths.ts";
 import { cmdlineSource, DEFAULT_CMDLINE, PARAM_CONFIGZ } from "./config-sources/cmdline.ts";
 import { DEFAULT_DRIVES, DRIVE_LABEL, driveSource } from "./config-sources/drive.ts";
@@ -72,6 +78,8 @@ export const agentConfigSchema = z.strictObject({
   vm_name: vmNameSchema,
   node_size: nodeSizeSchema,
   datacenter: datacenterSchema,
+  /** A launch order's single-use token (set by a launcher): sent at registration, consumed by the CP. */
+  bootstrap_token: bootstrapTokenSchema.optional(),
   api_listen: z.string().refine((s) => parseHostPort(s) !== null, "must be host:port (port 0..65535)"),
   data_dir: z.string().min(1, "must be a directory path"),
   heartbeat_interval_ms: z

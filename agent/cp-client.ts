@@ -44,7 +44,10 @@ export interface CpClientOptions {
   /** control_plane_ca's PEM: the CAs a wss:// CP's certificate must chain to, instead of the system's. */
   ca?: string;
   identity: Pick<AgentIdentity, "agentId" | "publicKey" | "privateKey">;
-  registration: Pick<MessageBody<"register">, "vm_name" | "node_size" | "datacenter" | "enrollment_token">;
+  registration: Pick<
+    MessageBody<"register">,
+    "vm_name" | "node_size" | "datacenter" | "bootstrap_token" | "enrollment_token"
+  >;
   heartbeatMs: number;
   quoteProvider: QuoteProvider;
   /** When the agent process started (ms epoch): `started_at` in the register snapshot. */

@@ -29,6 +29,14 @@ import {
   BillingRatesCommand,
   BillingVerifyCommand,
 } from "./commands/billing.ts";
+import {
+  CapacityOrdersListCommand,
+  CapacityReconcileCommand,
+  CapacityReservationsListCommand,
+  CapacitySizesCommand,
+  CapacityTargetsListCommand,
+  CapacityTargetsSetCommand,
+} from "./commands/capacity.ts";
 import { ConfigCmdlineCommand, ConfigDriveCommand } from "./commands/config.ts";
 import { ControlPlaneCommand } from "./commands/control-plane.ts";
 import { DatacentersCommand } from "./commands/datacenters.ts";
@@ -52,6 +60,7 @@ import {
   InstallUninstallCommand,
   InstallUpgradeCommand,
 } from "./commands/install.ts";
+import { LauncherRunCommand } from "./commands/launcher.ts";
 import { LoginCommand } from "./commands/login.ts";
 import { LogsCommand, StatsCommand } from "./commands/logs.ts";
 import {
@@ -113,6 +122,13 @@ const COMMANDS = [
   LoginCommand,
   AuditListCommand,
   AuditVerifyCommand,
+  CapacityTargetsSetCommand,
+  CapacityTargetsListCommand,
+  CapacityOrdersListCommand,
+  CapacityReservationsListCommand,
+  CapacityReconcileCommand,
+  CapacitySizesCommand,
+  LauncherRunCommand,
 ];
 
 const args = process.argv.slice(2);

@@ -75,6 +75,12 @@ export const ERROR_CODES = {
   "EE-REG-DRIFT": "A live agent with this vm_name has a different MRTD, node_size or datacenter.",
   "EE-REG-DUPLICATE-VM-NAME": "Another live agent already holds this vm_name.",
   "EE-REG-ENROLLMENT": "The enrollment_token is unknown, expired, or was used by another agent.",
+  "EE-REG-BOOTSTRAP-UNKNOWN": "The bootstrap token belongs to no launch order of this control plane.",
+  "EE-REG-BOOTSTRAP-USED": "The bootstrap token was already consumed by another agent (single use).",
+  "EE-REG-BOOTSTRAP-EXPIRED":
+    "The bootstrap token's order lease expired, or the order was reclaimed, failed or cancelled since it was issued.",
+  "EE-REG-BOOTSTRAP-MISMATCH":
+    "The bootstrap token is for another datacenter or node_size than the agent registers with.",
   // Compose files: refused before anything runs.
   "EE-COMPOSE-INVALID": "The compose file is not valid YAML or does not have the Compose shape.",
   "EE-COMPOSE-UNSUPPORTED":
@@ -121,6 +127,20 @@ export const ERROR_CODES = {
     "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
   // Federation: a master or dc CP and its NATS JetStream link (docs/federation.md).
   "EE-FED-UNAVAILABLE": "The CP cannot reach its nats-server, or the command could not be queued for the dc.",
+  // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
+  "EE-CAP-ORDER-STATE":
+    "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",
+  "EE-CAP-LEASE-LOST":
+    "The launch order is no longer claimed by this caller: its lease expired or it was reclaimed.",
+  "EE-CAP-LEASE-EXPIRED":
+    "Order reason: the launcher's lease expired before the agent registered; the order is open again.",
+  "EE-CAP-NOT-NEEDED": "Order reason: the target was lowered while the order was open; it was cancelled.",
+  "EE-CAP-LAUNCH-FAILED":
+    "Order reason: the launcher could not start the VM or agent (its output is in the reason).",
+  "EE-CAP-WARM-PENDING":
+    "Preflight: no agent fits now, but a launch order for this datacenter and node_size is in flight; retry soon.",
+  "EE-CAP-NO-ELIGIBLE":
+    "Preflight: no agent fits and no launch order is in flight for this datacenter and node_size (set a target).",
   // Conflicts with the current state of a resource.
   "EE-CONFLICT-STATE": "The resource is not in a state that allows this request (e.g. undeploying twice).",
   "EE-CONFLICT-IDEMPOTENCY": "The Idempotency-Key was used before with a different request body.",
@@ -353,6 +373,13 @@ export class PlacementError extends EeError<CodeOf<"EE-PLACE-">> {
   }
 }
 
+/** A launch order cannot move as asked (its state, or a lease the caller no longer holds). */
+export class CapacityError extends EeError<CodeOf<"EE-CAP-">> {
+  override readonly name = "CapacityError";
+  readonly httpStatus = 409;
+  readonly wsClose = WS_CLOSE.protocol;
+}
+
 /** The request conflicts with the resource's current state or with an earlier request. */
 export class ConflictError extends EeError<CodeOf<"EE-CONFLICT-">> {
   override readonly name = "ConflictError";
@@ -478,6 +505,7 @@ const FAMILIES: [prefix: string, cls: new (code: never, message?: string, detail
   ["EE-WORKLOAD-", WorkloadError],
   ["EE-PLACE-", PlacementError],
   ["EE-CONFLICT-", ConflictError],
+  ["EE-CAP-", CapacityError],
   ["EE-AGENT-", AgentExitError],
   ["EE-ENV-", EnvelopeError],
   ["EE-INSTALL-", InstallError],

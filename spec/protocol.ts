@@ -49,6 +49,12 @@ export const nodeSizeSchema = z
   .max(32)
   .regex(/^[a-z0-9][a-z0-9-]*$/);
 
+/** A launch order's bootstrap token as agents carry it (capacity): `eebt_` and 43 base64url characters. */
+export const bootstrapTokenSchema = z
+  .string()
+  .max(128)
+  .regex(/^eebt_[A-Za-z0-9_-]{43}$/, "must be eebt_ and 43 base64url characters");
+
 /** Deployment ids: `d-` and lowercase hex or a DNS-label-like token, so they can name Docker projects. */
 export const deploymentIdSchema = z
   .string()
@@ -146,6 +152,8 @@ export const messageSchemas = {
     snapshot: agentSnapshotSchema.optional(),
     /** Single-use token from the agent's config: binds the agent to a provider account (EE-REG-ENROLLMENT). */
     enrollment_token: z.string().min(1).max(128).optional(),
+    /** A launch order's single-use token (agent config `bootstrap_token`); absent for direct agents. */
+    bootstrap_token: bootstrapTokenSchema.optional(),
   }),
   /** CP → agent: registration accepted. */
   registered: z.object({

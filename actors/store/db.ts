@@ -51,14 +51,23 @@ export function schemaVersion(db: Db): number {
   return row.v ?? 0;
 }
 
-function migrate(db: Db, migrations: readonly Migration[]): void {
+/**
+ * Applies each migration whose version is not recorded yet. Checked per version, not against the highest:
+ * other modules bring their own lists in their own version ranges (capacity: 200–249) onto the same table, so
+ * a later core migration numbered below them must still run.
+ */
+export function migrate(db: Db, migrations: readonly Migration[]): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-  const current = schemaVersion(db);
+  const applied = new Set(
+    (db.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map(
+      (r) => r.version,
+    ),
+  );
   const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
   // Sorted, so the order entries sit in the array can never skip one.
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-    if (m.version <= current) continue;
+    if (applied.has(m.version)) continue;
     db.transaction(() => {
       db.exec(m.sql);
       record.run(m.version, m.name, Date.now());

@@ -1,6 +1,8 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
 // The control plane itself is loaded when the command runs, so `--help` and the other commands stay fast.
 import { Command, Option } from "clipanion";
+import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
+import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
 import type { FederationOptions } from "../../actors/federation/federation.ts";
 import { checkDcId } from "../../actors/federation/topology.ts";
@@ -165,7 +167,14 @@ export class ControlPlaneCommand extends EeCommand {
       "Master: a dc whose newest state is older than this is degraded and skipped by placement (default 30000)",
   });
   nodeSizes = Option.String("--node-sizes", {
-    description: "Comma-separated accepted node sizes (default tiny,standard,llm)",
+    description:
+      "Comma-separated accepted node sizes, each NAME or NAME=VCPUS:MEMORY_MB:GPUS to set its preset (default tiny,standard,llm)",
+  });
+  reconcileMs = Option.String("--reconcile-ms", {
+    description: `Run the capacity reconciler this often (default ${CAPACITY_DEFAULTS.reconcileMs})`,
+  });
+  orderLeaseS = Option.String("--order-lease-s", {
+    description: `A launcher's lease on a claimed launch order, renewed by provisioning (default ${CAPACITY_DEFAULTS.leaseMs / 1000})`,
   });
   requirePinnedImages = Option.Boolean("--require-pinned-images", false, {
     description:
@@ -234,10 +243,7 @@ export class ControlPlaneCommand extends EeCommand {
           parsePositiveInt(this.readyMaxWaitMs, "--ready-max-wait-ms") ?? READINESS_DEFAULTS.maxWaitMs,
       },
       ...(federation ? { federation } : {}),
-      nodeSizes: this.nodeSizes
-        ?.split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
+      ...nodeSizesFlag(this.nodeSizes),
       ...(tls ? { tls } : {}),
       billing: {
         periodS: parsePositiveInt(this.billingPeriodS, "--billing-period-s") ?? BILLING_DEFAULTS.periodS,
@@ -245,6 +251,7 @@ export class ControlPlaneCommand extends EeCommand {
         ...(this.billingWebhookSecretFile ? { webhookSecretFile: this.billingWebhookSecretFile } : {}),
       },
       ...(oidc ? { oidc } : {}),
+      capacity: capacityFlags(this.reconcileMs, this.orderLeaseS),
     });
     const out = this.context.stdout;
     out.write(`control plane: ${cp.url}\nagent websocket: ${cp.wsUrl}/api/v2/agents/connect\n`);
@@ -264,6 +271,21 @@ export class ControlPlaneCommand extends EeCommand {
     await cp.stop();
     return 0;
   }
+}
+
+function nodeSizesFlag(value: string | undefined) {
+  if (value === undefined) return {};
+  const { names, presets } = parseNodeSizes(value);
+  return { nodeSizes: names, sizePresets: presets };
+}
+
+function capacityFlags(reconcileMs: string | undefined, leaseS: string | undefined) {
+  const reconcile = parsePositiveInt(reconcileMs, "--reconcile-ms");
+  const lease = parsePositiveInt(leaseS, "--order-lease-s");
+  return {
+    ...(reconcile === undefined ? {} : { reconcileMs: reconcile }),
+    ...(lease === undefined ? {} : { leaseMs: lease * 1000 }),
+  };
 }
 
 /** Both TLS flags or neither: one alone is EE-CONFIG-INVALID naming the other. */

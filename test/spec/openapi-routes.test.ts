@@ -83,6 +83,7 @@ function registeredRoutes(): string[] {
     billing: { ledger: unused("ledger"), account: unused("account"), webhookSecret: null },
     identity: unused("identity"),
     enrollments: unused("enrollments"),
+    capacity: unused("capacity"),
   });
   const out: string[] = [];
   for (const mw of app.middleware as { router?: { stack: { methods: string[]; path: unknown }[] } }[]) {

@@ -12,6 +12,7 @@ import { type EnrollmentsPort, type IdentityPort, mountAccounts } from "./accoun
 import { auditRequests } from "./audit.ts";
 import { adminOnly as adminTokenOnly, requireBearer } from "./auth.ts";
 import { type BillingRoutes, mountBilling, mountPaymentWebhook } from "./billing.ts";
+import { type CapacityPort, mountCapacity } from "./capacity.ts";
 import { type DatacentersPort, mountDatacenters } from "./datacenters.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
@@ -43,6 +44,8 @@ export interface RestOptions {
   /** Deployments, preflight, apps, and the agent reads relayed over the agent channel. */
   deployments?: DeploymentsPort;
   agentReads?: AgentReadsPort;
+  /** Warm targets, launch orders and launchers' claims (/api/v2/capacity). */
+  capacity?: CapacityPort;
   /** Live actors' Stately-inspector events (/agents/{id}/inspect, /deployments/{id}/inspect). */
   inspection?: InspectionPort;
   /** Rates, deposits, balances, statements, verification and the signed payment webhook. */
@@ -179,8 +182,10 @@ export function createRestApp(opts: RestOptions): Koa {
       ...(identity ? { identity } : {}),
       agentVisible,
       agent: (id) => view.agent(id),
+      ...(opts.capacity ? { capacity: opts.capacity } : {}),
     });
   if (opts.billing) mountBilling(api, opts.billing);
+  if (opts.capacity) mountCapacity(api, opts.capacity);
   if (identity) {
     mountAccounts(api, identity, opts.enrollments);
     mountOidcBindings(api, identity);

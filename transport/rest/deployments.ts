@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { AgentRecord } from "../../actors/agent-index.ts";
 import type { LogLines } from "../../actors/agent-requests.ts";
 import type { AuditEntry } from "../../actors/business/audit-chain.ts";
+import type { CapacityHint } from "../../actors/capacity/capacity.ts";
 import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
 import type { Candidate } from "../../actors/placement.ts";
 import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
@@ -60,6 +61,10 @@ export interface DeploymentsPort {
   apps(): AppRow[];
 }
 
+/** Why no agent fits, as capacity sees it (actors/capacity/capacity.ts). */
+export interface CapacityHintPort {
+  hint(req: { datacenter?: string; node_size?: string }): Promise<CapacityHint>;
+}
 type Created = { deployment_id: string; agent_id: string; replayed: boolean };
 
 export interface AgentReadsPort {
@@ -185,6 +190,8 @@ export interface DeploymentRoutesOptions {
   /** Which agents the caller sees (app.ts); absent: all. */
   agentVisible?: AgentVisibility;
   agent?: (agentId: string) => AgentRecord | undefined;
+  /** Why nothing fits, as capacity sees it: added to preflight and to a deploy's no-agent 409. */
+  capacity?: CapacityHintPort;
 }
 
 /**
@@ -198,7 +205,7 @@ export function mountDeployments(
   reads: AgentReadsPort,
   opts: DeploymentRoutesOptions = {},
 ): void {
-  const { identity } = opts;
+  const { identity, capacity } = opts;
   const audit = (ctx: Koa.Context, p: Principal, action: string, target: string): AuditEntry => ({
     principal: principalName(p),
     client: ctx.request.socket.remoteAddress ?? "unknown",
@@ -238,7 +245,9 @@ export function mountDeployments(
     await claimApp(ctx, p, req.app);
     // Keys are per account: another tenant's key never replays someone else's deployment.
     const scopedKey = key === undefined || p.kind === "admin" ? key : `${p.accountId}:${key}`;
-    const out = await redactingPlacement(p, () => port.create(req, scopedKey));
+    const out = await withCapacityHint(capacity, req, () =>
+      redactingPlacement(p, () => port.create(req, scopedKey)),
+    );
     if (identity && !out.replayed) {
       await identity.claim(
         "deployment",
@@ -281,7 +290,7 @@ export function mountDeployments(
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await appAvailable(p, req.app);
     const out = await port.preflight(req);
-    ctx.body =
+    const shown =
       p.kind === "admin"
         ? out
         : {
@@ -292,6 +301,7 @@ export function mountDeployments(
               candidates: out.placement.candidates.map(unnamed),
             },
           };
+    ctx.body = !out.ok && capacity ? { ...shown, capacity: await capacity.hint(req) } : shown;
   });
   api.post("/apps", async (ctx) => {
     const p = need(ctx, "deploy");
@@ -405,6 +415,21 @@ export function mountDeployments(
  * (which are the providers'). The admin sees everything.
  */
 const unnamed = <C extends { vm_name: string | null }>(c: C): C => ({ ...c, vm_name: null });
+
+/** A deploy no agent fits: say whether capacity is on its way (EE-CAP-WARM-PENDING) or not (EE-CAP-NO-ELIGIBLE). */
+async function withCapacityHint<T>(
+  capacity: CapacityHintPort | undefined,
+  req: { datacenter?: string; node_size?: string },
+  place: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await place();
+  } catch (err) {
+    if (!(err instanceof PlacementError) || err.code !== "EE-PLACE-NO-AGENT" || !capacity) throw err;
+    const details = { ...(err.details as object), capacity: await capacity.hint(req) };
+    throw new PlacementError(err.code, err.message, details);
+  }
+}
 
 async function redactingPlacement<T>(p: Principal, place: () => T | Promise<T>): Promise<T> {
   try {

@@ -59,6 +59,8 @@ const MAX_DATE_MS = 8.64e15;
  * what it shows of large blobs, and times as ISO 8601.
  */
 export function plainValue(key: string, value: unknown): unknown {
+  // A registration being verified holds the agent's bootstrap token in its context for a few milliseconds.
+  if (key === "bootstrap_token" && typeof value === "string") return "[scrubbed]";
   if (typeof value === "number" && TIME_KEY.test(key) && Math.abs(value) <= MAX_DATE_MS) return iso(value);
   if (value instanceof Uint8Array)
     return value.length > 256 ? `<${value.length} bytes>` : Buffer.from(value).toString("hex");

@@ -1,0 +1,99 @@
+// The capacity store port: warm targets, reservations, launch orders and their bootstrap tokens (durable
+// business state). Every method returns a Promise so a PostgreSQL adapter can implement it as the SQLite one
+// does (sqlite-store.ts); each method is one atomic step, so claims and token consumption never race.
+// Imports types only.
+
+export const ORDER_STATUSES = [
+  "open",
+  "claimed",
+  "provisioning",
+  "registered",
+  "fulfilled",
+  "failed",
+] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+/** Orders a launcher still works on: they cover a shortfall until they end. */
+export const IN_FLIGHT: ReadonlySet<OrderStatus> = new Set(["open", "claimed", "provisioning"]);
+
+export interface Target {
+  datacenter: string;
+  node_size: string;
+  min_warm: number;
+  updated_at: number;
+}
+
+export interface Reservation {
+  agent_id: string;
+  datacenter: string;
+  node_size: string;
+  created_at: number;
+}
+
+export interface Order {
+  order_id: string;
+  datacenter: string;
+  node_size: string;
+  status: OrderStatus;
+  agent_id: string | null;
+  reason: string | null;
+  /** Who holds the lease (a launcher principal) while claimed or provisioning. */
+  claimed_by: string | null;
+  lease_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ClaimRequest {
+  datacenter: string;
+  node_size?: string;
+  claimer: string;
+  now: number;
+  leaseMs: number;
+  /** SHA-256 of the bootstrap token issued with this claim (the token itself is never stored). */
+  tokenDigest: string;
+}
+
+export interface ProgressRequest {
+  status: "provisioning" | "failed";
+  reason?: string;
+  claimer: string;
+  now: number;
+  leaseMs: number;
+}
+
+export interface BootstrapUse {
+  tokenDigest: string;
+  agent_id: string;
+  datacenter: string;
+  node_size: string;
+  now: number;
+}
+
+export interface CapacityStore {
+  putTarget(t: Target): Promise<void>;
+  targets(): Promise<Target[]>;
+  orders(): Promise<Order[]>;
+  /**
+   * What the reconciler weighs: orders in flight, and those registered or fulfilled since `since` (the grace
+   * window). Ended orders accumulate as history; the reconciler never reads them.
+   */
+  ordersForPlan(since: number): Promise<Order[]>;
+  addOrders(orders: readonly Order[]): Promise<void>;
+  /** Open orders among `ids` become failed with `reason`; others are left alone. Returns those changed. */
+  cancelOpen(ids: readonly string[], reason: string, now: number): Promise<number>;
+  /** The oldest matching open order, claimed with a lease and a new token; null when there is none. */
+  claim(req: ClaimRequest): Promise<Order | null>;
+  /** Throws CapacityError EE-CAP-LEASE-LOST / EE-CAP-ORDER-STATE; NotFoundError for an unknown order. */
+  progress(orderId: string, req: ProgressRequest): Promise<Order>;
+  /** Claimed/provisioning orders whose lease ended go back to open with the reason; returns them. */
+  expireLeases(now: number): Promise<Order[]>;
+  /**
+   * Checks and consumes a bootstrap token at registration: its order becomes `registered` with the agent.
+   * The agent that consumed it may present it again (a reconnect). Throws RegistrationError EE-REG-BOOTSTRAP-*.
+   */
+  consumeBootstrap(use: BootstrapUse): Promise<Order>;
+  /** The agent's `registered` order (if any) becomes `fulfilled`. */
+  fulfil(agentId: string, now: number): Promise<Order | null>;
+  reservations(): Promise<Reservation[]>;
+  updateReservations(add: readonly Reservation[], release: readonly string[]): Promise<void>;
+}
