@@ -57,8 +57,9 @@ export async function makeCa(t: { teardown(fn: () => void): void }, name = "test
 }
 
 /**
- * A server certificate signed by `ca` for 127.0.0.1 and localhost, with `serial` (distinct per certificate, so
- * a client can tell which one a server presents). Written to `out` (default: files in the CA's dir named by serial).
+ * A server certificate signed by `ca` for 127.0.0.1 and localhost (or `opts.san`), with `serial` (distinct per
+ * certificate, so a client can tell which one a server presents). Written to `out` (default: files in the CA's
+ * dir named by serial). `opts.clientAuth` lets it serve as a client certificate too (mutual TLS).
  */
 export async function makeServerCert(
   ca: TestCa,
@@ -67,12 +68,14 @@ export async function makeServerCert(
     certFile: join(ca.dir, `server-${serial}.pem`),
     keyFile: join(ca.dir, `server-${serial}.key`),
   },
+  opts: { san?: string; clientAuth?: boolean } = {},
 ): Promise<TestServerCert> {
   const csr = join(ca.dir, `server-${serial}.csr`);
   const ext = join(ca.dir, `server-${serial}.ext`);
+  const usage = opts.clientAuth ? "serverAuth,clientAuth" : "serverAuth";
   writeFileSync(
     ext,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    `subjectAltName=${opts.san ?? "IP:127.0.0.1,DNS:localhost"}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=${usage}\n`,
   );
   await run("openssl", ["req", ...EC, "-keyout", out.keyFile, "-out", csr, "-subj", "/CN=localhost"]);
   await run("openssl", [
