@@ -24,6 +24,8 @@ export interface BusinessState {
   capacity: CapacityStore;
   /** Copies the apps a runtime DB of before the business store holds, once (see SqliteBusinessStore.importApps). */
   importApps(runtimeDb: Db): Promise<number>;
+  /** Waits for writes queued after their call returned (apps written through to PostgreSQL). */
+  flush(): Promise<void>;
   /** Where it lives, for the log: the file, or the URL without its password. */
   where: string;
   close(): Promise<void>;
@@ -56,6 +58,7 @@ export async function openBusinessState(opts: BusinessStateOptions): Promise<Bus
       ledger: new PgLedgerStore(pool, opts.now),
       capacity: new PgCapacityStore(pool),
       importApps: (runtimeDb) => business.importApps(runtimeDb),
+      flush: () => business.flush(),
       where: redact(opts.url),
       async close() {
         await business.flush();
@@ -72,6 +75,7 @@ export async function openBusinessState(opts: BusinessStateOptions): Promise<Bus
     ledger: new SqliteLedgerStore(db, opts.now),
     capacity: new SqliteCapacityStore(db),
     importApps: async (runtimeDb) => business.importApps(runtimeDb),
+    flush: async () => {},
     where: db.name,
     async close() {
       business.close();
