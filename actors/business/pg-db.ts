@@ -18,7 +18,8 @@ function safeNumber(text: string): number {
   return n;
 }
 
-const types = {
+/** The pool's type parsers (tests reading the tables directly use them too). */
+export const PG_TYPES = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
     oid === INT8 || oid === NUMERIC
       ? safeNumber
@@ -27,7 +28,7 @@ const types = {
 
 /** A pool on `url` with the business migrations applied (one CP at a time migrates: an advisory lock). */
 export async function openPgPool(url: string, migrations: readonly Migration[]): Promise<pg.Pool> {
-  const pool = new pg.Pool({ connectionString: url, types, max: 8 });
+  const pool = new pg.Pool({ connectionString: url, types: PG_TYPES, max: 8 });
   try {
     await migratePg(pool, migrations);
   } catch (err) {
