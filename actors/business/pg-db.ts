@@ -3,6 +3,7 @@
 // range), the migrations (the SQLite lists, their SQLite-only types translated), one-transaction helper and the
 // audit chain appender. Imports pg, the chain arithmetic and the migration type.
 import pg from "pg";
+import { CliError, EeError } from "../../spec/errors.ts";
 import type { Migration } from "../store/migrations.ts";
 import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
 
@@ -125,4 +126,26 @@ export async function appendAuditPg(
     ],
   );
   return record;
+}
+
+/**
+ * Reads a business database without migrating anything (`eectl audit verify` / `billing verify --business-db`)
+ * through a pool of its own, ended after; an unreachable server or a database without the tables is EE-CLI-USAGE.
+ */
+export async function readPg<T>(url: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = new pg.Pool({ connectionString: url, types: PG_TYPES, max: 1 });
+  try {
+    return await fn(pool);
+  } catch (err) {
+    if (err instanceof EeError) throw err;
+    throw new CliError(
+      "EE-CLI-USAGE",
+      `--business-db: cannot read the business database: ${(err as Error).message}`,
+      {
+        flag: "--business-db",
+      },
+    );
+  } finally {
+    await pool.end();
+  }
 }
