@@ -48,7 +48,13 @@ export async function openBusinessState(opts: BusinessStateOptions): Promise<Bus
   if (opts.url !== undefined) {
     if (!isBusinessDbUrl(opts.url))
       throw new ValidationError("EE-CONFIG-INVALID", "--business-db takes a postgres:// URL");
-    const pool = await openPgPool(opts.url, [...BUSINESS_MIGRATIONS, ...CAPACITY_MIGRATIONS]);
+    const pool = await openPgPool(opts.url, [...BUSINESS_MIGRATIONS, ...CAPACITY_MIGRATIONS]).catch((err) => {
+      // pg's messages name the host and database, never the password.
+      throw new ValidationError(
+        "EE-CONFIG-INVALID",
+        `--business-db ${redact(opts.url as string)}: ${(err as Error).message}`,
+      );
+    });
     const business = await PgBusinessStore.open(pool, opts.sealer, {
       ...(opts.now ? { now: opts.now } : {}),
       ...(opts.onError ? { onError: opts.onError } : {}),
