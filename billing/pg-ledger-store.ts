@@ -124,8 +124,9 @@ export class PgLedgerStore implements LedgerStore {
       let balances: Record<LedgerAccount, number>;
       try {
         balances = await balancesOf(new Set(j.entries.map((e) => e.account)));
-      } catch {
+      } catch (err) {
         // A balance past the safe range cannot be read back right (pg-db.ts refuses it): refuse the journal.
+        if (!(err instanceof RangeError)) throw err;
         throw new ConflictError("EE-CONFLICT-STATE", "a balance of this journal would leave the safe range");
       }
       if (audit)

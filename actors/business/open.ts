@@ -38,26 +38,33 @@ export interface BusinessStateOptions {
   sealer: TextSealer;
   /** The audit records' clock (tests move it by hand). */
   now?: () => number;
-  /** Hears a write that failed after its call returned (an app written through to PostgreSQL). */
+  /**
+   * Hears what fails outside a call: an app written through to PostgreSQL, an idle connection the server dropped
+   * (the pool reconnects on next use).
+   */
   onError?: (err: unknown) => void;
 }
 
-export const isBusinessDbUrl = (url: string): boolean => /^postgres(ql)?:\/\//.test(url);
-
 export async function openBusinessState(opts: BusinessStateOptions): Promise<BusinessState> {
   if (opts.url !== undefined) {
-    if (!isBusinessDbUrl(opts.url))
+    if (!/^postgres(ql)?:\/\//.test(opts.url))
       throw new ValidationError("EE-CONFIG-INVALID", "--business-db takes a postgres:// URL");
-    const pool = await openPgPool(opts.url, [...BUSINESS_MIGRATIONS, ...CAPACITY_MIGRATIONS]).catch((err) => {
-      // pg's messages name the host and database, never the password.
-      throw new ValidationError(
-        "EE-CONFIG-INVALID",
-        `--business-db ${redact(opts.url as string)}: ${(err as Error).message}`,
-      );
-    });
+    const onError = opts.onError ?? (() => {});
+    const pool = await openPgPool(opts.url, [...BUSINESS_MIGRATIONS, ...CAPACITY_MIGRATIONS], onError).catch(
+      (err) => {
+        // pg's messages name the host and database, never the password.
+        throw new ValidationError(
+          "EE-CONFIG-INVALID",
+          `--business-db ${redact(opts.url as string)}: ${(err as Error).message}`,
+        );
+      },
+    );
     const business = await PgBusinessStore.open(pool, opts.sealer, {
       ...(opts.now ? { now: opts.now } : {}),
-      ...(opts.onError ? { onError: opts.onError } : {}),
+      onError,
+    }).catch(async (err) => {
+      await pool.end();
+      throw err;
     });
     return {
       business,

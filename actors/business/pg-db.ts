@@ -15,7 +15,7 @@ const NUMERIC = 1700;
 /** Millisecond times and micro-unit money are BIGINT; node-postgres reads those (and SUMs) as strings. */
 function safeNumber(text: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new Error(`a stored integer left the safe range: ${text}`);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`a stored integer left the safe range: ${text}`);
   return n;
 }
 
@@ -27,9 +27,17 @@ export const PG_TYPES = {
       : pg.types.getTypeParser(oid, format ?? "text")) as pg.CustomTypesConfig["getTypeParser"],
 };
 
-/** A pool on `url` with the business migrations applied (one CP at a time migrates: an advisory lock). */
-export async function openPgPool(url: string, migrations: readonly Migration[]): Promise<pg.Pool> {
+/**
+ * A pool on `url` with the business migrations applied (one CP at a time migrates: an advisory lock). An idle
+ * connection's error (the server restarted) goes to `onError`: unheard, the pool's 'error' event would end the CP.
+ */
+export async function openPgPool(
+  url: string,
+  migrations: readonly Migration[],
+  onError: (err: unknown) => void,
+): Promise<pg.Pool> {
   const pool = new pg.Pool({ connectionString: url, types: PG_TYPES, max: 8 });
+  pool.on("error", onError);
   try {
     await migratePg(pool, migrations);
   } catch (err) {
