@@ -24,8 +24,6 @@ export interface BusinessState {
   capacity: CapacityStore;
   /** Copies the apps a runtime DB of before the business store holds, once (see SqliteBusinessStore.importApps). */
   importApps(runtimeDb: Db): Promise<number>;
-  /** Waits for writes queued after their call returned (apps written through to PostgreSQL). */
-  flush(): Promise<void>;
   /** Where it lives, for the log: the file, or the URL without its password. */
   where: string;
   close(): Promise<void>;
@@ -38,10 +36,7 @@ export interface BusinessStateOptions {
   sealer: TextSealer;
   /** The audit records' clock (tests move it by hand). */
   now?: () => number;
-  /**
-   * Hears what fails outside a call: an app written through to PostgreSQL, an idle connection the server dropped
-   * (the pool reconnects on next use).
-   */
+  /** Hears an idle PostgreSQL connection the server dropped (the pool reconnects on next use). */
   onError?: (err: unknown) => void;
 }
 
@@ -59,10 +54,7 @@ export async function openBusinessState(opts: BusinessStateOptions): Promise<Bus
         );
       },
     );
-    const business = await PgBusinessStore.open(pool, opts.sealer, {
-      ...(opts.now ? { now: opts.now } : {}),
-      onError,
-    }).catch(async (err) => {
+    const business = await PgBusinessStore.open(pool, opts.sealer, opts.now).catch(async (err) => {
       await pool.end();
       throw err;
     });
@@ -71,12 +63,8 @@ export async function openBusinessState(opts: BusinessStateOptions): Promise<Bus
       ledger: new PgLedgerStore(pool, opts.now),
       capacity: new PgCapacityStore(pool),
       importApps: (runtimeDb) => business.importApps(runtimeDb),
-      flush: () => business.flush(),
       where: redact(opts.url),
-      async close() {
-        await business.flush();
-        await pool.end();
-      },
+      close: () => pool.end(),
     };
   }
   const db = openBusinessDb(opts.dataDir);
@@ -88,7 +76,6 @@ export async function openBusinessState(opts: BusinessStateOptions): Promise<Bus
     ledger: new SqliteLedgerStore(db, opts.now),
     capacity: new SqliteCapacityStore(db),
     importApps: async (runtimeDb) => business.importApps(runtimeDb),
-    flush: async () => {},
     where: db.name,
     async close() {
       business.close();

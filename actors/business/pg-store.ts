@@ -1,7 +1,7 @@
 // The business store on PostgreSQL (`--business-db postgres://…`): the same tables as business.db (the SQLite
-// migrations, translated by pg-db.ts), one transaction per method with the audit record in it. The synchronous
-// AppRegistry answers from memory: apps are loaded at open and each new one is written through (its write is
-// queued; `flush` and `close` wait for the queue). Imports pg-db.ts, the port, the chain and the sealer type.
+// migrations, translated by pg-db.ts), one transaction per method with the audit record in it. The AppRegistry's
+// synchronous reads answer from memory: apps are loaded at open, and a new one joins it once committed. Imports
+// pg-db.ts, the port, the chain and the sealer type.
 import type pg from "pg";
 import type { Db } from "../store/db.ts";
 import type { AppRow } from "../store/deployment-store.ts";
@@ -24,6 +24,7 @@ type RawKey = Omit<KeyRow, "scopes"> & { scopes: string };
 type RawApp = Omit<AppRow, "health"> & { health: string | null };
 const appContext = (name: string, version: string) => `app ${name}@${version}`;
 const appKey = (name: string, version: string) => `${name}@${version}`;
+const UNIQUE_VIOLATION = "23505";
 /** Newest first: created_at, then version, as the SQLite store orders them. */
 const newestFirst = (a: AppRow, b: AppRow) =>
   b.created_at - a.created_at || (a.version < b.version ? 1 : a.version > b.version ? -1 : 0);
@@ -33,23 +34,20 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
   readonly #sealer: TextSealer;
   readonly #now: () => number;
   readonly #apps = new Map<string, AppRow>();
-  readonly #onError: (err: unknown) => void;
-  #writes: Promise<void> = Promise.resolve();
 
-  private constructor(pool: pg.Pool, sealer: TextSealer, now: () => number, onError: (err: unknown) => void) {
+  private constructor(pool: pg.Pool, sealer: TextSealer, now: () => number) {
     this.#pool = pool;
     this.#sealer = sealer;
     this.#now = now;
-    this.#onError = onError;
   }
 
-  /** `pool`: migrated (openPgPool with BUSINESS_MIGRATIONS). `onError` hears an app write-through that failed. */
+  /** `pool`: migrated (openPgPool with BUSINESS_MIGRATIONS); the apps are read from it once. */
   static async open(
     pool: pg.Pool,
     sealer: TextSealer,
-    opts: { now?: () => number; onError?: (err: unknown) => void } = {},
+    now: () => number = Date.now,
   ): Promise<PgBusinessStore> {
-    const store = new PgBusinessStore(pool, sealer, opts.now ?? Date.now, opts.onError ?? (() => {}));
+    const store = new PgBusinessStore(pool, sealer, now);
     const { rows } = await pool.query<RawApp>("SELECT * FROM apps");
     for (const r of rows) store.#remember(r);
     return store;
@@ -254,30 +252,32 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
     });
   }
 
-  putApp(app: AppRow, audit: AuditEntry | null): boolean {
+  async putApp(app: AppRow, audit: AuditEntry | null): Promise<boolean> {
     const key = appKey(app.name, app.version);
     if (this.#apps.has(key)) return false;
-    this.#apps.set(key, app);
     const sealed = this.#sealer.seal(app.compose, appContext(app.name, app.version));
-    this.#writes = this.#writes
-      .then(() =>
-        inTx(this.#pool, async (c) => {
-          await c.query(
-            `INSERT INTO apps (name, version, compose, compose_hash, health, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)`,
-            [
-              app.name,
-              app.version,
-              sealed,
-              app.compose_hash,
-              app.health ? JSON.stringify(app.health) : null,
-              app.created_at,
-            ],
-          );
-          if (audit) await appendAuditPg(c, audit, this.#now);
-        }),
-      )
-      .catch(this.#onError);
+    try {
+      await inTx(this.#pool, async (c) => {
+        await c.query(
+          `INSERT INTO apps (name, version, compose, compose_hash, health, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6)`,
+          [
+            app.name,
+            app.version,
+            sealed,
+            app.compose_hash,
+            app.health ? JSON.stringify(app.health) : null,
+            app.created_at,
+          ],
+        );
+        if (audit) await appendAuditPg(c, audit, this.#now);
+      });
+    } catch (err) {
+      // Two puts of one version at once: the primary key lets one through.
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
+    this.#apps.set(key, app);
     return true;
   }
 
@@ -326,11 +326,6 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
             [after, `account:${accountId}/`, `account:${accountId}0`, limit],
           );
     return rows.map(auditFromRaw);
-  }
-
-  /** Waits for the apps written through so far. */
-  async flush(): Promise<void> {
-    await this.#writes;
   }
 
   /** The pool is the caller's (shared with the ledger and capacity stores): closing it is theirs. */

@@ -35,14 +35,14 @@ test("apps of an older runtime DB are copied to the business store once", (t) =>
   t.deepEqual(store.app("old", "0.1.0")?.health, { port: 80, path: "/", timeout_s: 5 });
 });
 
-test("app composes are sealed in business.db under the store key and read back as registered", (t) => {
+test("app composes are sealed in business.db under the store key and read back as registered", async (t) => {
   const dir = tempDir(t);
   const db = openBusinessDb(dir);
   t.teardown(() => db.close());
   const key = randomBytes(32);
   const secret = "s3cret-app-password";
   const compose = `services:\n  web:\n    image: x\n    environment:\n      PASSWORD: ${secret}\n`;
-  t.true(new SqliteBusinessStore(db, new TextSealer(key)).putApp({ ...app("1.0.0"), compose }, null));
+  t.true(await new SqliteBusinessStore(db, new TextSealer(key)).putApp({ ...app("1.0.0"), compose }, null));
   const stored = db.prepare("SELECT compose FROM apps").get() as { compose: string };
   t.false(stored.compose.includes(secret), "no compose in clear");
   t.true(stored.compose.startsWith("ee-sealed:v1:"));

@@ -48,7 +48,7 @@ export function businessStoreContract(test: TestFn, open: OpenState): void {
       failWindowMs: 60_000,
     });
     t.teardown(() => identity.stop());
-    return { state, store, identity, clock };
+    return { store, identity, clock };
   }
 
   test("keys expire, access tokens expire after their ttl, revocation is immediate", async (t) => {
@@ -156,18 +156,17 @@ export function businessStoreContract(test: TestFn, open: OpenState): void {
   test("apps: immutable versions, audited with the change, newest by default", async (t) => {
     const s = await setup(t);
     if (!s) return t.pass();
-    const { store, state } = s;
+    const { store } = s;
     const audit = { principal: "admin", action: "app.register", target: "app:web@1.0.0", outcome: "ok" };
-    t.true(store.putApp(app("1.0.0", 1), audit));
-    t.false(store.putApp(app("1.0.0", 2), audit), "a version is never replaced");
-    t.true(store.putApp(app("1.1.0", 3), { ...audit, target: "app:web@1.1.0" }));
+    t.true(await store.putApp(app("1.0.0", 1), audit));
+    t.false(await store.putApp(app("1.0.0", 2), audit), "a version is never replaced");
+    t.true(await store.putApp(app("1.1.0", 3), { ...audit, target: "app:web@1.1.0" }));
     t.is(store.app("web")?.version, "1.1.0");
     t.is(store.app("web", "1.0.0")?.created_at, 1);
     t.deepEqual(
       store.apps().map((a) => a.version),
       ["1.1.0", "1.0.0"],
     );
-    await state.flush();
     t.deepEqual(
       (await store.auditAfter(0, 10)).map((r) => r.target),
       ["app:web@1.0.0", "app:web@1.1.0"],
