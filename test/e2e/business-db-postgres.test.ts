@@ -81,4 +81,10 @@ test("DB wipe with --business-db: accounts, keys, apps, a deposit and the audit 
   const tampered = await eectl(["audit", "verify", "--business-db", url, "--json"]);
   t.is(tampered.code, 1);
   t.like(JSON.parse(tampered.stdout), { ok: false, first_bad_seq: 2 });
+  // Where to read is one of the two, never neither nor both.
+  for (const args of [[], ["--data-dir", dataDir, "--business-db", url]]) {
+    const usage = await eectl(["audit", "verify", ...args, "--json"]);
+    t.is(usage.code, 1);
+    t.regex(usage.stdout + usage.stderr, /EE-CLI-USAGE/);
+  }
 });
