@@ -22,7 +22,6 @@ import { createTrustAnchors } from "../attestation/trust.ts";
 import { Charger } from "../billing/charger.ts";
 import { Ledger } from "../billing/ledger.ts";
 import { ownerParties } from "../billing/parties.ts";
-import { SqliteLedgerStore } from "../billing/sqlite-ledger-store.ts";
 import { loadWebhookSecret } from "../billing/webhook.ts";
 import type { OidcVerifierConfig } from "../identity/oidc-verifier.ts";
 import { ensureDataDir } from "../lib/data-dir.ts";
@@ -44,11 +43,10 @@ import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./boo
 import { Enrollments } from "./business/enrollment.ts";
 import { Identity } from "./business/identity.ts";
 import { oidcExchangePort } from "./business/oidc-port.ts";
-import { openBusinessDb, SqliteBusinessStore } from "./business/sqlite-store.ts";
+import { openBusinessState } from "./business/open.ts";
 import { Capacity } from "./capacity/capacity.ts";
 import type { CapacityTimings } from "./capacity/defaults.ts";
 import type { SizePreset } from "./capacity/sizes.ts";
-import { CAPACITY_MIGRATIONS, SqliteCapacityStore } from "./capacity/sqlite-store.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
@@ -60,7 +58,7 @@ import { Reattestor } from "./reattestation.ts";
 import { RefusalAudit } from "./refusal-audit.ts";
 import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
 import { RuntimeCheckpoint } from "./store/checkpoint.ts";
-import { migrate, openDatabase } from "./store/db.ts";
+import { openDatabase } from "./store/db.ts";
 import { DeploymentStore } from "./store/deployment-store.ts";
 import { EventLog } from "./store/event-log.ts";
 import { TextSealer } from "./store/sealed-text.ts";
@@ -71,6 +69,8 @@ export interface ControlPlaneOptions {
   host: string;
   port: number;
   dataDir: string;
+  /** `postgres://…`: business state in PostgreSQL; else SQLite business.db under dataDir. */
+  businessDb?: string;
   log: Logger;
   /** Else EE_ADMIN_TOKEN (read by the CLI), else the digest stored in the data dir, else generated. */
   adminToken?: string;
@@ -214,10 +214,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const db = openDatabase(opts.dataDir);
   // Compose texts are sealed at rest in both databases under the one store key.
   const sealer = new TextSealer(loadOrCreateSecret(opts.dataDir, STORE_KEY_FILE));
-  // Durable business state (accounts, keys, owners, apps, the audit chain, the ledger) in its own file: the runtime
-  // DB above may be lost (the DB-wipe drill) without touching it.
-  const businessDb = openBusinessDb(opts.dataDir);
-  const business = new SqliteBusinessStore(businessDb, sealer);
+  // Durable business state (accounts, keys, owners, apps, the audit chain, the ledger, capacity) in its own file or
+  // in PostgreSQL: the runtime DB above may be lost (the DB-wipe drill) without touching it.
+  const state = await openBusinessState({
+    dataDir: opts.dataDir,
+    ...(opts.businessDb ? { url: opts.businessDb } : {}),
+    sealer,
+    onError: (err) => log.error({ err }, "business store write failed"),
+  }).catch((err) => {
+    db.close();
+    throw err;
+  });
+  log.info({ business_db: state.where }, "business state opened");
+  const business = state.business;
   const identity = new Identity({ store: business, adminDigest: admin.digest, log });
   const enrollments = new Enrollments({ store: business, log });
   await enrollments.load();
@@ -252,11 +261,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
   // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
   const attestationMaxAgeMs = 2 * reattestMs + 60_000;
-  // Capacity (targets, reservations, orders, token digests) is durable business state: in the business DB, with
-  // its own migration list (versions 200–249), so the DB-wipe drill leaves it intact.
-  migrate(businessDb, CAPACITY_MIGRATIONS);
+  // Capacity (targets, reservations, orders, token digests) is durable business state: the DB-wipe drill leaves
+  // it intact.
   const capacity = new Capacity({
-    store: new SqliteCapacityStore(businessDb),
+    store: state.capacity,
     index,
     events,
     log,
@@ -315,12 +323,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   );
   const parties = ownerParties(business);
   const ledger = new Ledger({
-    store: new SqliteLedgerStore(businessDb),
+    store: state.ledger,
     periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
     ...(opts.billing?.now ? { now: opts.billing.now } : {}),
   });
   const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
-  const imported = business.importApps(db);
+  const imported = await state.importApps(db);
   if (imported > 0)
     log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
   const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
@@ -432,13 +440,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     refusals.stop();
     supervisor.stopAll();
   };
-  const closeStore = () => {
+  const closeStore = async () => {
     events.flush();
     deploymentStore.flush();
     trusted.flush();
     db.close();
     identity.stop();
-    business.close();
+    await state.close();
   };
   if (opts.federation) {
     const { startFederation } = await import("./federation/federation.ts");
@@ -453,7 +461,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       });
     } catch (err) {
       await release();
-      closeStore();
+      await closeStore();
       throw err;
     }
   }
@@ -522,7 +530,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   } catch (err) {
     // No checkpoint: this start saw no agent, and an empty one would mislead the next start's readiness rule.
     await release();
-    closeStore();
+    await closeStore();
     throw err;
   }
   admin.persist();
@@ -588,7 +596,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       events.append({ at: Date.now(), kind: "cp.stopped", data: {} });
-      closeStore();
+      await closeStore();
     },
   };
 }

@@ -325,10 +325,10 @@ export class Deployments {
   }
 
   /** Registers `name@version`; versions are immutable (a second put of the same version is a conflict). */
-  registerApp(
+  async registerApp(
     app: { name: string; version: string; compose: string; health?: HealthSpec },
     audit: AuditEntry | null = null,
-  ): AppRow {
+  ): Promise<AppRow> {
     const row: AppRow = {
       name: app.name,
       version: app.version,
@@ -337,7 +337,7 @@ export class Deployments {
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
-    if (!this.#o.apps.putApp(row, audit))
+    if (!(await this.#o.apps.putApp(row, audit)))
       throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
     this.#o.events.append({
       at: row.created_at,

@@ -22,6 +22,33 @@ interface JournalRow {
   request_hash: string;
 }
 
+/** The account's most recent entries, oldest first (parameters: account, limit). Shared with pg-ledger-store.ts. */
+export const ENTRIES_SQL = `SELECT * FROM (
+           SELECT e.journal_id, j.kind, e.account, e.amount_micros, j.created_at, j.deployment_id,
+                  j.period, j.memo, e.seq
+           FROM ledger_entries e JOIN ledger_journals j ON j.journal_id = e.journal_id
+           WHERE e.account = ?
+           ORDER BY j.created_at DESC, COALESCE(j.period, -1) DESC, e.journal_id DESC, e.seq DESC
+           LIMIT ?) AS recent
+         ORDER BY created_at, COALESCE(period, -1), journal_id, seq`;
+
+/** Journals whose entries do not sum to zero, or that have fewer than two. */
+export const UNBALANCED_SQL = `SELECT j.journal_id FROM ledger_journals j LEFT JOIN ledger_entries e ON e.journal_id = j.journal_id
+             GROUP BY j.journal_id HAVING COALESCE(SUM(e.amount_micros), 0) <> 0 OR COUNT(e.journal_id) < 2
+             ORDER BY j.journal_id`;
+
+/** Both directions: a balance row without entries, and entries without a balance row. */
+export const MISMATCHED_SQL = `SELECT b.account, b.balance_micros, COALESCE(s.total, 0) AS entries_micros
+           FROM ledger_balances b
+           LEFT JOIN (SELECT account, SUM(amount_micros) AS total FROM ledger_entries GROUP BY account) s
+             ON s.account = b.account
+           WHERE b.balance_micros <> COALESCE(s.total, 0)
+           UNION ALL
+           SELECT s.account, 0 AS balance_micros, s.total AS entries_micros
+           FROM (SELECT account, SUM(amount_micros) AS total FROM ledger_entries GROUP BY account) s
+           WHERE NOT EXISTS (SELECT 1 FROM ledger_balances b WHERE b.account = s.account)
+           ORDER BY account`;
+
 export class SqliteLedgerStore implements LedgerStore {
   readonly #db: Database.Database;
   readonly #post: (j: NewJournal, audit: AuditEntry | null) => PostResult;
@@ -141,16 +168,7 @@ export class SqliteLedgerStore implements LedgerStore {
 
   async entries(account: LedgerAccount, limit: number): Promise<EntryRow[]> {
     return this.#db
-      .prepare(
-        `SELECT * FROM (
-           SELECT e.journal_id, j.kind, e.account, e.amount_micros, j.created_at, j.deployment_id,
-                  j.period, j.memo, e.seq
-           FROM ledger_entries e JOIN ledger_journals j ON j.journal_id = e.journal_id
-           WHERE e.account = ?
-           ORDER BY j.created_at DESC, COALESCE(j.period, -1) DESC, e.journal_id DESC, e.seq DESC
-           LIMIT ?) AS recent
-         ORDER BY created_at, COALESCE(period, -1), journal_id, seq`,
-      )
+      .prepare(ENTRIES_SQL)
       .all(account, limit)
       .map((r) => {
         const {
@@ -167,30 +185,10 @@ export class SqliteLedgerStore implements LedgerStore {
       const count = (sql: string) => (this.#db.prepare(sql).get() as { n: number }).n;
       const journals = count("SELECT COUNT(*) AS n FROM ledger_journals");
       const entries = count("SELECT COUNT(*) AS n FROM ledger_entries");
-      const unbalanced = (
-        this.#db
-          .prepare(
-            `SELECT j.journal_id FROM ledger_journals j LEFT JOIN ledger_entries e ON e.journal_id = j.journal_id
-             GROUP BY j.journal_id HAVING COALESCE(SUM(e.amount_micros), 0) <> 0 OR COUNT(e.journal_id) < 2
-             ORDER BY j.journal_id`,
-          )
-          .all() as { journal_id: string }[]
-      ).map((r) => r.journal_id);
-      // Both directions: a balance row without entries, and entries without a balance row.
-      const mismatched = this.#db
-        .prepare(
-          `SELECT b.account, b.balance_micros, COALESCE(s.total, 0) AS entries_micros
-           FROM ledger_balances b
-           LEFT JOIN (SELECT account, SUM(amount_micros) AS total FROM ledger_entries GROUP BY account) s
-             ON s.account = b.account
-           WHERE b.balance_micros <> COALESCE(s.total, 0)
-           UNION ALL
-           SELECT s.account, 0 AS balance_micros, s.total AS entries_micros
-           FROM (SELECT account, SUM(amount_micros) AS total FROM ledger_entries GROUP BY account) s
-           WHERE NOT EXISTS (SELECT 1 FROM ledger_balances b WHERE b.account = s.account)
-           ORDER BY account`,
-        )
-        .all() as VerifyReport["mismatched"];
+      const unbalanced = (this.#db.prepare(UNBALANCED_SQL).all() as { journal_id: string }[]).map(
+        (r) => r.journal_id,
+      );
+      const mismatched = this.#db.prepare(MISMATCHED_SQL).all() as VerifyReport["mismatched"];
       return {
         ok: unbalanced.length === 0 && mismatched.length === 0,
         journals,
@@ -203,7 +201,7 @@ export class SqliteLedgerStore implements LedgerStore {
 }
 
 /** A journal that breaks the double-entry rule is a bug in the caller: nothing is written. */
-function checkJournal(j: NewJournal): void {
+export function checkJournal(j: NewJournal): void {
   let sum = 0;
   for (const e of j.entries) {
     if (!Number.isSafeInteger(e.amount_micros) || e.amount_micros === 0)

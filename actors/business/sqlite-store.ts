@@ -206,7 +206,7 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
     })();
   }
 
-  putApp(app: AppRow, audit: AuditEntry | null): boolean {
+  async putApp(app: AppRow, audit: AuditEntry | null): Promise<boolean> {
     try {
       this.#db.transaction(() => {
         this.#q.appPut.run(

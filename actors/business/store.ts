@@ -114,12 +114,13 @@ export interface BusinessStore {
 }
 
 /**
- * Registered apps (name@version). Synchronous, because the deploy path resolves `name@version` while it places:
- * the SQLite store answers from its file; a networked adapter keeps the registry in memory (apps are few).
+ * Registered apps (name@version). Reads are synchronous, because the deploy path resolves `name@version` while
+ * it places: the SQLite store answers from its file; a networked adapter keeps the registry in memory (apps are
+ * few). A put resolves once the app and its audit record are committed.
  */
 export interface AppRegistry {
   /** False when name@version exists already (versions are immutable); else written with its audit record. */
-  putApp(app: AppRow, audit: AuditEntry | null): boolean;
+  putApp(app: AppRow, audit: AuditEntry | null): Promise<boolean>;
   /** name@version, or the newest version of name when version is undefined. */
   app(name: string, version?: string): AppRow | undefined;
   apps(): AppRow[];

@@ -64,11 +64,12 @@ export const CAPACITY_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-interface OrderRow extends Order {
+export interface OrderRow extends Order {
   claim_seq: number;
 }
 
-const ORDER_COLUMNS =
+/** The columns every order query reads (shared with pg-store.ts). */
+export const ORDER_COLUMNS =
   "order_id, datacenter, node_size, status, agent_id, reason, claimed_by, claim_seq, lease_expires_at, created_at, updated_at";
 
 export class SqliteCapacityStore implements CapacityStore {
@@ -271,7 +272,7 @@ export class SqliteCapacityStore implements CapacityStore {
   }
 }
 
-function publicOrder(r: OrderRow): Order {
+export function publicOrder(r: OrderRow): Order {
   const { claim_seq: _, ...order } = r;
   return { ...order, status: order.status as OrderStatus };
 }

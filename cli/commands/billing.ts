@@ -2,6 +2,7 @@
 // reading their own balance and statement with their key. `verify` may instead read a stopped or running CP's
 // business.db directly with `--data-dir` (read only; it then loads SQLite).
 import { Command, Option } from "clipanion";
+import type { VerifyReport } from "../../billing/ledger-store.ts";
 import { CliError, ValidationError } from "../../spec/errors.ts";
 import type { EntryJson } from "../../transport/rest/billing.ts";
 import { OperatorCommand } from "../operator-command.ts";
@@ -159,22 +160,30 @@ export class BillingVerifyCommand extends OperatorCommand {
   static override usage = Command.Usage({
     description: "Check that every journal sums to zero and every balance equals its entries",
     details:
-      "Asks the control plane (GET /api/v2/billing/verify), or with --data-dir reads that data dir's store directly. Exits 1 when the ledger does not verify.",
+      "Asks the control plane (GET /api/v2/billing/verify), or with --data-dir (--business-db) reads that data dir's store (that PostgreSQL business database) directly. Exits 1 when the ledger does not verify.",
     examples: [
       ["Through the CP", "eectl billing verify --json"],
       ["From the store", "eectl billing verify --data-dir ./.easyenclave"],
+      ["From PostgreSQL", "eectl billing verify --business-db postgres://ee@db.internal/easyenclave"],
     ],
   });
   dataDir = Option.String("--data-dir", {
     description: "Read the ledger from this CP data dir instead of REST",
   });
+  businessDb = Option.String("--business-db", {
+    description: "postgres://… : read the ledger from the CP's --business-db instead of REST",
+  });
   asJson = jsonFlag();
 
   async run(): Promise<number> {
+    if (this.businessDb !== undefined && this.dataDir !== undefined)
+      throw new CliError("EE-CLI-USAGE", "give --data-dir DIR or --business-db URL, not both");
     const body =
-      this.dataDir === undefined
-        ? await this.client().get<Verified>("/api/v2/billing/verify")
-        : await verifyStore(this.dataDir);
+      this.businessDb !== undefined
+        ? await verifyPg(this.businessDb)
+        : this.dataDir === undefined
+          ? await this.client().get<Verified>("/api/v2/billing/verify")
+          : await verifyStore(this.dataDir);
     this.print(this.asJson, body, (v) =>
       v.ok ? `ok: ${v.journals} journals balance\n` : `NOT OK: ${JSON.stringify(v.problems)}\n`,
     );
@@ -208,15 +217,25 @@ async function verifyStore(dataDir: string): Promise<Verified> {
         "EE-CLI-FILE",
         `--data-dir: ${file} has no ledger yet (a CP of this version adds it)`,
       );
-    const r = await new SqliteLedgerStore(db).verify();
-    return {
-      ok: r.ok,
-      journals: r.journals,
-      ...(r.ok ? {} : { problems: { unbalanced: r.unbalanced, mismatched: r.mismatched } }),
-    };
+    return verified(await new SqliteLedgerStore(db).verify());
   } finally {
     db.close();
   }
+}
+
+const verified = (r: VerifyReport): Verified => ({
+  ok: r.ok,
+  journals: r.journals,
+  ...(r.ok ? {} : { problems: { unbalanced: r.unbalanced, mismatched: r.mismatched } }),
+});
+
+/** The same checks on a PostgreSQL business database, in one read-only snapshot, without migrating it. */
+async function verifyPg(url: string): Promise<Verified> {
+  const [{ readPg }, { PgLedgerStore }] = await Promise.all([
+    import("../../actors/business/pg-db.ts"),
+    import("../../billing/pg-ledger-store.ts"),
+  ]);
+  return readPg(url, async (pool) => verified(await new PgLedgerStore(pool).verify()));
 }
 
 function parseRate(v: string): [string, number] {

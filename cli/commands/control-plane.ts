@@ -79,6 +79,10 @@ export class ControlPlaneCommand extends EeCommand {
         "eectl control-plane --role dc --dc-id eu-west --nats nats://127.0.0.1:4222 --nats-creds ./cp.creds",
       ],
       [
+        "Keep business state in PostgreSQL (docs/business-store.md)",
+        "eectl control-plane --business-db postgres://ee@db.internal:5432/easyenclave",
+      ],
+      [
         "Serve https and wss (reload the pair with `kill -HUP`)",
         "eectl control-plane --listen 0.0.0.0:8443 --tls-cert cp.pem --tls-key cp.key",
       ],
@@ -88,6 +92,10 @@ export class ControlPlaneCommand extends EeCommand {
   listen = Option.String("--listen", "127.0.0.1:8080", { description: "HOST:PORT to serve on" });
   dataDir = Option.String("--data-dir", "./.easyenclave", {
     description: "Directory for the SQLite store and bootstrap files",
+  });
+  businessDb = Option.String("--business-db", {
+    description:
+      "postgres://USER@HOST:PORT/DB: keep business state (accounts, keys, audit, ledger, capacity) in PostgreSQL (default: SQLite business.db in --data-dir)",
   });
   adminToken = Option.String("--admin-token", {
     description: "Admin bearer token; visible in ps, prefer --admin-token-file or $EE_ADMIN_TOKEN",
@@ -223,6 +231,7 @@ export class ControlPlaneCommand extends EeCommand {
       host,
       port,
       dataDir: this.dataDir,
+      ...(this.businessDb ? { businessDb: this.businessDb } : {}),
       log,
       ...(adminToken === undefined ? {} : { adminToken }),
       devAttestationDir: this.devAttestation,

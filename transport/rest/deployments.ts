@@ -57,7 +57,7 @@ export interface DeploymentsPort {
       health?: z.infer<typeof healthSpecSchema>;
     },
     audit: AuditEntry | null,
-  ): AppRow;
+  ): Promise<AppRow>;
   apps(): AppRow[];
 }
 
@@ -307,7 +307,7 @@ export function mountDeployments(
     const p = need(ctx, "deploy");
     const { value } = await readJsonBody(ctx, appBody, MAX_COMPOSE_BYTES + 16 * 1024);
     await claimApp(ctx, p, value.name);
-    const row = port.registerApp(
+    const row = await port.registerApp(
       value,
       identity ? audit(ctx, p, "app.register", `app:${value.name}@${value.version}`) : null,
     );

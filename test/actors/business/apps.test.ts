@@ -1,8 +1,7 @@
-// Registered apps live in the business store: versions are immutable, a registration commits with its audit
-// record, and the apps a runtime DB of before the business store holds are copied over once.
+// Registered apps in the SQLite business store: the apps a runtime DB of before the business store holds are
+// copied over once, and composes are sealed at rest (immutability and auditing: business-store.contract.ts).
 import { randomBytes } from "node:crypto";
 import test from "ava";
-import { verifyAuditStore } from "../../../actors/business/audit-verify.ts";
 import { openBusinessDb, SqliteBusinessStore } from "../../../actors/business/sqlite-store.ts";
 import { openDatabase } from "../../../actors/store/db.ts";
 import { TextSealer } from "../../../actors/store/sealed-text.ts";
@@ -15,25 +14,6 @@ const app = (version: string, created_at = 1) => ({
   compose_hash: "ab".repeat(32),
   health: null,
   created_at,
-});
-
-test("apps: immutable versions, audited with the change, newest by default", async (t) => {
-  const dir = tempDir(t);
-  const db = openBusinessDb(dir);
-  t.teardown(() => db.close());
-  const store = new SqliteBusinessStore(db, new TextSealer(randomBytes(32)));
-  const audit = { principal: "admin", action: "app.register", target: "app:web@1.0.0", outcome: "ok" };
-  t.true(store.putApp(app("1.0.0", 1), audit));
-  t.false(store.putApp(app("1.0.0", 2), audit), "a version is never replaced");
-  t.true(store.putApp(app("1.1.0", 3), { ...audit, target: "app:web@1.1.0" }));
-  t.is(store.app("web")?.version, "1.1.0");
-  t.is(store.app("web", "1.0.0")?.created_at, 1);
-  t.deepEqual(
-    (await store.auditAfter(0, 10)).map((r) => r.target),
-    ["app:web@1.0.0", "app:web@1.1.0"],
-    "the refused duplicate wrote no record",
-  );
-  t.deepEqual(verifyAuditStore(dir), { ok: true, records: 2 });
 });
 
 test("apps of an older runtime DB are copied to the business store once", (t) => {
@@ -55,14 +35,14 @@ test("apps of an older runtime DB are copied to the business store once", (t) =>
   t.deepEqual(store.app("old", "0.1.0")?.health, { port: 80, path: "/", timeout_s: 5 });
 });
 
-test("app composes are sealed in business.db under the store key and read back as registered", (t) => {
+test("app composes are sealed in business.db under the store key and read back as registered", async (t) => {
   const dir = tempDir(t);
   const db = openBusinessDb(dir);
   t.teardown(() => db.close());
   const key = randomBytes(32);
   const secret = "s3cret-app-password";
   const compose = `services:\n  web:\n    image: x\n    environment:\n      PASSWORD: ${secret}\n`;
-  t.true(new SqliteBusinessStore(db, new TextSealer(key)).putApp({ ...app("1.0.0"), compose }, null));
+  t.true(await new SqliteBusinessStore(db, new TextSealer(key)).putApp({ ...app("1.0.0"), compose }, null));
   const stored = db.prepare("SELECT compose FROM apps").get() as { compose: string };
   t.false(stored.compose.includes(secret), "no compose in clear");
   t.true(stored.compose.startsWith("ee-sealed:v1:"));
