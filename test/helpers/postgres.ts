@@ -4,7 +4,7 @@
 // (polled with a deadline), not a sleep. Without the binaries the tests skip with a t.log, unless
 // EE_REQUIRE_POSTGRES=1 (CI), where a missing server fails them.
 import { execFile } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,12 +13,23 @@ import pg from "pg";
 import { closedPort } from "./temp.ts";
 
 const run = promisify(execFile);
-const BIN = process.env.EE_POSTGRES_BIN ?? "/usr/lib/postgresql/15/bin";
+const BIN = process.env.EE_POSTGRES_BIN ?? newestDebianPostgres();
 const REQUIRED = process.env.EE_REQUIRE_POSTGRES === "1";
 
 interface Server {
   dir: string;
   port: number;
+}
+
+/** Debian's newest installed major version (`/usr/lib/postgresql/N/bin`); 15 on bookworm. */
+function newestDebianPostgres(): string {
+  const root = "/usr/lib/postgresql";
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  return join(root, majors[0] ?? "15", "bin");
 }
 
 /** Runs a PostgreSQL tool as the `postgres` user when we are root (initdb and postgres refuse root). */
