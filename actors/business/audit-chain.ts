@@ -34,6 +34,26 @@ export interface AuditRecord {
   hash: string;
 }
 
+/** The record that follows `last` (the chain's head; none for the first) for `e`, at `at`. */
+export function nextRecord(
+  last: { seq: number; hash: string } | undefined,
+  e: AuditEntry,
+  at: number,
+): AuditRecord {
+  const base = {
+    seq: (last?.seq ?? 0) + 1,
+    at,
+    principal: e.principal,
+    client: e.client ?? null,
+    action: e.action,
+    target: e.target ?? null,
+    outcome: e.outcome,
+    details: e.details ?? null,
+  };
+  const prev_hash = last?.hash ?? GENESIS_HASH;
+  return { ...base, prev_hash, hash: chainHash(prev_hash, base) };
+}
+
 export function chainHash(prevHash: string, r: Omit<AuditRecord, "hash" | "prev_hash">): string {
   const canonical = canonicalJson({
     seq: r.seq,

@@ -5,7 +5,7 @@
 import pg from "pg";
 import { CliError, EeError } from "../../spec/errors.ts";
 import type { Migration } from "../store/migrations.ts";
-import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
+import { type AuditEntry, type AuditRecord, nextRecord } from "./audit-chain.ts";
 
 export type Sql = pg.PoolClient | pg.Pool;
 
@@ -104,19 +104,7 @@ export async function appendAuditPg(
   const { rows } = await c.query<{ seq: number; hash: string }>(
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
   );
-  const last = rows[0];
-  const base = {
-    seq: (last?.seq ?? 0) + 1,
-    at: now(),
-    principal: e.principal,
-    client: e.client ?? null,
-    action: e.action,
-    target: e.target ?? null,
-    outcome: e.outcome,
-    details: e.details ?? null,
-  };
-  const prev_hash = last?.hash ?? GENESIS_HASH;
-  const record: AuditRecord = { ...base, prev_hash, hash: chainHash(prev_hash, base) };
+  const record = nextRecord(rows[0], e, now());
   await c.query(
     `INSERT INTO audit (seq, at, principal, client, action, target, outcome, details, prev_hash, hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,

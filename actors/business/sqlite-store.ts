@@ -4,7 +4,7 @@
 import { type Db, openDatabase } from "../store/db.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { TextSealer } from "../store/sealed-text.ts";
-import { type AuditEntry, type AuditRecord, chainHash, GENESIS_HASH } from "./audit-chain.ts";
+import { type AuditEntry, type AuditRecord, nextRecord } from "./audit-chain.ts";
 import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
 import type {
   Account,
@@ -295,19 +295,7 @@ export function auditAppender(db: Db, now: () => number = Date.now): (e: AuditEn
     prev_hash, hash) VALUES (@seq, @at, @principal, @client, @action, @target, @outcome, @details, @prev_hash,
     @hash)`);
   return (e) => {
-    const last = head.get() as { seq: number; hash: string } | undefined;
-    const base = {
-      seq: (last?.seq ?? 0) + 1,
-      at: now(),
-      principal: e.principal,
-      client: e.client ?? null,
-      action: e.action,
-      target: e.target ?? null,
-      outcome: e.outcome,
-      details: e.details ?? null,
-    };
-    const prev_hash = last?.hash ?? GENESIS_HASH;
-    const record: AuditRecord = { ...base, prev_hash, hash: chainHash(prev_hash, base) };
+    const record = nextRecord(head.get() as { seq: number; hash: string } | undefined, e, now());
     insert.run({ ...record, details: record.details && JSON.stringify(record.details) });
     return record;
   };

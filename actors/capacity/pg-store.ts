@@ -6,14 +6,15 @@ import type pg from "pg";
 import { CapacityError, NotFoundError, RegistrationError } from "../../spec/errors.ts";
 import { inTx } from "../business/pg-db.ts";
 import { ORDER_COLUMNS, type OrderRow, publicOrder } from "./sqlite-store.ts";
-import type {
-  BootstrapUse,
-  CapacityStore,
-  ClaimRequest,
-  Order,
-  ProgressRequest,
-  Reservation,
-  Target,
+import {
+  type BootstrapUse,
+  bootstrapDecision,
+  type CapacityStore,
+  type ClaimRequest,
+  type Order,
+  type ProgressRequest,
+  type Reservation,
+  type Target,
 } from "./store.ts";
 
 export class PgCapacityStore implements CapacityStore {
@@ -149,21 +150,7 @@ export class PgCapacityStore implements CapacityStore {
       ).rows[0];
       if (!token) throw new RegistrationError("EE-REG-BOOTSTRAP-UNKNOWN");
       const order = await find(c, token.order_id, true);
-      if (token.used_by !== null) {
-        // The same agent reconnecting (a CP restart, a network blip) presents its token again.
-        if (token.used_by === use.agent_id) return publicOrder(order);
-        throw new RegistrationError("EE-REG-BOOTSTRAP-USED");
-      }
-      const current =
-        token.claim_seq === order.claim_seq &&
-        (order.status === "claimed" || order.status === "provisioning") &&
-        (order.lease_expires_at ?? 0) > use.now;
-      if (!current) throw new RegistrationError("EE-REG-BOOTSTRAP-EXPIRED");
-      if (order.datacenter !== use.datacenter || order.node_size !== use.node_size)
-        throw new RegistrationError(
-          "EE-REG-BOOTSTRAP-MISMATCH",
-          `the bootstrap token is for ${order.datacenter} ${order.node_size}, not ${use.datacenter} ${use.node_size}`,
-        );
+      if (bootstrapDecision(token, order, use) === "again") return publicOrder(order);
       await c.query(
         "UPDATE capacity_bootstrap_tokens SET used_by = $1, used_at = $2 WHERE token_digest = $3",
         [use.agent_id, use.now, use.tokenDigest],

@@ -5,15 +5,16 @@
 import { CapacityError, NotFoundError, RegistrationError } from "../../spec/errors.ts";
 import type { Db } from "../store/db.ts";
 import type { Migration } from "../store/migrations.ts";
-import type {
-  BootstrapUse,
-  CapacityStore,
-  ClaimRequest,
-  Order,
-  OrderStatus,
-  ProgressRequest,
-  Reservation,
-  Target,
+import {
+  type BootstrapUse,
+  bootstrapDecision,
+  type CapacityStore,
+  type ClaimRequest,
+  type Order,
+  type OrderStatus,
+  type ProgressRequest,
+  type Reservation,
+  type Target,
 } from "./store.ts";
 
 /** Versions 200–249 belong to capacity, so they never collide with the core list or the other business lists. */
@@ -224,21 +225,7 @@ export class SqliteCapacityStore implements CapacityStore {
         | undefined;
       if (!token) throw new RegistrationError("EE-REG-BOOTSTRAP-UNKNOWN");
       const order = this.#find(token.order_id);
-      if (token.used_by !== null) {
-        // The same agent reconnecting (a CP restart, a network blip) presents its token again.
-        if (token.used_by === use.agent_id) return publicOrder(order);
-        throw new RegistrationError("EE-REG-BOOTSTRAP-USED");
-      }
-      const current =
-        token.claim_seq === order.claim_seq &&
-        (order.status === "claimed" || order.status === "provisioning") &&
-        (order.lease_expires_at ?? 0) > use.now;
-      if (!current) throw new RegistrationError("EE-REG-BOOTSTRAP-EXPIRED");
-      if (order.datacenter !== use.datacenter || order.node_size !== use.node_size)
-        throw new RegistrationError(
-          "EE-REG-BOOTSTRAP-MISMATCH",
-          `the bootstrap token is for ${order.datacenter} ${order.node_size}, not ${use.datacenter} ${use.node_size}`,
-        );
+      if (bootstrapDecision(token, order, use) === "again") return publicOrder(order);
       this.#s.useToken.run(use.agent_id, use.now, use.tokenDigest);
       this.#s.setRegistered.run(use.agent_id, use.now, order.order_id);
       return publicOrder(this.#find(order.order_id));

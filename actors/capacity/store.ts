@@ -1,7 +1,8 @@
 // The capacity store port: warm targets, reservations, launch orders and their bootstrap tokens (durable
 // business state). Every method returns a Promise so a PostgreSQL adapter can implement it as the SQLite one
-// does (sqlite-store.ts); each method is one atomic step, so claims and token consumption never race.
-// Imports types only.
+// does (sqlite-store.ts); each method is one atomic step, so claims and token consumption never race. Also the
+// one bootstrap-token rule both adapters apply. Imports spec/errors only.
+import { RegistrationError } from "../../spec/errors.ts";
 
 export const ORDER_STATUSES = [
   "open",
@@ -67,6 +68,44 @@ export interface BootstrapUse {
   datacenter: string;
   node_size: string;
   now: number;
+}
+
+/** A bootstrap token's row, as both adapters read it. */
+export interface BootstrapTokenRow {
+  order_id: string;
+  claim_seq: number;
+  used_by: string | null;
+}
+
+/**
+ * Whether `use` may consume `token` of `order`: "again" when the agent that used it reconnects, "use" when it is
+ * the order's current, unexpired token for the agent's datacenter and size; else the refusal (EE-REG-BOOTSTRAP-*).
+ * The one rule both adapters apply inside their transaction.
+ */
+export function bootstrapDecision(
+  token: BootstrapTokenRow,
+  order: Pick<Order, "status" | "datacenter" | "node_size"> & {
+    claim_seq: number;
+    lease_expires_at: number | null;
+  },
+  use: BootstrapUse,
+): "again" | "use" {
+  if (token.used_by !== null) {
+    // The same agent reconnecting (a CP restart, a network blip) presents its token again.
+    if (token.used_by === use.agent_id) return "again";
+    throw new RegistrationError("EE-REG-BOOTSTRAP-USED");
+  }
+  const current =
+    token.claim_seq === order.claim_seq &&
+    (order.status === "claimed" || order.status === "provisioning") &&
+    (order.lease_expires_at ?? 0) > use.now;
+  if (!current) throw new RegistrationError("EE-REG-BOOTSTRAP-EXPIRED");
+  if (order.datacenter !== use.datacenter || order.node_size !== use.node_size)
+    throw new RegistrationError(
+      "EE-REG-BOOTSTRAP-MISMATCH",
+      `the bootstrap token is for ${order.datacenter} ${order.node_size}, not ${use.datacenter} ${use.node_size}`,
+    );
+  return "use";
 }
 
 export interface CapacityStore {
