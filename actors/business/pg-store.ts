@@ -6,6 +6,7 @@ import type pg from "pg";
 import type { Db } from "../store/db.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { TextSealer } from "../store/sealed-text.ts";
+import { openApp, type RawApp, sealAppCompose } from "./app-rows.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 import { appendAuditPg, inTx } from "./pg-db.ts";
 import { auditFromRaw } from "./sqlite-store.ts";
@@ -21,8 +22,6 @@ import type {
 } from "./store.ts";
 
 type RawKey = Omit<KeyRow, "scopes"> & { scopes: string };
-type RawApp = Omit<AppRow, "health"> & { health: string | null };
-const appContext = (name: string, version: string) => `app ${name}@${version}`;
 const appKey = (name: string, version: string) => `${name}@${version}`;
 const UNIQUE_VIOLATION = "23505";
 /** Newest first: created_at, then version, as the SQLite store orders them. */
@@ -255,7 +254,7 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
   async putApp(app: AppRow, audit: AuditEntry | null): Promise<boolean> {
     const key = appKey(app.name, app.version);
     if (this.#apps.has(key)) return false;
-    const sealed = this.#sealer.seal(app.compose, appContext(app.name, app.version));
+    const sealed = sealAppCompose(app, this.#sealer);
     try {
       await inTx(this.#pool, async (c) => {
         await c.query(
@@ -332,11 +331,7 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
   close(): void {}
 
   #remember(r: RawApp): void {
-    this.#apps.set(appKey(r.name, r.version), {
-      ...r,
-      compose: this.#sealer.open(r.compose, appContext(r.name, r.version)),
-      health: r.health ? JSON.parse(r.health) : null,
-    });
+    this.#apps.set(appKey(r.name, r.version), openApp(r, this.#sealer));
   }
 
   async #tx(audit: AuditEntry, change: (c: pg.PoolClient) => Promise<unknown>): Promise<void> {

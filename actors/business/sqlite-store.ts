@@ -4,6 +4,7 @@
 import { type Db, openDatabase } from "../store/db.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { TextSealer } from "../store/sealed-text.ts";
+import { openApp, type RawApp, sealAppCompose } from "./app-rows.ts";
 import { type AuditEntry, type AuditRecord, nextRecord } from "./audit-chain.ts";
 import { BUSINESS_DB_FILE, BUSINESS_MIGRATIONS } from "./migrations.ts";
 import type {
@@ -32,10 +33,6 @@ export const auditFromRaw = (r: RawAudit): AuditRecord => ({
   ...r,
   details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
 });
-
-type RawApp = Omit<AppRow, "health"> & { health: string | null };
-/** What a sealed app compose is bound to (the same context the runtime DB's apps table used). */
-const appContext = (name: string, version: string) => `app ${name}@${version}`;
 
 export class SqliteBusinessStore implements BusinessStore, AppRegistry {
   readonly #db: Db;
@@ -212,7 +209,7 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
         this.#q.appPut.run(
           app.name,
           app.version,
-          this.#sealer.seal(app.compose, appContext(app.name, app.version)),
+          sealAppCompose(app, this.#sealer),
           app.compose_hash,
           app.health ? JSON.stringify(app.health) : null,
           app.created_at,
@@ -238,11 +235,7 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
   }
 
   #appOf(r: RawApp): AppRow {
-    return {
-      ...r,
-      compose: this.#sealer.open(r.compose, appContext(r.name, r.version)),
-      health: r.health ? JSON.parse(r.health) : null,
-    };
+    return openApp(r, this.#sealer);
   }
 
   /**
