@@ -15,7 +15,13 @@ import type {
   RateCard,
   VerifyReport,
 } from "./ledger-store.ts";
-import { checkJournal, ENTRIES_SQL, MISMATCHED_SQL, UNBALANCED_SQL } from "./sqlite-ledger-store.ts";
+import {
+  checkJournal,
+  ENTRIES_SQL,
+  entryFromRow,
+  MISMATCHED_SQL,
+  UNBALANCED_SQL,
+} from "./sqlite-ledger-store.ts";
 
 /** The SQLite store's positional `?` parameters as PostgreSQL's `$n`. */
 const numbered = (sql: string) => {
@@ -149,14 +155,7 @@ export class PgLedgerStore implements LedgerStore {
 
   async entries(account: LedgerAccount, limit: number): Promise<EntryRow[]> {
     const { rows } = await this.#pool.query(numbered(ENTRIES_SQL), [account, limit]);
-    return rows.map((r) => {
-      const {
-        seq: _seq,
-        created_at,
-        ...row
-      } = r as Omit<EntryRow, "at"> & { seq: number; created_at: number };
-      return { ...row, at: created_at };
-    });
+    return rows.map(entryFromRow);
   }
 
   async verify(): Promise<VerifyReport> {

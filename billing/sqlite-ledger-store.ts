@@ -32,6 +32,12 @@ export const ENTRIES_SQL = `SELECT * FROM (
            LIMIT ?) AS recent
          ORDER BY created_at, COALESCE(period, -1), journal_id, seq`;
 
+/** A row of ENTRIES_SQL as the store answers it: its journal's time as `at`, the entry's seq left out. */
+export function entryFromRow(r: unknown): EntryRow {
+  const { seq: _seq, created_at, ...row } = r as Omit<EntryRow, "at"> & { seq: number; created_at: number };
+  return { ...row, at: created_at };
+}
+
 /** Journals whose entries do not sum to zero, or that have fewer than two. */
 export const UNBALANCED_SQL = `SELECT j.journal_id FROM ledger_journals j LEFT JOIN ledger_entries e ON e.journal_id = j.journal_id
              GROUP BY j.journal_id HAVING COALESCE(SUM(e.amount_micros), 0) <> 0 OR COUNT(e.journal_id) < 2
@@ -167,17 +173,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async entries(account: LedgerAccount, limit: number): Promise<EntryRow[]> {
-    return this.#db
-      .prepare(ENTRIES_SQL)
-      .all(account, limit)
-      .map((r) => {
-        const {
-          seq: _seq,
-          created_at,
-          ...row
-        } = r as Omit<EntryRow, "at"> & { seq: number; created_at: number };
-        return { ...row, at: created_at };
-      });
+    return this.#db.prepare(ENTRIES_SQL).all(account, limit).map(entryFromRow);
   }
 
   async verify(): Promise<VerifyReport> {
