@@ -127,8 +127,8 @@ test("bin/eectl.js runs the build only while every source it was built from is u
 
 test("an agent bundle, packed and unpacked, runs the compiled eectl", async (t) => {
   t.timeout(180_000);
-  // The bundle copies the checkout's dist/eectl: build it from the sources as they are.
-  await buildCli();
+  // The bundle copies the checkout's dist/eectl, which `npm test` builds first (pretest). Rebuilding it here
+  // replaced its chunks under the other test files running the compiled eectl at the same time.
   const scratch = tempDir(t, "ee-bundle-");
   const dir = join(scratch, "easyenclave-agent-7.7.7");
   await buildBundle({ version: "7.7.7", dest: dir });
