@@ -29,11 +29,17 @@ test("npm start on a terminal prints a clean banner, then readable log lines", a
   };
   // What a developer's shell has: none of the overrides.
   for (const k of ["EE_LOG_LEVEL", "EE_LOG_FORMAT", "EE_ADMIN_TOKEN"]) delete env[k];
-  const child = spawn("script", ["-qfec", `${process.execPath} --import tsx cli/start.ts`, "/dev/null"], {
-    cwd: REPO,
-    env,
-    detached: true,
-  });
+  // `exec`: script runs the command through $SHELL, and dash (Debian's /bin/sh, what CI has) forks instead of
+  // replacing itself, so the Ctrl-C reached a waiting dash too, which exited 130 whatever npm start did.
+  const child = spawn(
+    "script",
+    ["-qfec", `exec ${process.execPath} --import tsx cli/start.ts`, "/dev/null"],
+    {
+      cwd: REPO,
+      env: { ...env, SHELL: "/bin/sh" },
+      detached: true,
+    },
+  );
   t.teardown(() => {
     if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
   });
