@@ -479,6 +479,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     metrics: () => [
       ...cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
       ...capacity.metrics(),
+      ...(federation?.metrics?.() ?? []),
     ],
   };
   const knownAgent = (agentId: string): string => {

@@ -6,6 +6,7 @@ import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
 import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
 import type { DeploymentsPort } from "../../transport/rest/deployments.ts";
+import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
 import type { Deployments } from "../deployments.ts";
 import type { EventLog } from "../store/event-log.ts";
@@ -23,6 +24,8 @@ export interface FederationOptions {
   nats: Omit<BusOptions, "log" | "name">;
   /** Master: a dc silent this long is degraded (default 30 s). */
   degradedAfterMs?: number;
+  /** Master: sync lag above this is a warn log line and `ee_federation_dc_lag_above_threshold` (default 60 s). */
+  lagWarnMs?: number;
   /** Dc: health summaries and hellos this often (default 2 s). */
   summaryMs?: number;
 }
@@ -32,6 +35,8 @@ export interface Federation {
   /** Replaces the CP's own deployments port on a master. */
   deployments?: DeploymentsPort;
   datacenters?: DatacentersPort;
+  /** Master: per-dc sync lag gauges for /metrics. */
+  metrics?: () => MetricFamily[];
   stop(): Promise<void>;
 }
 
@@ -77,6 +82,7 @@ export async function startFederation(
       view,
       log: cp.log,
       ...(o.degradedAfterMs ? { degradedAfterMs: o.degradedAfterMs } : {}),
+      ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
     });
     await link.start();
     return {
@@ -94,6 +100,7 @@ export async function startFederation(
         isDirect: (agentId) => cp.index.get(agentId) !== undefined,
       }),
       datacenters: { list: () => link.datacenters() },
+      metrics: () => link.metrics(),
       stop: async () => {
         link.stop();
         await bus.close();

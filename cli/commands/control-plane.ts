@@ -174,6 +174,10 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "Master: a dc whose newest state is older than this is degraded and skipped by placement (default 30000)",
   });
+  dcLagWarnMs = Option.String("--dc-lag-warn-ms", {
+    description:
+      "Master: a dc's sync lag above this is a warn log line and the ee_federation_dc_lag_above_threshold metric (default 60000)",
+  });
   nodeSizes = Option.String("--node-sizes", {
     description:
       "Comma-separated accepted node sizes, each NAME or NAME=VCPUS:MEMORY_MB:GPUS to set its preset (default tiny,standard,llm)",
@@ -352,7 +356,15 @@ async function cpQuoteProvider(spec: string): Promise<{ quoteProvider?: QuotePro
 
 /** `--role` and the flags that go with it; a standalone CP takes none of the NATS flags. */
 function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined {
-  const natsFlags = [c.nats, c.natsCreds, c.natsTlsCa, c.natsTlsCert, c.natsTlsKey, c.dcDegradedAfterMs];
+  const natsFlags = [
+    c.nats,
+    c.natsCreds,
+    c.natsTlsCa,
+    c.natsTlsCert,
+    c.natsTlsKey,
+    c.dcDegradedAfterMs,
+    c.dcLagWarnMs,
+  ];
   if (c.role === "standalone") {
     if (c.dcId !== undefined || natsFlags.some((f) => f !== undefined))
       throw new ValidationError(
@@ -376,6 +388,8 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-id goes with --role dc (a master is dc `master`)");
   if (c.role === "dc" && c.dcDegradedAfterMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
+  if (c.role === "dc" && c.dcLagWarnMs !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--dc-lag-warn-ms goes with --role master");
   if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))
     throw new ValidationError("EE-CONFIG-INVALID", "--nats-tls-cert and --nats-tls-key go together");
   const tls = {
@@ -384,6 +398,7 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     ...(c.natsTlsKey ? { keyFile: c.natsTlsKey } : {}),
   };
   const degradedAfterMs = parsePositiveInt(c.dcDegradedAfterMs, "--dc-degraded-after-ms");
+  const lagWarnMs = parsePositiveInt(c.dcLagWarnMs, "--dc-lag-warn-ms");
   return {
     role: c.role,
     ...(c.dcId !== undefined ? { dcId: checkDcId(c.dcId) } : {}),
@@ -393,5 +408,6 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
       ...(Object.keys(tls).length > 0 ? { tls } : {}),
     },
     ...(degradedAfterMs ? { degradedAfterMs } : {}),
+    ...(lagWarnMs ? { lagWarnMs } : {}),
   };
 }

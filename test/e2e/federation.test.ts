@@ -8,6 +8,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import test, { type ExecutionContext } from "ava";
 import type { ControlPlaneOptions } from "../../actors/control-plane.ts";
+import { createLogger, type Logger } from "../../lib/log.ts";
 import { eectl } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
@@ -46,15 +47,38 @@ function natsOf(server: NatsServer): NonNullable<ControlPlaneOptions["federation
   return { url: server.url, ...(server.credsFile ? { credsFile: server.credsFile } : {}) };
 }
 
-async function federation(t: ExecutionContext, o: { degradedAfterMs?: number; auth?: "none" } = {}) {
+async function federation(
+  t: ExecutionContext,
+  o: { degradedAfterMs?: number; lagWarnMs?: number; auth?: "none"; masterLog?: Logger } = {},
+) {
   const nats = await startNatsFederation(t, ["dc1"], o.auth ? { auth: o.auth } : {});
   const master = await startTestCp(t, {
-    federation: { role: "master", nats: natsOf(nats.hub), degradedAfterMs: o.degradedAfterMs ?? 4_000 },
+    federation: {
+      role: "master",
+      nats: natsOf(nats.hub),
+      degradedAfterMs: o.degradedAfterMs ?? 4_000,
+      ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
+    },
+    ...(o.masterLog ? { log: o.masterLog } : {}),
   });
   const dc = await startTestCp(t, {
     federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
   });
   return { nats, master, dc };
+}
+
+/** The master's log as parsed JSON lines, to look for the guardrail's lines. */
+function recordingLogger(): { log: Logger; lines: { level: number; msg: string; dc_id?: string }[] } {
+  const lines: { level: number; msg: string; dc_id?: string }[] = [];
+  const log = createLogger("cp", "info", { write: (line: string) => lines.push(JSON.parse(line)) });
+  return { log, lines };
+}
+
+/** One sample of the master's /metrics (public, no token). */
+async function metricOf(cp: TestCp, sample: string): Promise<number | undefined> {
+  const text = await (await fetch(`${cp.cp.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
 }
 
 const agentsOf = async (cp: TestCp) => (await cp.api<{ agents: AgentJson[] }>("/api/v2/agents")).body.agents;
@@ -172,7 +196,12 @@ test.serial(
 test.serial(
   "through a hub outage the dc keeps serving, the master marks it degraded, then catches up once",
   async (t) => {
-    const { nats, master, dc } = await federation(t, { degradedAfterMs: 3_000 });
+    const masterLog = recordingLogger();
+    const { nats, master, dc } = await federation(t, {
+      degradedAfterMs: 3_000,
+      lagWarnMs: 2_000,
+      masterLog: masterLog.log,
+    });
     const first = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-a" }));
     await waitFor(
       "the first agent on the master",
@@ -188,6 +217,16 @@ test.serial(
       30_000,
     );
     t.log(`hub killed → dc degraded on the master: ${Date.now() - downAt} ms (threshold 3000 ms)`);
+    // The seeds' guardrail: lag above --dc-lag-warn-ms is a gauge on /metrics and one warn line.
+    const lagGauge = 'ee_federation_dc_lag_above_threshold{dc_id="dc1"}';
+    await waitFor(
+      "the lag guardrail raised",
+      async () => (await metricOf(master, lagGauge)) === 1 || undefined,
+    );
+    t.true((await metricOf(master, 'ee_federation_dc_lag_seconds{dc_id="dc1"}'))! > 2);
+    await waitFor("the guardrail's warn line", async () =>
+      masterLog.lines.find((l) => l.msg === "federation: sync lag above the guardrail" && l.level === 40),
+    );
     // The dc serves on: a new agent registers there while the master cannot hear of it.
     const second = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-b" }));
     await waitFor("the second agent on the dc", async () =>
@@ -220,6 +259,16 @@ test.serial(
       return d && d.outbox_seq >= newest ? d : undefined;
     });
     t.true(caughtUp.lag_s !== null && caughtUp.lag_s < 3, `lag ${caughtUp.lag_s} s`);
+    await waitFor(
+      "the lag guardrail lowered",
+      async () => (await metricOf(master, lagGauge)) === 0 || undefined,
+    );
+    await waitFor("the guardrail's recovery line", async () =>
+      masterLog.lines.find((l) => l.msg === "federation: sync lag back under the guardrail"),
+    );
+    const warned = masterLog.lines.filter((l) => l.msg === "federation: sync lag above the guardrail");
+    t.is(warned.length, 1, "one warn line per crossing, not one per check");
+    t.is(warned[0]?.dc_id, "dc1");
     const ids = (await agentsOf(master)).map((a) => a.agent_id);
     t.is(new Set(ids).size, ids.length, "no agent listed twice");
     t.deepEqual(
