@@ -4,6 +4,7 @@ import { Command, Option } from "clipanion";
 import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
 import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
+import { masterPublicKey } from "../../actors/federation/desired-state.ts";
 import type { FederationOptions } from "../../actors/federation/federation.ts";
 import { checkDcId } from "../../actors/federation/topology.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
@@ -173,6 +174,10 @@ export class ControlPlaneCommand extends EeCommand {
   dcDegradedAfterMs = Option.String("--dc-degraded-after-ms", {
     description:
       "Master: a dc whose newest state is older than this is degraded and skipped by placement (default 30000)",
+  });
+  masterKey = Option.String("--master-key", {
+    description:
+      "Dc: the master's CP identity public key (64 hex digits, cp_pubkey in its start log); desired state from the hub is applied only when signed by it",
   });
   dcLagWarnMs = Option.String("--dc-lag-warn-ms", {
     description:
@@ -388,6 +393,9 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-id goes with --role dc (a master is dc `master`)");
   if (c.role === "dc" && c.dcDegradedAfterMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
+  if (c.role === "master" && c.masterKey !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--master-key goes with --role dc");
+  if (c.masterKey !== undefined) masterPublicKey(c.masterKey);
   if (c.role === "dc" && c.dcLagWarnMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-lag-warn-ms goes with --role master");
   if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))
@@ -409,5 +417,6 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     },
     ...(degradedAfterMs ? { degradedAfterMs } : {}),
     ...(lagWarnMs ? { lagWarnMs } : {}),
+    ...(c.masterKey !== undefined ? { masterKey: c.masterKey } : {}),
   };
 }

@@ -33,6 +33,14 @@ for (const [args, message] of [
     /--dc-lag-warn-ms goes with --role master/,
   ],
   [["--dc-lag-warn-ms", "5000"], /go with --role master or dc/],
+  [
+    ["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "dc1", "--master-key", "xyz"],
+    /--master-key: expected the master's CP identity public key, 64 hex digits/,
+  ],
+  [
+    ["--role", "master", "--nats", "nats://127.0.0.1:4222", "--master-key", "ab".repeat(32)],
+    /--master-key goes with --role dc/,
+  ],
   [["--role", "master", "--nats", "nats://127.0.0.1:4222", "--dc-lag-warn-ms", "0"], /--dc-lag-warn-ms/],
   [["--role", "edge"], /--role: expected standalone, master or dc, got "edge"/],
   [["--dc-id", "dc-1"], /--dc-id, --nats and the --nats-\* flags go with --role master or dc/],
@@ -63,6 +71,7 @@ test("--help lists the federation flags", async (t) => {
     "--nats-tls-ca",
     "--dc-degraded-after-ms",
     "--dc-lag-warn-ms",
+    "--master-key",
   ])
     t.true(run.stdout.includes(flag), flag);
 });
