@@ -544,5 +544,40 @@ test.serial(
     const after = (await dc.api<Trusted>("/api/v2/measurements")).body.trusted.map((e) => e.mrtd);
     t.true(after.includes(NEW), "the applied snapshot stands");
     t.false(after.includes(OTHER), "nothing of the tampered value applied");
+
+    // The master withdraws it: the dc follows (a newer snapshot), and only the master's own entry goes.
+    const entryId = (
+      await master.api<{ trusted: { id: number; mrtd: string }[] }>("/api/v2/measurements")
+    ).body.trusted.find((e) => e.mrtd === NEW)!.id;
+    t.is((await master.api(`/api/v2/measurements/${entryId}`, { method: "DELETE" })).status, 204);
+    await waitFor(
+      "the withdrawal applied on the dc",
+      async () =>
+        (await dc.api<Trusted>("/api/v2/measurements")).body.trusted.every((e) => e.mrtd !== NEW) ||
+        undefined,
+    );
+    // A restarted dc keeps its applied sequence (DATA_DIR/fed-desired.json): the old snapshot is refused again.
+    const seqBefore = (await dcEvents("federation.desired_applied")).at(-1)!.data.seq!;
+    await dc.cp.stop();
+    // Put back while the dc is down: the old snapshot is then the only value its mirror holds at restart.
+    await js.publish("$KV.ee_desired.snapshot", first);
+    const again = await startTestCp(t, {
+      dataDir: dc.dataDir,
+      devAttestationDir: dc.devDir,
+      federation: {
+        role: "dc",
+        dcId: "dc1",
+        nats: natsOf(nats.leaves.get("dc1")!),
+        summaryMs: 500,
+        masterKey: cpPubkeyHex(master.dataDir),
+      },
+    });
+    const refusedAgain = await waitFor("the rollback refused after a restart", async () => {
+      const { events } = (await again.api<Events>("/api/v2/events?kind=federation.desired_refused&limit=100"))
+        .body;
+      return events.filter((e) => e.data.code === "EE-FED-DESIRED-ROLLBACK").length >= 2 ? events : undefined;
+    });
+    t.is(refusedAgain.at(-1)!.data.seq, 1);
+    t.true(seqBefore > 1);
   },
 );
