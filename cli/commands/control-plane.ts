@@ -4,6 +4,7 @@ import { Command, Option } from "clipanion";
 import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
 import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
+import { masterPublicKey } from "../../actors/federation/desired-state.ts";
 import type { FederationOptions } from "../../actors/federation/federation.ts";
 import { checkDcId } from "../../actors/federation/topology.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
@@ -173,6 +174,14 @@ export class ControlPlaneCommand extends EeCommand {
   dcDegradedAfterMs = Option.String("--dc-degraded-after-ms", {
     description:
       "Master: a dc whose newest state is older than this is degraded and skipped by placement (default 30000)",
+  });
+  masterKey = Option.String("--master-key", {
+    description:
+      "Dc: the master's CP identity public key (64 hex digits, cp_pubkey in its start log); desired state from the hub is applied only when signed by it",
+  });
+  dcLagWarnMs = Option.String("--dc-lag-warn-ms", {
+    description:
+      "Master: a dc's sync lag above this is a warn log line and the ee_federation_dc_lag_above_threshold metric (default 60000)",
   });
   nodeSizes = Option.String("--node-sizes", {
     description:
@@ -352,7 +361,15 @@ async function cpQuoteProvider(spec: string): Promise<{ quoteProvider?: QuotePro
 
 /** `--role` and the flags that go with it; a standalone CP takes none of the NATS flags. */
 function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined {
-  const natsFlags = [c.nats, c.natsCreds, c.natsTlsCa, c.natsTlsCert, c.natsTlsKey, c.dcDegradedAfterMs];
+  const natsFlags = [
+    c.nats,
+    c.natsCreds,
+    c.natsTlsCa,
+    c.natsTlsCert,
+    c.natsTlsKey,
+    c.dcDegradedAfterMs,
+    c.dcLagWarnMs,
+  ];
   if (c.role === "standalone") {
     if (c.dcId !== undefined || natsFlags.some((f) => f !== undefined))
       throw new ValidationError(
@@ -376,6 +393,11 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-id goes with --role dc (a master is dc `master`)");
   if (c.role === "dc" && c.dcDegradedAfterMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
+  if (c.role === "master" && c.masterKey !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--master-key goes with --role dc");
+  if (c.masterKey !== undefined) masterPublicKey(c.masterKey);
+  if (c.role === "dc" && c.dcLagWarnMs !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--dc-lag-warn-ms goes with --role master");
   if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))
     throw new ValidationError("EE-CONFIG-INVALID", "--nats-tls-cert and --nats-tls-key go together");
   const tls = {
@@ -384,6 +406,7 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     ...(c.natsTlsKey ? { keyFile: c.natsTlsKey } : {}),
   };
   const degradedAfterMs = parsePositiveInt(c.dcDegradedAfterMs, "--dc-degraded-after-ms");
+  const lagWarnMs = parsePositiveInt(c.dcLagWarnMs, "--dc-lag-warn-ms");
   return {
     role: c.role,
     ...(c.dcId !== undefined ? { dcId: checkDcId(c.dcId) } : {}),
@@ -393,5 +416,7 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
       ...(Object.keys(tls).length > 0 ? { tls } : {}),
     },
     ...(degradedAfterMs ? { degradedAfterMs } : {}),
+    ...(lagWarnMs ? { lagWarnMs } : {}),
+    ...(c.masterKey !== undefined ? { masterKey: c.masterKey } : {}),
   };
 }
