@@ -4,7 +4,6 @@ import { Command, Option } from "clipanion";
 import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
 import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
-import { masterPublicKey } from "../../actors/federation/desired-state.ts";
 import type { FederationOptions } from "../../actors/federation/federation.ts";
 import { checkDcId } from "../../actors/federation/topology.ts";
 import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
@@ -216,7 +215,7 @@ export class ControlPlaneCommand extends EeCommand {
   });
 
   async run(): Promise<number> {
-    const federation = federationFlags(this);
+    const federation = await federationFlags(this);
     const { host, port } = hostPortFlag(this.listen, "--listen");
     const tls = tlsFlags(this.tlsCert, this.tlsKey);
     const oidc = await oidcVerifierConfig({
@@ -360,7 +359,7 @@ async function cpQuoteProvider(spec: string): Promise<{ quoteProvider?: QuotePro
 }
 
 /** `--role` and the flags that go with it; a standalone CP takes none of the NATS flags. */
-function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined {
+async function federationFlags(c: ControlPlaneCommand): Promise<FederationOptions | undefined> {
   const natsFlags = [
     c.nats,
     c.natsCreds,
@@ -395,7 +394,9 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
   if (c.role === "master" && c.masterKey !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--master-key goes with --role dc");
-  if (c.masterKey !== undefined) masterPublicKey(c.masterKey);
+  // Loaded only here: desired-state.ts brings zod, which eectl's start must not pay for.
+  if (c.masterKey !== undefined)
+    (await import("../../actors/federation/desired-state.ts")).masterPublicKey(c.masterKey);
   if (c.role === "dc" && c.dcLagWarnMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-lag-warn-ms goes with --role master");
   if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))
