@@ -458,6 +458,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         log,
         placementSecret,
         attestationMaxAgeMs,
+        trusted,
+        apps: () => business.apps(),
+        // The envelope signer's key (created above): the master signs desired state with the same identity.
+        identityKey: loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE)),
+        dataDir: opts.dataDir,
       });
     } catch (err) {
       await release();
@@ -479,6 +484,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     metrics: () => [
       ...cpMetrics({ index, supervisor, deployments, requests, channel, refusals, startedAt }),
       ...capacity.metrics(),
+      ...(federation?.metrics?.() ?? []),
     ],
   };
   const knownAgent = (agentId: string): string => {

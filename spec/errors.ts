@@ -127,6 +127,10 @@ export const ERROR_CODES = {
     "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
   // Federation: a master or dc CP and its NATS JetStream link (docs/federation.md).
   "EE-FED-UNAVAILABLE": "The CP cannot reach its nats-server, or the command could not be queued for the dc.",
+  "EE-FED-DESIRED-SIGNATURE":
+    "A desired-state value from the hub is malformed or not signed by the master's key; the dc refuses it.",
+  "EE-FED-DESIRED-ROLLBACK":
+    "A desired-state value from the hub is older than (or differs at) the snapshot the dc applied; refused.",
   // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
   "EE-CAP-ORDER-STATE":
     "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",

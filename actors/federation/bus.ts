@@ -1,7 +1,7 @@
 // The NATS side of federation behind one small interface (FederationBus): streams, publishes with a message id,
 // ordered reads, a durable work queue, and core request/reply. The sync sides (dc-link.ts, master-link.ts) see
 // only this, in their own terms; the @nats-io clients are imported here and nowhere else.
-// Imports @nats-io/transport-node, @nats-io/jetstream, spec/errors, lib/log.
+// Imports @nats-io/transport-node, @nats-io/jetstream, @nats-io/kv, spec/errors, lib/log.
 import { readFileSync } from "node:fs";
 import {
   AckPolicy,
@@ -14,6 +14,7 @@ import {
   StorageType,
   type StreamConfig,
 } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import {
   type Authenticator,
   connect,
@@ -53,6 +54,8 @@ export interface StreamSpec {
   /** Refuse new messages when full (a loud failure) instead of dropping the oldest. */
   discardNew?: boolean;
   duplicateWindowMs?: number;
+  /** Keep only the newest N messages per subject (a mirror of a KV bucket needs no history). */
+  maxMsgsPerSubject?: number;
 }
 
 function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string } {
@@ -73,6 +76,7 @@ function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     ...(spec.maxAgeMs ? { max_age: nanos(spec.maxAgeMs) } : {}),
     ...(spec.discardNew ? { discard: DiscardPolicy.New } : {}),
     ...(spec.duplicateWindowMs ? { duplicate_window: nanos(spec.duplicateWindowMs) } : {}),
+    ...(spec.maxMsgsPerSubject ? { max_msgs_per_subject: spec.maxMsgsPerSubject } : {}),
   };
 }
 
@@ -90,6 +94,8 @@ export interface FederationBus {
   follow(stream: string, fromSeq: number, onMessage: (m: BusMessage) => Promise<void> | void): () => void;
   /** A durable consumer: a message is acked once `onMessage` resolves, redelivered later when it throws. */
   work(stream: string, durable: string, onMessage: (m: BusMessage) => Promise<void> | void): () => void;
+  /** Writes `key` of KV `bucket` (created on first use with `history` values per key); the new revision. */
+  kvPut(bucket: string, key: string, data: Uint8Array, history: number): Promise<number>;
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   serve(subject: string, handler: (subject: string, data: Uint8Array) => Uint8Array): () => void;
   close(): Promise<void>;
@@ -298,6 +304,11 @@ class NatsBus implements FederationBus {
       if (timer) clearTimeout(timer);
       running.stop();
     };
+  }
+
+  async kvPut(bucket: string, key: string, data: Uint8Array, history: number): Promise<number> {
+    const kv = await new Kvm(this.#js).create(bucket, { history });
+    return kv.put(key, data);
   }
 
   async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {

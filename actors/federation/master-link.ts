@@ -4,11 +4,13 @@
 // has gone stale re-applies the mirror's unchanged config (the "kick" nats-server 2.10 needs after a leaf
 // reconnects; harmless on 2.9), backing off 5 s × 2^failures up to 2 min. Mirrors found on the hub at start are
 // replayed from their first message, so a restarted master rebuilds its view without a store of its own.
-// Imports actors/ types, spec/errors, lib/log, and this folder.
+// Imports actors/ types, spec/errors, lib/log, transport/rest/metrics types, and this folder.
 import type { Logger } from "../../lib/log.ts";
 import { FederationError } from "../../spec/errors.ts";
+import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { FederationBus, StreamSpec } from "./bus.ts";
 import type { DatacenterView, FederatedView } from "./federated-view.ts";
+import { LAG_WARN_DEFAULT_MS, lagMetrics, lagTransitions } from "./lag-guardrail.ts";
 import { type DeployCommand, decodeJson, encodeJson, upMessageSchema } from "./messages.ts";
 import {
   checkDcId,
@@ -28,7 +30,7 @@ export interface MasterLinkOptions {
   log: Logger;
   /** A dc whose newest state is older than this is degraded (and skipped by placement). Default 30 s. */
   degradedAfterMs?: number;
-  /** Sync lag above this is logged (the seeds' guardrail). Default 60 s. */
+  /** Sync lag above this is a warn line (once on crossing, an info line on recovery) and a metric. Default 60 s. */
   lagWarnMs?: number;
   now?: () => number;
 }
@@ -42,7 +44,6 @@ interface DcLinkState {
   stopFollow: () => void;
   kickAt: number;
   kickFailures: number;
-  lagWarned: boolean;
   /** The mirror's own figures, refreshed on each hello: messages behind, error. */
   pending: number | null;
 }
@@ -52,9 +53,16 @@ export class MasterLink {
   readonly #dcs = new Map<string, DcLinkState>();
   readonly #creating = new Map<string, Promise<void>>();
   #stopServe: () => void = () => {};
+  #lagWarned: ReadonlySet<string> = new Set();
+  #lagTimer: NodeJS.Timeout | undefined;
 
   constructor(o: MasterLinkOptions) {
-    this.#o = { degradedAfterMs: 30_000, lagWarnMs: 60_000, now: Date.now, ...o };
+    this.#o = {
+      degradedAfterMs: 30_000,
+      lagWarnMs: LAG_WARN_DEFAULT_MS,
+      now: Date.now,
+      ...o,
+    };
   }
 
   get degradedAfterMs(): number {
@@ -72,6 +80,26 @@ export class MasterLink {
       this.#hello(dc);
       return encodeJson({ ok: true });
     });
+    // On a timer, not on hellos: a dead dc sends none. A quarter of the threshold keeps the line timely.
+    this.#lagTimer = setInterval(() => this.#checkLag(), Math.min(5_000, this.#o.lagWarnMs / 4));
+    this.#lagTimer.unref();
+  }
+
+  #checkLag(): void {
+    const t = lagTransitions(this.#lagWarned, this.datacenters(), this.#o.lagWarnMs);
+    this.#lagWarned = t.above;
+    for (const d of t.crossed)
+      this.#o.log.warn(
+        { dc_id: d.dc_id, lag_s: d.lag_s, threshold_s: this.#o.lagWarnMs / 1000 },
+        "federation: sync lag above the guardrail",
+      );
+    for (const d of t.recovered)
+      this.#o.log.info({ dc_id: d.dc_id, lag_s: d.lag_s }, "federation: sync lag back under the guardrail");
+  }
+
+  /** Per-dc lag, guardrail and degraded gauges for the master's /metrics. */
+  metrics(): MetricFamily[] {
+    return lagMetrics(this.datacenters(), this.#o.lagWarnMs);
   }
 
   #hello(dc: string): void {
@@ -92,11 +120,8 @@ export class MasterLink {
     const healthy = this.#o.view.isHealthy(dc, now, Math.min(this.#o.degradedAfterMs, 10_000));
     if (healthy) {
       known.kickFailures = 0;
-      if (known.lagWarned) this.#o.log.info({ dc_id: dc }, "federation: dc caught up");
-      known.lagWarned = false;
       return;
     }
-    this.#warnLag(dc, known, now);
     if (now < known.kickAt) return;
     known.kickAt = now + Math.min(KICK_MAX_MS, KICK_BASE_MS * 2 ** known.kickFailures++);
     this.#o.log.info({ dc_id: dc }, "federation: dc says hello but its mirror is behind; kicking the mirror");
@@ -105,14 +130,6 @@ export class MasterLink {
       .catch((err: unknown) =>
         this.#o.log.warn({ err: (err as Error).message, dc_id: dc }, "federation: mirror kick failed"),
       );
-  }
-
-  #warnLag(dc: string, s: DcLinkState, now: number): void {
-    const view = this.#o.view.datacenters(now, this.#o.degradedAfterMs).find((d) => d.dc_id === dc);
-    if (!s.lagWarned && view?.lag_s != null && view.lag_s * 1000 > this.#o.lagWarnMs) {
-      s.lagWarned = true;
-      this.#o.log.warn({ dc_id: dc, lag_s: view.lag_s }, "federation: sync lag above the guardrail");
-    }
   }
 
   /** Creates the dc's streams on the hub (once; concurrent hellos share the work) and starts reading its mirror. */
@@ -142,7 +159,7 @@ export class MasterLink {
         }
         view.apply(dc, m.seq, parsed.data);
       });
-      this.#dcs.set(dc, { stopFollow, kickAt: 0, kickFailures: 0, lagWarned: false, pending: null });
+      this.#dcs.set(dc, { stopFollow, kickAt: 0, kickFailures: 0, pending: null });
       this.#o.log.info({ dc_id: dc }, "federation: following dc");
     })();
     this.#creating.set(dc, work);
@@ -188,6 +205,7 @@ export class MasterLink {
 
   stop(): void {
     this.#stopServe();
+    clearInterval(this.#lagTimer);
     for (const s of this.#dcs.values()) s.stopFollow();
   }
 }

@@ -8,8 +8,10 @@
 import { ValidationError } from "../../spec/errors.ts";
 import {
   ACCOUNT,
+  desiredDeliver,
   downDeliver,
   envToken,
+  HUB_DESIRED_STREAM,
   HUB_DOMAIN,
   helloSubject,
   hubDownStream,
@@ -61,8 +63,9 @@ const q = (s: string) => JSON.stringify(s);
 /**
  * What a dc's leaf connection may carry, from the hub's side: `publish` is what the leaf may send into the hub,
  * `subscribe` what the hub may send down to it. Only its own mirrors' API calls, deliver subjects and flow
- * control, its hello, and replies. Nothing else of `$JS.hub.API` (no KV writes, no stream deletion), nothing of
- * another dc.
+ * control, its hello, and replies. Its mirror of the desired-state bucket reads it through the same consumer
+ * calls (no `$KV.` publish, so the bucket is read-only to it). Nothing else of `$JS.hub.API` (no KV writes, no
+ * stream deletion), nothing of another dc.
  */
 export function leafPermissions(dc: string): { publish: string[]; subscribe: string[] } {
   const down = hubDownStream(dc);
@@ -75,6 +78,11 @@ export function leafPermissions(dc: string): { publish: string[]; subscribe: str
       `${hubApi}.CONSUMER.DELETE.${down}.>`,
       `${hubApi}.STREAM.INFO.${down}`,
       `$JS.FC.${down}.>`,
+      `${hubApi}.CONSUMER.CREATE.${HUB_DESIRED_STREAM}`,
+      `${hubApi}.CONSUMER.CREATE.${HUB_DESIRED_STREAM}.>`,
+      `${hubApi}.CONSUMER.DELETE.${HUB_DESIRED_STREAM}.>`,
+      `${hubApi}.STREAM.INFO.${HUB_DESIRED_STREAM}`,
+      `$JS.FC.${HUB_DESIRED_STREAM}.>`,
       `${upDeliver(dc)}.>`,
       helloSubject(dc),
       "$JSC.R.>",
@@ -87,6 +95,7 @@ export function leafPermissions(dc: string): { publish: string[]; subscribe: str
       `${dcApi}.STREAM.INFO.${UP_STREAM}`,
       `$JS.FC.${UP_STREAM}.>`,
       `${downDeliver(dc)}.>`,
+      `${desiredDeliver(dc)}.>`,
       "$JSC.R.>",
       "_INBOX.>",
     ],

@@ -54,6 +54,17 @@ export const upDeliver = (dc: string) => `ee.deliver.${dc}.up`;
 export const downDeliver = (dc: string) => `ee.deliver.${dc}.down`;
 export const jsApi = (domain: string) => `$JS.${domain}.API`;
 
+/** On the hub: the KV bucket of desired state (master → dc), written by the master only. */
+export const DESIRED_BUCKET = "ee_desired";
+/** The JetStream stream behind that bucket (what a dc's mirror names). */
+export const HUB_DESIRED_STREAM = `KV_${DESIRED_BUCKET}`;
+/** The one key: the whole desired state as one signed snapshot, so a snapshot sequence orders all of it. */
+export const DESIRED_KEY = "snapshot";
+export const desiredSubject = `$KV.${DESIRED_BUCKET}.${DESIRED_KEY}`;
+/** The dc's local, read-only mirror of the hub's desired-state bucket. */
+export const DESIRED_STREAM = "EE_DESIRED";
+export const desiredDeliver = (dc: string) => `ee.deliver.${dc}.desired`;
+
 /** Stream names and environment variables take no hyphen: `eu-west` becomes `EU_WEST`. */
 export function envToken(dc: string): string {
   return dc.toUpperCase().replaceAll("-", "_");

@@ -174,6 +174,14 @@ export class ControlPlaneCommand extends EeCommand {
     description:
       "Master: a dc whose newest state is older than this is degraded and skipped by placement (default 30000)",
   });
+  masterKey = Option.String("--master-key", {
+    description:
+      "Dc: the master's CP identity public key (64 hex digits, cp_pubkey in its start log); desired state from the hub is applied only when signed by it",
+  });
+  dcLagWarnMs = Option.String("--dc-lag-warn-ms", {
+    description:
+      "Master: a dc's sync lag above this is a warn log line and the ee_federation_dc_lag_above_threshold metric (default 60000)",
+  });
   nodeSizes = Option.String("--node-sizes", {
     description:
       "Comma-separated accepted node sizes, each NAME or NAME=VCPUS:MEMORY_MB:GPUS to set its preset (default tiny,standard,llm)",
@@ -207,7 +215,7 @@ export class ControlPlaneCommand extends EeCommand {
   });
 
   async run(): Promise<number> {
-    const federation = federationFlags(this);
+    const federation = await federationFlags(this);
     const { host, port } = hostPortFlag(this.listen, "--listen");
     const tls = tlsFlags(this.tlsCert, this.tlsKey);
     const oidc = await oidcVerifierConfig({
@@ -351,8 +359,16 @@ async function cpQuoteProvider(spec: string): Promise<{ quoteProvider?: QuotePro
 }
 
 /** `--role` and the flags that go with it; a standalone CP takes none of the NATS flags. */
-function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined {
-  const natsFlags = [c.nats, c.natsCreds, c.natsTlsCa, c.natsTlsCert, c.natsTlsKey, c.dcDegradedAfterMs];
+async function federationFlags(c: ControlPlaneCommand): Promise<FederationOptions | undefined> {
+  const natsFlags = [
+    c.nats,
+    c.natsCreds,
+    c.natsTlsCa,
+    c.natsTlsCert,
+    c.natsTlsKey,
+    c.dcDegradedAfterMs,
+    c.dcLagWarnMs,
+  ];
   if (c.role === "standalone") {
     if (c.dcId !== undefined || natsFlags.some((f) => f !== undefined))
       throw new ValidationError(
@@ -376,6 +392,13 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-id goes with --role dc (a master is dc `master`)");
   if (c.role === "dc" && c.dcDegradedAfterMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
+  if (c.role === "master" && c.masterKey !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--master-key goes with --role dc");
+  // Loaded only here: desired-state.ts brings zod, which eectl's start must not pay for.
+  if (c.masterKey !== undefined)
+    (await import("../../actors/federation/desired-state.ts")).masterPublicKey(c.masterKey);
+  if (c.role === "dc" && c.dcLagWarnMs !== undefined)
+    throw new ValidationError("EE-CONFIG-INVALID", "--dc-lag-warn-ms goes with --role master");
   if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))
     throw new ValidationError("EE-CONFIG-INVALID", "--nats-tls-cert and --nats-tls-key go together");
   const tls = {
@@ -384,6 +407,7 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
     ...(c.natsTlsKey ? { keyFile: c.natsTlsKey } : {}),
   };
   const degradedAfterMs = parsePositiveInt(c.dcDegradedAfterMs, "--dc-degraded-after-ms");
+  const lagWarnMs = parsePositiveInt(c.dcLagWarnMs, "--dc-lag-warn-ms");
   return {
     role: c.role,
     ...(c.dcId !== undefined ? { dcId: checkDcId(c.dcId) } : {}),
@@ -393,5 +417,7 @@ function federationFlags(c: ControlPlaneCommand): FederationOptions | undefined 
       ...(Object.keys(tls).length > 0 ? { tls } : {}),
     },
     ...(degradedAfterMs ? { degradedAfterMs } : {}),
+    ...(lagWarnMs ? { lagWarnMs } : {}),
+    ...(c.masterKey !== undefined ? { masterKey: c.masterKey } : {}),
   };
 }

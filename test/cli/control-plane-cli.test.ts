@@ -28,6 +28,20 @@ for (const [args, message] of [
   [["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "DC_1"], /--dc-id: a dc id is/],
   [["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "master"], /--dc-id: "master" is reserved/],
   [["--role", "master", "--nats", "nats://127.0.0.1:4222", "--dc-id", "dc1"], /--dc-id goes with --role dc/],
+  [
+    ["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "dc1", "--dc-lag-warn-ms", "5000"],
+    /--dc-lag-warn-ms goes with --role master/,
+  ],
+  [["--dc-lag-warn-ms", "5000"], /go with --role master or dc/],
+  [
+    ["--role", "dc", "--nats", "nats://127.0.0.1:4222", "--dc-id", "dc1", "--master-key", "xyz"],
+    /--master-key: expected the master's CP identity public key, 64 hex digits/,
+  ],
+  [
+    ["--role", "master", "--nats", "nats://127.0.0.1:4222", "--master-key", "ab".repeat(32)],
+    /--master-key goes with --role dc/,
+  ],
+  [["--role", "master", "--nats", "nats://127.0.0.1:4222", "--dc-lag-warn-ms", "0"], /--dc-lag-warn-ms/],
   [["--role", "edge"], /--role: expected standalone, master or dc, got "edge"/],
   [["--dc-id", "dc-1"], /--dc-id, --nats and the --nats-\* flags go with --role master or dc/],
   [["--nats", "nats://127.0.0.1:4222"], /go with --role master or dc/],
@@ -56,6 +70,8 @@ test("--help lists the federation flags", async (t) => {
     "--nats-creds",
     "--nats-tls-ca",
     "--dc-degraded-after-ms",
+    "--dc-lag-warn-ms",
+    "--master-key",
   ])
     t.true(run.stdout.includes(flag), flag);
 });

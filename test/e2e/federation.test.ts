@@ -3,15 +3,20 @@
 // runs behind the dc (Docker) and turns healthy in the master's view, and through a hub outage the dc keeps
 // serving while the master marks it degraded, then catches up without duplicates; a master SIGKILLed and
 // restarted replays the hub mirror with no gap; the dc's own server down leaves the outbox waiting in SQLite.
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import test, { type ExecutionContext } from "ava";
 import type { ControlPlaneOptions } from "../../actors/control-plane.ts";
+import { policySchema } from "../../attestation/policy.ts";
+import { createLogger, type Logger } from "../../lib/log.ts";
 import { eectl } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
   agentConfig,
+  agentState,
   devRoot,
   spawnCp,
   startTestAgent,
@@ -46,15 +51,44 @@ function natsOf(server: NatsServer): NonNullable<ControlPlaneOptions["federation
   return { url: server.url, ...(server.credsFile ? { credsFile: server.credsFile } : {}) };
 }
 
-async function federation(t: ExecutionContext, o: { degradedAfterMs?: number; auth?: "none" } = {}) {
+async function federation(
+  t: ExecutionContext,
+  o: { degradedAfterMs?: number; lagWarnMs?: number; auth?: "none"; masterLog?: Logger } = {},
+) {
   const nats = await startNatsFederation(t, ["dc1"], o.auth ? { auth: o.auth } : {});
   const master = await startTestCp(t, {
-    federation: { role: "master", nats: natsOf(nats.hub), degradedAfterMs: o.degradedAfterMs ?? 4_000 },
+    federation: {
+      role: "master",
+      nats: natsOf(nats.hub),
+      degradedAfterMs: o.degradedAfterMs ?? 4_000,
+      ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
+    },
+    ...(o.masterLog ? { log: o.masterLog } : {}),
   });
   const dc = await startTestCp(t, {
     federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
   });
   return { nats, master, dc };
+}
+
+/** The master's log as parsed JSON lines, to look for the guardrail's lines. */
+function recordingLogger(): { log: Logger; lines: { level: number; msg: string; dc_id?: string }[] } {
+  const lines: { level: number; msg: string; dc_id?: string }[] = [];
+  const log = createLogger("cp", "info", { write: (line: string) => lines.push(JSON.parse(line)) });
+  return { log, lines };
+}
+
+/** One sample of the master's /metrics (public, no token). */
+async function metricOf(cp: TestCp, sample: string): Promise<number | undefined> {
+  const text = await (await fetch(`${cp.cp.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
+/** The master's CP identity public key, raw hex, as `--master-key` takes it (from its data dir's key file). */
+function cpPubkeyHex(dataDir: string): string {
+  const key = createPublicKey(createPrivateKey(readFileSync(join(dataDir, "cp-identity.key"), "utf8")));
+  return key.export({ format: "der", type: "spki" }).subarray(12).toString("hex");
 }
 
 const agentsOf = async (cp: TestCp) => (await cp.api<{ agents: AgentJson[] }>("/api/v2/agents")).body.agents;
@@ -172,7 +206,12 @@ test.serial(
 test.serial(
   "through a hub outage the dc keeps serving, the master marks it degraded, then catches up once",
   async (t) => {
-    const { nats, master, dc } = await federation(t, { degradedAfterMs: 3_000 });
+    const masterLog = recordingLogger();
+    const { nats, master, dc } = await federation(t, {
+      degradedAfterMs: 3_000,
+      lagWarnMs: 2_000,
+      masterLog: masterLog.log,
+    });
     const first = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-a" }));
     await waitFor(
       "the first agent on the master",
@@ -188,6 +227,16 @@ test.serial(
       30_000,
     );
     t.log(`hub killed → dc degraded on the master: ${Date.now() - downAt} ms (threshold 3000 ms)`);
+    // The seeds' guardrail: lag above --dc-lag-warn-ms is a gauge on /metrics and one warn line.
+    const lagGauge = 'ee_federation_dc_lag_above_threshold{dc_id="dc1"}';
+    await waitFor(
+      "the lag guardrail raised",
+      async () => (await metricOf(master, lagGauge)) === 1 || undefined,
+    );
+    t.true((await metricOf(master, 'ee_federation_dc_lag_seconds{dc_id="dc1"}'))! > 2);
+    await waitFor("the guardrail's warn line", async () =>
+      masterLog.lines.find((l) => l.msg === "federation: sync lag above the guardrail" && l.level === 40),
+    );
     // The dc serves on: a new agent registers there while the master cannot hear of it.
     const second = await startTestAgent(t, agentConfig(t, dc.cp.wsUrl, dc.devDir, { vm_name: "vm-b" }));
     await waitFor("the second agent on the dc", async () =>
@@ -220,6 +269,16 @@ test.serial(
       return d && d.outbox_seq >= newest ? d : undefined;
     });
     t.true(caughtUp.lag_s !== null && caughtUp.lag_s < 3, `lag ${caughtUp.lag_s} s`);
+    await waitFor(
+      "the lag guardrail lowered",
+      async () => (await metricOf(master, lagGauge)) === 0 || undefined,
+    );
+    await waitFor("the guardrail's recovery line", async () =>
+      masterLog.lines.find((l) => l.msg === "federation: sync lag back under the guardrail"),
+    );
+    const warned = masterLog.lines.filter((l) => l.msg === "federation: sync lag above the guardrail");
+    t.is(warned.length, 1, "one warn line per crossing, not one per check");
+    t.is(warned[0]?.dc_id, "dc1");
     const ids = (await agentsOf(master)).map((a) => a.agent_id);
     t.is(new Set(ids).size, ids.length, "no agent listed twice");
     t.deepEqual(
@@ -255,6 +314,13 @@ test.serial(
     await t.throwsAsync(hubApi("CONSUMER.CREATE.EE_DOWN_DC2"));
     await t.throwsAsync(hubApi("STREAM.INFO.EE_DOWN_DC2"));
     await t.throwsAsync(hubApi("STREAM.CREATE.KV_ee_desired"));
+    // The desired-state bucket is read-only to a dc: its mirror may read it, nothing may write or purge it.
+    const kvInfo = JSON.parse(new TextDecoder().decode((await hubApi("STREAM.INFO.KV_ee_desired")).data));
+    t.is(kvInfo.config?.name, "KV_ee_desired");
+    const kvLastSeq: number = kvInfo.state.last_seq;
+    await t.throwsAsync(nc.request("$KV.ee_desired.snapshot", "{}", { timeout: 2_000 }));
+    await t.throwsAsync(hubApi("STREAM.PURGE.KV_ee_desired"));
+    await t.throwsAsync(hubApi("STREAM.MSG.DELETE.KV_ee_desired"));
     await t.throwsAsync(hubApi("STREAM.NAMES"));
     await t.throwsAsync(
       nc.request("ee.hello.dc2", JSON.stringify({ dc_id: "dc2", at: Date.now() }), { timeout: 2_000 }),
@@ -267,6 +333,7 @@ test.serial(
     t.teardown(() => hubNc.close());
     const hubJsm = await jetstreamManager(hubNc);
     t.is((await hubJsm.streams.info("EE_DOWN_DC1")).config.name, "EE_DOWN_DC1", "still there");
+    t.is((await hubJsm.streams.info("KV_ee_desired")).state.last_seq, kvLastSeq, "the bucket unwritten");
     t.deepEqual(
       (await dcsOf(master)).map((d) => d.dc_id),
       ["dc1"],
@@ -391,5 +458,126 @@ test.serial(
     t.log(`leaf back → queued deploy healthy on the master: ${Date.now() - backAt} ms`);
     const onDc = await dc.api<{ deployments: { deployment_id: string }[] }>("/api/v2/deployments");
     t.is(onDc.body.deployments.filter((d) => d.deployment_id === id).length, 1, "run once");
+  },
+);
+
+test.serial(
+  "desired state: a measurement trusted on the master admits an agent behind the dc; tampered and rolled-back values are refused",
+  async (t) => {
+    const GOOD = "11".repeat(48);
+    const NEW = "22".repeat(48);
+    const OTHER = "33".repeat(48);
+    const nats = await startNatsFederation(t, ["dc1"]);
+    const master = await startTestCp(t, { federation: { role: "master", nats: natsOf(nats.hub) } });
+    const dc = await startTestCp(t, {
+      policy: policySchema.parse({ mrtd: { mode: "strict", allow: { tiny: [GOOD] } } }),
+      federation: {
+        role: "dc",
+        dcId: "dc1",
+        nats: natsOf(nats.leaves.get("dc1")!),
+        summaryMs: 500,
+        masterKey: cpPubkeyHex(master.dataDir),
+      },
+    });
+    type Trusted = { trusted: { mrtd: string; added_by: string }[] };
+    type Events = { events: { kind: string; data: { code?: string; seq?: number | null } }[] };
+    const dcEvents = async (kind: string) =>
+      (await dc.api<Events>(`/api/v2/events?kind=${kind}&limit=100`)).body.events;
+    // The master's first snapshot (nothing trusted yet) reaches the dc.
+    await waitFor(
+      "the first snapshot applied",
+      async () => (await dcEvents("federation.desired_applied"))[0],
+    );
+    const hubNc = await connect({
+      servers: nats.hub.url,
+      user: "master",
+      pass: readFileSync(nats.hub.credsFile!, "utf8").trim().split(":")[1]!,
+    });
+    t.teardown(() => hubNc.close());
+    const hubJsm = await jetstreamManager(hubNc);
+    const current = async () =>
+      (await hubJsm.streams.getMessage("KV_ee_desired", { last_by_subj: "$KV.ee_desired.snapshot" }))!.data;
+    const first = await current();
+
+    // An agent whose MRTD the dc's policy does not allow is refused there...
+    const agent = await startTestAgent(
+      t,
+      agentConfig(t, dc.cp.wsUrl, dc.devDir, {
+        vm_name: "vm-new-image",
+        attestation: { provider: "dev", dir: dc.devDir, mrtd: NEW },
+      }),
+    );
+    await waitFor("the agent refused on the dc", async () => (await dcEvents("agent.rejected"))[0]);
+    // ...until the master trusts it: the dc trusts it too (from the master) and the agent registers.
+    const added = await postJson(master.api, "/api/v2/measurements", { node_size: "tiny", mrtd: NEW });
+    t.is(added.status, 201);
+    const startedAt = Date.now();
+    await waitFor(
+      "the agent registered on the dc",
+      () => agentState(dc.cp, agent.agentId) === "registered",
+      30_000,
+    );
+    t.log(`trusted on the master → agent registered behind the dc: ${Date.now() - startedAt} ms`);
+    const trustedOnDc = (await dc.api<Trusted>("/api/v2/measurements")).body.trusted;
+    t.like(
+      trustedOnDc.find((e) => e.mrtd === NEW),
+      { added_by: "federation:master" },
+    );
+
+    // The master's user (or anyone holding the hub) rewrites the value: another MRTD, the signature kept.
+    const js = jetstream(hubNc);
+    const genuine = JSON.parse(new TextDecoder().decode(await current()));
+    await js.publish(
+      "$KV.ee_desired.snapshot",
+      JSON.stringify({ ...genuine, payload: genuine.payload.replace(NEW, OTHER) }),
+    );
+    const tampered = await waitFor("the tampered value refused", async () =>
+      (await dcEvents("federation.desired_refused")).find((e) => e.data.code === "EE-FED-DESIRED-SIGNATURE"),
+    );
+    t.is(tampered.data.seq, null);
+    // A genuine but older snapshot (the first, nothing trusted) put back: a rollback, refused.
+    await js.publish("$KV.ee_desired.snapshot", first);
+    const rolledBack = await waitFor("the rollback refused", async () =>
+      (await dcEvents("federation.desired_refused")).find((e) => e.data.code === "EE-FED-DESIRED-ROLLBACK"),
+    );
+    t.is(rolledBack.data.seq, 1);
+    const after = (await dc.api<Trusted>("/api/v2/measurements")).body.trusted.map((e) => e.mrtd);
+    t.true(after.includes(NEW), "the applied snapshot stands");
+    t.false(after.includes(OTHER), "nothing of the tampered value applied");
+
+    // The master withdraws it: the dc follows (a newer snapshot), and only the master's own entry goes.
+    const entryId = (
+      await master.api<{ trusted: { id: number; mrtd: string }[] }>("/api/v2/measurements")
+    ).body.trusted.find((e) => e.mrtd === NEW)!.id;
+    t.is((await master.api(`/api/v2/measurements/${entryId}`, { method: "DELETE" })).status, 204);
+    await waitFor(
+      "the withdrawal applied on the dc",
+      async () =>
+        (await dc.api<Trusted>("/api/v2/measurements")).body.trusted.every((e) => e.mrtd !== NEW) ||
+        undefined,
+    );
+    // A restarted dc keeps its applied sequence (DATA_DIR/fed-desired.json): the old snapshot is refused again.
+    const seqBefore = (await dcEvents("federation.desired_applied")).at(-1)!.data.seq!;
+    await dc.cp.stop();
+    // Put back while the dc is down: the old snapshot is then the only value its mirror holds at restart.
+    await js.publish("$KV.ee_desired.snapshot", first);
+    const again = await startTestCp(t, {
+      dataDir: dc.dataDir,
+      devAttestationDir: dc.devDir,
+      federation: {
+        role: "dc",
+        dcId: "dc1",
+        nats: natsOf(nats.leaves.get("dc1")!),
+        summaryMs: 500,
+        masterKey: cpPubkeyHex(master.dataDir),
+      },
+    });
+    const refusedAgain = await waitFor("the rollback refused after a restart", async () => {
+      const { events } = (await again.api<Events>("/api/v2/events?kind=federation.desired_refused&limit=100"))
+        .body;
+      return events.filter((e) => e.data.code === "EE-FED-DESIRED-ROLLBACK").length >= 2 ? events : undefined;
+    });
+    t.is(refusedAgain.at(-1)!.data.seq, 1);
+    t.true(seqBefore > 1);
   },
 );

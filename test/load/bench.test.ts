@@ -1,4 +1,4 @@
-// `npm run bench` smoke tests: the attest, scale and cli phases (a tiny N, short measurements) run as child
+// `npm run bench` smoke tests: the attest, scale, cli and (opt-in) federation phases (a tiny N, short measurements) run as child
 // processes; the last stdout line must be the JSON object scripts read, with plausible figures.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -86,6 +86,33 @@ test("cli phase: eectl's medians beside node -e 0's, and the two ratios", async 
   );
   t.true(typeof out.cli_agents_list_ratio === "number" && out.cli_agents_list_ratio > 0);
   t.deepEqual(out.phases, ["cli"]);
+});
+
+test("federation phase (opt-in): dc → master rate beside the raw JetStream rate, lag, agents listed, catch-up", async (t) => {
+  const { stdout, stderr } = await bench(
+    "federation",
+    "--dcs",
+    "1",
+    "--dc-agents",
+    "3",
+    "--outage-s",
+    "1",
+    "--seconds",
+    "0.5",
+  );
+  const out = JSON.parse(stdout.trimEnd().split("\n").at(-1) ?? "") as Record<string, unknown>;
+  t.deepEqual(out.phases, ["federation"]);
+  t.like(out, { fed_dcs: 1, fed_agents_per_dc: 3, fed_outage_s: 1 });
+  for (const key of [
+    "fed_raw_jetstream_publish_per_s",
+    "fed_events_per_s",
+    "fed_agents_listed_ms",
+    "fed_lag_p99_ms",
+    "fed_catch_up_ms",
+  ])
+    t.true(typeof out[key] === "number" && (out[key] as number) > 0, `${key} = ${String(out[key])}`);
+  t.true((out.fed_lag_p50_ms as number) <= (out.fed_lag_p99_ms as number));
+  t.regex(stderr, /dc → master events \(1 dcs at once\)\s+[\d,]+\/s\s+\d\.\d{3}/);
 });
 
 test("an unknown phase is a usage error", async (t) => {

@@ -1,15 +1,19 @@
 // `npm run bench [-- PHASE... --seconds N --agents N --heartbeat-ms N --runs N]`: the load benchmark's entry
-// point. Parses the CLI, runs the chosen phases in order, prints a table on stderr and, as the last line of
+// point; `npm run bench -- federation [--dcs N --dc-agents M --outage-s S]` is opt-in (it needs nats-server). Parses the CLI, runs the chosen phases in order, prints a table on stderr and, as the last line of
 // stdout, one JSON object (the keys in /work/shared/CONTRACT.md) so scripts can read the figures without
 // parsing the table.
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { attestPhase } from "./attest-phase.ts";
 import { cliPhase } from "./cli-phase.ts";
+import { FEDERATION_DEFAULTS, federationPhase } from "./federation-phase.ts";
 import type { BenchOptions, Figure, Phase } from "./phase.ts";
 import { scalePhase } from "./scale-phase.ts";
 
+/** What a run without phase names runs. */
 const PHASES: readonly Phase[] = [attestPhase, scalePhase, cliPhase];
+/** Run only when named. */
+const OPT_IN = ["federation"] as const;
 /** Without --agents: small enough that the default run takes about a minute. */
 const DEFAULT_AGENTS = 1_000;
 const DEFAULT_HEARTBEAT_MS = 5_000;
@@ -17,7 +21,7 @@ const DEFAULT_RUNS = 21;
 
 function usage(message: string): never {
   process.stderr.write(
-    `bench: ${message}\nusage: bench [${PHASES.map((p) => p.name).join("|")}]... [--seconds N] [--agents N] [--heartbeat-ms N] [--runs N]\n`,
+    `bench: ${message}\nusage: bench [${[...PHASES.map((p) => p.name), ...OPT_IN].join("|")}]... [--seconds N] [--agents N] [--heartbeat-ms N] [--runs N] [--dcs N] [--dc-agents N] [--outage-s N]\n`,
   );
   process.exit(2);
 }
@@ -27,7 +31,16 @@ const OPTIONS = {
   agents: { type: "string" },
   "heartbeat-ms": { type: "string" },
   runs: { type: "string" },
+  dcs: { type: "string" },
+  "dc-agents": { type: "string" },
+  "outage-s": { type: "string" },
 } as const;
+
+function positiveInt(value: string | undefined, fallback: number, flag: string): number {
+  const n = value === undefined ? fallback : Number(value);
+  if (!(Number.isInteger(n) && n > 0)) usage(`--${flag} must be a positive integer`);
+  return n;
+}
 
 function parseCli(argv: string[]): Omit<BenchOptions, "log"> & { phases: Phase[] } {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
@@ -47,11 +60,17 @@ function parseCli(argv: string[]): Omit<BenchOptions, "log"> & { phases: Phase[]
     usage(`--heartbeat-ms must be an integer ≥ 100`);
   const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
   if (!(Number.isInteger(runs) && runs > 0)) usage(`--runs must be a positive integer`);
+  const federation = federationPhase({
+    ...FEDERATION_DEFAULTS,
+    dcs: positiveInt(values.dcs, FEDERATION_DEFAULTS.dcs, "dcs"),
+    agentsPerDc: positiveInt(values["dc-agents"], FEDERATION_DEFAULTS.agentsPerDc, "dc-agents"),
+    outageS: positiveInt(values["outage-s"], FEDERATION_DEFAULTS.outageS, "outage-s"),
+  });
   const phases =
     positionals.length === 0
       ? [...PHASES]
       : positionals.map((name) => {
-          const phase = PHASES.find((p) => p.name === name);
+          const phase = [...PHASES, federation].find((p) => p.name === name);
           if (phase === undefined) usage(`unknown phase "${name}"`);
           return phase;
         });

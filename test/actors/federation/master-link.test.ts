@@ -27,6 +27,7 @@ function fixture() {
       return () => {};
     },
     work: () => () => {},
+    kvPut: async () => 1,
     request: async () => new Uint8Array(),
     serve: (_subject, handler) => {
       hello = handler;
