@@ -3,15 +3,11 @@
 // runs behind the dc (Docker) and turns healthy in the master's view, and through a hub outage the dc keeps
 // serving while the master marks it degraded, then catches up without duplicates; a master SIGKILLed and
 // restarted replays the hub mirror with no gap; the dc's own server down leaves the outbox waiting in SQLite.
-import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import test, { type ExecutionContext } from "ava";
-import type { ControlPlaneOptions } from "../../actors/control-plane.ts";
+import test from "ava";
 import { policySchema } from "../../attestation/policy.ts";
-import { createLogger, type Logger } from "../../lib/log.ts";
 import { eectl } from "../helpers/cli.ts";
 import {
   ADMIN_TOKEN,
@@ -26,74 +22,19 @@ import {
   waitFor,
 } from "../helpers/cluster.ts";
 import { requireDocker } from "../helpers/docker.ts";
+import {
+  agentsOf,
+  cpPubkeyHex,
+  dcsOf,
+  federation,
+  metricOf,
+  natsOf,
+  recordingLogger,
+} from "../helpers/federation.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { type NatsServer, startNatsFederation } from "../helpers/nats.ts";
+import { startNatsFederation } from "../helpers/nats.ts";
 import { closedPort } from "../helpers/temp.ts";
 import { deploymentIn, postJson, SLEEP_COMPOSE, WEB_PORT, webCompose } from "../helpers/workloads.ts";
-
-interface AgentJson {
-  agent_id: string;
-  state: string;
-  dc_id?: string;
-}
-interface DcJson {
-  dc_id: string;
-  status: string;
-  lag_s: number | null;
-  last_seq: number;
-  outbox_seq: number;
-  applied: number;
-  duplicates_skipped: number;
-  agents: { total: number };
-}
-
-function natsOf(server: NatsServer): NonNullable<ControlPlaneOptions["federation"]>["nats"] {
-  return { url: server.url, ...(server.credsFile ? { credsFile: server.credsFile } : {}) };
-}
-
-async function federation(
-  t: ExecutionContext,
-  o: { degradedAfterMs?: number; lagWarnMs?: number; auth?: "none"; masterLog?: Logger } = {},
-) {
-  const nats = await startNatsFederation(t, ["dc1"], o.auth ? { auth: o.auth } : {});
-  const master = await startTestCp(t, {
-    federation: {
-      role: "master",
-      nats: natsOf(nats.hub),
-      degradedAfterMs: o.degradedAfterMs ?? 4_000,
-      ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
-    },
-    ...(o.masterLog ? { log: o.masterLog } : {}),
-  });
-  const dc = await startTestCp(t, {
-    federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
-  });
-  return { nats, master, dc };
-}
-
-/** The master's log as parsed JSON lines, to look for the guardrail's lines. */
-function recordingLogger(): { log: Logger; lines: { level: number; msg: string; dc_id?: string }[] } {
-  const lines: { level: number; msg: string; dc_id?: string }[] = [];
-  const log = createLogger("cp", "info", { write: (line: string) => lines.push(JSON.parse(line)) });
-  return { log, lines };
-}
-
-/** One sample of the master's /metrics (public, no token). */
-async function metricOf(cp: TestCp, sample: string): Promise<number | undefined> {
-  const text = await (await fetch(`${cp.cp.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
-  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
-}
-
-/** The master's CP identity public key, raw hex, as `--master-key` takes it (from its data dir's key file). */
-function cpPubkeyHex(dataDir: string): string {
-  const key = createPublicKey(createPrivateKey(readFileSync(join(dataDir, "cp-identity.key"), "utf8")));
-  return key.export({ format: "der", type: "spki" }).subarray(12).toString("hex");
-}
-
-const agentsOf = async (cp: TestCp) => (await cp.api<{ agents: AgentJson[] }>("/api/v2/agents")).body.agents;
-const dcsOf = async (cp: TestCp) =>
-  (await cp.api<{ datacenters: DcJson[] }>("/api/v2/datacenters")).body.datacenters;
 
 test.serial(
   "a dc's agents show on the master with their dc_id, direct agents with dc_id master (servers without auth)",
