@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import test from "ava";
 import { ADMIN_DIGEST_FILE } from "../../actors/admin-token.ts";
-import { startControlPlane } from "../../actors/control-plane.ts";
+import { startControlPlane } from "../../cp/control-plane.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { StartupError } from "../../spec/errors.ts";
 import { devRoot, startTestCp, tempDir } from "../helpers/cluster.ts";

@@ -1,5 +1,5 @@
-// Composition root of the control plane: opens the store, builds trust anchors, the supervisor and read model,
-// wires the agent channel and the REST API onto one HTTP server. Bootstrap state (admin token digest, trust
+// The control plane's composition root: cp/ sits above every layer and may import all of them. Opens the store,
+// builds trust anchors, the supervisor and read model, wires the agent channel and the REST API onto one HTTP server. Bootstrap state (admin token digest, trust
 // roots, the CP identity key) comes from flags and files here; runtime state lives only in the actors.
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -36,34 +36,34 @@ import { createRestApp } from "../transport/rest/app.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import type { CpView } from "../transport/rest/view.ts";
 import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transport/ws-server.ts";
-import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
-import { AgentIndex } from "./agent-index.ts";
-import { AgentRequests } from "./agent-requests.ts";
-import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
-import { Enrollments } from "./business/enrollment.ts";
-import { Identity } from "./business/identity.ts";
-import { oidcExchangePort } from "./business/oidc-port.ts";
-import { openBusinessState } from "./business/open.ts";
-import { Capacity } from "./capacity/capacity.ts";
-import type { CapacityTimings } from "./capacity/defaults.ts";
-import type { SizePreset } from "./capacity/sizes.ts";
-import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
-import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
-import { Deployments } from "./deployments.ts";
-import type { Federation, FederationOptions } from "./federation/federation.ts";
-import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
-import { NonceBook } from "./nonce-book.ts";
-import { READINESS_DEFAULTS, Readiness } from "./readiness.ts";
-import { Reattestor } from "./reattestation.ts";
-import { RefusalAudit } from "./refusal-audit.ts";
-import { DEFAULT_NODE_SIZES, gateRegister } from "./registration.ts";
-import { RuntimeCheckpoint } from "./store/checkpoint.ts";
-import { openDatabase } from "./store/db.ts";
-import { DeploymentStore } from "./store/deployment-store.ts";
-import { EventLog } from "./store/event-log.ts";
-import { TextSealer } from "./store/sealed-text.ts";
-import { Supervisor } from "./supervisor.ts";
-import { TrustedMeasurements } from "./trusted-measurements.ts";
+import { resolveAdminToken, watchAdminToken } from "../actors/admin-token.ts";
+import { AgentIndex } from "../actors/agent-index.ts";
+import { AgentRequests } from "../actors/agent-requests.ts";
+import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "../actors/bootstrap-secret.ts";
+import { Enrollments } from "../actors/business/enrollment.ts";
+import { Identity } from "../actors/business/identity.ts";
+import { oidcExchangePort } from "../actors/business/oidc-port.ts";
+import { openBusinessState } from "../actors/business/open.ts";
+import { Capacity } from "../actors/capacity/capacity.ts";
+import type { CapacityTimings } from "../actors/capacity/defaults.ts";
+import type { SizePreset } from "../actors/capacity/sizes.ts";
+import { warnExpiredCollateral, warnUncoveredPlatforms } from "../actors/collateral-warnings.ts";
+import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "../actors/cp-defaults.ts";
+import { Deployments } from "../actors/deployments.ts";
+import type { Federation, FederationOptions } from "../actors/federation/federation.ts";
+import { chooseMeasurementPolicy, logMeasurementChoice } from "../actors/measurement-default.ts";
+import { NonceBook } from "../actors/nonce-book.ts";
+import { READINESS_DEFAULTS, Readiness } from "../actors/readiness.ts";
+import { Reattestor } from "../actors/reattestation.ts";
+import { RefusalAudit } from "../actors/refusal-audit.ts";
+import { DEFAULT_NODE_SIZES, gateRegister } from "../actors/registration.ts";
+import { RuntimeCheckpoint } from "../actors/store/checkpoint.ts";
+import { openDatabase } from "../actors/store/db.ts";
+import { DeploymentStore } from "../actors/store/deployment-store.ts";
+import { EventLog } from "../actors/store/event-log.ts";
+import { TextSealer } from "../actors/store/sealed-text.ts";
+import { Supervisor } from "../actors/supervisor.ts";
+import { TrustedMeasurements } from "../actors/trusted-measurements.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -449,7 +449,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await state.close();
   };
   if (opts.federation) {
-    const { startFederation } = await import("./federation/federation.ts");
+    const { startFederation } = await import("../actors/federation/federation.ts");
     try {
       federation = await startFederation(opts.federation, {
         index,
