@@ -15,7 +15,8 @@ import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agen
 import { devInit } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from "../../cp/control-plane.ts";
+import { startControlPlane } from "../../cp/control-plane.ts";
+import type { ControlPlane, ControlPlaneOptions } from "../../cp/options.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";

@@ -4,7 +4,7 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
-import type { ControlPlaneOptions } from "../../cp/control-plane.ts";
+import type { ControlPlaneOptions } from "../../cp/options.ts";
 import { createLogger, type Logger } from "../../lib/log.ts";
 import { startTestCp, type TestCp } from "./cluster.ts";
 import { type NatsServer, startNatsFederation } from "./nats.ts";
