@@ -29,17 +29,16 @@ import {
 } from "../spec/errors.ts";
 import { type RegistryAuth, workloadHash } from "../spec/images.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
-import { encodeFrame } from "../transport/frame.ts";
-import type { InspectionObserver } from "../transport/inspection.ts";
-import { ActorWatchers } from "./actor-watchers.ts";
+import { ActorWatchers, type InspectionObserver } from "./actor-watchers.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
+import type { AgentLink } from "./agent-link.ts";
 import type { AuditEntry } from "./business/audit-chain.ts";
 import type { AppRegistry } from "./business/store.ts";
 import { ComposeSummaries } from "./compose-summary.ts";
 import { type Placement, type PlacementRequest, place } from "./placement.ts";
 import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
 import type { EventLog } from "./store/event-log.ts";
-import type { AgentLink, Supervisor } from "./supervisor.ts";
+import type { Supervisor } from "./supervisor.ts";
 
 export interface DeploymentRequest extends PlacementRequest {
   /** `name` with `compose`, or `name@version` (or `name`, the newest version) of a registered app. */
@@ -751,11 +750,11 @@ export class Deployments {
    * (re)send gets its own nonce and issued_at.
    */
   #sendCommand<T extends EnvelopedType>(agentId: string, type: T, body: EnvelopeCommand<T>): void {
-    const connId = this.#o.supervisor.connOf(agentId);
-    if (connId === null) return;
+    const conn = this.#o.supervisor.connOf(agentId);
+    if (conn === null) return;
     const envelope = this.#envelope?.sign(type, body, agentId);
     const signed = (envelope ? { ...body, envelope } : body) as MessageBody<T>;
-    this.#o.link.send(connId, encodeFrame(type, signed, { id: this.#o.link.nextFrameId() }));
+    this.#o.link.send(agentId, type, signed, { id: this.#o.link.nextFrameId(), conn });
   }
 
   #provideEffects() {
