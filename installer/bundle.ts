@@ -41,6 +41,7 @@ const RUNTIME_DIRS = [
   "attestation",
   "billing",
   "cli",
+  "cp",
   "identity",
   "installer",
   "lib",
