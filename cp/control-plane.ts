@@ -1,6 +1,8 @@
-// The control plane's composition root: cp/ sits above every layer and may import all of them. Opens the store,
-// builds trust anchors, the supervisor and read model, wires the agent channel and the REST API onto one HTTP server. Bootstrap state (admin token digest, trust
-// roots, the CP identity key) comes from flags and files here; runtime state lives only in the actors.
+// The control plane's composition root: cp/ sits above every layer and may import all of them. It builds the
+// stores, trust anchors, the supervisor and read model, the deploy coordinator and the REST API as one ordered list
+// of components (cp/components.ts) and serves the agent channel and REST on one HTTP server. Bootstrap state (admin
+// token digest, trust roots, the CP identity key) comes from flags and files here; runtime state lives only in the
+// actors.
 import { join } from "node:path";
 import { resolveAdminToken, watchAdminToken } from "../actors/admin-token.ts";
 import { AgentIndex } from "../actors/agent-index.ts";
@@ -34,7 +36,7 @@ import { type Component, Components } from "./components.ts";
 import { CP_IDENTITY_FILE, collateralSource, envelopeSigner, loadOrCreateCpKey } from "./cp-identity.ts";
 import { serveHttp } from "./http-server.ts";
 import type { ControlPlane, ControlPlaneOptions } from "./options.ts";
-import { watchReadiness, writeCheckpoint } from "./readiness-watch.ts";
+import { checkpointing, watchReadiness } from "./readiness-watch.ts";
 import { restApp } from "./rest-wiring.ts";
 import { startStores } from "./stores.ts";
 
@@ -81,318 +83,312 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // start that throws stops what had started.
   const components = new Components((name, err) => log.error({ err, component: name }, "stopping failed"));
   const start = <T>(c: Component<T>) => components.start(c);
+  // A throw between components stops what had started, as a component's own failing start does.
+  try {
+    const measurement = measurementChoice.policy;
+    logMeasurementChoice(log, measurementChoice);
+    const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
+    const stores = await startStores(start, { ...opts, adminDigest: admin.digest, nodeSizes });
+    const { db, state, identity, enrollments, events, deploymentStore, trusted } = stores;
+    const business = state.business;
+    const refusals = await start({
+      name: "refusal-audit",
+      start: () => {
+        const r = new RefusalAudit({
+          append: (event) => events.append(event),
+          intervalMs: opts.refusalAuditMs ?? CP_DEFAULTS.refusalAuditMs,
+        });
+        r.start();
+        return r;
+      },
+      stop: (r) => r.stop(),
+    });
 
-  const measurement = measurementChoice.policy;
-  logMeasurementChoice(log, measurementChoice);
-  const nodeSizes = new Set(opts.nodeSizes ?? DEFAULT_NODE_SIZES);
-  const stores = await startStores(start, { ...opts, adminDigest: admin.digest, nodeSizes });
-  const { db, state, identity, enrollments, events, deploymentStore, trusted } = stores;
-  const business = state.business;
-  const refusals = await start({
-    name: "refusal-audit",
-    start: () => {
-      const r = new RefusalAudit({
-        append: (event) => events.append(event),
-        intervalMs: opts.refusalAuditMs ?? CP_DEFAULTS.refusalAuditMs,
-      });
-      r.start();
-      return r;
-    },
-    stop: (r) => r.stop(),
-  });
+    const index = new AgentIndex({ staleAfterMs });
+    const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
+    // Made now (the actors send through it), serving only once the HTTP server listens.
+    const channel = new AgentChannel({
+      log,
+      handshake: {
+        deadlineMs: CP_DEFAULTS.handshakeMs,
+        maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
+        maxPending: CP_DEFAULTS.maxPending,
+        ...opts.handshake,
+      },
+    });
+    // What registration and re-attestation verify quotes against.
+    const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
+    const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
+    // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
+    const attestationMaxAgeMs = 2 * reattestMs + 60_000;
+    // Capacity (targets, reservations, orders, token digests) is durable business state: the DB-wipe drill leaves
+    // it intact. Its timers start once the CP serves (the "capacity" component below).
+    const capacity = new Capacity({
+      store: state.capacity,
+      index,
+      events,
+      log,
+      nodeSizes,
+      ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
+      attestationMaxAgeMs,
+      ...opts.capacity,
+    });
+    const supervisor = await start({
+      name: "supervisor",
+      start: () =>
+        new Supervisor({
+          link: channel,
+          index,
+          events,
+          log,
+          heartbeatMs,
+          staleAfterMs,
+          forgetAfterMs,
+          policy: {
+            ...quotePolicy,
+            nodeSizes,
+            consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
+          },
+          cpPubkey: envelope.publicKey,
+        }),
+      // Runtime state is not persisted: agents re-register with the next CP.
+      stop: (s) => s.stopAll(),
+    });
 
-  const index = new AgentIndex({ staleAfterMs });
-  const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
-  // Made now (the actors send through it), serving only once the HTTP server listens.
-  const channel = new AgentChannel({
-    log,
-    handshake: {
-      deadlineMs: CP_DEFAULTS.handshakeMs,
-      maxPendingPerAddress: CP_DEFAULTS.maxPendingPerAddress,
-      maxPending: CP_DEFAULTS.maxPending,
-      ...opts.handshake,
-    },
-  });
-  // What registration and re-attestation verify quotes against.
-  const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
-  const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
-  // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
-  const attestationMaxAgeMs = 2 * reattestMs + 60_000;
-  // Capacity (targets, reservations, orders, token digests) is durable business state: the DB-wipe drill leaves
-  // it intact. Its timers start once the CP serves (the "capacity" component below).
-  const capacity = new Capacity({
-    store: state.capacity,
-    index,
-    events,
-    log,
-    nodeSizes,
-    ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
-    attestationMaxAgeMs,
-    ...opts.capacity,
-  });
-  const supervisor = await start({
-    name: "supervisor",
-    start: () =>
-      new Supervisor({
-        link: channel,
-        index,
-        events,
-        log,
-        heartbeatMs,
-        staleAfterMs,
-        forgetAfterMs,
-        policy: {
-          ...quotePolicy,
-          nodeSizes,
-          consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
-        },
-        cpPubkey: envelope.publicKey,
-      }),
-    // Runtime state is not persisted: agents re-register with the next CP.
-    stop: (s) => s.stopAll(),
-  });
-
-  const startedAt = Date.now();
-  const checkpoint = new RuntimeCheckpoint(db);
-  const readiness = new Readiness({
-    ...READINESS_DEFAULTS,
-    ...opts.readiness,
-    knownBefore: checkpoint.read(),
-    startedAt,
-  });
-  await start({
-    name: "readiness",
-    start: () =>
-      index.onTransition((t) => {
-        if (t.from === "challenged" && LIVE_STATES.has(t.to)) readiness.registered(t.agent_id, t.at);
-      }),
-    stop: (off) => off(),
-  });
-  const parties = ownerParties(business);
-  const ledger = new Ledger({
-    store: state.ledger,
-    periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
-    ...(opts.billing?.now ? { now: opts.billing.now } : {}),
-  });
-  const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
-  const imported = await state.importApps(db);
-  if (imported > 0)
-    log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
-  const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
-  // Follows the read model from here (an agent's transitions reach its deployments); its actors resume once the
-  // CP serves (the "deployments" component below).
-  const deployments = new Deployments({
-    store: deploymentStore,
-    apps: business,
-    index,
-    supervisor,
-    link: channel,
-    events,
-    log,
-    attestationMaxAgeMs,
-    ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
-    readiness: () => readiness.status(Date.now()),
-    envelope,
-    placementSecret,
-    ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
-    funds: (tenant) => ledger.fundsCheck(tenant),
-    dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
-  });
-  const reattestor = new Reattestor({
-    supervisor,
-    index,
-    link: channel,
-    policy: quotePolicy,
-    log,
-    intervalMs: reattestMs,
-    timeoutMs: opts.reattestTimeoutMs ?? Math.min(30_000, reattestMs),
-    expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
-  });
-  const charger = new Charger({
-    ledger,
-    parties,
-    running: () =>
-      deployments.healthy().map((d) => ({ ...d, node_size: index.get(d.agent_id)?.node_size ?? null })),
-    undeploy: (id) => deployments.undeploy(id),
-    // On the business audit chain with deposits and rate changes: a dry tenant's undeploy is a billing decision.
-    audit: (kind, data) =>
-      identity
-        .audit({
-          principal: "system",
-          action: kind,
-          target: `deployment:${String(data.deployment_id)}`,
-          outcome: "ok",
-          details: data,
-        })
-        .catch((err: unknown) => log.error({ err }, "audit record write failed")),
-    log,
-    graceS: opts.billing?.graceS ?? BILLING_DEFAULTS.graceS,
-    ...(opts.billing?.now ? { now: opts.billing.now } : {}),
-    ...(opts.billing?.tickMs ? { tickMs: opts.billing.tickMs } : {}),
-  });
-  channel.bind(
-    channelSink({
-      nonces,
-      enrollments,
-      identity,
+    const startedAt = Date.now();
+    const checkpoint = new RuntimeCheckpoint(db);
+    const readiness = new Readiness({
+      ...READINESS_DEFAULTS,
+      ...opts.readiness,
+      knownBefore: checkpoint.read(),
+      startedAt,
+    });
+    await start({
+      name: "readiness",
+      start: () =>
+        index.onTransition((t) => {
+          if (t.from === "challenged" && LIVE_STATES.has(t.to)) readiness.registered(t.agent_id, t.at);
+        }),
+      stop: (off) => off(),
+    });
+    const parties = ownerParties(business);
+    const ledger = new Ledger({
+      store: state.ledger,
+      periodS: opts.billing?.periodS ?? BILLING_DEFAULTS.periodS,
+      ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+    });
+    const requests = new AgentRequests({ link: channel, connOf: (id) => supervisor.connOf(id), log });
+    const imported = await state.importApps(db);
+    if (imported > 0)
+      log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
+    const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
+    // Follows the read model from here (an agent's transitions reach its deployments); its actors resume once the
+    // CP serves (the "deployments" component below).
+    const deployments = new Deployments({
+      store: deploymentStore,
+      apps: business,
+      index,
       supervisor,
-      reattestor,
+      link: channel,
+      events,
+      log,
+      attestationMaxAgeMs,
+      ...(opts.deployAckTimeoutMs ? { ackTimeoutMs: opts.deployAckTimeoutMs } : {}),
+      readiness: () => readiness.status(Date.now()),
+      envelope,
+      placementSecret,
+      ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
+      funds: (tenant) => ledger.fundsCheck(tenant),
+      dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
+    });
+    const reattestor = new Reattestor({
+      supervisor,
+      index,
+      link: channel,
+      policy: quotePolicy,
+      log,
+      intervalMs: reattestMs,
+      timeoutMs: opts.reattestTimeoutMs ?? Math.min(30_000, reattestMs),
+      expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
+    });
+    const charger = new Charger({
+      ledger,
+      parties,
+      running: () =>
+        deployments.healthy().map((d) => ({ ...d, node_size: index.get(d.agent_id)?.node_size ?? null })),
+      undeploy: (id) => deployments.undeploy(id),
+      // On the business audit chain with deposits and rate changes: a dry tenant's undeploy is a billing decision.
+      audit: (kind, data) =>
+        identity
+          .audit({
+            principal: "system",
+            action: kind,
+            target: `deployment:${String(data.deployment_id)}`,
+            outcome: "ok",
+            details: data,
+          })
+          .catch((err: unknown) => log.error({ err }, "audit record write failed")),
+      log,
+      graceS: opts.billing?.graceS ?? BILLING_DEFAULTS.graceS,
+      ...(opts.billing?.now ? { now: opts.billing.now } : {}),
+      ...(opts.billing?.tickMs ? { tickMs: opts.billing.tickMs } : {}),
+    });
+    channel.bind(
+      channelSink({
+        nonces,
+        enrollments,
+        identity,
+        supervisor,
+        reattestor,
+        deployments,
+        requests,
+        refusals,
+        log,
+      }),
+    );
+
+    const federationOptions = opts.federation;
+    const federation = federationOptions
+      ? await start({
+          name: "federation",
+          start: async () => {
+            const { startFederation } = await import("../actors/federation/federation.ts");
+            return startFederation(federationOptions, {
+              index,
+              events,
+              deployments,
+              log,
+              placementSecret,
+              attestationMaxAgeMs,
+              trusted,
+              apps: () => business.apps(),
+              // The envelope signer's key (created above): the master signs desired state with the same identity.
+              identityKey: loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE)),
+              dataDir: opts.dataDir,
+            });
+          },
+          stop: (f) => f.stop(),
+        })
+      : undefined;
+    const app = restApp({
+      opts,
+      admin,
+      readiness,
+      federation,
+      index,
+      supervisor,
+      events,
       deployments,
       requests,
+      channel,
       refusals,
-      log,
-    }),
-  );
+      capacity,
+      identity,
+      enrollments,
+      business,
+      trusted,
+      ledger,
+      webhookSecret,
+      startedAt,
+    });
+    // Agents and REST on one port. No checkpoint when this fails: this start saw no agent, and an empty checkpoint
+    // would mislead the next start's readiness rule. Its stop says goodbye to every agent (1001) before the
+    // components started before it stop, and the components after it stop while agents are still connected.
+    const http = await start({
+      name: "http-server",
+      start: () =>
+        serveHttp(
+          {
+            host: opts.host,
+            port: opts.port,
+            setting: opts.settings?.listen ?? "--listen HOST:PORT",
+            timeouts: { ...REST_TIMEOUTS, ...opts.restTimeouts },
+            tls: tls && opts.tls ? { loaded: tls, files: opts.tls } : null,
+          },
+          app.callback(),
+          channel,
+        ),
+      stop: (h) => h.close(),
+    });
+    // The components below start without awaiting anything (no frame or request is handled in between).
+    const port = http.port;
+    await start({
+      name: "cp-events",
+      start: () =>
+        events.append({
+          at: Date.now(),
+          kind: "cp.started",
+          data: {
+            port,
+            dev_attestation: devRootPem !== undefined,
+            cp_pubkey: Buffer.from(envelope.publicKey).toString("hex"),
+            cp_attestation: opts.quoteProvider?.name ?? null,
+          },
+        }),
+      stop: () => events.append({ at: Date.now(), kind: "cp.stopped", data: {} }),
+    });
+    await start({
+      name: "deployments",
+      start: () => {
+        const resumed = deployments.resume();
+        if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
+      },
+      stop: () => deployments.stop(),
+    });
+    await start({ name: "reattestor", start: () => reattestor.start(), stop: () => reattestor.stop() });
+    await start({
+      name: "readiness-log",
+      start: () => watchReadiness(readiness, log),
+      stop: (timer) => clearInterval(timer),
+    });
+    await start({ name: "charger", start: () => charger.start(), stop: () => charger.stop() });
+    await start({ name: "capacity", start: () => capacity.start(), stop: () => capacity.stop() });
+    await start({
+      name: "admin-token",
+      start: () => {
+        admin.persist();
+        return watchAdminToken(admin, (err) =>
+          err
+            ? log.error(
+                { err, file: admin.file },
+                "the admin token file changed but cannot be read; the old token stays",
+              )
+            : log.warn({ file: admin.file }, "admin token rotated: the previous token no longer works"),
+        );
+      },
+      stop: (unwatch) => unwatch(),
+    });
+    // Last, so it is the first to stop: the final checkpoint is written while the agents are still connected.
+    await start(checkpointing(checkpoint, index, log, opts.checkpointMs ?? 5_000));
+    const hostForUrl = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+    log.info(
+      {
+        port,
+        data_dir: opts.dataDir,
+        tls: tls ? { serial: tls.serial, fingerprint256: tls.fingerprint256 } : null,
+      },
+      "control plane serving",
+    );
 
-  const federationOptions = opts.federation;
-  const federation = federationOptions
-    ? await start({
-        name: "federation",
-        start: async () => {
-          const { startFederation } = await import("../actors/federation/federation.ts");
-          return startFederation(federationOptions, {
-            index,
-            events,
-            deployments,
-            log,
-            placementSecret,
-            attestationMaxAgeMs,
-            trusted,
-            apps: () => business.apps(),
-            // The envelope signer's key (created above): the master signs desired state with the same identity.
-            identityKey: loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE)),
-            dataDir: opts.dataDir,
-          });
-        },
-        stop: (f) => f.stop(),
-      })
-    : undefined;
-  const app = restApp({
-    opts,
-    admin,
-    readiness,
-    federation,
-    index,
-    supervisor,
-    events,
-    deployments,
-    requests,
-    channel,
-    refusals,
-    capacity,
-    identity,
-    enrollments,
-    business,
-    trusted,
-    ledger,
-    webhookSecret,
-    startedAt,
-  });
-  // Agents and REST on one port. No checkpoint when this fails: this start saw no agent, and an empty checkpoint
-  // would mislead the next start's readiness rule. Its stop says goodbye to every agent (1001) before the
-  // components started before it stop, and the components after it stop while agents are still connected.
-  const http = await start({
-    name: "http-server",
-    start: () =>
-      serveHttp(
-        {
-          host: opts.host,
-          port: opts.port,
-          setting: opts.settings?.listen ?? "--listen HOST:PORT",
-          timeouts: { ...REST_TIMEOUTS, ...opts.restTimeouts },
-          tls: tls && opts.tls ? { loaded: tls, files: opts.tls } : null,
-        },
-        app.callback(),
-        channel,
-      ),
-    stop: (h) => h.close(),
-  });
-  // The components below start without awaiting anything (no frame or request is handled in between).
-  const port = http.port;
-  await start({
-    name: "cp-events",
-    start: () =>
-      events.append({
-        at: Date.now(),
-        kind: "cp.started",
-        data: {
-          port,
-          dev_attestation: devRootPem !== undefined,
-          cp_pubkey: Buffer.from(envelope.publicKey).toString("hex"),
-          cp_attestation: opts.quoteProvider?.name ?? null,
-        },
-      }),
-    stop: () => events.append({ at: Date.now(), kind: "cp.stopped", data: {} }),
-  });
-  await start({
-    name: "deployments",
-    start: () => {
-      const resumed = deployments.resume();
-      if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
-    },
-    stop: () => deployments.stop(),
-  });
-  await start({ name: "reattestor", start: () => reattestor.start(), stop: () => reattestor.stop() });
-  await start({
-    name: "readiness-log",
-    start: () => watchReadiness(readiness, log),
-    stop: (timer) => clearInterval(timer),
-  });
-  await start({ name: "charger", start: () => charger.start(), stop: () => charger.stop() });
-  await start({ name: "capacity", start: () => capacity.start(), stop: () => capacity.stop() });
-  await start({
-    name: "admin-token",
-    start: () => {
-      admin.persist();
-      return watchAdminToken(admin, (err) =>
-        err
-          ? log.error(
-              { err, file: admin.file },
-              "the admin token file changed but cannot be read; the old token stays",
-            )
-          : log.warn({ file: admin.file }, "admin token rotated: the previous token no longer works"),
-      );
-    },
-    stop: (unwatch) => unwatch(),
-  });
-  // Last, so it is the first to stop: the final checkpoint is written while the agents are still connected.
-  await start({
-    name: "checkpoint",
-    start: () => {
-      const timer = setInterval(() => writeCheckpoint(checkpoint, index, log), opts.checkpointMs ?? 5_000);
-      timer.unref();
-      return timer;
-    },
-    stop: (timer) => {
-      clearInterval(timer);
-      writeCheckpoint(checkpoint, index, log);
-    },
-  });
-  const hostForUrl = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
-  log.info(
-    {
+    return {
+      url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
+      wsUrl: `${tls ? "wss" : "ws"}://${hostForUrl}:${port}`,
       port,
-      data_dir: opts.dataDir,
-      tls: tls ? { serial: tls.serial, fingerprint256: tls.fingerprint256 } : null,
-    },
-    "control plane serving",
-  );
-
-  return {
-    url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
-    wsUrl: `${tls ? "wss" : "ws"}://${hostForUrl}:${port}`,
-    port,
-    generatedAdminToken: admin.generated,
-    storedAdminTokenFile: admin.stored ? admin.file : null,
-    supervisor,
-    index,
-    events,
-    deployments,
-    charger,
-    capacity,
-    identity,
-    reloadTls: http.reloadTls,
-    components,
-    stop: () => components.stop(),
-  };
+      generatedAdminToken: admin.generated,
+      storedAdminTokenFile: admin.stored ? admin.file : null,
+      supervisor,
+      index,
+      events,
+      deployments,
+      charger,
+      capacity,
+      identity,
+      reloadTls: http.reloadTls,
+      components,
+      stop: () => components.stop(),
+    };
+  } catch (err) {
+    await components.stop();
+    throw err;
+  }
 }

@@ -5,9 +5,11 @@ import type { AgentIndex } from "../actors/agent-index.ts";
 import type { Readiness } from "../actors/readiness.ts";
 import type { RuntimeCheckpoint } from "../actors/store/checkpoint.ts";
 import type { Logger } from "../lib/log.ts";
-import { LIVE_STATES } from "../machines/agent-session.ts";
 
-export function writeCheckpoint(checkpoint: RuntimeCheckpoint, index: AgentIndex, log: Logger): void {
+import { LIVE_STATES } from "../machines/agent-session.ts";
+import type { Component } from "./components.ts";
+
+function writeCheckpoint(checkpoint: RuntimeCheckpoint, index: AgentIndex, log: Logger): void {
   const live: string[] = [];
   for (const r of index.values()) if (r.connected && LIVE_STATES.has(r.state)) live.push(r.agent_id);
   try {
@@ -33,4 +35,25 @@ export function watchReadiness(readiness: Readiness, log: Logger): NodeJS.Timeou
   }, 100);
   timer.unref();
   return timer;
+}
+
+/** The live agent set checkpointed every `everyMs` and once more when stopping (while agents are still connected). */
+export function checkpointing(
+  checkpoint: RuntimeCheckpoint,
+  index: AgentIndex,
+  log: Logger,
+  everyMs: number,
+): Component<NodeJS.Timeout> {
+  return {
+    name: "checkpoint",
+    start: () => {
+      const timer = setInterval(() => writeCheckpoint(checkpoint, index, log), everyMs);
+      timer.unref();
+      return timer;
+    },
+    stop: (timer) => {
+      clearInterval(timer);
+      writeCheckpoint(checkpoint, index, log);
+    },
+  };
 }
