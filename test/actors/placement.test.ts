@@ -126,3 +126,19 @@ test("ineligible agents keep their reasons, and the listing its order", (t) => {
     "EE-PLACE-BUSY": 1,
   });
 });
+
+test("a drained agent is never chosen and says EE-PLACE-AGENT-DRAINED; the others still are", (t) => {
+  const secret = randomBytes(32);
+  const drained = new Set(AGENTS.slice(0, 9).map((a) => a.agent_id));
+  const o = opts(secret, "d-drained", { explain: true, drained: (id) => drained.has(id) });
+  const p = place({}, AGENTS, o);
+  t.is(p.chosen?.agent_id, AGENTS[9]!.agent_id);
+  t.is(p.counts["EE-PLACE-AGENT-DRAINED"], 9);
+  t.deepEqual(p.candidates.find((c) => c.agent_id === AGENTS[0]!.agent_id)?.reasons, [
+    "EE-PLACE-AGENT-DRAINED",
+  ]);
+  // Named explicitly, a drained agent is still refused.
+  const named = place({ agent_id: AGENTS[0]!.agent_id }, [AGENTS[0]!], o);
+  t.is(named.chosen, null);
+  t.deepEqual(named.candidates[0]?.reasons, ["EE-PLACE-AGENT-DRAINED"]);
+});
