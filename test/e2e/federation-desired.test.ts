@@ -8,10 +8,11 @@ import {
   agentState,
   devRoot,
   startTestAgent,
+  startTestCp,
   type TestCp,
   waitFor,
 } from "../helpers/cluster.ts";
-import { agentsOf, federation } from "../helpers/federation.ts";
+import { agentsOf, cpPubkeyHex, federation, natsOf } from "../helpers/federation.ts";
 import { postJson, SLEEP_COMPOSE } from "../helpers/workloads.ts";
 
 const GOOD = "11".repeat(48);
@@ -28,12 +29,17 @@ test.serial(
   "the master's policy, trust roots and drains apply on the dc; a dc refuses an app version off the master's catalog",
   async (t) => {
     const dcRoot = await devRoot("dc");
-    const { master, dc } = await federation(t, {
+    const {
+      nats,
+      master,
+      dc: firstDc,
+    } = await federation(t, {
       desired: true,
       // The master admits only GOOD; the dc on its own (dev default) would admit anything its own root signed.
       master: { policy: policySchema.parse({ mrtd: { mode: "strict", allow: { tiny: [GOOD] } } }) },
       dc: { devAttestationDir: dcRoot },
     });
+    let dc = firstDc;
     await waitFor("the master's policy and roots applied on the dc", async () =>
       (await eventsOf(dc, "federation.desired_applied")).find(
         (e) => e.data.policy === true && e.data.trust_roots === 1,
@@ -99,6 +105,28 @@ test.serial(
     );
     t.is(viaMaster.status, 409);
     t.deepEqual(viaMaster.body.error.details.agents[0]?.reasons, ["EE-PLACE-AGENT-DRAINED"]);
+    // A restarted dc takes the master's drain, policy and roots back from DATA_DIR/fed-desired.json before it
+    // serves (the mirror's replay of the same snapshot changes nothing): the good agent, whose root is the
+    // master's, registers again, and is still drained.
+    await firstDc.cp.stop();
+    dc = await startTestCp(t, {
+      dataDir: firstDc.dataDir,
+      devAttestationDir: dcRoot,
+      port: firstDc.cp.port,
+      federation: {
+        role: "dc",
+        dcId: "dc1",
+        nats: natsOf(nats.leaves.get("dc1")!),
+        summaryMs: 500,
+        masterKey: cpPubkeyHex(master.dataDir),
+      },
+    });
+    await waitFor(
+      "the good agent back on the restarted dc",
+      () => agentState(dc.cp, good.agentId) === "registered",
+      30_000,
+    );
+    t.true(await drainedOn(dc, good.agentId), "still drained after the dc's restart");
     // The dc cannot lift the master's drain; the master can.
     t.true(
       (await dc.api<{ drained: boolean }>(`/api/v2/agents/${good.agentId}/undrain`, { method: "POST" })).body
