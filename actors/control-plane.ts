@@ -276,6 +276,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     nodeSizes,
     ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
     attestationMaxAgeMs,
+    drained: (agentId) => drains.has(agentId),
     ...opts.capacity,
   });
   const supervisor = new Supervisor({

@@ -67,7 +67,10 @@ const CANDIDATES_LISTED = 100;
  * Warm: the agent could take a new deployment now (live, attested, undeployed). The capacity reconciler counts
  * agents by this, so "warm" and "placeable" never disagree.
  */
-export function isWarm(a: AgentRecord, o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs">): boolean {
+export function isWarm(
+  a: AgentRecord,
+  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "drained">,
+): boolean {
   return reasonsFor({}, a, o).length === 0;
 }
 

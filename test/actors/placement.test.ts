@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import test from "ava";
 import type { AgentRecord } from "../../actors/agent-index.ts";
-import { type PlacementOptions, place } from "../../actors/placement.ts";
+import { isWarm, type PlacementOptions, place } from "../../actors/placement.ts";
 
 const NOW = 1_000_000;
 
@@ -141,4 +141,10 @@ test("a drained agent is never chosen and says EE-PLACE-AGENT-DRAINED; the other
   const named = place({ agent_id: AGENTS[0]!.agent_id }, [AGENTS[0]!], o);
   t.is(named.chosen, null);
   t.deepEqual(named.candidates[0]?.reasons, ["EE-PLACE-AGENT-DRAINED"]);
+});
+
+test("a drained agent is not warm, so capacity counts it out like placement does", (t) => {
+  const a = AGENTS[0]!;
+  t.true(isWarm(a, { now: NOW, attestationMaxAgeMs: 60_000 }));
+  t.false(isWarm(a, { now: NOW, attestationMaxAgeMs: 60_000, drained: (id) => id === a.agent_id }));
 });
