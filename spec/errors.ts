@@ -133,7 +133,7 @@ export const ERROR_CODES = {
   "EE-FED-DESIRED-ROLLBACK":
     "A desired-state value from the hub is older than (or differs at) the snapshot the dc applied; refused.",
   "EE-FED-DESIRED-SCHEMA":
-    "A desired-state value is signed by the master but holds fields or values this dc does not know (upgrade the dc); refused.",
+    "A desired-state value signed by the master holds fields or values this dc does not know; refused (upgrade it).",
   // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
   "EE-CAP-ORDER-STATE":
     "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",
