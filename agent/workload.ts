@@ -12,6 +12,13 @@ import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:o
 import { join } from "node:path";
 import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, fromPromise } from "xstate";
 import { z } from "zod";
+import {
+  type ComposeProject,
+  composeHash,
+  type ParseOptions,
+  type PublishedPorts,
+  parseCompose,
+} from "../compose/compose.ts";
 import type { Logger } from "../lib/log.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
@@ -24,13 +31,6 @@ import {
   type Reason,
   reasonOf,
 } from "../machines/deploy-gate.ts";
-import {
-  type ComposeProject,
-  composeHash,
-  type ParseOptions,
-  type PublishedPorts,
-  parseCompose,
-} from "../spec/compose.ts";
 import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
 import { type ImageRef, imageRefsSchema } from "../spec/images.ts";
 import {

@@ -1,12 +1,15 @@
 // The supported Compose subset, shared by the CP (early 400s, preflight) and the agent (the truth: it runs it):
-// parse (YAML), validate (refusing unsupported keys by name), canonicalize and hash. Pure: imports spec/errors.ts,
-// spec/protocol.ts (the size cap), the yaml package, zod (IP syntax) and node:crypto (hashing), no I/O.
+// parse (YAML), validate (refusing unsupported keys by name), canonicalize and hash. It lives in compose/, not
+// spec/, because it is code both programs run, while spec/ holds documents and schemas. Pure: imports
+// spec/errors.ts, spec/protocol.ts (the size cap), lib/canonical-json, the yaml package, zod (IP syntax) and
+// node:crypto (hashing), no I/O. Over 400 lines: one small reader per supported key, all private to
+// parseCompose, so every refusal of the subset reads in one place.
 import { createHash } from "node:crypto";
 import { parse } from "yaml";
 import { z } from "zod";
 import { canonicalJson } from "../lib/canonical-json.ts";
-import { ComposeError } from "./errors.ts";
-import { MAX_COMPOSE_BYTES } from "./protocol.ts";
+import { ComposeError } from "../spec/errors.ts";
+import { MAX_COMPOSE_BYTES } from "../spec/protocol.ts";
 
 /**
  * A published host port. Workloads are reached through the agent's proxy on their container port, so the agent

@@ -8,7 +8,7 @@ import {
   composeHash,
   parseCompose,
   splitShellWords,
-} from "../../spec/compose.ts";
+} from "../../compose/compose.ts";
 import { type CodeOf, ComposeError } from "../../spec/errors.ts";
 import { MAX_COMPOSE_BYTES } from "../../spec/protocol.ts";
 
