@@ -4,8 +4,8 @@
 // agents, and the YAML parse was the largest single cost of a deploy in test/load. Imports compose/ and lib/.
 
 import { type ComposeProject, composeHash, parseCompose } from "../compose/compose.ts";
+import { pinnedDigest } from "../compose/images.ts";
 import { BoundedCache } from "../lib/bounded-cache.ts";
-import { pinnedDigest } from "../spec/images.ts";
 
 export interface ComposeSummary {
   /** composeHash of the project and, when there is one, the build context. */
