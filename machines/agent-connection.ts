@@ -9,19 +9,21 @@ import type { AnyEnvelope, Envelope, MessageType } from "../spec/protocol.ts";
 import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states; `connection` in the agent's health is exactly one of these. */
-export type AgentConnectionState =
+export const AGENT_CONNECTION_STATES = [
   /** No socket: waiting out the backoff (`retryInMs`) before the next attempt. */
-  | "disconnected"
+  "disconnected",
   /** A socket is opening; waits for SOCKET_OPEN (or the connect timeout). */
-  | "connecting"
+  "connecting",
   /** Socket open: waiting for the CP's challenge, getting a quote over its nonce, then waiting for `registered`. */
-  | "challenged"
+  "challenged",
   /** Admitted by the CP: heartbeating every interval and counting unacknowledged heartbeats. */
-  | "registered"
+  "registered",
   /** Final: STOP received; the socket was closed with 1000. */
-  | "stopped"
+  "stopped",
   /** Final: `maxAttempts` consecutive attempts failed; the agent exits non-zero and its supervisor decides. */
-  | "gave_up";
+  "gave_up",
+] as const;
+export type AgentConnectionState = (typeof AGENT_CONNECTION_STATES)[number];
 
 /** Exponential backoff with full jitter: delay = random(0, min(cap, base × factor^(attempt−1))). */
 export const BACKOFF = { baseMs: 500, factor: 2, capMs: 30_000 } as const;

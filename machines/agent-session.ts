@@ -7,21 +7,23 @@ import type { MessageBody, WorkloadReport } from "../spec/protocol.ts";
 import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states; `state` in the REST listing is exactly one of these. */
-export type SessionState =
+export const SESSION_STATES = [
   /** Connected and answered the challenge; its quote and registration policy are being checked. */
-  | "challenged"
+  "challenged",
   /** Attested and admitted; runs no workload; eligible for placement. */
-  | "registered"
+  "registered",
   /** A deployment has been dispatched to it and has not passed its health gate yet. */
-  | "deploying"
+  "deploying",
   /** Runs a workload that passed its health gate. */
-  | "healthy"
+  "healthy",
   /** No heartbeat within stale_after_ms; kept so it can come back on its next heartbeat or reconnect. */
-  | "stale"
+  "stale",
   /** Final: verification or policy refused it; the supervisor removes the actor. */
-  | "rejected"
+  "rejected",
   /** Final: stale for forget_after_ms; the supervisor removes the actor. */
-  | "gone";
+  "gone",
+] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
 
 /** What the agent proved and declared at registration; kept so a crashed actor can be recreated from it. */
 export interface AgentFacts {

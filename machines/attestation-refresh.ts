@@ -4,11 +4,13 @@
 import { assign, fromPromise, setup } from "xstate";
 
 /** States of the refresh machine. */
-export type RefreshState =
+export const REFRESH_STATES = [
   /** Waiting for the CP's next attest request. */
-  | "idle"
+  "idle",
   /** Getting a quote over the request's nonce; further requests are answered as busy. */
-  | "quoting";
+  "quoting",
+] as const;
+export type RefreshState = (typeof REFRESH_STATES)[number];
 
 export interface RefreshRequest {
   id: number | undefined;

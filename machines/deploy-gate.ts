@@ -12,25 +12,27 @@ import type { WorkloadStep } from "../spec/protocol.ts";
 import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states. */
-export type DeployGateState =
+export const DEPLOY_GATE_STATES = [
   /** Pulling the images the engine lacks from their registries (progress is reported by the pull actor). */
-  | "pulling"
+  "pulling",
   /** Making every service's image present (build or find locally) and resolving each to its digest. */
-  | "preparing"
+  "preparing",
   /** Creating and starting the containers; a transient engine failure is cleaned up and retried after a backoff. */
-  | "starting"
+  "starting",
   /** Containers started: probing every pollMs until healthy; fails at the gate deadline (health timeout_s). */
-  | "gating"
+  "gating",
   /** Passed the gate; stays here until undeployed. */
-  | "running"
+  "running",
   /** Removing everything after a failure; the reported step stays the one that failed until cleanup ends. */
-  | "failing"
+  "failing",
   /** Final: the deploy failed with `code` and `message`; what it created was removed (unless noted in message). */
-  | "failed"
+  "failed",
   /** Undeploy: removing the deployment's containers, network and volumes. */
-  | "stopping"
+  "stopping",
   /** Final: undeployed, nothing left. */
-  | "stopped";
+  "stopped",
+] as const;
+export type DeployGateState = (typeof DEPLOY_GATE_STATES)[number];
 
 /** Start attempts (the first included) before a transient failure fails the deploy, and the backoff between them. */
 export const START_RETRY = { maxAttempts: 3, baseMs: 1000, factor: 2, capMs: 10_000 } as const;
