@@ -137,7 +137,7 @@ export type SessionEvent =
   | { type: "UNDEPLOYED"; deploymentId: string; at: number }
   /** A periodic re-attestation verified (ok) or failed with a reason code. */
   | { type: "REATTESTED"; at: number }
-  | { type: "REATTESTATION_FAILED"; reason: string; at: number };
+  | { type: "REATTESTATION_FAILED"; reason: ErrorCode; at: number };
 
 /** Audit kinds the machine asks to record (actors/ maps them to event-log rows). */
 export type SessionAuditKind =
