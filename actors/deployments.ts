@@ -11,6 +11,7 @@ import {
   originSignedBy,
 } from "../attestation/cp-envelope.ts";
 import { type Sealed, seal } from "../attestation/seal.ts";
+import { workloadHash } from "../compose/images.ts";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import type { Logger } from "../lib/log.ts";
 import {
@@ -27,7 +28,7 @@ import {
   PlacementError,
   ValidationError,
 } from "../spec/errors.ts";
-import { type RegistryAuth, workloadHash } from "../spec/images.ts";
+import type { RegistryAuth } from "../spec/images.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import { encodeFrame } from "../transport/frame.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";

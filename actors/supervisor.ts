@@ -360,8 +360,7 @@ export class Supervisor {
             encodeFrame("heartbeat_ack", { seq: event.seq, server_time: now() }, { re: event.id }),
           );
         },
-        refuse: ({ context, event }) => {
-          const err = "error" in event ? event.error : undefined;
+        refuse: ({ context }, { error: err }) => {
           const code = reasonOf(err);
           const message =
             err instanceof Error && code !== "EE-INTERNAL" ? err.message : "registration failed";

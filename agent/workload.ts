@@ -10,8 +10,22 @@
 import { request } from "node:http";
 import { availableParallelism, freemem, loadavg, totalmem, uptime } from "node:os";
 import { join } from "node:path";
-import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, fromPromise } from "xstate";
+import {
+  type ActorOptions,
+  type AnyActorLogic,
+  type AnyActorRef,
+  assign,
+  createActor,
+  fromPromise,
+} from "xstate";
 import { z } from "zod";
+import {
+  type ComposeProject,
+  composeHash,
+  type ParseOptions,
+  type PublishedPorts,
+  parseCompose,
+} from "../compose/compose.ts";
 import type { Logger } from "../lib/log.ts";
 import { readFileIfExists } from "../lib/read-if-exists.ts";
 import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
@@ -23,14 +37,8 @@ import {
   type ProbeResult,
   type Reason,
   reasonOf,
+  stampStep,
 } from "../machines/deploy-gate.ts";
-import {
-  type ComposeProject,
-  composeHash,
-  type ParseOptions,
-  type PublishedPorts,
-  parseCompose,
-} from "../spec/compose.ts";
 import { ComposeError, EeError, NotFoundError, ValidationError, WorkloadError } from "../spec/errors.ts";
 import { type ImageRef, imageRefsSchema } from "../spec/images.ts";
 import {
@@ -142,6 +150,9 @@ export interface WorkloadManager extends Workloads {
    */
   restore(): Promise<WorkloadStatus | null>;
 }
+
+/** What publish takes: a gate's report, or one restored from the record, whose code is as written then. */
+type StepReport = Omit<GateReport, "code"> & { code: string | null };
 
 /** The actor clock plus the time it reads; tests pass a SimulatedClock. */
 export type WorkloadClock = NonNullable<ActorOptions<AnyActorLogic>["clock"]> & { now(): number };
@@ -274,7 +285,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     }
   }
 
-  function publish(dep: Deployment, report: GateReport, progress?: PullProgress): void {
+  function publish(dep: Deployment, report: StepReport, progress?: PullProgress): void {
     const { request } = dep;
     const status: WorkloadStatus = {
       deployment_id: request.deployment_id,
@@ -335,7 +346,12 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     const remove = fromPromise<void, GateJob>(() =>
       engine(id, "remove the deployment", () => runtime.remove(id)),
     );
+    // One provide per deployment: the container work, the step clock and where reports go.
     return deployGateMachine.provide({
+      actions: {
+        enterStep: assign(stampStep(now)),
+        report: (_, report) => publish(dep(), report),
+      },
       actors: {
         pull: fromPromise<void, GateJob>(async ({ signal }) => {
           const d = dep();
@@ -456,20 +472,21 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     const spec: WorkloadSpec = { deploymentId: req.deployment_id, app: req.app, project, composeHash: hash };
     if (req.context) spec.context = req.context;
     const health = req.health ?? null;
-    const machine = gateFor(spec, health, () => dep).provide({
-      actions: { report: (_, report) => publish(dep, report) },
-    });
-    const actor = createActor(machine, {
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      ...(opts.inspect ? { inspect: opts.inspect } : {}),
-      input: {
-        deploymentId: spec.deploymentId,
-        gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,
-        pollMs,
-        now,
-        ...(resume ? { resume } : {}),
+    const at = now();
+    const actor = createActor(
+      gateFor(spec, health, () => dep),
+      {
+        ...(opts.clock ? { clock: opts.clock } : {}),
+        ...(opts.inspect ? { inspect: opts.inspect } : {}),
+        input: {
+          deploymentId: spec.deploymentId,
+          gateTimeoutMs: (health?.timeout_s ?? DEFAULT_GATE_TIMEOUT_S) * 1000,
+          pollMs,
+          at,
+          ...(resume ? { resume } : {}),
+        },
       },
-    });
+    );
     const dep: Deployment = {
       request: req,
       gate: { project, actor },
@@ -479,7 +496,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
         step: resume?.step ?? "pulling",
         compose_hash: hash,
         images: resume?.images ?? [],
-        since: resume?.since ?? now(),
+        since: resume?.since ?? at,
         health,
         ...(req.origin ? { origin: req.origin } : {}),
       },
@@ -567,7 +584,11 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     await removeOrphans(id);
     const dep: Deployment = { request, status, gate: null };
     current = dep;
-    const publishEnd = (step: "failed" | "stopped", since: number, reason: Reason | null) => {
+    const publishEnd = (
+      step: "failed" | "stopped",
+      since: number,
+      reason: { code: string; message: string } | null,
+    ) => {
       const { images } = status;
       publish(dep, { step, since, images, code: reason?.code ?? null, message: reason?.message ?? null });
       return dep.status;

@@ -492,6 +492,15 @@ export class CliError extends EeError<CodeOf<"EE-CLI-">> {
   readonly wsClose = WS_CLOSE.protocol;
 }
 
+/**
+ * The stable code anything thrown carries, when it is one this build knows (typed errors, or an error rebuilt from
+ * a peer's code); null otherwise, for the caller to give the fallback its context calls for.
+ */
+export function errorCodeOf(err: unknown): ErrorCode | null {
+  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : null;
+}
+
 /** Turns anything thrown into a typed error; unknown errors become EE-INTERNAL without leaking their text. */
 export function toEeError(err: unknown): EeError {
   if (err instanceof EeError) return err;

@@ -4,8 +4,8 @@
 // Imports dockerode, spec/ (compose types, images, errors), lib/log.ts and this folder.
 import { Readable } from "node:stream";
 import Docker from "dockerode";
+import type { ComposeService, PortMapping } from "../../compose/compose.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
-import type { ComposeService, PortMapping } from "../../spec/compose.ts";
 import { type CodeOf, WorkloadError } from "../../spec/errors.ts";
 import type { ImageRef } from "../../spec/images.ts";
 import { rerootContext } from "./build-context.ts";

@@ -8,7 +8,7 @@ import type Docker from "dockerode";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { limitsFor } from "../../agent/runtime/limits.ts";
 import { LABELS, type LogLine, type WorkloadSpec } from "../../agent/runtime/runtime.ts";
-import { composeHash, parseCompose } from "../../spec/compose.ts";
+import { composeHash, parseCompose } from "../../compose/compose.ts";
 import { WorkloadError } from "../../spec/errors.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { BUSYBOX_IMAGE, busyboxContext, busyboxImage } from "../helpers/images.ts";

@@ -9,7 +9,7 @@ import type { AgentConfig } from "../../agent/config.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { createEnvelopeSigner } from "../../attestation/cp-envelope.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { workloadHash } from "../../spec/images.ts";
+import { workloadHash } from "../../compose/images.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
 import {
   ADMIN_TOKEN,
