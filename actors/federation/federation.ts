@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
 import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
-import type { DeploymentsPort } from "../../transport/rest/deployments.ts";
+import type { AgentReadsPort, DeploymentsPort } from "../../transport/rest/deployments.ts";
 import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
 import type { Deployments } from "../deployments.ts";
@@ -22,6 +22,9 @@ import { masterPublicKey } from "./desired-state.ts";
 import { federatedDeployments } from "./federated-deployments.ts";
 import { FederatedView } from "./federated-view.ts";
 import { MasterLink } from "./master-link.ts";
+import { RelayClient } from "./relay-client.ts";
+import { RelayServer } from "./relay-server.ts";
+import { type MachineJson, type RelayedReads, relayedReads } from "./relayed-reads.ts";
 import { MASTER_DC } from "./topology.ts";
 
 export interface FederationOptions {
@@ -37,6 +40,8 @@ export interface FederationOptions {
   masterKey?: string;
   /** Dc: health summaries and hellos this often (default 2 s). */
   summaryMs?: number;
+  /** Master: relayed reads' keep-alive interval; a dc silent for 4 of them is unavailable (default 1 s). */
+  relayKeepaliveMs?: number;
 }
 
 /** A dc's record of the desired-state snapshot it applied (refuses rollbacks across restarts). */
@@ -47,6 +52,10 @@ export interface Federation {
   /** Replaces the CP's own deployments port on a master. */
   deployments?: DeploymentsPort;
   datacenters?: DatacentersPort;
+  /** Master: its direct agents and its dcs' (with dc_id), one at a time. */
+  agent?: (agentId: string) => AgentRecord | undefined;
+  /** Master: the agent reads and live machine, a dc's agent's relayed to its dc (relay-client.ts). */
+  relayed?: RelayedReads;
   /** Master: per-dc sync lag gauges for /metrics. */
   metrics?: () => MetricFamily[];
   stop(): Promise<void>;
@@ -66,6 +75,9 @@ export async function startFederation(
     /** The CP identity key: signs the master's desired state. */
     identityKey: KeyObject;
     dataDir: string;
+    /** The CP's own agent reads and live machines (plain JSON): a dc serves relayed reads with them. */
+    reads: AgentReadsPort;
+    machine: (agentId: string) => MachineJson | undefined;
   },
 ): Promise<Federation> {
   const localDc = o.role === "dc" ? o.dcId! : MASTER_DC;
@@ -87,6 +99,14 @@ export async function startFederation(
         ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
       });
       await link.start();
+      const relay = new RelayServer({
+        dcId: localDc,
+        bus,
+        reads: cp.reads,
+        machine: cp.machine,
+        log: cp.log,
+      });
+      relay.start();
       const desired = masterKey
         ? new DesiredFollower({
             dcId: localDc,
@@ -104,6 +124,7 @@ export async function startFederation(
         agents: local,
         stop: async () => {
           desired?.stop();
+          relay.stop();
           link.stop();
           await bus.close();
         },
@@ -127,6 +148,7 @@ export async function startFederation(
       log: cp.log,
     });
     await publisher.start();
+    const dcAgent = (agentId: string) => (cp.index.get(agentId) ? undefined : view.agent(agentId));
     return {
       agents: function* () {
         yield* local();
@@ -142,6 +164,17 @@ export async function startFederation(
         isDirect: (agentId) => cp.index.get(agentId) !== undefined,
       }),
       datacenters: { list: () => link.datacenters() },
+      agent: (agentId) => cp.index.get(agentId) ?? dcAgent(agentId),
+      relayed: relayedReads({
+        local: cp.reads,
+        localMachine: cp.machine,
+        dcOf: (agentId) => dcAgent(agentId)?.dc_id,
+        client: new RelayClient({
+          bus,
+          log: cp.log,
+          ...(o.relayKeepaliveMs ? { keepaliveMs: o.relayKeepaliveMs } : {}),
+        }),
+      }),
       metrics: () => link.metrics(),
       stop: async () => {
         publisher.stop();
