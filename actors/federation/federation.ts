@@ -40,8 +40,6 @@ export interface FederationOptions {
   masterKey?: string;
   /** Dc: health summaries and hellos this often (default 2 s). */
   summaryMs?: number;
-  /** Master: relayed reads' keep-alive interval; a dc silent for 4 of them is unavailable (default 1 s). */
-  relayKeepaliveMs?: number;
 }
 
 /** A dc's record of the desired-state snapshot it applied (refuses rollbacks across restarts). */
@@ -148,7 +146,12 @@ export async function startFederation(
       log: cp.log,
     });
     await publisher.start();
-    const dcAgent = (agentId: string) => (cp.index.get(agentId) ? undefined : view.agent(agentId));
+    // A direct agent (connected here, or reported as dc `master`) is never relayed.
+    const dcAgent = (agentId: string) => {
+      const a = cp.index.get(agentId) ? undefined : view.agent(agentId);
+      return a?.dc_id === MASTER_DC ? undefined : a;
+    };
+    const relay = new RelayClient({ bus, log: cp.log });
     return {
       agents: function* () {
         yield* local();
@@ -169,15 +172,12 @@ export async function startFederation(
         local: cp.reads,
         localMachine: cp.machine,
         dcOf: (agentId) => dcAgent(agentId)?.dc_id,
-        client: new RelayClient({
-          bus,
-          log: cp.log,
-          ...(o.relayKeepaliveMs ? { keepaliveMs: o.relayKeepaliveMs } : {}),
-        }),
+        client: relay,
       }),
       metrics: () => link.metrics(),
       stop: async () => {
         publisher.stop();
+        relay.stop();
         link.stop();
         await bus.close();
       },

@@ -36,11 +36,19 @@ export class RelayClient {
   readonly #o: RelayClientOptions;
   readonly #now: () => number;
   readonly #keepaliveMs: number;
+  /** Each open read's way to fail at once (stop). */
+  readonly #open = new Set<(err: EeError) => void>();
 
   constructor(o: RelayClientOptions) {
     this.#o = o;
     this.#now = o.now ?? Date.now;
     this.#keepaliveMs = o.keepaliveMs ?? 1_000;
+  }
+
+  /** Fails every open read EE-FED-UNAVAILABLE: the master is stopping, its bus going away. */
+  stop(): void {
+    const err = new FederationError("EE-FED-UNAVAILABLE", "the master is shutting down");
+    for (const fail of [...this.#open]) fail(err);
   }
 
   /** machine, stats or snapshot: the dc's answer. */
@@ -99,11 +107,14 @@ export class RelayClient {
     const finish = (then: () => void) => {
       if (done) return;
       done = true;
+      this.#open.delete(failNow);
       off();
       clearInterval(timer);
       signal?.removeEventListener("abort", onAbort);
       then();
     };
+    const failNow = (err: EeError) => finish(() => h.onError(err));
+    this.#open.add(failNow);
     const unavailable = (why: string) =>
       finish(() => h.onError(new FederationError("EE-FED-UNAVAILABLE", `dc ${dc} ${why}`)));
     const off = bus.listen(reply, (m) => {

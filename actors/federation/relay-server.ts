@@ -66,10 +66,12 @@ export class RelayServer {
     ];
   }
 
+  /** Ends every open read with EE-FED-UNAVAILABLE, so the master answers its clients at once, not after silence. */
   stop(): void {
     for (const off of this.#offs) off();
     this.#offs = [];
-    for (const id of [...this.#open.keys()]) this.#finish(id, null);
+    const closing = errorAnswer(this.#unavailable("is shutting down"));
+    for (const id of [...this.#open.keys()]) this.#finish(id, closing);
   }
 
   get size(): number {

@@ -256,3 +256,25 @@ test("reads beyond the dc's limit are refused EE-FED-UNAVAILABLE", async (t) => 
   await first;
   server.stop();
 });
+
+test("a stopping dc ends its open reads EE-FED-UNAVAILABLE at once; a stopping master fails its own", async (t) => {
+  const { client, server, reads } = pair({ keepaliveMs: 10_000 });
+  const follow = client.logs("dc1", AGENT, { follow: true }, () => {});
+  await waitFor("the dc following", async () => reads.signals[0] || undefined, 2_000);
+  const started = Date.now();
+  server.stop();
+  const err = await t.throwsAsync(follow);
+  t.is((err as { code?: string }).code, "EE-FED-UNAVAILABLE");
+  t.regex(err!.message, /dc dc1 is shutting down/);
+  t.true(Date.now() - started < 5_000, "not after the 40 s silence limit");
+  t.true(reads.signals[0]!.aborted, "the agent's follow cancelled");
+
+  const bus = memoryBus();
+  bus.listen(relayReadSubject("dc2"), () => {});
+  const master = new RelayClient({ bus, log: silentLogger, keepaliveMs: 10_000 });
+  const pending = master.request("dc2", AGENT, "stats");
+  master.stop();
+  const stopped = await t.throwsAsync(pending);
+  t.is((stopped as { code?: string }).code, "EE-FED-UNAVAILABLE");
+  t.regex(stopped!.message, /shutting down/);
+});
