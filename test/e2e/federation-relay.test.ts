@@ -104,12 +104,16 @@ test.serial(
     t.is(snapshot.status, 200);
     t.is(snapshot.body.agent_id, behind.agentId, "the agent's own view of itself");
 
-    const logs = await waitFor("the workload's log line through the master", async () => {
-      const r = await master.api<{ lines: { text: string; service: string }[] }>(
-        `/api/v2/agents/${behind.agentId}/logs?tail=50`,
-      );
-      return r.body.lines?.some((l) => l.text.includes("started")) ? r : undefined;
-    });
+    const logs = await waitFor(
+      "the workload's log line through the master",
+      async () => {
+        const r = await master.api<{ lines: { text: string; service: string }[] }>(
+          `/api/v2/agents/${behind.agentId}/logs?tail=1000`,
+        );
+        return r.body.lines?.some((l) => l.text.includes("started")) ? r : undefined;
+      },
+      30_000,
+    );
     t.is(logs.status, 200);
     t.is(logs.body.lines[0]?.service, "web");
 
@@ -136,6 +140,7 @@ test.serial(
     await waitFor(
       "the dc's follow of the agent to end",
       async () => (await pendingRequests(dc)) === 0 || undefined,
+      30_000,
     );
     t.log(`client gone → the dc's agent follow cancelled: ${Date.now() - leftAt} ms`);
   },
@@ -215,17 +220,24 @@ test.serial(
     res.destroy();
     const cancel = await agent.next("cancel", 15_000);
     t.is(cancel.re, id, "the agent's follow is cancelled");
-    await waitFor("nothing pending on the dc", async () => (await pendingRequests(dc)) === 0 || undefined);
+    await waitFor(
+      "nothing pending on the dc",
+      async () => (await pendingRequests(dc)) === 0 || undefined,
+      30_000,
+    );
 
     // Unknown everywhere: the local path's 404. Known but offline: the dc's code, as the dc answers it.
     const unknown = await master.api<ErrorBody>(`/api/v2/agents/agt_${"0".repeat(24)}/stats`);
     t.is(unknown.status, 404);
     t.is(unknown.body.error.code, "EE-NOT-FOUND");
     agent.ws.terminate();
-    await waitFor("the agent disconnected on the dc", async () =>
-      (await agentsOf(dc)).find(
-        (a) => a.agent_id === agent.agentId && (a as { connected?: boolean }).connected === false,
-      ),
+    await waitFor(
+      "the agent disconnected on the dc",
+      async () =>
+        (await agentsOf(dc)).find(
+          (a) => a.agent_id === agent.agentId && (a as { connected?: boolean }).connected === false,
+        ),
+      30_000,
     );
     const offlineOnDc = await dc.api<ErrorBody>(`/api/v2/agents/${agent.agentId}/stats`);
     const offline = await master.api<ErrorBody>(`/api/v2/agents/${agent.agentId}/stats`);

@@ -104,7 +104,7 @@ function pair(o: { keepaliveMs?: number; windowBytes?: number; maxOpen?: number 
     ...(o.maxOpen ? { maxOpen: o.maxOpen } : {}),
   });
   server.start();
-  const client = new RelayClient({ bus, log: silentLogger, keepaliveMs: o.keepaliveMs ?? 50 });
+  const client = new RelayClient({ bus, log: silentLogger, keepaliveMs: o.keepaliveMs ?? 250 });
   return { bus, reads, server, client };
 }
 
@@ -137,7 +137,7 @@ test("stats, snapshot and the live machine come back from the dc; its coded erro
   t.is((err as NotFoundError).code, "EE-NOT-FOUND");
   const err2 = await t.throwsAsync(client.request("dc1", other, "machine"));
   t.is((err2 as NotFoundError).code, "EE-NOT-FOUND");
-  await waitFor("nothing open on the dc", async () => server.size === 0 || undefined, 2_000);
+  await waitFor("nothing open on the dc", async () => server.size === 0 || undefined, 15_000);
   server.stop();
 });
 
@@ -160,12 +160,12 @@ test("a follow streams until the master aborts; the dc's agent read is cancelled
     (l) => got.push(...l.map((x) => x.text)),
     abort.signal,
   );
-  await waitFor("the dc following", async () => reads.signals[0] || undefined, 2_000);
+  await waitFor("the dc following", async () => reads.signals[0] || undefined, 15_000);
   reads.push(3);
-  await waitFor("three lines on the master", async () => got.length === 3 || undefined, 2_000);
+  await waitFor("three lines on the master", async () => got.length === 3 || undefined, 15_000);
   abort.abort();
   await done;
-  await waitFor("the dc's read cancelled", async () => reads.signals[0]!.aborted || undefined, 2_000);
+  await waitFor("the dc's read cancelled", async () => reads.signals[0]!.aborted || undefined, 15_000);
   t.is(server.size, 0);
   server.stop();
 });
@@ -183,7 +183,7 @@ test("a master gone silent: the dc stops the follow after four keep-alives", asy
     encodeRelay({ id: ID, agent_id: AGENT, op: "logs", logs: { follow: true }, keepalive_ms: 50 }),
     relayReplySubject("dc1", ID),
   );
-  await waitFor("the dc following", async () => reads.signals[0] || undefined, 2_000);
+  await waitFor("the dc following", async () => reads.signals[0] || undefined, 15_000);
   const started = Date.now();
   await waitFor("the follow stopped", async () => reads.signals[0]!.aborted || undefined, 5_000);
   t.true(Date.now() - started >= 150, "not before the silence limit");
@@ -201,7 +201,7 @@ test("a dc that does not answer fails the read EE-FED-UNAVAILABLE naming it; nob
   const silent = await t.throwsAsync(client.request("dc2", AGENT, "stats"));
   t.is((silent as { code?: string }).code, "EE-FED-UNAVAILABLE");
   t.regex(silent!.message, /dc dc2 did not answer within 200 ms/);
-  t.true(Date.now() - started < 2_000);
+  t.true(Date.now() - started < 10_000);
   const none = await t.throwsAsync(client.logs("dc3", AGENT, { follow: true }, () => {}));
   t.is((none as { code?: string }).code, "EE-FED-UNAVAILABLE");
   t.regex(none!.message, /dc dc3 is not reachable/);
@@ -215,11 +215,11 @@ test("malformed answers and foreign replies are dropped with the read going on",
   // A request whose reply is another dc's reply space: dropped, nothing sent there.
   bus.send(
     relayReadSubject("dc1"),
-    encodeRelay({ id: ID, agent_id: AGENT, op: "stats", keepalive_ms: 50 }),
+    encodeRelay({ id: ID, agent_id: AGENT, op: "stats", keepalive_ms: 250 }),
     relayReplySubject("dc2", ID),
   );
   bus.send(relayReadSubject("dc1"), new TextEncoder().encode("garbage"), relayReplySubject("dc1", ID));
-  const client = new RelayClient({ bus, log: silentLogger, keepaliveMs: 50 });
+  const client = new RelayClient({ bus, log: silentLogger, keepaliveMs: 250 });
   const result = client.request("dc1", AGENT, "stats");
   // Junk on the read's reply subject before the answer: ignored.
   const replySubject = relayReplySubject("dc1", (bus.sent.at(-1)!.data as { id: string }).id);
@@ -235,7 +235,7 @@ test("malformed answers and foreign replies are dropped with the read going on",
 test("a master that falls behind the dc's window ends the follow EE-PROTO-SLOW-CONSUMER", async (t) => {
   const { client, server, reads } = pair({ windowBytes: 1_000 });
   const done = client.logs("dc1", AGENT, { follow: true }, () => {});
-  await waitFor("the dc following", async () => reads.signals[0] || undefined, 2_000);
+  await waitFor("the dc following", async () => reads.signals[0] || undefined, 15_000);
   // In one turn: the master has acknowledged nothing yet.
   reads.push(30);
   const err = await t.throwsAsync(done);
@@ -248,7 +248,7 @@ test("reads beyond the dc's limit are refused EE-FED-UNAVAILABLE", async (t) => 
   const { client, server, reads } = pair({ maxOpen: 1 });
   const abort = new AbortController();
   const first = client.logs("dc1", AGENT, { follow: true }, () => {}, abort.signal);
-  await waitFor("the dc following", async () => reads.signals[0] || undefined, 2_000);
+  await waitFor("the dc following", async () => reads.signals[0] || undefined, 15_000);
   const err = await t.throwsAsync(client.request("dc1", AGENT, "stats"));
   t.is((err as { code?: string }).code, "EE-FED-UNAVAILABLE");
   t.regex(err!.message, /1 relayed reads open/);
@@ -260,7 +260,7 @@ test("reads beyond the dc's limit are refused EE-FED-UNAVAILABLE", async (t) => 
 test("a stopping dc ends its open reads EE-FED-UNAVAILABLE at once; a stopping master fails its own", async (t) => {
   const { client, server, reads } = pair({ keepaliveMs: 10_000 });
   const follow = client.logs("dc1", AGENT, { follow: true }, () => {});
-  await waitFor("the dc following", async () => reads.signals[0] || undefined, 2_000);
+  await waitFor("the dc following", async () => reads.signals[0] || undefined, 15_000);
   const started = Date.now();
   server.stop();
   const err = await t.throwsAsync(follow);
