@@ -271,6 +271,7 @@ test.serial(
     await nats.leaves.get("dc1")!.kill();
     const leafDown = await expectUnavailable("leaf down", `/api/v2/agents/${agent.agentId}/stats`);
     const follow = await expectUnavailable("leaf down", `/api/v2/agents/${agent.agentId}/logs?follow=true`);
+    await expectUnavailable("leaf down", `/api/v2/agents/${agent.agentId}/snapshot`);
     t.log(`dc CP down → 503 in ${cpDown} ms; leaf down → 503 in ${leafDown} ms (follow ${follow} ms)`);
   },
 );
