@@ -41,6 +41,7 @@ import { AgentChannel, type ChannelSink, type HandshakeLimits } from "../transpo
 import { resolveAdminToken, watchAdminToken } from "./admin-token.ts";
 import { AgentIndex } from "./agent-index.ts";
 import { AgentRequests } from "./agent-requests.ts";
+import { AttestationSettings, extendLive } from "./attestation-settings.ts";
 import { loadOrCreateSecret, PLACEMENT_SECRET_FILE, STORE_KEY_FILE } from "./bootstrap-secret.ts";
 import { Enrollments } from "./business/enrollment.ts";
 import { Identity } from "./business/identity.ts";
@@ -52,6 +53,7 @@ import type { SizePreset } from "./capacity/sizes.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "./collateral-warnings.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "./cp-defaults.ts";
 import { Deployments } from "./deployments.ts";
+import { Drains } from "./drains.ts";
 import type { Federation, FederationOptions } from "./federation/federation.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "./measurement-default.ts";
 import { NonceBook } from "./nonce-book.ts";
@@ -234,6 +236,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   await enrollments.load();
   const events = new EventLog(db, (err) => log.error({ err }, "event log write failed"));
   const index = new AgentIndex({ staleAfterMs });
+  const drains = new Drains({ db, events });
   const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
   const channel = new AgentChannel({
     log,
@@ -258,8 +261,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     nodeSizes,
     onError: (err) => log.error({ err }, "measurement baseline write failed"),
   });
-  // What registration and re-attestation verify quotes against.
-  const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
+  // What registration and re-attestation verify quotes against; trust and measurement stay live getters, since a
+  // federation dc takes the master's (attestation-settings.ts).
+  const attestation = new AttestationSettings({ trust, measurement }, log);
+  const quotePolicy = extendLive(attestation.live(), { ...(collateral ? { collateral } : {}), trusted });
   const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
   // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
   const attestationMaxAgeMs = 2 * reattestMs + 60_000;
@@ -273,6 +278,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     nodeSizes,
     ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
     attestationMaxAgeMs,
+    drained: (agentId) => drains.has(agentId),
     ...opts.capacity,
   });
   const supervisor = new Supervisor({
@@ -283,11 +289,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatMs,
     staleAfterMs,
     forgetAfterMs,
-    policy: {
-      ...quotePolicy,
+    policy: extendLive(quotePolicy, {
       nodeSizes,
-      consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
-    },
+      consumeBootstrap: (token: string, agent: Parameters<Capacity["consumeBootstrap"]>[1], at: number) =>
+        capacity.consumeBootstrap(token, agent, at),
+    }),
     cpPubkey: envelope.publicKey,
   });
 
@@ -350,6 +356,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
     funds: (tenant) => ledger.fundsCheck(tenant),
     dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
+    drained: (agentId) => drains.has(agentId),
+    masterApp: (name, version) => federation?.masterApp?.(name, version),
   });
   const resumed = deployments.resume();
   if (resumed > 0) log.info({ deployments: resumed }, "resumed deployments from the store");
@@ -481,6 +489,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         // The envelope signer's key (created above): the master signs desired state with the same identity.
         identityKey: loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE)),
         dataDir: opts.dataDir,
+        drains,
+        attestation,
+        policy: opts.policy ?? null,
         reads: localReads,
         machine: machineOf,
       });
@@ -495,6 +506,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     agents: () => federation?.agents() ?? index.values(),
     // A master's dc agents too: their reads are relayed to their dc.
     agent: federation?.agent ?? ((id) => index.get(id)),
+    drained: (id) => drains.has(id),
+    setDrained: (id, drained, by) => {
+      // A master may drain a dc's agent: the drain travels in its desired state (desired-publisher.ts).
+      const rec = index.get(id) ?? [...(federation?.agents() ?? [])].find((a) => a.agent_id === id);
+      if (!rec) throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+      if (drained) drains.drain(id, by);
+      else drains.undrain(id, by);
+      return rec;
+    },
     machine: federation?.relayed?.machine ?? machineOf,
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),

@@ -88,6 +88,13 @@ export interface DeploymentsOptions {
   funds?: (tenant: string | null) => Promise<(nodeSize: string | null) => void>;
   /** The tenant an agent is dedicated to (actors/business/enrollment.ts), if any. */
   dedicatedTo?: (agentId: string) => string | undefined;
+  /** Drained agents (actors/drains.ts) take no new deployment. */
+  drained?: (agentId: string) => boolean;
+  /**
+   * A federation dc: the compose hash the master's catalog gives name@version, if it holds it. A deploy or an app
+   * registration of that name@version with another compose is refused, so a dc cannot diverge from the catalog.
+   */
+  masterApp?: (name: string, version: string) => string | undefined;
 }
 
 type DeploymentActor = Actor<typeof deploymentMachine>;
@@ -138,6 +145,8 @@ export class Deployments {
       readiness: () => ({ ready: true, reason: "" }),
       requirePinnedImages: false,
       dedicatedTo: () => undefined,
+      drained: () => false,
+      masterApp: () => undefined,
       ...o,
     };
     this.#envelope = o.envelope ?? null;
@@ -337,6 +346,7 @@ export class Deployments {
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
+    this.#matchesMaster(row.name, row.version, row.compose_hash);
     if (!(await this.#o.apps.putApp(row, audit)))
       throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
     this.#o.events.append({
@@ -537,6 +547,7 @@ export class Deployments {
         );
       compose = app.compose;
       health = app.health;
+      this.#matchesMaster(name, app.version, app.compose_hash);
       return { ...this.#summarize(compose, req.context), name, version: app.version, compose, health };
     }
     if (version !== undefined)
@@ -545,6 +556,17 @@ export class Deployments {
         "give either compose or an app@version reference, not both",
       );
     return { ...this.#summarize(compose, req.context), name, version: null, compose, health };
+  }
+
+  /** Throws EE-CONFLICT-STATE when the federation master's catalog holds name@version with another compose. */
+  #matchesMaster(name: string, version: string, hash: string): void {
+    const master = this.#o.masterApp(name, version);
+    if (master !== undefined && master !== hash)
+      throw new ConflictError(
+        "EE-CONFLICT-STATE",
+        `app ${name}@${version} differs from the federation master's catalog (compose hash ${master}); register another version`,
+        { app: name, version, compose_hash: hash, master_compose_hash: master },
+      );
   }
 
   /** The compose summary, refusing unpinned images when the policy says so (before anything is created). */
@@ -620,6 +642,7 @@ export class Deployments {
       deploymentId,
       ...(replacingOn ? { replacingOn } : {}),
       dedicatedTo: this.#o.dedicatedTo,
+      drained: this.#o.drained,
     });
   }
 

@@ -2,6 +2,7 @@
 // children object, which is quadratic at 10k agents). It provides the session machine's effects (frames,
 // audit), observes every actor for errors and recreates a crashed one from its last known facts, and removes
 // actors that reach a final state. It never touches sockets: frames go through the AgentLink port.
+
 import { randomBytes } from "node:crypto";
 import { type Actor, createActor, fromPromise } from "xstate";
 import { agentIdFromPubkey } from "../attestation/agent-key.ts";
@@ -24,6 +25,7 @@ import { encodeFrame } from "../transport/frame.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
 import { ActorWatchers } from "./actor-watchers.ts";
 import type { AgentIndex } from "./agent-index.ts";
+import { extendLive } from "./attestation-settings.ts";
 import { type RegistrationPolicy, verifyRegistration } from "./registration.ts";
 import type { EventLog } from "./store/event-log.ts";
 
@@ -102,10 +104,9 @@ export class Supervisor {
     this.#sweep = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.#o.staleAfterMs / 4)));
     this.#sweep.unref();
     const { index } = opts;
-    this.#policy = {
-      ...opts.policy,
-      holderOf: (vmName) => index.holderOf(vmName, this.#o.now()),
-    };
+    this.#policy = extendLive(opts.policy, {
+      holderOf: (vmName: string) => index.holderOf(vmName, this.#o.now()),
+    });
     this.#machine = this.#provideEffects();
   }
 

@@ -123,6 +123,7 @@ export const ERROR_CODES = {
   "EE-PLACE-INSUFFICIENT-FUNDS":
     "The deploying tenant (the caller's account) cannot pay one billing period on the chosen node_size.",
   "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
+  "EE-PLACE-AGENT-DRAINED": "Placement: an admin drained the agent (here or on the federation master).",
   "EE-PLACE-DC-DEGRADED":
     "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
   // Federation: a master or dc CP and its NATS JetStream link (docs/federation.md).
@@ -132,6 +133,8 @@ export const ERROR_CODES = {
     "A desired-state value from the hub is malformed or not signed by the master's key; the dc refuses it.",
   "EE-FED-DESIRED-ROLLBACK":
     "A desired-state value from the hub is older than (or differs at) the snapshot the dc applied; refused.",
+  "EE-FED-DESIRED-SCHEMA":
+    "A desired-state value signed by the master holds fields or values this dc does not know; refused (upgrade it).",
   // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
   "EE-CAP-ORDER-STATE":
     "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",

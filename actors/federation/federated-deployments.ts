@@ -20,6 +20,8 @@ export interface FederatedDeploymentsOptions {
   attestationMaxAgeMs: number;
   /** An agent connected to the master itself: never sent to a dc, whatever a dc reports. */
   isDirect: (agentId: string) => boolean;
+  /** Drained on the master (actors/drains.ts): no new deployment on it, whichever dc it is behind. */
+  drained?: (agentId: string) => boolean;
   now?: () => number;
 }
 
@@ -52,6 +54,7 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
       secret: o.placementSecret,
       deploymentId: id,
       explain: true,
+      ...(o.drained ? { drained: o.drained } : {}),
     });
     if (!placed.chosen)
       throw new PlacementError(
@@ -119,6 +122,7 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
       attestationMaxAgeMs: o.attestationMaxAgeMs,
       secret: o.placementSecret,
       deploymentId: newDeploymentId(),
+      ...(o.drained ? { drained: o.drained } : {}),
     });
     return placed.chosen ? (view.agent(placed.chosen.agent_id) ?? null) : null;
   }

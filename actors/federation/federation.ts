@@ -4,13 +4,17 @@
 // Imports actors/, transport/ types, lib/, this folder.
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
+import type { MeasurementPolicy } from "../../attestation/policy.ts";
+import { nonIntelRootPems } from "../../attestation/trust.ts";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
 import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
 import type { AgentReadsPort, DeploymentsPort } from "../../transport/rest/deployments.ts";
 import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
+import type { AttestationSettings } from "../attestation-settings.ts";
 import type { Deployments } from "../deployments.ts";
+import type { Drains } from "../drains.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { EventLog } from "../store/event-log.ts";
 import type { TrustedMeasurements } from "../trusted-measurements.ts";
@@ -56,6 +60,8 @@ export interface Federation {
   relayed?: RelayedReads;
   /** Master: per-dc sync lag gauges for /metrics. */
   metrics?: () => MetricFamily[];
+  /** Dc: the compose hash the master's catalog (applied desired state) gives name@version, if it holds it. */
+  masterApp?: (name: string, version: string) => string | undefined;
   stop(): Promise<void>;
 }
 
@@ -73,6 +79,11 @@ export async function startFederation(
     /** The CP identity key: signs the master's desired state. */
     identityKey: KeyObject;
     dataDir: string;
+    drains: Drains;
+    /** Master: its own trust roots are published; dc: takes the master's policy and roots. */
+    attestation: AttestationSettings;
+    /** The CP's --policy (null: none): what a master publishes. */
+    policy: MeasurementPolicy | null;
     /** The CP's own agent reads and live machines (plain JSON): a dc serves relayed reads with them. */
     reads: AgentReadsPort;
     machine: (agentId: string) => MachineJson | undefined;
@@ -112,6 +123,8 @@ export async function startFederation(
             masterKey,
             stateFile: join(cp.dataDir, DESIRED_STATE_FILE),
             trusted: cp.trusted,
+            drains: cp.drains,
+            attestation: cp.attestation,
             events: cp.events,
             log: cp.log,
           })
@@ -120,6 +133,12 @@ export async function startFederation(
       else cp.log.warn("federation: no --master-key, so this dc applies no desired state from the master");
       return {
         agents: local,
+        ...(desired
+          ? {
+              masterApp: (name: string, version: string) =>
+                desired.apps().find((a) => a.name === name && a.version === version)?.compose_hash,
+            }
+          : {}),
         stop: async () => {
           desired?.stop();
           relay.stop();
@@ -143,6 +162,9 @@ export async function startFederation(
       events: cp.events,
       apps: cp.apps,
       measurements: () => cp.trusted.list(),
+      drains: () => cp.drains.own(),
+      policy: cp.policy,
+      trustRoots: nonIntelRootPems(cp.attestation.ownTrust),
       log: cp.log,
     });
     await publisher.start();
@@ -165,6 +187,7 @@ export async function startFederation(
         placementSecret: cp.placementSecret,
         attestationMaxAgeMs: cp.attestationMaxAgeMs,
         isDirect: (agentId) => cp.index.get(agentId) !== undefined,
+        drained: (agentId) => cp.drains.has(agentId),
       }),
       datacenters: { list: () => link.datacenters() },
       agent: (agentId) => cp.index.get(agentId) ?? dcAgent(agentId),

@@ -64,8 +64,12 @@ test("a nonce from another connection is refused (EE-ATT-NONCE-UNKNOWN)", async 
   await audited(api, "EE-ATT-NONCE-UNKNOWN");
 });
 
+// A raw agent sends no heartbeats: a stale-after long enough for a loaded machine keeps "undisturbed" about the
+// refusal, not about the clock.
+const QUIET = { staleAfterMs: 120_000 } as const;
+
 test("a replayed registration is refused (EE-ATT-NONCE-REPLAYED)", async (t) => {
-  const { cp, devDir } = await startTestCp(t);
+  const { cp, devDir } = await startTestCp(t, QUIET);
   const first = await RawAgent.connect(t, cp.wsUrl);
   const { body: challenge } = await first.next("challenge");
   const register = await first.registerBody(devDir, challenge.nonce);
@@ -124,7 +128,7 @@ test("a tampered quote is refused (EE-ATT-QUOTE-SIGNATURE)", async (t) => {
 });
 
 test("someone else's public key is refused (EE-ATT-POP-INVALID)", async (t) => {
-  const { cp, devDir } = await startTestCp(t);
+  const { cp, devDir } = await startTestCp(t, QUIET);
   const victim = await RawAgent.connect(t, cp.wsUrl);
   await victim.register(devDir);
   const thief = await RawAgent.connect(t, cp.wsUrl);

@@ -31,7 +31,17 @@ export function natsOf(server: NatsServer): NonNullable<ControlPlaneOptions["fed
 
 export async function federation(
   t: ExecutionContext,
-  o: { degradedAfterMs?: number; lagWarnMs?: number; auth?: "none"; masterLog?: Logger } = {},
+  o: {
+    degradedAfterMs?: number;
+    lagWarnMs?: number;
+    auth?: "none";
+    masterLog?: Logger;
+    /** The dc applies the master's desired state (--master-key with the master's key). */
+    desired?: boolean;
+    /** More options of each CP (e.g. a --policy, another dev root). */
+    master?: Partial<ControlPlaneOptions>;
+    dc?: Partial<ControlPlaneOptions>;
+  } = {},
 ) {
   const nats = await startNatsFederation(t, ["dc1"], o.auth ? { auth: o.auth } : {});
   const master = await startTestCp(t, {
@@ -42,9 +52,17 @@ export async function federation(
       ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
     },
     ...(o.masterLog ? { log: o.masterLog } : {}),
+    ...o.master,
   });
   const dc = await startTestCp(t, {
-    federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
+    federation: {
+      role: "dc",
+      dcId: "dc1",
+      nats: natsOf(nats.leaves.get("dc1")!),
+      summaryMs: 500,
+      ...(o.desired ? { masterKey: cpPubkeyHex(master.dataDir) } : {}),
+    },
+    ...o.dc,
   });
   return { nats, master, dc };
 }
