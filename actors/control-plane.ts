@@ -32,6 +32,8 @@ import { LIVE_STATES } from "../machines/agent-session.ts";
 import { EeError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
+import type { AgentReadsPort } from "../transport/rest/deployments.ts";
+import { toPlainJson } from "../transport/rest/json.ts";
 import type { MetricFamily } from "../transport/rest/metrics.ts";
 import { loadOpenApi } from "../transport/rest/openapi.ts";
 import type { CpView } from "../transport/rest/view.ts";
@@ -456,6 +458,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     identity.stop();
     await state.close();
   };
+  const knownAgent = (agentId: string): string => {
+    if (!index.get(agentId))
+      throw new NotFoundError("EE-NOT-FOUND", `agent ${agentId} is not known to this control plane`);
+    return agentId;
+  };
+  const localReads: AgentReadsPort = {
+    request: (agentId, type) => requests.request(knownAgent(agentId), type),
+    logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
+  };
+  /** The live actor's state value and context as plain JSON: shown here, or relayed to a master by a dc. */
+  const machineOf = (id: string) => {
+    const snap = supervisor.get(id)?.getSnapshot();
+    return snap
+      ? (toPlainJson({ value: snap.value, context: snap.context }) as Record<string, unknown>)
+      : undefined;
+  };
   if (opts.federation) {
     const { startFederation } = await import("./federation/federation.ts");
     try {
@@ -474,6 +492,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         drains,
         attestation,
         policy: opts.policy ?? null,
+        reads: localReads,
+        machine: machineOf,
       });
     } catch (err) {
       await release();
@@ -484,7 +504,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const view: CpView = {
     readiness: () => ({ ...readiness.status(Date.now()) }),
     agents: () => federation?.agents() ?? index.values(),
-    agent: (id) => index.get(id),
+    // A master's dc agents too: their reads are relayed to their dc.
+    agent: federation?.agent ?? ((id) => index.get(id)),
     drained: (id) => drains.has(id),
     setDrained: (id, drained, by) => {
       // A master may drain a dc's agent: the drain travels in its desired state (desired-publisher.ts).
@@ -494,10 +515,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       else drains.undrain(id, by);
       return rec;
     },
-    machine: (id) => {
-      const snap = supervisor.get(id)?.getSnapshot();
-      return snap ? { value: snap.value, context: snap.context } : undefined;
-    },
+    machine: federation?.relayed?.machine ?? machineOf,
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
@@ -506,11 +524,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       ...capacity.metrics(),
       ...(federation?.metrics?.() ?? []),
     ],
-  };
-  const knownAgent = (agentId: string): string => {
-    if (!index.get(agentId))
-      throw new NotFoundError("EE-NOT-FOUND", `agent ${agentId} is not known to this control plane`);
-    return agentId;
   };
   const app = createRestApp({
     view,
@@ -523,10 +536,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     measurements: trusted,
     deployments: federation?.deployments ?? deployments,
     ...(federation?.datacenters ? { datacenters: federation.datacenters } : {}),
-    agentReads: {
-      request: (agentId, type) => requests.request(knownAgent(agentId), type),
-      logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
-    },
+    agentReads: federation?.relayed?.reads ?? localReads,
     billing: { ledger, account: (id) => business.account(id), webhookSecret },
     capacity,
     inspection: {

@@ -127,7 +127,8 @@ export const ERROR_CODES = {
   "EE-PLACE-DC-DEGRADED":
     "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
   // Federation: a master or dc CP and its NATS JetStream link (docs/federation.md).
-  "EE-FED-UNAVAILABLE": "The CP cannot reach its nats-server, or the command could not be queued for the dc.",
+  "EE-FED-UNAVAILABLE":
+    "The CP cannot reach its nats-server, or the dc a command or relayed read is for (even degraded) did not answer.",
   "EE-FED-DESIRED-SIGNATURE":
     "A desired-state value from the hub is malformed or not signed by the master's key; the dc refuses it.",
   "EE-FED-DESIRED-ROLLBACK":

@@ -9,7 +9,7 @@ import { nonIntelRootPems } from "../../attestation/trust.ts";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
 import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
-import type { DeploymentsPort } from "../../transport/rest/deployments.ts";
+import type { AgentReadsPort, DeploymentsPort } from "../../transport/rest/deployments.ts";
 import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
 import type { AttestationSettings } from "../attestation-settings.ts";
@@ -26,6 +26,9 @@ import { masterPublicKey } from "./desired-state.ts";
 import { federatedDeployments } from "./federated-deployments.ts";
 import { FederatedView } from "./federated-view.ts";
 import { MasterLink } from "./master-link.ts";
+import { RelayClient } from "./relay-client.ts";
+import { RelayServer } from "./relay-server.ts";
+import { type MachineJson, type RelayedReads, relayedReads } from "./relayed-reads.ts";
 import { MASTER_DC } from "./topology.ts";
 
 export interface FederationOptions {
@@ -51,6 +54,10 @@ export interface Federation {
   /** Replaces the CP's own deployments port on a master. */
   deployments?: DeploymentsPort;
   datacenters?: DatacentersPort;
+  /** Master: its direct agents and its dcs' (with dc_id), one at a time. */
+  agent?: (agentId: string) => AgentRecord | undefined;
+  /** Master: the agent reads and live machine, a dc's agent's relayed to its dc (relay-client.ts). */
+  relayed?: RelayedReads;
   /** Master: per-dc sync lag gauges for /metrics. */
   metrics?: () => MetricFamily[];
   /** Dc: the compose hash the master's catalog (applied desired state) gives name@version, if it holds it. */
@@ -77,6 +84,9 @@ export async function startFederation(
     attestation: AttestationSettings;
     /** The CP's --policy (null: none): what a master publishes. */
     policy: MeasurementPolicy | null;
+    /** The CP's own agent reads and live machines (plain JSON): a dc serves relayed reads with them. */
+    reads: AgentReadsPort;
+    machine: (agentId: string) => MachineJson | undefined;
   },
 ): Promise<Federation> {
   const localDc = o.role === "dc" ? o.dcId! : MASTER_DC;
@@ -98,6 +108,14 @@ export async function startFederation(
         ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
       });
       await link.start();
+      const relay = new RelayServer({
+        dcId: localDc,
+        bus,
+        reads: cp.reads,
+        machine: cp.machine,
+        log: cp.log,
+      });
+      relay.start();
       const desired = masterKey
         ? new DesiredFollower({
             dcId: localDc,
@@ -123,6 +141,7 @@ export async function startFederation(
           : {}),
         stop: async () => {
           desired?.stop();
+          relay.stop();
           link.stop();
           await bus.close();
         },
@@ -149,6 +168,12 @@ export async function startFederation(
       log: cp.log,
     });
     await publisher.start();
+    // A direct agent (connected here, or reported as dc `master`) is never relayed.
+    const dcAgent = (agentId: string) => {
+      const a = cp.index.get(agentId) ? undefined : view.agent(agentId);
+      return a?.dc_id === MASTER_DC ? undefined : a;
+    };
+    const relay = new RelayClient({ bus, log: cp.log });
     return {
       agents: function* () {
         yield* local();
@@ -165,9 +190,17 @@ export async function startFederation(
         drained: (agentId) => cp.drains.has(agentId),
       }),
       datacenters: { list: () => link.datacenters() },
+      agent: (agentId) => cp.index.get(agentId) ?? dcAgent(agentId),
+      relayed: relayedReads({
+        local: cp.reads,
+        localMachine: cp.machine,
+        dcOf: (agentId) => dcAgent(agentId)?.dc_id,
+        client: relay,
+      }),
       metrics: () => link.metrics(),
       stop: async () => {
         publisher.stop();
+        relay.stop();
         link.stop();
         await bus.close();
       },

@@ -158,10 +158,12 @@ export function createRestApp(opts: RestOptions): Koa {
   api.get("/agents/:id", async (ctx) => {
     const id = ctx.params.id!;
     const rec = view.agent(id);
-    const machine = view.machine(id);
     const sees = await agentVisible(ctx);
-    if (!rec || !machine || (sees && !sees(rec)))
-      throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+    const unknown = () => new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+    // Seen first: a master relays nothing to a dc for an agent the caller may not see.
+    if (!rec || (sees && !sees(rec))) throw unknown();
+    const machine = await view.machine(id);
+    if (!machine) throw unknown();
     ctx.body = { ...agentJson(rec, view.drained(id)), machine: toPlainJson(machine) };
   });
   // Admin only (a drain steers every tenant's placements); audited by auditRequests and as agent.(un)drained.

@@ -21,8 +21,13 @@ export interface CpView {
    * EE-NOT-FOUND for an unknown agent. Returns the agent's record.
    */
   setDrained(agentId: string, drained: boolean, by: string): AgentRecord & { dc_id?: string };
-  /** The live actor's snapshot: state value and context, for operators and the Stately inspector. */
-  machine(agentId: string): { value: unknown; context: unknown } | undefined;
+  /**
+   * The live actor's snapshot: state value and context, for operators and the Stately inspector. A master
+   * fetches a dc's agent's from that dc (a promise, failing EE-FED-UNAVAILABLE when the dc does not answer).
+   */
+  machine(
+    agentId: string,
+  ): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
   onTransition(listener: (t: Transition) => void): () => void;
   events(opts: EventQuery): EventRecord[];
   /** Every batch of events written from now on, once committed; returns the unsubscribe function. */
