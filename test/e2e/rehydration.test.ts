@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import Database from "better-sqlite3";
 import { DB_FILE } from "../../actors/store/db.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { eectl } from "../helpers/cli.ts";
@@ -87,6 +88,19 @@ async function startTimes(runtime: DockerRuntime, ids: string[]) {
 function wipeDatabase(dataDir: string): void {
   for (const f of readdirSync(dataDir))
     if (f.startsWith(DB_FILE)) rmSync(join(dataDir, f), { recursive: true, force: true });
+}
+
+/** The agents in the CP's last runtime checkpoint (none before the first), read beside the running CP. */
+function checkpointed(dataDir: string): string[] {
+  const db = new Database(join(dataDir, DB_FILE), { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare("SELECT live_agents FROM runtime_checkpoint WHERE id = 1").get() as
+      | { live_agents: string }
+      | undefined;
+    return row ? (JSON.parse(row.live_agents) as string[]) : [];
+  } finally {
+    db.close();
+  }
 }
 
 /** A CP child with three in-process agents, two of them running a healthy deployment. */
@@ -232,7 +246,11 @@ test.serial(
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     // Let a checkpoint of the live agents land before the crash.
-    await new Promise((r) => setTimeout(r, 5_500));
+    await waitFor(
+      "a checkpoint of the three live agents",
+      () => (c.agents.every((a) => checkpointed(c.dataDir).includes(a.agentId)) ? true : undefined),
+      20_000,
+    );
     await c.cp.kill();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
     t.is((await ready(cp, 20_000)).rule, "quorum");
