@@ -1,7 +1,7 @@
 // The agent's deploy gate for one deployment: a pure XState machine (pull → prepare → start with bounded retries → poll
 // a health probe until healthy or a deadline → running; undeploy → stopping → stopped; any failure → cleanup →
 // failed with a stable code). A deployment re-adopted after an agent restart resumes straight in running. It
-// imports no I/O: the container work is done by invoked promise actors that agent/workload.ts provides over the
+// imports no I/O: the container work is done by invoked promise actors that agent/workloads/gate.ts provides over the
 // WorkloadRuntime port, and the time a step began comes from the `enterStep` action it provides with its clock
 // (stampStep), so the context is plain data a snapshot can serialize and tests drive every transition with a
 // SimulatedClock. May import xstate, spec/errors (codes) and spec/ types.
@@ -133,7 +133,7 @@ export function stampStep(now: () => number) {
 
 const notProvided = <O>(name: string) =>
   fromPromise<O, GateJob>(async () => {
-    throw new Error(`the ${name} actor must be provided by agent/workload.ts`);
+    throw new Error(`the ${name} actor must be provided by agent/workloads/gate.ts`);
   });
 
 /** The params of every failure action and guard: the error an invoked actor failed with. */
@@ -160,7 +160,7 @@ export const deployGateMachine = setup({
     // Provided by the manager with its clock: assign(stampStep(now)). Unprovided, a step would have no time.
     enterStep: assign(
       stampStep(() => {
-        throw new Error("the enterStep action must be provided by agent/workload.ts (stampStep)");
+        throw new Error("the enterStep action must be provided by agent/workloads/gate.ts (stampStep)");
       }),
     ),
     takeImages: assign((_, params: { images: ImageRef[] }) => ({ images: params.images })),

@@ -87,7 +87,8 @@ test("an expired nonce is refused (EE-ATT-NONCE-EXPIRED); silence is closed with
   const { cp, devDir } = await startTestCp(t, { challengeTtlMs: 150 });
   const late = await RawAgent.connect(t, cp.wsUrl);
   const { body } = await late.next("challenge");
-  await new Promise((r) => setTimeout(r, 300));
+  // The nonce's own expiry (challengeTtlMs after the challenge), on the CP's clock, which is this process's.
+  await waitFor("the nonce to expire", () => (Date.now() > body.expires_at ? true : undefined));
   late.send("register", await late.registerBody(devDir, body.nonce));
   await expectRefusal(t, late, "EE-ATT-NONCE-EXPIRED");
 

@@ -62,7 +62,12 @@ test("a killed agent goes stale within stale_after_ms plus one heartbeat, and re
     () => [...cp.index.values()].find((r) => r.vm_name === "vm-k" && r.state === "registered")?.agent_id,
     20_000,
   );
-  await new Promise((r) => setTimeout(r, 500));
+  // Killed once it heartbeats at the CP's cadence, so the bound below is one heartbeat past stale_after_ms.
+  await waitFor(
+    "heartbeats",
+    () => ((cp.index.get(agentId)?.heartbeat_seq ?? 0) >= 2 ? true : undefined),
+    10_000,
+  );
   const killedAt = Date.now();
   child.kill("SIGKILL");
   await waitFor("stale", () => agentState(cp, agentId) === "stale", 5000);
