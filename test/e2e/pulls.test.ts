@@ -27,7 +27,8 @@ async function setup(t: ExecutionContext, registryOpts: Parameters<typeof startR
   if (!docker || !registryAvailable(t)) return null;
   await busyboxImage(docker);
   const registry = await startRegistry(t, registryOpts);
-  const tcp = await startTestCp(t);
+  // The agent runs in this process: a loaded machine can stall its heartbeats past the default second.
+  const tcp = await startTestCp(t, { staleAfterMs: 30_000 });
   const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-pull" });
   const agent = await startTestAgent(t, config);
   await waitFor("registration", () => tcp.cp.index.get(agent.agentId)?.state === "registered");

@@ -153,7 +153,10 @@ test.serial(
     wipeDatabase(c.dataDir);
 
     const t0 = Date.now();
-    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
+    // A settle window long enough that the not-ready answer below is about the wipe, not about how soon a loaded
+    // machine gets to ask: a wiped CP knows no agents to wait for, so only the window holds it not ready.
+    const args = ["--ready-settle-ms", "8000"];
+    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args });
     const notReady = await cpContract.fetch(`${cp.url}/readyz`);
     t.is(notReady.status, 503, "not ready before the agents are back");
     const refused = await postJson<{ error: { code: string } }>(cp.api, "/api/v2/preflight", {
@@ -161,7 +164,7 @@ test.serial(
       compose: webCompose(),
     });
     t.is(refused.body.error.code, "EE-NOT-READY");
-    await ready(cp, 20_000);
+    await ready(cp, 30_000);
     await waitFor("the same runtime index", async () =>
       JSON.stringify(await index(cp)) === JSON.stringify(before) ? true : undefined,
     );
