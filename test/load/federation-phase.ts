@@ -138,17 +138,25 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
     cleanups.push(() => Promise.all(generators.map((g) => g.kill())));
     await Promise.all(generators.map((g) => g.ready));
     start = performance.now();
-    const storms = generators.map((g, d) =>
-      g.request("storm", { url: dcs[d]!.cp.wsUrl, timeoutMs: 600_000 }),
+    const storms = Promise.all(
+      generators.map((g, d) => g.request("storm", { url: dcs[d]!.cp.wsUrl, timeoutMs: 600_000 })),
     );
+    // A generator that fails (or is killed) ends the run with its error, not an unhandled rejection.
+    let stormFailed: unknown = null;
+    storms.catch((err: unknown) => {
+      stormFailed = err;
+    });
     const total = f.dcs * f.agentsPerDc;
     await until(
       "every agent listed on the master",
-      async () => (await view()).reduce((n, d) => n + (d.agents.by_state.registered ?? 0), 0) >= total,
+      async () => {
+        if (stormFailed) throw stormFailed;
+        return (await view()).reduce((n, d) => n + (d.agents.by_state.registered ?? 0), 0) >= total;
+      },
       600_000,
     );
     const listedMs = performance.now() - start;
-    await Promise.all(storms);
+    await storms;
     opts.log(
       `federation: ${total} agents registered on the dcs → listed on the master in ${Math.round(listedMs)} ms`,
     );
