@@ -86,8 +86,17 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
         }),
       );
     type Dc = { dc_id: string; outbox_seq: number; agents: { by_state: Record<string, number> } };
-    const view = async () =>
-      (await master.api<{ datacenters: Dc[] }>("/api/v2/datacenters")).body.datacenters;
+    /** The master's datacenters; a keep-alive socket the busy master closed under a request is retried. */
+    const view = async (): Promise<Dc[]> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (await master.api<{ datacenters: Dc[] }>("/api/v2/datacenters")).body.datacenters;
+        } catch (err) {
+          if (attempt === 5) throw err;
+          await sleep(100);
+        }
+      }
+    };
     const newest = (cp: TestCp) => cp.cp.events.list({ tail: 1 })[0]?.id ?? 0;
     /** Every dc's newest event applied on the master. */
     const caughtUp = async () => {
@@ -147,14 +156,25 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
       stormFailed = err;
     });
     const total = f.dcs * f.agentsPerDc;
+    // Progress every 30 s: on a slow run it shows whether the storm stalls on the dcs or on the way up.
+    let listed = 0;
+    const progress = setInterval(() => {
+      const onDcs = dcs
+        .map((cp) => [...cp.cp.index.values()].filter((r) => r.state === "registered").length)
+        .join(" + ");
+      opts.log(`federation: ${listed} of ${total} listed on the master; registered on the dcs: ${onDcs}`);
+    }, 30_000);
+    cleanups.push(() => clearInterval(progress));
     await until(
       "every agent listed on the master",
       async () => {
         if (stormFailed) throw stormFailed;
-        return (await view()).reduce((n, d) => n + (d.agents.by_state.registered ?? 0), 0) >= total;
+        listed = (await view()).reduce((n, d) => n + (d.agents.by_state.registered ?? 0), 0);
+        return listed >= total;
       },
       600_000,
     );
+    clearInterval(progress);
     const listedMs = performance.now() - start;
     await storms;
     opts.log(
