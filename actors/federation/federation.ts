@@ -42,7 +42,7 @@ export interface FederationOptions {
   lagWarnMs?: number;
   /** Dc: the master's CP identity public key (64 hex digits); without it the dc applies no desired state. */
   masterKey?: string;
-  /** Dc: health summaries and hellos this often (default 2 s). */
+  /** Health summaries (and a dc's hellos) this often (default 2 s); the master publishes its own as dc `master`. */
   summaryMs?: number;
 }
 
@@ -147,7 +147,7 @@ export async function startFederation(
         },
       };
     }
-    const view = new FederatedView();
+    const view = new FederatedView({ own: MASTER_DC });
     const link = new MasterLink({
       bus,
       view,
@@ -156,6 +156,20 @@ export async function startFederation(
       ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
     });
     await link.start();
+    // Mixed mode: the master is dc `master` on the same path, so its direct agents reach the view (and the
+    // listing) through the same outbox, stream and apply as every dc's.
+    const own = new DcLink({
+      dcId: MASTER_DC,
+      onHub: true,
+      bus,
+      events: cp.events,
+      index: cp.index,
+      deployments: cp.deployments,
+      log: cp.log,
+      ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
+    });
+    await own.start();
+    link.followOwn(MASTER_DC);
     const publisher = new DesiredPublisher({
       bus,
       key: cp.identityKey,
@@ -175,11 +189,7 @@ export async function startFederation(
     };
     const relay = new RelayClient({ bus, log: cp.log });
     return {
-      agents: function* () {
-        yield* local();
-        // A dc cannot shadow a direct agent: the master's own connection is the truth for those ids.
-        for (const a of view.agents()) if (!cp.index.get(a.agent_id)) yield a;
-      },
+      agents: () => view.agents(),
       deployments: federatedDeployments({
         local: cp.deployments,
         view,
@@ -201,6 +211,7 @@ export async function startFederation(
       stop: async () => {
         publisher.stop();
         relay.stop();
+        own.stop();
         link.stop();
         await bus.close();
       },
