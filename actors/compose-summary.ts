@@ -1,10 +1,11 @@
 // What the CP needs from a compose text before it places it: the hash agents will bind into their quotes and the
 // service names. Parsed with the CP's rules (bind mounts are the agent's to judge against its allowlist; everything
 // else the subset refuses is refused here, early). Summaries are cached by text: CI sends one compose to many
-// agents, and the YAML parse was the largest single cost of a deploy in test/load. Imports spec/compose and lib/.
+// agents, and the YAML parse was the largest single cost of a deploy in test/load. Imports compose/ and lib/.
+
+import { type ComposeProject, composeHash, parseCompose } from "../compose/compose.ts";
+import { pinnedDigest } from "../compose/images.ts";
 import { BoundedCache } from "../lib/bounded-cache.ts";
-import { type ComposeProject, composeHash, parseCompose } from "../spec/compose.ts";
-import { pinnedDigest } from "../spec/images.ts";
 
 export interface ComposeSummary {
   /** composeHash of the project and, when there is one, the build context. */

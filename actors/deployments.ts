@@ -5,10 +5,11 @@
 // transitions (reconciliation.ts). Creating one moves the agent's session (DEPLOY) before the frame goes out.
 import { randomBytes } from "node:crypto";
 import type { EnvelopeSigner } from "../attestation/cp-envelope.ts";
+import { workloadHash } from "../compose/images.ts";
 import type { Logger } from "../lib/log.ts";
 import type { DeploymentStatus } from "../machines/deployment.ts";
 import { ConflictError, NotFoundError, PlacementError } from "../spec/errors.ts";
-import { type RegistryAuth, workloadHash } from "../spec/images.ts";
+import type { RegistryAuth } from "../spec/images.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import type { InspectionObserver } from "./actor-watchers.ts";
 import type { AgentIndex } from "./agent-index.ts";
@@ -75,6 +76,13 @@ export interface DeploymentsOptions {
   funds?: (tenant: string | null) => Promise<(nodeSize: string | null) => void>;
   /** The tenant an agent is dedicated to (actors/business/enrollment.ts), if any. */
   dedicatedTo?: (agentId: string) => string | undefined;
+  /** Drained agents (actors/drains.ts) take no new deployment. */
+  drained?: (agentId: string) => boolean;
+  /**
+   * A federation dc: the compose hash the master's catalog gives name@version, if it holds it. A deploy or an app
+   * registration of that name@version with another compose is refused, so a dc cannot diverge from the catalog.
+   */
+  masterApp?: (name: string, version: string) => string | undefined;
 }
 
 export interface PreflightResult {
@@ -106,6 +114,8 @@ export class Deployments {
       readiness: () => ({ ready: true, reason: "" }),
       requirePinnedImages: false,
       dedicatedTo: () => undefined,
+      drained: () => false,
+      masterApp: () => undefined,
       ...o,
     };
     const { store, supervisor, events, log, now } = this.#o;
@@ -116,6 +126,7 @@ export class Deployments {
       events,
       now,
       requirePinnedImages: this.#o.requirePinnedImages,
+      masterApp: this.#o.masterApp,
     });
     this.#placer = new Placer({ ...this.#o, live: this.#live });
     this.#commands = new AgentCommands(o.link, supervisor, o.envelope ?? null);

@@ -22,7 +22,8 @@ export type PlacementReason =
   | "EE-PLACE-STALE"
   | "EE-PLACE-NOT-ATTESTED"
   | "EE-PLACE-BUSY"
-  | "EE-PLACE-DEDICATED";
+  | "EE-PLACE-DEDICATED"
+  | "EE-PLACE-AGENT-DRAINED";
 
 export interface Candidate {
   agent_id: string;
@@ -55,6 +56,8 @@ export interface PlacementOptions {
   deploymentId: string;
   /** The tenant an agent is dedicated to (its enrollment token said so), if any. */
   dedicatedTo?: (agentId: string) => string | undefined;
+  /** An admin drained the agent (actors/drains.ts): it keeps what it runs and takes nothing new. */
+  drained?: (agentId: string) => boolean;
 }
 
 /** Candidates listed in an explained placement; counts cover all. */
@@ -64,7 +67,10 @@ const CANDIDATES_LISTED = 100;
  * Warm: the agent could take a new deployment now (live, attested, undeployed). The capacity reconciler counts
  * agents by this, so "warm" and "placeable" never disagree.
  */
-export function isWarm(a: AgentRecord, o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs">): boolean {
+export function isWarm(
+  a: AgentRecord,
+  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "drained">,
+): boolean {
   return reasonsFor({}, a, o).length === 0;
 }
 
@@ -72,7 +78,7 @@ export function isWarm(a: AgentRecord, o: Pick<PlacementOptions, "now" | "attest
 function reasonsFor(
   req: PlacementRequest,
   a: AgentRecord,
-  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "replacingOn" | "dedicatedTo">,
+  o: Pick<PlacementOptions, "now" | "attestationMaxAgeMs" | "replacingOn" | "dedicatedTo" | "drained">,
 ): PlacementReason[] {
   const out: PlacementReason[] = [];
   if (req.agent_id !== undefined && a.agent_id !== req.agent_id) out.push("EE-PLACE-NOT-REQUESTED");
@@ -92,6 +98,7 @@ function reasonsFor(
     out.push("EE-PLACE-BUSY");
   const dedicated = req.tenant === undefined ? undefined : o.dedicatedTo?.(a.agent_id);
   if (dedicated !== undefined && dedicated !== req.tenant) out.push("EE-PLACE-DEDICATED");
+  if (o.drained?.(a.agent_id)) out.push("EE-PLACE-AGENT-DRAINED");
   return out;
 }
 

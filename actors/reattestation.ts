@@ -130,7 +130,7 @@ export class Reattestor {
     try {
       const purpose = body.purpose ?? "refresh";
       // An agent running our workload must prove which one: a plain refresh quote would hide a swapped workload.
-      // The hash covers the compose file and every image digest the agent reported for it (spec/images.ts).
+      // The hash covers the compose file and every image digest the agent reported for it (compose/images.ts).
       const expected = this.#o.expectedWorkloadHash(agentId);
       if (expected !== null && (purpose !== "deployed" || body.workload_hash !== expected)) {
         throw new AttestationError(

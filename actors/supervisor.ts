@@ -1,7 +1,8 @@
 // The supervisor: one root XState actor per agent in a Map (not spawned children: spawning copies the parent's
 // children object, which is quadratic at 10k agents). It provides the session machine's effects (frames,
 // audit), observes every actor for errors and recreates a crashed one from its last known facts, and removes
-// actors that reach a final state. It never touches sockets or bytes: frames go by agent id through the AgentLink port.
+// actors that reach a final state. It never touches sockets or bytes: frames go by agent id through AgentLink.
+
 import { randomBytes } from "node:crypto";
 import { type Actor, createActor, fromPromise } from "xstate";
 import { agentIdFromPubkey } from "../attestation/agent-key.ts";
@@ -23,6 +24,7 @@ import type { WorkloadReport } from "../spec/protocol.ts";
 import { ActorWatchers, type InspectionObserver } from "./actor-watchers.ts";
 import type { AgentIndex } from "./agent-index.ts";
 import type { AgentLink } from "./agent-link.ts";
+import { extendLive } from "./attestation-settings.ts";
 import { type RegistrationPolicy, verifyRegistration } from "./registration.ts";
 import type { EventLog } from "./store/event-log.ts";
 
@@ -93,10 +95,9 @@ export class Supervisor {
     this.#sweep = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.#o.staleAfterMs / 4)));
     this.#sweep.unref();
     const { index } = opts;
-    this.#policy = {
-      ...opts.policy,
-      holderOf: (vmName) => index.holderOf(vmName, this.#o.now()),
-    };
+    this.#policy = extendLive(opts.policy, {
+      holderOf: (vmName: string) => index.holderOf(vmName, this.#o.now()),
+    });
     this.#machine = this.#provideEffects();
   }
 
@@ -354,8 +355,7 @@ export class Supervisor {
             { re: event.id, conn: event.connId },
           );
         },
-        refuse: ({ context, event }) => {
-          const err = "error" in event ? event.error : undefined;
+        refuse: ({ context }, { error: err }) => {
           const code = reasonOf(err);
           const message =
             err instanceof Error && code !== "EE-INTERNAL" ? err.message : "registration failed";

@@ -1,42 +1,22 @@
-// The agent's client of the control plane: runs machines/agent-connection.ts and provides its effects over a
-// `ws` WebSocket to `${control_plane_url}${CONNECT_PATH}`. It turns socket events into machine events (each
-// inbound frame decoded and validated first) and the machine's actions into frames. Only the current socket may
-// talk to the machine: events from a socket the machine already dropped are ignored. May import machines/,
-// transport/, attestation/, spec/ and lib/; never actors/.
+// The agent's client of the control plane: runs machines/agent-connection.ts (and attestation-refresh.ts for
+// re-attestation) over one WebSocket at a time. The parts live in agent/cp-link/: the machines provided once per
+// process (machines.ts), the connection (socket.ts), where each inbound frame goes after it is decoded and
+// validated (inbound.ts) and what the agent sends (outbound.ts); this file wires them and reports the link's
+// view. Only the current socket may talk to the machine. May import machines/, transport/, attestation/, spec/
+// and lib/; never actors/.
 
-import { type RawData, WebSocket } from "ws";
-import { type ActorSystem, createActor, fromPromise } from "xstate";
-import { signPop } from "../attestation/agent-key.ts";
+import { createActor } from "xstate";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
-import { reportDataFor } from "../attestation/report-data.ts";
 import type { Logger } from "../lib/log.ts";
-import { untrustedCertificate } from "../lib/tls-failure.ts";
-import {
-  agentConnectionMachine,
-  type CloseParams,
-  CONNECT_TIMEOUT_MS,
-  type ConnectionView,
-  connectionView,
-  type RegisterParams,
-  type UnexpectedParams,
-} from "../machines/agent-connection.ts";
-import {
-  attestationRefreshMachine,
-  type RefreshAnswer,
-  type RefreshRequest,
-} from "../machines/attestation-refresh.ts";
-import { ProtocolError } from "../spec/errors.ts";
-import { CONNECT_PATH, MAX_CP_FRAME_BYTES, type MessageBody, type MessageType } from "../spec/protocol.ts";
-import { decodeFrame, encodeFrame, FrameError } from "../transport/frame.ts";
+import { type ConnectionView, connectionView } from "../machines/agent-connection.ts";
+import type { MessageBody } from "../spec/protocol.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
 import type { CpCommands } from "./cp-commands.ts";
+import { dispatchFrame } from "./cp-link/inbound.ts";
+import { attachPort, connectionMachine, refreshMachine } from "./cp-link/machines.ts";
+import { clientPort } from "./cp-link/outbound.ts";
+import { CpSocket } from "./cp-link/socket.ts";
 import type { AgentIdentity } from "./identity.ts";
-import { bindQuote } from "./quote-binding.ts";
-
-/** How long a closing socket gets to finish the close handshake before it is torn down. */
-const CLOSE_GRACE_MS = 2000;
-/** The error body's message field is capped by the protocol schema. */
-const MAX_ERROR_MESSAGE = 1024;
 
 export interface CpClientOptions {
   /** control_plane_url from the config (ws:// or wss://, no trailing slash). */
@@ -75,262 +55,28 @@ export interface CpClient {
   stop(): Promise<void>;
 }
 
-/** What one client's machines do to the world: its socket, its quote provider. */
-interface ClientPort {
-  registerQuote(nonce: Uint8Array): Promise<Uint8Array>;
-  open(): void;
-  close(p: CloseParams): void;
-  register(p: RegisterParams): void;
-  heartbeat(seq: number): void;
-  rejectUnexpected(p: UnexpectedParams): void;
-  refreshQuote(request: RefreshRequest): Promise<RefreshAnswer>;
-  sendAttestation(p: { re: number | undefined; answer: RefreshAnswer }): void;
-  sendFailure(p: { re: number | undefined; code: string; message: string }): void;
-}
-
-// The machines are provided once per process and find their client's port through their actor system:
-// provide() rebuilds every state node (about 0.1 ms), which a load generator running thousands of clients in one
-// process would otherwise pay for each of them (test/load).
-// biome-ignore lint/suspicious/noExplicitAny: any actor system, as xstate's own AnyActorSystem (not exported).
-type AnySystem = ActorSystem<any>;
-const ports = new WeakMap<AnySystem, ClientPort>();
-
-function portOf(system: AnySystem): ClientPort {
-  const port = ports.get(system);
-  if (!port) throw new Error("a CP client machine is running without its client");
-  return port;
-}
-
-const connectionMachine = agentConnectionMachine.provide({
-  actors: {
-    quote: fromPromise<Uint8Array, { nonce: Uint8Array }>(({ input, system }) =>
-      portOf(system).registerQuote(input.nonce),
-    ),
-  },
-  actions: {
-    openSocket: ({ system }) => portOf(system).open(),
-    closeSocket: ({ system }, p) => portOf(system).close(p),
-    sendRegister: ({ system }, p) => portOf(system).register(p),
-    sendHeartbeat: ({ system }, p) => portOf(system).heartbeat(p.seq),
-    rejectUnexpected: ({ system }, p) => portOf(system).rejectUnexpected(p),
-  },
-});
-
-const refreshMachine = attestationRefreshMachine.provide({
-  actors: {
-    quote: fromPromise<RefreshAnswer, RefreshRequest>(({ input, system }) =>
-      portOf(system).refreshQuote(input),
-    ),
-  },
-  actions: {
-    sendAttestation: ({ system }, p) => portOf(system).sendAttestation(p),
-    sendFailure: ({ system }, p) => portOf(system).sendFailure(p),
-  },
-});
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
-}
-
-function waitClosed(ws: WebSocket): Promise<void> {
-  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-  return new Promise((resolve) => {
-    // A CP that never answers the close handshake must not hold the agent's shutdown hostage.
-    const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-    ws.once("close", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
 export function startCpClient(opts: CpClientOptions): CpClient {
   const { identity, log } = opts;
-  const endpoint = `${opts.url}${CONNECT_PATH}`;
-  let socket: WebSocket | null = null;
-  const closing = new Set<WebSocket>();
-  let nextFrameId = 1;
-
-  function send<T extends MessageType>(
-    type: T,
-    body: MessageBody<T>,
-    ids: { id?: number; re?: number } = {},
-  ): void {
-    const ws = socket;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    try {
-      ws.send(encodeFrame(type, body, ids), { binary: true }, (err) => {
-        if (err) log.warn({ type, err: err.message }, "sending a frame failed");
-      });
-    } catch (err) {
-      log.warn({ type, err: (err as Error).message }, "sending a frame failed");
-    }
-  }
-
-  function sendError(code: string, message: string, re: number | undefined): void {
-    send("error", { code, message: message.slice(0, MAX_ERROR_MESSAGE) }, re === undefined ? {} : { re });
-  }
-
-  function onMessage(data: RawData, isBinary: boolean): void {
-    if (!isBinary) {
-      log.warn({ code: "EE-PROTO-TEXT-FRAME" }, "text frame from the control plane");
-      sendError("EE-PROTO-TEXT-FRAME", "text frames are not accepted; send binary msgpack frames", undefined);
-      return;
-    }
-    let envelope: ReturnType<typeof decodeFrame>;
-    try {
-      envelope = decodeFrame(toBuffer(data), "agent");
-    } catch (err) {
-      const code = err instanceof ProtocolError ? err.code : "EE-PROTO-UNDECODABLE";
-      const message = err instanceof ProtocolError ? err.message : "frame could not be decoded";
-      log.warn({ code, detail: message }, "bad frame from the control plane");
-      sendError(code, message, err instanceof FrameError ? err.re : undefined);
-      return;
-    }
-    // Re-attestation requests are served by their own machine, whatever the connection machine is doing.
-    if (envelope.type === "attest") {
-      refresh.send({ type: "ATTEST", request: { id: envelope.id, nonce: envelope.body.nonce } });
-      return;
-    }
-    if (opts.commands?.handle(envelope, send)) return;
-    actor.send({ type: "FRAME", envelope, at: Date.now() });
-    if (envelope.type === "registered" && current.registered) {
-      opts.onRegistered?.(envelope.body);
-      opts.commands?.announce(send);
-    }
-  }
-
-  function open(): void {
-    const ws = new WebSocket(endpoint, {
-      maxPayload: MAX_CP_FRAME_BYTES,
-      handshakeTimeout: CONNECT_TIMEOUT_MS,
-      ...(opts.ca ? { ca: opts.ca } : {}),
-    });
-    ws.binaryType = "nodebuffer";
-    socket = ws;
-    /** Set when the CP's certificate was not trusted: the close that follows carries it as the reason. */
-    let refusedTls: string | null = null;
-    log.debug({ url: endpoint }, "connecting to the control plane");
-    ws.on("open", () => {
-      if (socket === ws) actor.send({ type: "SOCKET_OPEN" });
-    });
-    ws.on("message", (data, isBinary) => {
-      if (socket === ws) onMessage(data, isBinary);
-    });
-    ws.on("close", (code, reason) => {
-      closing.delete(ws);
-      if (socket !== ws) return;
-      socket = null;
+  const socket = new CpSocket(opts.url, opts.ca, log);
+  const port = clientPort(opts, socket, {
+    opened: () => actor.send({ type: "SOCKET_OPEN" }),
+    message: (data, isBinary) =>
+      dispatchFrame(data, isBinary, socket, log, {
+        attest: (request) => refresh.send({ type: "ATTEST", request }),
+        commands: opts.commands,
+        frame: (envelope) => actor.send({ type: "FRAME", envelope, at: Date.now() }),
+        registered: () => current.registered,
+        onRegistered: opts.onRegistered,
+      }),
+    closed(code, reason) {
       opts.commands?.cancelAll();
-      actor.send({ type: "SOCKET_CLOSED", code, reason: refusedTls ?? reason.toString("utf8") });
-    });
-    // ws always follows an error with a close, which is what the machine reacts to; this only keeps it logged.
-    ws.on("error", (err) => {
-      const untrusted = untrustedCertificate(err);
-      if (!untrusted) {
-        log.debug({ err: err.message }, "control plane socket error");
-        return;
-      }
-      // A code first, so the connection machine keeps it as lastError (health, give-up message).
-      refusedTls = `EE-TLS-UNTRUSTED: ${untrusted.code}`;
-      log.warn(
-        {
-          code: "EE-TLS-UNTRUSTED",
-          verify: untrusted.code,
-          url: endpoint,
-          ca: opts.ca ? "control_plane_ca" : "system",
-        },
-        `the control plane's TLS certificate is not trusted (${untrusted.message}); ` +
-          "set control_plane_ca to the CA that signed it; retrying with backoff",
-      );
-    });
-  }
-
-  function close(code: number, reason: string): void {
-    const ws = socket;
-    socket = null;
-    if (!ws) return;
-    closing.add(ws);
-    ws.close(code, reason);
-    void waitClosed(ws);
-  }
-
-  function register(p: RegisterParams): void {
-    send(
-      "register",
-      {
-        ...opts.registration,
-        agent_pubkey: new Uint8Array(identity.publicKey),
-        nonce: new Uint8Array(p.nonce),
-        quote: new Uint8Array(p.quote),
-        pop: signPop(identity.privateKey, p.nonce),
-        agent_version: opts.agentVersion,
-        snapshot: {
-          workload: opts.commands?.report() ?? null,
-          heartbeat_seq: p.heartbeatSeq,
-          started_at: opts.startedAt,
-        },
-      },
-      p.re === undefined ? { id: nextFrameId++ } : { id: nextFrameId++, re: p.re },
-    );
-  }
-
-  const port: ClientPort = {
-    async registerQuote(nonce) {
-      try {
-        return await opts.quoteProvider.getQuote(reportDataFor("register", nonce, identity.publicKey));
-      } catch (err) {
-        log.error(
-          { provider: opts.quoteProvider.name, err: (err as Error).message },
-          "quote provider failed",
-        );
-        throw err;
-      }
+      actor.send({ type: "SOCKET_CLOSED", code, reason });
     },
-    open,
-    close: (p) => close(p.code, p.reason),
-    register,
-    heartbeat: (seq) =>
-      send(
-        "heartbeat",
-        { seq, sent_at: Date.now(), workload: opts.commands?.report() ?? null },
-        { id: nextFrameId++ },
-      ),
-    rejectUnexpected(p) {
-      log.warn({ code: "EE-PROTO-UNEXPECTED", type: p.type }, "unexpected frame from the control plane");
-      sendError("EE-PROTO-UNEXPECTED", `"${p.type}" is not expected in the agent's current state`, p.id);
-    },
-    async refreshQuote(request) {
-      const { reportData, ...binds } = bindQuote(
-        "refresh",
-        request.nonce,
-        identity.publicKey,
-        opts.commands?.running() ?? undefined,
-      );
-      return { quote: await opts.quoteProvider.getQuote(reportData), ...binds };
-    },
-    sendAttestation: (p) =>
-      send(
-        "attestation",
-        {
-          quote: new Uint8Array(p.answer.quote),
-          purpose: p.answer.purpose,
-          ...(p.answer.compose_hash ? { compose_hash: p.answer.compose_hash } : {}),
-          ...(p.answer.workload_hash ? { workload_hash: p.answer.workload_hash } : {}),
-        },
-        p.re === undefined ? {} : { re: p.re },
-      ),
-    sendFailure(p) {
-      log.warn({ code: p.code }, "re-attestation failed");
-      sendError(p.code, p.message, p.re);
-    },
-  };
+  });
 
   const inspect = opts.inspect ? { inspect: opts.inspect } : {};
   const refresh = createActor(refreshMachine, inspect);
-  ports.set(refresh.system, port);
+  attachPort(refresh, port);
   refresh.subscribe({ error: (err) => log.error({ err }, "re-attestation actor failed") });
   refresh.start();
 
@@ -343,7 +89,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
     },
     ...inspect,
   });
-  ports.set(actor.system, port);
+  attachPort(actor, port);
 
   let current = connectionView(actor.getSnapshot());
   const listeners = new Set<(view: ConnectionView) => void>();
@@ -372,7 +118,7 @@ export function startCpClient(opts: CpClientOptions): CpClient {
       actor.stop();
       refresh.stop();
       listeners.clear();
-      await Promise.all([...closing].map(waitClosed));
+      await socket.closed();
     },
   };
 }

@@ -42,7 +42,7 @@ export interface HealthAttestation {
   purpose: "health" | "deployed";
   /** With purpose deployed: the running workload's compose hash. */
   compose_hash?: string;
-  /** With purpose deployed: what the quote binds, workloadHash(compose_hash, images) (spec/images.ts). */
+  /** With purpose deployed: what the quote binds, workloadHash(compose_hash, images) (compose/images.ts). */
   workload_hash?: string;
   nonce: string;
   agent_pubkey: string;

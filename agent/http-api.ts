@@ -4,7 +4,8 @@
 // CP key the agent pinned (the HMAC secret alone only reads). A write's signature headers are checked before its
 // body is read, and only a few bodies are read at once. Every other path, upgrades included, goes to the workload
 // through agent/proxy.ts; `/api/*` is reserved and never proxied. Errors go out as `{"error": {code, message}}`
-// and never carry a stack.
+// and never carry a stack. Its parts: request limits (http-api/limiter.ts), query parameters and the log stream
+// (http-api/query.ts), write bodies (http-api/write-bodies.ts).
 // May import spec/, lib/, transport/rest/{errors,body}.ts, transport/request-signing.ts, agent/health.ts,
 // agent/proxy.ts, agent/quote-binding.ts, agent/workload.ts (types) and the quote provider port (types).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -12,37 +13,32 @@ import type { AddressInfo } from "node:net";
 import { type Duplex, Readable } from "node:stream";
 import { Router } from "@koa/router";
 import Koa from "koa";
-import { z } from "zod";
 import { type EnvelopeVerifier, originOf } from "../attestation/cp-envelope.ts";
 import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import { listenOn } from "../lib/listen.ts";
 import type { Logger } from "../lib/log.ts";
-import {
-  BusyError,
-  ComposeError,
-  type EeError,
-  InternalError,
-  NotFoundError,
-  QuoteUnavailableError,
-  toEeError,
-  ValidationError,
-  WorkloadError,
-} from "../spec/errors.ts";
-import {
-  appNameSchema,
-  deploymentIdSchema,
-  healthSpecSchema,
-  MAX_COMPOSE_BYTES,
-  MAX_CONTEXT_BYTES,
-} from "../spec/protocol.ts";
+import { BusyError, NotFoundError, QuoteUnavailableError, WorkloadError } from "../spec/errors.ts";
+import { MAX_COMPOSE_BYTES, MAX_CONTEXT_BYTES } from "../spec/protocol.ts";
 import { createRequestVerifier } from "../transport/request-signing.ts";
 import { parseJsonBody, readRawBody } from "../transport/rest/body.ts";
 import { errorMapper } from "../transport/rest/errors.ts";
 import type { AgentHealth, HealthAttestation } from "./health.ts";
+import { BODY_READ_LIMITS, createLimiter, HEALTH_QUOTE_LIMITS, type Limits } from "./http-api/limiter.ts";
+import {
+  ndjson,
+  onlyService,
+  parseHealthNonce,
+  parseLogQuery,
+  single,
+  wantsAttestation,
+} from "./http-api/query.ts";
+import { deployBodySchema, deployRequest, undeployBodySchema } from "./http-api/write-bodies.ts";
 import { createWorkloadProxy, refuseUpgrade } from "./proxy.ts";
 import { bindQuote } from "./quote-binding.ts";
 import type { LogLine } from "./runtime/runtime.ts";
-import type { DeployRequest, Workloads } from "./workload.ts";
+import type { Workloads } from "./workload.ts";
+
+export type { Limits };
 
 export interface HttpApiDeps {
   /**
@@ -66,221 +62,12 @@ export interface HttpApiDeps {
   snapshot: () => Record<string, unknown>;
 }
 
-export interface Limits {
-  /** Tasks (quotes requested from the provider, bodies read) at once. */
-  inFlight: number;
-  /** Requests waiting (FIFO) for a slot; past this they are refused at once. */
-  waiting: number;
-}
-
-// A TD's quoting (TSM → QGS) is slow and shared with the CP link's register/refresh quotes, and the health
-// endpoint is public. A few quotes run at once; a short queue absorbs bursts from honest monitors rather than
-// failing them; past that the caller is refused at once, so a flood costs neither TD quoting capacity nor
-// unbounded memory. Only health quotes go through this limiter: CP-link quotes never wait behind it.
-const HEALTH_QUOTE_LIMITS: Limits = { inFlight: 4, waiting: 16 };
-// A write body is held whole until its signature verifies (up to MAX_WRITE_BODY_BYTES, about 6 MiB), and only
-// requests whose headers could be signed get that far. Writes come from the CP's operators, rarely and one at a
-// time; four at once bound what forged headers can make the agent hold to about 25 MiB, and the fifth is refused
-// at once (EE-BUSY) rather than queued with its socket open.
-const BODY_READ_LIMITS: Limits = { inFlight: 4, waiting: 0 };
-
-const NONCE_MIN_BYTES = 16;
-const NONCE_MAX_BYTES = 64;
-
-interface Limiter {
-  /** Runs `task` when a slot is free; throws what `busy` makes when the queue is full. */
-  run<T>(task: () => Promise<T>): Promise<T>;
-}
-
-function createLimiter(limits: Limits, busy: () => EeError): Limiter {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return {
-    async run(task) {
-      if (active < limits.inFlight) active++;
-      else if (waiting.length < limits.waiting) await new Promise<void>((resolve) => waiting.push(resolve));
-      else throw busy();
-      try {
-        return await task();
-      } finally {
-        // Hand the slot straight to the next waiter so `active` never drops below the queue's demand.
-        const next = waiting.shift();
-        if (next) next();
-        else active--;
-      }
-    },
-  };
-}
-
-function single(ctx: Koa.Context, name: string): string | undefined {
-  const v = ctx.query[name];
-  if (Array.isArray(v)) throw new ValidationError("EE-REQ-INVALID", `${name}: give the parameter once`);
-  return v;
-}
-
-/**
- * `attest` must be exactly "true" or "false" when present: a typo such as `attest=1` silently answering without
- * a quote could pass for an agent that cannot attest.
- */
-function wantsAttestation(ctx: Koa.Context): boolean {
-  const attest = single(ctx, "attest");
-  if (attest === undefined || attest === "false") return false;
-  if (attest === "true") return true;
-  throw new ValidationError("EE-REQ-INVALID", `attest: must be true or false, got ${JSON.stringify(attest)}`);
-}
-
-/** The caller's nonce: 16..64 bytes of hex (either case), so the binding is fresh for that caller. */
-function parseHealthNonce(nonce: string | undefined): Uint8Array {
-  if (nonce === undefined || nonce === "")
-    throw new ValidationError("EE-REQ-INVALID", "nonce: required with attest=true");
-  if (!/^[0-9a-fA-F]*$/.test(nonce) || nonce.length % 2 !== 0)
-    throw new ValidationError("EE-REQ-INVALID", "nonce: must be hex with an even number of digits");
-  const bytes = nonce.length / 2;
-  if (bytes < NONCE_MIN_BYTES || bytes > NONCE_MAX_BYTES)
-    throw new ValidationError(
-      "EE-REQ-INVALID",
-      `nonce: must be ${NONCE_MIN_BYTES} to ${NONCE_MAX_BYTES} bytes, got ${bytes}`,
-    );
-  return Buffer.from(nonce, "hex");
-}
-
-const LOG_TAIL_DEFAULT = 1000;
-const LOG_TAIL_MAX = 100_000;
 /**
  * The largest signed write: a deploy with the largest build context as base64 and the largest compose file,
  * allowing for JSON escaping of the compose text, plus room for the other fields. Read before verification, so
  * an unsigned caller cannot make the agent hold more than this per request.
  */
 export const MAX_WRITE_BODY_BYTES = Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 2 * MAX_COMPOSE_BYTES + 64 * 1024;
-
-const LOG_PARAMS = ["tail", "since", "follow", "service"];
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-const SERVICE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-interface LogQuery {
-  tail: number;
-  since?: number;
-  follow: boolean;
-  service?: string;
-}
-
-/** Strict: unknown or repeated parameters are refused, so a typo never silently widens or narrows the answer. */
-function parseLogQuery(ctx: Koa.Context): LogQuery {
-  for (const name of Object.keys(ctx.query))
-    if (!LOG_PARAMS.includes(name))
-      throw new ValidationError(
-        "EE-REQ-INVALID",
-        `${name}: unknown parameter (use ${LOG_PARAMS.join(", ")})`,
-      );
-  const query: LogQuery = { tail: LOG_TAIL_DEFAULT, follow: false };
-
-  const tail = single(ctx, "tail");
-  if (tail !== undefined) {
-    if (!/^\d{1,6}$/.test(tail) || Number(tail) > LOG_TAIL_MAX)
-      throw new ValidationError("EE-REQ-INVALID", `tail: must be an integer from 0 to ${LOG_TAIL_MAX}`);
-    query.tail = Number(tail);
-  }
-  const since = single(ctx, "since");
-  if (since !== undefined) {
-    const ms = /^\d{1,15}$/.test(since)
-      ? Number(since)
-      : ISO_8601.test(since)
-        ? Date.parse(since)
-        : Number.NaN;
-    if (Number.isNaN(ms))
-      throw new ValidationError(
-        "EE-REQ-INVALID",
-        "since: must be ms since the epoch or an ISO 8601 date-time",
-      );
-    query.since = ms;
-  }
-  const follow = single(ctx, "follow");
-  if (follow !== undefined && follow !== "true" && follow !== "false")
-    throw new ValidationError(
-      "EE-REQ-INVALID",
-      `follow: must be true or false, got ${JSON.stringify(follow)}`,
-    );
-  query.follow = follow === "true";
-  const service = single(ctx, "service");
-  if (service !== undefined) {
-    if (!SERVICE.test(service)) throw new ValidationError("EE-REQ-INVALID", "service: not a service name");
-    query.service = service;
-  }
-  return query;
-}
-
-async function* onlyService(lines: AsyncIterable<LogLine>, service?: string): AsyncGenerator<LogLine> {
-  for await (const line of lines) if (service === undefined || line.service === service) yield line;
-}
-
-/**
- * One JSON line per log line. The status is sent before the first line, so a failure later ends the stream with
- * one `{"error": …}` line instead.
- */
-async function* ndjson(lines: AsyncIterable<LogLine>, log: Logger): AsyncGenerator<string> {
-  try {
-    for await (const line of lines) yield `${JSON.stringify(line)}\n`;
-  } catch (err) {
-    const e = toEeError(err);
-    if (e instanceof InternalError) log.error({ err }, "log stream failed");
-    yield `${JSON.stringify(e.toBody())}\n`;
-  }
-}
-
-const hexBytes = (n: number) =>
-  z
-    .string()
-    .regex(new RegExp(`^[0-9a-f]{${2 * n}}$`), `must be ${n} bytes of lowercase hex`)
-    .transform((s) => new Uint8Array(Buffer.from(s, "hex")));
-/** The CP envelope in JSON (spec/protocol.md "CP envelope"): hex for keys, nonces and signatures, base64 quote. */
-const envelopeJsonSchema = z.strictObject({
-  cp_pubkey: hexBytes(32),
-  issued_at: z.number().int().nonnegative(),
-  nonce: hexBytes(16),
-  sig: hexBytes(64),
-  quote: z
-    .string()
-    .refine((s) => s.length % 4 === 0 && BASE64.test(s), { message: "must be padded base64" })
-    .transform((s) => new Uint8Array(Buffer.from(s, "base64")))
-    .optional(),
-});
-
-const deployBodySchema = z.strictObject({
-  deployment_id: deploymentIdSchema,
-  app: appNameSchema,
-  compose: z
-    .string()
-    .min(1)
-    .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_COMPOSE_BYTES, {
-      message: `must be at most ${MAX_COMPOSE_BYTES} bytes of UTF-8`,
-    }),
-  context_base64: z
-    .string()
-    .refine((s) => s.length % 4 === 0 && BASE64.test(s), { message: "must be padded base64" })
-    .optional(),
-  health: healthSpecSchema.optional(),
-  envelope: envelopeJsonSchema.optional(),
-});
-const undeployBodySchema = z.strictObject({
-  deployment_id: deploymentIdSchema,
-  envelope: envelopeJsonSchema.optional(),
-});
-
-function deployRequest(body: z.infer<typeof deployBodySchema>): DeployRequest {
-  const req: DeployRequest = { deployment_id: body.deployment_id, app: body.app, compose: body.compose };
-  if (body.health) req.health = body.health;
-  if (body.context_base64 !== undefined) {
-    const context = Buffer.from(body.context_base64, "base64");
-    if (context.length > MAX_CONTEXT_BYTES)
-      throw new ComposeError(
-        "EE-COMPOSE-CONTEXT-TOO-LARGE",
-        `context_base64: the build context is ${context.length} bytes; at most ${MAX_CONTEXT_BYTES}`,
-      );
-    req.context = context;
-  }
-  return req;
-}
 
 export interface HttpApi {
   /** The server's request listener: `/api/*` to the agent's own routes, everything else to the workload. */

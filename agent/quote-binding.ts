@@ -1,10 +1,11 @@
 // What an agent's answer quote binds besides the caller's nonce and the agent's key: while a workload runs, its
-// workload hash too (purpose `deployed`: the compose hash and every image digest, spec/images.ts workloadHash), so
-// the quote also proves which workload, down to the image bytes, the TD runs. The CP link's re-attestation and
+// workload hash too (purpose `deployed`: the compose hash and every image digest, compose/images.ts
+// workloadHash), so the quote also proves which workload, down to the image bytes, the TD runs. The CP link's re-attestation and
 // the HTTP API's health quotes both bind through here, so they cannot drift apart.
-// May import attestation/report-data.ts and spec/images.ts.
+// May import attestation/report-data.ts, compose/images.ts and spec/images.ts (types).
 import { reportDataFor } from "../attestation/report-data.ts";
-import { type ImageRef, workloadHash } from "../spec/images.ts";
+import { workloadHash } from "../compose/images.ts";
+import type { ImageRef } from "../spec/images.ts";
 
 export interface QuoteBinding<P extends "refresh" | "health"> {
   purpose: P | "deployed";

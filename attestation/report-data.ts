@@ -1,6 +1,6 @@
 // REPORTDATA binding: what a quote's 64-byte REPORTDATA must hold so that it proves freshness (the CP's nonce)
 // and identity (the agent's key). SHA-512("easyenclave/v1/" + purpose + ":" ‖ nonce ‖ agent_pubkey), and for
-// purpose `deployed` also ‖ workload_hash (32 bytes, spec/images.ts): the quote then proves which workload the TD runs.
+// purpose `deployed` also ‖ workload_hash (32 bytes, compose/images.ts): the quote then proves which workload the TD runs.
 import { createHash, timingSafeEqual } from "node:crypto";
 
 /** Why a quote was produced; each purpose binds a different prefix so one quote cannot stand in for another. */

@@ -46,6 +46,23 @@ export function createTrustAnchors(opts: { devRootPem?: string } = {}): TrustAnc
 }
 
 /**
+ * Intel's root and `roots` (PEM, e.g. a federation master's development roots, labelled dev; Intel's own root in
+ * the list is not added twice). Throws EE-CONFIG-INVALID unless each is one self-signed CA certificate.
+ */
+export function trustIntelAnd(roots: readonly string[]): TrustAnchors {
+  const intel = anchorFromPem("intel", INTEL_SGX_ROOT_CA_PEM);
+  const others = roots
+    .map((pem) => anchorFromPem("dev", pem))
+    .filter((a) => a.fingerprint !== intel.fingerprint);
+  return anchorSet([intel, ...others]);
+}
+
+/** The anchors besides Intel's, as PEM: what a federation master publishes as its trust roots. */
+export function nonIntelRootPems(trust: TrustAnchors): string[] {
+  return trust.anchors.filter((a) => a.label !== "intel").map((a) => a.cert.toString());
+}
+
+/**
  * Trust only `pem` (e.g. `eectl attest verify --root`): labelled "intel" when it is the Intel root, else "dev".
  * Throws EE-CONFIG-INVALID unless it is one self-signed CA certificate.
  */

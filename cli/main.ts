@@ -17,7 +17,13 @@ import {
 } from "./commands/accounts.ts";
 import { AdminTokenRotateCommand } from "./commands/admin-token.ts";
 import { AgentCommand } from "./commands/agent.ts";
-import { AgentsListCommand, AgentsShowCommand, AgentsWatchCommand } from "./commands/agents.ts";
+import {
+  AgentsDrainCommand,
+  AgentsListCommand,
+  AgentsShowCommand,
+  AgentsUndrainCommand,
+  AgentsWatchCommand,
+} from "./commands/agents.ts";
 import { AppsListCommand, AppsRegisterCommand } from "./commands/apps.ts";
 import { AttestDevInitCommand } from "./commands/attest.ts";
 import { AttestVerifyCommand } from "./commands/attest-verify.ts";
@@ -84,6 +90,8 @@ const COMMANDS = [
   AgentsListCommand,
   AgentsShowCommand,
   AgentsWatchCommand,
+  AgentsDrainCommand,
+  AgentsUndrainCommand,
   EventsCommand,
   LogsCommand,
   StatsCommand,

@@ -7,11 +7,14 @@ import { join } from "node:path";
 import { resolveAdminToken, watchAdminToken } from "../actors/admin-token.ts";
 import { AgentIndex } from "../actors/agent-index.ts";
 import { AgentRequests } from "../actors/agent-requests.ts";
+import { AttestationSettings, extendLive } from "../actors/attestation-settings.ts";
 import { loadOrCreateSecret, PLACEMENT_SECRET_FILE } from "../actors/bootstrap-secret.ts";
 import { Capacity } from "../actors/capacity/capacity.ts";
 import { warnExpiredCollateral, warnUncoveredPlatforms } from "../actors/collateral-warnings.ts";
 import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor, REST_TIMEOUTS } from "../actors/cp-defaults.ts";
 import { Deployments } from "../actors/deployments.ts";
+import { Drains } from "../actors/drains.ts";
+import type { Federation } from "../actors/federation/federation.ts";
 import { chooseMeasurementPolicy, logMeasurementChoice } from "../actors/measurement-default.ts";
 import { NonceBook } from "../actors/nonce-book.ts";
 import { READINESS_DEFAULTS, Readiness } from "../actors/readiness.ts";
@@ -22,7 +25,6 @@ import { RuntimeCheckpoint } from "../actors/store/checkpoint.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { loadDevRootPem } from "../attestation/dev-pki.ts";
 import { createTrustAnchors } from "../attestation/trust.ts";
-import { Charger } from "../billing/charger.ts";
 import { Ledger } from "../billing/ledger.ts";
 import { ownerParties } from "../billing/parties.ts";
 import { loadWebhookSecret } from "../billing/webhook.ts";
@@ -31,13 +33,14 @@ import { loadServerTls } from "../lib/tls-files.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { ValidationError } from "../spec/errors.ts";
 import { AgentChannel } from "../transport/ws-server.ts";
+import { billingCharger } from "./billing-wiring.ts";
 import { channelSink } from "./channel-sink.ts";
 import { type Component, Components } from "./components.ts";
 import { CP_IDENTITY_FILE, collateralSource, envelopeSigner, loadOrCreateCpKey } from "./cp-identity.ts";
 import { serveHttp } from "./http-server.ts";
 import type { ControlPlane, ControlPlaneOptions } from "./options.ts";
 import { checkpointing, watchReadiness } from "./readiness-watch.ts";
-import { restApp } from "./rest-wiring.ts";
+import { localAgentReads, restApp } from "./rest-wiring.ts";
 import { startStores } from "./stores.ts";
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -105,6 +108,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     });
 
     const index = new AgentIndex({ staleAfterMs });
+    const drains = new Drains({ db, events });
     const nonces = new NonceBook({ ttlMs: opts.challengeTtlMs ?? CP_DEFAULTS.challengeTtlMs });
     // Made now (the actors send through it), serving only once the HTTP server listens.
     const channel = new AgentChannel({
@@ -116,8 +120,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         ...opts.handshake,
       },
     });
-    // What registration and re-attestation verify quotes against.
-    const quotePolicy = { trust, measurement, ...(collateral ? { collateral } : {}), trusted };
+    // What registration and re-attestation verify quotes against; trust and measurement stay live getters, since a
+    // federation dc takes the master's (attestation-settings.ts).
+    const attestation = new AttestationSettings({ trust, measurement }, log);
+    const quotePolicy = extendLive(attestation.live(), { ...(collateral ? { collateral } : {}), trusted });
     const reattestMs = opts.reattestMs ?? CP_DEFAULTS.reattestMs;
     // One missed re-attestation round is tolerated (the request may still be in flight); two are not.
     const attestationMaxAgeMs = 2 * reattestMs + 60_000;
@@ -131,6 +137,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       nodeSizes,
       ...(opts.sizePresets ? { sizePresets: opts.sizePresets } : {}),
       attestationMaxAgeMs,
+      drained: (agentId) => drains.has(agentId),
       ...opts.capacity,
     });
     const supervisor = await start({
@@ -144,11 +151,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           heartbeatMs,
           staleAfterMs,
           forgetAfterMs,
-          policy: {
-            ...quotePolicy,
+          policy: extendLive(quotePolicy, {
             nodeSizes,
-            consumeBootstrap: (token, agent, at) => capacity.consumeBootstrap(token, agent, at),
-          },
+            consumeBootstrap: (
+              token: string,
+              agent: Parameters<Capacity["consumeBootstrap"]>[1],
+              at: number,
+            ) => capacity.consumeBootstrap(token, agent, at),
+          }),
           cpPubkey: envelope.publicKey,
         }),
       // Runtime state is not persisted: agents re-register with the next CP.
@@ -182,6 +192,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (imported > 0)
       log.info({ apps: imported }, "registered apps copied from the runtime DB to the business store");
     const placementSecret = loadOrCreateSecret(opts.dataDir, PLACEMENT_SECRET_FILE);
+    // Set once federation starts (below); the deploy coordinator asks it about the master's catalog.
+    let federation: Federation | undefined;
     // Follows the read model from here (an agent's transitions reach its deployments); its actors resume once the
     // CP serves (the "deployments" component below).
     const deployments = new Deployments({
@@ -200,6 +212,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       ...(opts.requirePinnedImages ? { requirePinnedImages: true } : {}),
       funds: (tenant) => ledger.fundsCheck(tenant),
       dedicatedTo: (agentId) => enrollments.dedicatedTo(agentId),
+      drained: (agentId) => drains.has(agentId),
+      masterApp: (name, version) => federation?.masterApp?.(name, version),
     });
     const reattestor = new Reattestor({
       supervisor,
@@ -211,28 +225,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       timeoutMs: opts.reattestTimeoutMs ?? Math.min(30_000, reattestMs),
       expectedWorkloadHash: (agentId) => deployments.runningWorkloadHash(agentId),
     });
-    const charger = new Charger({
-      ledger,
-      parties,
-      running: () =>
-        deployments.healthy().map((d) => ({ ...d, node_size: index.get(d.agent_id)?.node_size ?? null })),
-      undeploy: (id) => deployments.undeploy(id),
-      // On the business audit chain with deposits and rate changes: a dry tenant's undeploy is a billing decision.
-      audit: (kind, data) =>
-        identity
-          .audit({
-            principal: "system",
-            action: kind,
-            target: `deployment:${String(data.deployment_id)}`,
-            outcome: "ok",
-            details: data,
-          })
-          .catch((err: unknown) => log.error({ err }, "audit record write failed")),
-      log,
-      graceS: opts.billing?.graceS ?? BILLING_DEFAULTS.graceS,
-      ...(opts.billing?.now ? { now: opts.billing.now } : {}),
-      ...(opts.billing?.tickMs ? { tickMs: opts.billing.tickMs } : {}),
-    });
+    const charger = billingCharger({ opts, ledger, parties, deployments, index, identity });
     channel.bind(
       channelSink({
         nonces,
@@ -247,8 +240,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       }),
     );
 
+    const { localReads, machineOf } = localAgentReads(index, supervisor, requests);
     const federationOptions = opts.federation;
-    const federation = federationOptions
+    federation = federationOptions
       ? await start({
           name: "federation",
           start: async () => {
@@ -265,6 +259,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
               // The envelope signer's key (created above): the master signs desired state with the same identity.
               identityKey: loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE)),
               dataDir: opts.dataDir,
+              drains,
+              attestation,
+              policy: opts.policy ?? null,
+              reads: localReads,
+              machine: machineOf,
             });
           },
           stop: (f) => f.stop(),
@@ -277,6 +276,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       federation,
       index,
       supervisor,
+      drains,
+      localReads,
+      machineOf,
       events,
       deployments,
       requests,

@@ -11,6 +11,7 @@ import { oidcExchangePort } from "../actors/business/oidc-port.ts";
 import type { BusinessState } from "../actors/business/open.ts";
 import type { Capacity } from "../actors/capacity/capacity.ts";
 import type { Deployments } from "../actors/deployments.ts";
+import type { Drains } from "../actors/drains.ts";
 import type { Federation } from "../actors/federation/federation.ts";
 import type { Readiness } from "../actors/readiness.ts";
 import type { RefusalAudit } from "../actors/refusal-audit.ts";
@@ -19,9 +20,11 @@ import type { Supervisor } from "../actors/supervisor.ts";
 import type { TrustedMeasurements } from "../actors/trusted-measurements.ts";
 import type { Ledger } from "../billing/ledger.ts";
 import { NotFoundError } from "../spec/errors.ts";
-import { loadOpenApi } from "../spec/openapi.ts";
 import { statelyObserver } from "../transport/inspection.ts";
 import { createRestApp } from "../transport/rest/app.ts";
+import type { AgentReadsPort } from "../transport/rest/deployments.ts";
+import { toPlainJson } from "../transport/rest/json.ts";
+import { loadOpenApi } from "../transport/rest/openapi.ts";
 import type { CpView } from "../transport/rest/view.ts";
 import type { AgentChannel } from "../transport/ws-server.ts";
 import { cpMetrics } from "./metrics.ts";
@@ -34,6 +37,10 @@ export interface RestParts {
   federation: Federation | undefined;
   index: AgentIndex;
   supervisor: Supervisor;
+  drains: Drains;
+  /** This CP's own agents' reads and live machines (a master relays its dc agents' instead). */
+  localReads: AgentReadsPort;
+  machineOf: (agentId: string) => Record<string, unknown> | undefined;
   events: EventLog;
   deployments: Deployments;
   requests: AgentRequests;
@@ -50,18 +57,25 @@ export interface RestParts {
 }
 
 export function restApp(p: RestParts): Koa {
-  const { opts, admin, readiness, federation, index, supervisor, events, deployments, requests } = p;
+  const { opts, admin, readiness, federation, index, supervisor, drains, events, deployments, requests } = p;
   const { channel, refusals, capacity, identity, enrollments, business, trusted, ledger, webhookSecret } = p;
   const { log } = opts;
   const startedAt = p.startedAt;
   const view: CpView = {
     readiness: () => ({ ...readiness.status(Date.now()) }),
     agents: () => federation?.agents() ?? index.values(),
-    agent: (id) => index.get(id),
-    machine: (id) => {
-      const snap = supervisor.get(id)?.getSnapshot();
-      return snap ? { value: snap.value, context: snap.context } : undefined;
+    // A master's dc agents too: their reads are relayed to their dc.
+    agent: federation?.agent ?? ((id) => index.get(id)),
+    drained: (id) => drains.has(id),
+    setDrained: (id, drained, by) => {
+      // A master may drain a dc's agent: the drain travels in its desired state (desired-publisher.ts).
+      const rec = index.get(id) ?? [...(federation?.agents() ?? [])].find((a) => a.agent_id === id);
+      if (!rec) throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+      if (drained) drains.drain(id, by);
+      else drains.undrain(id, by);
+      return rec;
     },
+    machine: federation?.relayed?.machine ?? p.machineOf,
     onTransition: (listener) => index.onTransition(listener),
     events: (q) => events.list(q),
     followEvents: (listener) => events.follow(listener),
@@ -70,11 +84,6 @@ export function restApp(p: RestParts): Koa {
       ...capacity.metrics(),
       ...(federation?.metrics?.() ?? []),
     ],
-  };
-  const knownAgent = (agentId: string): string => {
-    if (!index.get(agentId))
-      throw new NotFoundError("EE-NOT-FOUND", `agent ${agentId} is not known to this control plane`);
-    return agentId;
   };
   return createRestApp({
     view,
@@ -87,10 +96,7 @@ export function restApp(p: RestParts): Koa {
     measurements: trusted,
     deployments: federation?.deployments ?? deployments,
     ...(federation?.datacenters ? { datacenters: federation.datacenters } : {}),
-    agentReads: {
-      request: (agentId, type) => requests.request(knownAgent(agentId), type),
-      logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
-    },
+    agentReads: federation?.relayed?.reads ?? p.localReads,
     billing: { ledger, account: (id) => business.account(id), webhookSecret },
     capacity,
     inspection: {
@@ -98,4 +104,27 @@ export function restApp(p: RestParts): Koa {
       deployment: async (id, emit, end) => deployments.inspect(id, await statelyObserver(emit), end),
     },
   });
+}
+
+/**
+ * This CP's own agents' relayed reads (404 for an agent it does not know) and live machines as plain JSON: served
+ * here, or relayed to a master by a dc.
+ */
+export function localAgentReads(index: AgentIndex, supervisor: Supervisor, requests: AgentRequests) {
+  const knownAgent = (agentId: string): string => {
+    if (!index.get(agentId))
+      throw new NotFoundError("EE-NOT-FOUND", `agent ${agentId} is not known to this control plane`);
+    return agentId;
+  };
+  const localReads: AgentReadsPort = {
+    request: (agentId, type) => requests.request(knownAgent(agentId), type),
+    logs: (agentId, body, onChunk, signal) => requests.logs(knownAgent(agentId), body, onChunk, signal),
+  };
+  const machineOf = (id: string) => {
+    const snap = supervisor.get(id)?.getSnapshot();
+    return snap
+      ? (toPlainJson({ value: snap.value, context: snap.context }) as Record<string, unknown>)
+      : undefined;
+  };
+  return { localReads, machineOf };
 }

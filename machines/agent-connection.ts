@@ -3,23 +3,27 @@
 // agent/cp-client.ts provides with machine.provide(), transport events carry their receipt time (`at`), and the
 // backoff jitter comes from a seeded generator kept in context, so every transition is deterministic and
 // replayable. May import spec/ only.
-import { assign, fromPromise, setup } from "xstate";
+import { assign, fromPromise, type StateValue, setup } from "xstate";
+import { type ErrorCode, errorCodeOf } from "../spec/errors.ts";
 import type { AnyEnvelope, Envelope, MessageType } from "../spec/protocol.ts";
+import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states; `connection` in the agent's health is exactly one of these. */
-export type AgentConnectionState =
+export const AGENT_CONNECTION_STATES = [
   /** No socket: waiting out the backoff (`retryInMs`) before the next attempt. */
-  | "disconnected"
+  "disconnected",
   /** A socket is opening; waits for SOCKET_OPEN (or the connect timeout). */
-  | "connecting"
+  "connecting",
   /** Socket open: waiting for the CP's challenge, getting a quote over its nonce, then waiting for `registered`. */
-  | "challenged"
+  "challenged",
   /** Admitted by the CP: heartbeating every interval and counting unacknowledged heartbeats. */
-  | "registered"
+  "registered",
   /** Final: STOP received; the socket was closed with 1000. */
-  | "stopped"
+  "stopped",
   /** Final: `maxAttempts` consecutive attempts failed; the agent exits non-zero and its supervisor decides. */
-  | "gave_up";
+  "gave_up",
+] as const;
+export type AgentConnectionState = (typeof AGENT_CONNECTION_STATES)[number];
 
 /** Exponential backoff with full jitter: delay = random(0, min(cap, base × factor^(attempt−1))). */
 export const BACKOFF = { baseMs: 500, factor: 2, capMs: 30_000 } as const;
@@ -136,9 +140,9 @@ function frameOf<T extends MessageType>(event: AgentConnectionEvent, type: T): E
   return event.type === "FRAME" && event.envelope.type === type ? (event.envelope as Envelope<T>) : null;
 }
 
-function errorCodeOf(err: unknown): string {
-  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
-  return typeof code === "string" && code.startsWith("EE-") ? code : "EE-ATT-PROVIDER";
+/** The code of a failed quote: the provider's own when typed, else EE-ATT-PROVIDER (the provider failed). */
+function quoteFailureCode(err: unknown): ErrorCode {
+  return errorCodeOf(err) ?? "EE-ATT-PROVIDER";
 }
 
 // A close reason that starts with a stable code (the CP closes refused connections that way) is kept as lastError.
@@ -198,8 +202,8 @@ export const agentConnectionMachine = setup({
       const env = frameOf(event, "challenge");
       return env ? { challenge: { nonce: env.body.nonce, id: env.id } } : {};
     }),
-    takeQuoteError: assign(({ event }) => ({
-      lastError: "error" in event ? errorCodeOf(event.error) : null,
+    takeQuoteError: assign((_, params: { error: unknown }) => ({
+      lastError: quoteFailureCode(params.error),
     })),
     takeRegistration: assign(({ context, event }) => {
       const env = frameOf(event, "registered");
@@ -341,7 +345,7 @@ export const agentConnectionMachine = setup({
             onError: {
               target: "#agentConnection.disconnected",
               actions: [
-                "takeQuoteError",
+                { type: "takeQuoteError", params: ({ event }) => ({ error: event.error }) },
                 { type: "closeSocket", params: { code: 1011, reason: "quote provider failed" } },
                 { type: "noteDisconnect", params: dropped("quote_failed") },
               ],
@@ -415,12 +419,10 @@ export interface ConnectionView {
 }
 
 /** The top-level state name of a snapshot value. */
-export function topLevelState(value: unknown): AgentConnectionState {
-  return (typeof value === "string" ? value : Object.keys(value as object)[0]) as AgentConnectionState;
-}
+export const topLevelState: (value: StateValue) => AgentConnectionState = topLevelStateOf;
 
 export function connectionView(snapshot: {
-  value: unknown;
+  value: StateValue;
   context: AgentConnectionContext;
 }): ConnectionView {
   const c = snapshot.context;

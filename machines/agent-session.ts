@@ -1,25 +1,29 @@
 // The control plane's view of one agent: a pure XState machine, one root actor per agent (actors/supervisor.ts).
 // It imports no I/O: frames, audit records and quote verification are effects the supervisor provides with
 // machine.provide(). Events carry their own receipt time (`at`), so the machine never reads a clock.
-import { assign, fromPromise, setup } from "xstate";
+import { assign, fromPromise, type StateValue, setup } from "xstate";
+import { type ErrorCode, errorCodeOf } from "../spec/errors.ts";
 import type { MessageBody, WorkloadReport } from "../spec/protocol.ts";
+import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states; `state` in the REST listing is exactly one of these. */
-export type SessionState =
+export const SESSION_STATES = [
   /** Connected and answered the challenge; its quote and registration policy are being checked. */
-  | "challenged"
+  "challenged",
   /** Attested and admitted; runs no workload; eligible for placement. */
-  | "registered"
+  "registered",
   /** A deployment has been dispatched to it and has not passed its health gate yet. */
-  | "deploying"
+  "deploying",
   /** Runs a workload that passed its health gate. */
-  | "healthy"
+  "healthy",
   /** No heartbeat within stale_after_ms; kept so it can come back on its next heartbeat or reconnect. */
-  | "stale"
+  "stale",
   /** Final: verification or policy refused it; the supervisor removes the actor. */
-  | "rejected"
+  "rejected",
   /** Final: stale for forget_after_ms; the supervisor removes the actor. */
-  | "gone";
+  "gone",
+] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
 
 /** What the agent proved and declared at registration; kept so a crashed actor can be recreated from it. */
 export interface AgentFacts {
@@ -133,7 +137,7 @@ export type SessionEvent =
   | { type: "UNDEPLOYED"; deploymentId: string; at: number }
   /** A periodic re-attestation verified (ok) or failed with a reason code. */
   | { type: "REATTESTED"; at: number }
-  | { type: "REATTESTATION_FAILED"; reason: string; at: number };
+  | { type: "REATTESTATION_FAILED"; reason: ErrorCode; at: number };
 
 /** Audit kinds the machine asks to record (actors/ maps them to event-log rows). */
 export type SessionAuditKind =
@@ -187,19 +191,19 @@ export const agentSessionMachine = setup({
     // Effects, provided by the supervisor; their implementations read the context and the current event.
     sendRegistered: () => {},
     ackHeartbeat: () => {},
-    refuse: () => {},
+    refuse: (_, _params: { error: unknown }) => {},
     replyUnexpected: () => {},
     record: (_, _params: { kind: SessionAuditKind }) => {},
     // Liveness (last heartbeat time and seq) is not kept in context: it lives in one place, the supervisor's
     // read model, which also takes the heartbeats acked on the fast path without waking this actor.
     noteLiveness: (_, _params: Liveness) => {},
-    adoptVerified: assign(({ context, event }) => {
+    adoptVerified: assign(({ context }, params: { facts: AgentFacts }) => {
       const reg = context.pending;
-      if (!reg || !("output" in event)) return context;
+      if (!reg) return context;
       const workload = reg.body.snapshot?.workload ?? null;
       const phase = workloadPhase(workload);
       return {
-        facts: event.output as AgentFacts,
+        facts: params.facts,
         pending: null,
         phase,
         deploymentId: phase === "registered" ? null : (workload?.deployment_id ?? null),
@@ -211,9 +215,9 @@ export const agentSessionMachine = setup({
         replacing: null,
       };
     }),
-    noteRefusal: assign(({ event }) => ({
+    noteRefusal: assign((_, params: { error: unknown }) => ({
       pending: null,
-      reason: "error" in event ? reasonOf(event.error) : null,
+      reason: reasonOf(params.error),
     })),
     takeDeployment: assign(({ context, event }) =>
       event.type === "DEPLOY"
@@ -336,14 +340,18 @@ export const agentSessionMachine = setup({
                 seq: context.pending!.body.snapshot?.heartbeat_seq ?? 0,
               }),
             },
-            "adoptVerified",
+            { type: "adoptVerified", params: ({ event }) => ({ facts: event.output }) },
             "sendRegistered",
             { type: "record", params: { kind: "agent.registered" } },
           ],
         },
         onError: {
           target: "rejected",
-          actions: ["refuse", "noteRefusal", { type: "record", params: { kind: "agent.rejected" } }],
+          actions: [
+            { type: "refuse", params: ({ event }) => ({ error: event.error }) },
+            { type: "noteRefusal", params: ({ event }) => ({ error: event.error }) },
+            { type: "record", params: { kind: "agent.rejected" } },
+          ],
         },
       },
       on: { HEARTBEAT: { actions: "replyUnexpected" } },
@@ -456,13 +464,9 @@ export const agentSessionMachine = setup({
 });
 
 /** The stable reason code carried by a verification failure, or EE-INTERNAL for anything untyped. */
-export function reasonOf(err: unknown): string {
-  return typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
-    ? err.code
-    : "EE-INTERNAL";
+export function reasonOf(err: unknown): ErrorCode {
+  return errorCodeOf(err) ?? "EE-INTERNAL";
 }
 
 /** The top-level state name of a snapshot value (`state` in listings). */
-export function topLevelState(value: unknown): SessionState {
-  return (typeof value === "string" ? value : Object.keys(value as object)[0]) as SessionState;
-}
+export const topLevelState: (value: StateValue) => SessionState = topLevelStateOf;

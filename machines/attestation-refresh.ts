@@ -2,13 +2,16 @@
 // (purpose `refresh`, or `deployed` with the running workload's compose hash) and answering with the quote or an error. Pure: the quote actor and the two send actions
 // are provided by agent/cp-client.ts.
 import { assign, fromPromise, setup } from "xstate";
+import type { ErrorCode } from "../spec/errors.ts";
 
 /** States of the refresh machine. */
-export type RefreshState =
+export const REFRESH_STATES = [
   /** Waiting for the CP's next attest request. */
-  | "idle"
+  "idle",
   /** Getting a quote over the request's nonce; further requests are answered as busy. */
-  | "quoting";
+  "quoting",
+] as const;
+export type RefreshState = (typeof REFRESH_STATES)[number];
 
 export interface RefreshRequest {
   id: number | undefined;
@@ -37,7 +40,7 @@ export const attestationRefreshMachine = setup({
   },
   actions: {
     sendAttestation: (_, _params: { re: number | undefined; answer: RefreshAnswer }) => {},
-    sendFailure: (_, _params: { re: number | undefined; code: string; message: string }) => {},
+    sendFailure: (_, _params: { re: number | undefined; code: ErrorCode; message: string }) => {},
   },
 }).createMachine({
   id: "attestationRefresh",

@@ -1,39 +1,45 @@
 // The agent's deploy gate for one deployment: a pure XState machine (pull → prepare → start with bounded retries → poll
 // a health probe until healthy or a deadline → running; undeploy → stopping → stopped; any failure → cleanup →
-// failed with a stable code). A deployment re-adopted after an agent restart resumes straight in running. It imports no I/O: the container work is done by invoked promise actors that
-// agent/workload.ts provides over the WorkloadRuntime port, and the time a step began comes from the `now` the
-// caller injects in the input, so tests drive every transition with a SimulatedClock. May import spec/ types only.
-import { assign, fromPromise, setup } from "xstate";
+// failed with a stable code). A deployment re-adopted after an agent restart resumes straight in running. It
+// imports no I/O: the container work is done by invoked promise actors that agent/workloads/gate.ts provides over the
+// WorkloadRuntime port, and the time a step began comes from the `enterStep` action it provides with its clock
+// (stampStep), so the context is plain data a snapshot can serialize and tests drive every transition with a
+// SimulatedClock. May import xstate, spec/errors (codes) and spec/ types.
+import { assign, fromPromise, type StateValue, setup } from "xstate";
+import { type ErrorCode, errorCodeOf } from "../spec/errors.ts";
 import type { ImageRef } from "../spec/images.ts";
 import type { WorkloadStep } from "../spec/protocol.ts";
+import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states. */
-export type DeployGateState =
+export const DEPLOY_GATE_STATES = [
   /** Pulling the images the engine lacks from their registries (progress is reported by the pull actor). */
-  | "pulling"
+  "pulling",
   /** Making every service's image present (build or find locally) and resolving each to its digest. */
-  | "preparing"
+  "preparing",
   /** Creating and starting the containers; a transient engine failure is cleaned up and retried after a backoff. */
-  | "starting"
+  "starting",
   /** Containers started: probing every pollMs until healthy; fails at the gate deadline (health timeout_s). */
-  | "gating"
+  "gating",
   /** Passed the gate; stays here until undeployed. */
-  | "running"
+  "running",
   /** Removing everything after a failure; the reported step stays the one that failed until cleanup ends. */
-  | "failing"
+  "failing",
   /** Final: the deploy failed with `code` and `message`; what it created was removed (unless noted in message). */
-  | "failed"
+  "failed",
   /** Undeploy: removing the deployment's containers, network and volumes. */
-  | "stopping"
+  "stopping",
   /** Final: undeployed, nothing left. */
-  | "stopped";
+  "stopped",
+] as const;
+export type DeployGateState = (typeof DEPLOY_GATE_STATES)[number];
 
 /** Start attempts (the first included) before a transient failure fails the deploy, and the backoff between them. */
 export const START_RETRY = { maxAttempts: 3, baseMs: 1000, factor: 2, capMs: 10_000 } as const;
 /** The error code of a transient engine failure: the only one a start is retried on. */
 export const TRANSIENT_CODE = "EE-WORKLOAD-ENGINE";
 /** Code given to failures that carry none (the provided actors should only ever throw typed errors). */
-export const FALLBACK_CODE = "EE-WORKLOAD-ENGINE";
+export const FALLBACK_CODE: ErrorCode = "EE-WORKLOAD-ENGINE";
 
 /** Delay before start attempt `attempt + 1`, after `attempt` (≥ 1) failed attempts. */
 export function retryDelayMs(attempt: number): number {
@@ -63,8 +69,8 @@ export interface DeployGateInput {
   /** The gate deadline: health.timeout_s when a health spec is given, else the caller's default. */
   gateTimeoutMs: number;
   pollMs: number;
-  /** The injected clock: only read to stamp when a step began. */
-  now: () => number;
+  /** When the deploy began, by the manager's clock: the time of the first step (`pulling`). */
+  at: number;
   /** Resume a re-adopted deployment instead of deploying: nothing is prepared, started or probed. */
   resume?: GateResume;
 }
@@ -75,7 +81,6 @@ export interface DeployGateContext {
   images: ImageRef[];
   gateTimeoutMs: number;
   pollMs: number;
-  now: () => number;
   /** The last step reported; `failing` keeps it until cleanup is done (see stepOf). */
   step: WorkloadStep;
   /** When `step` began, ms since the epoch. */
@@ -83,7 +88,7 @@ export interface DeployGateContext {
   /** Start attempts made so far. */
   attempt: number;
   /** Why the deploy failed; set on entering `failing`, kept through a failed cleanup. */
-  code: string | null;
+  code: ErrorCode | null;
   message: string | null;
   /** Why the cleanup after a failure failed, when it did. */
   cleanupError: string | null;
@@ -98,33 +103,41 @@ export interface GateReport {
   step: WorkloadStep;
   since: number;
   images: ImageRef[];
-  code: string | null;
+  code: ErrorCode | null;
   message: string | null;
 }
 
 /** Why a deploy failed: a stable code and what happened. */
 export interface Reason {
-  code: string;
+  code: ErrorCode;
   message: string;
-}
-
-function codeOf(err: unknown): string | null {
-  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
-  return typeof code === "string" && code.startsWith("EE-") ? code : null;
 }
 
 /** The stable code and message of a failure; typed errors carry both. */
 export function reasonOf(err: unknown): Reason {
   const message = err instanceof Error && err.message !== "" ? err.message : "unexpected failure";
-  return { code: codeOf(err) ?? FALLBACK_CODE, message };
+  return { code: errorCodeOf(err) ?? FALLBACK_CODE, message };
+}
+
+/**
+ * The assignment of the `enterStep` action, which the manager provides with its clock
+ * (`enterStep: assign(stampStep(now))`): the step and when it began. A resumed deployment enters the step it was
+ * already in: it keeps the time that step began.
+ */
+export function stampStep(now: () => number) {
+  return ({ context }: { context: DeployGateContext }, params: { step: WorkloadStep }) => ({
+    step: params.step,
+    since: context.step === params.step ? context.since : now(),
+  });
 }
 
 const notProvided = <O>(name: string) =>
   fromPromise<O, GateJob>(async () => {
-    throw new Error(`the ${name} actor must be provided by agent/workload.ts`);
+    throw new Error(`the ${name} actor must be provided by agent/workloads/gate.ts`);
   });
 
-const errorOf = (event: { type: string }): unknown => ("error" in event ? event.error : undefined);
+/** The params of every failure action and guard: the error an invoked actor failed with. */
+const failure = ({ event }: { event: { error: unknown } }) => ({ error: event.error });
 
 export const deployGateMachine = setup({
   types: {
@@ -144,30 +157,31 @@ export const deployGateMachine = setup({
     // Effect, provided by the manager: publish and persist the status.
     report: (_, _params: GateReport) => {},
 
-    // A resumed deployment enters the step it was already in: it keeps the time that step began.
-    enterStep: assign(({ context }, params: { step: WorkloadStep }) => ({
-      step: params.step,
-      since: context.step === params.step ? context.since : context.now(),
-    })),
-    takeImages: assign(({ event }) => ("output" in event ? { images: event.output as ImageRef[] } : {})),
+    // Provided by the manager with its clock: assign(stampStep(now)). Unprovided, a step would have no time.
+    enterStep: assign(
+      stampStep(() => {
+        throw new Error("the enterStep action must be provided by agent/workloads/gate.ts (stampStep)");
+      }),
+    ),
+    takeImages: assign((_, params: { images: ImageRef[] }) => ({ images: params.images })),
     countAttempt: assign(({ context }) => ({ attempt: context.attempt + 1 })),
-    takeFailure: assign(({ event }) => reasonOf(errorOf(event))),
+    takeFailure: assign((_, params: { error: unknown }) => reasonOf(params.error)),
     takeTimeout: assign(({ context }) => ({
       code: "EE-WORKLOAD-HEALTH-TIMEOUT",
       message: `the workload did not pass its health gate within ${context.gateTimeoutMs / 1000} s`,
     })),
     // The original reason stays: it is why the deploy failed; the cleanup error is what may be left behind.
-    noteCleanupError: assign(({ context, event }) => {
-      const cleanupError = reasonOf(errorOf(event)).message;
+    noteCleanupError: assign(({ context }, params: { error: unknown }) => {
+      const cleanupError = reasonOf(params.error).message;
       return { cleanupError, message: `${context.message} (cleanup failed: ${cleanupError})` };
     }),
   },
   guards: {
     // Only a failure typed as transient is retried, while attempts are left; anything else (an untyped error
     // included) would fail the same way again.
-    canRetry: ({ context, event }) =>
-      codeOf(errorOf(event)) === TRANSIENT_CODE && context.attempt < START_RETRY.maxAttempts,
-    isHealthy: ({ event }) => "output" in event && event.output === "healthy",
+    canRetry: ({ context }, params: { error: unknown }) =>
+      errorCodeOf(params.error) === TRANSIENT_CODE && context.attempt < START_RETRY.maxAttempts,
+    isHealthy: (_, params: { result: ProbeResult }) => params.result === "healthy",
     resumesRunning: ({ context }) => context.step === "running",
   },
   delays: {
@@ -182,9 +196,8 @@ export const deployGateMachine = setup({
     images: input.resume?.images ?? [],
     gateTimeoutMs: input.gateTimeoutMs,
     pollMs: input.pollMs,
-    now: input.now,
     step: input.resume?.step ?? "pulling",
-    since: input.resume?.since ?? input.now(),
+    since: input.resume?.since ?? input.at,
     attempt: 0,
     code: null,
     message: null,
@@ -202,7 +215,7 @@ export const deployGateMachine = setup({
         src: "pull",
         input: job,
         onDone: "preparing",
-        onError: { target: "failing", actions: "takeFailure" },
+        onError: { target: "failing", actions: { type: "takeFailure", params: failure } },
       },
       on: { UNDEPLOY: "stopping" },
     },
@@ -211,8 +224,11 @@ export const deployGateMachine = setup({
       invoke: {
         src: "prepare",
         input: job,
-        onDone: { target: "starting", actions: "takeImages" },
-        onError: { target: "failing", actions: "takeFailure" },
+        onDone: {
+          target: "starting",
+          actions: { type: "takeImages", params: ({ event }) => ({ images: event.output }) },
+        },
+        onError: { target: "failing", actions: { type: "takeFailure", params: failure } },
       },
       on: { UNDEPLOY: "stopping" },
     },
@@ -229,8 +245,8 @@ export const deployGateMachine = setup({
             input: job,
             onDone: "#deployGate.gating",
             onError: [
-              { guard: "canRetry", target: "resetting" },
-              { target: "#deployGate.failing", actions: "takeFailure" },
+              { guard: { type: "canRetry", params: failure }, target: "resetting" },
+              { target: "#deployGate.failing", actions: { type: "takeFailure", params: failure } },
             ],
           },
         },
@@ -240,7 +256,7 @@ export const deployGateMachine = setup({
             src: "cleanup",
             input: job,
             onDone: "backingOff",
-            onError: { target: "#deployGate.failing", actions: "takeFailure" },
+            onError: { target: "#deployGate.failing", actions: { type: "takeFailure", params: failure } },
           },
         },
         /** Waiting out the backoff before the next attempt. */
@@ -259,8 +275,14 @@ export const deployGateMachine = setup({
           invoke: {
             src: "probe",
             input: job,
-            onDone: [{ guard: "isHealthy", target: "#deployGate.running" }, { target: "waiting" }],
-            onError: { target: "#deployGate.failing", actions: "takeFailure" },
+            onDone: [
+              {
+                guard: { type: "isHealthy", params: ({ event }) => ({ result: event.output }) },
+                target: "#deployGate.running",
+              },
+              { target: "waiting" },
+            ],
+            onError: { target: "#deployGate.failing", actions: { type: "takeFailure", params: failure } },
           },
         },
         waiting: {
@@ -277,7 +299,7 @@ export const deployGateMachine = setup({
         src: "cleanup",
         input: job,
         onDone: "failed",
-        onError: { target: "failed", actions: "noteCleanupError" },
+        onError: { target: "failed", actions: { type: "noteCleanupError", params: failure } },
       },
     },
     failed: {
@@ -290,7 +312,7 @@ export const deployGateMachine = setup({
         src: "remove",
         input: job,
         onDone: "stopped",
-        onError: { target: "failed", actions: "takeFailure" },
+        onError: { target: "failed", actions: { type: "takeFailure", params: failure } },
       },
     },
     stopped: {
@@ -321,10 +343,8 @@ function enter(step: WorkloadStep) {
   ] as const;
 }
 
-/** The top-level state name of a snapshot value. */
-export function topLevelState(value: unknown): DeployGateState {
-  return (typeof value === "string" ? value : Object.keys(value as object)[0]) as DeployGateState;
-}
+/** The top-level state name of a snapshot value (`entering` is transient and never observed). */
+export const topLevelState: (value: StateValue) => DeployGateState = topLevelStateOf;
 
 /**
  * The protocol step of a snapshot. Every state but `failing` is a step of its own; `failing` still reports the

@@ -2,24 +2,27 @@
 // (actors/deployments.ts). It follows the agent's deploy_status steps; persistence, frames to the agent and
 // the agent session's DEPLOY_* events are effects the coordinator provides. Events carry their receipt time
 // (`at`), so the machine never reads a clock.
-import { assign, setup } from "xstate";
+import { assign, type StateValue, setup } from "xstate";
 import type { ImageRef } from "../spec/images.ts";
 import type { WorkloadStep } from "../spec/protocol.ts";
+import { topLevelStateOf } from "./top-level-state.ts";
 
 /** Top-level states; `status` in the REST API is exactly one of these. */
-export type DeploymentStatus =
+export const DEPLOYMENT_STATUSES = [
   /** Placed and sent to the agent; the agent has not reported a step yet. */
-  | "pending"
+  "pending",
   /** The agent is preparing images, starting containers or gating on health. */
-  | "deploying"
+  "deploying",
   /** The workload passed its health gate and runs. */
-  | "healthy"
+  "healthy",
   /** Final: the agent refused or failed it (code says why) and removed what it created, or the agent was lost. */
-  | "failed"
+  "failed",
   /** Undeploy requested; the agent is stopping and removing the workload. */
-  | "undeploying"
+  "undeploying",
   /** Final: the agent reported everything removed. */
-  | "undeployed";
+  "undeployed",
+] as const;
+export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
 
 export interface ProgressEntry {
   /** rehydrated: recreated from the agent's report; reconciled: a final record the agent contradicted. */
@@ -270,6 +273,4 @@ export const deploymentMachine = setup({
 });
 
 /** The status of a deployment actor's snapshot value (`boot` is transient and never observed). */
-export function statusOf(value: unknown): DeploymentStatus {
-  return value as DeploymentStatus;
-}
+export const statusOf: (value: StateValue) => DeploymentStatus = topLevelStateOf;

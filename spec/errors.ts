@@ -123,14 +123,18 @@ export const ERROR_CODES = {
   "EE-PLACE-INSUFFICIENT-FUNDS":
     "The deploying tenant (the caller's account) cannot pay one billing period on the chosen node_size.",
   "EE-PLACE-DEDICATED": "Placement: the agent is dedicated to another tenant.",
+  "EE-PLACE-AGENT-DRAINED": "Placement: an admin drained the agent (here or on the federation master).",
   "EE-PLACE-DC-DEGRADED":
     "Placement: the agent is behind a datacenter CP the master has not heard from within the threshold.",
   // Federation: a master or dc CP and its NATS JetStream link (docs/federation.md).
-  "EE-FED-UNAVAILABLE": "The CP cannot reach its nats-server, or the command could not be queued for the dc.",
+  "EE-FED-UNAVAILABLE":
+    "The CP cannot reach its nats-server, or the dc a command or relayed read is for (even degraded) did not answer.",
   "EE-FED-DESIRED-SIGNATURE":
     "A desired-state value from the hub is malformed or not signed by the master's key; the dc refuses it.",
   "EE-FED-DESIRED-ROLLBACK":
     "A desired-state value from the hub is older than (or differs at) the snapshot the dc applied; refused.",
+  "EE-FED-DESIRED-SCHEMA":
+    "A desired-state value signed by the master holds fields or values this dc does not know; refused (upgrade it).",
   // Capacity: warm targets, launch orders and their leases (reason codes in preflight and order reasons too).
   "EE-CAP-ORDER-STATE":
     "The launch order is not in a state that allows this progress (e.g. provisioning a fulfilled order).",
@@ -487,6 +491,15 @@ export class CliError extends EeError<CodeOf<"EE-CLI-">> {
   override readonly name = "CliError";
   readonly httpStatus = 400;
   readonly wsClose = WS_CLOSE.protocol;
+}
+
+/**
+ * The stable code anything thrown carries, when it is one this build knows (typed errors, or an error rebuilt from
+ * a peer's code); null otherwise, for the caller to give the fallback its context calls for.
+ */
+export function errorCodeOf(err: unknown): ErrorCode | null {
+  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : null;
 }
 
 /** Turns anything thrown into a typed error; unknown errors become EE-INTERNAL without leaking their text. */

@@ -182,7 +182,7 @@ export const messageSchemas = {
       .string()
       .regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits")
       .optional(),
-    /** With `deployed`: what the quote binds, the compose hash and image digests (spec/images.ts workloadHash). */
+    /** With `deployed`: what the quote binds, the compose hash and image digests (compose/images.ts workloadHash). */
     workload_hash: z
       .string()
       .regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits")

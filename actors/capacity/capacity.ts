@@ -24,6 +24,8 @@ export interface CapacityOptions {
   sizePresets?: Readonly<Record<string, SizePreset>>;
   /** How old an attestation may be for an agent to count as warm (placement's rule). */
   attestationMaxAgeMs: number;
+  /** Drained agents (actors/drains.ts) are not warm: placement gives them nothing. */
+  drained?: (agentId: string) => boolean;
   reconcileMs?: number;
   leaseMs?: number;
   graceMs?: number;
@@ -65,7 +67,7 @@ export class Capacity {
   #last: TargetStatus[] = [];
 
   constructor(o: CapacityOptions) {
-    this.#o = { ...CAPACITY_DEFAULTS, now: Date.now, ...o };
+    this.#o = { ...CAPACITY_DEFAULTS, now: Date.now, drained: () => false, ...o };
     this.#offTransitions = o.index.onTransition((t) => {
       this.#seen.set(t.agent_id, t.at);
       // An order's agent registered and its session is live: the order is fulfilled.
@@ -255,7 +257,11 @@ export class Capacity {
       now,
       graceMs: this.#o.graceMs,
       targets,
-      agents: planAgents(index, { now, attestationMaxAgeMs: this.#o.attestationMaxAgeMs }),
+      agents: planAgents(index, {
+        now,
+        attestationMaxAgeMs: this.#o.attestationMaxAgeMs,
+        drained: this.#o.drained,
+      }),
       seen: this.#seen,
       orders,
       reservations,
@@ -329,7 +335,7 @@ export class Capacity {
 }
 
 /** The read model as the planner sees it: one pass, no copies of the records. */
-function* planAgents(index: AgentIndex, o: { now: number; attestationMaxAgeMs: number }) {
+function* planAgents(index: AgentIndex, o: Parameters<typeof isWarm>[1]) {
   for (const a of index.values())
     yield { agent_id: a.agent_id, datacenter: a.datacenter, node_size: a.node_size, warm: isWarm(a, o) };
 }

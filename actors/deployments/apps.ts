@@ -24,6 +24,8 @@ export interface AppCatalogOptions {
   events: Pick<EventLog, "append">;
   now: () => number;
   requirePinnedImages: boolean;
+  /** A federation dc: the compose hash the master's catalog gives name@version, if it holds it. */
+  masterApp: (name: string, version: string) => string | undefined;
 }
 
 export class AppCatalog {
@@ -49,6 +51,7 @@ export class AppCatalog {
         );
       compose = app.compose;
       health = app.health;
+      this.#matchesMaster(name, app.version, app.compose_hash);
       return { ...this.#summarize(compose, req.context), name, version: app.version, compose, health };
     }
     if (version !== undefined)
@@ -72,6 +75,7 @@ export class AppCatalog {
       health: app.health ?? null,
       created_at: this.#o.now(),
     };
+    this.#matchesMaster(row.name, row.version, row.compose_hash);
     if (!(await this.#o.apps.putApp(row, audit)))
       throw new ConflictError("EE-CONFLICT-STATE", `app ${app.name}@${app.version} already exists`);
     this.#o.events.append({
@@ -84,6 +88,17 @@ export class AppCatalog {
 
   list(): AppRow[] {
     return this.#o.apps.apps();
+  }
+
+  /** Throws EE-CONFLICT-STATE when the federation master's catalog holds name@version with another compose. */
+  #matchesMaster(name: string, version: string, hash: string): void {
+    const master = this.#o.masterApp(name, version);
+    if (master !== undefined && master !== hash)
+      throw new ConflictError(
+        "EE-CONFLICT-STATE",
+        `app ${name}@${version} differs from the federation master's catalog (compose hash ${master}); register another version`,
+        { app: name, version, compose_hash: hash, master_compose_hash: master },
+      );
   }
 
   /** The compose summary, refusing unpinned images when the policy says so (before anything is created). */

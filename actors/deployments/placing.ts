@@ -18,6 +18,7 @@ export interface PlacerOptions {
   attestationMaxAgeMs: number;
   placementSecret: Uint8Array;
   dedicatedTo: (agentId: string) => string | undefined;
+  drained: (agentId: string) => boolean;
 }
 
 export class Placer {
@@ -42,6 +43,7 @@ export class Placer {
       deploymentId,
       ...(replacingOn ? { replacingOn } : {}),
       dedicatedTo: this.#o.dedicatedTo,
+      drained: this.#o.drained,
     });
   }
 

@@ -98,7 +98,19 @@ export interface FederationBus {
   kvPut(bucket: string, key: string, data: Uint8Array, history: number): Promise<number>;
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   serve(subject: string, handler: (subject: string, data: Uint8Array) => Uint8Array): () => void;
+  /** Core NATS: every message on `subject` (wildcards allowed) until the returned function is called. */
+  listen(subject: string, onMessage: (m: CoreMessage) => void): () => void;
+  /** Core NATS publish, with `reply` for a request whose answers come back there. */
+  send(subject: string, data: Uint8Array, reply?: string): void;
   close(): Promise<void>;
+}
+
+export interface CoreMessage {
+  subject: string;
+  data: Uint8Array;
+  reply: string | null;
+  /** The server's status for a request nobody subscribes to (its 503): the dc is not there. */
+  noResponders: boolean;
 }
 
 export interface BusOptions {
@@ -327,6 +339,25 @@ class NatsBus implements FederationBus {
       },
     });
     return () => sub.unsubscribe();
+  }
+
+  listen(subject: string, onMessage: (m: CoreMessage) => void): () => void {
+    const sub = this.#nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        onMessage({
+          subject: msg.subject,
+          data: msg.data,
+          reply: msg.reply || null,
+          noResponders: msg.data.length === 0 && msg.headers?.code === 503,
+        });
+      },
+    });
+    return () => sub.unsubscribe();
+  }
+
+  send(subject: string, data: Uint8Array, reply?: string): void {
+    this.#nc.publish(subject, data, reply ? { reply } : {});
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,9 @@
 // undeploy through the local deployments coordinator; and it says hello to the master, which creates the hub side
 // and kicks a stalled mirror. When the local nats-server or the hub is away the CP keeps serving its agents: the
 // outbox waits in SQLite (what was published is recovered from the stream itself at start) and EE_UP buffers on
-// disk until the hub's mirror catches up.
+// disk until the hub's mirror catches up. The master runs the same link as dc `master` (mixed mode): its own log
+// goes into EE_UP_MASTER on the hub, which its MasterLink reads like any dc's mirror; it takes no commands and
+// says no hello.
 // Imports actors/ (types and the coordinator's API), spec/errors, lib/log, and this folder.
 import type { Logger } from "../../lib/log.ts";
 import { toEeError } from "../../spec/errors.ts";
@@ -29,6 +31,7 @@ import {
   HUB_DOMAIN,
   helloSubject,
   hubDownStream,
+  hubUpMirror,
   jsApi,
   UP_STREAM,
   upEventSubject,
@@ -43,6 +46,11 @@ export interface DcLinkOptions {
   index: AgentIndex;
   deployments: Deployments;
   log: Logger;
+  /**
+   * The master publishing its own log (mixed mode): into EE_UP_<dcId> on its own server, the hub, where a dc's
+   * mirror would be, so there is nothing to mirror; no command stream, no hello.
+   */
+  onHub?: boolean;
   /** Health summaries (and hellos) this often; the master's lag figure is at most about this when in sync. */
   summaryMs?: number;
   now?: () => number;
@@ -65,29 +73,35 @@ export class DcLink {
   #timer: NodeJS.Timeout | null = null;
 
   constructor(o: DcLinkOptions) {
-    this.#o = { summaryMs: 2_000, now: Date.now, ...o };
+    this.#o = { summaryMs: 2_000, now: Date.now, onHub: false, ...o };
+  }
+
+  get #stream(): string {
+    return this.#o.onHub ? hubUpMirror(this.#o.dcId) : UP_STREAM;
   }
 
   async start(): Promise<void> {
     const { bus, dcId } = this.#o;
     await bus.putStream({
-      name: UP_STREAM,
+      name: this.#stream,
       description: `EasyEnclave dc ${dcId}: outbox events and health summaries`,
       subjects: [upSubjects(dcId)],
       ...UP_LIMITS,
       discardNew: true,
       duplicateWindowMs: 120_000,
     });
-    await bus.putStream({
-      name: DOWN_STREAM,
-      description: `EasyEnclave dc ${dcId}: commands from the master (mirror of the hub's ${hubDownStream(dcId)})`,
-      mirror: { stream: hubDownStream(dcId), api: jsApi(HUB_DOMAIN), deliver: downDeliver(dcId) },
-    });
-    const last = await bus.lastMessage(UP_STREAM, upEventSubject(dcId));
+    if (!this.#o.onHub)
+      await bus.putStream({
+        name: DOWN_STREAM,
+        description: `EasyEnclave dc ${dcId}: commands from the master (mirror of the hub's ${hubDownStream(dcId)})`,
+        mirror: { stream: hubDownStream(dcId), api: jsApi(HUB_DOMAIN), deliver: downDeliver(dcId) },
+      });
+    const last = await bus.lastMessage(this.#stream, upEventSubject(dcId));
     this.#published = last?.msgId ? Number(last.msgId.slice(dcId.length + 1)) || 0 : 0;
     this.#o.log.info({ dc_id: dcId, published: this.#published }, "federation: dc link up");
     this.#stops.push(this.#o.events.follow(() => this.#pump()));
-    this.#stops.push(bus.work(DOWN_STREAM, DOWN_CONSUMER, (m) => this.#command(m.subject, m.data)));
+    if (!this.#o.onHub)
+      this.#stops.push(bus.work(DOWN_STREAM, DOWN_CONSUMER, (m) => this.#command(m.subject, m.data)));
     this.#timer = setInterval(() => this.#tick(), this.#o.summaryMs);
     this.#timer.unref();
     this.#tick();
@@ -97,6 +111,7 @@ export class DcLink {
     this.#pump();
     this.#publishHealth();
     const { bus, dcId } = this.#o;
+    if (this.#o.onHub) return;
     bus.request(helloSubject(dcId), encodeJson({ dc_id: dcId, at: this.#o.now() }), 2_000).catch(() => {
       // The master or the hub is away: the next tick says hello again.
     });

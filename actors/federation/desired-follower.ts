@@ -4,17 +4,27 @@
 // `federation.desired_refused` event {code, message, seq} (audited locally, and reported up to the master like
 // every event). An accepted snapshot makes the dc's trusted measurements match the master's (entries the master
 // approved are added as `federation:master`; those it withdrew are removed; the dc's own entries are left alone),
-// and its sequence is kept in DATA_DIR/fed-desired.json (0600) so a restarted dc refuses a rollback too.
-// Imports actors/ (TrustedMeasurements), lib/log, spec/errors, node:fs, and this folder.
+// puts the master's drains into placement, its policy and trust roots into quote verification, and its app list
+// where deploys check against it. Its sequence, digest and payload are kept in DATA_DIR/fed-desired.json (0600):
+// a restarted dc refuses a rollback too, and takes the drains, policy and trust roots back before it serves.
+// Imports actors/ (TrustedMeasurements, Drains, AttestationSettings), lib/log, spec/errors, node:fs, this folder.
 import type { KeyObject } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Logger } from "../../lib/log.ts";
 import { toEeError, ValidationError } from "../../spec/errors.ts";
+import type { AttestationSettings } from "../attestation-settings.ts";
+import type { Drains } from "../drains.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { EventLog } from "../store/event-log.ts";
 import type { TrustedMeasurements } from "../trusted-measurements.ts";
 import type { BusMessage, FederationBus } from "./bus.ts";
-import { type AppliedDesired, type DesiredPayload, measurementKey, verifyDesired } from "./desired-state.ts";
+import {
+  type AppliedDesired,
+  type DesiredPayload,
+  desiredPayloadSchema,
+  measurementKey,
+  verifyDesired,
+} from "./desired-state.ts";
 import { DESIRED_STREAM, desiredDeliver, HUB_DESIRED_STREAM, HUB_DOMAIN, jsApi } from "./topology.ts";
 
 export const DESIRED_REFUSED = "federation.desired_refused";
@@ -29,6 +39,8 @@ export interface DesiredFollowerOptions {
   /** DATA_DIR/fed-desired.json: the applied snapshot sequence and digest. */
   stateFile: string;
   trusted: TrustedMeasurements;
+  drains: Drains;
+  attestation: AttestationSettings;
   events: EventLog;
   log: Logger;
   now?: () => number;
@@ -36,7 +48,7 @@ export interface DesiredFollowerOptions {
 
 export class DesiredFollower {
   readonly #o: Required<DesiredFollowerOptions>;
-  #applied: AppliedDesired | null;
+  #applied: StoredDesired | null;
   #apps: DesiredPayload["apps"] = [];
   #stop: () => void = () => {};
 
@@ -57,6 +69,9 @@ export class DesiredFollower {
 
   async start(): Promise<void> {
     const { bus, dcId } = this.#o;
+    // Before the mirror is read (and before the CP serves): the applied snapshot's drains, policy and roots.
+    if (this.#applied?.payload)
+      this.#applyInMemory(desiredPayloadSchema.parse(JSON.parse(this.#applied.payload)));
     await bus.putStream({
       name: DESIRED_STREAM,
       description: `EasyEnclave dc ${dcId}: desired state from the master (mirror of the hub's ${HUB_DESIRED_STREAM})`,
@@ -70,28 +85,60 @@ export class DesiredFollower {
     const { log, events } = this.#o;
     const verdict = verifyDesired(m.data, this.#o.masterKey, this.#applied);
     if (!verdict.ok) {
-      log.warn(
-        { code: verdict.code, seq: verdict.seq, stream_seq: m.seq, reason: verdict.message },
-        "federation: desired state refused",
-      );
-      events.append({
-        at: this.#o.now(),
-        kind: DESIRED_REFUSED,
-        data: { code: verdict.code, message: verdict.message, seq: verdict.seq, stream_seq: m.seq },
-      });
+      this.#refuse(m, verdict);
       return;
     }
     if (verdict.payload === null) return; // the snapshot applied already (replayed after a restart)
-    const changed = this.#applyMeasurements(verdict.payload);
-    this.#apps = verdict.payload.apps;
-    this.#applied = verdict.applied;
-    writeApplied(this.#o.stateFile, verdict.applied);
-    log.info({ seq: verdict.payload.seq, ...changed }, "federation: desired state applied");
+    const { payload } = verdict;
+    try {
+      // First, as the only step that can refuse (a trust root that is no CA): nothing is applied then.
+      this.#applyInMemory(payload);
+    } catch (err) {
+      this.#refuse(m, {
+        code: "EE-FED-DESIRED-SCHEMA",
+        message: `a trust root of the snapshot is unusable: ${(err as Error).message}`,
+        seq: payload.seq,
+      });
+      return;
+    }
+    const changed = this.#applyMeasurements(payload);
+    this.#applied = { ...verdict.applied, payload: JSON.stringify(payload) };
+    writeApplied(this.#o.stateFile, this.#applied);
+    log.info(
+      { seq: payload.seq, ...changed, drains: payload.drains.length },
+      "federation: desired state applied",
+    );
     events.append({
       at: this.#o.now(),
       kind: DESIRED_APPLIED,
-      data: { seq: verdict.payload.seq, apps: verdict.payload.apps.length, ...changed },
+      data: {
+        seq: payload.seq,
+        apps: payload.apps.length,
+        ...changed,
+        drains: payload.drains.length,
+        policy: payload.policy !== null,
+        trust_roots: payload.trust_roots?.length ?? null,
+      },
     });
+  }
+
+  #refuse(m: BusMessage, r: { code: string; message: string; seq: number | null }): void {
+    this.#o.log.warn(
+      { code: r.code, seq: r.seq, stream_seq: m.seq, reason: r.message },
+      "federation: desired state refused",
+    );
+    this.#o.events.append({
+      at: this.#o.now(),
+      kind: DESIRED_REFUSED,
+      data: { code: r.code, message: r.message, seq: r.seq, stream_seq: m.seq },
+    });
+  }
+
+  /** What the dc holds in memory only: the app list, drains, policy and trust roots. Throws before any change. */
+  #applyInMemory(payload: DesiredPayload): void {
+    this.#o.attestation.setFromMaster({ policy: payload.policy, trustRoots: payload.trust_roots });
+    this.#o.drains.setFromMaster(payload.drains);
+    this.#apps = payload.apps;
   }
 
   #applyMeasurements(payload: DesiredPayload): { trusted_added: number; trusted_removed: number } {
@@ -126,11 +173,20 @@ export class DesiredFollower {
   }
 }
 
-function readApplied(file: string): AppliedDesired | null {
+/** The applied snapshot's payload text is kept too (absent in files an older version wrote). */
+type StoredDesired = AppliedDesired & { payload?: string };
+
+function readApplied(file: string): StoredDesired | null {
   if (!existsSync(file)) return null;
   try {
-    const v = JSON.parse(readFileSync(file, "utf8")) as AppliedDesired;
-    if (Number.isInteger(v.seq) && v.seq > 0 && typeof v.digest === "string") return v;
+    const v = JSON.parse(readFileSync(file, "utf8")) as StoredDesired;
+    if (
+      Number.isInteger(v.seq) &&
+      v.seq > 0 &&
+      typeof v.digest === "string" &&
+      (v.payload === undefined || typeof v.payload === "string")
+    )
+      return v;
   } catch {
     // reported below
   }
@@ -140,7 +196,7 @@ function readApplied(file: string): AppliedDesired | null {
   );
 }
 
-function writeApplied(file: string, applied: AppliedDesired): void {
+function writeApplied(file: string, applied: StoredDesired): void {
   const tmp = `${file}.tmp`;
   writeFileSync(tmp, JSON.stringify(applied), { mode: 0o600 });
   renameSync(tmp, file);

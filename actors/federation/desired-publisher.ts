@@ -1,10 +1,11 @@
-// The master's side of desired state (spec/federation.md "Desired state"): whenever the app registry or the
-// trusted measurements change (their events in the log), it signs a new snapshot with the CP identity key and puts
+// The master's side of desired state (spec/federation.md "Desired state"): whenever the app registry, the
+// trusted measurements or the drains change (their events in the log), it signs a new snapshot with the CP identity key and puts
 // it into the hub's KV bucket under the next snapshot sequence. The sequence continues from the bucket's current
 // value, so a restarted master never reuses one; an unchanged content is not republished. A write that fails (hub
 // away) is retried every few seconds until it lands.
 // Imports actors/ types, lib/log, node:crypto types, and this folder.
 import type { KeyObject } from "node:crypto";
+import type { MeasurementPolicy } from "../../attestation/policy.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { EventLog, EventRecord } from "../store/event-log.ts";
@@ -21,13 +22,19 @@ export interface DesiredPublisherOptions {
   events: EventLog;
   apps: () => readonly AppRow[];
   measurements: () => readonly TrustedEntry[];
+  /** Agent ids drained on the master (actors/drains.ts). */
+  drains: () => readonly string[];
+  /** The master's --policy (null: none); fixed for the CP's life. */
+  policy: MeasurementPolicy | null;
+  /** The master's non-Intel trust anchors as PEM; fixed for the CP's life. */
+  trustRoots: readonly string[];
   log: Logger;
   retryMs?: number;
   now?: () => number;
 }
 
 /** Event kinds that change what the snapshot holds. */
-const CHANGES = /^(app\.registered|measurement\.)/;
+const CHANGES = /^(app\.registered|measurement\.|agent\.(un)?drained$)/;
 
 export class DesiredPublisher {
   readonly #o: Required<DesiredPublisherOptions>;
@@ -95,6 +102,9 @@ export class DesiredPublisher {
             rtmr: m.rtmr,
             note: m.note,
           })),
+          drains: [...this.#o.drains()],
+          policy: this.#o.policy,
+          trust_roots: [...this.#o.trustRoots],
         };
         if (content(payload) === this.#published) continue;
         try {
@@ -110,7 +120,12 @@ export class DesiredPublisher {
         this.#seq = payload.seq;
         this.#published = content(payload);
         this.#o.log.info(
-          { seq: payload.seq, apps: payload.apps.length, measurements: payload.measurements.length },
+          {
+            seq: payload.seq,
+            apps: payload.apps.length,
+            measurements: payload.measurements.length,
+            drains: payload.drains.length,
+          },
           "federation: desired state published",
         );
       }
@@ -125,4 +140,5 @@ export class DesiredPublisher {
   }
 }
 
-const content = (p: DesiredPayload) => JSON.stringify([p.apps, p.measurements]);
+const content = (p: DesiredPayload) =>
+  JSON.stringify([p.apps, p.measurements, p.drains, p.policy, p.trust_roots ?? null]);

@@ -1,11 +1,13 @@
 // Desired state, master → dc (spec/federation.md "Desired state"): the whole of it as one snapshot (apps as
-// name@version with their compose hash, the trusted measurements) under one key of the hub's KV bucket, signed by
+// name@version with their compose hash, the trusted measurements, drains, the master's measurement policy and its
+// non-Intel trust roots) under one key of the hub's KV bucket, signed by
 // the master's CP identity key (Ed25519) with a snapshot sequence. NATS authenticates links, not payloads: a dc
 // trusts a value only when it verifies against the master's key it was configured with (--master-key), and only
 // when its sequence is above the one it applied (a rollback, even of a genuine older value, is refused). Pure: no
-// I/O; node:crypto for the signature. Imports zod, spec/errors, node:crypto.
+// I/O; node:crypto for the signature. Imports zod, attestation/policy, spec/errors, node:crypto.
 import { createHash, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
 import { z } from "zod";
+import { policySchema } from "../../attestation/policy.ts";
 import { ValidationError } from "../../spec/errors.ts";
 
 /** Domain separation: a signature over a desired-state payload can never pass for an envelope or anything else. */
@@ -13,7 +15,7 @@ const SIGNING_CONTEXT = "easyenclave federation desired-state v1\n";
 
 const rtmr = z.string().min(1).max(256);
 
-export const desiredMeasurementSchema = z.object({
+export const desiredMeasurementSchema = z.strictObject({
   node_size: z.string().min(1).max(64),
   mrtd: z.string().min(1).max(256),
   rtmr: z.tuple([rtmr, rtmr, rtmr, rtmr]).nullable(),
@@ -21,12 +23,26 @@ export const desiredMeasurementSchema = z.object({
 });
 export type DesiredMeasurement = z.infer<typeof desiredMeasurementSchema>;
 
-export const desiredPayloadSchema = z.object({
+/**
+ * Strict at every level: a field this dc does not know (a newer master's) refuses the whole snapshot
+ * (EE-FED-DESIRED-SCHEMA) rather than applying part of what the master meant; dcs are upgraded before their
+ * master. The fields added after the first version default to "nothing from the master" so a dc still applies an
+ * older master's snapshots.
+ */
+export const desiredPayloadSchema = z.strictObject({
   /** Strictly increasing across the master's publishes: a dc refuses any value at or below what it applied. */
   seq: z.number().int().positive(),
   issued_at: z.number().int().nonnegative(),
-  apps: z.array(z.object({ name: z.string().min(1), version: z.string().min(1), compose_hash: z.string() })),
+  apps: z.array(
+    z.strictObject({ name: z.string().min(1), version: z.string().min(1), compose_hash: z.string() }),
+  ),
   measurements: z.array(desiredMeasurementSchema),
+  /** Agent ids the master drained (its own agents and dcs' agents alike): no placement on them anywhere. */
+  drains: z.array(z.string().min(1).max(128)).default([]),
+  /** The master's --policy, or null (it has none): the dc's own policy applies. */
+  policy: policySchema.nullable().default(null),
+  /** The master's non-Intel trust anchors (PEM); the dc trusts Intel's root and these. Absent: the dc's own. */
+  trust_roots: z.array(z.string().min(1).max(16_384)).max(16).optional(),
 });
 export type DesiredPayload = z.infer<typeof desiredPayloadSchema>;
 
@@ -67,7 +83,7 @@ export type DesiredVerdict =
   | { ok: true; payload: null; applied: AppliedDesired }
   | {
       ok: false;
-      code: "EE-FED-DESIRED-SIGNATURE" | "EE-FED-DESIRED-ROLLBACK";
+      code: "EE-FED-DESIRED-SIGNATURE" | "EE-FED-DESIRED-ROLLBACK" | "EE-FED-DESIRED-SCHEMA";
       message: string;
       seq: number | null;
     };
@@ -98,8 +114,18 @@ export function verifyDesired(
   const signed = encoder.encode(SIGNING_CONTEXT + outer.payload);
   if (!verify(null, signed, key, Buffer.from(outer.sig, "base64")))
     return bad("the signature does not verify against the master's key");
+  // Signed by the master, so not tampered with: a payload this dc cannot read is a version mismatch.
   const parsed = desiredPayloadSchema.safeParse(JSON.parse(outer.payload));
-  if (!parsed.success) return bad("the signed payload is not a desired-state snapshot");
+  if (!parsed.success)
+    return {
+      ok: false,
+      code: "EE-FED-DESIRED-SCHEMA",
+      message: `the signed snapshot does not match this dc's schema (a newer master? upgrade the dc): ${parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join(".") || "payload"}: ${i.message}`)
+        .join("; ")}`,
+      seq: null,
+    };
   const payload = parsed.data;
   const digest = createHash("sha256").update(outer.payload).digest("hex");
   if (applied !== null && payload.seq <= applied.seq) {

@@ -11,6 +11,7 @@ import { place } from "../placement.ts";
 import type { DeploymentRow } from "../store/deployment-store.ts";
 import type { FederatedAgent, FederatedDeployment, FederatedView } from "./federated-view.ts";
 import type { MasterLink } from "./master-link.ts";
+import { MASTER_DC } from "./topology.ts";
 
 export interface FederatedDeploymentsOptions {
   local: Deployments;
@@ -20,6 +21,8 @@ export interface FederatedDeploymentsOptions {
   attestationMaxAgeMs: number;
   /** An agent connected to the master itself: never sent to a dc, whatever a dc reports. */
   isDirect: (agentId: string) => boolean;
+  /** Drained on the master (actors/drains.ts): no new deployment on it, whichever dc it is behind. */
+  drained?: (agentId: string) => boolean;
   now?: () => number;
 }
 
@@ -52,6 +55,7 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
       secret: o.placementSecret,
       deploymentId: id,
       explain: true,
+      ...(o.drained ? { drained: o.drained } : {}),
     });
     if (!placed.chosen)
       throw new PlacementError(
@@ -112,13 +116,15 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
   function placeInDcs(req: DeploymentRequest): FederatedAgent | null {
     const at = now();
     const healthy = [...view.agents()].filter(
-      (a) => !o.isDirect(a.agent_id) && view.isHealthy(a.dc_id, at, link.degradedAfterMs),
+      (a) =>
+        a.dc_id !== MASTER_DC && !o.isDirect(a.agent_id) && view.isHealthy(a.dc_id, at, link.degradedAfterMs),
     );
     const placed = place(req, healthy, {
       now: at,
       attestationMaxAgeMs: o.attestationMaxAgeMs,
       secret: o.placementSecret,
       deploymentId: newDeploymentId(),
+      ...(o.drained ? { drained: o.drained } : {}),
     });
     return placed.chosen ? (view.agent(placed.chosen.agent_id) ?? null) : null;
   }
@@ -139,7 +145,7 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
       }
       const named =
         req.agent_id === undefined || o.isDirect(req.agent_id) ? undefined : view.agent(req.agent_id);
-      if (named) return toDc(req, named, key);
+      if (named && named.dc_id !== MASTER_DC) return toDc(req, named, key);
       if (req.agent_id !== undefined) return local.create(req, key);
       try {
         return await local.create(req, key);
@@ -158,7 +164,9 @@ export function federatedDeployments(o: FederatedDeploymentsOptions): Deployment
     },
     list(opts) {
       const rows = [...local.list(opts)];
-      for (const d of view.deployments()) if (!opts.status || d.status === opts.status) rows.push(asRow(d));
+      // The master's own deployments are in the view too (dc `master`), but the local store has them whole.
+      for (const d of view.deployments())
+        if (d.dc_id !== MASTER_DC && (!opts.status || d.status === opts.status)) rows.push(asRow(d));
       rows.sort((a, b) => b.created_at - a.created_at);
       return rows.slice(0, opts.limit ?? 100);
     },

@@ -2,7 +2,8 @@
 // sync position. Pure (no I/O, no clock of its own): master-link.ts feeds it validated messages from each dc's
 // mirror with their stream sequence, and the REST side reads it. Applying is idempotent: a message at or below
 // the dc's applied stream sequence, or an event at or below its applied outbox sequence (a republish after a
-// dc restart), changes nothing, so a replayed mirror or a redelivery never doubles anything.
+// dc restart), changes nothing, so a replayed mirror or a redelivery never doubles anything. On a master the
+// view holds its direct agents too, as dc `master` (mixed mode: one aggregation path).
 // Imports actors/ types only.
 import type { AgentRecord } from "../agent-index.ts";
 import type { DeploymentRow } from "../store/deployment-store.ts";
@@ -39,10 +40,16 @@ export interface DatacenterView {
 }
 
 export class FederatedView {
+  /** The master's own dc (mixed mode): an agent it reports is its direct agent, which no other dc re-homes. */
+  readonly #own: string | null;
   readonly #dcs = new Map<string, DcState>();
   /** Which dc holds an agent (an agent moving between dcs is re-homed by its newest report). */
   readonly #agentDc = new Map<string, string>();
   readonly #deployments = new Map<string, FederatedDeployment>();
+
+  constructor(o: { own?: string } = {}) {
+    this.#own = o.own ?? null;
+  }
 
   /** A dc the master learned of (its hello, or its mirror found at start), before any message. */
   know(dc: string): void {
@@ -98,6 +105,8 @@ export class FederatedView {
       return;
     }
     const previous = this.#agentDc.get(agentId);
+    // A dc cannot shadow a direct agent: the master's own connection is the truth for that id.
+    if (previous === this.#own && s.dc_id !== this.#own) return;
     if (previous !== undefined && previous !== s.dc_id) this.#dcs.get(previous)?.agents.delete(agentId);
     s.agents.set(agentId, { ...rec, dc_id: s.dc_id });
     this.#agentDc.set(agentId, s.dc_id);

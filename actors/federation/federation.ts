@@ -4,13 +4,17 @@
 // Imports actors/, transport/ types, lib/, this folder.
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
+import type { MeasurementPolicy } from "../../attestation/policy.ts";
+import { nonIntelRootPems } from "../../attestation/trust.ts";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
 import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
-import type { DeploymentsPort } from "../../transport/rest/deployments.ts";
+import type { AgentReadsPort, DeploymentsPort } from "../../transport/rest/deployments.ts";
 import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
+import type { AttestationSettings } from "../attestation-settings.ts";
 import type { Deployments } from "../deployments.ts";
+import type { Drains } from "../drains.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { EventLog } from "../store/event-log.ts";
 import type { TrustedMeasurements } from "../trusted-measurements.ts";
@@ -22,6 +26,9 @@ import { masterPublicKey } from "./desired-state.ts";
 import { federatedDeployments } from "./federated-deployments.ts";
 import { FederatedView } from "./federated-view.ts";
 import { MasterLink } from "./master-link.ts";
+import { RelayClient } from "./relay-client.ts";
+import { RelayServer } from "./relay-server.ts";
+import { type MachineJson, type RelayedReads, relayedReads } from "./relayed-reads.ts";
 import { MASTER_DC } from "./topology.ts";
 
 export interface FederationOptions {
@@ -35,7 +42,7 @@ export interface FederationOptions {
   lagWarnMs?: number;
   /** Dc: the master's CP identity public key (64 hex digits); without it the dc applies no desired state. */
   masterKey?: string;
-  /** Dc: health summaries and hellos this often (default 2 s). */
+  /** Health summaries (and a dc's hellos) this often (default 2 s); the master publishes its own as dc `master`. */
   summaryMs?: number;
 }
 
@@ -47,8 +54,14 @@ export interface Federation {
   /** Replaces the CP's own deployments port on a master. */
   deployments?: DeploymentsPort;
   datacenters?: DatacentersPort;
+  /** Master: its direct agents and its dcs' (with dc_id), one at a time. */
+  agent?: (agentId: string) => AgentRecord | undefined;
+  /** Master: the agent reads and live machine, a dc's agent's relayed to its dc (relay-client.ts). */
+  relayed?: RelayedReads;
   /** Master: per-dc sync lag gauges for /metrics. */
   metrics?: () => MetricFamily[];
+  /** Dc: the compose hash the master's catalog (applied desired state) gives name@version, if it holds it. */
+  masterApp?: (name: string, version: string) => string | undefined;
   stop(): Promise<void>;
 }
 
@@ -66,6 +79,14 @@ export async function startFederation(
     /** The CP identity key: signs the master's desired state. */
     identityKey: KeyObject;
     dataDir: string;
+    drains: Drains;
+    /** Master: its own trust roots are published; dc: takes the master's policy and roots. */
+    attestation: AttestationSettings;
+    /** The CP's --policy (null: none): what a master publishes. */
+    policy: MeasurementPolicy | null;
+    /** The CP's own agent reads and live machines (plain JSON): a dc serves relayed reads with them. */
+    reads: AgentReadsPort;
+    machine: (agentId: string) => MachineJson | undefined;
   },
 ): Promise<Federation> {
   const localDc = o.role === "dc" ? o.dcId! : MASTER_DC;
@@ -87,6 +108,14 @@ export async function startFederation(
         ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
       });
       await link.start();
+      const relay = new RelayServer({
+        dcId: localDc,
+        bus,
+        reads: cp.reads,
+        machine: cp.machine,
+        log: cp.log,
+      });
+      relay.start();
       const desired = masterKey
         ? new DesiredFollower({
             dcId: localDc,
@@ -94,6 +123,8 @@ export async function startFederation(
             masterKey,
             stateFile: join(cp.dataDir, DESIRED_STATE_FILE),
             trusted: cp.trusted,
+            drains: cp.drains,
+            attestation: cp.attestation,
             events: cp.events,
             log: cp.log,
           })
@@ -102,14 +133,21 @@ export async function startFederation(
       else cp.log.warn("federation: no --master-key, so this dc applies no desired state from the master");
       return {
         agents: local,
+        ...(desired
+          ? {
+              masterApp: (name: string, version: string) =>
+                desired.apps().find((a) => a.name === name && a.version === version)?.compose_hash,
+            }
+          : {}),
         stop: async () => {
           desired?.stop();
+          relay.stop();
           link.stop();
           await bus.close();
         },
       };
     }
-    const view = new FederatedView();
+    const view = new FederatedView({ own: MASTER_DC });
     const link = new MasterLink({
       bus,
       view,
@@ -118,21 +156,40 @@ export async function startFederation(
       ...(o.lagWarnMs ? { lagWarnMs: o.lagWarnMs } : {}),
     });
     await link.start();
+    // Mixed mode: the master is dc `master` on the same path, so its direct agents reach the view (and the
+    // listing) through the same outbox, stream and apply as every dc's.
+    const own = new DcLink({
+      dcId: MASTER_DC,
+      onHub: true,
+      bus,
+      events: cp.events,
+      index: cp.index,
+      deployments: cp.deployments,
+      log: cp.log,
+      ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
+    });
+    await own.start();
+    link.followOwn(MASTER_DC);
     const publisher = new DesiredPublisher({
       bus,
       key: cp.identityKey,
       events: cp.events,
       apps: cp.apps,
       measurements: () => cp.trusted.list(),
+      drains: () => cp.drains.own(),
+      policy: cp.policy,
+      trustRoots: nonIntelRootPems(cp.attestation.ownTrust),
       log: cp.log,
     });
     await publisher.start();
+    // A direct agent (connected here, or reported as dc `master`) is never relayed.
+    const dcAgent = (agentId: string) => {
+      const a = cp.index.get(agentId) ? undefined : view.agent(agentId);
+      return a?.dc_id === MASTER_DC ? undefined : a;
+    };
+    const relay = new RelayClient({ bus, log: cp.log });
     return {
-      agents: function* () {
-        yield* local();
-        // A dc cannot shadow a direct agent: the master's own connection is the truth for those ids.
-        for (const a of view.agents()) if (!cp.index.get(a.agent_id)) yield a;
-      },
+      agents: () => view.agents(),
       deployments: federatedDeployments({
         local: cp.deployments,
         view,
@@ -140,11 +197,21 @@ export async function startFederation(
         placementSecret: cp.placementSecret,
         attestationMaxAgeMs: cp.attestationMaxAgeMs,
         isDirect: (agentId) => cp.index.get(agentId) !== undefined,
+        drained: (agentId) => cp.drains.has(agentId),
       }),
       datacenters: { list: () => link.datacenters() },
+      agent: (agentId) => cp.index.get(agentId) ?? dcAgent(agentId),
+      relayed: relayedReads({
+        local: cp.reads,
+        localMachine: cp.machine,
+        dcOf: (agentId) => dcAgent(agentId)?.dc_id,
+        client: relay,
+      }),
       metrics: () => link.metrics(),
       stop: async () => {
         publisher.stop();
+        relay.stop();
+        own.stop();
         link.stop();
         await bus.close();
       },

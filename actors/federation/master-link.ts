@@ -3,7 +3,8 @@
 // command stream EE_DOWN_<dc>, and reads the mirror in order into the FederatedView. A hello from a dc whose view
 // has gone stale re-applies the mirror's unchanged config (the "kick" nats-server 2.10 needs after a leaf
 // reconnects; harmless on 2.9), backing off 5 s × 2^failures up to 2 min. Mirrors found on the hub at start are
-// replayed from their first message, so a restarted master rebuilds its view without a store of its own.
+// replayed from their first message, so a restarted master rebuilds its view without a store of its own. The
+// master's own log (dc `master`, mixed mode) is read the same way from its stream on the hub (followOwn).
 // Imports actors/ types, spec/errors, lib/log, transport/rest/metrics types, and this folder.
 import type { Logger } from "../../lib/log.ts";
 import { FederationError } from "../../spec/errors.ts";
@@ -137,7 +138,7 @@ export class MasterLink {
     const pending = this.#creating.get(dc);
     if (pending) return pending;
     const work = (async () => {
-      const { bus, view } = this.#o;
+      const { bus } = this.#o;
       await bus.putStream(this.#upMirror(dc));
       await bus.putStream({
         name: hubDownStream(dc),
@@ -147,24 +148,37 @@ export class MasterLink {
         discardNew: true,
         duplicateWindowMs: 120_000,
       });
-      view.know(dc);
-      const stopFollow = bus.follow(hubUpMirror(dc), view.resumeSeq(dc), (m) => {
-        const parsed = upMessageSchema.safeParse(decodeJson(m.data));
-        if (!parsed.success) {
-          this.#o.log.warn(
-            { dc_id: dc, seq: m.seq },
-            "federation: a message from the dc does not validate; skipped",
-          );
-          return;
-        }
-        view.apply(dc, m.seq, parsed.data);
-      });
-      this.#dcs.set(dc, { stopFollow, kickAt: 0, kickFailures: 0, pending: null });
-      this.#o.log.info({ dc_id: dc }, "federation: following dc");
+      this.#follow(dc);
     })();
     this.#creating.set(dc, work);
     work.catch(() => this.#creating.delete(dc));
     return work;
+  }
+
+  /**
+   * Mixed mode: the master's own log, which its DcLink writes into EE_UP_<dc> on the hub itself, read into the
+   * view like any dc's mirror (nothing to create, nothing to kick, no commands).
+   */
+  followOwn(dc: string): void {
+    this.#follow(dc);
+  }
+
+  #follow(dc: string): void {
+    const { bus, view } = this.#o;
+    view.know(dc);
+    const stopFollow = bus.follow(hubUpMirror(dc), view.resumeSeq(dc), (m) => {
+      const parsed = upMessageSchema.safeParse(decodeJson(m.data));
+      if (!parsed.success) {
+        this.#o.log.warn(
+          { dc_id: dc, seq: m.seq },
+          "federation: a message from the dc does not validate; skipped",
+        );
+        return;
+      }
+      view.apply(dc, m.seq, parsed.data);
+    });
+    this.#dcs.set(dc, { stopFollow, kickAt: 0, kickFailures: 0, pending: null });
+    this.#o.log.info({ dc_id: dc }, "federation: following dc");
   }
 
   #upMirror(dc: string): StreamSpec {

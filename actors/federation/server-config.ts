@@ -16,6 +16,8 @@ import {
   helloSubject,
   hubDownStream,
   jsApi,
+  relayReplySubjects,
+  relaySubjects,
   UP_STREAM,
   upDeliver,
 } from "./topology.ts";
@@ -63,7 +65,8 @@ const q = (s: string) => JSON.stringify(s);
 /**
  * What a dc's leaf connection may carry, from the hub's side: `publish` is what the leaf may send into the hub,
  * `subscribe` what the hub may send down to it. Only its own mirrors' API calls, deliver subjects and flow
- * control, its hello, and replies. Its mirror of the desired-state bucket reads it through the same consumer
+ * control, its hello, and replies; of relayed reads (relay-*.ts), only its own requests in and its own reply space
+ * out (it can neither read another dc's nor send one). Its mirror of the desired-state bucket reads it through the same consumer
  * calls (no `$KV.` publish, so the bucket is read-only to it). Nothing else of `$JS.hub.API` (no KV writes, no
  * stream deletion), nothing of another dc.
  */
@@ -85,6 +88,7 @@ export function leafPermissions(dc: string): { publish: string[]; subscribe: str
       `$JS.FC.${HUB_DESIRED_STREAM}.>`,
       `${upDeliver(dc)}.>`,
       helloSubject(dc),
+      relayReplySubjects(dc),
       "$JSC.R.>",
       "_INBOX.>",
     ],
@@ -96,6 +100,7 @@ export function leafPermissions(dc: string): { publish: string[]; subscribe: str
       `$JS.FC.${UP_STREAM}.>`,
       `${downDeliver(dc)}.>`,
       `${desiredDeliver(dc)}.>`,
+      relaySubjects(dc),
       "$JSC.R.>",
       "_INBOX.>",
     ],

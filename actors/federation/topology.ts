@@ -69,3 +69,15 @@ export const desiredDeliver = (dc: string) => `ee.deliver.${dc}.desired`;
 export function envToken(dc: string): string {
   return dc.toUpperCase().replaceAll("-", "_");
 }
+
+/**
+ * Core NATS, master → dc: a read of one of the dc's agents relayed on demand (relay-messages.ts). The dc's leaf
+ * may receive only its own `ee.relay.<dc>.>` and send only into its own reply space `ee.reply.<dc>.>`.
+ */
+export const relaySubjects = (dc: string) => `ee.relay.${dc}.>`;
+export const relayReadSubject = (dc: string) => `ee.relay.${dc}.read`;
+/** The master's keep-alives, acknowledgements and cancels of the reads it has open on a dc. */
+export const relayControlSubject = (dc: string) => `ee.relay.${dc}.ctl`;
+export const relayReplySubjects = (dc: string) => `ee.reply.${dc}.>`;
+/** Where the dc's answers to one relayed read go (the master listens on it for that read only). */
+export const relayReplySubject = (dc: string, id: string) => `ee.reply.${dc}.${id}`;

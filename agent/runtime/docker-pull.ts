@@ -5,9 +5,9 @@
 import type { Readable } from "node:stream";
 import type Docker from "dockerode";
 import pRetry from "p-retry";
+import { pinnedDigest, registryOf } from "../../compose/images.ts";
 import type { Logger } from "../../lib/log.ts";
 import { WorkloadError } from "../../spec/errors.ts";
-import { pinnedDigest, registryOf } from "../../spec/images.ts";
 import { engineMessage, statusOf } from "./engine-error.ts";
 import type { PullOptions } from "./runtime.ts";
 

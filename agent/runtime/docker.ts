@@ -1,17 +1,19 @@
 // The WorkloadRuntime over the Docker Engine API (dockerode): one bridge network, named volumes and containers
 // per deployment, all found again by their labels. Images come from the deployment's build context, the host, or
-// are pulled from their registry (docker-pull.ts) and resolved to their digests.
+// are pulled from their registry (docker-pull.ts) or built (docker-build.ts) and resolved to their digests; what
+// is created is named and shaped in docker-objects.ts, engine failures mapped in engine-error.ts.
 // Imports dockerode, spec/ (compose types, images, errors), lib/log.ts and this folder.
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import Docker from "dockerode";
+import type { ComposeService } from "../../compose/compose.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
-import type { ComposeService, PortMapping } from "../../spec/compose.ts";
-import { type CodeOf, WorkloadError } from "../../spec/errors.ts";
+import { WorkloadError } from "../../spec/errors.ts";
 import type { ImageRef } from "../../spec/images.ts";
-import { rerootContext } from "./build-context.ts";
+import { buildService } from "./docker-build.ts";
 import { LogDecoder } from "./docker-logs.ts";
+import { containerOptions, networkName, toRuntimeContainer, volumeName } from "./docker-objects.ts";
 import { digestOf, pullImage } from "./docker-pull.ts";
-import { engineMessage, statusOf } from "./engine-error.ts";
+import { engine, statusOf, tolerateGone, toWorkloadError } from "./engine-error.ts";
 import { type ContainerLimits, limitsFor } from "./limits.ts";
 import {
   type ContainerStats,
@@ -25,101 +27,11 @@ import {
   type WorkloadSpec,
 } from "./runtime.ts";
 
-type WorkloadCode = CodeOf<"EE-WORKLOAD-">;
-
 /** Seconds a container gets between SIGTERM and SIGKILL on remove: undeploys must not hang on stubborn PIDs 1. */
 const STOP_TIMEOUT_S = 2;
-const MAX_BUILD_MESSAGE = 500;
-const PORT_IN_USE = /port is already allocated|address already in use/i;
-const NEVER_STARTED = "0001-01-01T00:00:00Z";
-
-const networkName = (deploymentId: string): string => `ee-${deploymentId}`;
-const volumeName = (deploymentId: string, volume: string): string => `ee-${deploymentId}-${volume}`;
-const containerName = (deploymentId: string, service: string): string => `ee-${deploymentId}-${service}`;
-/** The tag a service's image has: its own `image` or, for a build without one, a local tag. */
-const imageRef = (deploymentId: string, s: ComposeService): string =>
-  s.image ?? `ee-local/${deploymentId}-${s.name}:latest`;
-
-/**
- * The one mapping from an engine failure to the port's codes: port clashes by their text, other 4xx to
- * `clientCode` (what the caller was doing), everything else (connection refused, 5xx) to EE-WORKLOAD-ENGINE.
- */
-function toWorkloadError(err: unknown, what: string, clientCode: WorkloadCode): WorkloadError {
-  if (err instanceof WorkloadError) return err;
-  const message = engineMessage(err);
-  if (PORT_IN_USE.test(message)) {
-    const addr = /(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]):(\d+)/i.exec(message);
-    const port = addr ? `${addr[1]}:${addr[2]}` : "a published port";
-    return new WorkloadError("EE-WORKLOAD-PORT-CONFLICT", `${what}: host port ${port} is already in use`);
-  }
-  const status = statusOf(err);
-  const code = status !== undefined && status >= 400 && status < 500 ? clientCode : "EE-WORKLOAD-ENGINE";
-  return new WorkloadError(code, `${what}: ${message}`);
-}
-
-async function engine<T>(
-  what: string,
-  fn: () => Promise<T>,
-  clientCode: WorkloadCode = "EE-WORKLOAD-ENGINE",
-) {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toWorkloadError(err, what, clientCode);
-  }
-}
-
-/** Removal is idempotent: gone (404), already stopped (304) or already being removed (409) is success. */
-async function tolerateGone(what: string, fn: () => Promise<unknown>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    const status = statusOf(err);
-    if (status === 404 || status === 304 || status === 409) return;
-    throw toWorkloadError(err, what, "EE-WORKLOAD-ENGINE");
-  }
-}
 
 /** A listed container's service label, else its id. */
 const serviceOf = (c: Docker.ContainerInfo): string => c.Labels[LABELS.service] ?? c.Id;
-
-const portKey = (p: PortMapping): string => `${p.container_port}/${p.protocol}`;
-
-function portsOf(bindings: Record<string, { HostIp?: string; HostPort?: string }[] | null> | undefined) {
-  const ports: PortMapping[] = [];
-  for (const [key, hosts] of Object.entries(bindings ?? {})) {
-    const [container, proto] = key.split("/");
-    for (const h of hosts ?? []) {
-      ports.push({
-        host_ip: h.HostIp || "0.0.0.0",
-        host_port: Number(h.HostPort),
-        container_port: Number(container),
-        protocol: proto === "udp" ? "udp" : "tcp",
-      });
-    }
-  }
-  return ports;
-}
-
-function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {
-  const state = info.State;
-  const deployment = info.Config.Labels?.[LABELS.deployment];
-  const ip = deployment ? info.NetworkSettings.Networks?.[networkName(deployment)]?.IPAddress : undefined;
-  const health = state.Health?.Status;
-  const exited = state.Status === "exited" || state.Status === "dead";
-  return {
-    service: info.Config.Labels?.[LABELS.service] ?? info.Name.replace(/^\//, ""),
-    id: info.Id,
-    state: state.Status,
-    health: health === "starting" || health === "healthy" || health === "unhealthy" ? health : null,
-    exitCode: exited ? state.ExitCode : null,
-    startedAt: state.StartedAt && state.StartedAt !== NEVER_STARTED ? state.StartedAt : null,
-    image: info.Config.Image,
-    imageId: info.Image,
-    ports: portsOf(info.HostConfig.PortBindings),
-    ip: ip || null,
-  };
-}
 
 function cpuPercent(s: Docker.ContainerStats): number {
   const cpu = s.cpu_stats.cpu_usage.total_usage - (s.precpu_stats.cpu_usage?.total_usage ?? 0);
@@ -192,7 +104,11 @@ export class DockerRuntime implements WorkloadRuntime {
     const images: ImageRef[] = [];
     for (const s of spec.project.services) {
       signal?.throwIfAborted();
-      images.push(s.build ? await this.#build(spec, s, s.build, signal) : await this.#resolve(s));
+      images.push(
+        s.build
+          ? await buildService(this.#docker, this.#log, this.#labels(spec, s.name), spec, s, s.build, signal)
+          : await this.#resolve(s),
+      );
     }
     return images;
   }
@@ -212,7 +128,8 @@ export class DockerRuntime implements WorkloadRuntime {
       const what = `service ${s.name}`;
       const container = await engine(
         what,
-        () => this.#docker.createContainer(this.#containerOptions(spec, s, this.#labels(spec, s.name))),
+        () =>
+          this.#docker.createContainer(containerOptions(spec, s, this.#labels(spec, s.name), this.#limits)),
         "EE-WORKLOAD-START-FAILED",
       );
       await engine(what, () => container.start(), "EE-WORKLOAD-START-FAILED");
@@ -399,104 +316,6 @@ export class DockerRuntime implements WorkloadRuntime {
       if (statusOf(err) === 404) return false;
       throw toWorkloadError(err, `image ${ref}`, "EE-WORKLOAD-ENGINE");
     }
-  }
-
-  async #build(
-    spec: WorkloadSpec,
-    s: ComposeService,
-    build: NonNullable<ComposeService["build"]>,
-    signal?: AbortSignal,
-  ): Promise<ImageRef> {
-    const fail = (message: string) =>
-      new WorkloadError(
-        "EE-WORKLOAD-BUILD-FAILED",
-        `service ${s.name}: ${message}`.slice(0, MAX_BUILD_MESSAGE),
-      );
-    if (!spec.context) throw fail("the service needs a build context, and the deployment has none");
-    const context =
-      build.context === "." ? Buffer.from(spec.context) : await rerootContext(spec.context, build.context);
-    const tag = imageRef(spec.deploymentId, s);
-    const labels = this.#labels(spec, s.name);
-    const what = `build of service ${s.name}`;
-    const stream = await engine(
-      what,
-      () =>
-        this.#docker.buildImage(Readable.from([context]), {
-          t: tag,
-          dockerfile: build.dockerfile,
-          labels,
-          rm: true,
-          forcerm: true,
-          abortSignal: signal,
-        }),
-      "EE-WORKLOAD-BUILD-FAILED",
-    );
-    const failure = await new Promise<string | null>((resolve, reject) => {
-      let error: string | null = null;
-      this.#docker.modem.followProgress(
-        stream,
-        (err) => (err ? reject(toWorkloadError(err, what, "EE-WORKLOAD-BUILD-FAILED")) : resolve(error)),
-        (event: { error?: string; errorDetail?: { message?: string }; stream?: string }) => {
-          if (event.errorDetail || event.error)
-            error ??= event.errorDetail?.message ?? event.error ?? "failed";
-          else if (event.stream?.trim())
-            this.#log.debug({ service: s.name, build: event.stream.trim() }, "build");
-        },
-      );
-    });
-    if (failure !== null) throw fail(failure.trim());
-    const image = await engine(`image ${tag}`, () => this.#docker.getImage(tag).inspect());
-    this.#log.info({ deployment: spec.deploymentId, service: s.name, tag, image: image.Id }, "image built");
-    return { service: s.name, ref: tag, digest: image.Id };
-  }
-
-  #containerOptions(spec: WorkloadSpec, s: ComposeService, labels: Record<string, string>) {
-    const id = spec.deploymentId;
-    const network = networkName(id);
-    const hc = s.healthcheck;
-    const ms = (n: number) => n * 1_000_000;
-    const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-    // Loopback only whatever the mapping says: the agent's proxy is the one way in from outside the TD.
-    for (const p of s.ports) {
-      portBindings[portKey(p)] = [
-        ...(portBindings[portKey(p)] ?? []),
-        { HostIp: "127.0.0.1", HostPort: `${p.host_port}` },
-      ];
-    }
-    return {
-      name: containerName(id, s.name),
-      Image: imageRef(id, s),
-      Labels: labels,
-      Cmd: s.command,
-      Entrypoint: s.entrypoint,
-      Env: Object.entries(s.environment).map(([k, v]) => `${k}=${v}`),
-      WorkingDir: s.working_dir,
-      User: s.user,
-      Tty: false,
-      ExposedPorts: Object.fromEntries(s.ports.map((p) => [portKey(p), {}])),
-      Healthcheck: hc && {
-        Test: hc.test,
-        Interval: ms(hc.interval_ms),
-        Timeout: ms(hc.timeout_ms),
-        Retries: hc.retries,
-        StartPeriod: ms(hc.start_period_ms),
-      },
-      HostConfig: {
-        ...this.#limits,
-        SecurityOpt: ["no-new-privileges:true"],
-        ReadonlyRootfs: s.read_only === true,
-        NetworkMode: network,
-        RestartPolicy: { Name: s.restart },
-        PortBindings: portBindings,
-        Mounts: s.volumes.map((v) => ({
-          Type: v.type,
-          Source: v.type === "volume" ? volumeName(id, v.source) : v.source,
-          Target: v.target,
-          ReadOnly: v.read_only,
-        })),
-      },
-      NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: [s.name] } } },
-    };
   }
 
   /** Interleaves the containers' followed logs as lines arrive, until every stream ends or `signal` aborts. */

@@ -4,7 +4,7 @@
 // Everything a runtime creates carries the labels below, so an agent can find (and, after a restart, re-adopt)
 // its containers by deployment id without any local bookkeeping.
 // Imports types only.
-import type { ComposeProject, PortMapping } from "../../spec/compose.ts";
+import type { ComposeProject, PortMapping } from "../../compose/compose.ts";
 import type { ImageRef, RegistryAuth } from "../../spec/images.ts";
 
 export type { RegistryAuth };
@@ -23,7 +23,7 @@ export interface WorkloadSpec {
   deploymentId: string;
   app: string;
   project: ComposeProject;
-  /** SHA-256 hex over the canonical compose and the build context (spec/compose.ts composeHash). */
+  /** SHA-256 hex over the canonical compose and the build context (compose/compose.ts composeHash). */
   composeHash: string;
   /** Build context (a tar archive) for services with `build`; size-capped before it gets here. */
   context?: Uint8Array;

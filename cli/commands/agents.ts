@@ -1,4 +1,5 @@
-// `eectl agents list|show|watch`: operators inspecting live agent state through the CP's REST API.
+// `eectl agents list|show|watch|drain|undrain`: operators inspecting live agent state through the CP's REST API,
+// and taking an agent out of placement (a drain) or putting it back.
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
 import { OperatorCommand } from "../operator-command.ts";
@@ -18,6 +19,7 @@ interface AgentJson {
   deployment_id: string | null;
   reason: string | null;
   rehydrated: boolean;
+  drained?: boolean;
   machine?: { value: unknown; context: unknown };
   [k: string]: unknown;
 }
@@ -87,6 +89,47 @@ export class AgentsShowCommand extends OperatorCommand {
     return 0;
   }
 }
+
+/** `eectl agents drain ID` and `eectl agents undrain ID`: one command class, two verbs. */
+function drainCommand(verb: "drain" | "undrain", description: string, details: string) {
+  return class extends OperatorCommand {
+    static override paths = [["agents", verb]];
+    static override usage = Command.Usage({
+      description,
+      details,
+      examples: [
+        [
+          `${verb[0]!.toUpperCase()}${verb.slice(1)} an agent`,
+          `eectl agents ${verb} agt_0123456789abcdef01234567`,
+        ],
+        ["The agent as JSON", `eectl agents ${verb} agt_0123456789abcdef01234567 --json`],
+      ],
+    });
+    id = Option.String({ name: "AGENT_ID" });
+    asJson = jsonFlag("Print the agent as JSON");
+
+    async run(): Promise<number> {
+      const a = await this.client().post<AgentJson>(`${agentPath(this.id)}/${verb}`, {});
+      this.print(this.asJson, a, () =>
+        a.drained
+          ? `agent ${a.agent_id} is drained: it keeps what it runs and gets no new deployment\n`
+          : `agent ${a.agent_id} is not drained: placement may choose it again\n`,
+      );
+      return 0;
+    }
+  };
+}
+
+export const AgentsDrainCommand = drainCommand(
+  "drain",
+  "Take an agent out of placement; what it runs keeps running",
+  "New deployments skip it with EE-PLACE-AGENT-DRAINED (preflight shows it). Admin only. On a federation master a dc's agent can be drained too: the drain reaches the dc in the signed desired state.",
+);
+export const AgentsUndrainCommand = drainCommand(
+  "undrain",
+  "Put a drained agent back into placement",
+  "Lifts this control plane's own drain; on a dc, a drain from the federation master stays until the master lifts it.",
+);
 
 /** `eectl agents show` for people: one `key: value` line per field, the live machine last. */
 function showText({ machine, ...fields }: AgentJson): string {

@@ -22,7 +22,8 @@ export class DatacentersCommand extends OperatorCommand {
       On a master (\`eectl control-plane --role master\`), each dc it follows: \`degraded\` once the newest state
       it holds from the dc is older than the master's --dc-degraded-after-ms (placement then skips the dc), the
       lag in seconds, the last applied sequence of the dc's stream, the messages the hub's mirror is behind, and
-      the dc's agents. Empty on a standalone or dc CP. docs/federation.md.
+      the dc's agents. The master itself is the row \`master\` (its direct agents, on the same path). Empty on a
+      standalone or dc CP. docs/federation.md.
     `,
     examples: [
       ["Table", "eectl datacenters --cp http://127.0.0.1:8080"],

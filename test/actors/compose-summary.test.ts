@@ -1,7 +1,7 @@
 // The CP's compose summaries: the same hash and services as a fresh parse, whether or not the text was cached.
 import test from "ava";
 import { ComposeSummaries } from "../../actors/compose-summary.ts";
-import { composeHash, parseCompose } from "../../spec/compose.ts";
+import { composeHash, parseCompose } from "../../compose/compose.ts";
 import { ComposeError } from "../../spec/errors.ts";
 
 const COMPOSE =

@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import test from "ava";
 import type { AgentRecord } from "../../actors/agent-index.ts";
-import { type PlacementOptions, place } from "../../actors/placement.ts";
+import { isWarm, type PlacementOptions, place } from "../../actors/placement.ts";
 
 const NOW = 1_000_000;
 
@@ -125,4 +125,26 @@ test("ineligible agents keep their reasons, and the listing its order", (t) => {
     "EE-PLACE-NOT-ATTESTED": 1,
     "EE-PLACE-BUSY": 1,
   });
+});
+
+test("a drained agent is never chosen and says EE-PLACE-AGENT-DRAINED; the others still are", (t) => {
+  const secret = randomBytes(32);
+  const drained = new Set(AGENTS.slice(0, 9).map((a) => a.agent_id));
+  const o = opts(secret, "d-drained", { explain: true, drained: (id) => drained.has(id) });
+  const p = place({}, AGENTS, o);
+  t.is(p.chosen?.agent_id, AGENTS[9]!.agent_id);
+  t.is(p.counts["EE-PLACE-AGENT-DRAINED"], 9);
+  t.deepEqual(p.candidates.find((c) => c.agent_id === AGENTS[0]!.agent_id)?.reasons, [
+    "EE-PLACE-AGENT-DRAINED",
+  ]);
+  // Named explicitly, a drained agent is still refused.
+  const named = place({ agent_id: AGENTS[0]!.agent_id }, [AGENTS[0]!], o);
+  t.is(named.chosen, null);
+  t.deepEqual(named.candidates[0]?.reasons, ["EE-PLACE-AGENT-DRAINED"]);
+});
+
+test("a drained agent is not warm, so capacity counts it out like placement does", (t) => {
+  const a = AGENTS[0]!;
+  t.true(isWarm(a, { now: NOW, attestationMaxAgeMs: 60_000 }));
+  t.false(isWarm(a, { now: NOW, attestationMaxAgeMs: 60_000, drained: (id) => id === a.agent_id }));
 });

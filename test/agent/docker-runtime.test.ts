@@ -8,7 +8,7 @@ import type Docker from "dockerode";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { limitsFor } from "../../agent/runtime/limits.ts";
 import { LABELS, type LogLine, type WorkloadSpec } from "../../agent/runtime/runtime.ts";
-import { composeHash, parseCompose } from "../../spec/compose.ts";
+import { composeHash, parseCompose } from "../../compose/compose.ts";
 import { WorkloadError } from "../../spec/errors.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";
 import { BUSYBOX_IMAGE, busyboxContext, busyboxImage } from "../helpers/images.ts";
@@ -64,7 +64,7 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 1
 
 test("a busybox httpd workload starts, answers on its published port, is labelled, and remove leaves nothing", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const port = await closedPort();
   const spec = s.spec(`
 services:
@@ -138,7 +138,7 @@ volumes:
 
 test("services start in depends_on order; logs are demultiplexed, tailed, followed until aborted; stats per container", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const spec = s.spec(`
 services:
   talk:
@@ -212,7 +212,7 @@ services:
 
 test("a service built from a sub-folder of the context runs the built image", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const context = await busyboxContext(
     'RUN ["/bin/sh", "-c", "echo built-from-context > /built.txt"]\nCMD ["sh", "-c", "cat /built.txt; sleep 300"]',
     "app/",
@@ -256,7 +256,7 @@ function hostileTar(entries: { name: string; data?: Buffer | string; type?: stri
 
 test("a build context cannot write outside itself: .. and absolute names, symlinks and hard links stay in the build", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   // The engine shares this host's /tmp (same mount namespace), so an escape would show here.
   const mark = `ee-tar-escape-${process.pid}-${Date.now()}`;
   const outside = ["a", "b", "c", "d", "e"].map((x) => `/tmp/${mark}-${x}`);
@@ -306,7 +306,7 @@ test("a build context cannot write outside itself: .. and absolute names, symlin
 
 test("a failing Dockerfile step is EE-WORKLOAD-BUILD-FAILED with the builder's message", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const context = await busyboxContext('RUN ["/bin/sh", "-c", "exit 3"]');
   const err = await t.throwsAsync(s.runtime.prepare(s.spec("services:\n  app:\n    build: .\n", context)), {
     instanceOf: WorkloadError,
@@ -322,7 +322,7 @@ test("a failing Dockerfile step is EE-WORKLOAD-BUILD-FAILED with the builder's m
 
 test("preparing an image that is not on the host (not pulled) is EE-WORKLOAD-IMAGE-MISSING, naming it", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const err = await t.throwsAsync(
     s.runtime.prepare(s.spec("services:\n  web:\n    image: ee-test/not-here:404\n")),
     { instanceOf: WorkloadError },
@@ -333,7 +333,7 @@ test("preparing an image that is not on the host (not pulled) is EE-WORKLOAD-IMA
 
 test("a host port held by another process is EE-WORKLOAD-PORT-CONFLICT, naming the port", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const holder = createServer();
   await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
   t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
@@ -353,7 +353,7 @@ services:
 
 test("no containers: logs are EE-WORKLOAD-NONE, inspect is empty and remove is a no-op", async (t) => {
   const docker = await requireDocker(t);
-  if (!docker) return t.pass();
+  if (!docker) return;
   const runtime = new DockerRuntime({ docker });
   const id = testDeploymentId();
   await t.throwsAsync(collect(runtime.logs(id, {})), { instanceOf: WorkloadError, message: /no containers/ });
@@ -374,7 +374,7 @@ test("an engine that does not answer is EE-WORKLOAD-ENGINE", async (t) => {
 
 test("every container is contained: node_size limits, no-new-privileges, read_only and user from the compose", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const limits = limitsFor("tiny");
   const runtime = new DockerRuntime({ docker: s.docker, limits });
   const spec = s.spec(`
@@ -409,7 +409,7 @@ services:
 
 test("without read_only the root filesystem is writable, and the default limits are the standard preset", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const spec = s.spec(`services:\n  app:\n    image: ${BUSYBOX_IMAGE}\n    command: ["sleep", "300"]\n`);
   await s.runtime.prepare(spec);
   const [app] = await s.runtime.start(spec);
@@ -426,7 +426,7 @@ test("without read_only the root filesystem is writable, and the default limits 
 
 test("a tag already on the engine is not pulled again, resolves to its image, and stays after remove", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   // Nothing listens at this registry: a pull would fail with EE-WORKLOAD-PULL-FAILED.
   const repo = `127.0.0.1:${await closedPort()}/present`;
   await s.docker.getImage(BUSYBOX_IMAGE).tag({ repo, tag: "1" });

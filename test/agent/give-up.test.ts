@@ -32,24 +32,31 @@ test("max_attempts 0 (the default) never gives up", async (t) => {
     log: silentLogger,
   });
   t.teardown(() => agent.stop());
-  const settled = await Promise.race([
-    agent.failed.then(() => true),
-    new Promise((r) => setTimeout(() => r(false), 3_000)),
-  ]);
+  let settled = false;
+  void agent.failed.then(() => (settled = true));
+  // Past the attempts a max_attempts of 2 gives up after (the test above), with the link still trying.
+  await waitFor("a third connection attempt", () => (agent.state().attempt >= 3 ? true : undefined), 30_000);
   t.false(settled);
   t.not(agent.state().state, "gave_up");
 });
 
 async function flakyServer(t: import("ava").ExecutionContext) {
   let status = 204;
+  /** Requests seen, by the status they were answered with: the probe sends one only after handling the last. */
+  const answered = new Map<number, number>();
   const server = createServer((_, res) => {
+    answered.set(status, (answered.get(status) ?? 0) + 1);
     res.statusCode = status;
     res.end();
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}/health?token=x`, setStatus: (s: number) => (status = s) };
+  return {
+    url: `http://127.0.0.1:${port}/health?token=x`,
+    setStatus: (s: number) => (status = s),
+    answered: (s: number) => answered.get(s) ?? 0,
+  };
 }
 
 test("the probe's exit action fires once after failure_threshold failures in a row; answers reset the count", async (t) => {
@@ -62,13 +69,15 @@ test("the probe's exit action fires once after failure_threshold failures in a r
   t.teardown(() => probe.stop());
   await waitFor("a successful probe", () => (probe.state().lastOkAt !== null ? true : undefined));
   srv.setStatus(404);
-  await new Promise((r) => setTimeout(r, 150));
+  // A fourth request means the probe has handled three 404s: as many as would have made it act.
+  await waitFor("four probes answered 404", () => (srv.answered(404) >= 4 ? true : undefined));
   t.is(probe.state().consecutiveFailures, 0, "a 4xx answer still proves the path works");
   srv.setStatus(503);
   await waitFor("the exit action", () => (exits.length > 0 ? true : undefined));
   t.is(exits[0]?.code, "EE-AGENT-CONNECTIVITY");
   t.false(exits[0]?.message.includes("token"), "the URL's query is not in the message");
-  await new Promise((r) => setTimeout(r, 150));
+  const atExit = srv.answered(503);
+  await waitFor("four more failed probes", () => (srv.answered(503) >= atExit + 4 ? true : undefined));
   t.is(exits.length, 1, "once per outage");
   srv.setStatus(200);
   await waitFor("recovered", () => (probe.state().consecutiveFailures === 0 ? true : undefined));

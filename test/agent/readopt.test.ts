@@ -14,8 +14,8 @@ import {
   type WorkloadStatus,
   type Workloads,
 } from "../../agent/workload.ts";
+import { parseCompose } from "../../compose/compose.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { parseCompose } from "../../spec/compose.ts";
 import { WorkloadError } from "../../spec/errors.ts";
 import type { HealthSpec, WorkloadStep } from "../../spec/protocol.ts";
 import { cleanupDeployment, requireDocker, testDeploymentId } from "../helpers/docker.ts";

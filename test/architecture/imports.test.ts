@@ -40,6 +40,8 @@ const PENDING = new Set([
   "actors/federation/federation.ts -> transport",
   "actors/federation/lag-guardrail.ts -> transport",
   "actors/federation/master-link.ts -> transport",
+  "actors/federation/relay-server.ts -> transport",
+  "actors/federation/relayed-reads.ts -> transport",
   "cli/commands/admin-token.ts -> actors",
   "cli/commands/audit.ts -> actors",
   "cli/commands/billing.ts -> actors",

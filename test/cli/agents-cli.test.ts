@@ -27,6 +27,24 @@ test("agents list/show print live state; --json prints the REST body; env vars s
   t.is((JSON.parse(show.stdout) as { machine: { value: string } }).machine.value, "registered");
 });
 
+test("agents drain/undrain take an agent out of placement and back; --json prints the agent", async (t) => {
+  const { cp, devDir } = await startTestCp(t);
+  const agent = await startTestAgent(t, agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-drain" }));
+  await waitFor("registered", () => cp.index.get(agent.agentId)?.state === "registered");
+  const env = { EE_CP_URL: cp.url, EE_TOKEN: ADMIN_TOKEN };
+  const drain = await eectl(["agents", "drain", agent.agentId, "--json"], { env });
+  t.is(drain.code, 0, drain.stderr);
+  t.like(JSON.parse(drain.stdout), { agent_id: agent.agentId, drained: true });
+  const shown = await eectl(["agents", "show", agent.agentId], { env });
+  t.regex(shown.stdout, /^drained: true$/m);
+  const undrain = await eectl(["agents", "undrain", agent.agentId], { env });
+  t.is(undrain.code, 0, undrain.stderr);
+  t.regex(undrain.stdout, new RegExp(`agent ${agent.agentId} is not drained`));
+  const unknown = await eectl(["agents", "drain", "agt_nobody"], { env });
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /^eectl: EE-NOT-FOUND: /);
+});
+
 test("errors are one line with a stable code and exit 1", async (t) => {
   const { cp } = await startTestCp(t);
   const bad = await eectl(["agents", "list", "--cp", cp.url, "--token", "wrong-token-wrong-token"]);
@@ -65,6 +83,8 @@ test("every command has --help", async (t) => {
     ["agents", "list"],
     ["agents", "show"],
     ["agents", "watch"],
+    ["agents", "drain"],
+    ["agents", "undrain"],
   ]) {
     const r = await eectl([...cmd, "--help"]);
     t.is(r.code, 0, cmd.join(" "));

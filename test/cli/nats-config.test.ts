@@ -58,6 +58,10 @@ test("a dc's permissions name only its own streams and subjects", (t) => {
     t.false(/STREAM\.(DELETE|PURGE|UPDATE|CREATE)|\$KV|MSG\.DELETE/.test(s), s);
   }
   t.true(p.publish.includes("ee.hello.dc1"));
+  // Relayed reads: its own requests in, answers only into its own reply space out, never a relay request.
+  t.true(p.subscribe.includes("ee.relay.dc1.>"));
+  t.true(p.publish.includes("ee.reply.dc1.>"));
+  t.false(p.publish.some((s) => s.startsWith("ee.relay.")));
 });
 
 test("a leaf config with mTLS: the hub URL and certificate files, no password for the link", async (t) => {

@@ -17,7 +17,7 @@ const pg = usePostgres(test);
 
 test("DB wipe with --business-db: accounts, keys, apps, a deposit and the audit chain survive in PostgreSQL", async (t) => {
   const url = await pg.database(t);
-  if (!url) return t.pass();
+  if (!url) return;
   const devDir = await devRoot();
   const port = await closedPort();
   const dataDir = tempDir(t, "ee-cp-pg-");

@@ -9,7 +9,7 @@ import type { AgentConfig } from "../../agent/config.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { createEnvelopeSigner } from "../../attestation/cp-envelope.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { workloadHash } from "../../spec/images.ts";
+import { workloadHash } from "../../compose/images.ts";
 import { signedHeaders } from "../../transport/request-signing.ts";
 import {
   ADMIN_TOKEN,
@@ -69,7 +69,7 @@ test.serial(
   "a busybox web server posted as Compose becomes healthy, answers through the agent's proxy, and undeploys to nothing",
   async (t) => {
     const s = await setup(t);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp, agents, runtime } = s;
     // No host port: the health gate and the proxy reach the container port on the deployment's network.
     const res = await deploy(tcp, {
@@ -190,7 +190,7 @@ test.serial(
   "a workload whose health never passes ends failed with a reason and no container left",
   async (t) => {
     const s = await setup(t);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp, runtime, agents } = s;
     const res = await deploy(tcp, {
       app: "sick",
@@ -215,7 +215,7 @@ test.serial(
     const s = await setup(t, [
       { vm: "vm-1", over: { workloads: { allow_published_ports: true, limits: {} } } },
     ]);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp, runtime } = s;
     // An image the engine lacks is pulled; nothing listens where this one's registry would be.
     const missing = await deploy(tcp, {
@@ -244,7 +244,7 @@ test.serial(
 
 test.serial("bad input is refused with a stable code and changes nothing", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const { tcp } = s;
   const cases: [Record<string, unknown>, number, string][] = [
     [
@@ -272,7 +272,7 @@ test.serial(
   "an agent refuses a compose that publishes a host port by default: the deployment fails EE-COMPOSE-PORTS",
   async (t) => {
     const s = await setup(t);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp, runtime } = s;
     const compose = `${webCompose()}\n    ports:\n      - "${await closedPort()}:${WEB_PORT}"\n`;
     const res = await deploy(tcp, {
@@ -292,7 +292,7 @@ test.serial(
   "a 10,000-service compose is refused with EE-COMPOSE-TOO-LARGE while heartbeats keep flowing",
   async (t) => {
     const s = await setup(t);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp } = s;
     const agentId = s.agents[0]!.agentId;
     const compose = `services:\n${Array.from({ length: 10_000 }, (_, i) => `  s${i}:\n    image: x\n`).join("")}`;
@@ -318,7 +318,7 @@ test.serial(
       { vm: "vm-a", size: "tiny" },
       { vm: "vm-b", size: "standard" },
     ]);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp, agents } = s;
     const compose = SLEEP_COMPOSE;
     const pre = await postJson<{
@@ -373,7 +373,7 @@ test.serial(
 
 test.serial("apps register as name@version and deploy by reference", async (t) => {
   const s = await setup(t);
-  if (!s) return t.pass();
+  if (!s) return;
   const { tcp } = s;
   const app = { name: "sleeper", version: "1.0.0", compose: SLEEP_COMPOSE };
   const put = await postJson<{ ref: string }>(tcp.api, "/api/v2/apps", app);
@@ -396,7 +396,7 @@ test.serial(
   "an agent killed mid-deploy: the deployment fails with EE-WORKLOAD-AGENT-LOST and nothing is left running",
   async (t) => {
     const docker = await requireDocker(t);
-    if (!docker) return t.pass();
+    if (!docker) return;
     await busyboxImage(docker);
     const tcp = await startTestCp(t);
     const config = agentConfig(t, tcp.cp.wsUrl, tcp.devDir, { vm_name: "vm-kill" });
@@ -449,7 +449,7 @@ test.serial(
   "the agent's own deploy endpoint runs a workload only when signed with the session's secret and the CP's envelope",
   async (t) => {
     const s = await setup(t);
-    if (!s) return t.pass();
+    if (!s) return;
     const { tcp, agents, runtime } = s;
     const agentId = agents[0]!.agentId;
     const secret = tcp.cp.supervisor.apiSecret(agentId);

@@ -6,7 +6,7 @@ import { get, type IncomingMessage } from "node:http";
 import test, { type ExecutionContext } from "ava";
 import { encodeFrame } from "../../transport/frame.ts";
 import { FOLLOW_MAX_BUFFERED_BYTES } from "../../transport/rest/deployments.ts";
-import { eectl } from "../helpers/cli.ts";
+import { eectlRunning } from "../helpers/cli.ts";
 import { ADMIN_TOKEN, RawAgent, startTestCp, type TestCp, waitFor } from "../helpers/cluster.ts";
 import { cpContract } from "../helpers/contract.ts";
 
@@ -91,7 +91,10 @@ test("a follow whose client leaves before the first line is cancelled too", asyn
 
 test("eectl logs -f prints a failure told after the 200 as CODE: message and exits 1", async (t) => {
   const { tcp, agent } = await setup(t);
-  const run = eectl(["logs", agent.agentId, "-f"], { env: { EE_CP_URL: tcp.cp.url, EE_TOKEN: ADMIN_TOKEN } });
+  const run = eectlRunning(t, ["logs", agent.agentId, "-f"], {
+    EE_CP_URL: tcp.cp.url,
+    EE_TOKEN: ADMIN_TOKEN,
+  });
   // The request comes once the eectl child has started: seconds on a loaded machine.
   const { id } = await agent.next("logs", 20_000);
   agent.ws.send(
@@ -104,11 +107,11 @@ test("eectl logs -f prints a failure told after the 200 as CODE: message and exi
       { re: id! },
     ),
   );
-  // The line is relayed before the agent goes away, so the CP has already answered 200.
-  await new Promise((r) => setTimeout(r, 700));
+  // The line is printed before the agent goes away, so the CP has already answered 200.
+  await waitFor("the line printed", () => run.stdout().includes("hello"), 20_000);
   agent.ws.terminate();
-  const out = await run;
-  t.is(out.stdout, "2025-01-01T00:00:00.000Z web stdout| hello\n");
-  t.regex(out.stderr, /^eectl: EE-WORKLOAD-AGENT-LOST: /);
-  t.is(out.code, 1);
+  const code = await run.exited;
+  t.is(run.stdout(), "2025-01-01T00:00:00.000Z web stdout| hello\n");
+  t.regex(run.stderr(), /^eectl: EE-WORKLOAD-AGENT-LOST: /);
+  t.is(code, 1);
 });

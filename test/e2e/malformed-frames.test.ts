@@ -5,7 +5,7 @@ import { pack } from "msgpackr";
 import { RawAgent, startTestCp } from "../helpers/cluster.ts";
 
 test("malformed frames get error frames; abuse, garbage, text and oversize close the socket", async (t) => {
-  const { cp, devDir, api } = await startTestCp(t);
+  const { cp, devDir, api } = await startTestCp(t, { staleAfterMs: 120_000 });
 
   // Structurally valid envelopes with bad content: answered, connection kept.
   const chatty = await RawAgent.connect(t, cp.wsUrl);
@@ -50,7 +50,7 @@ test("malformed frames get error frames; abuse, garbage, text and oversize close
 });
 
 test("a second register on a registered connection is unexpected", async (t) => {
-  const { cp, devDir } = await startTestCp(t);
+  const { cp, devDir } = await startTestCp(t, { staleAfterMs: 120_000 });
   const raw = await RawAgent.connect(t, cp.wsUrl);
   const { body } = await raw.next("challenge");
   const reg = await raw.registerBody(devDir, body.nonce);

@@ -38,7 +38,7 @@ test("strict: an MRTD outside the node_size allowlist is refused with the regist
 
 test("warn: the agent is admitted and a warning event is recorded", async (t) => {
   const policy = policySchema.parse({ mrtd: { mode: "warn", allow: { tiny: [GOOD] } } });
-  const { cp, devDir, api } = await startTestCp(t, { policy });
+  const { cp, devDir, api } = await startTestCp(t, { policy, staleAfterMs: 120_000 });
   const r = await attempt(t, cp.wsUrl, devDir, BAD);
   t.true(r.ok);
   const warnings = await waitFor("warning event", async () => {

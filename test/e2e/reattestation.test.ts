@@ -3,7 +3,7 @@
 import test from "ava";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
-import { workloadHash } from "../../spec/images.ts";
+import { workloadHash } from "../../compose/images.ts";
 import { encodeFrame } from "../../transport/frame.ts";
 import { agentConfig, RawAgent, startTestAgent, startTestCp, waitFor } from "../helpers/cluster.ts";
 

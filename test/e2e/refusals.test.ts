@@ -64,8 +64,12 @@ test("a nonce from another connection is refused (EE-ATT-NONCE-UNKNOWN)", async 
   await audited(api, "EE-ATT-NONCE-UNKNOWN");
 });
 
+// A raw agent sends no heartbeats: a stale-after long enough for a loaded machine keeps "undisturbed" about the
+// refusal, not about the clock.
+const QUIET = { staleAfterMs: 120_000 } as const;
+
 test("a replayed registration is refused (EE-ATT-NONCE-REPLAYED)", async (t) => {
-  const { cp, devDir } = await startTestCp(t);
+  const { cp, devDir } = await startTestCp(t, QUIET);
   const first = await RawAgent.connect(t, cp.wsUrl);
   const { body: challenge } = await first.next("challenge");
   const register = await first.registerBody(devDir, challenge.nonce);
@@ -83,7 +87,8 @@ test("an expired nonce is refused (EE-ATT-NONCE-EXPIRED); silence is closed with
   const { cp, devDir } = await startTestCp(t, { challengeTtlMs: 150 });
   const late = await RawAgent.connect(t, cp.wsUrl);
   const { body } = await late.next("challenge");
-  await new Promise((r) => setTimeout(r, 300));
+  // The nonce's own expiry (challengeTtlMs after the challenge), on the CP's clock, which is this process's.
+  await waitFor("the nonce to expire", () => (Date.now() > body.expires_at ? true : undefined));
   late.send("register", await late.registerBody(devDir, body.nonce));
   await expectRefusal(t, late, "EE-ATT-NONCE-EXPIRED");
 
@@ -124,7 +129,7 @@ test("a tampered quote is refused (EE-ATT-QUOTE-SIGNATURE)", async (t) => {
 });
 
 test("someone else's public key is refused (EE-ATT-POP-INVALID)", async (t) => {
-  const { cp, devDir } = await startTestCp(t);
+  const { cp, devDir } = await startTestCp(t, QUIET);
   const victim = await RawAgent.connect(t, cp.wsUrl);
   await victim.register(devDir);
   const thief = await RawAgent.connect(t, cp.wsUrl);

@@ -62,7 +62,12 @@ test("a killed agent goes stale within stale_after_ms plus one heartbeat, and re
     () => [...cp.index.values()].find((r) => r.vm_name === "vm-k" && r.state === "registered")?.agent_id,
     20_000,
   );
-  await new Promise((r) => setTimeout(r, 500));
+  // Killed once it heartbeats at the CP's cadence, so the bound below is one heartbeat past stale_after_ms.
+  await waitFor(
+    "heartbeats",
+    () => ((cp.index.get(agentId)?.heartbeat_seq ?? 0) >= 2 ? true : undefined),
+    10_000,
+  );
   const killedAt = Date.now();
   child.kill("SIGKILL");
   await waitFor("stale", () => agentState(cp, agentId) === "stale", 5000);
@@ -110,7 +115,7 @@ test("agents reconnect after a CP restart and keep their agent ids", async (t) =
 });
 
 test("a second connection of the same agent supersedes the first", async (t) => {
-  const { cp, devDir } = await startTestCp(t);
+  const { cp, devDir } = await startTestCp(t, { staleAfterMs: 120_000 });
   const one = await RawAgent.connect(t, cp.wsUrl);
   await one.register(devDir);
   const two = await RawAgent.connect(t, cp.wsUrl, one.key);
@@ -156,8 +161,9 @@ test("after heartbeats, agents show reports the agent's liveness as the listing 
 });
 
 test("with only stale_after set, agents follow the CP's heartbeat and stay healthy whatever interval they were configured with", async (t) => {
-  // No heartbeatMs: the CP asks for a third of stale_after (333 ms); the agent's own guess would be stale 30 times over.
-  const { cp, devDir } = await startTestCp(t, { heartbeatMs: undefined, staleAfterMs: 1000 });
+  // No heartbeatMs: the CP asks for a third of stale_after (1 s); the agent's own guess would be stale 10 times over.
+  // Three seconds, not one: the agent runs in this process, and a loaded machine can stall it past a second.
+  const { cp, devDir } = await startTestCp(t, { heartbeatMs: undefined, staleAfterMs: 3000 });
   const stale: string[] = [];
   const off = cp.index.onTransition((x) => {
     if (x.to === "stale") stale.push(x.agent_id);
@@ -168,9 +174,9 @@ test("with only stale_after set, agents follow the CP's heartbeat and stay healt
     agentConfig(t, cp.wsUrl, devDir, { vm_name: "vm-follow", heartbeat_interval_ms: 30_000 }),
   );
   await waitFor("registered", () => agent.state().registered);
-  t.is(agent.state().heartbeatMs, 333);
+  t.is(agent.state().heartbeatMs, 1000);
   // Three stale_after windows of heartbeats.
-  await waitFor("heartbeats", () => (cp.index.get(agent.agentId)?.heartbeat_seq ?? 0) >= 9, 20_000);
+  await waitFor("heartbeats", () => (cp.index.get(agent.agentId)?.heartbeat_seq ?? 0) >= 9, 60_000);
   t.deepEqual(stale, [], "never stale");
   t.is(agentState(cp, agent.agentId), "registered");
 });

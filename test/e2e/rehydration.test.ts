@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import Database from "better-sqlite3";
 import { DB_FILE } from "../../actors/store/db.ts";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
 import { eectl } from "../helpers/cli.ts";
@@ -89,6 +90,19 @@ function wipeDatabase(dataDir: string): void {
     if (f.startsWith(DB_FILE)) rmSync(join(dataDir, f), { recursive: true, force: true });
 }
 
+/** The agents in the CP's last runtime checkpoint (none before the first), read beside the running CP. */
+function checkpointed(dataDir: string): string[] {
+  const db = new Database(join(dataDir, DB_FILE), { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare("SELECT live_agents FROM runtime_checkpoint WHERE id = 1").get() as
+      | { live_agents: string }
+      | undefined;
+    return row ? (JSON.parse(row.live_agents) as string[]) : [];
+  } finally {
+    db.close();
+  }
+}
+
 /** A CP child with three in-process agents, two of them running a healthy deployment. */
 async function cluster(t: ExecutionContext) {
   const docker = await requireDocker(t);
@@ -120,7 +134,7 @@ test.serial(
   "DB wipe: SIGKILL the CP, delete its runtime DB, restart on the same port — everything is back, nothing restarted, accounts and keys intact",
   async (t) => {
     const c = await cluster(t);
-    if (!c) return t.pass();
+    if (!c) return;
     const tenant = await tenantWithKey(c.cp);
     const app = await postJson(c.cp.api, "/api/v2/apps", {
       name: "kept",
@@ -139,7 +153,10 @@ test.serial(
     wipeDatabase(c.dataDir);
 
     const t0 = Date.now();
-    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
+    // A settle window long enough that the not-ready answer below is about the wipe, not about how soon a loaded
+    // machine gets to ask: a wiped CP knows no agents to wait for, so only the window holds it not ready.
+    const args = ["--ready-settle-ms", "8000"];
+    const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args });
     const notReady = await cpContract.fetch(`${cp.url}/readyz`);
     t.is(notReady.status, 503, "not ready before the agents are back");
     const refused = await postJson<{ error: { code: string } }>(cp.api, "/api/v2/preflight", {
@@ -147,7 +164,7 @@ test.serial(
       compose: webCompose(),
     });
     t.is(refused.body.error.code, "EE-NOT-READY");
-    await ready(cp, 20_000);
+    await ready(cp, 30_000);
     await waitFor("the same runtime index", async () =>
       JSON.stringify(await index(cp)) === JSON.stringify(before) ? true : undefined,
     );
@@ -228,11 +245,15 @@ test.serial(
   "CP restart with its database intact: quorum readiness, the same index, deployments resumed",
   async (t) => {
     const c = await cluster(t);
-    if (!c) return t.pass();
+    if (!c) return;
     const before = await index(c.cp);
     const started = await startTimes(c.runtime, c.ids);
     // Let a checkpoint of the live agents land before the crash.
-    await new Promise((r) => setTimeout(r, 5_500));
+    await waitFor(
+      "a checkpoint of the three live agents",
+      () => (c.agents.every((a) => checkpointed(c.dataDir).includes(a.agentId)) ? true : undefined),
+      20_000,
+    );
     await c.cp.kill();
     const cp = await spawnCp(t, { port: c.port, dataDir: c.dataDir, devDir: c.devDir, args: c.args });
     t.is((await ready(cp, 20_000)).rule, "quorum");
@@ -252,7 +273,7 @@ test.serial(
   "kill the CP mid-deploy: the deployment ends healthy once the CP is back, with or without its database",
   async (t) => {
     const c = await cluster(t);
-    if (!c) return t.pass();
+    if (!c) return;
     // Undeploy one of the two so an agent is free for the slow deploy.
     await c.cp.api(`/api/v2/deployments/${c.ids[0]}/undeploy`, { method: "POST" });
     await deploymentIs(c.cp, c.ids[0]!, "undeployed");
@@ -295,7 +316,7 @@ test.serial(
   "agent restart: SIGKILL the agent, start it again — its workload is re-adopted, not restarted",
   async (t) => {
     const s = await agentChildWithWorkload(t, "vm-restart");
-    if (!s) return t.pass();
+    if (!s) return;
     const started = await startTimes(s.runtime, [s.id]);
     s.child.kill("SIGKILL");
     spawnAgent(t, s.config);
@@ -316,7 +337,7 @@ test.serial(
   "agent restart mid-update: the old deployment is re-adopted still serving, the new one is removed and ends failed",
   async (t) => {
     const s = await agentChildWithWorkload(t, "vm-mid-update");
-    if (!s) return t.pass();
+    if (!s) return;
     const started = await startTimes(s.runtime, [s.id]);
     // The new one serves only after 60 s: the restart finds it gating.
     const res = await postJson<{ deployment_id: string }>(s.cp.api, "/api/v2/deployments", {
@@ -364,7 +385,7 @@ test.serial(
   "a workload that died while its agent was down is reported failed with the agent's reason",
   async (t) => {
     const s = await agentChildWithWorkload(t, "vm-died");
-    if (!s) return t.pass();
+    if (!s) return;
     s.child.kill("SIGKILL");
     for (const c of await s.runtime.inspect(s.id)) await s.docker.getContainer(c.id).kill();
     spawnAgent(t, s.config);

@@ -49,6 +49,8 @@ export function finished(child: ChildProcessWithoutNullStreams): Promise<EectlRu
 export interface LongEectl {
   /** Everything printed on stdout so far. */
   stdout(): string;
+  /** Everything printed on stderr so far. */
+  stderr(): string;
   /** The exit code, once the process has ended. */
   exited: Promise<number | null>;
   kill(signal: NodeJS.Signals): void;
@@ -65,11 +67,16 @@ export function eectlRunning(
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
   let stdout = "";
+  let stderr = "";
   child.stdout.on("data", (d: Buffer) => {
     stdout += d.toString();
   });
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   return {
     stdout: () => stdout,
+    stderr: () => stderr,
     exited: new Promise((resolve) => child.on("close", (code) => resolve(code))),
     kill: (signal) => child.kill(signal),
   };

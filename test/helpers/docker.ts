@@ -1,20 +1,20 @@
-// Docker for tests: the engine when it answers (a test fails instead of skipping when EE_REQUIRE_DOCKER=1, as in
-// CI), deployment ids unique across parallel test processes, and teardown of everything a deployment labelled.
+// Docker for tests: the engine when it answers (else skipped visibly, or failed under EE_REQUIRE_DOCKER=1 as in
+// CI: test/helpers/skip.ts), deployment ids unique across parallel test processes, and teardown of everything a
+// deployment labelled.
 import { randomBytes } from "node:crypto";
 import type { ExecutionContext } from "ava";
 import Docker from "dockerode";
 import { DockerRuntime } from "../../agent/runtime/docker.ts";
+import { skipUnavailable } from "./skip.ts";
 
-/** The engine, or null after logging (or failing, under EE_REQUIRE_DOCKER=1) when it does not answer. */
+/** The engine, or null once the test is skipped (failed, under EE_REQUIRE_DOCKER=1) when it does not answer. */
 export async function requireDocker(t: ExecutionContext): Promise<Docker | null> {
   const docker = new Docker();
   try {
     await docker.ping();
     return docker;
   } catch (err) {
-    const why = `the Docker engine does not answer (${(err as Error).message})`;
-    if (process.env.EE_REQUIRE_DOCKER === "1") t.fail(`${why}; EE_REQUIRE_DOCKER=1 makes this a failure`);
-    else t.log(`skipped: ${why}; set EE_REQUIRE_DOCKER=1 to make this a failure`);
+    skipUnavailable(t, "the Docker engine", (err as Error).message, "EE_REQUIRE_DOCKER");
     return null;
   }
 }

@@ -1,8 +1,8 @@
 // A throwaway PostgreSQL server for a test file: initdb into a temp folder owned by the `postgres` user (initdb
 // refuses root, so as root it runs under `runuser -u postgres`), trust auth on loopback only, a free port, one
 // fresh database per test, stopped and removed when the file ends. Readiness is a connection that succeeds
-// (polled with a deadline), not a sleep. Without the binaries the tests skip with a t.log, unless
-// EE_REQUIRE_POSTGRES=1 (CI), where a missing server fails them.
+// (polled with a deadline), not a sleep. Without the binaries the tests are skipped visibly, unless
+// EE_REQUIRE_POSTGRES=1 (CI), where a missing server fails them (test/helpers/skip.ts).
 import { execFile } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -10,11 +10,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { ExecutionContext, TestFn } from "ava";
 import pg from "pg";
+import { skipUnavailable } from "./skip.ts";
 import { closedPort } from "./temp.ts";
 
 const run = promisify(execFile);
 const BIN = process.env.EE_POSTGRES_BIN ?? newestDebianPostgres();
-const REQUIRED = process.env.EE_REQUIRE_POSTGRES === "1";
 
 interface Server {
   dir: string;
@@ -107,8 +107,7 @@ export function usePostgres<C>(test: TestFn<C>): Postgres {
   return {
     async database(t) {
       if (!server) {
-        if (REQUIRED) throw new Error(`EE_REQUIRE_POSTGRES=1 but PostgreSQL did not start: ${failure}`);
-        t.log(`SKIPPED (PostgreSQL not available: ${failure}); set EE_REQUIRE_POSTGRES=1 to fail instead`);
+        skipUnavailable(t, "PostgreSQL", String(failure), "EE_REQUIRE_POSTGRES");
         return undefined;
       }
       const name = `t${process.pid}_${++n}`;

@@ -1,8 +1,8 @@
 // A real image registry for tests: Debian's `docker-registry` (the CNCF distribution registry) on a loopback port
 // of its own, storage in a temp directory, stopped when the test ends. Plain HTTP (Docker treats 127.0.0.0/8 as
 // insecure by default) or htpasswd + TLS with a test CA handed to the engine through /etc/docker/certs.d (read
-// per pull, no restart). Serving and pushing live in cli/local-registry.ts (npm start's demo uses them too). A test fails instead of skipping when
-// EE_REQUIRE_DOCKER=1 and the registry is not installed, as the Docker helper does.
+// per pull, no restart). Serving and pushing live in cli/local-registry.ts (npm start's demo uses them too). Without the registry a test
+// is skipped visibly, or fails under EE_REQUIRE_DOCKER=1, as the Docker helper does (test/helpers/skip.ts).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import type Docker from "dockerode";
 import { hasRegistry, pushImage, REGISTRY_BIN, serveRegistry } from "../../cli/local-registry.ts";
+import { skipUnavailable } from "./skip.ts";
 import { closedPort, tempDir } from "./temp.ts";
 
 const CERTS_D = "/etc/docker/certs.d";
@@ -23,12 +24,15 @@ export interface TestRegistry {
   kill(): Promise<void>;
 }
 
-/** True when the registry binary is installed; otherwise logs (or fails, under EE_REQUIRE_DOCKER=1). */
+/** True when the registry binary is installed; otherwise the test is skipped (failed, under EE_REQUIRE_DOCKER=1). */
 export function registryAvailable(t: ExecutionContext): boolean {
   if (hasRegistry()) return true;
-  const why = `${REGISTRY_BIN} is not installed (Debian package docker-registry)`;
-  if (process.env.EE_REQUIRE_DOCKER === "1") t.fail(`${why}; EE_REQUIRE_DOCKER=1 makes this a failure`);
-  else t.log(`skipped: ${why}; set EE_REQUIRE_DOCKER=1 to make this a failure`);
+  skipUnavailable(
+    t,
+    "the image registry",
+    `${REGISTRY_BIN} is not installed (Debian package docker-registry)`,
+    "EE_REQUIRE_DOCKER",
+  );
   return false;
 }
 

@@ -1,20 +1,20 @@
 // `npm run bench -- federation [--dcs N --dc-agents M --outage-s S --seconds S]`: federation figures on this
 // machine, opt-in (it needs nats-server; the default bench run leaves it out). Real nats-servers (a hub and one
-// leaf per dc, from `eectl nats config`), a master and N dc CPs and N × M simulated agents (sim-agent.ts, dev
-// quotes) in this process. Measures, in one run: the raw JetStream publish rate on a leaf (acked, pipelined by 500
-// like the outbox: the baseline), the dc → master rate for a burst of outbox events on every dc at once, the
+// leaf per dc, from `eectl nats config`), a master and N dc CPs in this process, and N × M simulated agents
+// (sim-agent.ts, dev quotes) in one load generator process per dc. Measures, in one run: the raw JetStream
+// publish rate on a leaf (acked, pipelined by 500 like the outbox: the baseline), the dc → master rate for a burst of outbox events on every dc at once, the
 // time from N × M agents connecting to the master listing them all, end-to-end lag (event appended on a dc →
 // applied on the master, sampled every 10 ms) at a steady rate, and catch-up after a hub outage of --outage-s.
 // test/load/federation.ts is the same drill as a standalone script with one dc and no agents.
 import type { ExecutionContext } from "ava";
 import { connectBus } from "../../actors/federation/bus.ts";
-import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { startTestCp, type TestCp } from "../helpers/cluster.ts";
 import { startNatsFederation } from "../helpers/nats.ts";
+import type { AgentsProcessArgs } from "./agents-process.ts";
+import { Child } from "./child.ts";
 import { quantile, round } from "./measure.ts";
 import type { BenchOptions, Phase, PhaseResult } from "./phase.ts";
-import { type SimAgent, type SimRecorder, simIdentity, startSimAgent } from "./sim-agent.ts";
 
 export interface FederationBenchOptions {
   dcs: number;
@@ -55,7 +55,6 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
     teardown: (fn: () => unknown) => cleanups.push(fn),
     log: () => {},
   } as unknown as ExecutionContext;
-  const agents: SimAgent[] = [];
   try {
     const ids = Array.from({ length: f.dcs }, (_, i) => `dc${i + 1}`);
     opts.log(`federation: starting a hub, ${f.dcs} leaves, a master and ${f.dcs} dc CPs`);
@@ -64,8 +63,16 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
       url: s.url,
       ...(s.credsFile ? { credsFile: s.credsFile } : {}),
     });
-    // Agents heartbeat at the bench's interval; staleness well above it, so no churn shows up as events.
-    const timing = { heartbeatMs: opts.heartbeatMs, staleAfterMs: Math.max(30_000, opts.heartbeatMs * 4) };
+    // Agents heartbeat at the bench's interval; staleness well above it, so no churn shows up as events. As in
+    // the scale phase's CP: every simulated agent dials from 127.0.0.1, so the per-address handshake cap would
+    // throttle the storm (refused agents back off and retry), and a re-attestation round would be a second
+    // storm mid-run.
+    const timing = {
+      heartbeatMs: opts.heartbeatMs,
+      staleAfterMs: Math.max(30_000, opts.heartbeatMs * 4),
+      handshake: { maxPendingPerAddress: 1_000_000, maxPending: 1_000_000 },
+      reattestMs: 24 * 3600_000,
+    };
     const master = await startTestCp(t, {
       ...timing,
       federation: { role: "master", nats: natsOf(nats.hub) },
@@ -79,8 +86,17 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
         }),
       );
     type Dc = { dc_id: string; outbox_seq: number; agents: { by_state: Record<string, number> } };
-    const view = async () =>
-      (await master.api<{ datacenters: Dc[] }>("/api/v2/datacenters")).body.datacenters;
+    /** The master's datacenters; a keep-alive socket the busy master closed under a request is retried. */
+    const view = async (): Promise<Dc[]> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (await master.api<{ datacenters: Dc[] }>("/api/v2/datacenters")).body.datacenters;
+        } catch (err) {
+          if (attempt === 5) throw err;
+          await sleep(100);
+        }
+      }
+    };
     const newest = (cp: TestCp) => cp.cp.events.list({ tail: 1 })[0]?.id ?? 0;
     /** Every dc's newest event applied on the master. */
     const caughtUp = async () => {
@@ -116,31 +132,51 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
     const rawPerS = f.burst / ((performance.now() - start) / 1000);
     opts.log(`federation: raw JetStream ${Math.round(rawPerS)}/s`);
 
-    // (2) N × M agents connect to their dcs at once; time until the master lists every one registered.
-    const quoteProvider = createDevQuoteProvider({ dir: master.devDir });
-    const recorder: SimRecorder = { registerMs: [], ackMs: [], recordAcks: false, deployReceived: new Map() };
+    // (2) N × M agents connect to their dcs at once; time until the master lists every one registered. The
+    // agents run in one load generator per dc (agents-process.ts, as in the scale phase), not in this process:
+    // with 9,000 sockets and quotes sharing one event loop with four CPs (and the default handshake caps), the
+    // dcs held 7,149 of 3 × 3,000 after 300 s, and stopping 9,000 clients then never finished.
+    const generators = dcs.map(
+      () =>
+        new Child("./agents-process.ts", {
+          devDir: master.devDir,
+          count: f.agentsPerDc,
+          heartbeatMs: opts.heartbeatMs,
+        } satisfies AgentsProcessArgs),
+    );
+    cleanups.push(() => Promise.all(generators.map((g) => g.kill())));
+    await Promise.all(generators.map((g) => g.ready));
     start = performance.now();
-    for (const [d, cp] of dcs.entries())
-      for (let i = 0; i < f.agentsPerDc; i++)
-        agents.push(
-          startSimAgent(
-            {
-              url: cp.cp.wsUrl,
-              index: d * f.agentsPerDc + i,
-              heartbeatMs: opts.heartbeatMs,
-              quoteProvider,
-              recorder,
-            },
-            simIdentity(),
-          ),
-        );
+    const storms = Promise.all(
+      generators.map((g, d) => g.request("storm", { url: dcs[d]!.cp.wsUrl, timeoutMs: 600_000 })),
+    );
+    // A generator that fails (or is killed) ends the run with its error, not an unhandled rejection.
+    let stormFailed: unknown = null;
+    storms.catch((err: unknown) => {
+      stormFailed = err;
+    });
     const total = f.dcs * f.agentsPerDc;
+    // Progress every 30 s: on a slow run it shows whether the storm stalls on the dcs or on the way up.
+    let listed = 0;
+    const progress = setInterval(() => {
+      const onDcs = dcs
+        .map((cp) => [...cp.cp.index.values()].filter((r) => r.state === "registered").length)
+        .join(" + ");
+      opts.log(`federation: ${listed} of ${total} listed on the master; registered on the dcs: ${onDcs}`);
+    }, 30_000);
+    cleanups.push(() => clearInterval(progress));
     await until(
       "every agent listed on the master",
-      async () => (await view()).reduce((n, d) => n + (d.agents.by_state.registered ?? 0), 0) >= total,
-      300_000,
+      async () => {
+        if (stormFailed) throw stormFailed;
+        listed = (await view()).reduce((n, d) => n + (d.agents.by_state.registered ?? 0), 0);
+        return listed >= total;
+      },
+      600_000,
     );
+    clearInterval(progress);
     const listedMs = performance.now() - start;
+    await storms;
     opts.log(
       `federation: ${total} agents registered on the dcs → listed on the master in ${Math.round(listedMs)} ms`,
     );
@@ -256,7 +292,6 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
       ],
     };
   } finally {
-    await Promise.all(agents.map((a) => a.client.stop().catch(() => {})));
     for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
   }
 }

@@ -1,6 +1,6 @@
 // The deploy gate machine, driven with a SimulatedClock and recording promise actors: no engine, no real timers.
 import test from "ava";
-import { createActor, fromPromise, SimulatedClock } from "xstate";
+import { assign, createActor, fromPromise, SimulatedClock } from "xstate";
 import {
   deployGateMachine,
   type GateJob,
@@ -9,6 +9,7 @@ import {
   type ProbeResult,
   retryDelayMs,
   START_RETRY,
+  stampStep,
   stepOf,
   topLevelState,
 } from "../../machines/deploy-gate.ts";
@@ -60,24 +61,22 @@ function harness(script: Script = {}, health: HealthSpec | null = HEALTH, resume
       cleanup: recording<void>("cleanup", async () => script.cleanup?.()),
       remove: recording<void>("remove", async () => script.remove?.()),
     },
-    actions: { report: (_, params) => reports.push(params) },
+    actions: { enterStep: assign(stampStep(() => clock.now())), report: (_, params) => reports.push(params) },
   });
-  const actor = createActor(machine, {
-    clock,
-    input: {
-      deploymentId: "d-1",
-      gateTimeoutMs: (health?.timeout_s ?? 60) * 1000,
-      pollMs: POLL,
-      now: () => clock.now(),
-      ...(resume ? { resume } : {}),
-    },
-  });
+  const input = {
+    deploymentId: "d-1",
+    gateTimeoutMs: (health?.timeout_s ?? 60) * 1000,
+    pollMs: POLL,
+    at: clock.now(),
+    ...(resume ? { resume } : {}),
+  };
+  const actor = createActor(machine, { clock, input });
   actor.subscribe({ error: () => {} });
   actor.start();
   const state = () => topLevelState(actor.getSnapshot().value);
   const ctx = () => actor.getSnapshot().context;
   const steps = () => reports.map((r) => r.step);
-  return { clock, actor, calls, reports, aborted, state, ctx, steps };
+  return { clock, machine, input, actor, calls, reports, aborted, state, ctx, steps };
 }
 
 const engineDown = () => new WorkloadError("EE-WORKLOAD-ENGINE", "engine did not answer");
@@ -369,4 +368,22 @@ test("an untyped error gets the fallback code", async (t) => {
   });
   await settle();
   t.like(h.ctx(), { code: "EE-WORKLOAD-ENGINE", message: "boom" });
+});
+
+test("a gate's snapshot is plain data: it survives JSON, and the restored gate stamps its next steps by the clock", async (t) => {
+  const h = harness();
+  await settle();
+  t.is(h.state(), "running");
+  const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot()));
+  t.deepEqual(persisted.context, h.ctx(), "nothing in the context is lost to JSON (no clock function)");
+  h.actor.stop();
+  h.clock.increment(5000);
+  const restored = createActor(h.machine, { clock: h.clock, snapshot: persisted, input: h.input });
+  restored.start();
+  t.is(topLevelState(restored.getSnapshot().value), "running");
+  restored.send({ type: "UNDEPLOY" });
+  await settle();
+  t.is(topLevelState(restored.getSnapshot().value), "stopped");
+  t.deepEqual(h.steps(), ["pulling", "preparing", "starting", "gating", "running", "stopping", "stopped"]);
+  t.like(h.reports.at(-1), { step: "stopped", since: T0 + 5000 });
 });

@@ -1,8 +1,10 @@
-// spec/errors.ts: codes received on the wire come back as the typed error of their family.
+// spec/errors.ts: codes received on the wire come back as the typed error of their family; the code of anything
+// thrown is read one way (errorCodeOf), known codes only.
 import test from "ava";
 import {
   ERROR_CODES,
   type ErrorCode,
+  errorCodeOf,
   errorFromCode,
   InternalError,
   WorkloadError,
@@ -26,4 +28,16 @@ test("an unknown code becomes EE-INTERNAL naming it", (t) => {
   t.true(err instanceof InternalError);
   t.is(err.code, "EE-INTERNAL");
   t.is(err.message, "peer error EE-FUTURE-THING: new");
+});
+
+test("errorCodeOf gives the code a thrown error carries only when this build knows it", (t) => {
+  t.is(errorCodeOf(new WorkloadError("EE-WORKLOAD-ENGINE", "down")), "EE-WORKLOAD-ENGINE");
+  t.is(errorCodeOf(errorFromCode("EE-ATT-QUOTE-MALFORMED", "relayed")), "EE-ATT-QUOTE-MALFORMED");
+  t.is(errorCodeOf({ code: "EE-REG-NOT-ALLOWED-EXTRA" }), null, "an EE- code this build does not know");
+  t.is(errorCodeOf(Object.assign(new Error("no such file"), { code: "ENOENT" })), null, "a Node error code");
+  t.is(errorCodeOf({ code: 42 }), null);
+  t.is(errorCodeOf(new Error("untyped")), null);
+  t.is(errorCodeOf("EE-INTERNAL"), null, "a bare string is no error");
+  t.is(errorCodeOf(null), null);
+  t.is(errorCodeOf({ code: "toString" }), null, "inherited names are not codes");
 });

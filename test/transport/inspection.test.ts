@@ -6,7 +6,13 @@ import test from "ava";
 import WebSocket from "ws";
 import { assign, createActor, setup } from "xstate";
 import { ActorWatchers, watchActor } from "../../actors/actor-watchers.ts";
-import { SCRUBBED, type StatelyEvent, scrub, statelyObserver } from "../../transport/inspection.ts";
+import {
+  afterQueuedEvents,
+  SCRUBBED,
+  type StatelyEvent,
+  scrub,
+  statelyObserver,
+} from "../../transport/inspection.ts";
 import { serveInspector } from "../../transport/inspector-server.ts";
 import { waitFor } from "../helpers/cluster.ts";
 
@@ -89,7 +95,7 @@ test("watchActor sends the actor and its present snapshot first, then live event
   );
   detach();
   actor.send({ type: "INC" });
-  await new Promise((r) => setTimeout(r, 50));
+  await new Promise<void>((r) => afterQueuedEvents(r));
   t.deepEqual(counts(c.events), [1, 2], "nothing after detach");
 });
 
@@ -134,22 +140,24 @@ test("the inspector server serves its page, shows late viewers where each actor 
   watchActor(actor, observer);
   actor.send({ type: "INC" });
   actor.send({ type: "INC" });
-  await new Promise((r) => setTimeout(r, 50));
+  await new Promise<void>((r) => afterQueuedEvents(r));
 
   const events: StatelyEvent[] = [];
   const ws = new WebSocket(server.wsUrl);
   t.teardown(() => ws.terminate());
   ws.on("message", (d) => events.push(JSON.parse(String(d)) as StatelyEvent));
   await waitFor("the replay", () => events.length >= 2);
-  await new Promise((r) => setTimeout(r, 50));
+  // A live event after the replay marks its end: whatever the replay held arrived before it (one socket, in order).
+  actor.send({ type: "INC" });
+  await waitFor("the live snapshot", () => counts(events).includes(3));
+  const live = (e: StatelyEvent) => e.type === "@xstate.event" || counts([e])[0] === 3;
+  const replay = events.slice(0, events.findIndex(live));
   t.deepEqual(
-    events.map((e) => e.type),
+    replay.map((e) => e.type),
     ["@xstate.actor", "@xstate.snapshot"],
     "the actor and its latest snapshot, not the events before",
   );
-  t.deepEqual(counts(events), [2]);
-  actor.send({ type: "INC" });
-  await waitFor("the live snapshot", () => counts(events).includes(3));
+  t.deepEqual(counts(replay), [2]);
 
   t.regex(
     await (await fetch(server.url)).text(),

@@ -117,7 +117,7 @@ test("the replies to a burst of frames in one read leave in one write, complete 
   t.is(frames[0]?.type, "challenge");
   t.is(writes[0], 1, "the 101 and the challenge leave in one write");
   ws.send(encodeFrame("register", REGISTER, { id: 1 }));
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => channel.connectionCount === 1 && channel.pendingCount === 0);
   const before = writes[0]!;
 
   // Fifty heartbeats in one TCP write from the agent: one read at the CP.
@@ -177,8 +177,7 @@ test("an agent that stops reading is dropped at the send-buffer cap; one that re
   const reader = await connect(url);
   t.teardown(() => reader.ws.terminate());
   reader.ws.send(encodeFrame("register", REGISTER, { id: 1 }));
-  await until(() => channel.connectionCount === 1);
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => channel.connectionCount === 1 && channel.pendingCount === 0);
   // Sent in bursts the client keeps up with, as an agent that reads does.
   for (let n = 0; n < volume; n += 4) {
     for (let i = n; i < n + 4; i++) big(i);
@@ -193,8 +192,7 @@ test("an agent that stops reading is dropped at the send-buffer cap; one that re
   const stalled = await connect(url);
   t.teardown(() => stalled.ws.terminate());
   stalled.ws.send(encodeFrame("register", REGISTER, { id: 1 }));
-  await until(() => channel.connectionCount === 1);
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => channel.connectionCount === 1 && channel.pendingCount === 0);
   (stalled.ws as unknown as { _socket: Socket })._socket.pause();
   let sent = 0;
   while (sent < volume && channel.connectionCount === 1) {

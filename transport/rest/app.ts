@@ -17,7 +17,7 @@ import { type DatacentersPort, mountDatacenters } from "./datacenters.ts";
 import { type AgentReadsPort, type DeploymentsPort, mountDeployments } from "./deployments.ts";
 import { errorMapper } from "./errors.ts";
 import { type EventScopeOf, mountEvents } from "./events.ts";
-import { adminOnly, need, principalOf, visible } from "./guard.ts";
+import { adminOnly, adminRoute, need, principalOf, visible } from "./guard.ts";
 import { type InspectionPort, mountInspection } from "./inspect.ts";
 import { agentJson, toPlainJson, transitionJson } from "./json.ts";
 import { type MeasurementsPort, mountMeasurements } from "./measurements.ts";
@@ -117,7 +117,7 @@ export function createRestApp(opts: RestOptions): Koa {
       if (state && r.state !== state) continue;
       if (nodeSize && r.node_size !== nodeSize) continue;
       if (sees && !sees(r)) continue;
-      out.push(agentJson(r));
+      out.push(agentJson(r, view.drained(r.agent_id)));
     }
     ctx.body = { agents: out };
   });
@@ -133,7 +133,7 @@ export function createRestApp(opts: RestOptions): Koa {
     ctx.status = 200;
     ctx.body = stream;
     if (ctx.query.initial === "1" || ctx.query.initial === "true") {
-      for (const r of view.agents()) write("agent", agentJson(r));
+      for (const r of view.agents()) write("agent", agentJson(r, view.drained(r.agent_id)));
     }
     write("ready", {});
     const cap = stream.readableLength + (opts.eventsMaxBufferedBytes ?? EVENTS_MAX_BUFFERED_BYTES);
@@ -158,12 +158,24 @@ export function createRestApp(opts: RestOptions): Koa {
   api.get("/agents/:id", async (ctx) => {
     const id = ctx.params.id!;
     const rec = view.agent(id);
-    const machine = view.machine(id);
     const sees = await agentVisible(ctx);
-    if (!rec || !machine || (sees && !sees(rec)))
-      throw new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
-    ctx.body = { ...agentJson(rec), machine: toPlainJson(machine) };
+    const unknown = () => new NotFoundError("EE-NOT-FOUND", `agent ${id} is not known to this control plane`);
+    // Seen first: a master relays nothing to a dc for an agent the caller may not see.
+    if (!rec || (sees && !sees(rec))) throw unknown();
+    const machine = await view.machine(id);
+    if (!machine) throw unknown();
+    ctx.body = { ...agentJson(rec, view.drained(id)), machine: toPlainJson(machine) };
   });
+  // Admin only (a drain steers every tenant's placements); audited by auditRequests and as agent.(un)drained.
+  for (const [verb, drained] of [
+    ["drain", true],
+    ["undrain", false],
+  ] as const)
+    api.post(`/agents/:id/${verb}`, adminRoute, (ctx) => {
+      const id = ctx.params.id!;
+      const rec = view.setDrained(id, drained, "admin");
+      ctx.body = agentJson(rec, view.drained(id));
+    });
   mountEvents(
     api,
     view,

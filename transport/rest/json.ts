@@ -11,7 +11,7 @@ export function iso(ms: number | null): string | null {
 }
 
 /** A federated CP's agents carry the dc they are behind (`master` for a master's direct agents). */
-export function agentJson(r: AgentRecord & { dc_id?: string }) {
+export function agentJson(r: AgentRecord & { dc_id?: string }, drained: boolean) {
   return {
     agent_id: r.agent_id,
     vm_name: r.vm_name,
@@ -34,6 +34,7 @@ export function agentJson(r: AgentRecord & { dc_id?: string }) {
     reason: r.reason,
     rehydrated: r.rehydrated,
     recovered: r.restored,
+    drained,
     ...(r.dc_id === undefined ? {} : { dc_id: r.dc_id }),
   };
 }

@@ -9,6 +9,7 @@ import {
   signDesired,
   verifyDesired,
 } from "../../../actors/federation/desired-state.ts";
+import { policySchema } from "../../../attestation/policy.ts";
 
 const master = generateKeyPairSync("ed25519");
 const other = generateKeyPairSync("ed25519");
@@ -21,6 +22,9 @@ const payload = (seq: number, mrtd = "22".repeat(48)): DesiredPayload => ({
   issued_at: 1_000 + seq,
   apps: [{ name: "web", version: "1.0.0", compose_hash: "ab".repeat(32) }],
   measurements: [{ node_size: "tiny", mrtd, rtmr: null, note: null }],
+  drains: ["agt_0123456789abcdef01234567"],
+  policy: policySchema.parse({ mrtd: { mode: "strict", allow: { tiny: [mrtd] } } }),
+  trust_roots: [],
 });
 
 test("a snapshot signed by the master verifies and becomes the applied one", (t) => {
@@ -70,4 +74,28 @@ test("an older snapshot, or the same number with other content, is EE-FED-DESIRE
 test("--master-key takes 64 hex digits, else EE-CONFIG-INVALID", (t) => {
   for (const bad of ["", "zz".repeat(32), "ab".repeat(31), "AB".repeat(32)])
     t.throws(() => masterPublicKey(bad), { message: /--master-key: expected the master's CP identity/ });
+});
+
+test("a signed snapshot with a field this dc does not know is EE-FED-DESIRED-SCHEMA, at any level", (t) => {
+  const sign = (p: unknown) => signDesired(p as DesiredPayload, master.privateKey);
+  const p = payload(3);
+  for (const newer of [
+    { ...p, placement_intent: [] },
+    { ...p, apps: [{ ...p.apps[0], digest: "x" }] },
+    { ...p, policy: { ...p.policy, mrtd: { mode: "strict", allow: {}, extra: 1 } } },
+    { ...p, drains: "all" },
+  ]) {
+    const v = verifyDesired(sign(newer), masterKey, null);
+    t.like(v, { ok: false, code: "EE-FED-DESIRED-SCHEMA", seq: null });
+    if (!v.ok) t.regex(v.message, /upgrade the dc/);
+  }
+});
+
+test("an older master's snapshot (no drains, policy, trust roots) applies as nothing of them", (t) => {
+  const { drains: _d, policy: _p, trust_roots: _r, ...older } = payload(2);
+  const v = verifyDesired(signDesired(older as DesiredPayload, master.privateKey), masterKey, null);
+  if (!v.ok || v.payload === null) return t.fail(JSON.stringify(v));
+  t.deepEqual(v.payload.drains, []);
+  t.is(v.payload.policy, null);
+  t.is(v.payload.trust_roots, undefined);
 });

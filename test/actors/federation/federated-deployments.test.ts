@@ -39,7 +39,7 @@ function rec(id: string): AgentRecord {
 }
 
 function setup(o: { dcAt?: number; localFits?: boolean } = {}) {
-  const view = new FederatedView();
+  const view = new FederatedView({ own: "master" });
   for (const [seq, id] of [REMOTE, DIRECT].entries())
     view.apply("dc1", seq + 1, {
       type: "event",
@@ -137,4 +137,55 @@ test("with no agent named, a dc's agent takes what no direct agent fits; the dir
   // Each deployment ranks the candidates afresh: eight in a row all reaching REMOTE rule DIRECT out (1 in 256 by luck).
   for (let i = 0; i < 8; i++) t.is((await port.create(body)).agent_id, REMOTE);
   t.true(sent.every((s) => s.dc === "dc1"));
+});
+
+test("mixed mode: the master's own agents and deployments in the view stay local, listed once", async (t) => {
+  const { port, view, sent, localCreates } = setup();
+  // A direct agent that has just left the master's index (isDirect false) but is still in its own dc's view.
+  const GONE = `agt_${"e".repeat(24)}`;
+  const row = {
+    deployment_id: "d-local",
+    app: "web",
+    app_version: null,
+    agent_id: GONE,
+    status: "healthy",
+    code: null,
+    message: null,
+    compose_hash: "h".repeat(64),
+    images: [],
+    progress: [],
+    request: {},
+    created_at: NOW,
+    updated_at: NOW,
+    rehydrated: false,
+  };
+  view.apply("master", 1, {
+    type: "event",
+    seq: 1,
+    at: NOW,
+    kind: "deployment.healthy",
+    agent_id: GONE,
+    agent: rec(GONE),
+    deployment: row as never,
+    data: { deployment_id: "d-local" },
+  });
+  await t.throwsAsync(async () => port.create({ ...body, agent_id: GONE }), {
+    code: "EE-PLACE-NO-AGENT",
+  } as never);
+  t.is(localCreates.length, 1, "the master's own dc is never sent a command");
+  t.deepEqual(sent, []);
+  // Nor is it a dc candidate when no direct agent fits (8 in a row rule it out, as above).
+  for (let i = 0; i < 8; i++) t.is((await port.create(body)).agent_id, REMOTE);
+  t.true(sent.every((s) => s.dc === "dc1"));
+  const local = { list: () => [{ ...row, compose: "" }] };
+  const listed = federatedDeployments({
+    local: { ...local, has: () => true } as unknown as Deployments,
+    view,
+    link: { degradedAfterMs: 30_000 } as unknown as MasterLink,
+    placementSecret: new Uint8Array(32),
+    attestationMaxAgeMs: 60_000,
+    isDirect: () => false,
+  }).list({});
+  t.is(listed.filter((d) => d.deployment_id === "d-local").length, 1, "once, from the local store");
+  t.is(listed.length, 9, "and the eight sent to dc1");
 });

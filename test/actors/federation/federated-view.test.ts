@@ -78,6 +78,30 @@ test("a forgotten agent leaves the view; an agent reported by another dc moves t
   t.is(v.datacenters(1200, 30_000).find((d) => d.dc_id === "dc1")?.agents.total, 0);
 });
 
+test("mixed mode: an agent the master's own dc reports is its direct agent, which no dc re-homes", (t) => {
+  const v = new FederatedView({ own: "master" });
+  v.apply("dc1", 1, event(1, 1000, A1, agent(A1)));
+  // The master's own stream reports it (the agent connected to the master): it moves there, and stays.
+  v.apply("master", 1, event(1, 1100, A1, agent(A1)));
+  v.apply("dc1", 2, event(2, 1200, A1, agent(A1, "stale")));
+  t.like(v.agent(A1), { dc_id: "master", state: "registered" });
+  t.deepEqual(
+    [...v.agents()].map((a) => `${a.dc_id}/${a.agent_id}`),
+    [`master/${A1}`],
+    "listed once",
+  );
+  // Another dc's agent stays the dc's; a view without an own dc re-homes as before.
+  v.apply("dc1", 3, event(3, 1300, A2, agent(A2)));
+  t.is(v.agent(A2)?.dc_id, "dc1");
+  t.deepEqual(
+    v.datacenters(1300, 30_000).map((d) => [d.dc_id, d.agents.total]),
+    [
+      ["dc1", 1],
+      ["master", 1],
+    ],
+  );
+});
+
 test("a dc is healthy while its newest state is recent, degraded past the threshold, with lag in seconds", (t) => {
   const v = new FederatedView();
   v.know("dc1");

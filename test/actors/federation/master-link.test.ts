@@ -33,6 +33,8 @@ function fixture() {
       hello = handler;
       return () => {};
     },
+    listen: () => () => {},
+    send: () => {},
     close: async () => {},
   };
   const view = new FederatedView();

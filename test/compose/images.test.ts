@@ -1,5 +1,5 @@
 import test from "ava";
-import { pinnedDigest, registryOf, workloadHash } from "../../spec/images.ts";
+import { pinnedDigest, registryOf, workloadHash } from "../../compose/images.ts";
 
 const D1 = `sha256:${"11".repeat(32)}`;
 const D2 = `sha256:${"22".repeat(32)}`;

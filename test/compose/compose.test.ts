@@ -7,8 +7,8 @@ import {
   canonicalCompose,
   composeHash,
   parseCompose,
-  splitShellWords,
-} from "../../spec/compose.ts";
+} from "../../compose/compose.ts";
+import { splitShellWords } from "../../compose/service.ts";
 import { type CodeOf, ComposeError } from "../../spec/errors.ts";
 import { MAX_COMPOSE_BYTES } from "../../spec/protocol.ts";
 
