@@ -2,8 +2,10 @@
 // follows its key across actor restarts, and ends when the key has no actor any more. Owners call started/ended
 // when they create and remove actors, never per event: with nobody watching each is one Map lookup, and no actor
 // carries an inspection observer (XState then skips inspection entirely).
-import type { AnyActorRef } from "xstate";
-import { type InspectionObserver, watchActor } from "../transport/inspection.ts";
+import type { AnyActorRef, InspectionEvent, Observer } from "xstate";
+
+/** What sees an actor's inspection events (transport/inspection.ts statelyObserver makes one for the inspector). */
+export type InspectionObserver = Observer<InspectionEvent>;
 
 interface Watcher {
   observer: InspectionObserver;
@@ -55,4 +57,27 @@ export class ActorWatchers {
   endAll(): void {
     for (const key of [...this.#byKey.keys()]) this.ended(key);
   }
+}
+
+/**
+ * Inspects a live root actor: first where it is now (its `@xstate.actor`, those of its running children, and a
+ * `@xstate.snapshot` of its present snapshot), then every event as it happens. Returns the detach function.
+ * Nothing is added to an actor nobody watches: its system has no inspection observer and XState skips the work.
+ */
+export function watchActor(actor: AnyActorRef, observer: InspectionObserver): () => void {
+  const rootId = actor.sessionId;
+  const snapshot = actor.getSnapshot();
+  observer.next?.({ type: "@xstate.actor", actorRef: actor, rootId });
+  const children = (snapshot as { children?: Record<string, AnyActorRef | undefined> }).children ?? {};
+  for (const child of Object.values(children))
+    if (child) observer.next?.({ type: "@xstate.actor", actorRef: child, rootId });
+  observer.next?.({
+    type: "@xstate.snapshot",
+    actorRef: actor,
+    rootId,
+    snapshot,
+    event: { type: "ee.inspector.attached" },
+  });
+  const subscription = actor.system.inspect(observer);
+  return () => subscription.unsubscribe();
 }

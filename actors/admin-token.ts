@@ -4,9 +4,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, unwatchFile, watchFile } from "node:fs";
 import { join } from "node:path";
+import { hashToken } from "../lib/token-digest.ts";
 import { writeFileAtomicSync } from "../lib/write-file-atomic.ts";
 import { ValidationError } from "../spec/errors.ts";
-import { hashToken } from "../transport/rest/auth.ts";
 
 export const ADMIN_DIGEST_FILE = "admin-token.sha256";
 

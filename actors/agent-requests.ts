@@ -1,11 +1,10 @@
 // Request/answer over the agent channel for the CP's relayed reads: stats and snapshot (one `reply`) and logs
 // (a stream of `log_chunk` frames, cancellable). Correlates answers by `re`, bounds every wait with a timeout,
-// and fails what is outstanding when the agent's connection goes away. Knows frames, not sockets (AgentLink).
+// and fails what is outstanding when the agent's connection goes away. Knows frames by agent id, not bytes or sockets (AgentLink).
 import type { Logger } from "../lib/log.ts";
 import { type EeError, errorFromCode, WorkloadError } from "../spec/errors.ts";
 import type { MessageBody } from "../spec/protocol.ts";
-import { encodeFrame } from "../transport/frame.ts";
-import type { AgentLink } from "./supervisor.ts";
+import type { AgentLink } from "./agent-link.ts";
 
 export type LogLines = MessageBody<"log_chunk">["lines"];
 
@@ -38,7 +37,7 @@ export class AgentRequests {
   request(agentId: string, type: "stats" | "snapshot"): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
       const id = this.#open(agentId, { onReply: resolve, onError: reject }, true);
-      if (id !== null) this.#send(id, encodeFrame(type, {}, { id }));
+      if (id !== null) this.#send(id, type, {});
     });
   }
 
@@ -71,12 +70,12 @@ export class AgentRequests {
           const p = this.#pending.get(id);
           if (!p) return;
           this.#close(id);
-          this.#o.link.send(p.connId, encodeFrame("cancel", {}, { re: id }));
+          this.#o.link.send(p.agentId, "cancel", {}, { re: id, conn: p.connId });
           resolve();
         },
         { once: true },
       );
-      this.#send(id, encodeFrame("logs", body, { id }));
+      this.#send(id, "logs", body);
     });
   }
 
@@ -146,9 +145,10 @@ export class AgentRequests {
     return id;
   }
 
-  #send(id: number, frame: Uint8Array): void {
+  /** Sends request `id` on the connection it was opened for. */
+  #send<T extends "stats" | "snapshot" | "logs">(id: number, type: T, body: MessageBody<T>): void {
     const p = this.#pending.get(id);
-    if (p) this.#o.link.send(p.connId, frame);
+    if (p) this.#o.link.send(p.agentId, type, body, { id, conn: p.connId });
   }
 
   #take(agentId: string, re: number | undefined): Pending | undefined {

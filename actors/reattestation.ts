@@ -10,10 +10,10 @@ import type { Logger } from "../lib/log.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import { AttestationError } from "../spec/errors.ts";
 import type { MessageBody } from "../spec/protocol.ts";
-import { encodeFrame } from "../transport/frame.ts";
 import type { AgentIndex, Transition } from "./agent-index.ts";
+import type { AgentLink } from "./agent-link.ts";
 import { type RegistrationPolicy, verifyBoundQuote } from "./registration.ts";
-import type { AgentLink, Supervisor } from "./supervisor.ts";
+import type { Supervisor } from "./supervisor.ts";
 
 interface Pending {
   id: number;
@@ -95,7 +95,12 @@ export class Reattestor {
       };
       this.#pending.set(agentId, p);
       this.#due.schedule(agentId, now + this.#o.intervalMs);
-      this.#o.link.send(connId, encodeFrame("attest", { nonce: p.nonce, purpose: "refresh" }, { id: p.id }));
+      this.#o.link.send(
+        agentId,
+        "attest",
+        { nonce: p.nonce, purpose: "refresh" },
+        { id: p.id, conn: connId },
+      );
     }
   }
 

@@ -3,9 +3,10 @@
 // reason, the first refusal in an interval is written at once (a lone refusal is visible while an operator looks
 // for it); further ones in the same interval are summed into one `agent.refused` row with their count when the
 // interval ends; while a flood goes on, each further interval is that one row (no new first row). Totals by
-// reason feed /metrics. Imports the event log's types and transport/source-address.
+// reason feed /metrics. Imports the event log's types and lib/source-address.
+
+import { sourceOf } from "../lib/source-address.ts";
 import type { ErrorCode } from "../spec/errors.ts";
-import { sourceOf } from "../transport/source-address.ts";
 import type { NewEvent } from "./store/event-log.ts";
 
 export interface RefusalAuditOptions {

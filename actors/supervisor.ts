@@ -1,7 +1,7 @@
 // The supervisor: one root XState actor per agent in a Map (not spawned children: spawning copies the parent's
 // children object, which is quadratic at 10k agents). It provides the session machine's effects (frames,
 // audit), observes every actor for errors and recreates a crashed one from its last known facts, and removes
-// actors that reach a final state. It never touches sockets: frames go through the AgentLink port.
+// actors that reach a final state. It never touches sockets or bytes: frames go by agent id through AgentLink.
 
 import { randomBytes } from "node:crypto";
 import { type Actor, createActor, fromPromise } from "xstate";
@@ -21,21 +21,12 @@ import {
 } from "../machines/agent-session.ts";
 import { NotFoundError, WS_CLOSE } from "../spec/errors.ts";
 import type { WorkloadReport } from "../spec/protocol.ts";
-import { encodeFrame } from "../transport/frame.ts";
-import type { InspectionObserver } from "../transport/inspection.ts";
-import { ActorWatchers } from "./actor-watchers.ts";
+import { ActorWatchers, type InspectionObserver } from "./actor-watchers.ts";
 import type { AgentIndex } from "./agent-index.ts";
+import type { AgentLink } from "./agent-link.ts";
 import { extendLive } from "./attestation-settings.ts";
 import { type RegistrationPolicy, verifyRegistration } from "./registration.ts";
 import type { EventLog } from "./store/event-log.ts";
-
-/** How the supervisor reaches an agent's socket; implemented by transport/ws-server.ts. */
-export interface AgentLink {
-  send(connId: number, frame: Uint8Array): void;
-  /** A frame id unique on this CP, for requests the agent answers with `re` (one counter, so no two overlap). */
-  nextFrameId(): number;
-  close(connId: number, code: number, reason: string): void;
-}
 
 export interface SupervisorOptions {
   link: AgentLink;
@@ -171,7 +162,7 @@ export class Supervisor {
     // Fast path: a live session on its current connection only needs its ack and its liveness noted.
     if (snap.context.connId === connId && LIVE_STATES.has(topLevelState(snap.value))) {
       this.#o.index.heartbeat(agentId, at, seq);
-      this.#o.link.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: at }, { re: id }));
+      this.#o.link.send(agentId, "heartbeat_ack", { seq, server_time: at }, { re: id, conn: connId });
       return;
     }
     // A stale agent coming back, a heartbeat before registration, an old connection: the machine decides.
@@ -310,9 +301,9 @@ export class Supervisor {
   #provideEffects() {
     const { link, events, index, log, heartbeatMs, staleAfterMs } = this.#o;
     const now = () => this.#o.now();
-    const sendError = (connId: number | null, code: string, message: string, re?: number) => {
-      if (connId !== null)
-        link.send(connId, encodeFrame("error", { code, message }, re === undefined ? {} : { re }));
+    const sendError = (agentId: string, conn: number | null, code: string, message: string, re?: number) => {
+      if (conn !== null)
+        link.send(agentId, "error", { code, message }, re === undefined ? { conn } : { re, conn });
     };
     return agentSessionMachine.provide({
       actors: {
@@ -340,8 +331,9 @@ export class Supervisor {
           const apiSecret = new Uint8Array(randomBytes(32));
           this.#apiSecrets.set(context.agentId, apiSecret);
           link.send(
-            context.connId,
-            encodeFrame("registered", {
+            context.agentId,
+            "registered",
+            {
               api_secret: apiSecret,
               ...(this.#o.cpPubkey ? { cp_pubkey: this.#o.cpPubkey } : {}),
               agent_id: context.agentId,
@@ -349,15 +341,18 @@ export class Supervisor {
               heartbeat_ms: heartbeatMs,
               stale_after_ms: staleAfterMs,
               server_time: now(),
-            }),
+            },
+            { conn: context.connId },
           );
         },
         noteLiveness: ({ context }, { at, seq }) => index.heartbeat(context.agentId, at, seq),
-        ackHeartbeat: ({ event }) => {
+        ackHeartbeat: ({ context, event }) => {
           if (event.type !== "HEARTBEAT") return;
           link.send(
-            event.connId,
-            encodeFrame("heartbeat_ack", { seq: event.seq, server_time: now() }, { re: event.id }),
+            context.agentId,
+            "heartbeat_ack",
+            { seq: event.seq, server_time: now() },
+            { re: event.id, conn: event.connId },
           );
         },
         refuse: ({ context }, { error: err }) => {
@@ -366,12 +361,13 @@ export class Supervisor {
             err instanceof Error && code !== "EE-INTERNAL" ? err.message : "registration failed";
           if (code === "EE-INTERNAL")
             log.error({ agent_id: context.agentId, err }, "registration verification failed unexpectedly");
-          sendError(context.connId, code, message);
+          sendError(context.agentId, context.connId, code, message);
           if (context.connId !== null) link.close(context.connId, WS_CLOSE.rejected, code);
         },
-        replyUnexpected: ({ event }) => {
+        replyUnexpected: ({ context, event }) => {
           if (event.type !== "HEARTBEAT") return;
           sendError(
+            context.agentId,
             event.connId,
             "EE-PROTO-UNEXPECTED",
             "heartbeat before the registration was accepted",

@@ -1,9 +1,9 @@
 // Stately-inspector events from XState actors, for operators: XState's inspection events converted by
 // @statelyai/inspect (the shapes its WebSocket inspector sends: `@xstate.actor`, `@xstate.snapshot`,
 // `@xstate.event`), then scrubbed to plain JSON without secrets. The CP attaches this to one live actor on request
-// (watchActor); the agent passes it as its actors' `inspect` option under `eectl agent --inspect`.
+// (actors/actor-watchers.ts watchActor); the agent passes it as its actors' `inspect` option under `eectl agent --inspect`.
 // @statelyai/inspect is loaded on first use (about 100 ms), so a process nobody inspects never loads it.
-import type { AnyActorRef, InspectionEvent, Observer } from "xstate";
+import type { InspectionEvent, Observer } from "xstate";
 import { plainValue } from "./rest/json.ts";
 
 /** One Stately inspection event as plain JSON (what `eectl inspect --jsonl` prints, one a line). */
@@ -71,27 +71,4 @@ export async function statelyObserver(emit: (event: StatelyEvent) => void): Prom
 /** Runs `fn` after every event statelyObserver has queued so far (its conversions are timers, run in order). */
 export function afterQueuedEvents(fn: () => void): void {
   setTimeout(fn, 0);
-}
-
-/**
- * Inspects a live root actor: first where it is now (its `@xstate.actor`, those of its running children, and a
- * `@xstate.snapshot` of its present snapshot), then every event as it happens. Returns the detach function.
- * Nothing is added to an actor nobody watches: its system has no inspection observer and XState skips the work.
- */
-export function watchActor(actor: AnyActorRef, observer: InspectionObserver): () => void {
-  const rootId = actor.sessionId;
-  const snapshot = actor.getSnapshot();
-  observer.next?.({ type: "@xstate.actor", actorRef: actor, rootId });
-  const children = (snapshot as { children?: Record<string, AnyActorRef | undefined> }).children ?? {};
-  for (const child of Object.values(children))
-    if (child) observer.next?.({ type: "@xstate.actor", actorRef: child, rootId });
-  observer.next?.({
-    type: "@xstate.snapshot",
-    actorRef: actor,
-    rootId,
-    snapshot,
-    event: { type: "ee.inspector.attached" },
-  });
-  const subscription = actor.system.inspect(observer);
-  return () => subscription.unsubscribe();
 }

@@ -2,7 +2,8 @@
 // validates every inbound frame, and hands valid messages to a ChannelSink (the CP runtime). It owns sockets,
 // per-connection abuse counting and close codes, and the handshake limits: the deadline to register and the caps on
 // connections that have not registered yet (per source address and in all). It knows nothing about actors.
-// Imports spec/, frame and source-address only.
+// Actors reach agents through send(agentId, type, body): encoding and framing stay here.
+// Imports spec/, lib/ and frame only.
 
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
@@ -10,6 +11,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../lib/log.ts";
+import { sourceOf } from "../lib/source-address.ts";
 import { EeError, type ErrorCode, ProtocolError, toEeError, WS_CLOSE } from "../spec/errors.ts";
 import {
   type AnyEnvelope,
@@ -17,9 +19,9 @@ import {
   MAX_CP_FRAME_BYTES,
   MAX_FRAME_BYTES,
   type MessageBody,
+  type MessageType,
 } from "../spec/protocol.ts";
 import { decodeFrame, encodeFrame, FrameError } from "./frame.ts";
-import { sourceOf } from "./source-address.ts";
 
 /** What the channel needs from the CP runtime. Throwing an EeError from registerFrame refuses the agent. */
 export interface ChannelSink {
@@ -106,6 +108,8 @@ export class AgentChannel {
     perMessageDeflate: false,
   });
   readonly #conns = new Map<number, Connection>();
+  /** Each registered agent's current connection: the latest that passed the gate for it. */
+  readonly #byAgent = new Map<string, Connection>();
   readonly #log: Logger;
   readonly #maxBad: number;
   readonly #badWindowMs: number;
@@ -211,18 +215,26 @@ export class AgentChannel {
   }
 
   /**
-   * Sends one frame. A frame sent while the connection's own inbound frames are being handled (an ack, a
-   * registered) waits for the rest of that read, so a pipelining agent's burst of heartbeats is acknowledged
-   * with one write instead of one each (test/load: per-frame writes were the largest cost of heartbeat ingest).
-   * Any other frame (a deploy from a REST request) leaves at once: holding it to the end of the loop's turn made
-   * it wait for every other request and frame handled in that turn.
+   * Encodes and sends one frame to the agent's current connection (`ids.conn`: only while it is still that one);
+   * false when the agent has no open connection. A frame sent while the connection's own inbound frames are being
+   * handled (an ack, a registered) waits for the rest of that read, so a pipelining agent's burst of heartbeats is
+   * acknowledged with one write instead of one each (test/load: per-frame writes were the largest cost of heartbeat
+   * ingest). Any other frame (a deploy from a REST request) leaves at once: holding it to the end of the loop's
+   * turn made it wait for every other request and frame handled in that turn.
    * An agent with more than maxSendBufferBytes waiting for it is dropped (see #dropSlowConsumer).
    */
-  send(connId: number, frame: Uint8Array): void {
-    const c = this.#conns.get(connId);
-    if (!c || c.ws.readyState !== WebSocket.OPEN) return;
-    c.ws.send(frame, { binary: true });
+  send<T extends MessageType>(
+    agentId: string,
+    type: T,
+    body: MessageBody<T>,
+    ids: { id?: number; re?: number; conn?: number } = {},
+  ): boolean {
+    const c = this.#byAgent.get(agentId);
+    if (!c || (ids.conn !== undefined && ids.conn !== c.id) || c.ws.readyState !== WebSocket.OPEN)
+      return false;
+    c.ws.send(encodeFrame(type, body, ids), { binary: true });
     if (c.ws.bufferedAmount > this.#maxSendBuffer) this.#dropSlowConsumer(c);
+    return true;
   }
 
   /**
@@ -335,6 +347,7 @@ export class AgentChannel {
           if (conn.registerTimer) clearTimeout(conn.registerTimer);
           conn.registerTimer = null;
           conn.agentId = sink.registerFrame(conn.id, conn.sessionId, env.body, Date.now());
+          this.#byAgent.set(conn.agentId, conn);
           this.#settle(conn);
           return;
         }
@@ -424,6 +437,7 @@ export class AgentChannel {
     if (conn.registerTimer) clearTimeout(conn.registerTimer);
     this.#settle(conn);
     this.#conns.delete(conn.id);
+    if (conn.agentId !== null && this.#byAgent.get(conn.agentId) === conn) this.#byAgent.delete(conn.agentId);
     this.#sink?.closed(conn.id, conn.agentId);
   }
 }

@@ -3,9 +3,9 @@
 // every other audit record. Implements transport/rest's IdentityPort; the store is the BusinessStore port.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../../lib/log.ts";
+import { tokenMatches } from "../../lib/token-digest.ts";
 import { AuthError, ConflictError, NotFoundError, OidcError, ValidationError } from "../../spec/errors.ts";
 import { type AccountKind, ADMIN, type Principal, principalName, SCOPES_BY_KIND } from "../../spec/scopes.ts";
-import { tokenMatches } from "../../transport/rest/auth.ts";
 import { newKeyToken, parseKeyToken, secretMatches } from "./api-keys.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 import { AuthFailures } from "./auth-failures.ts";

@@ -225,7 +225,7 @@ export class ControlPlaneCommand extends EeCommand {
     });
     const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
       await Promise.all([
-        import("../../actors/control-plane.ts"),
+        import("../../cp/control-plane.ts"),
         import("../../actors/policy-file.ts"),
         import("../../attestation/collateral-store.ts"),
         import("../../lib/log.ts"),

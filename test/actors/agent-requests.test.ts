@@ -1,7 +1,7 @@
 // AgentRequests: relayed reads correlated by `re`, failed when the connection they were sent on closes.
 import test from "ava";
+import type { AgentLink } from "../../actors/agent-link.ts";
 import { AgentRequests } from "../../actors/agent-requests.ts";
-import type { AgentLink } from "../../actors/supervisor.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { WorkloadError } from "../../spec/errors.ts";
 
@@ -9,7 +9,7 @@ function setup() {
   const sent: number[] = [];
   let nextId = 1;
   const link: AgentLink = {
-    send: (connId) => sent.push(connId),
+    send: (_agentId, _type, _body, ids) => sent.push(ids!.conn!) > 0,
     nextFrameId: () => nextId++,
     close: () => {},
   };

@@ -3,8 +3,9 @@
 // wait, a new session restarts the clock. Verification itself is covered end to end in test/e2e/reattestation.
 import test from "ava";
 import type { AgentIndex, AgentRecord, Transition } from "../../actors/agent-index.ts";
+import type { AgentLink } from "../../actors/agent-link.ts";
 import { Reattestor } from "../../actors/reattestation.ts";
-import type { AgentLink, Supervisor } from "../../actors/supervisor.ts";
+import type { Supervisor } from "../../actors/supervisor.ts";
 import { DEFAULT_POLICY } from "../../attestation/policy.ts";
 import { createTrustAnchors } from "../../attestation/trust.ts";
 import { silentLogger } from "../../lib/log.ts";
@@ -56,7 +57,7 @@ function setup() {
   } as unknown as Supervisor;
   let frameId = 1;
   const link: AgentLink = {
-    send: (connId) => sent.push({ connId, agentId: [...connOf].find(([, c]) => c === connId)![0] }),
+    send: (agentId, _type, _body, ids) => sent.push({ connId: ids!.conn!, agentId }) > 0,
     nextFrameId: () => frameId++,
     close: () => {},
   };

@@ -4,7 +4,7 @@
 import test from "ava";
 import { RefusalAudit } from "../../actors/refusal-audit.ts";
 import type { NewEvent } from "../../actors/store/event-log.ts";
-import { sourceOf } from "../../transport/source-address.ts";
+import { sourceOf } from "../../lib/source-address.ts";
 
 function audit(maxSources?: number) {
   const rows: NewEvent[] = [];

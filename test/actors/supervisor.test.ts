@@ -3,10 +3,11 @@
 import { generateKeyPairSync } from "node:crypto";
 import test from "ava";
 import { AgentIndex } from "../../actors/agent-index.ts";
+import type { AgentLink } from "../../actors/agent-link.ts";
 import { NonceBook } from "../../actors/nonce-book.ts";
 import { openDatabase } from "../../actors/store/db.ts";
 import { EventLog } from "../../actors/store/event-log.ts";
-import { type AgentLink, Supervisor } from "../../actors/supervisor.ts";
+import { Supervisor } from "../../actors/supervisor.ts";
 import { rawPublicKey, signPop } from "../../attestation/agent-key.ts";
 import { loadDevRootPem } from "../../attestation/dev-pki.ts";
 import { DEFAULT_POLICY } from "../../attestation/policy.ts";
@@ -14,7 +15,6 @@ import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
 import { createTrustAnchors } from "../../attestation/trust.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { decodeFrame } from "../../transport/frame.ts";
 import { type StatelyEvent, statelyObserver } from "../../transport/inspection.ts";
 import { devRoot, tempDir, waitFor } from "../helpers/cluster.ts";
 
@@ -22,12 +22,13 @@ class RecordingLink implements AgentLink {
   sent: string[] = [];
   closed: { connId: number; code: number }[] = [];
   failSends = 0;
-  send(_connId: number, frame: Uint8Array): void {
+  send(_agentId: string, type: string): boolean {
     if (this.failSends > 0) {
       this.failSends--;
       throw new Error("socket write failed");
     }
-    this.sent.push(decodeFrame(frame, "agent").type);
+    this.sent.push(type);
+    return true;
   }
   close(connId: number, code: number): void {
     this.closed.push({ connId, code });

@@ -5,8 +5,8 @@
 import { chmodSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
-import { startControlPlane } from "../../actors/control-plane.ts";
 import { startAgent } from "../../agent/agent.ts";
+import { startControlPlane } from "../../cp/control-plane.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { StartupError } from "../../spec/errors.ts";
 import {

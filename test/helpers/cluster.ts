@@ -8,11 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import WebSocket from "ws";
-import {
-  type ControlPlane,
-  type ControlPlaneOptions,
-  startControlPlane,
-} from "../../actors/control-plane.ts";
 import { type RunningAgent, startAgent } from "../../agent/agent.ts";
 import { type AgentConfig, parseAgentConfig } from "../../agent/config.ts";
 import { readAgentId } from "../../agent/identity.ts";
@@ -20,6 +15,8 @@ import { agentIdFromPubkey, rawPublicKey, signPop } from "../../attestation/agen
 import { devInit } from "../../attestation/dev-pki.ts";
 import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
 import { reportDataFor } from "../../attestation/report-data.ts";
+import { startControlPlane } from "../../cp/control-plane.ts";
+import type { ControlPlane, ControlPlaneOptions } from "../../cp/options.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import { type AnyEnvelope, CONNECT_PATH, type MessageBody, type MessageType } from "../../spec/protocol.ts";
 import { decodeFrame, encodeFrame } from "../../transport/frame.ts";

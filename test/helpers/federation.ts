@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
-import type { ControlPlaneOptions } from "../../actors/control-plane.ts";
+import type { ControlPlaneOptions } from "../../cp/options.ts";
 import { createLogger, type Logger } from "../../lib/log.ts";
 import { type CpProcess, devRoot, spawnCp, startTestCp, type TestCp, tempDir } from "./cluster.ts";
 import { type NatsServer, startNatsFederation } from "./nats.ts";

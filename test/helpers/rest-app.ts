@@ -4,8 +4,8 @@ import { createServer, get, type IncomingMessage, type Server } from "node:http"
 import type { AddressInfo } from "node:net";
 import type { ExecutionContext } from "ava";
 import { silentLogger } from "../../lib/log.ts";
+import { hashToken } from "../../lib/token-digest.ts";
 import { createRestApp, type RestOptions } from "../../transport/rest/app.ts";
-import { hashToken } from "../../transport/rest/auth.ts";
 import type { CpView } from "../../transport/rest/view.ts";
 
 export const REST_TOKEN = "test-admin-token-0123456789";

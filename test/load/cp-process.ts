@@ -3,7 +3,7 @@
 // after a full GC, CPU seconds, worst pauses) over IPC, so the parent reads the CP alone, not the load generators.
 // With EE_BENCH_PROFILE_DIR set, the CPU profile of each span between two `stats` is written there
 // (`<label>-<pid>.cpuprofile`, for Chrome DevTools), which is how the hot spots of each step are found.
-import { startControlPlane } from "../../actors/control-plane.ts";
+import { startControlPlane } from "../../cp/control-plane.ts";
 import { createLogger } from "../../lib/log.ts";
 import { childArgs, serveRequests } from "./child.ts";
 import { type Pauses, watchPauses } from "./pauses.ts";

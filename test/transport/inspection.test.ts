@@ -5,14 +5,13 @@ import { createServer } from "node:net";
 import test from "ava";
 import WebSocket from "ws";
 import { assign, createActor, setup } from "xstate";
-import { ActorWatchers } from "../../actors/actor-watchers.ts";
+import { ActorWatchers, watchActor } from "../../actors/actor-watchers.ts";
 import {
   afterQueuedEvents,
   SCRUBBED,
   type StatelyEvent,
   scrub,
   statelyObserver,
-  watchActor,
 } from "../../transport/inspection.ts";
 import { serveInspector } from "../../transport/inspector-server.ts";
 import { waitFor } from "../helpers/cluster.ts";

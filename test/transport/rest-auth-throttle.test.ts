@@ -9,7 +9,7 @@ import { Identity } from "../../actors/business/identity.ts";
 import { openBusinessDb, SqliteBusinessStore } from "../../actors/business/sqlite-store.ts";
 import { TextSealer } from "../../actors/store/sealed-text.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { hashToken } from "../../transport/rest/auth.ts";
+import { hashToken } from "../../lib/token-digest.ts";
 import type { CpView } from "../../transport/rest/view.ts";
 import { REST_TOKEN, serveRest } from "../helpers/rest-app.ts";
 import { tempDir } from "../helpers/temp.ts";

@@ -108,7 +108,7 @@ const REGISTER = {
 test("the replies to a burst of frames in one read leave in one write, complete and in order", async (t) => {
   const { channel, writes, url } = await startChannel(t);
   sink.onHeartbeat = (connId, seq, id) =>
-    channel.send(connId, encodeFrame("heartbeat_ack", { seq, server_time: Date.now() }, { re: id }));
+    channel.send("agt_test", "heartbeat_ack", { seq, server_time: Date.now() }, { re: id, conn: connId });
   t.teardown(() => {
     sink.onHeartbeat = undefined;
   });
@@ -135,7 +135,7 @@ test("the replies to a burst of frames in one read leave in one write, complete 
 
   // A frame sent outside the handling of a read is written before send returns.
   const beforeLone = writes[0]!;
-  channel.send(1, encodeFrame("heartbeat_ack", { seq: 51, server_time: Date.now() }, { re: 51 }));
+  channel.send("agt_test", "heartbeat_ack", { seq: 51, server_time: Date.now() }, { re: 51 });
   t.is(writes[0]! - beforeLone, 1, "written synchronously");
   await until(() => frames.length === 52);
   t.is(frames[51]?.type, "heartbeat_ack");
@@ -145,14 +145,15 @@ test("a connection closed while corked is dropped without error", async (t) => {
   const { channel, url } = await startChannel(t);
   const { ws } = await connect(url);
   const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
-  channel.send(1, encodeFrame("heartbeat_ack", { seq: 1, server_time: Date.now() }, { re: 1 }));
+  ws.send(encodeFrame("register", REGISTER, { id: 1 }));
+  await until(() => channel.pendingCount === 0);
+  channel.send("agt_test", "heartbeat_ack", { seq: 1, server_time: Date.now() }, { re: 1 });
   channel.close(1, 4001, "EE-PROTO-ABUSE");
-  channel.send(1, encodeFrame("heartbeat_ack", { seq: 2, server_time: Date.now() }, { re: 2 }));
+  channel.send("agt_test", "heartbeat_ack", { seq: 2, server_time: Date.now() }, { re: 2 });
   t.is(await closed, 4001);
-  // Sending to a connection that is gone is a no-op.
+  // Sending to an agent whose connection is gone is a no-op.
   await until(() => channel.connectionCount === 0);
-  channel.send(1, encodeFrame("heartbeat_ack", { seq: 3, server_time: Date.now() }, { re: 3 }));
-  t.pass();
+  t.false(channel.send("agt_test", "heartbeat_ack", { seq: 3, server_time: Date.now() }, { re: 3 }));
 });
 
 test("an agent that stops reading is dropped at the send-buffer cap; one that reads the same volume is not", async (t) => {
@@ -164,7 +165,8 @@ test("an agent that stops reading is dropped at the send-buffer cap; one that re
   );
   // A deploy frame may carry a compose file this large; 32 KiB per frame fills the buffers quickly.
   const big = (n: number) =>
-    encodeFrame(
+    channel.send(
+      "agt_test",
       "deploy",
       { deployment_id: `dep-${n}`, app: "web", compose: "x".repeat(32 * 1024) },
       { id: 1000 + n },
@@ -178,7 +180,7 @@ test("an agent that stops reading is dropped at the send-buffer cap; one that re
   await until(() => channel.connectionCount === 1 && channel.pendingCount === 0);
   // Sent in bursts the client keeps up with, as an agent that reads does.
   for (let n = 0; n < volume; n += 4) {
-    for (let i = n; i < n + 4; i++) channel.send(1, big(i));
+    for (let i = n; i < n + 4; i++) big(i);
     await until(() => reader.frames.length >= n + 5);
   }
   t.is(reader.frames.length, volume + 1);
@@ -194,7 +196,7 @@ test("an agent that stops reading is dropped at the send-buffer cap; one that re
   (stalled.ws as unknown as { _socket: Socket })._socket.pause();
   let sent = 0;
   while (sent < volume && channel.connectionCount === 1) {
-    for (let i = 0; i < 4; i++) channel.send(2, big(sent++));
+    for (let i = 0; i < 4; i++) big(sent++);
     await new Promise((r) => setImmediate(r));
   }
   t.true(sent < volume, `${sent} of ${volume} frames sent before the drop`);

@@ -1,18 +1,10 @@
 // Bearer-token authentication for the REST API. The admin token is held only as a SHA-256 digest and compared in
 // constant time, so neither memory dumps nor timing reveal it; account keys are checked by the IdentityPort
 // (actors/business/identity.ts) the same way. The principal lands in ctx.state.principal for the guards.
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { Middleware } from "koa";
+import { tokenMatches } from "../../lib/token-digest.ts";
 import { AuthError } from "../../spec/errors.ts";
 import { ADMIN, type Principal } from "../../spec/scopes.ts";
-
-export function hashToken(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
-}
-
-export function tokenMatches(presented: string, digest: Buffer): boolean {
-  return timingSafeEqual(hashToken(presented), digest);
-}
 
 /** Resolves a presented bearer token (null: none) from a client address to a principal, or throws AuthError. */
 export type Authenticate = (token: string | null, client: string) => Promise<Principal>;

@@ -6,9 +6,9 @@ import type { ExecutionContext, TestFn } from "ava";
 import { verifyChain } from "../../../actors/business/audit-chain.ts";
 import { Identity } from "../../../actors/business/identity.ts";
 import { silentLogger } from "../../../lib/log.ts";
+import { hashToken } from "../../../lib/token-digest.ts";
 import { AuthError } from "../../../spec/errors.ts";
 import { ADMIN } from "../../../spec/scopes.ts";
-import { hashToken } from "../../../transport/rest/auth.ts";
 import type { OpenState } from "../../helpers/business-state.ts";
 import { waitFor } from "../../helpers/cluster.ts";
 
