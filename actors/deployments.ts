@@ -11,6 +11,7 @@ import {
   originSignedBy,
 } from "../attestation/cp-envelope.ts";
 import { type Sealed, seal } from "../attestation/seal.ts";
+import type { DeploymentRequest, PreflightResult } from "../contract/deployments.ts";
 import { canonicalJson } from "../lib/canonical-json.ts";
 import type { Logger } from "../lib/log.ts";
 import {
@@ -41,20 +42,7 @@ import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-
 import type { EventLog } from "./store/event-log.ts";
 import type { AgentLink, Supervisor } from "./supervisor.ts";
 
-export interface DeploymentRequest extends PlacementRequest {
-  /** `name` with `compose`, or `name@version` (or `name`, the newest version) of a registered app. */
-  app: string;
-  compose?: string;
-  /** Build context (tar) for services with `build`. */
-  context?: Uint8Array;
-  health?: HealthSpec;
-  /** Registry credentials: sealed to the chosen agent in the deploy frame, kept nowhere else. */
-  registry_auth?: RegistryAuth;
-  /** Update in place: a healthy deployment of the same app name (any version), replaced once this one is healthy. */
-  replaces?: string;
-  /** The tenant account deploying (placement skips agents dedicated to another); absent for the admin. */
-  tenant?: string;
-}
+export type { DeploymentRequest, PreflightResult } from "../contract/deployments.ts";
 
 export interface DeploymentsOptions {
   store: DeploymentStore;
@@ -107,15 +95,6 @@ const ADOPTABLE: Partial<Record<MessageBody<"deploy_status">["step"], Deployment
 };
 const IN_FLIGHT: ReadonlySet<DeploymentStatus> = new Set(["pending", "deploying"]);
 const LOST_STATES = new Set(["stale", "gone", "rejected"]);
-
-export interface PreflightResult {
-  ok: boolean;
-  app: string;
-  app_version: string | null;
-  compose_hash: string;
-  services: string[];
-  placement: Placement;
-}
 
 export class Deployments {
   readonly #o: Required<Omit<DeploymentsOptions, "envelope" | "funds">>;

@@ -4,10 +4,10 @@
 // Imports actors/, transport/ types, lib/, this folder.
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
+import type { DatacentersPort } from "../../contract/datacenters.ts";
+import type { DeploymentsPort } from "../../contract/deployments.ts";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
-import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
-import type { DeploymentsPort } from "../../transport/rest/deployments.ts";
 import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
 import type { Deployments } from "../deployments.ts";

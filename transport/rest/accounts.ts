@@ -1,36 +1,22 @@
 // REST routes for identity: accounts (admin creates; an account reads itself), API keys (create, list, revoke)
 // and the audit chain (GET /api/v2/audit). Bodies are validated here; the IdentityPort
 // (actors/business/identity.ts) authorizes key minting, audits every change in the same transaction, and owns the
-// tokens. Imports spec/, transport/ and actors/ types only.
+// tokens. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
 import { z } from "zod";
-import type { AuditRecord } from "../../actors/business/audit-chain.ts";
-import type { Enrollments } from "../../actors/business/enrollment.ts";
-import type { Identity, NewKey } from "../../actors/business/identity.ts";
-import type { Account, KeyRow } from "../../actors/business/store.ts";
+import type {
+  Account,
+  AuditRecord,
+  EnrollmentsPort,
+  IdentityPort,
+  KeyRow,
+  NewKey,
+} from "../../contract/identity.ts";
 import { ACCOUNT_KINDS, SCOPES } from "../../spec/scopes.ts";
 import { readJsonBody } from "./body.ts";
 import { adminOnly, need, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
 import { intParam } from "./query.ts";
-
-export type IdentityPort = Pick<
-  Identity,
-  | "authenticate"
-  | "createAccount"
-  | "accounts"
-  | "account"
-  | "createKey"
-  | "keys"
-  | "revokeKey"
-  | "owner"
-  | "owned"
-  | "claim"
-  | "audit"
-  | "auditAfter"
-  | "createBinding"
-  | "bindings"
->;
 
 const accountBody = z.strictObject({
   name: z
@@ -49,8 +35,6 @@ const keyBody = z.strictObject({
     .max(10 * 366 * 86_400)
     .optional(),
 });
-
-export type EnrollmentsPort = Pick<Enrollments, "mint">;
 
 const enrollmentBody = z.strictObject({
   expires_in_s: z

@@ -8,7 +8,6 @@
 import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
-import type { Account } from "../../actors/business/store.ts";
 import type { Actor, DepositSource } from "../../billing/ledger.ts";
 import type {
   EntryRow,
@@ -19,6 +18,7 @@ import type {
 } from "../../billing/ledger-store.ts";
 import { EXTERNAL, ledgerAccountOf, PLATFORM } from "../../billing/parties.ts";
 import { verifyWebhook, WEBHOOK_SIGNATURE_HEADER } from "../../billing/webhook.ts";
+import type { Account } from "../../contract/identity.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { principalName } from "../../spec/scopes.ts";
 import { clientOf } from "./accounts.ts";

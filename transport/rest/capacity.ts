@@ -1,38 +1,15 @@
 // REST routes for capacity (admin): warm targets, reservations, launch orders, the reconcile trigger and the
 // node-size presets, plus the two routes launchers call (claim, progress). Bodies are validated strictly here;
-// the port (actors/capacity/capacity.ts) does the rest. Imports spec/, transport/ and actors/ types only.
+// the port (actors/capacity/capacity.ts) does the rest. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
-import type { ReconcileResult } from "../../actors/capacity/capacity.ts";
-import type { SizePreset } from "../../actors/capacity/sizes.ts";
-import type { Order, Reservation, Target } from "../../actors/capacity/store.ts";
+import type { CapacityPort, Order, Target } from "../../contract/capacity.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { datacenterSchema, nodeSizeSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
-import type { CapacityHintPort } from "./deployments.ts";
 import { adminRoute, need } from "./guard.ts";
 import { iso } from "./json.ts";
-
-export interface CapacityPort extends CapacityHintPort {
-  setTarget(datacenter: string, nodeSize: string, minWarm: number, by: string): Promise<Target>;
-  targets(): Promise<Target[]>;
-  orders(): Promise<Order[]>;
-  reservations(): Promise<Reservation[]>;
-  reconcile(): Promise<ReconcileResult>;
-  sizes(): ({ node_size: string } & SizePreset)[];
-  claim(
-    claimer: string,
-    datacenter: string,
-    nodeSize?: string,
-  ): Promise<{ order: Order; bootstrap_token: string } | null>;
-  progress(
-    claimer: string,
-    orderId: string,
-    status: "provisioning" | "failed",
-    reason?: string,
-  ): Promise<Order>;
-}
 
 const targetBody = z.strictObject({
   datacenter: datacenterSchema,

@@ -1,19 +1,22 @@
 // REST routes for workloads: deployments (create with Idempotency-Key, list, show, undeploy), preflight, the
 // app registry (name@version), and the agent reads the CP relays over the agent's WebSocket (logs, stats,
 // snapshot). Bodies are validated here; the port (actors/deployments.ts + actors/agent-requests.ts) does the
-// rest. Imports spec/, transport/ and actors/ types only.
+// rest. Imports spec/, transport/ and contract/ types only.
 import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
-import type { AgentRecord } from "../../actors/agent-index.ts";
-import type { LogLines } from "../../actors/agent-requests.ts";
-import type { AuditEntry } from "../../actors/business/audit-chain.ts";
-import type { CapacityHint } from "../../actors/capacity/capacity.ts";
-import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
-import type { Candidate } from "../../actors/placement.ts";
-import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
-import type { DeploymentStatus } from "../../machines/deployment.ts";
+import type { AgentReadsPort, AgentRecord, LogLines } from "../../contract/agents.ts";
+import type {
+  AppRow,
+  Candidate,
+  CapacityHintPort,
+  DeploymentRequest,
+  DeploymentRow,
+  DeploymentStatus,
+  DeploymentsPort,
+} from "../../contract/deployments.ts";
+import type { AuditEntry, IdentityPort } from "../../contract/identity.ts";
 import {
   ConflictError,
   EeError,
@@ -33,50 +36,12 @@ import {
   nodeSizeSchema,
 } from "../../spec/protocol.ts";
 import { ownerOf, type Principal, principalName } from "../../spec/scopes.ts";
-import type { IdentityPort } from "./accounts.ts";
 import type { AgentVisibility } from "./app.ts";
 import { readJsonBody } from "./body.ts";
 import { mustOwn, need, visible } from "./guard.ts";
 import { iso } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
-
-export interface DeploymentsPort {
-  preflight(req: DeploymentRequest): Promise<PreflightResult>;
-  /** Funds are checked first, and a federation master may have to queue the deploy for a dc: a promise. */
-  create(req: DeploymentRequest, idempotencyKey?: string): Promise<Created>;
-  get(id: string): DeploymentRow;
-  list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
-  undeploy(id: string): DeploymentRow | Promise<DeploymentRow>;
-  /** Registers name@version; the audit record commits with it. */
-  registerApp(
-    app: {
-      name: string;
-      version: string;
-      compose: string;
-      health?: z.infer<typeof healthSpecSchema>;
-    },
-    audit: AuditEntry | null,
-  ): Promise<AppRow>;
-  apps(): AppRow[];
-}
-
-/** Why no agent fits, as capacity sees it (actors/capacity/capacity.ts). */
-export interface CapacityHintPort {
-  hint(req: { datacenter?: string; node_size?: string }): Promise<CapacityHint>;
-}
-type Created = { deployment_id: string; agent_id: string; replayed: boolean };
-
-export interface AgentReadsPort {
-  /** Throws NotFoundError for an unknown agent. */
-  request(agentId: string, type: "stats" | "snapshot"): Promise<Record<string, unknown>>;
-  logs(
-    agentId: string,
-    body: MessageBody<"logs">,
-    onChunk: (lines: LogLines) => void,
-    signal?: AbortSignal,
-  ): Promise<void>;
-}
 
 const appRef = z
   .string()

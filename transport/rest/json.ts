@@ -1,8 +1,8 @@
 // JSON shapes of the REST API: records become the contract's snake_case objects with ISO 8601 times (every time
 // on the REST surface is one), and binary values (nonces, quotes) become lowercase hex so machine contexts and
 // event data can be shown as they are.
-import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
-import type { EventRecord } from "../../actors/store/event-log.ts";
+import type { AgentRecord, Transition } from "../../contract/agents.ts";
+import type { EventRecord } from "../../contract/events.ts";
 
 export function iso(ms: number): string;
 export function iso(ms: number | null): string | null;

@@ -1,22 +1,14 @@
 // REST routes for trusted measurements (admin): list approved entries and refused baselines, add, remove, and
 // approve a baseline. Bodies are validated strictly before anything changes; the port (implemented by
-// actors/trusted-measurements.ts) audits every change. Imports spec/, transport/ and actors/ types only.
+// actors/trusted-measurements.ts) audits every change. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
 import { z } from "zod";
-import type { Baseline, NewTrustedMeasurement, TrustedEntry } from "../../actors/trusted-measurements.ts";
+import type { Baseline, MeasurementsPort, TrustedEntry } from "../../contract/measurements.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { measurementHexSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute } from "./guard.ts";
 import { iso } from "./json.ts";
-
-export interface MeasurementsPort {
-  list(): readonly TrustedEntry[];
-  baselines(): Baseline[];
-  add(input: NewTrustedMeasurement, by: string): TrustedEntry;
-  remove(id: number, by: string): void;
-  approve(baselineId: number, by: string): TrustedEntry;
-}
 
 const newMeasurementSchema = z.strictObject({
   node_size: z.string().min(1).max(64),

@@ -1,16 +1,15 @@
 // REST routes for GitHub Actions OIDC bindings (admin): which repository's CI may act for which account, with
 // which scopes. The exchange itself (POST /api/v2/auth/oidc) verifies the token and looks the binding up through
-// the same port. Imports spec/, transport/ and actors/ types only.
+// the same port. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
 import { z } from "zod";
-import type { Identity } from "../../actors/business/identity.ts";
-import type { OidcBindingRow } from "../../actors/business/store.ts";
+import type { IdentityPort, OidcBindingRow } from "../../contract/identity.ts";
 import { SCOPES } from "../../spec/scopes.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
 
-export type OidcBindingsPort = Pick<Identity, "createBinding" | "bindings">;
+export type OidcBindingsPort = Pick<IdentityPort, "createBinding" | "bindings">;
 
 const bindingBody = z.strictObject({
   account_id: z.string().regex(/^acc_[0-9a-f]{24}$/, "must be an account id (acc_…)"),

@@ -1,10 +1,10 @@
 // POST /api/v2/auth/oidc: a GitHub Actions OIDC token in, a short-lived access token of its binding's account out.
 // The one /api/v2 route without a bearer token (the GitHub token is the credential): mounted ahead of the
 // authenticated router, throttled and audited per source like a bearer token. Imports spec/, transport/ and
-// identity/ and actors/ types only.
+// identity/ and contract/ types only.
 import { Router } from "@koa/router";
 import { z } from "zod";
-import type { AuditEntry } from "../../actors/business/audit-chain.ts";
+import type { AuditEntry } from "../../contract/identity.ts";
 import type { OidcExchangeResult } from "../../identity/oidc-exchange.ts";
 import { MAX_TOKEN_LENGTH } from "../../identity/oidc-verifier.ts";
 import { NotFoundError, toEeError } from "../../spec/errors.ts";
