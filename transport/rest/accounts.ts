@@ -3,7 +3,6 @@
 // (actors/business/identity.ts) authorizes key minting, audits every change in the same transaction, and owns the
 // tokens. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
-import { z } from "zod";
 import type {
   Account,
   AuditRecord,
@@ -12,43 +11,11 @@ import type {
   KeyRow,
   NewKey,
 } from "../../contract/identity.ts";
-import { ACCOUNT_KINDS, SCOPES } from "../../spec/scopes.ts";
+import { accountBody, enrollmentBody, keyBody } from "../../contract/rest-bodies.ts";
 import { readJsonBody } from "./body.ts";
 import { adminOnly, need, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
 import { intParam } from "./query.ts";
-
-const accountBody = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "must be 1..64 of a-z, 0-9, . _ - (a letter or digit first)"),
-  kind: z.enum(ACCOUNT_KINDS),
-});
-
-const keyBody = z.strictObject({
-  scopes: z.array(z.enum(SCOPES)).min(1).max(SCOPES.length),
-  /** Up to ten years. */
-  expires_in_s: z
-    .number()
-    .int()
-    .min(60)
-    .max(10 * 366 * 86_400)
-    .optional(),
-});
-
-const enrollmentBody = z.strictObject({
-  expires_in_s: z
-    .number()
-    .int()
-    .min(60)
-    .max(366 * 86_400)
-    .optional(),
-  /** The tenant account the enrolled agent takes deployments from, alone. */
-  dedicated_to: z
-    .string()
-    .regex(/^acc_[0-9a-f]{24}$/, "must be an account id (acc_…)")
-    .optional(),
-});
 
 const ID = /^[a-z0-9_]{1,64}$/;
 

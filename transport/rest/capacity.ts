@@ -5,27 +5,12 @@ import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
 import type { CapacityPort, Order, Target } from "../../contract/capacity.ts";
+import { claimBody, progressBody, targetBody } from "../../contract/rest-bodies.ts";
 import { NotFoundError } from "../../spec/errors.ts";
-import { datacenterSchema, nodeSizeSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute, need } from "./guard.ts";
 import { iso } from "./json.ts";
 
-const targetBody = z.strictObject({
-  datacenter: datacenterSchema,
-  node_size: nodeSizeSchema,
-  min_warm: z.number().int().min(0).max(10_000),
-});
-const claimBody = z.strictObject({ datacenter: datacenterSchema, node_size: nodeSizeSchema.optional() });
-const progressBody = z
-  .strictObject({
-    status: z.enum(["provisioning", "failed"]),
-    reason: z.string().min(1).max(2048).optional(),
-  })
-  .refine((b) => b.status !== "failed" || b.reason !== undefined, {
-    message: "a failed order needs a reason",
-    path: ["reason"],
-  });
 const orderId = z.string().regex(/^ord-[0-9a-f]{16}$/);
 
 /**

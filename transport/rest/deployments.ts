@@ -5,7 +5,6 @@
 import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
-import { z } from "zod";
 import type { AgentReadsPort, AgentRecord, LogLines } from "../../contract/agents.ts";
 import type {
   AppRow,
@@ -17,6 +16,7 @@ import type {
   DeploymentsPort,
 } from "../../contract/deployments.ts";
 import type { AuditEntry, IdentityPort } from "../../contract/identity.ts";
+import { appBody, deploymentBody } from "../../contract/rest-bodies.ts";
 import {
   ConflictError,
   EeError,
@@ -25,16 +25,7 @@ import {
   toEeError,
   ValidationError,
 } from "../../spec/errors.ts";
-import { registryAuthSchema } from "../../spec/images.ts";
-import {
-  appNameSchema,
-  datacenterSchema,
-  healthSpecSchema,
-  MAX_COMPOSE_BYTES,
-  MAX_CONTEXT_BYTES,
-  type MessageBody,
-  nodeSizeSchema,
-} from "../../spec/protocol.ts";
+import { MAX_COMPOSE_BYTES, MAX_CONTEXT_BYTES, type MessageBody } from "../../spec/protocol.ts";
 import { ownerOf, type Principal, principalName } from "../../spec/scopes.ts";
 import type { AgentVisibility } from "./app.ts";
 import { readJsonBody } from "./body.ts";
@@ -42,41 +33,6 @@ import { mustOwn, need, visible } from "./guard.ts";
 import { iso } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
-
-const appRef = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._+-]*)?$/, "must be name or name@version");
-const base64 = z
-  .string()
-  .max(Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 4)
-  .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64");
-
-const deploymentBody = z.strictObject({
-  app: appRef,
-  compose: z.string().min(1).max(MAX_COMPOSE_BYTES).optional(),
-  /** Build context: a tar archive, base64. */
-  context: base64.optional(),
-  node_size: nodeSizeSchema.optional(),
-  datacenter: datacenterSchema.optional(),
-  agent_id: z
-    .string()
-    .regex(/^agt_[0-9a-f]{24}$/, "must be an agent id (agt_…)")
-    .optional(),
-  health: healthSpecSchema.optional(),
-  /** Update in place: the healthy deployment of the same app this one takes over from. */
-  replaces: z.string().min(1).max(128).optional(),
-  /** Credentials by registry host; sealed to the chosen agent, never echoed, logged or stored. */
-  registry_auth: registryAuthSchema.optional(),
-});
-
-const appBody = z.strictObject({
-  name: appNameSchema,
-  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/, "must be a version like 1.2.0"),
-  compose: z.string().min(1).max(MAX_COMPOSE_BYTES),
-  health: healthSpecSchema.optional(),
-});
 
 const STATUSES = ["pending", "deploying", "healthy", "failed", "undeploying", "undeployed"] as const;
 const DEPLOY_BODY_LIMIT = MAX_COMPOSE_BYTES + Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 64 * 1024;

@@ -2,22 +2,12 @@
 // approve a baseline. Bodies are validated strictly before anything changes; the port (implemented by
 // actors/trusted-measurements.ts) audits every change. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
-import { z } from "zod";
 import type { Baseline, MeasurementsPort, TrustedEntry } from "../../contract/measurements.ts";
+import { measurementBody } from "../../contract/rest-bodies.ts";
 import { ValidationError } from "../../spec/errors.ts";
-import { measurementHexSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute } from "./guard.ts";
 import { iso } from "./json.ts";
-
-const newMeasurementSchema = z.strictObject({
-  node_size: z.string().min(1).max(64),
-  mrtd: measurementHexSchema,
-  rtmr: z
-    .tuple([measurementHexSchema, measurementHexSchema, measurementHexSchema, measurementHexSchema])
-    .optional(),
-  note: z.string().max(512).optional(),
-});
 
 // Every route here is admin only (adminRoute), so the principal recorded is always the admin.
 const ADMIN = "admin";
@@ -28,7 +18,7 @@ export function mountMeasurements(api: Router, port: MeasurementsPort): void {
     ctx.body = { trusted: port.list().map(entryJson), baselines: port.baselines().map(baselineJson) };
   });
   api.post("/measurements", adminRoute, async (ctx) => {
-    const { value } = await readJsonBody(ctx, newMeasurementSchema, 16 * 1024);
+    const { value } = await readJsonBody(ctx, measurementBody, 16 * 1024);
     ctx.status = 201;
     ctx.body = entryJson(port.add(value, ADMIN));
   });

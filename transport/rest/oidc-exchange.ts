@@ -3,8 +3,8 @@
 // authenticated router, throttled and audited per source like a bearer token. Imports spec/, transport/ and
 // identity/ and contract/ types only.
 import { Router } from "@koa/router";
-import { z } from "zod";
 import type { AuditEntry } from "../../contract/identity.ts";
+import { exchangeBody } from "../../contract/rest-bodies.ts";
 import type { OidcExchangeResult } from "../../identity/oidc-exchange.ts";
 import { MAX_TOKEN_LENGTH } from "../../identity/oidc-verifier.ts";
 import { NotFoundError, toEeError } from "../../spec/errors.ts";
@@ -15,8 +15,6 @@ export interface OidcExchangePort {
   exchange(token: string, client: string): Promise<OidcExchangeResult>;
   audit(entry: AuditEntry): Promise<unknown>;
 }
-
-const exchangeBody = z.strictObject({ token: z.string().min(1).max(MAX_TOKEN_LENGTH) });
 
 export function oidcExchangeRoutes(port: OidcExchangePort | undefined): Router {
   const router = new Router({ prefix: "/api/v2" });
