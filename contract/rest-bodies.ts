@@ -95,17 +95,20 @@ const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1..128 
 
 /** PUT /api/v2/billing/rates. */
 export const ratesBody = z.strictObject({
-  rates: z.record(z.string(), z.number()),
-  platform_fee_bps: z.number(),
+  rates: z.record(z.string(), z.number().int()),
+  platform_fee_bps: z.number().int(),
 });
 
 /** POST /api/v2/accounts/{account_id}/deposits. */
-export const depositBody = z.strictObject({ amount_micros: z.number(), idempotency_key: idempotencyKey });
+export const depositBody = z.strictObject({
+  amount_micros: z.number().int(),
+  idempotency_key: idempotencyKey,
+});
 
 /** POST /api/v2/billing/webhook. */
 export const paymentBody = z.strictObject({
   account_id: z.string().min(1).max(80),
-  amount_micros: z.number(),
+  amount_micros: z.number().int(),
   idempotency_key: idempotencyKey,
 });
 
