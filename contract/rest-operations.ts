@@ -63,7 +63,7 @@ export const OPERATIONS: Record<string, OperationBodies> = {
     responses: {
       "200": z.intersection(
         R.agentSchema,
-        z.object({ machine: z.object({ value: z.unknown(), context: z.object({}) }) }),
+        z.object({ machine: z.object({ value: z.unknown(), context: z.looseObject({}) }) }),
       ),
     },
   },
@@ -188,7 +188,7 @@ export const OPERATIONS: Record<string, OperationBodies> = {
           })
           .optional(),
         last_heartbeat_seq: z.number().int().optional(),
-        workload: z.object({}).nullable().optional(),
+        workload: z.looseObject({}).nullable().optional(),
       }),
     },
   },

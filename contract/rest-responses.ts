@@ -7,9 +7,6 @@ import { z } from "zod";
 /** Integer micro-units (10^-6 of the currency unit); never a float */
 export const microsSchema = z.number().int();
 
-/** 1..128 visible ASCII characters, unique per deposit */
-export const ledgerIdempotencyKeySchema = z.string();
-
 export const rateCardSchema = z.object({
   rates: z.record(z.string(), microsSchema),
   platform_fee_bps: z.number().int().nullable(),
@@ -84,7 +81,7 @@ export const auditRecordSchema = z.object({
   action: z.string(),
   target: z.string().nullable(),
   outcome: z.string(),
-  details: z.object({}).nullable(),
+  details: z.looseObject({}).nullable(),
   hash: z.string(),
   prev_hash: z.string(),
 });
@@ -134,34 +131,11 @@ export const progressEntrySchema = z.object({
 
 export const imageRefSchema = z.object({ service: z.string(), ref: z.string(), digest: z.string() });
 
-/** Credentials by registry host (HOST[:PORT] as image references name it); sealed to the chosen agent, never echoed, logged or stored */
-export const registryAuthSchema = z.record(
-  z.string(),
-  z.object({ username: z.string(), password: z.string() }),
-);
-
 /** The agent's health gate, a GET on a container port of the target service (the last in start order), reached on the deployment's network without publishing any host port, that must answer 2xx; the agent's proxy forwards to the same port. Unknown keys are ignored. */
 export const healthSpecSchema = z.object({
   port: z.number().int(),
   path: z.string().optional(),
   timeout_s: z.number().int().optional(),
-});
-
-export const appNameSchema = z.string();
-
-/** `name` or `name@version` */
-export const appRefSchema = z.string();
-
-export const deploymentRequestSchema = z.object({
-  app: appRefSchema,
-  compose: z.string().optional(),
-  context: z.string().optional(),
-  node_size: z.string().optional(),
-  datacenter: z.string().optional(),
-  agent_id: z.string().optional(),
-  health: healthSpecSchema.optional(),
-  registry_auth: registryAuthSchema.optional(),
-  replaces: deploymentIdSchema.optional(),
 });
 
 export const deploymentSchema = z.object({
@@ -272,7 +246,7 @@ export const noAgentErrorSchema = z.intersection(
 );
 
 export const appSchema = z.object({
-  name: appNameSchema,
+  name: z.string(),
   version: z.string(),
   ref: z.string(),
   compose_hash: z.string(),
@@ -286,9 +260,6 @@ export const logLineSchema = z.object({
   ts: z.string(),
   text: z.string(),
 });
-
-/** 48 bytes as hex; returned lowercase */
-export const hex48Schema = z.string();
 
 export const trustedMeasurementSchema = z.object({
   id: z.number().int(),
@@ -318,7 +289,7 @@ export const eventSchema = z.object({
   at: z.string(),
   kind: z.string(),
   agent_id: z.string().nullable(),
-  data: z.object({}),
+  data: z.looseObject({}),
 });
 
 /** One Stately-inspector event as @statelyai/inspect sends it, scrubbed: bytes as lowercase hex (large blobs */
@@ -328,8 +299,8 @@ export const inspectionEventSchema = z.object({
   rootId: z.string().optional(),
   name: z.string().optional(),
   definition: z.string().optional(),
-  snapshot: z.object({}).optional(),
-  event: z.object({}).optional(),
+  snapshot: z.looseObject({}).optional(),
+  event: z.looseObject({}).optional(),
   createdAt: z.string().optional(),
   parentId: z.string().nullable().optional(),
   sourceId: z.string().nullable().optional(),
@@ -406,3 +377,21 @@ export const launchOrderSchema = z.object({
   created_at: z.string(),
   updated_at: z.string(),
 });
+
+// What the REST handlers build (transport/rest/*): their JSON builders are typed by these, so a field a
+// handler adds or drops without the contract does not compile.
+export type AccountJson = z.output<typeof accountSchema>;
+export type AgentJson = z.output<typeof agentSchema>;
+export type ApiKeyJson = z.output<typeof apiKeySchema>;
+export type AppJson = z.output<typeof appSchema>;
+export type AuditRecordJson = z.output<typeof auditRecordSchema>;
+export type CapacityTargetJson = z.output<typeof capacityTargetSchema>;
+export type DatacenterJson = z.output<typeof datacenterSchema>;
+export type DeploymentJson = z.output<typeof deploymentSchema>;
+export type EventJson = z.output<typeof eventSchema>;
+export type LaunchOrderJson = z.output<typeof launchOrderSchema>;
+export type LedgerEntryJson = z.output<typeof ledgerEntrySchema>;
+export type MeasurementBaselineJson = z.output<typeof measurementBaselineSchema>;
+export type OidcBindingJson = z.output<typeof oidcBindingSchema>;
+export type PreflightJson = z.output<typeof preflightSchema>;
+export type TrustedMeasurementJson = z.output<typeof trustedMeasurementSchema>;

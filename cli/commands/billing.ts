@@ -3,8 +3,8 @@
 // business.db directly with `--data-dir` (read only; it then loads SQLite).
 import { Command, Option } from "clipanion";
 import type { VerifyReport } from "../../billing/ledger-store.ts";
+import type { LedgerEntryJson } from "../../contract/rest-responses.ts";
 import { CliError, ValidationError } from "../../spec/errors.ts";
-import type { EntryJson } from "../../transport/rest/billing.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
@@ -57,7 +57,7 @@ export class BillingLedgerCommand extends OperatorCommand {
 
   async run(): Promise<number> {
     const q = this.limit === undefined ? "" : `?limit=${encodeURIComponent(this.limit)}`;
-    const body = await this.client().get<{ entries: EntryJson[] }>(
+    const body = await this.client().get<{ entries: LedgerEntryJson[] }>(
       `/api/v2/accounts/${encodeURIComponent(this.account)}/ledger${q}`,
     );
     this.print(this.asJson, body, ({ entries }) =>

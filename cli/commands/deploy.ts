@@ -3,8 +3,8 @@
 // would not.
 import { Command, Option } from "clipanion";
 import type { Candidate, PreflightResult } from "../../contract/deployments.ts";
+import type { DeploymentJson } from "../../contract/rest-responses.ts";
 import { CliError } from "../../spec/errors.ts";
-import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { readInputFile } from "../input-file.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";

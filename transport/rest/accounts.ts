@@ -12,6 +12,8 @@ import type {
   NewKey,
 } from "../../contract/identity.ts";
 import { accountBody, enrollmentBody, keyBody } from "../../contract/rest-bodies.ts";
+import type { AccountJson, ApiKeyJson, AuditRecordJson } from "../../contract/rest-responses.ts";
+import type { Scope } from "../../spec/scopes.ts";
 import { readJsonBody } from "./body.ts";
 import { adminOnly, need, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
@@ -19,18 +21,19 @@ import { intParam } from "./query.ts";
 
 const ID = /^[a-z0-9_]{1,64}$/;
 
-export const accountJson = (a: Account) => ({
+export const accountJson = (a: Account): AccountJson => ({
   account_id: a.account_id,
   name: a.name,
   kind: a.kind,
   created_at: iso(a.created_at),
 });
 
-export const keyJson = (k: KeyRow) => ({
+export const keyJson = (k: KeyRow): ApiKeyJson => ({
   key_id: k.key_id,
   account_id: k.account_id,
   origin: k.origin,
-  scopes: k.scopes,
+  // Checked against SCOPES when the key was minted (keyBody): the store keeps them as strings.
+  scopes: k.scopes as Scope[],
   created_at: iso(k.created_at),
   created_by: k.created_by,
   expires_at: iso(k.expires_at),
@@ -40,7 +43,7 @@ export const keyJson = (k: KeyRow) => ({
 
 const newKeyJson = (k: NewKey) => ({ key_id: k.key_id, token: k.token, expires_at: iso(k.expires_at) });
 
-export const auditJson = (r: AuditRecord) => ({ ...r, at: iso(r.at) });
+export const auditJson = (r: AuditRecord): AuditRecordJson => ({ ...r, at: iso(r.at) });
 
 export const clientOf = (ctx: { request: { socket: { remoteAddress?: string | undefined } } }) =>
   ctx.request.socket.remoteAddress ?? "unknown";

@@ -19,6 +19,7 @@ import { EXTERNAL, ledgerAccountOf, PLATFORM } from "../../billing/parties.ts";
 import { verifyWebhook, WEBHOOK_SIGNATURE_HEADER } from "../../billing/webhook.ts";
 import type { Account } from "../../contract/identity.ts";
 import { depositBody, paymentBody, ratesBody } from "../../contract/rest-bodies.ts";
+import type { LedgerEntryJson } from "../../contract/rest-responses.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { principalName } from "../../spec/scopes.ts";
 import { clientOf } from "./accounts.ts";
@@ -175,7 +176,4 @@ function depositJson(account: LedgerAccount, amount: number, out: PostResult & {
   };
 }
 
-/** A ledger entry as the API shows it (declared here for the CLI and the tests). */
-export type EntryJson = ReturnType<typeof entryJson>;
-
-const entryJson = (e: EntryRow) => ({ ...e, at: iso(e.at) });
+const entryJson = (e: EntryRow): LedgerEntryJson => ({ ...e, at: iso(e.at) });

@@ -6,6 +6,7 @@ import type Koa from "koa";
 import { z } from "zod";
 import type { CapacityPort, Order, Target } from "../../contract/capacity.ts";
 import { claimBody, progressBody, targetBody } from "../../contract/rest-bodies.ts";
+import type { CapacityTargetJson, LaunchOrderJson } from "../../contract/rest-responses.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute, need } from "./guard.ts";
@@ -68,11 +69,9 @@ export function mountCapacity(api: Router, port: CapacityPort): void {
   });
 }
 
-export type OrderJson = ReturnType<typeof orderJson>;
+const targetJson = (t: Target): CapacityTargetJson => ({ ...t, updated_at: iso(t.updated_at) });
 
-const targetJson = (t: Target) => ({ ...t, updated_at: iso(t.updated_at) });
-
-function orderJson(o: Order) {
+function orderJson(o: Order): LaunchOrderJson {
   return {
     order_id: o.order_id,
     datacenter: o.datacenter,

@@ -17,6 +17,7 @@ import type {
 } from "../../contract/deployments.ts";
 import type { AuditEntry, IdentityPort } from "../../contract/identity.ts";
 import { appBody, deploymentBody } from "../../contract/rest-bodies.ts";
+import type { AppJson, DeploymentJson } from "../../contract/rest-responses.ts";
 import {
   ConflictError,
   EeError,
@@ -46,10 +47,7 @@ const FOLLOW_REFUSAL_WAIT_MS = 500;
  */
 export const FOLLOW_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
-/** A deployment as the API shows it (what clients and tests read back). */
-export type DeploymentJson = ReturnType<typeof deploymentJson>;
-
-export function deploymentJson(r: DeploymentRow) {
+export function deploymentJson(r: DeploymentRow): DeploymentJson {
   return {
     deployment_id: r.deployment_id,
     app: r.app,
@@ -78,7 +76,7 @@ function requestJson({ replaced_by: _by, unrecognized: _u, ...request }: Deploym
   return request;
 }
 
-function appJson(a: AppRow, withCompose: boolean) {
+function appJson(a: AppRow, withCompose: boolean): AppJson & { compose?: string } {
   return {
     name: a.name,
     version: a.version,

@@ -4,6 +4,7 @@
 import type { Router } from "@koa/router";
 import type { Baseline, MeasurementsPort, TrustedEntry } from "../../contract/measurements.ts";
 import { measurementBody } from "../../contract/rest-bodies.ts";
+import type { MeasurementBaselineJson, TrustedMeasurementJson } from "../../contract/rest-responses.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute } from "./guard.ts";
@@ -32,12 +33,12 @@ export function mountMeasurements(api: Router, port: MeasurementsPort): void {
   });
 }
 
-/** A trusted entry and a baseline as the API shows them (declared here for the CLI and the tests). */
-export type TrustedEntryJson = ReturnType<typeof entryJson>;
-export type BaselineJson = ReturnType<typeof baselineJson>;
-
-const entryJson = (e: TrustedEntry) => ({ ...e, added_at: iso(e.added_at) });
-const baselineJson = (b: Baseline) => ({ ...b, first_seen: iso(b.first_seen), last_seen: iso(b.last_seen) });
+const entryJson = (e: TrustedEntry): TrustedMeasurementJson => ({ ...e, added_at: iso(e.added_at) });
+const baselineJson = (b: Baseline): MeasurementBaselineJson => ({
+  ...b,
+  first_seen: iso(b.first_seen),
+  last_seen: iso(b.last_seen),
+});
 
 function pathId(v: string | undefined): number {
   if (v === undefined || !/^[1-9]\d{0,14}$/.test(v))

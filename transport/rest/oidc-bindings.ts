@@ -4,13 +4,20 @@
 import type { Router } from "@koa/router";
 import type { IdentityPort, OidcBindingRow } from "../../contract/identity.ts";
 import { bindingBody } from "../../contract/rest-bodies.ts";
+import type { OidcBindingJson } from "../../contract/rest-responses.ts";
+import type { Scope } from "../../spec/scopes.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
 
 export type OidcBindingsPort = Pick<IdentityPort, "createBinding" | "bindings">;
 
-export const bindingJson = (b: OidcBindingRow) => ({ ...b, created_at: iso(b.created_at) });
+/** Scopes were checked against SCOPES when the binding was made (bindingBody): the store keeps them as strings. */
+export const bindingJson = (b: OidcBindingRow): OidcBindingJson => ({
+  ...b,
+  scopes: b.scopes as Scope[],
+  created_at: iso(b.created_at),
+});
 
 export function mountOidcBindings(api: Router, port: OidcBindingsPort): void {
   api.post("/oidc/bindings", adminRoute, async (ctx) => {
