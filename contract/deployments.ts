@@ -3,6 +3,7 @@
 // it), preflight's answer, capacity's hint when nothing fits, and the ports the REST routes call (implemented by
 // actors/deployments.ts and actors/capacity/capacity.ts). Types only; may import spec/ and machines/ (the
 // deployment status union) for types.
+import type { SessionState } from "../machines/agent-session.ts";
 import type { DeploymentStatus, ProgressEntry } from "../machines/deployment.ts";
 import type { ImageRef, RegistryAuth } from "../spec/images.ts";
 import type { HealthSpec } from "../spec/protocol.ts";
@@ -76,7 +77,7 @@ export interface Candidate {
   vm_name: string | null;
   node_size: string | null;
   datacenter: string | null;
-  state: string;
+  state: SessionState;
   eligible: boolean;
   reasons: PlacementReason[];
 }

@@ -17,7 +17,7 @@ import type {
 } from "../../contract/deployments.ts";
 import type { AuditEntry, IdentityPort } from "../../contract/identity.ts";
 import { appBody, deploymentBody } from "../../contract/rest-bodies.ts";
-import type { AppJson, DeploymentJson } from "../../contract/rest-responses.ts";
+import type { AppJson, DeploymentJson, PreflightJson } from "../../contract/rest-responses.ts";
 import {
   ConflictError,
   EeError,
@@ -209,7 +209,7 @@ export function mountDeployments(
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await appAvailable(p, req.app);
     const out = await port.preflight(req);
-    const shown =
+    const shown: PreflightJson =
       p.kind === "admin"
         ? out
         : {
