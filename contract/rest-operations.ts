@@ -1,7 +1,7 @@
 // Every operation of the REST API (spec/control-plane.yaml) with the contract's schemas of its JSON bodies: the
 // request body (contract/rest-bodies.ts) and each JSON answer by status (contract/rest-responses.ts). An error
 // status the document answers with its plain Error schema is errorSchema and is not repeated here.
-// test/spec/openapi-bodies.test.ts compares each entry with the document. Imports the two schema modules only.
+// test/spec/openapi-bodies.test.ts compares each entry with the document. Imports zod and the two schema modules.
 import { z } from "zod";
 import {
   accountBody,
