@@ -41,6 +41,7 @@ const RUNTIME_DIRS = [
   "attestation",
   "billing",
   "cli",
+  "contract",
   "identity",
   "installer",
   "lib",
