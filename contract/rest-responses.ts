@@ -338,22 +338,24 @@ export const agentSchema = z.object({
   node_size: z.string().nullable(),
   datacenter: z.string().nullable(),
   state: agentStateSchema,
-  connected: z.boolean(),
-  registered_at: z.string().nullable(),
+  connected: z.boolean().optional(),
+  registered_at: z.string().nullable().optional(),
   last_heartbeat_at: z.string().nullable(),
-  heartbeat_seq: z.number().int(),
+  heartbeat_seq: z.number().int().optional(),
   deployment_id: z.string().nullable(),
-  app: z.string().nullable(),
-  attestation: z.object({
-    status: z.enum(["ok", "failed"]),
-    attested_at: z.string().nullable(),
-    mrtd: z.string().nullable(),
-    trust_root: z.enum(["intel", "dev"]).nullable(),
-    collateral: z.union([z.null(), collateralCoverageSchema]),
-  }),
-  reason: z.string().nullable(),
-  rehydrated: z.boolean(),
-  recovered: z.boolean(),
+  app: z.string().nullable().optional(),
+  attestation: z
+    .object({
+      status: z.enum(["ok", "failed"]).optional(),
+      attested_at: z.string().nullable().optional(),
+      mrtd: z.string().nullable().optional(),
+      trust_root: z.enum(["intel", "dev"]).nullable().optional(),
+      collateral: z.union([z.null(), collateralCoverageSchema]).optional(),
+    })
+    .optional(),
+  reason: z.string().nullable().optional(),
+  rehydrated: z.boolean().optional(),
+  recovered: z.boolean().optional(),
   dc_id: z.string().optional(),
 });
 
