@@ -2,45 +2,11 @@
 // read a Map instead of walking machine internals. Also the vm_name index for drift checks and the source of
 // state-transition events (the audit trail and `eectl agents watch`).
 import { EventEmitter } from "node:events";
-import type { CollateralCoverage, SessionContext, SessionState } from "../machines/agent-session.ts";
+import type { AgentRecord, Transition } from "../contract/agents.ts";
+import type { SessionContext, SessionState } from "../machines/agent-session.ts";
 import type { VmNameHolder } from "./registration.ts";
 
-export interface AgentRecord {
-  agent_id: string;
-  vm_name: string | null;
-  node_size: string | null;
-  datacenter: string | null;
-  state: SessionState;
-  connected: boolean;
-  registered_at: number | null;
-  /**
-   * Liveness: the one place that holds when the agent was last heard from and its latest heartbeat seq (the
-   * registration counts as one). Written by AgentIndex.heartbeat only, from the supervisor's fast path and the
-   * session machine's noteLiveness effect; actor snapshots never touch it.
-   */
-  last_heartbeat_at: number | null;
-  heartbeat_seq: number;
-  deployment_id: string | null;
-  app: string | null;
-  mrtd: string | null;
-  trust_root: string | null;
-  /** null: the CP has no collateral, or the agent is not registered. */
-  collateral: CollateralCoverage | null;
-  attestation_status: "ok" | "failed";
-  attested_at: number | null;
-  reason: string | null;
-  restored: boolean;
-  rehydrated: boolean;
-}
-
-export interface Transition {
-  agent_id: string;
-  vm_name: string | null;
-  from: SessionState | null;
-  to: SessionState;
-  at: number;
-  reason: string | null;
-}
+export type { AgentRecord, Transition } from "../contract/agents.ts";
 
 export class AgentIndex {
   readonly #records = new Map<string, AgentRecord>();

@@ -1,12 +1,13 @@
 // Request/answer over the agent channel for the CP's relayed reads: stats and snapshot (one `reply`) and logs
 // (a stream of `log_chunk` frames, cancellable). Correlates answers by `re`, bounds every wait with a timeout,
 // and fails what is outstanding when the agent's connection goes away. Knows frames by agent id, not bytes or sockets (AgentLink).
+import type { LogLines } from "../contract/agents.ts";
 import type { Logger } from "../lib/log.ts";
 import { type EeError, errorFromCode, WorkloadError } from "../spec/errors.ts";
 import type { MessageBody } from "../spec/protocol.ts";
 import type { AgentLink } from "./agent-link.ts";
 
-export type LogLines = MessageBody<"log_chunk">["lines"];
+export type { LogLines } from "../contract/agents.ts";
 
 interface Pending {
   agentId: string;

@@ -6,10 +6,10 @@
 import { randomBytes } from "node:crypto";
 import type { EnvelopeSigner } from "../attestation/cp-envelope.ts";
 import { workloadHash } from "../compose/images.ts";
+import type { DeploymentRequest, PreflightResult } from "../contract/deployments.ts";
 import type { Logger } from "../lib/log.ts";
 import type { DeploymentStatus } from "../machines/deployment.ts";
 import { ConflictError, NotFoundError, PlacementError } from "../spec/errors.ts";
-import type { RegistryAuth } from "../spec/images.ts";
 import type { HealthSpec, MessageBody } from "../spec/protocol.ts";
 import type { InspectionObserver } from "./actor-watchers.ts";
 import type { AgentIndex } from "./agent-index.ts";
@@ -24,25 +24,11 @@ import { type DeploymentsCore, LiveDeployments } from "./deployments/live.ts";
 import { describeNoFit, Placer } from "./deployments/placing.ts";
 import { Reconciler } from "./deployments/reconciliation.ts";
 import { routeStatus } from "./deployments/status-routing.ts";
-import type { Placement, PlacementRequest } from "./placement.ts";
 import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-store.ts";
 import type { EventLog } from "./store/event-log.ts";
 import type { Supervisor } from "./supervisor.ts";
 
-export interface DeploymentRequest extends PlacementRequest {
-  /** `name` with `compose`, or `name@version` (or `name`, the newest version) of a registered app. */
-  app: string;
-  compose?: string;
-  /** Build context (tar) for services with `build`. */
-  context?: Uint8Array;
-  health?: HealthSpec;
-  /** Registry credentials: sealed to the chosen agent in the deploy frame, kept nowhere else. */
-  registry_auth?: RegistryAuth;
-  /** Update in place: a healthy deployment of the same app name (any version), replaced once this one is healthy. */
-  replaces?: string;
-  /** The tenant account deploying (placement skips agents dedicated to another); absent for the admin. */
-  tenant?: string;
-}
+export type { DeploymentRequest, PreflightResult } from "../contract/deployments.ts";
 
 export interface DeploymentsOptions {
   store: DeploymentStore;
@@ -83,15 +69,6 @@ export interface DeploymentsOptions {
    * registration of that name@version with another compose is refused, so a dc cannot diverge from the catalog.
    */
   masterApp?: (name: string, version: string) => string | undefined;
-}
-
-export interface PreflightResult {
-  ok: boolean;
-  app: string;
-  app_version: string | null;
-  compose_hash: string;
-  services: string[];
-  placement: Placement;
 }
 
 export class Deployments {

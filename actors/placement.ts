@@ -4,45 +4,11 @@
 // deployment_id, agent_id): nothing an agent chooses (its key, hence its agent_id) steers where deployments go,
 // and the spread is even. The same function answers preflight and real deploys.
 import { createHmac } from "node:crypto";
+import type { Candidate, Placement, PlacementReason, PlacementRequest } from "../contract/deployments.ts";
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import type { AgentRecord } from "./agent-index.ts";
 
-export interface PlacementRequest {
-  node_size?: string;
-  datacenter?: string;
-  agent_id?: string;
-  /** The tenant account asking; absent for the admin, whom no dedication turns away. */
-  tenant?: string;
-}
-
-export type PlacementReason =
-  | "EE-PLACE-NOT-REQUESTED"
-  | "EE-PLACE-NODE-SIZE"
-  | "EE-PLACE-DATACENTER"
-  | "EE-PLACE-STALE"
-  | "EE-PLACE-NOT-ATTESTED"
-  | "EE-PLACE-BUSY"
-  | "EE-PLACE-DEDICATED"
-  | "EE-PLACE-AGENT-DRAINED";
-
-export interface Candidate {
-  agent_id: string;
-  vm_name: string | null;
-  node_size: string | null;
-  datacenter: string | null;
-  state: string;
-  eligible: boolean;
-  reasons: PlacementReason[];
-}
-
-export interface Placement {
-  chosen: Candidate | null;
-  considered: number;
-  /** Every agent considered, eligible ones first, each group in agent_id order; at most CANDIDATES_LISTED. */
-  candidates: Candidate[];
-  /** How many agents each reason excluded (an agent can count under several). */
-  counts: Partial<Record<PlacementReason, number>>;
-}
+export type { Candidate, Placement, PlacementReason, PlacementRequest } from "../contract/deployments.ts";
 
 export interface PlacementOptions {
   now: number;

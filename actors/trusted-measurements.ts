@@ -1,43 +1,10 @@
-// Admin-approved measurements and the baselines of refused ones, in SQLite (durable business state; the policy
-// file stays the bootstrap source). The measurement policy reads the approved entries from an in-memory copy
-// that every write replaces, so no quote reads the DB and an approval applies to the next registration.
-// Every admin change is audited in the event log. Baselines come from the registration path: their upserts
-// are batched per tick like the event log's writes, and a failing write is reported, never thrown.
-import type { TrustedMeasurement } from "../attestation/policy.ts";
+import type { Baseline, NewTrustedMeasurement, Rtmr, TrustedEntry } from "../contract/measurements.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../spec/errors.ts";
 import type { Db } from "./store/db.ts";
 import type { EventLog } from "./store/event-log.ts";
 import { perTick } from "./store/per-tick.ts";
 
-type Rtmr = [string, string, string, string];
-
-export interface TrustedEntry extends TrustedMeasurement {
-  id: number;
-  rtmr: Rtmr | null;
-  note: string | null;
-  added_by: string;
-  /** ms since the epoch. */
-  added_at: number;
-}
-
-export interface NewTrustedMeasurement {
-  node_size: string;
-  mrtd: string;
-  rtmr?: Rtmr | null;
-  note?: string | null;
-}
-
-export interface Baseline {
-  id: number;
-  node_size: string;
-  mrtd: string;
-  rtmr: Rtmr;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  last_vm_name: string | null;
-  last_agent_id: string | null;
-}
+export type { Baseline, NewTrustedMeasurement, TrustedEntry } from "../contract/measurements.ts";
 
 /** A measurement the policy refused, as registration reports it. */
 export interface RefusedMeasurement {

@@ -42,6 +42,7 @@ const RUNTIME_DIRS = [
   "billing",
   "cli",
   "compose",
+  "contract",
   "cp",
   "identity",
   "installer",

@@ -2,37 +2,12 @@
 // checked. hash = SHA-256(prev_hash ‖ canonical JSON of {seq, at, principal, client, action, target, outcome,
 // details}), both hashes lowercase hex, the first record's prev_hash 64 zeros. Imports node:crypto and lib/ only.
 import { createHash } from "node:crypto";
+import type { AuditEntry, AuditRecord } from "../../contract/identity.ts";
 import { canonicalJson } from "../../lib/canonical-json.ts";
 
+export type { AuditEntry, AuditRecord } from "../../contract/identity.ts";
+
 export const GENESIS_HASH = "0".repeat(64);
-
-/** What a caller records; seq, time and hashes are the store's. */
-export interface AuditEntry {
-  /** `admin`, `account:ID/key:ID`, `anonymous`, or `system`. */
-  principal: string;
-  /** The client's address, when the record comes from a request. */
-  client?: string | null;
-  /** What was asked, e.g. `account.create`, `key.revoke`, `deployment.create`, `auth.failed`. */
-  action: string;
-  /** What it was asked of, e.g. `account:acc_…`, or null. */
-  target?: string | null;
-  /** `ok`, or the refusal's error code. */
-  outcome: string;
-  details?: Record<string, unknown> | null;
-}
-
-export interface AuditRecord {
-  seq: number;
-  at: number;
-  principal: string;
-  client: string | null;
-  action: string;
-  target: string | null;
-  outcome: string;
-  details: Record<string, unknown> | null;
-  prev_hash: string;
-  hash: string;
-}
 
 /** The record that follows `last` (the chain's head; none for the first) for `e`, at `at`. */
 export function nextRecord(

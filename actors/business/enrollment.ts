@@ -3,21 +3,17 @@
 // dedicates it to one tenant) at that registration. Tokens are held in memory (a provider mints few), so the
 // check runs inside the synchronous registration gate; the binding is written through to the business store
 // with its audit record. Imports spec/ and actors/business only.
+import type { NewEnrollment } from "../../contract/identity.ts";
 import type { Logger } from "../../lib/log.ts";
 import { NotFoundError, RegistrationError, ValidationError } from "../../spec/errors.ts";
 import { type Principal, principalName } from "../../spec/scopes.ts";
 import { newKeyToken, parseKeyToken, secretMatches } from "./api-keys.ts";
 import type { BusinessStore, EnrollmentRow } from "./store.ts";
 
+export type { NewEnrollment } from "../../contract/identity.ts";
+
 /** A token not used within this long expires (the default of `expires_in_s`). */
 export const ENROLLMENT_TTL_S = 7 * 86_400;
-
-export interface NewEnrollment {
-  token_id: string;
-  token: string;
-  expires_at: number;
-  dedicated_to: string | null;
-}
 
 export class Enrollments {
   readonly #store: BusinessStore;

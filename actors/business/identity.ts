@@ -1,7 +1,8 @@
 // Identity and tenancy service: authenticates bearer tokens (the admin's break-glass token, account API keys and
 // access tokens), manages accounts and keys with their audit records, answers ownership questions and writes
-// every other audit record. Implements transport/rest's IdentityPort; the store is the BusinessStore port.
+// every other audit record. Implements contract/identity.ts's IdentityPort; the store is the BusinessStore port.
 import { randomBytes } from "node:crypto";
+import type { NewKey } from "../../contract/identity.ts";
 import type { Logger } from "../../lib/log.ts";
 import { tokenMatches } from "../../lib/token-digest.ts";
 import { AuthError, ConflictError, NotFoundError, OidcError, ValidationError } from "../../spec/errors.ts";
@@ -10,6 +11,8 @@ import { newKeyToken, parseKeyToken, secretMatches } from "./api-keys.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 import { AuthFailures } from "./auth-failures.ts";
 import type { Account, BusinessStore, KeyRow, OidcBindingRow, OwnedKind, Owner } from "./store.ts";
+
+export type { NewKey } from "../../contract/identity.ts";
 
 export interface IdentityOptions {
   store: BusinessStore;
@@ -26,12 +29,6 @@ export interface IdentityOptions {
 const TOUCH_EVERY_MS = 60_000;
 /** Longest lifetime of an access token issued by an exchange. */
 export const MAX_ACCESS_TTL_S = 3600;
-
-export interface NewKey {
-  key_id: string;
-  token: string;
-  expires_at: number | null;
-}
 
 export class Identity {
   readonly #o: IdentityOptions;

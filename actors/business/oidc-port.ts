@@ -2,10 +2,10 @@
 // exchange wired to the business store (spent jtis survive a restart, bindings are the oidc_bindings table) and to
 // Identity (access tokens minted like keys, attempts throttled and counted like bearer tokens).
 
+import type { OidcExchangePort } from "../../contract/identity.ts";
 import type { OidcBinding } from "../../identity/oidc-bindings.ts";
 import { OidcExchange } from "../../identity/oidc-exchange.ts";
 import { OidcVerifier, type OidcVerifierConfig } from "../../identity/oidc-verifier.ts";
-import type { OidcExchangePort } from "../../transport/rest/oidc-exchange.ts";
 import type { Identity } from "./identity.ts";
 import type { BusinessStore, OidcBindingRow } from "./store.ts";
 

@@ -2,31 +2,11 @@
 // disposable runtime DB. Every change takes the audit entry that records it and writes both in one transaction,
 // so an adapter (SQLite now: sqlite-store.ts; PostgreSQL later) needs no transaction spanning calls. Async, since
 // a networked database answers asynchronously. Types only.
-import type { AccountKind } from "../../spec/scopes.ts";
+import type { Account, KeyRow, OidcBindingRow, OwnedKind, Owner } from "../../contract/identity.ts";
 import type { AppRow } from "../store/deployment-store.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 
-export interface Account {
-  account_id: string;
-  name: string;
-  kind: AccountKind;
-  created_at: number;
-}
-
-export interface KeyRow {
-  key_id: string;
-  account_id: string;
-  /** `key`: an API key an operator minted; `access`: a short-lived token issued by an exchange (OIDC). */
-  origin: "key" | "access";
-  /** SHA-256 of the token's secret part. */
-  digest: Buffer;
-  scopes: string[];
-  created_at: number;
-  created_by: string;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
+export type { Account, KeyRow, OidcBindingRow, OwnedKind, Owner } from "../../contract/identity.ts";
 
 export interface EnrollmentRow {
   token_id: string;
@@ -41,28 +21,6 @@ export interface EnrollmentRow {
   used_at: number | null;
   agent_id: string | null;
 }
-
-export interface OidcBindingRow {
-  binding_id: string;
-  account_id: string;
-  /** GitHub's numeric `repository_id` claim. */
-  repository_id: number;
-  /** GitHub's numeric `repository_owner_id` claim the token must carry; null: any. */
-  repository_owner_id: number | null;
-  /** The `ref` claim the token must carry (e.g. refs/heads/main); null: any. */
-  ref: string | null;
-  /** The job's deployment `environment` claim the token must carry; null: any. */
-  environment: string | null;
-  scopes: string[];
-  created_at: number;
-  created_by: string;
-}
-
-/** Kinds of runtime resources with an owner. */
-export type OwnedKind = "deployment" | "app" | "agent";
-
-/** The owner of a resource: an account id, `null` for the admin, `undefined` when nobody claimed it. */
-export type Owner = string | null | undefined;
 
 export interface BusinessStore {
   createAccount(account: Account, audit: AuditEntry): Promise<void>;

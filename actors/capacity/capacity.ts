@@ -3,10 +3,12 @@
 // the agent presents at registration. Decisions are planCapacity's (pure); this module does the I/O around it
 // (store, agent read model, audit) and serialises reconciles. May import actors/, spec/ and lib/.
 import { createHash, randomBytes } from "node:crypto";
+import type { ReconcileResult } from "../../contract/capacity.ts";
+import type { CapacityHint } from "../../contract/deployments.ts";
+import type { MetricFamily } from "../../contract/metrics.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LIVE_STATES } from "../../machines/agent-session.ts";
 import { ValidationError } from "../../spec/errors.ts";
-import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex } from "../agent-index.ts";
 import { isWarm } from "../placement.ts";
 import type { EventLog } from "../store/event-log.ts";
@@ -14,6 +16,10 @@ import { CAPACITY_DEFAULTS } from "./defaults.ts";
 import { type Plan, planCapacity, type TargetStatus } from "./plan.ts";
 import { type SizePreset, sizePresets } from "./sizes.ts";
 import { type CapacityStore, IN_FLIGHT, type Order, type Reservation, type Target } from "./store.ts";
+
+export type { ReconcileResult } from "../../contract/capacity.ts";
+
+export type { CapacityHint } from "../../contract/deployments.ts";
 
 export interface CapacityOptions {
   store: CapacityStore;
@@ -30,22 +36,6 @@ export interface CapacityOptions {
   leaseMs?: number;
   graceMs?: number;
   now?: () => number;
-}
-
-export interface ReconcileResult {
-  targets: TargetStatus[];
-  created: string[];
-  cancelled: string[];
-  expired: string[];
-  reserved: string[];
-  released: string[];
-}
-
-/** What preflight and a refused deploy add when no agent fits (error.details.capacity). */
-export interface CapacityHint {
-  code: "EE-CAP-WARM-PENDING" | "EE-CAP-NO-ELIGIBLE";
-  message: string;
-  orders_in_flight: number;
 }
 
 const BOOTSTRAP_PREFIX = "eebt_";

@@ -1,7 +1,10 @@
 // The reconciler's decision, pure: from the targets, the agents, the orders and the reservations at `now`, what
 // to reserve, release, order and cancel. No I/O and no clock, so it is tested directly and measured at 10,000
 // agents (test/actors/capacity-plan.test.ts). Imports the store's types only.
+import type { TargetStatus } from "../../contract/capacity.ts";
 import { IN_FLIGHT, type Order, type Reservation } from "./store.ts";
+
+export type { TargetStatus } from "../../contract/capacity.ts";
 
 export interface PlanAgent {
   agent_id: string;
@@ -25,17 +28,6 @@ export interface PlanInput {
   seen?: { has(agentId: string): boolean };
   orders: readonly Order[];
   reservations: readonly Reservation[];
-}
-
-export interface TargetStatus {
-  datacenter: string;
-  node_size: string;
-  min_warm: number;
-  warm: number;
-  in_flight: number;
-  /** Orders whose agent registered within the grace window but is not seen by this CP (yet, or again). */
-  awaiting: number;
-  ordered: number;
 }
 
 export interface Plan {

@@ -1,14 +1,11 @@
 // Node-size presets: what a launcher should provision for each node_size (vCPUs, memory, GPUs). Configuration
 // with defaults (`--node-sizes tiny,gpu=8:32768:1`), shown by `GET /api/v2/capacity/sizes` and `eectl capacity
 // sizes`; a configured size without a preset gets `standard`'s, as the agent's container limits do
-// (agent/runtime/limits.ts). Pure: imports spec/errors only, so eectl's flag parsing can use it.
+// (agent/runtime/limits.ts). Pure: imports spec/errors and contract/ types only, so eectl's flag parsing can use it.
+import type { SizePreset } from "../../contract/capacity.ts";
 import { ValidationError } from "../../spec/errors.ts";
 
-export interface SizePreset {
-  vcpus: number;
-  memory_mb: number;
-  gpus: number;
-}
+export type { SizePreset } from "../../contract/capacity.ts";
 
 export const DEFAULT_SIZE_PRESETS: Readonly<Record<string, SizePreset>> = {
   tiny: { vcpus: 1, memory_mb: 2048, gpus: 0 },

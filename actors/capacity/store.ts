@@ -1,48 +1,14 @@
 // The capacity store port: warm targets, reservations, launch orders and their bootstrap tokens (durable
 // business state). Every method returns a Promise so a PostgreSQL adapter can implement it as the SQLite one
 // does (sqlite-store.ts); each method is one atomic step, so claims and token consumption never race. Also the
-// one bootstrap-token rule both adapters apply. Imports spec/errors only.
+// one bootstrap-token rule both adapters apply. Imports spec/errors and contract/ types only.
+import type { Order, OrderStatus, Reservation, Target } from "../../contract/capacity.ts";
 import { RegistrationError } from "../../spec/errors.ts";
 
-export const ORDER_STATUSES = [
-  "open",
-  "claimed",
-  "provisioning",
-  "registered",
-  "fulfilled",
-  "failed",
-] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
+export type { Order, OrderStatus, Reservation, Target } from "../../contract/capacity.ts";
+
 /** Orders a launcher still works on: they cover a shortfall until they end. */
 export const IN_FLIGHT: ReadonlySet<OrderStatus> = new Set(["open", "claimed", "provisioning"]);
-
-export interface Target {
-  datacenter: string;
-  node_size: string;
-  min_warm: number;
-  updated_at: number;
-}
-
-export interface Reservation {
-  agent_id: string;
-  datacenter: string;
-  node_size: string;
-  created_at: number;
-}
-
-export interface Order {
-  order_id: string;
-  datacenter: string;
-  node_size: string;
-  status: OrderStatus;
-  agent_id: string | null;
-  reason: string | null;
-  /** Who holds the lease (a launcher principal) while claimed or provisioning. */
-  claimed_by: string | null;
-  lease_expires_at: number | null;
-  created_at: number;
-  updated_at: number;
-}
 
 export interface ClaimRequest {
   datacenter: string;

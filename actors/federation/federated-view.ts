@@ -5,9 +5,12 @@
 // dc restart), changes nothing, so a replayed mirror or a redelivery never doubles anything. On a master the
 // view holds its direct agents too, as dc `master` (mixed mode: one aggregation path).
 // Imports actors/ types only.
+import type { DatacenterView } from "../../contract/datacenters.ts";
 import type { AgentRecord } from "../agent-index.ts";
 import type { DeploymentRow } from "../store/deployment-store.ts";
 import { COMMAND_REFUSED, type UpMessage } from "./messages.ts";
+
+export type { DatacenterView } from "../../contract/datacenters.ts";
 
 export type FederatedAgent = AgentRecord & { dc_id: string };
 export type FederatedDeployment = Omit<DeploymentRow, "compose"> & { dc_id: string };
@@ -24,19 +27,6 @@ interface DcState {
   skipped: number;
   summary: (UpMessage & { type: "health" }) | null;
   agents: Map<string, FederatedAgent>;
-}
-
-export interface DatacenterView {
-  dc_id: string;
-  status: "healthy" | "degraded";
-  /** Seconds between the dc's newest state the master holds and now. */
-  lag_s: number | null;
-  last_seq: number;
-  outbox_seq: number;
-  applied: number;
-  duplicates_skipped: number;
-  last_event_at: number | null;
-  agents: { total: number; connected: number; by_state: Record<string, number> };
 }
 
 export class FederatedView {

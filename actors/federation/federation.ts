@@ -1,16 +1,17 @@
 // Starts a CP's federation role (docs/federation.md): connects to the local nats-server and runs the dc link or
 // the master link, and gives the composition root (control-plane.ts) what changes for the REST side: the agent
 // listing with dc ids, the master's deployments port and its datacenters. Standalone CPs never load this.
-// Imports actors/, transport/ types, lib/, this folder.
+// Imports actors/, contract/ types, lib/, this folder.
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import type { MeasurementPolicy } from "../../attestation/policy.ts";
 import { nonIntelRootPems } from "../../attestation/trust.ts";
+import type { AgentReadsPort } from "../../contract/agents.ts";
+import type { DatacentersPort } from "../../contract/datacenters.ts";
+import type { DeploymentsPort } from "../../contract/deployments.ts";
+import type { MetricFamily } from "../../contract/metrics.ts";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError } from "../../spec/errors.ts";
-import type { DatacentersPort } from "../../transport/rest/datacenters.ts";
-import type { AgentReadsPort, DeploymentsPort } from "../../transport/rest/deployments.ts";
-import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { AgentIndex, AgentRecord } from "../agent-index.ts";
 import type { AttestationSettings } from "../attestation-settings.ts";
 import type { Deployments } from "../deployments.ts";

@@ -3,8 +3,8 @@
 // logs one line per crossing and one per recovery instead of one per check; and the per-dc Prometheus families
 // for /metrics. A dc never heard from (lag null) has no lag sample and is not "above": it is degraded already,
 // and a guess would page on a dc that is only being set up.
-// Imports transport/rest/metrics types and this folder's types only.
-import type { MetricFamily } from "../../transport/rest/metrics.ts";
+// Imports contract/metrics types and this folder's types only.
+import type { MetricFamily } from "../../contract/metrics.ts";
 import type { DatacenterView } from "./federated-view.ts";
 
 export const LAG_WARN_DEFAULT_MS = 60_000;

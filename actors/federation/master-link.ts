@@ -5,10 +5,11 @@
 // reconnects; harmless on 2.9), backing off 5 s × 2^failures up to 2 min. Mirrors found on the hub at start are
 // replayed from their first message, so a restarted master rebuilds its view without a store of its own. The
 // master's own log (dc `master`, mixed mode) is read the same way from its stream on the hub (followOwn).
-// Imports actors/ types, spec/errors, lib/log, transport/rest/metrics types, and this folder.
+// Imports actors/ types, spec/errors, lib/log, contract/metrics types, and this folder.
+
+import type { MetricFamily } from "../../contract/metrics.ts";
 import type { Logger } from "../../lib/log.ts";
 import { FederationError } from "../../spec/errors.ts";
-import type { MetricFamily } from "../../transport/rest/metrics.ts";
 import type { FederationBus, StreamSpec } from "./bus.ts";
 import type { DatacenterView, FederatedView } from "./federated-view.ts";
 import { LAG_WARN_DEFAULT_MS, lagMetrics, lagTransitions } from "./lag-guardrail.ts";

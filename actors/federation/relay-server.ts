@@ -3,9 +3,10 @@
 // open read is bounded: at most `maxOpen` at once, a keep-alive each way, stopped when the master cancels or goes
 // silent, and a log stream stopped as a slow consumer when the master falls `windowBytes` behind (it acks what it
 // received). Imports actors/ and transport/ types, spec/errors, lib/log, this folder.
+
+import type { AgentReadsPort } from "../../contract/agents.ts";
 import type { Logger } from "../../lib/log.ts";
 import { EeError, FederationError, NotFoundError, ProtocolError, toEeError } from "../../spec/errors.ts";
-import type { AgentReadsPort } from "../../transport/rest/deployments.ts";
 import type { FederationBus } from "./bus.ts";
 import {
   decodeRelay,

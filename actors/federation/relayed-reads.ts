@@ -1,7 +1,7 @@
 // The master's agent reads: a direct agent's answered by the master's own reads, a dc's agent's relayed to its dc
 // (relay-client.ts). Who may read which agent is decided before this, on the master, exactly as for a direct
 // agent (transport/rest's agentVisible). Imports transport/ types and this folder.
-import type { AgentReadsPort } from "../../transport/rest/deployments.ts";
+import type { AgentReadsPort } from "../../contract/agents.ts";
 import type { RelayClient } from "./relay-client.ts";
 
 /** An agent's live machine as plain JSON ({value, context}). */

@@ -5,56 +5,14 @@
 // every read flushes first. A crash loses at most that tick's changes, which agents report again. The deployment actors are
 // the live truth while the CP runs; these rows are what survives it. Compose texts are sealed (sealed-text.ts) on
 // their way in and opened on their way out: the database file never holds them in clear.
-import type { DeploymentStatus, ProgressEntry } from "../../machines/deployment.ts";
+import type { DeploymentRow } from "../../contract/deployments.ts";
+import type { DeploymentStatus } from "../../machines/deployment.ts";
 import type { ImageRef } from "../../spec/images.ts";
-import type { HealthSpec } from "../../spec/protocol.ts";
 import type { Db } from "./db.ts";
 import { perTick } from "./per-tick.ts";
 import type { TextSealer } from "./sealed-text.ts";
 
-export interface DeploymentRequestRecord {
-  node_size?: string;
-  datacenter?: string;
-  agent_id?: string;
-  health?: HealthSpec;
-  /** Size of the build context sent, when there was one (the bytes are not kept). */
-  context_bytes?: number;
-  /** Update in place: the deployment this one replaced (set at create). */
-  replaces?: string;
-  /** Set on a replaced deployment when its successor took over; kept here to need no new column. */
-  replaced_by?: string;
-  /** An agent reported it and this CP did not sign it (actors/deployments.ts #adopt); here to need no new column. */
-  unrecognized?: true;
-}
-
-export interface DeploymentRow {
-  deployment_id: string;
-  app: string;
-  app_version: string | null;
-  agent_id: string;
-  status: DeploymentStatus;
-  code: string | null;
-  message: string | null;
-  compose_hash: string | null;
-  images: ImageRef[];
-  progress: ProgressEntry[];
-  request: DeploymentRequestRecord;
-  /** '' when rehydrated: the CP learned of the deployment from its agent after losing the record. */
-  compose: string;
-  created_at: number;
-  updated_at: number;
-  /** Recreated from an agent's report rather than from a request this CP (or its database) saw. */
-  rehydrated: boolean;
-}
-
-export interface AppRow {
-  name: string;
-  version: string;
-  compose: string;
-  compose_hash: string;
-  health: HealthSpec | null;
-  created_at: number;
-}
+export type { AppRow, DeploymentRequestRecord, DeploymentRow } from "../../contract/deployments.ts";
 
 interface RawDeployment extends Omit<DeploymentRow, "images" | "progress" | "request" | "rehydrated"> {
   images: string;

@@ -1,25 +1,11 @@
 // The append-only event log: the audit trail now, the federation outbox later. Appends are queued and flushed
 // in one transaction per tick, so a registration storm or a burst of state changes costs one fsync-free
 // commit per batch instead of one per event. Readers page by the monotonic id, or follow what each batch wrote.
+import type { EventQuery, EventRecord } from "../../contract/events.ts";
 import type { Db } from "./db.ts";
 import { perTick } from "./per-tick.ts";
 
-export interface EventRecord {
-  id: number;
-  at: number;
-  kind: string;
-  agent_id: string | null;
-  data: Record<string, unknown>;
-}
-
-export interface EventQuery {
-  after?: number;
-  limit?: number;
-  /** The last N matching events instead of the first `limit` after `after`. */
-  tail?: number;
-  agentId?: string;
-  kind?: string;
-}
+export type { EventQuery, EventRecord } from "../../contract/events.ts";
 
 export interface NewEvent {
   at: number;

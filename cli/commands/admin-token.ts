@@ -1,7 +1,7 @@
 // `eectl admin-token rotate`: a new admin token for a control plane's data dir, for an operator who lost the
 // printed one (or wants the old one dead). Works on the files, so it needs no token and no running CP.
 import { Command, Option } from "clipanion";
-import { ADMIN_DIGEST_FILE, rotateAdminToken } from "../../actors/admin-token.ts";
+import { ADMIN_DIGEST_FILE, rotateAdminToken } from "../../cp/operator.ts";
 import { pathKind } from "../../lib/data-dir.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";

@@ -70,7 +70,7 @@ export class AuditVerifyCommand extends EeCommand {
   asJson = jsonFlag("Print {ok, records, first_bad_seq?, reason?} as JSON");
 
   async run(): Promise<number> {
-    const { verifyAuditStore, verifyAuditPg } = await import("../../actors/business/audit-verify.ts");
+    const { verifyAuditStore, verifyAuditPg } = await import("../../cp/offline-stores.ts");
     if (this.businessDb !== undefined && this.dataDir !== undefined)
       throw new CliError("EE-CLI-USAGE", "give --data-dir DIR or --business-db URL, not both");
     if (this.businessDb === undefined && this.dataDir === undefined)

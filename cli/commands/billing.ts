@@ -3,8 +3,8 @@
 // business.db directly with `--data-dir` (read only; it then loads SQLite).
 import { Command, Option } from "clipanion";
 import type { VerifyReport } from "../../billing/ledger-store.ts";
+import type { LedgerEntryJson } from "../../contract/rest-responses.ts";
 import { CliError, ValidationError } from "../../spec/errors.ts";
-import type { EntryJson } from "../../transport/rest/billing.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
@@ -57,7 +57,7 @@ export class BillingLedgerCommand extends OperatorCommand {
 
   async run(): Promise<number> {
     const q = this.limit === undefined ? "" : `?limit=${encodeURIComponent(this.limit)}`;
-    const body = await this.client().get<{ entries: EntryJson[] }>(
+    const body = await this.client().get<{ entries: LedgerEntryJson[] }>(
       `/api/v2/accounts/${encodeURIComponent(this.account)}/ledger${q}`,
     );
     this.print(this.asJson, body, ({ entries }) =>
@@ -203,7 +203,7 @@ async function verifyStore(dataDir: string): Promise<Verified> {
       import("node:fs"),
       import("node:path"),
       import("better-sqlite3"),
-      import("../../actors/business/migrations.ts"),
+      import("../../cp/offline-stores.ts"),
       import("../../billing/sqlite-ledger-store.ts"),
     ]);
   // Read only, never created or migrated: a mistyped path must not "verify" an empty ledger, and a store that was
@@ -232,7 +232,7 @@ const verified = (r: VerifyReport): Verified => ({
 /** The same checks on a PostgreSQL business database, in one read-only snapshot, without migrating it. */
 async function verifyPg(url: string): Promise<Verified> {
   const [{ readPg }, { PgLedgerStore }] = await Promise.all([
-    import("../../actors/business/pg-db.ts"),
+    import("../../cp/offline-stores.ts"),
     import("../../billing/pg-ledger-store.ts"),
   ]);
   return readPg(url, async (pool) => verified(await new PgLedgerStore(pool).verify()));

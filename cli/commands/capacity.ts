@@ -1,8 +1,8 @@
 // `eectl capacity targets set|list`, `capacity orders list`, `capacity reservations list`, `capacity reconcile`
 // and `capacity sizes`: the admin's view of warm capacity over /api/v2/capacity (docs/capacity.md).
 import { Command, Option } from "clipanion";
+import type { LaunchOrderJson } from "../../contract/rest-responses.ts";
 import { ValidationError } from "../../spec/errors.ts";
-import type { OrderJson } from "../../transport/rest/capacity.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
@@ -83,7 +83,7 @@ export class CapacityOrdersListCommand extends OperatorCommand {
   asJson = jsonFlag();
 
   async run(): Promise<number> {
-    const body = await this.client().get<{ orders: OrderJson[] }>("/api/v2/capacity/orders");
+    const body = await this.client().get<{ orders: LaunchOrderJson[] }>("/api/v2/capacity/orders");
     this.print(this.asJson, body, ({ orders }) =>
       table(
         ["ORDER", "DATACENTER", "NODE SIZE", "STATUS", "AGENT", "REASON"],

@@ -1,13 +1,17 @@
 // `eectl control-plane`: runs the control plane (REST + agent WebSocket on one port) until SIGINT/SIGTERM.
 // The control plane itself is loaded when the command runs, so `--help` and the other commands stay fast.
 import { Command, Option } from "clipanion";
-import { CAPACITY_DEFAULTS } from "../../actors/capacity/defaults.ts";
-import { parseNodeSizes } from "../../actors/capacity/sizes.ts";
-import { BILLING_DEFAULTS, CP_DEFAULTS, heartbeatFor } from "../../actors/cp-defaults.ts";
-import type { FederationOptions } from "../../actors/federation/federation.ts";
-import { checkDcId } from "../../actors/federation/topology.ts";
-import { READINESS_DEFAULTS } from "../../actors/readiness.ts";
 import type { QuoteProvider } from "../../attestation/providers/provider.ts";
+import {
+  BILLING_DEFAULTS,
+  CAPACITY_DEFAULTS,
+  CP_DEFAULTS,
+  checkDcId,
+  type FederationOptions,
+  heartbeatFor,
+  parseNodeSizes,
+  READINESS_DEFAULTS,
+} from "../../cp/operator.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { ServerTls, ServerTlsFiles } from "../../lib/tls-files.ts";
 import { ValidationError } from "../../spec/errors.ts";
@@ -226,7 +230,7 @@ export class ControlPlaneCommand extends EeCommand {
     const [{ startControlPlane }, { loadPolicyFile }, { loadCollateralStore }, { createLogger }] =
       await Promise.all([
         import("../../cp/control-plane.ts"),
-        import("../../actors/policy-file.ts"),
+        import("../../cp/config-files.ts"),
         import("../../attestation/collateral-store.ts"),
         import("../../lib/log.ts"),
       ]);
@@ -394,9 +398,8 @@ async function federationFlags(c: ControlPlaneCommand): Promise<FederationOption
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-degraded-after-ms goes with --role master");
   if (c.role === "master" && c.masterKey !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--master-key goes with --role dc");
-  // Loaded only here: desired-state.ts brings zod, which eectl's start must not pay for.
-  if (c.masterKey !== undefined)
-    (await import("../../actors/federation/desired-state.ts")).masterPublicKey(c.masterKey);
+  // Loaded only here: the desired-state check brings zod, which eectl's start must not pay for.
+  if (c.masterKey !== undefined) (await import("../../cp/config-files.ts")).masterPublicKey(c.masterKey);
   if (c.role === "dc" && c.dcLagWarnMs !== undefined)
     throw new ValidationError("EE-CONFIG-INVALID", "--dc-lag-warn-ms goes with --role master");
   if ((c.natsTlsCert === undefined) !== (c.natsTlsKey === undefined))

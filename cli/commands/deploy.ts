@@ -2,10 +2,9 @@
 // placement, optionally following it to healthy; preflight shows where it would go and why every other agent
 // would not.
 import { Command, Option } from "clipanion";
-import type { PreflightResult } from "../../actors/deployments.ts";
-import type { Candidate } from "../../actors/placement.ts";
+import type { Candidate, PreflightResult } from "../../contract/deployments.ts";
+import type { DeploymentJson } from "../../contract/rest-responses.ts";
 import { CliError } from "../../spec/errors.ts";
-import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { readInputFile } from "../input-file.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";

@@ -5,8 +5,8 @@
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, Option } from "clipanion";
+import type { DeploymentJson } from "../../contract/rest-responses.ts";
 import { errorFromCode } from "../../spec/errors.ts";
-import type { DeploymentJson } from "../../transport/rest/deployments.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag, parsePositiveInt } from "../options.ts";
 import { type RestClient, RestError } from "../rest-client.ts";

@@ -1,7 +1,7 @@
 // `eectl events`: the control plane's event log (registrations, refusals, re-attestations, deployments, starts),
 // its recent part or everything after a sequence number, optionally followed as it is written until Ctrl-C.
 import { Command, Option } from "clipanion";
-import type { EventRecord } from "../../actors/store/event-log.ts";
+import type { EventRecord } from "../../contract/events.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";

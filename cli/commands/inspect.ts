@@ -4,6 +4,7 @@
 // Stately editor and visualizer. Heavy modules (ws, the machines) are imported when a command runs.
 import { Command, Option } from "clipanion";
 import type { AnyStateMachine } from "xstate";
+import { MACHINES } from "../../cp/machine-catalog.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import type { StatelyEvent } from "../../transport/inspection.ts";
 import { EeCommand } from "../base.ts";
@@ -99,30 +100,6 @@ export class InspectDeploymentCommand extends InspectCommand {
     return `${deploymentPath(this.id)}/inspect`;
   }
 }
-
-/** Every machine in machines/, by the name `machines export` takes. */
-const MACHINES: Record<string, { side: string; load: () => Promise<AnyStateMachine> }> = {
-  "agent-session": {
-    side: "control plane: one per agent",
-    load: async () => (await import("../../machines/agent-session.ts")).agentSessionMachine,
-  },
-  deployment: {
-    side: "control plane: one per live deployment",
-    load: async () => (await import("../../machines/deployment.ts")).deploymentMachine,
-  },
-  "agent-connection": {
-    side: "agent: its link to the control plane",
-    load: async () => (await import("../../machines/agent-connection.ts")).agentConnectionMachine,
-  },
-  "attestation-refresh": {
-    side: "agent: answers re-attestation requests",
-    load: async () => (await import("../../machines/attestation-refresh.ts")).attestationRefreshMachine,
-  },
-  "deploy-gate": {
-    side: "agent: one per deployment it runs",
-    load: async () => (await import("../../machines/deploy-gate.ts")).deployGateMachine,
-  },
-};
 
 export const MACHINE_NAMES = Object.keys(MACHINES);
 

@@ -2,9 +2,9 @@
 // node_size, accepted alongside the policy file) and approving the baselines of refused agents.
 import { Command, Option } from "clipanion";
 import type {
-  BaselineJson as Baseline,
-  TrustedEntryJson as TrustedEntry,
-} from "../../transport/rest/measurements.ts";
+  MeasurementBaselineJson as Baseline,
+  TrustedMeasurementJson as TrustedEntry,
+} from "../../contract/rest-responses.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";

@@ -1,10 +1,9 @@
 // `eectl nats config --role hub|leaf`: prints a nats-server config for a federation (actors/federation/
 // server-config.ts): the hub the master CP uses, or a dc's leaf. Allow-list permissions per dc, optional mTLS
 // with verify_and_map by certificate SAN; passwords stay in the environment of the server, never in the file.
-// Imports actors/federation (topology, server-config), spec/errors, cli/base.
+// Imports cp/operator (the federation's topology and server configs), spec/errors, cli/base.
 import { Command, Option } from "clipanion";
-import { hubConfig, type LinkAuth, leafConfig } from "../../actors/federation/server-config.ts";
-import { checkDcId } from "../../actors/federation/topology.ts";
+import { checkDcId, hubConfig, type LinkAuth, leafConfig } from "../../cp/operator.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { EeCommand } from "../base.ts";
 import { hostPortFlag } from "../options.ts";

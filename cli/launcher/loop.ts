@@ -3,7 +3,7 @@
 // there is nothing to claim. Runs until its signal aborts. Talks to the CP only through the REST client.
 // Imports cli/ (and transport/ types).
 import { setTimeout as sleep } from "node:timers/promises";
-import type { OrderJson } from "../../transport/rest/capacity.ts";
+import type { LaunchOrderJson } from "../../contract/rest-responses.ts";
 import { type RestClient, RestError } from "../rest-client.ts";
 import type { Provider, SizePresetJson } from "./providers.ts";
 
@@ -40,7 +40,7 @@ async function sizePresets(client: RestClient, say: (line: string) => void) {
 async function worker(o: LauncherOptions, presets: ReadonlyMap<string, SizePresetJson>): Promise<void> {
   const { client, signal, say } = o;
   while (!signal.aborted) {
-    let claimed: { order: OrderJson | null; bootstrap_token?: string };
+    let claimed: { order: LaunchOrderJson | null; bootstrap_token?: string };
     try {
       claimed = await client.post("/api/v2/capacity/orders/claim", {
         datacenter: o.datacenter,
@@ -62,7 +62,7 @@ async function worker(o: LauncherOptions, presets: ReadonlyMap<string, SizePrese
     const id = order.order_id;
     say(`order ${id}: claimed (${order.datacenter} ${order.node_size})`);
     const progress = (status: "provisioning" | "failed", reason?: string) =>
-      client.post<OrderJson>(`/api/v2/capacity/orders/${id}/progress`, {
+      client.post<LaunchOrderJson>(`/api/v2/capacity/orders/${id}/progress`, {
         status,
         ...(reason ? { reason } : {}),
       });
@@ -91,7 +91,7 @@ async function worker(o: LauncherOptions, presets: ReadonlyMap<string, SizePrese
 /** Resolves when the order's agent registered; rejects if the order ended otherwise (its lease lost). */
 async function untilRegistered(client: RestClient, id: string, pollMs: number, signal: AbortSignal) {
   for (;;) {
-    const { orders } = await client.get<{ orders: OrderJson[] }>("/api/v2/capacity/orders");
+    const { orders } = await client.get<{ orders: LaunchOrderJson[] }>("/api/v2/capacity/orders");
     const order = orders.find((x) => x.order_id === id);
     if (order?.status === "registered" || order?.status === "fulfilled") return;
     if (!order || order.status === "failed" || order.status === "open")

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { signWebhook } from "../../billing/webhook.ts";
-import type { EntryJson } from "../../transport/rest/billing.ts";
+import type { LedgerEntryJson } from "../../contract/rest-responses.ts";
 import { eectl } from "../helpers/cli.ts";
 import { ADMIN_TOKEN, type CpApi, RawAgent, startTestCp, tempDir, waitFor } from "../helpers/cluster.ts";
 
@@ -144,7 +144,7 @@ test("a tenant runs three periods, charged three times 70/30; verify passes; ret
   // The tenant reads its own statement.
   const usage = async () =>
     (
-      await api<{ entries: EntryJson[] }>(`/api/v2/accounts/${acme.id}/ledger`, { token: acme.token })
+      await api<{ entries: LedgerEntryJson[] }>(`/api/v2/accounts/${acme.id}/ledger`, { token: acme.token })
     ).body.entries.filter((e) => e.kind === "usage");
   for (let period = 1; period <= 3; period++) {
     clock.now += PERIOD_S * 1000;

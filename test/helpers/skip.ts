@@ -7,6 +7,12 @@ import type { ExecutionContext } from "ava";
 
 const skipped = new Map<string, number>();
 
+/** The variables that turn a skip into a failure, read by name so docs/environment.md's check sees them. */
+const REQUIRE = {
+  EE_REQUIRE_DOCKER: () => process.env.EE_REQUIRE_DOCKER,
+  EE_REQUIRE_POSTGRES: () => process.env.EE_REQUIRE_POSTGRES,
+};
+
 process.once("exit", () => {
   if (skipped.size === 0) return;
   const parts = [...skipped].map(([what, n]) => `${n} for want of ${what}`);
@@ -15,11 +21,16 @@ process.once("exit", () => {
 
 /**
  * Records that the test cannot run without `what` (`why` says what was tried): a failure when
- * process.env[requireVar] is "1", else a visible skip. The caller returns right after.
+ * the requirement's variable is "1", else a visible skip. The caller returns right after.
  */
-export function skipUnavailable(t: ExecutionContext, what: string, why: string, requireVar: string): void {
+export function skipUnavailable(
+  t: ExecutionContext,
+  what: string,
+  why: string,
+  requireVar: keyof typeof REQUIRE,
+): void {
   const notice = `${what} is not available (${why})`;
-  if (process.env[requireVar] === "1") {
+  if (REQUIRE[requireVar]() === "1") {
     t.fail(`${notice}; ${requireVar}=1 makes this a failure`);
     return;
   }

@@ -1,7 +1,7 @@
 // Compose workloads the deployment tests run, and the REST calls that deploy them and wait on them. webCompose is
 // busybox httpd serving "ok" on container port WEB_PORT (no host port: the agent reaches it), logging a `started` line first and every request after (-v), so tests
 // can gate on health and read logs.
-import type { DeploymentJson } from "../../transport/rest/deployments.ts";
+import type { DeploymentJson } from "../../contract/rest-responses.ts";
 import { type CpApi, waitFor } from "./cluster.ts";
 import { BUSYBOX_IMAGE } from "./images.ts";
 

@@ -1,85 +1,39 @@
 // REST routes for identity: accounts (admin creates; an account reads itself), API keys (create, list, revoke)
 // and the audit chain (GET /api/v2/audit). Bodies are validated here; the IdentityPort
 // (actors/business/identity.ts) authorizes key minting, audits every change in the same transaction, and owns the
-// tokens. Imports spec/, transport/ and actors/ types only.
+// tokens. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
-import { z } from "zod";
-import type { AuditRecord } from "../../actors/business/audit-chain.ts";
-import type { Enrollments } from "../../actors/business/enrollment.ts";
-import type { Identity, NewKey } from "../../actors/business/identity.ts";
-import type { Account, KeyRow } from "../../actors/business/store.ts";
-import { ACCOUNT_KINDS, SCOPES } from "../../spec/scopes.ts";
+import type {
+  Account,
+  AuditRecord,
+  EnrollmentsPort,
+  IdentityPort,
+  KeyRow,
+  NewKey,
+} from "../../contract/identity.ts";
+import { accountBody, enrollmentBody, keyBody } from "../../contract/rest-bodies.ts";
+import type { AccountJson, ApiKeyJson, AuditRecordJson } from "../../contract/rest-responses.ts";
+import type { Scope } from "../../spec/scopes.ts";
 import { readJsonBody } from "./body.ts";
 import { adminOnly, need, principalOf } from "./guard.ts";
 import { iso } from "./json.ts";
 import { intParam } from "./query.ts";
 
-export type IdentityPort = Pick<
-  Identity,
-  | "authenticate"
-  | "createAccount"
-  | "accounts"
-  | "account"
-  | "createKey"
-  | "keys"
-  | "revokeKey"
-  | "owner"
-  | "owned"
-  | "claim"
-  | "audit"
-  | "auditAfter"
-  | "createBinding"
-  | "bindings"
->;
-
-const accountBody = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "must be 1..64 of a-z, 0-9, . _ - (a letter or digit first)"),
-  kind: z.enum(ACCOUNT_KINDS),
-});
-
-const keyBody = z.strictObject({
-  scopes: z.array(z.enum(SCOPES)).min(1).max(SCOPES.length),
-  /** Up to ten years. */
-  expires_in_s: z
-    .number()
-    .int()
-    .min(60)
-    .max(10 * 366 * 86_400)
-    .optional(),
-});
-
-export type EnrollmentsPort = Pick<Enrollments, "mint">;
-
-const enrollmentBody = z.strictObject({
-  expires_in_s: z
-    .number()
-    .int()
-    .min(60)
-    .max(366 * 86_400)
-    .optional(),
-  /** The tenant account the enrolled agent takes deployments from, alone. */
-  dedicated_to: z
-    .string()
-    .regex(/^acc_[0-9a-f]{24}$/, "must be an account id (acc_…)")
-    .optional(),
-});
-
 const ID = /^[a-z0-9_]{1,64}$/;
 
-export const accountJson = (a: Account) => ({
+export const accountJson = (a: Account): AccountJson => ({
   account_id: a.account_id,
   name: a.name,
   kind: a.kind,
   created_at: iso(a.created_at),
 });
 
-export const keyJson = (k: KeyRow) => ({
+export const keyJson = (k: KeyRow): ApiKeyJson => ({
   key_id: k.key_id,
   account_id: k.account_id,
   origin: k.origin,
-  scopes: k.scopes,
+  // Checked against SCOPES when the key was minted (keyBody): the store keeps them as strings.
+  scopes: k.scopes as Scope[],
   created_at: iso(k.created_at),
   created_by: k.created_by,
   expires_at: iso(k.expires_at),
@@ -89,7 +43,7 @@ export const keyJson = (k: KeyRow) => ({
 
 const newKeyJson = (k: NewKey) => ({ key_id: k.key_id, token: k.token, expires_at: iso(k.expires_at) });
 
-export const auditJson = (r: AuditRecord) => ({ ...r, at: iso(r.at) });
+export const auditJson = (r: AuditRecord): AuditRecordJson => ({ ...r, at: iso(r.at) });
 
 export const clientOf = (ctx: { request: { socket: { remoteAddress?: string | undefined } } }) =>
   ctx.request.socket.remoteAddress ?? "unknown";

@@ -4,7 +4,7 @@
 // ctx.state.audited. Failed authentication never gets here: the identity service aggregates it per source.
 // Imports spec/ and transport/ only.
 import type { Middleware } from "koa";
-import type { AuditEntry } from "../../actors/business/audit-chain.ts";
+import type { AuditEntry } from "../../contract/identity.ts";
 import { toEeError } from "../../spec/errors.ts";
 import { principalName } from "../../spec/scopes.ts";
 import { principalOf } from "./guard.ts";

@@ -7,8 +7,6 @@
 // Imports spec/, transport/, billing/ and actors/business types only.
 import type { Router } from "@koa/router";
 import type Koa from "koa";
-import { z } from "zod";
-import type { Account } from "../../actors/business/store.ts";
 import type { Actor, DepositSource } from "../../billing/ledger.ts";
 import type {
   EntryRow,
@@ -19,6 +17,9 @@ import type {
 } from "../../billing/ledger-store.ts";
 import { EXTERNAL, ledgerAccountOf, PLATFORM } from "../../billing/parties.ts";
 import { verifyWebhook, WEBHOOK_SIGNATURE_HEADER } from "../../billing/webhook.ts";
+import type { Account } from "../../contract/identity.ts";
+import { depositBody, paymentBody, ratesBody } from "../../contract/rest-bodies.ts";
+import type { LedgerEntryJson } from "../../contract/rest-responses.ts";
 import { NotFoundError } from "../../spec/errors.ts";
 import { principalName } from "../../spec/scopes.ts";
 import { clientOf } from "./accounts.ts";
@@ -56,18 +57,6 @@ export interface BillingRoutes {
   /** The payment webhook's HMAC key; null refuses every webhook request (EE-AUTH-WEBHOOK-SIGNATURE). */
   webhookSecret: Buffer | null;
 }
-
-const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1..128 visible ASCII characters");
-const ratesBody = z.strictObject({
-  rates: z.record(z.string(), z.number()),
-  platform_fee_bps: z.number(),
-});
-const depositBody = z.strictObject({ amount_micros: z.number(), idempotency_key: idempotencyKey });
-const paymentBody = z.strictObject({
-  account_id: z.string().min(1).max(80),
-  amount_micros: z.number(),
-  idempotency_key: idempotencyKey,
-});
 
 const SMALL_BODY = 64 * 1024;
 
@@ -187,7 +176,4 @@ function depositJson(account: LedgerAccount, amount: number, out: PostResult & {
   };
 }
 
-/** A ledger entry as the API shows it (declared here for the CLI and the tests). */
-export type EntryJson = ReturnType<typeof entryJson>;
-
-const entryJson = (e: EntryRow) => ({ ...e, at: iso(e.at) });
+const entryJson = (e: EntryRow): LedgerEntryJson => ({ ...e, at: iso(e.at) });

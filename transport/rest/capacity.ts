@@ -1,54 +1,17 @@
 // REST routes for capacity (admin): warm targets, reservations, launch orders, the reconcile trigger and the
 // node-size presets, plus the two routes launchers call (claim, progress). Bodies are validated strictly here;
-// the port (actors/capacity/capacity.ts) does the rest. Imports spec/, transport/ and actors/ types only.
+// the port (actors/capacity/capacity.ts) does the rest. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
 import type Koa from "koa";
 import { z } from "zod";
-import type { ReconcileResult } from "../../actors/capacity/capacity.ts";
-import type { SizePreset } from "../../actors/capacity/sizes.ts";
-import type { Order, Reservation, Target } from "../../actors/capacity/store.ts";
+import type { CapacityPort, Order, Target } from "../../contract/capacity.ts";
+import { claimBody, progressBody, targetBody } from "../../contract/rest-bodies.ts";
+import type { CapacityTargetJson, LaunchOrderJson } from "../../contract/rest-responses.ts";
 import { NotFoundError } from "../../spec/errors.ts";
-import { datacenterSchema, nodeSizeSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
-import type { CapacityHintPort } from "./deployments.ts";
 import { adminRoute, need } from "./guard.ts";
 import { iso } from "./json.ts";
 
-export interface CapacityPort extends CapacityHintPort {
-  setTarget(datacenter: string, nodeSize: string, minWarm: number, by: string): Promise<Target>;
-  targets(): Promise<Target[]>;
-  orders(): Promise<Order[]>;
-  reservations(): Promise<Reservation[]>;
-  reconcile(): Promise<ReconcileResult>;
-  sizes(): ({ node_size: string } & SizePreset)[];
-  claim(
-    claimer: string,
-    datacenter: string,
-    nodeSize?: string,
-  ): Promise<{ order: Order; bootstrap_token: string } | null>;
-  progress(
-    claimer: string,
-    orderId: string,
-    status: "provisioning" | "failed",
-    reason?: string,
-  ): Promise<Order>;
-}
-
-const targetBody = z.strictObject({
-  datacenter: datacenterSchema,
-  node_size: nodeSizeSchema,
-  min_warm: z.number().int().min(0).max(10_000),
-});
-const claimBody = z.strictObject({ datacenter: datacenterSchema, node_size: nodeSizeSchema.optional() });
-const progressBody = z
-  .strictObject({
-    status: z.enum(["provisioning", "failed"]),
-    reason: z.string().min(1).max(2048).optional(),
-  })
-  .refine((b) => b.status !== "failed" || b.reason !== undefined, {
-    message: "a failed order needs a reason",
-    path: ["reason"],
-  });
 const orderId = z.string().regex(/^ord-[0-9a-f]{16}$/);
 
 /**
@@ -106,11 +69,9 @@ export function mountCapacity(api: Router, port: CapacityPort): void {
   });
 }
 
-export type OrderJson = ReturnType<typeof orderJson>;
+const targetJson = (t: Target): CapacityTargetJson => ({ ...t, updated_at: iso(t.updated_at) });
 
-const targetJson = (t: Target) => ({ ...t, updated_at: iso(t.updated_at) });
-
-function orderJson(o: Order) {
+function orderJson(o: Order): LaunchOrderJson {
   return {
     order_id: o.order_id,
     datacenter: o.datacenter,

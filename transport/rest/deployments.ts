@@ -1,19 +1,23 @@
 // REST routes for workloads: deployments (create with Idempotency-Key, list, show, undeploy), preflight, the
 // app registry (name@version), and the agent reads the CP relays over the agent's WebSocket (logs, stats,
 // snapshot). Bodies are validated here; the port (actors/deployments.ts + actors/agent-requests.ts) does the
-// rest. Imports spec/, transport/ and actors/ types only.
+// rest. Imports spec/, transport/ and contract/ types only.
 import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
-import { z } from "zod";
-import type { AgentRecord } from "../../actors/agent-index.ts";
-import type { LogLines } from "../../actors/agent-requests.ts";
-import type { AuditEntry } from "../../actors/business/audit-chain.ts";
-import type { CapacityHint } from "../../actors/capacity/capacity.ts";
-import type { DeploymentRequest, PreflightResult } from "../../actors/deployments.ts";
-import type { Candidate } from "../../actors/placement.ts";
-import type { AppRow, DeploymentRow } from "../../actors/store/deployment-store.ts";
-import type { DeploymentStatus } from "../../machines/deployment.ts";
+import type { AgentReadsPort, AgentRecord, LogLines } from "../../contract/agents.ts";
+import type {
+  AppRow,
+  Candidate,
+  CapacityHintPort,
+  DeploymentRequest,
+  DeploymentRow,
+  DeploymentStatus,
+  DeploymentsPort,
+} from "../../contract/deployments.ts";
+import type { AuditEntry, IdentityPort } from "../../contract/identity.ts";
+import { appBody, deploymentBody } from "../../contract/rest-bodies.ts";
+import type { AppJson, DeploymentJson, PreflightJson } from "../../contract/rest-responses.ts";
 import {
   ConflictError,
   EeError,
@@ -22,96 +26,14 @@ import {
   toEeError,
   ValidationError,
 } from "../../spec/errors.ts";
-import { registryAuthSchema } from "../../spec/images.ts";
-import {
-  appNameSchema,
-  datacenterSchema,
-  healthSpecSchema,
-  MAX_COMPOSE_BYTES,
-  MAX_CONTEXT_BYTES,
-  type MessageBody,
-  nodeSizeSchema,
-} from "../../spec/protocol.ts";
+import { MAX_COMPOSE_BYTES, MAX_CONTEXT_BYTES, type MessageBody } from "../../spec/protocol.ts";
 import { ownerOf, type Principal, principalName } from "../../spec/scopes.ts";
-import type { IdentityPort } from "./accounts.ts";
 import type { AgentVisibility } from "./app.ts";
 import { readJsonBody } from "./body.ts";
 import { mustOwn, need, visible } from "./guard.ts";
 import { iso } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";
 import { dropIfUndrained, slowConsumer } from "./stream.ts";
-
-export interface DeploymentsPort {
-  preflight(req: DeploymentRequest): Promise<PreflightResult>;
-  /** Funds are checked first, and a federation master may have to queue the deploy for a dc: a promise. */
-  create(req: DeploymentRequest, idempotencyKey?: string): Promise<Created>;
-  get(id: string): DeploymentRow;
-  list(opts: { status?: DeploymentStatus; limit?: number }): DeploymentRow[];
-  undeploy(id: string): DeploymentRow | Promise<DeploymentRow>;
-  /** Registers name@version; the audit record commits with it. */
-  registerApp(
-    app: {
-      name: string;
-      version: string;
-      compose: string;
-      health?: z.infer<typeof healthSpecSchema>;
-    },
-    audit: AuditEntry | null,
-  ): Promise<AppRow>;
-  apps(): AppRow[];
-}
-
-/** Why no agent fits, as capacity sees it (actors/capacity/capacity.ts). */
-export interface CapacityHintPort {
-  hint(req: { datacenter?: string; node_size?: string }): Promise<CapacityHint>;
-}
-type Created = { deployment_id: string; agent_id: string; replayed: boolean };
-
-export interface AgentReadsPort {
-  /** Throws NotFoundError for an unknown agent. */
-  request(agentId: string, type: "stats" | "snapshot"): Promise<Record<string, unknown>>;
-  logs(
-    agentId: string,
-    body: MessageBody<"logs">,
-    onChunk: (lines: LogLines) => void,
-    signal?: AbortSignal,
-  ): Promise<void>;
-}
-
-const appRef = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._+-]*)?$/, "must be name or name@version");
-const base64 = z
-  .string()
-  .max(Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 4)
-  .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64");
-
-const deploymentBody = z.strictObject({
-  app: appRef,
-  compose: z.string().min(1).max(MAX_COMPOSE_BYTES).optional(),
-  /** Build context: a tar archive, base64. */
-  context: base64.optional(),
-  node_size: nodeSizeSchema.optional(),
-  datacenter: datacenterSchema.optional(),
-  agent_id: z
-    .string()
-    .regex(/^agt_[0-9a-f]{24}$/, "must be an agent id (agt_…)")
-    .optional(),
-  health: healthSpecSchema.optional(),
-  /** Update in place: the healthy deployment of the same app this one takes over from. */
-  replaces: z.string().min(1).max(128).optional(),
-  /** Credentials by registry host; sealed to the chosen agent, never echoed, logged or stored. */
-  registry_auth: registryAuthSchema.optional(),
-});
-
-const appBody = z.strictObject({
-  name: appNameSchema,
-  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/, "must be a version like 1.2.0"),
-  compose: z.string().min(1).max(MAX_COMPOSE_BYTES),
-  health: healthSpecSchema.optional(),
-});
 
 const STATUSES = ["pending", "deploying", "healthy", "failed", "undeploying", "undeployed"] as const;
 const DEPLOY_BODY_LIMIT = MAX_COMPOSE_BYTES + Math.ceil(MAX_CONTEXT_BYTES / 3) * 4 + 64 * 1024;
@@ -125,10 +47,7 @@ const FOLLOW_REFUSAL_WAIT_MS = 500;
  */
 export const FOLLOW_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
-/** A deployment as the API shows it (what clients and tests read back). */
-export type DeploymentJson = ReturnType<typeof deploymentJson>;
-
-export function deploymentJson(r: DeploymentRow) {
+export function deploymentJson(r: DeploymentRow): DeploymentJson {
   return {
     deployment_id: r.deployment_id,
     app: r.app,
@@ -157,7 +76,7 @@ function requestJson({ replaced_by: _by, unrecognized: _u, ...request }: Deploym
   return request;
 }
 
-function appJson(a: AppRow, withCompose: boolean) {
+function appJson(a: AppRow, withCompose: boolean): AppJson & { compose?: string } {
   return {
     name: a.name,
     version: a.version,
@@ -290,7 +209,7 @@ export function mountDeployments(
     if (req.replaces !== undefined) await ownDeployment(p, req.replaces);
     await appAvailable(p, req.app);
     const out = await port.preflight(req);
-    const shown =
+    const shown: PreflightJson =
       p.kind === "admin"
         ? out
         : {

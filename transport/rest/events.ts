@@ -4,7 +4,7 @@
 import { PassThrough } from "node:stream";
 import type { Router } from "@koa/router";
 import type Koa from "koa";
-import type { EventQuery, EventRecord } from "../../actors/store/event-log.ts";
+import type { EventQuery, EventRecord } from "../../contract/events.ts";
 import { toEeError } from "../../spec/errors.ts";
 import { eventJson } from "./json.ts";
 import { boolParam, intParam, single } from "./query.ts";

@@ -1,8 +1,8 @@
 // Authorization checks for REST handlers: the scope a route needs, admin-only routes, and ownership of the
 // resource asked for (another account's resource answers 404, as if it did not exist). The scope table per
-// endpoint is in spec/scopes.md. Imports spec/ and actors/ types only.
+// endpoint is in spec/scopes.md. Imports spec/ and contract/ types only.
 import type Koa from "koa";
-import type { OwnedKind, Owner } from "../../actors/business/store.ts";
+import type { OwnedKind, Owner } from "../../contract/identity.ts";
 import { AuthError, NotFoundError } from "../../spec/errors.ts";
 import type { Principal, Scope } from "../../spec/scopes.ts";
 

@@ -1,8 +1,9 @@
 // JSON shapes of the REST API: records become the contract's snake_case objects with ISO 8601 times (every time
 // on the REST surface is one), and binary values (nonces, quotes) become lowercase hex so machine contexts and
 // event data can be shown as they are.
-import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
-import type { EventRecord } from "../../actors/store/event-log.ts";
+import type { AgentRecord, Transition } from "../../contract/agents.ts";
+import type { EventRecord } from "../../contract/events.ts";
+import type { AgentJson, EventJson } from "../../contract/rest-responses.ts";
 
 export function iso(ms: number): string;
 export function iso(ms: number | null): string | null;
@@ -11,7 +12,7 @@ export function iso(ms: number | null): string | null {
 }
 
 /** A federated CP's agents carry the dc they are behind (`master` for a master's direct agents). */
-export function agentJson(r: AgentRecord & { dc_id?: string }, drained: boolean) {
+export function agentJson(r: AgentRecord & { dc_id?: string }, drained: boolean): AgentJson {
   return {
     agent_id: r.agent_id,
     vm_name: r.vm_name,
@@ -28,7 +29,8 @@ export function agentJson(r: AgentRecord & { dc_id?: string }, drained: boolean)
       status: r.attestation_status,
       attested_at: iso(r.attested_at),
       mrtd: r.mrtd,
-      trust_root: r.trust_root,
+      // Set from the verifier's trust anchors, which are only these.
+      trust_root: r.trust_root as NonNullable<AgentJson["attestation"]>["trust_root"],
       collateral: r.collateral,
     },
     reason: r.reason,
@@ -43,8 +45,9 @@ export function transitionJson(t: Transition) {
   return { ...t, at: iso(t.at) };
 }
 
-export function eventJson(e: EventRecord) {
-  return { ...e, at: iso(e.at), data: toPlainJson(e.data) };
+export function eventJson(e: EventRecord): EventJson {
+  // The JSON of an object is an object.
+  return { ...e, at: iso(e.at), data: toPlainJson(e.data) as Record<string, unknown> };
 }
 
 /**

@@ -1,31 +1,14 @@
 // REST routes for trusted measurements (admin): list approved entries and refused baselines, add, remove, and
 // approve a baseline. Bodies are validated strictly before anything changes; the port (implemented by
-// actors/trusted-measurements.ts) audits every change. Imports spec/, transport/ and actors/ types only.
+// actors/trusted-measurements.ts) audits every change. Imports spec/, transport/ and contract/ types only.
 import type { Router } from "@koa/router";
-import { z } from "zod";
-import type { Baseline, NewTrustedMeasurement, TrustedEntry } from "../../actors/trusted-measurements.ts";
+import type { Baseline, MeasurementsPort, TrustedEntry } from "../../contract/measurements.ts";
+import { measurementBody } from "../../contract/rest-bodies.ts";
+import type { MeasurementBaselineJson, TrustedMeasurementJson } from "../../contract/rest-responses.ts";
 import { ValidationError } from "../../spec/errors.ts";
-import { measurementHexSchema } from "../../spec/protocol.ts";
 import { readJsonBody } from "./body.ts";
 import { adminRoute } from "./guard.ts";
 import { iso } from "./json.ts";
-
-export interface MeasurementsPort {
-  list(): readonly TrustedEntry[];
-  baselines(): Baseline[];
-  add(input: NewTrustedMeasurement, by: string): TrustedEntry;
-  remove(id: number, by: string): void;
-  approve(baselineId: number, by: string): TrustedEntry;
-}
-
-const newMeasurementSchema = z.strictObject({
-  node_size: z.string().min(1).max(64),
-  mrtd: measurementHexSchema,
-  rtmr: z
-    .tuple([measurementHexSchema, measurementHexSchema, measurementHexSchema, measurementHexSchema])
-    .optional(),
-  note: z.string().max(512).optional(),
-});
 
 // Every route here is admin only (adminRoute), so the principal recorded is always the admin.
 const ADMIN = "admin";
@@ -36,7 +19,7 @@ export function mountMeasurements(api: Router, port: MeasurementsPort): void {
     ctx.body = { trusted: port.list().map(entryJson), baselines: port.baselines().map(baselineJson) };
   });
   api.post("/measurements", adminRoute, async (ctx) => {
-    const { value } = await readJsonBody(ctx, newMeasurementSchema, 16 * 1024);
+    const { value } = await readJsonBody(ctx, measurementBody, 16 * 1024);
     ctx.status = 201;
     ctx.body = entryJson(port.add(value, ADMIN));
   });
@@ -50,12 +33,12 @@ export function mountMeasurements(api: Router, port: MeasurementsPort): void {
   });
 }
 
-/** A trusted entry and a baseline as the API shows them (declared here for the CLI and the tests). */
-export type TrustedEntryJson = ReturnType<typeof entryJson>;
-export type BaselineJson = ReturnType<typeof baselineJson>;
-
-const entryJson = (e: TrustedEntry) => ({ ...e, added_at: iso(e.added_at) });
-const baselineJson = (b: Baseline) => ({ ...b, first_seen: iso(b.first_seen), last_seen: iso(b.last_seen) });
+const entryJson = (e: TrustedEntry): TrustedMeasurementJson => ({ ...e, added_at: iso(e.added_at) });
+const baselineJson = (b: Baseline): MeasurementBaselineJson => ({
+  ...b,
+  first_seen: iso(b.first_seen),
+  last_seen: iso(b.last_seen),
+});
 
 function pathId(v: string | undefined): number {
   if (v === undefined || !/^[1-9]\d{0,14}$/.test(v))

@@ -1,12 +1,8 @@
 // Prometheus text exposition (format 0.0.4) for `GET /metrics`: the CP hands over metric families, this module
 // only renders them, escaping label values. Public like /healthz: counts and timings, never identities or secrets.
+import type { MetricFamily } from "../../contract/metrics.ts";
 
-export interface MetricFamily {
-  name: string;
-  help: string;
-  type: "gauge" | "counter";
-  samples: { labels?: Record<string, string>; value: number }[];
-}
+export type { MetricFamily } from "../../contract/metrics.ts";
 
 const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 

@@ -1,22 +1,16 @@
 // POST /api/v2/auth/oidc: a GitHub Actions OIDC token in, a short-lived access token of its binding's account out.
 // The one /api/v2 route without a bearer token (the GitHub token is the credential): mounted ahead of the
 // authenticated router, throttled and audited per source like a bearer token. Imports spec/, transport/ and
-// identity/ and actors/ types only.
+// identity/ and contract/ types only.
 import { Router } from "@koa/router";
-import { z } from "zod";
-import type { AuditEntry } from "../../actors/business/audit-chain.ts";
+import type { OidcExchangePort } from "../../contract/identity.ts";
+import { exchangeBody } from "../../contract/rest-bodies.ts";
 import type { OidcExchangeResult } from "../../identity/oidc-exchange.ts";
 import { MAX_TOKEN_LENGTH } from "../../identity/oidc-verifier.ts";
 import { NotFoundError, toEeError } from "../../spec/errors.ts";
 import { readJsonBody } from "./body.ts";
 
-export interface OidcExchangePort {
-  /** The exchange under the per-source throttle of failed authentication (Identity.attempt). */
-  exchange(token: string, client: string): Promise<OidcExchangeResult>;
-  audit(entry: AuditEntry): Promise<unknown>;
-}
-
-const exchangeBody = z.strictObject({ token: z.string().min(1).max(MAX_TOKEN_LENGTH) });
+export type { OidcExchangePort } from "../../contract/identity.ts";
 
 export function oidcExchangeRoutes(port: OidcExchangePort | undefined): Router {
   const router = new Router({ prefix: "/api/v2" });

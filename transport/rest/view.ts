@@ -1,7 +1,7 @@
 // What the REST layer may see of the CP runtime: a narrow read/command port, implemented by
 // cp/control-plane.ts. Keeps Koa handlers free of actor internals and easy to read in one place.
-import type { AgentRecord, Transition } from "../../actors/agent-index.ts";
-import type { EventQuery, EventRecord } from "../../actors/store/event-log.ts";
+import type { AgentRecord, Transition } from "../../contract/agents.ts";
+import type { EventQuery, EventRecord } from "../../contract/events.ts";
 import type { MetricFamily } from "./metrics.ts";
 
 export type Readiness = {

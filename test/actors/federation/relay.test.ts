@@ -15,9 +15,9 @@ import {
 } from "../../../actors/federation/relay-messages.ts";
 import { RelayServer } from "../../../actors/federation/relay-server.ts";
 import { relayReadSubject, relayReplySubject } from "../../../actors/federation/topology.ts";
+import type { AgentReadsPort } from "../../../contract/agents.ts";
 import { silentLogger } from "../../../lib/log.ts";
 import { NotFoundError } from "../../../spec/errors.ts";
-import type { AgentReadsPort } from "../../../transport/rest/deployments.ts";
 import { waitFor } from "../../helpers/cluster.ts";
 
 const AGENT = `agt_${"a".repeat(24)}`;
