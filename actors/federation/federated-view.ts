@@ -119,13 +119,15 @@ export class FederatedView {
 
   agents(): IterableIterator<FederatedAgent> {
     return (function* (dcs: Map<string, DcState>) {
-      for (const s of dcs.values()) yield* s.agents.values();
+      for (const s of dcs.values()) for (const a of s.agents.values()) yield vouched(s, a);
     })(this.#dcs);
   }
 
   agent(agentId: string): FederatedAgent | undefined {
     const dc = this.#agentDc.get(agentId);
-    return dc === undefined ? undefined : this.#dcs.get(dc)?.agents.get(agentId);
+    const s = dc === undefined ? undefined : this.#dcs.get(dc);
+    const a = s?.agents.get(agentId);
+    return s && a ? vouched(s, a) : undefined;
   }
 
   deployment(id: string): FederatedDeployment | undefined {
@@ -165,4 +167,18 @@ export class FederatedView {
     const at = this.#dcs.get(dc)?.last_at;
     return at != null && now - at <= degradedAfterMs;
   }
+}
+
+/** Session states in which an agent is not heartbeating (the dc reports each of them as an event). */
+const SILENT = new Set(["stale", "gone", "rejected"]);
+
+/**
+ * Heartbeats are not events, so a record's last_heartbeat_at is as of its agent's last event. A dc's health summary
+ * vouches for every agent it still holds connected and not stale (it reports staleness as an event): such an agent
+ * heartbeated within the dc's stale-after by the summary's time, which is what the master shows.
+ */
+function vouched(s: DcState, a: FederatedAgent): FederatedAgent {
+  const at = s.summary?.at;
+  if (at === undefined || !a.connected || SILENT.has(a.state) || (a.last_heartbeat_at ?? 0) >= at) return a;
+  return { ...a, last_heartbeat_at: at };
 }

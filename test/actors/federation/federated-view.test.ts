@@ -147,3 +147,17 @@ test("a deploy command the dc refused shows failed with the dc's code on the mas
     updated_at: 2000,
   });
 });
+
+test("a dc's summary vouches for the heartbeats of the agents it holds live, not for stale or disconnected ones", (t) => {
+  const v = new FederatedView();
+  const A3 = `agt_${"3".repeat(24)}`;
+  v.apply("dc1", 1, event(1, 1000, A1, agent(A1)));
+  v.apply("dc1", 2, event(2, 1000, A2, agent(A2, "stale"), "agent.stale"));
+  v.apply("dc1", 3, event(3, 1000, A3, { ...agent(A3), connected: false }));
+  t.is(v.agent(A1)?.last_heartbeat_at, 1, "before any summary: as of its last event");
+  v.apply("dc1", 4, health(60_000, 3));
+  t.is(v.agent(A1)?.last_heartbeat_at, 60_000);
+  t.is([...v.agents()].find((a) => a.agent_id === A1)?.last_heartbeat_at, 60_000, "the listing agrees");
+  t.is(v.agent(A2)?.last_heartbeat_at, 1, "a stale agent is not vouched for");
+  t.is(v.agent(A3)?.last_heartbeat_at, 1, "nor a disconnected one");
+});
