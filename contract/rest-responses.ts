@@ -1,8 +1,9 @@
 // The contract for REST response bodies: the zod schema of every JSON body the control plane's REST API answers
 // with (an error is errorSchema unless an operation says otherwise). Written from spec/control-plane.yaml's
 // components and held to them by test/spec/openapi-bodies.test.ts, field by field: a field added on one side
-// only fails it. Imports zod only.
+// only fails it. Imports zod and the session states of machines/agent-session.ts.
 import { z } from "zod";
+import { SESSION_STATES } from "../machines/agent-session.ts";
 
 /** Integer micro-units (10^-6 of the currency unit); never a float */
 export const microsSchema = z.number().int();
@@ -180,15 +181,7 @@ export const placementReasonSchema = z.enum([
 /** How many agents each reason excluded (an agent can count under several) */
 export const placementCountsSchema = z.record(z.string(), z.number().int());
 
-export const agentStateSchema = z.enum([
-  "challenged",
-  "registered",
-  "deploying",
-  "healthy",
-  "stale",
-  "rejected",
-  "gone",
-]);
+export const agentStateSchema = z.enum(SESSION_STATES);
 
 export const placementCandidateSchema = z.object({
   agent_id: z.string(),

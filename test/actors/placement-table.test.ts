@@ -3,35 +3,14 @@
 import test from "ava";
 import type { AgentRecord } from "../../actors/agent-index.ts";
 import { isWarm, type PlacementReason, type PlacementRequest, place } from "../../actors/placement.ts";
+import { agentRecord } from "../helpers/agent-record.ts";
 
 const NOW = 10_000_000;
 const MAX_AGE = 60_000;
 const SECRET = new Uint8Array(32).fill(7);
 
-function agent(agent_id: string, over: Partial<AgentRecord> = {}): AgentRecord {
-  return {
-    agent_id,
-    vm_name: `vm-${agent_id}`,
-    node_size: "small",
-    datacenter: "dc1",
-    state: "registered",
-    connected: true,
-    registered_at: NOW,
-    last_heartbeat_at: NOW,
-    heartbeat_seq: 1,
-    deployment_id: null,
-    app: null,
-    mrtd: null,
-    trust_root: null,
-    collateral: null,
-    attestation_status: "ok",
-    attested_at: NOW,
-    reason: null,
-    restored: false,
-    rehydrated: false,
-    ...over,
-  };
-}
+const agent = (agent_id: string, over: Partial<AgentRecord> = {}) =>
+  agentRecord(agent_id, NOW, { vm_name: `vm-${agent_id}`, node_size: "small", ...over });
 
 interface Row {
   name: string;

@@ -4,33 +4,11 @@ import { createHash, randomBytes } from "node:crypto";
 import test from "ava";
 import type { AgentRecord } from "../../actors/agent-index.ts";
 import { isWarm, type PlacementOptions, place } from "../../actors/placement.ts";
+import { agentRecord } from "../helpers/agent-record.ts";
 
 const NOW = 1_000_000;
 
-function agent(agent_id: string, over: Partial<AgentRecord> = {}): AgentRecord {
-  return {
-    agent_id,
-    vm_name: null,
-    node_size: "s",
-    datacenter: "dc1",
-    state: "registered",
-    connected: true,
-    registered_at: NOW,
-    last_heartbeat_at: NOW,
-    heartbeat_seq: 1,
-    deployment_id: null,
-    app: null,
-    mrtd: null,
-    trust_root: null,
-    collateral: null,
-    attestation_status: "ok",
-    attested_at: NOW,
-    reason: null,
-    restored: false,
-    rehydrated: false,
-    ...over,
-  };
-}
+const agent = (agent_id: string, over: Partial<AgentRecord> = {}) => agentRecord(agent_id, NOW, over);
 
 /** Ids as agent_id = sha256(pubkey) makes them, plus the one a grinder found. */
 const GROUND = `agt_000${"0".repeat(9)}${createHash("sha256").update("ground").digest("hex").slice(16)}`;
