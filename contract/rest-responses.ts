@@ -391,4 +391,5 @@ export type LedgerEntryJson = z.output<typeof ledgerEntrySchema>;
 export type MeasurementBaselineJson = z.output<typeof measurementBaselineSchema>;
 export type OidcBindingJson = z.output<typeof oidcBindingSchema>;
 export type PreflightJson = z.output<typeof preflightSchema>;
+export type RateCardJson = z.output<typeof rateCardSchema>;
 export type TrustedMeasurementJson = z.output<typeof trustedMeasurementSchema>;
