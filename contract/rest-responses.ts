@@ -1,9 +1,10 @@
 // The contract for REST response bodies: the zod schema of every JSON body the control plane's REST API answers
 // with (an error is errorSchema unless an operation says otherwise). Written from spec/control-plane.yaml's
 // components and held to them by test/spec/openapi-bodies.test.ts, field by field: a field added on one side
-// only fails it. Imports zod and the session states of machines/agent-session.ts.
+// only fails it. Imports zod, the session states of machines/agent-session.ts and the order statuses of capacity.ts.
 import { z } from "zod";
 import { SESSION_STATES } from "../machines/agent-session.ts";
+import { ORDER_STATUSES } from "./capacity.ts";
 
 /** Integer micro-units (10^-6 of the currency unit); never a float */
 export const microsSchema = z.number().int();
@@ -366,7 +367,7 @@ export const launchOrderSchema = z.object({
   order_id: z.string(),
   datacenter: z.string(),
   node_size: z.string(),
-  status: z.enum(["open", "claimed", "provisioning", "registered", "fulfilled", "failed"]),
+  status: z.enum(ORDER_STATUSES),
   agent_id: z.string().optional(),
   reason: z.string().optional(),
   lease_expires_at: z.string().optional(),
@@ -390,4 +391,5 @@ export type LedgerEntryJson = z.output<typeof ledgerEntrySchema>;
 export type MeasurementBaselineJson = z.output<typeof measurementBaselineSchema>;
 export type OidcBindingJson = z.output<typeof oidcBindingSchema>;
 export type PreflightJson = z.output<typeof preflightSchema>;
+export type RateCardJson = z.output<typeof rateCardSchema>;
 export type TrustedMeasurementJson = z.output<typeof trustedMeasurementSchema>;

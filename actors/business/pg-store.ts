@@ -9,7 +9,7 @@ import type { TextSealer } from "../store/sealed-text.ts";
 import { openApp, type RawApp, sealAppCompose } from "./app-rows.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 import { appendAuditPg, inTx } from "./pg-db.ts";
-import { auditFromRaw } from "./sqlite-store.ts";
+import { auditFromRaw, bindingFromRaw, keyFromRaw, type RawBinding, type RawKey } from "./sqlite-store.ts";
 import type {
   Account,
   AppRegistry,
@@ -21,7 +21,6 @@ import type {
   Owner,
 } from "./store.ts";
 
-type RawKey = Omit<KeyRow, "scopes"> & { scopes: string };
 const appKey = (name: string, version: string) => `${name}@${version}`;
 const UNIQUE_VIOLATION = "23505";
 /** Newest first: created_at, then version, as the SQLite store orders them. */
@@ -234,10 +233,7 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
           "SELECT * FROM oidc_bindings WHERE repository_id = $1 ORDER BY created_at, binding_id",
           [repositoryId],
         ));
-    return (rows as (Omit<OidcBindingRow, "scopes"> & { scopes: string })[]).map((r) => ({
-      ...r,
-      scopes: JSON.parse(r.scopes) as string[],
-    }));
+    return (rows as RawBinding[]).map(bindingFromRaw);
   }
 
   async spendJti(jti: string, until: number, now: number): Promise<boolean> {
@@ -341,5 +337,3 @@ export class PgBusinessStore implements BusinessStore, AppRegistry {
     });
   }
 }
-
-const keyFromRaw = (r: RawKey): KeyRow => ({ ...r, scopes: JSON.parse(r.scopes) as string[] });

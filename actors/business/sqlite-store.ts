@@ -18,9 +18,14 @@ import type {
   Owner,
 } from "./store.ts";
 
-interface RawKey extends Omit<KeyRow, "scopes"> {
-  scopes: string;
-}
+/** Keys and OIDC bindings keep their scopes as JSON text; both adapters read rows through these. */
+export type RawKey = Omit<KeyRow, "scopes"> & { scopes: string };
+export const keyFromRaw = (r: RawKey): KeyRow => ({ ...r, scopes: JSON.parse(r.scopes) as string[] });
+export type RawBinding = Omit<OidcBindingRow, "scopes"> & { scopes: string };
+export const bindingFromRaw = (r: RawBinding): OidcBindingRow => ({
+  ...r,
+  scopes: JSON.parse(r.scopes) as string[],
+});
 interface RawAudit extends Omit<AuditRecord, "details"> {
   details: string | null;
 }
@@ -192,8 +197,8 @@ export class SqliteBusinessStore implements BusinessStore, AppRegistry {
   async bindings(repositoryId?: number): Promise<OidcBindingRow[]> {
     const rows = (
       repositoryId === undefined ? this.#q.bindings.all() : this.#q.bindingsOf.all(repositoryId)
-    ) as (Omit<OidcBindingRow, "scopes"> & { scopes: string })[];
-    return rows.map((r) => ({ ...r, scopes: JSON.parse(r.scopes) as string[] }));
+    ) as RawBinding[];
+    return rows.map(bindingFromRaw);
   }
 
   async spendJti(jti: string, until: number, now: number): Promise<boolean> {
@@ -293,5 +298,3 @@ export function auditAppender(db: Db, now: () => number = Date.now): (e: AuditEn
     return record;
   };
 }
-
-const keyFromRaw = (r: RawKey): KeyRow => ({ ...r, scopes: JSON.parse(r.scopes) as string[] });

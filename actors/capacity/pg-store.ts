@@ -3,7 +3,7 @@
 // launchers claiming at once get different orders; token consumption locks its token and order rows. Imports the
 // port, the PostgreSQL plumbing and spec/errors.
 import type pg from "pg";
-import { CapacityError, NotFoundError, RegistrationError } from "../../spec/errors.ts";
+import { NotFoundError, RegistrationError } from "../../spec/errors.ts";
 import { inTx } from "../business/pg-db.ts";
 import { ORDER_COLUMNS, type OrderRow, publicOrder } from "./sqlite-store.ts";
 import {
@@ -13,6 +13,7 @@ import {
   type ClaimRequest,
   type Order,
   type ProgressRequest,
+  progressLease,
   type Reservation,
   type Target,
 } from "./store.ts";
@@ -102,15 +103,7 @@ export class PgCapacityStore implements CapacityStore {
   async progress(orderId: string, req: ProgressRequest): Promise<Order> {
     return inTx(this.#pool, async (c) => {
       const row = await find(c, orderId, true);
-      if (row.status !== "claimed" && row.status !== "provisioning")
-        throw new CapacityError(
-          "EE-CAP-ORDER-STATE",
-          `order ${orderId} is ${row.status}: only a claimed or provisioning order takes progress`,
-        );
-      if (row.claimed_by !== req.claimer || (row.lease_expires_at ?? 0) <= req.now)
-        throw new CapacityError("EE-CAP-LEASE-LOST", `order ${orderId} is not under your lease any more`);
-      // Provisioning renews the lease: a VM that takes long to boot keeps its order as long as it reports.
-      const lease = req.status === "failed" ? null : req.now + req.leaseMs;
+      const lease = progressLease(row, req);
       await c.query(
         "UPDATE capacity_orders SET status = $1, reason = $2, lease_expires_at = $3, updated_at = $4 WHERE order_id = $5",
         [req.status, req.reason ?? null, lease, req.now, orderId],

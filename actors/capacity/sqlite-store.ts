@@ -2,7 +2,7 @@
 // (standard types, BIGINT times, ON CONFLICT upserts, no SQLite-only functions) so a PostgreSQL adapter can
 // reuse CAPACITY_MIGRATIONS and the statements. Each method runs in one transaction: claims, lease expiry and
 // token consumption are atomic. Imports spec/errors, the store port and actors/store types.
-import { CapacityError, NotFoundError, RegistrationError } from "../../spec/errors.ts";
+import { NotFoundError, RegistrationError } from "../../spec/errors.ts";
 import type { Db } from "../store/db.ts";
 import type { Migration } from "../store/migrations.ts";
 import {
@@ -13,6 +13,7 @@ import {
   type Order,
   type OrderStatus,
   type ProgressRequest,
+  progressLease,
   type Reservation,
   type Target,
 } from "./store.ts";
@@ -193,15 +194,7 @@ export class SqliteCapacityStore implements CapacityStore {
   async progress(orderId: string, req: ProgressRequest): Promise<Order> {
     return this.#db.transaction(() => {
       const row = this.#find(orderId);
-      if (row.status !== "claimed" && row.status !== "provisioning")
-        throw new CapacityError(
-          "EE-CAP-ORDER-STATE",
-          `order ${orderId} is ${row.status}: only a claimed or provisioning order takes progress`,
-        );
-      if (row.claimed_by !== req.claimer || (row.lease_expires_at ?? 0) <= req.now)
-        throw new CapacityError("EE-CAP-LEASE-LOST", `order ${orderId} is not under your lease any more`);
-      // Provisioning renews the lease: a VM that takes long to boot keeps its order as long as it reports.
-      const lease = req.status === "failed" ? null : req.now + req.leaseMs;
+      const lease = progressLease(row, req);
       this.#s.setProgress.run(req.status, req.reason ?? null, lease, req.now, orderId);
       return publicOrder(this.#find(orderId));
     })();

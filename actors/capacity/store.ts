@@ -1,9 +1,9 @@
 // The capacity store port: warm targets, reservations, launch orders and their bootstrap tokens (durable
 // business state). Every method returns a Promise so a PostgreSQL adapter can implement it as the SQLite one
 // does (sqlite-store.ts); each method is one atomic step, so claims and token consumption never race. Also the
-// one bootstrap-token rule both adapters apply. Imports spec/errors and contract/ types only.
+// bootstrap-token and progress rules both adapters apply. Imports spec/errors and contract/ types only.
 import type { Order, OrderStatus, Reservation, Target } from "../../contract/capacity.ts";
-import { RegistrationError } from "../../spec/errors.ts";
+import { CapacityError, RegistrationError } from "../../spec/errors.ts";
 
 export type { Order, OrderStatus, Reservation, Target } from "../../contract/capacity.ts";
 
@@ -101,4 +101,23 @@ export interface CapacityStore {
   fulfil(agentId: string, now: number): Promise<Order | null>;
   reservations(): Promise<Reservation[]>;
   updateReservations(add: readonly Reservation[], release: readonly string[]): Promise<void>;
+}
+
+/**
+ * Whether the claimer may report progress on the order (a claimed or provisioning one under its live lease), and
+ * the order's lease after the report.
+ */
+export function progressLease(
+  order: Pick<Order, "order_id" | "status" | "claimed_by" | "lease_expires_at">,
+  req: ProgressRequest,
+): number | null {
+  if (order.status !== "claimed" && order.status !== "provisioning")
+    throw new CapacityError(
+      "EE-CAP-ORDER-STATE",
+      `order ${order.order_id} is ${order.status}: only a claimed or provisioning order takes progress`,
+    );
+  if (order.claimed_by !== req.claimer || (order.lease_expires_at ?? 0) <= req.now)
+    throw new CapacityError("EE-CAP-LEASE-LOST", `order ${order.order_id} is not under your lease any more`);
+  // Provisioning renews the lease: a VM that takes long to boot keeps its order as long as it reports.
+  return req.status === "failed" ? null : req.now + req.leaseMs;
 }

@@ -3,18 +3,11 @@
 // business.db directly with `--data-dir` (read only; it then loads SQLite).
 import { Command, Option } from "clipanion";
 import type { VerifyReport } from "../../billing/ledger-store.ts";
-import type { LedgerEntryJson } from "../../contract/rest-responses.ts";
+import type { LedgerEntryJson, RateCardJson } from "../../contract/rest-responses.ts";
 import { CliError, ValidationError } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
-
-interface Rates {
-  rates: Record<string, number>;
-  platform_fee_bps: number | null;
-  period_s: number;
-  updated_at: string | null;
-}
 
 /** The ACCOUNT argument: an account id (acc_…), or (admin) platform or external. */
 const account = () => Option.String({ name: "ACCOUNT", required: true });
@@ -98,16 +91,16 @@ export class BillingRatesCommand extends OperatorCommand {
   asJson = jsonFlag();
 
   async run(): Promise<number> {
-    let body: Rates;
+    let body: RateCardJson;
     if (this.set === undefined && this.fee === undefined) {
-      body = await this.client().get<Rates>("/api/v2/billing/rates");
+      body = await this.client().get<RateCardJson>("/api/v2/billing/rates");
     } else {
       if (this.set === undefined || this.fee === undefined)
         throw new CliError(
           "EE-CLI-USAGE",
           "setting rates takes both --set SIZE=MICROS and --platform-fee-bps",
         );
-      body = await this.client().put<Rates>("/api/v2/billing/rates", {
+      body = await this.client().put<RateCardJson>("/api/v2/billing/rates", {
         rates: Object.fromEntries(this.set.map(parseRate)),
         platform_fee_bps: integerFlag(this.fee, "--platform-fee-bps"),
       });

@@ -1,18 +1,12 @@
 // `eectl capacity targets set|list`, `capacity orders list`, `capacity reservations list`, `capacity reconcile`
 // and `capacity sizes`: the admin's view of warm capacity over /api/v2/capacity (docs/capacity.md).
 import { Command, Option } from "clipanion";
-import type { LaunchOrderJson } from "../../contract/rest-responses.ts";
+import type { ReconcileResult, SizePreset } from "../../contract/capacity.ts";
+import type { CapacityTargetJson, LaunchOrderJson } from "../../contract/rest-responses.ts";
 import { ValidationError } from "../../spec/errors.ts";
 import { OperatorCommand } from "../operator-command.ts";
 import { jsonFlag } from "../options.ts";
 import { table } from "../table.ts";
-
-interface TargetJson {
-  datacenter: string;
-  node_size: string;
-  min_warm: number;
-  updated_at: string;
-}
 
 const CATEGORY = "Capacity";
 
@@ -38,7 +32,7 @@ export class CapacityTargetsSetCommand extends OperatorCommand {
   async run(): Promise<number> {
     if (!/^\d{1,5}$/.test(this.minWarm))
       throw new ValidationError("EE-CONFIG-INVALID", `--min-warm: expected 0..10000, got "${this.minWarm}"`);
-    const target = await this.client().put<TargetJson>("/api/v2/capacity/targets", {
+    const target = await this.client().put<CapacityTargetJson>("/api/v2/capacity/targets", {
       datacenter: this.datacenter,
       node_size: this.nodeSize,
       min_warm: Number(this.minWarm),
@@ -62,7 +56,7 @@ export class CapacityTargetsListCommand extends OperatorCommand {
   asJson = jsonFlag();
 
   async run(): Promise<number> {
-    const body = await this.client().get<{ targets: TargetJson[] }>("/api/v2/capacity/targets");
+    const body = await this.client().get<{ targets: CapacityTargetJson[] }>("/api/v2/capacity/targets");
     this.print(this.asJson, body, ({ targets }) =>
       table(
         ["DATACENTER", "NODE SIZE", "MIN WARM", "UPDATED"],
@@ -134,12 +128,7 @@ export class CapacityReconcileCommand extends OperatorCommand {
   asJson = jsonFlag("Print the reconcile result as JSON");
 
   async run(): Promise<number> {
-    const body = await this.client().post<{
-      targets: { datacenter: string; node_size: string; min_warm: number; warm: number; in_flight: number }[];
-      created: string[];
-      cancelled: string[];
-      expired: string[];
-    }>("/api/v2/capacity/reconcile", {});
+    const body = await this.client().post<ReconcileResult>("/api/v2/capacity/reconcile", {});
     this.print(
       this.asJson,
       body,
@@ -170,9 +159,9 @@ export class CapacitySizesCommand extends OperatorCommand {
   asJson = jsonFlag();
 
   async run(): Promise<number> {
-    const body = await this.client().get<{
-      sizes: { node_size: string; vcpus: number; memory_mb: number; gpus: number }[];
-    }>("/api/v2/capacity/sizes");
+    const body = await this.client().get<{ sizes: ({ node_size: string } & SizePreset)[] }>(
+      "/api/v2/capacity/sizes",
+    );
     this.print(this.asJson, body, ({ sizes }) =>
       table(
         ["NODE SIZE", "VCPUS", "MEMORY MB", "GPUS"],

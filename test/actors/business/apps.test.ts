@@ -6,15 +6,7 @@ import { openBusinessDb, SqliteBusinessStore } from "../../../actors/business/sq
 import { openDatabase } from "../../../actors/store/db.ts";
 import { TextSealer } from "../../../actors/store/sealed-text.ts";
 import { tempDir } from "../../helpers/temp.ts";
-
-const app = (version: string, created_at = 1) => ({
-  name: "web",
-  version,
-  compose: "services: {}\n",
-  compose_hash: "ab".repeat(32),
-  health: null,
-  created_at,
-});
+import { app } from "./business-store.contract.ts";
 
 test("apps of an older runtime DB are copied to the business store once", (t) => {
   const dir = tempDir(t);

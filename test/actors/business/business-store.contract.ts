@@ -23,7 +23,8 @@ const code = async (p: Promise<unknown>) => {
   }
 };
 
-const app = (version: string, created_at = 1) => ({
+/** A registered app row, for this contract and apps.test.ts. */
+export const app = (version: string, created_at = 1) => ({
   name: "web",
   version,
   compose: "services: {}\n",
