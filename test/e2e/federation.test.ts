@@ -3,9 +3,7 @@
 // runs behind the dc (Docker) and turns healthy in the master's view, and through a hub outage the dc keeps
 // serving while the master marks it degraded, then catches up without duplicates; a master SIGKILLed and
 // restarted replays the hub mirror with no gap; the dc's own server down leaves the outbox waiting in SQLite.
-import { readFileSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import test from "ava";
 import { policySchema } from "../../attestation/policy.ts";
 import { eectl } from "../helpers/cli.ts";
@@ -33,7 +31,7 @@ import {
   recordingLogger,
 } from "../helpers/federation.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { startNatsFederation } from "../helpers/nats.ts";
+import { natsClient, startNatsFederation } from "../helpers/nats.ts";
 import { closedPort } from "../helpers/temp.ts";
 import { deploymentIn, postJson, SLEEP_COMPOSE, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
@@ -246,9 +244,7 @@ test.serial(
       30_000,
     );
     const leaf = nats.leaves.get("dc1")!;
-    const [user, pass] = readFileSync(leaf.credsFile!, "utf8").trim().split(":");
-    const nc = await connect({ servers: leaf.url, user: user!, pass: pass! });
-    t.teardown(() => nc.close());
+    const nc = await natsClient(t, leaf);
     const hubApi = (what: string) => nc.request(`$JS.hub.API.${what}`, "", { timeout: 2_000 });
     // Allowed (the dc's own command stream, which its mirror reads): an answer comes back.
     const info = JSON.parse(new TextDecoder().decode((await hubApi("STREAM.INFO.EE_DOWN_DC1")).data));
@@ -273,12 +269,7 @@ test.serial(
     await t.throwsAsync(
       nc.request("ee.hello.dc2", JSON.stringify({ dc_id: "dc2", at: Date.now() }), { timeout: 2_000 }),
     );
-    const hubNc = await connect({
-      servers: nats.hub.url,
-      user: "master",
-      pass: readFileSync(nats.hub.credsFile!, "utf8").trim().split(":")[1]!,
-    });
-    t.teardown(() => hubNc.close());
+    const hubNc = await natsClient(t, nats.hub);
     const hubJsm = await jetstreamManager(hubNc);
     t.is((await hubJsm.streams.info("EE_DOWN_DC1")).config.name, "EE_DOWN_DC1", "still there");
     t.is((await hubJsm.streams.info("KV_ee_desired")).state.last_seq, kvLastSeq, "the bucket unwritten");
@@ -434,12 +425,7 @@ test.serial(
       "the first snapshot applied",
       async () => (await dcEvents("federation.desired_applied"))[0],
     );
-    const hubNc = await connect({
-      servers: nats.hub.url,
-      user: "master",
-      pass: readFileSync(nats.hub.credsFile!, "utf8").trim().split(":")[1]!,
-    });
-    t.teardown(() => hubNc.close());
+    const hubNc = await natsClient(t, nats.hub);
     const hubJsm = await jetstreamManager(hubNc);
     const current = async () =>
       (await hubJsm.streams.getMessage("KV_ee_desired", { last_by_subj: "$KV.ee_desired.snapshot" }))!.data;
