@@ -20,7 +20,7 @@ import {
 } from "../helpers/cluster.ts";
 import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { agentsOf, natsOf } from "../helpers/federation.ts";
+import { agentsOf, dc1Federation, natsOf } from "../helpers/federation.ts";
 import { busyboxImage } from "../helpers/images.ts";
 import { natsClient, startNatsFederation } from "../helpers/nats.ts";
 import { deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
@@ -40,7 +40,7 @@ async function relayFederation(t: ExecutionContext, o: { staleAfterMs?: number }
     federation: { role: "master", nats: natsOf(nats.hub), degradedAfterMs: 4_000 },
   });
   const dc = await startTestCp(t, {
-    federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
+    federation: dc1Federation(nats),
     ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
   });
   return { nats, master, dc };

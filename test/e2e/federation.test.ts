@@ -22,7 +22,7 @@ import {
 import { requireDocker } from "../helpers/docker.ts";
 import {
   agentsOf,
-  cpPubkeyHex,
+  dc1Federation,
   dcOf,
   dcsOf,
   federation,
@@ -288,7 +288,7 @@ test.serial(
   async (t) => {
     const nats = await startNatsFederation(t, ["dc1"]);
     const dc = await startTestCp(t, {
-      federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
+      federation: dc1Federation(nats),
     });
     const port = await closedPort();
     const dataDir = tempDir(t, "ee-master-");
@@ -408,13 +408,7 @@ test.serial(
     const master = await startTestCp(t, { federation: { role: "master", nats: natsOf(nats.hub) } });
     const dc = await startTestCp(t, {
       policy: policySchema.parse({ mrtd: { mode: "strict", allow: { tiny: [GOOD] } } }),
-      federation: {
-        role: "dc",
-        dcId: "dc1",
-        nats: natsOf(nats.leaves.get("dc1")!),
-        summaryMs: 500,
-        masterKey: cpPubkeyHex(master.dataDir),
-      },
+      federation: dc1Federation(nats, master),
     });
     type Trusted = { trusted: { mrtd: string; added_by: string }[] };
     type Events = { events: { kind: string; data: { code?: string; seq?: number | null } }[] };
@@ -496,13 +490,7 @@ test.serial(
     const again = await startTestCp(t, {
       dataDir: dc.dataDir,
       devAttestationDir: dc.devDir,
-      federation: {
-        role: "dc",
-        dcId: "dc1",
-        nats: natsOf(nats.leaves.get("dc1")!),
-        summaryMs: 500,
-        masterKey: cpPubkeyHex(master.dataDir),
-      },
+      federation: dc1Federation(nats, master),
     });
     const refusedAgain = await waitFor("the rollback refused after a restart", async () => {
       const { events } = (await again.api<Events>("/api/v2/events?kind=federation.desired_refused&limit=100"))
