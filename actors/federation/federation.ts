@@ -97,17 +97,21 @@ export async function startFederation(
   const local = function* () {
     for (const r of cp.index.values()) yield { ...r, dc_id: localDc };
   };
+  /** This CP's outbox onto the bus: a dc's to its leaf, or the master's own (dc `master`) straight on the hub. */
+  const dcLink = (dcId: string, onHub: boolean) =>
+    new DcLink({
+      dcId,
+      onHub,
+      bus,
+      events: cp.events,
+      index: cp.index,
+      deployments: cp.deployments,
+      log: cp.log,
+      ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
+    });
   try {
     if (o.role === "dc") {
-      const link = new DcLink({
-        dcId: localDc,
-        bus,
-        events: cp.events,
-        index: cp.index,
-        deployments: cp.deployments,
-        log: cp.log,
-        ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
-      });
+      const link = dcLink(localDc, false);
       await link.start();
       const relay = new RelayServer({
         dcId: localDc,
@@ -159,16 +163,7 @@ export async function startFederation(
     await link.start();
     // Mixed mode: the master is dc `master` on the same path, so its direct agents reach the view (and the
     // listing) through the same outbox, stream and apply as every dc's.
-    const own = new DcLink({
-      dcId: MASTER_DC,
-      onHub: true,
-      bus,
-      events: cp.events,
-      index: cp.index,
-      deployments: cp.deployments,
-      log: cp.log,
-      ...(o.summaryMs ? { summaryMs: o.summaryMs } : {}),
-    });
+    const own = dcLink(MASTER_DC, true);
     await own.start();
     link.followOwn(MASTER_DC);
     const publisher = new DesiredPublisher({

@@ -12,7 +12,7 @@ import {
   type TestCp,
   waitFor,
 } from "../helpers/cluster.ts";
-import { agentsOf, cpPubkeyHex, federation, natsOf } from "../helpers/federation.ts";
+import { agentsOf, dc1Federation, federation } from "../helpers/federation.ts";
 import { postJson, SLEEP_COMPOSE } from "../helpers/workloads.ts";
 
 const GOOD = "11".repeat(48);
@@ -113,13 +113,7 @@ test.serial(
       dataDir: firstDc.dataDir,
       devAttestationDir: dcRoot,
       port: firstDc.cp.port,
-      federation: {
-        role: "dc",
-        dcId: "dc1",
-        nats: natsOf(nats.leaves.get("dc1")!),
-        summaryMs: 500,
-        masterKey: cpPubkeyHex(master.dataDir),
-      },
+      federation: dc1Federation(nats, master),
     });
     await waitFor(
       "the good agent back on the restarted dc",

@@ -5,9 +5,8 @@
 // EE-FED-UNAVAILABLE within seconds when the dc is down; a tenant sees none of it without owning the agent's
 // deployment; and the leaf allow-lists keep each dc to its own relay requests and reply space.
 
-import { readFileSync } from "node:fs";
 import { get, type IncomingMessage } from "node:http";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import test, { type ExecutionContext } from "ava";
 import { encodeFrame } from "../../transport/frame.ts";
 import {
@@ -21,9 +20,9 @@ import {
 } from "../helpers/cluster.ts";
 import { cpContract } from "../helpers/contract.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { agentsOf, natsOf } from "../helpers/federation.ts";
+import { agentsOf, dc1Federation, natsOf } from "../helpers/federation.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { type NatsServer, startNatsFederation } from "../helpers/nats.ts";
+import { natsClient, startNatsFederation } from "../helpers/nats.ts";
 import { deploymentIn, postJson, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
 type ErrorBody = { error: { code: string; message: string } };
@@ -41,7 +40,7 @@ async function relayFederation(t: ExecutionContext, o: { staleAfterMs?: number }
     federation: { role: "master", nats: natsOf(nats.hub), degradedAfterMs: 4_000 },
   });
   const dc = await startTestCp(t, {
-    federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
+    federation: dc1Federation(nats),
     ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
   });
   return { nats, master, dc };
@@ -313,14 +312,6 @@ test.serial(
     t.is((await stats).status, 200);
   },
 );
-
-/** A client of `server` as its CP user (the credentials its creds file holds). */
-async function natsClient(t: ExecutionContext, server: NatsServer): Promise<NatsConnection> {
-  const [user, pass] = readFileSync(server.credsFile!, "utf8").trim().split(":");
-  const nc = await connect({ servers: server.url, user: user!, pass: pass! });
-  t.teardown(() => nc.close());
-  return nc;
-}
 
 /** Every subject `nc` receives on `pattern`, in order. */
 function received(nc: NatsConnection, pattern: string): string[] {

@@ -3,9 +3,7 @@
 // runs behind the dc (Docker) and turns healthy in the master's view, and through a hub outage the dc keeps
 // serving while the master marks it degraded, then catches up without duplicates; a master SIGKILLed and
 // restarted replays the hub mirror with no gap; the dc's own server down leaves the outbox waiting in SQLite.
-import { readFileSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import test from "ava";
 import { policySchema } from "../../attestation/policy.ts";
 import { eectl } from "../helpers/cli.ts";
@@ -24,7 +22,7 @@ import {
 import { requireDocker } from "../helpers/docker.ts";
 import {
   agentsOf,
-  cpPubkeyHex,
+  dc1Federation,
   dcOf,
   dcsOf,
   federation,
@@ -33,7 +31,7 @@ import {
   recordingLogger,
 } from "../helpers/federation.ts";
 import { busyboxImage } from "../helpers/images.ts";
-import { startNatsFederation } from "../helpers/nats.ts";
+import { natsClient, startNatsFederation } from "../helpers/nats.ts";
 import { closedPort } from "../helpers/temp.ts";
 import { deploymentIn, postJson, SLEEP_COMPOSE, WEB_PORT, webCompose } from "../helpers/workloads.ts";
 
@@ -246,9 +244,7 @@ test.serial(
       30_000,
     );
     const leaf = nats.leaves.get("dc1")!;
-    const [user, pass] = readFileSync(leaf.credsFile!, "utf8").trim().split(":");
-    const nc = await connect({ servers: leaf.url, user: user!, pass: pass! });
-    t.teardown(() => nc.close());
+    const nc = await natsClient(t, leaf);
     const hubApi = (what: string) => nc.request(`$JS.hub.API.${what}`, "", { timeout: 2_000 });
     // Allowed (the dc's own command stream, which its mirror reads): an answer comes back.
     const info = JSON.parse(new TextDecoder().decode((await hubApi("STREAM.INFO.EE_DOWN_DC1")).data));
@@ -273,12 +269,7 @@ test.serial(
     await t.throwsAsync(
       nc.request("ee.hello.dc2", JSON.stringify({ dc_id: "dc2", at: Date.now() }), { timeout: 2_000 }),
     );
-    const hubNc = await connect({
-      servers: nats.hub.url,
-      user: "master",
-      pass: readFileSync(nats.hub.credsFile!, "utf8").trim().split(":")[1]!,
-    });
-    t.teardown(() => hubNc.close());
+    const hubNc = await natsClient(t, nats.hub);
     const hubJsm = await jetstreamManager(hubNc);
     t.is((await hubJsm.streams.info("EE_DOWN_DC1")).config.name, "EE_DOWN_DC1", "still there");
     t.is((await hubJsm.streams.info("KV_ee_desired")).state.last_seq, kvLastSeq, "the bucket unwritten");
@@ -297,7 +288,7 @@ test.serial(
   async (t) => {
     const nats = await startNatsFederation(t, ["dc1"]);
     const dc = await startTestCp(t, {
-      federation: { role: "dc", dcId: "dc1", nats: natsOf(nats.leaves.get("dc1")!), summaryMs: 500 },
+      federation: dc1Federation(nats),
     });
     const port = await closedPort();
     const dataDir = tempDir(t, "ee-master-");
@@ -417,13 +408,7 @@ test.serial(
     const master = await startTestCp(t, { federation: { role: "master", nats: natsOf(nats.hub) } });
     const dc = await startTestCp(t, {
       policy: policySchema.parse({ mrtd: { mode: "strict", allow: { tiny: [GOOD] } } }),
-      federation: {
-        role: "dc",
-        dcId: "dc1",
-        nats: natsOf(nats.leaves.get("dc1")!),
-        summaryMs: 500,
-        masterKey: cpPubkeyHex(master.dataDir),
-      },
+      federation: dc1Federation(nats, master),
     });
     type Trusted = { trusted: { mrtd: string; added_by: string }[] };
     type Events = { events: { kind: string; data: { code?: string; seq?: number | null } }[] };
@@ -434,12 +419,7 @@ test.serial(
       "the first snapshot applied",
       async () => (await dcEvents("federation.desired_applied"))[0],
     );
-    const hubNc = await connect({
-      servers: nats.hub.url,
-      user: "master",
-      pass: readFileSync(nats.hub.credsFile!, "utf8").trim().split(":")[1]!,
-    });
-    t.teardown(() => hubNc.close());
+    const hubNc = await natsClient(t, nats.hub);
     const hubJsm = await jetstreamManager(hubNc);
     const current = async () =>
       (await hubJsm.streams.getMessage("KV_ee_desired", { last_by_subj: "$KV.ee_desired.snapshot" }))!.data;
@@ -510,13 +490,7 @@ test.serial(
     const again = await startTestCp(t, {
       dataDir: dc.dataDir,
       devAttestationDir: dc.devDir,
-      federation: {
-        role: "dc",
-        dcId: "dc1",
-        nats: natsOf(nats.leaves.get("dc1")!),
-        summaryMs: 500,
-        masterKey: cpPubkeyHex(master.dataDir),
-      },
+      federation: dc1Federation(nats, master),
     });
     const refusedAgain = await waitFor("the rollback refused after a restart", async () => {
       const { events } = (await again.api<Events>("/api/v2/events?kind=federation.desired_refused&limit=100"))

@@ -8,7 +8,7 @@ import type { ExecutionContext } from "ava";
 import type { ControlPlaneOptions } from "../../cp/options.ts";
 import { createLogger, type Logger } from "../../lib/log.ts";
 import { type CpProcess, devRoot, spawnCp, startTestCp, type TestCp, tempDir } from "./cluster.ts";
-import { type NatsServer, startNatsFederation } from "./nats.ts";
+import { type Federation, type NatsServer, startNatsFederation } from "./nats.ts";
 import { closedPort } from "./temp.ts";
 
 export interface AgentJson {
@@ -30,6 +30,23 @@ export interface DcJson {
 
 export function natsOf(server: NatsServer): NonNullable<ControlPlaneOptions["federation"]>["nats"] {
   return { url: server.url, ...(server.credsFile ? { credsFile: server.credsFile } : {}) };
+}
+
+/**
+ * dc1's federation options: its leaf, summaries well inside the tests' short thresholds and, given `master`,
+ * that master's desired state applied (--master-key with the master's key).
+ */
+export function dc1Federation(
+  nats: Federation,
+  master?: TestCp,
+): NonNullable<ControlPlaneOptions["federation"]> {
+  return {
+    role: "dc",
+    dcId: "dc1",
+    nats: natsOf(nats.leaves.get("dc1")!),
+    summaryMs: 500,
+    ...(master ? { masterKey: cpPubkeyHex(master.dataDir) } : {}),
+  };
 }
 
 /** A dc CP run as its own process (`eectl control-plane --role dc`), to be SIGKILLed and started again. */
@@ -79,13 +96,7 @@ export async function federation(
     ...o.master,
   });
   const dc = await startTestCp(t, {
-    federation: {
-      role: "dc",
-      dcId: "dc1",
-      nats: natsOf(nats.leaves.get("dc1")!),
-      summaryMs: 500,
-      ...(o.desired ? { masterKey: cpPubkeyHex(master.dataDir) } : {}),
-    },
+    federation: dc1Federation(nats, o.desired ? master : undefined),
     ...o.dc,
   });
   const spawnedDcs = new Map<string, SpawnedDc>();

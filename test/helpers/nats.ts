@@ -1,11 +1,13 @@
 // Real nats-server processes for the federation tests: a hub and leaves from configs that `eectl nats config`
 // prints (password auth, allow-lists), each on free loopback ports with a temp JetStream store, waited for by its
 // monitoring endpoint, stopped at teardown. A server can be stopped and started again on the same ports and
-// store (an outage drill). Imports node:child_process, node:crypto, test helpers.
+// store (an outage drill); a plain NATS client of a server as its CP user. Imports node:child_process, node:crypto,
+// @nats-io/transport-node, test helpers.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { ExecutionContext } from "ava";
 import { eectl } from "./cli.ts";
 import { waitFor } from "./cluster.ts";
@@ -190,4 +192,12 @@ async function startServer(
     start,
     log: () => log,
   };
+}
+
+/** A client of `server` as its CP user (the credentials its creds file holds), closed at teardown. */
+export async function natsClient(t: ExecutionContext, server: NatsServer): Promise<NatsConnection> {
+  const [user, pass] = readFileSync(server.credsFile!, "utf8").trim().split(":");
+  const nc = await connect({ servers: server.url, user: user!, pass: pass! });
+  t.teardown(() => nc.close());
+  return nc;
 }

@@ -8,6 +8,7 @@
 // test/load/federation.ts is the same drill as a standalone script with one dc and no agents.
 import type { ExecutionContext } from "ava";
 import { connectBus } from "../../actors/federation/bus.ts";
+import { encodeJson, type UpEvent } from "../../actors/federation/messages.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { startTestCp, type TestCp } from "../helpers/cluster.ts";
 import { startNatsFederation } from "../helpers/nats.ts";
@@ -36,7 +37,20 @@ export const FEDERATION_DEFAULTS: FederationBenchOptions = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+/** The raw baselines' message: an outbox event (the UpEvent the dc publishes) the size of a synthetic one. */
+export const SYNTHETIC_EVENT = encodeJson({
+  type: "event",
+  seq: 1,
+  at: Date.now(),
+  kind: "bench.synthetic",
+  agent_id: null,
+  agent: null,
+  deployment: null,
+  data: { i: 1 },
+} satisfies UpEvent);
+
+/** Polls every 10 ms (the figures' resolution) until `ok`, or throws after `timeoutMs`. */
+export async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await ok())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -110,23 +124,11 @@ async function runFederation(opts: BenchOptions, f: FederationBenchOptions): Pro
     const bus = await connectBus({ ...natsOf(leaf), name: "bench", log: silentLogger });
     cleanups.push(() => bus.close());
     await bus.putStream({ name: "BENCH", description: "bench baseline", subjects: ["bench.>"] });
-    const payload = new TextEncoder().encode(
-      JSON.stringify({
-        type: "event",
-        seq: 1,
-        at: Date.now(),
-        kind: "bench.synthetic",
-        agent_id: null,
-        agent: null,
-        deployment: null,
-        data: { i: 1 },
-      }),
-    );
     let start = performance.now();
     for (let i = 0; i < f.burst; i += 500)
       await Promise.all(
         Array.from({ length: Math.min(500, f.burst - i) }, (_, j) =>
-          bus.publish("bench.x", payload, `p:${i + j}`),
+          bus.publish("bench.x", SYNTHETIC_EVENT, `p:${i + j}`),
         ),
       );
     const rawPerS = f.burst / ((performance.now() - start) / 1000);

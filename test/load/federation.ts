@@ -10,6 +10,7 @@ import { connectBus } from "../../actors/federation/bus.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { startTestCp, type TestCp } from "../helpers/cluster.ts";
 import { startNatsFederation } from "../helpers/nats.ts";
+import { SYNTHETIC_EVENT, until } from "./federation-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -45,14 +46,6 @@ const outboxSeq = async (cp: TestCp) =>
     ?.outbox_seq ?? 0;
 const newestEvent = () => dc.cp.events.list({ tail: 1 })[0]?.id ?? 0;
 
-async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const pct = (xs: number[], p: number) =>
   xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
@@ -65,26 +58,16 @@ await until(
 // (1) Raw JetStream: sequential acked publishes of a payload the size of a synthetic event.
 const bus = await connectBus({ url: leaf.url, credsFile: leaf.credsFile!, name: "bench", log: silentLogger });
 await bus.putStream({ name: "BENCH", description: "bench", subjects: ["bench.>"] });
-const payload = new TextEncoder().encode(
-  JSON.stringify({
-    type: "event",
-    seq: 1,
-    at: Date.now(),
-    kind: "bench.synthetic",
-    agent_id: null,
-    agent: null,
-    deployment: null,
-    data: { i: 1 },
-  }),
-);
 let start = performance.now();
-for (let i = 0; i < burst; i++) await bus.publish("bench.x", payload, `b:${i}`);
+for (let i = 0; i < burst; i++) await bus.publish("bench.x", SYNTHETIC_EVENT, `b:${i}`);
 const rawRate = burst / ((performance.now() - start) / 1000);
 // Pipelined in batches of 500, as the outbox does.
 start = performance.now();
 for (let i = 0; i < burst; i += 500)
   await Promise.all(
-    Array.from({ length: Math.min(500, burst - i) }, (_, j) => bus.publish("bench.y", payload, `p:${i + j}`)),
+    Array.from({ length: Math.min(500, burst - i) }, (_, j) =>
+      bus.publish("bench.y", SYNTHETIC_EVENT, `p:${i + j}`),
+    ),
   );
 const rawPipelined = burst / ((performance.now() - start) / 1000);
 
