@@ -30,12 +30,10 @@ import type {
 } from "./workloads/types.ts";
 import { checkUpdate, followUpdate } from "./workloads/update.ts";
 
-export { loadPersistedWorkload, PERSIST_FILE, type PersistedWorkload } from "./workloads/persisted.ts";
+export { loadPersistedWorkload, PERSIST_FILE } from "./workloads/persisted.ts";
 export type {
   DeployRequest,
   HostStats,
-  WorkloadClock,
-  WorkloadManager,
   WorkloadStatus,
   Workloads,
   WorkloadsOptions,
