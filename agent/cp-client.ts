@@ -6,40 +6,26 @@
 // and lib/; never actors/.
 
 import { createActor } from "xstate";
-import type { QuoteProvider } from "../attestation/providers/provider.ts";
 import type { Logger } from "../lib/log.ts";
 import { type ConnectionView, connectionView } from "../machines/agent-connection.ts";
 import type { MessageBody } from "../spec/protocol.ts";
 import type { InspectionObserver } from "../transport/inspection.ts";
-import type { CpCommands } from "./cp-commands.ts";
 import { dispatchFrame } from "./cp-link/inbound.ts";
 import { attachPort, connectionMachine, refreshMachine } from "./cp-link/machines.ts";
-import { clientPort } from "./cp-link/outbound.ts";
+import { clientPort, type OutboundOptions } from "./cp-link/outbound.ts";
 import { CpSocket } from "./cp-link/socket.ts";
-import type { AgentIdentity } from "./identity.ts";
 
-export interface CpClientOptions {
+/** The agent's own description (identity, registration, quotes, workload) is OutboundOptions, what it sends. */
+export interface CpClientOptions extends OutboundOptions {
   /** control_plane_url from the config (ws:// or wss://, no trailing slash). */
   url: string;
   /** control_plane_ca's PEM: the CAs a wss:// CP's certificate must chain to, instead of the system's. */
   ca?: string;
-  identity: Pick<AgentIdentity, "agentId" | "publicKey" | "privateKey">;
-  registration: Pick<
-    MessageBody<"register">,
-    "vm_name" | "node_size" | "datacenter" | "bootstrap_token" | "enrollment_token"
-  >;
   heartbeatMs: number;
-  quoteProvider: QuoteProvider;
-  /** When the agent process started (ms epoch): `started_at` in the register snapshot. */
-  startedAt: number;
-  agentVersion: string;
-  log: Logger;
   /** Seed of the backoff jitter; random unless a test fixes it. */
   jitterSeed?: number;
   /** Consecutive failed attempts before the link gives up (state gave_up); 0: never. */
   maxAttempts?: number;
-  /** Answers the CP's workload requests and reports the workload in heartbeats; none: the agent runs nothing. */
-  commands?: CpCommands;
   /** Called with each accepted registration (the API secret of the session is in it). */
   onRegistered?: (body: MessageBody<"registered">) => void;
   /** Inspection of both machines (`eectl agent --inspect`); none: XState does no inspection work. */

@@ -30,12 +30,10 @@ import type {
 } from "./workloads/types.ts";
 import { checkUpdate, followUpdate } from "./workloads/update.ts";
 
-export { loadPersistedWorkload, PERSIST_FILE, type PersistedWorkload } from "./workloads/persisted.ts";
+export { loadPersistedWorkload, PERSIST_FILE } from "./workloads/persisted.ts";
 export type {
   DeployRequest,
   HostStats,
-  WorkloadClock,
-  WorkloadManager,
   WorkloadStatus,
   Workloads,
   WorkloadsOptions,
@@ -53,6 +51,24 @@ const BUSY_STEPS: ReadonlySet<WorkloadStep> = new Set([
   "running",
   "stopping",
 ]);
+
+/** The status of `req` at a step, without a failure or progress: a launch's first status and each step's. */
+function statusAt(
+  req: DeployRequest,
+  hash: string,
+  at: Pick<WorkloadStatus, "step" | "images" | "since">,
+): WorkloadStatus {
+  return {
+    deployment_id: req.deployment_id,
+    app: req.app,
+    step: at.step,
+    compose_hash: hash,
+    images: at.images,
+    since: at.since,
+    health: req.health ?? null,
+    ...(req.origin ? { origin: req.origin } : {}),
+  };
+}
 
 export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
   const { runtime, log } = opts;
@@ -87,16 +103,7 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
 
   function publish(dep: Deployment, report: StepReport, progress?: PullProgress): void {
     const { request } = dep;
-    const status: WorkloadStatus = {
-      deployment_id: request.deployment_id,
-      app: request.app,
-      step: report.step,
-      compose_hash: dep.status.compose_hash,
-      images: report.images,
-      since: report.since,
-      health: request.health ?? null,
-      ...(request.origin ? { origin: request.origin } : {}),
-    };
+    const status = statusAt(request, dep.status.compose_hash, report);
     if (report.code !== null) status.code = report.code;
     if (report.message !== null) status.message = report.message;
     if (progress) status.progress = { done_bytes: progress.done_bytes, total_bytes: progress.total_bytes };
@@ -140,16 +147,11 @@ export function createWorkloads(opts: WorkloadsOptions): WorkloadManager {
     const dep: Deployment = {
       request: req,
       gate: null,
-      status: {
-        deployment_id: req.deployment_id,
-        app: req.app,
+      status: statusAt(req, hash, {
         step: resume?.step ?? "pulling",
-        compose_hash: hash,
         images: resume?.images ?? [],
         since: resume?.since ?? now(),
-        health: req.health ?? null,
-        ...(req.origin ? { origin: req.origin } : {}),
-      },
+      }),
     };
     const actor = createGate(gateDeps, dep, spec, resume);
     dep.gate = { project, actor };

@@ -122,12 +122,13 @@ export function reasonOf(err: unknown): Reason {
 /**
  * The assignment of the `enterStep` action, which the manager provides with its clock
  * (`enterStep: assign(stampStep(now))`): the step and when it began. A resumed deployment enters the step it was
- * already in: it keeps the time that step began.
+ * already in: it keeps the time that step began. `now` is given the action's arguments, so a clock found through
+ * the actor's system is read per action from an assignment built once.
  */
-export function stampStep(now: () => number) {
-  return ({ context }: { context: DeployGateContext }, params: { step: WorkloadStep }) => ({
+export function stampStep<A extends { context: DeployGateContext }>(now: (args: A) => number) {
+  return (args: A, params: { step: WorkloadStep }) => ({
     step: params.step,
-    since: context.step === params.step ? context.since : now(),
+    since: args.context.step === params.step ? args.context.since : now(args),
   });
 }
 

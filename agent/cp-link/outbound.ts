@@ -14,6 +14,7 @@ import { bindQuote } from "../quote-binding.ts";
 import type { ClientPort } from "./machines.ts";
 import type { CpSocket, SocketEvents } from "./socket.ts";
 
+/** What the agent says about itself: the part of the CP client's options (agent/cp-client.ts) this port uses. */
 export interface OutboundOptions {
   identity: Pick<AgentIdentity, "agentId" | "publicKey" | "privateKey">;
   registration: Pick<
@@ -21,10 +22,12 @@ export interface OutboundOptions {
     "vm_name" | "node_size" | "datacenter" | "bootstrap_token" | "enrollment_token"
   >;
   quoteProvider: QuoteProvider;
+  /** When the agent process started (ms epoch): `started_at` in the register snapshot. */
   startedAt: number;
   agentVersion: string;
   log: Logger;
-  commands?: CpCommands | undefined;
+  /** Answers the CP's workload requests and reports the workload in heartbeats; none: the agent runs nothing. */
+  commands?: CpCommands;
 }
 
 /** The port of one client: frames go out on `socket`, which reports to `events` once the machine opens it. */

@@ -61,9 +61,7 @@ const gateMachine = deployGateMachine.provide({
   },
   actions: {
     // The step clock stays out of the context (a snapshot must serialize): each gate stamps with its manager's.
-    enterStep: assign(({ context, system }, params) =>
-      stampStep(() => jobsOf(system).now())({ context }, params),
-    ),
+    enterStep: assign(stampStep(({ system }) => jobsOf(system).now())),
     report: ({ system }, report) => jobsOf(system).report(report),
   },
 });

@@ -2,27 +2,17 @@
 // the SQLite deployment store) and a recording AgentLink: idempotent creates replay or conflict, agents'
 // deploy_status frames are routed to the deployment they name (or adopted, or dropped), and an agent's session
 // transitions end the records of deployments it lost.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import test, { type ExecutionContext } from "ava";
-import { AgentIndex } from "../../actors/agent-index.ts";
 import type { AgentLink } from "../../actors/agent-link.ts";
 import type { AppRegistry } from "../../actors/business/store.ts";
 import { Deployments } from "../../actors/deployments.ts";
-import { NonceBook } from "../../actors/nonce-book.ts";
-import { openDatabase } from "../../actors/store/db.ts";
 import { DeploymentStore } from "../../actors/store/deployment-store.ts";
-import { EventLog } from "../../actors/store/event-log.ts";
 import { TextSealer } from "../../actors/store/sealed-text.ts";
-import { Supervisor } from "../../actors/supervisor.ts";
-import { rawPublicKey, signPop } from "../../attestation/agent-key.ts";
-import { loadDevRootPem } from "../../attestation/dev-pki.ts";
-import { DEFAULT_POLICY } from "../../attestation/policy.ts";
-import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
-import { reportDataFor } from "../../attestation/report-data.ts";
-import { createTrustAnchors } from "../../attestation/trust.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { MessageBody } from "../../spec/protocol.ts";
-import { devRoot, tempDir, waitFor } from "../helpers/cluster.ts";
+import { waitFor } from "../helpers/cluster.ts";
+import { supervisorFixture } from "../helpers/supervisor.ts";
 
 const COMPOSE = "services:\n  web:\n    image: web:1\n";
 
@@ -40,26 +30,9 @@ class RecordingLink implements AgentLink {
 }
 
 async function setup(t: ExecutionContext) {
-  const devDir = await devRoot();
-  const db = openDatabase(tempDir(t));
-  const events = new EventLog(db, (err) => t.fail(String(err)));
-  const store = new DeploymentStore(db, new TextSealer(randomBytes(32)), (err) => t.fail(String(err)));
   const link = new RecordingLink();
-  const index = new AgentIndex({ staleAfterMs: 60_000 });
-  const supervisor = new Supervisor({
-    link,
-    index,
-    events,
-    log: silentLogger,
-    heartbeatMs: 1000,
-    staleAfterMs: 60_000,
-    forgetAfterMs: 600_000,
-    policy: {
-      trust: createTrustAnchors({ devRootPem: loadDevRootPem(devDir) }),
-      measurement: DEFAULT_POLICY,
-      nodeSizes: new Set(["tiny"]),
-    },
-  });
+  const { db, events, index, supervisor, register } = await supervisorFixture(t, link);
+  const store = new DeploymentStore(db, new TextSealer(randomBytes(32)), (err) => t.fail(String(err)));
   const deployments = new Deployments({
     store,
     apps: {} as AppRegistry,
@@ -74,34 +47,8 @@ async function setup(t: ExecutionContext) {
   });
   t.teardown(() => {
     deployments.stop();
-    supervisor.stopAll();
-    events.flush();
     store.flush();
-    db.close();
   });
-  const kp = generateKeyPairSync("ed25519");
-  const pub = rawPublicKey(kp.publicKey);
-  const nonces = new NonceBook({ ttlMs: 10_000 });
-  const quotes = createDevQuoteProvider({ dir: devDir });
-  let connId = 0;
-  /** Registers (or re-registers, on a new connection) the one agent through the real verifier. */
-  const register = async () => {
-    connId++;
-    const { nonce } = nonces.issue(connId, Date.now());
-    const quote = await quotes.getQuote(reportDataFor("register", nonce, pub));
-    const body = {
-      vm_name: "vm-x",
-      node_size: "tiny",
-      datacenter: "baremetal:local",
-      agent_pubkey: pub,
-      nonce,
-      quote,
-      pop: signPop(kp.privateKey, nonce),
-    };
-    const id = supervisor.register({ connId, sessionId: `s${connId}`, nonce, at: Date.now(), body });
-    await waitFor("registered", () => index.get(id)?.state === "registered" && index.get(id)?.connected);
-    return id;
-  };
   const agentId = await register();
   const step = (step: MessageBody<"deploy_status">["step"], deploymentId: string, from = agentId) =>
     deployments.status(from, { deployment_id: deploymentId, step, at: Date.now() });

@@ -1,22 +1,8 @@
-// The supervisor with real parts (dev quotes, the verifier, SQLite event log) and a recording AgentLink that
-// can be told to fail: a crashing actor is recreated from its facts, and given up on after too many crashes.
-import { generateKeyPairSync } from "node:crypto";
 import test from "ava";
-import { AgentIndex } from "../../actors/agent-index.ts";
 import type { AgentLink } from "../../actors/agent-link.ts";
-import { NonceBook } from "../../actors/nonce-book.ts";
-import { openDatabase } from "../../actors/store/db.ts";
-import { EventLog } from "../../actors/store/event-log.ts";
-import { Supervisor } from "../../actors/supervisor.ts";
-import { rawPublicKey, signPop } from "../../attestation/agent-key.ts";
-import { loadDevRootPem } from "../../attestation/dev-pki.ts";
-import { DEFAULT_POLICY } from "../../attestation/policy.ts";
-import { createDevQuoteProvider } from "../../attestation/providers/dev.ts";
-import { reportDataFor } from "../../attestation/report-data.ts";
-import { createTrustAnchors } from "../../attestation/trust.ts";
-import { silentLogger } from "../../lib/log.ts";
 import { type StatelyEvent, statelyObserver } from "../../transport/inspection.ts";
-import { devRoot, tempDir, waitFor } from "../helpers/cluster.ts";
+import { waitFor } from "../helpers/cluster.ts";
+import { supervisorFixture } from "../helpers/supervisor.ts";
 
 class RecordingLink implements AgentLink {
   sent: string[] = [];
@@ -41,52 +27,10 @@ class RecordingLink implements AgentLink {
 
 /** `clock`: the supervisor's time, when a test moves it; the real clock otherwise. */
 async function setup(t: import("ava").ExecutionContext, clock?: { now: number }) {
-  const devDir = await devRoot();
-  const db = openDatabase(tempDir(t));
-  const events = new EventLog(db, (err) => t.fail(String(err)));
   const link = new RecordingLink();
-  const index = new AgentIndex({ staleAfterMs: 60_000 });
-  const sup = new Supervisor({
-    link,
-    index,
-    events,
-    log: silentLogger,
-    heartbeatMs: 1000,
-    staleAfterMs: 60_000,
-    forgetAfterMs: 600_000,
-    ...(clock ? { now: () => clock.now } : {}),
-    policy: {
-      trust: createTrustAnchors({ devRootPem: loadDevRootPem(devDir) }),
-      measurement: DEFAULT_POLICY,
-      nodeSizes: new Set(["tiny"]),
-    },
-  });
-  t.teardown(() => {
-    sup.stopAll();
-    events.flush();
-    db.close();
-  });
-  const nonces = new NonceBook({ ttlMs: 10_000 });
-  const kp = generateKeyPairSync("ed25519");
-  const pub = rawPublicKey(kp.publicKey);
-  const { nonce } = nonces.issue(1, Date.now());
-  const quote = await createDevQuoteProvider({ dir: devDir }).getQuote(reportDataFor("register", nonce, pub));
-  const agentId = sup.register({
-    connId: 1,
-    sessionId: "s1",
-    nonce,
-    at: Date.now(),
-    body: {
-      vm_name: "vm-x",
-      node_size: "tiny",
-      datacenter: "baremetal:local",
-      agent_pubkey: pub,
-      nonce,
-      quote,
-      pop: signPop(kp.privateKey, nonce),
-    },
-  });
-  await waitFor("registered", () => index.get(agentId)?.state === "registered");
+  const fixture = await supervisorFixture(t, link, clock ? () => clock.now : undefined);
+  const { supervisor: sup, index, events } = fixture;
+  const agentId = await fixture.register();
   return { sup, link, index, events, agentId };
 }
 
