@@ -1,9 +1,12 @@
 // The contract for REST response bodies: the zod schema of every JSON body the control plane's REST API answers
 // with (an error is errorSchema unless an operation says otherwise). Written from spec/control-plane.yaml's
 // components and held to them by test/spec/openapi-bodies.test.ts, field by field: a field added on one side
-// only fails it. Imports zod and the session states of machines/agent-session.ts.
+// only fails it. Imports zod, the session states of machines/agent-session.ts, the deployment statuses of
+// machines/deployment.ts and the workload steps of spec/protocol.ts.
 import { z } from "zod";
 import { SESSION_STATES } from "../machines/agent-session.ts";
+import { DEPLOYMENT_STATUSES } from "../machines/deployment.ts";
+import { workloadStepSchema } from "../spec/protocol.ts";
 
 /** Integer micro-units (10^-6 of the currency unit); never a float */
 export const microsSchema = z.number().int();
@@ -98,27 +101,14 @@ export const readinessRuleSchema = z.object({
 export const deploymentIdSchema = z.string();
 
 /** pending: sent to the agent, no step reported yet; deploying: pulling or preparing images, starting, gating on health; */
-export const deploymentStatusSchema = z.enum([
-  "pending",
-  "deploying",
-  "healthy",
-  "failed",
-  "undeploying",
-  "undeployed",
-]);
+export const deploymentStatusSchema = z.enum(DEPLOYMENT_STATUSES);
 
 export const progressEntrySchema = z.object({
+  // The agent's workload steps plus the ones the control plane records itself (machines/deployment.ts ProgressEntry).
   step: z.enum([
+    ...workloadStepSchema.options,
     "dispatched",
-    "pulling",
-    "preparing",
-    "starting",
-    "gating",
-    "running",
-    "failed",
     "undeploy_requested",
-    "stopping",
-    "stopped",
     "agent_lost",
     "rehydrated",
     "reconciled",
