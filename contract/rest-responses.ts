@@ -211,6 +211,19 @@ export const errorSchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
 });
 
+/** The document's NotReady response (503): the CP is still rebuilding its runtime state from its agents, or a federation master could not queue on the hub. */
+export const notReadyErrorSchema = z.intersection(
+  errorSchema,
+  z.object({
+    error: z
+      .object({
+        code: z.enum(["EE-NOT-READY", "EE-FED-UNAVAILABLE"]).optional(),
+        details: readinessRuleSchema.optional(),
+      })
+      .optional(),
+  }),
+);
+
 /** The 409 of a deployment no agent fits */
 export const noAgentErrorSchema = z.intersection(
   errorSchema,
