@@ -28,8 +28,6 @@ import type { AppRow, DeploymentRow, DeploymentStore } from "./store/deployment-
 import type { EventLog } from "./store/event-log.ts";
 import type { Supervisor } from "./supervisor.ts";
 
-export type { DeploymentRequest, PreflightResult } from "../contract/deployments.ts";
-
 export interface DeploymentsOptions {
   store: DeploymentStore;
   /** Registered apps (the business store). */

@@ -8,8 +8,6 @@ import type { Candidate, Placement, PlacementReason, PlacementRequest } from "..
 import { LIVE_STATES } from "../machines/agent-session.ts";
 import type { AgentRecord } from "./agent-index.ts";
 
-export type { Candidate, Placement, PlacementReason, PlacementRequest } from "../contract/deployments.ts";
-
 export interface PlacementOptions {
   now: number;
   /** An attestation older than this no longer counts (the re-attestation interval plus its slack). */

@@ -2,12 +2,14 @@
 // records (actors/store/deployment-store.ts), a deploy request and its placement (actors/placement.ts decides
 // it), preflight's answer, capacity's hint when nothing fits, and the ports the REST routes call (implemented by
 // actors/deployments.ts and actors/capacity/capacity.ts). Types only; may import spec/ and machines/ (the
-// deployment status union) for types.
+// deployment status union) for types, and the placement reasons' type from rest-responses.ts.
+import type { z } from "zod";
 import type { SessionState } from "../machines/agent-session.ts";
 import type { DeploymentStatus, ProgressEntry } from "../machines/deployment.ts";
 import type { ImageRef, RegistryAuth } from "../spec/images.ts";
 import type { HealthSpec } from "../spec/protocol.ts";
 import type { AuditEntry } from "./identity.ts";
+import type { placementReasonSchema } from "./rest-responses.ts";
 
 export type { DeploymentStatus, ProgressEntry };
 
@@ -63,15 +65,8 @@ export interface PlacementRequest {
   tenant?: string;
 }
 
-export type PlacementReason =
-  | "EE-PLACE-NOT-REQUESTED"
-  | "EE-PLACE-NODE-SIZE"
-  | "EE-PLACE-DATACENTER"
-  | "EE-PLACE-STALE"
-  | "EE-PLACE-NOT-ATTESTED"
-  | "EE-PLACE-BUSY"
-  | "EE-PLACE-DEDICATED"
-  | "EE-PLACE-AGENT-DRAINED";
+/** Why placement passed over an agent; the list is the REST contract's placementReasonSchema. */
+export type PlacementReason = z.infer<typeof placementReasonSchema>;
 
 export interface Candidate {
   agent_id: string;

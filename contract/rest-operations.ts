@@ -37,17 +37,7 @@ export const OPERATIONS: Record<string, OperationBodies> = {
         R.readinessRuleSchema,
         z.object({ status: z.literal("ready"), reason: z.string() }),
       ),
-      "503": z.intersection(
-        R.errorSchema,
-        z.object({
-          error: z
-            .object({
-              code: z.enum(["EE-NOT-READY", "EE-FED-UNAVAILABLE"]).optional(),
-              details: R.readinessRuleSchema.optional(),
-            })
-            .optional(),
-        }),
-      ),
+      "503": R.notReadyErrorSchema,
     },
   },
   "GET /openapi.json": {
@@ -91,17 +81,7 @@ export const OPERATIONS: Record<string, OperationBodies> = {
         status: R.deploymentStatusSchema,
       }),
       "409": z.union([R.noAgentErrorSchema, R.errorSchema]),
-      "503": z.intersection(
-        R.errorSchema,
-        z.object({
-          error: z
-            .object({
-              code: z.enum(["EE-NOT-READY", "EE-FED-UNAVAILABLE"]).optional(),
-              details: R.readinessRuleSchema.optional(),
-            })
-            .optional(),
-        }),
-      ),
+      "503": R.notReadyErrorSchema,
     },
   },
   "GET /api/v2/deployments": { responses: { "200": z.object({ deployments: z.array(R.deploymentSchema) }) } },
@@ -109,34 +89,14 @@ export const OPERATIONS: Record<string, OperationBodies> = {
   "POST /api/v2/deployments/{deployment_id}/undeploy": {
     responses: {
       "202": R.deploymentSchema,
-      "503": z.intersection(
-        R.errorSchema,
-        z.object({
-          error: z
-            .object({
-              code: z.enum(["EE-NOT-READY", "EE-FED-UNAVAILABLE"]).optional(),
-              details: R.readinessRuleSchema.optional(),
-            })
-            .optional(),
-        }),
-      ),
+      "503": R.notReadyErrorSchema,
     },
   },
   "POST /api/v2/preflight": {
     request: deploymentBody,
     responses: {
       "200": R.preflightSchema,
-      "503": z.intersection(
-        R.errorSchema,
-        z.object({
-          error: z
-            .object({
-              code: z.enum(["EE-NOT-READY", "EE-FED-UNAVAILABLE"]).optional(),
-              details: R.readinessRuleSchema.optional(),
-            })
-            .optional(),
-        }),
-      ),
+      "503": R.notReadyErrorSchema,
     },
   },
   "POST /api/v2/apps": { request: appBody, responses: { "201": R.appSchema } },

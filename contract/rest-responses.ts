@@ -1,9 +1,12 @@
 // The contract for REST response bodies: the zod schema of every JSON body the control plane's REST API answers
 // with (an error is errorSchema unless an operation says otherwise). Written from spec/control-plane.yaml's
 // components and held to them by test/spec/openapi-bodies.test.ts, field by field: a field added on one side
-// only fails it. Imports zod, the session states of machines/agent-session.ts and the order statuses of capacity.ts.
+// only fails it. Imports zod, the session states of machines/agent-session.ts, the deployment statuses of
+// machines/deployment.ts, the workload steps of spec/protocol.ts and the order statuses of capacity.ts.
 import { z } from "zod";
 import { SESSION_STATES } from "../machines/agent-session.ts";
+import { DEPLOYMENT_STATUSES } from "../machines/deployment.ts";
+import { workloadStepSchema } from "../spec/protocol.ts";
 import { ORDER_STATUSES } from "./capacity.ts";
 
 /** Integer micro-units (10^-6 of the currency unit); never a float */
@@ -99,27 +102,14 @@ export const readinessRuleSchema = z.object({
 export const deploymentIdSchema = z.string();
 
 /** pending: sent to the agent, no step reported yet; deploying: pulling or preparing images, starting, gating on health; */
-export const deploymentStatusSchema = z.enum([
-  "pending",
-  "deploying",
-  "healthy",
-  "failed",
-  "undeploying",
-  "undeployed",
-]);
+export const deploymentStatusSchema = z.enum(DEPLOYMENT_STATUSES);
 
 export const progressEntrySchema = z.object({
+  // The agent's workload steps plus the ones the control plane records itself (machines/deployment.ts ProgressEntry).
   step: z.enum([
+    ...workloadStepSchema.options,
     "dispatched",
-    "pulling",
-    "preparing",
-    "starting",
-    "gating",
-    "running",
-    "failed",
     "undeploy_requested",
-    "stopping",
-    "stopped",
     "agent_lost",
     "rehydrated",
     "reconciled",
@@ -221,6 +211,19 @@ export const preflightSchema = z.object({
 export const errorSchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
 });
+
+/** The document's NotReady response (503): the CP is still rebuilding its runtime state from its agents, or a federation master could not queue on the hub. */
+export const notReadyErrorSchema = z.intersection(
+  errorSchema,
+  z.object({
+    error: z
+      .object({
+        code: z.enum(["EE-NOT-READY", "EE-FED-UNAVAILABLE"]).optional(),
+        details: readinessRuleSchema.optional(),
+      })
+      .optional(),
+  }),
+);
 
 /** The 409 of a deployment no agent fits */
 export const noAgentErrorSchema = z.intersection(

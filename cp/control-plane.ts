@@ -64,7 +64,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   ensureDataDir(opts.dataDir, opts.settings?.dataDir ?? "--data-dir");
   // Written to the data dir only once the CP serves: a failed first start must not store a token nobody saw.
   const admin = resolveAdminToken(opts.dataDir, opts.adminToken);
-  const envelope = await envelopeSigner(opts);
+  // Read once: the envelope signer's key is also the federation master's desired-state signing key.
+  const identityKey = loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE));
+  const envelope = await envelopeSigner(identityKey, opts);
 
   let devRootPem: string | undefined;
   if (opts.devAttestationDir) {
@@ -256,8 +258,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
               attestationMaxAgeMs,
               trusted,
               apps: () => business.apps(),
-              // The envelope signer's key (created above): the master signs desired state with the same identity.
-              identityKey: loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE)),
+              identityKey,
               dataDir: opts.dataDir,
               drains,
               attestation,

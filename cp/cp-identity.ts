@@ -18,15 +18,13 @@ import { ValidationError } from "../spec/errors.ts";
 export const CP_IDENTITY_FILE = "cp-identity.key";
 
 /**
- * The CP identity key (DATA_DIR/cp-identity.key, Ed25519, 0600; bootstrap state, never in the DB) as an envelope
- * signer, with this start's quote over its public key when the CP has a quote provider.
+ * The CP identity key (loadOrCreateCpKey) as an envelope signer, with this start's quote over its public key when
+ * the CP has a quote provider.
  */
-export async function envelopeSigner(opts: {
-  dataDir: string;
-  log: Logger;
-  quoteProvider?: QuoteProvider;
-}): Promise<EnvelopeSigner> {
-  const privateKey = loadOrCreateCpKey(join(opts.dataDir, CP_IDENTITY_FILE));
+export async function envelopeSigner(
+  privateKey: KeyObject,
+  opts: { log: Logger; quoteProvider?: QuoteProvider },
+): Promise<EnvelopeSigner> {
   const unquoted = createEnvelopeSigner({ privateKey });
   const pub = Buffer.from(unquoted.publicKey).toString("hex");
   if (!opts.quoteProvider) {
@@ -38,6 +36,7 @@ export async function envelopeSigner(opts: {
   return createEnvelopeSigner({ privateKey, quote });
 }
 
+/** The CP identity key, DATA_DIR/cp-identity.key (Ed25519, 0600; bootstrap state, never in the DB). */
 export function loadOrCreateCpKey(file: string): KeyObject {
   if (!existsSync(file)) {
     const { privateKey } = generateKeyPairSync("ed25519");

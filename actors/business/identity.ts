@@ -2,7 +2,7 @@
 // access tokens), manages accounts and keys with their audit records, answers ownership questions and writes
 // every other audit record. Implements contract/identity.ts's IdentityPort; the store is the BusinessStore port.
 import { randomBytes } from "node:crypto";
-import type { NewKey } from "../../contract/identity.ts";
+import type { NewBinding, NewKey } from "../../contract/identity.ts";
 import type { Logger } from "../../lib/log.ts";
 import { tokenMatches } from "../../lib/token-digest.ts";
 import { AuthError, ConflictError, NotFoundError, OidcError, ValidationError } from "../../spec/errors.ts";
@@ -11,8 +11,6 @@ import { newKeyToken, parseKeyToken, secretMatches } from "./api-keys.ts";
 import type { AuditEntry, AuditRecord } from "./audit-chain.ts";
 import { AuthFailures } from "./auth-failures.ts";
 import type { Account, BusinessStore, KeyRow, OidcBindingRow, OwnedKind, Owner } from "./store.ts";
-
-export type { NewKey } from "../../contract/identity.ts";
 
 export interface IdentityOptions {
   store: BusinessStore;
@@ -206,18 +204,7 @@ export class Identity {
    * Lets CI of GitHub repository `repository_id` (on `ref`, when given) act for the account with `scopes`, through
    * the OIDC exchange (which looks the binding up with `bindings(repository_id)` and calls issueAccessToken).
    */
-  async createBinding(
-    by: Principal,
-    client: string,
-    input: {
-      account_id: string;
-      repository_id: number;
-      repository_owner_id?: number;
-      ref?: string;
-      environment?: string;
-      scopes: string[];
-    },
-  ): Promise<OidcBindingRow> {
+  async createBinding(by: Principal, client: string, input: NewBinding): Promise<OidcBindingRow> {
     const account = await this.account(by, input.account_id);
     this.#checkScopes(account, input.scopes);
     const row: OidcBindingRow = {

@@ -1,10 +1,12 @@
 // Where a deployment goes: readiness first (before its agents are back the CP would place onto agents that run
 // something it forgot), then placement over the read model (one named agent, or all), an update in place kept on
-// the agent of the deployment it replaces, and the message when nothing fits. Imports actors/placement, spec/errors
-// and this folder.
+// the agent of the deployment it replaces, and the message when nothing fits. Imports contract/ types,
+// actors/placement, spec/errors and this folder.
+
+import type { Placement, PlacementRequest } from "../../contract/deployments.ts";
 import { ConflictError, NotReadyError, ValidationError } from "../../spec/errors.ts";
 import type { AgentIndex } from "../agent-index.ts";
-import { type Placement, type PlacementRequest, place } from "../placement.ts";
+import { place } from "../placement.ts";
 import type { DeploymentRow } from "../store/deployment-store.ts";
 import type { Supervisor } from "../supervisor.ts";
 import type { LiveDeployments } from "./live.ts";

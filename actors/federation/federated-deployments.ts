@@ -4,9 +4,9 @@
 // EE-PLACE-DC-DEGRADED). The deployment keeps the master's id on the dc, so its status shows here as the dc
 // reports it (the FederatedView). Registry credentials and build contexts are not relayed: they would rest in
 // the stream on disk. Imports actors/ and transport/ types, spec/, this folder.
-import type { DeploymentsPort } from "../../contract/deployments.ts";
+import type { DeploymentRequest, DeploymentsPort } from "../../contract/deployments.ts";
 import { ConflictError, NotFoundError, PlacementError, ValidationError } from "../../spec/errors.ts";
-import { type DeploymentRequest, type Deployments, newDeploymentId } from "../deployments.ts";
+import { type Deployments, newDeploymentId } from "../deployments.ts";
 import { place } from "../placement.ts";
 import type { DeploymentRow } from "../store/deployment-store.ts";
 import type { FederatedAgent, FederatedDeployment, FederatedView } from "./federated-view.ts";

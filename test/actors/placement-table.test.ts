@@ -2,7 +2,8 @@
 // give (the chosen agent and every other agent's EE-PLACE-* reasons, in their fixed order). Pure: no CP runs.
 import test from "ava";
 import type { AgentRecord } from "../../actors/agent-index.ts";
-import { isWarm, type PlacementReason, type PlacementRequest, place } from "../../actors/placement.ts";
+import { isWarm, place } from "../../actors/placement.ts";
+import type { PlacementReason, PlacementRequest } from "../../contract/deployments.ts";
 import { agentRecord } from "../helpers/agent-record.ts";
 
 const NOW = 10_000_000;
